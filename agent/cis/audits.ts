@@ -1,0 +1,165 @@
+import type { ComponentName, ComponentReader } from './components.js';
+import { describeExpect, meets } from './expect.js';
+import type { HostView } from './host.js';
+import { resolveSetting, type KubeletSettings } from './kubelet.js';
+import type { NodeAccounts } from './accounts.js';
+import type { AuditSpec, ComponentFlagAuditSpec, FileModeAuditSpec, FileOwnerAuditSpec, KubeletAuditSpec } from './schema.js';
+
+/** Everything a check may read, resolved once per scan. */
+export interface NodeFacts {
+  host: HostView;
+  kubelet: KubeletSettings;
+  components: ComponentReader;
+  accounts: NodeAccounts;
+}
+
+/** PASS/FAIL, or NA when what the check audits is not on this node. */
+export interface AuditOutcome {
+  status: 'PASS' | 'FAIL' | 'NA';
+  expected: string;
+  actual: string;
+  evidence: string;
+  /** Why NA (or why FAIL when the evidence could not be read). */
+  reason?: string;
+}
+
+type LeafAudit = Exclude<AuditSpec, { type: 'all' | 'any' } | { type: 'manual' }>;
+
+export function evaluateAudit(audit: Exclude<AuditSpec, { type: 'manual' }>, facts: NodeFacts): AuditOutcome {
+  if (audit.type === 'all' || audit.type === 'any') {
+    const parts = audit.of.filter((a): a is LeafAudit => a.type !== 'manual').map((a) => evaluateLeaf(a, facts));
+    return combine(audit.type, parts);
+  }
+  return evaluateLeaf(audit as LeafAudit, facts);
+}
+
+function evaluateLeaf(audit: LeafAudit, facts: NodeFacts): AuditOutcome {
+  switch (audit.type) {
+    case 'file-mode':
+    case 'file-owner':
+      return fileAudit(audit, facts);
+    case 'kubelet':
+      return kubeletAudit(audit, facts);
+    case 'component-flag':
+      return componentAudit(audit, facts);
+  }
+}
+
+/** `all`: any FAIL fails, all NA is NA. `any`: any PASS passes, all NA is NA. */
+function combine(kind: 'all' | 'any', parts: AuditOutcome[]): AuditOutcome {
+  const join = (k: 'expected' | 'actual' | 'evidence') => parts.map((p) => p[k]).filter(Boolean).join(kind === 'all' ? '; ' : ' | ');
+  const merged = { expected: join('expected'), actual: join('actual'), evidence: join('evidence') };
+  if (parts.every((p) => p.status === 'NA')) return { ...merged, status: 'NA', reason: parts.map((p) => p.reason).join('; ') };
+  const decided = parts.filter((p) => p.status !== 'NA');
+  const pass = kind === 'all' ? decided.every((p) => p.status === 'PASS') : decided.some((p) => p.status === 'PASS');
+  return { ...merged, status: pass ? 'PASS' : 'FAIL' };
+}
+
+function kubeletAudit(audit: KubeletAuditSpec, facts: NodeFacts): AuditOutcome {
+  const expected = `${audit.setting} ${describeExpect(audit.expect)}`;
+  const k = facts.kubelet;
+  if (k.origin === 'none') return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
+  const r = resolveSetting(k, audit.setting, audit.flag);
+  const actual = r.value === undefined ? '(not set)' : r.value;
+  // A value that would come from a file we could not read is unknown, never PASS.
+  if (!r.source.startsWith('flag ') && k.configErrors.length > 0) {
+    return { status: 'FAIL', expected, actual: 'unknown', evidence: k.configErrors.join('; '), reason: 'kubelet config unreadable' };
+  }
+  return { status: meets(r.value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence: r.source };
+}
+
+function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditOutcome {
+  const expected = `--${audit.flag} ${describeExpect(audit.expect)}`;
+  const c = facts.components.flags(audit.component);
+  if (c.kind === 'absent') return { status: 'NA', expected, actual: '', evidence: '', reason: c.reason };
+  if (c.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: c.reason, reason: c.reason };
+  const given = c.flags.get(audit.flag);
+  const value = given ?? audit.default;
+  const actual = value === undefined ? '(not set)' : value;
+  const evidence = given !== undefined ? `--${audit.flag} in ${c.source}` : audit.default !== undefined ? `${audit.component} default (flag not given in ${c.source})` : `not given in ${c.source}`;
+  return { status: meets(value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence };
+}
+
+function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFacts): AuditOutcome {
+  const expected = audit.type === 'file-mode' ? `${audit.mode} or more restrictive` : audit.owner;
+  const path = resolvePathTemplate(audit.path, facts);
+  if (path.kind === 'unresolved') return { status: 'NA', expected, actual: '', evidence: path.reason, reason: path.reason };
+  if (path.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: path.reason, reason: path.reason };
+  const files = facts.host.glob(path.path);
+  if (files.length === 0) return { status: 'NA', expected, actual: '', evidence: `${path.path} matches nothing`, reason: `no file matches ${path.path}` };
+  const want = audit.type === 'file-owner' ? facts.accounts.resolveOwner(audit.owner) : undefined;
+  const findings: string[] = [];
+  let failed = false;
+  let found = 0;
+  for (const file of files) {
+    const st = facts.host.stat(file);
+    if (st.kind === 'absent') continue;
+    found++;
+    if (st.kind === 'error') {
+      failed = true;
+      findings.push(`${file}: ${st.reason}`);
+      continue;
+    }
+    if (audit.type === 'file-mode') {
+      const allowed = parseInt(audit.mode, 8);
+      const ok = (st.facts.mode & ~allowed) === 0;
+      failed ||= !ok;
+      findings.push(`${file}: ${st.facts.mode.toString(8).padStart(3, '0')}`);
+    } else {
+      const ok = want !== undefined && want.uid === st.facts.uid && want.gid === st.facts.gid;
+      failed ||= !ok;
+      findings.push(`${file}: ${facts.accounts.describeOwner(st.facts.uid, st.facts.gid)}`);
+    }
+  }
+  if (found === 0) return { status: 'NA', expected, actual: '', evidence: `${path.path} does not exist`, reason: `${path.path} does not exist on this node` };
+  const evidence = [path.source, want === undefined && audit.type === 'file-owner' ? `owner ${audit.owner} does not exist on this node` : '']
+    .filter(Boolean)
+    .join('; ');
+  return { status: failed ? 'FAIL' : 'PASS', expected, actual: findings.join(', '), evidence };
+}
+
+type ResolvedPath = { kind: 'path'; path: string; source: string } | { kind: 'unresolved'; reason: string } | { kind: 'error'; reason: string };
+
+/** Expand `{kubelet:...}`, `{kubelet-file:...}`, `{flag:component:name}` and `{a|b}` alternatives. */
+export function resolvePathTemplate(template: string, facts: NodeFacts): ResolvedPath {
+  const m = /^\{([^}]+)\}(.*)$/.exec(template);
+  if (!m) return { kind: 'path', path: template, source: '' };
+  const rest = m[2] as string;
+  const reasons: string[] = [];
+  for (const alt of (m[1] as string).split('|')) {
+    const r = resolveVariable(alt.trim(), facts);
+    if (r.kind === 'path') return { ...r, path: r.path + rest };
+    if (r.kind === 'error') return r;
+    reasons.push(r.reason);
+  }
+  return { kind: 'unresolved', reason: reasons.join('; ') };
+}
+
+function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
+  if (v.startsWith('/')) return { kind: 'path', path: v, source: 'default path' };
+  const [kind, a, b] = v.split(':');
+  const k = facts.kubelet;
+  if (kind === 'kubelet-file' || kind === 'kubelet') {
+    if (k.origin === 'none') return { kind: 'unresolved', reason: 'no kubelet on this node' };
+    if (kind === 'kubelet') {
+      if (k.configErrors.length > 0) return { kind: 'error', reason: `kubelet config unreadable: ${k.configErrors.join('; ')}` };
+      const r = resolveSetting(k, a as string);
+      return r.value ? { kind: 'path', path: r.value, source: `${a} from ${r.source}` } : { kind: 'unresolved', reason: `kubelet ${a} is not set` };
+    }
+    if (a === 'config') return k.configPath ? { kind: 'path', path: k.configPath, source: `--config (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --config' };
+    if (a === 'kubeconfig') {
+      const p = k.flags.get('kubeconfig');
+      return p ? { kind: 'path', path: p, source: `--kubeconfig (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --kubeconfig' };
+    }
+    if (a === 'service') return k.serviceFile ? { kind: 'path', path: k.serviceFile, source: 'the unit holding the kubelet ExecStart' } : { kind: 'unresolved', reason: 'no kubelet systemd unit' };
+    return { kind: 'unresolved', reason: `unknown kubelet file ${a}` };
+  }
+  if (kind === 'flag') {
+    const c = facts.components.flags(a as ComponentName);
+    if (c.kind === 'absent') return { kind: 'unresolved', reason: c.reason };
+    if (c.kind === 'error') return { kind: 'error', reason: c.reason };
+    const p = c.flags.get(b as string);
+    return p ? { kind: 'path', path: p, source: `--${b} in ${c.source}` } : { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
+  }
+  return { kind: 'unresolved', reason: `unknown path variable ${v}` };
+}

@@ -1,0 +1,191 @@
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+
+/** What a file on the node looks like, with node paths (as the node sees them). */
+export interface FileFacts {
+  /** The path asked for, normalised. */
+  path: string;
+  /** The path after following links inside the host root. */
+  resolvedPath: string;
+  type: 'file' | 'directory' | 'other';
+  /** Permission bits only (0o777 plus setuid/setgid/sticky). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Modification time in ms, used to notice changes. */
+  mtimeMs: number;
+}
+
+export type Lookup =
+  | { kind: 'found'; facts: FileFacts }
+  | { kind: 'absent'; path: string }
+  | { kind: 'error'; path: string; reason: string };
+
+export type TextLookup =
+  | { kind: 'found'; facts: FileFacts; text: string }
+  | { kind: 'absent'; path: string }
+  | { kind: 'error'; path: string; reason: string };
+
+/** Files larger than this are not read: no node config file is near it. */
+export const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
+/** Linux's own limit on links followed while resolving one path. */
+const MAX_LINK_HOPS = 40;
+
+class EscapeError extends Error {}
+
+/**
+ * The one place that reads the node. Every node path is resolved inside the host
+ * root component by component: an absolute link target is taken as the node would
+ * take it (relative to the host root), a relative one that climbs above the root
+ * is refused, and files are opened with O_NOFOLLOW|O_NONBLOCK so a swapped link,
+ * a FIFO or a device never blocks or escapes. Nothing here writes.
+ */
+export class HostView {
+  readonly root: string;
+  /** Every node path read through this view, for change watching. */
+  readonly touched = new Set<string>();
+
+  constructor(root: string, private readonly maxReadBytes = DEFAULT_MAX_READ_BYTES) {
+    this.root = realpathSync(root);
+  }
+
+  /** The real filesystem path of a node path, after resolving links inside the root. */
+  private resolve(nodePath: string): { real: string; nodeResolved: string } | { missing: true } {
+    const pending = splitPath(nodePath);
+    const done: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift() as string;
+      if (part === '.' || part === '') continue;
+      if (part === '..') {
+        if (done.length === 0) throw new EscapeError(`${nodePath}: a link climbs above the host root`);
+        done.pop();
+        continue;
+      }
+      const real = posix.join(this.root, ...done, part);
+      let st: Stats;
+      try {
+        st = lstatSync(real);
+      } catch (err) {
+        if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return { missing: true };
+        throw err;
+      }
+      if (st.isSymbolicLink()) {
+        if (++hops > MAX_LINK_HOPS) throw new EscapeError(`${nodePath}: too many levels of symbolic links`);
+        const target = readlinkSync(real);
+        if (target.startsWith('/')) done.length = 0;
+        pending.unshift(...splitPath(target));
+        continue;
+      }
+      done.push(part);
+    }
+    return { real: posix.join(this.root, ...done), nodeResolved: '/' + done.join('/') };
+  }
+
+  /** Facts about a node path, following links inside the root. */
+  stat(nodePath: string): Lookup {
+    const path = posix.normalize(nodePath);
+    this.touched.add(path);
+    try {
+      const r = this.resolve(path);
+      if ('missing' in r) return { kind: 'absent', path };
+      return { kind: 'found', facts: toFacts(path, r.nodeResolved, lstatSync(r.real)) };
+    } catch (err) {
+      return { kind: 'error', path, reason: describe(err) };
+    }
+  }
+
+  /** The text of a regular file, refusing FIFOs, devices and files over the cap. */
+  readText(nodePath: string): TextLookup {
+    const path = posix.normalize(nodePath);
+    this.touched.add(path);
+    let fd: number | undefined;
+    try {
+      const r = this.resolve(path);
+      if ('missing' in r) return { kind: 'absent', path };
+      const before = lstatSync(r.real);
+      if (!before.isFile()) return { kind: 'error', path, reason: `${path} is not a regular file` };
+      fd = openSync(r.real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const st = fstatSync(fd);
+      if (!st.isFile()) return { kind: 'error', path, reason: `${path} is not a regular file` };
+      if (st.size > this.maxReadBytes) {
+        return { kind: 'error', path, reason: `${path} is ${st.size} bytes, over the ${this.maxReadBytes}-byte read limit` };
+      }
+      return { kind: 'found', facts: toFacts(path, r.nodeResolved, st), text: readAll(fd, this.maxReadBytes) };
+    } catch (err) {
+      return { kind: 'error', path, reason: describe(err) };
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Names in a node directory, sorted; empty when it is absent or unreadable. */
+  list(nodeDir: string): string[] {
+    const path = posix.normalize(nodeDir);
+    this.touched.add(path);
+    try {
+      const r = this.resolve(path);
+      if ('missing' in r) return [];
+      return readdirSync(r.real).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Node paths matching a pattern whose last component may hold `*` or `?`
+   * (the only globbing the benchmarks need: "every key in the PKI directory").
+   */
+  glob(pattern: string): string[] {
+    const normal = posix.normalize(pattern);
+    const base = posix.basename(normal);
+    if (!/[*?]/.test(base)) return [normal];
+    const dir = posix.dirname(normal);
+    const re = new RegExp('^' + base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+    return this.list(dir).filter((n) => re.test(n)).map((n) => posix.join(dir, n));
+  }
+}
+
+function splitPath(p: string): string[] {
+  return p.split('/').filter((s) => s.length > 0);
+}
+
+function toFacts(path: string, resolvedPath: string, st: Stats): FileFacts {
+  return {
+    path,
+    resolvedPath,
+    type: st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other',
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+  };
+}
+
+function readAll(fd: number, cap: number): string {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.alloc(64 * 1024);
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, null);
+    if (n === 0) break;
+    total += n;
+    if (total > cap) throw new Error(`file grew past the ${cap}-byte read limit while being read`);
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === code;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof EscapeError) return err.message;
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'EACCES' || e.code === 'EPERM') return `permission denied (${e.code})`;
+  if (e.code === 'ELOOP') return 'a link loops or is swapped while being read (ELOOP)';
+  return e.message ?? String(err);
+}

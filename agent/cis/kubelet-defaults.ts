@@ -1,0 +1,79 @@
+/**
+ * The values the kubelet uses for settings nobody set.
+ *
+ * With a `--config` file the kubelet applies the KubeletConfiguration v1beta1
+ * defaults (SetDefaults_KubeletConfiguration). Without one it starts from the same
+ * defaults and then `applyLegacyDefaults` (cmd/kubelet/app/options) switches four
+ * of them back to their historical, insecure command-line values: anonymous auth
+ * on, webhook authentication off, AlwaysAllow authorization, read-only port 10255.
+ * Only fields the benchmarks read are listed; keys are KubeletConfiguration JSON
+ * paths.
+ */
+export const KUBELET_CONFIG_DEFAULTS: Readonly<Record<string, string>> = {
+  'authentication.anonymous.enabled': 'false',
+  'authentication.webhook.enabled': 'true',
+  'authentication.webhook.cacheTTL': '2m0s',
+  'authentication.x509.clientCAFile': '',
+  'authorization.mode': 'Webhook',
+  readOnlyPort: '0',
+  port: '10250',
+  address: '0.0.0.0',
+  healthzPort: '10248',
+  healthzBindAddress: '127.0.0.1',
+  streamingConnectionIdleTimeout: '4h0m0s',
+  makeIPTablesUtilChains: 'true',
+  eventRecordQPS: '50',
+  eventBurst: '100',
+  protectKernelDefaults: 'false',
+  rotateCertificates: 'false',
+  serverTLSBootstrap: 'false',
+  podPidsLimit: '-1',
+  seccompDefault: 'false',
+  tlsCertFile: '',
+  tlsPrivateKeyFile: '',
+  tlsMinVersion: '',
+  enableDebuggingHandlers: 'true',
+  enableProfilingHandler: 'true',
+  failSwapOn: 'true',
+  maxPods: '110',
+  cgroupDriver: 'cgroupfs',
+  hairpinMode: 'promiscuous-bridge',
+  staticPodPath: '',
+};
+
+/** applyLegacyDefaults: what changes when the kubelet runs without a config file. */
+export const KUBELET_LEGACY_FLAG_DEFAULTS: Readonly<Record<string, string>> = {
+  'authentication.anonymous.enabled': 'true',
+  'authentication.webhook.enabled': 'false',
+  'authorization.mode': 'AlwaysAllow',
+  readOnlyPort: '10255',
+};
+
+/** Kubelet flags that are booleans (pflag does not let them take the next word). */
+export const KUBELET_BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
+  'anonymous-auth',
+  'authentication-token-webhook',
+  'protect-kernel-defaults',
+  'make-iptables-util-chains',
+  'rotate-certificates',
+  'rotate-server-certificates',
+  'seccomp-default',
+  'fail-swap-on',
+  'register-node',
+  'register-schedulable',
+  'enable-server',
+  'enable-debugging-handlers',
+  'enable-controller-attach-detach',
+  'cgroups-per-qos',
+  'serialize-image-pulls',
+  'keep-terminated-pod-volumes',
+  'logtostderr',
+  'alsologtostderr',
+  'exit-on-lock-contention',
+  'fail-cgroupv1',
+  'help',
+  'version',
+]);
+
+/** Where kubeadm and distribution packages put the kubelet's systemd unit. */
+export const KUBELET_UNIT_DIRS: readonly string[] = ['/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];

@@ -1,0 +1,184 @@
+import { posix } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { HostView } from './host.js';
+import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS, KUBELET_UNIT_DIRS } from './kubelet-defaults.js';
+import { findProcess, parseFlags, type NodeProcess } from './processes.js';
+import { readSystemdService } from './systemd.js';
+
+/** A resolved kubelet setting and where its value came from. */
+export interface ResolvedSetting {
+  /** The value as a string (booleans "true"/"false", lists comma-joined); undefined when unset with no default. */
+  value: string | undefined;
+  /** Human-readable origin: "flag --read-only-port (pid 812)", "/var/lib/kubelet/config.yaml", "kubelet default". */
+  source: string;
+}
+
+/** Everything the kubelet's settings were resolved from. */
+export interface KubeletSettings {
+  /** Where the command line came from; "none" when no kubelet was found. */
+  origin: 'process' | 'systemd' | 'none';
+  /** "pid 812" or the unit file. */
+  originDetail: string;
+  pid?: number;
+  flags: Map<string, string>;
+  /** Node path of the --config file, if one is given. */
+  configPath?: string;
+  /** Why the config file or a drop-in could not be used (never PASS on it). */
+  configErrors: string[];
+  /** Drop-ins of --config-dir applied, in order. */
+  dropIns: string[];
+  /** The merged configuration (file, then drop-ins). */
+  config: Record<string, unknown>;
+  /** For each configuration path set by a file, that file. */
+  configOrigins: Map<string, string>;
+  /** The systemd unit file that starts the kubelet (the one holding ExecStart), if any. */
+  serviceFile?: string;
+}
+
+/**
+ * Resolve the kubelet's settings the way the kubelet does: flags over the
+ * drop-ins of --config-dir over the --config file over defaults (the v1beta1
+ * defaults with a config file, the legacy flag defaults without one).
+ */
+export function readKubeletSettings(host: HostView, processes: NodeProcess[]): KubeletSettings {
+  const service = readSystemdService(host, 'kubelet.service', KUBELET_UNIT_DIRS);
+  const proc = findProcess(processes, 'kubelet');
+  let args: string[] = [];
+  let origin: KubeletSettings['origin'] = 'none';
+  let originDetail = 'no kubelet process and no kubelet.service unit';
+  if (proc) {
+    args = proc.argv.slice(1);
+    origin = 'process';
+    originDetail = `pid ${proc.pid}`;
+  } else if (service?.execStart) {
+    args = service.execStart.slice(1);
+    origin = 'systemd';
+    originDetail = `${service.execStartFile} (kubelet not running)`;
+  }
+  const flags = parseFlags(args, KUBELET_BOOLEAN_FLAGS);
+  const settings: KubeletSettings = {
+    origin,
+    originDetail,
+    pid: proc?.pid,
+    flags,
+    configErrors: [],
+    dropIns: [],
+    config: {},
+    configOrigins: new Map(),
+    serviceFile: service?.execStartFile,
+  };
+  const configFlag = flags.get('config');
+  if (configFlag) {
+    settings.configPath = posix.resolve('/', configFlag);
+    mergeConfigFile(host, settings, settings.configPath, true);
+  }
+  const dropInDir = flags.get('config-dir');
+  if (dropInDir) {
+    // KEP-3983: only *.conf files, in lexical order, each merged over the last.
+    for (const name of host.list(dropInDir).filter((n) => n.endsWith('.conf'))) {
+      const path = posix.join(posix.resolve('/', dropInDir), name);
+      if (mergeConfigFile(host, settings, path, false)) settings.dropIns.push(path);
+    }
+  }
+  return settings;
+}
+
+function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string, required: boolean): boolean {
+  const file = host.readText(path);
+  if (file.kind === 'absent') {
+    if (required) settings.configErrors.push(`${path}: the --config file does not exist`);
+    return false;
+  }
+  if (file.kind === 'error') {
+    settings.configErrors.push(`${path}: ${file.reason}`);
+    return false;
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(file.text);
+  } catch (err) {
+    settings.configErrors.push(`${path}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    return false;
+  }
+  if (doc === null || doc === undefined) return true; // an empty drop-in changes nothing
+  if (!isPlainObject(doc)) {
+    settings.configErrors.push(`${path}: expected a KubeletConfiguration object`);
+    return false;
+  }
+  mergeInto(settings.config, doc, '', path, settings.configOrigins);
+  return true;
+}
+
+/** Objects merge key by key; scalars and lists replace (a drop-in's list is the new list). */
+function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>, prefix: string, file: string, origins: Map<string, string>): void {
+  for (const [key, value] of Object.entries(source)) {
+    if (key === 'apiVersion' || key === 'kind') continue;
+    const path = prefix ? `${prefix}.${key}` : key;
+    const current = target[key];
+    if (isPlainObject(value)) {
+      const next = isPlainObject(current) ? current : {};
+      target[key] = next;
+      origins.set(path, file);
+      mergeInto(next, value, path, file, origins);
+    } else {
+      target[key] = value;
+      origins.set(path, file);
+    }
+  }
+}
+
+/**
+ * The value of one setting: the flag when given on the command line, else the
+ * merged config files, else the kubelet's default for how it was started.
+ */
+export function resolveSetting(settings: KubeletSettings, setting: string, flag?: string): ResolvedSetting {
+  if (flag) {
+    const fromFlag = flagValue(settings.flags, setting, flag);
+    if (fromFlag !== undefined) return { value: fromFlag, source: `flag --${flag} (${settings.originDetail})` };
+  }
+  const fromConfig = lookupPath(settings.config, setting);
+  if (fromConfig !== undefined) {
+    return { value: stringify(fromConfig), source: settings.configOrigins.get(setting) ?? settings.configPath ?? 'config' };
+  }
+  const legacy = settings.configPath === undefined ? KUBELET_LEGACY_FLAG_DEFAULTS[setting] : undefined;
+  if (legacy !== undefined) return { value: legacy, source: 'kubelet default without a --config file' };
+  const dflt = KUBELET_CONFIG_DEFAULTS[setting];
+  if (dflt !== undefined) {
+    return { value: dflt === '' ? undefined : dflt, source: settings.configPath ? 'KubeletConfiguration v1beta1 default' : 'kubelet flag default' };
+  }
+  return { value: undefined, source: 'not set' };
+}
+
+/** `--feature-gates=A=true,B=false` answers `featureGates.A`; other flags answer themselves. */
+function flagValue(flags: Map<string, string>, setting: string, flag: string): string | undefined {
+  const raw = flags.get(flag);
+  if (raw === undefined) return undefined;
+  if (flag === 'feature-gates' && setting.startsWith('featureGates.')) {
+    const gate = setting.slice('featureGates.'.length);
+    for (const pair of raw.split(',')) {
+      const [k, v] = pair.split('=');
+      if (k?.trim() === gate) return (v ?? 'true').trim();
+    }
+    return undefined;
+  }
+  return raw;
+}
+
+function lookupPath(obj: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = obj;
+  for (const key of path.split('.')) {
+    if (!isPlainObject(cur)) return undefined;
+    cur = cur[key];
+  }
+  return cur === null ? undefined : cur;
+}
+
+function stringify(v: unknown): string {
+  if (Array.isArray(v)) return v.map((x) => stringify(x)).join(',');
+  if (isPlainObject(v)) return Object.entries(v).map(([k, x]) => `${k}=${stringify(x)}`).join(',');
+  return String(v);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

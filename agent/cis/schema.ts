@@ -1,0 +1,180 @@
+import Type, { type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+
+/** The comparisons a benchmark may ask for (see benchmarks/README.md). */
+
+const Expect = Type.Object(
+  {
+    op: Type.Union([
+      Type.Literal('eq'), Type.Literal('neq'), Type.Literal('gte'), Type.Literal('lte'), Type.Literal('gt'), Type.Literal('lt'),
+      Type.Literal('set'), Type.Literal('unset'), Type.Literal('has'), Type.Literal('lacks'), Type.Literal('in'), Type.Literal('subsetOf'),
+    ]),
+    value: Type.Optional(Type.String()),
+    values: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+
+const NodePath = Type.String({ pattern: '^(/|\\{)', description: 'a node path, or a {variable} path' });
+
+const FileModeAudit = Type.Object(
+  { type: Type.Literal('file-mode'), path: NodePath, mode: Type.String({ pattern: '^[0-7]{3,4}$', description: 'an octal string like "600"' }) },
+  { additionalProperties: false },
+);
+const FileOwnerAudit = Type.Object(
+  { type: Type.Literal('file-owner'), path: NodePath, owner: Type.String({ pattern: '^[^:\\s]+:[^:\\s]+$', description: 'user:group, like "root:root"' }) },
+  { additionalProperties: false },
+);
+const KubeletAudit = Type.Object(
+  { type: Type.Literal('kubelet'), setting: Type.String({ minLength: 1 }), flag: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$' })), expect: Expect },
+  { additionalProperties: false },
+);
+const ComponentFlagAudit = Type.Object(
+  {
+    type: Type.Literal('component-flag'),
+    component: Type.Union([
+      Type.Literal('kube-apiserver'), Type.Literal('kube-controller-manager'), Type.Literal('kube-scheduler'), Type.Literal('etcd'), Type.Literal('kube-proxy'),
+    ]),
+    flag: Type.String({ pattern: '^[a-z0-9-]+$', description: 'a flag name without dashes' }),
+    default: Type.Optional(Type.String()),
+    expect: Expect,
+  },
+  { additionalProperties: false },
+);
+const ManualAudit = Type.Object({ type: Type.Literal('manual'), reason: Type.Optional(Type.String()) }, { additionalProperties: false });
+
+const LEAF_AUDITS: Record<string, TSchema> = {
+  'file-mode': FileModeAudit,
+  'file-owner': FileOwnerAudit,
+  kubelet: KubeletAudit,
+  'component-flag': ComponentFlagAudit,
+  manual: ManualAudit,
+};
+
+export type ExpectSpec = Static<typeof Expect>;
+export type FileModeAuditSpec = Static<typeof FileModeAudit>;
+export type FileOwnerAuditSpec = Static<typeof FileOwnerAudit>;
+export type KubeletAuditSpec = Static<typeof KubeletAudit>;
+export type ComponentFlagAuditSpec = Static<typeof ComponentFlagAudit>;
+export type ManualAuditSpec = Static<typeof ManualAudit>;
+export type LeafAuditSpec = FileModeAuditSpec | FileOwnerAuditSpec | KubeletAuditSpec | ComponentFlagAuditSpec | ManualAuditSpec;
+export type AuditSpec = LeafAuditSpec | { type: 'all' | 'any'; of: LeafAuditSpec[] };
+
+const CheckHead = Type.Object(
+  {
+    id: Type.String({ pattern: '^\\d+(\\.\\d+)+$', description: 'a dotted id like "4.2.1"' }),
+    title: Type.String({ minLength: 1 }),
+    section: Type.String({ pattern: '^\\d+(\\.\\d+)*$' }),
+    level: Type.Union([Type.Literal(1), Type.Literal(2)]),
+    automated: Type.Boolean(),
+    role: Type.Union([Type.Literal('worker'), Type.Literal('control-plane')]),
+    audit: Type.Optional(Type.Unknown()),
+    remediation: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+const BenchmarkHead = Type.Object(
+  {
+    id: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]*$' }),
+    version: Type.String({ minLength: 1 }),
+    title: Type.String({ minLength: 1 }),
+    kubernetesVersions: Type.Array(Type.String({ pattern: '^\\d+\\.\\d+$' })),
+    checks: Type.Array(Type.Unknown(), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export type CheckSpec = Omit<Static<typeof CheckHead>, 'audit'> & { audit?: AuditSpec };
+export type BenchmarkSpec = Omit<Static<typeof BenchmarkHead>, 'checks'> & { checks: CheckSpec[] };
+
+/** Thrown for a benchmark file that does not match the schema; the message names file and field. */
+export class BenchmarkInvalidError extends Error {
+  readonly code = 'VERDICT_BENCHMARK_INVALID';
+  constructor(file: string, field: string, problem: string) {
+    super(`VERDICT_BENCHMARK_INVALID: ${file}: ${field}: ${problem}`);
+  }
+}
+
+/**
+ * Validate a parsed benchmark document. Audits are checked by their `type` so a
+ * mistake is reported against the one schema it was meant for, not as a vague
+ * "matches no variant".
+ */
+export function validateBenchmark(doc: unknown, file: string): BenchmarkSpec {
+  assertMatches(BenchmarkHead, doc, file, '');
+  const head = doc as Static<typeof BenchmarkHead>;
+  const seen = new Set<string>();
+  head.checks.forEach((check, i) => {
+    const at = `checks[${i}]`;
+    assertMatches(CheckHead, check, file, at);
+    const c = check as Static<typeof CheckHead>;
+    if (seen.has(c.id)) throw new BenchmarkInvalidError(file, `${at}.id`, `duplicate check id "${c.id}"`);
+    seen.add(c.id);
+    if (c.audit !== undefined) validateAudit(c.audit, file, `${at}.audit`, true);
+  });
+  return doc as BenchmarkSpec;
+}
+
+function validateAudit(audit: unknown, file: string, at: string, allowComposite: boolean): void {
+  const type = typeof audit === 'object' && audit !== null ? (audit as { type?: unknown }).type : undefined;
+  if (allowComposite && (type === 'all' || type === 'any')) {
+    const of = (audit as { of?: unknown }).of;
+    const keys = Object.keys(audit as object).filter((k) => k !== 'type' && k !== 'of');
+    if (keys.length > 0) throw new BenchmarkInvalidError(file, `${at}.${keys[0]}`, 'unknown field');
+    if (!Array.isArray(of) || of.length === 0) throw new BenchmarkInvalidError(file, `${at}.of`, 'expected a non-empty list of audits');
+    of.forEach((sub, j) => validateAudit(sub, file, `${at}.of[${j}]`, false));
+    return;
+  }
+  const schema = typeof type === 'string' ? LEAF_AUDITS[type] : undefined;
+  if (!schema) {
+    const allowed = [...Object.keys(LEAF_AUDITS), ...(allowComposite ? ['all', 'any'] : [])].join(', ');
+    throw new BenchmarkInvalidError(file, `${at}.type`, `expected one of ${allowed}, got ${JSON.stringify(type)}`);
+  }
+  assertMatches(schema, audit, file, at);
+  const expect = (audit as { expect?: ExpectSpec }).expect;
+  if (expect) {
+    const needsValue = ['eq', 'neq', 'gte', 'lte', 'gt', 'lt', 'has', 'lacks'].includes(expect.op);
+    const needsValues = ['in', 'subsetOf'].includes(expect.op);
+    if (needsValue && expect.value === undefined) throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a value`);
+    if (needsValues && !expect.values?.length) throw new BenchmarkInvalidError(file, `${at}.expect.values`, `op "${expect.op}" needs a list of values`);
+    if (['gte', 'lte', 'gt', 'lt'].includes(expect.op) && parseNumberish(expect.value as string) === undefined) {
+      throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a number or a duration like "5m"`);
+    }
+  }
+}
+
+function assertMatches(schema: TSchema, value: unknown, file: string, at: string): void {
+  if (Value.Check(schema, value)) return;
+  const errors = [...Value.Errors(schema, value)];
+  // The deepest error is the most specific one.
+  const first = errors.sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+  const pointer = first?.instancePath ?? '';
+  const field = (at + pointer.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.')).replace(/^\./, '') || '(root)';
+  const description = (first?.schemaPath && describeSchemaAt(schema, first.instancePath)) ?? undefined;
+  const extra = first?.keyword === 'additionalProperties' ? `: ${JSON.stringify((first.params as { additionalProperties?: string[] }).additionalProperties)}` : '';
+  throw new BenchmarkInvalidError(file, field, `${description ? `expected ${description}` : (first?.message ?? 'invalid')}${extra}`);
+}
+
+function describeSchemaAt(schema: TSchema, pointer: string): string | undefined {
+  let cur: unknown = schema;
+  for (const part of pointer.split('/').filter(Boolean)) {
+    const s = cur as { properties?: Record<string, unknown>; items?: unknown };
+    cur = /^\d+$/.test(part) ? s.items : s.properties?.[part];
+    if (cur === undefined) return undefined;
+  }
+  return (cur as { description?: string }).description;
+}
+
+/** Numbers, and Go durations ("1h30m", "5m0s", "300s") as seconds. */
+export function parseNumberish(v: string): number | undefined {
+  const t = v.trim();
+  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  const m = /^((\d+(\.\d+)?)(h|m|s|ms))+$/.test(t) ? t.match(/\d+(\.\d+)?(h|ms|m|s)/g) : null;
+  if (!m) return undefined;
+  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
+  return m.reduce((sum, part) => {
+    const u = /ms$/.test(part) ? 'ms' : part.slice(-1);
+    return sum + parseFloat(part) * (unit[u] as number);
+  }, 0);
+}

@@ -1,0 +1,3 @@
+export async function runCommand(_args: string[]): Promise<number> {
+  throw new Error('VERDICT_TODO: run');
+}

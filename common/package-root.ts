@@ -1,0 +1,18 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The directory holding Verdict's package.json. Code runs both from source
+ * (tests, via tsx) and from dist/, so data files (proto/, benchmark YAML) are
+ * found relative to the package, never relative to the compiled file.
+ */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'proto'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('VERDICT_INSTALL_BROKEN: cannot find the verdict package root (package.json beside proto/)');
+    dir = parent;
+  }
+}

@@ -1,3 +1,179 @@
-export async function runCommand(_args: string[]): Promise<number> {
-  throw new Error('VERDICT_TODO: run');
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { VERDICT_VERSION } from '../common/version.js';
+import type { ScanReport } from '../common/scan-report.js';
+import { PROTOCOL_VERSION, type WireHello } from '../proto/index.js';
+import { reportToWire, roleToWire } from '../proto/convert.js';
+import { loadBenchmarks } from './cis/benchmarks.js';
+import { HostView } from './cis/host.js';
+import { scanNode } from './cis/index.js';
+import { ChangeWatch } from './cis/watch.js';
+import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './cli.js';
+import { usageError } from './errors.js';
+import { readNodeInfo } from './node-info.js';
+import { AgentStream, DEFAULT_STREAM_OPTIONS } from './transport/stream.js';
+
+export interface RunConfig extends ScanFlags {
+  aggregator: string;
+  flows: string[];
+  spool?: string;
+  tokenFile?: string;
+  tls?: { cert: string; key: string; ca: string };
+  /** Safety re-scan even when no watched file changed, ms. */
+  rescanIntervalMs: number;
+  /** How often watched files are checked for changes, ms. */
+  watchIntervalMs: number;
+  /** Quiet time after a change before re-scanning, ms. */
+  debounceMs: number;
+}
+
+export function parseRunArgs(args: string[]): RunConfig {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...SCAN_OPTIONS,
+      aggregator: { type: 'string' },
+      flows: { type: 'string', multiple: true },
+      spool: { type: 'string' },
+      'token-file': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'rescan-interval-ms': { type: 'string', default: String(5 * 60_000) },
+      'watch-interval-ms': { type: 'string', default: '1000' },
+      'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+    },
+    strict: true,
+  });
+  if (!values.aggregator) throw usageError('--aggregator HOST:PORT is required (the aggregator\'s gRPC address, e.g. verdict-aggregator.verdict:9090)');
+  if (!/^.+:\d{1,5}$/.test(values.aggregator)) throw usageError(`--aggregator must be HOST:PORT, not "${values.aggregator}"`);
+  const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw usageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  const ms = (flag: string, min: number) => {
+    const n = Number(values[flag as keyof typeof values]);
+    if (!Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer of at least ${min}`);
+    return n;
+  };
+  for (const f of values.flows ?? []) if (!/^(calico|hubble|goldmane):.+/.test(f)) throw usageError(`--flows takes calico:PATH, hubble:PATH, hubble:unix://SOCKET or goldmane:HOST:PORT, not "${f}"`);
+  return {
+    ...scanFlags(values, '/host'),
+    aggregator: values.aggregator,
+    flows: values.flows ?? [],
+    spool: values.spool,
+    tokenFile: values['token-file'],
+    tls: tlsParts.every(Boolean) ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string } : undefined,
+    rescanIntervalMs: ms('rescan-interval-ms', 1000),
+    watchIntervalMs: ms('watch-interval-ms', 100),
+    debounceMs: 500,
+  };
+}
+
+export async function runCommand(args: string[]): Promise<number> {
+  const config = parseRunArgs(args);
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { program: 'verdict-agent', node: config.nodeName } });
+  const agent = startAgent(config, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      agent.stop();
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+export interface RunningAgent {
+  stream: AgentStream;
+  /** Scan now; sends a BenchmarkRun when a result changed. Answers whether it sent. */
+  scanNow(): boolean;
+  stop(): void;
+}
+
+/** What makes two scans "the same result": everything but timing. */
+function fingerprint(r: ScanReport): string {
+  return JSON.stringify([r.benchmark, r.nodeRole, r.checks]);
+}
+
+export function startAgent(config: RunConfig, log: Logger): RunningAgent {
+  if (config.flows.length > 0) log.warn({ flows: config.flows }, 'flow capture is not built into this agent version yet; --flows is ignored');
+  if (config.spool) log.warn({ spool: config.spool }, 'the on-disk spool is not built yet; unacked messages are kept in memory only');
+  const benchmarks = loadBenchmarks();
+  const bootId = randomUUID();
+  const info = readNodeInfo(new HostView(config.hostRoot));
+  let lastScan: ScanReport | undefined;
+
+  const credentials = config.tls
+    ? grpc.credentials.createSsl(readFileSync(config.tls.ca), readFileSync(config.tls.key), readFileSync(config.tls.cert))
+    : grpc.credentials.createInsecure();
+  const stream = new AgentStream({
+    ...DEFAULT_STREAM_OPTIONS,
+    address: config.aggregator,
+    credentials,
+    log: log.child({ component: 'transport' }),
+    metadata: () => {
+      const md = new grpc.Metadata();
+      // Re-read per connection: projected service-account tokens rotate.
+      if (config.tokenFile) md.set('authorization', `Bearer ${readFileSync(config.tokenFile, 'utf8').trim()}`);
+      return md;
+    },
+    hello: (): WireHello => ({
+      nodeName: config.nodeName,
+      nodeLabels: {},
+      role: roleToWire(lastScan?.nodeRole ?? 'worker'),
+      kubeletVersion: '',
+      kubernetesVersion: '',
+      osImage: info.osImage,
+      kernelVersion: info.kernelVersion,
+      architecture: info.architecture,
+      agentVersion: VERDICT_VERSION,
+      bootId,
+      protocolVersion: PROTOCOL_VERSION,
+    }),
+  });
+
+  const watch = new ChangeWatch(config.hostRoot);
+  const scanNow = (): boolean => {
+    const result = scanNode({ ...config, benchmarks });
+    watch.track(result.touched);
+    const changed = lastScan === undefined || fingerprint(lastScan) !== fingerprint(result.report);
+    if (changed) {
+      lastScan = result.report;
+      const seq = stream.send((s) => ({ kind: 'benchmarkRun', benchmarkRun: reportToWire(result.report, s) }));
+      log.info({ seq, benchmark: result.report.benchmark.id, role: result.report.nodeRole, ...result.report.summary }, 'benchmark result changed; sending');
+    } else {
+      log.debug('benchmark result unchanged');
+    }
+    return changed;
+  };
+
+  // The first scan runs before connecting, so the Hello carries the detected role.
+  scanNow();
+  stream.start();
+  let debounce: NodeJS.Timeout | undefined;
+  const poll = setInterval(() => {
+    const what = watch.changed();
+    if (what.length === 0) return;
+    log.debug({ changed: what.slice(0, 5) }, 'watched files changed');
+    clearTimeout(debounce);
+    debounce = setTimeout(() => scanNow(), config.debounceMs);
+  }, config.watchIntervalMs);
+  poll.unref();
+  // The safety re-scan also keeps the process alive: it is the agent's main loop.
+  const safety = setInterval(() => scanNow(), config.rescanIntervalMs);
+
+  return {
+    stream,
+    scanNow,
+    stop() {
+      clearInterval(poll);
+      clearInterval(safety);
+      clearTimeout(debounce);
+      stream.stop();
+    },
+  };
 }

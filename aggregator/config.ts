@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+/** The aggregator's whole configuration, validated once at start-up. */
+export interface AggregatorConfig {
+  /** HOST:PORT for HTTP; ":8080" means every interface. */
+  httpAddress: string;
+  /** HOST:PORT for the agents' gRPC. */
+  grpcAddress: string;
+  /** sqlite:FILE or postgres://... */
+  db: string;
+  /** Directory of GlobalReport YAML files (without a cluster). */
+  reportsDir?: string;
+  agentTokenFile?: string;
+  tls?: { cert: string; key: string; ca: string };
+  /** Largest agent message accepted, bytes. */
+  maxMessageBytes: number;
+  logLevel: string;
+}
+
+export const AGGREGATOR_USAGE = `verdict-aggregator: stores node CIS results and flow verdicts, serves the HTTP API and /metrics
+
+Usage:
+  verdict-aggregator [--http :8080] [--grpc :9090] [--db sqlite:FILE | postgres://...]
+                     [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
+                     [--max-message-bytes N] [--log-level info]
+
+With no agent credentials the aggregator accepts agents on loopback only.
+`;
+
+export class ConfigError extends Error {
+  readonly code = 'VERDICT_CONFIG_INVALID';
+  constructor(message: string) {
+    super(`VERDICT_CONFIG_INVALID: ${message}`);
+  }
+}
+
+export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      http: { type: 'string', default: ':8080' },
+      grpc: { type: 'string', default: ':9090' },
+      db: { type: 'string', default: 'sqlite:verdict.db' },
+      reports: { type: 'string' },
+      'agent-token-file': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
+      'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new ConfigError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  const maxMessageBytes = Number(values['max-message-bytes']);
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) throw new ConfigError(`--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
+  return {
+    httpAddress: checkAddress('--http', values.http as string),
+    grpcAddress: checkAddress('--grpc', values.grpc as string),
+    db: values.db as string,
+    reportsDir: values.reports,
+    agentTokenFile: values['agent-token-file'],
+    tls: tlsParts.every(Boolean) ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string } : undefined,
+    maxMessageBytes,
+    logLevel: values['log-level'] as string,
+  };
+}
+
+/** "HOST:PORT" or ":PORT"; port 0 picks a free one. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d{1,5})$/.exec(address);
+  if (!m) throw new ConfigError(`"${address}" is not HOST:PORT or :PORT`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`port ${port} in "${address}" is out of range`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+function checkAddress(flag: string, value: string): string {
+  try {
+    splitAddress(value);
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${(err as Error).message.replace(/^VERDICT_CONFIG_INVALID: /, '')}`);
+  }
+  return value;
+}
+
+export function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,45 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import { VERDICT_VERSION } from '../../common/version.js';
+import type { AggregatorMetrics } from '../metrics.js';
+import type { Store } from '../store/index.js';
+import { registerCisRoutes } from './cis.js';
+import { registerHealthRoutes } from './health.js';
+import { registerNodeRoutes } from './nodes.js';
+
+export interface HttpDeps {
+  store: Store;
+  metrics: AggregatorMetrics;
+  log: Logger;
+}
+
+export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * The aggregator's HTTP API: a thin adapter over compute/ and store/. Every
+ * route declares its query, params and reply schemas; bad input is a 400 with
+ * a stable code and a message, never a crash.
+ */
+export async function buildHttpApp(deps: HttpDeps): Promise<App> {
+  const app = Fastify({ loggerInstance: deps.log, disableRequestLogging: true, ajv: { customOptions: { coerceTypes: true, removeAdditional: false } } }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  await app.register(swagger, {
+    openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(querystring|params|body)\s*/, '')}`.trim() });
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err, url: req.url }, 'request failed');
+    return reply.status(status).send({ error: status === 500 ? 'VERDICT_INTERNAL' : (err.code ?? 'VERDICT_BAD_REQUEST'), message: status === 500 ? 'internal error; see the aggregator log' : err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API` }));
+  registerHealthRoutes(app, deps);
+  registerNodeRoutes(app, deps);
+  registerCisRoutes(app, deps);
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,31 @@
+import Type from 'typebox';
+import { nodeRows } from '../compute/cis.js';
+import type { App, HttpDeps } from './app.js';
+import { ErrorReply, NodeList, ScanReportSchema } from './schemas.js';
+
+export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
+  app.get('/api/v1/nodes', { schema: { summary: 'Every node with its latest CIS counts', response: { 200: NodeList } } }, async () => ({
+    items: nodeRows(await store.listNodes()),
+  }));
+
+  app.get(
+    '/api/v1/nodes/:name/cis',
+    {
+      schema: {
+        summary: "A node's latest scan, or the latest at or before ?at",
+        params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }),
+        querystring: Type.Object({ at: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 time' })) }, { additionalProperties: false }),
+        response: { 200: ScanReportSchema, 404: ErrorReply },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const { at } = req.query as { at?: string };
+      const report = await store.nodeReport(name, at === undefined ? undefined : Date.parse(at));
+      if (!report) {
+        return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: at ? `node ${name} has no scan at or before ${at}` : `node ${name} has no scan yet; GET /api/v1/nodes lists the known nodes` });
+      }
+      return report;
+    },
+  );
+}

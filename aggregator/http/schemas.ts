@@ -1,0 +1,67 @@
+import Type from 'typebox';
+
+/** Every error answer: a stable code and a message that says what to do. */
+export const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() }, { $id: 'ErrorReply' });
+
+export const CheckResultSchema = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  section: Type.String(),
+  level: Type.Integer(),
+  scored: Type.Boolean(),
+  status: Type.Union([Type.Literal('PASS'), Type.Literal('FAIL'), Type.Literal('SKIP')]),
+  skipReason: Type.Optional(Type.String()),
+  expected: Type.String(),
+  actual: Type.String(),
+  evidence: Type.String(),
+  remediation: Type.String(),
+});
+
+/** The agent's scan JSON shape (DESIGN.md). */
+export const ScanReportSchema = Type.Object({
+  node: Type.String(),
+  benchmark: Type.Object({ id: Type.String(), version: Type.String() }),
+  nodeRole: Type.String(),
+  startedAt: Type.String({ format: 'date-time' }),
+  durationMs: Type.Integer(),
+  summary: Type.Object({ pass: Type.Integer(), fail: Type.Integer(), skip: Type.Integer(), total: Type.Integer(), scorePercent: Type.Number() }),
+  checks: Type.Array(CheckResultSchema),
+});
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const NodeItem = Type.Object({
+  name: Type.String(),
+  role: Type.String(),
+  kubeletVersion: Type.String(),
+  agentVersion: Type.String(),
+  connected: Type.Boolean(),
+  lastSeen: Type.String({ format: 'date-time' }),
+  benchmark: Nullable(Type.String()),
+  scorePercent: Nullable(Type.Number()),
+  pass: Type.Integer(),
+  fail: Type.Integer(),
+  skip: Type.Integer(),
+  rating: Nullable(Type.Union([Type.Literal('high'), Type.Literal('medium'), Type.Literal('low')])),
+});
+
+export const NodeList = Type.Object({ items: Type.Array(NodeItem) });
+
+export const ThresholdQuery = Type.Object(
+  {
+    highThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are high (default 100)' })),
+    medThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are medium (default 50)' })),
+    benchmark: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]*$' })),
+  },
+  { additionalProperties: false },
+);
+
+export const CisSummary = Type.Object({
+  nodes: Type.Integer(),
+  pass: Type.Integer(),
+  fail: Type.Integer(),
+  skip: Type.Integer(),
+  scorePercent: Type.Number(),
+  bands: Type.Object({ high: Type.Integer(), medium: Type.Integer(), low: Type.Integer() }),
+  mostFailed: Type.Array(Type.Object({ id: Type.String(), title: Type.String(), failedNodes: Type.Integer() })),
+});

@@ -1,0 +1,60 @@
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { VERDICT_VERSION } from '../common/version.js';
+import { readSecretFile, splitAddress, type AggregatorConfig } from './config.js';
+import { buildHttpApp, type App } from './http/app.js';
+import { LoopbackOnly, SharedToken, type AgentAuthenticator } from './ingest/auth.js';
+import { IngestServer } from './ingest/server.js';
+import { AggregatorMetrics } from './metrics.js';
+import { openStore, type Store } from './store/index.js';
+
+export interface RunningAggregator {
+  httpPort: number;
+  grpcPort: number;
+  store: Store;
+  app: App;
+  /** Shut down in order: HTTP and gRPC stop accepting, streams end, the store closes. */
+  close(): Promise<void>;
+}
+
+/** Start the aggregator from a validated config. */
+export async function startAggregator(config: AggregatorConfig, log: Logger = pino({ level: config.logLevel, base: { program: 'verdict-aggregator' } })): Promise<RunningAggregator> {
+  const store = await openStore(config.db);
+  // One replica owns the SQLite file: no agent stream survives a restart.
+  if (store.kind === 'sqlite') await store.markAllDisconnected();
+  const metrics = new AggregatorMetrics(store);
+
+  let auth: AgentAuthenticator = new LoopbackOnly();
+  let credentials = grpc.ServerCredentials.createInsecure();
+  if (config.tls) {
+    const ca = Buffer.from(readSecretFile(config.tls.ca, 'the TLS CA'));
+    credentials = grpc.ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(readSecretFile(config.tls.cert, 'the TLS certificate')), private_key: Buffer.from(readSecretFile(config.tls.key, 'the TLS key')) }], true);
+    auth = { description: 'agents authenticate with client certificates (mutual TLS)', authenticate: async () => ({ ok: true, identity: { method: 'mtls' } }) };
+  }
+  if (config.agentTokenFile) auth = new SharedToken(readSecretFile(config.agentTokenFile, 'the agent token file'));
+
+  const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), { maxMessageBytes: config.maxMessageBytes, maxInFlight: 16, now: Date.now });
+  const g = splitAddress(config.grpcAddress);
+  const grpcPort = await ingest.listen(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, credentials);
+
+  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }) });
+  const h = splitAddress(config.httpAddress);
+  await app.listen({ host: h.host, port: h.port });
+  const address = app.server.address();
+  const httpPort = typeof address === 'object' && address ? address.port : h.port;
+
+  log.info({ version: VERDICT_VERSION, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
+  if (auth instanceof LoopbackOnly) log.warn(auth.description);
+
+  return {
+    httpPort,
+    grpcPort,
+    store,
+    app,
+    async close() {
+      await app.close();
+      await ingest.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck } from './compute/cis.js';
+import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
+
+interface CisSnapshot {
+  nodes: NodeRecord[];
+  checks: LatestCheckStatus[];
+}
+
+async function readSnapshot(store: Store): Promise<CisSnapshot> {
+  const [nodes, checks] = await Promise.all([store.listNodes(), store.latestCheckStatuses()]);
+  return { nodes, checks };
+}
+
+/**
+ * Every metric the aggregator exports (names are DESIGN.md's public contract).
+ * Labels stay bounded: node, benchmark, role, status, check id, reason, action.
+ * CIS gauges are computed from the store at scrape time, so every replica sharing
+ * a store answers the same.
+ */
+export class AggregatorMetrics {
+  readonly registry = new Registry();
+  readonly ingestRejected: Counter<'reason'>;
+  readonly ingestDuplicates: Counter;
+  readonly flowsReceived: Counter<'node' | 'action'>;
+  readonly flowsMalformed: Counter<'source'>;
+  readonly benchmarkRunsStored: Counter<'node'>;
+
+  constructor(store: Store) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'verdict_aggregator_' });
+    this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
+    this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
+    this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });
+    this.flowsMalformed = new Counter({ name: 'verdict_flows_malformed_total', help: 'Malformed flow records reported by agents, by source.', labelNames: ['source'], registers });
+    this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers });
+
+    // Every CIS gauge reads one shared snapshot per scrape (prom-client collects
+    // all metrics concurrently, so the first collect starts the read and the rest join it).
+    let inflight: Promise<CisSnapshot> | undefined;
+    const snapshot = (): Promise<CisSnapshot> => {
+      inflight ??= readSnapshot(store).finally(() => {
+        inflight = undefined;
+      });
+      return inflight;
+    };
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, s: CisSnapshot) => void) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        async collect() {
+          const s = await snapshot();
+          this.reset();
+          fill(this, s);
+        },
+      });
+
+    gauge('verdict_cis_node_score_ratio', "pass/(pass+fail) of the scored checks of the node's latest run, 0..1.", ['node', 'benchmark', 'role'], (g, s) => {
+      for (const n of s.nodes) if (n.latest) g.set({ node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role }, n.latest.scorePercent / 100);
+    });
+    gauge('verdict_cis_node_checks', "Scored checks of the node's latest run, by status.", ['node', 'benchmark', 'status'], (g, s) => {
+      for (const n of s.nodes) {
+        const l = n.latest;
+        if (!l) continue;
+        for (const [status, v] of [['pass', l.pass], ['fail', l.fail], ['skip', l.skip]] as const) g.set({ node: n.name, benchmark: l.benchmarkId, status }, v);
+      }
+    });
+    gauge('verdict_cis_cluster_score_ratio', 'pass/(pass+fail) over the latest runs of every node, 0..1.', ['benchmark'], (g, s) => {
+      const benchmarks = new Set(s.nodes.flatMap((n) => (n.latest ? [n.latest.benchmarkId] : [])));
+      for (const b of benchmarks) g.set({ benchmark: b }, clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b }).scorePercent / 100);
+    });
+    gauge('verdict_cis_check_failing_nodes', 'Nodes whose latest run fails this scored check.', ['benchmark', 'check'], (g, s) => {
+      for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
+    });
+    gauge('verdict_agent_connected', "1 while the node's agent has a stream open, else 0.", ['node'], (g, s) => {
+      for (const n of s.nodes) g.set({ node: n.name }, n.connected ? 1 : 0);
+    });
+    gauge('verdict_agent_last_seen_timestamp_seconds', "When the node's agent was last heard from, Unix seconds.", ['node'], (g, s) => {
+      for (const n of s.nodes) g.set({ node: n.name }, n.lastSeenMs / 1000);
+    });
+  }
+}

@@ -1,0 +1,195 @@
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import { packageRoot } from '../../common/package-root.js';
+import type { NodeRole, ScanReport } from '../../common/scan-report.js';
+import type { LatestCheckStatus, NodeHello, NodeRecord, Store } from './index.js';
+
+/** The numbered SQL files of a dialect, in order. */
+export function migrationFiles(dialect: 'sqlite' | 'postgres'): { version: number; name: string; sql: string }[] {
+  const dir = join(packageRoot(), 'aggregator', 'store', 'migrations', dialect);
+  return readdirSync(dir)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: parseInt(f, 10), name: f, sql: readFileSync(join(dir, f), 'utf8') }));
+}
+
+interface NodeRow {
+  name: string;
+  role: string;
+  labels_json: string;
+  kubelet_version: string;
+  kubernetes_version: string;
+  os_image: string;
+  kernel_version: string;
+  architecture: string;
+  agent_version: string;
+  boot_id: string;
+  connected: number;
+  first_seen_ms: number;
+  last_seen_ms: number;
+  benchmark_id: string | null;
+  benchmark_version: string | null;
+  run_role: string | null;
+  started_at_ms: number | null;
+  pass: number | null;
+  fail: number | null;
+  skip: number | null;
+  score_percent: number | null;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous,
+ * so every statement runs to completion before the next: writes never interleave.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+
+  private constructor(private readonly db: Database.Database) {}
+
+  static open(file: string): SqliteStore {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL'); // WAL + NORMAL is durable across process crashes
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const store = new SqliteStore(db);
+    store.migrate();
+    return store;
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)');
+    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+    for (const m of migrationFiles('sqlite')) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      })();
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  async recordHello(h: NodeHello, atMs: number): Promise<{ lastStoredSeq: number }> {
+    return this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms)
+           VALUES (@name, @role, @labels, @kubeletVersion, @kubernetesVersion, @osImage, @kernelVersion, @architecture, @agentVersion, @bootId, 1, @at, @at)
+           ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels_json = excluded.labels_json, kubelet_version = excluded.kubelet_version,
+             kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
+             architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = 1, last_seen_ms = excluded.last_seen_ms`,
+        )
+        .run({ ...h, labels: JSON.stringify(h.labels), at: atMs });
+      const row = this.db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(h.name, h.bootId) as { last_seq: number } | undefined;
+      return { lastStoredSeq: row?.last_seq ?? 0 };
+    })();
+  }
+
+  async markDisconnected(node: string, atMs: number): Promise<void> {
+    this.db.prepare('UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
+  }
+
+  async markAllDisconnected(): Promise<void> {
+    this.db.prepare('UPDATE nodes SET connected = 0').run();
+  }
+
+  async recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }> {
+    return this.db.transaction(() => {
+      const seen = this.db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(node, bootId) as { last_seq: number } | undefined;
+      this.db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
+      if (seen && seq <= seen.last_seq) return { duplicate: true };
+      const s = report.summary;
+      const info = this.db
+        .prepare(
+          `INSERT INTO benchmark_runs (node, boot_id, seq, benchmark_id, benchmark_version, role, started_at_ms, duration_ms, pass, fail, skip, score_percent, received_at_ms, report_json)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(node, bootId, seq, report.benchmark.id, report.benchmark.version, report.nodeRole, Date.parse(report.startedAt), report.durationMs, s.pass, s.fail, s.skip, s.scorePercent, atMs, JSON.stringify(report));
+      const runId = Number(info.lastInsertRowid);
+      const insertCheck = this.db.prepare('INSERT INTO check_results (run_id, check_id, title, status, scored) VALUES (?, ?, ?, ?, ?)');
+      for (const c of report.checks) insertCheck.run(runId, c.id, c.title, c.status, c.scored ? 1 : 0);
+      this.db
+        .prepare('INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms')
+        .run(node, bootId, seq, atMs);
+      // A resent older run must not replace a newer one as "latest".
+      this.db
+        .prepare(
+          `UPDATE nodes SET latest_run_id = ? WHERE name = ? AND (latest_run_id IS NULL OR
+             (SELECT started_at_ms FROM benchmark_runs WHERE id = nodes.latest_run_id) <= ?)`,
+        )
+        .run(runId, node, Date.parse(report.startedAt));
+      return { duplicate: false };
+    })();
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT n.*, r.benchmark_id, r.benchmark_version, r.role AS run_role, r.started_at_ms, r.pass, r.fail, r.skip, r.score_percent
+         FROM nodes n LEFT JOIN benchmark_runs r ON r.id = n.latest_run_id ORDER BY n.name`,
+      )
+      .all() as NodeRow[];
+    return rows.map(toNodeRecord);
+  }
+
+  async nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined> {
+    const row =
+      atMs === undefined
+        ? (this.db.prepare('SELECT r.report_json FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = ?').get(node) as { report_json: string } | undefined)
+        : (this.db
+            .prepare('SELECT report_json FROM benchmark_runs WHERE node = ? AND started_at_ms <= ? ORDER BY started_at_ms DESC, id DESC LIMIT 1')
+            .get(node, atMs) as { report_json: string } | undefined);
+    return row ? (JSON.parse(row.report_json) as ScanReport) : undefined;
+  }
+
+  async latestCheckStatuses(): Promise<LatestCheckStatus[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT n.name AS node, r.benchmark_id, c.check_id, c.title, c.status, c.scored
+         FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
+      )
+      .all() as { node: string; benchmark_id: string; check_id: string; title: string; status: LatestCheckStatus['status']; scored: number }[];
+    return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored === 1 }));
+  }
+}
+
+function toNodeRecord(r: NodeRow): NodeRecord {
+  return {
+    name: r.name,
+    role: r.role as NodeRole,
+    labels: JSON.parse(r.labels_json) as Record<string, string>,
+    kubeletVersion: r.kubelet_version,
+    kubernetesVersion: r.kubernetes_version,
+    osImage: r.os_image,
+    kernelVersion: r.kernel_version,
+    architecture: r.architecture,
+    agentVersion: r.agent_version,
+    bootId: r.boot_id,
+    connected: r.connected === 1,
+    firstSeenMs: r.first_seen_ms,
+    lastSeenMs: r.last_seen_ms,
+    latest:
+      r.benchmark_id === null
+        ? undefined
+        : {
+            benchmarkId: r.benchmark_id,
+            benchmarkVersion: r.benchmark_version ?? '',
+            role: (r.run_role ?? r.role) as NodeRole,
+            startedAtMs: r.started_at_ms ?? 0,
+            pass: r.pass ?? 0,
+            fail: r.fail ?? 0,
+            skip: r.skip ?? 0,
+            scorePercent: r.score_percent ?? 0,
+          },
+  };
+}

@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { packageRoot } from '../common/package-root.js';
+
+/**
+ * Loads proto/verdict/v1/agent.proto at start-up (protobufjs reflection through
+ * @grpc/proto-loader): the one contract both programs compile from. Options:
+ * camelCase fields, 64-bit integers as JS numbers (sequence numbers and Unix
+ * milliseconds stay far below 2^53), enums as their names, defaults filled in,
+ * and the name of the set oneof member in `kind`.
+ */
+export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+
+export function protoFile(): string {
+  return join(packageRoot(), 'proto', 'verdict', 'v1', 'agent.proto');
+}
+
+let cached: grpc.ServiceDefinition | undefined;
+
+/** The AgentService definition, with its (de)serializers. */
+export function agentServiceDefinition(): grpc.ServiceDefinition {
+  if (!cached) {
+    const pkg = protoLoader.loadSync(protoFile(), LOADER_OPTIONS);
+    cached = pkg['verdict.v1.AgentService'] as grpc.ServiceDefinition;
+  }
+  return cached;
+}
+
+export type WireRole = 'NODE_ROLE_UNSPECIFIED' | 'NODE_ROLE_WORKER' | 'NODE_ROLE_CONTROL_PLANE';
+export type WireCheckStatus = 'CHECK_STATUS_UNSPECIFIED' | 'CHECK_STATUS_PASS' | 'CHECK_STATUS_FAIL' | 'CHECK_STATUS_SKIP';
+
+export interface WireHello {
+  nodeName: string;
+  nodeLabels: Record<string, string>;
+  role: WireRole;
+  kubeletVersion: string;
+  kubernetesVersion: string;
+  osImage: string;
+  kernelVersion: string;
+  architecture: string;
+  agentVersion: string;
+  bootId: string;
+  protocolVersion: number;
+}
+
+export interface WireCheckResult {
+  id: string;
+  title: string;
+  section: string;
+  level: number;
+  scored: boolean;
+  status: WireCheckStatus;
+  skipReason: string;
+  expected: string;
+  actual: string;
+  evidence: string;
+  remediation: string;
+}
+
+export interface WireBenchmarkRun {
+  seq: number;
+  benchmarkId: string;
+  benchmarkVersion: string;
+  role: WireRole;
+  startedAtUnixMs: number;
+  durationMs: number;
+  checks: WireCheckResult[];
+}
+
+export interface WireFlowBatch {
+  seq: number;
+}
+
+export type WireAgentMessage =
+  | { kind: 'hello'; hello: WireHello }
+  | { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun }
+  | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
+
+export interface WireWelcome {
+  lastStoredSeq: number;
+  aggregatorVersion: string;
+}
+export interface WireAck {
+  seq: number;
+  duplicate: boolean;
+}
+export interface WireReject {
+  seq: number;
+  code: string;
+  message: string;
+}
+
+export type WireAggregatorMessage =
+  | { kind: 'welcome'; welcome: WireWelcome }
+  | { kind: 'ack'; ack: WireAck }
+  | { kind: 'reject'; reject: WireReject };
+
+/** The highest protocol version this build speaks. */
+export const PROTOCOL_VERSION = 1;

@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { packageRoot } from '../common/package-root.js';
+import { table } from '../agent/cis/format.js';
+import { buildExampleNodes, EXAMPLE_NODES } from './nodes.js';
+
+/**
+ * `npm start`: the aggregator on embedded SQLite and one real agent per example
+ * node, all as separate processes on loopback, until Ctrl-C.
+ */
+const root = packageRoot();
+const demoDir = join(root, '.demo');
+const children: ChildProcess[] = [];
+
+async function freePort(preferred: number): Promise<number> {
+  const tryPort = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => {
+        const addr = srv.address();
+        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : port));
+      });
+    });
+  return tryPort(preferred).catch(() => tryPort(0));
+}
+
+function start(name: string, args: string[], logFile: string): ChildProcess {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' } });
+  const out = createWriteStream(logFile);
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  child.on('exit', (code, signal) => {
+    if (!shuttingDown) process.stderr.write(`demo: ${name} exited (${signal ?? code}); see ${logFile}\n`);
+  });
+  children.push(child);
+  return child;
+}
+
+let shuttingDown = false;
+function shutdown(code: number): void {
+  shuttingDown = true;
+  for (const c of children) c.kill('SIGTERM');
+  setTimeout(() => process.exit(code), 500).unref();
+}
+
+async function main(): Promise<void> {
+  rmSync(demoDir, { recursive: true, force: true });
+  mkdirSync(join(demoDir, 'logs'), { recursive: true });
+  const { roots, ownersFaked } = buildExampleNodes(join(demoDir, 'nodes'));
+  console.log(`Built ${EXAMPLE_NODES.length} example node roots under ${join(demoDir, 'nodes')}`);
+  if (ownersFaked) console.log('  (not running as root: files keep your own uid/gid, so ownership checks see that instead of root:root)');
+
+  const httpPort = await freePort(Number(process.env.VERDICT_DEMO_HTTP_PORT ?? 8080));
+  const grpcPort = await freePort(Number(process.env.VERDICT_DEMO_GRPC_PORT ?? 9090));
+  start('aggregator', [join(root, 'dist/aggregator/cli.js'), '--http', `127.0.0.1:${httpPort}`, '--grpc', `127.0.0.1:${grpcPort}`, '--db', `sqlite:${join(demoDir, 'verdict.db')}`], join(demoDir, 'logs', 'aggregator.log'));
+  const base = `http://127.0.0.1:${httpPort}`;
+  await waitFor(async () => (await fetch(`${base}/readyz`)).ok, 20_000, 'the aggregator did not become ready; see .demo/logs/aggregator.log');
+
+  for (const name of EXAMPLE_NODES) {
+    start(`agent ${name}`, [join(root, 'dist/agent/cli.js'), 'run', '--aggregator', `127.0.0.1:${grpcPort}`, '--host-root', roots[name], '--node-name', name, '--watch-interval-ms', '500'], join(demoDir, 'logs', `agent-${name}.log`));
+  }
+  type Item = { name: string; role: string; benchmark: string | null; scorePercent: number | null; pass: number; fail: number; skip: number; rating: string | null; connected: boolean };
+  let items: Item[] = [];
+  await waitFor(
+    async () => {
+      items = ((await (await fetch(`${base}/api/v1/nodes`)).json()) as { items: Item[] }).items;
+      return EXAMPLE_NODES.every((n) => items.some((i) => i.name === n && i.benchmark));
+    },
+    45_000,
+    'not every agent reported; see .demo/logs/',
+  );
+  const summary = (await (await fetch(`${base}/api/v1/cis/summary`)).json()) as { scorePercent: number; mostFailed: { id: string; title: string; failedNodes: number }[] };
+
+  console.log('');
+  console.log(table(['NODE', 'ROLE', 'BENCHMARK', 'SCORE', 'PASS', 'FAIL', 'SKIP', 'RATING'], items.map((i) => [i.name, i.role, i.benchmark ?? '-', `${i.scorePercent ?? '-'}%`, String(i.pass), String(i.fail), String(i.skip), i.rating ?? '-'])).join('\n'));
+  console.log(`\nCluster score ${summary.scorePercent}%. Most failed: ${summary.mostFailed.slice(0, 3).map((m) => `${m.id} (${m.failedNodes} nodes)`).join(', ') || 'none'}`);
+  console.log(`
+Verdict is running:
+  nodes      ${base}/api/v1/nodes
+  one node   ${base}/api/v1/nodes/worker-weak/cis
+  summary    ${base}/api/v1/cis/summary
+  metrics    ${base}/metrics
+  API docs   ${base}/docs
+  logs       ${join(demoDir, 'logs')}
+
+Agents re-check when node files change. Try fixing the weak worker:
+  chmod 600 ${join(roots['worker-weak'], 'var/lib/kubelet/config.yaml')}
+and watch its score rise in ${base}/api/v1/nodes within seconds.
+
+Ctrl-C stops everything.`);
+}
+
+async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > until) throw new Error(what);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+process.on('SIGINT', () => {
+  console.log('\nstopping the demo');
+  shutdown(0);
+});
+process.on('SIGTERM', () => shutdown(0));
+main().catch((err: unknown) => {
+  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  shutdown(1);
+});

@@ -153,7 +153,8 @@ function assertMatches(schema: TSchema, value: unknown, file: string, at: string
   const field = (at + pointer.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.')).replace(/^\./, '') || '(root)';
   const description = (first?.schemaPath && describeSchemaAt(schema, first.instancePath)) ?? undefined;
   const extra = first?.keyword === 'additionalProperties' ? `: ${JSON.stringify((first.params as { additionalProperties?: string[] }).additionalProperties)}` : '';
-  throw new BenchmarkInvalidError(file, field, `${description ? `expected ${description}` : (first?.message ?? 'invalid')}${extra}`);
+  const problem = first?.message === 'schema is false' ? 'unknown field' : description ? `expected ${description}` : (first?.message ?? 'invalid');
+  throw new BenchmarkInvalidError(file, field, `${problem}${extra}`);
 }
 
 function describeSchemaAt(schema: TSchema, pointer: string): string | undefined {

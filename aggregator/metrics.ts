@@ -7,6 +7,11 @@ interface CisSnapshot {
   checks: LatestCheckStatus[];
 }
 
+/** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
+function ratio(pass: number, fail: number): number {
+  return pass + fail === 0 ? 0 : pass / (pass + fail);
+}
+
 async function readSnapshot(store: Store): Promise<CisSnapshot> {
   const [nodes, checks] = await Promise.all([store.listNodes(), store.latestCheckStatuses()]);
   return { nodes, checks };
@@ -58,7 +63,7 @@ export class AggregatorMetrics {
       });
 
     gauge('verdict_cis_node_score_ratio', "pass/(pass+fail) of the scored checks of the node's latest run, 0..1.", ['node', 'benchmark', 'role'], (g, s) => {
-      for (const n of s.nodes) if (n.latest) g.set({ node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role }, n.latest.scorePercent / 100);
+      for (const n of s.nodes) if (n.latest) g.set({ node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role }, ratio(n.latest.pass, n.latest.fail));
     });
     gauge('verdict_cis_node_checks', "Scored checks of the node's latest run, by status.", ['node', 'benchmark', 'status'], (g, s) => {
       for (const n of s.nodes) {
@@ -69,7 +74,10 @@ export class AggregatorMetrics {
     });
     gauge('verdict_cis_cluster_score_ratio', 'pass/(pass+fail) over the latest runs of every node, 0..1.', ['benchmark'], (g, s) => {
       const benchmarks = new Set(s.nodes.flatMap((n) => (n.latest ? [n.latest.benchmarkId] : [])));
-      for (const b of benchmarks) g.set({ benchmark: b }, clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b }).scorePercent / 100);
+      for (const b of benchmarks) {
+        const c = clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b });
+        g.set({ benchmark: b }, ratio(c.pass, c.fail));
+      }
     });
     gauge('verdict_cis_check_failing_nodes', 'Nodes whose latest run fails this scored check.', ['benchmark', 'check'], (g, s) => {
       for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);

@@ -1,0 +1,76 @@
+import t from 'tap';
+import { startTestAggregator } from '../fixtures/aggregator.js';
+import { reportOf } from '../fixtures/reports.js';
+
+async function seeded(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+  const agg = await startTestAggregator(t);
+  const hello = { role: 'worker' as const, labels: {}, kubeletVersion: 'v1.32.1', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '0.1.0', bootId: 'b' };
+  await agg.store.recordHello({ name: 'good', ...hello }, 1000);
+  await agg.store.recordHello({ name: 'bad', ...hello }, 1000);
+  await agg.store.recordBenchmarkRun('good', 'b', 1, reportOf('good', { '4.1.1': 'PASS', '4.2.1': 'PASS' }), 2000);
+  await agg.store.recordBenchmarkRun('bad', 'b', 1, reportOf('bad', { '4.1.1': 'FAIL', '4.2.1': 'PASS', '4.2.2': 'FAIL', '4.2.4': 'FAIL' }, { unscored: ['4.2.4'] }), 2000);
+  const get = async (path: string) => {
+    const res = await fetch(`http://127.0.0.1:${agg.httpPort}${path}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  return { agg, get };
+}
+
+t.test('GET /api/v1/nodes lists nodes with their latest counts, score and rating', async (t) => {
+  const { get } = await seeded(t);
+  const { status, body } = await get('/api/v1/nodes');
+  t.equal(status, 200);
+  const items = body.items as Record<string, unknown>[];
+  t.same(items.map((i) => [i.name, i.pass, i.fail, i.skip, i.scorePercent, i.rating, i.benchmark, i.connected]), [
+    ['bad', 1, 2, 0, 33.3, 'low', 'cis-1.12', true],
+    ['good', 2, 0, 0, 100, 'high', 'cis-1.12', true],
+  ]);
+});
+
+t.test('GET /api/v1/nodes/:name/cis answers the scan report; unknown nodes and bad times are 4xx with a message', async (t) => {
+  const { get } = await seeded(t);
+  const ok = await get('/api/v1/nodes/bad/cis');
+  t.equal(ok.status, 200);
+  t.equal((ok.body.checks as unknown[]).length, 4);
+  t.same(ok.body.summary, { pass: 1, fail: 2, skip: 0, total: 3, scorePercent: 33.3 });
+  const missing = await get('/api/v1/nodes/nobody/cis');
+  t.equal(missing.status, 404);
+  t.match(missing.body, { error: 'VERDICT_NOT_FOUND', message: /nobody has no scan/ });
+  const badAt = await get('/api/v1/nodes/bad/cis?at=yesterday');
+  t.equal(badAt.status, 400);
+  t.match(badAt.body, { error: 'VERDICT_BAD_REQUEST', message: /at/ });
+  const before = await get('/api/v1/nodes/bad/cis?at=2020-01-01T00:00:00Z');
+  t.equal(before.status, 404);
+});
+
+t.test('GET /api/v1/cis/summary pools scored checks and honours thresholds', async (t) => {
+  const { get } = await seeded(t);
+  const s = await get('/api/v1/cis/summary');
+  t.match(s.body, { nodes: 2, pass: 3, fail: 2, skip: 0, scorePercent: 60, bands: { high: 1, medium: 0, low: 1 } });
+  t.same((s.body.mostFailed as { id: string }[]).map((m) => m.id), ['4.1.1', '4.2.2'], 'unscored 4.2.4 is not a "most failed" check');
+  const lenient = await get('/api/v1/cis/summary?highThreshold=90&medThreshold=30');
+  t.same(lenient.body.bands, { high: 1, medium: 1, low: 0 });
+  for (const q of ['highThreshold=abc', 'highThreshold=150', 'medThreshold=80&highThreshold=60', 'colour=blue']) {
+    const bad = await get(`/api/v1/cis/summary?${q}`);
+    t.equal(bad.status, 400, q);
+    t.equal(bad.body.error, 'VERDICT_BAD_REQUEST', q);
+    t.type(bad.body.message, 'string');
+  }
+});
+
+t.test('health, readiness, docs and unknown routes', async (t) => {
+  const { get, agg } = await seeded(t);
+  t.equal((await get('/healthz')).status, 200);
+  t.same((await get('/readyz')).body, { status: 'ready', store: 'sqlite' });
+  const docs = await get('/docs/json');
+  t.ok((docs.body.paths as Record<string, unknown>)['/api/v1/nodes'], 'the OpenAPI document lists the routes');
+  const none = await get('/api/v1/nope');
+  t.equal(none.status, 404);
+  t.match(none.body.message, /no route GET \/api\/v1\/nope/);
+  const metrics = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+  t.match(metrics, /verdict_cis_node_score_ratio\{node="bad",benchmark="cis-1.12",role="worker"\} 0\.333/);
+  t.match(metrics, /verdict_cis_node_checks\{node="bad",benchmark="cis-1.12",status="fail"\} 2/);
+  t.match(metrics, /verdict_cis_cluster_score_ratio\{benchmark="cis-1.12"\} 0\.6\n/);
+  t.match(metrics, /verdict_cis_check_failing_nodes\{benchmark="cis-1.12",check="4.1.1"\} 1/);
+  t.match(metrics, /verdict_agent_connected\{node="good"\} 1/);
+});

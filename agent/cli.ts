@@ -15,6 +15,7 @@ Usage:
   verdict-agent scan --host-root DIR [--benchmark cis-1.12|auto] [--node-name NAME]
                      [--role worker|control-plane|auto] [--level 1|2]
                      [--exclude 4.2.6,4.2.7] [--format table|json|csv|junit] [--exit-code]
+                     [--kubernetes-version v1.32.4]
   verdict-agent run  --aggregator HOST:PORT [--host-root /host] [--node-name NAME]
                      [--flows SOURCE]... [--spool DIR]
                      [--token-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE]
@@ -52,6 +53,8 @@ export interface ScanFlags {
   role: NodeRole | 'auto';
   level: 1 | 2;
   exclude: string[];
+  /** Picks the benchmark for --benchmark auto when the node does not show it. */
+  kubernetesVersion?: string;
 }
 
 export const SCAN_OPTIONS = {
@@ -61,6 +64,7 @@ export const SCAN_OPTIONS = {
   role: { type: 'string', default: 'auto' },
   level: { type: 'string', default: '2' },
   exclude: { type: 'string', multiple: true },
+  'kubernetes-version': { type: 'string' },
 } as const;
 
 export function scanFlags(values: Record<string, unknown>, defaultHostRoot?: string): ScanFlags {
@@ -70,6 +74,8 @@ export function scanFlags(values: Record<string, unknown>, defaultHostRoot?: str
   if (!['worker', 'control-plane', 'auto'].includes(role)) throw usageError(`--role must be worker, control-plane or auto, not "${role}"`);
   const level = values.level as string;
   if (level !== '1' && level !== '2') throw usageError(`--level must be 1 or 2, not "${level}"`);
+  const kv = values['kubernetes-version'] as string | undefined;
+  if (kv !== undefined && !/^v?\d+\.\d+(\.\d+)?/.test(kv)) throw usageError(`--kubernetes-version takes a version like v1.32.4, not "${kv}"`);
   const exclude = ((values.exclude as string[] | undefined) ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
   for (const id of exclude) if (!/^\d+(\.\d+)*$/.test(id)) throw usageError(`--exclude takes check ids like 4.2.6, not "${id}"`);
   return {
@@ -79,6 +85,7 @@ export function scanFlags(values: Record<string, unknown>, defaultHostRoot?: str
     role: role as ScanFlags['role'],
     level: Number(level) as 1 | 2,
     exclude,
+    kubernetesVersion: values['kubernetes-version'] as string | undefined,
   };
 }
 

@@ -106,6 +106,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   const bootId = randomUUID();
   const info = readNodeInfo(new HostView(config.hostRoot));
   let lastScan: ScanReport | undefined;
+  let kubeletVersion = '';
 
   const credentials = config.tls
     ? grpc.credentials.createSsl(readFileSync(config.tls.ca), readFileSync(config.tls.key), readFileSync(config.tls.cert))
@@ -125,7 +126,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
       nodeName: config.nodeName,
       nodeLabels: {},
       role: roleToWire(lastScan?.nodeRole ?? 'worker'),
-      kubeletVersion: '',
+      kubeletVersion,
       kubernetesVersion: '',
       osImage: info.osImage,
       kernelVersion: info.kernelVersion,
@@ -140,6 +141,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   const scanNow = (): boolean => {
     const result = scanNode({ ...config, benchmarks });
     watch.track(result.touched);
+    kubeletVersion = result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '';
     const changed = lastScan === undefined || fingerprint(lastScan) !== fingerprint(result.report);
     if (changed) {
       lastScan = result.report;

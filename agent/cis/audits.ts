@@ -3,7 +3,8 @@ import { describeExpect, meets } from './expect.js';
 import type { HostView } from './host.js';
 import { resolveSetting, type KubeletSettings } from './kubelet.js';
 import type { NodeAccounts } from './accounts.js';
-import type { AuditSpec, ComponentFlagAuditSpec, FileModeAuditSpec, FileOwnerAuditSpec, KubeletAuditSpec } from './schema.js';
+import type { AuditSpec, ComponentFlagAuditSpec, FileModeAuditSpec, FileOwnerAuditSpec, KubeletAuditSpec, SystemdPropertyAuditSpec } from './schema.js';
+import { readSystemdService, serviceProperty, SYSTEMD_UNIT_DIRS } from './systemd.js';
 
 /** Everything a check may read, resolved once per scan. */
 export interface NodeFacts {
@@ -42,7 +43,22 @@ function evaluateLeaf(audit: LeafAudit, facts: NodeFacts): AuditOutcome {
       return kubeletAudit(audit, facts);
     case 'component-flag':
       return componentAudit(audit, facts);
+    case 'systemd-property':
+      return systemdAudit(audit, facts);
   }
+}
+
+function systemdAudit(audit: SystemdPropertyAuditSpec, facts: NodeFacts): AuditOutcome {
+  const expected = `${audit.property}= ${describeExpect(audit.expect)}`;
+  const unit = readSystemdService(facts.host, audit.unit, SYSTEMD_UNIT_DIRS);
+  if (!unit) return { status: 'NA', expected, actual: '', evidence: '', reason: `no ${audit.unit} unit on this node` };
+  const p = serviceProperty(unit, audit.property);
+  return {
+    status: meets(p.value, audit.expect) ? 'PASS' : 'FAIL',
+    expected,
+    actual: p.value ?? '(not set)',
+    evidence: p.file ? `${audit.property}= in ${p.file}` : `${audit.property}= not set in ${[unit.unitFile, ...unit.dropIns].filter(Boolean).join(', ')}`,
+  };
 }
 
 /** `all`: any FAIL fails, all NA is NA. `any`: any PASS passes, all NA is NA. */
@@ -56,7 +72,7 @@ function combine(kind: 'all' | 'any', parts: AuditOutcome[]): AuditOutcome {
 }
 
 function kubeletAudit(audit: KubeletAuditSpec, facts: NodeFacts): AuditOutcome {
-  const expected = `${audit.setting} ${describeExpect(audit.expect)}`;
+  const expected = `${audit.setting ?? `--${audit.flag}`} ${describeExpect(audit.expect)}`;
   const k = facts.kubelet;
   if (k.origin === 'none') return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
   const r = resolveSetting(k, audit.setting, audit.flag);
@@ -73,10 +89,30 @@ function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditO
   const c = facts.components.flags(audit.component);
   if (c.kind === 'absent') return { status: 'NA', expected, actual: '', evidence: '', reason: c.reason };
   if (c.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: c.reason, reason: c.reason };
+  // kube-proxy (and components like it) take a --config file that replaces the flags.
+  if (audit.configField) {
+    const cfg = facts.components.configValue(audit.component, audit.configField);
+    if (cfg.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: cfg.reason, reason: cfg.reason };
+    if (cfg.kind === 'value') {
+      const value = cfg.value ?? audit.default;
+      const evidence = cfg.value !== undefined ? cfg.source : `${audit.component} default (${audit.configField} not set in its --config file)`;
+      return { status: meets(value, audit.expect) ? 'PASS' : 'FAIL', expected, actual: value ?? '(not set)', evidence };
+    }
+  }
+  // etcd reads every flag from an ETCD_* environment variable too; a flag wins over it.
+  const envName = audit.component === 'etcd' ? `ETCD_${audit.flag.toUpperCase().replace(/-/g, '_')}` : undefined;
   const given = c.flags.get(audit.flag);
-  const value = given ?? audit.default;
+  const fromEnv = given === undefined && envName ? c.env.get(envName) : undefined;
+  const value = given ?? fromEnv ?? audit.default;
   const actual = value === undefined ? '(not set)' : value;
-  const evidence = given !== undefined ? `--${audit.flag} in ${c.source}` : audit.default !== undefined ? `${audit.component} default (flag not given in ${c.source})` : `not given in ${c.source}`;
+  const evidence =
+    given !== undefined
+      ? `--${audit.flag} in ${c.source}`
+      : fromEnv !== undefined
+        ? `${envName} in the environment of ${c.source}`
+        : audit.default !== undefined
+          ? `${audit.component} default (flag not given in ${c.source})`
+          : `not given in ${c.source}`;
   return { status: meets(value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence };
 }
 
@@ -153,6 +189,12 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     }
     if (a === 'service') return k.serviceFile ? { kind: 'path', path: k.serviceFile, source: 'the unit holding the kubelet ExecStart' } : { kind: 'unresolved', reason: 'no kubelet systemd unit' };
     return { kind: 'unresolved', reason: `unknown kubelet file ${a}` };
+  }
+  if (kind === 'config') {
+    const cfg = facts.components.configValue(a as ComponentName, b as string);
+    if (cfg.kind === 'error') return { kind: 'error', reason: cfg.reason };
+    if (cfg.kind === 'absent') return { kind: 'unresolved', reason: `${a} runs without a --config file` };
+    return cfg.value ? { kind: 'path', path: cfg.value, source: cfg.source } : { kind: 'unresolved', reason: `${b} is not set in ${a}'s --config file` };
   }
   if (kind === 'flag') {
     const c = facts.components.flags(a as ComponentName);

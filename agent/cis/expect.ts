@@ -18,6 +18,8 @@ export function meets(value: string | undefined, expect: ExpectSpec): boolean {
       return value !== '';
     case 'has':
       return listOf(value).includes(want);
+    case 'matches':
+      return new RegExp(want).test(value);
     case 'in':
       return (expect.values ?? []).some((v) => sameScalar(value, v));
     case 'subsetOf': {
@@ -52,6 +54,7 @@ export function describeExpect(expect: ExpectSpec): string {
     case 'lacks': return `does not include ${v}`;
     case 'in': return `one of ${(expect.values ?? []).join(', ')}`;
     case 'subsetOf': return `only: ${(expect.values ?? []).join(', ')}`;
+    case 'matches': return `matching /${v}/`;
     default: return `${expect.op as string} ${v}`;
   }
 }

@@ -134,16 +134,23 @@ export class HostView {
   }
 
   /**
-   * Node paths matching a pattern whose last component may hold `*` or `?`
-   * (the only globbing the benchmarks need: "every key in the PKI directory").
+   * Node paths matching a pattern whose components may hold `*` or `?`
+   * ("every key in the PKI directory", "every file of every CNI network").
+   * A pattern without wildcards answers itself, whether or not it exists.
    */
   glob(pattern: string): string[] {
     const normal = posix.normalize(pattern);
-    const base = posix.basename(normal);
-    if (!/[*?]/.test(base)) return [normal];
-    const dir = posix.dirname(normal);
-    const re = new RegExp('^' + base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-    return this.list(dir).filter((n) => re.test(n)).map((n) => posix.join(dir, n));
+    if (!/[*?]/.test(normal)) return [normal];
+    let current = ['/'];
+    for (const part of splitPath(normal)) {
+      if (!/[*?]/.test(part)) {
+        current = current.map((dir) => posix.join(dir, part));
+        continue;
+      }
+      const re = new RegExp('^' + part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$');
+      current = current.flatMap((dir) => this.list(dir).filter((n) => re.test(n)).map((n) => posix.join(dir, n)));
+    }
+    return current;
   }
 }
 

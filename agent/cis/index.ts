@@ -7,7 +7,7 @@ import { ComponentReader } from './components.js';
 import { evaluateBenchmark } from './engine.js';
 import { HostView } from './host.js';
 import { readKubeletSettings, resolveSetting } from './kubelet.js';
-import { listProcesses } from './processes.js';
+import { listProcesses, type NodeProcess } from './processes.js';
 import type { BenchmarkSpec } from './schema.js';
 
 export interface ScanOptions {
@@ -31,6 +31,8 @@ export interface ScanResult {
   touched: string[];
   /** How the benchmark and role were chosen. */
   notes: string[];
+  /** The Kubernetes version the benchmark was chosen by, when known ("1.32.2"). */
+  kubernetesVersion?: string;
 }
 
 /** Scan one node root: read facts through a HostView, evaluate, summarise. */
@@ -46,13 +48,13 @@ export function scanNode(options: ScanOptions): ScanResult {
   const facts: NodeFacts = { host, kubelet, components, accounts: new NodeAccounts(host) };
   const notes: string[] = [];
 
-  const role: NodeRole = options.role === 'auto' ? detectRole(components) : options.role;
+  const role: NodeRole = options.role === 'auto' ? detectRole(components, processes) : options.role;
   if (options.role === 'auto') notes.push(`role ${role}: ${role === 'control-plane' ? 'kube-apiserver runs here' : 'no kube-apiserver here'}`);
 
   const benchmarks = options.benchmarks ?? loadBenchmarks();
+  const version = options.kubernetesVersion ?? detectKubernetesVersion(host, components);
   let benchmark: BenchmarkSpec;
   if (options.benchmark === 'auto') {
-    const version = options.kubernetesVersion ?? detectKubernetesVersion(host, components);
     const pick = pickBenchmark(benchmarks, version);
     benchmark = pick.benchmark;
     notes.push(pick.why);
@@ -74,11 +76,12 @@ export function scanNode(options: ScanOptions): ScanResult {
     summary: summarize(checks),
     checks,
   };
-  return { report, touched: [...host.touched], notes };
+  return { report, touched: [...host.touched], notes, kubernetesVersion: version };
 }
 
-/** A node is control-plane when an API server runs there or has a static pod manifest. */
-function detectRole(components: ComponentReader): NodeRole {
+/** A node is control-plane when an API server runs there (alone or inside "k3s server") or has a static pod manifest. */
+function detectRole(components: ComponentReader, processes: NodeProcess[]): NodeRole {
+  if (processes.some((p) => p.comm === 'k3s-server' || (/(^|\/)k3s$/.test(p.argv[0] ?? '') && p.argv[1] === 'server'))) return 'control-plane';
   return components.flags('kube-apiserver').kind === 'absent' ? 'worker' : 'control-plane';
 }
 
@@ -94,6 +97,11 @@ function detectKubernetesVersion(host: HostView, components: ComponentReader): s
     const file = host.readText(path);
     if (file.kind !== 'found') continue;
     const m = /image:\s*\S*kube-[a-z-]+:v?(\d+\.\d+\.\d+)/.exec(file.text);
+    if (m) return m[1];
+  }
+  // RKE2 unpacks each release into a data directory named after it (v1.31.4-rke2r1-<hash>).
+  for (const name of host.list('/var/lib/rancher/rke2/data').reverse()) {
+    const m = /^v(\d+\.\d+\.\d+)-rke2/.exec(name);
     if (m) return m[1];
   }
   return undefined;

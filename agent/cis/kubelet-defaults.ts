@@ -75,5 +75,3 @@ export const KUBELET_BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
   'version',
 ]);
 
-/** Where kubeadm and distribution packages put the kubelet's systemd unit. */
-export const KUBELET_UNIT_DIRS: readonly string[] = ['/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];

@@ -1,9 +1,9 @@
 import { posix } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { HostView } from './host.js';
-import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS, KUBELET_UNIT_DIRS } from './kubelet-defaults.js';
+import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS } from './kubelet-defaults.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
-import { readSystemdService } from './systemd.js';
+import { readSystemdService, SYSTEMD_UNIT_DIRS } from './systemd.js';
 
 /** A resolved kubelet setting and where its value came from. */
 export interface ResolvedSetting {
@@ -41,8 +41,9 @@ export interface KubeletSettings {
  * defaults with a config file, the legacy flag defaults without one).
  */
 export function readKubeletSettings(host: HostView, processes: NodeProcess[]): KubeletSettings {
-  const service = readSystemdService(host, 'kubelet.service', KUBELET_UNIT_DIRS);
+  const service = readSystemdService(host, 'kubelet.service', SYSTEMD_UNIT_DIRS);
   const proc = findProcess(processes, 'kubelet');
+  const k3s = proc ? undefined : findEmbeddingProcess(processes);
   let args: string[] = [];
   let origin: KubeletSettings['origin'] = 'none';
   let originDetail = 'no kubelet process and no kubelet.service unit';
@@ -50,6 +51,10 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[]): K
     args = proc.argv.slice(1);
     origin = 'process';
     originDetail = `pid ${proc.pid}`;
+  } else if (k3s) {
+    args = k3sKubeletArgs(host, k3s);
+    origin = 'process';
+    originDetail = `kubelet embedded in k3s pid ${k3s.pid}`;
   } else if (service?.execStart) {
     args = service.execStart.slice(1);
     origin = 'systemd';
@@ -81,6 +86,51 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[]): K
     }
   }
   return settings;
+}
+
+/** k3s runs the kubelet inside its own process ("k3s server" / "k3s agent"). */
+function findEmbeddingProcess(processes: NodeProcess[]): NodeProcess | undefined {
+  return processes.find((p) => /^k3s-(server|agent)$/.test(p.comm) || (posix.basename(p.argv[0] ?? '') === 'k3s' && /^(server|agent)$/.test(p.argv[1] ?? '')));
+}
+
+const K3S_AGENT_DIR = '/var/lib/rancher/k3s/agent';
+
+/**
+ * The kubelet command line k3s builds: its built-in arguments, then every
+ * --kubelet-arg from the command line and from /etc/rancher/k3s/config.yaml
+ * (and config.yaml.d/*.yaml), later ones winning. Since v1.30 k3s writes its
+ * defaults to a --config-dir drop-in instead of flags; both are covered.
+ */
+function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
+  const args = [`--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`, `--client-ca-file=${K3S_AGENT_DIR}/client-ca.crt`, '--anonymous-auth=false', '--authorization-mode=Webhook', '--authentication-token-webhook=true', '--read-only-port=0', `--tls-cert-file=${K3S_AGENT_DIR}/serving-kubelet.crt`, `--tls-private-key-file=${K3S_AGENT_DIR}/serving-kubelet.key`, `--pod-manifest-path=${K3S_AGENT_DIR}/pod-manifests`];
+  const dropIns = `${K3S_AGENT_DIR}/etc/kubelet.conf.d`;
+  if (host.stat(dropIns).kind === 'found') args.push(`--config-dir=${dropIns}`);
+  const fromFiles: string[] = [];
+  for (const file of ['/etc/rancher/k3s/config.yaml', ...host.list('/etc/rancher/k3s/config.yaml.d').filter((n) => /\.ya?ml$/.test(n)).map((n) => `/etc/rancher/k3s/config.yaml.d/${n}`)]) {
+    const text = host.readText(file);
+    if (text.kind !== 'found') continue;
+    try {
+      const doc = parseYaml(text.text) as Record<string, unknown> | null;
+      const v = doc?.['kubelet-arg'];
+      fromFiles.push(...(Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : []));
+    } catch {
+      // a broken k3s config stops k3s itself; the process's own flags still count
+    }
+  }
+  const cmdline = parseRepeated(proc.argv.slice(1), 'kubelet-arg');
+  for (const kv of [...fromFiles, ...cmdline]) args.push(`--${kv.replace(/^--/, '')}`);
+  return args;
+}
+
+/** Every value of a repeatable flag (`--kubelet-arg=a=b --kubelet-arg c=d`). */
+function parseRepeated(argv: string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
+    else if (a === `--${flag}` && argv[i + 1] !== undefined) out.push(argv[++i] as string);
+  }
+  return out;
 }
 
 function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string, required: boolean): boolean {
@@ -131,11 +181,13 @@ function mergeInto(target: Record<string, unknown>, source: Record<string, unkno
  * The value of one setting: the flag when given on the command line, else the
  * merged config files, else the kubelet's default for how it was started.
  */
-export function resolveSetting(settings: KubeletSettings, setting: string, flag?: string): ResolvedSetting {
+export function resolveSetting(settings: KubeletSettings, setting: string | undefined, flag?: string): ResolvedSetting {
   if (flag) {
-    const fromFlag = flagValue(settings.flags, setting, flag);
+    const fromFlag = flagValue(settings.flags, setting ?? '', flag);
     if (fromFlag !== undefined) return { value: fromFlag, source: `flag --${flag} (${settings.originDetail})` };
   }
+  // A flag-only setting (no KubeletConfiguration field) is unset when the flag is absent.
+  if (setting === undefined) return { value: undefined, source: `flag --${flag} not given (${settings.originDetail})` };
   const fromConfig = lookupPath(settings.config, setting);
   if (fromConfig !== undefined) {
     return { value: stringify(fromConfig), source: settings.configOrigins.get(setting) ?? settings.configPath ?? 'config' };

@@ -1,5 +1,5 @@
 import Type, { type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 
 /** The comparisons a benchmark may ask for (see benchmarks/README.md). */
 
@@ -8,6 +8,7 @@ const Expect = Type.Object(
     op: Type.Union([
       Type.Literal('eq'), Type.Literal('neq'), Type.Literal('gte'), Type.Literal('lte'), Type.Literal('gt'), Type.Literal('lt'),
       Type.Literal('set'), Type.Literal('unset'), Type.Literal('has'), Type.Literal('lacks'), Type.Literal('in'), Type.Literal('subsetOf'),
+      Type.Literal('matches'),
     ]),
     value: Type.Optional(Type.String()),
     values: Type.Optional(Type.Array(Type.String())),
@@ -26,7 +27,13 @@ const FileOwnerAudit = Type.Object(
   { additionalProperties: false },
 );
 const KubeletAudit = Type.Object(
-  { type: Type.Literal('kubelet'), setting: Type.String({ minLength: 1 }), flag: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$' })), expect: Expect },
+  {
+    type: Type.Literal('kubelet'),
+    /** KubeletConfiguration field path; absent for flag-only settings such as --hostname-override. */
+    setting: Type.Optional(Type.String({ minLength: 1 })),
+    flag: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$' })),
+    expect: Expect,
+  },
   { additionalProperties: false },
 );
 const ComponentFlagAudit = Type.Object(
@@ -36,7 +43,18 @@ const ComponentFlagAudit = Type.Object(
       Type.Literal('kube-apiserver'), Type.Literal('kube-controller-manager'), Type.Literal('kube-scheduler'), Type.Literal('etcd'), Type.Literal('kube-proxy'),
     ]),
     flag: Type.String({ pattern: '^[a-z0-9-]+$', description: 'a flag name without dashes' }),
+    /** The same setting's field in the component's --config file (kube-proxy: the file replaces the flags). */
+    configField: Type.Optional(Type.String({ minLength: 1 })),
     default: Type.Optional(Type.String()),
+    expect: Expect,
+  },
+  { additionalProperties: false },
+);
+const SystemdPropertyAudit = Type.Object(
+  {
+    type: Type.Literal('systemd-property'),
+    unit: Type.String({ pattern: '^[A-Za-z0-9@._-]+\\.service$', description: 'a unit name like "kubelet.service"' }),
+    property: Type.String({ pattern: '^[A-Za-z]+$' }),
     expect: Expect,
   },
   { additionalProperties: false },
@@ -48,6 +66,7 @@ const LEAF_AUDITS: Record<string, TSchema> = {
   'file-owner': FileOwnerAudit,
   kubelet: KubeletAudit,
   'component-flag': ComponentFlagAudit,
+  'systemd-property': SystemdPropertyAudit,
   manual: ManualAudit,
 };
 
@@ -57,7 +76,8 @@ export type FileOwnerAuditSpec = Static<typeof FileOwnerAudit>;
 export type KubeletAuditSpec = Static<typeof KubeletAudit>;
 export type ComponentFlagAuditSpec = Static<typeof ComponentFlagAudit>;
 export type ManualAuditSpec = Static<typeof ManualAudit>;
-export type LeafAuditSpec = FileModeAuditSpec | FileOwnerAuditSpec | KubeletAuditSpec | ComponentFlagAuditSpec | ManualAuditSpec;
+export type SystemdPropertyAuditSpec = Static<typeof SystemdPropertyAudit>;
+export type LeafAuditSpec = FileModeAuditSpec | FileOwnerAuditSpec | KubeletAuditSpec | ComponentFlagAuditSpec | SystemdPropertyAuditSpec | ManualAuditSpec;
 export type AuditSpec = LeafAuditSpec | { type: 'all' | 'any'; of: LeafAuditSpec[] };
 
 const CheckHead = Type.Object(
@@ -132,9 +152,19 @@ function validateAudit(audit: unknown, file: string, at: string, allowComposite:
     throw new BenchmarkInvalidError(file, `${at}.type`, `expected one of ${allowed}, got ${JSON.stringify(type)}`);
   }
   assertMatches(schema, audit, file, at);
+  if (type === 'kubelet' && !(audit as KubeletAuditSpec).setting && !(audit as KubeletAuditSpec).flag) {
+    throw new BenchmarkInvalidError(file, `${at}.setting`, 'a kubelet audit needs a setting, a flag, or both');
+  }
   const expect = (audit as { expect?: ExpectSpec }).expect;
   if (expect) {
-    const needsValue = ['eq', 'neq', 'gte', 'lte', 'gt', 'lt', 'has', 'lacks'].includes(expect.op);
+    const needsValue = ['eq', 'neq', 'gte', 'lte', 'gt', 'lt', 'has', 'lacks', 'matches'].includes(expect.op);
+    if (expect.op === 'matches' && expect.value !== undefined) {
+      try {
+        new RegExp(expect.value);
+      } catch (err) {
+        throw new BenchmarkInvalidError(file, `${at}.expect.value`, `not a valid regular expression: ${(err as Error).message}`);
+      }
+    }
     const needsValues = ['in', 'subsetOf'].includes(expect.op);
     if (needsValue && expect.value === undefined) throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a value`);
     if (needsValues && !expect.values?.length) throw new BenchmarkInvalidError(file, `${at}.expect.values`, `op "${expect.op}" needs a list of values`);
@@ -144,9 +174,17 @@ function validateAudit(audit: unknown, file: string, at: string, allowComposite:
   }
 }
 
+/** Compiled once per schema: loading every benchmark validates hundreds of checks. */
+const validators = new WeakMap<TSchema, Validator>();
+
 function assertMatches(schema: TSchema, value: unknown, file: string, at: string): void {
-  if (Value.Check(schema, value)) return;
-  const errors = [...Value.Errors(schema, value)];
+  let v = validators.get(schema);
+  if (!v) {
+    v = Compile(schema) as unknown as Validator;
+    validators.set(schema, v);
+  }
+  if (v.Check(value)) return;
+  const errors = [...v.Errors(value)];
   // The deepest error is the most specific one.
   const first = errors.sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
   const pointer = first?.instancePath ?? '';

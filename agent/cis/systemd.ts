@@ -11,6 +11,27 @@ export interface SystemdService {
   /** The file whose ExecStart= line is the effective one. */
   execStartFile?: string;
   environment: Map<string, string>;
+  /** Every [Service] assignment in the order systemd applies them. */
+  assignments: { key: string; value: string; file: string }[];
+}
+
+/** [Service] settings that collect values across lines; an empty assignment clears them. */
+const LIST_PROPERTIES = new Set(['IPAddressAllow', 'IPAddressDeny', 'Environment', 'EnvironmentFile', 'ExecStartPre', 'ExecStartPost', 'SupplementaryGroups', 'CapabilityBoundingSet']);
+
+/** Where systemd looks for units, highest precedence first. */
+export const SYSTEMD_UNIT_DIRS: readonly string[] = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
+
+/** A [Service] property as systemd ends up with it: list properties joined by spaces, others the last value. */
+export function serviceProperty(service: SystemdService, property: string): { value: string | undefined; file?: string } {
+  let value: string | undefined;
+  let file: string | undefined;
+  for (const a of service.assignments) {
+    if (a.key !== property) continue;
+    file = a.file;
+    if (LIST_PROPERTIES.has(property)) value = a.value === '' ? undefined : [value, a.value].filter(Boolean).join(' ');
+    else value = a.value === '' ? undefined : a.value;
+  }
+  return { value, file };
 }
 
 /**
@@ -31,7 +52,7 @@ export function readSystemdService(host: HostView, unit: string, dirs: readonly 
   const dropIns = [...dropInByName.keys()].sort().map((n) => dropInByName.get(n) as string);
   if (!unitFile && dropIns.length === 0) return undefined;
 
-  const service: SystemdService = { unitFile, dropIns, environment: new Map() };
+  const service: SystemdService = { unitFile, dropIns, environment: new Map(), assignments: [] };
   let execLine: string | undefined;
   const envFiles: string[] = [];
   for (const file of [...(unitFile ? [unitFile] : []), ...dropIns]) {
@@ -51,6 +72,7 @@ export function readSystemdService(host: HostView, unit: string, dirs: readonly 
       if (eq < 0) continue;
       const key = trimmed.slice(0, eq).trim();
       const value = trimmed.slice(eq + 1).trim();
+      service.assignments.push({ key, value, file });
       if (key === 'ExecStart') {
         execLine = value === '' ? undefined : value;
         service.execStartFile = value === '' ? undefined : file;

@@ -89,6 +89,8 @@ export async function runCommand(args: string[]): Promise<number> {
 
 export interface RunningAgent {
   stream: AgentStream;
+  /** Scans run so far (the first, change-triggered and periodic ones). */
+  readonly scans: number;
   /** Scan now; sends a BenchmarkRun when a result changed. Answers whether it sent. */
   scanNow(): boolean;
   stop(): void;
@@ -138,7 +140,9 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   });
 
   const watch = new ChangeWatch(config.hostRoot);
+  let scans = 0;
   const scanNow = (): boolean => {
+    scans++;
     const result = scanNode({ ...config, benchmarks });
     watch.track(result.touched);
     kubeletVersion = result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '';
@@ -170,6 +174,9 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
 
   return {
     stream,
+    get scans() {
+      return scans;
+    },
     scanNow,
     stop() {
       clearInterval(poll);

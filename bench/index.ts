@@ -1,4 +1,6 @@
 import { runCisBench } from './cis.js';
+import { runRescanBench } from './rescan.js';
 
 /** `npm run bench`: every figure, each printed with its ratio and goal. */
 runCisBench();
+await runRescanBench();

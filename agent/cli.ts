@@ -19,7 +19,8 @@ Usage:
   verdict-agent run  --aggregator HOST:PORT [--host-root /host] [--node-name NAME]
                      [--flows SOURCE]... [--spool DIR]
                      [--token-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE]
-                     [--rescan-interval-ms N]
+                     [--kubelet-configz] [--kubeconfig FILE] [--kubernetes-version v1.32.4]
+                     [--rescan-interval-ms 300000] [--watch-interval-ms 1000]
   verdict-agent benchmarks [--format table|json]
 `;
 

@@ -15,6 +15,8 @@ import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './cli.js';
 import { usageError } from './errors.js';
 import { readNodeInfo } from './node-info.js';
 import { AgentStream, DEFAULT_STREAM_OPTIONS } from './transport/stream.js';
+import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
+import type { LiveKubeletConfig } from './cis/kubelet.js';
 
 export interface RunConfig extends ScanFlags {
   aggregator: string;
@@ -28,6 +30,10 @@ export interface RunConfig extends ScanFlags {
   watchIntervalMs: number;
   /** Quiet time after a change before re-scanning, ms. */
   debounceMs: number;
+  /** Read the kubelet's live configz through the API server (needs get nodes/proxy). */
+  kubeletConfigz: boolean;
+  /** Kubeconfig for the API server; in-cluster configuration when absent. */
+  kubeconfig?: string;
 }
 
 export function parseRunArgs(args: string[]): RunConfig {
@@ -45,6 +51,8 @@ export function parseRunArgs(args: string[]): RunConfig {
       'rescan-interval-ms': { type: 'string', default: String(5 * 60_000) },
       'watch-interval-ms': { type: 'string', default: '1000' },
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+      'kubelet-configz': { type: 'boolean', default: false },
+      kubeconfig: { type: 'string' },
     },
     strict: true,
   });
@@ -68,6 +76,8 @@ export function parseRunArgs(args: string[]): RunConfig {
     rescanIntervalMs: ms('rescan-interval-ms', 1000),
     watchIntervalMs: ms('watch-interval-ms', 100),
     debounceMs: 500,
+    kubeletConfigz: values['kubelet-configz'] as boolean,
+    kubeconfig: values.kubeconfig,
   };
 }
 
@@ -91,8 +101,8 @@ export interface RunningAgent {
   stream: AgentStream;
   /** Scans run so far (the first, change-triggered and periodic ones). */
   readonly scans: number;
-  /** Scan now; sends a BenchmarkRun when a result changed. Answers whether it sent. */
-  scanNow(): boolean;
+  /** Scan now (after any scan in progress); sends a BenchmarkRun when a result changed. Answers whether it sent. */
+  scanNow(): Promise<boolean>;
   stop(): void;
 }
 
@@ -109,6 +119,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   const info = readNodeInfo(new HostView(config.hostRoot));
   let lastScan: ScanReport | undefined;
   let kubeletVersion = '';
+  let nodeLabels: Record<string, string> = {};
 
   const credentials = config.tls
     ? grpc.credentials.createSsl(readFileSync(config.tls.ca), readFileSync(config.tls.key), readFileSync(config.tls.cert))
@@ -126,7 +137,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     },
     hello: (): WireHello => ({
       nodeName: config.nodeName,
-      nodeLabels: {},
+      nodeLabels,
       role: roleToWire(lastScan?.nodeRole ?? 'worker'),
       kubeletVersion,
       kubernetesVersion: '',
@@ -140,12 +151,15 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   });
 
   const watch = new ChangeWatch(config.hostRoot);
+  const cluster = clusterFacts(config, log);
   let scans = 0;
-  const scanNow = (): boolean => {
+  const scanOnce = async (): Promise<boolean> => {
     scans++;
-    const result = scanNode({ ...config, benchmarks });
+    const { live, node } = await cluster.read();
+    if (node?.labels) nodeLabels = node.labels;
+    const result = scanNode({ ...config, benchmarks, liveKubeletConfig: live, kubernetesVersion: config.kubernetesVersion ?? node?.kubeletVersion });
     watch.track(result.touched);
-    kubeletVersion = result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '';
+    kubeletVersion = node?.kubeletVersion ?? (result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '');
     const changed = lastScan === undefined || fingerprint(lastScan) !== fingerprint(result.report);
     if (changed) {
       lastScan = result.report;
@@ -156,21 +170,29 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     }
     return changed;
   };
+  // Scans never overlap: a request during a scan runs once after it.
+  let running: Promise<boolean> = Promise.resolve(false);
+  const scanNow = (): Promise<boolean> => {
+    running = running.then(scanOnce, scanOnce).catch((err: unknown) => {
+      log.error({ err }, 'scan failed');
+      return false;
+    });
+    return running;
+  };
 
   // The first scan runs before connecting, so the Hello carries the detected role.
-  scanNow();
-  stream.start();
+  void scanNow().then(() => stream.start());
   let debounce: NodeJS.Timeout | undefined;
   const poll = setInterval(() => {
     const what = watch.changed();
     if (what.length === 0) return;
     log.debug({ changed: what.slice(0, 5) }, 'watched files changed');
     clearTimeout(debounce);
-    debounce = setTimeout(() => scanNow(), config.debounceMs);
+    debounce = setTimeout(() => void scanNow(), config.debounceMs);
   }, config.watchIntervalMs);
   poll.unref();
   // The safety re-scan also keeps the process alive: it is the agent's main loop.
-  const safety = setInterval(() => scanNow(), config.rescanIntervalMs);
+  const safety = setInterval(() => void scanNow(), config.rescanIntervalMs);
 
   return {
     stream,
@@ -183,6 +205,62 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
       clearInterval(safety);
       clearTimeout(debounce);
       stream.stop();
+      void cluster.close();
+    },
+  };
+}
+
+interface NodeObject {
+  metadata?: { labels?: Record<string, string> };
+  status?: { nodeInfo?: { kubeletVersion?: string } };
+}
+
+/**
+ * What the API server can add to a scan: the node's labels and kubelet version
+ * (needs `get nodes`), and with --kubelet-configz the kubelet's live config
+ * (needs `get nodes/proxy`, which grants the whole kubelet API: opt-in only).
+ * Outside a cluster, with no --kubeconfig, there is nothing to ask. Failures are
+ * logged and the files on the node stay the source.
+ */
+function clusterFacts(config: RunConfig, log: Logger) {
+  let client: KubeClient | undefined;
+  try {
+    const conn = config.kubeconfig ? kubeconfigConnection(config.kubeconfig) : inClusterConnection();
+    if (conn) client = new KubeClient(conn);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot use the Kubernetes API; scanning from node files only');
+  }
+  if (config.kubeletConfigz && !client) log.warn('--kubelet-configz needs the Kubernetes API (run in a cluster or pass --kubeconfig); using node files');
+  const warned = new Set<string>();
+  const warnOnce = (key: string, err: unknown, msg: string) => {
+    if (warned.has(key)) return;
+    warned.add(key);
+    log.warn({ err: (err as Error).message }, msg);
+  };
+  const node = encodeURIComponent(config.nodeName);
+  return {
+    async read(): Promise<{ live?: LiveKubeletConfig; node?: { labels: Record<string, string>; kubeletVersion?: string } }> {
+      if (!client) return {};
+      const out: { live?: LiveKubeletConfig; node?: { labels: Record<string, string>; kubeletVersion?: string } } = {};
+      try {
+        const n = await client.get<NodeObject>(`/api/v1/nodes/${node}`);
+        out.node = { labels: n.metadata?.labels ?? {}, kubeletVersion: n.status?.nodeInfo?.kubeletVersion };
+      } catch (err) {
+        warnOnce('node', err, 'cannot read this node from the API server (RBAC get nodes?); labels and kubelet version unknown');
+      }
+      if (config.kubeletConfigz) {
+        try {
+          const z = await client.get<{ kubeletconfig?: Record<string, unknown> }>(`/api/v1/nodes/${node}/proxy/configz`);
+          if (z.kubeletconfig) out.live = { config: z.kubeletconfig, source: `kubelet configz via the API server (${client.connection.describe})` };
+          warned.delete('configz');
+        } catch (err) {
+          warnOnce('configz', err, 'cannot read the kubelet configz; falling back to node files');
+        }
+      }
+      return out;
+    },
+    async close() {
+      await client?.close();
     },
   };
 }

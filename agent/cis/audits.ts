@@ -74,11 +74,11 @@ function combine(kind: 'all' | 'any', parts: AuditOutcome[]): AuditOutcome {
 function kubeletAudit(audit: KubeletAuditSpec, facts: NodeFacts): AuditOutcome {
   const expected = `${audit.setting ?? `--${audit.flag}`} ${describeExpect(audit.expect)}`;
   const k = facts.kubelet;
-  if (k.origin === 'none') return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
+  if (k.origin === 'none' && !k.live) return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
   const r = resolveSetting(k, audit.setting, audit.flag);
   const actual = r.value === undefined ? '(not set)' : r.value;
   // A value that would come from a file we could not read is unknown, never PASS.
-  if (!r.source.startsWith('flag ') && k.configErrors.length > 0) {
+  if (!r.source.startsWith('flag ') && !k.live && k.configErrors.length > 0) {
     return { status: 'FAIL', expected, actual: 'unknown', evidence: k.configErrors.join('; '), reason: 'kubelet config unreadable' };
   }
   return { status: meets(r.value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence: r.source };

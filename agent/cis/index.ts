@@ -6,7 +6,7 @@ import { loadBenchmarks, pickBenchmark } from './benchmarks.js';
 import { ComponentReader } from './components.js';
 import { evaluateBenchmark } from './engine.js';
 import { HostView } from './host.js';
-import { readKubeletSettings, resolveSetting } from './kubelet.js';
+import { readKubeletSettings, resolveSetting, type LiveKubeletConfig } from './kubelet.js';
 import { listProcesses, type NodeProcess } from './processes.js';
 import type { BenchmarkSpec } from './schema.js';
 
@@ -20,6 +20,8 @@ export interface ScanOptions {
   exclude: string[];
   /** Known Kubernetes version (e.g. from the cluster); found on the node otherwise. */
   kubernetesVersion?: string;
+  /** The kubelet's live configz (run mode, opt-in); files are the fallback when absent. */
+  liveKubeletConfig?: LiveKubeletConfig;
   /** Pre-loaded benchmarks (the agent loads them once). */
   benchmarks?: BenchmarkSpec[];
   now?: () => Date;
@@ -42,7 +44,7 @@ export function scanNode(options: ScanOptions): ScanResult {
   const t0 = performance.now();
   const host = new HostView(options.hostRoot);
   const processes = listProcesses(host);
-  const kubelet = readKubeletSettings(host, processes);
+  const kubelet = readKubeletSettings(host, processes, options.liveKubeletConfig);
   const manifestDir = resolveSetting(kubelet, 'staticPodPath', 'pod-manifest-path').value || '/etc/kubernetes/manifests';
   const components = new ComponentReader(host, processes, manifestDir);
   const facts: NodeFacts = { host, kubelet, components, accounts: new NodeAccounts(host) };

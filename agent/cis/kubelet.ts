@@ -33,6 +33,14 @@ export interface KubeletSettings {
   configOrigins: Map<string, string>;
   /** The systemd unit file that starts the kubelet (the one holding ExecStart), if any. */
   serviceFile?: string;
+  /** The kubelet's live configuration from its configz endpoint, when that opt-in is on and answered. */
+  live?: LiveKubeletConfig;
+}
+
+/** What `GET /api/v1/nodes/NODE/proxy/configz` answered (its `kubeletconfig` object). */
+export interface LiveKubeletConfig {
+  config: Record<string, unknown>;
+  source: string;
 }
 
 /**
@@ -40,7 +48,7 @@ export interface KubeletSettings {
  * drop-ins of --config-dir over the --config file over defaults (the v1beta1
  * defaults with a config file, the legacy flag defaults without one).
  */
-export function readKubeletSettings(host: HostView, processes: NodeProcess[]): KubeletSettings {
+export function readKubeletSettings(host: HostView, processes: NodeProcess[], live?: LiveKubeletConfig): KubeletSettings {
   const service = readSystemdService(host, 'kubelet.service', SYSTEMD_UNIT_DIRS);
   const proc = findProcess(processes, 'kubelet');
   const k3s = proc ? undefined : findEmbeddingProcess(processes);
@@ -71,6 +79,7 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[]): K
     config: {},
     configOrigins: new Map(),
     serviceFile: service?.execStartFile,
+    live,
   };
   const configFlag = flags.get('config');
   if (configFlag) {
@@ -188,6 +197,14 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
   }
   // A flag-only setting (no KubeletConfiguration field) is unset when the flag is absent.
   if (setting === undefined) return { value: undefined, source: `flag --${flag} not given (${settings.originDetail})` };
+  if (settings.live) {
+    // configz is the running kubelet's effective configuration, flags included.
+    // It is Go JSON with omitempty: a missing field holds its type's zero value.
+    const v = lookupPath(settings.live.config, setting);
+    const dflt = KUBELET_CONFIG_DEFAULTS[setting];
+    const zero = dflt === 'true' || dflt === 'false' ? 'false' : dflt !== undefined && /^-?\d+$/.test(dflt) ? '0' : undefined;
+    return { value: v !== undefined ? stringify(v) : zero, source: settings.live.source };
+  }
   const fromConfig = lookupPath(settings.config, setting);
   if (fromConfig !== undefined) {
     return { value: stringify(fromConfig), source: settings.configOrigins.get(setting) ?? settings.configPath ?? 'config' };

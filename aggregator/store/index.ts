@@ -64,7 +64,9 @@ export async function openStore(db: string): Promise<Store> {
     return SqliteStore.open(db.slice('sqlite:'.length));
   }
   if (db.startsWith('postgres://') || db.startsWith('postgresql://')) {
-    throw new Error('VERDICT_STORE_UNSUPPORTED: the PostgreSQL store is not built yet; use --db sqlite:FILE');
+    const { PostgresStore } = await import('./postgres.js');
+    return PostgresStore.open(db);
   }
-  throw new Error(`VERDICT_CONFIG_INVALID: --db must be sqlite:FILE or postgres://..., not "${db}"`);
+  // Never echo the value: a mistyped URL may still hold a password.
+  throw new Error(`VERDICT_CONFIG_INVALID: --db must be sqlite:FILE or postgres://user@host/db (got something starting "${db.slice(0, 9)}...")`);
 }

@@ -1,18 +1,9 @@
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { packageRoot } from '../../common/package-root.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import type { LatestCheckStatus, NodeHello, NodeRecord, Store } from './index.js';
-
-/** The numbered SQL files of a dialect, in order. */
-export function migrationFiles(dialect: 'sqlite' | 'postgres'): { version: number; name: string; sql: string }[] {
-  const dir = join(packageRoot(), 'aggregator', 'store', 'migrations', dialect);
-  return readdirSync(dir)
-    .filter((f) => /^\d+_.+\.sql$/.test(f))
-    .sort()
-    .map((f) => ({ version: parseInt(f, 10), name: f, sql: readFileSync(join(dir, f), 'utf8') }));
-}
+import { migrationFiles } from './migrations.js';
 
 interface NodeRow {
   name: string;

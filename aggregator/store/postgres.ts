@@ -1,0 +1,277 @@
+import pg from 'pg';
+import type { NodeRole, ScanReport } from '../../common/scan-report.js';
+import type { LatestCheckStatus, NodeHello, NodeRecord, Store } from './index.js';
+import { migrationFiles, type Migration } from './migrations.js';
+
+/**
+ * Advisory lock key held while migrating ("VERDICT1" in ASCII), so replicas
+ * starting together migrate one after the other. Other Verdict locks (the report
+ * scheduler's) must use other keys.
+ */
+export const MIGRATION_LOCK_KEY = '6216712418393519153';
+
+/** How long to wait for a connection before a query (and so /readyz) fails, instead of hanging. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * pg hands BIGINT (int8) back as a string, since it may exceed 2^53. Our BIGINTs
+ * are ids, sequence numbers and Unix milliseconds, all far below that: turn them
+ * into numbers here, for this pool only, and refuse one that would lose digits.
+ */
+const INT8_AS_NUMBER: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === pg.types.builtins.INT8 && format !== 'binary') return parseSafeInteger;
+    return pg.types.getTypeParser(oid, format);
+  }) as typeof pg.types.getTypeParser,
+};
+
+function parseSafeInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new Error(`VERDICT_STORE_CORRUPT: integer ${text} is beyond 2^53 and cannot be read exactly`);
+  return n;
+}
+
+interface NodeRow {
+  name: string;
+  role: string;
+  labels: Record<string, string>;
+  kubelet_version: string;
+  kubernetes_version: string;
+  os_image: string;
+  kernel_version: string;
+  architecture: string;
+  agent_version: string;
+  boot_id: string;
+  connected: boolean;
+  first_seen_ms: number;
+  last_seen_ms: number;
+  benchmark_id: string | null;
+  benchmark_version: string | null;
+  run_role: string | null;
+  started_at_ms: number | null;
+  pass: number | null;
+  fail: number | null;
+  skip: number | null;
+  score_percent: number | null;
+}
+
+/**
+ * The shared store for several stateless aggregator replicas: one PostgreSQL
+ * database, READ COMMITTED, with row locks where SQLite relies on having a
+ * single writer. Behaviour matches SqliteStore case for case
+ * (test/aggregator/store-contract.test.ts runs the same cases on both).
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private closed = false;
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(url: string): Promise<PostgresStore> {
+    const pool = new pg.Pool({ connectionString: url, types: INT8_AS_NUMBER, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'verdict-aggregator' });
+    // An idle connection that breaks (server restart, network) is dropped by the
+    // pool; the next query opens a new one or fails, and /readyz says so. Without
+    // a listener the 'error' event would end the process.
+    pool.on('error', () => {});
+    const store = new PostgresStore(pool);
+    try {
+      await store.ping();
+    } catch (err) {
+      await pool.end();
+      throw new Error(`VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at ${redactedUrl(url)}: ${(err as Error).message}; check --db and that the server accepts connections`, { cause: err });
+    }
+    try {
+      for (const m of migrationFiles('postgres')) await store.migrate(m);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * Apply one migration unless it is recorded as applied. The transaction-scoped
+   * advisory lock makes replicas that start together take turns, and the check
+   * runs after the lock is held, so a migration is applied exactly once; the
+   * lock goes with the transaction, so a crashed replica cannot leave it held.
+   */
+  private async migrate(m: Migration): Promise<void> {
+    await this.transaction(async (c) => {
+      await c.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)');
+      const applied = await c.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (applied.rowCount) return;
+      try {
+        await c.query(m.sql);
+      } catch (err) {
+        throw new Error(`VERDICT_STORE_MIGRATION_FAILED: migrations/postgres/${m.name}: ${(err as Error).message}`, { cause: err });
+      }
+      await c.query('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+    });
+  }
+
+  /** Run `fn` in one transaction on one pooled connection; roll back if it throws. */
+  private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN');
+      const result = await fn(c);
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      // A connection that cannot even roll back is discarded, not reused.
+      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw err;
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  async recordHello(h: NodeHello, atMs: number): Promise<{ lastStoredSeq: number }> {
+    return this.transaction(async (c) => {
+      await c.query(
+        `INSERT INTO nodes (name, role, labels, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, TRUE, $11, $11)
+         ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels = excluded.labels, kubelet_version = excluded.kubelet_version,
+           kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
+           architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = TRUE, last_seen_ms = excluded.last_seen_ms`,
+        [h.name, h.role, JSON.stringify(h.labels), h.kubeletVersion, h.kubernetesVersion, h.osImage, h.kernelVersion, h.architecture, h.agentVersion, h.bootId, atMs],
+      );
+      const seen = await c.query<{ last_seq: number }>('SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2', [h.name, h.bootId]);
+      return { lastStoredSeq: seen.rows[0]?.last_seq ?? 0 };
+    });
+  }
+
+  async markDisconnected(node: string, atMs: number): Promise<void> {
+    await this.pool.query('UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
+  }
+
+  async markAllDisconnected(): Promise<void> {
+    await this.pool.query('UPDATE nodes SET connected = FALSE');
+  }
+
+  /**
+   * Replicas may store messages of one agent at the same time (a reconnect lands
+   * on another replica while the first still works through what it received).
+   * Locking the node's row first makes the writes for one node take turns, and
+   * under READ COMMITTED each later statement sees what the previous writer
+   * committed: the ledger check, the run and the "latest" comparison then behave
+   * as in SQLite's single writer. The ledger row lock and the UNIQUE
+   * (node, boot_id, seq) insert cover the one case with no node row to lock.
+   */
+  async recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }> {
+    return this.transaction(async (c) => {
+      await c.query('UPDATE nodes SET last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
+      const seen = await c.query<{ last_seq: number }>('SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2 FOR UPDATE', [node, bootId]);
+      const lastSeq = seen.rows[0]?.last_seq;
+      if (lastSeq !== undefined && seq <= lastSeq) return { duplicate: true };
+      const s = report.summary;
+      const startedAtMs = Date.parse(report.startedAt);
+      const inserted = await c.query<{ id: number }>(
+        `INSERT INTO benchmark_runs (node, boot_id, seq, benchmark_id, benchmark_version, role, started_at_ms, duration_ms, pass, fail, skip, score_percent, received_at_ms, report)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::json)
+         ON CONFLICT (node, boot_id, seq) DO NOTHING RETURNING id`,
+        [node, bootId, seq, report.benchmark.id, report.benchmark.version, report.nodeRole, startedAtMs, report.durationMs, s.pass, s.fail, s.skip, s.scorePercent, atMs, JSON.stringify(report)],
+      );
+      const runId = inserted.rows[0]?.id;
+      // Another replica stored this very seq after our ledger read (possible only without a node row).
+      if (runId === undefined) return { duplicate: true };
+      const checks = report.checks;
+      await c.query(
+        `INSERT INTO check_results (run_id, check_id, title, status, scored)
+         SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])`,
+        [runId, checks.map((ch) => ch.id), checks.map((ch) => ch.title), checks.map((ch) => ch.status), checks.map((ch) => ch.scored)],
+      );
+      await c.query(
+        `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = GREATEST(agent_sequences.last_seq, excluded.last_seq), updated_ms = excluded.updated_ms`,
+        [node, bootId, seq, atMs],
+      );
+      // A resent older run must not replace a newer one as "latest".
+      await c.query(
+        `UPDATE nodes SET latest_run_id = $1 WHERE name = $2 AND (latest_run_id IS NULL OR
+           (SELECT started_at_ms FROM benchmark_runs WHERE id = nodes.latest_run_id) <= $3)`,
+        [runId, node, startedAtMs],
+      );
+      return { duplicate: false };
+    });
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const { rows } = await this.pool.query<NodeRow>(
+      `SELECT n.*, r.benchmark_id, r.benchmark_version, r.role AS run_role, r.started_at_ms, r.pass, r.fail, r.skip, r.score_percent
+       FROM nodes n LEFT JOIN benchmark_runs r ON r.id = n.latest_run_id ORDER BY n.name COLLATE "C"`,
+    );
+    return rows.map(toNodeRecord);
+  }
+
+  async nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined> {
+    const { rows } =
+      atMs === undefined
+        ? await this.pool.query<{ report: ScanReport }>('SELECT r.report FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = $1', [node])
+        : await this.pool.query<{ report: ScanReport }>('SELECT report FROM benchmark_runs WHERE node = $1 AND started_at_ms <= $2 ORDER BY started_at_ms DESC, id DESC LIMIT 1', [node, atMs]);
+    return rows[0]?.report;
+  }
+
+  async latestCheckStatuses(): Promise<LatestCheckStatus[]> {
+    const { rows } = await this.pool.query<{ node: string; benchmark_id: string; check_id: string; title: string; status: LatestCheckStatus['status']; scored: boolean }>(
+      `SELECT n.name AS node, r.benchmark_id, c.check_id, c.title, c.status, c.scored
+       FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
+    );
+    return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored }));
+  }
+}
+
+/** The URL without its password, for error messages and logs. */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the --db URL';
+  }
+}
+
+function toNodeRecord(r: NodeRow): NodeRecord {
+  return {
+    name: r.name,
+    role: r.role as NodeRole,
+    labels: r.labels,
+    kubeletVersion: r.kubelet_version,
+    kubernetesVersion: r.kubernetes_version,
+    osImage: r.os_image,
+    kernelVersion: r.kernel_version,
+    architecture: r.architecture,
+    agentVersion: r.agent_version,
+    bootId: r.boot_id,
+    connected: r.connected,
+    firstSeenMs: r.first_seen_ms,
+    lastSeenMs: r.last_seen_ms,
+    latest:
+      r.benchmark_id === null
+        ? undefined
+        : {
+            benchmarkId: r.benchmark_id,
+            benchmarkVersion: r.benchmark_version ?? '',
+            role: (r.run_role ?? r.role) as NodeRole,
+            startedAtMs: r.started_at_ms ?? 0,
+            pass: r.pass ?? 0,
+            fail: r.fail ?? 0,
+            skip: r.skip ?? 0,
+            scorePercent: r.score_percent ?? 0,
+          },
+  };
+}

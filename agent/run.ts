@@ -15,6 +15,9 @@ import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './cli.js';
 import { usageError } from './errors.js';
 import { readNodeInfo } from './node-info.js';
 import { AgentStream, DEFAULT_STREAM_OPTIONS } from './transport/stream.js';
+import { Spool } from './transport/spool.js';
+import { FlowCapture, parseFlowSource } from './flows/index.js';
+import { InternalNetworks } from './flows/normalize.js';
 import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
 import type { LiveKubeletConfig } from './cis/kubelet.js';
 
@@ -34,6 +37,12 @@ export interface RunConfig extends ScanFlags {
   kubeletConfigz: boolean;
   /** Kubeconfig for the API server; in-cluster configuration when absent. */
   kubeconfig?: string;
+  /** CIDRs inside the operator's network: never "internet". */
+  internalCidrs: string[];
+  /** Flow aggregation window, ms. */
+  flowWindowMs: number;
+  /** Largest on-disk spool, bytes. */
+  maxSpoolBytes: number;
 }
 
 export function parseRunArgs(args: string[]): RunConfig {
@@ -53,6 +62,9 @@ export function parseRunArgs(args: string[]): RunConfig {
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
       'kubelet-configz': { type: 'boolean', default: false },
       kubeconfig: { type: 'string' },
+      'internal-cidr': { type: 'string', multiple: true },
+      'flow-window-ms': { type: 'string', default: '15000' },
+      'max-spool-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
     },
     strict: true,
   });
@@ -65,7 +77,19 @@ export function parseRunArgs(args: string[]): RunConfig {
     if (!Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer of at least ${min}`);
     return n;
   };
-  for (const f of values.flows ?? []) if (!/^(calico|hubble|goldmane):.+/.test(f)) throw usageError(`--flows takes calico:PATH, hubble:PATH, hubble:unix://SOCKET or goldmane:HOST:PORT, not "${f}"`);
+  for (const f of values.flows ?? []) {
+    try {
+      parseFlowSource(f);
+    } catch (err) {
+      throw usageError((err as Error).message.replace(/^VERDICT_USAGE: /, ''));
+    }
+  }
+  const internalCidrs = (values['internal-cidr'] ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
+  try {
+    new InternalNetworks(internalCidrs);
+  } catch (err) {
+    throw usageError(`--internal-cidr: ${(err as Error).message.replace(/^VERDICT_CONFIG_INVALID: /, '')}`);
+  }
   return {
     ...scanFlags(values, '/host'),
     aggregator: values.aggregator,
@@ -78,6 +102,9 @@ export function parseRunArgs(args: string[]): RunConfig {
     debounceMs: 500,
     kubeletConfigz: values['kubelet-configz'] as boolean,
     kubeconfig: values.kubeconfig,
+    internalCidrs,
+    flowWindowMs: ms('flow-window-ms', 100),
+    maxSpoolBytes: ms('max-spool-bytes', 1024 * 1024),
   };
 }
 
@@ -103,6 +130,8 @@ export interface RunningAgent {
   readonly scans: number;
   /** Scan now (after any scan in progress); sends a BenchmarkRun when a result changed. Answers whether it sent. */
   scanNow(): Promise<boolean>;
+  /** Flow capture, when --flows was given. */
+  flows?: FlowCapture;
   stop(): void;
 }
 
@@ -112,10 +141,10 @@ function fingerprint(r: ScanReport): string {
 }
 
 export function startAgent(config: RunConfig, log: Logger): RunningAgent {
-  if (config.flows.length > 0) log.warn({ flows: config.flows }, 'flow capture is not built into this agent version yet; --flows is ignored');
-  if (config.spool) log.warn({ spool: config.spool }, 'the on-disk spool is not built yet; unacked messages are kept in memory only');
   const benchmarks = loadBenchmarks();
-  const bootId = randomUUID();
+  // With a spool the boot id and seqs survive restarts, so resent batches dedup exactly.
+  const spool = config.spool ? Spool.open(config.spool, config.maxSpoolBytes) : undefined;
+  const bootId = spool?.bootId ?? randomUUID();
   const info = readNodeInfo(new HostView(config.hostRoot));
   let lastScan: ScanReport | undefined;
   let kubeletVersion = '';
@@ -126,6 +155,10 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     : grpc.credentials.createInsecure();
   const stream = new AgentStream({
     ...DEFAULT_STREAM_OPTIONS,
+    // The spool bounds flow batches by bytes; the outbox must not drop them first.
+    maxUnacked: spool ? 100_000 : DEFAULT_STREAM_OPTIONS.maxUnacked,
+    takeSeq: spool ? () => spool.takeSeq() : undefined,
+    onSettled: spool ? (seq) => spool.settle(seq) : undefined,
     address: config.aggregator,
     credentials,
     log: log.child({ component: 'transport' }),
@@ -180,6 +213,12 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     return running;
   };
 
+  const flows =
+    config.flows.length > 0
+      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), stream, spool, internal: new InternalNetworks(config.internalCidrs), log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
+      : undefined;
+  flows?.start();
+
   // The first scan runs before connecting, so the Hello carries the detected role.
   void scanNow().then(() => stream.start());
   let debounce: NodeJS.Timeout | undefined;
@@ -200,7 +239,9 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
       return scans;
     },
     scanNow,
+    flows,
     stop() {
+      flows?.stop();
       clearInterval(poll);
       clearInterval(safety);
       clearTimeout(debounce);

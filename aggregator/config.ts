@@ -16,6 +16,28 @@ export interface AggregatorConfig {
   /** Largest agent message accepted, bytes. */
   maxMessageBytes: number;
   logLevel: string;
+  /** Minute flow buckets older than this are rolled up into hour buckets, ms (default 48 h). */
+  flowRollupAfterMs: number;
+  /** Flow buckets older than this are deleted, ms (default 30 days). */
+  flowRetentionMs: number;
+}
+
+/** Every default in one place (the flags' defaults say the same). */
+export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
+  httpAddress: ':8080',
+  grpcAddress: ':9090',
+  db: 'sqlite:verdict.db',
+  maxMessageBytes: 4 * 1024 * 1024,
+  logLevel: 'info',
+  flowRollupAfterMs: 48 * 3_600_000,
+  flowRetentionMs: 30 * 86_400_000,
+};
+
+/** "90s", "15m", "48h", "30d" → ms. */
+export function parseDuration(flag: string, v: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
+  if (!m) throw new ConfigError(`${flag} takes a duration like 48h or 30d, not "${v}"`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 export const AGGREGATOR_USAGE = `verdict-aggregator: stores node CIS results and flow verdicts, serves the HTTP API and /metrics
@@ -24,6 +46,7 @@ Usage:
   verdict-aggregator [--http :8080] [--grpc :9090] [--db sqlite:FILE | postgres://...]
                      [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
                      [--max-message-bytes N] [--log-level info]
+                     [--flow-rollup-after 48h] [--flow-retention 30d]
 
 With no agent credentials the aggregator accepts agents on loopback only.
 `;
@@ -49,6 +72,8 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
       'tls-ca': { type: 'string' },
       'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+      'flow-rollup-after': { type: 'string', default: '48h' },
+      'flow-retention': { type: 'string', default: '30d' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -59,7 +84,12 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   const maxMessageBytes = Number(values['max-message-bytes']);
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) throw new ConfigError(`--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
+  const flowRollupAfterMs = parseDuration('--flow-rollup-after', values['flow-rollup-after'] as string);
+  const flowRetentionMs = parseDuration('--flow-retention', values['flow-retention'] as string);
+  if (flowRetentionMs < flowRollupAfterMs) throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
   return {
+    flowRollupAfterMs,
+    flowRetentionMs,
     httpAddress: checkAddress('--http', values.http as string),
     grpcAddress: checkAddress('--grpc', values.grpc as string),
     db: values.db as string,

@@ -43,7 +43,28 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : h.port;
 
-  log.info({ version: VERDICT_VERSION, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
+  // Retention runs through the store like every other write; runs never overlap.
+  let compacting = false;
+  const compact = async () => {
+    if (compacting) return;
+    compacting = true;
+    try {
+      const now = Date.now();
+      const r = await store.compactFlows(now - config.flowRollupAfterMs, now - config.flowRetentionMs);
+      if (r.rolledUp > 0) metrics.flowsCompacted.inc({ what: 'rolled_up' }, r.rolledUp);
+      if (r.deleted > 0) metrics.flowsCompacted.inc({ what: 'deleted' }, r.deleted);
+      if (r.rolledUp + r.deleted > 0) log.info(r, 'flow buckets compacted');
+    } catch (err) {
+      log.error({ err }, 'flow retention failed; will retry');
+    } finally {
+      compacting = false;
+    }
+  };
+  const retentionTimer = setInterval(() => void compact(), 10 * 60_000);
+  retentionTimer.unref();
+  void compact();
+
+  log.info({ version: VERDICT_VERSION, flowRollupAfterMs: config.flowRollupAfterMs, flowRetentionMs: config.flowRetentionMs, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
   if (auth instanceof LoopbackOnly) log.warn(auth.description);
 
   return {
@@ -52,6 +73,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     store,
     app,
     async close() {
+      clearInterval(retentionTimer);
       await app.close();
       await ingest.close();
       await store.close();

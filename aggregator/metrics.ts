@@ -30,14 +30,20 @@ export class AggregatorMetrics {
   readonly flowsReceived: Counter<'node' | 'action'>;
   readonly flowsMalformed: Counter<'source'>;
   readonly benchmarkRunsStored: Counter<'node'>;
+  readonly flowsLost: Counter<'source'>;
+  readonly agentFlowsDropped: Counter<'node'>;
+  readonly flowsCompacted: Counter<'what'>;
 
   constructor(store: Store) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'verdict_aggregator_' });
     this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
     this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
-    this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });
+    this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Connections in flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });
     this.flowsMalformed = new Counter({ name: 'verdict_flows_malformed_total', help: 'Malformed flow records reported by agents, by source.', labelNames: ['source'], registers });
+    this.flowsLost = new Counter({ name: 'verdict_flows_lost_total', help: 'Flow records a source itself reported lost (Hubble lost events), by source.', labelNames: ['source'], registers });
+    this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped because their spool was full, by node.', labelNames: ['node'], registers });
+    this.flowsCompacted = new Counter({ name: 'verdict_flow_buckets_compacted_total', help: 'Flow bucket rows rolled up into hours or deleted by retention.', labelNames: ['what'], registers });
     this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers });
 
     // Every CIS gauge reads one shared snapshot per scrape (prom-client collects

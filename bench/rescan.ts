@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startAggregator } from '../aggregator/main.js';
+import { AGGREGATOR_DEFAULTS } from '../aggregator/config.js';
 import { parseRunArgs, startAgent } from '../agent/run.js';
 import { NodeRootBuilder } from '../examples/node-root.js';
 import { buildWeakWorker } from '../examples/nodes.js';
@@ -15,7 +16,7 @@ import { buildWeakWorker } from '../examples/nodes.js';
 export async function runRescanBench(rounds = Number(process.env.BENCH_RESCAN_ROUNDS ?? 5)): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-rescan-'));
   const silent = pino({ level: 'silent' });
-  const agg = await startAggregator({ httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(dir, 'v.db')}`, maxMessageBytes: 4 << 20, logLevel: 'silent' }, silent);
+  const agg = await startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(dir, 'v.db')}`, logLevel: 'silent' }, silent);
   const b = new NodeRootBuilder(join(dir, 'node'));
   buildWeakWorker(b);
   const agent = startAgent(parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'bench']), silent);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../common/package-root.js';
@@ -53,6 +53,18 @@ async function main(): Promise<void> {
   console.log(`Built ${EXAMPLE_NODES.length} example node roots under ${join(demoDir, 'nodes')}`);
   if (ownersFaked) console.log('  (not running as root: files keep your own uid/gid, so ownership checks see that instead of root:root)');
 
+  // The recorded Calico flow log, moved in time so it ends a minute ago: the
+  // network-access summary of the last hour then shows it.
+  const sample = readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8').split('\n').filter(Boolean);
+  const lastEnd = Math.max(...sample.map((l) => (JSON.parse(l) as { end_time: number }).end_time));
+  const shift = Math.floor(Date.now() / 1000) - 60 - lastEnd;
+  const flowsFile = join(demoDir, 'flows', 'calico', 'flows.log');
+  mkdirSync(join(demoDir, 'flows', 'calico'), { recursive: true });
+  writeFileSync(flowsFile, sample.map((l) => {
+    const r = JSON.parse(l) as { start_time: number; end_time: number };
+    return JSON.stringify({ ...r, start_time: r.start_time + shift, end_time: r.end_time + shift });
+  }).join('\n') + '\n');
+
   const httpPort = await freePort(Number(process.env.VERDICT_DEMO_HTTP_PORT ?? 8080));
   const grpcPort = await freePort(Number(process.env.VERDICT_DEMO_GRPC_PORT ?? 9090));
   start('aggregator', [join(root, 'dist/aggregator/cli.js'), '--http', `127.0.0.1:${httpPort}`, '--grpc', `127.0.0.1:${grpcPort}`, '--db', `sqlite:${join(demoDir, 'verdict.db')}`], join(demoDir, 'logs', 'aggregator.log'));
@@ -60,7 +72,8 @@ async function main(): Promise<void> {
   await waitFor(async () => (await fetch(`${base}/readyz`)).ok, 20_000, 'the aggregator did not become ready; see .demo/logs/aggregator.log');
 
   for (const name of EXAMPLE_NODES) {
-    start(`agent ${name}`, [join(root, 'dist/agent/cli.js'), 'run', '--aggregator', `127.0.0.1:${grpcPort}`, '--host-root', roots[name], '--node-name', name, '--watch-interval-ms', '500'], join(demoDir, 'logs', `agent-${name}.log`));
+    const flows = name === 'worker-hardened' ? ['--flows', `calico:${flowsFile}`, '--spool', join(demoDir, 'spool', name), '--flow-window-ms', '2000'] : [];
+    start(`agent ${name}`, [join(root, 'dist/agent/cli.js'), 'run', '--aggregator', `127.0.0.1:${grpcPort}`, '--host-root', roots[name], '--node-name', name, '--watch-interval-ms', '500', ...flows], join(demoDir, 'logs', `agent-${name}.log`));
   }
   type Item = { name: string; role: string; benchmark: string | null; scorePercent: number | null; pass: number; fail: number; skip: number; rating: string | null; connected: boolean };
   let items: Item[] = [];
@@ -73,15 +86,30 @@ async function main(): Promise<void> {
     'not every agent reported; see .demo/logs/',
   );
   const summary = (await (await fetch(`${base}/api/v1/cis/summary`)).json()) as { scorePercent: number; mostFailed: { id: string; title: string; failedNodes: number }[] };
+  type Access = { endpoint: string; ingressProtected: boolean | null; egressProtected: boolean | null; ingressFromInternet: boolean; egressToInternet: boolean; allowedIn: number; deniedIn: number; allowedOut: number; deniedOut: number };
+  let access: Access[] = [];
+  await waitFor(
+    async () => {
+      access = ((await (await fetch(`${base}/api/v1/network-access`)).json()) as { endpoints: Access[] }).endpoints;
+      return access.length > 0;
+    },
+    20_000,
+    'the flow sample did not arrive; see .demo/logs/agent-worker-hardened.log',
+  );
 
   console.log('');
   console.log(table(['NODE', 'ROLE', 'BENCHMARK', 'SCORE', 'PASS', 'FAIL', 'SKIP', 'RATING'], items.map((i) => [i.name, i.role, i.benchmark ?? '-', `${i.scorePercent ?? '-'}%`, String(i.pass), String(i.fail), String(i.skip), i.rating ?? '-'])).join('\n'));
   console.log(`\nCluster score ${summary.scorePercent}%. Most failed: ${summary.mostFailed.slice(0, 3).map((m) => `${m.id} (${m.failedNodes} nodes)`).join(', ') || 'none'}`);
+  const yes = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'NO');
+  console.log('\nNetwork access, last hour (from the bundled Calico flow log):');
+  console.log(table(['ENDPOINT', 'INGRESS PROTECTED', 'EGRESS PROTECTED', 'FROM INTERNET', 'TO INTERNET', 'IN allow/deny', 'OUT allow/deny'], access.map((a) => [a.endpoint, yes(a.ingressProtected), yes(a.egressProtected), a.ingressFromInternet ? 'yes' : '', a.egressToInternet ? 'yes' : '', `${a.allowedIn}/${a.deniedIn}`, `${a.allowedOut}/${a.deniedOut}`])).join('\n'));
   console.log(`
 Verdict is running:
   nodes      ${base}/api/v1/nodes
   one node   ${base}/api/v1/nodes/worker-weak/cis
   summary    ${base}/api/v1/cis/summary
+  network    ${base}/api/v1/network-access
+  flows      ${base}/api/v1/flows?namespace=shop
   metrics    ${base}/metrics
   API docs   ${base}/docs
   logs       ${join(demoDir, 'logs')}

@@ -68,8 +68,56 @@ export interface WireBenchmarkRun {
   checks: WireCheckResult[];
 }
 
+export type WireEndpointKind = 'ENDPOINT_KIND_UNSPECIFIED' | 'ENDPOINT_KIND_POD' | 'ENDPOINT_KIND_HOST' | 'ENDPOINT_KIND_NETWORK_SET' | 'ENDPOINT_KIND_NETWORK' | 'ENDPOINT_KIND_API_SERVER';
+
+export interface WireFlowEndpoint {
+  kind: WireEndpointKind;
+  namespace: string;
+  name: string;
+  labels: string[];
+  serviceAccount: string;
+  internet: boolean;
+}
+
+export interface WirePolicyRef {
+  tier: string;
+  namespace: string;
+  name: string;
+  action: string;
+  kind: string;
+}
+
+export interface WireFlowRecord {
+  source: WireFlowEndpoint | null;
+  destination: WireFlowEndpoint | null;
+  protocol: string;
+  destinationPort: number;
+  action: 'FLOW_ACTION_UNSPECIFIED' | 'FLOW_ACTION_ALLOW' | 'FLOW_ACTION_DENY';
+  reporter: 'FLOW_REPORTER_UNSPECIFIED' | 'FLOW_REPORTER_SOURCE' | 'FLOW_REPORTER_DESTINATION';
+  policies: WirePolicyRef[];
+  stagedPolicies: WirePolicyRef[];
+  unnamedPolicy: boolean;
+  connections: number;
+  packets: number;
+  bytes: number;
+  startUnixMs: number;
+  endUnixMs: number;
+  policyDecided: boolean;
+}
+
+export interface WireFlowSourceCounts {
+  source: string;
+  malformed: number;
+  lost: number;
+}
+
 export interface WireFlowBatch {
   seq: number;
+  windowStartUnixMs: number;
+  windowEndUnixMs: number;
+  records: WireFlowRecord[];
+  sources: WireFlowSourceCounts[];
+  droppedRecords: number;
 }
 
 export type WireAgentMessage =

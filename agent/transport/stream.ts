@@ -24,6 +24,10 @@ export interface StreamOptions {
   /** First reconnect delay, doubled per failure up to maxBackoffMs. */
   minBackoffMs: number;
   maxBackoffMs: number;
+  /** Where seqs come from (a spool persists them); a counter from 1 by default. */
+  takeSeq?: () => number;
+  /** Told when a message leaves the outbox: stored, refused for good, or dropped for room. */
+  onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
 }
 
 export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, minBackoffMs: 500, maxBackoffMs: 30_000 };
@@ -60,18 +64,16 @@ export class AgentStream {
   private backoffMs: number;
   private retryTimer?: NodeJS.Timeout;
   private readonly ackWaiters: { seq: number; resolve: () => void }[] = [];
+  private highestSeq = 0;
 
-  constructor(
-    private readonly options: StreamOptions,
-    startSeq = 1,
-  ) {
+  constructor(private readonly options: StreamOptions) {
     const Ctor = grpc.makeGenericClientConstructor(agentServiceDefinition(), 'AgentService');
     this.client = new Ctor(options.address, options.credentials, {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    this.nextSeq = startSeq;
+    this.nextSeq = 1;
     this.backoffMs = options.minBackoffMs;
   }
 
@@ -89,20 +91,37 @@ export class AgentStream {
 
   /** Queue a message; it is sent now if connected, else after the next Welcome. Answers its seq. */
   send(build: (seq: number) => Outgoing): number {
-    const seq = this.nextSeq++;
-    this.outbox.push({ seq, msg: build(seq) });
+    const seq = this.options.takeSeq ? this.options.takeSeq() : this.nextSeq++;
+    this.enqueue(seq, build(seq));
+    return seq;
+  }
+
+  /** Queue a message whose seq was given before (a spooled batch after a restart). Seqs must rise. */
+  enqueue(seq: number, msg: Outgoing): void {
+    this.highestSeq = Math.max(this.highestSeq, seq);
+    this.outbox.push({ seq, msg });
+    this.outbox.sort((a, b) => a.seq - b.seq);
     while (this.outbox.length > this.options.maxUnacked) {
-      const lost = this.outbox.shift();
+      const lost = this.outbox.shift() as { seq: number };
       this.stats.dropped++;
-      this.options.log.warn({ seq: lost?.seq, dropped: this.stats.dropped }, 'outbox full: dropped the oldest unacked message');
+      this.options.log.warn({ seq: lost.seq, dropped: this.stats.dropped }, 'outbox full: dropped the oldest unacked message');
+      this.options.onSettled?.(lost.seq, 'dropped');
     }
     this.pump();
-    return seq;
+  }
+
+  /** Forget a queued message (its spool dropped it for room); counted as dropped. */
+  discard(seq: number): void {
+    const i = this.outbox.findIndex((e) => e.seq === seq);
+    if (i < 0) return;
+    this.outbox.splice(i, 1);
+    this.stats.dropped++;
+    this.forgetThrough(-1, 'acked'); // wakes flushed() waiters if that was the last one
   }
 
   /** Resolves once everything queued so far is acked (or dropped). */
   flushed(): Promise<void> {
-    const last = this.nextSeq - 1;
+    const last = this.highestSeq;
     if (this.outbox.length === 0 || (this.outbox[0]?.seq ?? Infinity) > last) return Promise.resolve();
     return new Promise((resolve) => this.ackWaiters.push({ seq: last, resolve }));
   }
@@ -136,25 +155,29 @@ export class AgentStream {
     if (m.kind === 'welcome') {
       this.welcomed = true;
       this.backoffMs = this.options.minBackoffMs;
-      this.forgetThrough(m.welcome.lastStoredSeq);
+      this.forgetThrough(m.welcome.lastStoredSeq, 'acked');
       log.info({ lastStoredSeq: m.welcome.lastStoredSeq, unacked: this.outbox.length, aggregatorVersion: m.welcome.aggregatorVersion }, 'connected to the aggregator');
       this.pump();
     } else if (m.kind === 'ack') {
       this.stats.acked++;
       if (m.ack.duplicate) this.stats.duplicates++;
-      this.forgetThrough(m.ack.seq);
+      this.forgetThrough(m.ack.seq, 'acked');
     } else if (m.kind === 'reject') {
       // Seq 0: the aggregator could not decode what it got; it processes in order, so that is our oldest in flight.
       const seq = m.reject.seq || this.outbox[0]?.seq || 0;
       this.stats.rejected++;
       log.error({ seq, code: m.reject.code, reason: m.reject.message }, 'the aggregator rejected a message; it is dropped and will not be resent');
-      this.forgetThrough(seq);
+      this.forgetThrough(seq, 'rejected');
     }
   }
 
   /** Messages are stored in order, so an answer for `seq` settles everything up to it. */
-  private forgetThrough(seq: number): void {
-    while (this.outbox.length > 0 && (this.outbox[0] as { seq: number }).seq <= seq) this.outbox.shift();
+  private forgetThrough(seq: number, outcome: 'acked' | 'rejected'): void {
+    while (this.outbox.length > 0 && (this.outbox[0] as { seq: number }).seq <= seq) {
+      const done = this.outbox.shift() as { seq: number };
+      // Only the message named is refused; older ones were stored before it.
+      this.options.onSettled?.(done.seq, done.seq === seq ? outcome : 'acked');
+    }
     const head = this.outbox[0]?.seq ?? Infinity;
     for (let i = this.ackWaiters.length - 1; i >= 0; i--) {
       const w = this.ackWaiters[i] as { seq: number; resolve: () => void };

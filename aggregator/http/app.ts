@@ -6,6 +6,7 @@ import { VERDICT_VERSION } from '../../common/version.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { Store } from '../store/index.js';
 import { registerCisRoutes } from './cis.js';
+import { registerFlowRoutes } from './flows.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
 
@@ -39,6 +40,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   registerHealthRoutes(app, deps);
   registerNodeRoutes(app, deps);
   registerCisRoutes(app, deps);
+  registerFlowRoutes(app, deps);
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { VERDICT_VERSION } from '../../common/version.js';
 import { agentServiceDefinition, type WireAgentMessage, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
-import { invalidRun, reportFromWire, roleFromWire } from '../../proto/convert.js';
+import { flowFromWire, invalidFlowBatch, invalidRun, reportFromWire, roleFromWire } from '../../proto/convert.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { NodeHello, Store } from '../store/index.js';
 import type { AgentAuthenticator, AgentIdentity } from './auth.js';
@@ -172,9 +172,31 @@ class AgentSession {
       await this.send({ kind: 'ack', ack: { seq: run.seq, duplicate } });
       return;
     }
-    // FlowBatch: the flows capability is not built yet; refuse it visibly rather than ack and lose it.
-    metrics.ingestRejected.inc({ reason: 'unsupported' });
-    await this.send({ kind: 'reject', reject: { seq: msg.flowBatch.seq, code: 'VERDICT_INGEST_UNSUPPORTED', message: 'this aggregator does not store flow batches yet' } });
+    const batch = msg.flowBatch;
+    const problem = batch.seq > 0 ? invalidFlowBatch(batch) : 'seq must be 1 or more';
+    if (problem) {
+      metrics.ingestRejected.inc({ reason: 'invalid' });
+      log.warn({ node: this.node, seq: batch.seq, problem }, 'flow batch rejected');
+      await this.send({ kind: 'reject', reject: { seq: batch.seq, code: 'VERDICT_INGEST_INVALID', message: problem } });
+      return;
+    }
+    const flows = batch.records.map(flowFromWire);
+    const { duplicate } = await store.recordFlowBatch(this.node, this.bootId, batch.seq, flows, now);
+    if (duplicate) {
+      metrics.ingestDuplicates.inc();
+    } else {
+      for (const f of flows) metrics.flowsReceived.inc({ node: this.node, action: f.action }, f.connections);
+      for (const src of batch.sources) {
+        const source = src.source.split(':')[0] ?? 'unknown';
+        if (src.malformed > 0) metrics.flowsMalformed.inc({ source }, src.malformed);
+        if (src.lost > 0) metrics.flowsLost.inc({ source }, src.lost);
+      }
+      if (batch.droppedRecords > 0) {
+        metrics.agentFlowsDropped.inc({ node: this.node }, batch.droppedRecords);
+        log.warn({ node: this.node, dropped: batch.droppedRecords }, 'the agent dropped flow records (its spool was full)');
+      }
+    }
+    await this.send({ kind: 'ack', ack: { seq: batch.seq, duplicate } });
   }
 
   private async hello(h: WireHello): Promise<void> {

@@ -1,3 +1,4 @@
+import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
 
 /** A node as its agent introduced itself (Hello), in store terms. */
@@ -32,6 +33,32 @@ export interface LatestCheckStatus {
   scored: boolean;
 }
 
+/** A stored flow bucket row: the flow with its summed counts, where and when. */
+export interface FlowBucketRow {
+  node: string;
+  bucketStartMs: number;
+  bucketMs: number;
+  flow: FlowRecord;
+}
+
+/** Which flows to read; times are [fromMs, toMs) over bucket starts. */
+export interface FlowQuery {
+  fromMs: number;
+  toMs: number;
+  /** Flows with this namespace at either end. */
+  namespace?: string;
+  /** Flows with this endpoint ("namespace/name" or a bare name) at either end. */
+  endpoint?: string;
+  action?: 'allow' | 'deny';
+  /** At most this many rows (newest first); undefined for all. */
+  limit?: number;
+}
+
+/** Minute buckets for fresh data. */
+export const MINUTE_BUCKET_MS = 60_000;
+/** Hour buckets for older data. */
+export const HOUR_BUCKET_MS = 3_600_000;
+
 /**
  * Everything the aggregator keeps. SQLite and PostgreSQL implement this one
  * interface; compute/ and http/ see nothing else.
@@ -55,6 +82,18 @@ export interface Store {
   /** The node's latest run, or the latest that started at or before `atMs`. */
   nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
   latestCheckStatuses(): Promise<LatestCheckStatus[]>;
+  /**
+   * Add a batch's flows to their minute buckets, exactly once per (node,
+   * bootId, seq) — the same ledger as benchmark runs — in one transaction.
+   */
+  recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }>;
+  flowRows(query: FlowQuery): Promise<FlowBucketRow[]>;
+  /**
+   * Retention: merge minute buckets that start before `rollupBeforeMs` into
+   * hour buckets, and delete every bucket that starts before `deleteBeforeMs`.
+   * Answers how many rows were rolled up and deleted.
+   */
+  compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }>;
 }
 
 /** Parse `--db`: `sqlite:FILE` (default) or a `postgres://` URL. */

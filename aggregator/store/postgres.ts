@@ -1,6 +1,8 @@
 import pg from 'pg';
+import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
-import type { LatestCheckStatus, NodeHello, NodeRecord, Store } from './index.js';
+import { mergedBucketRows } from './flow-buckets.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type Store } from './index.js';
 import { migrationFiles, type Migration } from './migrations.js';
 
 /**
@@ -9,6 +11,12 @@ import { migrationFiles, type Migration } from './migrations.js';
  * scheduler's) must use other keys.
  */
 export const MIGRATION_LOCK_KEY = '6216712418393519153';
+
+/**
+ * Advisory lock key held while compacting flow buckets ("VERDICTF" in ASCII,
+ * 0x5645524449435446), so replicas that compact at the same time take turns.
+ */
+export const FLOW_COMPACTION_LOCK_KEY = '6216465313895240774';
 
 /** How long to wait for a connection before a query (and so /readyz) fails, instead of hanging. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -231,6 +239,138 @@ export class PostgresStore implements Store {
        FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
     );
     return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored }));
+  }
+
+  /**
+   * Locks in the order recordBenchmarkRun takes them: the node's row, then the
+   * ledger row. A run has UNIQUE (node, boot_id, seq) to fall back on when
+   * there is no row to lock yet; flows have none, so the ledger row is claimed
+   * with an upsert rather than read FOR UPDATE: with no row, a second replica's
+   * insert of the same (node, boot_id) waits for the first to commit and then
+   * finds its seq taken. Then the bucket rows, merged per key first (one upsert
+   * may not touch a row twice) and in one order (bucket start, key), so two
+   * writers of one node's buckets (two boots with no node row to serialize on)
+   * cannot deadlock.
+   */
+  async recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }> {
+    const rows = mergedBucketRows(node, flows, MINUTE_BUCKET_MS);
+    return this.transaction(async (c) => {
+      await c.query('UPDATE nodes SET last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
+      const claimed = await c.query(
+        `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms
+         WHERE agent_sequences.last_seq < excluded.last_seq`,
+        [node, bootId, seq, atMs],
+      );
+      if (claimed.rowCount === 0) return { duplicate: true };
+      if (rows.length === 0) return { duplicate: false };
+      await c.query(
+        `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+         SELECT $1::bigint, u.bucket_start, $2::text, sha256(convert_to(u.flow_key, 'UTF8')), u.flow_key, u.src_kind, u.src_ns, u.src_name, u.dst_kind, u.dst_ns, u.dst_name, u.action, u.reporter, u.json, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+           WITH ORDINALITY AS u(bucket_start, flow_key, src_kind, src_ns, src_name, dst_kind, dst_ns, dst_name, action, reporter, json, connections, packets, bytes, first_ms, last_ms, ord)
+         ORDER BY u.ord
+         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET
+           connections = flow_buckets.connections + excluded.connections, packets = flow_buckets.packets + excluded.packets, bytes = flow_buckets.bytes + excluded.bytes,
+           first_ms = LEAST(flow_buckets.first_ms, excluded.first_ms), last_ms = GREATEST(flow_buckets.last_ms, excluded.last_ms)`,
+        [
+          MINUTE_BUCKET_MS,
+          node,
+          rows.map((r) => r.bucketStart),
+          rows.map((r) => r.key),
+          rows.map((r) => r.srcKind),
+          rows.map((r) => r.srcNs),
+          rows.map((r) => r.srcName),
+          rows.map((r) => r.dstKind),
+          rows.map((r) => r.dstNs),
+          rows.map((r) => r.dstName),
+          rows.map((r) => r.action),
+          rows.map((r) => r.reporter),
+          rows.map((r) => r.json),
+          rows.map((r) => r.connections),
+          rows.map((r) => r.packets),
+          rows.map((r) => r.bytes),
+          rows.map((r) => r.first),
+          rows.map((r) => r.last),
+        ],
+      );
+      return { duplicate: false };
+    });
+  }
+
+  async flowRows(q: FlowQuery): Promise<FlowBucketRow[]> {
+    const params: unknown[] = [q.fromMs, q.toMs];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where = ['bucket_start_ms >= $1', 'bucket_start_ms < $2'];
+    if (q.namespace !== undefined) {
+      const ns = p(q.namespace);
+      where.push(`(src_namespace = ${ns} OR dst_namespace = ${ns})`);
+    }
+    if (q.endpoint !== undefined) {
+      const slash = q.endpoint.indexOf('/');
+      const name = p(slash >= 0 ? q.endpoint.slice(slash + 1) : q.endpoint);
+      if (slash < 0) {
+        where.push(`(src_name = ${name} OR dst_name = ${name})`);
+      } else {
+        const ns = p(q.endpoint.slice(0, slash));
+        where.push(`((src_namespace = ${ns} AND src_name = ${name}) OR (dst_namespace = ${ns} AND dst_name = ${name}))`);
+      }
+    }
+    if (q.action !== undefined) where.push(`action = ${p(q.action)}`);
+    const limit = q.limit !== undefined ? ` LIMIT ${p(Math.max(0, Math.floor(q.limit)))}` : '';
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const { rows } = await this.pool.query<{ node: string; bucket_start_ms: number; bucket_ms: number; record_json: string; connections: number; packets: number; bytes: number; first_ms: number; last_ms: number }>(
+      `SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets
+       WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, node COLLATE "C", flow_key COLLATE "C", bucket_ms${limit}`,
+      params,
+    );
+    return rows.map((r) => ({
+      node: r.node,
+      bucketStartMs: r.bucket_start_ms,
+      bucketMs: r.bucket_ms,
+      flow: { ...(JSON.parse(r.record_json) as FlowRecord), connections: r.connections, packets: r.packets, bytes: r.bytes, startMs: r.first_ms, endMs: r.last_ms },
+    }));
+  }
+
+  /**
+   * Compactions take turns (advisory lock). Against batches being stored they
+   * never wait: a bucket row that a batch holds locked is skipped (FOR UPDATE
+   * SKIP LOCKED) and left for the next compaction, so a late batch adding to an
+   * old minute cannot deadlock with the compaction, and what is rolled up is
+   * exactly what is deleted: the rows are locked, summed and deleted in one
+   * statement, never counted from one snapshot and deleted from another.
+   */
+  async compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }> {
+    const cut = Math.floor(rollupBeforeMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS; // only whole hours roll up
+    return this.transaction(async (c) => {
+      await c.query(`SELECT pg_advisory_xact_lock(${FLOW_COMPACTION_LOCK_KEY})`);
+      const rolled = await c.query(
+        `WITH moved AS MATERIALIZED (
+           SELECT bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms
+           FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1
+           FOR UPDATE SKIP LOCKED
+         ), gone AS (
+           DELETE FROM flow_buckets f USING moved m
+           WHERE f.bucket_ms = ${MINUTE_BUCKET_MS} AND f.bucket_start_ms = m.bucket_start_ms AND f.node = m.node AND f.flow_key_sha256 = m.flow_key_sha256
+         )
+         INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+         SELECT ${HOUR_BUCKET_MS}, (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, node, flow_key_sha256, MIN(flow_key), MIN(src_kind), MIN(src_namespace), MIN(src_name), MIN(dst_kind), MIN(dst_namespace), MIN(dst_name), MIN(action), MIN(reporter), MIN(record_json),
+                SUM(connections), SUM(packets), SUM(bytes), MIN(first_ms), MAX(last_ms)
+         FROM moved
+         GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, flow_key_sha256
+         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET
+           connections = flow_buckets.connections + excluded.connections, packets = flow_buckets.packets + excluded.packets, bytes = flow_buckets.bytes + excluded.bytes,
+           first_ms = LEAST(flow_buckets.first_ms, excluded.first_ms), last_ms = GREATEST(flow_buckets.last_ms, excluded.last_ms)`,
+        [cut],
+      );
+      const deleted = await c.query(
+        `DELETE FROM flow_buckets f
+         USING (SELECT bucket_ms, bucket_start_ms, node, flow_key_sha256 FROM flow_buckets WHERE bucket_start_ms < $1 FOR UPDATE SKIP LOCKED) d
+         WHERE f.bucket_ms = d.bucket_ms AND f.bucket_start_ms = d.bucket_start_ms AND f.node = d.node AND f.flow_key_sha256 = d.flow_key_sha256`,
+        [deleteBeforeMs],
+      );
+      return { rolledUp: rolled.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
+    });
   }
 }
 

@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
-import type { LatestCheckStatus, NodeHello, NodeRecord, Store } from './index.js';
+import type { FlowRecord } from '../../common/flow.js';
+import { bucketParams } from './flow-buckets.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type Store } from './index.js';
 import { migrationFiles } from './migrations.js';
 
 interface NodeRow {
@@ -151,6 +153,77 @@ export class SqliteStore implements Store {
       )
       .all() as { node: string; benchmark_id: string; check_id: string; title: string; status: LatestCheckStatus['status']; scored: number }[];
     return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored === 1 }));
+  }
+
+  async recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }> {
+    return this.db.transaction(() => {
+      const seen = this.db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(node, bootId) as { last_seq: number } | undefined;
+      this.db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
+      if (seen && seq <= seen.last_seq) return { duplicate: true };
+      const upsert = this.db.prepare(
+        `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+         VALUES (@bucketMs, @bucketStart, @node, @key, @srcKind, @srcNs, @srcName, @dstKind, @dstNs, @dstName, @action, @reporter, @json, @connections, @packets, @bytes, @first, @last)
+         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET
+           connections = connections + excluded.connections, packets = packets + excluded.packets, bytes = bytes + excluded.bytes,
+           first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)`,
+      );
+      for (const f of flows) upsert.run(bucketParams(node, f, MINUTE_BUCKET_MS));
+      this.db
+        .prepare('INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms')
+        .run(node, bootId, seq, atMs);
+      return { duplicate: false };
+    })();
+  }
+
+  async flowRows(q: FlowQuery): Promise<FlowBucketRow[]> {
+    const where = ['bucket_start_ms >= @from', 'bucket_start_ms < @to'];
+    const params: Record<string, unknown> = { from: q.fromMs, to: q.toMs };
+    if (q.namespace !== undefined) {
+      where.push('(src_namespace = @ns OR dst_namespace = @ns)');
+      params.ns = q.namespace;
+    }
+    if (q.endpoint !== undefined) {
+      const slash = q.endpoint.indexOf('/');
+      const ns = slash >= 0 ? q.endpoint.slice(0, slash) : undefined;
+      params.epName = slash >= 0 ? q.endpoint.slice(slash + 1) : q.endpoint;
+      where.push(ns === undefined ? '(src_name = @epName OR dst_name = @epName)' : '((src_namespace = @epNs AND src_name = @epName) OR (dst_namespace = @epNs AND dst_name = @epName))');
+      if (ns !== undefined) params.epNs = ns;
+    }
+    if (q.action !== undefined) {
+      where.push('action = @action');
+      params.action = q.action;
+    }
+    const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(q.limit))}` : '';
+    const rows = this.db
+      .prepare(`SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, node, flow_key, bucket_ms${limit}`)
+      .all(params) as { node: string; bucket_start_ms: number; bucket_ms: number; record_json: string; connections: number; packets: number; bytes: number; first_ms: number; last_ms: number }[];
+    return rows.map((r) => ({
+      node: r.node,
+      bucketStartMs: r.bucket_start_ms,
+      bucketMs: r.bucket_ms,
+      flow: { ...(JSON.parse(r.record_json) as FlowRecord), connections: r.connections, packets: r.packets, bytes: r.bytes, startMs: r.first_ms, endMs: r.last_ms },
+    }));
+  }
+
+  async compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }> {
+    return this.db.transaction(() => {
+      const cut = Math.floor(rollupBeforeMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS; // only whole hours roll up
+      const rolled = this.db
+        .prepare(
+          `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+           SELECT ${HOUR_BUCKET_MS}, (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, node, flow_key, MIN(src_kind), MIN(src_namespace), MIN(src_name), MIN(dst_kind), MIN(dst_namespace), MIN(dst_name), MIN(action), MIN(reporter), MIN(record_json),
+                  SUM(connections), SUM(packets), SUM(bytes), MIN(first_ms), MAX(last_ms)
+           FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < @cut
+           GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, flow_key
+           ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET
+             connections = connections + excluded.connections, packets = packets + excluded.packets, bytes = bytes + excluded.bytes,
+             first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)`,
+        )
+        .run({ cut }).changes;
+      this.db.prepare(`DELETE FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < ?`).run(cut);
+      const deleted = this.db.prepare('DELETE FROM flow_buckets WHERE bucket_start_ms < ?').run(deleteBeforeMs).changes;
+      return { rolledUp: rolled, deleted };
+    })();
   }
 }
 

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import t from 'tap';
 import { startAggregator } from '../../aggregator/main.js';
+import { AGGREGATOR_DEFAULTS } from '../../aggregator/config.js';
 import { AgentStream } from '../../agent/transport/stream.js';
 import { reportToWire } from '../../proto/convert.js';
 import { reportOf } from '../fixtures/reports.js';
@@ -35,7 +36,7 @@ function agentStream(port: number, opts: Partial<ConstructorParameters<typeof Ag
 }
 
 const startAt = (port: number, db: string, maxMessageBytes = 4 * 1024 * 1024) =>
-  startAggregator({ httpAddress: '127.0.0.1:0', grpcAddress: `127.0.0.1:${port}`, db: `sqlite:${db}`, maxMessageBytes, logLevel: 'silent' }, silent);
+  startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: `127.0.0.1:${port}`, db: `sqlite:${db}`, maxMessageBytes, logLevel: 'silent' }, silent);
 
 const runMsg = (startedAt: string) => (seq: number) => ({ kind: 'benchmarkRun' as const, benchmarkRun: reportToWire(reportOf('n1', { '4.1.1': 'PASS' }, { startedAt }), seq) });
 

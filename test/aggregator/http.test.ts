@@ -74,3 +74,30 @@ t.test('health, readiness, docs and unknown routes', async (t) => {
   t.match(metrics, /verdict_cis_check_failing_nodes\{benchmark="cis-1.12",check="4.1.1"\} 1/);
   t.match(metrics, /verdict_agent_connected\{node="good"\} 1/);
 });
+
+t.test('network-access and flows: the interval and filters are validated; namespace narrows the answer', async (t) => {
+  const { get, agg } = await seeded(t);
+  const { flow, T0 } = await import('../fixtures/flows.js');
+  await agg.store.recordFlowBatch('good', 'b', 2, [
+    flow({ reporter: 'dst', connections: 4 }),
+    flow({ reporter: 'src', source: { namespace: 'web', name: 'ui' }, destination: { kind: 'network', namespace: '', name: 'pub', internet: true }, connections: 2, policies: [], policyDecided: false }),
+  ], 2000);
+  const from = new Date(T0 - 60_000).toISOString();
+  const to = new Date(T0 + 600_000).toISOString();
+  const all = await get(`/api/v1/network-access?from=${from}&to=${to}`);
+  t.equal(all.status, 200);
+  t.same((all.body.endpoints as { endpoint: string }[]).map((e) => e.endpoint), ['shop/checkout', 'web/ui']);
+  const ui = (all.body.endpoints as Record<string, unknown>[]).find((e) => e.endpoint === 'web/ui');
+  t.match(ui, { egressToInternet: true, egressProtected: false, ingressProtected: null, allowedOut: 2 });
+  const shop = await get(`/api/v1/network-access?from=${from}&to=${to}&namespace=shop`);
+  t.same((shop.body.namespaces as { namespace: string; allowedPercent: number }[]).map((n) => [n.namespace, n.allowedPercent]), [['shop', 100]]);
+  const flows = await get(`/api/v1/flows?from=${from}&to=${to}&endpoint=web/ui`);
+  t.equal((flows.body.items as unknown[]).length, 1);
+  for (const q of ['from=not-a-date', `from=${to}&to=${from}`, 'from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'namespace=Bad_NS', 'colour=red']) {
+    const bad = await get(`/api/v1/network-access?${q}`);
+    t.equal(bad.status, 400, q);
+    t.equal(bad.body.error, 'VERDICT_BAD_REQUEST', q);
+  }
+  t.equal((await get('/api/v1/flows?action=maybe')).status, 400);
+  t.equal((await get('/api/v1/flows?limit=0')).status, 400);
+});

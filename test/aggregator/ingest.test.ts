@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { isLoopbackPeer } from '../../aggregator/ingest/auth.js';
-import { reportToWire } from '../../proto/convert.js';
+import { flowToWire, reportToWire } from '../../proto/convert.js';
+import { flow, T0 } from '../fixtures/flows.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
@@ -129,14 +130,22 @@ t.test('with a shared token file, a wrong or missing token is refused and the ri
   t.match(await metric(agg.httpPort, 'verdict_ingest_rejected_total'), /reason="unauthenticated"} 2/);
 });
 
-t.test('flow batches are refused visibly until the flows capability lands', async (t) => {
+t.test('a flow batch is stored once and acked; a resend is a duplicate; a batch with a NUL is rejected', async (t) => {
   const agg = await startTestAggregator(t);
   const s = rawAgentStream(agg.grpcPort);
   t.teardown(() => s.close());
+  const record = flowToWire(flow({ connections: 3 }));
+  const batch = (seq: number, r = record) => ({ flowBatch: { seq, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, records: [r], sources: [{ source: 'calico:/x', malformed: 2, lost: 0 }], droppedRecords: 0 } });
   s.send(HELLO('n1'));
-  s.send({ flowBatch: { seq: 1 } });
-  await s.waitFor(2);
-  t.equal(s.received[1]?.kind === 'reject' && s.received[1].reject.code, 'VERDICT_INGEST_UNSUPPORTED');
+  s.send(batch(1));
+  s.send(batch(1));
+  s.send(batch(2, { ...record, destination: { ...record.destination!, name: 'bad\u0000name' } }));
+  await s.waitFor(4);
+  t.same(s.received.slice(1, 3), [{ kind: 'ack', ack: { seq: 1, duplicate: false } }, { kind: 'ack', ack: { seq: 1, duplicate: true } }]);
+  t.equal(s.received[3]?.kind === 'reject' && s.received[3].reject.message, 'records[0] holds a NUL character');
+  const rows = await agg.store.flowRows({ fromMs: T0 - 3600_000, toMs: T0 + 3600_000 });
+  t.equal(rows.reduce((sum, r) => sum + r.flow.connections, 0), 3, 'stored once');
+  t.match(await metric(agg.httpPort, 'verdict_flows_malformed_total'), /source="calico"} 2/);
 });
 
 t.test('loopback peers are recognised in every form grpc-js reports', async (t) => {

@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import t, { type Test } from 'tap';
-import { openStore, type NodeHello, type NodeRecord, type Store } from '../../aggregator/store/index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, openStore, type FlowBucketRow, type FlowQuery, type NodeHello, type NodeRecord, type Store } from '../../aggregator/store/index.js';
 import { migrationFiles } from '../../aggregator/store/migrations.js';
+import type { FlowRecord } from '../../common/flow.js';
+import { flow, T0 } from '../fixtures/flows.js';
 import { testPostgres, type TestPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
@@ -183,6 +185,170 @@ function contract(t: Test, backend: Backend): void {
   });
 }
 
+/** Every row stored, in flowRows order. */
+const allFlows = (s: Store) => s.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER });
+const minuteRow = (node: string, f: FlowRecord): FlowBucketRow => ({ node, bucketStartMs: Math.floor(f.startMs / MINUTE_BUCKET_MS) * MINUTE_BUCKET_MS, bucketMs: MINUTE_BUCKET_MS, flow: f });
+const hourRow = (node: string, f: FlowRecord): FlowBucketRow => ({ node, bucketStartMs: Math.floor(f.startMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS, bucketMs: HOUR_BUCKET_MS, flow: f });
+/** T0 + minutes + seconds. */
+const at = (minutes: number, seconds = 0) => T0 + minutes * 60_000 + seconds * 1000;
+const denyPolicy = { tier: 'default', namespace: 'shop', name: 'default-deny', action: 'deny', kind: 'NetworkPolicy' };
+
+function flowContract(t: Test, backend: Backend): void {
+  t.test('a flow batch is stored once per (node, boot id, seq); a resend adds nothing', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordHello(hello('n1'), 1000);
+    const f = flow();
+    t.same(await s.recordFlowBatch('n1', 'b1', 1, [f], 2000), { duplicate: false });
+    t.same(await s.recordFlowBatch('n1', 'b1', 1, [f], 3000), { duplicate: true }, 'a resend');
+    t.strictSame(await allFlows(s), [minuteRow('n1', f)], 'counted once');
+    t.equal((await s.listNodes())[0]?.lastSeenMs, 3000, 'a resend is a sign of life');
+    t.same(await s.recordHello(hello('n1'), 3500), { lastStoredSeq: 1 }, 'Hello answers the seq of the batch');
+    t.same(await s.recordFlowBatch('n1', 'b2', 1, [f], 4000), { duplicate: false }, 'the same seq under another boot id is new');
+    t.same(await s.recordFlowBatch('n2', 'b1', 1, [f], 4000), { duplicate: false }, 'the same seq and boot id of another node is new');
+    t.same(await s.recordFlowBatch('n1', 'b1', 3, [], 5000), { duplicate: false }, 'an empty batch takes its seq');
+    t.same(await s.recordFlowBatch('n1', 'b1', 2, [f], 6000), { duplicate: true }, 'a seq below the highest stored is a resend');
+    t.same(await s.recordFlowBatch('n1', 'b1', 3, [f], 6000), { duplicate: true });
+    t.strictSame(await allFlows(s), [minuteRow('n1', flow({ connections: 2, packets: 20, bytes: 2000 })), minuteRow('n2', f)], 'both boots of n1 in one bucket row, n2 apart');
+  });
+
+  t.test('flows with one key in one minute sum; in other minutes or with other keys they stay apart', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordHello(hello('n1'), 0);
+    const a = flow({ connections: 1, packets: 10, bytes: 100, startMs: at(0, 1), endMs: at(0, 2) });
+    const b = flow({ connections: 2, packets: 20, bytes: 200, startMs: at(0, 30), endMs: at(0, 50) });
+    const c = flow({ connections: 4, packets: 40, bytes: 400, startMs: at(0, 59), endMs: at(1, 30) }); // counted where it started
+    const d = flow({ connections: 8, packets: 80, bytes: 800, startMs: at(1, 0), endMs: at(1, 5) });
+    const e = flow({ connections: 32, packets: 320, bytes: 3200, startMs: at(0) + 500, endMs: at(0, 3) });
+    const deny = flow({ action: 'deny', policies: [denyPolicy], connections: 16, packets: 16, bytes: 960, startMs: at(0, 10), endMs: at(0, 11) });
+    t.same(await s.recordFlowBatch('n1', 'b1', 1, [a, d, b, deny], 1), { duplicate: false }, 'one key twice in one batch');
+    t.same(await s.recordFlowBatch('n1', 'b1', 2, [c, e], 2), { duplicate: false });
+    t.strictSame(await allFlows(s), [
+      minuteRow('n1', d),
+      minuteRow('n1', flow({ connections: 39, packets: 390, bytes: 3900, startMs: at(0) + 500, endMs: at(1, 30) })),
+      minuteRow('n1', deny),
+    ]);
+  });
+
+  t.test('flow batches and benchmark runs share one seq ledger', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordHello(hello('n1'), 0);
+    const run = reportOf('n1', { '4.1.1': 'PASS' });
+    t.same(await s.recordBenchmarkRun('n1', 'b1', 5, run, 1), { duplicate: false });
+    t.same(await s.recordFlowBatch('n1', 'b1', 5, [flow({ connections: 1 })], 2), { duplicate: true }, 'a batch with the seq of a stored run');
+    t.same(await s.recordFlowBatch('n1', 'b1', 4, [flow({ connections: 2 })], 3), { duplicate: true }, 'a batch below it');
+    t.same(await s.recordFlowBatch('n1', 'b1', 6, [flow({ connections: 4 })], 4), { duplicate: false });
+    t.same(await s.recordBenchmarkRun('n1', 'b1', 6, run, 5), { duplicate: true }, 'a run with the seq of a stored batch');
+    t.same(await s.recordBenchmarkRun('n1', 'b1', 7, run, 6), { duplicate: false });
+    t.same(await s.recordFlowBatch('n1', 'b1', 7, [flow({ connections: 8 })], 7), { duplicate: true });
+    t.same(await s.recordHello(hello('n1'), 8), { lastStoredSeq: 7 });
+    t.strictSame(await allFlows(s), [minuteRow('n1', flow({ connections: 4 }))], 'only the stored batch counts');
+  });
+
+  t.test('flowRows filters by time, namespace, endpoint and action, newest first, with a limit', async (t) => {
+    const s = await freshStore(t, backend);
+    const rows: Record<string, FlowBucketRow> = {
+      // minute 0, n1: shop/frontend → shop/checkout
+      A: minuteRow('n1', flow({ startMs: at(0, 1), endMs: at(0, 2) })),
+      // minute 1, n1: shop/checkout → pay/ledger
+      B: minuteRow('n1', flow({ source: { name: 'checkout', labels: ['app=checkout'] }, destination: { namespace: 'pay', name: 'ledger', labels: [] }, destinationPort: 9000, startMs: at(1, 1), endMs: at(1, 2) })),
+      // minute 2, n2: web/proxy → shop/frontend, denied
+      C: minuteRow('n2', flow({ source: { namespace: 'web', name: 'proxy' }, destination: { name: 'frontend' }, action: 'deny', policies: [denyPolicy], startMs: at(2, 1), endMs: at(2, 2) })),
+      // minute 3, n2: the internet → web/proxy, denied
+      D: minuteRow('n2', flow({ source: { kind: 'network', namespace: '', name: 'pub', labels: [], serviceAccount: '', internet: true }, destination: { namespace: 'web', name: 'proxy' }, action: 'deny', policies: [], policyDecided: false, startMs: at(3, 1), endMs: at(3, 2) })),
+      // minute 3, n1: pay/checkout → pay/db (another "checkout")
+      E: minuteRow('n1', flow({ source: { namespace: 'pay', name: 'checkout' }, destination: { namespace: 'pay', name: 'db' }, destinationPort: 5432, startMs: at(3, 1), endMs: at(3, 2) })),
+    };
+    let seq = 0;
+    for (const r of Object.values(rows)) await s.recordFlowBatch(r.node, 'b1', ++seq, [r.flow], 1);
+    const cases: [string, Partial<FlowQuery>, string][] = [
+      ['everything: bucket start descending, then node, then key', {}, 'EDCBA'],
+      ['[from, to) over bucket starts', { fromMs: at(1), toMs: at(3) }, 'CB'],
+      ['from is inclusive, to exclusive', { fromMs: at(3), toMs: at(3) + 1 }, 'ED'],
+      ['an empty interval', { fromMs: at(0), toMs: at(0) }, ''],
+      ['namespace at either end', { namespace: 'shop' }, 'CBA'],
+      ['namespace as destination or source', { namespace: 'pay' }, 'EB'],
+      ['the empty namespace (outside any)', { namespace: '' }, 'D'],
+      ['an unknown namespace', { namespace: 'nothing' }, ''],
+      ['endpoint namespace/name at either end', { endpoint: 'shop/checkout' }, 'BA'],
+      ['endpoint by bare name, in any namespace', { endpoint: 'checkout' }, 'EBA'],
+      ['endpoint namespace/name in another namespace', { endpoint: 'pay/checkout' }, 'E'],
+      ['endpoint with the empty namespace', { endpoint: '/pub' }, 'D'],
+      ['endpoint name in a namespace it is not in', { endpoint: 'web/checkout' }, ''],
+      ['action deny', { action: 'deny' }, 'DC'],
+      ['action allow', { action: 'allow' }, 'EBA'],
+      ['namespace and action', { namespace: 'shop', action: 'allow' }, 'BA'],
+      ['namespace, endpoint and action', { namespace: 'shop', endpoint: 'frontend', action: 'deny' }, 'C'],
+      ['time and namespace', { fromMs: at(0), toMs: at(2), namespace: 'shop' }, 'BA'],
+      ['limit keeps the newest', { limit: 2 }, 'ED'],
+      ['limit 0', { limit: 0 }, ''],
+      ['a limit above the count', { limit: 10 }, 'EDCBA'],
+      ['limit after the filters', { action: 'allow', limit: 1 }, 'E'],
+    ];
+    for (const [name, q, expected] of cases) {
+      const got = await s.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, ...q });
+      t.strictSame(got, [...expected].map((l) => rows[l]), `${name}: ${expected || 'nothing'}`);
+    }
+  });
+
+  t.test('compactFlows rolls whole hours of minute buckets into hour buckets and deletes by retention', async (t) => {
+    const s = await freshStore(t, backend);
+    const H0 = T0;
+    const H1 = T0 + HOUR_BUCKET_MS;
+    const H2 = T0 + 2 * HOUR_BUCKET_MS;
+    const k1 = (connections: number, startMs: number, endMs = startMs + 1000) => flow({ connections, packets: connections * 10, bytes: connections * 100, startMs, endMs });
+    const k2 = (connections: number, startMs: number) => flow({ destinationPort: 9090, connections, packets: connections * 10, bytes: connections * 100, startMs, endMs: startMs + 1000 });
+    await s.recordFlowBatch('n1', 'b1', 1, [k1(1, H0 + 60_005, H0 + 70_000), k1(2, H0 + 59 * 60_000, H0 + 59 * 60_000 + 30_000), k2(4, H0 + 3 * 60_000), k1(8, H1 + 60_000), k1(16, H2 + 5 * 60_000)], 1);
+    await s.recordFlowBatch('n2', 'b1', 1, [k1(32, H0 + 2 * 60_000)], 1);
+
+    t.same(await s.compactFlows(H1 + 30 * 60_000, 0), { rolledUp: 3, deleted: 0 }, 'only whole hours before the cut: H0, not H1');
+    const h0n1k1 = hourRow('n1', k1(3, H0 + 60_005, H0 + 59 * 60_000 + 30_000));
+    const h0n1k2 = hourRow('n1', k2(4, H0 + 3 * 60_000));
+    const h0n2k1 = hourRow('n2', k1(32, H0 + 2 * 60_000));
+    t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), minuteRow('n1', k1(8, H1 + 60_000)), h0n1k1, h0n1k2, h0n2k1]);
+    t.same(await s.compactFlows(H1 + 30 * 60_000, 0), { rolledUp: 0, deleted: 0 }, 'again: nothing to do');
+
+    // A late batch for the rolled-up hour: its minute row sits beside the hour row until the next compaction.
+    await s.recordFlowBatch('n1', 'b1', 2, [k1(64, H0 + 1, H0 + 2)], 2);
+    t.strictSame(
+      (await s.flowRows({ fromMs: H0, toMs: H0 + 1 })).map((r) => [r.node, r.bucketMs, r.flow.connections]),
+      [
+        ['n1', MINUTE_BUCKET_MS, 64],
+        ['n1', HOUR_BUCKET_MS, 3],
+        ['n1', HOUR_BUCKET_MS, 4],
+        ['n2', HOUR_BUCKET_MS, 32],
+      ],
+      'a minute and an hour row with one start, node and key: the minute row first',
+    );
+    t.same(await s.compactFlows(H2 + 10 * 60_000, 0), { rolledUp: 2, deleted: 0 }, 'one hour row updated, one inserted');
+    const h1n1k1 = hourRow('n1', k1(8, H1 + 60_000));
+    t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), h1n1k1, hourRow('n1', k1(67, H0 + 1, H0 + 59 * 60_000 + 30_000)), h0n1k2, h0n2k1], 'the late flow summed into its hour');
+
+    t.same(await s.compactFlows(H2 + 10 * 60_000, H1), { rolledUp: 0, deleted: 3 }, 'retention deletes buckets that start before it');
+    t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), h1n1k1]);
+    t.same(await s.compactFlows(0, H2 + 5 * 60_000 + 1), { rolledUp: 0, deleted: 2 }, 'minute and hour buckets alike');
+    t.strictSame(await allFlows(s), []);
+  });
+
+  t.test('one compaction may roll up hour rows and delete them: both are counted', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordFlowBatch('n1', 'b1', 1, [flow({ startMs: T0 + 60_000 }), flow({ destinationPort: 1, startMs: T0 + 120_000 }), flow({ startMs: T0 + HOUR_BUCKET_MS + 60_000 })], 1);
+    t.same(await s.compactFlows(T0 + HOUR_BUCKET_MS + 30 * 60_000, T0 + HOUR_BUCKET_MS), { rolledUp: 2, deleted: 2 });
+    t.strictSame(await allFlows(s), [minuteRow('n1', flow({ startMs: T0 + HOUR_BUCKET_MS + 60_000 }))]);
+  });
+
+  t.test('a flow with a large key (many labels) is stored, summed and read back as sent', async (t) => {
+    const s = await freshStore(t, backend);
+    const labels = (side: string) => Array.from({ length: 150 }, (_, i) => `example.com/${side}-label-${i}=${((i + 1) * 2654435761).toString(36)}${side}`).sort();
+    const big = flow({ source: { labels: labels('src') }, destination: { labels: labels('dst') } });
+    t.ok(JSON.stringify(big).length > 10_000, 'a key of more than 10 kB');
+    await s.recordFlowBatch('n1', 'b1', 1, [big], 1);
+    await s.recordFlowBatch('n1', 'b1', 2, [big], 2);
+    t.strictSame(await allFlows(s), [minuteRow('n1', { ...big, connections: 2, packets: 20, bytes: 2000 })]);
+    t.same(await s.compactFlows(T0 + HOUR_BUCKET_MS, 0), { rolledUp: 1, deleted: 0 });
+    t.strictSame(await allFlows(s), [hourRow('n1', { ...big, connections: 2, packets: 20, bytes: 2000 })]);
+  });
+}
+
 const sqlite: Backend = {
   dialect: 'sqlite',
   freshDb: async (t) => `sqlite:${join(tempDir(t), 'verdict.db')}`,
@@ -289,6 +455,105 @@ function replicas(t: Test, server: TestPostgres): void {
   });
 }
 
+/** The rows an SQLite store keeps from these batches, each stored once, then compacted when `compact` is given. */
+async function reference(batches: { node: string; bootId: string; seq: number; flows: FlowRecord[] }[], compact?: [number, number]): Promise<FlowBucketRow[]> {
+  const s = await openStore('sqlite::memory:');
+  try {
+    for (const b of batches) await s.recordFlowBatch(b.node, b.bootId, b.seq, b.flows, 1);
+    if (compact) await s.compactFlows(...compact);
+    return await allFlows(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** A batch of several keys over several minutes, one key twice, in an order of its own. */
+function batchFor(seq: number, minutes: number): FlowRecord[] {
+  const flows = Array.from({ length: 12 }, (_, i) =>
+    flow({ destinationPort: 8000 + (i % 6), connections: seq, packets: seq * 10 + i, bytes: seq * 100 + i, startMs: T0 + ((seq + i) % minutes) * 60_000 + seq, endMs: T0 + ((seq + i) % minutes) * 60_000 + seq + 500 }),
+  );
+  flows.push(flow({ connections: 1, startMs: T0 + 1, endMs: T0 + 2 }), flow({ connections: 2, startMs: T0 + 3, endMs: T0 + 4 }));
+  return flows.sort(() => Math.random() - 0.5);
+}
+
+/** Replicas storing flows at once: each batch once, no deadlock, compaction loses nothing. */
+function flowReplicas(t: Test, server: TestPostgres): void {
+  const sleep = () => new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
+
+  const race = async (t: Test, withHello: boolean) => {
+    const db = await server.freshSchema();
+    const [a, b] = await Promise.all([openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    if (withHello) await a.recordHello(hello('n1'), 0);
+    const batches = Array.from({ length: 40 }, (_, i) => ({ node: 'n1', bootId: 'b1', seq: i + 1, flows: batchFor(i + 1, 5) }));
+    const inOrder = async (store: Store) => {
+      const duplicates: boolean[] = [];
+      for (const m of batches) {
+        await sleep();
+        duplicates.push((await store.recordFlowBatch(m.node, m.bootId, m.seq, m.flows, m.seq)).duplicate);
+      }
+      return duplicates;
+    };
+    const [fromA, fromB] = await Promise.all([inOrder(a), inOrder(b)]);
+    t.same(
+      batches.filter((_, i) => fromA[i] === fromB[i]).map((m) => m.seq),
+      [],
+      'for every seq exactly one replica stored it and the other answered duplicate',
+    );
+    t.strictSame(await allFlows(a), await reference(batches), 'the rows of every batch stored once, exactly');
+    t.same(await b.recordHello(hello('n1'), 100), { lastStoredSeq: 40 });
+    t.comment(`replica A stored ${fromA.filter((d) => !d).length} of ${batches.length}, replica B ${fromB.filter((d) => !d).length}`);
+  };
+  t.test('two replicas storing the same flow batches at once store each exactly once', (t) => race(t, true));
+  t.test('…even for a node with no row yet (no Hello stored)', (t) => race(t, false));
+
+  t.test('two boots of one node with no node row add to the same buckets at once without deadlock', async (t) => {
+    const db = await server.freshSchema();
+    const [a, b] = await Promise.all([openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    // Four boots (a node rebooting while older streams drain), two on each replica.
+    const boots = ['bA', 'bB', 'bC', 'bD'];
+    const batches = (bootId: string) => Array.from({ length: 30 }, (_, i) => ({ node: 'n1', bootId, seq: i + 1, flows: batchFor(i + 1, 2) }));
+    const sent = boots.map(batches);
+    const send = async (store: Store, mine: typeof sent[number]) => {
+      for (const m of mine) t.same(await store.recordFlowBatch(m.node, m.bootId, m.seq, m.flows, m.seq), { duplicate: false }, `${m.bootId} seq ${m.seq}`);
+    };
+    await Promise.all(sent.map((mine, i) => send(i % 2 ? b : a, mine)));
+    t.strictSame(await allFlows(a), await reference(sent.flat()));
+  });
+
+  t.test('compactions while replicas store batches lose nothing and count nothing twice', async (t) => {
+    const db = await server.freshSchema();
+    const [a, b, c, d] = await Promise.all([openStore(db), openStore(db), openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all([a.close(), b.close(), c.close(), d.close()]));
+    await a.recordHello(hello('n1'), 0);
+    // 90 minutes from T0: flows into the first hour, and into the second.
+    const batches = Array.from({ length: 60 }, (_, i) => ({ node: 'n1', bootId: 'b1', seq: i + 1, flows: batchFor(i + 1, 90) }));
+    let storing = true;
+    let compactions = 0;
+    const compactor = async (store: Store) => {
+      while (storing) {
+        await store.compactFlows(T0 + 2 * HOUR_BUCKET_MS, 0);
+        compactions++;
+        await sleep();
+      }
+    };
+    const inOrder = async (store: Store) => {
+      for (const m of batches) {
+        await sleep();
+        await store.recordFlowBatch(m.node, m.bootId, m.seq, m.flows, m.seq);
+      }
+    };
+    const compacting = Promise.all([compactor(c), compactor(d)]);
+    await Promise.all([inOrder(a), inOrder(b)]);
+    storing = false;
+    await compacting;
+    await c.compactFlows(T0 + 2 * HOUR_BUCKET_MS, 0);
+    t.ok(compactions > 1, `${compactions} compactions ran while batches were stored`);
+    t.strictSame(await allFlows(a), await reference(batches, [T0 + 2 * HOUR_BUCKET_MS, 0]), 'the same hour rows as storing every batch once, then compacting');
+  });
+}
+
 /** A postgres:// URL for a loopback port nothing listens on. */
 async function freePortUrl(): Promise<string> {
   const port = await new Promise<number>((resolve) => {
@@ -302,10 +567,13 @@ async function freePortUrl(): Promise<string> {
 
 t.test('SQLite store', async (t) => {
   contract(t, sqlite);
+  flowContract(t, sqlite);
 });
 
 t.test('PostgreSQL store', async (t) => {
   const server = await testPostgres(t);
   contract(t, postgres(server));
+  flowContract(t, postgres(server));
   replicas(t, server);
+  flowReplicas(t, server);
 });

@@ -1,0 +1,197 @@
+import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
+import { asNumber, endpoint, uniquePolicies, workloadFromPodName, type InternalNetworks, type ParseResult } from '../normalize.js';
+
+/**
+ * Calico flow logs: the JSON lines Felix writes to flows.log. Field names follow
+ * Felix's file output (start_time/end_time in Unix seconds, source_/dest_ fields,
+ * reporter src|dst, policies as "index|tier|name|action[|rule]" hits). Three
+ * shapes of `policies` exist across versions: all_policies only (old Felix),
+ * all/enforced/pending (3.21 docs), enforced/pending/transit (newest).
+ */
+const TYPES: Record<string, EndpointKind> = { wep: 'pod', hep: 'host', ns: 'networkset', net: 'network' };
+
+type Side = 'source' | 'dest';
+
+export function parseCalicoLine(line: string, internal: InternalNetworks): ParseResult<FlowRecord> {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch (err) {
+    return { kind: 'malformed', reason: `not JSON: ${(err as Error).message}` };
+  }
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return { kind: 'malformed', reason: 'not a JSON object' };
+  const action = rec.action;
+  if (action !== 'allow' && action !== 'deny') return { kind: 'malformed', reason: `action is ${JSON.stringify(action)}, not allow or deny` };
+  const reporter = rec.reporter;
+  // "fwd" (forwarded through this node, neither end local) observes neither endpoint's policy.
+  if (reporter === 'fwd') return { kind: 'skip', why: 'reporter fwd' };
+  if (reporter !== 'src' && reporter !== 'dst') return { kind: 'malformed', reason: `reporter is ${JSON.stringify(reporter)}, not src, dst or fwd` };
+  const start = asNumber(rec.start_time);
+  const end = asNumber(rec.end_time);
+  if (!start || end < start) return { kind: 'malformed', reason: 'start_time/end_time missing or out of order' };
+  const source = side(rec, 'source', internal);
+  const destination = side(rec, 'dest', internal);
+  if (typeof source === 'string') return { kind: 'malformed', reason: source };
+  if (typeof destination === 'string') return { kind: 'malformed', reason: destination };
+  // The API server is reached through the "kubernetes" Service of "default"; whatever address it has, it is not the internet.
+  if (rec.dest_service_namespace === 'default' && rec.dest_service_name === 'kubernetes') {
+    destination.kind = 'apiserver';
+    destination.internet = false;
+    destination.name = 'kube-apiserver';
+  }
+  const { enforced, staged, decided } = policiesOf(rec.policies);
+  if (enforced === undefined) return { kind: 'malformed', reason: 'policies has an unreadable hit' };
+  const connections = asNumber(rec.num_flows);
+  return {
+    kind: 'flow',
+    flow: {
+      source,
+      destination,
+      protocol: typeof rec.proto === 'string' ? rec.proto.toLowerCase() : String(rec.proto ?? ''),
+      destinationPort: asNumber(rec.dest_port),
+      action,
+      reporter,
+      policies: enforced,
+      stagedPolicies: staged,
+      unnamedPolicy: false,
+      policyDecided: decided,
+      connections,
+      packets: asNumber(rec.packets_in) + asNumber(rec.packets_out),
+      bytes: asNumber(rec.bytes_in) + asNumber(rec.bytes_out),
+      startMs: start * 1000,
+      endMs: end * 1000,
+    },
+  };
+}
+
+function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks): FlowEndpoint | string {
+  const type = rec[`${s}_type`];
+  const kind = typeof type === 'string' ? TYPES[type] : undefined;
+  if (!kind) return `${s}_type is ${JSON.stringify(type)}, not wep, hep, ns or net`;
+  const ns = str(rec[`${s}_namespace`]);
+  const aggr = str(rec[`${s}_name_aggr`]);
+  const name = str(rec[`${s}_name`]);
+  const labelsField = rec[`${s}_labels`] as { labels?: unknown } | null | undefined;
+  const labels = Array.isArray(labelsField?.labels) ? (labelsField.labels as unknown[]).filter((l): l is string => typeof l === 'string').sort() : [];
+  let endpointName: string;
+  if (kind === 'pod') endpointName = workloadFromPodName(aggr || name);
+  else endpointName = aggr || name;
+  if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
+  const ip = rec[`${s}_ip`] as string | null | undefined;
+  const sa = labels.find((l) => l.startsWith('projectcalico.org/serviceaccount='));
+  return endpoint({
+    kind,
+    namespace: ns,
+    name: endpointName,
+    labels,
+    serviceAccount: sa ? sa.slice(sa.indexOf('=') + 1) : '',
+    // "pub" is Calico's aggregate for public addresses; "pvt" (private ranges) is not the internet.
+    internet: kind === 'network' && aggr === 'pub' && !internal.contains(ip),
+  });
+}
+
+/** "-" means "not applicable" in Calico's file format. */
+function str(v: unknown): string {
+  return typeof v === 'string' && v !== '-' ? v : '';
+}
+
+interface Hit {
+  index: number;
+  policy: PolicyRef;
+  staged: boolean;
+  profile: boolean;
+}
+
+/**
+ * Enforced policy hits (profiles and staged ones left out), the staged hits
+ * seen, and whether the verdict came from a real policy: sorted by index, the
+ * last allow/deny hit decides ("pass" hands over to the next tier); if that is
+ * a profile, no policy protected the endpoint. `enforced_policies` is the
+ * truth where present; old records only have `all_policies`. Staged hits are
+ * taken from `pending_policies` (or `all_policies`) and never decide anything.
+ */
+function policiesOf(field: unknown): { enforced: PolicyRef[] | undefined; staged: PolicyRef[]; decided: boolean } {
+  if (field === null || field === undefined) return { enforced: [], staged: [], decided: false };
+  if (typeof field !== 'object') return { enforced: undefined, staged: [], decided: false };
+  const f = field as Record<string, unknown>;
+  const parseList = (v: unknown): Hit[] | undefined => {
+    if (v === null || v === undefined) return [];
+    if (!Array.isArray(v)) return undefined;
+    const hits: Hit[] = [];
+    for (const x of v) {
+      const h = typeof x === 'string' ? parseHit(x) : undefined;
+      if (!h) return undefined;
+      hits.push(h);
+    }
+    return hits.sort((a, b) => a.index - b.index);
+  };
+  const enforcedHits = f.enforced_policies !== undefined ? parseList(f.enforced_policies) : parseList(f.all_policies);
+  const pendingHits = f.pending_policies !== undefined ? parseList(f.pending_policies) : parseList(f.all_policies);
+  if (!enforcedHits || !pendingHits) return { enforced: undefined, staged: [], decided: false };
+  const real = enforcedHits.filter((h) => !h.staged);
+  const decisive = [...real].reverse().find((h) => h.policy.action === 'allow' || h.policy.action === 'deny');
+  return {
+    enforced: uniquePolicies(real.filter((h) => !h.profile).map((h) => h.policy)),
+    staged: uniquePolicies(pendingHits.filter((h) => h.staged).map((h) => h.policy)),
+    decided: decisive !== undefined && !decisive.profile,
+  };
+}
+
+/** Kind prefixes of newer Felix hit names ("knp:shop/allow-web"). */
+const KIND_PREFIX: Record<string, { kind: string; staged?: boolean; profile?: boolean }> = {
+  gnp: { kind: 'GlobalNetworkPolicy' },
+  np: { kind: 'CalicoNetworkPolicy' },
+  knp: { kind: 'NetworkPolicy' },
+  sgnp: { kind: 'StagedGlobalNetworkPolicy', staged: true },
+  snp: { kind: 'StagedNetworkPolicy', staged: true },
+  sknp: { kind: 'StagedKubernetesNetworkPolicy', staged: true },
+  kcnp: { kind: 'ClusterNetworkPolicy' },
+  pro: { kind: 'Profile', profile: true },
+  eot: { kind: 'EndOfTier' },
+};
+
+/**
+ * One hit: "index|tier|name|action" (old) or "index|tier|name|action|ruleIndex".
+ * Names, classic form: GlobalNetworkPolicy "tier.name", Calico NetworkPolicy
+ * "ns/tier.name", Kubernetes NetworkPolicy "ns/knp.default.name"; staged ones
+ * "tier.staged:name", "ns/tier.staged:name", "ns/staged:knp.default.name";
+ * profiles are tier __PROFILE__. Newer Felix prefixes the kind instead:
+ * "knp:ns/name", "gnp:tier.name", "pro:kns.default".
+ */
+export function parseHit(s: string): Hit | undefined {
+  const parts = s.split('|');
+  if (parts.length !== 4 && parts.length !== 5) return undefined;
+  const [idx, tier, full, action] = parts as [string, string, string, string];
+  if (!/^\d+$/.test(idx) || !tier || !full) return undefined;
+  const prefixed = /^([a-z]+):(.+)$/.exec(full);
+  const kindInfo = prefixed ? KIND_PREFIX[prefixed[1] as string] : undefined;
+  const body = kindInfo ? (prefixed?.[2] as string) : full;
+  const slash = body.indexOf('/');
+  const namespace = slash >= 0 ? body.slice(0, slash) : '';
+  let rest = slash >= 0 ? body.slice(slash + 1) : body;
+  let staged = kindInfo?.staged ?? false;
+  if (rest.startsWith('staged:')) {
+    staged = true;
+    rest = rest.slice('staged:'.length);
+  }
+  if (rest.startsWith(`${tier}.staged:`)) {
+    staged = true;
+    rest = `${tier}.${rest.slice(tier.length + '.staged:'.length)}`;
+  }
+  const profile = kindInfo?.profile ?? tier === '__PROFILE__';
+  let kind: string;
+  let name: string;
+  let policyTier = tier;
+  if (kindInfo && !kindInfo.profile) {
+    kind = kindInfo.kind;
+    name = rest.startsWith(`${tier}.`) ? rest.slice(tier.length + 1) : rest;
+  } else if (rest.startsWith('knp.default.')) {
+    kind = staged ? 'StagedKubernetesNetworkPolicy' : 'NetworkPolicy';
+    name = rest.slice('knp.default.'.length);
+    policyTier = 'default';
+  } else {
+    kind = profile ? 'Profile' : staged ? (namespace ? 'StagedNetworkPolicy' : 'StagedGlobalNetworkPolicy') : namespace ? 'CalicoNetworkPolicy' : 'GlobalNetworkPolicy';
+    name = rest.startsWith(`${tier}.`) ? rest.slice(tier.length + 1) : rest;
+  }
+  return { index: Number(idx), staged, profile, policy: { tier: policyTier, namespace, name, action, kind } };
+}

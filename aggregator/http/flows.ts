@@ -1,0 +1,146 @@
+import Type from 'typebox';
+import { networkAccess } from '../compute/network-access.js';
+import type { App, HttpDeps } from './app.js';
+import { ErrorReply } from './schemas.js';
+
+const Interval = {
+  from: Type.Optional(Type.String({ format: 'date-time', description: 'start, ISO-8601 (default: an hour before `to`)' })),
+  to: Type.Optional(Type.String({ format: 'date-time', description: 'end, ISO-8601 (default: now)' })),
+};
+const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 });
+
+const EndpointRef = Type.Object({ kind: Type.String(), namespace: Type.String(), name: Type.String(), labels: Type.Array(Type.String()), serviceAccount: Type.String(), internet: Type.Boolean() });
+const Policy = Type.Object({ tier: Type.String(), namespace: Type.String(), name: Type.String(), action: Type.String(), kind: Type.String() });
+
+const NetworkAccessReply = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  endpoints: Type.Array(
+    Type.Object({
+      endpoint: Type.String(),
+      namespace: Type.String(),
+      name: Type.String(),
+      kind: Type.String(),
+      ingressProtected: Type.Union([Type.Boolean(), Type.Null()]),
+      egressProtected: Type.Union([Type.Boolean(), Type.Null()]),
+      ingressFromInternet: Type.Boolean(),
+      egressToInternet: Type.Boolean(),
+      ingressFromOtherNamespaces: Type.Boolean(),
+      egressToOtherNamespaces: Type.Boolean(),
+      allowedIn: Type.Integer(),
+      deniedIn: Type.Integer(),
+      allowedOut: Type.Integer(),
+      deniedOut: Type.Integer(),
+      policies: Type.Array(Type.String()),
+      stagedPolicies: Type.Array(Type.String()),
+    }),
+  ),
+  namespaces: Type.Array(
+    Type.Object({
+      namespace: Type.String(),
+      endpoints: Type.Integer(),
+      ingressProtected: Type.Integer(),
+      egressProtected: Type.Integer(),
+      allowedIn: Type.Integer(),
+      deniedIn: Type.Integer(),
+      allowedOut: Type.Integer(),
+      deniedOut: Type.Integer(),
+      allowedPercent: Type.Union([Type.Number(), Type.Null()]),
+    }),
+  ),
+});
+
+const FlowsReply = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  items: Type.Array(
+    Type.Object({
+      node: Type.String(),
+      bucketStart: Type.String(),
+      bucketSeconds: Type.Integer(),
+      source: EndpointRef,
+      destination: EndpointRef,
+      protocol: Type.String(),
+      destinationPort: Type.Integer(),
+      action: Type.String(),
+      reporter: Type.String(),
+      policies: Type.Array(Policy),
+      stagedPolicies: Type.Array(Policy),
+      unnamedPolicy: Type.Boolean(),
+      policyDecided: Type.Boolean(),
+      connections: Type.Integer(),
+      packets: Type.Integer(),
+      bytes: Type.Integer(),
+      firstSeen: Type.String(),
+      lastSeen: Type.String(),
+    }),
+  ),
+});
+
+/** The longest interval one request may cover (reports cover longer ones from the store directly). */
+const MAX_RANGE_MS = 93 * 24 * 3600 * 1000;
+
+export function parseInterval(q: { from?: string; to?: string }, now: number): { fromMs: number; toMs: number } | string {
+  const toMs = q.to ? Date.parse(q.to) : now;
+  const fromMs = q.from ? Date.parse(q.from) : toMs - 3600_000;
+  if (!(fromMs < toMs)) return `from (${q.from ?? new Date(fromMs).toISOString()}) must be before to (${q.to ?? new Date(toMs).toISOString()})`;
+  if (toMs - fromMs > MAX_RANGE_MS) return 'the interval may span at most 93 days; ask for a shorter one';
+  return { fromMs, toMs };
+}
+
+export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
+  app.get(
+    '/api/v1/network-access',
+    {
+      schema: {
+        summary: 'Per endpoint and per namespace: protection, internet and cross-namespace traffic, allowed and denied connections',
+        querystring: Type.Object({ ...Interval, namespace: Type.Optional(Name) }, { additionalProperties: false }),
+        response: { 200: NetworkAccessReply, 400: ErrorReply },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query as { from?: string; to?: string; namespace?: string };
+      const interval = parseInterval(q, Date.now());
+      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const rows = await store.flowRows({ ...interval, namespace: q.namespace });
+      const summary = networkAccess(rows.map((r) => r.flow));
+      const endpoints = q.namespace ? summary.endpoints.filter((e) => e.namespace === q.namespace) : summary.endpoints;
+      const namespaces = q.namespace ? summary.namespaces.filter((n) => n.namespace === q.namespace) : summary.namespaces;
+      return { from: new Date(interval.fromMs).toISOString(), to: new Date(interval.toMs).toISOString(), endpoints, namespaces };
+    },
+  );
+
+  app.get(
+    '/api/v1/flows',
+    {
+      schema: {
+        summary: 'Flows as stored: per time bucket, node and key, with summed counts',
+        querystring: Type.Object(
+          {
+            ...Interval,
+            namespace: Type.Optional(Name),
+            endpoint: Type.Optional(Type.String({ pattern: '^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9*]([-A-Za-z0-9_.*]*)$', maxLength: 300, description: 'namespace/name or name' })),
+            action: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: FlowsReply, 400: ErrorReply },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query as { from?: string; to?: string; namespace?: string; endpoint?: string; action?: 'allow' | 'deny'; limit?: number };
+      const interval = parseInterval(q, Date.now());
+      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const rows = await store.flowRows({ ...interval, namespace: q.namespace, endpoint: q.endpoint, action: q.action, limit: q.limit ?? 1000 });
+      return {
+        from: new Date(interval.fromMs).toISOString(),
+        to: new Date(interval.toMs).toISOString(),
+        items: rows.map((r) => {
+          const { startMs, endMs, ...f } = r.flow;
+          return { node: r.node, bucketStart: new Date(r.bucketStartMs).toISOString(), bucketSeconds: r.bucketMs / 1000, ...f, firstSeen: new Date(startMs).toISOString(), lastSeen: new Date(endMs).toISOString() };
+        }),
+      };
+    },
+  );
+}

@@ -1,0 +1,84 @@
+import { appendFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { FileFollower } from '../../../agent/flows/follow.js';
+import { tempDir } from '../../fixtures/tmp.js';
+
+const lines = (f: FileFollower) => f.poll().lines.map((l) => l.line);
+
+t.test('only whole lines are read; a partial line waits for its newline', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  writeFileSync(file, 'a\nb\npart');
+  const f = new FileFollower(file);
+  t.same(lines(f), ['a', 'b']);
+  appendFileSync(file, 'ial\nc\n');
+  t.same(lines(f), ['partial', 'c']);
+  t.same(lines(f), []);
+});
+
+t.test('a missing file is not an error; it is read once it appears', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  const f = new FileFollower(file);
+  t.same(lines(f), []);
+  writeFileSync(file, 'x\n');
+  t.same(lines(f), ['x']);
+});
+
+t.test('rotation: the rest of the renamed file is read, then the new file from its start', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'flows.log');
+  writeFileSync(file, '1\n2\n');
+  const f = new FileFollower(file);
+  t.same(lines(f), ['1', '2']);
+  appendFileSync(file, '3\n'); // written after our last read, before rotation
+  renameSync(file, join(dir, 'flows.log.1'));
+  writeFileSync(file, '4\n');
+  const r = f.poll();
+  t.same(r.lines.map((l) => l.line), ['3', '4']);
+  t.match(r.events[0], /rotated: finished .*flows\.log\.1/);
+});
+
+t.test('truncation in place: reading starts over at the beginning', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  writeFileSync(file, 'old-1\nold-2\n');
+  const f = new FileFollower(file);
+  t.same(lines(f), ['old-1', 'old-2']);
+  truncateSync(file, 0);
+  appendFileSync(file, 'new\n');
+  const r = f.poll();
+  t.same(r.lines.map((l) => l.line), ['new']);
+  t.match(r.events[0], /truncated/);
+});
+
+t.test('a saved position resumes exactly, also across a rotation that happened while stopped', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'flows.log');
+  writeFileSync(file, '1\n2\n');
+  const first = new FileFollower(file);
+  t.same(lines(first), ['1', '2']);
+  const saved = first.saved;
+  appendFileSync(file, '3\n');
+  renameSync(file, join(dir, 'flows.log.1'));
+  writeFileSync(file, '4\n5\n');
+  const second = new FileFollower(file, saved);
+  t.same(lines(second), ['3', '4', '5']);
+});
+
+t.test('a line longer than the limit is reported once and skipped, and reading goes on', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  writeFileSync(file, `ok-1\n${'x'.repeat(1024 * 1024 + 10)}\nok-2\n`);
+  const f = new FileFollower(file);
+  const r = f.poll();
+  t.same(r.lines.map((l) => l.line), ['ok-1', 'ok-2']);
+  t.equal(r.tooLong.length, 1);
+});
+
+t.test('truncation noticed even when the file is refilled past the old offset before the next read', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  writeFileSync(file, 'a1\na2\n');
+  const f = new FileFollower(file);
+  t.same(lines(f), ['a1', 'a2']);
+  truncateSync(file, 0);
+  appendFileSync(file, 'b1-longer-line\nb2-longer-line\nb3\n');
+  t.same(lines(f), ['b1-longer-line', 'b2-longer-line', 'b3']);
+});

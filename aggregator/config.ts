@@ -20,6 +20,13 @@ export interface AggregatorConfig {
   flowRollupAfterMs: number;
   /** Flow buckets older than this are deleted, ms (default 30 days). */
   flowRetentionMs: number;
+  /** Static bearer tokens for HTTP readers with per-report grants (no cluster). */
+  httpTokensFile?: string;
+  /** Scheduled reports start this long after their interval ends, ms (default 30 min). */
+  reportStartDelayMs: number;
+  /** Changes to policies here raise tamper alerts. */
+  protectedNamespaces: string[];
+  protectedTiers: string[];
 }
 
 /** Every default in one place (the flags' defaults say the same). */
@@ -31,6 +38,9 @@ export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
   logLevel: 'info',
   flowRollupAfterMs: 48 * 3_600_000,
   flowRetentionMs: 30 * 86_400_000,
+  reportStartDelayMs: 30 * 60_000,
+  protectedNamespaces: [],
+  protectedTiers: [],
 };
 
 /** "90s", "15m", "48h", "30d" → ms. */
@@ -47,6 +57,8 @@ Usage:
                      [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
                      [--max-message-bytes N] [--log-level info]
                      [--flow-rollup-after 48h] [--flow-retention 30d]
+                     [--http-tokens FILE] [--report-start-delay 30m]
+                     [--protected-namespaces a,b] [--protected-tiers security]
 
 With no agent credentials the aggregator accepts agents on loopback only.
 `;
@@ -74,6 +86,10 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
       'flow-rollup-after': { type: 'string', default: '48h' },
       'flow-retention': { type: 'string', default: '30d' },
+      'http-tokens': { type: 'string' },
+      'report-start-delay': { type: 'string', default: '30m' },
+      'protected-namespaces': { type: 'string', default: '' },
+      'protected-tiers': { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -87,7 +103,12 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   const flowRollupAfterMs = parseDuration('--flow-rollup-after', values['flow-rollup-after'] as string);
   const flowRetentionMs = parseDuration('--flow-retention', values['flow-retention'] as string);
   if (flowRetentionMs < flowRollupAfterMs) throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
+  const list = (v: unknown) => String(v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
   return {
+    httpTokensFile: values['http-tokens'],
+    reportStartDelayMs: values['report-start-delay'] === '0' ? 0 : parseDuration('--report-start-delay', values['report-start-delay'] as string),
+    protectedNamespaces: list(values['protected-namespaces']),
+    protectedTiers: list(values['protected-tiers']),
     flowRollupAfterMs,
     flowRetentionMs,
     httpAddress: checkAddress('--http', values.http as string),

@@ -7,12 +7,19 @@ import { LoopbackOnly, SharedToken, type AgentAuthenticator } from './ingest/aut
 import { IngestServer } from './ingest/server.js';
 import { AggregatorMetrics } from './metrics.js';
 import { openStore, type Store } from './store/index.js';
+import { LoopbackReaders, StaticTokenReaders, type HttpAuthorizer } from './http/access.js';
+import { ReportRegistry } from './reports/registry.js';
+import { DEFAULT_SCHEDULER_OPTIONS, ReportScheduler } from './reports/scheduler.js';
+import { reportRunner } from './reports/runner.js';
+import { PostgresLeader } from './reports/leader.js';
 
 export interface RunningAggregator {
   httpPort: number;
   grpcPort: number;
   store: Store;
   app: App;
+  scheduler: ReportScheduler;
+  registry: ReportRegistry;
   /** Shut down in order: HTTP and gRPC stop accepting, streams end, the store closes. */
   close(): Promise<void>;
 }
@@ -37,7 +44,29 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const g = splitAddress(config.grpcAddress);
   const grpcPort = await ingest.listen(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, credentials);
 
-  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }) });
+  const authorizer: HttpAuthorizer = config.httpTokensFile ? new StaticTokenReaders(config.httpTokensFile) : new LoopbackReaders();
+  const registry = new ReportRegistry(log.child({ component: 'reports' }));
+  if (config.reportsDir) registry.loadDir(config.reportsDir);
+  const leader = store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
+  const scheduler = new ReportScheduler(
+    store,
+    registry,
+    reportRunner(store),
+    leader ? () => leader.isLeader() : async () => true,
+    {
+      runFinished(report, result, atMs) {
+        metrics.reportRuns.inc({ report, result });
+        if (result === 'succeeded') metrics.reportLastSuccess.set({ report }, atMs / 1000);
+      },
+    },
+    log.child({ component: 'scheduler' }),
+    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs },
+  );
+  scheduler.start();
+  const reloadTimer = config.reportsDir ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000) : undefined;
+  reloadTimer?.unref();
+
+  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }), authorizer, reports: { registry, scheduler }, tamper: { namespaces: config.protectedNamespaces, tiers: config.protectedTiers } });
   const h = splitAddress(config.httpAddress);
   await app.listen({ host: h.host, port: h.port });
   const address = app.server.address();
@@ -66,15 +95,21 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
 
   log.info({ version: VERDICT_VERSION, flowRollupAfterMs: config.flowRollupAfterMs, flowRetentionMs: config.flowRetentionMs, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
   if (auth instanceof LoopbackOnly) log.warn(auth.description);
+  if (authorizer instanceof LoopbackReaders) log.warn(authorizer.description);
 
   return {
     httpPort,
     grpcPort,
     store,
     app,
+    scheduler,
+    registry,
     async close() {
       clearInterval(retentionTimer);
+      clearInterval(reloadTimer);
       await app.close();
+      await scheduler.stop();
+      await leader?.close();
       await ingest.close();
       await store.close();
     },

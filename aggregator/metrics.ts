@@ -33,6 +33,11 @@ export class AggregatorMetrics {
   readonly flowsLost: Counter<'source'>;
   readonly agentFlowsDropped: Counter<'node'>;
   readonly flowsCompacted: Counter<'what'>;
+  readonly reportRuns: Counter<'report' | 'result'>;
+  readonly reportLastSuccess: Gauge<'report'>;
+  readonly policyChanges: Counter<'kind'>;
+  readonly tamperAlerts: Counter<'kind'>;
+  readonly auditEventsIgnored: Counter;
 
   constructor(store: Store) {
     const registers = [this.registry];
@@ -44,6 +49,11 @@ export class AggregatorMetrics {
     this.flowsLost = new Counter({ name: 'verdict_flows_lost_total', help: 'Flow records a source itself reported lost (Hubble lost events), by source.', labelNames: ['source'], registers });
     this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped because their spool was full, by node.', labelNames: ['node'], registers });
     this.flowsCompacted = new Counter({ name: 'verdict_flow_buckets_compacted_total', help: 'Flow bucket rows rolled up into hours or deleted by retention.', labelNames: ['what'], registers });
+    this.reportRuns = new Counter({ name: 'verdict_report_runs_total', help: 'Report runs finished, by report and result (succeeded, failed, retry).', labelNames: ['report', 'result'], registers });
+    this.reportLastSuccess = new Gauge({ name: 'verdict_report_last_success_timestamp_seconds', help: 'When the report last ran successfully, Unix seconds.', labelNames: ['report'], registers });
+    this.policyChanges = new Counter({ name: 'verdict_policy_changes_total', help: 'Network policy changes received on the audit webhook, by resource kind.', labelNames: ['kind'], registers });
+    this.tamperAlerts = new Counter({ name: 'verdict_policy_tamper_alerts_total', help: 'Changes to network policies in protected namespaces or tiers, by resource kind.', labelNames: ['kind'], registers });
+    this.auditEventsIgnored = new Counter({ name: 'verdict_audit_events_ignored_total', help: 'Audit events received that are not completed, successful network-policy changes.', registers });
     this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers });
 
     // Every CIS gauge reads one shared snapshot per scrape (prom-client collects

@@ -1,4 +1,5 @@
 import type { CheckResult, ScanReport } from '../../common/scan-report.js';
+import { toCsv } from '../../common/csv.js';
 
 export type ReportFormat = 'table' | 'json' | 'csv' | 'junit';
 
@@ -7,7 +8,7 @@ export function formatReport(report: ScanReport, format: ReportFormat): string {
     case 'json':
       return JSON.stringify(report, null, 2) + '\n';
     case 'csv':
-      return toCsv(report);
+      return scanCsv(report);
     case 'junit':
       return toJunit(report);
     case 'table':
@@ -64,18 +65,8 @@ function compareIds(a: string, b: string): number {
 
 const CSV_COLUMNS: (keyof CheckResult)[] = ['id', 'title', 'section', 'level', 'scored', 'status', 'skipReason', 'expected', 'actual', 'evidence', 'remediation'];
 
-function toCsv(r: ScanReport): string {
-  const rows = [['node', 'benchmark', ...CSV_COLUMNS], ...r.checks.map((c) => [r.node, r.benchmark.id, ...CSV_COLUMNS.map((k) => String(c[k] ?? ''))])];
-  return rows.map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
-}
-
-/**
- * RFC 4180 quoting, and a leading quote on cells a spreadsheet would take for a
- * formula (=, +, -, @, tab, CR), so a hostile value cannot run in the reader's sheet.
- */
-export function csvCell(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+function scanCsv(r: ScanReport): string {
+  return toCsv(['node', 'benchmark', ...CSV_COLUMNS], r.checks.map((c) => [r.node, r.benchmark.id, ...CSV_COLUMNS.map((k) => c[k] ?? '')]));
 }
 
 function toJunit(r: ScanReport): string {

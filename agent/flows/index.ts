@@ -8,6 +8,7 @@ import { FileFollower } from './follow.js';
 import type { InternalNetworks, ParseResult } from './normalize.js';
 import { parseCalicoLine } from './sources/calico.js';
 import { HubbleParser } from './sources/hubble.js';
+import { HubbleObserverSource } from './sources/hubble-grpc.js';
 import { FlowWindow } from './window.js';
 
 /** One --flows argument. */
@@ -44,6 +45,8 @@ export interface FlowCaptureOptions {
 interface SourceState {
   spec: FlowSourceSpec;
   follower?: FileFollower;
+  /** A hubble-grpc source: Hubble's Observer API, whose messages arrive as they come, not by poll(). */
+  observer?: HubbleObserverSource;
   parse: (line: string) => ParseResult<FlowRecord>;
   malformed: number;
   lost: number;
@@ -80,6 +83,18 @@ export class FlowCapture {
         state.follower = new FileFollower(spec.target, saved[spec.raw]);
         const parser = new HubbleParser(o.internal);
         state.parse = (line) => parser.line(line);
+      } else if (spec.kind === 'hubble-grpc') {
+        const parser = new HubbleParser(o.internal);
+        let n = 0;
+        state.observer = new HubbleObserverSource({
+          address: spec.target,
+          log: o.log.child({ source: spec.raw }),
+          // Parsing and adding to the window is synchronous, so the stream never needs pausing here.
+          onMessage: (msg) => {
+            const i = ++n;
+            this.handle(state, parser.response(msg), () => `${spec.target} response ${i}`);
+          },
+        });
       } else {
         o.log.warn({ source: spec.raw }, `${spec.kind} sources are not supported by this agent version yet; this source is ignored`);
       }
@@ -90,6 +105,7 @@ export class FlowCapture {
   }
 
   start(): void {
+    for (const s of this.sources) s.observer?.start();
     this.pollTimer = setInterval(() => this.poll(), this.o.pollMs);
     this.pollTimer.unref();
     this.flushTimer = setInterval(() => this.flush(), this.o.windowMs);
@@ -103,17 +119,19 @@ export class FlowCapture {
       const { lines, tooLong, events } = s.follower.poll();
       for (const e of events) this.o.log.info({ source: s.spec.raw }, e);
       for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
-      for (const l of lines) {
-        const r = s.parse(l.line);
-        if (r.kind === 'flow') {
-          this.stats.records++;
-          this.window.add(r.flow);
-        } else if (r.kind === 'malformed') {
-          this.malformed(s, `${l.file} at byte ${l.offset}: ${r.reason}`);
-        } else if (r.kind === 'lost') {
-          s.lost += r.count;
-        }
-      }
+      for (const l of lines) this.handle(s, s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
+    }
+  }
+
+  /** One parsed record, from a file line or a Hubble message; `where` names it in the malformed log. */
+  private handle(s: SourceState, r: ParseResult<FlowRecord>, where: () => string): void {
+    if (r.kind === 'flow') {
+      this.stats.records++;
+      this.window.add(r.flow);
+    } else if (r.kind === 'malformed') {
+      this.malformed(s, `${where()}: ${r.reason}`);
+    } else if (r.kind === 'lost') {
+      s.lost += r.count;
     }
   }
 
@@ -148,6 +166,7 @@ export class FlowCapture {
   stop(): void {
     clearInterval(this.pollTimer);
     clearInterval(this.flushTimer);
+    for (const s of this.sources) s.observer?.stop();
   }
 
   private positions(): SourcePositions {

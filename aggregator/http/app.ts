@@ -7,6 +7,12 @@ import type { AggregatorMetrics } from '../metrics.js';
 import type { Store } from '../store/index.js';
 import { registerCisRoutes } from './cis.js';
 import { registerFlowRoutes } from './flows.js';
+import { registerReportRoutes } from './reports.js';
+import { registerAuditRoutes } from './audit.js';
+import type { HttpAuthorizer } from './access.js';
+import type { ReportRegistry } from '../reports/registry.js';
+import type { ReportScheduler } from '../reports/scheduler.js';
+import type { TamperConfig } from '../reports/tamper.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
 
@@ -14,6 +20,10 @@ export interface HttpDeps {
   store: Store;
   metrics: AggregatorMetrics;
   log: Logger;
+  authorizer: HttpAuthorizer;
+  /** The report registry and scheduler (absent: report routes answer from the store only). */
+  reports?: { registry: ReportRegistry; scheduler: ReportScheduler };
+  tamper: TamperConfig;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -36,11 +46,21 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     if (status === 500) req.log.error({ err, url: req.url }, 'request failed');
     return reply.status(status).send({ error: status === 500 ? 'VERDICT_INTERNAL' : (err.code ?? 'VERDICT_BAD_REQUEST'), message: status === 500 ? 'internal error; see the aggregator log' : err.message });
   });
+  // Node, CIS and flow data: readers need get on nodes / flows (report routes check per report name themselves).
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    const resource = /^\/api\/v1\/(nodes|cis)(\/|$)/.test(path) ? 'nodes' : /^\/api\/v1\/(flows|network-access)(\/|$)/.test(path) ? 'flows' : undefined;
+    if (!resource) return;
+    const d = await deps.authorizer.authorize(req, { verb: 'get', resource });
+    if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+  });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API` }));
   registerHealthRoutes(app, deps);
   registerNodeRoutes(app, deps);
   registerCisRoutes(app, deps);
   registerFlowRoutes(app, deps);
+  registerReportRoutes(app, deps);
+  registerAuditRoutes(app, deps);
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -59,6 +59,42 @@ export const MINUTE_BUCKET_MS = 60_000;
 /** Hour buckets for older data. */
 export const HOUR_BUCKET_MS = 3_600_000;
 
+export type ReportRunStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** One run of a report: what it covers, where it stands, and once finished its archived result. */
+export interface ReportRunRecord {
+  id: string;
+  report: string;
+  reportType: string;
+  trigger: 'scheduled' | 'on-demand';
+  status: ReportRunStatus;
+  attempts: number;
+  intervalStartMs: number;
+  intervalEndMs: number;
+  /** Not to start before (the schedule's start delay, a retry's backoff). */
+  notBeforeMs: number;
+  createdMs: number;
+  startedMs?: number;
+  finishedMs?: number;
+  error?: string;
+  /** The report definition and parameters the run was made from. */
+  inputs: unknown;
+  result?: unknown;
+}
+
+/** A Kubernetes audit event (audit.k8s.io/v1 Event) with the fields reports filter on. */
+export interface StoredAuditEvent {
+  auditId: string;
+  stageMs: number;
+  verb: string;
+  resource: string;
+  apiGroup: string;
+  namespace: string;
+  name: string;
+  username: string;
+  event: unknown;
+}
+
 /**
  * Everything the aggregator keeps. SQLite and PostgreSQL implement this one
  * interface; compute/ and http/ see nothing else.
@@ -94,6 +130,26 @@ export interface Store {
    * Answers how many rows were rolled up and deleted.
    */
   compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }>;
+  /** Add a run; a second scheduled run for the same report and interval is refused (answers false). */
+  createReportRun(run: ReportRunRecord): Promise<boolean>;
+  /**
+   * Move a run on: only from `from` status (so two workers cannot both take
+   * it); a result is written with the final status and never replaced.
+   * Answers whether the run was in `from` status and is now updated.
+   */
+  transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean>;
+  reportRun(id: string): Promise<ReportRunRecord | undefined>;
+  /** A report's runs, newest first, without results. */
+  reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
+  /** Queued runs whose notBefore has come, oldest first. */
+  dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]>;
+  /** Runs left "running" by a process that died: back to queued. */
+  requeueRunningReportRuns(): Promise<number>;
+  /** The latest interval end of a report's scheduled runs (where a new leader resumes). */
+  lastScheduledIntervalEnd(report: string): Promise<number | undefined>;
+  /** Store audit events once each (by auditID); answers how many were new. */
+  recordAuditEvents(events: StoredAuditEvent[]): Promise<number>;
+  auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]>;
 }
 
 /** Parse `--db`: `sqlite:FILE` (default) or a `postgres://` URL. */

@@ -2,8 +2,9 @@ import pg from 'pg';
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import { mergedBucketRows } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type Store } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
 import { migrationFiles, type Migration } from './migrations.js';
+import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
 /**
  * Advisory lock key held while migrating ("VERDICT1" in ASCII), so replicas
@@ -372,6 +373,131 @@ export class PostgresStore implements Store {
       return { rolledUp: rolled.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
     });
   }
+
+  /**
+   * ON CONFLICT DO NOTHING without a target covers both the id and the partial
+   * unique index on scheduled (report, interval): two replicas creating the same
+   * scheduled run at once (a leader handing over) store it once, and the second
+   * insert waits for the first to commit and then answers false.
+   */
+  async createReportRun(r: ReportRunRecord): Promise<boolean> {
+    const inserted = await this.pool.query(
+      `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, inputs_json)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+      [r.id, r.report, r.reportType, r.trigger, r.status, r.attempts, r.intervalStartMs, r.intervalEndMs, r.notBeforeMs, r.createdMs, JSON.stringify(r.inputs)],
+    );
+    return inserted.rowCount === 1;
+  }
+
+  /**
+   * One conditional UPDATE is the claim: under READ COMMITTED a second replica's
+   * UPDATE of the same row waits for the first to commit, then re-checks the WHERE
+   * on the new row (status no longer `from`) and changes nothing.
+   */
+  async transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean> {
+    const params: unknown[] = [id, from];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const sets: string[] = [];
+    for (const [k, c] of Object.entries(RUN_PATCH_COLUMNS)) {
+      if (k in patch) sets.push(`${c} = ${p((patch as Record<string, unknown>)[k] ?? null)}`);
+    }
+    // Results are written once; a run that has one is never rewritten.
+    if ('result' in patch) sets.push(`result_json = ${p(JSON.stringify(patch.result) ?? null)}`);
+    if (sets.length === 0) return false;
+    const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
+    const updated = await this.pool.query(`UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`, params);
+    return updated.rowCount === 1;
+  }
+
+  async reportRun(id: string): Promise<ReportRunRecord | undefined> {
+    const { rows } = await this.pool.query<ReportRunRow>(`SELECT ${RUN_COLUMNS}, result_json FROM report_runs WHERE id = $1`, [id]);
+    return rows[0] ? toRunRecord(rows[0], true) : undefined;
+  }
+
+  async reportRuns(report: string, limit: number): Promise<ReportRunRecord[]> {
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const { rows } = await this.pool.query<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs WHERE report = $1 ORDER BY created_ms DESC, id COLLATE "C" DESC LIMIT $2`,
+      [report, sqliteLimit(limit)],
+    );
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  /**
+   * Several replicas may read the same due runs; that is fine: moving a run from
+   * queued to running (transitionReportRun) is the claim, and only one wins it.
+   */
+  async dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]> {
+    const { rows } = await this.pool.query<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs WHERE status = 'queued' AND not_before_ms <= $1
+       ORDER BY not_before_ms, created_ms, id COLLATE "C" LIMIT $2`,
+      [nowMs, sqliteLimit(limit)],
+    );
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  async requeueRunningReportRuns(): Promise<number> {
+    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running'");
+    return updated.rowCount ?? 0;
+  }
+
+  async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ m: number | null }>("SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = $1 AND trigger_kind = 'scheduled'", [report]);
+    return rows[0]?.m ?? undefined;
+  }
+
+  /**
+   * One statement for the batch. An audit ID twice in one batch keeps its first
+   * event, as SQLite does. The rows go in in audit ID order, so two replicas
+   * storing overlapping batches at once (a webhook retry landing on another
+   * replica) wait for each other in one order and cannot deadlock.
+   */
+  async recordAuditEvents(events: StoredAuditEvent[]): Promise<number> {
+    const firsts = new Map<string, StoredAuditEvent>();
+    for (const e of events) if (!firsts.has(e.auditId)) firsts.set(e.auditId, e);
+    const rows = [...firsts.values()].sort((a, b) => (a.auditId < b.auditId ? -1 : a.auditId > b.auditId ? 1 : 0));
+    if (rows.length === 0) return 0;
+    const inserted = await this.pool.query(
+      `INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json)
+       SELECT u.audit_id, u.stage_ms, u.verb, u.resource, u.api_group, u.namespace, u.name, u.username, u.event_json
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+         WITH ORDINALITY AS u(audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json, ord)
+       ORDER BY u.ord
+       ON CONFLICT (audit_id) DO NOTHING`,
+      [
+        rows.map((e) => e.auditId),
+        rows.map((e) => e.stageMs),
+        rows.map((e) => e.verb),
+        rows.map((e) => e.resource),
+        rows.map((e) => e.apiGroup),
+        rows.map((e) => e.namespace),
+        rows.map((e) => e.name),
+        rows.map((e) => e.username),
+        rows.map((e) => JSON.stringify(e.event)),
+      ],
+    );
+    return inserted.rowCount ?? 0;
+  }
+
+  async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
+    const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(
+      `SELECT audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json FROM audit_events
+       WHERE stage_ms >= $1 AND stage_ms < $2 ORDER BY stage_ms, audit_id COLLATE "C"`,
+      [fromMs, toMs],
+    );
+    return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown }));
+  }
+}
+
+/** report_runs columns but the result, which only reportRun reads. */
+const RUN_COLUMNS = 'id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, started_ms, finished_ms, error, inputs_json';
+
+/** The columns transitionReportRun may set, by patch key (the result apart). */
+const RUN_PATCH_COLUMNS = { status: 'status', attempts: 'attempts', notBeforeMs: 'not_before_ms', startedMs: 'started_ms', finishedMs: 'finished_ms', error: 'error' } as const;
+
+/** SQLite reads a negative LIMIT as no limit; PostgreSQL refuses one, and reads NULL as no limit. */
+function sqliteLimit(limit: number): number | null {
+  return limit < 0 ? null : limit;
 }
 
 /** The URL without its password, for error messages and logs. */

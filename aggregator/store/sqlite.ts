@@ -4,8 +4,9 @@ import Database from 'better-sqlite3';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { bucketParams } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type Store } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
 import { migrationFiles } from './migrations.js';
+import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
 interface NodeRow {
   name: string;
@@ -224,6 +225,72 @@ export class SqliteStore implements Store {
       const deleted = this.db.prepare('DELETE FROM flow_buckets WHERE bucket_start_ms < ?').run(deleteBeforeMs).changes;
       return { rolledUp: rolled, deleted };
     })();
+  }
+
+  async createReportRun(r: ReportRunRecord): Promise<boolean> {
+    const info = this.db
+      .prepare(
+        `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, inputs_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      )
+      .run(r.id, r.report, r.reportType, r.trigger, r.status, r.attempts, r.intervalStartMs, r.intervalEndMs, r.notBeforeMs, r.createdMs, JSON.stringify(r.inputs));
+    return info.changes === 1;
+  }
+
+  async transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean> {
+    const sets: string[] = [];
+    const params: Record<string, unknown> = { id, from };
+    const col: Record<string, string> = { status: 'status', attempts: 'attempts', notBeforeMs: 'not_before_ms', startedMs: 'started_ms', finishedMs: 'finished_ms', error: 'error' };
+    for (const [k, c] of Object.entries(col)) {
+      if (k in patch) {
+        sets.push(`${c} = @${k}`);
+        params[k] = (patch as Record<string, unknown>)[k] ?? null;
+      }
+    }
+    if ('result' in patch) {
+      // Results are written once; a run that has one is never rewritten.
+      sets.push('result_json = @result');
+      params.result = JSON.stringify(patch.result);
+    }
+    if (sets.length === 0) return false;
+    const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
+    return this.db.prepare(`UPDATE report_runs SET ${sets.join(', ')} WHERE id = @id AND status = @from${guard}`).run(params).changes === 1;
+  }
+
+  async reportRun(id: string): Promise<ReportRunRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM report_runs WHERE id = ?').get(id) as ReportRunRow | undefined;
+    return row ? toRunRecord(row, true) : undefined;
+  }
+
+  async reportRuns(report: string, limit: number): Promise<ReportRunRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM report_runs WHERE report = ? ORDER BY created_ms DESC, id DESC LIMIT ?').all(report, limit) as ReportRunRow[];
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  async dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]> {
+    const rows = this.db.prepare("SELECT * FROM report_runs WHERE status = 'queued' AND not_before_ms <= ? ORDER BY not_before_ms, created_ms, id LIMIT ?").all(nowMs, limit) as ReportRunRow[];
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  async requeueRunningReportRuns(): Promise<number> {
+    return this.db.prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running'").run().changes;
+  }
+
+  async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
+    const row = this.db.prepare("SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = ? AND trigger_kind = 'scheduled'").get(report) as { m: number | null };
+    return row.m ?? undefined;
+  }
+
+  async recordAuditEvents(events: StoredAuditEvent[]): Promise<number> {
+    const insert = this.db.prepare(
+      'INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (audit_id) DO NOTHING',
+    );
+    return this.db.transaction(() => events.reduce((n, e) => n + insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes, 0))();
+  }
+
+  async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
+    const rows = this.db.prepare('SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id').all(fromMs, toMs) as { audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }[];
+    return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown }));
   }
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import t, { type Test } from 'tap';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, openStore, type FlowBucketRow, type FlowQuery, type NodeHello, type NodeRecord, type Store } from '../../aggregator/store/index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, openStore, type FlowBucketRow, type FlowQuery, type NodeHello, type NodeRecord, type ReportRunRecord, type Store, type StoredAuditEvent } from '../../aggregator/store/index.js';
 import { migrationFiles } from '../../aggregator/store/migrations.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { flow, T0 } from '../fixtures/flows.js';
@@ -349,6 +349,193 @@ function flowContract(t: Test, backend: Backend): void {
   });
 }
 
+const DAY_MS = 86_400_000;
+/** A queued scheduled run of "weekly-cis" for day `day` after T0, created at its end; `over` applied. */
+const reportRunOf = (id: string, over: Partial<ReportRunRecord> = {}, day = 0): ReportRunRecord => ({
+  id,
+  report: 'weekly-cis',
+  reportType: 'cis-benchmark',
+  trigger: 'scheduled',
+  status: 'queued',
+  attempts: 0,
+  intervalStartMs: T0 + day * DAY_MS,
+  intervalEndMs: T0 + (day + 1) * DAY_MS,
+  notBeforeMs: T0 + (day + 1) * DAY_MS + 60_000,
+  createdMs: T0 + (day + 1) * DAY_MS,
+  inputs: { definition: { name: 'weekly-cis', type: 'cis-benchmark', schedule: '0 0 * * *' }, parameters: { nodeSelector: { zone: 'a' } } },
+  ...over,
+});
+/** A result whose JSON text must come back exactly: key order, number spellings, nesting, non-ASCII. */
+const awkwardResult = { z: 1, a: [0.1, 1e21, -0, 2 ** 53 - 1, 1.5e-7], nested: { 'ключ': '值 ✓ \u2028', empty: {}, none: null, t: true }, '0': 'numeric key', s: '"quoted"\n\\' };
+/** A Kubernetes audit event as the webhook receives it, with the fields reports filter on. */
+const auditEventOf = (auditId: string, stageMs: number, over: Partial<StoredAuditEvent> = {}): StoredAuditEvent => ({
+  auditId,
+  stageMs,
+  verb: 'create',
+  resource: 'networkpolicies',
+  apiGroup: 'networking.k8s.io',
+  namespace: 'shop',
+  name: 'default-deny',
+  username: 'system:admin',
+  event: {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: 'RequestResponse',
+    auditID: auditId,
+    stage: 'ResponseComplete',
+    verb: over.verb ?? 'create',
+    objectRef: { resource: 'networkpolicies', namespace: 'shop', name: 'default-deny', apiGroup: 'networking.k8s.io', apiVersion: 'v1' },
+    stageTimestamp: new Date(stageMs).toISOString(),
+    responseStatus: { metadata: {}, code: 201 },
+  },
+  ...over,
+});
+
+function reportContract(t: Test, backend: Backend): void {
+  t.test('a report run is created once; a second scheduled run for its report and interval is refused', async (t) => {
+    const s = await freshStore(t, backend);
+    const first = reportRunOf('r1', { inputs: awkwardResult });
+    t.equal(await s.createReportRun(first), true);
+    t.strictSame(await s.reportRun('r1'), first, 'read back as created');
+    t.equal(JSON.stringify((await s.reportRun('r1'))?.inputs), JSON.stringify(awkwardResult), 'inputs exactly as written, key order included');
+    t.equal(await s.createReportRun(reportRunOf('r2')), false, 'another id for the same report and interval');
+    t.equal(await s.createReportRun(reportRunOf('r1', {}, 5)), false, 'the same id again, for another interval');
+    t.equal(await s.createReportRun(reportRunOf('r3', { intervalEndMs: T0 + 2 * DAY_MS })), true, 'the same start with another end is another interval');
+    t.equal(await s.createReportRun(reportRunOf('r4', { report: 'other' })), true, 'the same interval of another report');
+    t.equal(await s.createReportRun(reportRunOf('r5', { trigger: 'on-demand' })), true, 'on demand, for the interval a scheduled run has');
+    t.equal(await s.createReportRun(reportRunOf('r6', { trigger: 'on-demand' })), true, 'and again: on-demand runs may repeat');
+    t.equal(await s.createReportRun(reportRunOf('r7', { status: 'succeeded' })), false, 'a scheduled duplicate is refused whatever its status');
+    t.equal(await s.reportRun('r2'), undefined, 'the refused run was not stored');
+    t.equal(await s.reportRun('nothing'), undefined);
+    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => r.id).sort(), ['r1', 'r3', 'r5', 'r6']);
+  });
+
+  t.test('a run moves on only from the status it is in; its result is written once and never replaced', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.createReportRun(reportRunOf('r1'));
+    const start = T0 + 2 * DAY_MS;
+    t.equal(await s.transitionReportRun('r1', 'running', { status: 'succeeded' }), false, 'not running yet');
+    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start }), true, 'the claim');
+    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start + 1 }), false, 'a second claim');
+    t.equal(await s.transitionReportRun('nothing', 'queued', { status: 'running' }), false, 'an unknown run');
+    t.equal(await s.transitionReportRun('r1', 'running', {}), false, 'an empty patch changes nothing');
+    // A failed attempt goes back to the queue with a backoff and its error.
+    t.equal(await s.transitionReportRun('r1', 'running', { status: 'queued', notBeforeMs: start + 30_000, error: 'store busy' }), true);
+    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { attempts: 1, startedMs: start, notBeforeMs: start + 30_000, error: 'store busy' }));
+    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 2, startedMs: start + 30_000, error: undefined }), true, 'a patch key set to undefined clears the field');
+    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { status: 'running', attempts: 2, startedMs: start + 30_000, notBeforeMs: start + 30_000 }));
+
+    t.equal(await s.transitionReportRun('r1', 'running', { status: 'succeeded', finishedMs: start + 31_000, result: awkwardResult }), true, 'finished with its result');
+    const done = reportRunOf('r1', { status: 'succeeded', attempts: 2, startedMs: start + 30_000, notBeforeMs: start + 30_000, finishedMs: start + 31_000, result: awkwardResult });
+    t.strictSame(await s.reportRun('r1'), done);
+    t.equal(JSON.stringify((await s.reportRun('r1'))?.result), JSON.stringify(awkwardResult), 'the result exactly as written, key order included');
+    t.equal(await s.transitionReportRun('r1', 'running', { status: 'failed', error: 'late' }), false, 'no longer running');
+    t.equal(await s.transitionReportRun('r1', 'succeeded', { result: { other: true } }), false, 'in the right status, but it has a result');
+    t.equal(await s.transitionReportRun('r1', 'succeeded', { status: 'failed', result: { other: true } }), false, 'nor with a status change');
+    t.strictSame(await s.reportRun('r1'), done, 'nothing of a refused patch was written');
+    t.equal(await s.transitionReportRun('r1', 'succeeded', { error: 'note' }), true, 'a patch without a result may still change a finished run');
+    t.strictSame((await s.reportRun('r1'))?.result, awkwardResult, 'and keeps its result');
+
+    // A result written without a status change is still written only once.
+    await s.createReportRun(reportRunOf('r2', { trigger: 'on-demand', status: 'running' }));
+    t.equal(await s.transitionReportRun('r2', 'running', { result: { part: 1 } }), true);
+    t.equal(await s.transitionReportRun('r2', 'running', { result: { part: 2 } }), false);
+    t.strictSame((await s.reportRun('r2'))?.result, { part: 1 });
+  });
+
+  t.test('reportRuns answers a report’s runs newest first, without results, up to the limit', async (t) => {
+    const s = await freshStore(t, backend);
+    // Ids whose byte order differs from a locale's ("B" < "a" < "b"): a tie on created time goes by id, descending.
+    await s.createReportRun(reportRunOf('a', { createdMs: 5 }, 0));
+    await s.createReportRun(reportRunOf('B', { createdMs: 5 }, 1));
+    await s.createReportRun(reportRunOf('b', { createdMs: 5 }, 2));
+    await s.createReportRun(reportRunOf('old', { createdMs: 1 }, 3));
+    await s.createReportRun(reportRunOf('new', { createdMs: 9, trigger: 'on-demand' }, 4));
+    await s.createReportRun(reportRunOf('elsewhere', { createdMs: 7, report: 'other' }, 5));
+    await s.transitionReportRun('b', 'queued', { status: 'succeeded', result: { big: 'x'.repeat(1000) } });
+    const runs = await s.reportRuns('weekly-cis', 10);
+    t.strictSame(runs.map((r) => r.id), ['new', 'b', 'a', 'B', 'old']);
+    t.strictSame(runs[1], reportRunOf('b', { createdMs: 5, status: 'succeeded' }, 2), 'no result in a list');
+    t.strictSame((await s.reportRuns('weekly-cis', 2)).map((r) => r.id), ['new', 'b']);
+    t.strictSame(await s.reportRuns('weekly-cis', 0), []);
+    t.strictSame((await s.reportRuns('weekly-cis', -1)).map((r) => r.id), ['new', 'b', 'a', 'B', 'old'], 'a negative limit is no limit');
+    t.strictSame(await s.reportRuns('nothing', 10), []);
+  });
+
+  t.test('dueReportRuns answers queued runs whose not-before has come, oldest first', async (t) => {
+    const s = await freshStore(t, backend);
+    const now = T0 + 10 * DAY_MS;
+    const runs = [
+      reportRunOf('late', { notBeforeMs: now - 1_000, createdMs: 3 }, 0),
+      reportRunOf('early', { notBeforeMs: now - 5_000, createdMs: 9 }, 1),
+      reportRunOf('tie-created-2', { notBeforeMs: now - 1_000, createdMs: 2 }, 2),
+      reportRunOf('tie-b', { notBeforeMs: now - 1_000, createdMs: 3 }, 3),
+      reportRunOf('tie-B', { notBeforeMs: now - 1_000, createdMs: 3 }, 4),
+      reportRunOf('at-now', { notBeforeMs: now }, 5),
+      reportRunOf('future', { notBeforeMs: now + 1 }, 6),
+      reportRunOf('running', { notBeforeMs: now - 9_000 }, 7),
+      reportRunOf('done', { notBeforeMs: now - 9_000 }, 8),
+    ];
+    for (const r of runs) t.equal(await s.createReportRun(r), true);
+    await s.transitionReportRun('running', 'queued', { status: 'running' });
+    await s.transitionReportRun('done', 'queued', { status: 'succeeded', result: {} });
+    const expected = ['early', 'tie-created-2', 'late', 'tie-B', 'tie-b', 'at-now'];
+    t.strictSame(await s.dueReportRuns(now, 100), expected.map((id) => runs.find((r) => r.id === id)), 'not-before, then created, then id (bytes); not-before is inclusive');
+    t.strictSame((await s.dueReportRuns(now, 2)).map((r) => r.id), expected.slice(0, 2));
+    t.strictSame((await s.dueReportRuns(now - 5_001, 100)).map((r) => r.id), []);
+    t.strictSame((await s.dueReportRuns(now + 1, 100)).map((r) => r.id), [...expected, 'future']);
+    t.strictSame((await s.dueReportRuns(now, -1)).map((r) => r.id), expected, 'a negative limit is no limit');
+    await s.transitionReportRun('early', 'queued', { status: 'running' });
+    t.strictSame((await s.dueReportRuns(now, 1)).map((r) => r.id), ['tie-created-2'], 'a claimed run is no longer due');
+  });
+
+  t.test('runs left running go back to the queue; nothing else moves', async (t) => {
+    const s = await freshStore(t, backend);
+    for (const [id, status] of [['q', 'queued'], ['r1', 'running'], ['r2', 'running'], ['ok', 'succeeded'], ['ko', 'failed']] as const) {
+      await s.createReportRun(reportRunOf(id, { trigger: 'on-demand', status, attempts: 1, startedMs: 7 }));
+      if (status === 'running') await s.transitionReportRun(id, 'running', { startedMs: 7 });
+    }
+    t.equal(await s.requeueRunningReportRuns(), 2);
+    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [['ko', 'failed'], ['ok', 'succeeded'], ['q', 'queued'], ['r1', 'queued'], ['r2', 'queued']]);
+    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { trigger: 'on-demand', attempts: 1, startedMs: 7 }), 'only the status changes');
+    t.equal(await s.requeueRunningReportRuns(), 0, 'again: nothing to do');
+  });
+
+  t.test('lastScheduledIntervalEnd answers the latest end of a report’s scheduled runs', async (t) => {
+    const s = await freshStore(t, backend);
+    t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), undefined, 'no runs');
+    await s.createReportRun(reportRunOf('od', { trigger: 'on-demand' }, 9));
+    t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), undefined, 'on-demand runs do not count');
+    await s.createReportRun(reportRunOf('d2', {}, 2));
+    await s.createReportRun(reportRunOf('d0', {}, 0));
+    await s.createReportRun(reportRunOf('x', { report: 'other' }, 20));
+    await s.transitionReportRun('d2', 'queued', { status: 'failed', error: 'boom' });
+    t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), T0 + 3 * DAY_MS, 'the latest, whatever its status or creation order');
+    t.equal(await s.lastScheduledIntervalEnd('other'), T0 + 21 * DAY_MS);
+  });
+
+  t.test('audit events are stored once per audit ID and read by time, exactly', async (t) => {
+    const s = await freshStore(t, backend);
+    const e1 = auditEventOf('id-1', T0 + 1_000);
+    const e2 = auditEventOf('id-2', T0 + 2_000, { verb: 'delete', username: 'alice', namespace: 'pay', name: 'allow-db', event: awkwardResult });
+    const e3 = auditEventOf('id-3', T0 + 3_000, { resource: 'globalnetworkpolicies', apiGroup: 'crd.projectcalico.org', namespace: '' });
+    t.equal(await s.recordAuditEvents([]), 0, 'an empty batch');
+    t.equal(await s.recordAuditEvents([e2, e1]), 2);
+    t.equal(await s.recordAuditEvents([e1, e3, e2]), 1, 'a resent batch with one new event');
+    t.equal(await s.recordAuditEvents([auditEventOf('id-1', T0 + 9_000, { verb: 'patch' })]), 0, 'an audit ID already stored keeps its first event');
+    const dupA = auditEventOf('dup', T0 + 2_000, { username: 'first' });
+    t.equal(await s.recordAuditEvents([dupA, auditEventOf('dup', T0 + 2_000, { username: 'second' })]), 1, 'one audit ID twice in one batch: stored once');
+    // Same stage time: by audit ID, in byte order ("Z" before "dup" before "id-2").
+    const eZ = auditEventOf('Z', T0 + 2_000);
+    t.equal(await s.recordAuditEvents([eZ]), 1);
+    t.strictSame(await s.auditEvents(0, Number.MAX_SAFE_INTEGER), [e1, eZ, dupA, e2, e3], 'by stage time, then audit ID; the first of a duplicate kept');
+    t.equal(JSON.stringify((await s.auditEvents(T0 + 2_000, T0 + 2_001)).find((e) => e.auditId === 'id-2')?.event), JSON.stringify(awkwardResult), 'the event exactly as written');
+    t.strictSame(await s.auditEvents(T0 + 2_000, T0 + 3_000), [eZ, dupA, e2], '[from, to)');
+    t.strictSame(await s.auditEvents(T0 + 1_001, T0 + 2_000), []);
+    t.strictSame(await s.auditEvents(T0 + 3_000, T0 + 3_000), [], 'an empty interval');
+  });
+}
+
 const sqlite: Backend = {
   dialect: 'sqlite',
   freshDb: async (t) => `sqlite:${join(tempDir(t), 'verdict.db')}`,
@@ -554,6 +741,84 @@ function flowReplicas(t: Test, server: TestPostgres): void {
   });
 }
 
+/** Report runs and audit events on several replicas at once. */
+function reportReplicas(t: Test, server: TestPostgres): void {
+  const sleep = () => new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
+
+  t.test('replicas claiming the same due runs at once: each run is claimed exactly once', async (t) => {
+    const db = await server.freshSchema();
+    const stores = await Promise.all([openStore(db), openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all(stores.map((s) => s.close())));
+    const ids = Array.from({ length: 60 }, (_, i) => `run-${String(i).padStart(2, '0')}`);
+    for (const [i, id] of ids.entries()) t.equal(await stores[0]!.createReportRun(reportRunOf(id, { notBeforeMs: i % 5 }, i)), true);
+    // Two workers per replica, as a worker pool would run: read what is due, claim it, move on.
+    const worker = async (store: Store, name: string) => {
+      const claimed: string[] = [];
+      let lost = 0;
+      for (;;) {
+        const due = await store.dueReportRuns(10, 4);
+        if (due.length === 0) return { claimed, lost };
+        for (const run of due) {
+          await sleep();
+          if (await store.transitionReportRun(run.id, 'queued', { status: 'running', attempts: run.attempts + 1, startedMs: 100, error: name })) claimed.push(run.id);
+          else lost++;
+        }
+      }
+    };
+    const results = await Promise.all(stores.flatMap((s, i) => [worker(s, `replica-${i}-a`), worker(s, `replica-${i}-b`)]));
+    const all = results.flatMap((r) => r.claimed);
+    t.strictSame([...all].sort(), ids, 'every run claimed, none twice');
+    t.ok(results.reduce((n, r) => n + r.lost, 0) > 0, 'workers did see the same due runs and lose claims to each other');
+    const rows = await query<{ status: string; attempts: number; n: number }>(db, 'SELECT status, attempts, count(*)::int AS n FROM report_runs GROUP BY status, attempts');
+    t.strictSame(rows, [{ status: 'running', attempts: 1, n: ids.length }], 'each run moved once: one attempt each');
+    const owners = await query<{ id: string; error: string }>(db, 'SELECT id, error FROM report_runs ORDER BY id COLLATE "C"');
+    const claimedBy = new Map(results.flatMap((r, i) => r.claimed.map((id) => [id, `replica-${Math.floor(i / 2)}-${i % 2 ? 'b' : 'a'}`] as const)));
+    t.strictSame(owners, ids.map((id) => ({ id, error: claimedBy.get(id) })), 'and by the worker that was told it won');
+    t.comment(`claims per worker: ${results.map((r) => r.claimed.length).join(', ')}; lost claims: ${results.reduce((n, r) => n + r.lost, 0)}`);
+  });
+
+  t.test('replicas creating the same scheduled runs at once store each once', async (t) => {
+    const db = await server.freshSchema();
+    const [a, b] = await Promise.all([openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const days = Array.from({ length: 30 }, (_, i) => i);
+    const create = async (store: Store, name: string) => {
+      const created: boolean[] = [];
+      for (const day of days) {
+        await sleep();
+        created.push(await store.createReportRun(reportRunOf(`${name}-${day}`, {}, day)));
+      }
+      return created;
+    };
+    const [fromA, fromB] = await Promise.all([create(a, 'a'), create(b, 'b')]);
+    t.same(days.filter((i) => fromA[i] === fromB[i]), [], 'for every interval exactly one replica created it');
+    t.equal((await a.reportRuns('weekly-cis', -1)).length, days.length);
+    t.equal(await b.lastScheduledIntervalEnd('weekly-cis'), T0 + days.length * DAY_MS);
+  });
+
+  t.test('replicas storing overlapping audit batches at once store each event once, without deadlock', async (t) => {
+    const db = await server.freshSchema();
+    const [a, b] = await Promise.all([openStore(db), openStore(db)]);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const events = Array.from({ length: 2000 }, (_, i) => auditEventOf(`audit-${i}`, T0 + i));
+    const shuffled = () => [...events].sort(() => Math.random() - 0.5);
+    // Large batches in orders of their own, all at once: the same events, so inserts race ones on the other
+    // replica (inserting in batch order instead of audit ID order deadlocks here).
+    const send = async (store: Store) => {
+      const order = shuffled();
+      let stored = 0;
+      for (let i = 0; i < order.length; i += 250) {
+        stored += await store.recordAuditEvents(order.slice(i, i + 250));
+      }
+      return stored;
+    };
+    const counts = await Promise.all([send(a), send(b), send(a), send(b)]);
+    t.equal(counts.reduce((x, y) => x + y, 0), events.length, 'the new counts add up to the events, each counted by one replica');
+    t.strictSame(await b.auditEvents(0, Number.MAX_SAFE_INTEGER), events);
+    t.comment(`new per sender: ${counts.join(', ')}`);
+  });
+}
+
 /** A postgres:// URL for a loopback port nothing listens on. */
 async function freePortUrl(): Promise<string> {
   const port = await new Promise<number>((resolve) => {
@@ -568,12 +833,15 @@ async function freePortUrl(): Promise<string> {
 t.test('SQLite store', async (t) => {
   contract(t, sqlite);
   flowContract(t, sqlite);
+  reportContract(t, sqlite);
 });
 
 t.test('PostgreSQL store', async (t) => {
   const server = await testPostgres(t);
   contract(t, postgres(server));
   flowContract(t, postgres(server));
+  reportContract(t, postgres(server));
   replicas(t, server);
   flowReplicas(t, server);
+  reportReplicas(t, server);
 });

@@ -1,0 +1,129 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import { toCsv } from '../../common/csv.js';
+import type { ReportResult } from '../reports/result.js';
+import { reportStatus } from '../reports/scheduler.js';
+import type { ReportRunRecord } from '../store/index.js';
+import type { AccessRequest } from './access.js';
+import type { App, HttpDeps } from './app.js';
+import { ErrorReply } from './schemas.js';
+
+const ReportName = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' });
+
+/** A run as listed: everything but the result. */
+function runView(r: ReportRunRecord) {
+  return {
+    id: r.id,
+    report: r.report,
+    reportType: r.reportType,
+    trigger: r.trigger,
+    status: r.status,
+    attempts: r.attempts,
+    start: new Date(r.intervalStartMs).toISOString(),
+    end: new Date(r.intervalEndMs).toISOString(),
+    notBefore: new Date(r.notBeforeMs).toISOString(),
+    createdAt: new Date(r.createdMs).toISOString(),
+    startedAt: r.startedMs ? new Date(r.startedMs).toISOString() : null,
+    finishedAt: r.finishedMs ? new Date(r.finishedMs).toISOString() : null,
+    error: r.error ?? null,
+  };
+}
+
+export function registerReportRoutes(app: App, deps: HttpDeps): void {
+  const { store, reports, authorizer } = deps;
+  if (!reports) return;
+  const guard = async (req: FastifyRequest, reply: FastifyReply, want: AccessRequest): Promise<string | undefined> => {
+    const d = await authorizer.authorize(req, want);
+    if (d.allowed) return d.user;
+    void reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+    return undefined;
+  };
+  const notFound = (reply: FastifyReply, name: string) =>
+    reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `no GlobalReport "${name}"; GET /api/v1/reports lists them` });
+
+  app.get('/api/v1/reports', { schema: { summary: 'GlobalReports with their status, and the invalid ones with the reason' } }, async (req, reply) => {
+    const user = await guard(req, reply, { verb: 'list', resource: 'globalreports' });
+    if (user === undefined) return reply;
+    const items = [];
+    for (const def of reports.registry.all()) {
+      items.push({
+        name: def.name,
+        reportType: def.reportType,
+        schedule: def.schedule ?? null,
+        suspend: def.suspend,
+        apiVersion: def.apiVersion,
+        origin: def.origin,
+        spec: def.spec,
+        status: reportStatus(await store.reportRuns(def.name, 100)),
+      });
+    }
+    return { items, invalid: reports.registry.errors() };
+  });
+
+  app.post(
+    '/api/v1/reports/:name/runs',
+    {
+      schema: {
+        summary: 'Run a report now over any interval',
+        params: Type.Object({ name: ReportName }),
+        body: Type.Object({ start: Type.String({ format: 'date-time' }), end: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+        response: { 202: Type.Object({ id: Type.String(), status: Type.String() }), 400: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const user = await guard(req, reply, { verb: 'create', resource: 'globalreports', name });
+      if (user === undefined) return reply;
+      const def = reports.registry.get(name);
+      if (!def) return notFound(reply, name);
+      const { start, end } = req.body as { start: string; end: string };
+      const startMs = Date.parse(start);
+      const endMs = Date.parse(end);
+      if (!(startMs < endMs)) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `start (${start}) must be before end (${end})` });
+      const run = await reports.scheduler.runNow(def, startMs, endMs);
+      req.log.info({ report: name, run: run.id, user }, 'on-demand report run requested');
+      return reply.status(202).send({ id: run.id, status: run.status });
+    },
+  );
+
+  app.get(
+    '/api/v1/reports/:name/runs',
+    { schema: { summary: "A report's runs, newest first", params: Type.Object({ name: ReportName }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false }) } },
+    async (req, reply) => {
+      const { name } = req.params as { name: string };
+      if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
+      if (!reports.registry.get(name) && (await store.reportRuns(name, 1)).length === 0) return notFound(reply, name);
+      const { limit } = req.query as { limit?: number };
+      return { items: (await store.reportRuns(name, limit ?? 100)).map(runView) };
+    },
+  );
+
+  app.get(
+    '/api/v1/reports/:name/runs/:id',
+    {
+      schema: {
+        summary: 'One run: JSON with its result, or one of its CSV files (?format=csv&file=...)',
+        params: Type.Object({ name: ReportName, id: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
+        querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])), file: Type.Optional(Type.String({ pattern: '^[a-z-]+\\.csv$' })) }, { additionalProperties: false }),
+      },
+    },
+    async (req, reply) => {
+      const { name, id } = req.params as { name: string; id: string };
+      if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
+      const run = await store.reportRun(id);
+      if (!run || run.report !== name) return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `report "${name}" has no run ${id}` });
+      const { format, file } = req.query as { format?: 'json' | 'csv'; file?: string };
+      if (format !== 'csv') return { ...runView(run), inputs: run.inputs, result: run.result ?? null };
+      const result = run.result as ReportResult | undefined;
+      if (!result) return reply.status(409).send({ error: 'VERDICT_NOT_READY', message: `run ${id} is ${run.status}; CSV files exist once it has succeeded` });
+      const names = Object.keys(result.files);
+      const chosen = file ?? names[0] ?? '';
+      const f = result.files[chosen];
+      if (!f) return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `run ${id} has no file "${chosen}"; it has ${names.join(', ')}` });
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name}-${new Date(run.intervalEndMs).toISOString().slice(0, 10)}-${chosen}"`)
+        .send(toCsv(f.header, f.rows));
+    },
+  );
+}

@@ -1,0 +1,26 @@
+import type { FlowEndpoint } from '../../common/flow.js';
+import type { ReportDefinition } from './globalreport.js';
+
+/**
+ * Whether an endpoint is in a report's scope (spec.endpoints): the selector
+ * over its labels, the namespace by name or selector, the service account by
+ * name or selector — every part given must hold. Calico's pseudo labels
+ * (projectcalico.org/namespace, projectcalico.org/serviceaccount,
+ * projectcalico.org/orchestrator) are there for selectors that use them.
+ * Namespaces and service accounts are known here by name only, so their
+ * selectors see the labels Kubernetes and Calico always set on them.
+ */
+export function inScope(def: ReportDefinition, e: Pick<FlowEndpoint, 'namespace' | 'labels' | 'serviceAccount'>): boolean {
+  const ep = def.spec.endpoints;
+  if (!ep) return true;
+  const labels = Object.fromEntries(e.labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  if (e.namespace) labels['projectcalico.org/namespace'] = e.namespace;
+  if (e.serviceAccount) labels['projectcalico.org/serviceaccount'] = e.serviceAccount;
+  labels['projectcalico.org/orchestrator'] = 'k8s';
+  if (def.selectors.endpoints && !def.selectors.endpoints.matches(labels)) return false;
+  if (ep.namespaces?.names && !ep.namespaces.names.includes(e.namespace)) return false;
+  if (def.selectors.namespaces && !def.selectors.namespaces.matches({ 'kubernetes.io/metadata.name': e.namespace, 'projectcalico.org/name': e.namespace })) return false;
+  if (ep.serviceAccounts?.names && !ep.serviceAccounts.names.includes(e.serviceAccount)) return false;
+  if (def.selectors.serviceAccounts && !def.selectors.serviceAccounts.matches({ 'projectcalico.org/name': e.serviceAccount })) return false;
+  return true;
+}

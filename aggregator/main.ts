@@ -60,7 +60,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       },
     },
     log.child({ component: 'scheduler' }),
-    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs },
+    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? 30 * 60_000 : 0 },
   );
   scheduler.start();
   const reloadTimer = config.reportsDir ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000) : undefined;

@@ -51,10 +51,11 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
       }
       keep.push(stored);
     }
-    const added = await store.recordAuditEvents(keep);
+    const newIds = new Set(await store.recordAuditEvents(keep));
     metrics.auditEventsIgnored.inc(ignored);
-    if (added > 0) {
-      const fresh = keep.filter((k, i) => keep.findIndex((x) => x.auditId === k.auditId) === i);
+    if (newIds.size > 0) {
+      // Only events stored now count: a retried webhook batch raises nothing twice.
+      const fresh = keep.filter((k, i) => newIds.has(k.auditId) && keep.findIndex((x) => x.auditId === k.auditId) === i);
       const history = await store.auditEvents(0, Math.min(...fresh.map((f) => f.stageMs)));
       const changes = policyChanges(fresh, history);
       for (const c of changes) metrics.policyChanges.inc({ kind: c.kind });
@@ -63,7 +64,7 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
         log.warn({ alert: 'policy-tamper', kind: a.kind, namespace: a.namespace, name: a.name, verb: a.verb, user: a.user, reason: a.reason, auditId: a.auditId }, 'change to a protected network policy');
       }
     }
-    return { received: body.items.length, stored: added, ignored };
+    return { received: body.items.length, stored: newIds.size, ignored };
   });
 
   app.get(

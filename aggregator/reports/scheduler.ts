@@ -18,6 +18,8 @@ export interface SchedulerOptions {
   retryDelayMs: (attempt: number) => number;
   /** Missed scheduled runs created at most per report per tick (a long outage does not flood). */
   maxCatchUp: number;
+  /** A run "running" longer than this when leadership is taken is assumed dead (0 with a single replica). */
+  staleRunMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, 'now'> = {
@@ -26,6 +28,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, 'now'> = {
   maxRetries: 6,
   retryDelayMs: (attempt) => Math.min(60_000 * 2 ** (attempt - 1), 30 * 60_000),
   maxCatchUp: 100,
+  staleRunMs: 0,
 };
 
 export type RunReport = (run: ReportRunRecord, def: ReportDefinition) => Promise<ReportResult>;
@@ -50,6 +53,7 @@ export class ReportScheduler {
   private readonly resumeAnchor = new Map<string, number>();
   private ticking = false;
   private timer?: NodeJS.Timeout;
+  private wasLeader = false;
 
   constructor(
     private readonly store: Store,
@@ -64,7 +68,6 @@ export class ReportScheduler {
   start(intervalMs = 10_000): void {
     this.timer = setInterval(() => void this.tick(), intervalMs);
     this.timer.unref();
-    void this.store.requeueRunningReportRuns();
     void this.tick();
   }
 
@@ -88,8 +91,15 @@ export class ReportScheduler {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      if (!(await this.isLeader())) return;
+      const leader = await this.isLeader();
       const now = this.options.now();
+      if (leader && !this.wasLeader) {
+        // Runs a previous leader left "running" for longer than any job takes died with it.
+        const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs);
+        if (requeued > 0) this.log.warn({ requeued }, 'report runs left running by a previous leader are queued again');
+      }
+      this.wasLeader = leader;
+      if (!leader) return;
       for (const def of this.registry.all()) {
         if (!def.schedule) continue;
         if (def.suspend) {
@@ -150,12 +160,16 @@ export class ReportScheduler {
     try {
       const result = await this.runReport(run, def);
       const now = this.options.now();
-      await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result });
+      if (!(await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result }))) {
+        log.warn('report run finished but was taken over meanwhile; this result is discarded');
+        return;
+      }
       this.events.runFinished(run.report, 'succeeded', now);
       log.info('report run succeeded');
     } catch (err) {
       const now = this.options.now();
-      const message = (err as Error).message;
+      // No NUL reaches a store (PostgreSQL refuses it in text).
+      const message = String((err as Error)?.message ?? err).replace(/\u0000/g, '');
       if (run.attempts <= this.options.maxRetries) {
         await this.store.transitionReportRun(run.id, 'running', { status: 'queued', notBeforeMs: now + this.options.retryDelayMs(run.attempts), error: message });
         this.events.runFinished(run.report, 'retry', now);

@@ -436,8 +436,8 @@ export class PostgresStore implements Store {
     return rows.map((r) => toRunRecord(r, false));
   }
 
-  async requeueRunningReportRuns(): Promise<number> {
-    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running'");
+  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER): Promise<number> {
+    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < $1", [startedBeforeMs]);
     return updated.rowCount ?? 0;
   }
 
@@ -452,18 +452,19 @@ export class PostgresStore implements Store {
    * storing overlapping batches at once (a webhook retry landing on another
    * replica) wait for each other in one order and cannot deadlock.
    */
-  async recordAuditEvents(events: StoredAuditEvent[]): Promise<number> {
+  async recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]> {
     const firsts = new Map<string, StoredAuditEvent>();
     for (const e of events) if (!firsts.has(e.auditId)) firsts.set(e.auditId, e);
     const rows = [...firsts.values()].sort((a, b) => (a.auditId < b.auditId ? -1 : a.auditId > b.auditId ? 1 : 0));
-    if (rows.length === 0) return 0;
-    const inserted = await this.pool.query(
+    if (rows.length === 0) return [];
+    const inserted = await this.pool.query<{ audit_id: string }>(
       `INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json)
        SELECT u.audit_id, u.stage_ms, u.verb, u.resource, u.api_group, u.namespace, u.name, u.username, u.event_json
        FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
          WITH ORDINALITY AS u(audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json, ord)
        ORDER BY u.ord
-       ON CONFLICT (audit_id) DO NOTHING`,
+       ON CONFLICT (audit_id) DO NOTHING
+       RETURNING audit_id`,
       [
         rows.map((e) => e.auditId),
         rows.map((e) => e.stageMs),
@@ -476,7 +477,7 @@ export class PostgresStore implements Store {
         rows.map((e) => JSON.stringify(e.event)),
       ],
     );
-    return inserted.rowCount ?? 0;
+    return inserted.rows.map((r) => r.audit_id);
   }
 
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {

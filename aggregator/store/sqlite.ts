@@ -272,8 +272,8 @@ export class SqliteStore implements Store {
     return rows.map((r) => toRunRecord(r, false));
   }
 
-  async requeueRunningReportRuns(): Promise<number> {
-    return this.db.prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running'").run().changes;
+  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.db.prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < ?").run(startedBeforeMs).changes;
   }
 
   async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
@@ -281,11 +281,11 @@ export class SqliteStore implements Store {
     return row.m ?? undefined;
   }
 
-  async recordAuditEvents(events: StoredAuditEvent[]): Promise<number> {
+  async recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]> {
     const insert = this.db.prepare(
       'INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (audit_id) DO NOTHING',
     );
-    return this.db.transaction(() => events.reduce((n, e) => n + insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes, 0))();
+    return this.db.transaction(() => events.filter((e) => insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes === 1).map((e) => e.auditId))();
   }
 
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {

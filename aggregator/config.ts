@@ -27,6 +27,10 @@ export interface AggregatorConfig {
   /** Changes to policies here raise tamper alerts. */
   protectedNamespaces: string[];
   protectedTiers: string[];
+  /** Kubeconfig for the API server; in-cluster configuration when running in a pod. */
+  kubeconfig?: string;
+  /** The service account agents run as (TokenReview mode). */
+  agentServiceAccount: string;
 }
 
 /** Every default in one place (the flags' defaults say the same). */
@@ -41,6 +45,7 @@ export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
   reportStartDelayMs: 30 * 60_000,
   protectedNamespaces: [],
   protectedTiers: [],
+  agentServiceAccount: 'system:serviceaccount:verdict:verdict-agent',
 };
 
 /** "90s", "15m", "48h", "30d" → ms. */
@@ -59,6 +64,11 @@ Usage:
                      [--flow-rollup-after 48h] [--flow-retention 30d]
                      [--http-tokens FILE] [--report-start-delay 30m]
                      [--protected-namespaces a,b] [--protected-tiers security]
+                     [--kubeconfig FILE] [--agent-service-account system:serviceaccount:verdict:verdict-agent]
+
+In a cluster (or with --kubeconfig) agents authenticate with projected service-account
+tokens (TokenReview) and HTTP readers with Kubernetes RBAC (SubjectAccessReview), unless
+--agent-token-file / --tls-* / --http-tokens say otherwise.
 
 With no agent credentials the aggregator accepts agents on loopback only.
 `;
@@ -90,6 +100,8 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
       'report-start-delay': { type: 'string', default: '30m' },
       'protected-namespaces': { type: 'string', default: '' },
       'protected-tiers': { type: 'string', default: '' },
+      kubeconfig: { type: 'string' },
+      'agent-service-account': { type: 'string', default: 'system:serviceaccount:verdict:verdict-agent' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -106,6 +118,8 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   const list = (v: unknown) => String(v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
   return {
     httpTokensFile: values['http-tokens'],
+    kubeconfig: values.kubeconfig,
+    agentServiceAccount: values['agent-service-account'] as string,
     reportStartDelayMs: values['report-start-delay'] === '0' ? 0 : parseDuration('--report-start-delay', values['report-start-delay'] as string),
     protectedNamespaces: list(values['protected-namespaces']),
     protectedTiers: list(values['protected-tiers']),

@@ -12,6 +12,9 @@ import { ReportRegistry } from './reports/registry.js';
 import { DEFAULT_SCHEDULER_OPTIONS, ReportScheduler } from './reports/scheduler.js';
 import { reportRunner } from './reports/runner.js';
 import { PostgresLeader } from './reports/leader.js';
+import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
+import { RbacReaders, ServiceAccountAgents } from './kube/auth.js';
+import { TokenReviewer } from './kube/reviews.js';
 
 export interface RunningAggregator {
   httpPort: number;
@@ -39,12 +42,17 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     auth = { description: 'agents authenticate with client certificates (mutual TLS)', authenticate: async () => ({ ok: true, identity: { method: 'mtls' } }) };
   }
   if (config.agentTokenFile) auth = new SharedToken(readSecretFile(config.agentTokenFile, 'the agent token file'));
+  // In a cluster: agents by TokenReview (bound to their node), readers by SubjectAccessReview.
+  const kubeConn = config.kubeconfig ? kubeconfigConnection(config.kubeconfig) : inClusterConnection();
+  const kube = kubeConn ? new KubeClient(kubeConn) : undefined;
+  const reviewer = kube ? new TokenReviewer(kube) : undefined;
+  if (kube && reviewer && !config.agentTokenFile && !config.tls) auth = new ServiceAccountAgents(kube, reviewer, config.agentServiceAccount);
 
   const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), { maxMessageBytes: config.maxMessageBytes, maxInFlight: 16, now: Date.now });
   const g = splitAddress(config.grpcAddress);
   const grpcPort = await ingest.listen(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, credentials);
 
-  const authorizer: HttpAuthorizer = config.httpTokensFile ? new StaticTokenReaders(config.httpTokensFile) : new LoopbackReaders();
+  const authorizer: HttpAuthorizer = config.httpTokensFile ? new StaticTokenReaders(config.httpTokensFile) : kube && reviewer ? new RbacReaders(kube, reviewer) : new LoopbackReaders();
   const registry = new ReportRegistry(log.child({ component: 'reports' }));
   if (config.reportsDir) registry.loadDir(config.reportsDir);
   const leader = store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
@@ -93,7 +101,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   retentionTimer.unref();
   void compact();
 
-  log.info({ version: VERDICT_VERSION, flowRollupAfterMs: config.flowRollupAfterMs, flowRetentionMs: config.flowRetentionMs, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
+  log.info({ version: VERDICT_VERSION, kubernetes: kube?.connection.describe ?? 'none', readers: authorizer.description, flowRollupAfterMs: config.flowRollupAfterMs, flowRetentionMs: config.flowRetentionMs, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
   if (auth instanceof LoopbackOnly) log.warn(auth.description);
   if (authorizer instanceof LoopbackReaders) log.warn(authorizer.description);
 
@@ -110,6 +118,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       await app.close();
       await scheduler.stop();
       await leader?.close();
+      await kube?.close();
       await ingest.close();
       await store.close();
     },

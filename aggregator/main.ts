@@ -15,6 +15,10 @@ import { PostgresLeader } from './reports/leader.js';
 import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
 import { RbacReaders, ServiceAccountAgents } from './kube/auth.js';
 import { TokenReviewer } from './kube/reviews.js';
+import { KubeLease } from './kube/lease.js';
+import { ClusterReports } from './kube/globalreports.js';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 export interface RunningAggregator {
   httpPort: number;
@@ -55,7 +59,15 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const authorizer: HttpAuthorizer = config.httpTokensFile ? new StaticTokenReaders(config.httpTokensFile) : kube && reviewer ? new RbacReaders(kube, reviewer) : new LoopbackReaders();
   const registry = new ReportRegistry(log.child({ component: 'reports' }));
   if (config.reportsDir) registry.loadDir(config.reportsDir);
-  const leader = store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
+  const clusterReports = kube ? new ClusterReports(kube, registry, store, log.child({ component: 'globalreports' })) : undefined;
+  clusterReports?.start();
+
+  // One scheduler among replicas: a Lease in a cluster, an advisory lock on a shared PostgreSQL without one.
+  const pgLeader = !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
+  const lease = kube
+    ? new KubeLease(kube, process.env.POD_NAMESPACE ?? readNamespace() ?? 'verdict', 'verdict-report-scheduler', process.env.POD_NAME ?? hostname(), log.child({ component: 'leader' }))
+    : undefined;
+  const leader = lease ?? pgLeader;
   const scheduler = new ReportScheduler(
     store,
     registry,
@@ -65,6 +77,8 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       runFinished(report, result, atMs) {
         metrics.reportRuns.inc({ report, result });
         if (result === 'succeeded') metrics.reportLastSuccess.set({ report }, atMs / 1000);
+        // Only the leader runs jobs, so it may write the status right away.
+        void clusterReports?.syncStatus();
       },
     },
     log.child({ component: 'scheduler' }),
@@ -73,6 +87,14 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   scheduler.start();
   const reloadTimer = config.reportsDir ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000) : undefined;
   reloadTimer?.unref();
+  const statusTimer = clusterReports
+    ? setInterval(() => {
+        void (async () => {
+          if (await (leader?.isLeader() ?? Promise.resolve(true))) await clusterReports.syncStatus();
+        })();
+      }, 15_000)
+    : undefined;
+  statusTimer?.unref();
 
   const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }), authorizer, reports: { registry, scheduler }, tamper: { namespaces: config.protectedNamespaces, tiers: config.protectedTiers } });
   const h = splitAddress(config.httpAddress);
@@ -115,12 +137,23 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     async close() {
       clearInterval(retentionTimer);
       clearInterval(reloadTimer);
+      clearInterval(statusTimer);
+      clusterReports?.stop();
       await app.close();
       await scheduler.stop();
-      await leader?.close();
+      await pgLeader?.close();
       await kube?.close();
       await ingest.close();
       await store.close();
     },
   };
+}
+
+/** The namespace this pod runs in, from its service-account mount. */
+function readNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -149,6 +149,38 @@ export class KubeClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
+  /**
+   * A watch: the response body as lines of JSON (one watch event each), until
+   * the server ends it or `signal` aborts. HTTP errors throw KubeApiError.
+   */
+  async *watchLines(path: string, signal: AbortSignal): AsyncGenerator<string> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const token = this.connection.token?.();
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await request(`${this.connection.server}${path}`, { method: 'GET', headers, dispatcher: this.dispatcher, signal, headersTimeout: 15_000, bodyTimeout: 0 });
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      let reason = String(res.statusCode);
+      try {
+        reason = (JSON.parse(text) as { reason?: string }).reason ?? reason;
+      } catch {
+        // not a Status object
+      }
+      throw new KubeApiError(res.statusCode, reason, `GET ${path}: ${res.statusCode} ${reason}`);
+    }
+    let buf = '';
+    for await (const chunk of res.body) {
+      buf += (chunk as Buffer).toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) yield line;
+      }
+    }
+    if (buf.trim()) yield buf.trim();
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }

@@ -13,6 +13,8 @@ export class ReportRegistry {
   private definitions = new Map<string, ReportDefinition>();
   private invalid = new Map<string, InvalidReport>();
   private fingerprint = '';
+  /** Items per source ("dir", "cluster", ...); the registry is their union. */
+  private readonly sources = new Map<string, (ReportDefinition | InvalidReport)[]>();
   /** When each report was first seen: where a new schedule starts. */
   readonly firstSeenMs = new Map<string, number>();
 
@@ -33,7 +35,13 @@ export class ReportRegistry {
     return [...this.invalid.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Replace the set (from a directory, a cluster list, or a test). */
+  /** Replace what one source holds (a directory, the cluster); the others stay. */
+  setSource(source: string, items: (ReportDefinition | InvalidReport)[]): void {
+    this.sources.set(source, items);
+    this.replace([...this.sources.values()].flat());
+  }
+
+  /** Replace the whole set (tests; sources go through setSource). */
   replace(items: (ReportDefinition | InvalidReport)[]): void {
     const defs = new Map<string, ReportDefinition>();
     const bad = new Map<string, InvalidReport>();
@@ -77,7 +85,7 @@ export class ReportRegistry {
         return [{ name: n, origin: join(dir, n), error: `VERDICT_REPORT_INVALID: cannot read: ${(err as Error).message}` }];
       }
     });
-    this.replace(items);
+    this.setSource('dir', items);
     this.log.info({ dir, reports: this.definitions.size, invalid: this.invalid.size }, 'GlobalReports loaded');
     return true;
   }

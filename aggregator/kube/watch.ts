@@ -1,0 +1,107 @@
+import type { Logger } from 'pino';
+import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
+
+export interface KubeObject {
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
+  [k: string]: unknown;
+}
+
+interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeObject & { code?: number; reason?: string };
+}
+
+/**
+ * Keeps a local copy of one resource list: LIST, then WATCH from the list's
+ * resourceVersion with bookmarks; every event updates the copy and calls
+ * `onChange` with all objects. A 410 Gone (the version is too old) relists; a
+ * dropped connection re-watches from the last version seen; errors back off
+ * (1 s doubling to 30 s). A missing resource type (404: CRD not installed)
+ * is retried slowly and logged once.
+ */
+export class ResourceWatch {
+  private readonly items = new Map<string, KubeObject>();
+  private resourceVersion = '';
+  private readonly abort = new AbortController();
+  private backoffMs = 1000;
+  private stopped = false;
+  private loggedMissing = false;
+
+  constructor(
+    private readonly kube: KubeClient,
+    /** e.g. /apis/compliance.verdict.dev/v1/globalreports */
+    private readonly listPath: string,
+    private readonly onChange: (items: KubeObject[]) => void,
+    private readonly log: Logger,
+    private readonly watchTimeoutSeconds = 300,
+  ) {}
+
+  start(): void {
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+  }
+
+  snapshot(): KubeObject[] {
+    return [...this.items.values()];
+  }
+
+  private key(o: KubeObject): string {
+    return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  }
+
+  private async list(): Promise<void> {
+    const res = await this.kube.get<{ metadata?: { resourceVersion?: string }; items?: KubeObject[] }>(this.listPath);
+    this.items.clear();
+    for (const o of res.items ?? []) this.items.set(this.key(o), o);
+    this.resourceVersion = res.metadata?.resourceVersion ?? '';
+    this.onChange(this.snapshot());
+  }
+
+  private async loop(): Promise<void> {
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          await this.list();
+          needList = false;
+        }
+        const sep = this.listPath.includes('?') ? '&' : '?';
+        const path = `${this.listPath}${sep}watch=1&allowWatchBookmarks=true&timeoutSeconds=${this.watchTimeoutSeconds}&resourceVersion=${encodeURIComponent(this.resourceVersion)}`;
+        for await (const line of this.kube.watchLines(path, this.abort.signal)) {
+          const ev = JSON.parse(line) as WatchEvent;
+          if (ev.type === 'ERROR') {
+            if (ev.object.code === 410) {
+              this.log.info({ path: this.listPath }, 'watch version expired (410 Gone); listing again');
+              needList = true;
+              break;
+            }
+            throw new Error(`watch error: ${ev.object.reason ?? JSON.stringify(ev.object)}`);
+          }
+          if (ev.object.metadata?.resourceVersion) this.resourceVersion = ev.object.metadata.resourceVersion;
+          if (ev.type === 'BOOKMARK') continue;
+          if (ev.type === 'DELETED') this.items.delete(this.key(ev.object));
+          else this.items.set(this.key(ev.object), ev.object);
+          this.onChange(this.snapshot());
+        }
+        this.backoffMs = 1000;
+      } catch (err) {
+        if (this.stopped) return;
+        const missing = err instanceof KubeApiError && err.status === 404;
+        if (missing && !this.loggedMissing) {
+          this.log.warn({ path: this.listPath }, 'resource type not found in the cluster (CRD not installed?); will look again');
+          this.loggedMissing = true;
+        } else if (!missing) {
+          this.log.warn({ path: this.listPath, err: (err as Error).message, retryInMs: this.backoffMs }, 'list/watch failed; retrying');
+        }
+        if (err instanceof KubeApiError && err.status === 410) needList = true;
+        await new Promise((r) => setTimeout(r, missing ? 30_000 : this.backoffMs).unref());
+        this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+        if (!missing) needList = needList || this.resourceVersion === '';
+      }
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import { pino } from 'pino';
+import t from 'tap';
+import { KubeClient, kubeconfigConnection } from '../../common/kube-client.js';
+import { KubeLease } from '../../aggregator/kube/lease.js';
+import { startTestAggregator } from '../fixtures/aggregator.js';
+import { startFakeApiServer } from '../fixtures/fake-apiserver.js';
+import { tempDir } from '../fixtures/tmp.js';
+
+// GlobalReports watched from the cluster, their status written back, and Lease
+// leader election — against the stand-in API server of test/fixtures (the
+// documented list/watch, Status and Lease shapes; no API server can run here).
+const gr = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'compliance.verdict.dev/v1', kind: 'GlobalReport', metadata: { name, uid: `uid-${name}` }, spec });
+
+async function until(probe: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+t.test('GlobalReports are listed and watched from the cluster (bookmarks, 410 relist); status is written to the subresource', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  api.globalReports.set('weekly', gr('weekly', { reportType: 'cis-benchmark', schedule: '0 0 * * 0' }));
+  const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig });
+  await until(() => agg.registry.get('weekly') !== undefined && api.watchers > 0, 'listed and watching');
+  api.emit('ADDED', gr('daily-access', { reportType: 'network-access', schedule: '0 0 * * *' }));
+  api.emit('ADDED', gr('bad', { reportType: 'nonsense' }));
+  await until(() => agg.registry.get('daily-access') !== undefined, 'an added report appears');
+  t.match(agg.registry.errors()[0], { name: 'bad', origin: 'cluster', error: /reportType/ });
+  api.emit('DELETED', gr('weekly', { reportType: 'cis-benchmark' }));
+  await until(() => agg.registry.get('weekly') === undefined, 'a deleted report goes');
+  // The watched version expires: the aggregator lists again and watches anew.
+  api.globalReports.set('monthly', gr('monthly', { reportType: 'cis-benchmark' }));
+  api.expireWatches();
+  await until(() => agg.registry.get('monthly') !== undefined, 'relisted after 410 Gone');
+  t.ok(api.calls.filter((c) => c.path === '/apis/compliance.verdict.dev/v1/globalreports').length >= 2, 'a second list');
+  t.ok(api.calls.some((c) => c.path.includes('allowWatchBookmarks=true') && c.path.includes('resourceVersion=')), 'watches ask for bookmarks from a version');
+
+  // An on-demand run, then the status subresource says so.
+  const run = await agg.scheduler.runNow(agg.registry.get('monthly')!, Date.parse('2026-11-01T00:00:00Z'), Date.parse('2026-11-02T00:00:00Z'));
+  await until(async () => {
+    await agg.scheduler.tick();
+    await agg.scheduler.idle();
+    return (await agg.store.reportRun(run.id))?.status === 'succeeded';
+  }, 'the run succeeded');
+  await until(() => api.calls.some((c) => c.method === 'PATCH' && c.path.endsWith('/globalreports/monthly/status')), 'status written', 20_000);
+  const status = (api.globalReports.get('monthly') as { status?: { lastSuccessfulReportJobs?: { id: string }[] } }).status;
+  t.equal(status?.lastSuccessfulReportJobs?.[0]?.id, run.id);
+});
+
+t.test('one Lease holder schedules; another takes over only after the lease expires; conflicts lose', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  const kube = new KubeClient(kubeconfigConnection(api.kubeconfig));
+  t.teardown(() => kube.close());
+  let now = Date.parse('2026-11-20T10:00:00Z');
+  const clock = () => now;
+  const silent = pino({ level: 'silent' });
+  const a = new KubeLease(kube, 'verdict', 'verdict-report-scheduler', 'pod-a', silent, clock);
+  const b = new KubeLease(kube, 'verdict', 'verdict-report-scheduler', 'pod-b', silent, clock);
+  t.equal(await a.isLeader(), true, 'the first creates the Lease');
+  t.equal(await b.isLeader(), false);
+  const lease = api.leases.get('verdict/verdict-report-scheduler') as { spec: { holderIdentity: string; renewTime: string; leaseDurationSeconds: number } };
+  t.equal(lease.spec.holderIdentity, 'pod-a');
+  t.match(lease.spec.renewTime, /^2026-11-20T10:00:00\.000000Z$/, 'MicroTime');
+  now += 10_000;
+  t.equal(await a.isLeader(), true, 'renewed');
+  now += 10_000;
+  t.equal(await b.isLeader(), false, 'a renewal 10 s ago still holds');
+  now += 20_000; // pod-a stopped renewing 20 s ago, past the 15 s lease
+  t.equal(await b.isLeader(), true, 'an expired lease is taken over');
+  const taken = api.leases.get('verdict/verdict-report-scheduler') as { spec: { holderIdentity: string; leaseTransitions: number } };
+  t.same([taken.spec.holderIdentity, taken.spec.leaseTransitions], ['pod-b', 1]);
+  now += 6_000;
+  t.equal(await a.isLeader(), false, 'the old holder sees it lost');
+});

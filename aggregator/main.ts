@@ -17,6 +17,7 @@ import { RbacReaders, ServiceAccountAgents } from './kube/auth.js';
 import { TokenReviewer } from './kube/reviews.js';
 import { KubeLease } from './kube/lease.js';
 import { ClusterReports } from './kube/globalreports.js';
+import { kubeInventory } from './kube/inventory.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
@@ -71,7 +72,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const scheduler = new ReportScheduler(
     store,
     registry,
-    reportRunner(store),
+    reportRunner(store, Date.now, kube ? kubeInventory(kube) : undefined),
     leader ? () => leader.isLeader() : async () => true,
     {
       runFinished(report, result, atMs) {

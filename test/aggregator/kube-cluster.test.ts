@@ -74,3 +74,38 @@ t.test('one Lease holder schedules; another takes over only after the lease expi
   now += 6_000;
   t.equal(await a.isLeader(), false, 'the old holder sees it lost');
 });
+
+t.test('an inventory run lists pods, namespaces, service accounts and Kubernetes and Calico policies, and says which select each endpoint', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  const pod = (ns: string, name: string, labels: Record<string, string>, sa = 'default') => ({ metadata: { name, namespace: ns, labels }, spec: { serviceAccountName: sa, nodeName: 'n1' } });
+  api.lists.set('/api/v1/pods', [
+    pod('shop', 'frontend-1', { app: 'frontend' }, 'frontend'),
+    pod('shop', 'cart-1', { app: 'cart' }),
+    pod('payments', 'api-1', { app: 'api', tier: 'backend' }, 'api'),
+    pod('kube-system', 'coredns-1', { 'k8s-app': 'kube-dns' }),
+    { metadata: { name: 'node-exporter-1', namespace: 'monitoring', labels: {} }, spec: { hostNetwork: true } },
+  ]);
+  api.lists.set('/api/v1/namespaces', ['shop', 'payments', 'kube-system', 'monitoring'].map((n) => ({ metadata: { name: n, labels: n === 'payments' ? { pci: 'true' } : {} } })));
+  api.lists.set('/api/v1/serviceaccounts', []);
+  api.lists.set('/apis/networking.k8s.io/v1/networkpolicies', [
+    { metadata: { name: 'frontend-ingress', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'frontend' } }, ingress: [{}] } },
+    { metadata: { name: 'api-lockdown', namespace: 'payments' }, spec: { podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['backend'] }] }, policyTypes: ['Ingress', 'Egress'] } },
+  ]);
+  api.lists.set('/apis/projectcalico.org/v3/globalnetworkpolicies', [{ metadata: { name: 'security.allow-dns' }, spec: { selector: "app == 'cart'", types: ['Egress'], egress: [{}] } }]);
+  api.globalReports.set('inv', gr('inv', { reportType: 'inventory', endpoints: { namespaces: { selector: "kubernetes.io/metadata.name != 'kube-system'" } } }));
+  const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig });
+  await until(() => agg.registry.get('inv') !== undefined, 'report listed');
+  const run = await agg.scheduler.runNow(agg.registry.get('inv')!, Date.parse('2026-11-01T00:00:00Z'), Date.parse('2026-11-02T00:00:00Z'));
+  await until(async () => {
+    await agg.scheduler.tick();
+    await agg.scheduler.idle();
+    return (await agg.store.reportRun(run.id))?.status === 'succeeded';
+  }, 'inventory run');
+  const result = (await agg.store.reportRun(run.id))?.result as { summary: Record<string, unknown>; data: { endpoints: { endpoint: string; ingressProtected: boolean; egressProtected: boolean; appliedPolicies: string[] }[] } };
+  t.same(result.data.endpoints.map((e) => [e.endpoint, e.ingressProtected, e.egressProtected, e.appliedPolicies]), [
+    ['payments/api-1', true, true, ['payments/api-lockdown']],
+    ['shop/cart-1', false, true, ['security.allow-dns']],
+    ['shop/frontend-1', true, false, ['shop/frontend-ingress']],
+  ]);
+  t.match(result.summary, { endpointsNumInScope: 3, endpointsNumIngressProtected: 2, endpointsNumEgressProtected: 2, namespacesNumInScope: 2, namespacesNumIngressProtected: 1, namespacesNumEgressProtected: 1, serviceAccountsNumInScope: 3 });
+});

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 
   const httpPort = await freePort(Number(process.env.VERDICT_DEMO_HTTP_PORT ?? 8080));
   const grpcPort = await freePort(Number(process.env.VERDICT_DEMO_GRPC_PORT ?? 9090));
-  start('aggregator', [join(root, 'dist/aggregator/cli.js'), '--http', `127.0.0.1:${httpPort}`, '--grpc', `127.0.0.1:${grpcPort}`, '--db', `sqlite:${join(demoDir, 'verdict.db')}`], join(demoDir, 'logs', 'aggregator.log'));
+  start('aggregator', [join(root, 'dist/aggregator/cli.js'), '--http', `127.0.0.1:${httpPort}`, '--grpc', `127.0.0.1:${grpcPort}`, '--db', `sqlite:${join(demoDir, 'verdict.db')}`, '--reports', join(root, 'examples', 'reports'), '--protected-namespaces', 'payments', '--protected-tiers', 'security'], join(demoDir, 'logs', 'aggregator.log'));
   const base = `http://127.0.0.1:${httpPort}`;
   await waitFor(async () => (await fetch(`${base}/readyz`)).ok, 20_000, 'the aggregator did not become ready; see .demo/logs/aggregator.log');
 
@@ -103,12 +103,25 @@ async function main(): Promise<void> {
   const yes = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'NO');
   console.log('\nNetwork access, last hour (from the bundled Calico flow log):');
   console.log(table(['ENDPOINT', 'INGRESS PROTECTED', 'EGRESS PROTECTED', 'FROM INTERNET', 'TO INTERNET', 'IN allow/deny', 'OUT allow/deny'], access.map((a) => [a.endpoint, yes(a.ingressProtected), yes(a.egressProtected), a.ingressFromInternet ? 'yes' : '', a.egressToInternet ? 'yes' : '', `${a.allowedIn}/${a.deniedIn}`, `${a.allowedOut}/${a.deniedOut}`])).join('\n'));
+  // An on-demand run of the network-access report over the last hour, to download.
+  const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+  const created = (await (await fetch(`${base}/api/v1/reports/daily-network-access/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ start: hourAgo, end: new Date().toISOString() }) })).json()) as { id: string };
+  let runStatus = '';
+  await waitFor(async () => {
+    runStatus = ((await (await fetch(`${base}/api/v1/reports/daily-network-access/runs/${created.id}`)).json()) as { status: string }).status;
+    return runStatus === 'succeeded' || runStatus === 'failed';
+  }, 20_000, 'the report run did not finish');
+  console.log(`\nReport daily-network-access, last hour: ${runStatus}`);
+  console.log(`  ${base}/api/v1/reports/daily-network-access/runs/${created.id}`);
+  console.log(`  ${base}/api/v1/reports/daily-network-access/runs/${created.id}?format=csv&file=endpoints.csv`);
+
   console.log(`
 Verdict is running:
   nodes      ${base}/api/v1/nodes
   one node   ${base}/api/v1/nodes/worker-weak/cis
   summary    ${base}/api/v1/cis/summary
   network    ${base}/api/v1/network-access
+  reports    ${base}/api/v1/reports
   flows      ${base}/api/v1/flows?namespace=shop
   metrics    ${base}/metrics
   API docs   ${base}/docs

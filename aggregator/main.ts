@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 import { VERDICT_VERSION } from '../common/version.js';
 import { readSecretFile, splitAddress, type AggregatorConfig } from './config.js';
 import { buildHttpApp, type App } from './http/app.js';
-import { LoopbackOnly, SharedToken, type AgentAuthenticator } from './ingest/auth.js';
+import { LoopbackOnly, MutualTls, SharedToken, type AgentAuthenticator } from './ingest/auth.js';
 import { IngestServer } from './ingest/server.js';
 import { AggregatorMetrics } from './metrics.js';
 import { openStore, type Store } from './store/index.js';
@@ -44,7 +44,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   if (config.tls) {
     const ca = Buffer.from(readSecretFile(config.tls.ca, 'the TLS CA'));
     credentials = grpc.ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(readSecretFile(config.tls.cert, 'the TLS certificate')), private_key: Buffer.from(readSecretFile(config.tls.key, 'the TLS key')) }], true);
-    auth = { description: 'agents authenticate with client certificates (mutual TLS)', authenticate: async () => ({ ok: true, identity: { method: 'mtls' } }) };
+    auth = new MutualTls();
   }
   if (config.agentTokenFile) auth = new SharedToken(readSecretFile(config.agentTokenFile, 'the agent token file'));
   // In a cluster: agents by TokenReview (bound to their node), readers by SubjectAccessReview.

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
+import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 
 /** Who is on the other end of an agent stream. */
 export interface AgentIdentity {
@@ -14,7 +15,23 @@ export type AuthResult = { ok: true; identity: AgentIdentity } | { ok: false; re
 /** Decides whether a stream may open, before any message is read. */
 export interface AgentAuthenticator {
   readonly description: string;
-  authenticate(metadata: Metadata, peer: string): Promise<AuthResult>;
+  authenticate(metadata: Metadata, peer: string, authContext?: AuthContext): Promise<AuthResult>;
+}
+
+/**
+ * Mutual TLS (outside a cluster): the TLS layer already verified the client
+ * certificate against --tls-ca; the certificate's common name is the node it
+ * may report as ("node-1", or the kubelet-style "system:node:node-1").
+ */
+export class MutualTls implements AgentAuthenticator {
+  readonly description = 'agents authenticate with client certificates (mutual TLS); each may report only as the node in its certificate\'s common name';
+
+  async authenticate(_metadata: Metadata, _peer: string, authContext?: AuthContext): Promise<AuthResult> {
+    const cn = authContext?.sslPeerCertificate?.subject?.CN;
+    const name = Array.isArray(cn) ? cn[0] : cn;
+    if (!name) return { ok: false, reason: 'the client certificate has no common name naming its node' };
+    return { ok: true, identity: { method: 'mtls', node: name.replace(/^system:node:/, '') } };
+  }
 }
 
 /**

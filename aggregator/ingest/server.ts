@@ -90,7 +90,7 @@ export class IngestServer {
 
   private async handle(call: grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>): Promise<void> {
     const peer = call.getPeer();
-    const auth = await this.auth.authenticate(call.metadata, peer);
+    const auth = await this.auth.authenticate(call.metadata, peer, call.getAuthContext());
     if (!auth.ok) {
       this.metrics.ingestRejected.inc({ reason: 'unauthenticated' });
       this.log.warn({ peer, reason: auth.reason }, 'agent stream refused');

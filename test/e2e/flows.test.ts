@@ -101,3 +101,24 @@ t.test('an agent killed mid-stream and restarted on its spool loses nothing and 
   t.equal(await storedConnections(agg), connectionsOf(SAMPLE), 'exact total after the restart');
   await assertSummary(t, agg);
 });
+
+t.test('the Hubble exporter sample through a real agent gives exactly the hand-derived summary', async (t) => {
+  const dir = tempDir(t);
+  const agg = await startTestAggregator(t);
+  const { roots } = buildExampleNodes(join(dir, 'nodes'));
+  const file = join(dir, 'hubble-events.log');
+  writeFileSync(file, readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jsonl'), 'utf8'));
+  const child = spawn(process.execPath, [AGENT, 'run', '--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', roots['worker-hardened'], '--node-name', 'cilium-node', '--flows', `hubble:${file}`, '--spool', join(dir, 'spool'), '--flow-window-ms', '300'], { stdio: 'ignore' });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const expected = JSON.parse([...readFileSync(join(root, 'examples', 'flows', 'EXPECTED.md'), 'utf8').matchAll(/```json\n([\s\S]*?)```/g)][1]?.[1] as string) as Record<string, Record<string, unknown>>;
+  const summary = async () => (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/network-access?from=${FROM}&to=${TO}`)).json()) as { endpoints: Record<string, unknown>[] };
+  await until(async () => (await summary()).endpoints.length === Object.keys(expected).length, 'every Hubble endpoint stored');
+  await new Promise((r) => setTimeout(r, 800));
+  const got = (await summary()).endpoints;
+  for (const [k, want] of Object.entries(expected)) {
+    const e = got.find((g) => g.endpoint === k);
+    t.same(Object.fromEntries(Object.keys(want).map((f) => [f, e?.[f]])), want, k);
+  }
+});

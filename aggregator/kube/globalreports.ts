@@ -37,9 +37,15 @@ export class ClusterReports {
 
   /** Write changed statuses (call on the leader after scheduling rounds). */
   async syncStatus(): Promise<void> {
+    const wanted: [string, Record<string, unknown>][] = [];
     for (const def of this.registry.all()) {
       if (def.origin !== 'cluster') continue;
-      const status = reportStatus(await this.store.reportRuns(def.name, 100));
+      wanted.push([def.name, { ...reportStatus(await this.store.reportRuns(def.name, 100)), error: null }]);
+    }
+    // An invalid GlobalReport gets the reason in its status (kubectl get shows why it does not run).
+    for (const bad of this.registry.errors()) if (bad.origin === 'cluster') wanted.push([bad.name, { error: bad.error }]);
+    for (const [name, status] of wanted) {
+      const def = { name };
       const body = JSON.stringify(status);
       if (this.written.get(def.name) === body) continue;
       try {

@@ -47,6 +47,7 @@ t.test('GlobalReports are listed and watched from the cluster (bookmarks, 410 re
   await until(() => api.calls.some((c) => c.method === 'PATCH' && c.path.endsWith('/globalreports/monthly/status')), 'status written', 20_000);
   const status = (api.globalReports.get('monthly') as { status?: { lastSuccessfulReportJobs?: { id: string }[] } }).status;
   t.equal(status?.lastSuccessfulReportJobs?.[0]?.id, run.id);
+  await until(() => /reportType/.test(String((api.globalReports.get('bad') as { status?: { error?: string } }).status?.error ?? '')), 'the invalid report says why in its status');
 });
 
 t.test('one Lease holder schedules; another takes over only after the lease expires; conflicts lose', async (t) => {

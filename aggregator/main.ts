@@ -18,6 +18,8 @@ import { TokenReviewer } from './kube/reviews.js';
 import { KubeLease } from './kube/lease.js';
 import { ClusterReports } from './kube/globalreports.js';
 import { kubeInventory } from './kube/inventory.js';
+import { PolicyHistory } from './kube/policy-history.js';
+import { noteNewPolicyEvents } from './reports/policy-events.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
@@ -62,6 +64,9 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   if (config.reportsDir) registry.loadDir(config.reportsDir);
   const clusterReports = kube ? new ClusterReports(kube, registry, store, log.child({ component: 'globalreports' })) : undefined;
   clusterReports?.start();
+  const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
+  const policyHistory = kube ? new PolicyHistory(kube, store, log.child({ component: 'policy-history' }), Date.now, (fresh) => noteNewPolicyEvents(store, metrics, tamper, log.child({ component: 'policy-history' }), fresh)) : undefined;
+  policyHistory?.start();
 
   // One scheduler among replicas: a Lease in a cluster, an advisory lock on a shared PostgreSQL without one.
   const pgLeader = !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
@@ -97,7 +102,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     : undefined;
   statusTimer?.unref();
 
-  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }), authorizer, reports: { registry, scheduler }, tamper: { namespaces: config.protectedNamespaces, tiers: config.protectedTiers } });
+  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }), authorizer, reports: { registry, scheduler }, tamper });
   const h = splitAddress(config.httpAddress);
   await app.listen({ host: h.host, port: h.port });
   const address = app.server.address();
@@ -140,6 +145,8 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       clearInterval(reloadTimer);
       clearInterval(statusTimer);
       clusterReports?.stop();
+      policyHistory?.stop();
+      await policyHistory?.flush();
       await app.close();
       await scheduler.stop();
       await pgLeader?.close();

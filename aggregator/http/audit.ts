@@ -1,5 +1,6 @@
 import Type from 'typebox';
 import { policyChanges, isPolicyChange } from '../reports/types/policy-audit.js';
+import { noteNewPolicyEvents } from '../reports/policy-events.js';
 import { tamperAlerts } from '../reports/tamper.js';
 import type { StoredAuditEvent } from '../store/index.js';
 import type { App, HttpDeps } from './app.js';
@@ -53,17 +54,9 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
     }
     const newIds = new Set(await store.recordAuditEvents(keep));
     metrics.auditEventsIgnored.inc(ignored);
-    if (newIds.size > 0) {
-      // Only events stored now count: a retried webhook batch raises nothing twice.
-      const fresh = keep.filter((k, i) => newIds.has(k.auditId) && keep.findIndex((x) => x.auditId === k.auditId) === i);
-      const history = await store.auditEvents(0, Math.min(...fresh.map((f) => f.stageMs)));
-      const changes = policyChanges(fresh, history);
-      for (const c of changes) metrics.policyChanges.inc({ kind: c.kind });
-      for (const a of tamperAlerts(changes, tamper)) {
-        metrics.tamperAlerts.inc({ kind: a.kind });
-        log.warn({ alert: 'policy-tamper', kind: a.kind, namespace: a.namespace, name: a.name, verb: a.verb, user: a.user, reason: a.reason, auditId: a.auditId }, 'change to a protected network policy');
-      }
-    }
+    // Only events stored now count: a retried webhook batch raises nothing twice.
+    const fresh = keep.filter((k, i) => newIds.has(k.auditId) && keep.findIndex((x) => x.auditId === k.auditId) === i);
+    await noteNewPolicyEvents(store, metrics, tamper, log, fresh);
     return { received: body.items.length, stored: newIds.size, ignored };
   });
 

@@ -34,6 +34,8 @@ export class ResourceWatch {
     private readonly onChange: (items: KubeObject[]) => void,
     private readonly log: Logger,
     private readonly watchTimeoutSeconds = 300,
+    /** Each change as it comes: SYNC for every object of a (re)list, then ADDED / MODIFIED / DELETED. */
+    private readonly onEvent?: (type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject) => void,
   ) {}
 
   start(): void {
@@ -56,7 +58,10 @@ export class ResourceWatch {
   private async list(): Promise<void> {
     const res = await this.kube.get<{ metadata?: { resourceVersion?: string }; items?: KubeObject[] }>(this.listPath);
     this.items.clear();
-    for (const o of res.items ?? []) this.items.set(this.key(o), o);
+    for (const o of res.items ?? []) {
+      this.items.set(this.key(o), o);
+      this.onEvent?.('SYNC', o);
+    }
     this.resourceVersion = res.metadata?.resourceVersion ?? '';
     this.onChange(this.snapshot());
   }
@@ -85,6 +90,7 @@ export class ResourceWatch {
           if (ev.type === 'BOOKMARK') continue;
           if (ev.type === 'DELETED') this.items.delete(this.key(ev.object));
           else this.items.set(this.key(ev.object), ev.object);
+          this.onEvent?.(ev.type, ev.object);
           this.onChange(this.snapshot());
         }
         this.backoffMs = 1000;

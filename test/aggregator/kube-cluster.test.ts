@@ -110,3 +110,40 @@ t.test('an inventory run lists pods, namespaces, service accounts and Kubernetes
   ]);
   t.match(result.summary, { endpointsNumInScope: 3, endpointsNumIngressProtected: 2, endpointsNumEgressProtected: 2, namespacesNumInScope: 2, namespacesNumIngressProtected: 1, namespacesNumEgressProtected: 1, serviceAccountsNumInScope: 3 });
 });
+
+t.test('policy versions come from Verdict\'s own watch: changes and diffs without an audit log, the audit log adds who, alerts are raised once', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  const path = '/apis/networking.k8s.io/v1/networkpolicies';
+  const np = (spec: unknown) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'allow-api', namespace: 'payments', uid: 'np-uid-1' }, spec });
+  api.lists.set(path, [{ ...np({ podSelector: {}, policyTypes: ['Ingress'] }), metadata: { name: 'allow-api', namespace: 'payments', uid: 'np-uid-1', resourceVersion: '50' } }]);
+  api.globalReports.set('changes', gr('changes', { reportType: 'policy-audit' }));
+  // The API server posts audit events with its own identity, which RBAC allows to create auditevents.
+  api.tokens.set('apiserver-audit-token', { username: 'system:apiserver-audit', audiences: ['https://kubernetes.default.svc.cluster.local'] });
+  api.allow.add('system:apiserver-audit create auditevents ');
+  const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, protectedNamespaces: ['payments'] });
+  const metric = async () => /verdict_policy_tamper_alerts_total\{kind="networkpolicies"\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text())?.[1];
+  await until(async () => (await agg.store.auditEvents(0, Date.now() + 1)).some((e) => e.verb === 'observe'), 'the listed version is the baseline');
+  t.equal(await metric(), undefined, 'a baseline is not a change');
+  api.emitTo(path, 'MODIFIED', np({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] }));
+  await until(async () => (await metric()) === '1', 'the watched change raises a tamper alert');
+  // The audit webhook reports the same change, with who made it: no second alert.
+  const ts = new Date().toISOString();
+  const res = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/audit/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer apiserver-audit-token' },
+    body: JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [{ auditID: 'a-1', stage: 'ResponseComplete', verb: 'update', user: { username: 'mallory' }, objectRef: { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'payments', name: 'allow-api' }, responseStatus: { code: 200 }, responseObject: np({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] }), stageTimestamp: ts }] }),
+  });
+  t.equal(res.status, 200);
+  t.equal(await metric(), '1', 'the same change from the audit log is not alerted twice');
+  api.emitTo(path, 'DELETED', np({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] }));
+  await until(async () => (await metric()) === '2', 'the watched deletion raises another alert');
+  const run = await agg.scheduler.runNow(agg.registry.get('changes')!, Date.now() - 3600_000, Date.now() + 60_000);
+  await until(async () => {
+    await agg.scheduler.tick();
+    await agg.scheduler.idle();
+    return (await agg.store.reportRun(run.id))?.status === 'succeeded';
+  }, 'policy-audit run');
+  const changes = ((await agg.store.reportRun(run.id))?.result as { data: { changes: { verb: string; user: string; source: string; diff: { path: string }[] }[] } }).data.changes;
+  t.same(changes.map((c) => [c.verb, c.user, c.source]), [['update', 'mallory', 'audit'], ['delete', '', 'watch']]);
+  t.same(changes[0]?.diff.map((d) => d.path), ['spec.policyTypes'], 'the diff is against the version the watch saw before');
+});

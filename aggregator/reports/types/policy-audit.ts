@@ -28,6 +28,8 @@ export interface PolicyChange {
   auditId: string;
   /** Field changes against the previous known version: path, before, after. */
   diff: { path: string; before: unknown; after: unknown }[];
+  /** "audit": the API server's audit log (knows the user); "watch": Verdict's own policy version history. */
+  source: 'audit' | 'watch';
 }
 
 type AuditEvent = { objectRef?: { apiGroup?: string; resource?: string; namespace?: string; name?: string }; requestObject?: unknown; responseObject?: unknown; user?: { username?: string }; sourceIPs?: string[] };
@@ -45,9 +47,15 @@ export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEv
     const ev = e.event as AuditEvent;
     return e.verb === 'delete' ? undefined : (ev.responseObject ?? ev.requestObject);
   };
-  for (const e of history.filter(isPolicyChange)) last.set(key(e), objectOf(e));
+  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && (POLICY_RESOURCES[e.apiGroup] ?? []).includes(e.resource));
+  for (const e of history.filter(known)) last.set(key(e), objectOf(e));
   const out: PolicyChange[] = [];
-  for (const e of events.filter(isPolicyChange)) {
+  for (const e of events.filter(known)) {
+    if (e.verb === 'observe') {
+      // A watch (re)list: the version as it was then, a baseline for the next diff, not a change.
+      last.set(key(e), objectOf(e));
+      continue;
+    }
     const ev = e.event as AuditEvent;
     const before = last.get(key(e));
     const after = objectOf(e);
@@ -65,9 +73,19 @@ export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEv
       sourceIPs: ev.sourceIPs ?? [],
       auditId: e.auditId,
       diff: jsonDiff(spec(before), spec(after), 'spec'),
+      source: (ev as { source?: string }).source === 'watch' ? 'watch' : 'audit',
     });
   }
-  return out;
+  // The same change seen by the watch and by the audit webhook is one change: the audit event
+  // says who; whichever came first saw the version before, so it has the diff.
+  const same = (a: PolicyChange, w: PolicyChange) =>
+    a.source === 'audit' && w.source === 'watch' && a.verb.replace('patch', 'update') === w.verb && a.kind === w.kind && a.namespace === w.namespace && a.name === w.name && Math.abs(Date.parse(a.time) - Date.parse(w.time)) < 60_000;
+  return out
+    .filter((c) => c.source === 'audit' || !out.some((a) => same(a, c)))
+    .map((c) => {
+      const w = c.source === 'audit' && c.diff.length === 0 ? out.find((x) => same(c, x)) : undefined;
+      return w ? { ...c, diff: w.diff } : c;
+    });
 }
 
 /** Leaf-level differences between two JSON values. */
@@ -96,8 +114,8 @@ export function policyAuditReport(def: ReportDefinition, events: StoredAuditEven
   const files: Record<string, ReportFile> = {
     'summary.csv': { header: Object.keys(summary), rows: [Object.values(summary)] },
     'events.csv': {
-      header: ['time', 'verb', 'kind', 'namespace', 'name', 'tier', 'user', 'sourceIPs', 'auditId', 'changedFields'],
-      rows: changes.map((c) => [c.time, c.verb, c.kind, c.namespace, c.name, c.tier, c.user, c.sourceIPs, c.auditId, c.diff.map((d) => d.path)]),
+      header: ['time', 'verb', 'kind', 'namespace', 'name', 'tier', 'user', 'sourceIPs', 'source', 'auditId', 'changedFields'],
+      rows: changes.map((c) => [c.time, c.verb, c.kind, c.namespace, c.name, c.tier, c.user || 'unknown', c.sourceIPs, c.source, c.auditId, c.diff.map((d) => d.path)]),
     },
   };
   return { summary, data: { changes }, files };

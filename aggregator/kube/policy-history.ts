@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import type { KubeClient } from '../../common/kube-client.js';
+import type { Store, StoredAuditEvent } from '../store/index.js';
+import { ResourceWatch, type KubeObject } from './watch.js';
+
+/** Network-policy resources watched for their version history: [API group, version, resource]. */
+const POLICY_APIS: [string, string, string][] = [
+  ['networking.k8s.io', 'v1', 'networkpolicies'],
+  ['projectcalico.org', 'v3', 'networkpolicies'],
+  ['projectcalico.org', 'v3', 'globalnetworkpolicies'],
+  ['projectcalico.org', 'v3', 'stagednetworkpolicies'],
+  ['projectcalico.org', 'v3', 'stagedglobalnetworkpolicies'],
+  ['projectcalico.org', 'v3', 'tiers'],
+  ['cilium.io', 'v2', 'ciliumnetworkpolicies'],
+  ['cilium.io', 'v2', 'ciliumclusterwidenetworkpolicies'],
+];
+
+/**
+ * The aggregator's own policy version history: every network policy is
+ * watched, and each version is stored beside the audit webhook's events (in
+ * the same table, with IDs "watch:<uid>:<resourceVersion>" so each version is
+ * kept once). A (re)list records what exists as "observe" — a baseline for
+ * diffs, not a change; later events record create / update / delete. They say
+ * what changed and when even without an audit webhook; who changed it comes
+ * from audit events where they exist. Resources a cluster does not have (no
+ * Calico, no Cilium) are skipped quietly.
+ */
+export class PolicyHistory {
+  private readonly watches: ResourceWatch[];
+  private pending: StoredAuditEvent[] = [];
+  private flushing?: Promise<void>;
+
+  constructor(
+    kube: KubeClient,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    /** Called with the versions just stored for the first time. */
+    private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void> = async () => {},
+  ) {
+    this.watches = POLICY_APIS.map(([group, version, resource]) => {
+      const path = group === '' ? `/api/${version}/${resource}` : `/apis/${group}/${version}/${resource}`;
+      return new ResourceWatch(kube, path, () => {}, log.child({ resource: `${resource}.${group}` }), 300, (type, obj) => this.record(group, resource, type, obj));
+    });
+  }
+
+  start(): void {
+    for (const w of this.watches) w.start();
+  }
+
+  stop(): void {
+    for (const w of this.watches) w.stop();
+  }
+
+  private record(group: string, resource: string, type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): void {
+    const m = obj.metadata;
+    const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
+    this.pending.push({
+      auditId: `watch:${m.uid ?? `${m.namespace ?? ''}/${m.name}`}:${m.resourceVersion ?? ''}:${verb === 'delete' ? 'deleted' : ''}`,
+      stageMs: this.now(),
+      verb,
+      resource,
+      apiGroup: group,
+      namespace: m.namespace ?? '',
+      name: m.name,
+      username: '',
+      event: { source: 'watch', objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name }, ...(verb === 'delete' ? {} : { responseObject: obj }) },
+    });
+    void this.flush();
+  }
+
+  /** Store what has been recorded; one write at a time, in order. */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = (async () => {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0);
+        try {
+          const ids = new Set(await this.store.recordAuditEvents(batch));
+          await this.onStored(batch.filter((e) => ids.has(e.auditId)));
+        } catch (err) {
+          this.log.error({ err: (err as Error).message, lost: batch.length }, 'cannot store policy versions');
+        }
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+}

@@ -5,9 +5,8 @@ import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { formatReport, table, type ReportFormat } from './cis/format.js';
 import { loadBenchmarks } from './cis/benchmarks.js';
-import { scanNode } from './cis/index.js';
+import { scanNode, type ScanOptions } from './cis/index.js';
 import { AgentError, usageError } from './errors.js';
-import type { NodeRole } from '../common/scan-report.js';
 
 const USAGE = `verdict-agent: CIS Kubernetes Benchmark checks and flow verdicts for one node
 
@@ -48,16 +47,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Options every mode that scans shares, validated once. */
-export interface ScanFlags {
-  hostRoot: string;
-  nodeName: string;
-  benchmark: string;
-  role: NodeRole | 'auto';
-  level: 1 | 2;
-  exclude: string[];
-  /** Picks the benchmark for --benchmark auto when the node does not show it. */
-  kubernetesVersion?: string;
-}
+export type ScanFlags = Pick<ScanOptions, 'hostRoot' | 'nodeName' | 'benchmark' | 'role' | 'level' | 'exclude' | 'kubernetesVersion'>;
 
 export const SCAN_OPTIONS = {
   'host-root': { type: 'string' },

@@ -91,6 +91,11 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? 30 * 60_000 : 0 },
   );
   scheduler.start();
+  // The last success of each report survives restarts: read it from the archive.
+  for (const def of registry.all()) {
+    const last = (await store.reportRuns(def.name, 100)).filter((r) => r.status === 'succeeded' && r.finishedMs).sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))[0];
+    if (last?.finishedMs) metrics.reportLastSuccess.set({ report: def.name }, last.finishedMs / 1000);
+  }
   const reloadTimer = config.reportsDir ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000) : undefined;
   reloadTimer?.unref();
   const statusTimer = clusterReports

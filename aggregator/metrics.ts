@@ -42,6 +42,9 @@ export class AggregatorMetrics {
   constructor(store: Store) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'verdict_aggregator_' });
+    // prom-client's totals of active handles/requests/resources are gauges named *_total, which
+    // `promtool check metrics` rejects; the per-type gauges it also exports hold the same numbers.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`verdict_aggregator_${name}`);
     this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
     this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
     this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Connections in flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });

@@ -66,7 +66,8 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       schema: {
         summary: 'Run a report now over any interval',
         params: Type.Object({ name: ReportName }),
-        body: Type.Object({ start: Type.String({ format: 'date-time' }), end: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+        // start/end are checked after the report is found: an unknown report is a 404 whatever the body.
+        body: Type.Object({ start: Type.Optional(Type.String({ format: 'date-time' })), end: Type.Optional(Type.String({ format: 'date-time' })) }, { additionalProperties: false }),
         response: { 202: Type.Object({ id: Type.String(), status: Type.String() }), 400: ErrorReply, 404: ErrorReply },
       },
     },
@@ -76,7 +77,8 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       if (user === undefined) return reply;
       const def = reports.registry.get(name);
       if (!def) return notFound(reply, name);
-      const { start, end } = req.body as { start: string; end: string };
+      const { start, end } = (req.body ?? {}) as { start?: string; end?: string };
+      if (!start || !end) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: 'give the interval to report on as {"start": ISO-8601, "end": ISO-8601}' });
       const startMs = Date.parse(start);
       const endMs = Date.parse(end);
       if (!(startMs < endMs)) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `start (${start}) must be before end (${end})` });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { VERDICT_VERSION } from '../../common/version.js';
@@ -118,6 +119,8 @@ class AgentSession {
   private pending = 0;
   private closed = false;
   private refused = false;
+  /** Names this stream in the store, so only its own end marks the node disconnected. */
+  private readonly connectionId = randomUUID();
 
   constructor(
     private readonly call: grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>,
@@ -220,7 +223,7 @@ class AgentSession {
       agentVersion: h.agentVersion,
       bootId: h.bootId,
     };
-    const { lastStoredSeq } = await store.recordHello(record, options.now());
+    const { lastStoredSeq } = await store.recordHello(record, options.now(), this.connectionId);
     this.node = h.nodeName;
     this.bootId = h.bootId;
     const previous = streams.get(h.nodeName);
@@ -255,6 +258,6 @@ class AgentSession {
     if (!node || streams.get(node) !== this.call) return;
     streams.delete(node);
     log.info({ node, why }, 'agent disconnected');
-    await store.markDisconnected(node, options.now()).catch((err: unknown) => log.error({ node, err }, 'marking the node disconnected failed'));
+    await store.markDisconnected(node, options.now(), this.connectionId).catch((err: unknown) => log.error({ node, err }, 'marking the node disconnected failed'));
   }
 }

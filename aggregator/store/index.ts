@@ -105,8 +105,12 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
   /** Upsert the node from its Hello, mark it connected; answer the highest stored seq for its boot id. */
-  recordHello(hello: NodeHello, atMs: number): Promise<{ lastStoredSeq: number }>;
-  markDisconnected(node: string, atMs: number): Promise<void>;
+  recordHello(hello: NodeHello, atMs: number, connectionId?: string): Promise<{ lastStoredSeq: number }>;
+  /**
+   * The node's stream ended. With `connectionId`, only if that stream is still
+   * the node's latest (an agent may already be connected to another replica).
+   */
+  markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void>;
   /** Mark every node disconnected (on start of a single-replica aggregator). */
   markAllDisconnected(): Promise<void>;
   /**

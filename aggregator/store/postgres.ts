@@ -147,23 +147,24 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  async recordHello(h: NodeHello, atMs: number): Promise<{ lastStoredSeq: number }> {
+  async recordHello(h: NodeHello, atMs: number, connectionId = ''): Promise<{ lastStoredSeq: number }> {
     return this.transaction(async (c) => {
       await c.query(
-        `INSERT INTO nodes (name, role, labels, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms)
-         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, TRUE, $11, $11)
+        `INSERT INTO nodes (name, role, labels, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms, connection_id)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, TRUE, $11, $11, $12)
          ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels = excluded.labels, kubelet_version = excluded.kubelet_version,
            kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
-           architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = TRUE, last_seen_ms = excluded.last_seen_ms`,
-        [h.name, h.role, JSON.stringify(h.labels), h.kubeletVersion, h.kubernetesVersion, h.osImage, h.kernelVersion, h.architecture, h.agentVersion, h.bootId, atMs],
+           architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = TRUE, last_seen_ms = excluded.last_seen_ms,
+           connection_id = excluded.connection_id`,
+        [h.name, h.role, JSON.stringify(h.labels), h.kubeletVersion, h.kubernetesVersion, h.osImage, h.kernelVersion, h.architecture, h.agentVersion, h.bootId, atMs, connectionId],
       );
       const seen = await c.query<{ last_seq: number }>('SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2', [h.name, h.bootId]);
       return { lastStoredSeq: seen.rows[0]?.last_seq ?? 0 };
     });
   }
 
-  async markDisconnected(node: string, atMs: number): Promise<void> {
-    await this.pool.query('UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
+  async markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void> {
+    await this.pool.query('UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2 AND ($3::text IS NULL OR connection_id = $3)', [atMs, node, connectionId ?? null]);
   }
 
   async markAllDisconnected(): Promise<void> {

@@ -73,24 +73,25 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
-  async recordHello(h: NodeHello, atMs: number): Promise<{ lastStoredSeq: number }> {
+  async recordHello(h: NodeHello, atMs: number, connectionId = ''): Promise<{ lastStoredSeq: number }> {
     return this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms)
-           VALUES (@name, @role, @labels, @kubeletVersion, @kubernetesVersion, @osImage, @kernelVersion, @architecture, @agentVersion, @bootId, 1, @at, @at)
+          `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms, connection_id)
+           VALUES (@name, @role, @labels, @kubeletVersion, @kubernetesVersion, @osImage, @kernelVersion, @architecture, @agentVersion, @bootId, 1, @at, @at, @connectionId)
            ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels_json = excluded.labels_json, kubelet_version = excluded.kubelet_version,
              kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
-             architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = 1, last_seen_ms = excluded.last_seen_ms`,
+             architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = 1, last_seen_ms = excluded.last_seen_ms,
+             connection_id = excluded.connection_id`,
         )
-        .run({ ...h, labels: JSON.stringify(h.labels), at: atMs });
+        .run({ ...h, labels: JSON.stringify(h.labels), at: atMs, connectionId });
       const row = this.db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(h.name, h.bootId) as { last_seq: number } | undefined;
       return { lastStoredSeq: row?.last_seq ?? 0 };
     })();
   }
 
-  async markDisconnected(node: string, atMs: number): Promise<void> {
-    this.db.prepare('UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
+  async markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void> {
+    this.db.prepare('UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ? AND (? IS NULL OR connection_id = ?)').run(atMs, node, connectionId ?? null, connectionId ?? null);
   }
 
   async markAllDisconnected(): Promise<void> {

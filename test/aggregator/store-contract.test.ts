@@ -176,6 +176,16 @@ function contract(t: Test, backend: Backend): void {
     t.equal((await s.listNodes()).length, 2, 'disconnecting an unknown node creates nothing');
   });
 
+  t.test('only the stream that last said Hello marks the node disconnected when it ends', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordHello(hello('n1'), 1000, 'stream-on-replica-a');
+    await s.recordHello(hello('n1'), 2000, 'stream-on-replica-b');
+    await s.markDisconnected('n1', 3000, 'stream-on-replica-a');
+    t.equal((await s.listNodes())[0]?.connected, true, 'the old stream ending late does not disconnect the node');
+    await s.markDisconnected('n1', 4000, 'stream-on-replica-b');
+    t.equal((await s.listNodes())[0]?.connected, false);
+  });
+
   t.test('ping answers while open; close is idempotent', async (t) => {
     const store = await openStore(await backend.freshDb(t));
     await store.ping();

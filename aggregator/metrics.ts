@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck } from './compute/cis.js';
+import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck, isConnected } from './compute/cis.js';
 import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
 
 interface CisSnapshot {
@@ -102,7 +102,8 @@ export class AggregatorMetrics {
       for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
     });
     gauge('verdict_agent_connected', "1 while the node's agent has a stream open, else 0.", ['node'], (g, s) => {
-      for (const n of s.nodes) g.set({ node: n.name }, n.connected ? 1 : 0);
+      const now = Date.now();
+      for (const n of s.nodes) g.set({ node: n.name }, isConnected(n, now) ? 1 : 0);
     });
     gauge('verdict_agent_last_seen_timestamp_seconds', "When the node's agent was last heard from, Unix seconds.", ['node'], (g, s) => {
       for (const n of s.nodes) g.set({ node: n.name }, n.lastSeenMs / 1000);

@@ -123,7 +123,8 @@ export interface WireFlowBatch {
 export type WireAgentMessage =
   | { kind: 'hello'; hello: WireHello }
   | { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun }
-  | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
+  | { kind: 'flowBatch'; flowBatch: WireFlowBatch }
+  | { kind: 'heartbeat'; heartbeat: { sentUnixMs: number } };
 
 export interface WireWelcome {
   lastStoredSeq: number;

@@ -21,6 +21,8 @@ export interface StreamOptions {
   log: Logger;
   /** Unacked messages kept; past this the oldest is dropped and counted. */
   maxUnacked: number;
+  /** Send a heartbeat when nothing was written for this long, ms (0: never). */
+  heartbeatMs?: number;
   /** First reconnect delay, doubled per failure up to maxBackoffMs. */
   minBackoffMs: number;
   maxBackoffMs: number;
@@ -30,7 +32,7 @@ export interface StreamOptions {
   onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
 }
 
-export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, minBackoffMs: 500, maxBackoffMs: 30_000 };
+export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, minBackoffMs: 500, maxBackoffMs: 30_000, heartbeatMs: 60_000 };
 
 export interface StreamStats {
   sent: number;
@@ -65,6 +67,8 @@ export class AgentStream {
   private retryTimer?: NodeJS.Timeout;
   private readonly ackWaiters: { seq: number; resolve: () => void }[] = [];
   private highestSeq = 0;
+  private lastWriteMs = 0;
+  private heartbeatTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: StreamOptions) {
     const Ctor = grpc.makeGenericClientConstructor(agentServiceDefinition(), 'AgentService');
@@ -87,6 +91,15 @@ export class AgentStream {
 
   start(): void {
     this.connect();
+    const every = this.options.heartbeatMs ?? 0;
+    if (every > 0) {
+      this.heartbeatTimer = setInterval(() => {
+        if (!this.call || !this.welcomed || this.draining || Date.now() - this.lastWriteMs < every) return;
+        this.lastWriteMs = Date.now();
+        this.call.write({ heartbeat: { sentUnixMs: Date.now() } });
+      }, Math.max(1000, Math.floor(every / 2)));
+      this.heartbeatTimer.unref();
+    }
   }
 
   /** Queue a message; it is sent now if connected, else after the next Welcome. Answers its seq. */
@@ -128,6 +141,7 @@ export class AgentStream {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.heartbeatTimer);
     clearTimeout(this.retryTimer);
     this.call?.end();
     this.client.close();
@@ -195,6 +209,7 @@ export class AgentStream {
       if (entry.seq <= this.sentUpTo) continue;
       this.sentUpTo = entry.seq;
       this.stats.sent++;
+      this.lastWriteMs = Date.now();
       const ok = call.write({ [entry.msg.kind]: (entry.msg as Record<string, unknown>)[entry.msg.kind] });
       if (!ok) {
         this.draining = true;

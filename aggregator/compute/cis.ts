@@ -34,14 +34,25 @@ export interface NodeRow {
   rating: Rating | null;
 }
 
+/**
+ * Agents send a heartbeat every minute on an otherwise quiet stream; a node
+ * not heard from for this long is not connected, whatever the store says (its
+ * stream may have died with an aggregator replica).
+ */
+export const CONNECTED_WITHIN_MS = 3 * 60_000;
+
+export function isConnected(n: Pick<NodeRecord, 'connected' | 'lastSeenMs'>, nowMs: number): boolean {
+  return n.connected && nowMs - n.lastSeenMs <= CONNECTED_WITHIN_MS;
+}
+
 /** The `/api/v1/nodes` rows: a node without a run yet has null score and rating. */
-export function nodeRows(nodes: NodeRecord[], t: Thresholds = DEFAULT_THRESHOLDS): NodeRow[] {
+export function nodeRows(nodes: NodeRecord[], t: Thresholds = DEFAULT_THRESHOLDS, nowMs = Date.now()): NodeRow[] {
   return nodes.map((n) => ({
     name: n.name,
     role: n.latest?.role ?? n.role,
     kubeletVersion: n.kubeletVersion,
     agentVersion: n.agentVersion,
-    connected: n.connected,
+    connected: isConnected(n, nowMs),
     lastSeen: new Date(n.lastSeenMs).toISOString(),
     benchmark: n.latest?.benchmarkId ?? null,
     scorePercent: n.latest ? n.latest.scorePercent : null,

@@ -160,6 +160,10 @@ class AgentSession {
     }
     if (msg.kind === 'hello') return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
     const now = options.now();
+    if (msg.kind === 'heartbeat') {
+      await store.touchNode(this.node, now);
+      return;
+    }
     if (msg.kind === 'benchmarkRun') {
       const run = msg.benchmarkRun;
       const problem = run.seq > 0 ? invalidRun(run) : 'seq must be 1 or more';

@@ -25,3 +25,11 @@ t.test('the cluster score pools every node\'s scored checks; most failed counts 
   const rows = nodeRows(nodes);
   t.same(rows.map((r) => [r.name, r.rating, r.scorePercent]), [['a', 'high', 100], ['b', 'medium', 50], ['c', 'low', 10], ['d', null, null]]);
 });
+
+t.test('a node counts as connected only while its agent was heard from in the last 3 minutes', async (t) => {
+  const { isConnected } = await import('../../aggregator/compute/cis.js');
+  const now = Date.parse('2026-11-20T10:00:00Z');
+  t.equal(isConnected({ connected: true, lastSeenMs: now - 60_000 }, now), true);
+  t.equal(isConnected({ connected: true, lastSeenMs: now - 181_000 }, now), false, 'a stream that died with its replica');
+  t.equal(isConnected({ connected: false, lastSeenMs: now }, now), false);
+});

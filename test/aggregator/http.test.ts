@@ -5,8 +5,8 @@ import { reportOf } from '../fixtures/reports.js';
 async function seeded(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   const agg = await startTestAggregator(t);
   const hello = { role: 'worker' as const, labels: {}, kubeletVersion: 'v1.32.1', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '0.1.0', bootId: 'b' };
-  await agg.store.recordHello({ name: 'good', ...hello }, 1000);
-  await agg.store.recordHello({ name: 'bad', ...hello }, 1000);
+  await agg.store.recordHello({ name: 'good', ...hello }, Date.now());
+  await agg.store.recordHello({ name: 'bad', ...hello }, Date.now());
   await agg.store.recordBenchmarkRun('good', 'b', 1, reportOf('good', { '4.1.1': 'PASS', '4.2.1': 'PASS' }), 2000);
   await agg.store.recordBenchmarkRun('bad', 'b', 1, reportOf('bad', { '4.1.1': 'FAIL', '4.2.1': 'PASS', '4.2.2': 'FAIL', '4.2.4': 'FAIL' }, { unscored: ['4.2.4'] }), 2000);
   const get = async (path: string) => {

@@ -148,6 +148,21 @@ t.test('a flow batch is stored once and acked; a resend is a duplicate; a batch 
   t.match(await metric(agg.httpPort, 'verdict_flows_malformed_total'), /source="calico"} 2/);
 });
 
+t.test('a heartbeat moves last seen forward without a sequence number or an ack', async (t) => {
+  const agg = await startTestAggregator(t);
+  const s = rawAgentStream(agg.grpcPort);
+  t.teardown(() => s.close());
+  s.send(HELLO('n1'));
+  await s.waitFor(1);
+  const before = (await agg.store.listNodes())[0]?.lastSeenMs ?? 0;
+  await new Promise((r) => setTimeout(r, 20));
+  s.send({ heartbeat: { sentUnixMs: Date.now() } });
+  s.send(run(1));
+  await s.waitFor(2);
+  t.equal(s.received[1]?.kind, 'ack', 'the heartbeat itself is not answered');
+  t.ok(((await agg.store.listNodes())[0]?.lastSeenMs ?? 0) > before);
+});
+
 t.test('loopback peers are recognised in every form grpc-js reports', async (t) => {
   for (const p of ['127.0.0.1:5000', 'ipv4:127.0.0.1:5000', '[::1]:5000', 'ipv6:[::1]:5000', '[::ffff:127.0.0.1]:5000']) t.ok(isLoopbackPeer(p), p);
   for (const p of ['10.0.0.4:5000', 'ipv4:192.168.1.2:5000', '[2001:db8::1]:5000', '128.0.0.1:1']) t.notOk(isLoopbackPeer(p), p);

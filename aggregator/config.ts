@@ -109,6 +109,8 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   if (values.help) return 'help';
   const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
   if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new ConfigError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  // A shared token would let any holder report as any node, undoing the per-node binding of client certificates.
+  if (tlsParts.every(Boolean) && values['agent-token-file']) throw new ConfigError('use either mutual TLS (--tls-*) or --agent-token-file for agents, not both');
   const maxMessageBytes = Number(values['max-message-bytes']);
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) throw new ConfigError(`--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);

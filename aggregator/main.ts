@@ -102,7 +102,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     ? setInterval(() => {
         void (async () => {
           if (await (leader?.isLeader() ?? Promise.resolve(true))) await clusterReports.syncStatus();
-        })();
+        })().catch((err: unknown) => log.warn({ err }, 'status sync round failed'));
       }, 15_000)
     : undefined;
   statusTimer?.unref();

@@ -31,10 +31,14 @@ export function reportToWire(report: ScanReport, seq: number): WireBenchmarkRun 
 /** Why a BenchmarkRun cannot be stored, or undefined when it can. */
 export function invalidRun(run: WireBenchmarkRun): string | undefined {
   if (!run.benchmarkId) return 'benchmark_id is empty';
-  if (!Number.isFinite(run.startedAtUnixMs) || run.startedAtUnixMs <= 0) return 'started_at_unix_ms is not set';
+  // 8.64e15 ms is the largest time a JavaScript Date holds.
+  if (!Number.isFinite(run.startedAtUnixMs) || run.startedAtUnixMs <= 0 || run.startedAtUnixMs > 8.64e15) return 'started_at_unix_ms is not set or out of range';
+  const ids = new Set<string>();
   if (run.role === 'NODE_ROLE_UNSPECIFIED') return 'role is unspecified';
   for (const [i, c] of run.checks.entries()) {
     if (!c.id) return `checks[${i}].id is empty`;
+    if (ids.has(c.id)) return `checks[${i}].id "${c.id}" appears twice`;
+    ids.add(c.id);
     if (c.status === 'CHECK_STATUS_UNSPECIFIED') return `checks[${i}] (${c.id}) has no status`;
     if (c.status === 'CHECK_STATUS_SKIP' && !c.skipReason) return `checks[${i}] (${c.id}) is SKIP without a reason`;
   }
@@ -117,7 +121,7 @@ export function invalidFlowBatch(b: WireFlowBatch): string | undefined {
     if (r.source.kind === 'ENDPOINT_KIND_UNSPECIFIED' || r.destination.kind === 'ENDPOINT_KIND_UNSPECIFIED') return `records[${i}] has an endpoint of unspecified kind`;
     if (r.action === 'FLOW_ACTION_UNSPECIFIED') return `records[${i}] has no action`;
     if (r.reporter === 'FLOW_REPORTER_UNSPECIFIED') return `records[${i}] has no reporter`;
-    if (!(r.startUnixMs > 0) || r.endUnixMs < r.startUnixMs) return `records[${i}] has no valid time range`;
+    if (!(r.startUnixMs > 0) || r.endUnixMs < r.startUnixMs || r.endUnixMs > 8.64e15) return `records[${i}] has no valid time range`;
     // No store keeps a NUL in text (PostgreSQL refuses it): refuse it here, visibly, instead of failing the batch forever.
     if (JSON.stringify(r).includes('\\u0000')) return `records[${i}] holds a NUL character`;
   }

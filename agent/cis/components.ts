@@ -122,7 +122,8 @@ export function staticPodContainer(text: string, component: string): { args: str
   const containers = (doc as { spec?: { containers?: unknown } } | null)?.spec?.containers;
   if (!Array.isArray(containers) || containers.length === 0) return 'no spec.containers in the pod manifest';
   type Container = { name?: string; command?: unknown; args?: unknown; env?: unknown };
-  const list = containers as Container[];
+  const list = (containers as unknown[]).filter((c): c is Container => typeof c === 'object' && c !== null);
+  if (list.length === 0) return 'no usable entry in spec.containers';
   const container = list.find((c) => c.name === component) ?? list[0];
   const words = [...asStrings(container?.command), ...asStrings(container?.args)];
   const env = new Map<string, string>();

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Where a follower stands: which file (by identity) and how far into it. */
@@ -37,6 +37,7 @@ export const MAX_LINE_BYTES = 1024 * 1024;
  */
 export class FileFollower {
   private position: FollowPosition | undefined;
+
   /** A line longer than MAX_LINE_BYTES is being skipped until its newline. */
   private skippingLongLine = false;
 
@@ -59,19 +60,27 @@ export class FileFollower {
     const out = { lines: [] as FollowedLine[], tooLong: [] as { file: string; offset: number }[], events: [] as string[] };
     let current: { dev: number; ino: number; size: number };
     try {
-      const st = statSync(this.path);
+      // lstat: the path itself must be a regular file — not a link (it could lead anywhere), a FIFO or a device.
+      const st = lstatSync(this.path);
+      if (!st.isFile()) throw new Error(`${this.path} is not a regular file`);
       current = { dev: st.dev, ino: st.ino, size: st.size };
-    } catch {
-      return out; // not there (yet): nothing to read
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return out; // not there (yet): nothing to read
+      throw err;
     }
     if (!this.position) {
       this.position = { dev: current.dev, ino: current.ino, offset: this.startAtEnd ? current.size : 0 };
     }
     if (this.position.dev !== current.dev || this.position.ino !== current.ino) {
-      // Rotated: finish the old file if it can still be found beside the new one.
+      // Rotated: finish the old file first, found again by its identity beside the new one. The
+      // position stays on the old file until its end, a bounded amount per poll, so a restart in
+      // between resumes there too.
       const old = this.findByIdentity(this.position);
       if (old) {
-        this.readFrom(old, this.position.offset, maxBytes, out);
+        const before = this.position.offset;
+        this.position.offset = this.readFrom(old, before, maxBytes, out);
+        this.position.tail = undefined;
+        if (this.position.offset !== before || out.tooLong.length > 0) return out;
         out.events.push(`rotated: finished ${old}`);
       } else {
         out.events.push(`rotated: the previous file (inode ${this.position.ino}) is gone; ${this.path} is read from its start`);
@@ -94,7 +103,7 @@ export class FileFollower {
     if (offset === 0) return undefined;
     const start = Math.max(0, offset - TAIL_BYTES);
     try {
-      const fd = openSync(this.path, 'r');
+      const fd = openSync(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
         const buf = Buffer.alloc(offset - start);
         const n = readSync(fd, buf, 0, buf.length, start);
@@ -116,15 +125,14 @@ export class FileFollower {
   private readFrom(file: string, offset: number, maxBytes: number, out: { lines: FollowedLine[]; tooLong: { file: string; offset: number }[] }, expect?: FollowPosition): number {
     let fd: number;
     try {
-      fd = openSync(file, 'r');
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch {
       return offset;
     }
     try {
-      if (expect) {
-        const st = fstatSync(fd);
-        if (st.ino !== expect.ino || st.dev !== expect.dev) return offset; // swapped between stat and open: next poll handles it
-      }
+      const st = fstatSync(fd);
+      if (!st.isFile()) return offset;
+      if (expect && (st.ino !== expect.ino || st.dev !== expect.dev)) return offset; // swapped between stat and open: next poll handles it
       const buf = Buffer.alloc(Math.min(maxBytes, 1024 * 1024));
       let pending = Buffer.alloc(0);
       let pendingStart = offset;
@@ -182,8 +190,8 @@ export class FileFollower {
     for (const n of names) {
       if (!n.startsWith(base) || n === base) continue;
       try {
-        const st = statSync(join(dir, n));
-        if (st.ino === p.ino && st.dev === p.dev) return join(dir, n);
+        const st = lstatSync(join(dir, n));
+        if (st.isFile() && st.ino === p.ino && st.dev === p.dev) return join(dir, n);
       } catch {
         // raced with removal
       }

@@ -48,7 +48,9 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   });
   // Node, CIS and flow data: readers need get on nodes / flows (report routes check per report name themselves).
   app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0] ?? '';
+    // Decide on the matched route, never on the raw URL: the router decodes
+    // percent-escapes ("/api/v1/%6eodes") that a pattern on req.url would miss.
+    const path = req.routeOptions.url ?? '';
     const resource = /^\/api\/v1\/(nodes|cis)(\/|$)/.test(path) ? 'nodes' : /^\/api\/v1\/(flows|network-access)(\/|$)/.test(path) ? 'flows' : undefined;
     if (!resource) return;
     const d = await deps.authorizer.authorize(req, { verb: 'get', resource });

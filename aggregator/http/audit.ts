@@ -24,7 +24,14 @@ interface AuditEvent {
  */
 export function registerAuditRoutes(app: App, deps: HttpDeps): void {
   const { store, metrics, authorizer, tamper, log } = deps;
-  app.post('/api/v1/audit/webhook', { bodyLimit: 16 * 1024 * 1024, schema: { summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)', body: Type.Object({ apiVersion: Type.String(), kind: Type.Literal('EventList'), items: Type.Array(Type.Unknown()) }) } }, async (req, reply) => {
+  app.post('/api/v1/audit/webhook', {
+    bodyLimit: 16 * 1024 * 1024,
+    // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
+    onRequest: async (req, reply) => {
+      const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
+      if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+    },
+    schema: { summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)', body: Type.Object({ apiVersion: Type.String(), kind: Type.Literal('EventList'), items: Type.Array(Type.Unknown()) }) } }, async (req, reply) => {
     const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
     if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
     const body = req.body as { apiVersion: string; items: unknown[] };

@@ -119,6 +119,7 @@ class AgentSession {
   private pending = 0;
   private closed = false;
   private refused = false;
+  private failed = false;
   /** Names this stream in the store, so only its own end marks the node disconnected. */
   private readonly connectionId = randomUUID();
 
@@ -135,7 +136,9 @@ class AgentSession {
     this.chain = this.chain
       .then(() => this.process(msg))
       .catch((err: unknown) => {
-        // A store failure: end the stream so the agent resends after reconnecting.
+        // A store failure: store nothing more from this stream (a later seq would move the dedup
+        // high-water mark past the failed one) and end it, so the agent resends after reconnecting.
+        this.failed = true;
         this.server.deps.log.error({ node: this.node, err }, 'storing an agent message failed; ending the stream');
         this.call.emit('error', { code: grpc.status.UNAVAILABLE, details: `VERDICT_STORE_UNAVAILABLE: ${(err as Error).message}` });
       })
@@ -145,7 +148,10 @@ class AgentSession {
   }
 
   private async process(msg: Decoded): Promise<void> {
-    if (this.refused) return;
+    if (this.refused || this.failed) return;
+    if (!msg || !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes((msg as { kind?: string }).kind ?? '')) {
+      return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'a message with no known content (an empty or newer AgentMessage)');
+    }
     const { store, metrics, log, options } = this.server.deps;
     if (msg.kind === 'undecodable') {
       metrics.ingestRejected.inc({ reason: msg.reason });

@@ -37,6 +37,14 @@ export class ClusterReports {
 
   /** Write changed statuses (call on the leader after scheduling rounds). */
   async syncStatus(): Promise<void> {
+    try {
+      await this.sync();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot compute GlobalReport status; will retry');
+    }
+  }
+
+  private async sync(): Promise<void> {
     const wanted: [string, Record<string, unknown>][] = [];
     for (const def of this.registry.all()) {
       if (def.origin !== 'cluster') continue;

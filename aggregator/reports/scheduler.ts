@@ -117,7 +117,9 @@ export class ReportScheduler {
       for (const run of await this.store.dueReportRuns(now, room)) {
         if (this.running.size >= this.options.maxConcurrent) break;
         if (!(await this.store.transitionReportRun(run.id, 'queued', { status: 'running', startedMs: now, attempts: run.attempts + 1 }))) continue;
-        const job = this.execute({ ...run, attempts: run.attempts + 1 }).finally(() => this.running.delete(run.id));
+        const job = this.execute({ ...run, attempts: run.attempts + 1 })
+          .catch((err: unknown) => this.log.error({ report: run.report, run: run.id, err }, 'recording a report run\'s outcome failed; the run is requeued when leadership is next taken'))
+          .finally(() => this.running.delete(run.id));
         this.running.set(run.id, job);
       }
     } catch (err) {

@@ -33,9 +33,11 @@ t.test('rotation: the rest of the renamed file is read, then the new file from i
   appendFileSync(file, '3\n'); // written after our last read, before rotation
   renameSync(file, join(dir, 'flows.log.1'));
   writeFileSync(file, '4\n');
-  const r = f.poll();
-  t.same(r.lines.map((l) => l.line), ['3', '4']);
-  t.match(r.events[0], /rotated: finished .*flows\.log\.1/);
+  // The old file's rest first; once it is finished, the new file.
+  const first = f.poll();
+  const second = f.poll();
+  t.same([...first.lines, ...second.lines].map((l) => l.line), ['3', '4']);
+  t.match(second.events[0], /rotated: finished .*flows\.log\.1/);
 });
 
 t.test('truncation in place: reading starts over at the beginning', async (t) => {
@@ -61,7 +63,7 @@ t.test('a saved position resumes exactly, also across a rotation that happened w
   renameSync(file, join(dir, 'flows.log.1'));
   writeFileSync(file, '4\n5\n');
   const second = new FileFollower(file, saved);
-  t.same(lines(second), ['3', '4', '5']);
+  t.same([...lines(second), ...lines(second)], ['3', '4', '5']);
 });
 
 t.test('a line longer than the limit is reported once and skipped, and reading goes on', async (t) => {
@@ -81,4 +83,34 @@ t.test('truncation noticed even when the file is refilled past the old offset be
   truncateSync(file, 0);
   appendFileSync(file, 'b1-longer-line\nb2-longer-line\nb3\n');
   t.same(lines(f), ['b1-longer-line', 'b2-longer-line', 'b3']);
+});
+
+t.test('a rotated file longer than one read is finished over several polls before the new file', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'flows.log');
+  writeFileSync(file, '');
+  const f = new FileFollower(file);
+  f.poll();
+  const big = Array.from({ length: 3000 }, (_, i) => `old-${i}-${'x'.repeat(100)}`);
+  appendFileSync(file, big.join('\n') + '\n');
+  renameSync(file, `${file}.1`);
+  writeFileSync(file, 'new-1\n');
+  const seen: string[] = [];
+  for (let i = 0; i < 20; i++) seen.push(...f.poll(64 * 1024).lines.map((l) => l.line));
+  t.equal(seen.length, 3001, 'nothing dropped past the first read');
+  t.equal(seen[2999], big[2999]);
+  t.equal(seen[3000], 'new-1', 'the new file only after the old one ends');
+});
+
+t.test('a flow path that is a link, a FIFO or a directory is refused, never followed or blocked on', async (t) => {
+  const { symlinkSync, mkdirSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'secret'), 'root:x:0:0\n');
+  symlinkSync(join(dir, 'secret'), join(dir, 'link.log'));
+  t.throws(() => new FileFollower(join(dir, 'link.log')).poll(), /not a regular file/);
+  execFileSync('mkfifo', [join(dir, 'fifo.log')]);
+  t.throws(() => new FileFollower(join(dir, 'fifo.log')).poll(), /not a regular file/);
+  mkdirSync(join(dir, 'dir.log'));
+  t.throws(() => new FileFollower(join(dir, 'dir.log')).poll(), /not a regular file/);
 });

@@ -121,6 +121,8 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
   const path = resolvePathTemplate(audit.path, facts);
   if (path.kind === 'unresolved') return { status: 'NA', expected, actual: '', evidence: path.reason, reason: path.reason };
   if (path.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: path.reason, reason: path.reason };
+  const globError = /[*?]/.test(path.path) ? facts.host.globError(path.path) : undefined;
+  if (globError) return { status: 'FAIL', expected, actual: 'unknown', evidence: globError, reason: globError };
   const files = facts.host.glob(path.path);
   if (files.length === 0) return { status: 'NA', expected, actual: '', evidence: `${path.path} matches nothing`, reason: `no file matches ${path.path}` };
   const want = audit.type === 'file-owner' ? facts.accounts.resolveOwner(audit.owner) : undefined;

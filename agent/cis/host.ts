@@ -107,6 +107,8 @@ export class HostView {
       const before = lstatSync(r.real);
       if (!before.isFile()) return { kind: 'error', path, reason: `${path} is not a regular file` };
       fd = openSync(r.real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      // What was opened is what the kernel says the descriptor is: inside the root, or refused.
+      this.assertInside(readlinkSync(`/proc/self/fd/${fd}`));
       const st = fstatSync(fd);
       if (!st.isFile()) return { kind: 'error', path, reason: `${path} is not a regular file` };
       if (st.size > this.maxReadBytes) {
@@ -120,17 +122,52 @@ export class HostView {
     }
   }
 
-  /** Names in a node directory, sorted; empty when it is absent or unreadable. */
+  /** Names in a node directory, sorted; empty when it is absent or unreadable (see listDir to tell them apart). */
   list(nodeDir: string): string[] {
+    const r = this.listDir(nodeDir);
+    return r.kind === 'found' ? r.names : [];
+  }
+
+  /** A node directory's names, or that it is absent, or why it cannot be read (a link out of the root, permissions). */
+  listDir(nodeDir: string): { kind: 'found'; names: string[] } | { kind: 'absent' } | { kind: 'error'; reason: string } {
     const path = posix.normalize(nodeDir);
     this.touched.add(path);
     try {
       const r = this.resolve(path);
-      if ('missing' in r) return [];
-      return readdirSync(r.real).sort();
-    } catch {
-      return [];
+      if ('missing' in r) return { kind: 'absent' };
+      this.assertInside(r.real);
+      return { kind: 'found', names: readdirSync(r.real).sort() };
+    } catch (err) {
+      if (isCode(err, 'ENOTDIR')) return { kind: 'error', reason: `${path} is not a directory` };
+      return { kind: 'error', reason: `${path}: ${describe(err)}` };
     }
+  }
+
+  /** A resolved path's real location must still be inside the root (a parent swapped for a link meanwhile is caught here). */
+  private assertInside(real: string): void {
+    const actual = realpathSync(real);
+    if (actual !== this.root && !actual.startsWith(`${this.root}/`)) throw new EscapeError(`${real} resolves outside the host root`);
+  }
+
+  /** Why a glob's directories cannot be listed (unreadable, a link out of the root), or undefined. */
+  globError(pattern: string): string | undefined {
+    const parts = splitPath(posix.normalize(pattern));
+    let dirs = ['/'];
+    for (const part of parts) {
+      if (!/[*?]/.test(part)) {
+        dirs = dirs.map((d) => posix.join(d, part));
+        continue;
+      }
+      const next: string[] = [];
+      const re = new RegExp('^' + part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$');
+      for (const d of dirs) {
+        const r = this.listDir(d);
+        if (r.kind === 'error') return r.reason;
+        if (r.kind === 'found') next.push(...r.names.filter((n) => re.test(n)).map((n) => posix.join(d, n)));
+      }
+      dirs = next;
+    }
+    return undefined;
   }
 
   /**

@@ -89,7 +89,10 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[], li
   const dropInDir = flags.get('config-dir');
   if (dropInDir) {
     // KEP-3983: only *.conf files, in lexical order, each merged over the last.
-    for (const name of host.list(dropInDir).filter((n) => n.endsWith('.conf'))) {
+    const dir = host.listDir(dropInDir);
+    // Drop-ins that exist but cannot be read could override anything: unknown, never PASS.
+    if (dir.kind === 'error') settings.configErrors.push(`--config-dir ${dropInDir}: ${dir.reason}`);
+    for (const name of (dir.kind === 'found' ? dir.names : []).filter((n) => n.endsWith('.conf'))) {
       const path = posix.join(posix.resolve('/', dropInDir), name);
       if (mergeConfigFile(host, settings, path, false)) settings.dropIns.push(path);
     }

@@ -8,6 +8,7 @@ import { FileFollower } from './follow.js';
 import type { InternalNetworks, ParseResult } from './normalize.js';
 import { parseCalicoLine } from './sources/calico.js';
 import { HubbleParser } from './sources/hubble.js';
+import { GoldmaneSource, type GoldmaneTlsFiles } from './sources/goldmane.js';
 import { HubbleObserverSource } from './sources/hubble-grpc.js';
 import { FlowWindow } from './window.js';
 
@@ -40,13 +41,15 @@ export interface FlowCaptureOptions {
   /** How often files are read, ms. */
   pollMs: number;
   now: () => number;
+  /** TLS for goldmane sources; without it they connect in plaintext. */
+  goldmaneTls?: GoldmaneTlsFiles;
 }
 
 interface SourceState {
   spec: FlowSourceSpec;
   follower?: FileFollower;
-  /** A hubble-grpc source: Hubble's Observer API, whose messages arrive as they come, not by poll(). */
-  observer?: HubbleObserverSource;
+  /** A hubble-grpc or goldmane source: a gRPC stream whose messages arrive as they come, not by poll(). */
+  observer?: HubbleObserverSource | GoldmaneSource;
   parse: (line: string) => ParseResult<FlowRecord>;
   malformed: number;
   lost: number;
@@ -77,10 +80,10 @@ export class FlowCapture {
     this.sources = o.sources.map((spec) => {
       const state: SourceState = { spec, parse: () => ({ kind: 'skip', why: 'unsupported' }), malformed: 0, lost: 0, lastLogMs: 0, unloggedMalformed: 0 };
       if (spec.kind === 'calico') {
-        state.follower = new FileFollower(spec.target, saved[spec.raw]);
+        state.follower = new FileFollower(spec.target, saved[spec.raw], !o.spool);
         state.parse = (line) => parseCalicoLine(line, o.internal);
       } else if (spec.kind === 'hubble-file') {
-        state.follower = new FileFollower(spec.target, saved[spec.raw]);
+        state.follower = new FileFollower(spec.target, saved[spec.raw], !o.spool);
         const parser = new HubbleParser(o.internal);
         state.parse = (line) => parser.line(line);
       } else if (spec.kind === 'hubble-grpc') {
@@ -95,8 +98,16 @@ export class FlowCapture {
             this.handle(state, parser.response(msg), () => `${spec.target} response ${i}`);
           },
         });
-      } else {
-        o.log.warn({ source: spec.raw }, `${spec.kind} sources are not supported by this agent version yet; this source is ignored`);
+      } else if (spec.kind === 'goldmane') {
+        // Goldmane's flows carry no IP addresses, so internal CIDRs cannot reclassify its "pub" peers.
+        if (o.internal.size > 0) o.log.info({ source: spec.raw }, 'internal CIDRs do not apply to Goldmane flows (they carry no IP addresses)');
+        state.observer = new GoldmaneSource({
+          address: spec.target,
+          log: o.log.child({ source: spec.raw }),
+          tls: o.goldmaneTls,
+          // Converting and adding to the window is synchronous, so the stream never needs pausing here.
+          onResult: (r, where) => this.handle(state, r, () => where),
+        });
       }
       return state;
     });
@@ -116,14 +127,22 @@ export class FlowCapture {
   poll(): void {
     for (const s of this.sources) {
       if (!s.follower) continue;
-      const { lines, tooLong, events } = s.follower.poll();
+      let read: ReturnType<FileFollower['poll']>;
+      try {
+        read = s.follower.poll();
+      } catch (err) {
+        // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
+        this.malformed(s, `${s.spec.target}: cannot read: ${(err as Error).message}`);
+        continue;
+      }
+      const { lines, tooLong, events } = read;
       for (const e of events) this.o.log.info({ source: s.spec.raw }, e);
       for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
       for (const l of lines) this.handle(s, s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
     }
   }
 
-  /** One parsed record, from a file line or a Hubble message; `where` names it in the malformed log. */
+  /** One parsed record, from a file line, a Hubble message or a Goldmane flow; `where` names it in the malformed log. */
   private handle(s: SourceState, r: ParseResult<FlowRecord>, where: () => string): void {
     if (r.kind === 'flow') {
       this.stats.records++;
@@ -153,7 +172,13 @@ export class FlowCapture {
     const positions = this.positions();
     const seq = this.o.stream.send((seq) => {
       const batch: WireFlowBatch = { seq, windowStartUnixMs: w.startMs, windowEndUnixMs: w.endMs, records: w.records.map(flowToWire), sources, droppedRecords: dropped };
-      const discarded = this.o.spool?.write(seq, batch, positions) ?? [];
+      let discarded: number[] = [];
+      try {
+        discarded = this.o.spool?.write(seq, batch, positions) ?? [];
+      } catch (err) {
+        // A full or broken spool disk: the batch still goes out from memory; only a restart before its ack could lose it.
+        this.o.log.error({ err: (err as Error).message, seq }, 'cannot write the flow batch to the spool');
+      }
       for (const d of discarded) this.o.stream.discard(d);
       if (discarded.length > 0) this.o.log.warn({ discarded }, 'spool full: dropped the oldest unacknowledged flow batches');
       return { kind: 'flowBatch', flowBatch: batch };

@@ -127,7 +127,8 @@ export function toDefinition(doc: unknown, origin: string): ReportDefinition | I
   const cis = {
     highThreshold: spec.cis?.highThreshold ?? 100,
     medThreshold: spec.cis?.medThreshold ?? 50,
-    includeUnscoredTests: spec.cis?.includeUnscoredTests ?? true,
+    // DESIGN.md: unscored (Manual) checks count only where a report asks for them.
+    includeUnscoredTests: spec.cis?.includeUnscoredTests ?? false,
     numFailedTests: spec.cis?.numFailedTests ?? 5,
     resultsFilters: spec.cis?.resultsFilters ?? [],
   };

@@ -197,3 +197,13 @@ t.test('no kubelet at all is origin none', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
   t.equal(settingsOf(b).origin, 'none');
 });
+
+t.test('a --config-dir that cannot be read (a link out of the root) makes the config unknown, not defaulted', async (t) => {
+  const dir = tempDir(t);
+  const b = new NodeRootBuilder(`${dir}/node`);
+  b.yaml('/var/lib/kubelet/config.yaml', KC({ readOnlyPort: 0 }));
+  b.symlink('/etc/kubelet.d', '../../../../../../../tmp');
+  b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubelet.d']);
+  const s = settingsOf(b);
+  t.match(s.configErrors[0], /--config-dir \/etc\/kubelet\.d: .*climbs above the host root/);
+});

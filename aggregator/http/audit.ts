@@ -76,7 +76,8 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
       const q = req.query as { from?: string; to?: string };
       const interval = parseInterval({ from: q.from ?? new Date(Date.now() - 7 * 86_400_000).toISOString(), to: q.to }, Date.now());
       if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
-      const [events, history] = await Promise.all([store.auditEvents(interval.fromMs, interval.toMs), store.auditEvents(0, interval.fromMs)]);
+      const events = await store.auditEvents(interval.fromMs, interval.toMs);
+      const history = await store.latestAuditEvents(events, interval.fromMs);
       return { protected: tamper, items: tamperAlerts(policyChanges(events, history), tamper) };
     },
   );

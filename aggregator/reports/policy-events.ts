@@ -20,7 +20,7 @@ export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetri
     a.apiGroup === b.apiGroup && a.resource === b.resource && a.namespace === b.namespace && a.name === b.name && a.verb.replace('patch', 'update') === b.verb.replace('patch', 'update') && Math.abs(a.stageMs - b.stageMs) < 60_000 && a.auditId.startsWith('watch:') !== b.auditId.startsWith('watch:');
   const firstSeen = events.filter((e) => !nearby.some((n) => sameChange(e, n)));
   if (firstSeen.length === 0) return;
-  const history = await store.auditEvents(0, from);
+  const history = await store.latestAuditEvents(firstSeen, from);
   const changes = policyChanges(firstSeen, history);
   for (const c of changes) metrics.policyChanges.inc({ kind: c.kind });
   for (const a of tamperAlerts(changes, tamper)) {

@@ -30,7 +30,8 @@ export function reportRunner(store: Store, now: () => number = Date.now, invento
         break;
       }
       case 'policy-audit': {
-        const [events, history] = await Promise.all([store.auditEvents(run.intervalStartMs, run.intervalEndMs), store.auditEvents(0, run.intervalStartMs)]);
+        const events = await store.auditEvents(run.intervalStartMs, run.intervalEndMs);
+        const history = await store.latestAuditEvents(events, run.intervalStartMs);
         out = policyAuditReport(def, events, history, interval);
         break;
       }

@@ -485,6 +485,19 @@ export class PostgresStore implements Store {
     return inserted.rows.map((r) => r.audit_id);
   }
 
+  async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
+    if (objects.length === 0) return [];
+    const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(
+      `SELECT DISTINCT ON (e.api_group, e.resource, e.namespace, e.name) e.audit_id, e.stage_ms, e.verb, e.resource, e.api_group, e.namespace, e.name, e.username, e.event_json
+       FROM audit_events e JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(g, r, ns, n)
+         ON e.api_group = o.g AND e.resource = o.r AND e.namespace = o.ns AND e.name = o.n
+       WHERE e.stage_ms < $5
+       ORDER BY e.api_group, e.resource, e.namespace, e.name, e.stage_ms DESC, e.audit_id COLLATE "C" DESC`,
+      [objects.map((o) => o.apiGroup), objects.map((o) => o.resource), objects.map((o) => o.namespace), objects.map((o) => o.name), beforeMs],
+    );
+    return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown })).sort((a, b) => a.stageMs - b.stageMs);
+  }
+
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
     const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(
       `SELECT audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json FROM audit_events

@@ -293,6 +293,20 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => events.filter((e) => insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes === 1).map((e) => e.auditId))();
   }
 
+  async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
+    const q = this.db.prepare('SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1');
+    const seen = new Set<string>();
+    const out: StoredAuditEvent[] = [];
+    for (const o of objects) {
+      const key = JSON.stringify([o.apiGroup, o.resource, o.namespace, o.name]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const r = q.get(o.apiGroup, o.resource, o.namespace, o.name, beforeMs) as { audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string } | undefined;
+      if (r) out.push({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown });
+    }
+    return out.sort((a, b) => a.stageMs - b.stageMs);
+  }
+
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
     const rows = this.db.prepare('SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id').all(fromMs, toMs) as { audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }[];
     return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown }));

@@ -186,6 +186,20 @@ function contract(t: Test, backend: Backend): void {
     t.equal((await s.listNodes())[0]?.connected, false);
   });
 
+  t.test('the latest audit event per object before a time, for diffs without reading all history', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.recordAuditEvents([
+      auditEventOf('a1', T0 + 1_000),
+      auditEventOf('a2', T0 + 2_000, { verb: 'update' }),
+      auditEventOf('a3', T0 + 5_000, { verb: 'delete' }),
+      auditEventOf('b1', T0 + 1_500, { name: 'other' }),
+    ]);
+    const objects = [{ apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'default-deny' }, { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'other' }, { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'none' }];
+    t.same((await s.latestAuditEvents(objects, T0 + 3_000)).map((e) => e.auditId), ['b1', 'a2']);
+    t.same((await s.latestAuditEvents(objects, T0 + 9_000)).map((e) => e.auditId), ['b1', 'a3']);
+    t.same(await s.latestAuditEvents([], T0), []);
+  });
+
   t.test('ping answers while open; close is idempotent', async (t) => {
     const store = await openStore(await backend.freshDb(t));
     await store.ping();

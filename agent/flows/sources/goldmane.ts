@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
+import { FollowingStream, type Json } from './following-stream.js';
 import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
 import { endpoint, uniquePolicies, workloadFromPodName, type ParseResult } from '../normalize.js';
@@ -35,7 +36,6 @@ export function goldmaneFlowsServiceDefinition(): grpc.ServiceDefinition {
   return cached;
 }
 
-type Json = Record<string, unknown>;
 
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -248,7 +248,6 @@ export interface GoldmaneSourceOptions {
   maxBackoffMs?: number;
 }
 
-type State = 'idle' | 'connected' | 'down';
 
 /** Keys of flows at the resume point, remembered to drop Goldmane's repeats of them after a reconnect. */
 const BOUNDARY_MAX = 100_000;
@@ -291,96 +290,31 @@ export function goldmaneCredentials(tls: GoldmaneTlsFiles): { credentials: grpc.
  * Logs once per change: connected, disconnected (with the reason), and the
  * first failed attempt while down; never per flow or per retry.
  */
-export class GoldmaneSource {
-  readonly stats = { flows: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0 };
-  private readonly client: grpc.Client;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  private backoffMs: number;
-  private call?: grpc.ClientReadableStream<Json>;
-  private retryTimer?: NodeJS.Timeout;
-  private state: State = 'idle';
-  private stopped = false;
-  private paused = false;
-  private started = false;
+export class GoldmaneSource extends FollowingStream {
   /** Resume point: the newest flow start time received (Unix seconds); undefined before the first flow. */
   private since?: number;
   private boundary = new Set<string>();
-  /** True from a reconnect until the first flow past the resume point. */
-  private replaying = false;
 
   constructor(private readonly o: GoldmaneSourceOptions) {
-    this.minBackoffMs = o.minBackoffMs ?? 500;
-    this.maxBackoffMs = o.maxBackoffMs ?? 30_000;
-    this.backoffMs = this.minBackoffMs;
     let credentials = o.credentials;
     let channelOptions: grpc.ChannelOptions = {};
     if (!credentials && o.tls) ({ credentials, channelOptions } = goldmaneCredentials(o.tls));
     const Ctor = grpc.makeGenericClientConstructor(goldmaneFlowsServiceDefinition(), 'Flows');
-    this.client = new Ctor(o.address, credentials ?? grpc.credentials.createInsecure(), channelOptions);
+    super(new Ctor(o.address, credentials ?? grpc.credentials.createInsecure(), channelOptions), { name: 'Goldmane', address: o.address, log: o.log, minBackoffMs: o.minBackoffMs, maxBackoffMs: o.maxBackoffMs });
   }
 
-  /** True while a Stream call is open and the server is reachable. */
-  get connected(): boolean {
-    return this.state === 'connected';
-  }
-
-  start(): void {
-    if (this.started || this.stopped) return;
-    this.started = true;
-    this.connect();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    const call = this.call;
-    this.call = undefined;
-    call?.cancel();
-    this.client.close();
-  }
-
-  pause(): void {
-    this.paused = true;
-    this.call?.pause();
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.call?.resume();
-  }
-
-  private connect(): void {
-    if (this.stopped) return;
+  protected open(): grpc.ClientReadableStream<Json> {
     const def = goldmaneFlowsServiceDefinition().Stream as grpc.MethodDefinition<Json, Json>;
     const request: Json = {};
     if (this.since !== undefined) request.start_time_gte = String(this.since);
-    const call = this.client.makeServerStreamRequest<Json, Json>('/goldmane.Flows/Stream', def.requestSerialize, def.responseDeserialize, request);
-    this.call = call;
-    const openedAt = Date.now();
-    if (this.paused) call.pause();
-    call.on('metadata', () => this.up(call));
-    call.on('data', (m: Json) => this.onData(call, m));
-    call.on('error', (err: grpc.ServiceError) => this.down(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, openedAt));
-    call.on('end', () => this.down(call, 'Goldmane ended the stream', openedAt));
-    // Goldmane sends nothing (not even headers) until a bucket is complete: the channel being READY means connected.
-    this.client.waitForReady(Date.now() + 10_000, (err) => {
-      if (!err) this.up(call);
-    });
+    return this.client.makeServerStreamRequest<Json, Json>('/goldmane.Flows/Stream', def.requestSerialize, def.responseDeserialize, request);
   }
 
-  private up(call: grpc.ClientReadableStream<Json>): void {
-    if (call !== this.call || this.state === 'connected') return;
-    this.state = 'connected';
-    this.stats.connects++;
-    this.o.log.info({ address: this.o.address, startTimeGte: this.since ?? 0 }, 'following Goldmane flows');
+  protected resumeFields(): Record<string, unknown> {
+    return { startTimeGte: this.since ?? 0 };
   }
 
-  private onData(call: grpc.ClientReadableStream<Json>, m: Json): void {
-    if (call !== this.call) return;
-    this.up(call);
-    this.backoffMs = this.minBackoffMs;
+  protected handle(m: Json): boolean {
     const flow = isObject(m.flow) ? m.flow : undefined;
     const start = flow ? int(flow.start_time) : Number.NaN;
     const timed = Number.isFinite(start) && start > 0;
@@ -388,11 +322,11 @@ export class GoldmaneSource {
     if (this.replaying && timed && this.since !== undefined) {
       if (start < this.since) {
         this.stats.staleDropped++;
-        return;
+        return true;
       }
       if (start === this.since && this.boundary.has(key)) {
         this.stats.duplicatesDropped++;
-        return;
+        return true;
       }
       if (start > this.since) this.replaying = false;
     }
@@ -403,25 +337,7 @@ export class GoldmaneSource {
         this.boundary = new Set([key]);
       } else if (start === this.since && this.boundary.size < BOUNDARY_MAX) this.boundary.add(key);
     }
-    this.stats.flows++;
-    if (this.o.onResult(goldmaneFlowToRecord(flow), `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${flow?.start_time ?? '?'})`) === false) this.pause();
-  }
-
-  private down(call: grpc.ClientReadableStream<Json>, why: string, openedAt: number): void {
-    if (call !== this.call) return;
-    this.call = undefined;
-    if (this.stopped) return;
-    this.stats.failures++;
-    // A stream that lived long is not a failing server: start the backoff over.
-    if (Date.now() - openedAt >= this.maxBackoffMs) this.backoffMs = this.minBackoffMs;
-    const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
-    this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoffMs);
-    if (this.state === 'connected') this.o.log.warn({ address: this.o.address, why }, 'Goldmane flow stream lost; reconnecting');
-    else if (this.state === 'idle') this.o.log.warn({ address: this.o.address, why }, 'cannot reach Goldmane; retrying');
-    else this.o.log.debug({ address: this.o.address, why, retryInMs: delay }, 'Goldmane still unreachable');
-    this.state = 'down';
-    this.replaying = true;
-    this.retryTimer = setTimeout(() => this.connect(), delay);
-    this.retryTimer.unref();
+    this.stats.messages++;
+    return this.o.onResult(goldmaneFlowToRecord(flow), `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${flow?.start_time ?? '?'})`) !== false;
   }
 }

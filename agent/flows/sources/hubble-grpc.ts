@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
+import { FollowingStream, type Json } from './following-stream.js';
 import { packageRoot } from '../../../common/package-root.js';
 
 /**
@@ -34,7 +35,6 @@ export interface WireTimestamp {
   nanos?: number;
 }
 
-type Json = Record<string, unknown>;
 
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -122,7 +122,6 @@ export interface HubbleObserverSourceOptions {
   credentials?: grpc.ChannelCredentials;
 }
 
-type State = 'idle' | 'connected' | 'down';
 
 /** Keys of messages at the resume point, remembered to drop Hubble's repeats of them after a reconnect. */
 const BOUNDARY_MAX = 10_000;
@@ -147,102 +146,40 @@ const BOUNDARY_MAX = 10_000;
  * Logs once per change: connected, disconnected (with the reason), and the
  * first failed attempt while down; never per flow or per retry.
  */
-export class HubbleObserverSource {
-  readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0 };
-  private readonly client: grpc.Client;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  private backoffMs: number;
-  private call?: grpc.ClientReadableStream<Json>;
-  private retryTimer?: NodeJS.Timeout;
-  private state: State = 'idle';
-  private stopped = false;
-  private paused = false;
-  private started = false;
+export class HubbleObserverSource extends FollowingStream {
   /** Resume point: the newest flow time received, or when following began. */
   private since?: WireTimestamp;
   private boundary = new Set<string>();
-  /** True from a reconnect until the first message past the resume point. */
-  private replaying = false;
 
   constructor(private readonly o: HubbleObserverSourceOptions) {
-    this.minBackoffMs = o.minBackoffMs ?? 500;
-    this.maxBackoffMs = o.maxBackoffMs ?? 30_000;
-    this.backoffMs = this.minBackoffMs;
     const Ctor = grpc.makeGenericClientConstructor(observerServiceDefinition(), 'Observer');
-    this.client = new Ctor(o.address, o.credentials ?? grpc.credentials.createInsecure(), {});
+    super(new Ctor(o.address, o.credentials ?? grpc.credentials.createInsecure(), {}), { name: 'Hubble', address: o.address, log: o.log, minBackoffMs: o.minBackoffMs, maxBackoffMs: o.maxBackoffMs });
   }
 
-  /** True while a GetFlows stream is open and the server is reachable. */
-  get connected(): boolean {
-    return this.state === 'connected';
-  }
-
-  start(): void {
-    if (this.started || this.stopped) return;
-    this.started = true;
+  protected override onStart(): void {
     const ms = (this.o.now ?? Date.now)();
     this.since = { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-    this.connect();
   }
 
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    const call = this.call;
-    this.call = undefined;
-    call?.cancel();
-    this.client.close();
-  }
-
-  pause(): void {
-    this.paused = true;
-    this.call?.pause();
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.call?.resume();
-  }
-
-  private connect(): void {
-    if (this.stopped) return;
+  protected open(): grpc.ClientReadableStream<Json> {
     const def = observerServiceDefinition().GetFlows as grpc.MethodDefinition<Json, Json>;
     const request: Json = { follow: true };
     if (this.since) request.since = { ...this.since };
-    const call = this.client.makeServerStreamRequest<Json, Json>('/observer.Observer/GetFlows', def.requestSerialize, def.responseDeserialize, request);
-    this.call = call;
-    const openedAt = Date.now();
-    if (this.paused) call.pause();
-    call.on('metadata', () => this.up(call));
-    call.on('data', (m: Json) => this.onData(call, m));
-    call.on('error', (err: grpc.ServiceError) => this.down(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, openedAt));
-    call.on('end', () => this.down(call, 'Hubble ended the stream', openedAt));
-    // A following server may send nothing (not even headers) until the first flow: the channel being READY means connected.
-    this.client.waitForReady(Date.now() + 10_000, (err) => {
-      if (!err) this.up(call);
-    });
+    return this.client.makeServerStreamRequest<Json, Json>('/observer.Observer/GetFlows', def.requestSerialize, def.responseDeserialize, request);
   }
 
-  private up(call: grpc.ClientReadableStream<Json>): void {
-    if (call !== this.call || this.state === 'connected') return;
-    this.state = 'connected';
-    this.stats.connects++;
-    this.o.log.info({ address: this.o.address, since: this.since && timestampToRfc3339(this.since) }, 'following Hubble flows');
+  protected resumeFields(): Record<string, unknown> {
+    return { since: this.since && timestampToRfc3339(this.since) };
   }
 
-  private onData(call: grpc.ClientReadableStream<Json>, m: Json): void {
-    if (call !== this.call) return;
-    this.up(call);
-    this.backoffMs = this.minBackoffMs;
+  protected handle(m: Json): boolean {
     const flow = isObject(m.flow) ? m.flow : undefined;
     const time = isTimestamp(m.time) ? m.time : flow && isTimestamp(flow.time) ? flow.time : undefined;
     const key = flow ? `flow:${String(flow.uuid ?? JSON.stringify(flow))}` : `msg:${JSON.stringify(m)}`;
     if (this.replaying) {
       if (this.boundary.has(key)) {
         this.stats.duplicatesDropped++;
-        return;
+        return true;
       }
       if (flow && time && this.since && compareTimestamps(time, this.since) > 0) this.replaying = false;
     }
@@ -255,28 +192,10 @@ export class HubbleObserverSource {
       } else if (c === 0) this.remember(key);
     } else if (!flow) this.remember(key);
     this.stats.messages++;
-    if (this.o.onMessage(toExportShape(m)) === false) this.pause();
+    return this.o.onMessage(toExportShape(m)) !== false;
   }
 
   private remember(key: string): void {
     if (this.boundary.size < BOUNDARY_MAX) this.boundary.add(key);
-  }
-
-  private down(call: grpc.ClientReadableStream<Json>, why: string, openedAt: number): void {
-    if (call !== this.call) return;
-    this.call = undefined;
-    if (this.stopped) return;
-    this.stats.failures++;
-    // A stream that lived long is not a failing server: start the backoff over.
-    if (Date.now() - openedAt >= this.maxBackoffMs) this.backoffMs = this.minBackoffMs;
-    const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
-    this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoffMs);
-    if (this.state === 'connected') this.o.log.warn({ address: this.o.address, why }, 'Hubble flow stream lost; reconnecting');
-    else if (this.state === 'idle') this.o.log.warn({ address: this.o.address, why }, 'cannot reach Hubble; retrying');
-    else this.o.log.debug({ address: this.o.address, why, retryInMs: delay }, 'Hubble still unreachable');
-    this.state = 'down';
-    this.replaying = true;
-    this.retryTimer = setTimeout(() => this.connect(), delay);
-    this.retryTimer.unref();
   }
 }

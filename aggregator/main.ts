@@ -19,6 +19,7 @@ import { KubeLease } from './kube/lease.js';
 import { ClusterReports } from './kube/globalreports.js';
 import { kubeInventory } from './kube/inventory.js';
 import { PolicyHistory } from './kube/policy-history.js';
+import { NodeLifecycle } from './kube/nodes.js';
 import { noteNewPolicyEvents } from './reports/policy-events.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -67,6 +68,8 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
   const policyHistory = kube ? new PolicyHistory(kube, store, log.child({ component: 'policy-history' }), Date.now, (fresh) => noteNewPolicyEvents(store, metrics, tamper, log.child({ component: 'policy-history' }), fresh)) : undefined;
   policyHistory?.start();
+  const nodeLifecycle = kube ? new NodeLifecycle(kube, store, log.child({ component: 'nodes' })) : undefined;
+  nodeLifecycle?.start();
 
   // One scheduler among replicas: a Lease in a cluster, an advisory lock on a shared PostgreSQL without one.
   const pgLeader = !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
@@ -151,6 +154,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       clearInterval(statusTimer);
       clusterReports?.stop();
       policyHistory?.stop();
+      nodeLifecycle?.stop();
       await policyHistory?.flush();
       await app.close();
       await scheduler.stop();

@@ -111,6 +111,8 @@ export interface Store {
    * the node's latest (an agent may already be connected to another replica).
    */
   markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void>;
+  /** The node left the cluster: it is no longer listed (its archived runs stay, readable with ?at). */
+  forgetNode(node: string): Promise<void>;
   /** The node's agent is alive (a heartbeat): last seen moves forward. */
   touchNode(node: string, atMs: number): Promise<void>;
   /** Mark every node disconnected (on start of a single-replica aggregator). */

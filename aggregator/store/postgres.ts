@@ -167,6 +167,10 @@ export class PostgresStore implements Store {
     await this.pool.query('UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2 AND ($3::text IS NULL OR connection_id = $3)', [atMs, node, connectionId ?? null]);
   }
 
+  async forgetNode(node: string): Promise<void> {
+    await this.pool.query('DELETE FROM nodes WHERE name = $1', [node]);
+  }
+
   async touchNode(node: string, atMs: number): Promise<void> {
     await this.pool.query('UPDATE nodes SET last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
   }

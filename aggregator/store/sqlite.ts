@@ -94,6 +94,10 @@ export class SqliteStore implements Store {
     this.db.prepare('UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ? AND (? IS NULL OR connection_id = ?)').run(atMs, node, connectionId ?? null, connectionId ?? null);
   }
 
+  async forgetNode(node: string): Promise<void> {
+    this.db.prepare('DELETE FROM nodes WHERE name = ?').run(node);
+  }
+
   async touchNode(node: string, atMs: number): Promise<void> {
     this.db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
   }

@@ -147,3 +147,22 @@ t.test('policy versions come from Verdict\'s own watch: changes and diffs withou
   t.same(changes.map((c) => [c.verb, c.user, c.source]), [['update', 'mallory', 'audit'], ['delete', '', 'watch']]);
   t.same(changes[0]?.diff.map((d) => d.path), ['spec.policyTypes'], 'the diff is against the version the watch saw before');
 });
+
+t.test('a node deleted from the cluster leaves the node list; nodes already gone are dropped on the first list', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  const node = (name: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, uid: `uid-${name}` }, status: { nodeInfo: { kubeletVersion: 'v1.32.1' } } });
+  api.lists.set('/api/v1/nodes', [node('kept'), node('leaving')]);
+  const { SqliteStore } = await import('../../aggregator/store/sqlite.js');
+  const dbDir = tempDir(t);
+  // A node the store knows from before, which the cluster no longer has.
+  const pre = SqliteStore.open(`${dbDir}/v.db`);
+  const hello = { role: 'worker' as const, labels: {}, kubeletVersion: '', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '', bootId: 'b' };
+  for (const n of ['kept', 'leaving', 'long-gone']) await pre.recordHello({ name: n, ...hello }, Date.now());
+  await pre.close();
+  const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, db: `sqlite:${dbDir}/v.db` });
+  await until(async () => !(await agg.store.listNodes()).some((n) => n.name === 'long-gone'), 'a node the cluster no longer has is dropped');
+  t.same((await agg.store.listNodes()).map((n) => n.name), ['kept', 'leaving']);
+  await until(() => api.calls.some((c) => c.path.startsWith('/api/v1/nodes?') && c.path.includes('watch=1')), 'watching nodes');
+  api.emitTo('/api/v1/nodes', 'DELETED', node('leaving'));
+  await until(async () => (await agg.store.listNodes()).map((n) => n.name).join() === 'kept', 'the deleted node leaves');
+});

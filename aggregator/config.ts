@@ -20,6 +20,8 @@ export interface AggregatorConfig {
   flowRollupAfterMs: number;
   /** Flow buckets older than this are deleted, ms (default 30 days). */
   flowRetentionMs: number;
+  /** Audit events and watched policy versions older than this are deleted, ms (default 400 days: a year of audits and then some). */
+  auditRetentionMs: number;
   /** Static bearer tokens for HTTP readers with per-report grants (no cluster). */
   httpTokensFile?: string;
   /** Scheduled reports start this long after their interval ends, ms (default 30 min). */
@@ -43,6 +45,7 @@ export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
   flowRollupAfterMs: 48 * 3_600_000,
   flowRetentionMs: 30 * 86_400_000,
   reportStartDelayMs: 30 * 60_000,
+  auditRetentionMs: 400 * 86_400_000,
   protectedNamespaces: [],
   protectedTiers: [],
   agentServiceAccount: 'system:serviceaccount:verdict:verdict-agent',
@@ -61,7 +64,7 @@ Usage:
   verdict-aggregator [--http :8080] [--grpc :9090] [--db sqlite:FILE | postgres://...]
                      [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
                      [--max-message-bytes N] [--log-level info]
-                     [--flow-rollup-after 48h] [--flow-retention 30d]
+                     [--flow-rollup-after 48h] [--flow-retention 30d] [--audit-retention 400d]
                      [--http-tokens FILE] [--report-start-delay 30m]
                      [--protected-namespaces a,b] [--protected-tiers security]
                      [--kubeconfig FILE] [--agent-service-account system:serviceaccount:verdict:verdict-agent]
@@ -96,6 +99,7 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
       'flow-rollup-after': { type: 'string', default: '48h' },
       'flow-retention': { type: 'string', default: '30d' },
+      'audit-retention': { type: 'string', default: '400d' },
       'http-tokens': { type: 'string' },
       'report-start-delay': { type: 'string', default: '30m' },
       'protected-namespaces': { type: 'string', default: '' },
@@ -119,6 +123,7 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   if (flowRetentionMs < flowRollupAfterMs) throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
   const list = (v: unknown) => String(v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
   return {
+    auditRetentionMs: parseDuration('--audit-retention', values['audit-retention'] as string),
     httpTokensFile: values['http-tokens'],
     kubeconfig: values.kubeconfig,
     agentServiceAccount: values['agent-service-account'] as string,

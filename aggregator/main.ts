@@ -124,6 +124,8 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     try {
       const now = Date.now();
       const r = await store.compactFlows(now - config.flowRollupAfterMs, now - config.flowRetentionMs);
+      const audits = await store.deleteAuditEventsBefore(now - config.auditRetentionMs);
+      if (audits > 0) log.info({ deleted: audits }, 'audit events past retention deleted');
       if (r.rolledUp > 0) metrics.flowsCompacted.inc({ what: 'rolled_up' }, r.rolledUp);
       if (r.deleted > 0) metrics.flowsCompacted.inc({ what: 'deleted' }, r.deleted);
       if (r.rolledUp + r.deleted > 0) log.info(r, 'flow buckets compacted');

@@ -158,6 +158,8 @@ export interface Store {
   /** Store audit events once each (by auditID); answers the IDs that were new. */
   recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]>;
   auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]>;
+  /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
+  deleteAuditEventsBefore(beforeMs: number): Promise<number>;
   /** For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left out. */
   latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]>;
 }

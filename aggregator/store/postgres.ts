@@ -489,6 +489,11 @@ export class PostgresStore implements Store {
     return inserted.rows.map((r) => r.audit_id);
   }
 
+  async deleteAuditEventsBefore(beforeMs: number): Promise<number> {
+    const r = await this.pool.query('DELETE FROM audit_events WHERE stage_ms < $1', [beforeMs]);
+    return r.rowCount ?? 0;
+  }
+
   async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
     if (objects.length === 0) return [];
     const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(

@@ -297,6 +297,10 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => events.filter((e) => insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes === 1).map((e) => e.auditId))();
   }
 
+  async deleteAuditEventsBefore(beforeMs: number): Promise<number> {
+    return this.db.prepare('DELETE FROM audit_events WHERE stage_ms < ?').run(beforeMs).changes;
+  }
+
   async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
     const q = this.db.prepare('SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1');
     const seen = new Set<string>();

@@ -198,6 +198,8 @@ function contract(t: Test, backend: Backend): void {
     t.same((await s.latestAuditEvents(objects, T0 + 3_000)).map((e) => e.auditId), ['b1', 'a2']);
     t.same((await s.latestAuditEvents(objects, T0 + 9_000)).map((e) => e.auditId), ['b1', 'a3']);
     t.same(await s.latestAuditEvents([], T0), []);
+    t.equal(await s.deleteAuditEventsBefore(T0 + 1_800), 2, 'retention deletes what is older');
+    t.same((await s.auditEvents(0, T0 + 10_000)).map((e) => e.auditId), ['a2', 'a3']);
   });
 
   t.test('ping answers while open; close is idempotent', async (t) => {

@@ -20,6 +20,7 @@ import { ClusterReports } from './kube/globalreports.js';
 import { kubeInventory } from './kube/inventory.js';
 import { PolicyHistory } from './kube/policy-history.js';
 import { NodeLifecycle } from './kube/nodes.js';
+import { PodHistory } from './kube/pods.js';
 import { noteNewPolicyEvents } from './reports/policy-events.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -70,6 +71,8 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   policyHistory?.start();
   const nodeLifecycle = kube ? new NodeLifecycle(kube, store, log.child({ component: 'nodes' })) : undefined;
   nodeLifecycle?.start();
+  const podHistory = kube ? new PodHistory(kube, store, log.child({ component: 'pod-history' })) : undefined;
+  podHistory?.start();
 
   // One scheduler among replicas: a Lease in a cluster, an advisory lock on a shared PostgreSQL without one.
   const pgLeader = !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
@@ -80,7 +83,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const scheduler = new ReportScheduler(
     store,
     registry,
-    reportRunner(store, Date.now, kube ? kubeInventory(kube) : undefined),
+    reportRunner(store, Date.now, kube ? kubeInventory(kube, store) : undefined),
     leader ? () => leader.isLeader() : async () => true,
     {
       runFinished(report, result, atMs) {
@@ -157,6 +160,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       clusterReports?.stop();
       policyHistory?.stop();
       nodeLifecycle?.stop();
+      podHistory?.stop();
       await policyHistory?.flush();
       await app.close();
       await scheduler.stop();

@@ -1,8 +1,14 @@
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
 import type { InventorySnapshot } from '../reports/types/inventory.js';
+import type { Store } from '../store/index.js';
 
-/** List what an inventory report needs; Calico's policies only where Calico's API is installed. */
-export function kubeInventory(kube: KubeClient): () => Promise<InventorySnapshot> {
+/**
+ * List what an inventory report needs; Calico's policies only where Calico's
+ * API is installed. Pods come from the recorded pod history when it reaches
+ * back to the interval's start (so pods deleted during the interval count),
+ * else from the current list.
+ */
+export function kubeInventory(kube: KubeClient, store?: Store): (fromMs: number, toMs: number) => Promise<InventorySnapshot> {
   const items = async <T>(path: string, optional = false): Promise<T[]> => {
     try {
       return (await kube.get<{ items?: T[] }>(path)).items ?? [];
@@ -11,8 +17,9 @@ export function kubeInventory(kube: KubeClient): () => Promise<InventorySnapshot
       throw err;
     }
   };
-  return async () => {
-    const [pods, namespaces, serviceAccounts, networkPolicies, calicoNp, calicoGnp] = await Promise.all([
+  return async (fromMs, toMs) => {
+    const history = await store?.podsDuring(fromMs, toMs);
+    const [live, namespaces, serviceAccounts, networkPolicies, calicoNp, calicoGnp] = await Promise.all([
       items<InventorySnapshot['pods'][number]>('/api/v1/pods'),
       items<InventorySnapshot['namespaces'][number]>('/api/v1/namespaces'),
       items<InventorySnapshot['serviceAccounts'][number]>('/api/v1/serviceaccounts'),
@@ -20,6 +27,9 @@ export function kubeInventory(kube: KubeClient): () => Promise<InventorySnapshot
       items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>('/apis/projectcalico.org/v3/networkpolicies', true),
       items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>('/apis/projectcalico.org/v3/globalnetworkpolicies', true),
     ]);
+    const pods = history
+      ? history.map((p) => ({ metadata: { name: p.name, namespace: p.namespace, labels: p.labels }, spec: { serviceAccountName: p.serviceAccount, hostNetwork: p.hostNetwork } }))
+      : live;
     return {
       pods,
       namespaces,

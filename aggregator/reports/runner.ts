@@ -10,7 +10,7 @@ import { inventoryReport, type InventorySnapshot } from './types/inventory.js';
  * Runs one report: reads its inputs for the run's interval from the store and
  * hands them to the pure generator of its type.
  */
-export function reportRunner(store: Store, now: () => number = Date.now, inventorySource?: () => Promise<InventorySnapshot>) {
+export function reportRunner(store: Store, now: () => number = Date.now, inventorySource?: (fromMs: number, toMs: number) => Promise<InventorySnapshot>) {
   return async (run: ReportRunRecord, def: ReportDefinition): Promise<ReportResult> => {
     const interval = { start: new Date(run.intervalStartMs).toISOString(), end: new Date(run.intervalEndMs).toISOString() };
     let out: { summary: Record<string, unknown>; data: unknown; files: ReportResult['files'] };
@@ -37,8 +37,7 @@ export function reportRunner(store: Store, now: () => number = Date.now, invento
       }
       case 'inventory':
         if (!inventorySource) throw new Error('VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster\'s pods, namespaces, service accounts and network policies; run the aggregator in a cluster or give it --kubeconfig');
-        // A point-in-time inventory taken when the run executes (see the issue notes).
-        out = inventoryReport(def, await inventorySource(), interval);
+        out = inventoryReport(def, await inventorySource(run.intervalStartMs, run.intervalEndMs), interval);
         break;
     }
     return { report: def.name, reportType: def.reportType, startTime: interval.start, endTime: interval.end, generatedAt: new Date(now()).toISOString(), ...out, evidence: EVIDENCE[def.reportType] };

@@ -95,6 +95,16 @@ export interface StoredAuditEvent {
   event: unknown;
 }
 
+/** A pod as the cluster showed it, and when it was there. */
+export interface PodSighting {
+  uid: string;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  hostNetwork: boolean;
+}
+
 /**
  * Everything the aggregator keeps. SQLite and PostgreSQL implement this one
  * interface; compute/ and http/ see nothing else.
@@ -158,6 +168,10 @@ export interface Store {
   /** Store audit events once each (by auditID); answers the IDs that were new. */
   recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]>;
   auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]>;
+  /** Pods seen now (added or changed: last seen moves on, first seen stays) or deleted (at `atMs`). */
+  recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void>;
+  /** Pods that existed at any time in [fromMs, toMs); undefined when no pod history reaches back to fromMs. */
+  podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined>;
   /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
   deleteAuditEventsBefore(beforeMs: number): Promise<number>;
   /** For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left out. */

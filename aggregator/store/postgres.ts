@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import { mergedBucketRows } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
@@ -487,6 +487,29 @@ export class PostgresStore implements Store {
       ],
     );
     return inserted.rows.map((r) => r.audit_id);
+  }
+
+  async recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void> {
+    if (pods.length === 0) return;
+    const rows = [...new Map(pods.map((p) => [p.uid, p])).values()].sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+    await this.pool.query(
+      `INSERT INTO pod_history (uid, namespace, name, labels_json, service_account, host_network, first_seen_ms, last_seen_ms, deleted_ms)
+       SELECT u.uid, u.ns, u.name, u.labels, u.sa, u.hn, $7, $7, $8 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(uid, ns, name, labels, sa, hn)
+       ON CONFLICT (uid) DO UPDATE SET labels_json = excluded.labels_json, service_account = excluded.service_account, host_network = excluded.host_network,
+         last_seen_ms = GREATEST(pod_history.last_seen_ms, excluded.last_seen_ms), deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
+      [rows.map((p) => p.uid), rows.map((p) => p.namespace), rows.map((p) => p.name), rows.map((p) => JSON.stringify(p.labels)), rows.map((p) => p.serviceAccount), rows.map((p) => p.hostNetwork), atMs, deleted ? atMs : null],
+    );
+  }
+
+  async podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined> {
+    const oldest = await this.pool.query<{ m: number | null }>('SELECT MIN(first_seen_ms) AS m FROM pod_history');
+    const m = oldest.rows[0]?.m ?? null;
+    if (m === null || m > fromMs) return undefined;
+    const { rows } = await this.pool.query<{ uid: string; namespace: string; name: string; labels_json: string; service_account: string; host_network: boolean }>(
+      'SELECT uid, namespace, name, labels_json, service_account, host_network FROM pod_history WHERE first_seen_ms < $1 AND (deleted_ms IS NULL OR deleted_ms >= $2) ORDER BY namespace COLLATE "C", name COLLATE "C", uid COLLATE "C"',
+      [toMs, fromMs],
+    );
+    return rows.map((r) => ({ uid: r.uid, namespace: r.namespace, name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, serviceAccount: r.service_account, hostNetwork: r.host_network }));
   }
 
   async deleteAuditEventsBefore(beforeMs: number): Promise<number> {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { bucketParams } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
 import { migrationFiles } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
@@ -295,6 +295,25 @@ export class SqliteStore implements Store {
       'INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (audit_id) DO NOTHING',
     );
     return this.db.transaction(() => events.filter((e) => insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes === 1).map((e) => e.auditId))();
+  }
+
+  async recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void> {
+    const upsert = this.db.prepare(
+      `INSERT INTO pod_history (uid, namespace, name, labels_json, service_account, host_network, first_seen_ms, last_seen_ms, deleted_ms)
+       VALUES (@uid, @namespace, @name, @labels, @serviceAccount, @hostNetwork, @at, @at, @deletedMs)
+       ON CONFLICT (uid) DO UPDATE SET labels_json = excluded.labels_json, service_account = excluded.service_account, host_network = excluded.host_network,
+         last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
+    );
+    this.db.transaction(() => {
+      for (const p of pods) upsert.run({ ...p, labels: JSON.stringify(p.labels), hostNetwork: p.hostNetwork ? 1 : 0, at: atMs, deletedMs: deleted ? atMs : null });
+    })();
+  }
+
+  async podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined> {
+    const oldest = this.db.prepare('SELECT MIN(first_seen_ms) AS m FROM pod_history').get() as { m: number | null };
+    if (oldest.m === null || oldest.m > fromMs) return undefined;
+    const rows = this.db.prepare('SELECT * FROM pod_history WHERE first_seen_ms < ? AND (deleted_ms IS NULL OR deleted_ms >= ?) ORDER BY namespace, name, uid').all(toMs, fromMs) as { uid: string; namespace: string; name: string; labels_json: string; service_account: string; host_network: number }[];
+    return rows.map((r) => ({ uid: r.uid, namespace: r.namespace, name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, serviceAccount: r.service_account, hostNetwork: r.host_network === 1 }));
   }
 
   async deleteAuditEventsBefore(beforeMs: number): Promise<number> {

@@ -166,3 +166,29 @@ t.test('a node deleted from the cluster leaves the node list; nodes already gone
   api.emitTo('/api/v1/nodes', 'DELETED', node('leaving'));
   await until(async () => (await agg.store.listNodes()).map((n) => n.name).join() === 'kept', 'the deleted node leaves');
 });
+
+t.test('an inventory covers the pods that existed at any time in its interval, deleted ones included (pod history)', async (t) => {
+  const api = await startFakeApiServer(t, tempDir(t));
+  const pod = (name: string, labels: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'shop', uid: `uid-${name}`, labels }, spec: { serviceAccountName: 'default', nodeName: 'n1' } });
+  api.lists.set('/api/v1/pods', [pod('old-1', { app: 'old' })]);
+  api.lists.set('/api/v1/namespaces', [{ metadata: { name: 'shop' } }]);
+  api.lists.set('/api/v1/serviceaccounts', []);
+  api.lists.set('/apis/networking.k8s.io/v1/networkpolicies', [{ metadata: { name: 'old-only', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'old' } } } }]);
+  api.globalReports.set('inv', gr('inv', { reportType: 'inventory' }));
+  const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig });
+  await until(async () => (await agg.store.podsDuring(0, Date.now() + 1)) === undefined && (await agg.store.podsDuring(Date.now(), Date.now() + 1))?.length === 1, 'the listed pod is recorded');
+  const from = Date.now();
+  await until(() => api.calls.some((c) => c.path.startsWith('/api/v1/pods?') && c.path.includes('watch=1')), 'watching pods');
+  api.emitTo('/api/v1/pods', 'ADDED', pod('new-1', { app: 'new' }));
+  api.emitTo('/api/v1/pods', 'DELETED', pod('old-1', { app: 'old' }));
+  await until(async () => ((await agg.store.podsDuring(from, Date.now() + 1)) ?? []).length === 2, 'both pods in the history');
+  t.same(api.lists.get('/api/v1/pods')?.length, 1, 'the cluster lists only the new pod now');
+  const run = await agg.scheduler.runNow(agg.registry.get('inv')!, from, Date.now() + 1000);
+  await until(async () => {
+    await agg.scheduler.tick();
+    await agg.scheduler.idle();
+    return (await agg.store.reportRun(run.id))?.status === 'succeeded';
+  }, 'inventory run');
+  const result = (await agg.store.reportRun(run.id))?.result as { data: { endpoints: { endpoint: string; ingressProtected: boolean }[] } };
+  t.same(result.data.endpoints.map((e) => [e.endpoint, e.ingressProtected]), [['shop/new-1', false], ['shop/old-1', true]]);
+});

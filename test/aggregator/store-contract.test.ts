@@ -202,6 +202,19 @@ function contract(t: Test, backend: Backend): void {
     t.same((await s.auditEvents(0, T0 + 10_000)).map((e) => e.auditId), ['a2', 'a3']);
   });
 
+  t.test('pod history: first seen stays, last seen moves, deletion is kept; pods during an interval', async (t) => {
+    const s = await freshStore(t, backend);
+    t.equal(await s.podsDuring(0, T0), undefined, 'no history yet');
+    const pod = (uid: string, name: string, labels: Record<string, string> = {}) => ({ uid, namespace: 'shop', name, labels, serviceAccount: 'default', hostNetwork: false });
+    await s.recordPods([pod('u1', 'a', { app: 'a' }), pod('u2', 'b')], T0, false);
+    await s.recordPods([pod('u1', 'a', { app: 'a2' })], T0 + 5_000, false);
+    await s.recordPods([pod('u2', 'b')], T0 + 10_000, true);
+    await s.recordPods([pod('u3', 'c')], T0 + 20_000, false);
+    t.equal(await s.podsDuring(T0 - 1, T0 + 1), undefined, 'history does not reach back that far');
+    t.same((await s.podsDuring(T0, T0 + 15_000))?.map((p) => [p.name, p.labels]), [['a', { app: 'a2' }], ['b', {}]]);
+    t.same((await s.podsDuring(T0 + 11_000, T0 + 30_000))?.map((p) => p.name), ['a', 'c'], 'a pod deleted before the interval is left out');
+  });
+
   t.test('ping answers while open; close is idempotent', async (t) => {
     const store = await openStore(await backend.freshDb(t));
     await store.ping();

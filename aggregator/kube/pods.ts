@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import type { KubeClient } from '../../common/kube-client.js';
+import type { PodSighting, Store } from '../store/index.js';
+import { ResourceWatch, type KubeObject } from './watch.js';
+
+/**
+ * Pod history for inventory reports: every pod the cluster lists, when it
+ * appeared and when it was deleted. Status-only updates (most pod events) are
+ * not written; a change of labels or service account is.
+ */
+export class PodHistory {
+  private readonly watch: ResourceWatch;
+  private readonly seen = new Map<string, string>();
+
+  constructor(
+    kube: KubeClient,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.watch = new ResourceWatch(kube, '/api/v1/pods', () => {}, log.child({ resource: 'pods' }), 300, (type, obj) => void this.record(type, obj));
+  }
+
+  start(): void {
+    this.watch.start();
+  }
+
+  stop(): void {
+    this.watch.stop();
+  }
+
+  private async record(type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): Promise<void> {
+    const pod = obj as KubeObject & { metadata: { labels?: Record<string, string> }; spec?: { serviceAccountName?: string; hostNetwork?: boolean } };
+    const s: PodSighting = {
+      uid: pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`,
+      namespace: pod.metadata.namespace ?? '',
+      name: pod.metadata.name,
+      labels: pod.metadata.labels ?? {},
+      serviceAccount: pod.spec?.serviceAccountName ?? 'default',
+      hostNetwork: pod.spec?.hostNetwork === true,
+    };
+    const fingerprint = JSON.stringify([s.labels, s.serviceAccount, s.hostNetwork]);
+    if (type !== 'DELETED' && this.seen.get(s.uid) === fingerprint && type !== 'SYNC') return;
+    if (type === 'DELETED') this.seen.delete(s.uid);
+    else this.seen.set(s.uid, fingerprint);
+    try {
+      await this.store.recordPods([s], this.now(), type === 'DELETED');
+    } catch (err) {
+      this.log.warn({ pod: `${s.namespace}/${s.name}`, err: (err as Error).message }, 'cannot record pod history');
+    }
+  }
+}

@@ -20,6 +20,7 @@ Usage:
                      [--token-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE]
                      [--kubelet-configz] [--kubeconfig FILE] [--kubernetes-version v1.32.4]
                      [--internal-cidr 10.0.0.0/8]... [--flow-window-ms 15000] [--max-spool-bytes N]
+                     [--goldmane-ca F [--goldmane-cert F --goldmane-key F] [--goldmane-server-name N]]
                      [--rescan-interval-ms 300000] [--watch-interval-ms 1000]
   verdict-agent benchmarks [--format table|json]
 `;

@@ -43,6 +43,8 @@ export interface RunConfig extends ScanFlags {
   flowWindowMs: number;
   /** Largest on-disk spool, bytes. */
   maxSpoolBytes: number;
+  /** mTLS to Goldmane (its CA, and a client certificate where Goldmane requires one). */
+  goldmaneTls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
 }
 
 export function parseRunArgs(args: string[]): RunConfig {
@@ -65,6 +67,10 @@ export function parseRunArgs(args: string[]): RunConfig {
       'internal-cidr': { type: 'string', multiple: true },
       'flow-window-ms': { type: 'string', default: '15000' },
       'max-spool-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
+      'goldmane-ca': { type: 'string' },
+      'goldmane-cert': { type: 'string' },
+      'goldmane-key': { type: 'string' },
+      'goldmane-server-name': { type: 'string' },
     },
     strict: true,
   });
@@ -105,7 +111,17 @@ export function parseRunArgs(args: string[]): RunConfig {
     internalCidrs,
     flowWindowMs: ms('flow-window-ms', 100),
     maxSpoolBytes: ms('max-spool-bytes', 1024 * 1024),
+    goldmaneTls: goldmaneTlsOf(values),
   };
+}
+
+function goldmaneTlsOf(values: Record<string, unknown>): RunConfig['goldmaneTls'] {
+  const ca = values['goldmane-ca'] as string | undefined;
+  const cert = values['goldmane-cert'] as string | undefined;
+  const key = values['goldmane-key'] as string | undefined;
+  if (!ca && (cert || key || values['goldmane-server-name'])) throw usageError('--goldmane-cert, --goldmane-key and --goldmane-server-name need --goldmane-ca');
+  if (Boolean(cert) !== Boolean(key)) throw usageError('--goldmane-cert and --goldmane-key go together');
+  return ca ? { caFile: ca, certFile: cert, keyFile: key, serverName: values['goldmane-server-name'] as string | undefined } : undefined;
 }
 
 export async function runCommand(args: string[]): Promise<number> {
@@ -215,7 +231,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
 
   const flows =
     config.flows.length > 0
-      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), stream, spool, internal: new InternalNetworks(config.internalCidrs), log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
+      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), stream, spool, internal: new InternalNetworks(config.internalCidrs), goldmaneTls: config.goldmaneTls, log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
       : undefined;
   flows?.start();
 

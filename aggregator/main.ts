@@ -97,6 +97,9 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? 30 * 60_000 : 0 },
   );
   scheduler.start();
+  // Report series exist from the start (a first failure shows as an increase from 0), and
+  // the next scheduled run is exported so an alert can say "overdue" exactly.
+  metrics.trackReports(() => registry.all(), config.reportStartDelayMs);
   // The last success of each report survives restarts: read it from the archive.
   for (const def of registry.all()) {
     const last = (await store.reportRuns(def.name, 100)).filter((r) => r.status === 'succeeded' && r.finishedMs).sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))[0];

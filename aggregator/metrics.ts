@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck, isConnected } from './compute/cis.js';
 import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
@@ -38,6 +39,37 @@ export class AggregatorMetrics {
   readonly policyChanges: Counter<'kind'>;
   readonly tamperAlerts: Counter<'kind'>;
   readonly auditEventsIgnored: Counter;
+
+  /**
+   * Report metrics for the reports in force: their run counters start at 0 for
+   * every result, and verdict_report_next_run_timestamp_seconds says when the
+   * next scheduled run is due to start (its cron time plus the start delay).
+   */
+  trackReports(reports: () => { name: string; schedule?: string; suspend: boolean }[], startDelayMs: number): void {
+    const runs = this.reportRuns;
+    const known = new Set<string>();
+    const zero = (name: string) => {
+      if (known.has(name)) return;
+      known.add(name);
+      for (const result of ['succeeded', 'failed', 'retry']) runs.inc({ report: name, result }, 0);
+    };
+    for (const r of reports()) zero(r.name);
+    new Gauge({
+      name: 'verdict_report_next_run_timestamp_seconds',
+      help: 'When the report\'s next scheduled run is due to start (cron time plus the start delay), Unix seconds; absent for unscheduled or suspended reports.',
+      labelNames: ['report'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of reports()) {
+          zero(r.name);
+          if (!r.schedule || r.suspend) continue;
+          const next = new Cron(r.schedule, { paused: true, timezone: 'UTC' }).nextRun()?.getTime();
+          if (next !== undefined) this.set({ report: r.name }, (next + startDelayMs) / 1000);
+        }
+      },
+    });
+  }
 
   constructor(store: Store) {
     const registers = [this.registry];

@@ -83,6 +83,14 @@ t.test('GlobalReports load from --reports; an invalid one is listed with its rea
   t.equal(invalid[0]?.name, 'broken-schedule');
   t.match(invalid[0]?.error, /spec\.schedule/);
   t.match((r.json.items as { status: unknown }[])[0]?.status, { lastScheduledReportJob: null, activeReportJobs: [], lastFailedReportJobs: [], lastSuccessfulReportJobs: [] });
+  const metrics = await call('GET', '/metrics');
+  t.match(metrics.text, /verdict_report_runs_total\{report="weekly-cis",result="failed"\} 0/, 'report counters start at 0');
+  const next = /verdict_report_next_run_timestamp_seconds\{report="weekly-cis"\} (\d+)/.exec(metrics.text);
+  t.ok(next, 'a scheduled report has its next run time');
+  const due = new Date(Number(next?.[1]) * 1000);
+  t.equal(due.getUTCDay(), 0, 'Sunday, as "0 0 * * 0" says');
+  t.equal(`${due.getUTCHours()}:${due.getUTCMinutes()}`, '0:30', 'midnight plus the 30-minute start delay');
+  t.notMatch(metrics.text, /verdict_report_next_run_timestamp_seconds\{report="shop-access"\}/, 'an unscheduled report has none');
 });
 
 t.test('a cis-benchmark run: bands by the report thresholds, unscored tests left out, the N most failed, four CSV files, formula-safe', async (t) => {

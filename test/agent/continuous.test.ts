@@ -7,14 +7,8 @@ import { NodeRootBuilder } from '../../examples/node-root.js';
 import { buildHardenedWorker } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
-async function until(probe: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('run mode re-scans on a change, and sends a run only when a result changed', async (t) => {
   const agg = await startTestAggregator(t);
@@ -23,14 +17,14 @@ t.test('run mode re-scans on a change, and sends a run only when a result change
   const config = { ...parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'cont-1', '--watch-interval-ms', '100']), debounceMs: 100 };
   const agent = startAgent(config, pino({ level: 'silent' }));
   t.teardown(() => agent.stop());
-  await until(async () => (await agg.store.nodeReport('cont-1')) !== undefined, 'first run stored');
+  await until(async () => (await agg.store.nodeReport('cont-1')) !== undefined, 'first run stored', 5000);
   t.equal(agent.stream.stats.sent, 1);
 
   // Touching a file without changing what the checks see: a re-scan, no new run.
   const scansBefore = agent.scans;
   const config_yaml = b.path('/var/lib/kubelet/config.yaml');
   utimesSync(config_yaml, new Date(), new Date(Date.now() + 5000));
-  await until(() => agent.scans > scansBefore, 're-scan after touch');
+  await until(() => agent.scans > scansBefore, 're-scan after touch', 5000);
   t.equal(agent.stream.stats.sent, 1, 'an unchanged result is not sent again');
 
   // The kubelet restarts with a flag that reopens the read-only port: a new run.

@@ -5,19 +5,13 @@ import { KubeLease } from '../../aggregator/kube/lease.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { startFakeApiServer } from '../fixtures/fake-apiserver.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // GlobalReports watched from the cluster, their status written back, and Lease
 // leader election — against the stand-in API server of test/fixtures (the
 // documented list/watch, Status and Lease shapes; no API server can run here).
 const gr = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'compliance.verdict.dev/v1', kind: 'GlobalReport', metadata: { name, uid: `uid-${name}` }, spec });
 
-async function until(probe: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('GlobalReports are listed and watched from the cluster (bookmarks, 410 relist); status is written to the subresource', async (t) => {
   const api = await startFakeApiServer(t, tempDir(t));

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import t from 'tap';
 import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
@@ -14,6 +14,7 @@ import { packageRoot } from '../../../common/package-root.js';
 import { flowFromWire } from '../../../proto/convert.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { tempDir } from '../../fixtures/tmp.js';
+import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
 
 // There is no Cilium here. Each test starts a real grpc-js server in this
 // process, on a unix socket in a temp dir, that implements Observer.GetFlows
@@ -72,20 +73,8 @@ async function startServer(socket: string, getFlows: (call: FlowsCall) => void):
   return server;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function capturingLogger(): { log: Logger; lines: Json[] } {
-  const lines: Json[] = [];
-  return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Json) }), lines };
-}
-
-const msgs = (lines: Json[], pattern: RegExp) => lines.filter((l) => pattern.test(String(l.msg)));
+const waitFor = (what: string, cond: () => boolean, timeoutMs = 10_000) => until(cond, what, timeoutMs, 10);
+const msgs = logMessages;
 
 // The same key mapping and fields as samples.test.ts.
 function expectedHubbleSummary(): Record<string, Record<string, unknown>> {

@@ -4,7 +4,7 @@ import { VERDICT_VERSION } from '../common/version.js';
 import { readSecretFile, splitAddress, type AggregatorConfig } from './config.js';
 import { buildHttpApp, type App } from './http/app.js';
 import { LoopbackOnly, MutualTls, SharedToken, type AgentAuthenticator } from './ingest/auth.js';
-import { IngestServer } from './ingest/server.js';
+import { DEFAULT_INGEST_OPTIONS, IngestServer } from './ingest/server.js';
 import { AggregatorMetrics } from './metrics.js';
 import { openStore, type Store } from './store/index.js';
 import { LoopbackReaders, StaticTokenReaders, type HttpAuthorizer } from './http/access.js';
@@ -57,7 +57,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const reviewer = kube ? new TokenReviewer(kube) : undefined;
   if (kube && reviewer && !config.agentTokenFile && !config.tls) auth = new ServiceAccountAgents(kube, reviewer, config.agentServiceAccount);
 
-  const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), { maxMessageBytes: config.maxMessageBytes, maxInFlight: 16, now: Date.now });
+  const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), { ...DEFAULT_INGEST_OPTIONS, maxMessageBytes: config.maxMessageBytes });
   const g = splitAddress(config.grpcAddress);
   const grpcPort = await ingest.listen(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, credentials);
 

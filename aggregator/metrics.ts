@@ -28,6 +28,7 @@ export class AggregatorMetrics {
   readonly registry = new Registry();
   readonly ingestRejected: Counter<'reason'>;
   readonly ingestDuplicates: Counter;
+  readonly ingestStoreFailures: Counter;
   readonly flowsReceived: Counter<'node' | 'action'>;
   readonly flowsMalformed: Counter<'source'>;
   readonly benchmarkRunsStored: Counter<'node'>;
@@ -79,10 +80,11 @@ export class AggregatorMetrics {
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`verdict_aggregator_${name}`);
     this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
     this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
+    this.ingestStoreFailures = new Counter({ name: 'verdict_ingest_store_failures_total', help: 'Agent messages the store failed to take; the stream is ended and the agent resends (a message that keeps failing while the store answers is rejected as unstorable).', registers });
     this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Connections in flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });
     this.flowsMalformed = new Counter({ name: 'verdict_flows_malformed_total', help: 'Malformed flow records reported by agents, by source.', labelNames: ['source'], registers });
     this.flowsLost = new Counter({ name: 'verdict_flows_lost_total', help: 'Flow records a source itself reported lost (Hubble lost events), by source.', labelNames: ['source'], registers });
-    this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped because their spool was full, by node.', labelNames: ['node'], registers });
+    this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.', labelNames: ['node'], registers });
     this.flowsCompacted = new Counter({ name: 'verdict_flow_buckets_compacted_total', help: 'Flow bucket rows rolled up into hours or deleted by retention.', labelNames: ['what'], registers });
     this.reportRuns = new Counter({ name: 'verdict_report_runs_total', help: 'Report runs finished, by report and result (succeeded, failed, retry).', labelNames: ['report', 'result'], registers });
     this.reportLastSuccess = new Gauge({ name: 'verdict_report_last_success_timestamp_seconds', help: 'When the report last ran successfully, Unix seconds.', labelNames: ['report'], registers });

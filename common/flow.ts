@@ -60,3 +60,79 @@ export function flowKey(f: FlowRecord): string {
 export function policyName(p: PolicyRef): string {
   return [p.namespace, p.tier && p.tier !== 'default' ? `${p.tier}.${p.name}` : p.name].filter(Boolean).join('/');
 }
+
+/**
+ * Bounds on one flow record, the same at the agent (a record past them is
+ * malformed and counted where it was read) and at the aggregator (a batch
+ * holding one is refused). They keep every record storable in both stores:
+ * no NUL (PostgreSQL text refuses it), counts within 2^53 (exact in a JS
+ * number and in a signed 64-bit column), times a Date can hold.
+ */
+export const FLOW_LIMITS = {
+  /** Characters of a name, namespace, label, service account or policy field. */
+  maxText: 1024,
+  labelsPerEndpoint: 256,
+  policiesPerRecord: 256,
+  /** 8.64e15 ms is the largest time a JavaScript Date holds. */
+  maxUnixMs: 8.64e15,
+} as const;
+
+const ENDPOINT_KINDS: ReadonlySet<string> = new Set<EndpointKind>(['pod', 'host', 'networkset', 'network', 'apiserver']);
+
+/** Why a text field cannot be stored, or undefined. */
+export function textProblem(field: string, v: unknown, max: number = FLOW_LIMITS.maxText): string | undefined {
+  if (typeof v !== 'string') return `${field} is not a string`;
+  if (v.length > max) return `${field} is longer than ${max} characters`;
+  if (v.includes('\u0000')) return `${field} holds a NUL character`;
+  return undefined;
+}
+
+function countProblem(field: string, v: unknown): string | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? undefined : `${field} is not a whole number from 0 to 2^53-1`;
+}
+
+function endpointProblem(field: string, e: FlowEndpoint | undefined | null): string | undefined {
+  if (!e || typeof e !== 'object') return `${field} is missing`;
+  if (!ENDPOINT_KINDS.has(e.kind)) return `${field}.kind ${JSON.stringify(e.kind)} is not one of ${[...ENDPOINT_KINDS].join(', ')}`;
+  if (!Array.isArray(e.labels) || e.labels.length > FLOW_LIMITS.labelsPerEndpoint) return `${field}.labels is not a list of at most ${FLOW_LIMITS.labelsPerEndpoint}`;
+  if (typeof e.internet !== 'boolean') return `${field}.internet is not a boolean`;
+  return (
+    textProblem(`${field}.namespace`, e.namespace) ??
+    textProblem(`${field}.name`, e.name) ??
+    textProblem(`${field}.serviceAccount`, e.serviceAccount) ??
+    e.labels.map((l, i) => textProblem(`${field}.labels[${i}]`, l)).find(Boolean)
+  );
+}
+
+function policiesProblem(field: string, ps: PolicyRef[]): string | undefined {
+  if (!Array.isArray(ps) || ps.length > FLOW_LIMITS.policiesPerRecord) return `${field} is not a list of at most ${FLOW_LIMITS.policiesPerRecord}`;
+  for (const [i, p] of ps.entries()) {
+    if (!p || typeof p !== 'object') return `${field}[${i}] is not a policy`;
+    const bad = (['tier', 'namespace', 'name', 'action', 'kind'] as const).map((k) => textProblem(`${field}[${i}].${k}`, p[k])).find(Boolean);
+    if (bad) return bad;
+  }
+  return undefined;
+}
+
+/**
+ * Why this record cannot be sent or stored, or undefined when it can. Checks
+ * every field, so a record that passes here is never refused further on.
+ */
+export function flowRecordProblem(f: FlowRecord): string | undefined {
+  if (!f || typeof f !== 'object') return 'not a flow record';
+  if (f.action !== 'allow' && f.action !== 'deny') return `action ${JSON.stringify(f.action)} is not allow or deny`;
+  if (f.reporter !== 'src' && f.reporter !== 'dst') return `reporter ${JSON.stringify(f.reporter)} is not src or dst`;
+  if (!Number.isInteger(f.destinationPort) || f.destinationPort < 0 || f.destinationPort > 65535) return `destination port ${String(f.destinationPort)} is not 0-65535`;
+  if (!(Number.isSafeInteger(f.startMs) && f.startMs > 0) || !Number.isSafeInteger(f.endMs) || f.endMs < f.startMs || f.endMs > FLOW_LIMITS.maxUnixMs) return 'no valid time range';
+  if (typeof f.unnamedPolicy !== 'boolean' || typeof f.policyDecided !== 'boolean') return 'unnamedPolicy/policyDecided are not booleans';
+  return (
+    endpointProblem('source', f.source) ??
+    endpointProblem('destination', f.destination) ??
+    textProblem('protocol', f.protocol, 32) ??
+    policiesProblem('policies', f.policies) ??
+    policiesProblem('stagedPolicies', f.stagedPolicies) ??
+    countProblem('connections', f.connections) ??
+    countProblem('packets', f.packets) ??
+    countProblem('bytes', f.bytes)
+  );
+}

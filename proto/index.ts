@@ -129,6 +129,8 @@ export type WireAgentMessage =
 export interface WireWelcome {
   lastStoredSeq: number;
   aggregatorVersion: string;
+  /** 0 when the aggregator did not say (older versions). */
+  maxMessageBytes: number;
 }
 export interface WireAck {
   seq: number;

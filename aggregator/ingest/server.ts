@@ -3,9 +3,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { VERDICT_VERSION } from '../../common/version.js';
 import { agentServiceDefinition, type WireAgentMessage, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
-import { flowFromWire, invalidFlowBatch, invalidRun, reportFromWire, roleFromWire } from '../../proto/convert.js';
+import { benchmarkRunFromWire, flowBatchFromWire, helloFromWire } from '../../proto/from-wire.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { NodeHello, Store } from '../store/index.js';
+import type { FlowBatchMessage } from '../../proto/from-wire.js';
 import type { AgentAuthenticator, AgentIdentity } from './auth.js';
 
 export interface IngestOptions {
@@ -14,9 +15,16 @@ export interface IngestOptions {
   /** Messages read ahead of the store before the stream is paused. */
   maxInFlight: number;
   now: () => number;
+  /** Store failures of one message (while the store answers a ping) before it is rejected as unstorable. */
+  maxStoreAttempts: number;
+  /** How long an answer may wait for a client that stopped reading before its stream is ended, ms. */
+  drainTimeoutMs: number;
 }
 
-export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxMessageBytes: 4 * 1024 * 1024, maxInFlight: 16, now: Date.now };
+export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxMessageBytes: 4 * 1024 * 1024, maxInFlight: 16, now: Date.now, maxStoreAttempts: 3, drainTimeoutMs: 60_000 };
+
+/** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
+const MAX_TRACKED_FAILURES = 10_000;
 
 /** What the wrapped deserializer hands the handler instead of throwing. */
 type Decoded = WireAgentMessage | { kind: 'undecodable'; reason: 'malformed' | 'oversized'; detail: string; bytes: number };
@@ -39,6 +47,7 @@ export class IngestServer {
   });
   /** The stream currently bound to each node; a newer stream replaces an older one. */
   private readonly streams = new Map<string, grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>>();
+  private readonly storeFailures = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -109,6 +118,34 @@ export class IngestServer {
   get deps() {
     return { store: this.store, metrics: this.metrics, log: this.log, options: this.options, streams: this.streams };
   }
+
+  /**
+   * A store call for one message failed: is it the message or the store? When
+   * the store answers a ping, count the failure against the message; after
+   * maxStoreAttempts it is unstorable (answer Reject, so the node's stream
+   * moves on). Otherwise the store is out (end the stream; the agent resends).
+   * @internal used by AgentSession
+   */
+  async judgeStoreFailure(key: string): Promise<'retry' | 'unstorable'> {
+    const healthy = await this.store.ping().then(
+      () => true,
+      () => false,
+    );
+    if (!healthy) return 'retry';
+    const attempts = (this.storeFailures.get(key) ?? 0) + 1;
+    if (attempts >= this.options.maxStoreAttempts) {
+      this.storeFailures.delete(key);
+      return 'unstorable';
+    }
+    if (this.storeFailures.size >= MAX_TRACKED_FAILURES) this.storeFailures.delete(this.storeFailures.keys().next().value as string);
+    this.storeFailures.set(key, attempts);
+    return 'retry';
+  }
+
+  /** @internal a message was stored: forget its failures. */
+  stored(key: string): void {
+    if (this.storeFailures.size > 0) this.storeFailures.delete(key);
+  }
 }
 
 /** One agent stream: a strict in-order pipeline of messages into the store. */
@@ -120,6 +157,8 @@ class AgentSession {
   private closed = false;
   private refused = false;
   private failed = false;
+  /** The highest seq settled on this stream (Welcome's, then each message's): a correct agent only goes up. */
+  private lastSeq = 0;
   /** Names this stream in the store, so only its own end marks the node disconnected. */
   private readonly connectionId = randomUUID();
 
@@ -136,11 +175,10 @@ class AgentSession {
     this.chain = this.chain
       .then(() => this.process(msg))
       .catch((err: unknown) => {
-        // A store failure: store nothing more from this stream (a later seq would move the dedup
-        // high-water mark past the failed one) and end it, so the agent resends after reconnecting.
+        // Not a store failure (those are judged in store()): a bug. End the stream rather than lose order.
         this.failed = true;
-        this.server.deps.log.error({ node: this.node, err }, 'storing an agent message failed; ending the stream');
-        this.call.emit('error', { code: grpc.status.UNAVAILABLE, details: `VERDICT_STORE_UNAVAILABLE: ${(err as Error).message}` });
+        this.server.deps.log.error({ node: this.node, err }, 'processing an agent message failed; ending the stream');
+        this.call.emit('error', { code: grpc.status.INTERNAL, details: `VERDICT_INTERNAL: ${(err as Error).message}` });
       })
       .finally(() => {
         if (--this.pending < options.maxInFlight) this.call.resume();
@@ -148,7 +186,7 @@ class AgentSession {
   }
 
   private async process(msg: Decoded): Promise<void> {
-    if (this.refused || this.failed) return;
+    if (this.refused || this.failed || this.closed) return;
     if (!msg || !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes((msg as { kind?: string }).kind ?? '')) {
       return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'a message with no known content (an empty or newer AgentMessage)');
     }
@@ -165,82 +203,133 @@ class AgentSession {
       return this.hello(msg.hello);
     }
     if (msg.kind === 'hello') return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
+    const node = this.node;
     const now = options.now();
     if (msg.kind === 'heartbeat') {
-      await store.touchNode(this.node, now);
+      await this.store(0, () => store.touchNode(node, now));
       return;
     }
-    if (msg.kind === 'benchmarkRun') {
-      const run = msg.benchmarkRun;
-      const problem = run.seq > 0 ? invalidRun(run) : 'seq must be 1 or more';
-      if (problem) {
-        metrics.ingestRejected.inc({ reason: 'invalid' });
-        log.warn({ node: this.node, seq: run.seq, problem }, 'benchmark run rejected');
-        await this.send({ kind: 'reject', reject: { seq: run.seq, code: 'VERDICT_INGEST_INVALID', message: problem } });
-        return;
-      }
-      const { duplicate } = await store.recordBenchmarkRun(this.node, this.bootId, run.seq, reportFromWire(this.node, run), now);
-      if (duplicate) metrics.ingestDuplicates.inc();
-      else metrics.benchmarkRunsStored.inc({ node: this.node });
-      await this.send({ kind: 'ack', ack: { seq: run.seq, duplicate } });
-      return;
-    }
-    const batch = msg.flowBatch;
-    const problem = batch.seq > 0 ? invalidFlowBatch(batch) : 'seq must be 1 or more';
-    if (problem) {
-      metrics.ingestRejected.inc({ reason: 'invalid' });
-      log.warn({ node: this.node, seq: batch.seq, problem }, 'flow batch rejected');
-      await this.send({ kind: 'reject', reject: { seq: batch.seq, code: 'VERDICT_INGEST_INVALID', message: problem } });
-      return;
-    }
-    const flows = batch.records.map(flowFromWire);
-    const { duplicate } = await store.recordFlowBatch(this.node, this.bootId, batch.seq, flows, now);
-    if (duplicate) {
+    const rawSeq = msg.kind === 'benchmarkRun' ? msg.benchmarkRun?.seq : msg.flowBatch?.seq;
+    const checked = msg.kind === 'benchmarkRun' ? benchmarkRunFromWire(node, msg.benchmarkRun) : flowBatchFromWire(msg.flowBatch);
+    const what = msg.kind === 'benchmarkRun' ? 'benchmark run' : 'flow batch';
+    const seqForReject = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : 0;
+    if (!checked.ok) return this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
+    const seq = checked.value.seq;
+    if (seq <= this.lastSeq) {
+      // At or below Welcome's seq, or a seq this stream stored: a resend, stored before. A seq this stream skipped
+      // (it stored a higher one first) or refused was never stored: the dedup high-water mark must not swallow it.
+      if (seq > this.welcomedSeq && this.skipped(seq)) return this.reject(seq, 'out_of_order', 'VERDICT_INGEST_OUT_OF_ORDER', `${what} seq ${seq} arrived after seq ${this.lastSeq} on this stream and was never stored; seqs must rise`);
       metrics.ingestDuplicates.inc();
-    } else {
-      for (const f of flows) metrics.flowsReceived.inc({ node: this.node, action: f.action }, f.connections);
-      for (const src of batch.sources) {
-        const source = src.source.split(':')[0] ?? 'unknown';
-        if (src.malformed > 0) metrics.flowsMalformed.inc({ source }, src.malformed);
-        if (src.lost > 0) metrics.flowsLost.inc({ source }, src.lost);
-      }
-      if (batch.droppedRecords > 0) {
-        metrics.agentFlowsDropped.inc({ node: this.node }, batch.droppedRecords);
-        log.warn({ node: this.node, dropped: batch.droppedRecords }, 'the agent dropped flow records (its spool was full)');
-      }
+      await this.send({ kind: 'ack', ack: { seq, duplicate: true } });
+      return;
     }
-    await this.send({ kind: 'ack', ack: { seq: batch.seq, duplicate } });
+    let duplicate: boolean | undefined;
+    if ('report' in checked.value) {
+      const report = checked.value.report;
+      duplicate = await this.store(seq, async () => (await store.recordBenchmarkRun(node, this.bootId, seq, report, now)).duplicate);
+      if (duplicate === undefined) return;
+      if (!duplicate) metrics.benchmarkRunsStored.inc({ node });
+    } else {
+      const batch = checked.value;
+      duplicate = await this.store(seq, async () => (await store.recordFlowBatch(node, this.bootId, seq, batch.flows, now)).duplicate);
+      if (duplicate === undefined) return;
+      if (!duplicate) this.countBatch(node, batch);
+    }
+    if (duplicate) metrics.ingestDuplicates.inc();
+    this.advance(seq);
+    await this.send({ kind: 'ack', ack: { seq, duplicate } });
   }
 
-  private async hello(h: WireHello): Promise<void> {
+  /** The Welcome's lastStoredSeq for this stream. */
+  private welcomedSeq = 0;
+  /** Seq ranges above welcomedSeq this stream passed over or refused: never stored here. Bounded; rare in practice. */
+  private readonly gaps: [number, number][] = [];
+
+  /** Settle `seq` as the stream's newest; the seqs it jumped over become a gap. */
+  private advance(seq: number, refused = false): void {
+    if (seq > this.lastSeq + 1) this.gaps.push([this.lastSeq + 1, seq - 1]);
+    if (refused) this.gaps.push([seq, seq]);
+    if (this.gaps.length > 1000) this.gaps.shift();
+    this.lastSeq = Math.max(this.lastSeq, seq);
+  }
+
+  private skipped(seq: number): boolean {
+    return this.gaps.some(([a, b]) => seq >= a && seq <= b);
+  }
+
+  private countBatch(node: string, batch: FlowBatchMessage): void {
+    const { metrics, log } = this.server.deps;
+    for (const f of batch.flows) metrics.flowsReceived.inc({ node, action: f.action }, f.connections);
+    for (const src of batch.sources) {
+      const source = src.source.split(':')[0] ?? 'unknown';
+      if (src.malformed > 0) metrics.flowsMalformed.inc({ source }, src.malformed);
+      if (src.lost > 0) metrics.flowsLost.inc({ source }, src.lost);
+    }
+    if (batch.droppedRecords > 0) {
+      metrics.agentFlowsDropped.inc({ node }, batch.droppedRecords);
+      log.warn({ node, dropped: batch.droppedRecords }, 'the agent dropped flow records before sending them');
+    }
+  }
+
+  /**
+   * Run one store call for message `seq` (0: not a sequenced message). A failure
+   * either ends the stream (the store is out: the agent resends after
+   * reconnecting, and nothing later on this stream is stored, so the dedup
+   * high-water mark never passes the failed seq) or, when the same message keeps
+   * failing while the store answers, rejects it. Answers undefined on failure.
+   */
+  private async store<T>(seq: number, fn: () => Promise<T>): Promise<T | undefined> {
+    const key = `${this.node}|${this.bootId}|${seq}`;
+    try {
+      const out = await fn();
+      if (seq > 0) this.server.stored(key);
+      return out;
+    } catch (err) {
+      const { log, metrics } = this.server.deps;
+      const verdict = seq > 0 ? await this.server.judgeStoreFailure(key) : 'retry';
+      if (verdict === 'unstorable') {
+        log.error({ node: this.node, seq, err }, 'the store keeps refusing this agent message while it answers otherwise; rejecting it');
+        await this.reject(seq, 'unstorable', 'VERDICT_INGEST_UNSTORABLE', `the store refused it ${this.server.deps.options.maxStoreAttempts} times: ${(err as Error).message}`);
+        return undefined;
+      }
+      this.failed = true;
+      metrics.ingestStoreFailures.inc();
+      log.error({ node: this.node, seq, err }, 'storing an agent message failed; ending the stream so the agent resends');
+      this.call.emit('error', { code: grpc.status.UNAVAILABLE, details: `VERDICT_STORE_UNAVAILABLE: ${(err as Error).message}` });
+      return undefined;
+    }
+  }
+
+  private async reject(seq: number, reason: string, code: string, message: string): Promise<void> {
+    const { metrics, log } = this.server.deps;
+    metrics.ingestRejected.inc({ reason });
+    log.warn({ node: this.node, seq, code, problem: message }, 'agent message rejected');
+    // A refused seq is settled (the agent drops it) but never stored: a gap, so a resend of it is refused again.
+    if (seq > this.lastSeq) this.advance(seq, true);
+    await this.send({ kind: 'reject', reject: { seq, code, message } });
+  }
+
+  private async hello(wire: WireHello): Promise<void> {
     const { store, log, options, streams } = this.server.deps;
-    if (!h.nodeName || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(h.nodeName)) {
-      return this.refuse('invalid', grpc.status.INVALID_ARGUMENT, `node name ${JSON.stringify(h.nodeName)} is not a Kubernetes node name`);
+    const checked = helloFromWire(wire);
+    if (!checked.ok) return this.refuse('invalid', grpc.status.INVALID_ARGUMENT, checked.problem);
+    const h = checked.value;
+    if (this.identity.node !== undefined && this.identity.node !== h.name) {
+      return this.refuse('node_mismatch', grpc.status.PERMISSION_DENIED, `credentials for node ${this.identity.node} cannot report as ${h.name}`);
     }
-    if (!h.bootId) return this.refuse('invalid', grpc.status.INVALID_ARGUMENT, 'boot_id is empty');
-    if (this.identity.node !== undefined && this.identity.node !== h.nodeName) {
-      return this.refuse('node_mismatch', grpc.status.PERMISSION_DENIED, `credentials for node ${this.identity.node} cannot report as ${h.nodeName}`);
-    }
-    const record: NodeHello = {
-      name: h.nodeName,
-      role: roleFromWire(h.role),
-      labels: h.nodeLabels ?? {},
-      kubeletVersion: h.kubeletVersion,
-      kubernetesVersion: h.kubernetesVersion,
-      osImage: h.osImage,
-      kernelVersion: h.kernelVersion,
-      architecture: h.architecture,
-      agentVersion: h.agentVersion,
-      bootId: h.bootId,
-    };
-    const { lastStoredSeq } = await store.recordHello(record, options.now(), this.connectionId);
-    this.node = h.nodeName;
+    const record: NodeHello = h;
+    const stored = await this.store(0, () => store.recordHello(record, options.now(), this.connectionId));
+    if (!stored) return;
+    const { lastStoredSeq } = stored;
+    this.node = h.name;
     this.bootId = h.bootId;
-    const previous = streams.get(h.nodeName);
-    streams.set(h.nodeName, this.call);
+    this.lastSeq = lastStoredSeq;
+    this.welcomedSeq = lastStoredSeq;
+    const previous = streams.get(h.name);
+    streams.set(h.name, this.call);
     if (previous && previous !== this.call) previous.end();
     log.info({ node: this.node, bootId: this.bootId, lastStoredSeq, peer: this.peer, auth: this.identity.method, agentVersion: h.agentVersion }, 'agent connected');
-    await this.send({ kind: 'welcome', welcome: { lastStoredSeq, aggregatorVersion: VERDICT_VERSION } });
+    await this.send({ kind: 'welcome', welcome: { lastStoredSeq, aggregatorVersion: VERDICT_VERSION, maxMessageBytes: options.maxMessageBytes } });
   }
 
   private refuse(reason: string, code: grpc.status, details: string): void {
@@ -251,12 +340,32 @@ class AgentSession {
     this.call.emit('error', { code, details: `VERDICT_INGEST_REFUSED: ${details}` });
   }
 
-  /** Write with back-pressure: wait for 'drain' when the stream's buffer is full. */
+  /**
+   * Write with back-pressure: wait for 'drain' when the stream's buffer is full.
+   * A client that stops reading does not hold the session (and its node's
+   * "connected") forever: after drainTimeoutMs the stream is cancelled.
+   */
   private send(msg: WireAggregatorMessage): Promise<void> {
-    if (this.refused) return Promise.resolve();
+    if (this.refused || this.closed) return Promise.resolve();
     const payload = { [msg.kind]: (msg as Record<string, unknown>)[msg.kind] } as unknown as WireAggregatorMessage;
     if (this.call.write(payload)) return Promise.resolve();
-    return new Promise((resolve) => this.call.once('drain', () => resolve()));
+    const { options, log } = this.server.deps;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.call.off('drain', onDrain);
+        this.failed = true;
+        log.warn({ node: this.node, peer: this.peer }, 'the agent stopped reading its answers; ending its stream');
+        this.call.emit('error', { code: grpc.status.DEADLINE_EXCEEDED, details: 'VERDICT_INGEST_STALLED: the agent did not read its acks' });
+        void this.close('agent stopped reading');
+        resolve();
+      }, options.drainTimeoutMs);
+      timer.unref();
+      const onDrain = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.call.once('drain', onDrain);
+    });
   }
 
   async close(why: string): Promise<void> {

@@ -25,7 +25,7 @@ t.test('hello is welcomed; a run is acked after it is stored; a resend is acked 
   s.send(run(1));
   await s.waitFor(3);
   t.same(s.received, [
-    { kind: 'welcome', welcome: { lastStoredSeq: 0, aggregatorVersion: s.received[0]?.kind === 'welcome' ? s.received[0].welcome.aggregatorVersion : '' } },
+    { kind: 'welcome', welcome: { lastStoredSeq: 0, aggregatorVersion: s.received[0]?.kind === 'welcome' ? s.received[0].welcome.aggregatorVersion : '', maxMessageBytes: 4 * 1024 * 1024 } },
     { kind: 'ack', ack: { seq: 1, duplicate: false } },
     { kind: 'ack', ack: { seq: 1, duplicate: true } },
   ]);
@@ -83,7 +83,7 @@ t.test('an invalid run is rejected with the reason and not stored', async (t) =>
   bad.benchmarkRun.checks[0]!.skipReason = '';
   s.send(bad);
   await s.waitFor(2);
-  t.equal(s.received[1]?.kind === 'reject' && s.received[1].reject.message, 'checks[0] (4.1.1) is SKIP without a reason');
+  t.equal(s.received[1]?.kind === 'reject' && s.received[1].reject.message, 'benchmark run: checks[0] (4.1.1) is SKIP without a reason');
   t.equal((await agg.store.listNodes())[0]?.latest, undefined);
 });
 
@@ -142,7 +142,7 @@ t.test('a flow batch is stored once and acked; a resend is a duplicate; a batch 
   s.send(batch(2, { ...record, destination: { ...record.destination!, name: 'bad\u0000name' } }));
   await s.waitFor(4);
   t.same(s.received.slice(1, 3), [{ kind: 'ack', ack: { seq: 1, duplicate: false } }, { kind: 'ack', ack: { seq: 1, duplicate: true } }]);
-  t.equal(s.received[3]?.kind === 'reject' && s.received[3].reject.message, 'records[0] holds a NUL character');
+  t.equal(s.received[3]?.kind === 'reject' && s.received[3].reject.message, 'flow batch: records[0]: destination.name holds a NUL character');
   const rows = await agg.store.flowRows({ fromMs: T0 - 3600_000, toMs: T0 + 3600_000 });
   t.equal(rows.reduce((sum, r) => sum + r.flow.connections, 0), 3, 'stored once');
   t.match(await metric(agg.httpPort, 'verdict_flows_malformed_total'), /source="calico"} 2/);

@@ -12,7 +12,7 @@ import type { AgentStream } from '../../../agent/transport/stream.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
-import { flowFromWire } from '../../../proto/convert.js';
+import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
@@ -219,7 +219,7 @@ t.test('FlowCapture follows Goldmane: the sample gives exactly the hand-derived 
     'counts are reported under the source as given',
   );
 
-  const records: FlowRecord[] = batches.flatMap((b) => b.records.map(flowFromWire));
+  const records: FlowRecord[] = batches.flatMap((b) => b.records.map((r) => { const f = flowFromWire(r); if (typeof f === 'string') throw new Error(f); return f; }));
   const got = networkAccess(records).endpoints;
   const expected = expectedCalicoSummary();
   t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');

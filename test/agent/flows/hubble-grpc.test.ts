@@ -11,7 +11,7 @@ import type { AgentStream } from '../../../agent/transport/stream.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
-import { flowFromWire } from '../../../proto/convert.js';
+import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
@@ -152,7 +152,7 @@ t.test('FlowCapture follows a Hubble Observer socket: the sample gives exactly t
   t.same(requests[0], { follow: true, since: requests[0]?.since }, 'GetFlows asks to follow, and nothing else but since');
   t.ok(requests[0]?.since, 'and for flows since a point in time');
 
-  const flows: FlowRecord[] = batches.flatMap((b) => b.records.map(flowFromWire));
+  const flows: FlowRecord[] = batches.flatMap((b) => b.records.map((r) => { const f = flowFromWire(r); if (typeof f === 'string') throw new Error(f); return f; }));
   const got = networkAccess(flows).endpoints;
   const expected = expectedHubbleSummary();
   t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');

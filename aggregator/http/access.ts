@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
-import { isLoopbackPeer } from '../ingest/auth.js';
+import { isLoopbackAddress } from '../ingest/auth.js';
 
 /** What a request wants to do, in Kubernetes RBAC terms on Verdict's globalreports. */
 export interface AccessRequest {
@@ -26,7 +26,7 @@ export class LoopbackReaders implements HttpAuthorizer {
   readonly description = 'no HTTP reader tokens configured: the API answers loopback clients only';
 
   async authorize(req: FastifyRequest): Promise<AccessDecision> {
-    return isLoopbackPeer(req.socket.remoteAddress ?? '') ? { allowed: true, user: 'loopback' } : { allowed: false, status: 401, reason: 'no credentials are configured, so only clients on the aggregator\'s own host may read; configure --http-tokens' };
+    return isLoopbackAddress(req.socket.remoteAddress ?? '') ? { allowed: true, user: 'loopback' } : { allowed: false, status: 401, reason: 'no credentials are configured, so only clients on the aggregator\'s own host may read; configure --http-tokens' };
   }
 }
 

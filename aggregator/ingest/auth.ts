@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import type { Metadata } from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 
@@ -71,8 +72,33 @@ export function bearer(metadata: Metadata): string | undefined {
   return m?.[1];
 }
 
-/** grpc-js peers look like "127.0.0.1:5123", "[::1]:5123" or "ipv4:127.0.0.1:5123". */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Loopback: 127.0.0.0/8, ::1, and IPv4-mapped 127.x (::ffff:127.0.0.1, how a
+ * dual-stack "[::]" listener sees an IPv4 loopback client). `address` is a bare
+ * IP as Node's socket.remoteAddress gives it, without brackets or a port.
+ */
+export function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  // BlockList matches IPv4-mapped IPv6 addresses against its IPv4 rules.
+  return family !== 0 && LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * A grpc-js peer: "127.0.0.1:5123", "::ffff:127.0.0.1:5123" and "::1:5123" (grpc-js
+ * 1.14 joins socket.remoteAddress and port without brackets), "[::1]:5123", an
+ * "ipv4:"/"ipv6:" prefixed form, or a bare address. The port comes off first:
+ * grpc-js always appends one for TCP, so "::1:5123" is ::1 port 5123, not the
+ * IPv6 address 0::1:5123.
+ */
 export function isLoopbackPeer(peer: string): boolean {
   const p = peer.replace(/^(ipv4|ipv6):/, '');
-  return /^127\./.test(p) || /^\[::1\]/.test(p) || /^::1$/.test(p) || /^\[::ffff:127\./.test(p) || p.startsWith('unix:');
+  if (p.startsWith('unix:')) return true;
+  const bracketed = /^\[([^\]]+)\](:\d+)?$/.exec(p);
+  if (bracketed) return isLoopbackAddress(bracketed[1] as string);
+  const withoutPort = p.replace(/:\d+$/, '');
+  return isLoopbackAddress(isIP(withoutPort) ? withoutPort : p);
 }

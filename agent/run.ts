@@ -15,6 +15,7 @@ import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './cli.js';
 import { usageError } from './errors.js';
 import { readNodeInfo } from './node-info.js';
 import { AgentStream, DEFAULT_STREAM_OPTIONS } from './transport/stream.js';
+import { Outbox } from './transport/outbox.js';
 import { Spool } from './transport/spool.js';
 import { FlowCapture, parseFlowSource } from './flows/index.js';
 import { InternalNetworks } from './flows/normalize.js';
@@ -159,7 +160,7 @@ function fingerprint(r: ScanReport): string {
 export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   const benchmarks = loadBenchmarks();
   // With a spool the boot id and seqs survive restarts, so resent batches dedup exactly.
-  const spool = config.spool ? Spool.open(config.spool, config.maxSpoolBytes) : undefined;
+  const spool = config.spool ? openSpool(config.spool, log) : undefined;
   const bootId = spool?.bootId ?? randomUUID();
   const info = readNodeInfo(new HostView(config.hostRoot));
   let lastScan: ScanReport | undefined;
@@ -169,12 +170,11 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   const credentials = config.tls
     ? grpc.credentials.createSsl(readFileSync(config.tls.ca), readFileSync(config.tls.key), readFileSync(config.tls.cert))
     : grpc.credentials.createInsecure();
+  // One bound for memory and spool alike: the encoded bytes of unacked messages.
+  const outbox = new Outbox({ log: log.child({ component: 'outbox' }), spool, maxBytes: config.maxSpoolBytes, maxMessages: 100_000 });
   const stream = new AgentStream({
     ...DEFAULT_STREAM_OPTIONS,
-    // The spool bounds flow batches by bytes; the outbox must not drop them first.
-    maxUnacked: spool ? 100_000 : DEFAULT_STREAM_OPTIONS.maxUnacked,
-    takeSeq: spool ? () => spool.takeSeq() : undefined,
-    onSettled: spool ? (seq) => spool.settle(seq) : undefined,
+    outbox,
     address: config.aggregator,
     credentials,
     log: log.child({ component: 'transport' }),
@@ -231,7 +231,7 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
 
   const flows =
     config.flows.length > 0
-      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), stream, spool, internal: new InternalNetworks(config.internalCidrs), goldmaneTls: config.goldmaneTls, log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
+      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), outbox, spool, internal: new InternalNetworks(config.internalCidrs), goldmaneTls: config.goldmaneTls, log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
       : undefined;
   flows?.start();
 
@@ -265,6 +265,20 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
       void cluster.close();
     },
   };
+}
+
+/**
+ * The spool, or none when it cannot be opened (a full or read-only disk at
+ * start): the agent keeps scanning and sending from memory, and says so.
+ * A DaemonSet that crash-loops on a full disk reports nothing at all.
+ */
+function openSpool(dir: string, log: Logger): Spool | undefined {
+  try {
+    return Spool.open(dir);
+  } catch (err) {
+    log.error({ err: (err as Error).message, spool: dir }, 'cannot open the spool; running without one (flow batches are kept in memory only until acknowledged, and file sources start at their end)');
+    return undefined;
+  }
 }
 
 interface NodeObject {

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { FlowRecord } from '../../common/flow.js';
+import { flowRecordProblem, type FlowRecord } from '../../common/flow.js';
 import { flowToWire } from '../../proto/convert.js';
-import type { WireFlowBatch } from '../../proto/index.js';
-import type { AgentStream } from '../transport/stream.js';
+import type { Outbox } from '../transport/outbox.js';
 import type { SourcePositions, Spool } from '../transport/spool.js';
 import { FileFollower } from './follow.js';
 import type { InternalNetworks, ParseResult } from './normalize.js';
@@ -32,7 +31,8 @@ export function parseFlowSource(raw: string): FlowSourceSpec {
 
 export interface FlowCaptureOptions {
   sources: FlowSourceSpec[];
-  stream: AgentStream;
+  outbox: Outbox;
+  /** Where positions resume from (the outbox spools into it). */
   spool?: Spool;
   internal: InternalNetworks;
   log: Logger;
@@ -95,7 +95,7 @@ export class FlowCapture {
           // Parsing and adding to the window is synchronous, so the stream never needs pausing here.
           onMessage: (msg) => {
             const i = ++n;
-            this.handle(state, parser.response(msg), () => `${spec.target} response ${i}`);
+            this.handle(state, () => parser.response(msg), () => `${spec.target} response ${i}`);
           },
         });
       } else if (spec.kind === 'goldmane') {
@@ -106,13 +106,11 @@ export class FlowCapture {
           log: o.log.child({ source: spec.raw }),
           tls: o.goldmaneTls,
           // Converting and adding to the window is synchronous, so the stream never needs pausing here.
-          onResult: (r, where) => this.handle(state, r, () => where),
+          onResult: (r, where) => this.handle(state, () => r, () => where),
         });
       }
       return state;
     });
-    // Batches a previous run spooled but never got acknowledged go first, with their own seqs.
-    for (const p of o.spool?.pending() ?? []) o.stream.enqueue(p.seq, { kind: 'flowBatch', flowBatch: { ...p.batch, seq: p.seq } });
   }
 
   start(): void {
@@ -138,12 +136,28 @@ export class FlowCapture {
       const { lines, tooLong, events } = read;
       for (const e of events) this.o.log.info({ source: s.spec.raw }, e);
       for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
-      for (const l of lines) this.handle(s, s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
+      for (const l of lines) this.handle(s, () => s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
     }
   }
 
-  /** One parsed record, from a file line, a Hubble message or a Goldmane flow; `where` names it in the malformed log. */
-  private handle(s: SourceState, r: ParseResult<FlowRecord>, where: () => string): void {
+  /**
+   * One record, from a file line, a Hubble message or a Goldmane flow; `where`
+   * names it in the malformed log. Whatever goes wrong with one record —
+   * a parser exception on a shape nobody foresaw, a value no store can keep —
+   * makes that record malformed (counted, logged) and nothing more: the
+   * record's position is passed like any other, so a restart never meets it again.
+   */
+  private handle(s: SourceState, parse: () => ParseResult<FlowRecord>, where: () => string): void {
+    let r: ParseResult<FlowRecord>;
+    try {
+      r = parse();
+      if (r.kind === 'flow') {
+        const problem = flowRecordProblem(r.flow);
+        if (problem) r = { kind: 'malformed', reason: problem };
+      }
+    } catch (err) {
+      r = { kind: 'malformed', reason: `cannot be read: ${(err as Error).message}` };
+    }
     if (r.kind === 'flow') {
       this.stats.records++;
       this.window.add(r.flow);
@@ -154,13 +168,16 @@ export class FlowCapture {
     }
   }
 
-  /** Close the window and send it as one batch (also when empty but there are counts to tell). */
-  flush(): number | undefined {
+  /**
+   * Close the window and hand it to the outbox, which cuts it into batches under
+   * the aggregator's message limit and spools them with the source positions
+   * after the window's lines (also when empty but there are counts to tell).
+   */
+  flush(): number[] | undefined {
     this.poll();
     const w = this.window.close();
     const sources = this.sources.map((s) => ({ source: s.spec.raw, malformed: s.malformed, lost: s.lost }));
-    const dropped = w.dropped + (this.o.spool?.droppedRecords ?? 0);
-    if (w.records.length === 0 && dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
+    if (w.records.length === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
       // Nothing to send. Lines read but skipped (replies, traces) are not saved as read; after a restart they are read and skipped again.
       return undefined;
     }
@@ -168,24 +185,10 @@ export class FlowCapture {
       s.malformed = 0;
       s.lost = 0;
     }
-    if (this.o.spool) this.o.spool.droppedRecords = 0;
-    const positions = this.positions();
-    const seq = this.o.stream.send((seq) => {
-      const batch: WireFlowBatch = { seq, windowStartUnixMs: w.startMs, windowEndUnixMs: w.endMs, records: w.records.map(flowToWire), sources, droppedRecords: dropped };
-      let discarded: number[] = [];
-      try {
-        discarded = this.o.spool?.write(seq, batch, positions) ?? [];
-      } catch (err) {
-        // A full or broken spool disk: the batch still goes out from memory; only a restart before its ack could lose it.
-        this.o.log.error({ err: (err as Error).message, seq }, 'cannot write the flow batch to the spool');
-      }
-      for (const d of discarded) this.o.stream.discard(d);
-      if (discarded.length > 0) this.o.log.warn({ discarded }, 'spool full: dropped the oldest unacknowledged flow batches');
-      return { kind: 'flowBatch', flowBatch: batch };
-    });
-    this.stats.batches++;
-    this.o.log.debug({ seq, records: w.records.length }, 'flow batch queued');
-    return seq;
+    const seqs = this.o.outbox.addFlowWindow({ windowStartUnixMs: w.startMs, windowEndUnixMs: w.endMs, records: w.records.map(flowToWire), sources, droppedRecords: w.dropped }, this.positions());
+    this.stats.batches += seqs.length;
+    this.o.log.debug({ seqs, records: w.records.length }, 'flow window queued');
+    return seqs;
   }
 
   stop(): void {

@@ -23,8 +23,8 @@ export class InternalNetworks {
     this.size = cidrs.length;
   }
 
-  contains(ip: string | null | undefined): boolean {
-    if (!ip || this.size === 0) return false;
+  contains(ip: unknown): boolean {
+    if (typeof ip !== 'string' || !ip || this.size === 0) return false;
     const family = isIP(ip);
     return family !== 0 && this.list.check(ip, family === 6 ? 'ipv6' : 'ipv4');
   }

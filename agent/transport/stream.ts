@@ -1,15 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import {
-  agentServiceDefinition,
-  type WireAggregatorMessage,
-  type WireBenchmarkRun,
-  type WireFlowBatch,
-  type WireHello,
-} from '../../proto/index.js';
+import { agentServiceDefinition, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
+import { Outbox, type Outgoing } from './outbox.js';
 
-/** A message waiting for its Ack. */
-export type Outgoing = { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
+export type { Outgoing } from './outbox.js';
 
 export interface StreamOptions {
   /** HOST:PORT of the aggregator's gRPC listener. */
@@ -19,20 +13,20 @@ export interface StreamOptions {
   metadata: () => grpc.Metadata;
   hello: () => WireHello;
   log: Logger;
-  /** Unacked messages kept; past this the oldest is dropped and counted. */
+  /** What is sent, kept and counted; by default an outbox of maxUnacked messages and maxUnackedBytes, without a spool. */
+  outbox?: Outbox;
+  /** Unacked messages kept; past this the oldest is dropped and counted (default outbox only). */
   maxUnacked: number;
+  /** Unacked encoded bytes kept (default outbox only). */
+  maxUnackedBytes?: number;
   /** Send a heartbeat when nothing was written for this long, ms (0: never). */
   heartbeatMs?: number;
   /** First reconnect delay, doubled per failure up to maxBackoffMs. */
   minBackoffMs: number;
   maxBackoffMs: number;
-  /** Where seqs come from (a spool persists them); a counter from 1 by default. */
-  takeSeq?: () => number;
-  /** Told when a message leaves the outbox: stored, refused for good, or dropped for room. */
-  onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
 }
 
-export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, minBackoffMs: 500, maxBackoffMs: 30_000, heartbeatMs: 60_000 };
+export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, maxUnackedBytes: 64 * 1024 * 1024, minBackoffMs: 500, maxBackoffMs: 30_000, heartbeatMs: 60_000 };
 
 export interface StreamStats {
   sent: number;
@@ -44,19 +38,20 @@ export interface StreamStats {
   reconnects: number;
 }
 
-type Call = grpc.ClientDuplexStream<Record<string, unknown>, WireAggregatorMessage>;
+type Call = grpc.ClientDuplexStream<Record<string, unknown> | Buffer, WireAggregatorMessage>;
 
 /**
- * The agent's one stream to the aggregator. Every message gets the next seq of
- * this boot id and stays in the outbox until the aggregator acks it; after a
- * reconnect the Welcome says what is already stored and the rest is sent again,
- * in order. Writes respect back-pressure (`write()` false → wait for 'drain').
+ * The agent's one stream to the aggregator: transport only. What to send, in
+ * which order, and what to forget is the outbox's (agent/transport/outbox.ts);
+ * the stream connects, says Hello, writes the outbox's messages after the
+ * Welcome's seq, and hands Acks and Rejects back. After a reconnect the
+ * Welcome says what is already stored and the rest is written again, in
+ * order. Writes respect back-pressure (`write()` false → wait for 'drain').
  */
 export class AgentStream {
   readonly stats: StreamStats = { sent: 0, acked: 0, duplicates: 0, rejected: 0, dropped: 0, reconnects: 0 };
+  readonly outbox: Outbox;
   private readonly client: grpc.Client;
-  private readonly outbox: { seq: number; msg: Outgoing }[] = [];
-  private nextSeq: number;
   private call?: Call;
   /** Seq of the last outbox entry written on the current call. */
   private sentUpTo = 0;
@@ -65,8 +60,6 @@ export class AgentStream {
   private stopped = false;
   private backoffMs: number;
   private retryTimer?: NodeJS.Timeout;
-  private readonly ackWaiters: { seq: number; resolve: () => void }[] = [];
-  private highestSeq = 0;
   private lastWriteMs = 0;
   private heartbeatTimer?: NodeJS.Timeout;
 
@@ -77,8 +70,9 @@ export class AgentStream {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    this.nextSeq = 1;
     this.backoffMs = options.minBackoffMs;
+    this.outbox = options.outbox ?? new Outbox({ log: options.log, maxBytes: options.maxUnackedBytes ?? DEFAULT_STREAM_OPTIONS.maxUnackedBytes, maxMessages: options.maxUnacked });
+    this.outbox.onQueued = () => this.pump();
   }
 
   get connected(): boolean {
@@ -86,7 +80,7 @@ export class AgentStream {
   }
 
   get unacked(): number {
-    return this.outbox.length;
+    return this.outbox.size;
   }
 
   start(): void {
@@ -104,39 +98,12 @@ export class AgentStream {
 
   /** Queue a message; it is sent now if connected, else after the next Welcome. Answers its seq. */
   send(build: (seq: number) => Outgoing): number {
-    const seq = this.options.takeSeq ? this.options.takeSeq() : this.nextSeq++;
-    this.enqueue(seq, build(seq));
-    return seq;
-  }
-
-  /** Queue a message whose seq was given before (a spooled batch after a restart). Seqs must rise. */
-  enqueue(seq: number, msg: Outgoing): void {
-    this.highestSeq = Math.max(this.highestSeq, seq);
-    this.outbox.push({ seq, msg });
-    this.outbox.sort((a, b) => a.seq - b.seq);
-    while (this.outbox.length > this.options.maxUnacked) {
-      const lost = this.outbox.shift() as { seq: number };
-      this.stats.dropped++;
-      this.options.log.warn({ seq: lost.seq, dropped: this.stats.dropped }, 'outbox full: dropped the oldest unacked message');
-      this.options.onSettled?.(lost.seq, 'dropped');
-    }
-    this.pump();
-  }
-
-  /** Forget a queued message (its spool dropped it for room); counted as dropped. */
-  discard(seq: number): void {
-    const i = this.outbox.findIndex((e) => e.seq === seq);
-    if (i < 0) return;
-    this.outbox.splice(i, 1);
-    this.stats.dropped++;
-    this.forgetThrough(-1, 'acked'); // wakes flushed() waiters if that was the last one
+    return this.outbox.add(build);
   }
 
   /** Resolves once everything queued so far is acked (or dropped). */
   flushed(): Promise<void> {
-    const last = this.highestSeq;
-    if (this.outbox.length === 0 || (this.outbox[0]?.seq ?? Infinity) > last) return Promise.resolve();
-    return new Promise((resolve) => this.ackWaiters.push({ seq: last, resolve }));
+    return this.outbox.flushed();
   }
 
   stop(): void {
@@ -151,7 +118,8 @@ export class AgentStream {
     if (this.stopped) return;
     const call = this.client.makeBidiStreamRequest(
       '/verdict.v1.AgentService/Connect',
-      (m: Record<string, unknown>) => agentServiceDefinition().Connect!.requestSerialize(m),
+      // The outbox keeps messages encoded; Hello and Heartbeat are encoded here.
+      (m: Record<string, unknown> | Buffer) => (Buffer.isBuffer(m) ? m : agentServiceDefinition().Connect!.requestSerialize(m)),
       (b: Buffer) => agentServiceDefinition().Connect!.responseDeserialize(b) as WireAggregatorMessage,
       this.options.metadata(),
     ) as Call;
@@ -169,48 +137,34 @@ export class AgentStream {
     if (m.kind === 'welcome') {
       this.welcomed = true;
       this.backoffMs = this.options.minBackoffMs;
-      this.forgetThrough(m.welcome.lastStoredSeq, 'acked');
-      log.info({ lastStoredSeq: m.welcome.lastStoredSeq, unacked: this.outbox.length, aggregatorVersion: m.welcome.aggregatorVersion }, 'connected to the aggregator');
+      this.outbox.setMaxMessageBytes(m.welcome.maxMessageBytes ?? 0);
+      this.outbox.welcomed(m.welcome.lastStoredSeq);
+      this.outbox.acked(m.welcome.lastStoredSeq);
+      this.sentUpTo = m.welcome.lastStoredSeq;
+      log.info({ lastStoredSeq: m.welcome.lastStoredSeq, unacked: this.outbox.size, aggregatorVersion: m.welcome.aggregatorVersion, maxMessageBytes: m.welcome.maxMessageBytes }, 'connected to the aggregator');
       this.pump();
     } else if (m.kind === 'ack') {
       this.stats.acked++;
       if (m.ack.duplicate) this.stats.duplicates++;
-      this.forgetThrough(m.ack.seq, 'acked');
+      this.outbox.acked(m.ack.seq);
     } else if (m.kind === 'reject') {
-      // Seq 0: the aggregator could not decode what it got; it processes in order, so that is our oldest in flight.
-      const seq = m.reject.seq || this.outbox[0]?.seq || 0;
       this.stats.rejected++;
-      log.error({ seq, code: m.reject.code, reason: m.reject.message }, 'the aggregator rejected a message; it is dropped and will not be resent');
-      this.forgetThrough(seq, 'rejected');
-    }
-  }
-
-  /** Messages are stored in order, so an answer for `seq` settles everything up to it. */
-  private forgetThrough(seq: number, outcome: 'acked' | 'rejected'): void {
-    while (this.outbox.length > 0 && (this.outbox[0] as { seq: number }).seq <= seq) {
-      const done = this.outbox.shift() as { seq: number };
-      // Only the message named is refused; older ones were stored before it.
-      this.options.onSettled?.(done.seq, done.seq === seq ? outcome : 'acked');
-    }
-    const head = this.outbox[0]?.seq ?? Infinity;
-    for (let i = this.ackWaiters.length - 1; i >= 0; i--) {
-      const w = this.ackWaiters[i] as { seq: number; resolve: () => void };
-      if (w.seq < head) {
-        this.ackWaiters.splice(i, 1);
-        w.resolve();
-      }
+      const refused = this.outbox.rejected(m.reject.seq, m.reject.code);
+      const recut = m.reject.code === 'VERDICT_INGEST_OVERSIZED' && refused?.kind === 'flowBatch';
+      if (!recut) this.stats.dropped++;
+      log.error({ seq: refused?.seq ?? m.reject.seq, code: m.reject.code, reason: m.reject.message }, recut ? 'the aggregator refused a flow batch as too large; it is sent again in smaller pieces' : 'the aggregator rejected a message; it is dropped and will not be resent');
+      this.pump();
     }
   }
 
   private pump(): void {
     const call = this.call;
     if (!call || !this.welcomed || this.draining) return;
-    for (const entry of this.outbox) {
-      if (entry.seq <= this.sentUpTo) continue;
+    for (const entry of this.outbox.after(this.sentUpTo)) {
       this.sentUpTo = entry.seq;
       this.stats.sent++;
       this.lastWriteMs = Date.now();
-      const ok = call.write({ [entry.msg.kind]: (entry.msg as Record<string, unknown>)[entry.msg.kind] });
+      const ok = call.write(entry.bytes);
       if (!ok) {
         this.draining = true;
         call.once('drain', () => {
@@ -230,7 +184,7 @@ export class AgentStream {
     if (this.stopped) return;
     this.stats.reconnects++;
     const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
-    this.options.log.warn({ why, retryInMs: delay, unacked: this.outbox.length }, 'stream to the aggregator broken; reconnecting');
+    this.options.log.warn({ why, retryInMs: delay, unacked: this.outbox.size }, 'stream to the aggregator broken; reconnecting');
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs);
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref();

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import type { ReportScheduler } from '../reports/scheduler.js';
 import type { TamperConfig } from '../reports/tamper.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
+import { answerClientError, errorAnswer, MAX_PARAM_LENGTH } from './errors.js';
 
 export interface HttpDeps {
   store: Store;
@@ -34,17 +35,25 @@ export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; /
  * a stable code and a message, never a crash.
  */
 export async function buildHttpApp(deps: HttpDeps): Promise<App> {
-  const app = Fastify({ loggerInstance: deps.log, disableRequestLogging: true, ajv: { customOptions: { coerceTypes: true, removeAdditional: false } } }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  const app = Fastify({
+    loggerInstance: deps.log,
+    disableRequestLogging: true,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // fastify answers these itself, before any route or error handler, unless told otherwise.
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = errorAnswer(err, req as FastifyRequest);
+      void (reply as FastifyReply).status(status).send(body);
+    },
+    clientErrorHandler: answerClientError,
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   await app.register(swagger, {
     openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err.validation) {
-      return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(querystring|params|body)\s*/, '')}`.trim() });
-    }
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err, url: req.url }, 'request failed');
-    return reply.status(status).send({ error: status === 500 ? 'VERDICT_INTERNAL' : (err.code ?? 'VERDICT_BAD_REQUEST'), message: status === 500 ? 'internal error; see the aggregator log' : err.message });
+    const { status, body } = errorAnswer(err, req);
+    if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    return reply.status(status).send(body);
   });
   // Node, CIS and flow data: readers need get on nodes / flows (report routes check per report name themselves).
   app.addHook('onRequest', async (req, reply) => {

@@ -90,5 +90,5 @@ t.test('when the outbox is full the oldest message is dropped and counted', asyn
   t.teardown(() => stream.stop());
   for (let i = 1; i <= 5; i++) stream.send(runMsg(`2026-11-01T00:00:0${i}Z`));
   t.equal(stream.unacked, 2);
-  t.equal(stream.stats.dropped, 3);
+  t.equal(stream.outbox.stats.dropped, 3);
 });

@@ -77,7 +77,9 @@ function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks)
   if (kind === 'pod') endpointName = workloadFromPodName(aggr || name);
   else endpointName = aggr || name;
   if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
-  const ip = rec[`${s}_ip`] as string | null | undefined;
+  const ipField = rec[`${s}_ip`];
+  if (ipField !== null && ipField !== undefined && typeof ipField !== 'string') return `${s}_ip is ${Array.isArray(ipField) ? 'a list' : typeof ipField}, not an address`;
+  const ip = typeof ipField === 'string' ? ipField : undefined;
   const sa = labels.find((l) => l.startsWith('projectcalico.org/serviceaccount='));
   return endpoint({
     kind,

@@ -26,7 +26,7 @@ export interface FollowingStreamOptions {
  * reconnect `replaying` is true until they say the replay is over.
  */
 export abstract class FollowingStream {
-  readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0 };
+  readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0, unreadable: 0 };
   protected replaying = false;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
@@ -115,7 +115,16 @@ export abstract class FollowingStream {
     if (call !== this.call) return;
     this.up(call);
     this.backoffMs = this.minBackoffMs;
-    if (this.handle(m) === false) this.pause();
+    let more: boolean;
+    try {
+      more = this.handle(m);
+    } catch (err) {
+      // One message nobody foresaw must not take the agent down (this runs in a stream event): count it, say it, go on.
+      this.stats.unreadable++;
+      if (this.stats.unreadable === 1 || this.stats.unreadable % 1000 === 0) this.s.log.warn({ err: (err as Error).message, unreadable: this.stats.unreadable }, `a ${this.s.name} message could not be read; skipped`);
+      more = true;
+    }
+    if (!more) this.pause();
   }
 
   private down(call: ClientReadableStream<Json>, why: string, openedAt: number): void {

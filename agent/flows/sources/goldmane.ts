@@ -338,6 +338,12 @@ export class GoldmaneSource extends FollowingStream {
       } else if (start === this.since && this.boundary.size < BOUNDARY_MAX) this.boundary.add(key);
     }
     this.stats.messages++;
-    return this.o.onResult(goldmaneFlowToRecord(flow), `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${flow?.start_time ?? '?'})`) !== false;
+    let result: ParseResult<FlowRecord>;
+    try {
+      result = goldmaneFlowToRecord(flow);
+    } catch (err) {
+      result = { kind: 'malformed', reason: `cannot be read: ${(err as Error).message}` };
+    }
+    return this.o.onResult(result, `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${String(flow?.start_time ?? '?')})`) !== false;
   }
 }

@@ -85,7 +85,7 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   else return { kind: 'malformed', reason: `verdict is ${JSON.stringify(verdict)}` };
   const timeMs = Date.parse(String(flow.time ?? outerTime ?? ''));
   if (!Number.isFinite(timeMs)) return { kind: 'malformed', reason: 'no valid time' };
-  const ip = (flow.IP ?? {}) as Json;
+  const ip = objectOr(flow.IP);
   const source = endpointOf(flow.source as Json | undefined, String(ip.source ?? ''), internal);
   const destination = endpointOf(flow.destination as Json | undefined, String(ip.destination ?? ''), internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: `source: ${source}` };
@@ -101,8 +101,10 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   const dropCode = asNumber(flow.drop_reason ?? flow.dropReason);
   const policyDrop = action === 'deny' && (POLICY_DROPS.has(String(dropDesc)) || POLICY_DROP_CODES.has(dropCode));
   if (action === 'deny' && !policyDrop) return { kind: 'skip', why: `drop for a non-policy reason (${String(dropDesc ?? dropCode)})` };
-  const l4 = (flow.l4 ?? {}) as Json;
-  const [proto, ports] = Object.entries(l4)[0] ?? ['', {}];
+  const l4 = objectOr(flow.l4);
+  const [proto, portsField] = Object.entries(l4)[0] ?? ['', {}];
+  // "TCP": null and other shapes nobody documents read as "no ports", not as a crash.
+  const ports = objectOr(portsField);
   const named = action === 'allow' ? allowedBy : deniedBy;
   const sp = asNumber((ports as Json).source_port ?? (ports as Json).sourcePort);
   return {
@@ -152,6 +154,11 @@ function endpointOf(e: Json | undefined, ip: string, internal: InternalNetworks)
   }
   const sa = labels.find((l) => l.startsWith('k8s:io.cilium.k8s.policy.serviceaccount='));
   return endpoint({ kind: 'pod', namespace, name: workload || podName, labels: k8sLabels, serviceAccount: sa ? sa.slice(sa.indexOf('=') + 1) : '' });
+}
+
+/** A JSON object, or {} for anything else (null, a string, an array). */
+function objectOr(v: unknown): Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
 }
 
 function policies(v: unknown, action: string): PolicyRef[] {

@@ -8,12 +8,12 @@ import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
 import { parseCalicoLine } from '../../../agent/flows/sources/calico.js';
 import { GoldmaneSource, goldmaneFlowsServiceDefinition, goldmaneFlowToRecord } from '../../../agent/flows/sources/goldmane.js';
-import type { AgentStream } from '../../../agent/transport/stream.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
 import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
+import { recordingOutbox } from '../../fixtures/outbox.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
 
@@ -146,19 +146,6 @@ async function startServer(stream: (call: StreamCall) => void, port = 0, creds =
 const waitFor = (what: string, cond: () => boolean, timeoutMs = 10_000) => until(cond, what, timeoutMs, 10);
 const msgs = logMessages;
 
-function fakeStream(batches: WireFlowBatch[]): AgentStream {
-  let seq = 0;
-  return {
-    send: (build: (seq: number) => { kind: string; flowBatch: WireFlowBatch }) => {
-      seq++;
-      batches.push(build(seq).flowBatch);
-      return seq;
-    },
-    enqueue: () => undefined,
-    discard: () => undefined,
-  } as unknown as AgentStream;
-}
-
 // The same key mapping and fields as samples.test.ts.
 function expectedCalicoSummary(): Record<string, Record<string, unknown>> {
   const md = readFileSync(join(dir, 'EXPECTED.md'), 'utf8');
@@ -204,7 +191,7 @@ t.test('FlowCapture follows Goldmane: the sample gives exactly the hand-derived 
   const { log, lines } = capturingLogger();
   const spec = parseFlowSource(`goldmane:127.0.0.1:${port}`);
   t.equal(spec.kind, 'goldmane');
-  const capture = new FlowCapture({ sources: [spec], stream: fakeStream(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
+  const capture = new FlowCapture({ sources: [spec], outbox: recordingOutbox(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
   t.same(msgs(lines, /not supported/), [], 'no "not supported" warning for goldmane');
   capture.start();
   t.teardown(() => capture.stop());
@@ -322,7 +309,7 @@ t.test('malformed flows are counted per source and logged once, with the reason;
   const batches: WireFlowBatch[] = [];
   const { log, lines } = capturingLogger();
   const spec = parseFlowSource(`goldmane:127.0.0.1:${port}`);
-  const capture = new FlowCapture({ sources: [spec], stream: fakeStream(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
+  const capture = new FlowCapture({ sources: [spec], outbox: recordingOutbox(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
   capture.start();
   t.teardown(() => capture.stop());
   await waitFor('the good flow', () => capture.stats.records === 1);

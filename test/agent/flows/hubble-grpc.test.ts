@@ -7,12 +7,12 @@ import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
 import { HubbleParser } from '../../../agent/flows/sources/hubble.js';
 import { HubbleObserverSource, observerServiceDefinition, timestampToRfc3339, type WireTimestamp } from '../../../agent/flows/sources/hubble-grpc.js';
-import type { AgentStream } from '../../../agent/transport/stream.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
 import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
+import { recordingOutbox } from '../../fixtures/outbox.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
 
@@ -112,19 +112,10 @@ t.test('FlowCapture follows a Hubble Observer socket: the sample gives exactly t
 
   const batches: WireFlowBatch[] = [];
   let seq = 0;
-  const stream = {
-    send: (build: (seq: number) => { kind: string; flowBatch: WireFlowBatch }) => {
-      seq++;
-      batches.push(build(seq).flowBatch);
-      return seq;
-    },
-    enqueue: () => undefined,
-    discard: () => undefined,
-  } as unknown as AgentStream;
   const { log, lines } = capturingLogger();
   const spec = parseFlowSource(`hubble:unix://${socket}`);
   t.equal(spec.kind, 'hubble-grpc');
-  const capture = new FlowCapture({ sources: [spec], stream, internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
+  const capture = new FlowCapture({ sources: [spec], outbox: recordingOutbox(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
   t.same(msgs(lines, /not supported/), [], 'no "not supported" warning for hubble-grpc');
   capture.start();
   t.teardown(() => capture.stop());

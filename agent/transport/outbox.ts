@@ -1,0 +1,314 @@
+import type { Logger } from 'pino';
+import { agentServiceDefinition, type WireBenchmarkRun, type WireFlowBatch, type WireFlowRecord, type WireFlowSourceCounts } from '../../proto/index.js';
+import type { SourcePositions, Spool, SpooledMessage } from './spool.js';
+
+/** A message as callers hand it in, before it is encoded. */
+export type Outgoing = { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
+
+/** A closed flow window, to be cut into FlowBatch messages. */
+export interface FlowWindowOut {
+  windowStartUnixMs: number;
+  windowEndUnixMs: number;
+  records: WireFlowRecord[];
+  sources: WireFlowSourceCounts[];
+  /** Records dropped before this window (a full window); the outbox adds its own drops. */
+  droppedRecords: number;
+}
+
+export interface OutboxOptions {
+  log: Logger;
+  spool?: Spool;
+  /** Encoded bytes of unacked messages kept (memory, and the spool's size); past it the oldest goes, counted. */
+  maxBytes: number;
+  /** Unacked messages kept; past it the oldest goes, counted. */
+  maxMessages: number;
+  /** Told when a message leaves the outbox. */
+  onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
+}
+
+/** What an aggregator that does not say its limit (older versions) accepts. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Kept free in every FlowBatch for its header fields and source counts. */
+const BATCH_HEADROOM = 16 * 1024;
+
+export interface OutboxStats {
+  /** Messages queued (after cutting). */
+  queued: number;
+  acked: number;
+  rejected: number;
+  /** Messages dropped unsent: the outbox or spool was full, or the aggregator refused them. */
+  dropped: number;
+  /** Flow records in dropped messages, or too large to send alone; told upstream in the next batch. */
+  droppedRecords: number;
+  /** Refused-as-oversized batches cut smaller and queued again. */
+  recut: number;
+  /** Flow windows that could not be written to the spool and went out from memory only. */
+  unspooled: number;
+}
+
+interface Entry extends SpooledMessage {}
+
+const serialize = (m: Record<string, unknown>): Buffer => agentServiceDefinition().Connect?.requestSerialize(m) as Buffer;
+const deserialize = (b: Buffer): Record<string, unknown> => agentServiceDefinition().Connect?.requestDeserialize(b) as Record<string, unknown>;
+
+/**
+ * The agent's delivery: every rule about what is sent, kept, cut, dropped and
+ * counted lives here, and the stream is only transport. It owns the seqs (the
+ * spool's, so they survive restarts), keeps each message encoded until the
+ * aggregator settles it, cuts flow windows into FlowBatches under the
+ * aggregator's message limit, spools each window before it is sent, bounds
+ * what it keeps by bytes and count (the oldest goes first), and counts every
+ * record it drops so the next batch tells the aggregator.
+ */
+export class Outbox {
+  readonly stats: OutboxStats = { queued: 0, acked: 0, rejected: 0, dropped: 0, droppedRecords: 0, recut: 0, unspooled: 0 };
+  private readonly entries: Entry[] = [];
+  private bytes = 0;
+  private counter = 1;
+  private maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
+  /** Dropped records not yet told upstream. */
+  private untold = 0;
+  private readonly waiters: { seq: number; resolve: () => void }[] = [];
+  private highestSeq = 0;
+  /** Told when there is something new to send. */
+  onQueued?: () => void;
+
+  constructor(private readonly o: OutboxOptions) {
+    for (const m of o.spool?.pending() ?? []) this.push(m);
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  get unackedBytes(): number {
+    return this.bytes;
+  }
+
+  /** The aggregator's limit from Welcome (0: it did not say). */
+  setMaxMessageBytes(n: number): void {
+    this.maxMessageBytes = n > 0 ? n : DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** After the Welcome: batches that went out unspooled before a restart and were not stored are counted as dropped. */
+  welcomed(lastStoredSeq: number): void {
+    if (!this.o.spool) return;
+    try {
+      const lost = this.o.spool.reconcileUnspooled(lastStoredSeq);
+      if (lost > 0) this.countDropped(lost, 'flow batches sent before a restart without a spool file were not stored');
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'cannot update the spool state');
+    }
+  }
+
+  addBenchmarkRun(build: (seq: number) => WireBenchmarkRun): number {
+    const seq = this.takeSeq();
+    this.queue([{ seq, kind: 'benchmarkRun', records: 0, bytes: serialize({ benchmarkRun: build(seq) }) }], undefined);
+    return seq;
+  }
+
+  /** Queue a message built by the caller (tests, and the stream's `send`). */
+  add(build: (seq: number) => Outgoing): number {
+    const seq = this.takeSeq();
+    const msg = build(seq);
+    const records = msg.kind === 'flowBatch' ? msg.flowBatch.records.length : 0;
+    this.queue([{ seq, kind: msg.kind, records, bytes: serialize({ [msg.kind]: (msg as Record<string, unknown>)[msg.kind] }) }], undefined);
+    return seq;
+  }
+
+  /**
+   * Cut a flow window into FlowBatches under the message limit, spool them as
+   * one group with the source positions after the window's lines, and queue
+   * them. A record too large to send even alone is dropped and counted. Answers
+   * the seqs.
+   */
+  addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[] {
+    const dropped = w.droppedRecords + this.takeUntold();
+    const chunks = this.cut(w.records);
+    const messages: Entry[] = chunks.map((records, i) => {
+      const seq = this.takeSeq();
+      // Counts go with the first batch of the window, once.
+      const batch: WireFlowBatch = { seq, windowStartUnixMs: w.windowStartUnixMs, windowEndUnixMs: w.windowEndUnixMs, records, sources: i === 0 ? w.sources : [], droppedRecords: i === 0 ? dropped + this.takeUntold() : 0 };
+      return { seq, kind: 'flowBatch', records: records.length, bytes: serialize({ flowBatch: batch }) };
+    });
+    this.queue(messages, positions);
+    return messages.map((m) => m.seq);
+  }
+
+  /** Unacked messages above `seq`, in order, for the transport to write. */
+  *after(seq: number): Generator<Entry> {
+    for (const e of this.entries) if (e.seq > seq) yield e;
+  }
+
+  /** Stored in order: an Ack for `seq` settles everything up to it. */
+  acked(seq: number): void {
+    this.settleThrough(seq, 'acked');
+  }
+
+  /**
+   * The aggregator refused `seq` (0: the oldest in flight, which it could not
+   * decode). A flow batch refused as oversized is cut smaller and queued again
+   * under new seqs (it was not stored, so nothing is counted twice); anything
+   * else refused is dropped and counted.
+   */
+  rejected(seq: number, code: string): Entry | undefined {
+    const target = seq || this.entries[0]?.seq || 0;
+    this.settleThrough(target - 1, 'acked');
+    const head = this.entries[0];
+    if (!head || head.seq !== target) return undefined;
+    this.entries.shift();
+    this.bytes -= head.bytes.length;
+    this.stats.rejected++;
+    this.o.onSettled?.(head.seq, 'rejected');
+    this.spoolSettle(head.seq);
+    if (code === 'VERDICT_INGEST_OVERSIZED' && head.kind === 'flowBatch' && head.records > 0) {
+      this.recut(head);
+    } else if (head.records > 0) {
+      this.countDropped(head.records, `the aggregator refused a flow batch (${code})`);
+    }
+    this.wake();
+    return head;
+  }
+
+  /** Resolves once everything queued so far is settled. */
+  flushed(): Promise<void> {
+    const last = this.highestSeq;
+    if (this.entries.length === 0 || (this.entries[0]?.seq ?? Infinity) > last) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ seq: last, resolve }));
+  }
+
+  private takeSeq(): number {
+    return this.o.spool ? this.o.spool.takeSeq() : this.counter++;
+  }
+
+  private takeUntold(): number {
+    const n = this.untold;
+    this.untold = 0;
+    return n;
+  }
+
+  private countDropped(records: number, why: string): void {
+    this.stats.droppedRecords += records;
+    this.untold += records;
+    this.o.log.warn({ records, droppedRecords: this.stats.droppedRecords }, `dropped flow records: ${why}; the next batch tells the aggregator`);
+  }
+
+  /** Records into groups that each encode under the limit. */
+  private cut(records: WireFlowRecord[], limit = this.maxMessageBytes): WireFlowRecord[][] {
+    const budget = Math.max(1024, limit - BATCH_HEADROOM);
+    if (records.length === 0) return [[]];
+    // The common case: it all fits.
+    if (serialize({ flowBatch: { records } }).length <= budget) return [records];
+    const base = serialize({ flowBatch: {} }).length;
+    const out: WireFlowRecord[][] = [];
+    let current: WireFlowRecord[] = [];
+    let size = base;
+    for (const r of records) {
+      // A record's share of the batch: its field tag, length prefix and body (the outer length may grow by a few bytes: headroom).
+      const own = serialize({ flowBatch: { records: [r] } }).length - base;
+      if (own > budget) {
+        this.countDropped(1, `one flow record encodes to ${own} bytes, over the ${budget}-byte batch budget`);
+        continue;
+      }
+      if (size + own > budget && current.length > 0) {
+        out.push(current);
+        current = [];
+        size = base;
+      }
+      current.push(r);
+      size += own;
+    }
+    if (current.length > 0) out.push(current);
+    return out.length > 0 ? out : [[]];
+  }
+
+  /** A batch the aggregator found too large: cut it in pieces under half its size (or the known limit) and queue them. */
+  private recut(e: Entry): void {
+    const decoded = deserialize(e.bytes).flowBatch as WireFlowBatch | undefined;
+    if (!decoded) return this.countDropped(e.records, 'a refused flow batch could not be decoded again');
+    const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
+    const chunks = this.cut(decoded.records, limit);
+    if (chunks.length < 2) return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
+    this.stats.recut++;
+    this.o.log.warn({ seq: e.seq, bytes: e.bytes.length, pieces: chunks.length }, 'the aggregator found a flow batch too large; sending it again in smaller pieces');
+    const messages: Entry[] = chunks.map((records, i) => {
+      const seq = this.takeSeq();
+      const batch: WireFlowBatch = { ...decoded, seq, records, sources: i === 0 ? decoded.sources : [], droppedRecords: i === 0 ? decoded.droppedRecords : 0 };
+      return { seq, kind: 'flowBatch', records: records.length, bytes: serialize({ flowBatch: batch }) };
+    });
+    // Its lines were read long ago: the pieces carry no positions.
+    this.queue(messages, undefined);
+  }
+
+  private queue(messages: Entry[], positions: SourcePositions | undefined): void {
+    const spool = this.o.spool;
+    if (spool) {
+      try {
+        spool.write(messages, positions);
+      } catch (err) {
+        // A full or broken spool disk: the messages still go out from memory. Their seqs and positions go in the
+        // state (which saves in place, even on a full disk), so a restart neither resends their lines under new seqs
+        // nor loses them uncounted.
+        this.stats.unspooled++;
+        this.o.log.error({ err: (err as Error).message, seqs: messages.map((m) => m.seq) }, 'cannot write to the spool; sending from memory only');
+        const last = messages[messages.length - 1];
+        if (last && positions && last.kind === 'flowBatch') {
+          try {
+            spool.noteUnspooled({ seq: last.seq, records: messages.reduce((n, m) => n + m.records, 0), positions });
+          } catch (err2) {
+            this.o.log.error({ err: (err2 as Error).message }, 'cannot update the spool state either');
+          }
+        }
+      }
+    }
+    for (const m of messages) this.push(m);
+    this.onQueued?.();
+  }
+
+  private push(m: Entry): void {
+    this.highestSeq = Math.max(this.highestSeq, m.seq);
+    this.entries.push(m);
+    if (this.entries.length > 1 && (this.entries[this.entries.length - 2] as Entry).seq > m.seq) this.entries.sort((a, b) => a.seq - b.seq);
+    this.bytes += m.bytes.length;
+    this.stats.queued++;
+    while (this.entries.length > 1 && (this.bytes > this.o.maxBytes || this.entries.length > this.o.maxMessages)) {
+      const lost = this.entries.shift() as Entry;
+      this.bytes -= lost.bytes.length;
+      this.stats.dropped++;
+      this.o.log.warn({ seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes }, 'outbox full: dropped the oldest unacked message');
+      this.o.onSettled?.(lost.seq, 'dropped');
+      this.spoolSettle(lost.seq);
+      if (lost.records > 0) this.countDropped(lost.records, 'the outbox was full (the aggregator has been unreachable or slow)');
+    }
+  }
+
+  private settleThrough(seq: number, outcome: 'acked'): void {
+    while (this.entries.length > 0 && (this.entries[0] as Entry).seq <= seq) {
+      const done = this.entries.shift() as Entry;
+      this.bytes -= done.bytes.length;
+      this.stats.acked++;
+      this.o.onSettled?.(done.seq, outcome);
+      this.spoolSettle(done.seq);
+    }
+    this.wake();
+  }
+
+  private spoolSettle(seq: number): void {
+    try {
+      this.o.spool?.settle(seq);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message, seq }, 'cannot record a settled message in the spool');
+    }
+  }
+
+  private wake(): void {
+    const head = this.entries[0]?.seq ?? Infinity;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i] as { seq: number; resolve: () => void };
+      if (w.seq < head) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+}

@@ -51,6 +51,12 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    // A store that cannot answer (PostgreSQL down, disk full) is an outage, not a bug: 503 on every route, so clients retry.
+    const unavailable = deps.store.unavailableReason(err);
+    if (unavailable !== undefined) {
+      req.log.warn({ url: req.url, reason: unavailable }, 'request failed: store unavailable');
+      return reply.status(503).send({ error: 'VERDICT_STORE_UNAVAILABLE', message: `the ${deps.store.kind} store cannot answer now (${unavailable}); retry when /readyz answers 200` });
+    }
     const { status, body } = errorAnswer(err, req);
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     return reply.status(status).send(body);

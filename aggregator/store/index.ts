@@ -111,8 +111,15 @@ export interface PodSighting {
  */
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
-  /** Throws when the store cannot answer (readiness). */
+  /** Throws when the store cannot answer or cannot write (readiness). */
   ping(): Promise<void>;
+  /**
+   * Why the store cannot serve right now, when `err` (thrown by one of its
+   * calls) says so: the server is down or the connection lost, the database is
+   * shutting down, the disk is full. Undefined for anything else (a bug, bad
+   * data), which stays an internal error.
+   */
+  unavailableReason(err: unknown): string | undefined;
   close(): Promise<void>;
   /** Upsert the node from its Hello, mark it connected; answer the highest stored seq for its boot id. */
   recordHello(hello: NodeHello, atMs: number, connectionId?: string): Promise<{ lastStoredSeq: number }>;

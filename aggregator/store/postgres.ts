@@ -40,6 +40,20 @@ function parseSafeInteger(text: string): number {
   return n;
 }
 
+/** Socket errors on the way to the server: it is down, restarting or unreachable. */
+const NETWORK_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
+/**
+ * SQLSTATEs (PostgreSQL "Errors and Messages" appendix) for an unavailable
+ * server: class 08 connection exception, class 53 insufficient resources
+ * (disk full, out of memory, too many connections), 57P01-57P03 admin or
+ * crash shutdown and "cannot connect now" (starting up or shutting down).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[123])$/;
+
+/** node-postgres's own connection errors, which carry no code. */
+const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)/;
+
 interface NodeRow {
   name: string;
   role: string;
@@ -139,6 +153,20 @@ export class PostgresStore implements Store {
 
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
+  }
+
+  unavailableReason(err: unknown): string | undefined {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return `${code}: ${e.message}`;
+      if (PG_CONNECTION_MESSAGES.test(e.message)) return e.message;
+      // Node reports a failed connect to a name with several addresses as one AggregateError.
+      if (e instanceof AggregateError) {
+        const inner = (e.errors as unknown[]).map((x) => this.unavailableReason(x)).find((r) => r !== undefined);
+        if (inner !== undefined) return inner;
+      }
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

@@ -33,6 +33,13 @@ interface NodeRow {
 }
 
 /**
+ * SQLite result codes (sqlite.org/rescode.html) that mean the database cannot be
+ * used now, not that a statement is wrong: disk full, I/O errors, read-only or
+ * unopenable file, locked beyond busy_timeout, out of memory.
+ */
+const UNAVAILABLE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOMEM)/;
+
+/**
  * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous,
  * so every statement runs to completion before the next: writes never interleave.
  */
@@ -65,8 +72,37 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Readiness means "can store what agents send", and reads keep working on a
+   * full disk: so besides a read, write a row with a page-sized blob (it needs a
+   * free or new page) and delete it, committed (the WAL frames reach the disk).
+   * A full volume (ENOSPC) or a database at its page limit fails here with
+   * SQLITE_FULL; once space returns the probe succeeds again.
+   */
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
+    try {
+      this.db.transaction(() => {
+        this.db.prepare('INSERT INTO store_probe (pad) VALUES (zeroblob(4096))').run();
+        this.db.prepare('DELETE FROM store_probe').run();
+      })();
+    } catch (err) {
+      throw new Error(`cannot write: ${this.unavailableReason(err) ?? (err as Error).message}`, { cause: err });
+    }
+  }
+
+  unavailableReason(err: unknown): string | undefined {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) {
+        // No file path: /readyz is open to anyone who can reach it.
+        const hint = code === 'SQLITE_FULL' ? '; free space on the volume holding the --db file' : code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? '; another process holds the database' : '';
+        return `${code}: ${e.message}${hint}`;
+      }
+      // better-sqlite3 after close(): the aggregator is shutting down.
+      if (e instanceof TypeError && /database connection is not open/.test(e.message)) return 'the database is closed; the aggregator is shutting down';
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

@@ -29,6 +29,25 @@ function runView(r: ReportRunRecord) {
   };
 }
 
+/** The longest on-demand run: a year, leap day included (a yearly report fits; a 10,000-year scan of the store does not). */
+export const MAX_ON_DEMAND_MS = 366 * 86_400_000;
+/** No evidence predates this: Kubernetes itself is younger. */
+const EARLIEST_MS = Date.parse('2000-01-01T00:00:00Z');
+/** An interval may end a little ahead of now (clock skew, "today" in a later time zone), not in the far future. */
+const FUTURE_SLACK_MS = 86_400_000;
+
+/** An on-demand run's interval from the request body, or what is wrong with it. */
+export function onDemandInterval(start: string, end: string, nowMs: number): { startMs: number; endMs: number } | string {
+  const startMs = Date.parse(start);
+  const endMs = Date.parse(end);
+  if (Number.isNaN(startMs) || Number.isNaN(endMs)) return `start (${start}) and end (${end}) must be ISO-8601 times like 2026-11-01T00:00:00Z`;
+  if (!(startMs < endMs)) return `start (${start}) must be before end (${end})`;
+  if (startMs < EARLIEST_MS) return `start (${start}) is before 2000-01-01; Verdict holds no evidence that old`;
+  if (endMs > nowMs + FUTURE_SLACK_MS) return `end (${end}) is more than a day in the future; a report covers evidence already collected`;
+  if (endMs - startMs > MAX_ON_DEMAND_MS) return `the interval spans ${Math.ceil((endMs - startMs) / 86_400_000)} days; an on-demand run covers at most 366, so split it into several runs`;
+  return { startMs, endMs };
+}
+
 export function registerReportRoutes(app: App, deps: HttpDeps): void {
   const { store, reports, authorizer } = deps;
   if (!reports) return;
@@ -79,9 +98,9 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       if (!def) return notFound(reply, name);
       const { start, end } = (req.body ?? {}) as { start?: string; end?: string };
       if (!start || !end) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: 'give the interval to report on as {"start": ISO-8601, "end": ISO-8601}' });
-      const startMs = Date.parse(start);
-      const endMs = Date.parse(end);
-      if (!(startMs < endMs)) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `start (${start}) must be before end (${end})` });
+      const interval = onDemandInterval(start, end, Date.now());
+      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const { startMs, endMs } = interval;
       const run = await reports.scheduler.runNow(def, startMs, endMs);
       req.log.info({ report: name, run: run.id, user }, 'on-demand report run requested');
       return reply.status(202).send({ id: run.id, status: run.status });

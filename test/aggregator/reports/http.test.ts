@@ -162,6 +162,30 @@ t.test('a reader with get on one report reads it and not another; listing and cr
   t.equal((await call('POST', '/api/v1/reports/weekly-cis/runs', ADMIN, { start: 'yesterday' })).status, 400);
 });
 
+t.test('an on-demand run covers at most 366 days, from 2000 on and not ahead of now; anything else is a 400 saying what to change', async (t) => {
+  const { call } = await setup(t);
+  const day = 86_400_000;
+  const today = Math.floor(Date.now() / day) * day;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const refused: [string, { start: string; end: string }, RegExp][] = [
+    ['10,000 years', { start: '0001-01-01T00:00:00Z', end: '9999-12-31T23:59:59Z' }, /before 2000-01-01/],
+    ['367 days', { start: iso(today - 367 * day), end: iso(today) }, /spans 367 days; an on-demand run covers at most 366, so split it/],
+    ['the year 1999', { start: '1999-06-01T00:00:00Z', end: '1999-07-01T00:00:00Z' }, /before 2000-01-01/],
+    ['next year', { start: iso(today + 300 * day), end: iso(today + 301 * day) }, /more than a day in the future/],
+    ['far future', { start: '9999-12-30T00:00:00Z', end: '9999-12-31T00:00:00Z' }, /more than a day in the future/],
+    ['backwards', { start: '2026-11-20T00:00:00Z', end: '2026-11-19T00:00:00Z' }, /must be before end/],
+    ['empty', { start: '2026-11-20T00:00:00Z', end: '2026-11-20T00:00:00Z' }, /must be before end/],
+  ];
+  for (const [name, body, message] of refused) {
+    const r = await call('POST', '/api/v1/reports/weekly-cis/runs', ADMIN, body);
+    t.equal(r.status, 400, name);
+    t.match(r.json, { error: 'VERDICT_BAD_REQUEST', message }, name);
+  }
+  const year = await call('POST', '/api/v1/reports/weekly-cis/runs', ADMIN, { start: iso(today - 366 * day), end: iso(today) });
+  t.equal(year.status, 202, 'a leap year up to today is accepted');
+  t.equal((await call('POST', '/api/v1/reports/weekly-cis/runs', ADMIN, { start: iso(today), end: iso(today + day) })).status, 202, 'today until midnight is accepted');
+});
+
 const auditEvent = (id: string, verb: string, ts: string, spec: unknown, name = 'allow-api') => ({
   kind: 'Event',
   apiVersion: 'audit.k8s.io/v1',

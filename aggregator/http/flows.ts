@@ -83,6 +83,9 @@ const MAX_RANGE_MS = 93 * 24 * 3600 * 1000;
 export function parseInterval(q: { from?: string; to?: string }, now: number): { fromMs: number; toMs: number } | string {
   const toMs = q.to ? Date.parse(q.to) : now;
   const fromMs = q.from ? Date.parse(q.from) : toMs - 3600_000;
+  // RFC 3339 allows a leap second (23:59:60), which the schema's date-time format passes and Date.parse cannot read.
+  if (Number.isNaN(toMs)) return `to (${q.to}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
+  if (Number.isNaN(fromMs)) return `from (${q.from}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
   if (!(fromMs < toMs)) return `from (${q.from ?? new Date(fromMs).toISOString()}) must be before to (${q.to ?? new Date(toMs).toISOString()})`;
   if (toMs - fromMs > MAX_RANGE_MS) return 'the interval may span at most 93 days; ask for a shorter one';
   return { fromMs, toMs };

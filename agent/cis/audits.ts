@@ -74,13 +74,15 @@ function combine(kind: 'all' | 'any', parts: AuditOutcome[]): AuditOutcome {
 function kubeletAudit(audit: KubeletAuditSpec, facts: NodeFacts): AuditOutcome {
   const expected = `${audit.setting ?? `--${audit.flag}`} ${describeExpect(audit.expect)}`;
   const k = facts.kubelet;
-  if (k.origin === 'none' && !k.live) return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
+  // A configz that answered but could not be used is a kubelet, just an unknown one.
+  if (k.origin === 'none' && !k.live && k.configErrors.length === 0) return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
   const r = resolveSetting(k, audit.setting, audit.flag);
   const actual = r.value === undefined ? '(not set)' : r.value;
   // A value that would come from a file we could not read is unknown, never PASS.
   if (!r.source.startsWith('flag ') && !k.live && k.configErrors.length > 0) {
     return { status: 'FAIL', expected, actual: 'unknown', evidence: k.configErrors.join('; '), reason: 'kubelet config unreadable' };
   }
+  if (r.error) return { status: 'FAIL', expected, actual: 'unknown', evidence: r.error, reason: r.error };
   return { status: meets(r.value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence: r.source };
 }
 
@@ -182,6 +184,7 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     if (kind === 'kubelet') {
       if (k.configErrors.length > 0) return { kind: 'error', reason: `kubelet config unreadable: ${k.configErrors.join('; ')}` };
       const r = resolveSetting(k, a as string);
+      if (r.error) return { kind: 'error', reason: r.error };
       return r.value ? { kind: 'path', path: r.value, source: `${a} from ${r.source}` } : { kind: 'unresolved', reason: `kubelet ${a} is not set` };
     }
     if (a === 'config') return k.configPath ? { kind: 'path', path: k.configPath, source: `--config (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --config' };

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlDocument } from '../../common/parsed-document.js';
 import { packageRoot } from '../../common/package-root.js';
 import { BenchmarkInvalidError, validateBenchmark, type BenchmarkSpec } from './schema.js';
 
@@ -13,9 +13,9 @@ export function bundledBenchmarkDir(): string {
 export function parseBenchmark(text: string, file: string): BenchmarkSpec {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { prettyErrors: true });
+    doc = parseYamlDocument(text);
   } catch (err) {
-    throw new BenchmarkInvalidError(file, '(yaml)', (err as Error).message.split('\n')[0] as string);
+    throw new BenchmarkInvalidError(file, '(yaml)', (err as Error).message);
   }
   return validateBenchmark(doc, file);
 }

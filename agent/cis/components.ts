@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { documentField, documentPath, parseYamlDocument, scalarText } from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 
@@ -58,7 +58,8 @@ export class ComponentReader {
 
   /** The node path of a component's static pod manifest (whether or not it exists). */
   manifestPath(component: ComponentName): string | undefined {
-    const file = MANIFEST_FILE[component];
+    // The name may come from a benchmark's path template ("{flag:etcd:data-dir}"): own keys only.
+    const file = Object.hasOwn(MANIFEST_FILE, component) ? MANIFEST_FILE[component] : undefined;
     return file ? posix.join(this.manifestDir, file) : undefined;
   }
 
@@ -77,14 +78,16 @@ export class ComponentReader {
     if (file.kind === 'error') return { kind: 'error', reason: `${path}: ${file.reason}` };
     let doc: unknown;
     try {
-      doc = parseYaml(file.text);
+      doc = parseYamlDocument(file.text);
     } catch (err) {
-      return { kind: 'error', reason: `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}` };
+      return { kind: 'error', reason: `${path}: not valid YAML: ${(err as Error).message}` };
     }
-    let cur: unknown = doc;
-    for (const key of field.split('.')) cur = typeof cur === 'object' && cur !== null ? (cur as Record<string, unknown>)[key] : undefined;
-    const value = cur === undefined || cur === null || cur === '' ? undefined : Array.isArray(cur) ? cur.join(',') : String(cur);
-    return { kind: 'value', value, source: `${field} in ${path}` };
+    // The field path comes from a benchmark; only the document's own keys answer it.
+    const cur = documentPath(doc, field);
+    if (cur === undefined || cur === null || cur === '') return { kind: 'value', value: undefined, source: `${field} in ${path}` };
+    const items = Array.isArray(cur) ? cur.map(scalarText) : [scalarText(cur)];
+    if (items.some((x) => x === undefined)) return { kind: 'error', reason: `${path}: ${field} is ${Array.isArray(cur) ? 'a list of more than plain values' : 'a mapping'}, not a value` };
+    return { kind: 'value', value: items.join(','), source: `${field} in ${path}` };
   }
 
   private read(component: ComponentName): ComponentFlags {
@@ -115,20 +118,24 @@ export class ComponentReader {
 export function staticPodContainer(text: string, component: string): { args: string[]; env: Map<string, string> } | string {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYamlDocument(text);
   } catch (err) {
-    return `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
+    return `not valid YAML: ${(err as Error).message}`;
   }
-  const containers = (doc as { spec?: { containers?: unknown } } | null)?.spec?.containers;
+  const containers = documentPath(doc, 'spec.containers');
   if (!Array.isArray(containers) || containers.length === 0) return 'no spec.containers in the pod manifest';
-  type Container = { name?: string; command?: unknown; args?: unknown; env?: unknown };
-  const list = (containers as unknown[]).filter((c): c is Container => typeof c === 'object' && c !== null);
+  const list = (containers as unknown[]).filter((c) => typeof c === 'object' && c !== null && !Array.isArray(c));
   if (list.length === 0) return 'no usable entry in spec.containers';
-  const container = list.find((c) => c.name === component) ?? list[0];
-  const words = [...asStrings(container?.command), ...asStrings(container?.args)];
+  const container = list.find((c) => documentField(c, 'name') === component) ?? list[0];
+  const words = [...asStrings(documentField(container, 'command')), ...asStrings(documentField(container, 'args'))];
   const env = new Map<string, string>();
-  if (Array.isArray(container?.env)) {
-    for (const e of container.env as { name?: unknown; value?: unknown }[]) if (typeof e?.name === 'string' && typeof e.value === 'string') env.set(e.name, e.value);
+  const envList = documentField(container, 'env');
+  if (Array.isArray(envList)) {
+    for (const e of envList as unknown[]) {
+      const name = documentField(e, 'name');
+      const value = documentField(e, 'value');
+      if (typeof name === 'string' && typeof value === 'string') env.set(name, value);
+    }
   }
   // The binary name comes first in `command`; keep the flags.
   return { args: words.filter((w, i) => i > 0 || w.startsWith('-')), env };

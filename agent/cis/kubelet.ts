@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { documentField, documentPath, isDocumentMap, parseYamlDocument, scalarText, toDocumentValue, type DocumentMap } from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
 import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS } from './kubelet-defaults.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
@@ -11,6 +11,8 @@ export interface ResolvedSetting {
   value: string | undefined;
   /** Human-readable origin: "flag --read-only-port (pid 812)", "/var/lib/kubelet/config.yaml", "kubelet default". */
   source: string;
+  /** Why the value found cannot be used (a mapping where a value belongs): unknown, never PASS. */
+  error?: string;
 }
 
 /** Everything the kubelet's settings were resolved from. */
@@ -27,19 +29,19 @@ export interface KubeletSettings {
   configErrors: string[];
   /** Drop-ins of --config-dir applied, in order. */
   dropIns: string[];
-  /** The merged configuration (file, then drop-ins). */
-  config: Record<string, unknown>;
+  /** The merged configuration (file, then drop-ins); null-prototype objects throughout. */
+  config: DocumentMap;
   /** For each configuration path set by a file, that file. */
   configOrigins: Map<string, string>;
   /** The systemd unit file that starts the kubelet (the one holding ExecStart), if any. */
   serviceFile?: string;
   /** The kubelet's live configuration from its configz endpoint, when that opt-in is on and answered. */
-  live?: LiveKubeletConfig;
+  live?: { config: DocumentMap; source: string };
 }
 
 /** What `GET /api/v1/nodes/NODE/proxy/configz` answered (its `kubeletconfig` object). */
 export interface LiveKubeletConfig {
-  config: Record<string, unknown>;
+  config: unknown;
   source: string;
 }
 
@@ -76,11 +78,21 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[], li
     flags,
     configErrors: [],
     dropIns: [],
-    config: {},
+    config: Object.create(null) as DocumentMap,
     configOrigins: new Map(),
     serviceFile: service?.execStartFile,
-    live,
+    live: undefined,
   };
+  if (live) {
+    // configz is JSON from the API server: as untrusted as a file, and read the same way.
+    try {
+      const config = toDocumentValue(live.config);
+      if (!isDocumentMap(config)) throw new Error('kubeletconfig is not an object');
+      settings.live = { config, source: live.source };
+    } catch (err) {
+      settings.configErrors.push(`${live.source}: ${(err as Error).message}`);
+    }
+  }
   const configFlag = flags.get('config');
   if (configFlag) {
     settings.configPath = posix.resolve('/', configFlag);
@@ -122,9 +134,9 @@ function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
     const text = host.readText(file);
     if (text.kind !== 'found') continue;
     try {
-      const doc = parseYaml(text.text) as Record<string, unknown> | null;
-      const v = doc?.['kubelet-arg'];
-      fromFiles.push(...(Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : []));
+      const v = documentField(parseYamlDocument(text.text), 'kubelet-arg');
+      const values = Array.isArray(v) ? v.map(scalarText) : [scalarText(v)];
+      fromFiles.push(...values.filter((x): x is string => x !== undefined));
     } catch {
       // a broken k3s config stops k3s itself; the process's own flags still count
     }
@@ -157,13 +169,13 @@ function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string
   }
   let doc: unknown;
   try {
-    doc = parseYaml(file.text);
+    doc = parseYamlDocument(file.text);
   } catch (err) {
-    settings.configErrors.push(`${path}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    settings.configErrors.push(`${path}: not valid YAML or JSON: ${(err as Error).message}`);
     return false;
   }
   if (doc === null || doc === undefined) return true; // an empty drop-in changes nothing
-  if (!isPlainObject(doc)) {
+  if (!isDocumentMap(doc)) {
     settings.configErrors.push(`${path}: expected a KubeletConfiguration object`);
     return false;
   }
@@ -171,14 +183,19 @@ function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string
   return true;
 }
 
-/** Objects merge key by key; scalars and lists replace (a drop-in's list is the new list). */
-function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>, prefix: string, file: string, origins: Map<string, string>): void {
+/**
+ * Objects merge key by key; scalars and lists replace (a drop-in's list is the
+ * new list). Both sides are null-prototype document maps, so a key such as
+ * `__proto__` is an unknown field like any other (the kubelet ignores it) and
+ * never reaches Object.prototype.
+ */
+function mergeInto(target: DocumentMap, source: DocumentMap, prefix: string, file: string, origins: Map<string, string>): void {
   for (const [key, value] of Object.entries(source)) {
     if (key === 'apiVersion' || key === 'kind') continue;
     const path = prefix ? `${prefix}.${key}` : key;
-    const current = target[key];
-    if (isPlainObject(value)) {
-      const next = isPlainObject(current) ? current : {};
+    const current = documentField(target, key);
+    if (isDocumentMap(value)) {
+      const next = isDocumentMap(current) ? current : (Object.create(null) as DocumentMap);
       target[key] = next;
       origins.set(path, file);
       mergeInto(next, value, path, file, origins);
@@ -204,17 +221,15 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
     // configz is the running kubelet's effective configuration, flags included.
     // It is Go JSON with omitempty: a missing field holds its type's zero value.
     const v = lookupPath(settings.live.config, setting);
-    const dflt = KUBELET_CONFIG_DEFAULTS[setting];
+    const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
     const zero = dflt === 'true' || dflt === 'false' ? 'false' : dflt !== undefined && /^-?\d+$/.test(dflt) ? '0' : undefined;
-    return { value: v !== undefined ? stringify(v) : zero, source: settings.live.source };
+    return v !== undefined ? settingValue(setting, v, settings.live.source) : { value: zero, source: settings.live.source };
   }
   const fromConfig = lookupPath(settings.config, setting);
-  if (fromConfig !== undefined) {
-    return { value: stringify(fromConfig), source: settings.configOrigins.get(setting) ?? settings.configPath ?? 'config' };
-  }
-  const legacy = settings.configPath === undefined ? KUBELET_LEGACY_FLAG_DEFAULTS[setting] : undefined;
+  if (fromConfig !== undefined) return settingValue(setting, fromConfig, settings.configOrigins.get(setting) ?? settings.configPath ?? 'config');
+  const legacy = settings.configPath === undefined ? ownValue(KUBELET_LEGACY_FLAG_DEFAULTS, setting) : undefined;
   if (legacy !== undefined) return { value: legacy, source: 'kubelet default without a --config file' };
-  const dflt = KUBELET_CONFIG_DEFAULTS[setting];
+  const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
   if (dflt !== undefined) {
     return { value: dflt === '' ? undefined : dflt, source: settings.configPath ? 'KubeletConfiguration v1beta1 default' : 'kubelet flag default' };
   }
@@ -236,21 +251,25 @@ function flagValue(flags: Map<string, string>, setting: string, flag: string): s
   return raw;
 }
 
-function lookupPath(obj: Record<string, unknown>, path: string): unknown {
-  let cur: unknown = obj;
-  for (const key of path.split('.')) {
-    if (!isPlainObject(cur)) return undefined;
-    cur = cur[key];
-  }
+/** The setting path comes from a benchmark; only the document's own keys answer it. */
+function lookupPath(obj: DocumentMap, path: string): unknown {
+  const cur = documentPath(obj, path);
   return cur === null ? undefined : cur;
 }
 
-function stringify(v: unknown): string {
-  if (Array.isArray(v)) return v.map((x) => stringify(x)).join(',');
-  if (isPlainObject(v)) return Object.entries(v).map(([k, x]) => `${k}=${stringify(x)}`).join(',');
-  return String(v);
+/** A defaults table answers only for its own keys ("constructor" is not a kubelet setting). */
+function ownValue(table: Readonly<Record<string, string>>, key: string): string | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/**
+ * A setting's value as text: scalars as written, lists of scalars comma-joined.
+ * Every setting a benchmark reads is one of those; a mapping (or a list holding
+ * one) is a config the kubelet would refuse to load, so the value is unknown.
+ */
+function settingValue(setting: string, v: unknown, source: string): ResolvedSetting {
+  const items = Array.isArray(v) ? v.map(scalarText) : [scalarText(v)];
+  if (items.every((x): x is string => x !== undefined)) return { value: items.join(','), source };
+  const shape = Array.isArray(v) ? 'a list holding more than plain values' : 'a mapping';
+  return { value: undefined, source, error: `${setting} in ${source} is ${shape}, not a value` };
 }

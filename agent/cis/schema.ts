@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
+import { documentField } from '../../common/parsed-document.js';
 
 /** The comparisons a benchmark may ask for (see benchmarks/README.md). */
 
@@ -137,16 +138,17 @@ export function validateBenchmark(doc: unknown, file: string): BenchmarkSpec {
 }
 
 function validateAudit(audit: unknown, file: string, at: string, allowComposite: boolean): void {
-  const type = typeof audit === 'object' && audit !== null ? (audit as { type?: unknown }).type : undefined;
+  const type = documentField(audit, 'type');
   if (allowComposite && (type === 'all' || type === 'any')) {
-    const of = (audit as { of?: unknown }).of;
+    const of = documentField(audit, 'of');
     const keys = Object.keys(audit as object).filter((k) => k !== 'type' && k !== 'of');
     if (keys.length > 0) throw new BenchmarkInvalidError(file, `${at}.${keys[0]}`, 'unknown field');
     if (!Array.isArray(of) || of.length === 0) throw new BenchmarkInvalidError(file, `${at}.of`, 'expected a non-empty list of audits');
     of.forEach((sub, j) => validateAudit(sub, file, `${at}.of[${j}]`, false));
     return;
   }
-  const schema = typeof type === 'string' ? LEAF_AUDITS[type] : undefined;
+  // `type` is the document's word: only the table's own keys name an audit ("constructor" does not).
+  const schema = typeof type === 'string' && Object.hasOwn(LEAF_AUDITS, type) ? LEAF_AUDITS[type] : undefined;
   if (!schema) {
     const allowed = [...Object.keys(LEAF_AUDITS), ...(allowComposite ? ['all', 'any'] : [])].join(', ');
     throw new BenchmarkInvalidError(file, `${at}.type`, `expected one of ${allowed}, got ${JSON.stringify(type)}`);
@@ -199,7 +201,8 @@ function describeSchemaAt(schema: TSchema, pointer: string): string | undefined 
   let cur: unknown = schema;
   for (const part of pointer.split('/').filter(Boolean)) {
     const s = cur as { properties?: Record<string, unknown>; items?: unknown };
-    cur = /^\d+$/.test(part) ? s.items : s.properties?.[part];
+    // `part` is a key of the document being validated: own properties of the schema only.
+    cur = /^\d+$/.test(part) ? s.items : s.properties && Object.hasOwn(s.properties, part) ? s.properties[part] : undefined;
     if (cur === undefined) return undefined;
   }
   return (cur as { description?: string }).description;

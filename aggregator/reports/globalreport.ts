@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import Type, { type Static } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
-import { parseAllDocuments } from 'yaml';
+import { documentField, documentPath, parseYamlDocuments, toDocumentValue } from '../../common/parsed-document.js';
 import { parseSelector, type Selector } from './selector.js';
 
 /** Verdict's own API group for GlobalReport; Calico Enterprise's is accepted too and mapped. */
@@ -87,9 +87,22 @@ export interface InvalidReport {
 
 let validator: Validator | undefined;
 
-/** Validate one parsed GlobalReport object. */
-export function toDefinition(doc: unknown, origin: string): ReportDefinition | InvalidReport {
-  const nameOf = (d: unknown) => String((d as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '(unnamed)');
+/**
+ * Validate one parsed GlobalReport object (from a file or the Kubernetes API).
+ * It is copied into null-prototype objects first, so nothing later that merges
+ * or looks keys up in the spec can meet an inherited or `__proto__` key.
+ */
+export function toDefinition(parsed: unknown, origin: string): ReportDefinition | InvalidReport {
+  const nameOf = (d: unknown) => {
+    const name = documentPath(d, 'metadata.name');
+    return typeof name === 'string' || typeof name === 'number' ? String(name) : '(unnamed)';
+  };
+  let doc: unknown;
+  try {
+    doc = toDocumentValue(parsed);
+  } catch (err) {
+    return { name: nameOf(parsed), origin, error: `VERDICT_REPORT_INVALID: ${(err as Error).message}` };
+  }
   validator ??= Compile(Resource) as unknown as Validator;
   if (!validator.Check(doc)) {
     const err = [...validator.Errors(doc)].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
@@ -151,20 +164,13 @@ export function toDefinition(doc: unknown, origin: string): ReportDefinition | I
 /** Every GlobalReport in a YAML text (several documents allowed; other kinds are ignored). */
 export function parseReportsYaml(text: string, origin: string): (ReportDefinition | InvalidReport)[] {
   const out: (ReportDefinition | InvalidReport)[] = [];
-  let docs;
-  try {
-    docs = parseAllDocuments(text);
-  } catch (err) {
-    return [{ name: '(file)', origin, error: `VERDICT_REPORT_INVALID: not YAML: ${(err as Error).message.split('\n')[0]}` }];
-  }
-  for (const d of docs) {
-    if (d.errors.length > 0) {
-      out.push({ name: '(document)', origin, error: `VERDICT_REPORT_INVALID: not YAML: ${d.errors[0]?.message.split('\n')[0]}` });
+  for (const d of parseYamlDocuments(text)) {
+    if (d.kind === 'error') {
+      out.push({ name: '(document)', origin, error: `VERDICT_REPORT_INVALID: not YAML: ${d.reason}` });
       continue;
     }
-    const v = d.toJS() as unknown;
-    if (v === null || (v as { kind?: unknown }).kind !== 'GlobalReport') continue;
-    out.push(toDefinition(v, origin));
+    if (documentField(d.value, 'kind') !== 'GlobalReport') continue;
+    out.push(toDefinition(d.value, origin));
   }
   return out;
 }

@@ -22,9 +22,10 @@ interface LabelSelector {
 /** metav1.LabelSelector: matchLabels and matchExpressions all hold; an empty selector selects everything. */
 export function labelSelectorMatches(sel: LabelSelector | undefined, labels: Record<string, string>): boolean {
   if (!sel) return true;
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  // Keys come from the policy, labels from the pod: only a pod's own labels count.
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
   for (const e of sel.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const has = Object.hasOwn(labels, e.key);
     if (e.operator === 'In' && !(has && (e.values ?? []).includes(labels[e.key] as string))) return false;
     if (e.operator === 'NotIn' && has && (e.values ?? []).includes(labels[e.key] as string)) return false;
     if (e.operator === 'Exists' && !has) return false;

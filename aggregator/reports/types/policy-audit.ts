@@ -12,7 +12,12 @@ export const POLICY_RESOURCES: Record<string, string[]> = {
 const CHANGE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
 
 export function isPolicyChange(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource' | 'verb'>): boolean {
-  return (POLICY_RESOURCES[e.apiGroup] ?? []).includes(e.resource) && CHANGE_VERBS.has(e.verb);
+  return isPolicyResource(e) && CHANGE_VERBS.has(e.verb);
+}
+
+/** The API group is an audit event's word ("constructor" is not a group of ours): own keys only. */
+function isPolicyResource(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource'>): boolean {
+  return Object.hasOwn(POLICY_RESOURCES, e.apiGroup) && (POLICY_RESOURCES[e.apiGroup] as string[]).includes(e.resource);
 }
 
 export interface PolicyChange {
@@ -47,7 +52,7 @@ export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEv
     const ev = e.event as AuditEvent;
     return e.verb === 'delete' ? undefined : (ev.responseObject ?? ev.requestObject);
   };
-  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && (POLICY_RESOURCES[e.apiGroup] ?? []).includes(e.resource));
+  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && isPolicyResource(e));
   for (const e of history.filter(known)) last.set(key(e), objectOf(e));
   const out: PolicyChange[] = [];
   for (const e of events.filter(known)) {
@@ -94,7 +99,9 @@ export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; bef
   const isObj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObj(a) && isObj(b)) {
     const keys = [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])].sort();
-    return keys.flatMap((k) => jsonDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k));
+    // A key on one side only is undefined on the other, never something inherited ("constructor").
+    const at = (o: unknown, k: string) => (Object.hasOwn(o as object, k) ? (o as Record<string, unknown>)[k] : undefined);
+    return keys.flatMap((k) => jsonDiff(at(a, k), at(b, k), path ? `${path}.${k}` : k));
   }
   return [{ path, before: a, after: b }];
 }

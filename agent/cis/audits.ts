@@ -52,6 +52,7 @@ function systemdAudit(audit: SystemdPropertyAuditSpec, facts: NodeFacts): AuditO
   const expected = `${audit.property}= ${describeExpect(audit.expect)}`;
   const unit = readSystemdService(facts.host, audit.unit, SYSTEMD_UNIT_DIRS);
   if (!unit) return { status: 'NA', expected, actual: '', evidence: '', reason: `no ${audit.unit} unit on this node` };
+  if (unit.errors.length > 0) return { status: 'FAIL', expected, actual: 'unknown', evidence: unit.errors.join('; '), reason: `${audit.unit} unreadable` };
   const p = serviceProperty(unit, audit.property);
   return {
     status: meets(p.value, audit.expect) ? 'PASS' : 'FAIL',
@@ -192,6 +193,7 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
       const p = k.flags.get('kubeconfig');
       return p ? { kind: 'path', path: p, source: `--kubeconfig (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --kubeconfig' };
     }
+    if (a === 'service' && k.serviceErrors.length > 0) return { kind: 'error', reason: `kubelet unit unreadable: ${k.serviceErrors.join('; ')}` };
     if (a === 'service') return k.serviceFile ? { kind: 'path', path: k.serviceFile, source: 'the unit holding the kubelet ExecStart' } : { kind: 'unresolved', reason: 'no kubelet systemd unit' };
     return { kind: 'unresolved', reason: `unknown kubelet file ${a}` };
   }

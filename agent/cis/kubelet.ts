@@ -35,6 +35,8 @@ export interface KubeletSettings {
   configOrigins: Map<string, string>;
   /** The systemd unit file that starts the kubelet (the one holding ExecStart), if any. */
   serviceFile?: string;
+  /** kubelet.service files that exist but cannot be read: which file starts the kubelet, and how, is unknown. */
+  serviceErrors: string[];
   /** The kubelet's live configuration from its configz endpoint, when that opt-in is on and answered. */
   live?: { config: DocumentMap; source: string };
 }
@@ -65,6 +67,10 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[], li
     args = k3sKubeletArgs(host, k3s);
     origin = 'process';
     originDetail = `kubelet embedded in k3s pid ${k3s.pid}`;
+  } else if (service && service.errors.length > 0) {
+    // A kubelet unit is there but cannot be read whole: how the kubelet starts is unknown, never PASS.
+    origin = 'systemd';
+    originDetail = `${service.unitFile ?? 'kubelet.service'} (kubelet not running; unit unreadable)`;
   } else if (service?.execStart) {
     args = service.execStart.slice(1);
     origin = 'systemd';
@@ -81,8 +87,10 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[], li
     config: Object.create(null) as DocumentMap,
     configOrigins: new Map(),
     serviceFile: service?.execStartFile,
+    serviceErrors: service?.errors ?? [],
     live: undefined,
   };
+  if (origin === 'systemd') settings.configErrors.push(...settings.serviceErrors);
   if (live) {
     // configz is JSON from the API server: as untrusted as a file, and read the same way.
     try {

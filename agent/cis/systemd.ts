@@ -13,6 +13,12 @@ export interface SystemdService {
   environment: Map<string, string>;
   /** Every [Service] assignment in the order systemd applies them. */
   assignments: { key: string; value: string; file: string }[];
+  /**
+   * Files systemd would read that exist but cannot be read here (the unit, a
+   * drop-in directory or file, an EnvironmentFile): what the service runs is
+   * then unknown, and nothing read from it may PASS.
+   */
+  errors: string[];
 }
 
 /** [Service] settings that collect values across lines; an empty assignment clears them. */
@@ -42,21 +48,36 @@ export function serviceProperty(service: SystemdService, property: string): { va
  * `EnvironmentFile=` (a leading `-` means optional) feed the expansion.
  */
 export function readSystemdService(host: HostView, unit: string, dirs: readonly string[]): SystemdService | undefined {
-  const unitFile = dirs.map((d) => posix.join(d, unit)).find((p) => host.stat(p).kind === 'found');
+  const errors: string[] = [];
+  let unitFile: string | undefined;
+  let unitReadable = false;
+  for (const path of dirs.map((d) => posix.join(d, unit))) {
+    const st = host.stat(path);
+    if (st.kind === 'absent') continue;
+    // `systemctl mask` links the unit to /dev/null: systemd will not start it at all.
+    if (st.kind === 'found' && st.facts.resolvedPath === '/dev/null') return undefined;
+    if (st.kind === 'error') errors.push(unreadable(path, st.reason));
+    unitFile = path;
+    unitReadable = st.kind === 'found';
+    break;
+  }
   const dropInByName = new Map<string, string>();
-  for (const dir of dirs) {
-    for (const name of host.list(posix.join(dir, `${unit}.d`))) {
-      if (name.endsWith('.conf') && !dropInByName.has(name)) dropInByName.set(name, posix.join(dir, `${unit}.d`, name));
+  for (const dir of dirs.map((d) => posix.join(d, `${unit}.d`))) {
+    const listing = host.listDir(dir);
+    if (listing.kind === 'error') errors.push(unreadable(dir, listing.reason));
+    for (const name of listing.kind === 'found' ? listing.names : []) {
+      if (name.endsWith('.conf') && !dropInByName.has(name)) dropInByName.set(name, posix.join(dir, name));
     }
   }
   const dropIns = [...dropInByName.keys()].sort().map((n) => dropInByName.get(n) as string);
-  if (!unitFile && dropIns.length === 0) return undefined;
+  if (!unitFile && dropIns.length === 0 && errors.length === 0) return undefined;
 
-  const service: SystemdService = { unitFile, dropIns, environment: new Map(), assignments: [] };
+  const service: SystemdService = { unitFile, dropIns, environment: new Map(), assignments: [], errors };
   let execLine: string | undefined;
   const envFiles: string[] = [];
-  for (const file of [...(unitFile ? [unitFile] : []), ...dropIns]) {
+  for (const file of [...(unitFile && unitReadable ? [unitFile] : []), ...dropIns]) {
     const text = host.readText(file);
+    if (text.kind === 'error') errors.push(unreadable(file, text.reason));
     if (text.kind !== 'found') continue;
     let section = '';
     for (const line of joinContinuations(text.text)) {
@@ -86,6 +107,8 @@ export function readSystemdService(host: HostView, unit: string, dirs: readonly 
   for (const spec of envFiles) {
     const path = spec.replace(/^-/, '');
     const text = host.readText(path);
+    // A leading "-" only forgives a missing file.
+    if (text.kind === 'error') errors.push(unreadable(`EnvironmentFile ${path}`, text.reason));
     if (text.kind !== 'found') continue;
     for (const line of text.text.split('\n')) {
       const t = line.trim();
@@ -95,6 +118,10 @@ export function readSystemdService(host: HostView, unit: string, dirs: readonly 
   }
   if (execLine !== undefined) service.execStart = expand(splitWords(execLine.replace(/^[-@:+!]+/, '')), service.environment);
   return service;
+}
+
+function unreadable(what: string, reason: string): string {
+  return `${what} exists but cannot be read: ${reason}`;
 }
 
 function joinContinuations(text: string): string[] {

@@ -134,7 +134,8 @@ export class FlowCapture {
         continue;
       }
       const { lines, tooLong, events } = read;
-      for (const e of events) this.o.log.info({ source: s.spec.raw }, e);
+      // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count them).
+      for (const e of events) this.o.log[e.startsWith('lost:') ? 'warn' : 'info']({ source: s.spec.raw }, e);
       for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
       for (const l of lines) this.handle(s, () => s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
     }

@@ -126,7 +126,9 @@ export class IngestServer {
    * moves on). Otherwise the store is out (end the stream; the agent resends).
    * @internal used by AgentSession
    */
-  async judgeStoreFailure(key: string): Promise<'retry' | 'unstorable'> {
+  async judgeStoreFailure(key: string, err: unknown): Promise<'retry' | 'unstorable'> {
+    // A full disk, a lost connection, a database shutting down: the store is out, whatever the message.
+    if (this.store.unavailableReason(err) !== undefined) return 'retry';
     const healthy = await this.store.ping().then(
       () => true,
       () => false,
@@ -286,7 +288,7 @@ class AgentSession {
       return out;
     } catch (err) {
       const { log, metrics } = this.server.deps;
-      const verdict = seq > 0 ? await this.server.judgeStoreFailure(key) : 'retry';
+      const verdict = seq > 0 ? await this.server.judgeStoreFailure(key, err) : 'retry';
       if (verdict === 'unstorable') {
         log.error({ node: this.node, seq, err }, 'the store keeps refusing this agent message while it answers otherwise; rejecting it');
         await this.reject(seq, 'unstorable', 'VERDICT_INGEST_UNSTORABLE', `the store refused it ${this.server.deps.options.maxStoreAttempts} times: ${(err as Error).message}`);

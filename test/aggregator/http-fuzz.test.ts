@@ -7,6 +7,7 @@ import { startTestAggregator } from '../fixtures/aggregator.js';
 import { flow } from '../fixtures/flows.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { fuzzParams } from '../fixtures/fuzz.js';
 
 // Property: whatever a client puts in the query string or the path parameters of
 // any GET route (random and unicode strings, huge, negative and non-finite
@@ -14,7 +15,7 @@ import { tempDir } from '../fixtures/tmp.js';
 // syntax, prototype names), the answer is never a 5xx, every 4xx carries a
 // VERDICT_ code and a message, and the server keeps answering /healthz.
 // Fixed seed: a failure here reproduces exactly.
-const RUNS = { seed: 42, numRuns: 200 };
+const RUNS = fuzzParams(200);
 
 const REPORT = `apiVersion: compliance.verdict.dev/v1
 kind: GlobalReport

@@ -6,6 +6,7 @@ import { agentServiceDefinition, type WireBenchmarkRun, type WireFlowBatch } fro
 import { flow, T0 } from '../fixtures/flows.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
+import { fuzzParams } from '../fixtures/fuzz.js';
 
 // Property-based fuzzing of the wire boundary: valid BenchmarkRun and FlowBatch
 // messages with fields mutated (every enum to values this build does not
@@ -15,9 +16,7 @@ import { reportOf } from '../fixtures/reports.js';
 // exactly one answer, in order (a Heartbeat none); the stream is never ended
 // but by a protocol violation (a second Hello); what is acked is
 // exactly what validates, and is stored once; /healthz answers throughout.
-// Fixed seeds; FUZZ_RUNS=N for a longer run.
-const RUNS = Number(process.env.FUZZ_RUNS ?? 25);
-const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
+// Fixed seeds; `npm run fuzz` for a longer run.
 const def = agentServiceDefinition().Connect as { requestSerialize: (m: unknown) => Buffer; requestDeserialize: (b: Buffer) => Record<string, unknown> };
 
 const enumValue = fc.oneof(fc.integer({ min: 0, max: 60 }), fc.constantFrom('NOT_A_VALUE', ''));
@@ -185,7 +184,7 @@ t.test('mutated and corrupted agent messages between valid ones: one answer each
       const health = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`);
       if (health.status !== 200) throw new Error('/healthz stopped answering');
     }),
-    { seed: SEED, numRuns: RUNS },
+    fuzzParams(25, 20261130),
   );
   t.pass('property held');
 });

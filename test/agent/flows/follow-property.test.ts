@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { FileFollower, type FollowPosition } from '../../../agent/flows/follow.js';
 import { RotatingLog, type RotationNaming } from '../../fixtures/rotating-log.js';
+import { fuzzParams } from '../../fixtures/fuzz.js';
 
 /** What the writer, its rotator and the agent do, one step at a time. */
 type Op =
@@ -94,7 +95,7 @@ for (const c of cases) {
           throw new Error(`delivered ${delivered.length} lines, written ${written.length}\ndelivered: ${delivered.join(' ')}\nwritten:   ${written.join(' ')}\nevents: ${events.join(' | ')}`);
         }
       }),
-      { seed: 42, numRuns: 100 },
+      fuzzParams(100),
     );
     t.pass('100 generated runs');
   });

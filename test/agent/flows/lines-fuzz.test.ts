@@ -13,6 +13,7 @@ import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { recordingOutbox } from '../../fixtures/outbox.js';
 import { tempDir } from '../../fixtures/tmp.js';
+import { fuzzParams } from '../../fixtures/fuzz.js';
 
 // Property-based fuzzing of the flow-line parsers through the real capture
 // path (file → follower → parser → window → outbox → encoded FlowBatch), on
@@ -22,9 +23,7 @@ import { tempDir } from '../../fixtures/tmp.js';
 // exception escapes; every line is a flow, a skip or a counted malformed line;
 // every record that leaves the agent is one the aggregator stores (it decodes
 // and validates); and the good lines around bad ones arrive exactly once.
-// Fixed seeds; FUZZ_RUNS=N for a longer run (see package.json "fuzz").
-const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
-const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
+// Fixed seeds; `npm run fuzz` for a longer run.
 const root = packageRoot();
 const CALICO = readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 const HUBBLE = readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -134,7 +133,7 @@ t.test('Calico lines, generated from the sample and mutated: every line accounte
       if (malformed !== wantMalformed || cap.stats.malformed !== wantMalformed) throw new Error(`malformed ${malformed}, expected ${wantMalformed}`);
       if (({} as Json).polluted !== undefined) throw new Error('Object.prototype was polluted');
     }),
-    { seed: SEED, numRuns: RUNS },
+    fuzzParams(60, 20261130),
   );
   t.pass('property held');
 });
@@ -163,7 +162,7 @@ t.test('Hubble lines, generated from the sample and mutated: no exception escape
       if (got !== want) throw new Error(`connections sent ${got}, expected ${want}`);
       if (cap.stats.malformed !== wantMalformed) throw new Error(`malformed ${cap.stats.malformed}, expected ${wantMalformed}`);
     }),
-    { seed: SEED + 1, numRuns: RUNS },
+    fuzzParams(60, 20261131),
   );
   t.pass('property held');
 });

@@ -11,6 +11,7 @@ import {
   asPollutingNames, dataOf, documentText, encoding, FUZZ_RUNS, hostileYaml, mutate, mutation, prototypeSnapshot, withInnocentKeys, type Data,
 } from '../../fixtures/documents.js';
 import { tempDir } from '../../fixtures/tmp.js';
+import { fuzzParams } from '../../fixtures/fuzz.js';
 
 /*
  * Property-based fuzzing of GlobalReport parsing, from files (YAML streams)
@@ -116,7 +117,7 @@ t.test('the --reports directory: bad files next to a good one leave the good def
       if (prototypeSnapshot() !== snapshot) return false;
       return plain(r.get(GOOD_NAME)) === alone && r.errors().every((e) => /^VERDICT_REPORT_INVALID: \S/.test(e.error));
     }),
-    { ...FUZZ_RUNS, numRuns: 100 },
+    fuzzParams(100),
   );
   t.equal(prototypeSnapshot(), snapshot);
 });

@@ -26,6 +26,12 @@ export interface AggregatorConfig {
   httpTokensFile?: string;
   /** Scheduled reports start this long after their interval ends, ms (default 30 min). */
   reportStartDelayMs: number;
+  /**
+   * With PostgreSQL: a report run another replica has had "running" this long is
+   * taken to have died with that replica (killed mid-run) and is run again by the
+   * leader, ms (default 30 min; keep it above the longest report run).
+   */
+  reportTakeoverAfterMs: number;
   /** Changes to policies here raise tamper alerts. */
   protectedNamespaces: string[];
   protectedTiers: string[];
@@ -45,6 +51,7 @@ export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
   flowRollupAfterMs: 48 * 3_600_000,
   flowRetentionMs: 30 * 86_400_000,
   reportStartDelayMs: 30 * 60_000,
+  reportTakeoverAfterMs: 30 * 60_000,
   auditRetentionMs: 400 * 86_400_000,
   protectedNamespaces: [],
   protectedTiers: [],
@@ -65,7 +72,7 @@ Usage:
                      [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
                      [--max-message-bytes N] [--log-level info]
                      [--flow-rollup-after 48h] [--flow-retention 30d] [--audit-retention 400d]
-                     [--http-tokens FILE] [--report-start-delay 30m]
+                     [--http-tokens FILE] [--report-start-delay 30m] [--report-takeover-after 30m]
                      [--protected-namespaces a,b] [--protected-tiers security]
                      [--kubeconfig FILE] [--agent-service-account system:serviceaccount:verdict:verdict-agent]
 
@@ -102,6 +109,7 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
       'audit-retention': { type: 'string', default: '400d' },
       'http-tokens': { type: 'string' },
       'report-start-delay': { type: 'string', default: '30m' },
+      'report-takeover-after': { type: 'string', default: '30m' },
       'protected-namespaces': { type: 'string', default: '' },
       'protected-tiers': { type: 'string', default: '' },
       kubeconfig: { type: 'string' },
@@ -128,6 +136,7 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
     kubeconfig: values.kubeconfig,
     agentServiceAccount: values['agent-service-account'] as string,
     reportStartDelayMs: values['report-start-delay'] === '0' ? 0 : parseDuration('--report-start-delay', values['report-start-delay'] as string),
+    reportTakeoverAfterMs: parseDuration('--report-takeover-after', values['report-takeover-after'] as string),
     protectedNamespaces: list(values['protected-namespaces']),
     protectedTiers: list(values['protected-tiers']),
     flowRollupAfterMs,

@@ -94,7 +94,7 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       },
     },
     log.child({ component: 'scheduler' }),
-    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? 30 * 60_000 : 0 },
+    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? config.reportTakeoverAfterMs : 0 },
   );
   scheduler.start();
   // Report series exist from the start (a first failure shows as an increase from 0), and

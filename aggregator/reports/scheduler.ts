@@ -18,7 +18,11 @@ export interface SchedulerOptions {
   retryDelayMs: (attempt: number) => number;
   /** Missed scheduled runs created at most per report per tick (a long outage does not flood). */
   maxCatchUp: number;
-  /** A run "running" longer than this when leadership is taken is assumed dead (0 with a single replica). */
+  /**
+   * A run another process left "running" longer than this is assumed dead with
+   * that process and queued again by the leader (0 with a single replica, where
+   * no other process runs jobs).
+   */
   staleRunMs: number;
 }
 
@@ -53,7 +57,6 @@ export class ReportScheduler {
   private readonly resumeAnchor = new Map<string, number>();
   private ticking = false;
   private timer?: NodeJS.Timeout;
-  private wasLeader = false;
 
   constructor(
     private readonly store: Store,
@@ -91,15 +94,14 @@ export class ReportScheduler {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      const leader = await this.isLeader();
+      if (!(await this.isLeader())) return;
       const now = this.options.now();
-      if (leader && !this.wasLeader) {
-        // Runs a previous leader left "running" for longer than any job takes died with it.
-        const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs);
-        if (requeued > 0) this.log.warn({ requeued }, 'report runs left running by a previous leader are queued again');
-      }
-      this.wasLeader = leader;
-      if (!leader) return;
+      // Runs another process left "running" for longer than any job takes died with it (a
+      // previous leader killed mid-run). Checked every round, not only when the lead is
+      // taken: a replica that takes over right after such a run started must still find
+      // it once it is stale. This process's own jobs are never its to requeue.
+      const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs, [...this.running.keys()]);
+      if (requeued > 0) this.log.warn({ requeued }, 'report runs left running by a process that is gone are queued again');
       for (const def of this.registry.all()) {
         if (!def.schedule) continue;
         if (def.suspend) {

@@ -168,8 +168,8 @@ export interface Store {
   reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
   /** Queued runs whose notBefore has come, oldest first. */
   dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]>;
-  /** Runs left "running" by a process that died (started before `startedBeforeMs`; default all): back to queued. */
-  requeueRunningReportRuns(startedBeforeMs?: number): Promise<number>;
+  /** Runs left "running" by a process that died (started before `startedBeforeMs`; default all), but those in `exceptIds`: back to queued. */
+  requeueRunningReportRuns(startedBeforeMs?: number, exceptIds?: string[]): Promise<number>;
   /** The latest interval end of a report's scheduled runs (where a new leader resumes). */
   lastScheduledIntervalEnd(report: string): Promise<number | undefined>;
   /** Store audit events once each (by auditID); answers the IDs that were new. */

@@ -473,8 +473,8 @@ export class PostgresStore implements Store {
     return rows.map((r) => toRunRecord(r, false));
   }
 
-  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER): Promise<number> {
-    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < $1", [startedBeforeMs]);
+  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER, exceptIds: string[] = []): Promise<number> {
+    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < $1 AND NOT (id = ANY($2::text[]))", [startedBeforeMs, exceptIds]);
     return updated.rowCount ?? 0;
   }
 

@@ -317,8 +317,10 @@ export class SqliteStore implements Store {
     return rows.map((r) => toRunRecord(r, false));
   }
 
-  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER): Promise<number> {
-    return this.db.prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < ?").run(startedBeforeMs).changes;
+  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER, exceptIds: string[] = []): Promise<number> {
+    return this.db
+      .prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < ? AND id NOT IN (SELECT value FROM json_each(?))")
+      .run(startedBeforeMs, JSON.stringify(exceptIds)).changes;
   }
 
   async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {

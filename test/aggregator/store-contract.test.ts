@@ -540,6 +540,17 @@ function reportContract(t: Test, backend: Backend): void {
     t.equal(await s.requeueRunningReportRuns(), 0, 'again: nothing to do');
   });
 
+  t.test('requeueing leaves runs started since the bound and the ones named as this process\'s own', async (t) => {
+    const s = await freshStore(t, backend);
+    for (const [id, startedMs] of [['old', 7], ['mine', 7], ['young', 50]] as const) {
+      await s.createReportRun(reportRunOf(id, { trigger: 'on-demand', status: 'running', attempts: 1, startedMs }));
+      await s.transitionReportRun(id, 'running', { startedMs });
+    }
+    t.equal(await s.requeueRunningReportRuns(50, ['mine', 'not-a-run']), 1);
+    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [['mine', 'running'], ['old', 'queued'], ['young', 'running']]);
+    t.equal(await s.requeueRunningReportRuns(51, []), 2, 'an empty list excepts nothing');
+  });
+
   t.test('lastScheduledIntervalEnd answers the latest end of a report’s scheduled runs', async (t) => {
     const s = await freshStore(t, backend);
     t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), undefined, 'no runs');

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
 import { ReportRegistry } from '../../../aggregator/reports/registry.js';
-import { DEFAULT_SCHEDULER_OPTIONS, reportStatus, ReportScheduler, type RunReport } from '../../../aggregator/reports/scheduler.js';
+import { DEFAULT_SCHEDULER_OPTIONS, reportStatus, ReportScheduler, type RunReport, type SchedulerOptions } from '../../../aggregator/reports/scheduler.js';
 import type { ReportResult } from '../../../aggregator/reports/result.js';
 import { SqliteStore } from '../../../aggregator/store/sqlite.js';
 import type { ReportRunRecord } from '../../../aggregator/store/index.js';
@@ -24,7 +24,7 @@ spec:
 ${extra}`;
 }
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { runner?: RunReport; leader?: () => Promise<boolean>; yaml?: string; start?: string } = {}) {
+function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { runner?: RunReport; leader?: () => Promise<boolean>; yaml?: string; start?: string; options?: Partial<SchedulerOptions> } = {}) {
   const store = SqliteStore.open(join(tempDir(t), 'v.db'));
   t.teardown(() => store.close());
   let now = at(opts.start ?? '2026-11-20T10:10:00Z');
@@ -37,7 +37,7 @@ function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { runner?: 
     calls.push(run);
     return { report: run.report } as unknown as ReportResult;
   });
-  const scheduler = new ReportScheduler(store, registry, runner, opts.leader ?? (async () => true), { runFinished: (r, result) => finished.push(`${r}:${result}`) }, silent, { ...DEFAULT_SCHEDULER_OPTIONS, now: clock.now, retryDelayMs: () => 60_000 });
+  const scheduler = new ReportScheduler(store, registry, runner, opts.leader ?? (async () => true), { runFinished: (r, result) => finished.push(`${r}:${result}`) }, silent, { ...DEFAULT_SCHEDULER_OPTIONS, now: clock.now, retryDelayMs: () => 60_000, ...opts.options });
   return { store, clock, registry, scheduler, calls, finished, tickAt: async (iso: string) => { clock.set(iso); await scheduler.tick(); await scheduler.idle(); } };
 }
 
@@ -143,4 +143,50 @@ t.test('a run left running by a dead leader is queued again when this scheduler 
   await s.tickAt('2026-11-20T10:15:00Z');
   t.equal((await s.store.reportRun(id))?.status, 'succeeded');
   t.equal(s.calls.length, 1);
+});
+
+// Issue 10: a leader killed mid-run left its run "running"; the replica that took
+// over within the staleness bound checked only once, on taking the lead, so the
+// interval never got a result.
+const onDemandRun = (id: string) => ({ id, report: 'hourly', reportType: 'cis-benchmark', trigger: 'on-demand' as const, status: 'queued' as const, attempts: 0, intervalStartMs: at('2026-11-19T00:00:00Z'), intervalEndMs: at('2026-11-20T00:00:00Z'), notBeforeMs: at('2026-11-20T09:00:00Z'), createdMs: at('2026-11-20T09:00:00Z'), inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' } });
+
+t.test('a run a dead leader left running is queued again once it is stale, even when the lead was taken before that', async (t) => {
+  const s = setup(t, { options: { staleRunMs: 30 * 60_000 } });
+  const id = '00000000-0000-4000-8000-0000000000ab';
+  await s.store.createReportRun(onDemandRun(id));
+  t.ok(await s.store.transitionReportRun(id, 'queued', { status: 'running', startedMs: at('2026-11-20T10:00:00Z'), attempts: 1 }));
+  await s.tickAt('2026-11-20T10:05:00Z'); // the lead is taken 5 minutes into the dead leader's run
+  t.equal((await s.store.reportRun(id))?.status, 'running', 'not yet: the run may still be alive elsewhere');
+  t.equal(s.calls.length, 0);
+  await s.tickAt('2026-11-20T10:30:01Z');
+  const done = await s.store.reportRun(id);
+  t.equal(done?.status, 'succeeded', 'taken over once stale, by the leader that has held the lead all along');
+  t.equal(done?.attempts, 2);
+  t.equal(s.calls.length, 1);
+});
+
+t.test('the leader never requeues its own run, however long it takes', async (t) => {
+  let release = () => {};
+  const calls: string[] = [];
+  const s = setup(t, {
+    yaml: report('hourly', '  suspend: true'), // only the run below
+    options: { staleRunMs: 30 * 60_000 },
+    runner: async (run) => {
+      calls.push(run.id);
+      await new Promise<void>((r) => (release = r));
+      return { report: run.report } as unknown as ReportResult;
+    },
+  });
+  const id = '00000000-0000-4000-8000-0000000000ac';
+  await s.store.createReportRun(onDemandRun(id));
+  s.clock.set('2026-11-20T10:00:00Z');
+  await s.scheduler.tick();
+  t.equal(s.scheduler.active, 1);
+  s.clock.set('2026-11-20T12:00:00Z');
+  await s.scheduler.tick();
+  t.equal((await s.store.reportRun(id))?.status, 'running', 'two hours in, still its own running job');
+  t.same(calls, [id], 'started once');
+  release();
+  await s.scheduler.idle();
+  t.match(await s.store.reportRun(id), { status: 'succeeded', attempts: 1 });
 });

@@ -44,6 +44,8 @@ export interface RunConfig extends ScanFlags {
   flowWindowMs: number;
   /** Largest on-disk spool, bytes. */
   maxSpoolBytes: number;
+  /** pino level: trace, debug, info, warn, error, fatal or silent. */
+  logLevel: string;
   /** mTLS to Goldmane (its CA, and a client certificate where Goldmane requires one). */
   goldmaneTls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
 }
@@ -112,8 +114,16 @@ export function parseRunArgs(args: string[]): RunConfig {
     internalCidrs,
     flowWindowMs: ms('flow-window-ms', 100),
     maxSpoolBytes: ms('max-spool-bytes', 1024 * 1024),
+    logLevel: logLevelOf(values['log-level'] as string),
     goldmaneTls: goldmaneTlsOf(values),
   };
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function logLevelOf(v: string): string {
+  if (!LOG_LEVELS.includes(v)) throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${v}"`);
+  return v;
 }
 
 function goldmaneTlsOf(values: Record<string, unknown>): RunConfig['goldmaneTls'] {
@@ -127,7 +137,7 @@ function goldmaneTlsOf(values: Record<string, unknown>): RunConfig['goldmaneTls'
 
 export async function runCommand(args: string[]): Promise<number> {
   const config = parseRunArgs(args);
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { program: 'verdict-agent', node: config.nodeName } });
+  const log = pino({ level: config.logLevel, base: { program: 'verdict-agent', node: config.nodeName } });
   const agent = startAgent(config, log);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

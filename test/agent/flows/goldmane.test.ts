@@ -3,17 +3,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
+import fc from 'fast-check';
 import t from 'tap';
 import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
 import { parseCalicoLine } from '../../../agent/flows/sources/calico.js';
 import { GoldmaneSource, goldmaneFlowsServiceDefinition, goldmaneFlowToRecord } from '../../../agent/flows/sources/goldmane.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
-import type { FlowRecord } from '../../../common/flow.js';
+import { flowRecordProblem, type FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
 import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { recordingOutbox } from '../../fixtures/outbox.js';
+import { fuzzParams } from '../../fixtures/fuzz.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
 
@@ -444,4 +446,29 @@ t.test('mTLS: with TLS files the source verifies Goldmane and presents its clien
   t.teardown(() => anonymous.stop());
   await waitFor('a refused attempt', () => anonymous.stats.failures >= 1);
   t.ok(msgs(lines, /cannot reach Goldmane|stream lost/).length >= 1, 'the failure is logged');
+});
+
+t.test('Goldmane flows from the sample with fields mutated, nulled or retyped: a flow, a skip or malformed, never an exception', async (t) => {
+  const flows = sampleFlows();
+  const odd = fc.oneof(fc.constant(null), fc.integer(), fc.string(), fc.constant('\u0000'), fc.constant([1, 'x', null]), fc.constant({ toString: 1 }), fc.constant(JSON.parse('{"__proto__":{"x":1}}')), fc.double(), fc.constant(2 ** 64));
+  const paths = (o: Json, pre: string[] = []): string[][] => Object.entries(o).flatMap(([k, v]) => [[...pre, k], ...(v && typeof v === 'object' && !Array.isArray(v) ? paths(v as Json, [...pre, k]) : [])]);
+  const kinds = new Set<string>();
+  fc.assert(
+    fc.property(fc.nat(flows.length - 1), fc.array(fc.tuple(fc.nat(), odd), { minLength: 1, maxLength: 3 }), (i, edits) => {
+      const f = JSON.parse(JSON.stringify(flows[i])) as Json;
+      for (const [p, v] of edits) {
+        const all = paths(f);
+        const path = all[p % all.length] as string[];
+        let node = f;
+        for (const k of path.slice(0, -1)) node = node[k] as Json;
+        // A copy: generated constants are shared between runs, and a later edit must not reach into them.
+        node[path[path.length - 1] as string] = JSON.parse(JSON.stringify(v)) as unknown;
+      }
+      const r = goldmaneFlowToRecord(f);
+      kinds.add(r.kind);
+      if (r.kind === 'flow' && flowRecordProblem(r.flow) === undefined && typeof r.flow.connections !== 'number') throw new Error('a flow without counts');
+    }),
+    fuzzParams(300),
+  );
+  t.ok(kinds.has('flow') && kinds.has('malformed'), `both outcomes were generated (${[...kinds].join(', ')})`);
 });

@@ -40,6 +40,8 @@ export class AggregatorMetrics {
   readonly policyChanges: Counter<'kind'>;
   readonly tamperAlerts: Counter<'kind'>;
   readonly auditEventsIgnored: Counter;
+  readonly auditEventsRefused: Counter;
+  readonly auditEventsTruncated: Counter;
 
   /**
    * Report metrics for the reports in force: their run counters start at 0 for
@@ -91,6 +93,8 @@ export class AggregatorMetrics {
     this.policyChanges = new Counter({ name: 'verdict_policy_changes_total', help: 'Network policy changes received on the audit webhook, by resource kind.', labelNames: ['kind'], registers });
     this.tamperAlerts = new Counter({ name: 'verdict_policy_tamper_alerts_total', help: 'Changes to network policies in protected namespaces or tiers, by resource kind.', labelNames: ['kind'], registers });
     this.auditEventsIgnored = new Counter({ name: 'verdict_audit_events_ignored_total', help: 'Audit events received that are not completed, successful network-policy changes.', registers });
+    this.auditEventsRefused = new Counter({ name: 'verdict_audit_events_refused_total', help: 'Audit webhook items refused as unreadable (not an audit.k8s.io/v1 Event, a field of the wrong type, too large); the rest of their EventList is kept.', registers });
+    this.auditEventsTruncated = new Counter({ name: 'verdict_audit_events_truncated_total', help: 'Audit events stored with part cut off (nested deeper than 64 levels, __proto__ keys, over 4 MiB), marked in the stored event.', registers });
     this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers });
 
     // Every CIS gauge reads one shared snapshot per scrape (prom-client collects

@@ -1,70 +1,66 @@
 import Type from 'typebox';
-import { policyChanges, isPolicyChange } from '../reports/types/policy-audit.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { policyChanges } from '../reports/types/policy-audit.js';
 import { noteNewPolicyEvents } from '../reports/policy-events.js';
 import { tamperAlerts } from '../reports/tamper.js';
-import type { StoredAuditEvent } from '../store/index.js';
+import type { Store, StoredAuditEvent } from '../store/index.js';
 import type { App, HttpDeps } from './app.js';
+import { readAuditItem } from './audit-input.js';
+import { parseEventListBody } from './event-list-body.js';
 import { parseInterval } from './flows.js';
 
-interface AuditEvent {
-  auditID?: unknown;
-  stage?: unknown;
-  stageTimestamp?: unknown;
-  verb?: unknown;
-  user?: { username?: unknown };
-  objectRef?: { resource?: unknown; namespace?: unknown; name?: unknown; apiGroup?: unknown };
-  responseStatus?: { code?: unknown };
-}
+/** The largest EventList accepted: the API server's default webhook batch is far smaller. */
+const WEBHOOK_BODY_LIMIT = 16 * 1024 * 1024;
+/** Items validated and stored per turn of the event loop, so a 16 MiB EventList does not stall /healthz. */
+const ITEMS_PER_TURN = 1000;
+/** Refusal reasons told back per request; the rest are only counted. */
+const MAX_REASONS = 10;
 
 /**
  * The Kubernetes audit webhook (an audit.k8s.io/v1 EventList per POST, as the
  * API server's --audit-webhook-config-file sends it) and the tamper alerts
  * derived from it. Only completed, successful changes to network-policy
  * resources are kept; everything else is acknowledged and counted as ignored.
+ * An item that is not an audit event Verdict can read is refused and counted,
+ * and the rest of its list is still kept: the answer says how many were
+ * refused and why (the first few), and the API server does not resend a list
+ * that was answered 200.
  */
 export function registerAuditRoutes(app: App, deps: HttpDeps): void {
   const { store, metrics, authorizer, tamper, log } = deps;
-  app.post('/api/v1/audit/webhook', {
-    bodyLimit: 16 * 1024 * 1024,
-    // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
-    onRequest: async (req, reply) => {
+  app.register(async (scope) => {
+    // fastify's own JSON parser refuses a whole body with a "__proto__" key anywhere, which
+    // would lose every good event of a batch for one bad one. JSON.parse only makes such a
+    // key an own property (it never sets a prototype); readAuditItem removes it per event.
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: WEBHOOK_BODY_LIMIT }, async (_req: unknown, body: string | Buffer) => {
+      try {
+        return await parseEventListBody(body.toString());
+      } catch (err) {
+        throw Object.assign(new Error(`the body is not JSON: ${(err as Error).message}`), { statusCode: 400, code: 'VERDICT_BAD_REQUEST' });
+      }
+    });
+    scope.post('/api/v1/audit/webhook', {
+      bodyLimit: WEBHOOK_BODY_LIMIT,
+      // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
+      onRequest: async (req, reply) => {
+        const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
+        if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+      },
+      schema: { summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)', body: Type.Object({ apiVersion: Type.String(), kind: Type.Literal('EventList'), items: Type.Array(Type.Unknown()) }) } }, async (req, reply) => {
       const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
       if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-    },
-    schema: { summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)', body: Type.Object({ apiVersion: Type.String(), kind: Type.Literal('EventList'), items: Type.Array(Type.Unknown()) }) } }, async (req, reply) => {
-    const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
-    if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-    const body = req.body as { apiVersion: string; items: unknown[] };
-    if (body.apiVersion !== 'audit.k8s.io/v1') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `expected apiVersion audit.k8s.io/v1, got ${body.apiVersion}` });
-    const keep: StoredAuditEvent[] = [];
-    let ignored = 0;
-    for (const raw of body.items) {
-      const e = raw as AuditEvent;
-      const ref = e.objectRef ?? {};
-      const stored: StoredAuditEvent = {
-        auditId: String(e.auditID ?? ''),
-        stageMs: Date.parse(String(e.stageTimestamp ?? '')),
-        verb: String(e.verb ?? ''),
-        resource: String(ref.resource ?? ''),
-        apiGroup: String(ref.apiGroup ?? ''),
-        namespace: String(ref.namespace ?? ''),
-        name: String(ref.name ?? ''),
-        username: String(e.user?.username ?? ''),
-        event: raw,
-      };
-      const code = Number(e.responseStatus?.code ?? 200);
-      if (!stored.auditId || !Number.isFinite(stored.stageMs) || e.stage !== 'ResponseComplete' || code >= 400 || !isPolicyChange(stored)) {
-        ignored++;
-        continue;
-      }
-      keep.push(stored);
-    }
-    const newIds = new Set(await store.recordAuditEvents(keep));
-    metrics.auditEventsIgnored.inc(ignored);
-    // Only events stored now count: a retried webhook batch raises nothing twice.
-    const fresh = keep.filter((k, i) => newIds.has(k.auditId) && keep.findIndex((x) => x.auditId === k.auditId) === i);
-    await noteNewPolicyEvents(store, metrics, tamper, log, fresh);
-    return { received: body.items.length, stored: newIds.size, ignored };
+      const body = req.body as { apiVersion: string; items: unknown[] };
+      if (body.apiVersion !== 'audit.k8s.io/v1') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `expected apiVersion audit.k8s.io/v1, got ${body.apiVersion}` });
+      const { fresh, counts, reasons } = await storeEventList(store, body.items);
+      metrics.auditEventsIgnored.inc(counts.ignored);
+      metrics.auditEventsRefused.inc(counts.refused);
+      metrics.auditEventsTruncated.inc(counts.truncated);
+      if (counts.refused > 0 || counts.truncated > 0) log.warn({ source: 'audit-webhook', ...counts, reasons: reasons.slice(0, 3) }, 'audit webhook items refused or truncated');
+      // Only events stored now count: a retried webhook batch raises nothing twice.
+      await noteNewPolicyEvents(store, metrics, tamper, log, fresh);
+      return { received: body.items.length, stored: fresh.length, ...counts, ...(reasons.length > 0 ? { errors: reasons } : {}) };
+    });
   });
 
   app.get(
@@ -81,4 +77,40 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
       return { protected: tamper, items: tamperAlerts(policyChanges(events, history), tamper) };
     },
   );
+}
+
+/**
+ * Validate and store the items of one EventList, a slice per turn of the event
+ * loop, so a 16 MiB list neither takes quadratic time nor stalls /healthz.
+ * Returns the events stored now (not before), the counts, and the first
+ * refusal reasons.
+ */
+async function storeEventList(store: Store, items: unknown[]): Promise<{ fresh: StoredAuditEvent[]; counts: { ignored: number; refused: number; truncated: number }; reasons: string[] }> {
+  const counts = { ignored: 0, refused: 0, truncated: 0 };
+  const reasons: string[] = [];
+  // An audit ID twice in one list keeps its first event, as the stores do.
+  const seen = new Set<string>();
+  const fresh: StoredAuditEvent[] = [];
+  for (let start = 0; start < items.length; start += ITEMS_PER_TURN) {
+    if (start > 0) await nextTurn();
+    const keep: StoredAuditEvent[] = [];
+    for (let i = start; i < Math.min(items.length, start + ITEMS_PER_TURN); i++) {
+      const item = readAuditItem(items[i]);
+      if (item.outcome === 'refuse') {
+        counts.refused++;
+        if (reasons.length < MAX_REASONS) reasons.push(`items[${i}]: ${item.reason}`);
+      } else if (item.outcome === 'ignore') {
+        counts.ignored++;
+      } else if (!seen.has(item.event.auditId)) {
+        seen.add(item.event.auditId);
+        if (item.truncation) counts.truncated++;
+        keep.push(item.event);
+      }
+    }
+    // Stored a slice at a time: a list that fails half-way is resent by the API
+    // server, and what was stored already is recognised by its audit ID.
+    const stored = new Set(await store.recordAuditEvents(keep));
+    for (const k of keep) if (stored.has(k.auditId)) fresh.push(k);
+  }
+  return { fresh, counts, reasons };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../common/kube-client.js';
+import { boundJson, STORED_EVENT_MAX_DEPTH } from '../reports/json-bounds.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
 import { ResourceWatch, type KubeObject } from './watch.js';
 
@@ -55,6 +56,14 @@ export class PolicyHistory {
   private record(group: string, resource: string, type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): void {
     const m = obj.metadata;
     const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
+    // Bounded like webhook events (a CRD with preserve-unknown-fields can nest deeply), one level
+    // down because the object sits inside the event; the stored event says what was cut.
+    const bounded = boundJson(obj, STORED_EVENT_MAX_DEPTH - 1);
+    const notes = [
+      ...(bounded.truncated > 0 ? [`${bounded.truncated} part(s) nested deeper than ${STORED_EVENT_MAX_DEPTH} levels replaced by a marker, the first at responseObject.${bounded.firstTruncatedAt}`] : []),
+      ...(bounded.protoKeysRemoved > 0 ? [`${bounded.protoKeysRemoved} key(s) named __proto__ removed`] : []),
+    ];
+    const cut = notes.length > 0 ? { verdictTruncated: notes } : {};
     this.pending.push({
       auditId: `watch:${m.uid ?? `${m.namespace ?? ''}/${m.name}`}:${m.resourceVersion ?? ''}:${verb === 'delete' ? 'deleted' : ''}`,
       stageMs: this.now(),
@@ -64,7 +73,7 @@ export class PolicyHistory {
       namespace: m.namespace ?? '',
       name: m.name,
       username: '',
-      event: { source: 'watch', objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name }, ...(verb === 'delete' ? {} : { responseObject: obj }) },
+      event: { source: 'watch', objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name }, ...(verb === 'delete' ? {} : { responseObject: bounded.value, ...cut }) },
     });
     void this.flush();
   }

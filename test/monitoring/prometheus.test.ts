@@ -409,7 +409,7 @@ scrape_configs:
   });
   const postAudit = async (event: unknown) => {
     const res = await fetch(`${base}/api/v1/audit/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [event] }) });
-    t.same(await res.json(), { received: 1, stored: 1, ignored: 0 }, 'audit event stored');
+    t.same(await res.json(), { received: 1, stored: 1, ignored: 0, refused: 0, truncated: 0 }, 'audit event stored');
   };
   const garbage = rawAgentStream(ports.grpc);
   const spooled = rawAgentStream(ports.grpc);

@@ -1,6 +1,8 @@
 import type { StoredAuditEvent } from '../../store/index.js';
 import type { ReportDefinition } from '../globalreport.js';
 import type { ReportFile } from '../result.js';
+import { boundJson, isPlainObject, jsonEqual, ownValue } from '../json-bounds.js';
+import { TimeIndex } from '../time-index.js';
 
 /** Network-policy resources whose changes are audited: Kubernetes, Calico (API and CRD groups) and Cilium. */
 export const POLICY_RESOURCES: Record<string, string[]> = {
@@ -11,13 +13,13 @@ export const POLICY_RESOURCES: Record<string, string[]> = {
 };
 const CHANGE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
 
-export function isPolicyChange(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource' | 'verb'>): boolean {
-  return isPolicyResource(e) && CHANGE_VERBS.has(e.verb);
+/** Whether a resource is a network-policy resource; an API group named like an Object.prototype key ("constructor") is none. */
+export function isPolicyResource(apiGroup: string, resource: string): boolean {
+  return Object.hasOwn(POLICY_RESOURCES, apiGroup) && (POLICY_RESOURCES[apiGroup] as string[]).includes(resource);
 }
 
-/** The API group is an audit event's word ("constructor" is not a group of ours): own keys only. */
-function isPolicyResource(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource'>): boolean {
-  return Object.hasOwn(POLICY_RESOURCES, e.apiGroup) && (POLICY_RESOURCES[e.apiGroup] as string[]).includes(e.resource);
+export function isPolicyChange(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource' | 'verb'>): boolean {
+  return isPolicyResource(e.apiGroup, e.resource) && CHANGE_VERBS.has(e.verb);
 }
 
 export interface PolicyChange {
@@ -37,73 +39,111 @@ export interface PolicyChange {
   source: 'audit' | 'watch';
 }
 
-type AuditEvent = { objectRef?: { apiGroup?: string; resource?: string; namespace?: string; name?: string }; requestObject?: unknown; responseObject?: unknown; user?: { username?: string }; sourceIPs?: string[] };
-
 /**
  * Every create/update/patch/delete of a network policy in the interval, who
  * made it and what changed. The previous version of each policy is the last
  * one seen in earlier events (`history`), so a diff needs no cluster access;
- * where no earlier version is known the whole object is the change.
+ * where no earlier version is known the whole object is the change. Linear in
+ * the number of events: stored events are read field by field (they may hold
+ * anything an API server or an older Verdict wrote), never walked recursively.
  */
 export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEvent[] = []): PolicyChange[] {
   const last = new Map<string, unknown>();
   const key = (e: StoredAuditEvent) => `${e.apiGroup}/${e.resource}/${e.namespace}/${e.name}`;
-  const objectOf = (e: StoredAuditEvent): unknown => {
-    const ev = e.event as AuditEvent;
-    return e.verb === 'delete' ? undefined : (ev.responseObject ?? ev.requestObject);
-  };
-  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && isPolicyResource(e));
-  for (const e of history.filter(known)) last.set(key(e), objectOf(e));
-  const out: PolicyChange[] = [];
-  for (const e of events.filter(known)) {
+  const objectOf = (e: StoredAuditEvent): unknown => (e.verb === 'delete' ? undefined : (ownValue(e.event, 'responseObject') ?? ownValue(e.event, 'requestObject')));
+  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && isPolicyResource(e.apiGroup, e.resource));
+  for (const e of history) if (known(e)) last.set(key(e), objectOf(e));
+  const out: { change: PolicyChange; ms: number }[] = [];
+  for (const e of events) {
+    if (!known(e)) continue;
     if (e.verb === 'observe') {
       // A watch (re)list: the version as it was then, a baseline for the next diff, not a change.
       last.set(key(e), objectOf(e));
       continue;
     }
-    const ev = e.event as AuditEvent;
     const before = last.get(key(e));
     const after = objectOf(e);
     last.set(key(e), after);
-    const spec = (o: unknown) => (o as { spec?: unknown } | undefined)?.spec;
-    const tierField = (spec(after ?? before) as { tier?: string } | undefined)?.tier;
-    out.push({
+    const tierField = ownValue(ownValue(after ?? before, 'spec'), 'tier');
+    const sourceIPs = ownValue(e.event, 'sourceIPs');
+    const change: PolicyChange = {
       time: new Date(e.stageMs).toISOString(),
       verb: e.verb,
       kind: e.resource,
       namespace: e.namespace,
       name: e.name,
-      tier: tierField ?? (e.name.includes('.') && e.apiGroup.includes('projectcalico') ? (e.name.split('.')[0] as string) : e.apiGroup.includes('projectcalico') ? 'default' : ''),
+      tier: typeof tierField === 'string' ? tierField : e.name.includes('.') && e.apiGroup.includes('projectcalico') ? (e.name.split('.')[0] as string) : e.apiGroup.includes('projectcalico') ? 'default' : '',
       user: e.username,
-      sourceIPs: ev.sourceIPs ?? [],
+      sourceIPs: Array.isArray(sourceIPs) ? sourceIPs.filter((ip): ip is string => typeof ip === 'string') : [],
       auditId: e.auditId,
-      diff: jsonDiff(spec(before), spec(after), 'spec'),
-      source: (ev as { source?: string }).source === 'watch' ? 'watch' : 'audit',
-    });
+      diff: jsonDiff(ownValue(before, 'spec'), ownValue(after, 'spec'), 'spec'),
+      source: ownValue(e.event, 'source') === 'watch' ? 'watch' : 'audit',
+    };
+    out.push({ change, ms: e.stageMs });
   }
-  // The same change seen by the watch and by the audit webhook is one change: the audit event
-  // says who; whichever came first saw the version before, so it has the diff.
-  const same = (a: PolicyChange, w: PolicyChange) =>
-    a.source === 'audit' && w.source === 'watch' && a.verb.replace('patch', 'update') === w.verb && a.kind === w.kind && a.namespace === w.namespace && a.name === w.name && Math.abs(Date.parse(a.time) - Date.parse(w.time)) < 60_000;
-  return out
-    .filter((c) => c.source === 'audit' || !out.some((a) => same(a, c)))
-    .map((c) => {
-      const w = c.source === 'audit' && c.diff.length === 0 ? out.find((x) => same(c, x)) : undefined;
-      return w ? { ...c, diff: w.diff } : c;
-    });
+  return mergeWatchedTwins(out);
 }
 
-/** Leaf-level differences between two JSON values. */
-export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; before: unknown; after: unknown }[] {
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
-  const isObj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (isObj(a) && isObj(b)) {
-    const keys = [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])].sort();
-    // A key on one side only is undefined on the other, never something inherited ("constructor").
-    const at = (o: unknown, k: string) => (Object.hasOwn(o as object, k) ? (o as Record<string, unknown>)[k] : undefined);
-    return keys.flatMap((k) => jsonDiff(at(a, k), at(b, k), path ? `${path}.${k}` : k));
+/**
+ * The same change seen by the watch and by the audit webhook is one change:
+ * same kind, namespace, name and verb (a patch is an update to the watch),
+ * less than a minute apart. The audit event says who; whichever came first saw
+ * the version before, so an audit change without a diff takes the diff of its
+ * earliest watched twin.
+ */
+function mergeWatchedTwins(out: { change: PolicyChange; ms: number }[]): PolicyChange[] {
+  const twinKey = (verb: string, c: PolicyChange) => JSON.stringify([verb, c.kind, c.namespace, c.name]);
+  const auditVerb = (c: PolicyChange) => c.verb.replace('patch', 'update');
+  const audited = new TimeIndex<PolicyChange>();
+  const watched = new TimeIndex<PolicyChange>();
+  for (const { change, ms } of out) {
+    if (change.source === 'audit') audited.add(twinKey(auditVerb(change), change), ms, change);
+    else watched.add(twinKey(change.verb, change), ms, change);
   }
-  return [{ path, before: a, after: b }];
+  const result: PolicyChange[] = [];
+  for (const { change, ms } of out) {
+    if (change.source === 'watch') {
+      if (!audited.earliestWithin(twinKey(change.verb, change), ms, 60_000)) result.push(change);
+      continue;
+    }
+    const twin = change.diff.length === 0 ? watched.earliestWithin(twinKey(auditVerb(change), change), ms, 60_000) : undefined;
+    result.push(twin ? { ...change, diff: twin.diff } : change);
+  }
+  return result;
+}
+
+/** How deep a diff descends into objects; below it a changed subtree is one change. */
+const MAX_DIFF_DEPTH = 64;
+/** How deep a before/after value in a diff may nest; deeper parts are replaced by a marker. */
+const MAX_DIFF_VALUE_DEPTH = 32;
+
+/**
+ * Leaf-level differences between two JSON values, in key order: objects are
+ * compared key by key, anything else (arrays, scalars) as a whole. Iterative
+ * and depth-bounded, so a policy nested thousands of levels deep (an audit
+ * event stored before the webhook bounded depth, or a CRD with
+ * preserve-unknown-fields) yields a diff instead of a stack overflow: below
+ * MAX_DIFF_DEPTH a changed subtree is one entry, and before/after values are
+ * cut to MAX_DIFF_VALUE_DEPTH levels (marked) so the diff can be sent as JSON.
+ */
+export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; before: unknown; after: unknown }[] {
+  const out: { path: string; before: unknown; after: unknown }[] = [];
+  const bounded = (v: unknown) => boundJson(v, MAX_DIFF_VALUE_DEPTH, { keepProtoKeys: true }).value;
+  const stack: { a: unknown; b: unknown; path: string; depth: number }[] = [{ a, b, path, depth: 0 }];
+  while (stack.length > 0) {
+    const p = stack.pop() as { a: unknown; b: unknown; path: string; depth: number };
+    if (isPlainObject(p.a) && isPlainObject(p.b) && p.depth < MAX_DIFF_DEPTH) {
+      const keys = [...new Set([...Object.keys(p.a), ...Object.keys(p.b)])].sort();
+      // Pushed in reverse so they are visited in key order.
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i] as string;
+        stack.push({ a: ownValue(p.a, k), b: ownValue(p.b, k), path: p.path ? `${p.path}.${k}` : k, depth: p.depth + 1 });
+      }
+      continue;
+    }
+    if (!jsonEqual(p.a, p.b)) out.push({ path: p.path, before: bounded(p.a), after: bounded(p.b) });
+  }
+  return out;
 }
 
 /** The policy-audit report: changes in the interval within the namespace scope. */

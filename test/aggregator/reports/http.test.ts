@@ -217,8 +217,8 @@ t.test('the audit webhook feeds policy-audit reports (who, when, the diff) and t
     ],
   };
   const posted = await call('POST', '/api/v1/audit/webhook', ADMIN, events);
-  t.same(posted.json, { received: 5, stored: 3, ignored: 2 });
-  t.same((await call('POST', '/api/v1/audit/webhook', ADMIN, events)).json, { received: 5, stored: 0, ignored: 2 }, 'redelivered events are stored once');
+  t.same(posted.json, { received: 5, stored: 3, ignored: 2, refused: 0, truncated: 0 });
+  t.same((await call('POST', '/api/v1/audit/webhook', ADMIN, events)).json, { received: 5, stored: 0, ignored: 2, refused: 0, truncated: 0 }, 'redelivered events are stored once');
   t.equal((await call('POST', '/api/v1/audit/webhook', AUDITOR, events)).status, 403);
   const id = await runNow('policy-changes', '2026-11-20T10:00:00Z', '2026-11-20T11:00:00Z');
   const result = (await call('GET', `/api/v1/reports/policy-changes/runs/${id}`, ADMIN)).json.result as { summary: Record<string, unknown>; data: { changes: { verb: string; user: string; diff: { path: string; before: unknown; after: unknown }[] }[] } };

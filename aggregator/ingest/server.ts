@@ -3,11 +3,13 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { VERDICT_VERSION } from '../../common/version.js';
 import { agentServiceDefinition, type WireAgentMessage, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
-import { benchmarkRunFromWire, flowBatchFromWire, helloFromWire } from '../../proto/from-wire.js';
+import { TimeSlice } from '../../common/time-slice.js';
+import { benchmarkRunFromWire, flowBatchFromWireInSlices, helloFromWire } from '../../proto/from-wire.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { NodeHello, Store } from '../store/index.js';
 import type { FlowBatchMessage } from '../../proto/from-wire.js';
 import type { AgentAuthenticator, AgentIdentity } from './auth.js';
+import { decodeInSlices, SLICED_DECODE_MIN_BYTES } from './sliced-decode.js';
 
 export interface IngestOptions {
   /** Largest agent message accepted, bytes; larger ones are rejected and counted. */
@@ -26,8 +28,15 @@ export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxMessageBytes: 4 * 1024
 /** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
 const MAX_TRACKED_FAILURES = 10_000;
 
-/** What the wrapped deserializer hands the handler instead of throwing. */
-type Decoded = WireAgentMessage | { kind: 'undecodable'; reason: 'malformed' | 'oversized'; detail: string; bytes: number };
+type Undecodable = { kind: 'undecodable'; reason: 'malformed' | 'oversized'; detail: string; bytes: number };
+
+/**
+ * What the wrapped deserializer hands the handler instead of throwing; a large
+ * message still `encoded`, for its session to decode in time slices.
+ */
+type Decoded = WireAgentMessage | Undecodable | { kind: 'encoded'; buf: Buffer };
+
+const malformed = (err: unknown, buf: Buffer): Undecodable => ({ kind: 'undecodable', reason: 'malformed', detail: (err as Error).message, bytes: buf.length });
 
 /**
  * The gRPC adapter over the store: authenticates a stream, binds it to one
@@ -48,6 +57,8 @@ export class IngestServer {
   /** The stream currently bound to each node; a newer stream replaces an older one. */
   private readonly streams = new Map<string, grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>>();
   private readonly storeFailures = new Map<string, number>();
+  /** The one-step protobuf decoder of agent messages. */
+  private readonly decode: (buf: Buffer) => WireAgentMessage;
 
   constructor(
     private readonly store: Store,
@@ -59,15 +70,17 @@ export class IngestServer {
     const def = agentServiceDefinition();
     const connect = def.Connect as grpc.MethodDefinition<WireAgentMessage, WireAggregatorMessage>;
     const max = options.maxMessageBytes;
+    this.decode = (buf) => connect.requestDeserialize(buf);
     const wrapped: grpc.ServiceDefinition = {
       Connect: {
         ...connect,
         requestDeserialize: (buf: Buffer): Decoded => {
           if (buf.length > max) return { kind: 'undecodable', reason: 'oversized', detail: `${buf.length} bytes is over the ${max}-byte limit`, bytes: buf.length };
+          if (buf.length >= SLICED_DECODE_MIN_BYTES) return { kind: 'encoded', buf };
           try {
             return connect.requestDeserialize(buf);
           } catch (err) {
-            return { kind: 'undecodable', reason: 'malformed', detail: (err as Error).message, bytes: buf.length };
+            return malformed(err, buf);
           }
         },
       },
@@ -116,7 +129,7 @@ export class IngestServer {
 
   /** @internal used by AgentSession */
   get deps() {
-    return { store: this.store, metrics: this.metrics, log: this.log, options: this.options, streams: this.streams };
+    return { store: this.store, metrics: this.metrics, log: this.log, options: this.options, streams: this.streams, decode: this.decode };
   }
 
   /**
@@ -187,8 +200,12 @@ class AgentSession {
       });
   }
 
-  private async process(msg: Decoded): Promise<void> {
+  private async process(received: Decoded): Promise<void> {
     if (this.refused || this.failed || this.closed) return;
+    // Decoding, checking and storing a large message (a 4 MiB flow batch holds 90,000 records) takes seconds:
+    // each step gives the event loop a turn every few ms, so probes and other agents' streams go on meanwhile.
+    const slice = new TimeSlice();
+    const msg = received?.kind === 'encoded' ? await this.decodeLarge(received.buf, slice) : received;
     if (!msg || !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes((msg as { kind?: string }).kind ?? '')) {
       return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'a message with no known content (an empty or newer AgentMessage)');
     }
@@ -212,7 +229,7 @@ class AgentSession {
       return;
     }
     const rawSeq = msg.kind === 'benchmarkRun' ? msg.benchmarkRun?.seq : msg.flowBatch?.seq;
-    const checked = msg.kind === 'benchmarkRun' ? benchmarkRunFromWire(node, msg.benchmarkRun) : flowBatchFromWire(msg.flowBatch);
+    const checked = msg.kind === 'benchmarkRun' ? benchmarkRunFromWire(node, msg.benchmarkRun) : await flowBatchFromWireInSlices(msg.flowBatch, slice);
     const what = msg.kind === 'benchmarkRun' ? 'benchmark run' : 'flow batch';
     const seqForReject = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : 0;
     if (!checked.ok) return this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
@@ -242,6 +259,14 @@ class AgentSession {
     await this.send({ kind: 'ack', ack: { seq, duplicate } });
   }
 
+  private async decodeLarge(buf: Buffer, slice: TimeSlice): Promise<WireAgentMessage | Undecodable> {
+    try {
+      return await decodeInSlices(buf, this.server.deps.decode, slice);
+    } catch (err) {
+      return malformed(err, buf);
+    }
+  }
+
   /** The Welcome's lastStoredSeq for this stream. */
   private welcomedSeq = 0;
   /** Seq ranges above welcomedSeq this stream passed over or refused: never stored here. Bounded; rare in practice. */
@@ -261,7 +286,10 @@ class AgentSession {
 
   private countBatch(node: string, batch: FlowBatchMessage): void {
     const { metrics, log } = this.server.deps;
-    for (const f of batch.flows) metrics.flowsReceived.inc({ node, action: f.action }, f.connections);
+    // Summed first: one counter update per action, not one per record (a batch may hold 90,000).
+    const connections = new Map<string, number>();
+    for (const f of batch.flows) connections.set(f.action, (connections.get(f.action) ?? 0) + f.connections);
+    for (const [action, n] of connections) metrics.flowsReceived.inc({ node, action }, n);
     for (const src of batch.sources) {
       const source = src.source.split(':')[0] ?? 'unknown';
       if (src.malformed > 0) metrics.flowsMalformed.inc({ source }, src.malformed);

@@ -1,4 +1,5 @@
 import { flowKey, type FlowRecord } from '../../common/flow.js';
+import type { TimeSlice } from '../../common/time-slice.js';
 
 /** The columns of one flow's bucket row, as both stores write them. */
 export interface BucketParams {
@@ -50,13 +51,15 @@ export function bucketParams(node: string, f: FlowRecord, bucketMs: number): Buc
 /**
  * A batch's bucket rows with one row per (bucket, key): flows with the same key
  * in the same bucket summed and their times widened, as one upsert after the
- * other would (the first flow's JSON stays, as the upsert keeps the stored row's).
- * Ordered by bucket start, then key (UTF-16 order), so writers lock rows in one
- * order.
+ * other would (the first flow's JSON stays, as the upsert keeps the stored
+ * row's). In the order each row first appears. A 4 MiB batch holds 90,000
+ * records and takes the best part of a second here, so the loop gives the
+ * event loop a turn whenever `slice` is up.
  */
-export function mergedBucketRows(node: string, flows: FlowRecord[], bucketMs: number): BucketParams[] {
+export async function mergeBucketRows(node: string, flows: FlowRecord[], bucketMs: number, slice: TimeSlice): Promise<BucketParams[]> {
   const rows = new Map<string, BucketParams>();
   for (const f of flows) {
+    if (slice.isUp()) await slice.next();
     const p = bucketParams(node, f, bucketMs);
     const id = `${p.bucketStart} ${p.key}`;
     const seen = rows.get(id);
@@ -70,5 +73,10 @@ export function mergedBucketRows(node: string, flows: FlowRecord[], bucketMs: nu
     seen.first = Math.min(seen.first, p.first);
     seen.last = Math.max(seen.last, p.last);
   }
-  return [...rows.values()].sort((a, b) => a.bucketStart - b.bucketStart || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return [...rows.values()];
+}
+
+/** Bucket start, then key (UTF-16 order): the one order in which writers lock bucket rows. */
+export function lockOrder(a: BucketParams, b: BucketParams): number {
+  return a.bucketStart - b.bucketStart || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }

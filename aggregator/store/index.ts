@@ -146,6 +146,8 @@ export interface Store {
   /**
    * Add a batch's flows to their minute buckets, exactly once per (node,
    * bootId, seq) — the same ledger as benchmark runs — in one transaction.
+   * A batch may hold 90,000 records: the work gives the event loop a turn
+   * every few ms, and no read sees part of a batch.
    */
   recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }>;
   flowRows(query: FlowQuery): Promise<FlowBucketRow[]>;

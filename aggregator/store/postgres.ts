@@ -1,7 +1,8 @@
 import pg from 'pg';
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
-import { mergedBucketRows } from './flow-buckets.js';
+import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
+import { lockOrder, mergeBucketRows, type BucketParams } from './flow-buckets.js';
 import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
@@ -289,9 +290,16 @@ export class PostgresStore implements Store {
    * may not touch a row twice) and in one order (bucket start, key), so two
    * writers of one node's buckets (two boots with no node row to serialize on)
    * cannot deadlock.
+   *
+   * A 4 MiB batch holds 90,000 records: merging and sorting them give the event
+   * loop a turn every few ms, and the rows go in statements of
+   * FLOW_ROWS_PER_INSERT, still in one transaction and in lock order, so the
+   * batch stays all or nothing and no one statement's parameters take long to
+   * build.
    */
   async recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }> {
-    const rows = mergedBucketRows(node, flows, MINUTE_BUCKET_MS);
+    const slice = new TimeSlice();
+    const rows = await sortInSlices(await mergeBucketRows(node, flows, MINUTE_BUCKET_MS, slice), lockOrder, slice);
     return this.transaction(async (c) => {
       await c.query('UPDATE nodes SET last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
       const claimed = await c.query(
@@ -301,37 +309,7 @@ export class PostgresStore implements Store {
         [node, bootId, seq, atMs],
       );
       if (claimed.rowCount === 0) return { duplicate: true };
-      if (rows.length === 0) return { duplicate: false };
-      await c.query(
-        `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
-         SELECT $1::bigint, u.bucket_start, $2::text, sha256(convert_to(u.flow_key, 'UTF8')), u.flow_key, u.src_kind, u.src_ns, u.src_name, u.dst_kind, u.dst_ns, u.dst_name, u.action, u.reporter, u.json, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
-           WITH ORDINALITY AS u(bucket_start, flow_key, src_kind, src_ns, src_name, dst_kind, dst_ns, dst_name, action, reporter, json, connections, packets, bytes, first_ms, last_ms, ord)
-         ORDER BY u.ord
-         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET
-           connections = flow_buckets.connections + excluded.connections, packets = flow_buckets.packets + excluded.packets, bytes = flow_buckets.bytes + excluded.bytes,
-           first_ms = LEAST(flow_buckets.first_ms, excluded.first_ms), last_ms = GREATEST(flow_buckets.last_ms, excluded.last_ms)`,
-        [
-          MINUTE_BUCKET_MS,
-          node,
-          rows.map((r) => r.bucketStart),
-          rows.map((r) => r.key),
-          rows.map((r) => r.srcKind),
-          rows.map((r) => r.srcNs),
-          rows.map((r) => r.srcName),
-          rows.map((r) => r.dstKind),
-          rows.map((r) => r.dstNs),
-          rows.map((r) => r.dstName),
-          rows.map((r) => r.action),
-          rows.map((r) => r.reporter),
-          rows.map((r) => r.json),
-          rows.map((r) => r.connections),
-          rows.map((r) => r.packets),
-          rows.map((r) => r.bytes),
-          rows.map((r) => r.first),
-          rows.map((r) => r.last),
-        ],
-      );
+      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT) await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
       return { duplicate: false };
     });
   }
@@ -619,4 +597,44 @@ function toNodeRecord(r: NodeRow): NodeRecord {
             scorePercent: r.score_percent ?? 0,
           },
   };
+}
+
+/**
+ * Bucket rows per INSERT: node-postgres turns each array parameter into text
+ * on the event loop, a few ms for this many rows.
+ */
+const FLOW_ROWS_PER_INSERT = 2000;
+
+/** Add `rows` (merged, in lock order) to their buckets: one statement. */
+async function upsertBucketRows(c: pg.PoolClient, node: string, rows: BucketParams[]): Promise<void> {
+  await c.query(
+    `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+     SELECT $1::bigint, u.bucket_start, $2::text, sha256(convert_to(u.flow_key, 'UTF8')), u.flow_key, u.src_kind, u.src_ns, u.src_name, u.dst_kind, u.dst_ns, u.dst_name, u.action, u.reporter, u.json, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
+     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+       WITH ORDINALITY AS u(bucket_start, flow_key, src_kind, src_ns, src_name, dst_kind, dst_ns, dst_name, action, reporter, json, connections, packets, bytes, first_ms, last_ms, ord)
+     ORDER BY u.ord
+     ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET
+       connections = flow_buckets.connections + excluded.connections, packets = flow_buckets.packets + excluded.packets, bytes = flow_buckets.bytes + excluded.bytes,
+       first_ms = LEAST(flow_buckets.first_ms, excluded.first_ms), last_ms = GREATEST(flow_buckets.last_ms, excluded.last_ms)`,
+    [
+      MINUTE_BUCKET_MS,
+      node,
+      rows.map((r) => r.bucketStart),
+      rows.map((r) => r.key),
+      rows.map((r) => r.srcKind),
+      rows.map((r) => r.srcNs),
+      rows.map((r) => r.srcName),
+      rows.map((r) => r.dstKind),
+      rows.map((r) => r.dstNs),
+      rows.map((r) => r.dstName),
+      rows.map((r) => r.action),
+      rows.map((r) => r.reporter),
+      rows.map((r) => r.json),
+      rows.map((r) => r.connections),
+      rows.map((r) => r.packets),
+      rows.map((r) => r.bytes),
+      rows.map((r) => r.first),
+      rows.map((r) => r.last),
+    ],
+  );
 }

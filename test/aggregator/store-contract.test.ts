@@ -22,6 +22,8 @@ interface Backend {
   freshDb(t: Test): Promise<string>;
   /** The versions recorded in the store's schema_migrations, ascending. */
   appliedMigrations(db: string): Promise<number[]>;
+  /** Make the database refuse (abort) any insert of a bucket row whose source is named `name`. */
+  refuseFlowsFrom(db: string, name: string): Promise<void>;
 }
 
 const hello = (name: string, bootId = 'b1', labels: Record<string, string> = { zone: 'a' }): NodeHello => ({
@@ -386,6 +388,53 @@ function flowContract(t: Test, backend: Backend): void {
     t.same(await s.compactFlows(T0 + HOUR_BUCKET_MS, 0), { rolledUp: 1, deleted: 0 });
     t.strictSame(await allFlows(s), [hourRow('n1', { ...big, connections: 2, packets: 20, bytes: 2000 })]);
   });
+
+  // A large batch is stored in steps with turns of the event loop between them (issue 10): still one transaction.
+  t.test('a flow batch refused part-way stores none of its rows and not its seq; writes made meanwhile stay', async (t) => {
+    const db = await backend.freshDb(t);
+    const s = await openStore(db);
+    t.teardown(() => s.close());
+    await backend.refuseFlowsFrom(db, 'refused');
+    await s.recordHello(hello('n1'), 1);
+    const flows = Array.from({ length: 5000 }, (_, i) => flow({ destinationPort: i + 1 }));
+    // The refused row comes last: in first-seen order, and in key order ("refused" after "frontend").
+    let done = false;
+    const failure = s
+      .recordFlowBatch('n1', 'b1', 1, [...flows, flow({ source: { name: 'refused' } })], 2)
+      .then(() => undefined, (err: Error) => err)
+      .finally(() => (done = true));
+    const meanwhile: Promise<unknown>[] = [];
+    while (!done) {
+      meanwhile.push(s.recordHello(hello(`m${meanwhile.length}`), 3));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.match(await failure, { message: /refused by the test/ }, 'the batch fails');
+    await Promise.all(meanwhile);
+    t.strictSame(await allFlows(s), [], 'none of its rows');
+    t.equal((await s.listNodes()).length, 1 + meanwhile.length, `the Hellos sent meanwhile are kept (${meanwhile.length})`);
+    t.same(await s.recordHello(hello('n1'), 4), { lastStoredSeq: 0 }, 'its seq is not recorded');
+    t.same(await s.recordFlowBatch('n1', 'b1', 1, flows, 5), { duplicate: false }, 'the batch resent without the refused record is stored');
+    t.equal((await allFlows(s)).length, 5000);
+  });
+
+  t.test('reads while a large flow batch is stored see none of it, then all of it', async (t) => {
+    const s = await freshStore(t, backend);
+    const flows = Array.from({ length: 20_000 }, (_, i) => flow({ destinationPort: i + 1 }));
+    let done = false;
+    const stored = s.recordFlowBatch('n1', 'b1', 1, flows, 1).finally(() => (done = true));
+    const seen = new Set<number>();
+    let readsDuring = 0;
+    while (!done) {
+      const rows = (await allFlows(s)).length;
+      if (!done) readsDuring++;
+      seen.add(rows);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.same(await stored, { duplicate: false });
+    t.ok(readsDuring > 0, `read while it was stored (${readsDuring} times)`);
+    t.same([...seen].filter((n) => n !== 0 && n !== flows.length), [], 'never part of it');
+    t.equal((await allFlows(s)).length, flows.length);
+  });
 }
 
 const DAY_MS = 86_400_000;
@@ -597,6 +646,14 @@ const sqlite: Backend = {
       file.close();
     }
   },
+  async refuseFlowsFrom(db, name) {
+    const file = new Database(db.slice('sqlite:'.length));
+    try {
+      file.exec(`CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets WHEN NEW.src_name = '${name}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    } finally {
+      file.close();
+    }
+  },
 };
 
 function postgres(server: TestPostgres): Backend {
@@ -604,6 +661,13 @@ function postgres(server: TestPostgres): Backend {
     dialect: 'postgres',
     freshDb: () => server.freshSchema(),
     appliedMigrations: async (db) => (await query<{ version: number }>(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version),
+    async refuseFlowsFrom(db, name) {
+      await query(
+        db,
+        `CREATE FUNCTION refuse_flows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.src_name = '${name}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets FOR EACH ROW EXECUTE FUNCTION refuse_flows()`,
+      );
+    },
   };
 }
 

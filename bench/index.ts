@@ -1,3 +1,4 @@
+import { runAuditWebhookBench } from './audit-webhook.js';
 import { runCisBench } from './cis.js';
 import { runFlowBatchBench } from './flow-batch.js';
 import { runRescanBench } from './rescan.js';
@@ -6,3 +7,4 @@ import { runRescanBench } from './rescan.js';
 runCisBench();
 await runRescanBench();
 await runFlowBatchBench();
+await runAuditWebhookBench();

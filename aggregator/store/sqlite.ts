@@ -467,28 +467,79 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * One lookup per object, in time slices: a webhook batch can change tens of
+   * thousands of objects, and each lookup holds the event loop.
+   */
   async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
-    return this.read((db) => {
-      const q = db.prepare('SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1');
-      const seen = new Set<string>();
-      const out: StoredAuditEvent[] = [];
-      for (const o of objects) {
-        const key = JSON.stringify([o.apiGroup, o.resource, o.namespace, o.name]);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const r = q.get(o.apiGroup, o.resource, o.namespace, o.name, beforeMs) as { audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string } | undefined;
-        if (r) out.push({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown });
-      }
-      return out.sort((a, b) => a.stageMs - b.stageMs);
+    const seen = new Set<string>();
+    const unique = objects.filter((o) => {
+      const key = JSON.stringify([o.apiGroup, o.resource, o.namespace, o.name]);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
     });
+    const out: StoredAuditEvent[] = [];
+    const slice = new TimeSlice();
+    let next = 0;
+    while (next < unique.length) {
+      if (next > 0) await slice.next();
+      next = await this.read((db) => {
+        const q = db.prepare('SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1');
+        let i = next;
+        for (; i < unique.length && (i === next || !slice.isUp()); i++) {
+          const o = unique[i] as (typeof unique)[number];
+          const r = q.get(o.apiGroup, o.resource, o.namespace, o.name, beforeMs) as AuditEventRow | undefined;
+          if (r) out.push(toAuditEvent(r));
+        }
+        return i;
+      });
+    }
+    return out.sort((a, b) => a.stageMs - b.stageMs);
   }
 
+  /**
+   * A page at a time in (stage_ms, audit_id) order, each page starting after the
+   * last row of the one before, in time slices (a range can hold a
+   * 100,000-event webhook batch). Pages are committed states read at different
+   * times: a row stored meanwhile behind the last page read is not in the
+   * answer, as if the range had been read before it was stored.
+   */
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
-    return this.read((db) => {
-      const rows = db.prepare('SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id').all(fromMs, toMs) as { audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }[];
-      return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown }));
-    });
+    const out: StoredAuditEvent[] = [];
+    const slice = new TimeSlice();
+    let after: AuditEventRow | undefined;
+    for (;;) {
+      if (after && slice.isUp()) await slice.next();
+      const page = await this.read((db) =>
+        after
+          ? (db.prepare('SELECT * FROM audit_events WHERE (stage_ms, audit_id) > (?, ?) AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?').all(after.stage_ms, after.audit_id, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[])
+          : (db.prepare('SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?').all(fromMs, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[]),
+      );
+      for (const r of page) out.push(toAuditEvent(r));
+      if (page.length < AUDIT_ROWS_PER_PAGE) return out;
+      after = page[page.length - 1];
+    }
   }
+}
+
+/** Audit event rows per page of a range read: a few milliseconds of reading and parsing. */
+const AUDIT_ROWS_PER_PAGE = 500;
+
+interface AuditEventRow {
+  audit_id: string;
+  stage_ms: number;
+  verb: string;
+  resource: string;
+  api_group: string;
+  namespace: string;
+  name: string;
+  username: string;
+  event_json: string;
+}
+
+function toAuditEvent(r: AuditEventRow): StoredAuditEvent {
+  return { auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown };
 }
 
 function migrate(db: Database.Database): void {

@@ -1,14 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { eventList, nested, nestedJson, policyAuditEvent, postAudit } from '../fixtures/audit.js';
 import { tempDir } from '../fixtures/tmp.js';
 
-// The audit webhook under hostile input: deep objects are cut and marked
-// instead of breaking diffs, and unreadable items are refused one by one while
-// the rest of their list is kept.
+// The audit webhook under hostile and oversized input: a 16 MiB EventList is
+// stored in linear time without stalling the event loop, deep objects are cut
+// and marked instead of breaking diffs, and unreadable items are refused one by
+// one while the rest of their list is kept.
 
 const MARKER = '[verdict: truncated, nested deeper than 64 levels]';
 
@@ -33,6 +35,47 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   };
   return { agg, get, runReport };
 }
+
+t.test('a 16 MiB EventList of 90,000 changes is stored once each while /healthz keeps answering', async (t) => {
+  const { agg, get } = await setup(t);
+  // As small as a real event gets, so that 90,000 fit in the 16 MiB body limit.
+  const n = 90_000;
+  const start = Date.parse('2026-11-20T10:00:00Z');
+  const items = Array.from({ length: n }, (_, i) => ({
+    auditID: `big-${i}`,
+    stage: 'ResponseComplete',
+    verb: i % 3 === 0 ? 'create' : 'update',
+    stageTimestamp: new Date(start + i * 1000).toISOString().replace('.000Z', 'Z'),
+    objectRef: { resource: 'tiers', apiGroup: 'projectcalico.org', name: `t${i % 20_000}` },
+  }));
+  const body = JSON.stringify(eventList(items));
+  t.ok(body.length < 16 * 1024 * 1024, `the body is ${(body.length / 1048576).toFixed(1)} MiB`);
+
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
+  let done = false;
+  const posting = postAudit(agg.httpPort, body).finally(() => {
+    done = true;
+  });
+  let answeredDuring = 0;
+  while (!done) {
+    const h = await get('/healthz');
+    if (h.status === 200 && !done) answeredDuring++;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  stalls.disable();
+  const posted = await posting;
+  t.equal(posted.status, 200);
+  t.same(posted.json, { received: n, stored: n, ignored: 0, refused: 0, truncated: 0 });
+  t.ok(answeredDuring >= 3, `/healthz answered ${answeredDuring} times while the list was processed`);
+  const worstMs = stalls.max / 1e6;
+  t.ok(worstMs < 500, `the longest event-loop stall was ${worstMs.toFixed(0)} ms (under 500 ms)`);
+
+  const stored = await agg.store.auditEvents(start, start + n * 1000);
+  t.equal(stored.length, n, 'every event is stored');
+  t.equal(new Set(stored.map((e) => e.auditId)).size, n, 'each exactly once');
+  t.same((await postAudit(agg.httpPort, body)).json, { received: n, stored: 0, ignored: 0, refused: 0, truncated: 0 }, 'a resent list stores nothing twice');
+});
 
 t.test('events 2,000 levels deep are stored cut and marked; tamper alerts and policy-audit runs still answer', async (t) => {
   const { agg, get, runReport } = await setup(t);

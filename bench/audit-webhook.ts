@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { pino } from 'pino';
+import { startAggregator } from '../aggregator/main.js';
+import { AGGREGATOR_DEFAULTS } from '../aggregator/config.js';
+
+/**
+ * bench/audit-webhook: how the audit webhook scales with the size of one
+ * EventList. Posts lists of 22,500 and 90,000 policy changes (the largest is
+ * 16 MiB, the body limit) to fresh aggregators and prints the time per event
+ * of the large list over the small one (goal: at most 2, i.e. linear time; a
+ * quadratic webhook gives 4 or more) and the longest event-loop stall while
+ * the large list is processed (goal: under 1000 ms, so /healthz answers).
+ */
+export async function runAuditWebhookBench(): Promise<void> {
+  const small = await postList(22_500);
+  const large = await postList(90_000);
+  const ratio = large.ms / 90_000 / (small.ms / 22_500);
+  console.log(
+    `bench/audit-webhook 90000 events in ${large.ms.toFixed(0)} ms, 22500 in ${small.ms.toFixed(0)} ms: time-per-event ratio ${ratio.toFixed(2)} (goal <= 2); ` +
+      `longest event-loop stall ${large.worstStallMs.toFixed(0)} ms, ratio to the 1000 ms goal ${(large.worstStallMs / 1000).toFixed(2)} (goal <= 1)`,
+  );
+}
+
+async function postList(n: number): Promise<{ ms: number; worstStallMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-audit-'));
+  const agg = await startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(dir, 'v.db')}`, logLevel: 'silent', protectedTiers: ['t1'] }, pino({ level: 'silent' }));
+  try {
+    const start = Date.parse('2026-11-20T10:00:00Z');
+    const items = Array.from({ length: n }, (_, i) => ({
+      auditID: `a${i}`,
+      stage: 'ResponseComplete',
+      verb: i % 3 === 0 ? 'create' : 'update',
+      stageTimestamp: new Date(start + i * 1000).toISOString().replace('.000Z', 'Z'),
+      objectRef: { resource: 'tiers', apiGroup: 'projectcalico.org', name: `t${i % 20_000}` },
+    }));
+    const body = JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items });
+    const stalls = monitorEventLoopDelay({ resolution: 10 });
+    stalls.enable();
+    const t0 = performance.now();
+    const res = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/audit/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const answer = (await res.json()) as { stored?: number };
+    const ms = performance.now() - t0;
+    stalls.disable();
+    if (res.status !== 200 || answer.stored !== n) throw new Error(`bench/audit-webhook: ${n} events answered ${res.status} ${JSON.stringify(answer)}`);
+    return { ms, worstStallMs: stalls.max / 1e6 };
+  } finally {
+    await agg.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -124,13 +124,15 @@ export class Outbox {
    */
   addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[] {
     const dropped = w.droppedRecords + this.takeUntold();
-    const chunks = this.cut(w.records);
-    const messages: Entry[] = chunks.map((records, i) => {
-      const seq = this.takeSeq();
-      // Counts go with the first batch of the window, once.
-      const batch: WireFlowBatch = { seq, windowStartUnixMs: w.windowStartUnixMs, windowEndUnixMs: w.windowEndUnixMs, records, sources: i === 0 ? w.sources : [], droppedRecords: i === 0 ? dropped + this.takeUntold() : 0 };
-      return { seq, kind: 'flowBatch', records: records.length, bytes: serialize({ flowBatch: batch }) };
-    });
+    const messages = this.encodeBatches(w.records, this.maxMessageBytes, (seq, records, first) => ({
+      seq,
+      windowStartUnixMs: w.windowStartUnixMs,
+      windowEndUnixMs: w.windowEndUnixMs,
+      records,
+      // Counts go with the first batch of the window, once (with whatever cutting itself dropped).
+      sources: first ? w.sources : [],
+      droppedRecords: first ? dropped + this.takeUntold() : 0,
+    }));
     this.queue(messages, positions);
     return messages.map((m) => m.seq);
   }
@@ -193,49 +195,57 @@ export class Outbox {
     this.o.log.warn({ records, droppedRecords: this.stats.droppedRecords }, `dropped flow records: ${why}; the next batch tells the aggregator`);
   }
 
-  /** Records into groups that each encode under the limit. */
-  private cut(records: WireFlowRecord[], limit = this.maxMessageBytes): WireFlowRecord[][] {
-    const budget = Math.max(1024, limit - BATCH_HEADROOM);
-    if (records.length === 0) return [[]];
-    // The common case: it all fits.
-    if (serialize({ flowBatch: { records } }).length <= budget) return [records];
-    const base = serialize({ flowBatch: {} }).length;
-    const out: WireFlowRecord[][] = [];
-    let current: WireFlowRecord[] = [];
-    let size = base;
-    for (const r of records) {
-      // A record's share of the batch: its field tag, length prefix and body (the outer length may grow by a few bytes: headroom).
-      const own = serialize({ flowBatch: { records: [r] } }).length - base;
-      if (own > budget) {
-        this.countDropped(1, `one flow record encodes to ${own} bytes, over the ${budget}-byte batch budget`);
-        continue;
-      }
-      if (size + own > budget && current.length > 0) {
-        out.push(current);
-        current = [];
-        size = base;
-      }
-      current.push(r);
-      size += own;
+  /**
+   * Encode records as FlowBatches of at most `limit` bytes each, every message
+   * encoded once in the common case: groups are sized from the average
+   * encoded record of a sample, and a group that still comes out too large
+   * (records vary) is halved and encoded again under the same seq. A record
+   * that does not fit even alone is dropped and counted. Seqs are taken in
+   * order, one per message.
+   */
+  private encodeBatches(records: WireFlowRecord[], limit: number, build: (seq: number, records: WireFlowRecord[], first: boolean) => WireFlowBatch): Entry[] {
+    const SAMPLE = 256;
+    let per = records.length;
+    if (records.length > SAMPLE) {
+      const sample = serialize({ flowBatch: { records: records.slice(0, SAMPLE) } }).length / SAMPLE;
+      per = Math.max(1, Math.floor(((limit - BATCH_HEADROOM) * 0.9) / sample));
     }
-    if (current.length > 0) out.push(current);
-    return out.length > 0 ? out : [[]];
+    const pending: WireFlowRecord[][] = [];
+    for (let i = 0; i < records.length; i += per) pending.push(records.slice(i, i + per));
+    if (pending.length === 0) pending.push([]);
+    const out: Entry[] = [];
+    let seq: number | undefined;
+    while (pending.length > 0) {
+      const group = pending.shift() as WireFlowRecord[];
+      seq ??= this.takeSeq();
+      const bytes = serialize({ flowBatch: build(seq, group, out.length === 0) });
+      if (bytes.length <= limit) {
+        out.push({ seq, kind: 'flowBatch', records: group.length, bytes });
+        seq = undefined;
+      } else if (group.length > 1) {
+        const half = Math.ceil(group.length / 2);
+        pending.unshift(group.slice(0, half), group.slice(half));
+      } else {
+        this.countDropped(1, `one flow record encodes to ${bytes.length} bytes, over the ${limit}-byte message limit`);
+      }
+    }
+    // Every record dropped (or none to send): a batch with the counts alone, so they are told.
+    if (out.length === 0) {
+      seq ??= this.takeSeq();
+      out.push({ seq, kind: 'flowBatch', records: 0, bytes: serialize({ flowBatch: build(seq, [], true) }) });
+    }
+    return out;
   }
 
   /** A batch the aggregator found too large: cut it in pieces under half its size (or the known limit) and queue them. */
   private recut(e: Entry): void {
     const decoded = deserialize(e.bytes).flowBatch as WireFlowBatch | undefined;
     if (!decoded) return this.countDropped(e.records, 'a refused flow batch could not be decoded again');
+    if (e.records < 2) return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
     const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
-    const chunks = this.cut(decoded.records, limit);
-    if (chunks.length < 2) return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
+    const messages = this.encodeBatches(decoded.records, limit, (seq, records, first) => ({ ...decoded, seq, records, sources: first ? decoded.sources : [], droppedRecords: first ? decoded.droppedRecords : 0 }));
     this.stats.recut++;
-    this.o.log.warn({ seq: e.seq, bytes: e.bytes.length, pieces: chunks.length }, 'the aggregator found a flow batch too large; sending it again in smaller pieces');
-    const messages: Entry[] = chunks.map((records, i) => {
-      const seq = this.takeSeq();
-      const batch: WireFlowBatch = { ...decoded, seq, records, sources: i === 0 ? decoded.sources : [], droppedRecords: i === 0 ? decoded.droppedRecords : 0 };
-      return { seq, kind: 'flowBatch', records: records.length, bytes: serialize({ flowBatch: batch }) };
-    });
+    this.o.log.warn({ seq: e.seq, bytes: e.bytes.length, pieces: messages.length }, 'the aggregator found a flow batch too large; sending it again in smaller pieces');
     // Its lines were read long ago: the pieces carry no positions.
     this.queue(messages, undefined);
   }

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
@@ -37,7 +37,10 @@ export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; /
 export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   const app = Fastify({
     loggerInstance: deps.log,
-    disableRequestLogging: true,
+    // No per-request log lines: probes and scrapes would fill the log. fastify
+    // 5.12 takes this through a LogController; its top-level
+    // disableRequestLogging option is deprecated (FSTDEP023).
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // fastify answers these itself, before any route or error handler, unless told otherwise.

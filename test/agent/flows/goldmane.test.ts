@@ -1,5 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -16,6 +15,7 @@ import { flowFromWire } from '../../../proto/from-wire.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
 import { recordingOutbox } from '../../fixtures/outbox.js';
 import { fuzzParams } from '../../fixtures/fuzz.js';
+import { makeTestCa, writeIdentity } from '../../fixtures/pki.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { capturingLogger, logMessages, until } from '../../fixtures/wait.js';
 
@@ -407,22 +407,11 @@ t.test('mTLS: with TLS files the source verifies Goldmane and presents its clien
   t.throws(() => new GoldmaneSource({ address: '127.0.0.1:1', log: pino({ level: 'silent' }), onResult: () => undefined, tls: { caFile: '/nonexistent/ca.crt' } }), /VERDICT_CONFIG_INVALID: cannot read the Goldmane TLS CA/);
   t.throws(() => new GoldmaneSource({ address: '127.0.0.1:1', log: pino({ level: 'silent' }), onResult: () => undefined, tls: { caFile: '/dev/null', certFile: '/dev/null' } }), /both its certificate and its key/);
 
-  if (spawnSync('openssl', ['version']).status !== 0) {
-    t.comment('openssl is not installed: no certificates to test mTLS with; only the configuration errors were checked');
-    return;
-  }
   const d = tempDir(t);
-  const ssl = (...args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: d, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-  };
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=test-ca');
-  writeFileSync(join(d, 'server.ext'), 'subjectAltName=DNS:goldmane.calico-system.svc\n');
-  writeFileSync(join(d, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [who, cn] of [['server', 'goldmane'], ['client', 'verdict-agent']] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '1', '-extfile', `${who}.ext`);
-  }
+  const ca = makeTestCa('test-ca');
+  writeIdentity(d, 'ca', ca);
+  writeIdentity(d, 'server', ca.issue({ commonName: 'goldmane', usage: 'server', dnsNames: ['goldmane.calico-system.svc'] }));
+  writeIdentity(d, 'client', ca.issue({ commonName: 'verdict-agent', usage: 'client' }));
   const file = (n: string) => readFileSync(join(d, n));
   const serverCreds = grpc.ServerCredentials.createSsl(file('ca.crt'), [{ cert_chain: file('server.crt'), private_key: file('server.key') }], true);
   const flows = sampleFlows();

@@ -1,6 +1,9 @@
 import { Cron } from 'croner';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
 import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck, isConnected } from './compute/cis.js';
+import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
+import { POLICY_KINDS } from './reports/types/policy-audit.js';
 import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
 
 interface CisSnapshot {
@@ -18,11 +21,21 @@ async function readSnapshot(store: Store): Promise<CisSnapshot> {
   return { nodes, checks };
 }
 
+/** Start `counter` at 0 for each of `values` of its one label, so the series exist before the first event. */
+function zeroFor<L extends string>(counter: Counter<L>, label: L, values: readonly string[]): void {
+  for (const v of values) counter.inc({ [label]: v } as LabelValues<L>, 0);
+}
+
 /**
  * Every metric the aggregator exports (names are DESIGN.md's public contract).
  * Labels stay bounded: node, benchmark, role, status, check id, reason, action.
  * CIS gauges are computed from the store at scrape time, so every replica sharing
  * a store answers the same.
+ *
+ * Every counter is exported from the first scrape, at 0 for each label value
+ * the aggregator knows (reasons, sources, kinds, actions, reports, the nodes in
+ * the store): a dashboard shows 0 rather than "No data", and an alert sees the
+ * first event as an increase from 0 (increase() cannot see a series being born).
  */
 export class AggregatorMetrics {
   readonly registry = new Registry();
@@ -42,6 +55,16 @@ export class AggregatorMetrics {
   readonly auditEventsIgnored: Counter;
   readonly auditEventsRefused: Counter;
   readonly auditEventsTruncated: Counter;
+  private readonly knownNodes = new Set<string>();
+
+  /** A node's per-node counters start at 0: on its agent's Hello, and for every node the store lists at a scrape. */
+  nodeSeen(node: string): void {
+    if (this.knownNodes.has(node)) return;
+    this.knownNodes.add(node);
+    for (const action of FLOW_ACTIONS) this.flowsReceived.inc({ node, action }, 0);
+    this.agentFlowsDropped.inc({ node }, 0);
+    this.benchmarkRunsStored.inc({ node }, 0);
+  }
 
   /**
    * Report metrics for the reports in force: their run counters start at 0 for
@@ -80,25 +103,9 @@ export class AggregatorMetrics {
     // prom-client's totals of active handles/requests/resources are gauges named *_total, which
     // `promtool check metrics` rejects; the per-type gauges it also exports hold the same numbers.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`verdict_aggregator_${name}`);
-    this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
-    this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
-    this.ingestStoreFailures = new Counter({ name: 'verdict_ingest_store_failures_total', help: 'Agent messages the store failed to take; the stream is ended and the agent resends (a message that keeps failing while the store answers is rejected as unstorable).', registers });
-    this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Connections in flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers });
-    this.flowsMalformed = new Counter({ name: 'verdict_flows_malformed_total', help: 'Malformed flow records reported by agents, by source.', labelNames: ['source'], registers });
-    this.flowsLost = new Counter({ name: 'verdict_flows_lost_total', help: 'Flow records a source itself reported lost (Hubble lost events), by source.', labelNames: ['source'], registers });
-    this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.', labelNames: ['node'], registers });
-    this.flowsCompacted = new Counter({ name: 'verdict_flow_buckets_compacted_total', help: 'Flow bucket rows rolled up into hours or deleted by retention.', labelNames: ['what'], registers });
-    this.reportRuns = new Counter({ name: 'verdict_report_runs_total', help: 'Report runs finished, by report and result (succeeded, failed, retry).', labelNames: ['report', 'result'], registers });
-    this.reportLastSuccess = new Gauge({ name: 'verdict_report_last_success_timestamp_seconds', help: 'When the report last ran successfully, Unix seconds.', labelNames: ['report'], registers });
-    this.policyChanges = new Counter({ name: 'verdict_policy_changes_total', help: 'Network policy changes received on the audit webhook, by resource kind.', labelNames: ['kind'], registers });
-    this.tamperAlerts = new Counter({ name: 'verdict_policy_tamper_alerts_total', help: 'Changes to network policies in protected namespaces or tiers, by resource kind.', labelNames: ['kind'], registers });
-    this.auditEventsIgnored = new Counter({ name: 'verdict_audit_events_ignored_total', help: 'Audit events received that are not completed, successful network-policy changes.', registers });
-    this.auditEventsRefused = new Counter({ name: 'verdict_audit_events_refused_total', help: 'Audit webhook items refused as unreadable (not an audit.k8s.io/v1 Event, a field of the wrong type, too large); the rest of their EventList is kept.', registers });
-    this.auditEventsTruncated = new Counter({ name: 'verdict_audit_events_truncated_total', help: 'Audit events stored with part cut off (nested deeper than 64 levels, __proto__ keys, over 4 MiB), marked in the stored event.', registers });
-    this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers });
 
-    // Every CIS gauge reads one shared snapshot per scrape (prom-client collects
-    // all metrics concurrently, so the first collect starts the read and the rest join it).
+    // Every CIS gauge and per-node counter reads one shared snapshot per scrape (prom-client
+    // collects all metrics concurrently, so the first collect starts the read and the rest join it).
     let inflight: Promise<CisSnapshot> | undefined;
     const snapshot = (): Promise<CisSnapshot> => {
       inflight ??= readSnapshot(store).finally(() => {
@@ -106,6 +113,35 @@ export class AggregatorMetrics {
       });
       return inflight;
     };
+    // Nodes another replica saw, or seen before this process started, get their zeros too.
+    // A store that cannot answer fails the gauges' part of a scrape, never the counters' zeros.
+    const nodesFromStore = async () => {
+      const s = await snapshot().catch(() => undefined);
+      for (const n of s?.nodes ?? []) this.nodeSeen(n.name);
+    };
+    this.ingestRejected = new Counter({ name: 'verdict_ingest_rejected_total', help: 'Agent messages or streams refused, by reason.', labelNames: ['reason'], registers });
+    zeroFor(this.ingestRejected, 'reason', INGEST_REJECT_REASONS);
+    this.ingestDuplicates = new Counter({ name: 'verdict_ingest_duplicates_total', help: 'Agent messages received again after being stored (resends), acked and discarded.', registers });
+    this.ingestStoreFailures = new Counter({ name: 'verdict_ingest_store_failures_total', help: 'Agent messages the store failed to take; the stream is ended and the agent resends (a message that keeps failing while the store answers is rejected as unstorable).', registers });
+    this.flowsReceived = new Counter({ name: 'verdict_flows_received_total', help: 'Connections in flow records received from agents, by node and action.', labelNames: ['node', 'action'], registers, collect: nodesFromStore });
+    this.flowsMalformed = new Counter({ name: 'verdict_flows_malformed_total', help: 'Malformed flow records reported by agents, by source.', labelNames: ['source'], registers });
+    zeroFor(this.flowsMalformed, 'source', FLOW_SOURCES);
+    this.flowsLost = new Counter({ name: 'verdict_flows_lost_total', help: 'Flow records a source itself reported lost (Hubble lost events), by source.', labelNames: ['source'], registers });
+    zeroFor(this.flowsLost, 'source', FLOW_SOURCES);
+    this.agentFlowsDropped = new Counter({ name: 'verdict_agent_flows_dropped_total', help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.', labelNames: ['node'], registers, collect: nodesFromStore });
+    this.flowsCompacted = new Counter({ name: 'verdict_flow_buckets_compacted_total', help: 'Flow bucket rows rolled up into hours or deleted by retention.', labelNames: ['what'], registers });
+    zeroFor(this.flowsCompacted, 'what', ['rolled_up', 'deleted']);
+    this.reportRuns = new Counter({ name: 'verdict_report_runs_total', help: 'Report runs finished, by report and result (succeeded, failed, retry).', labelNames: ['report', 'result'], registers });
+    this.reportLastSuccess = new Gauge({ name: 'verdict_report_last_success_timestamp_seconds', help: 'When the report last ran successfully, Unix seconds.', labelNames: ['report'], registers });
+    this.policyChanges = new Counter({ name: 'verdict_policy_changes_total', help: 'Network policy changes received on the audit webhook, by resource kind.', labelNames: ['kind'], registers });
+    zeroFor(this.policyChanges, 'kind', POLICY_KINDS);
+    this.tamperAlerts = new Counter({ name: 'verdict_policy_tamper_alerts_total', help: 'Changes to network policies in protected namespaces or tiers, by resource kind.', labelNames: ['kind'], registers });
+    zeroFor(this.tamperAlerts, 'kind', POLICY_KINDS);
+    this.auditEventsIgnored = new Counter({ name: 'verdict_audit_events_ignored_total', help: 'Audit events received that are not completed, successful network-policy changes.', registers });
+    this.auditEventsRefused = new Counter({ name: 'verdict_audit_events_refused_total', help: 'Audit webhook items refused as unreadable (not an audit.k8s.io/v1 Event, a field of the wrong type, too large); the rest of their EventList is kept.', registers });
+    this.auditEventsTruncated = new Counter({ name: 'verdict_audit_events_truncated_total', help: 'Audit events stored with part cut off (nested deeper than 64 levels, __proto__ keys, over 4 MiB), marked in the stored event.', registers });
+    this.benchmarkRunsStored = new Counter({ name: 'verdict_benchmark_runs_stored_total', help: 'Benchmark runs stored, by node.', labelNames: ['node'], registers, collect: nodesFromStore });
+
     const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, s: CisSnapshot) => void) =>
       new Gauge<L>({
         name,

@@ -3,6 +3,14 @@
  * Hubble). The agent builds these, aggregates them per window and sends them
  * in FlowBatch messages; the aggregator stores them in time buckets.
  */
+
+/** Where an agent reads flow verdicts: the prefix of `--flows` and the `source` label of the flow metrics. */
+export const FLOW_SOURCES = ['calico', 'hubble', 'goldmane'] as const;
+
+/** What the policy did with a flow: the `action` label of verdict_flows_received_total. */
+export const FLOW_ACTIONS = ['allow', 'deny'] as const;
+export type FlowAction = (typeof FLOW_ACTIONS)[number];
+
 export type EndpointKind = 'pod' | 'host' | 'networkset' | 'network' | 'apiserver';
 
 export interface FlowEndpoint {
@@ -33,7 +41,7 @@ export interface FlowRecord {
   protocol: string;
   /** 0 when unknown. */
   destinationPort: number;
-  action: 'allow' | 'deny';
+  action: FlowAction;
   /** Which side observed it: the source's node (egress) or the destination's (ingress). */
   reporter: 'src' | 'dst';
   /** Enforced policies that applied; never profiles. */

@@ -9,6 +9,7 @@ import type { AggregatorMetrics } from '../metrics.js';
 import type { NodeHello, Store } from '../store/index.js';
 import type { FlowBatchMessage } from '../../proto/from-wire.js';
 import type { AgentAuthenticator, AgentIdentity } from './auth.js';
+import type { IngestRejectReason } from './reasons.js';
 import { decodeInSlices, SLICED_DECODE_MIN_BYTES } from './sliced-decode.js';
 
 export interface IngestOptions {
@@ -28,7 +29,7 @@ export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxMessageBytes: 4 * 1024
 /** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
 const MAX_TRACKED_FAILURES = 10_000;
 
-type Undecodable = { kind: 'undecodable'; reason: 'malformed' | 'oversized'; detail: string; bytes: number };
+type Undecodable = { kind: 'undecodable'; reason: Extract<IngestRejectReason, 'malformed' | 'oversized'>; detail: string; bytes: number };
 
 /**
  * What the wrapped deserializer hands the handler instead of throwing; a large
@@ -330,7 +331,7 @@ class AgentSession {
     }
   }
 
-  private async reject(seq: number, reason: string, code: string, message: string): Promise<void> {
+  private async reject(seq: number, reason: IngestRejectReason, code: string, message: string): Promise<void> {
     const { metrics, log } = this.server.deps;
     metrics.ingestRejected.inc({ reason });
     log.warn({ node: this.node, seq, code, problem: message }, 'agent message rejected');
@@ -340,7 +341,7 @@ class AgentSession {
   }
 
   private async hello(wire: WireHello): Promise<void> {
-    const { store, log, options, streams } = this.server.deps;
+    const { store, metrics, log, options, streams } = this.server.deps;
     const checked = helloFromWire(wire);
     if (!checked.ok) return this.refuse('invalid', grpc.status.INVALID_ARGUMENT, checked.problem);
     const h = checked.value;
@@ -351,6 +352,7 @@ class AgentSession {
     const stored = await this.store(0, () => store.recordHello(record, options.now(), this.connectionId));
     if (!stored) return;
     const { lastStoredSeq } = stored;
+    metrics.nodeSeen(h.name);
     this.node = h.name;
     this.bootId = h.bootId;
     this.lastSeq = lastStoredSeq;
@@ -362,7 +364,7 @@ class AgentSession {
     await this.send({ kind: 'welcome', welcome: { lastStoredSeq, aggregatorVersion: VERDICT_VERSION, maxMessageBytes: options.maxMessageBytes } });
   }
 
-  private refuse(reason: string, code: grpc.status, details: string): void {
+  private refuse(reason: IngestRejectReason, code: grpc.status, details: string): void {
     const { metrics, log } = this.server.deps;
     metrics.ingestRejected.inc({ reason });
     log.warn({ node: this.node, peer: this.peer, reason, details }, 'agent stream refused');

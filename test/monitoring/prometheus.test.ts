@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
 import { parse, parseAllDocuments } from 'yaml';
+import { INGEST_REJECT_REASONS } from '../../aggregator/ingest/reasons.js';
+import { FLOW_SOURCES } from '../../common/flow.js';
 import { packageRoot } from '../../common/package-root.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes, EXAMPLE_NODES } from '../../examples/nodes.js';
@@ -371,7 +373,7 @@ scrape_configs:
     const items = await nodes();
     return allNodes.every((n) => items.some((i) => i.name === n && i.benchmark));
   }, 'every agent reported its scan', 30_000, logs);
-  await until(async () => /verdict_flows_received_total\{node="worker-hardened",action="allow"\}/.test(await (await fetch(`${base}/metrics`)).text()), 'the flow sample arrived', 20_000, logs);
+  await until(async () => /verdict_flows_received_total\{node="worker-hardened",action="allow"\} [1-9]/.test(await (await fetch(`${base}/metrics`)).text()), 'the flow sample arrived', 20_000, logs);
   await until(async () => {
     const targets = (await (await fetch(`${prom}/api/v1/targets`)).json()) as { data: { activeTargets: { health: string; lastError: string }[] } };
     return targets.data.activeTargets.length === 1 && targets.data.activeTargets[0]?.health === 'up';
@@ -388,8 +390,9 @@ scrape_configs:
   };
   await runNow('cis-weekly');
 
-  // Counters appear at their first increment, and increase() needs a second one
-  // after a scrape: every forced counter moves twice, with a scrape in between.
+  // Counters are exported at 0 from the first scrape, so one step up is an increase;
+  // every forced counter still moves twice, with a scrape in between, as a counter
+  // born above 0 (a node first seen with its first drops) would need.
   const audit = (id: string, verb: string, spec: unknown) => ({
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
@@ -427,7 +430,7 @@ scrape_configs:
   await spooled.waitFor(2);
   t.equal(garbage.received[0]?.kind, 'reject', 'a malformed frame is rejected');
   t.match(spooled.received[1], { kind: 'ack', ack: { seq: 1 } });
-  await until(async () => (await Promise.all(['verdict_policy_tamper_alerts_total', 'verdict_ingest_rejected_total', 'verdict_agent_flows_dropped_total', 'verdict_report_runs_total{result="retry"}'].map((m) => promQuery(prom, m)))).every((r) => r.length > 0), 'Prometheus scraped the first increments', 20_000, logs);
+  await until(async () => (await Promise.all(['verdict_policy_tamper_alerts_total', 'verdict_ingest_rejected_total', 'verdict_agent_flows_dropped_total', 'verdict_report_runs_total{result="retry"}'].map((m) => promQuery(prom, `${m} > 0`)))).every((r) => r.length > 0), 'Prometheus scraped the first increments', 20_000, logs);
 
   await postAudit(audit('tamper-2', 'update', { podSelector: {}, policyTypes: ['Ingress'] }));
   await runNow('inventory-daily');
@@ -562,6 +565,10 @@ scrape_configs:
   t.same(new Set(reportSeries.filter((s) => Number(s.value[1]) > 0).map((s) => `${s.metric.report}/${s.metric.result}`)), new Set(['cis-weekly/succeeded', 'inventory-daily/retry']));
   t.equal(results.get('Since the last successful report run/{{report}}')?.map((s) => s.metric.report).join(), 'cis-weekly');
   t.ok(value('Policy changes and tamper alerts/tamper alerts') > 0, 'tamper alerts in range');
+  // A quiet series is a 0 on the panel, not "No data": every reason and source has its line from the start.
+  t.same(new Set(results.get('Ingest problems/rejected: {{reason}}')?.map((s) => s.metric.reason)), new Set(INGEST_REJECT_REASONS), 'a line per ingest refusal reason');
+  t.same(new Set(results.get('Ingest problems/malformed: {{source}}')?.map((s) => s.metric.source)), new Set(FLOW_SOURCES), 'a line per flow source');
+  t.same(new Set(results.get('Ingest problems/dropped on {{node}}')?.map((s) => s.metric.node)), new Set(allNodes), 'a line per known node');
 
   // ------------------------------------------------------------ /metrics through promtool
   const metrics = await (await fetch(`${base}/metrics`)).text();

@@ -13,6 +13,9 @@ export const POLICY_RESOURCES: Record<string, string[]> = {
 };
 const CHANGE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
 
+/** Every audited resource: the `kind` of a policy change and of a tamper alert. */
+export const POLICY_KINDS: readonly string[] = [...new Set(Object.values(POLICY_RESOURCES).flat())];
+
 /** Whether a resource is a network-policy resource; an API group named like an Object.prototype key ("constructor") is none. */
 export function isPolicyResource(apiGroup: string, resource: string): boolean {
   return Object.hasOwn(POLICY_RESOURCES, apiGroup) && (POLICY_RESOURCES[apiGroup] as string[]).includes(resource);

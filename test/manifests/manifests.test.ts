@@ -873,6 +873,26 @@ t.test('the shipped reader roles grant every access the HTTP API asks for', asyn
   t.notOk(allows(one<K8sObject & { rules: Rule[] }>(objs, 'ClusterRole', 'verdict-viewer').rules, 'compliance.verdict.dev', 'globalreports', 'create'), 'viewers do not start runs');
 });
 
+t.test('the verdict-reader service account: a viewer token for people (kubectl create token), nothing more', async (t) => {
+  for (const [target, objs] of rendered) {
+    if (byKind(objs, 'ClusterRole', 'verdict-viewer').length === 0) continue;
+    const sa = one<K8sObject & { automountServiceAccountToken?: boolean }>(objs, 'ServiceAccount', 'verdict-reader');
+    t.equal(sa.metadata.namespace, NAMESPACE, `${target}: in Verdict's namespace`);
+    t.equal(sa.automountServiceAccountToken, false, `${target}: no token is mounted anywhere`);
+    t.notOk(workloads(objs).some((w) => w.spec.template.spec.serviceAccountName === 'verdict-reader'), `${target}: no pod runs as it`);
+    const bound = rulesOf(objs, 'verdict-reader');
+    t.same(bound.map((b) => [b.role, b.namespace]), [['ClusterRole/verdict-viewer', undefined]], `${target}: bound cluster-wide to verdict-viewer alone`);
+    const rules = bound.flatMap((b) => b.rules);
+    // What the README's walkthrough does with its token (aggregator/http/*.ts access checks).
+    for (const [verb, resource, name] of [['list', 'globalreports'], ['get', 'globalreports', 'weekly-cis'], ['get', 'nodes'], ['get', 'flows'], ['list', 'auditevents']] as const) {
+      t.ok(allows(rules, 'compliance.verdict.dev', resource, verb, name), `${target}: may ${verb} ${resource}`);
+    }
+    t.notOk(allows(rules, 'compliance.verdict.dev', 'globalreports', 'create', 'weekly-cis'), `${target}: may not start report runs`);
+    t.notOk(allows(rules, 'compliance.verdict.dev', 'auditevents', 'create'), `${target}: may not post audit events`);
+    t.same(rules.flatMap((r) => r.apiGroups ?? []).filter((g) => g !== 'compliance.verdict.dev'), [], `${target}: nothing outside Verdict's API group`);
+  }
+});
+
 t.test('every flag the manifests pass is one the programs accept', async (t) => {
   for (const [target, objs] of rendered) {
     for (const w of workloads(objs)) {

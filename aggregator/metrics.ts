@@ -149,9 +149,11 @@ export class AggregatorMetrics {
         labelNames,
         registers,
         async collect() {
-          const s = await snapshot();
           this.reset();
-          fill(this, s);
+          // A store that does not answer leaves these series out of this scrape instead of failing it: the
+          // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
+          const s = await snapshot().catch(() => undefined);
+          if (s) fill(this, s);
         },
       });
 

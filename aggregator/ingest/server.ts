@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { FLOW_SOURCES } from '../../common/flow.js';
 import { VERDICT_VERSION } from '../../common/version.js';
 import { agentServiceDefinition, type WireAgentMessage, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
 import { TimeSlice } from '../../common/time-slice.js';
@@ -292,7 +293,9 @@ class AgentSession {
     for (const f of batch.flows) connections.set(f.action, (connections.get(f.action) ?? 0) + f.connections);
     for (const [action, n] of connections) metrics.flowsReceived.inc({ node, action }, n);
     for (const src of batch.sources) {
-      const source = src.source.split(':')[0] ?? 'unknown';
+      // The label is what the agent says: keep it to the known kinds, so no agent can grow the series without bound.
+      const kind = src.source.split(':')[0] ?? '';
+      const source = (FLOW_SOURCES as readonly string[]).includes(kind) ? kind : 'other';
       if (src.malformed > 0) metrics.flowsMalformed.inc({ source }, src.malformed);
       if (src.lost > 0) metrics.flowsLost.inc({ source }, src.lost);
     }

@@ -81,6 +81,12 @@ t.test('with PostgreSQL stopped, every API route answers 503 VERDICT_STORE_UNAVA
   t.equal(ready.status, 503, '/readyz is not ready');
   t.equal(ready.json.error, 'VERDICT_STORE_UNAVAILABLE');
   t.equal((await call(agg.httpPort, 'GET', '/healthz')).status, 200, 'the process itself stays live');
+  // /metrics still answers, without the store-read CIS series, so the outage itself can be seen in Prometheus.
+  const scrape = await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`);
+  const text = await scrape.text();
+  t.equal(scrape.status, 200, '/metrics answers during the outage');
+  t.match(text, /verdict_ingest_store_failures_total \d+/);
+  t.notMatch(text, /verdict_cis_node_score_ratio\{/, 'no stale CIS scores');
 
   await server.start();
   await until(async () => (await call(agg.httpPort, 'GET', '/readyz')).status === 200, '/readyz to answer 200 again');

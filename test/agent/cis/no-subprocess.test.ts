@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { packageRoot } from '../../../common/package-root.js';
@@ -13,7 +13,9 @@ import { tempDir } from '../../fixtures/tmp.js';
 // And one that needs nothing but node: Node's permission model without
 // --allow-child-process, under which every way to start a process throws
 // ERR_ACCESS_DENIED (checked in the process binding, below every JS API).
-const STRACE = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
+// strace counts as installed when it is on PATH, so a run with PATH cut down
+// to node's own directory shows what a machine without it does.
+const STRACE = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'strace')).find((p) => p.startsWith('/') && existsSync(p));
 const NO_STRACE = !STRACE && 'strace is not installed; the permission-model test is the proof here';
 const CLI = join(packageRoot(), 'dist', 'agent', 'cli.js');
 

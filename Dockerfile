@@ -6,7 +6,7 @@
 #   command: [verdict-aggregator]  args: [--http=:8080, ...]
 # The default user is 65532 (non-root) for the aggregator; the agent's
 # DaemonSet overrides it to uid 0 with every capability dropped but
-# DAC_READ_SEARCH (DESIGN.md, "Trust": capabilities added to a non-root user
+# DAC_READ_SEARCH (docs/DESIGN.md, "Trust": capabilities added to a non-root user
 # do nothing).
 #
 # Node 24 LTS: better-sqlite3 12 (a native addon) supports Node 20 to 25. The

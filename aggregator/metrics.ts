@@ -27,7 +27,7 @@ function zeroFor<L extends string>(counter: Counter<L>, label: L, values: readon
 }
 
 /**
- * Every metric the aggregator exports (names are DESIGN.md's public contract).
+ * Every metric the aggregator exports (names are a public contract: docs/DESIGN.md, "Metrics").
  * Labels stay bounded: node, benchmark, role, status, check id, reason, action.
  * CIS gauges are computed from the store at scrape time, so every replica sharing
  * a store answers the same.

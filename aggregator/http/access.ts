@@ -51,7 +51,7 @@ interface TokenGrant {
  *       resources: [globalreports, nodes, flows]   # default: globalreports
  *
  * A token with `get` on one report name reads that report and its runs, and no
- * other (the SubjectAccessReview rule DESIGN.md gives for clusters).
+ * other (the SubjectAccessReview rule for clusters: docs/DESIGN.md, "Trust").
  */
 export class StaticTokenReaders implements HttpAuthorizer {
   readonly description = 'HTTP readers authenticate with bearer tokens from --http-tokens (per-report grants)';

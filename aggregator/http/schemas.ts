@@ -17,7 +17,7 @@ export const CheckResultSchema = Type.Object({
   remediation: Type.String(),
 });
 
-/** The agent's scan JSON shape (DESIGN.md). */
+/** The agent's scan JSON shape (docs/DESIGN.md, "The scan report"). */
 export const ScanReportSchema = Type.Object({
   node: Type.String(),
   benchmark: Type.Object({ id: Type.String(), version: Type.String() }),

@@ -140,7 +140,7 @@ export function toDefinition(parsed: unknown, origin: string): ReportDefinition 
   const cis = {
     highThreshold: spec.cis?.highThreshold ?? 100,
     medThreshold: spec.cis?.medThreshold ?? 50,
-    // DESIGN.md: unscored (Manual) checks count only where a report asks for them.
+    // docs/DESIGN.md, "Checks and scores": unscored (Manual) checks count only where a report asks for them.
     includeUnscoredTests: spec.cis?.includeUnscoredTests ?? false,
     numFailedTests: spec.cis?.numFailedTests ?? 5,
     resultsFilters: spec.cis?.resultsFilters ?? [],

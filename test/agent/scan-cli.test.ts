@@ -10,7 +10,7 @@ import type { ScanReport } from '../../common/scan-report.js';
 const CLI = join(packageRoot(), 'dist', 'agent', 'cli.js');
 const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
-t.test('scan --format json prints the DESIGN.md report shape', async (t) => {
+t.test('scan --format json prints the report shape of docs/DESIGN.md, "The scan report"', async (t) => {
   const { roots } = buildExampleNodes(tempDir(t));
   const r = run(['scan', '--host-root', roots['worker-weak'], '--node-name', 'w1', '--format', 'json']);
   t.equal(r.status, 0, r.stderr);

@@ -32,7 +32,7 @@ import type { ReportRunRecord } from '../../aggregator/store/index.js';
 //   strict field validation does (the models' validate() ignores them);
 // - GlobalReports are validated against the CRD's openAPIV3Schema (ajv) and
 //   by the aggregator's own parser, which must agree;
-// - the security properties DESIGN.md promises are asserted on the rendered
+// - the security properties docs/DESIGN.md ("Trust") promises are asserted on the rendered
 //   objects, and every flag the manifests pass is parsed by the programs' own
 //   argument parsers.
 // VERDICT_MANIFESTS_DIR points the test at another copy of manifests/.

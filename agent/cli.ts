@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { cliFailure } from '../common/cli-failure.js';
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { formatReport, table, type ReportFormat } from './cis/format.js';
@@ -121,9 +122,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
       process.exitCode = code;
     },
     (err: unknown) => {
-      const msg = err instanceof AgentError || (err instanceof Error && /^[A-Z_]+: /.test(err.message)) ? err.message : `VERDICT_INTERNAL: ${(err as Error)?.stack ?? String(err)}`;
-      process.stderr.write(`verdict-agent: ${msg}\n`);
-      process.exitCode = err instanceof AgentError && err.code === 'VERDICT_USAGE' ? 2 : 1;
+      const { line, exitCode } = cliFailure(err, '--aggregator');
+      process.stderr.write(`verdict-agent: ${err instanceof AgentError && !line.startsWith(err.code) ? `${err.code}: ${line}` : line}\n`);
+      process.exitCode = exitCode;
     },
   );
 }

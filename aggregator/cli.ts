@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { cliFailure } from '../common/cli-failure.js';
 import { AGGREGATOR_USAGE, parseAggregatorArgs } from './config.js';
 import { startAggregator } from './main.js';
 
@@ -27,8 +28,8 @@ async function main(argv: string[]): Promise<void> {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   main(process.argv.slice(2)).catch((err: unknown) => {
-    const msg = err instanceof Error && /^[A-Z_]+: /.test(err.message) ? err.message : `VERDICT_INTERNAL: ${(err as Error)?.stack ?? String(err)}`;
-    process.stderr.write(`verdict-aggregator: ${msg}\n`);
-    process.exit(1);
+    const { line, exitCode } = cliFailure(err, '--http or --grpc');
+    process.stderr.write(`verdict-aggregator: ${line}\n`);
+    process.exit(exitCode);
   });
 }

@@ -16,7 +16,7 @@ import { tempDir } from '../../fixtures/tmp.js';
 // strace counts as installed when it is on PATH, so a run with PATH cut down
 // to node's own directory shows what a machine without it does.
 const STRACE = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'strace')).find((p) => p.startsWith('/') && existsSync(p));
-const NO_STRACE = !STRACE && 'strace is not installed; the permission-model test is the proof here';
+const NO_STRACE = !STRACE && 'needs strace: apt-get install strace (without it, the permission-model test below is the proof)';
 const CLI = join(packageRoot(), 'dist', 'agent', 'cli.js');
 
 t.test('a full control-plane scan starts no child process (strace)', { skip: NO_STRACE }, async (t) => {

@@ -69,7 +69,8 @@ t.test('a 16 MiB EventList of 90,000 changes is stored once each while /healthz 
   t.same(posted.json, { received: n, stored: n, ignored: 0, refused: 0, truncated: 0 });
   t.ok(answeredDuring >= 3, `/healthz answered ${answeredDuring} times while the list was processed`);
   const worstMs = stalls.max / 1e6;
-  t.ok(worstMs < 500, `the longest event-loop stall was ${worstMs.toFixed(0)} ms (under 500 ms)`);
+  // Alone ~75-275 ms; the old code stalled 143 s. The bound leaves room for a loaded CI machine.
+  t.ok(worstMs < 1000, `the longest event-loop stall was ${worstMs.toFixed(0)} ms (under 1,000 ms)`);
 
   const stored = await agg.store.auditEvents(start, start + n * 1000);
   t.equal(stored.length, n, 'every event is stored');

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +12,10 @@ import { packageRoot } from '../../common/package-root.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes, EXAMPLE_NODES } from '../../examples/nodes.js';
 import { HELLO, rawAgentStream } from '../fixtures/aggregator.js';
+import { findTool, skipUnlessFound } from '../fixtures/tools.js';
 
 // Verdict's Prometheus rules and Grafana dashboard against a REAL Prometheus
-// (Debian's package: /usr/bin/prometheus and /usr/bin/promtool) scraping the
+// (prometheus and promtool on PATH, from Debian's package) scraping the
 // built aggregator, fed by real agent processes on the example nodes as
 // `npm start` runs them. Every query of the dashboard and every rule expression
 // goes through Prometheus's HTTP API and must return data; alerts that the demo
@@ -36,10 +37,12 @@ const PROVIDER_FILE = join(MON, 'grafana-provisioning.yaml');
 const UNIT_TESTS = join(root, 'test', 'monitoring', 'rules.promtool.yaml');
 const AGENT = join(root, 'dist', 'agent', 'cli.js');
 const AGGREGATOR = join(root, 'dist', 'aggregator', 'cli.js');
-const PROMETHEUS = process.env.VERDICT_PROMETHEUS ?? '/usr/bin/prometheus';
-const PROMTOOL = process.env.VERDICT_PROMTOOL ?? '/usr/bin/promtool';
+// $VERDICT_PROMETHEUS and $VERDICT_PROMTOOL choose other builds; without them
+// (and off PATH) the tests that run them are skipped, saying what to install.
+const PROMETHEUS = findTool('prometheus', 'VERDICT_PROMETHEUS');
+const PROMTOOL = findTool('promtool', 'VERDICT_PROMTOOL');
+const INSTALL = 'apt-get install prometheus';
 const UPDATE = process.env.VERDICT_UPDATE_MONITORING === '1';
-const MISSING = (bin: string) => `${bin} is missing: this test needs a real Prometheus and promtool from Debian's package (apt-get update && apt-get install -y prometheus; .ci/run must install it)`;
 
 // ---------------------------------------------------------------- generated manifests
 
@@ -174,8 +177,8 @@ t.test('the dashboard: stable uid, a datasource variable instead of a fixed data
   t.match(byTitle('Since the last successful report run').targets?.[0]?.expr, /verdict_report_last_success_timestamp_seconds/);
 });
 
-t.test('promtool: the rules check clean and pass their unit tests (for durations, bands, first events)', async (t) => {
-  if (!existsSync(PROMTOOL)) return t.fail(MISSING(PROMTOOL));
+t.test('promtool: the rules check clean and pass their unit tests (for durations, bands, first events)', { skip: skipUnlessFound({ promtool: PROMTOOL }, INSTALL) }, async (t) => {
+  if (PROMTOOL === undefined) return;
   const check = spawnSync(PROMTOOL, ['check', 'rules', RULES_FILE], { encoding: 'utf8' });
   t.equal(check.status, 0, `promtool check rules:\n${check.stdout}${check.stderr}`);
   t.match(check.stdout, new RegExp(`SUCCESS: ${readRules().length} rules found`));
@@ -264,9 +267,8 @@ async function promQuery(base: string, expr: string): Promise<Sample[]> {
 }
 
 /** One agent per example node, as `npm start` runs them, plus one node that drifts and whose agent stops. */
-t.test('a real Prometheus scraping the demo: every dashboard query and every rule expression returns data; the forced alerts fire', async (t) => {
-  if (!existsSync(PROMETHEUS)) return t.fail(MISSING(PROMETHEUS));
-  if (!existsSync(PROMTOOL)) return t.fail(MISSING(PROMTOOL));
+t.test('a real Prometheus scraping the demo: every dashboard query and every rule expression returns data; the forced alerts fire', { skip: skipUnlessFound({ prometheus: PROMETHEUS, promtool: PROMTOOL }, INSTALL) }, async (t) => {
+  if (PROMETHEUS === undefined || PROMTOOL === undefined) return;
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'verdict-prom-'));
   const procs: Proc[] = [];

@@ -1,4 +1,5 @@
 import { flowRecordProblem, textProblem, type EndpointKind, type FlowEndpoint, type FlowRecord, type PolicyRef } from '../common/flow.js';
+import type { NodeHello } from '../common/node-hello.js';
 import { summarize, type CheckResult, type CheckStatus, type NodeRole, type ScanReport } from '../common/scan-report.js';
 import type { TimeSlice } from '../common/time-slice.js';
 import { KIND_TO_WIRE } from './convert.js';
@@ -42,18 +43,7 @@ function member<T>(table: Record<string, T>, v: unknown): T | undefined {
   return typeof v === 'string' && Object.hasOwn(table, v) ? table[v] : undefined;
 }
 
-export interface HelloMessage {
-  name: string;
-  role: NodeRole;
-  labels: Record<string, string>;
-  kubeletVersion: string;
-  kubernetesVersion: string;
-  osImage: string;
-  kernelVersion: string;
-  architecture: string;
-  agentVersion: string;
-  bootId: string;
-}
+export type HelloMessage = NodeHello;
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 

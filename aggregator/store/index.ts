@@ -1,19 +1,8 @@
 import type { FlowRecord } from '../../common/flow.js';
+import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
 
-/** A node as its agent introduced itself (Hello), in store terms. */
-export interface NodeHello {
-  name: string;
-  role: NodeRole;
-  labels: Record<string, string>;
-  kubeletVersion: string;
-  kubernetesVersion: string;
-  osImage: string;
-  kernelVersion: string;
-  architecture: string;
-  agentVersion: string;
-  bootId: string;
-}
+export type { NodeHello } from '../../common/node-hello.js';
 
 /** A node with its latest benchmark run's counts (undefined before the first run). */
 export interface NodeRecord extends NodeHello {

@@ -7,6 +7,7 @@ import { INGEST_REJECT_REASONS } from '../../aggregator/ingest/reasons.js';
 import { AggregatorMetrics } from '../../aggregator/metrics.js';
 import { packageRoot } from '../../common/package-root.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
+import { servedRoutes } from '../fixtures/routes.js';
 
 // README and code in agreement, so nothing undocumented is exported and nothing
 // documented is missing: every metric the aggregator registers is in the
@@ -23,27 +24,6 @@ const source = (p: string) => readFileSync(join(root, p), 'utf8');
 
 /** The README's Aggregator section (its HTTP API, Reports, Who may read and Metrics parts). */
 const aggregatorSection = /\n## Aggregator\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
-
-/**
- * "METHOD path" of every route in fastify's route tree (`printRoutes({ commonPrefix: false })`).
- * fastify answers HEAD for every GET route by itself (exposeHeadRoutes), so a HEAD
- * with a GET beside it is that GET's, not a route of its own.
- */
-function servedRoutes(tree: string): string[] {
-  const stack: string[] = [];
-  const routes: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^((?:│ {3}| {4})*)[├└]── (\S+)(?: \(([^)]*)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = (m[1] as string).length / 4;
-    const path = (stack[depth - 1] ?? '') + (m[2] as string);
-    stack.length = depth;
-    stack.push(path);
-    const methods = (m[3] ?? '').split(', ').filter(Boolean);
-    for (const method of methods) if (method !== 'HEAD' || !methods.includes('GET')) routes.push(`${method} ${path}`);
-  }
-  return routes;
-}
 
 /** "METHOD path" of every row of the README's route tables: "| `GET /healthz`, `/readyz` | ..." is two GET routes. */
 function documentedRoutes(section: string): string[] {

@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
+import { fill, smallDisk } from '../fixtures/full-disk.js';
 import { testPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../fixtures/tmp.js';
 
@@ -144,36 +145,14 @@ t.test('PostgreSQL restarted under a streaming agent: the agent resends what was
   t.notMatch(m, /verdict_ingest_rejected_total\{reason="unstorable"\} [1-9]/, 'and nothing was refused as unstorable');
 });
 
-/** Fill a filesystem until it refuses another byte; answers the filler file. */
-function fill(dir: string): string {
-  const file = join(dir, 'filler');
-  const fd = openSync(file, 'w');
-  try {
-    for (const size of [65536, 4096, 1]) {
-      try {
-        for (;;) writeSync(fd, Buffer.alloc(size, 1));
-      } catch {
-        // full at this size; try smaller
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return file;
-}
-
 t.test('the store disk full: nothing is acked that was not stored, nothing refused for good; exact totals once space returns', async (t) => {
   const dir = tempDir(t);
-  const disk = join(dir, 'disk');
-  mkdirSync(disk);
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk]);
-  if (mounted.status !== 0) {
-    t.skip(`needs a small filesystem to fill: mount -t tmpfs failed (${String(mounted.stderr).trim() || 'not root?'})`);
+  const small = smallDisk(t, dir, '4m');
+  if ('skip' in small) {
+    t.skip(small.skip);
     return;
   }
-  t.teardown(() => {
-    spawnSync('umount', ['-l', disk]);
-  });
+  const { disk } = small;
   const { roots } = buildExampleNodes(join(dir, 'nodes'));
   const dbFile = join(disk, 'verdict.db');
   const [grpcPort, httpPort] = [await freePort(), await freePort()];

@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -8,6 +8,7 @@ import { HubbleParser } from '../../agent/flows/sources/hubble.js';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
+import { fill, smallDisk } from '../fixtures/full-disk.js';
 import { tempDir } from '../fixtures/tmp.js';
 
 // Issue 10's agent-side defects, reproduced with real agent processes, real
@@ -168,38 +169,14 @@ t.test('batches cut before the aggregator said its limit are cut smaller when re
   t.notOk(agent.exited());
 });
 
-/** Fill a filesystem until it refuses another byte. */
-function fill(dir: string): string {
-  const file = join(dir, 'filler');
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch {
-    // ENOSPC: full
-  }
-  try {
-    for (;;) writeSync(fd, Buffer.alloc(1, 1));
-  } catch {
-    // full to the byte
-  } finally {
-    closeSync(fd);
-  }
-  return file;
-}
-
 t.test('a full spool disk: the agent keeps running, restarts on it, and 150 lines fed are 150 stored', async (t) => {
   const dir = tempDir(t);
-  const disk = join(dir, 'disk');
-  mkdirSync(disk);
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', disk]);
-  if (mounted.status !== 0) {
-    t.skip(`needs a small filesystem to fill: mount -t tmpfs failed (${String(mounted.stderr).trim() || 'not root?'})`);
+  const small = smallDisk(t, dir, '2m');
+  if ('skip' in small) {
+    t.skip(small.skip);
     return;
   }
-  t.teardown(() => {
-    spawnSync('umount', ['-l', disk]);
-  });
+  const { disk } = small;
   const agg = await startTestAggregator(t);
   const { roots } = buildExampleNodes(join(dir, 'nodes'));
   const file = join(dir, 'flows.log');

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { Backoff } from '../../common/backoff.js';
 import { agentServiceDefinition, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
 import { Outbox, type Outgoing } from './outbox.js';
 
@@ -58,7 +59,7 @@ export class AgentStream {
   private welcomed = false;
   private draining = false;
   private stopped = false;
-  private backoffMs: number;
+  private readonly backoff: Backoff;
   private retryTimer?: NodeJS.Timeout;
   private lastWriteMs = 0;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -70,7 +71,7 @@ export class AgentStream {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    this.backoffMs = options.minBackoffMs;
+    this.backoff = new Backoff({ initialMs: options.minBackoffMs, maxMs: options.maxBackoffMs, jitter: 0.2 });
     this.outbox = options.outbox ?? new Outbox({ log: options.log, maxBytes: options.maxUnackedBytes ?? DEFAULT_STREAM_OPTIONS.maxUnackedBytes, maxMessages: options.maxUnacked });
     this.outbox.onQueued = () => this.pump();
   }
@@ -136,7 +137,7 @@ export class AgentStream {
     const log = this.options.log;
     if (m.kind === 'welcome') {
       this.welcomed = true;
-      this.backoffMs = this.options.minBackoffMs;
+      this.backoff.reset();
       this.outbox.setMaxMessageBytes(m.welcome.maxMessageBytes ?? 0);
       this.outbox.welcomed(m.welcome.lastStoredSeq);
       this.outbox.acked(m.welcome.lastStoredSeq);
@@ -183,9 +184,8 @@ export class AgentStream {
     this.draining = false;
     if (this.stopped) return;
     this.stats.reconnects++;
-    const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
+    const delay = this.backoff.next();
     this.options.log.warn({ why, retryInMs: delay, unacked: this.outbox.size }, 'stream to the aggregator broken; reconnecting');
-    this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs);
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref();
   }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Backoff } from '../../common/backoff.js';
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
 
 export interface KubeObject {
@@ -23,7 +24,7 @@ export class ResourceWatch {
   private readonly items = new Map<string, KubeObject>();
   private resourceVersion = '';
   private readonly abort = new AbortController();
-  private backoffMs = 1000;
+  private readonly backoff = new Backoff({ initialMs: 1000, maxMs: 30_000 });
   private stopped = false;
   private loggedMissing = false;
 
@@ -93,19 +94,19 @@ export class ResourceWatch {
           this.onEvent?.(ev.type, ev.object);
           this.onChange(this.snapshot());
         }
-        this.backoffMs = 1000;
+        this.backoff.reset();
       } catch (err) {
         if (this.stopped) return;
         const missing = err instanceof KubeApiError && err.status === 404;
+        const delay = this.backoff.next();
         if (missing && !this.loggedMissing) {
           this.log.warn({ path: this.listPath }, 'resource type not found in the cluster (CRD not installed?); will look again');
           this.loggedMissing = true;
         } else if (!missing) {
-          this.log.warn({ path: this.listPath, err: (err as Error).message, retryInMs: this.backoffMs }, 'list/watch failed; retrying');
+          this.log.warn({ path: this.listPath, err: (err as Error).message, retryInMs: delay }, 'list/watch failed; retrying');
         }
         if (err instanceof KubeApiError && err.status === 410) needList = true;
-        await new Promise((r) => setTimeout(r, missing ? 30_000 : this.backoffMs).unref());
-        this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+        await new Promise((r) => setTimeout(r, missing ? 30_000 : delay).unref());
         if (!missing) needList = needList || this.resourceVersion === '';
       }
     }

@@ -1,5 +1,6 @@
 import { status, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { Backoff } from '../../../common/backoff.js';
 
 export type Json = Record<string, unknown>;
 
@@ -28,9 +29,8 @@ export interface FollowingStreamOptions {
 export abstract class FollowingStream {
   readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0, unreadable: 0 };
   protected replaying = false;
-  private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
-  private backoffMs: number;
+  private readonly backoff: Backoff;
   private call?: ClientReadableStream<Json>;
   private retryTimer?: NodeJS.Timeout;
   private state: State = 'idle';
@@ -42,9 +42,8 @@ export abstract class FollowingStream {
     protected readonly client: Client,
     private readonly s: FollowingStreamOptions,
   ) {
-    this.minBackoffMs = s.minBackoffMs ?? 500;
     this.maxBackoffMs = s.maxBackoffMs ?? 30_000;
-    this.backoffMs = this.minBackoffMs;
+    this.backoff = new Backoff({ initialMs: s.minBackoffMs ?? 500, maxMs: this.maxBackoffMs, jitter: 0.2 });
   }
 
   /** Open the call, asking for what comes after the resume point. */
@@ -114,7 +113,7 @@ export abstract class FollowingStream {
   private onData(call: ClientReadableStream<Json>, m: Json): void {
     if (call !== this.call) return;
     this.up(call);
-    this.backoffMs = this.minBackoffMs;
+    this.backoff.reset();
     let more: boolean;
     try {
       more = this.handle(m);
@@ -133,9 +132,8 @@ export abstract class FollowingStream {
     if (this.stopped) return;
     this.stats.failures++;
     // A stream that lived long is not a failing server: start the backoff over.
-    if (Date.now() - openedAt >= this.maxBackoffMs) this.backoffMs = this.minBackoffMs;
-    const delay = Math.round(this.backoffMs * (0.8 + Math.random() * 0.4));
-    this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoffMs);
+    if (Date.now() - openedAt >= this.maxBackoffMs) this.backoff.reset();
+    const delay = this.backoff.next();
     if (this.state === 'connected') this.s.log.warn({ address: this.s.address, why }, `${this.s.name} flow stream lost; reconnecting`);
     else if (this.state === 'idle') this.s.log.warn({ address: this.s.address, why }, `cannot reach ${this.s.name}; retrying`);
     else this.s.log.debug({ address: this.s.address, why, retryInMs: delay }, `${this.s.name} still unreachable`);

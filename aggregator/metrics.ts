@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } fro
 import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
 import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck, isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
-import { POLICY_KINDS } from './reports/types/policy-audit.js';
+import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
 
 interface CisSnapshot {

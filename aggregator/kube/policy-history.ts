@@ -1,20 +1,9 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../common/kube-client.js';
 import { boundJson, STORED_EVENT_MAX_DEPTH } from '../reports/json-bounds.js';
+import { POLICY_RESOURCES, watchedVersionId } from '../reports/policy-resources.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
 import { ResourceWatch, type KubeObject } from './watch.js';
-
-/** Network-policy resources watched for their version history: [API group, version, resource]. */
-const POLICY_APIS: [string, string, string][] = [
-  ['networking.k8s.io', 'v1', 'networkpolicies'],
-  ['projectcalico.org', 'v3', 'networkpolicies'],
-  ['projectcalico.org', 'v3', 'globalnetworkpolicies'],
-  ['projectcalico.org', 'v3', 'stagednetworkpolicies'],
-  ['projectcalico.org', 'v3', 'stagedglobalnetworkpolicies'],
-  ['projectcalico.org', 'v3', 'tiers'],
-  ['cilium.io', 'v2', 'ciliumnetworkpolicies'],
-  ['cilium.io', 'v2', 'ciliumclusterwidenetworkpolicies'],
-];
 
 /**
  * The aggregator's own policy version history: every network policy is
@@ -39,9 +28,10 @@ export class PolicyHistory {
     /** Called with the versions just stored for the first time. */
     private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void> = async () => {},
   ) {
-    this.watches = POLICY_APIS.map(([group, version, resource]) => {
-      const path = group === '' ? `/api/${version}/${resource}` : `/apis/${group}/${version}/${resource}`;
-      return new ResourceWatch(kube, path, () => {}, log.child({ resource: `${resource}.${group}` }), 300, (type, obj) => this.record(group, resource, type, obj));
+    this.watches = POLICY_RESOURCES.flatMap(({ group, resource, watchVersion }) => {
+      if (watchVersion === undefined) return [];
+      const path = group === '' ? `/api/${watchVersion}/${resource}` : `/apis/${group}/${watchVersion}/${resource}`;
+      return [new ResourceWatch(kube, path, () => {}, log.child({ resource: `${resource}.${group}` }), 300, (type, obj) => this.record(group, resource, type, obj))];
     });
   }
 
@@ -65,7 +55,7 @@ export class PolicyHistory {
     ];
     const cut = notes.length > 0 ? { verdictTruncated: notes } : {};
     this.pending.push({
-      auditId: `watch:${m.uid ?? `${m.namespace ?? ''}/${m.name}`}:${m.resourceVersion ?? ''}:${verb === 'delete' ? 'deleted' : ''}`,
+      auditId: watchedVersionId(m, verb === 'delete'),
       stageMs: this.now(),
       verb,
       resource,

@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
+import { isWatchedVersion } from './policy-resources.js';
 import { tamperAlerts, type TamperConfig } from './tamper.js';
 import { TimeIndex } from './time-index.js';
 import { policyChanges } from './types/policy-audit.js';
@@ -20,7 +21,6 @@ export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetri
   const events = fresh.filter((e) => e.verb !== 'observe');
   if (events.length === 0) return;
   const freshIds = new Set(fresh.map((e) => e.auditId));
-  const isWatch = (e: StoredAuditEvent) => e.auditId.startsWith('watch:');
   const changeKey = (e: StoredAuditEvent, watch: boolean) => JSON.stringify([e.apiGroup, e.resource, e.namespace, e.name, e.verb.replace('patch', 'update'), watch]);
   const seen = new TimeIndex<true>();
   const windows = windowsAround(events.map((e) => e.stageMs), 60_000);
@@ -29,7 +29,7 @@ export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetri
     if (w > 0 && w % 100 === 0) await nextTurn();
     const [fromMs, toMs] = windows[w] as [number, number];
     await inTurns(await store.auditEvents(fromMs, toMs), (n) => {
-      if (!freshIds.has(n.auditId)) seen.add(changeKey(n, isWatch(n)), n.stageMs, true);
+      if (!freshIds.has(n.auditId)) seen.add(changeKey(n, isWatchedVersion(n)), n.stageMs, true);
     });
   }
   // Previous versions are looked up from before the batch's first change, as one batch.
@@ -40,7 +40,7 @@ export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetri
   // other source by kind, namespace and name, so each slice holds all of an object's events.
   const byObject = new Map<string, StoredAuditEvent[]>();
   await inTurns(events, (e) => {
-    if (seen.earliestWithin(changeKey(e, !isWatch(e)), e.stageMs, 60_000)) return;
+    if (seen.earliestWithin(changeKey(e, !isWatchedVersion(e)), e.stageMs, 60_000)) return;
     const k = JSON.stringify([e.resource, e.namespace, e.name]);
     const list = byObject.get(k);
     if (list) list.push(e);

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { INGEST_REJECT_REASONS } from '../../aggregator/ingest/reasons.js';
-import { POLICY_KINDS } from '../../aggregator/reports/types/policy-audit.js';
+import { POLICY_KINDS } from '../../aggregator/reports/policy-resources.js';
 import { packageRoot } from '../../common/package-root.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';

@@ -2,24 +2,10 @@ import type { StoredAuditEvent } from '../../store/index.js';
 import type { ReportDefinition } from '../globalreport.js';
 import type { ReportFile } from '../result.js';
 import { boundJson, isPlainObject, jsonEqual, ownValue } from '../json-bounds.js';
+import { isPolicyResource, isWatchedVersion } from '../policy-resources.js';
 import { TimeIndex } from '../time-index.js';
 
-/** Network-policy resources whose changes are audited: Kubernetes, Calico (API and CRD groups) and Cilium. */
-export const POLICY_RESOURCES: Record<string, string[]> = {
-  'networking.k8s.io': ['networkpolicies'],
-  'projectcalico.org': ['networkpolicies', 'globalnetworkpolicies', 'stagednetworkpolicies', 'stagedglobalnetworkpolicies', 'stagedkubernetesnetworkpolicies', 'tiers', 'networksets', 'globalnetworksets'],
-  'crd.projectcalico.org': ['networkpolicies', 'globalnetworkpolicies', 'stagednetworkpolicies', 'stagedglobalnetworkpolicies', 'stagedkubernetesnetworkpolicies', 'tiers', 'networksets', 'globalnetworksets'],
-  'cilium.io': ['ciliumnetworkpolicies', 'ciliumclusterwidenetworkpolicies'],
-};
 const CHANGE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
-
-/** Every audited resource: the `kind` of a policy change and of a tamper alert. */
-export const POLICY_KINDS: readonly string[] = [...new Set(Object.values(POLICY_RESOURCES).flat())];
-
-/** Whether a resource is a network-policy resource; an API group named like an Object.prototype key ("constructor") is none. */
-export function isPolicyResource(apiGroup: string, resource: string): boolean {
-  return Object.hasOwn(POLICY_RESOURCES, apiGroup) && (POLICY_RESOURCES[apiGroup] as string[]).includes(resource);
-}
 
 export function isPolicyChange(e: Pick<StoredAuditEvent, 'apiGroup' | 'resource' | 'verb'>): boolean {
   return isPolicyResource(e.apiGroup, e.resource) && CHANGE_VERBS.has(e.verb);
@@ -80,7 +66,7 @@ export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEv
       sourceIPs: Array.isArray(sourceIPs) ? sourceIPs.filter((ip): ip is string => typeof ip === 'string') : [],
       auditId: e.auditId,
       diff: jsonDiff(ownValue(before, 'spec'), ownValue(after, 'spec'), 'spec'),
-      source: ownValue(e.event, 'source') === 'watch' ? 'watch' : 'audit',
+      source: isWatchedVersion(e) ? 'watch' : 'audit',
     };
     out.push({ change, ms: e.stageMs });
   }

@@ -11,7 +11,7 @@ import { loadBenchmarks } from './cis/benchmarks.js';
 import { HostView } from './cis/host.js';
 import { scanNode } from './cis/index.js';
 import { ChangeWatch } from './cis/watch.js';
-import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './cli.js';
+import { SCAN_OPTIONS, scanFlags, type ScanFlags } from './scan-flags.js';
 import { usageError } from './errors.js';
 import { readNodeInfo } from './node-info.js';
 import { AgentStream, DEFAULT_STREAM_OPTIONS } from './transport/stream.js';

@@ -3,7 +3,7 @@ import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { lockOrder, mergeBucketRows, type BucketParams } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './types.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 

@@ -1,4 +1,4 @@
-import type { ReportRunRecord, ReportRunStatus } from './index.js';
+import type { ReportRunRecord, ReportRunStatus } from './types.js';
 
 /** A report_runs row as both stores read it: times as numbers, inputs and result as the JSON text written. */
 export interface ReportRunRow {

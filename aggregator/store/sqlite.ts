@@ -6,7 +6,7 @@ import type { FlowRecord } from '../../common/flow.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { mergeBucketRows } from './flow-buckets.js';
 import { WalCheckpointer } from './wal-checkpoints.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './index.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './types.js';
 import { migrationFiles } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 

@@ -1,0 +1,183 @@
+import type { FlowRecord } from '../../common/flow.js';
+import type { NodeHello } from '../../common/node-hello.js';
+import type { ScanReport, NodeRole } from '../../common/scan-report.js';
+
+// The store's vocabulary: the Store interface and the records and constants it
+// speaks in. It lives apart from index.ts (which opens a store) because the
+// SQLite and PostgreSQL implementations need these and index.ts loads them;
+// index.ts re-exports all of it, so `store/index.js` stays the one import path
+// for everyone outside store/.
+
+export type { NodeHello } from '../../common/node-hello.js';
+
+/** A node with its latest benchmark run's counts (undefined before the first run). */
+export interface NodeRecord extends NodeHello {
+  connected: boolean;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  latest?: { benchmarkId: string; benchmarkVersion: string; role: NodeRole; startedAtMs: number; pass: number; fail: number; skip: number; scorePercent: number };
+}
+
+/** One check of one node's latest run. */
+export interface LatestCheckStatus {
+  node: string;
+  benchmarkId: string;
+  checkId: string;
+  title: string;
+  status: 'PASS' | 'FAIL' | 'SKIP';
+  scored: boolean;
+}
+
+/** A stored flow bucket row: the flow with its summed counts, where and when. */
+export interface FlowBucketRow {
+  node: string;
+  bucketStartMs: number;
+  bucketMs: number;
+  flow: FlowRecord;
+}
+
+/** Which flows to read; times are [fromMs, toMs) over bucket starts. */
+export interface FlowQuery {
+  fromMs: number;
+  toMs: number;
+  /** Flows with this namespace at either end. */
+  namespace?: string;
+  /** Flows with this endpoint ("namespace/name" or a bare name) at either end. */
+  endpoint?: string;
+  action?: 'allow' | 'deny';
+  /** At most this many rows (newest first); undefined for all. */
+  limit?: number;
+}
+
+/** Minute buckets for fresh data. */
+export const MINUTE_BUCKET_MS = 60_000;
+/** Hour buckets for older data. */
+export const HOUR_BUCKET_MS = 3_600_000;
+
+export type ReportRunStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** One run of a report: what it covers, where it stands, and once finished its archived result. */
+export interface ReportRunRecord {
+  id: string;
+  report: string;
+  reportType: string;
+  trigger: 'scheduled' | 'on-demand';
+  status: ReportRunStatus;
+  attempts: number;
+  intervalStartMs: number;
+  intervalEndMs: number;
+  /** Not to start before (the schedule's start delay, a retry's backoff). */
+  notBeforeMs: number;
+  createdMs: number;
+  startedMs?: number;
+  finishedMs?: number;
+  error?: string;
+  /** The report definition and parameters the run was made from. */
+  inputs: unknown;
+  result?: unknown;
+}
+
+/** A Kubernetes audit event (audit.k8s.io/v1 Event) with the fields reports filter on. */
+export interface StoredAuditEvent {
+  auditId: string;
+  stageMs: number;
+  verb: string;
+  resource: string;
+  apiGroup: string;
+  namespace: string;
+  name: string;
+  username: string;
+  event: unknown;
+}
+
+/** A pod as the cluster showed it, and when it was there. */
+export interface PodSighting {
+  uid: string;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  hostNetwork: boolean;
+}
+
+/**
+ * Everything the aggregator keeps. SQLite and PostgreSQL implement this one
+ * interface; compute/ and http/ see nothing else.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Throws when the store cannot answer or cannot write (readiness). */
+  ping(): Promise<void>;
+  /**
+   * Why the store cannot serve right now, when `err` (thrown by one of its
+   * calls) says so: the server is down or the connection lost, the database is
+   * shutting down, the disk is full. Undefined for anything else (a bug, bad
+   * data), which stays an internal error.
+   */
+  unavailableReason(err: unknown): string | undefined;
+  close(): Promise<void>;
+  /** Upsert the node from its Hello, mark it connected; answer the highest stored seq for its boot id. */
+  recordHello(hello: NodeHello, atMs: number, connectionId?: string): Promise<{ lastStoredSeq: number }>;
+  /**
+   * The node's stream ended. With `connectionId`, only if that stream is still
+   * the node's latest (an agent may already be connected to another replica).
+   */
+  markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void>;
+  /** The node left the cluster: it is no longer listed (its archived runs stay, readable with ?at). */
+  forgetNode(node: string): Promise<void>;
+  /** The node's agent is alive (a heartbeat): last seen moves forward. */
+  touchNode(node: string, atMs: number): Promise<void>;
+  /** Mark every node disconnected (on start of a single-replica aggregator). */
+  markAllDisconnected(): Promise<void>;
+  /**
+   * Store a run exactly once per (node, bootId, seq), in one transaction with
+   * the dedup ledger. `duplicate` is true when it was stored before.
+   */
+  recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** The node's latest run, or the latest that started at or before `atMs`. */
+  nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
+  latestCheckStatuses(): Promise<LatestCheckStatus[]>;
+  /**
+   * Add a batch's flows to their minute buckets, exactly once per (node,
+   * bootId, seq) — the same ledger as benchmark runs — in one transaction.
+   * A batch may hold 90,000 records: the work gives the event loop a turn
+   * every few ms, and no read sees part of a batch.
+   */
+  recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }>;
+  flowRows(query: FlowQuery): Promise<FlowBucketRow[]>;
+  /**
+   * Retention: merge minute buckets that start before `rollupBeforeMs` into
+   * hour buckets, and delete every bucket that starts before `deleteBeforeMs`.
+   * Answers how many rows were rolled up and deleted.
+   */
+  compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }>;
+  /** Add a run; a second scheduled run for the same report and interval is refused (answers false). */
+  createReportRun(run: ReportRunRecord): Promise<boolean>;
+  /**
+   * Move a run on: only from `from` status (so two workers cannot both take
+   * it); a result is written with the final status and never replaced.
+   * Answers whether the run was in `from` status and is now updated.
+   */
+  transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean>;
+  reportRun(id: string): Promise<ReportRunRecord | undefined>;
+  /** A report's runs, newest first, without results. */
+  reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
+  /** Queued runs whose notBefore has come, oldest first. */
+  dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]>;
+  /** Runs left "running" by a process that died (started before `startedBeforeMs`; default all), but those in `exceptIds`: back to queued. */
+  requeueRunningReportRuns(startedBeforeMs?: number, exceptIds?: string[]): Promise<number>;
+  /** The latest interval end of a report's scheduled runs (where a new leader resumes). */
+  lastScheduledIntervalEnd(report: string): Promise<number | undefined>;
+  /** Store audit events once each (by auditID); answers the IDs that were new. */
+  recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]>;
+  auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]>;
+  /** Pods seen now (added or changed: last seen moves on, first seen stays) or deleted (at `atMs`). */
+  recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void>;
+  /** Pods that existed at any time in [fromMs, toMs); undefined when no pod history reaches back to fromMs. */
+  podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined>;
+  /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
+  deleteAuditEventsBefore(beforeMs: number): Promise<number>;
+  /** For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left out. */
+  latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]>;
+}

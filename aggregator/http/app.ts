@@ -1,33 +1,18 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Logger } from 'pino';
 import { VERDICT_VERSION } from '../../common/version.js';
-import type { AggregatorMetrics } from '../metrics.js';
-import type { Store } from '../store/index.js';
 import { registerCisRoutes } from './cis.js';
 import { registerFlowRoutes } from './flows.js';
 import { registerReportRoutes } from './reports.js';
 import { registerAuditRoutes } from './audit.js';
-import type { HttpAuthorizer } from './access.js';
-import type { ReportRegistry } from '../reports/registry.js';
-import type { ReportScheduler } from '../reports/scheduler.js';
-import type { TamperConfig } from '../reports/tamper.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
 import { answerClientError, errorAnswer, MAX_PARAM_LENGTH } from './errors.js';
+import type { App, HttpDeps } from './deps.js';
 
-export interface HttpDeps {
-  store: Store;
-  metrics: AggregatorMetrics;
-  log: Logger;
-  authorizer: HttpAuthorizer;
-  /** The report registry and scheduler (absent: report routes answer from the store only). */
-  reports?: { registry: ReportRegistry; scheduler: ReportScheduler };
-  tamper: TamperConfig;
-}
-
-export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// Re-exported: main.ts and others have always found these on app.ts.
+export type { App, HttpDeps } from './deps.js';
 
 /**
  * The aggregator's HTTP API: a thin adapter over compute/ and store/. Every

@@ -4,7 +4,7 @@ import { policyChanges } from '../reports/types/policy-audit.js';
 import { noteNewPolicyEvents } from '../reports/policy-events.js';
 import { tamperAlerts } from '../reports/tamper.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 import { readAuditItem } from './audit-input.js';
 import { parseEventListBody } from './event-list-body.js';
 import { parseInterval } from './flows.js';

@@ -1,5 +1,5 @@
 import { clusterSummary, DEFAULT_THRESHOLDS } from '../compute/cis.js';
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 import { CisSummary, ErrorReply, ThresholdQuery } from './schemas.js';
 
 export function registerCisRoutes(app: App, { store }: HttpDeps): void {

@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { networkAccess } from '../compute/network-access.js';
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 import { ErrorReply } from './schemas.js';
 
 const Interval = {

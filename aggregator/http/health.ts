@@ -1,4 +1,4 @@
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 
 export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): void {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));

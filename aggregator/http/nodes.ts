@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { nodeRows } from '../compute/cis.js';
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 import { ErrorReply, NodeList, ScanReportSchema } from './schemas.js';
 
 export function registerNodeRoutes(app: App, { store }: HttpDeps): void {

@@ -5,7 +5,7 @@ import type { ReportResult } from '../reports/result.js';
 import { reportStatus } from '../reports/scheduler.js';
 import type { ReportRunRecord } from '../store/index.js';
 import type { AccessRequest } from './access.js';
-import type { App, HttpDeps } from './app.js';
+import type { App, HttpDeps } from './deps.js';
 import { ErrorReply } from './schemas.js';
 
 const ReportName = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' });

@@ -24,7 +24,7 @@ export function readNodeInfo(host: HostView): NodeInfo {
   };
 }
 
-export function osReleaseField(text: string, key: string): string | undefined {
+function osReleaseField(text: string, key: string): string | undefined {
   for (const line of text.split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
     if (m && m[1] === key) return (m[2] as string).replace(/^(["'])(.*)\1$/, '$2');

@@ -59,7 +59,7 @@ export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
 };
 
 /** "90s", "15m", "48h", "30d" → ms. */
-export function parseDuration(flag: string, v: string): number {
+function parseDuration(flag: string, v: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
   if (!m) throw new ConfigError(`${flag} takes a duration like 48h or 30d, not "${v}"`);
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
@@ -83,7 +83,7 @@ tokens (TokenReview) and HTTP readers with Kubernetes RBAC (SubjectAccessReview)
 With no agent credentials the aggregator accepts agents on loopback only.
 `;
 
-export class ConfigError extends Error {
+class ConfigError extends Error {
   readonly code = 'VERDICT_CONFIG_INVALID';
   constructor(message: string) {
     super(`VERDICT_CONFIG_INVALID: ${message}`);

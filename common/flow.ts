@@ -76,7 +76,7 @@ export function policyName(p: PolicyRef): string {
  * no NUL (PostgreSQL text refuses it), counts within 2^53 (exact in a JS
  * number and in a signed 64-bit column), times a Date can hold.
  */
-export const FLOW_LIMITS = {
+const FLOW_LIMITS = {
   /** Characters of a name, namespace, label, service account or policy field. */
   maxText: 1024,
   labelsPerEndpoint: 256,

@@ -18,14 +18,14 @@ import { Composer, Parser, LineCounter, type CST, type Document } from 'yaml';
  */
 
 /** No Kubernetes or Verdict document nests anywhere near this deep. */
-export const MAX_DOCUMENT_DEPTH = 64;
+const MAX_DOCUMENT_DEPTH = 64;
 /** Values in a document after aliases are expanded; a bundled benchmark file has under 2,000. */
-export const MAX_DOCUMENT_VALUES = 200_000;
+const MAX_DOCUMENT_VALUES = 200_000;
 /** The yaml package's maxAliasCount: how far an alias may multiply what it points to. */
-export const MAX_YAML_ALIASES = 100;
+const MAX_YAML_ALIASES = 100;
 
 /** Why a document could not be used; the message is one line, to follow "path: ". */
-export class DocumentError extends Error {}
+class DocumentError extends Error {}
 
 /** A mapping of a document: a null-prototype object with only its own keys. */
 export type DocumentMap = Record<string, unknown>;

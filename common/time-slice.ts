@@ -7,7 +7,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
  * checking and storing them takes seconds in all; in 10 ms slices, liveness
  * probes, timers and other agents' streams wait at most about that long.
  */
-export const SLICE_MS = 10;
+const SLICE_MS = 10;
 
 /**
  * Cooperative time slicing for long loops on the event loop:

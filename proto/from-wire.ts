@@ -15,7 +15,7 @@ import type { WireBenchmarkRun, WireFlowBatch, WireFlowEndpoint, WireFlowRecord,
  */
 export type FromWire<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-export const WIRE_LIMITS = {
+const WIRE_LIMITS = {
   /** Checks in one BenchmarkRun (a CIS benchmark has about 130). */
   checksPerRun: 5000,
   /** Characters of a check's texts (title, expected, actual, evidence, remediation). */

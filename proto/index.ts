@@ -10,9 +10,9 @@ import { packageRoot } from '../common/package-root.js';
  * milliseconds stay far below 2^53), enums as their names, defaults filled in,
  * and the name of the set oneof member in `kind`.
  */
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
 
-export function protoFile(): string {
+function protoFile(): string {
   return join(packageRoot(), 'proto', 'verdict', 'v1', 'agent.proto');
 }
 

@@ -162,7 +162,7 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
 type ResolvedPath = { kind: 'path'; path: string; source: string } | { kind: 'unresolved'; reason: string } | { kind: 'error'; reason: string };
 
 /** Expand `{kubelet:...}`, `{kubelet-file:...}`, `{flag:component:name}` and `{a|b}` alternatives. */
-export function resolvePathTemplate(template: string, facts: NodeFacts): ResolvedPath {
+function resolvePathTemplate(template: string, facts: NodeFacts): ResolvedPath {
   const m = /^\{([^}]+)\}(.*)$/.exec(template);
   if (!m) return { kind: 'path', path: template, source: '' };
   const rest = m[2] as string;

@@ -44,7 +44,7 @@ export function pickBenchmark(benchmarks: BenchmarkSpec[], kubernetesVersion: st
   return { benchmark: newest, why: `no benchmark lists Kubernetes ${key}: newest benchmark` };
 }
 
-export function compareVersions(a: string, b: string): number {
+function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
   const pb = b.split('.').map(Number);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {

@@ -22,7 +22,7 @@ export function evaluateBenchmark(benchmark: BenchmarkSpec, facts: NodeFacts, op
     .map((c) => evaluateCheck(c, facts, options));
 }
 
-export function evaluateCheck(check: CheckSpec, facts: NodeFacts, options: Pick<EngineOptions, 'exclude'>): CheckResult {
+function evaluateCheck(check: CheckSpec, facts: NodeFacts, options: Pick<EngineOptions, 'exclude'>): CheckResult {
   const base = {
     id: check.id,
     title: check.title,

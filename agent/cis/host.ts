@@ -28,7 +28,7 @@ export type TextLookup =
   | { kind: 'error'; path: string; reason: string };
 
 /** Files larger than this are not read: no node config file is near it. */
-export const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
 /** Linux's own limit on links followed while resolving one path. */
 const MAX_LINK_HOPS = 40;
 

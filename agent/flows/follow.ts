@@ -34,7 +34,7 @@ export interface FollowedLine {
 }
 
 /** Lines longer than this are cut off and reported as malformed, never buffered without bound. */
-export const MAX_LINE_BYTES = 1024 * 1024;
+const MAX_LINE_BYTES = 1024 * 1024;
 
 export interface FollowResult {
   lines: FollowedLine[];

@@ -27,7 +27,7 @@ export interface OutboxOptions {
 }
 
 /** What an aggregator that does not say its limit (older versions) accepts. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Kept free in every FlowBatch for its header fields and source counts. */
 const BATCH_HEADROOM = 16 * 1024;
 

@@ -39,7 +39,7 @@ export interface NodeRow {
  * not heard from for this long is not connected, whatever the store says (its
  * stream may have died with an aggregator replica).
  */
-export const CONNECTED_WITHIN_MS = 3 * 60_000;
+const CONNECTED_WITHIN_MS = 3 * 60_000;
 
 export function isConnected(n: Pick<NodeRecord, 'connected' | 'lastSeenMs'>, nowMs: number): boolean {
   return n.connected && nowMs - n.lastSeenMs <= CONNECTED_WITHIN_MS;

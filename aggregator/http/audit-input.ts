@@ -5,7 +5,7 @@ import { isPolicyChange } from '../reports/types/policy-audit.js';
 import type { StoredAuditEvent } from '../store/index.js';
 
 /** Limits on one audit event received on the webhook. */
-export const AUDIT_EVENT_LIMITS = {
+const AUDIT_EVENT_LIMITS = {
   maxDepth: STORED_EVENT_MAX_DEPTH,
   /** Characters of JSON per stored event: etcd takes objects up to 1.5 MiB, and an event can hold the request and the response. */
   maxEventChars: 4 * 1024 * 1024,

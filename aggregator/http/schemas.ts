@@ -3,7 +3,7 @@ import Type from 'typebox';
 /** Every error answer: a stable code and a message that says what to do. */
 export const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() }, { $id: 'ErrorReply' });
 
-export const CheckResultSchema = Type.Object({
+const CheckResultSchema = Type.Object({
   id: Type.String(),
   title: Type.String(),
   section: Type.String(),
@@ -30,7 +30,7 @@ export const ScanReportSchema = Type.Object({
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
-export const NodeItem = Type.Object({
+const NodeItem = Type.Object({
   name: Type.String(),
   role: Type.String(),
   kubeletVersion: Type.String(),

@@ -59,7 +59,7 @@ export class ServiceAccountAgents implements AgentAuthenticator {
 }
 
 /** Verdict's API group, where GlobalReport lives and RBAC on reports is written. */
-export const VERDICT_GROUP = 'compliance.verdict.dev';
+const VERDICT_GROUP = 'compliance.verdict.dev';
 
 /**
  * HTTP readers in a cluster: their bearer token is reviewed (TokenReview) and

@@ -6,7 +6,7 @@ import { reportStatus } from '../reports/scheduler.js';
 import type { Store } from '../store/index.js';
 import { ResourceWatch } from './watch.js';
 
-export const GLOBALREPORTS_PATH = '/apis/compliance.verdict.dev/v1/globalreports';
+const GLOBALREPORTS_PATH = '/apis/compliance.verdict.dev/v1/globalreports';
 
 /**
  * GlobalReports from the cluster: watched into the registry (an invalid one is

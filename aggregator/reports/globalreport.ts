@@ -6,8 +6,8 @@ import { parseSelector, type Selector } from './selector.js';
 
 /** Verdict's own API group for GlobalReport; Calico Enterprise's is accepted too and mapped. */
 export const VERDICT_API_VERSION = 'compliance.verdict.dev/v1';
-export const CALICO_API_VERSION = 'projectcalico.org/v3';
-export const REPORT_TYPES = ['cis-benchmark', 'network-access', 'inventory', 'policy-audit'] as const;
+const CALICO_API_VERSION = 'projectcalico.org/v3';
+const REPORT_TYPES = ['cis-benchmark', 'network-access', 'inventory', 'policy-audit'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 
 const NamesAndSelector = Type.Object(

@@ -21,7 +21,7 @@ export const isPlainObject = (v: unknown): v is Record<string, unknown> => isCon
 export const STORED_EVENT_MAX_DEPTH = 64;
 
 /** What a container nested deeper than the bound is replaced with, so a reader sees that something was cut. */
-export const truncatedMarker = (maxDepth: number) => `[verdict: truncated, nested deeper than ${maxDepth} levels]`;
+const truncatedMarker = (maxDepth: number) => `[verdict: truncated, nested deeper than ${maxDepth} levels]`;
 
 export interface BoundedJson {
   value: unknown;

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 
 /** "VERDICTS" in ASCII: the report scheduler's advisory lock (migrations and compaction use other keys). */
-export const SCHEDULER_LOCK_KEY = '6216712418393523027';
+const SCHEDULER_LOCK_KEY = '6216712418393523027';
 
 /**
  * Leadership for the report scheduler among replicas sharing one PostgreSQL

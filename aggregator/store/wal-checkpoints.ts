@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 
 /** The least time between two checkpoints in the worker, ms: the WAL holds about this long's writes. */
-export const WAL_CHECKPOINT_INTERVAL_MS = 1000;
+const WAL_CHECKPOINT_INTERVAL_MS = 1000;
 
 /**
  * Moves an SQLite file's WAL checkpoints to a worker thread once they get big.

@@ -23,7 +23,7 @@ import { endpoint, uniquePolicies, workloadFromPodName, type ParseResult } from 
  * cannot turn a "pub" peer into an internal one), and the node that reported
  * a flow (Goldmane is cluster-wide: one agent should read it, not every node).
  */
-export const GOLDMANE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+const GOLDMANE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
 
 let cached: grpc.ServiceDefinition | undefined;
 
@@ -253,7 +253,7 @@ export interface GoldmaneSourceOptions {
 const BOUNDARY_MAX = 100_000;
 
 /** Channel credentials from TLS files; throws VERDICT_CONFIG_INVALID when a file cannot be read. */
-export function goldmaneCredentials(tls: GoldmaneTlsFiles): { credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
+function goldmaneCredentials(tls: GoldmaneTlsFiles): { credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
   const read = (what: string, path: string): Buffer => {
     try {
       return readFileSync(path);

@@ -16,7 +16,7 @@ import { packageRoot } from '../../../common/package-root.js';
  * message has the shape the Hubble exporter writes as JSON, so
  * HubbleParser.response() reads both the same way.
  */
-export const HUBBLE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+const HUBBLE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
 
 let cached: grpc.ServiceDefinition | undefined;
 
@@ -86,7 +86,7 @@ function unwrap(o: Json, key: string, zero: unknown): void {
  * values, and the oneof member names the loader adds (`response_types`,
  * `l4.protocol`) are removed.
  */
-export function toExportShape(msg: Json): Json {
+function toExportShape(msg: Json): Json {
   delete msg.response_types;
   convertTime(msg, 'time');
   const flow = msg.flow;

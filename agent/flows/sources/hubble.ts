@@ -58,12 +58,8 @@ export class HubbleParser {
   }
 }
 
-export function parseHubbleLine(line: string, internal: InternalNetworks): ParseResult<FlowRecord> {
-  return new HubbleParser(internal).line(line);
-}
-
 /** One GetFlowsResponse / ExportEvent, already decoded. The result carries the connection's tuple for dedup. */
-export function parseHubbleResponse(msg: unknown, internal: InternalNetworks): ParseResult<FlowRecord> & { tuple?: string } {
+function parseHubbleResponse(msg: unknown, internal: InternalNetworks): ParseResult<FlowRecord> & { tuple?: string } {
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return { kind: 'malformed', reason: 'not a JSON object' };
   const m = msg as Json;
   const lost = (m.lost_events ?? m.lostEvents) as Json | undefined;

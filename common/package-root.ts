@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The directory holding Verdict's package.json. Code runs both from source
- * (tests, via tsx) and from dist/, so data files (proto/, benchmark YAML) are
+ * (tests, through tap's TypeScript plugin) and from dist/, so data files (proto/, benchmark YAML) are
  * found relative to the package, never relative to the compiled file.
  */
 export function packageRoot(): string {

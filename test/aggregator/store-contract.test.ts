@@ -217,12 +217,12 @@ function contract(t: Test, backend: Backend): void {
     t.same((await s.podsDuring(T0 + 11_000, T0 + 30_000))?.map((p) => p.name), ['a', 'c'], 'a pod deleted before the interval is left out');
   });
 
-  t.test('ping answers while open; close is idempotent', async (t) => {
+  t.test('ping answers while open and fails once closed; close is idempotent', async (t) => {
     const store = await openStore(await backend.freshDb(t));
-    await store.ping();
-    await store.close();
-    await store.close();
-    t.pass();
+    await t.resolves(store.ping(), 'ping answers while the store is open');
+    await t.resolves(store.close());
+    await t.resolves(store.close(), 'a second close is a no-op');
+    await t.rejects(store.ping(), 'ping fails once the store is closed: it asks the store, it does not just answer');
   });
 }
 

@@ -31,7 +31,7 @@ Usage:
   verdict-agent benchmarks [--format table|json]
 `;
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'scan':

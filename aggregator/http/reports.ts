@@ -30,14 +30,14 @@ function runView(r: ReportRunRecord) {
 }
 
 /** The longest on-demand run: a year, leap day included (a yearly report fits; a 10,000-year scan of the store does not). */
-export const MAX_ON_DEMAND_MS = 366 * 86_400_000;
+const MAX_ON_DEMAND_MS = 366 * 86_400_000;
 /** No evidence predates this: Kubernetes itself is younger. */
 const EARLIEST_MS = Date.parse('2000-01-01T00:00:00Z');
 /** An interval may end a little ahead of now (clock skew, "today" in a later time zone), not in the far future. */
 const FUTURE_SLACK_MS = 86_400_000;
 
 /** An on-demand run's interval from the request body, or what is wrong with it. */
-export function onDemandInterval(start: string, end: string, nowMs: number): { startMs: number; endMs: number } | string {
+function onDemandInterval(start: string, end: string, nowMs: number): { startMs: number; endMs: number } | string {
   const startMs = Date.parse(start);
   const endMs = Date.parse(end);
   if (Number.isNaN(startMs) || Number.isNaN(endMs)) return `start (${start}) and end (${end}) must be ISO-8601 times like 2026-11-01T00:00:00Z`;

@@ -12,13 +12,13 @@ import { toRunRecord, type ReportRunRow } from './report-runs.js';
  * starting together migrate one after the other. Other Verdict locks (the report
  * scheduler's) must use other keys.
  */
-export const MIGRATION_LOCK_KEY = '6216712418393519153';
+const MIGRATION_LOCK_KEY = '6216712418393519153';
 
 /**
  * Advisory lock key held while compacting flow buckets ("VERDICTF" in ASCII,
  * 0x5645524449435446), so replicas that compact at the same time take turns.
  */
-export const FLOW_COMPACTION_LOCK_KEY = '6216465313895240774';
+const FLOW_COMPACTION_LOCK_KEY = '6216465313895240774';
 
 /** How long to wait for a connection before a query (and so /readyz) fails, instead of hanging. */
 const CONNECT_TIMEOUT_MS = 10_000;

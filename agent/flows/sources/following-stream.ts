@@ -26,6 +26,9 @@ export interface FollowingStreamOptions {
  * call (asking to resume where they were), and handle each message; after a
  * reconnect `replaying` is true until they say the replay is over.
  */
+/** How long a call must survive its channel turning READY to count as connected without headers or data, ms. */
+const READY_SETTLE_MS = 250;
+
 export abstract class FollowingStream {
   readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0, unreadable: 0 };
   protected replaying = false;
@@ -97,9 +100,13 @@ export abstract class FollowingStream {
     call.on('data', (m: Json) => this.onData(call, m));
     call.on('error', (err: ServiceError) => this.down(call, `${status[err.code] ?? err.code}: ${err.details || err.message}`, openedAt));
     call.on('end', () => this.down(call, `${this.s.name} ended the stream`, openedAt));
-    // A following server may send nothing (not even headers) until its first message: a READY channel means connected.
+    // A following server may send nothing (not even headers) until its first message: a READY channel means
+    // connected — once this call has outlived the moment. A call started while the server was down can fail just
+    // as the channel turns READY; it must not be reported as a connection.
     this.client.waitForReady(Date.now() + 10_000, (err) => {
-      if (!err) this.up(call);
+      if (err) return;
+      const settle = setTimeout(() => this.up(call), READY_SETTLE_MS);
+      settle.unref();
     });
   }
 

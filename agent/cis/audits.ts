@@ -1,6 +1,7 @@
 import type { ComponentName, ComponentReader } from './components.js';
 import { describeExpect, meets } from './expect.js';
 import type { HostView } from './host.js';
+import { KUBELET_SETTING_FLAGS } from './kubelet-defaults.js';
 import { resolveSetting, type KubeletSettings } from './kubelet.js';
 import type { NodeAccounts } from './accounts.js';
 import type { AuditSpec, ComponentFlagAuditSpec, FileModeAuditSpec, FileOwnerAuditSpec, KubeletAuditSpec, SystemdPropertyAuditSpec } from './schema.js';
@@ -184,7 +185,9 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     if (k.origin === 'none') return { kind: 'unresolved', reason: 'no kubelet on this node' };
     if (kind === 'kubelet') {
       if (k.configErrors.length > 0) return { kind: 'error', reason: `kubelet config unreadable: ${k.configErrors.join('; ')}` };
-      const r = resolveSetting(k, a as string);
+      // The field's flag wins over the config files, as it does for the kubelet (4.1.7/4.1.8 used to read only the files).
+      const flag = b ?? (Object.hasOwn(KUBELET_SETTING_FLAGS, a as string) ? KUBELET_SETTING_FLAGS[a as string] : undefined);
+      const r = resolveSetting(k, a as string, flag);
       if (r.error) return { kind: 'error', reason: r.error };
       return r.value ? { kind: 'path', path: r.value, source: `${a} from ${r.source}` } : { kind: 'unresolved', reason: `kubelet ${a} is not set` };
     }

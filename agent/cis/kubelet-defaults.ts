@@ -75,3 +75,17 @@ export const KUBELET_BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
   'version',
 ]);
 
+
+/**
+ * The command-line flag of each KubeletConfiguration field a path template
+ * (`{kubelet:FIELD}`) names, so a file check resolves its path the way the
+ * kubelet does — flag over drop-ins over the config file over defaults — like
+ * the value checks, which name their flag in the benchmark. Names as in the
+ * kubelet's `--help` (cmd/kubelet/app/options).
+ */
+export const KUBELET_SETTING_FLAGS: Readonly<Record<string, string>> = {
+  'authentication.x509.clientCAFile': 'client-ca-file',
+  tlsCertFile: 'tls-cert-file',
+  tlsPrivateKeyFile: 'tls-private-key-file',
+  staticPodPath: 'pod-manifest-path',
+};

@@ -164,3 +164,23 @@ t.test('a node without a kubelet skips every worker check as not applicable', as
   }
   t.equal(r.summary.scorePercent, 0);
 });
+
+t.test('a client CA given only by --client-ca-file is the file 4.1.7 checks, as 4.2.3 reads the same flag (it used to SKIP "not set")', async (t) => {
+  for (const [mode, status] of [[0o644, 'PASS'], [0o666, 'FAIL']] as const) {
+    const b = new NodeRootBuilder(`${tempDir(t)}/node`);
+    // The config names another file: the flag wins, as it does for the kubelet.
+    b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { anonymous: { enabled: false }, x509: { clientCAFile: '/etc/kubernetes/pki/other.crt' } } }), { mode: 0o600 });
+    b.file('/etc/kubernetes/pki/other.crt', 'other', { mode: 0o600 });
+    b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode });
+    b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt']);
+    const ca = byId(scan(b).checks, '4.1.7');
+    t.equal(ca.status, status, `mode ${mode.toString(8)}`);
+    t.match(ca.actual, /^\/etc\/kubernetes\/pki\/flag-ca\.crt: /);
+    t.match(ca.evidence, /flag --client-ca-file/);
+  }
+  const b = new NodeRootBuilder(`${tempDir(t)}/node`);
+  b.yaml('/var/lib/kubelet/config.yaml', KC({}), { mode: 0o600 });
+  b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode: 0o644 });
+  b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt']);
+  t.equal(byId(scan(b).checks, '4.1.7').status, 'PASS', 'with nothing in the config file at all');
+});

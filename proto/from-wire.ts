@@ -193,21 +193,10 @@ export function flowFromWire(r: WireFlowRecord): FlowRecord | string {
   return flowRecordProblem(flow) ?? flow;
 }
 
-export function flowBatchFromWire(b: WireFlowBatch): FromWire<FlowBatchMessage> {
-  const head = flowBatchHeadFromWire(b);
-  if (!head.ok) return head;
-  for (let i = 0; i < b.records.length; i++) {
-    const f = batchRecordFromWire(b.records, i);
-    if (typeof f === 'string') return fail(f);
-    head.value.flows.push(f);
-  }
-  return head;
-}
-
 /**
- * flowBatchFromWire, giving the event loop a turn whenever `slice` is up: the
- * same checks in the same order, so the same answer. For large batches
- * (checking 90,000 records takes a few hundred ms).
+ * A FlowBatch checked and converted, giving the event loop a turn whenever
+ * `slice` is up (checking 90,000 records takes a few hundred ms); where it
+ * pauses never changes the answer.
  */
 export async function flowBatchFromWireInSlices(b: WireFlowBatch, slice: TimeSlice): Promise<FromWire<FlowBatchMessage>> {
   const head = flowBatchHeadFromWire(b);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { benchmarkRunFromWire, flowBatchFromWire } from '../../proto/from-wire.js';
+import { TimeSlice } from '../../common/time-slice.js';
+import { benchmarkRunFromWire, flowBatchFromWireInSlices } from '../../proto/from-wire.js';
 import { flowToWire, reportToWire } from '../../proto/convert.js';
 import { agentServiceDefinition, type WireBenchmarkRun, type WireFlowBatch } from '../../proto/index.js';
 import { flow, T0 } from '../fixtures/flows.js';
@@ -102,7 +103,7 @@ function build(plan: { kind: 'flow' | 'run'; mutations: Mutation[]; flip: [numbe
  * answered), or end the stream (a second Hello, or no known content: protocol
  * violations, not bad data).
  */
-function expected(bytes: Buffer): { store: boolean; connections: number; seq?: number; silent?: boolean; ends?: boolean } {
+async function expected(bytes: Buffer): Promise<{ store: boolean; connections: number; seq?: number; silent?: boolean; ends?: boolean }> {
   let m: Json;
   try {
     m = def.requestDeserialize(bytes);
@@ -115,7 +116,7 @@ function expected(bytes: Buffer): { store: boolean; connections: number; seq?: n
   const rawSeq = ((m.flowBatch ?? m.benchmarkRun) as { seq?: unknown }).seq;
   const seq = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : undefined;
   if (m.flowBatch) {
-    const r = flowBatchFromWire(m.flowBatch as WireFlowBatch);
+    const r = await flowBatchFromWireInSlices(m.flowBatch as WireFlowBatch, new TimeSlice());
     return r.ok ? { store: true, connections: r.value.flows.reduce((n, f) => n + f.connections, 0), seq } : { store: false, connections: 0, seq };
   }
   if (m.benchmarkRun) {
@@ -146,7 +147,7 @@ t.test('mutated and corrupted agent messages between valid ones: one answer each
         const closing = def.requestSerialize({ flowBatch: { seq: 1_000_000, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, records: [flowToWire(flow({ connections: 7 }))], sources: [], droppedRecords: 0 } });
         sent.push(closing);
         s.sendRaw(closing);
-        const plan = sent.map(expected);
+        const plan = await Promise.all(sent.map(expected));
         const endsAt = plan.findIndex((e) => e.ends);
         const answered = (endsAt < 0 ? plan : plan.slice(0, endsAt)).filter((e) => !e.silent).length;
         await s.waitFor(1 + answered, 10_000);

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { FlowRecord } from '../common/flow.js';
 import { bucketParams } from '../aggregator/store/flow-buckets.js';
 import { MINUTE_BUCKET_MS } from '../aggregator/store/index.js';
-import { SqliteStore } from '../aggregator/store/sqlite.js';
+import { FLOW_BUCKET_UPSERT_SQL, SqliteStore } from '../aggregator/store/sqlite.js';
 
 /**
  * bench/flow-batch: what storing one 4 MiB flow batch (90,000 small records,
@@ -58,13 +58,8 @@ async function measure(fn: () => unknown): Promise<{ ms: number; worstStallMs: n
 function baselineStore(file: string, flows: FlowRecord[]): void {
   const db = new Database(file);
   db.pragma('synchronous = NORMAL');
-  const upsert = db.prepare(
-    `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
-     VALUES (@bucketMs, @bucketStart, @node, @key, @srcKind, @srcNs, @srcName, @dstKind, @dstNs, @dstName, @action, @reporter, @json, @connections, @packets, @bytes, @first, @last)
-     ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET
-       connections = connections + excluded.connections, packets = packets + excluded.packets, bytes = bytes + excluded.bytes,
-       first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)`,
-  );
+  const upsert = db.prepare(FLOW_BUCKET_UPSERT_SQL);
+
   db.transaction(() => {
     for (const f of flows) upsert.run(bucketParams('bench', f, MINUTE_BUCKET_MS));
   })();

@@ -101,13 +101,7 @@ export class Outbox {
     }
   }
 
-  addBenchmarkRun(build: (seq: number) => WireBenchmarkRun): number {
-    const seq = this.takeSeq();
-    this.queue([{ seq, kind: 'benchmarkRun', records: 0, bytes: serialize({ benchmarkRun: build(seq) }) }], undefined);
-    return seq;
-  }
-
-  /** Queue a message built by the caller (tests, and the stream's `send`). */
+  /** Queue a message built by the caller (a benchmark run, through the stream's `send`; tests). */
   add(build: (seq: number) => Outgoing): number {
     const seq = this.takeSeq();
     const msg = build(seq);

@@ -63,6 +63,13 @@ const LARGE_WRITE_ROWS = 2000;
  * waiting for one. An in-memory database (tests) cannot be opened twice; there
  * reads wait in the write queue.
  */
+/** One flow-bucket row added to its bucket (bucketParams names the parameters); the bench's baseline runs the same. */
+export const FLOW_BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
+  VALUES (@bucketMs, @bucketStart, @node, @key, @srcKind, @srcNs, @srcName, @dstKind, @dstNs, @dstName, @action, @reporter, @json, @connections, @packets, @bytes, @first, @last)
+  ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET
+    connections = connections + excluded.connections, packets = packets + excluded.packets, bytes = bytes + excluded.bytes,
+    first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)`;
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   /** The last write queued: the next one starts after it settles. */
@@ -274,13 +281,7 @@ export class SqliteStore implements Store {
         db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
         const duplicate = seen !== undefined && seq <= seen.last_seq;
         if (!duplicate) {
-          const upsert = db.prepare(
-            `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
-             VALUES (@bucketMs, @bucketStart, @node, @key, @srcKind, @srcNs, @srcName, @dstKind, @dstNs, @dstName, @action, @reporter, @json, @connections, @packets, @bytes, @first, @last)
-             ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET
-               connections = connections + excluded.connections, packets = packets + excluded.packets, bytes = bytes + excluded.bytes,
-               first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)`,
-          );
+          const upsert = db.prepare(FLOW_BUCKET_UPSERT_SQL);
           for (const row of rows) {
             if (slice.isUp()) await slice.next();
             upsert.run(row);

@@ -61,7 +61,8 @@ async function readRun(input) {
     if (indent.length === 0) {
       // The file's own line closes it.
       if (result === 'not ok' && file.failed === 0) file.failed++;
-      if (skip !== undefined && file.passed + file.failed + file.skipped.length === 0) file.skipped.push({ test: '(the whole file)', reason: skip });
+      if (skip !== undefined && file.passed + file.failed + file.skipped.length === 0)
+        file.skipped.push({ test: '(the whole file)', reason: skip });
       files.set(name, file);
       file = { passed: 0, failed: 0, skipped: [] };
     }
@@ -88,7 +89,10 @@ if (args[0] === '--skipped-files') {
     for (const s of r.skipped) console.error(`skipped: ${name}: ${s.test} — ${s.reason}`);
   }
   const ci = process.env.CI !== undefined && !['', '0', 'false'].includes(process.env.CI);
-  if (ci && skipped > 0) console.error(`CI runs every test, and ${skipped} were skipped: install what the reasons above name (.ci/run installs it when missing)`);
+  if (ci && skipped > 0)
+    console.error(
+      `CI runs every test, and ${skipped} were skipped: install what the reasons above name (.ci/run installs it when missing)`,
+    );
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exitCode = failed > 0 || passed === 0 || (ci && skipped > 0) ? 1 : 0;
 }

@@ -56,12 +56,17 @@ async function main(argv: string[]): Promise<number> {
 function scanCommand(args: string[]): number {
   const { values } = parseArgs({
     args,
-    options: { ...SCAN_OPTIONS, format: { type: 'string', default: 'table' }, 'exit-code': { type: 'boolean', default: false } },
+    options: {
+      ...SCAN_OPTIONS,
+      format: { type: 'string', default: 'table' },
+      'exit-code': { type: 'boolean', default: false },
+    },
     strict: true,
   });
   const flags = scanFlags(values);
   const format = values.format as string;
-  if (!['table', 'json', 'csv', 'junit'].includes(format)) throw usageError(`--format must be table, json, csv or junit, not "${format}"`);
+  if (!['table', 'json', 'csv', 'junit'].includes(format))
+    throw usageError(`--format must be table, json, csv or junit, not "${format}"`);
   const { report, notes } = scanNode(flags);
   if (format === 'table') for (const n of notes) process.stderr.write(`note: ${n}\n`);
   process.stdout.write(formatReport(report, format as ReportFormat));
@@ -80,7 +85,13 @@ function benchmarksCommand(args: string[]): number {
   if (values.format === 'json') {
     process.stdout.write(JSON.stringify({ items: list }, null, 2) + '\n');
   } else {
-    const rows = list.map((b) => [b.id, b.version, b.kubernetesVersions.join(', '), String(b.checks), String(b.automated)]);
+    const rows = list.map((b) => [
+      b.id,
+      b.version,
+      b.kubernetesVersions.join(', '),
+      String(b.checks),
+      String(b.automated),
+    ]);
     process.stdout.write(table(['ID', 'VERSION', 'KUBERNETES', 'CHECKS', 'AUTOMATED'], rows).join('\n') + '\n');
   }
   return 0;
@@ -93,7 +104,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
     },
     (err: unknown) => {
       const { line, exitCode } = cliFailure(err, '--aggregator');
-      process.stderr.write(`verdict-agent: ${err instanceof AgentError && !line.startsWith(err.code) ? `${err.code}: ${line}` : line}\n`);
+      process.stderr.write(
+        `verdict-agent: ${err instanceof AgentError && !line.startsWith(err.code) ? `${err.code}: ${line}` : line}\n`,
+      );
       process.exitCode = exitCode;
     },
   );

@@ -77,10 +77,15 @@ export function parseRunArgs(args: string[]): RunConfig {
     },
     strict: true,
   });
-  if (!values.aggregator) throw usageError('--aggregator HOST:PORT is required (the aggregator\'s gRPC address, e.g. verdict-aggregator.verdict:9090)');
-  if (!/^.+:\d{1,5}$/.test(values.aggregator)) throw usageError(`--aggregator must be HOST:PORT, not "${values.aggregator}"`);
+  if (!values.aggregator)
+    throw usageError(
+      "--aggregator HOST:PORT is required (the aggregator's gRPC address, e.g. verdict-aggregator.verdict:9090)",
+    );
+  if (!/^.+:\d{1,5}$/.test(values.aggregator))
+    throw usageError(`--aggregator must be HOST:PORT, not "${values.aggregator}"`);
   const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
-  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw usageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean))
+    throw usageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
   const ms = (flag: string, min: number) => {
     const n = Number(values[flag as keyof typeof values]);
     if (!Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer of at least ${min}`);
@@ -93,7 +98,10 @@ export function parseRunArgs(args: string[]): RunConfig {
       throw usageError((err as Error).message.replace(/^VERDICT_USAGE: /, ''));
     }
   }
-  const internalCidrs = (values['internal-cidr'] ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
+  const internalCidrs = (values['internal-cidr'] ?? [])
+    .flatMap((c) => c.split(','))
+    .map((c) => c.trim())
+    .filter(Boolean);
   try {
     new InternalNetworks(internalCidrs);
   } catch (err) {
@@ -105,7 +113,9 @@ export function parseRunArgs(args: string[]): RunConfig {
     flows: values.flows ?? [],
     spool: values.spool,
     tokenFile: values['token-file'],
-    tls: tlsParts.every(Boolean) ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string } : undefined,
+    tls: tlsParts.every(Boolean)
+      ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string }
+      : undefined,
     rescanIntervalMs: ms('rescan-interval-ms', 1000),
     watchIntervalMs: ms('watch-interval-ms', 100),
     debounceMs: 500,
@@ -130,9 +140,12 @@ function goldmaneTlsOf(values: Record<string, unknown>): RunConfig['goldmaneTls'
   const ca = values['goldmane-ca'] as string | undefined;
   const cert = values['goldmane-cert'] as string | undefined;
   const key = values['goldmane-key'] as string | undefined;
-  if (!ca && (cert || key || values['goldmane-server-name'])) throw usageError('--goldmane-cert, --goldmane-key and --goldmane-server-name need --goldmane-ca');
+  if (!ca && (cert || key || values['goldmane-server-name']))
+    throw usageError('--goldmane-cert, --goldmane-key and --goldmane-server-name need --goldmane-ca');
   if (Boolean(cert) !== Boolean(key)) throw usageError('--goldmane-cert and --goldmane-key go together');
-  return ca ? { caFile: ca, certFile: cert, keyFile: key, serverName: values['goldmane-server-name'] as string | undefined } : undefined;
+  return ca
+    ? { caFile: ca, certFile: cert, keyFile: key, serverName: values['goldmane-server-name'] as string | undefined }
+    : undefined;
 }
 
 export async function runCommand(args: string[]): Promise<number> {
@@ -178,10 +191,19 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
   let nodeLabels: Record<string, string> = {};
 
   const credentials = config.tls
-    ? grpc.credentials.createSsl(readFileSync(config.tls.ca), readFileSync(config.tls.key), readFileSync(config.tls.cert))
+    ? grpc.credentials.createSsl(
+        readFileSync(config.tls.ca),
+        readFileSync(config.tls.key),
+        readFileSync(config.tls.cert),
+      )
     : grpc.credentials.createInsecure();
   // One bound for memory and spool alike: the encoded bytes of unacked messages.
-  const outbox = new Outbox({ log: log.child({ component: 'outbox' }), spool, maxBytes: config.maxSpoolBytes, maxMessages: 100_000 });
+  const outbox = new Outbox({
+    log: log.child({ component: 'outbox' }),
+    spool,
+    maxBytes: config.maxSpoolBytes,
+    maxMessages: 100_000,
+  });
   const stream = new AgentStream({
     ...DEFAULT_STREAM_OPTIONS,
     outbox,
@@ -216,14 +238,23 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     scans++;
     const { live, node } = await cluster.read();
     if (node?.labels) nodeLabels = node.labels;
-    const result = scanNode({ ...config, benchmarks, liveKubeletConfig: live, kubernetesVersion: config.kubernetesVersion ?? node?.kubeletVersion });
+    const result = scanNode({
+      ...config,
+      benchmarks,
+      liveKubeletConfig: live,
+      kubernetesVersion: config.kubernetesVersion ?? node?.kubeletVersion,
+    });
     watch.track(result.touched);
-    kubeletVersion = node?.kubeletVersion ?? (result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '');
+    kubeletVersion =
+      node?.kubeletVersion ?? (result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '');
     const changed = lastScan === undefined || fingerprint(lastScan) !== fingerprint(result.report);
     if (changed) {
       lastScan = result.report;
       const seq = stream.send((s) => ({ kind: 'benchmarkRun', benchmarkRun: reportToWire(result.report, s) }));
-      log.info({ seq, benchmark: result.report.benchmark.id, role: result.report.nodeRole, ...result.report.summary }, 'benchmark result changed; sending');
+      log.info(
+        { seq, benchmark: result.report.benchmark.id, role: result.report.nodeRole, ...result.report.summary },
+        'benchmark result changed; sending',
+      );
     } else {
       log.debug('benchmark result unchanged');
     }
@@ -241,7 +272,17 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
 
   const flows =
     config.flows.length > 0
-      ? new FlowCapture({ sources: config.flows.map(parseFlowSource), outbox, spool, internal: new InternalNetworks(config.internalCidrs), goldmaneTls: config.goldmaneTls, log: log.child({ component: 'flows' }), windowMs: config.flowWindowMs, pollMs: Math.min(500, config.flowWindowMs), now: Date.now })
+      ? new FlowCapture({
+          sources: config.flows.map(parseFlowSource),
+          outbox,
+          spool,
+          internal: new InternalNetworks(config.internalCidrs),
+          goldmaneTls: config.goldmaneTls,
+          log: log.child({ component: 'flows' }),
+          windowMs: config.flowWindowMs,
+          pollMs: Math.min(500, config.flowWindowMs),
+          now: Date.now,
+        })
       : undefined;
   flows?.start();
 
@@ -286,7 +327,10 @@ function openSpool(dir: string, log: Logger): Spool | undefined {
   try {
     return Spool.open(dir);
   } catch (err) {
-    log.error({ err: (err as Error).message, spool: dir }, 'cannot open the spool; running without one (flow batches are kept in memory only until acknowledged, and file sources start at their end)');
+    log.error(
+      { err: (err as Error).message, spool: dir },
+      'cannot open the spool; running without one (flow batches are kept in memory only until acknowledged, and file sources start at their end)',
+    );
     return undefined;
   }
 }
@@ -311,7 +355,8 @@ function clusterFacts(config: RunConfig, log: Logger) {
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'cannot use the Kubernetes API; scanning from node files only');
   }
-  if (config.kubeletConfigz && !client) log.warn('--kubelet-configz needs the Kubernetes API (run in a cluster or pass --kubeconfig); using node files');
+  if (config.kubeletConfigz && !client)
+    log.warn('--kubelet-configz needs the Kubernetes API (run in a cluster or pass --kubeconfig); using node files');
   const warned = new Set<string>();
   const warnOnce = (key: string, err: unknown, msg: string) => {
     if (warned.has(key)) return;
@@ -320,19 +365,32 @@ function clusterFacts(config: RunConfig, log: Logger) {
   };
   const node = encodeURIComponent(config.nodeName);
   return {
-    async read(): Promise<{ live?: LiveKubeletConfig; node?: { labels: Record<string, string>; kubeletVersion?: string } }> {
+    async read(): Promise<{
+      live?: LiveKubeletConfig;
+      node?: { labels: Record<string, string>; kubeletVersion?: string };
+    }> {
       if (!client) return {};
       const out: { live?: LiveKubeletConfig; node?: { labels: Record<string, string>; kubeletVersion?: string } } = {};
       try {
         const n = await client.get<NodeObject>(`/api/v1/nodes/${node}`);
         out.node = { labels: n.metadata?.labels ?? {}, kubeletVersion: n.status?.nodeInfo?.kubeletVersion };
       } catch (err) {
-        warnOnce('node', err, 'cannot read this node from the API server (RBAC get nodes?); labels and kubelet version unknown');
+        warnOnce(
+          'node',
+          err,
+          'cannot read this node from the API server (RBAC get nodes?); labels and kubelet version unknown',
+        );
       }
       if (config.kubeletConfigz) {
         try {
-          const z = await client.get<{ kubeletconfig?: Record<string, unknown> }>(`/api/v1/nodes/${node}/proxy/configz`);
-          if (z.kubeletconfig) out.live = { config: z.kubeletconfig, source: `kubelet configz via the API server (${client.connection.describe})` };
+          const z = await client.get<{ kubeletconfig?: Record<string, unknown> }>(
+            `/api/v1/nodes/${node}/proxy/configz`,
+          );
+          if (z.kubeletconfig)
+            out.live = {
+              config: z.kubeletconfig,
+              source: `kubelet configz via the API server (${client.connection.describe})`,
+            };
           warned.delete('configz');
         } catch (err) {
           warnOnce('configz', err, 'cannot read the kubelet configz; falling back to node files');

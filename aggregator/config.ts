@@ -20,7 +20,10 @@ export interface AggregatorConfig {
   flowRollupAfterMs: number;
   /** Flow buckets older than this are deleted, ms (default 30 days). */
   flowRetentionMs: number;
-  /** Audit events and watched policy versions older than this are deleted, ms (default 400 days: a year of audits and then some). */
+  /**
+   * Audit events and watched policy versions older than this are deleted, ms (default 400 days: a year of audits and
+   * then some).
+   */
   auditRetentionMs: number;
   /** Static bearer tokens for HTTP readers with per-report grants (no cluster). */
   httpTokensFile?: string;
@@ -120,22 +123,36 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
   });
   if (values.help) return 'help';
   const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
-  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new ConfigError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean))
+    throw new ConfigError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
   // A shared token would let any holder report as any node, undoing the per-node binding of client certificates.
-  if (tlsParts.every(Boolean) && values['agent-token-file']) throw new ConfigError('use either mutual TLS (--tls-*) or --agent-token-file for agents, not both');
+  if (tlsParts.every(Boolean) && values['agent-token-file'])
+    throw new ConfigError('use either mutual TLS (--tls-*) or --agent-token-file for agents, not both');
   const maxMessageBytes = Number(values['max-message-bytes']);
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) throw new ConfigError(`--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`);
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024)
+    throw new ConfigError(
+      `--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`,
+    );
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string))
+    throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const flowRollupAfterMs = parseDuration('--flow-rollup-after', values['flow-rollup-after'] as string);
   const flowRetentionMs = parseDuration('--flow-retention', values['flow-retention'] as string);
-  if (flowRetentionMs < flowRollupAfterMs) throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
-  const list = (v: unknown) => String(v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  if (flowRetentionMs < flowRollupAfterMs)
+    throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
+  const list = (v: unknown) =>
+    String(v ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   return {
     auditRetentionMs: parseDuration('--audit-retention', values['audit-retention'] as string),
     httpTokensFile: values['http-tokens'],
     kubeconfig: values.kubeconfig,
     agentServiceAccount: values['agent-service-account'] as string,
-    reportStartDelayMs: values['report-start-delay'] === '0' ? 0 : parseDuration('--report-start-delay', values['report-start-delay'] as string),
+    reportStartDelayMs:
+      values['report-start-delay'] === '0'
+        ? 0
+        : parseDuration('--report-start-delay', values['report-start-delay'] as string),
     reportTakeoverAfterMs: parseDuration('--report-takeover-after', values['report-takeover-after'] as string),
     protectedNamespaces: list(values['protected-namespaces']),
     protectedTiers: list(values['protected-tiers']),
@@ -146,7 +163,9 @@ export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
     db: values.db as string,
     reportsDir: values.reports,
     agentTokenFile: values['agent-token-file'],
-    tls: tlsParts.every(Boolean) ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string } : undefined,
+    tls: tlsParts.every(Boolean)
+      ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string }
+      : undefined,
     maxMessageBytes,
     logLevel: values['log-level'] as string,
   };

@@ -37,7 +37,10 @@ export interface RunningAggregator {
 }
 
 /** Start the aggregator from a validated config. */
-export async function startAggregator(config: AggregatorConfig, log: Logger = pino({ level: config.logLevel, base: { program: 'verdict-aggregator' } })): Promise<RunningAggregator> {
+export async function startAggregator(
+  config: AggregatorConfig,
+  log: Logger = pino({ level: config.logLevel, base: { program: 'verdict-aggregator' } }),
+): Promise<RunningAggregator> {
   const store = await openStore(config.db);
   // One replica owns the SQLite file: no agent stream survives a restart.
   if (store.kind === 'sqlite') await store.markAllDisconnected();
@@ -47,7 +50,16 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   let credentials = grpc.ServerCredentials.createInsecure();
   if (config.tls) {
     const ca = Buffer.from(readSecretFile(config.tls.ca, 'the TLS CA'));
-    credentials = grpc.ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(readSecretFile(config.tls.cert, 'the TLS certificate')), private_key: Buffer.from(readSecretFile(config.tls.key, 'the TLS key')) }], true);
+    credentials = grpc.ServerCredentials.createSsl(
+      ca,
+      [
+        {
+          cert_chain: Buffer.from(readSecretFile(config.tls.cert, 'the TLS certificate')),
+          private_key: Buffer.from(readSecretFile(config.tls.key, 'the TLS key')),
+        },
+      ],
+      true,
+    );
     auth = new MutualTls();
   }
   if (config.agentTokenFile) auth = new SharedToken(readSecretFile(config.agentTokenFile, 'the agent token file'));
@@ -55,19 +67,33 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   const kubeConn = config.kubeconfig ? kubeconfigConnection(config.kubeconfig) : inClusterConnection();
   const kube = kubeConn ? new KubeClient(kubeConn) : undefined;
   const reviewer = kube ? new TokenReviewer(kube) : undefined;
-  if (kube && reviewer && !config.agentTokenFile && !config.tls) auth = new ServiceAccountAgents(kube, reviewer, config.agentServiceAccount);
+  if (kube && reviewer && !config.agentTokenFile && !config.tls)
+    auth = new ServiceAccountAgents(kube, reviewer, config.agentServiceAccount);
 
-  const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), { ...DEFAULT_INGEST_OPTIONS, maxMessageBytes: config.maxMessageBytes });
+  const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), {
+    ...DEFAULT_INGEST_OPTIONS,
+    maxMessageBytes: config.maxMessageBytes,
+  });
   const g = splitAddress(config.grpcAddress);
   const grpcPort = await ingest.listen(`${g.host.includes(':') ? `[${g.host}]` : g.host}:${g.port}`, credentials);
 
-  const authorizer: HttpAuthorizer = config.httpTokensFile ? new StaticTokenReaders(config.httpTokensFile) : kube && reviewer ? new RbacReaders(kube, reviewer) : new LoopbackReaders();
+  const authorizer: HttpAuthorizer = config.httpTokensFile
+    ? new StaticTokenReaders(config.httpTokensFile)
+    : kube && reviewer
+      ? new RbacReaders(kube, reviewer)
+      : new LoopbackReaders();
   const registry = new ReportRegistry(log.child({ component: 'reports' }));
   if (config.reportsDir) registry.loadDir(config.reportsDir);
-  const clusterReports = kube ? new ClusterReports(kube, registry, store, log.child({ component: 'globalreports' })) : undefined;
+  const clusterReports = kube
+    ? new ClusterReports(kube, registry, store, log.child({ component: 'globalreports' }))
+    : undefined;
   clusterReports?.start();
   const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
-  const policyHistory = kube ? new PolicyHistory(kube, store, log.child({ component: 'policy-history' }), Date.now, (fresh) => noteNewPolicyEvents(store, metrics, tamper, log.child({ component: 'policy-history' }), fresh)) : undefined;
+  const policyHistory = kube
+    ? new PolicyHistory(kube, store, log.child({ component: 'policy-history' }), Date.now, (fresh) =>
+        noteNewPolicyEvents(store, metrics, tamper, log.child({ component: 'policy-history' }), fresh),
+      )
+    : undefined;
   policyHistory?.start();
   const nodeLifecycle = kube ? new NodeLifecycle(kube, store, log.child({ component: 'nodes' })) : undefined;
   nodeLifecycle?.start();
@@ -75,9 +101,16 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   podHistory?.start();
 
   // One scheduler among replicas: a Lease in a cluster, an advisory lock on a shared PostgreSQL without one.
-  const pgLeader = !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
+  const pgLeader =
+    !kube && store.kind === 'postgres' ? new PostgresLeader(config.db, log.child({ component: 'leader' })) : undefined;
   const lease = kube
-    ? new KubeLease(kube, process.env.POD_NAMESPACE ?? readNamespace() ?? 'verdict', 'verdict-report-scheduler', process.env.POD_NAME ?? hostname(), log.child({ component: 'leader' }))
+    ? new KubeLease(
+        kube,
+        process.env.POD_NAMESPACE ?? readNamespace() ?? 'verdict',
+        'verdict-report-scheduler',
+        process.env.POD_NAME ?? hostname(),
+        log.child({ component: 'leader' }),
+      )
     : undefined;
   const leader = lease ?? pgLeader;
   const scheduler = new ReportScheduler(
@@ -94,7 +127,12 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
       },
     },
     log.child({ component: 'scheduler' }),
-    { ...DEFAULT_SCHEDULER_OPTIONS, now: Date.now, startDelayMs: config.reportStartDelayMs, staleRunMs: store.kind === 'postgres' ? config.reportTakeoverAfterMs : 0 },
+    {
+      ...DEFAULT_SCHEDULER_OPTIONS,
+      now: Date.now,
+      startDelayMs: config.reportStartDelayMs,
+      staleRunMs: store.kind === 'postgres' ? config.reportTakeoverAfterMs : 0,
+    },
   );
   scheduler.start();
   // Report series exist from the start (a first failure shows as an increase from 0), and
@@ -102,10 +140,14 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   metrics.trackReports(() => registry.all(), config.reportStartDelayMs);
   // The last success of each report survives restarts: read it from the archive.
   for (const def of registry.all()) {
-    const last = (await store.reportRuns(def.name, 100)).filter((r) => r.status === 'succeeded' && r.finishedMs).sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))[0];
+    const last = (await store.reportRuns(def.name, 100))
+      .filter((r) => r.status === 'succeeded' && r.finishedMs)
+      .sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))[0];
     if (last?.finishedMs) metrics.reportLastSuccess.set({ report: def.name }, last.finishedMs / 1000);
   }
-  const reloadTimer = config.reportsDir ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000) : undefined;
+  const reloadTimer = config.reportsDir
+    ? setInterval(() => registry.loadDir(config.reportsDir as string), 5000)
+    : undefined;
   reloadTimer?.unref();
   const statusTimer = clusterReports
     ? setInterval(() => {
@@ -116,7 +158,14 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
     : undefined;
   statusTimer?.unref();
 
-  const app = await buildHttpApp({ store, metrics, log: log.child({ component: 'http' }), authorizer, reports: { registry, scheduler }, tamper });
+  const app = await buildHttpApp({
+    store,
+    metrics,
+    log: log.child({ component: 'http' }),
+    authorizer,
+    reports: { registry, scheduler },
+    tamper,
+  });
   const h = splitAddress(config.httpAddress);
   await app.listen({ host: h.host, port: h.port });
   const address = app.server.address();
@@ -145,7 +194,21 @@ export async function startAggregator(config: AggregatorConfig, log: Logger = pi
   retentionTimer.unref();
   void compact();
 
-  log.info({ version: VERDICT_VERSION, kubernetes: kube?.connection.describe ?? 'none', readers: authorizer.description, flowRollupAfterMs: config.flowRollupAfterMs, flowRetentionMs: config.flowRetentionMs, http: `${h.host}:${httpPort}`, grpc: `${g.host}:${grpcPort}`, store: store.kind, agentAuth: auth.description, maxMessageBytes: config.maxMessageBytes }, 'verdict-aggregator started');
+  log.info(
+    {
+      version: VERDICT_VERSION,
+      kubernetes: kube?.connection.describe ?? 'none',
+      readers: authorizer.description,
+      flowRollupAfterMs: config.flowRollupAfterMs,
+      flowRetentionMs: config.flowRetentionMs,
+      http: `${h.host}:${httpPort}`,
+      grpc: `${g.host}:${grpcPort}`,
+      store: store.kind,
+      agentAuth: auth.description,
+      maxMessageBytes: config.maxMessageBytes,
+    },
+    'verdict-aggregator started',
+  );
   if (auth instanceof LoopbackOnly) log.warn(auth.description);
   if (authorizer instanceof LoopbackReaders) log.warn(authorizer.description);
 

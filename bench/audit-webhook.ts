@@ -26,7 +26,17 @@ export async function runAuditWebhookBench(): Promise<void> {
 
 async function postList(n: number): Promise<{ ms: number; worstStallMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-audit-'));
-  const agg = await startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(dir, 'v.db')}`, logLevel: 'silent', protectedTiers: ['t1'] }, pino({ level: 'silent' }));
+  const agg = await startAggregator(
+    {
+      ...AGGREGATOR_DEFAULTS,
+      httpAddress: '127.0.0.1:0',
+      grpcAddress: '127.0.0.1:0',
+      db: `sqlite:${join(dir, 'v.db')}`,
+      logLevel: 'silent',
+      protectedTiers: ['t1'],
+    },
+    pino({ level: 'silent' }),
+  );
   try {
     const start = Date.parse('2026-11-20T10:00:00Z');
     const items = Array.from({ length: n }, (_, i) => ({
@@ -40,11 +50,16 @@ async function postList(n: number): Promise<{ ms: number; worstStallMs: number }
     const stalls = monitorEventLoopDelay({ resolution: 10 });
     stalls.enable();
     const t0 = performance.now();
-    const res = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/audit/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const res = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/audit/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     const answer = (await res.json()) as { stored?: number };
     const ms = performance.now() - t0;
     stalls.disable();
-    if (res.status !== 200 || answer.stored !== n) throw new Error(`bench/audit-webhook: ${n} events answered ${res.status} ${JSON.stringify(answer)}`);
+    if (res.status !== 200 || answer.stored !== n)
+      throw new Error(`bench/audit-webhook: ${n} events answered ${res.status} ${JSON.stringify(answer)}`);
     return { ms, worstStallMs: stalls.max / 1e6 };
   } finally {
     await agg.close();

@@ -42,9 +42,31 @@ function countChildProcesses(hostRoot: string): number | string {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-'));
   try {
     const log = join(dir, 'strace.log');
-    const r = spawnSync(strace, ['-f', '-qq', '-e', 'trace=execve,execveat', '-o', log, process.execPath, join(packageRoot(), 'dist/agent/cli.js'), 'scan', '--host-root', hostRoot, '--format', 'json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      strace,
+      [
+        '-f',
+        '-qq',
+        '-e',
+        'trace=execve,execveat',
+        '-o',
+        log,
+        process.execPath,
+        join(packageRoot(), 'dist/agent/cli.js'),
+        'scan',
+        '--host-root',
+        hostRoot,
+        '--format',
+        'json',
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) return `scan failed: ${r.stderr.slice(0, 200)}`;
-    return readFileSync(log, 'utf8').split('\n').filter((l) => /execve(at)?\(/.test(l)).length - 1;
+    return (
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => /execve(at)?\(/.test(l)).length - 1
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -61,7 +83,15 @@ export function runCisBench(): { name: string; ratio: number }[] {
       ['control-plane', 'control-plane-1', 'control-plane'],
     ] as const) {
       const hostRoot = roots[node];
-      const options = { hostRoot, nodeName: node, benchmark: 'cis-1.12', role, level: 2 as const, exclude: [], benchmarks };
+      const options = {
+        hostRoot,
+        nodeName: node,
+        benchmark: 'cis-1.12',
+        role,
+        level: 2 as const,
+        exclude: [],
+        benchmarks,
+      };
       const first = scanNode(options);
       const files = first.touched.map((p) => join(hostRoot, p));
       const yamlFiles = files.filter((f) => /\.(ya?ml|conf)$/.test(f) && !f.includes('systemd'));

@@ -20,7 +20,9 @@ import { FLOW_BUCKET_UPSERT_SQL, SqliteStore } from '../aggregator/store/sqlite.
  * was held during each (goal: at most 100 ms for the store; the baseline
  * holds it throughout).
  */
-export async function runFlowBatchBench(records = Number(process.env.BENCH_FLOW_RECORDS ?? 90_000)): Promise<{ ratio: number; worstStallMs: number }> {
+export async function runFlowBatchBench(
+  records = Number(process.env.BENCH_FLOW_RECORDS ?? 90_000),
+): Promise<{ ratio: number; worstStallMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-flows-'));
   try {
     const flows = tinyFlows(records);
@@ -69,7 +71,14 @@ function baselineStore(file: string, flows: FlowRecord[]): void {
 /** Flows as a 4 MiB batch of the smallest records carries them: one-letter names, no labels, each its own key. */
 function tinyFlows(n: number): FlowRecord[] {
   const startMs = Math.floor(Date.now() / MINUTE_BUCKET_MS) * MINUTE_BUCKET_MS;
-  const endpoint = (name: string) => ({ kind: 'pod' as const, namespace: '', name, labels: [], serviceAccount: '', internet: false });
+  const endpoint = (name: string) => ({
+    kind: 'pod' as const,
+    namespace: '',
+    name,
+    labels: [],
+    serviceAccount: '',
+    internet: false,
+  });
   return Array.from({ length: n }, (_, i) => ({
     source: endpoint('abcdef'[i % 6] as string),
     destination: endpoint('b'),

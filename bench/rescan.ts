@@ -16,10 +16,22 @@ import { buildWeakWorker } from '../examples/nodes.js';
 export async function runRescanBench(rounds = Number(process.env.BENCH_RESCAN_ROUNDS ?? 5)): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-rescan-'));
   const silent = pino({ level: 'silent' });
-  const agg = await startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(dir, 'v.db')}`, logLevel: 'silent' }, silent);
+  const agg = await startAggregator(
+    {
+      ...AGGREGATOR_DEFAULTS,
+      httpAddress: '127.0.0.1:0',
+      grpcAddress: '127.0.0.1:0',
+      db: `sqlite:${join(dir, 'v.db')}`,
+      logLevel: 'silent',
+    },
+    silent,
+  );
   const b = new NodeRootBuilder(join(dir, 'node'));
   buildWeakWorker(b);
-  const agent = startAgent(parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'bench']), silent);
+  const agent = startAgent(
+    parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'bench']),
+    silent,
+  );
   const stored = async () => (await agg.store.nodeReport('bench'))?.checks.find((c) => c.id === '4.1.9')?.status;
   const waitFor = async (status: string) => {
     const end = Date.now() + 15_000;
@@ -42,7 +54,9 @@ export async function runRescanBench(rounds = Number(process.env.BENCH_RESCAN_RO
     samples.sort((a, c) => a - c);
     const med = samples[Math.floor(samples.length / 2)] as number;
     const worst = samples[samples.length - 1] as number;
-    console.log(`bench/rescan change-to-stored: median ${med} ms, worst ${worst} ms over ${rounds} changes, ratio to the 2000 ms goal ${(worst / 2000).toFixed(2)} (goal <= 1)`);
+    console.log(
+      `bench/rescan change-to-stored: median ${med} ms, worst ${worst} ms over ${rounds} changes, ratio to the 2000 ms goal ${(worst / 2000).toFixed(2)} (goal <= 1)`,
+    );
   } finally {
     agent.stop();
     await agg.close();

@@ -22,7 +22,9 @@ const PLAIN_NUMBER = /^\s*-?\d+(\.\d+)?\s*$/;
 
 function defuseFormulas(text: string): string {
   // split() with a capturing group keeps the separators at the odd indexes.
-  const pieces = text.split(PIECE_SEPARATOR).map((piece, i) => (i % 2 === 0 && FORMULA_START.test(piece) && !PLAIN_NUMBER.test(piece) ? `'${piece}` : piece));
+  const pieces = text
+    .split(PIECE_SEPARATOR)
+    .map((piece, i) => (i % 2 === 0 && FORMULA_START.test(piece) && !PLAIN_NUMBER.test(piece) ? `'${piece}` : piece));
   const joined = pieces.join('');
   return /^[\t\r]/.test(joined) ? `'${joined}` : joined;
 }

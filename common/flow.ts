@@ -61,7 +61,18 @@ export interface FlowRecord {
 
 /** The aggregation key: everything but the counts and times. */
 export function flowKey(f: FlowRecord): string {
-  return JSON.stringify([f.source, f.destination, f.protocol, f.destinationPort, f.action, f.reporter, f.policies, f.stagedPolicies, f.unnamedPolicy, f.policyDecided]);
+  return JSON.stringify([
+    f.source,
+    f.destination,
+    f.protocol,
+    f.destinationPort,
+    f.action,
+    f.reporter,
+    f.policies,
+    f.stagedPolicies,
+    f.unnamedPolicy,
+    f.policyDecided,
+  ]);
 }
 
 /** The policy as people write it: "tier/namespace/name" without empty parts. */
@@ -85,7 +96,13 @@ const FLOW_LIMITS = {
   maxUnixMs: 8.64e15,
 } as const;
 
-const ENDPOINT_KINDS: ReadonlySet<string> = new Set<EndpointKind>(['pod', 'host', 'networkset', 'network', 'apiserver']);
+const ENDPOINT_KINDS: ReadonlySet<string> = new Set<EndpointKind>([
+  'pod',
+  'host',
+  'networkset',
+  'network',
+  'apiserver',
+]);
 
 /** Why a text field cannot be stored, or undefined. */
 export function textProblem(field: string, v: unknown, max: number = FLOW_LIMITS.maxText): string | undefined {
@@ -96,13 +113,17 @@ export function textProblem(field: string, v: unknown, max: number = FLOW_LIMITS
 }
 
 function countProblem(field: string, v: unknown): string | undefined {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? undefined : `${field} is not a whole number from 0 to 2^53-1`;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+    ? undefined
+    : `${field} is not a whole number from 0 to 2^53-1`;
 }
 
 function endpointProblem(field: string, e: FlowEndpoint | undefined | null): string | undefined {
   if (!e || typeof e !== 'object') return `${field} is missing`;
-  if (!ENDPOINT_KINDS.has(e.kind)) return `${field}.kind ${JSON.stringify(e.kind)} is not one of ${[...ENDPOINT_KINDS].join(', ')}`;
-  if (!Array.isArray(e.labels) || e.labels.length > FLOW_LIMITS.labelsPerEndpoint) return `${field}.labels is not a list of at most ${FLOW_LIMITS.labelsPerEndpoint}`;
+  if (!ENDPOINT_KINDS.has(e.kind))
+    return `${field}.kind ${JSON.stringify(e.kind)} is not one of ${[...ENDPOINT_KINDS].join(', ')}`;
+  if (!Array.isArray(e.labels) || e.labels.length > FLOW_LIMITS.labelsPerEndpoint)
+    return `${field}.labels is not a list of at most ${FLOW_LIMITS.labelsPerEndpoint}`;
   if (typeof e.internet !== 'boolean') return `${field}.internet is not a boolean`;
   return (
     textProblem(`${field}.namespace`, e.namespace) ??
@@ -113,10 +134,13 @@ function endpointProblem(field: string, e: FlowEndpoint | undefined | null): str
 }
 
 function policiesProblem(field: string, ps: PolicyRef[]): string | undefined {
-  if (!Array.isArray(ps) || ps.length > FLOW_LIMITS.policiesPerRecord) return `${field} is not a list of at most ${FLOW_LIMITS.policiesPerRecord}`;
+  if (!Array.isArray(ps) || ps.length > FLOW_LIMITS.policiesPerRecord)
+    return `${field} is not a list of at most ${FLOW_LIMITS.policiesPerRecord}`;
   for (const [i, p] of ps.entries()) {
     if (!p || typeof p !== 'object') return `${field}[${i}] is not a policy`;
-    const bad = (['tier', 'namespace', 'name', 'action', 'kind'] as const).map((k) => textProblem(`${field}[${i}].${k}`, p[k])).find(Boolean);
+    const bad = (['tier', 'namespace', 'name', 'action', 'kind'] as const)
+      .map((k) => textProblem(`${field}[${i}].${k}`, p[k]))
+      .find(Boolean);
     if (bad) return bad;
   }
   return undefined;
@@ -130,9 +154,17 @@ export function flowRecordProblem(f: FlowRecord): string | undefined {
   if (!f || typeof f !== 'object') return 'not a flow record';
   if (f.action !== 'allow' && f.action !== 'deny') return `action ${JSON.stringify(f.action)} is not allow or deny`;
   if (f.reporter !== 'src' && f.reporter !== 'dst') return `reporter ${JSON.stringify(f.reporter)} is not src or dst`;
-  if (!Number.isInteger(f.destinationPort) || f.destinationPort < 0 || f.destinationPort > 65535) return `destination port ${String(f.destinationPort)} is not 0-65535`;
-  if (!(Number.isSafeInteger(f.startMs) && f.startMs > 0) || !Number.isSafeInteger(f.endMs) || f.endMs < f.startMs || f.endMs > FLOW_LIMITS.maxUnixMs) return 'no valid time range';
-  if (typeof f.unnamedPolicy !== 'boolean' || typeof f.policyDecided !== 'boolean') return 'unnamedPolicy/policyDecided are not booleans';
+  if (!Number.isInteger(f.destinationPort) || f.destinationPort < 0 || f.destinationPort > 65535)
+    return `destination port ${String(f.destinationPort)} is not 0-65535`;
+  if (
+    !(Number.isSafeInteger(f.startMs) && f.startMs > 0) ||
+    !Number.isSafeInteger(f.endMs) ||
+    f.endMs < f.startMs ||
+    f.endMs > FLOW_LIMITS.maxUnixMs
+  )
+    return 'no valid time range';
+  if (typeof f.unnamedPolicy !== 'boolean' || typeof f.policyDecided !== 'boolean')
+    return 'unnamedPolicy/policyDecided are not booleans';
   return (
     endpointProblem('source', f.source) ??
     endpointProblem('destination', f.destination) ??

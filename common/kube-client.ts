@@ -62,8 +62,21 @@ function cachedFile(path: string, maxAgeMs: number): () => string {
 type KubeconfigDoc = {
   'current-context'?: string;
   contexts?: { name: string; context: { cluster: string; user: string } }[];
-  clusters?: { name: string; cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string } }[];
-  users?: { name: string; user: { token?: string; tokenFile?: string; 'client-certificate'?: string; 'client-certificate-data'?: string; 'client-key'?: string; 'client-key-data'?: string } }[];
+  clusters?: {
+    name: string;
+    cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string };
+  }[];
+  users?: {
+    name: string;
+    user: {
+      token?: string;
+      tokenFile?: string;
+      'client-certificate'?: string;
+      'client-certificate-data'?: string;
+      'client-key'?: string;
+      'client-key-data'?: string;
+    };
+  }[];
 };
 
 /** A kubeconfig file's current context: server, CA, and a token or client certificate. */
@@ -76,11 +89,13 @@ export function kubeconfigConnection(path: string): KubeConnection {
   }
   const ctxName = doc['current-context'];
   const ctx = doc.contexts?.find((c) => c.name === ctxName)?.context;
-  if (!ctx) throw new KubeApiError(0, 'BadKubeconfig', `${path}: current-context "${ctxName ?? ''}" is not among its contexts`);
+  if (!ctx)
+    throw new KubeApiError(0, 'BadKubeconfig', `${path}: current-context "${ctxName ?? ''}" is not among its contexts`);
   const cluster = doc.clusters?.find((c) => c.name === ctx.cluster)?.cluster;
   const user = doc.users?.find((u) => u.name === ctx.user)?.user ?? {};
   if (!cluster?.server) throw new KubeApiError(0, 'BadKubeconfig', `${path}: cluster "${ctx.cluster}" has no server`);
-  const fileOrData = (file?: string, data?: string) => (data ? Buffer.from(data, 'base64') : file ? readFileSync(file) : undefined);
+  const fileOrData = (file?: string, data?: string) =>
+    data ? Buffer.from(data, 'base64') : file ? readFileSync(file) : undefined;
   const token = user.token;
   return {
     server: cluster.server.replace(/\/$/, ''),
@@ -115,7 +130,12 @@ export class KubeClient {
     return this.call<T>('PUT', path, body);
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+  async call<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -131,7 +151,11 @@ export class KubeClient {
         bodyTimeout: 30_000,
       });
     } catch (err) {
-      throw new KubeApiError(0, 'Unreachable', `${method} ${path} on ${this.connection.server} (${this.connection.describe}) failed: ${(err as Error).message}`);
+      throw new KubeApiError(
+        0,
+        'Unreachable',
+        `${method} ${path} on ${this.connection.server} (${this.connection.describe}) failed: ${(err as Error).message}`,
+      );
     }
     const text = await res.body.text();
     if (res.statusCode >= 400) {
@@ -157,7 +181,14 @@ export class KubeClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await request(`${this.connection.server}${path}`, { method: 'GET', headers, dispatcher: this.dispatcher, signal, headersTimeout: 15_000, bodyTimeout: 0 });
+    const res = await request(`${this.connection.server}${path}`, {
+      method: 'GET',
+      headers,
+      dispatcher: this.dispatcher,
+      signal,
+      headersTimeout: 15_000,
+      bodyTimeout: 0,
+    });
     if (res.statusCode >= 400) {
       const text = await res.body.text();
       let reason = String(res.statusCode);

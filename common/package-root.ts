@@ -12,7 +12,8 @@ export function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'proto'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('VERDICT_INSTALL_BROKEN: cannot find the verdict package root (package.json beside proto/)');
+    if (parent === dir)
+      throw new Error('VERDICT_INSTALL_BROKEN: cannot find the verdict package root (package.json beside proto/)');
     dir = parent;
   }
 }

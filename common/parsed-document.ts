@@ -42,8 +42,13 @@ export function parseYamlDocument(text: string): unknown {
   return only?.value ?? null;
 }
 
-/** Every document of a YAML stream, each as safe data or the reason it cannot be used (one bad document spoils no other). */
-export function parseYamlDocuments(text: string): ({ kind: 'value'; value: unknown } | { kind: 'error'; reason: string })[] {
+/**
+ * Every document of a YAML stream, each as safe data or the reason it cannot be used (one bad document spoils no
+ * other).
+ */
+export function parseYamlDocuments(
+  text: string,
+): ({ kind: 'value'; value: unknown } | { kind: 'error'; reason: string })[] {
   return composeYaml(text, false);
 }
 
@@ -54,7 +59,10 @@ export function parseYamlDocuments(text: string): ({ kind: 'value'; value: unkno
  * is measured on the parse tree first and a document nested too deep is
  * refused before it is composed.
  */
-function composeYaml(text: string, forceDoc: boolean): ({ kind: 'value'; value: unknown } | { kind: 'error'; reason: string })[] {
+function composeYaml(
+  text: string,
+  forceDoc: boolean,
+): ({ kind: 'value'; value: unknown } | { kind: 'error'; reason: string })[] {
   const lines = new LineCounter();
   let tokens: CST.Token[];
   try {
@@ -129,12 +137,14 @@ export function toDocumentValue(value: unknown): unknown {
 }
 
 function copy(v: unknown, depth: number, budget: { left: number }): unknown {
-  if (--budget.left < 0) throw new DocumentError(`the document holds more than ${MAX_DOCUMENT_VALUES} values once its aliases are expanded`);
+  if (--budget.left < 0)
+    throw new DocumentError(`the document holds more than ${MAX_DOCUMENT_VALUES} values once its aliases are expanded`);
   if (v === null || v === undefined || typeof v === 'string' || typeof v === 'boolean') return v;
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   if (typeof v !== 'object') throw new DocumentError(`a ${typeof v} value is not data`);
-  if (depth >= MAX_DOCUMENT_DEPTH) throw new DocumentError(`nested deeper than ${MAX_DOCUMENT_DEPTH} levels (or an alias refers to itself)`);
+  if (depth >= MAX_DOCUMENT_DEPTH)
+    throw new DocumentError(`nested deeper than ${MAX_DOCUMENT_DEPTH} levels (or an alias refers to itself)`);
   if (Array.isArray(v) || v instanceof Set) return [...v].map((x: unknown) => copy(x, depth + 1, budget));
   if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new DocumentError('an invalid timestamp');
@@ -146,7 +156,10 @@ function copy(v: unknown, depth: number, budget: { left: number }): unknown {
     return out;
   }
   const proto = Object.getPrototypeOf(v) as unknown;
-  if (proto !== Object.prototype && proto !== null) throw new DocumentError(`a value of type ${Object.prototype.toString.call(v).slice(8, -1)} is not data (a !!binary or custom tag?)`);
+  if (proto !== Object.prototype && proto !== null)
+    throw new DocumentError(
+      `a value of type ${Object.prototype.toString.call(v).slice(8, -1)} is not data (a !!binary or custom tag?)`,
+    );
   // Own enumerable keys only; on a null-prototype object even "__proto__" is a plain key.
   for (const [k, x] of Object.entries(v)) out[k] = copy(x, depth + 1, budget);
   return out;

@@ -50,7 +50,11 @@ const SORT_RUN = 2048;
  * long enough that one Array.prototype.sort would hold the loop (90,000 long
  * keys: about 100 ms here).
  */
-export async function sortInSlices<T>(items: readonly T[], compare: (a: T, b: T) => number, slice: TimeSlice): Promise<T[]> {
+export async function sortInSlices<T>(
+  items: readonly T[],
+  compare: (a: T, b: T) => number,
+  slice: TimeSlice,
+): Promise<T[]> {
   let runs: T[][] = [];
   for (let i = 0; i < items.length; i += SORT_RUN) {
     if (slice.isUp()) await slice.next();

@@ -23,7 +23,11 @@ export class NodeRootBuilder {
     rmSync(root, { recursive: true, force: true });
     mkdirSync(root, { recursive: true });
     this.ownersFaked = typeof process.getuid === 'function' ? process.getuid() !== 0 : true;
-    this.file('/etc/passwd', 'root:x:0:0:root:/root:/bin/bash\netcd:x:997:997:etcd user:/var/lib/etcd:/usr/sbin/nologin\n', { mode: 0o644 });
+    this.file(
+      '/etc/passwd',
+      'root:x:0:0:root:/root:/bin/bash\netcd:x:997:997:etcd user:/var/lib/etcd:/usr/sbin/nologin\n',
+      { mode: 0o644 },
+    );
     this.file('/etc/group', 'root:x:0:\netcd:x:997:\n', { mode: 0o644 });
   }
 

@@ -62,14 +62,26 @@ const STRONG_CIPHERS = [
 ];
 
 /** What every kubeadm node has: OS files, the kubelet unit and kubeconfig. */
-function kubeadmBase(b: NodeRootBuilder, opts: { unitMode: number; kubeconfigMode: number; kernel: string; os: string }): void {
-  b.file('/etc/os-release', `PRETTY_NAME="${opts.os}"\nNAME="${opts.os.split(' ')[0]}"\nID=${opts.os.split(' ')[0]?.toLowerCase()}\n`);
+function kubeadmBase(
+  b: NodeRootBuilder,
+  opts: { unitMode: number; kubeconfigMode: number; kernel: string; os: string },
+): void {
+  b.file(
+    '/etc/os-release',
+    `PRETTY_NAME="${opts.os}"\nNAME="${opts.os.split(' ')[0]}"\nID=${opts.os.split(' ')[0]?.toLowerCase()}\n`,
+  );
   b.file('/proc/sys/kernel/osrelease', `${opts.kernel}\n`, { mode: 0o444 });
   b.file('/usr/lib/systemd/system/kubelet.service', KUBELET_UNIT, { mode: opts.unitMode });
   b.file('/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf', KUBEADM_DROPIN, { mode: opts.unitMode });
-  b.file('/var/lib/kubelet/kubeadm-flags.env', 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n', { mode: 0o644 });
+  b.file(
+    '/var/lib/kubelet/kubeadm-flags.env',
+    'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n',
+    { mode: 0o644 },
+  );
   b.file('/etc/kubernetes/kubelet.conf', KUBECONFIG('system:node'), { mode: opts.kubeconfigMode });
-  b.file('/etc/kubernetes/pki/ca.crt', '-----BEGIN CERTIFICATE-----\nMIIC...\n-----END CERTIFICATE-----\n', { mode: 0o644 });
+  b.file('/etc/kubernetes/pki/ca.crt', '-----BEGIN CERTIFICATE-----\nMIIC...\n-----END CERTIFICATE-----\n', {
+    mode: 0o644,
+  });
   b.dir('/etc/kubernetes/manifests', { mode: 0o755 });
 }
 
@@ -91,7 +103,11 @@ export function buildHardenedWorker(b: NodeRootBuilder): void {
     {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
       kind: 'KubeletConfiguration',
-      authentication: { anonymous: { enabled: false }, webhook: { enabled: true, cacheTTL: '0s' }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } },
+      authentication: {
+        anonymous: { enabled: false },
+        webhook: { enabled: true, cacheTTL: '0s' },
+        x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' },
+      },
       authorization: { mode: 'Webhook' },
       cgroupDriver: 'systemd',
       clusterDNS: ['10.96.0.10'],
@@ -121,7 +137,12 @@ export function buildHardenedWorker(b: NodeRootBuilder): void {
   );
   b.process(812, KUBELET_ARGV(['--config-dir=/etc/kubernetes/kubelet.conf.d']));
   b.file('/var/lib/kube-proxy/kubeconfig.conf', KUBECONFIG('kube-proxy'), { mode: 0o600 });
-  b.process(1377, ['/usr/local/bin/kube-proxy', '--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf', '--metrics-bind-address=127.0.0.1:10249', '--hostname-override=worker-hardened']);
+  b.process(1377, [
+    '/usr/local/bin/kube-proxy',
+    '--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf',
+    '--metrics-bind-address=127.0.0.1:10249',
+    '--hostname-override=worker-hardened',
+  ]);
 }
 
 /** A worker with the usual mistakes: loose file modes, a flag that re-opens the read-only port, anonymous auth. */
@@ -229,13 +250,22 @@ function staticPod(name: string, image: string, command: string[]): unknown {
 
 /** A kubeadm control-plane node (Kubernetes 1.32) with static pods running. */
 export function buildControlPlane(b: NodeRootBuilder): void {
-  kubeadmBase(b, { unitMode: 0o600, kubeconfigMode: 0o600, kernel: '6.1.0-27-amd64', os: 'Debian GNU/Linux 12 (bookworm)' });
+  kubeadmBase(b, {
+    unitMode: 0o600,
+    kubeconfigMode: 0o600,
+    kernel: '6.1.0-27-amd64',
+    os: 'Debian GNU/Linux 12 (bookworm)',
+  });
   b.yaml(
     '/var/lib/kubelet/config.yaml',
     {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
       kind: 'KubeletConfiguration',
-      authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } },
+      authentication: {
+        anonymous: { enabled: false },
+        webhook: { enabled: true },
+        x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' },
+      },
       authorization: { mode: 'Webhook' },
       cgroupDriver: 'systemd',
       rotateCertificates: true,
@@ -255,8 +285,16 @@ export function buildControlPlane(b: NodeRootBuilder): void {
     b.yaml(`/etc/kubernetes/manifests/${name}.yaml`, staticPod(name, image, [name, ...flags]), { mode: 0o600 });
     b.process(pid++, [name, ...flags]);
   }
-  for (const f of ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf']) b.file(`/etc/kubernetes/${f}`, KUBECONFIG(f.replace('.conf', '')), { mode: 0o600 });
-  for (const crt of ['ca', 'apiserver', 'apiserver-kubelet-client', 'front-proxy-ca', 'front-proxy-client', 'apiserver-etcd-client']) {
+  for (const f of ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf'])
+    b.file(`/etc/kubernetes/${f}`, KUBECONFIG(f.replace('.conf', '')), { mode: 0o600 });
+  for (const crt of [
+    'ca',
+    'apiserver',
+    'apiserver-kubelet-client',
+    'front-proxy-ca',
+    'front-proxy-client',
+    'apiserver-etcd-client',
+  ]) {
     b.file(`/etc/kubernetes/pki/${crt}.crt`, '-----BEGIN CERTIFICATE-----\n', { mode: 0o644 });
     b.file(`/etc/kubernetes/pki/${crt}.key`, '-----BEGIN PRIVATE KEY-----\n', { mode: 0o600 });
   }
@@ -269,7 +307,11 @@ export function buildControlPlane(b: NodeRootBuilder): void {
   // kubeadm leaves the etcd data directory root-owned: the benchmark wants etcd:etcd.
   b.dir('/var/lib/etcd', { mode: 0o700 });
   b.dir('/var/lib/etcd/member', { mode: 0o700 });
-  b.file('/etc/cni/net.d/10-calico.conflist', '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"}]}\n', { mode: 0o600 });
+  b.file(
+    '/etc/cni/net.d/10-calico.conflist',
+    '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"}]}\n',
+    { mode: 0o600 },
+  );
 }
 
 const BUILDERS: Record<ExampleNode, (b: NodeRootBuilder) => void> = {

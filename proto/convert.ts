@@ -1,6 +1,13 @@
 import type { NodeRole, ScanReport } from '../common/scan-report.js';
 import type { EndpointKind, FlowEndpoint, FlowRecord } from '../common/flow.js';
-import type { WireBenchmarkRun, WireCheckStatus, WireEndpointKind, WireFlowEndpoint, WireFlowRecord, WireRole } from './index.js';
+import type {
+  WireBenchmarkRun,
+  WireCheckStatus,
+  WireEndpointKind,
+  WireFlowEndpoint,
+  WireFlowRecord,
+  WireRole,
+} from './index.js';
 
 /** Scan report ↔ BenchmarkRun. The summary is not sent: the receiver recomputes it. */
 export function reportToWire(report: ScanReport, seq: number): WireBenchmarkRun {
@@ -40,7 +47,14 @@ export const KIND_TO_WIRE: Record<EndpointKind, WireEndpointKind> = {
 };
 
 function endpointToWire(e: FlowEndpoint): WireFlowEndpoint {
-  return { kind: KIND_TO_WIRE[e.kind], namespace: e.namespace, name: e.name, labels: e.labels, serviceAccount: e.serviceAccount, internet: e.internet };
+  return {
+    kind: KIND_TO_WIRE[e.kind],
+    namespace: e.namespace,
+    name: e.name,
+    labels: e.labels,
+    serviceAccount: e.serviceAccount,
+    internet: e.internet,
+  };
 }
 
 export function flowToWire(f: FlowRecord): WireFlowRecord {
@@ -62,4 +76,3 @@ export function flowToWire(f: FlowRecord): WireFlowRecord {
     policyDecided: f.policyDecided,
   };
 }
-

@@ -1,9 +1,29 @@
-import { flowRecordProblem, textProblem, type EndpointKind, type FlowEndpoint, type FlowRecord, type PolicyRef } from '../common/flow.js';
+import {
+  flowRecordProblem,
+  textProblem,
+  type EndpointKind,
+  type FlowEndpoint,
+  type FlowRecord,
+  type PolicyRef,
+} from '../common/flow.js';
 import type { NodeHello } from '../common/node-hello.js';
-import { summarize, type CheckResult, type CheckStatus, type NodeRole, type ScanReport } from '../common/scan-report.js';
+import {
+  summarize,
+  type CheckResult,
+  type CheckStatus,
+  type NodeRole,
+  type ScanReport,
+} from '../common/scan-report.js';
 import type { TimeSlice } from '../common/time-slice.js';
 import { KIND_TO_WIRE } from './convert.js';
-import type { WireBenchmarkRun, WireFlowBatch, WireFlowEndpoint, WireFlowRecord, WireHello, WirePolicyRef } from './index.js';
+import type {
+  WireBenchmarkRun,
+  WireFlowBatch,
+  WireFlowEndpoint,
+  WireFlowRecord,
+  WireHello,
+  WirePolicyRef,
+} from './index.js';
 
 /**
  * The one place an agent message becomes a domain message: every field of
@@ -27,14 +47,23 @@ const WIRE_LIMITS = {
   sourcesPerBatch: 256,
 } as const;
 
-/** Seqs and counts travel as uint64 but are kept as JS numbers: beyond 2^53 they are not exact (and PostgreSQL's bigint ends at 2^63). */
+/**
+ * Seqs and counts travel as uint64 but are kept as JS numbers: beyond 2^53 they are not exact (and PostgreSQL's bigint
+ * ends at 2^63).
+ */
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const fail = (problem: string): { ok: false; problem: string } => ({ ok: false, problem });
 
 const ROLES: Record<string, NodeRole> = { NODE_ROLE_WORKER: 'worker', NODE_ROLE_CONTROL_PLANE: 'control-plane' };
-const STATUSES: Record<string, CheckStatus> = { CHECK_STATUS_PASS: 'PASS', CHECK_STATUS_FAIL: 'FAIL', CHECK_STATUS_SKIP: 'SKIP' };
-const KINDS: Record<string, EndpointKind> = Object.fromEntries(Object.entries(KIND_TO_WIRE).map(([k, v]) => [v, k as EndpointKind]));
+const STATUSES: Record<string, CheckStatus> = {
+  CHECK_STATUS_PASS: 'PASS',
+  CHECK_STATUS_FAIL: 'FAIL',
+  CHECK_STATUS_SKIP: 'SKIP',
+};
+const KINDS: Record<string, EndpointKind> = Object.fromEntries(
+  Object.entries(KIND_TO_WIRE).map(([k, v]) => [v, k as EndpointKind]),
+);
 const ACTIONS: Record<string, 'allow' | 'deny'> = { FLOW_ACTION_ALLOW: 'allow', FLOW_ACTION_DENY: 'deny' };
 const REPORTERS: Record<string, 'src' | 'dst'> = { FLOW_REPORTER_SOURCE: 'src', FLOW_REPORTER_DESTINATION: 'dst' };
 
@@ -48,14 +77,22 @@ export type HelloMessage = NodeHello;
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export function helloFromWire(h: WireHello): FromWire<HelloMessage> {
-  if (typeof h.nodeName !== 'string' || !NODE_NAME.test(h.nodeName)) return fail(`node name ${JSON.stringify(h.nodeName)} is not a Kubernetes node name`);
+  if (typeof h.nodeName !== 'string' || !NODE_NAME.test(h.nodeName))
+    return fail(`node name ${JSON.stringify(h.nodeName)} is not a Kubernetes node name`);
   const bootProblem = textProblem('boot_id', h.bootId, 128);
   if (bootProblem) return fail(bootProblem);
   if (!h.bootId) return fail('boot_id is empty');
   // An unknown role (a newer agent) is told apart from "unspecified", which older agents never send either.
   const role = h.role === 'NODE_ROLE_UNSPECIFIED' ? 'worker' : member(ROLES, h.role);
   if (!role) return fail(`role ${JSON.stringify(h.role)} is not one this aggregator knows`);
-  for (const f of ['kubeletVersion', 'kubernetesVersion', 'osImage', 'kernelVersion', 'architecture', 'agentVersion'] as const) {
+  for (const f of [
+    'kubeletVersion',
+    'kubernetesVersion',
+    'osImage',
+    'kernelVersion',
+    'architecture',
+    'agentVersion',
+  ] as const) {
     const p = textProblem(f, h[f], 256);
     if (p) return fail(p);
   }
@@ -63,7 +100,9 @@ export function helloFromWire(h: WireHello): FromWire<HelloMessage> {
   const entries = Object.entries(h.nodeLabels ?? {});
   if (entries.length > WIRE_LIMITS.nodeLabels) return fail(`more than ${WIRE_LIMITS.nodeLabels} node labels`);
   for (const [k, v] of entries) {
-    const p = textProblem(`node label key ${JSON.stringify(k.slice(0, 64))}`, k, WIRE_LIMITS.labelText) ?? textProblem(`node label ${JSON.stringify(k.slice(0, 64))}`, v, WIRE_LIMITS.labelText);
+    const p =
+      textProblem(`node label key ${JSON.stringify(k.slice(0, 64))}`, k, WIRE_LIMITS.labelText) ??
+      textProblem(`node label ${JSON.stringify(k.slice(0, 64))}`, v, WIRE_LIMITS.labelText);
     if (p) return fail(p);
     labels[k] = v;
   }
@@ -84,17 +123,23 @@ export function helloFromWire(h: WireHello): FromWire<HelloMessage> {
   };
 }
 
-export function benchmarkRunFromWire(node: string, run: WireBenchmarkRun): FromWire<{ seq: number; report: ScanReport }> {
+export function benchmarkRunFromWire(
+  node: string,
+  run: WireBenchmarkRun,
+): FromWire<{ seq: number; report: ScanReport }> {
   if (!isSeq(run.seq)) return fail(`seq ${String(run.seq)} is not from 1 to 2^53-1`);
-  const head = textProblem('benchmark_id', run.benchmarkId, 64) ?? textProblem('benchmark_version', run.benchmarkVersion, 64);
+  const head =
+    textProblem('benchmark_id', run.benchmarkId, 64) ?? textProblem('benchmark_version', run.benchmarkVersion, 64);
   if (head) return fail(head);
   if (!run.benchmarkId) return fail('benchmark_id is empty');
-  if (!Number.isSafeInteger(run.startedAtUnixMs) || run.startedAtUnixMs <= 0 || run.startedAtUnixMs > 8.64e15) return fail('started_at_unix_ms is not set or out of range');
+  if (!Number.isSafeInteger(run.startedAtUnixMs) || run.startedAtUnixMs <= 0 || run.startedAtUnixMs > 8.64e15)
+    return fail('started_at_unix_ms is not set or out of range');
   if (!isCount(run.durationMs)) return fail('duration_ms is out of range');
   if (run.role === 'NODE_ROLE_UNSPECIFIED') return fail('role is unspecified');
   const role = member(ROLES, run.role);
   if (!role) return fail(`role ${JSON.stringify(run.role)} is not one this aggregator knows`);
-  if (!Array.isArray(run.checks) || run.checks.length > WIRE_LIMITS.checksPerRun) return fail(`checks is not a list of at most ${WIRE_LIMITS.checksPerRun}`);
+  if (!Array.isArray(run.checks) || run.checks.length > WIRE_LIMITS.checksPerRun)
+    return fail(`checks is not a list of at most ${WIRE_LIMITS.checksPerRun}`);
   const ids = new Set<string>();
   const checks: CheckResult[] = [];
   for (const [i, c] of run.checks.entries()) {
@@ -102,12 +147,15 @@ export function benchmarkRunFromWire(node: string, run: WireBenchmarkRun): FromW
     const text =
       textProblem(`${where}.id`, c.id, 64) ??
       textProblem(`${where}.section`, c.section, 64) ??
-      (['title', 'skipReason', 'expected', 'actual', 'evidence', 'remediation'] as const).map((f) => textProblem(`${where}.${f}`, c[f], WIRE_LIMITS.checkText)).find(Boolean);
+      (['title', 'skipReason', 'expected', 'actual', 'evidence', 'remediation'] as const)
+        .map((f) => textProblem(`${where}.${f}`, c[f], WIRE_LIMITS.checkText))
+        .find(Boolean);
     if (text) return fail(text);
     if (!c.id) return fail(`${where}.id is empty`);
     if (ids.has(c.id)) return fail(`${where}.id appears twice`);
     ids.add(c.id);
-    if (!Number.isInteger(c.level) || c.level < 0 || c.level > 9) return fail(`${where}.level ${String(c.level)} is not 0-9`);
+    if (!Number.isInteger(c.level) || c.level < 0 || c.level > 9)
+      return fail(`${where}.level ${String(c.level)} is not 0-9`);
     if (c.status === 'CHECK_STATUS_UNSPECIFIED') return fail(`${where} has no status`);
     const status = member(STATUSES, c.status);
     if (!status) return fail(`${where}.status ${JSON.stringify(c.status)} is not one this aggregator knows`);
@@ -156,10 +204,23 @@ function endpointFromWire(e: WireFlowEndpoint | null | undefined): FlowEndpoint 
   const kind = member(KINDS, e.kind);
   if (!kind) return `kind ${JSON.stringify(e.kind)} is not one this aggregator knows`;
   const labels = Array.isArray(e.labels) ? [...e.labels].sort() : e.labels;
-  return { kind, namespace: e.namespace, name: e.name, labels, serviceAccount: e.serviceAccount, internet: e.internet === true };
+  return {
+    kind,
+    namespace: e.namespace,
+    name: e.name,
+    labels,
+    serviceAccount: e.serviceAccount,
+    internet: e.internet === true,
+  };
 }
 
-const policyFromWire = (p: WirePolicyRef): PolicyRef => ({ tier: p?.tier, namespace: p?.namespace, name: p?.name, action: p?.action, kind: p?.kind });
+const policyFromWire = (p: WirePolicyRef): PolicyRef => ({
+  tier: p?.tier,
+  namespace: p?.namespace,
+  name: p?.name,
+  action: p?.action,
+  kind: p?.kind,
+});
 
 /** One record, converted and checked; a string says why it cannot be. */
 export function flowFromWire(r: WireFlowRecord): FlowRecord | string {
@@ -198,7 +259,10 @@ export function flowFromWire(r: WireFlowRecord): FlowRecord | string {
  * `slice` is up (checking 90,000 records takes a few hundred ms); where it
  * pauses never changes the answer.
  */
-export async function flowBatchFromWireInSlices(b: WireFlowBatch, slice: TimeSlice): Promise<FromWire<FlowBatchMessage>> {
+export async function flowBatchFromWireInSlices(
+  b: WireFlowBatch,
+  slice: TimeSlice,
+): Promise<FromWire<FlowBatchMessage>> {
   const head = flowBatchHeadFromWire(b);
   if (!head.ok) return head;
   for (let i = 0; i < b.records.length; i++) {
@@ -214,7 +278,8 @@ export async function flowBatchFromWireInSlices(b: WireFlowBatch, slice: TimeSli
 function flowBatchHeadFromWire(b: WireFlowBatch): FromWire<FlowBatchMessage> {
   if (!isSeq(b.seq)) return fail(`seq ${String(b.seq)} is not from 1 to 2^53-1`);
   if (!isCount(b.droppedRecords)) return fail('dropped_records is out of range');
-  if (!Array.isArray(b.sources) || b.sources.length > WIRE_LIMITS.sourcesPerBatch) return fail(`sources is not a list of at most ${WIRE_LIMITS.sourcesPerBatch}`);
+  if (!Array.isArray(b.sources) || b.sources.length > WIRE_LIMITS.sourcesPerBatch)
+    return fail(`sources is not a list of at most ${WIRE_LIMITS.sourcesPerBatch}`);
   const sources: FlowBatchMessage['sources'] = [];
   for (const [i, s] of b.sources.entries()) {
     const p = textProblem(`sources[${i}].source`, s.source, 4096);

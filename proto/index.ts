@@ -10,7 +10,13 @@ import { packageRoot } from '../common/package-root.js';
  * milliseconds stay far below 2^53), enums as their names, defaults filled in,
  * and the name of the set oneof member in `kind`.
  */
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
 
 function protoFile(): string {
   return join(packageRoot(), 'proto', 'verdict', 'v1', 'agent.proto');
@@ -28,7 +34,8 @@ export function agentServiceDefinition(): grpc.ServiceDefinition {
 }
 
 export type WireRole = 'NODE_ROLE_UNSPECIFIED' | 'NODE_ROLE_WORKER' | 'NODE_ROLE_CONTROL_PLANE';
-export type WireCheckStatus = 'CHECK_STATUS_UNSPECIFIED' | 'CHECK_STATUS_PASS' | 'CHECK_STATUS_FAIL' | 'CHECK_STATUS_SKIP';
+export type WireCheckStatus =
+  'CHECK_STATUS_UNSPECIFIED' | 'CHECK_STATUS_PASS' | 'CHECK_STATUS_FAIL' | 'CHECK_STATUS_SKIP';
 
 export interface WireHello {
   nodeName: string;
@@ -68,7 +75,13 @@ export interface WireBenchmarkRun {
   checks: WireCheckResult[];
 }
 
-export type WireEndpointKind = 'ENDPOINT_KIND_UNSPECIFIED' | 'ENDPOINT_KIND_POD' | 'ENDPOINT_KIND_HOST' | 'ENDPOINT_KIND_NETWORK_SET' | 'ENDPOINT_KIND_NETWORK' | 'ENDPOINT_KIND_API_SERVER';
+export type WireEndpointKind =
+  | 'ENDPOINT_KIND_UNSPECIFIED'
+  | 'ENDPOINT_KIND_POD'
+  | 'ENDPOINT_KIND_HOST'
+  | 'ENDPOINT_KIND_NETWORK_SET'
+  | 'ENDPOINT_KIND_NETWORK'
+  | 'ENDPOINT_KIND_API_SERVER';
 
 export interface WireFlowEndpoint {
   kind: WireEndpointKind;
@@ -143,9 +156,7 @@ export interface WireReject {
 }
 
 export type WireAggregatorMessage =
-  | { kind: 'welcome'; welcome: WireWelcome }
-  | { kind: 'ack'; ack: WireAck }
-  | { kind: 'reject'; reject: WireReject };
+  { kind: 'welcome'; welcome: WireWelcome } | { kind: 'ack'; ack: WireAck } | { kind: 'reject'; reject: WireReject };
 
 /** The highest protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;

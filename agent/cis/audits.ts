@@ -4,7 +4,14 @@ import type { HostView } from './host.js';
 import { KUBELET_SETTING_FLAGS } from './kubelet-defaults.js';
 import { resolveSetting, type KubeletSettings } from './kubelet.js';
 import type { NodeAccounts } from './accounts.js';
-import type { AuditSpec, ComponentFlagAuditSpec, FileModeAuditSpec, FileOwnerAuditSpec, KubeletAuditSpec, SystemdPropertyAuditSpec } from './schema.js';
+import type {
+  AuditSpec,
+  ComponentFlagAuditSpec,
+  FileModeAuditSpec,
+  FileOwnerAuditSpec,
+  KubeletAuditSpec,
+  SystemdPropertyAuditSpec,
+} from './schema.js';
 import { readSystemdService, serviceProperty, SYSTEMD_UNIT_DIRS } from './systemd.js';
 
 /** Everything a check may read, resolved once per scan. */
@@ -53,21 +60,35 @@ function systemdAudit(audit: SystemdPropertyAuditSpec, facts: NodeFacts): AuditO
   const expected = `${audit.property}= ${describeExpect(audit.expect)}`;
   const unit = readSystemdService(facts.host, audit.unit, SYSTEMD_UNIT_DIRS);
   if (!unit) return { status: 'NA', expected, actual: '', evidence: '', reason: `no ${audit.unit} unit on this node` };
-  if (unit.errors.length > 0) return { status: 'FAIL', expected, actual: 'unknown', evidence: unit.errors.join('; '), reason: `${audit.unit} unreadable` };
+  if (unit.errors.length > 0)
+    return {
+      status: 'FAIL',
+      expected,
+      actual: 'unknown',
+      evidence: unit.errors.join('; '),
+      reason: `${audit.unit} unreadable`,
+    };
   const p = serviceProperty(unit, audit.property);
   return {
     status: meets(p.value, audit.expect) ? 'PASS' : 'FAIL',
     expected,
     actual: p.value ?? '(not set)',
-    evidence: p.file ? `${audit.property}= in ${p.file}` : `${audit.property}= not set in ${[unit.unitFile, ...unit.dropIns].filter(Boolean).join(', ')}`,
+    evidence: p.file
+      ? `${audit.property}= in ${p.file}`
+      : `${audit.property}= not set in ${[unit.unitFile, ...unit.dropIns].filter(Boolean).join(', ')}`,
   };
 }
 
 /** `all`: any FAIL fails, all NA is NA. `any`: any PASS passes, all NA is NA. */
 function combine(kind: 'all' | 'any', parts: AuditOutcome[]): AuditOutcome {
-  const join = (k: 'expected' | 'actual' | 'evidence') => parts.map((p) => p[k]).filter(Boolean).join(kind === 'all' ? '; ' : ' | ');
+  const join = (k: 'expected' | 'actual' | 'evidence') =>
+    parts
+      .map((p) => p[k])
+      .filter(Boolean)
+      .join(kind === 'all' ? '; ' : ' | ');
   const merged = { expected: join('expected'), actual: join('actual'), evidence: join('evidence') };
-  if (parts.every((p) => p.status === 'NA')) return { ...merged, status: 'NA', reason: parts.map((p) => p.reason).join('; ') };
+  if (parts.every((p) => p.status === 'NA'))
+    return { ...merged, status: 'NA', reason: parts.map((p) => p.reason).join('; ') };
   const decided = parts.filter((p) => p.status !== 'NA');
   const pass = kind === 'all' ? decided.every((p) => p.status === 'PASS') : decided.some((p) => p.status === 'PASS');
   return { ...merged, status: pass ? 'PASS' : 'FAIL' };
@@ -77,12 +98,19 @@ function kubeletAudit(audit: KubeletAuditSpec, facts: NodeFacts): AuditOutcome {
   const expected = `${audit.setting ?? `--${audit.flag}`} ${describeExpect(audit.expect)}`;
   const k = facts.kubelet;
   // A configz that answered but could not be used is a kubelet, just an unknown one.
-  if (k.origin === 'none' && !k.live && k.configErrors.length === 0) return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
+  if (k.origin === 'none' && !k.live && k.configErrors.length === 0)
+    return { status: 'NA', expected, actual: '', evidence: k.originDetail, reason: 'no kubelet on this node' };
   const r = resolveSetting(k, audit.setting, audit.flag);
   const actual = r.value === undefined ? '(not set)' : r.value;
   // A value that would come from a file we could not read is unknown, never PASS.
   if (!r.source.startsWith('flag ') && !k.live && k.configErrors.length > 0) {
-    return { status: 'FAIL', expected, actual: 'unknown', evidence: k.configErrors.join('; '), reason: 'kubelet config unreadable' };
+    return {
+      status: 'FAIL',
+      expected,
+      actual: 'unknown',
+      evidence: k.configErrors.join('; '),
+      reason: 'kubelet config unreadable',
+    };
   }
   if (r.error) return { status: 'FAIL', expected, actual: 'unknown', evidence: r.error, reason: r.error };
   return { status: meets(r.value, audit.expect) ? 'PASS' : 'FAIL', expected, actual, evidence: r.source };
@@ -96,10 +124,14 @@ function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditO
   // kube-proxy (and components like it) take a --config file that replaces the flags.
   if (audit.configField) {
     const cfg = facts.components.configValue(audit.component, audit.configField);
-    if (cfg.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: cfg.reason, reason: cfg.reason };
+    if (cfg.kind === 'error')
+      return { status: 'FAIL', expected, actual: 'unknown', evidence: cfg.reason, reason: cfg.reason };
     if (cfg.kind === 'value') {
       const value = cfg.value ?? audit.default;
-      const evidence = cfg.value !== undefined ? cfg.source : `${audit.component} default (${audit.configField} not set in its --config file)`;
+      const evidence =
+        cfg.value !== undefined
+          ? cfg.source
+          : `${audit.component} default (${audit.configField} not set in its --config file)`;
       return { status: meets(value, audit.expect) ? 'PASS' : 'FAIL', expected, actual: value ?? '(not set)', evidence };
     }
   }
@@ -123,12 +155,21 @@ function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditO
 function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFacts): AuditOutcome {
   const expected = audit.type === 'file-mode' ? `${audit.mode} or more restrictive` : audit.owner;
   const path = resolvePathTemplate(audit.path, facts);
-  if (path.kind === 'unresolved') return { status: 'NA', expected, actual: '', evidence: path.reason, reason: path.reason };
-  if (path.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: path.reason, reason: path.reason };
+  if (path.kind === 'unresolved')
+    return { status: 'NA', expected, actual: '', evidence: path.reason, reason: path.reason };
+  if (path.kind === 'error')
+    return { status: 'FAIL', expected, actual: 'unknown', evidence: path.reason, reason: path.reason };
   const globError = /[*?]/.test(path.path) ? facts.host.globError(path.path) : undefined;
   if (globError) return { status: 'FAIL', expected, actual: 'unknown', evidence: globError, reason: globError };
   const files = facts.host.glob(path.path);
-  if (files.length === 0) return { status: 'NA', expected, actual: '', evidence: `${path.path} matches nothing`, reason: `no file matches ${path.path}` };
+  if (files.length === 0)
+    return {
+      status: 'NA',
+      expected,
+      actual: '',
+      evidence: `${path.path} matches nothing`,
+      reason: `no file matches ${path.path}`,
+    };
   const want = audit.type === 'file-owner' ? facts.accounts.resolveOwner(audit.owner) : undefined;
   const findings: string[] = [];
   let failed = false;
@@ -153,14 +194,27 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
       findings.push(`${file}: ${facts.accounts.describeOwner(st.facts.uid, st.facts.gid)}`);
     }
   }
-  if (found === 0) return { status: 'NA', expected, actual: '', evidence: `${path.path} does not exist`, reason: `${path.path} does not exist on this node` };
-  const evidence = [path.source, want === undefined && audit.type === 'file-owner' ? `owner ${audit.owner} does not exist on this node` : '']
+  if (found === 0)
+    return {
+      status: 'NA',
+      expected,
+      actual: '',
+      evidence: `${path.path} does not exist`,
+      reason: `${path.path} does not exist on this node`,
+    };
+  const evidence = [
+    path.source,
+    want === undefined && audit.type === 'file-owner' ? `owner ${audit.owner} does not exist on this node` : '',
+  ]
     .filter(Boolean)
     .join('; ');
   return { status: failed ? 'FAIL' : 'PASS', expected, actual: findings.join(', '), evidence };
 }
 
-type ResolvedPath = { kind: 'path'; path: string; source: string } | { kind: 'unresolved'; reason: string } | { kind: 'error'; reason: string };
+type ResolvedPath =
+  | { kind: 'path'; path: string; source: string }
+  | { kind: 'unresolved'; reason: string }
+  | { kind: 'error'; reason: string };
 
 /** Expand `{kubelet:...}`, `{kubelet-file:...}`, `{flag:component:name}` and `{a|b}` alternatives. */
 function resolvePathTemplate(template: string, facts: NodeFacts): ResolvedPath {
@@ -184,34 +238,52 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
   if (kind === 'kubelet-file' || kind === 'kubelet') {
     if (k.origin === 'none') return { kind: 'unresolved', reason: 'no kubelet on this node' };
     if (kind === 'kubelet') {
-      if (k.configErrors.length > 0) return { kind: 'error', reason: `kubelet config unreadable: ${k.configErrors.join('; ')}` };
-      // The field's flag wins over the config files, as it does for the kubelet (4.1.7/4.1.8 used to read only the files).
-      const flag = b ?? (Object.hasOwn(KUBELET_SETTING_FLAGS, a as string) ? KUBELET_SETTING_FLAGS[a as string] : undefined);
+      if (k.configErrors.length > 0)
+        return { kind: 'error', reason: `kubelet config unreadable: ${k.configErrors.join('; ')}` };
+      // The field's flag wins over the config files, as it does for the kubelet (4.1.7/4.1.8 used to read only the
+      // files).
+      const flag =
+        b ?? (Object.hasOwn(KUBELET_SETTING_FLAGS, a as string) ? KUBELET_SETTING_FLAGS[a as string] : undefined);
       const r = resolveSetting(k, a as string, flag);
       if (r.error) return { kind: 'error', reason: r.error };
-      return r.value ? { kind: 'path', path: r.value, source: `${a} from ${r.source}` } : { kind: 'unresolved', reason: `kubelet ${a} is not set` };
+      return r.value
+        ? { kind: 'path', path: r.value, source: `${a} from ${r.source}` }
+        : { kind: 'unresolved', reason: `kubelet ${a} is not set` };
     }
-    if (a === 'config') return k.configPath ? { kind: 'path', path: k.configPath, source: `--config (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --config' };
+    if (a === 'config')
+      return k.configPath
+        ? { kind: 'path', path: k.configPath, source: `--config (${k.originDetail})` }
+        : { kind: 'unresolved', reason: 'the kubelet runs without --config' };
     if (a === 'kubeconfig') {
       const p = k.flags.get('kubeconfig');
-      return p ? { kind: 'path', path: p, source: `--kubeconfig (${k.originDetail})` } : { kind: 'unresolved', reason: 'the kubelet runs without --kubeconfig' };
+      return p
+        ? { kind: 'path', path: p, source: `--kubeconfig (${k.originDetail})` }
+        : { kind: 'unresolved', reason: 'the kubelet runs without --kubeconfig' };
     }
-    if (a === 'service' && k.serviceErrors.length > 0) return { kind: 'error', reason: `kubelet unit unreadable: ${k.serviceErrors.join('; ')}` };
-    if (a === 'service') return k.serviceFile ? { kind: 'path', path: k.serviceFile, source: 'the unit holding the kubelet ExecStart' } : { kind: 'unresolved', reason: 'no kubelet systemd unit' };
+    if (a === 'service' && k.serviceErrors.length > 0)
+      return { kind: 'error', reason: `kubelet unit unreadable: ${k.serviceErrors.join('; ')}` };
+    if (a === 'service')
+      return k.serviceFile
+        ? { kind: 'path', path: k.serviceFile, source: 'the unit holding the kubelet ExecStart' }
+        : { kind: 'unresolved', reason: 'no kubelet systemd unit' };
     return { kind: 'unresolved', reason: `unknown kubelet file ${a}` };
   }
   if (kind === 'config') {
     const cfg = facts.components.configValue(a as ComponentName, b as string);
     if (cfg.kind === 'error') return { kind: 'error', reason: cfg.reason };
     if (cfg.kind === 'absent') return { kind: 'unresolved', reason: `${a} runs without a --config file` };
-    return cfg.value ? { kind: 'path', path: cfg.value, source: cfg.source } : { kind: 'unresolved', reason: `${b} is not set in ${a}'s --config file` };
+    return cfg.value
+      ? { kind: 'path', path: cfg.value, source: cfg.source }
+      : { kind: 'unresolved', reason: `${b} is not set in ${a}'s --config file` };
   }
   if (kind === 'flag') {
     const c = facts.components.flags(a as ComponentName);
     if (c.kind === 'absent') return { kind: 'unresolved', reason: c.reason };
     if (c.kind === 'error') return { kind: 'error', reason: c.reason };
     const p = c.flags.get(b as string);
-    return p ? { kind: 'path', path: p, source: `--${b} in ${c.source}` } : { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
+    return p
+      ? { kind: 'path', path: p, source: `--${b} in ${c.source}` }
+      : { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
   }
   return { kind: 'unresolved', reason: `unknown path variable ${v}` };
 }

@@ -33,7 +33,10 @@ export function loadBenchmarks(dir = bundledBenchmarkDir()): BenchmarkSpec[] {
  * lists that minor; the newest of all when the version is unknown or newer than
  * every benchmark (a newer cluster is judged by the newest rules we have).
  */
-export function pickBenchmark(benchmarks: BenchmarkSpec[], kubernetesVersion: string | undefined): { benchmark: BenchmarkSpec; why: string } {
+export function pickBenchmark(
+  benchmarks: BenchmarkSpec[],
+  kubernetesVersion: string | undefined,
+): { benchmark: BenchmarkSpec; why: string } {
   const newest = benchmarks[0];
   if (!newest) throw new Error('VERDICT_BENCHMARK_NONE: no benchmark files found');
   const minor = /(\d+)\.(\d+)/.exec(kubernetesVersion ?? '');

@@ -20,9 +20,19 @@ export type ComponentFlags =
 
 /** Go boolean flags of these components (pflag never gives them the next word). */
 const BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
-  'anonymous-auth', 'profiling', 'allow-privileged', 'use-service-account-credentials', 'service-account-lookup',
-  'client-cert-auth', 'peer-client-cert-auth', 'auto-tls', 'peer-auto-tls',
-  'leader-elect', 'rotate-certificates', 'enable-bootstrap-token-auth', 'insecure-skip-tls-verify',
+  'anonymous-auth',
+  'profiling',
+  'allow-privileged',
+  'use-service-account-credentials',
+  'service-account-lookup',
+  'client-cert-auth',
+  'peer-client-cert-auth',
+  'auto-tls',
+  'peer-auto-tls',
+  'leader-elect',
+  'rotate-certificates',
+  'enable-bootstrap-token-auth',
+  'insecure-skip-tls-verify',
 ]);
 
 /** Static pod manifests kubeadm writes, by component (kube-proxy runs as a DaemonSet pod instead). */
@@ -68,13 +78,20 @@ export class ComponentReader {
    * like), or why it cannot be read. `absent` means the component runs without
    * --config, so its flags are what count.
    */
-  configValue(component: ComponentName, field: string): { kind: 'value'; value: string | undefined; source: string } | { kind: 'absent' } | { kind: 'error'; reason: string } {
+  configValue(
+    component: ComponentName,
+    field: string,
+  ):
+    | { kind: 'value'; value: string | undefined; source: string }
+    | { kind: 'absent' }
+    | { kind: 'error'; reason: string } {
     const c = this.flags(component);
     if (c.kind !== 'found') return { kind: 'absent' };
     const path = c.flags.get('config');
     if (!path) return { kind: 'absent' };
     const file = this.host.readText(posix.resolve('/', path));
-    if (file.kind === 'absent') return { kind: 'error', reason: `${path} (the --config of ${component}) does not exist` };
+    if (file.kind === 'absent')
+      return { kind: 'error', reason: `${path} (the --config of ${component}) does not exist` };
     if (file.kind === 'error') return { kind: 'error', reason: `${path}: ${file.reason}` };
     let doc: unknown;
     try {
@@ -84,9 +101,14 @@ export class ComponentReader {
     }
     // The field path comes from a benchmark; only the document's own keys answer it.
     const cur = documentPath(doc, field);
-    if (cur === undefined || cur === null || cur === '') return { kind: 'value', value: undefined, source: `${field} in ${path}` };
+    if (cur === undefined || cur === null || cur === '')
+      return { kind: 'value', value: undefined, source: `${field} in ${path}` };
     const items = Array.isArray(cur) ? cur.map(scalarText) : [scalarText(cur)];
-    if (items.some((x) => x === undefined)) return { kind: 'error', reason: `${path}: ${field} is ${Array.isArray(cur) ? 'a list of more than plain values' : 'a mapping'}, not a value` };
+    if (items.some((x) => x === undefined))
+      return {
+        kind: 'error',
+        reason: `${path}: ${field} is ${Array.isArray(cur) ? 'a list of more than plain values' : 'a mapping'}, not a value`,
+      };
     return { kind: 'value', value: items.join(','), source: `${field} in ${path}` };
   }
 
@@ -101,12 +123,18 @@ export class ComponentReader {
           if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
         }
       }
-      return { kind: 'found', flags: parseFlags(proc.argv.slice(1), BOOLEAN_FLAGS), env, source: `${component} pid ${proc.pid}` };
+      return {
+        kind: 'found',
+        flags: parseFlags(proc.argv.slice(1), BOOLEAN_FLAGS),
+        env,
+        source: `${component} pid ${proc.pid}`,
+      };
     }
     const path = this.manifestPath(component);
     if (!path) return { kind: 'absent', reason: `${component} is not running on this node` };
     const file = this.host.readText(path);
-    if (file.kind === 'absent') return { kind: 'absent', reason: `${component} is not running and ${path} does not exist` };
+    if (file.kind === 'absent')
+      return { kind: 'absent', reason: `${component} is not running and ${path} does not exist` };
     if (file.kind === 'error') return { kind: 'error', reason: `${path}: ${file.reason}` };
     const container = staticPodContainer(file.text, component);
     if (typeof container === 'string') return { kind: 'error', reason: `${path}: ${container}` };
@@ -114,8 +142,14 @@ export class ComponentReader {
   }
 }
 
-/** The flags (command and args, without the binary) and env of the component's container in a static pod manifest, or why not. */
-export function staticPodContainer(text: string, component: string): { args: string[]; env: Map<string, string> } | string {
+/**
+ * The flags (command and args, without the binary) and env of the component's container in a static pod manifest, or
+ * why not.
+ */
+export function staticPodContainer(
+  text: string,
+  component: string,
+): { args: string[]; env: Map<string, string> } | string {
   let doc: unknown;
   try {
     doc = parseYamlDocument(text);

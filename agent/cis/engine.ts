@@ -36,11 +36,31 @@ function evaluateCheck(check: CheckSpec, facts: NodeFacts, options: Pick<EngineO
   }
   const audit = check.audit ?? { type: 'manual' as const };
   if (audit.type === 'manual') {
-    return { ...base, status: 'SKIP', skipReason: `manual: ${audit.reason ?? 'no audit a machine can do'}`, expected: '', actual: '', evidence: '' };
+    return {
+      ...base,
+      status: 'SKIP',
+      skipReason: `manual: ${audit.reason ?? 'no audit a machine can do'}`,
+      expected: '',
+      actual: '',
+      evidence: '',
+    };
   }
   const outcome: AuditOutcome = evaluateAudit(audit, facts);
   if (outcome.status === 'NA') {
-    return { ...base, status: 'SKIP', skipReason: `not applicable: ${outcome.reason}`, expected: outcome.expected, actual: outcome.actual, evidence: outcome.evidence };
+    return {
+      ...base,
+      status: 'SKIP',
+      skipReason: `not applicable: ${outcome.reason}`,
+      expected: outcome.expected,
+      actual: outcome.actual,
+      evidence: outcome.evidence,
+    };
   }
-  return { ...base, status: outcome.status, expected: outcome.expected, actual: outcome.actual, evidence: outcome.evidence };
+  return {
+    ...base,
+    status: outcome.status,
+    expected: outcome.expected,
+    actual: outcome.actual,
+    evidence: outcome.evidence,
+  };
 }

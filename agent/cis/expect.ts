@@ -42,25 +42,42 @@ export function meets(value: string | undefined, expect: ExpectSpec): boolean {
 export function describeExpect(expect: ExpectSpec): string {
   const v = expect.value ?? '';
   switch (expect.op as ExpectSpec['op']) {
-    case 'eq': return v;
-    case 'neq': return `not ${v}`;
-    case 'gte': return `>= ${v}`;
-    case 'lte': return `<= ${v}`;
-    case 'gt': return `> ${v}`;
-    case 'lt': return `< ${v}`;
-    case 'set': return 'set';
-    case 'unset': return 'not set';
-    case 'has': return `includes ${v}`;
-    case 'lacks': return `does not include ${v}`;
-    case 'in': return `one of ${(expect.values ?? []).join(', ')}`;
-    case 'subsetOf': return `only: ${(expect.values ?? []).join(', ')}`;
-    case 'matches': return `matching /${v}/`;
-    default: return `${expect.op as string} ${v}`;
+    case 'eq':
+      return v;
+    case 'neq':
+      return `not ${v}`;
+    case 'gte':
+      return `>= ${v}`;
+    case 'lte':
+      return `<= ${v}`;
+    case 'gt':
+      return `> ${v}`;
+    case 'lt':
+      return `< ${v}`;
+    case 'set':
+      return 'set';
+    case 'unset':
+      return 'not set';
+    case 'has':
+      return `includes ${v}`;
+    case 'lacks':
+      return `does not include ${v}`;
+    case 'in':
+      return `one of ${(expect.values ?? []).join(', ')}`;
+    case 'subsetOf':
+      return `only: ${(expect.values ?? []).join(', ')}`;
+    case 'matches':
+      return `matching /${v}/`;
+    default:
+      return `${expect.op as string} ${v}`;
   }
 }
 
 function listOf(v: string): string[] {
-  return v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 /** Booleans compare case-insensitively (flags say True, YAML says true); durations by their length. */

@@ -26,8 +26,16 @@ function toTable(r: ScanReport): string {
     `Score ${s.scorePercent}%  pass ${s.pass}  fail ${s.fail}  skip ${s.skip}  (scored checks; ${r.checks.length} checks in all)`,
     '',
   ];
-  const sorted = [...r.checks].sort((a, b) => (STATUS_ORDER[a.status] ?? 3) - (STATUS_ORDER[b.status] ?? 3) || compareIds(a.id, b.id));
-  const rows = sorted.map((c) => [c.status, c.scored ? '' : 'info', c.id, truncate(c.title, 70), c.status === 'SKIP' ? (c.skipReason ?? '') : truncate(c.actual, 40)]);
+  const sorted = [...r.checks].sort(
+    (a, b) => (STATUS_ORDER[a.status] ?? 3) - (STATUS_ORDER[b.status] ?? 3) || compareIds(a.id, b.id),
+  );
+  const rows = sorted.map((c) => [
+    c.status,
+    c.scored ? '' : 'info',
+    c.id,
+    truncate(c.title, 70),
+    c.status === 'SKIP' ? (c.skipReason ?? '') : truncate(c.actual, 40),
+  ]);
   lines.push(...table(['STATUS', '', 'ID', 'TITLE', 'ACTUAL / REASON'], rows));
   const failing = sorted.filter((c) => c.status === 'FAIL');
   if (failing.length > 0) {
@@ -45,7 +53,11 @@ function toTable(r: ScanReport): string {
 /** Left-aligned columns, two spaces apart. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   return [fmt(header), ...rows.map(fmt)];
 }
 
@@ -63,14 +75,30 @@ function compareIds(a: string, b: string): number {
   return 0;
 }
 
-const CSV_COLUMNS: (keyof CheckResult)[] = ['id', 'title', 'section', 'level', 'scored', 'status', 'skipReason', 'expected', 'actual', 'evidence', 'remediation'];
+const CSV_COLUMNS: (keyof CheckResult)[] = [
+  'id',
+  'title',
+  'section',
+  'level',
+  'scored',
+  'status',
+  'skipReason',
+  'expected',
+  'actual',
+  'evidence',
+  'remediation',
+];
 
 function scanCsv(r: ScanReport): string {
-  return toCsv(['node', 'benchmark', ...CSV_COLUMNS], r.checks.map((c) => [r.node, r.benchmark.id, ...CSV_COLUMNS.map((k) => c[k] ?? '')]));
+  return toCsv(
+    ['node', 'benchmark', ...CSV_COLUMNS],
+    r.checks.map((c) => [r.node, r.benchmark.id, ...CSV_COLUMNS.map((k) => c[k] ?? '')]),
+  );
 }
 
 function toJunit(r: ScanReport): string {
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  const esc = (s: string) =>
+    s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
   const failures = r.checks.filter((c) => c.status === 'FAIL').length;
   const skipped = r.checks.filter((c) => c.status === 'SKIP').length;
   const cases = r.checks.map((c) => {

@@ -1,4 +1,15 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  type Stats,
+} from 'node:fs';
 import { posix } from 'node:path';
 
 /** What a file on the node looks like, with node paths (as the node sees them). */
@@ -46,7 +57,10 @@ export class HostView {
   /** Every node path read through this view, for change watching. */
   readonly touched = new Set<string>();
 
-  constructor(root: string, private readonly maxReadBytes = DEFAULT_MAX_READ_BYTES) {
+  constructor(
+    root: string,
+    private readonly maxReadBytes = DEFAULT_MAX_READ_BYTES,
+  ) {
     this.root = realpathSync(root);
   }
 
@@ -112,7 +126,11 @@ export class HostView {
       const st = fstatSync(fd);
       if (!st.isFile()) return { kind: 'error', path, reason: `${path} is not a regular file` };
       if (st.size > this.maxReadBytes) {
-        return { kind: 'error', path, reason: `${path} is ${st.size} bytes, over the ${this.maxReadBytes}-byte read limit` };
+        return {
+          kind: 'error',
+          path,
+          reason: `${path} is ${st.size} bytes, over the ${this.maxReadBytes}-byte read limit`,
+        };
       }
       return { kind: 'found', facts: toFacts(path, r.nodeResolved, st), text: readAll(fd, this.maxReadBytes) };
     } catch (err) {
@@ -129,7 +147,9 @@ export class HostView {
   }
 
   /** A node directory's names, or that it is absent, or why it cannot be read (a link out of the root, permissions). */
-  listDir(nodeDir: string): { kind: 'found'; names: string[] } | { kind: 'absent' } | { kind: 'error'; reason: string } {
+  listDir(
+    nodeDir: string,
+  ): { kind: 'found'; names: string[] } | { kind: 'absent' } | { kind: 'error'; reason: string } {
     const path = posix.normalize(nodeDir);
     this.touched.add(path);
     try {
@@ -143,10 +163,14 @@ export class HostView {
     }
   }
 
-  /** A resolved path's real location must still be inside the root (a parent swapped for a link meanwhile is caught here). */
+  /**
+   * A resolved path's real location must still be inside the root (a parent swapped for a link meanwhile is caught
+   * here).
+   */
   private assertInside(real: string): void {
     const actual = realpathSync(real);
-    if (actual !== this.root && !actual.startsWith(`${this.root}/`)) throw new EscapeError(`${real} resolves outside the host root`);
+    if (actual !== this.root && !actual.startsWith(`${this.root}/`))
+      throw new EscapeError(`${real} resolves outside the host root`);
   }
 
   /** Why a glob's directories cannot be listed (unreadable, a link out of the root), or undefined. */
@@ -159,7 +183,14 @@ export class HostView {
         continue;
       }
       const next: string[] = [];
-      const re = new RegExp('^' + part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$');
+      const re = new RegExp(
+        '^' +
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]') +
+          '$',
+      );
       for (const d of dirs) {
         const r = this.listDir(d);
         if (r.kind === 'error') return r.reason;
@@ -184,8 +215,19 @@ export class HostView {
         current = current.map((dir) => posix.join(dir, part));
         continue;
       }
-      const re = new RegExp('^' + part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$');
-      current = current.flatMap((dir) => this.list(dir).filter((n) => re.test(n)).map((n) => posix.join(dir, n)));
+      const re = new RegExp(
+        '^' +
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]') +
+          '$',
+      );
+      current = current.flatMap((dir) =>
+        this.list(dir)
+          .filter((n) => re.test(n))
+          .map((n) => posix.join(dir, n)),
+      );
     }
     return current;
   }

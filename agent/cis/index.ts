@@ -45,13 +45,15 @@ export function scanNode(options: ScanOptions): ScanResult {
   const host = new HostView(options.hostRoot);
   const processes = listProcesses(host);
   const kubelet = readKubeletSettings(host, processes, options.liveKubeletConfig);
-  const manifestDir = resolveSetting(kubelet, 'staticPodPath', 'pod-manifest-path').value || '/etc/kubernetes/manifests';
+  const manifestDir =
+    resolveSetting(kubelet, 'staticPodPath', 'pod-manifest-path').value || '/etc/kubernetes/manifests';
   const components = new ComponentReader(host, processes, manifestDir);
   const facts: NodeFacts = { host, kubelet, components, accounts: new NodeAccounts(host) };
   const notes: string[] = [];
 
   const role: NodeRole = options.role === 'auto' ? detectRole(components, processes) : options.role;
-  if (options.role === 'auto') notes.push(`role ${role}: ${role === 'control-plane' ? 'kube-apiserver runs here' : 'no kube-apiserver here'}`);
+  if (options.role === 'auto')
+    notes.push(`role ${role}: ${role === 'control-plane' ? 'kube-apiserver runs here' : 'no kube-apiserver here'}`);
 
   const benchmarks = options.benchmarks ?? loadBenchmarks();
   const version = options.kubernetesVersion ?? detectKubernetesVersion(host, components);
@@ -63,7 +65,9 @@ export function scanNode(options: ScanOptions): ScanResult {
   } else {
     const found = benchmarks.find((b) => b.id === options.benchmark);
     if (!found) {
-      throw new Error(`VERDICT_BENCHMARK_UNKNOWN: no benchmark "${options.benchmark}"; run 'verdict-agent benchmarks' to list them`);
+      throw new Error(
+        `VERDICT_BENCHMARK_UNKNOWN: no benchmark "${options.benchmark}"; run 'verdict-agent benchmarks' to list them`,
+      );
     }
     benchmark = found;
   }
@@ -81,9 +85,12 @@ export function scanNode(options: ScanOptions): ScanResult {
   return { report, touched: [...host.touched], notes, kubernetesVersion: version };
 }
 
-/** A node is control-plane when an API server runs there (alone or inside "k3s server") or has a static pod manifest. */
+/**
+ * A node is control-plane when an API server runs there (alone or inside "k3s server") or has a static pod manifest.
+ */
 function detectRole(components: ComponentReader, processes: NodeProcess[]): NodeRole {
-  if (processes.some((p) => p.comm === 'k3s-server' || (/(^|\/)k3s$/.test(p.argv[0] ?? '') && p.argv[1] === 'server'))) return 'control-plane';
+  if (processes.some((p) => p.comm === 'k3s-server' || (/(^|\/)k3s$/.test(p.argv[0] ?? '') && p.argv[1] === 'server')))
+    return 'control-plane';
   return components.flags('kube-apiserver').kind === 'absent' ? 'worker' : 'control-plane';
 }
 

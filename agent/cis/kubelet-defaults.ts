@@ -75,7 +75,6 @@ export const KUBELET_BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
   'version',
 ]);
 
-
 /**
  * The command-line flag of each KubeletConfiguration field a path template
  * (`{kubelet:FIELD}`) names, so a file check resolves its path the way the

@@ -1,5 +1,13 @@
 import { posix } from 'node:path';
-import { documentField, documentPath, isDocumentMap, parseYamlDocument, scalarText, toDocumentValue, type DocumentMap } from '../../common/parsed-document.js';
+import {
+  documentField,
+  documentPath,
+  isDocumentMap,
+  parseYamlDocument,
+  scalarText,
+  toDocumentValue,
+  type DocumentMap,
+} from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
 import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS } from './kubelet-defaults.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
@@ -52,7 +60,11 @@ export interface LiveKubeletConfig {
  * drop-ins of --config-dir over the --config file over defaults (the v1beta1
  * defaults with a config file, the legacy flag defaults without one).
  */
-export function readKubeletSettings(host: HostView, processes: NodeProcess[], live?: LiveKubeletConfig): KubeletSettings {
+export function readKubeletSettings(
+  host: HostView,
+  processes: NodeProcess[],
+  live?: LiveKubeletConfig,
+): KubeletSettings {
   const service = readSystemdService(host, 'kubelet.service', SYSTEMD_UNIT_DIRS);
   const proc = findProcess(processes, 'kubelet');
   const k3s = proc ? undefined : findEmbeddingProcess(processes);
@@ -122,7 +134,11 @@ export function readKubeletSettings(host: HostView, processes: NodeProcess[], li
 
 /** k3s runs the kubelet inside its own process ("k3s server" / "k3s agent"). */
 function findEmbeddingProcess(processes: NodeProcess[]): NodeProcess | undefined {
-  return processes.find((p) => /^k3s-(server|agent)$/.test(p.comm) || (posix.basename(p.argv[0] ?? '') === 'k3s' && /^(server|agent)$/.test(p.argv[1] ?? '')));
+  return processes.find(
+    (p) =>
+      /^k3s-(server|agent)$/.test(p.comm) ||
+      (posix.basename(p.argv[0] ?? '') === 'k3s' && /^(server|agent)$/.test(p.argv[1] ?? '')),
+  );
 }
 
 const K3S_AGENT_DIR = '/var/lib/rancher/k3s/agent';
@@ -134,11 +150,27 @@ const K3S_AGENT_DIR = '/var/lib/rancher/k3s/agent';
  * defaults to a --config-dir drop-in instead of flags; both are covered.
  */
 function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
-  const args = [`--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`, `--client-ca-file=${K3S_AGENT_DIR}/client-ca.crt`, '--anonymous-auth=false', '--authorization-mode=Webhook', '--authentication-token-webhook=true', '--read-only-port=0', `--tls-cert-file=${K3S_AGENT_DIR}/serving-kubelet.crt`, `--tls-private-key-file=${K3S_AGENT_DIR}/serving-kubelet.key`, `--pod-manifest-path=${K3S_AGENT_DIR}/pod-manifests`];
+  const args = [
+    `--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`,
+    `--client-ca-file=${K3S_AGENT_DIR}/client-ca.crt`,
+    '--anonymous-auth=false',
+    '--authorization-mode=Webhook',
+    '--authentication-token-webhook=true',
+    '--read-only-port=0',
+    `--tls-cert-file=${K3S_AGENT_DIR}/serving-kubelet.crt`,
+    `--tls-private-key-file=${K3S_AGENT_DIR}/serving-kubelet.key`,
+    `--pod-manifest-path=${K3S_AGENT_DIR}/pod-manifests`,
+  ];
   const dropIns = `${K3S_AGENT_DIR}/etc/kubelet.conf.d`;
   if (host.stat(dropIns).kind === 'found') args.push(`--config-dir=${dropIns}`);
   const fromFiles: string[] = [];
-  for (const file of ['/etc/rancher/k3s/config.yaml', ...host.list('/etc/rancher/k3s/config.yaml.d').filter((n) => /\.ya?ml$/.test(n)).map((n) => `/etc/rancher/k3s/config.yaml.d/${n}`)]) {
+  for (const file of [
+    '/etc/rancher/k3s/config.yaml',
+    ...host
+      .list('/etc/rancher/k3s/config.yaml.d')
+      .filter((n) => /\.ya?ml$/.test(n))
+      .map((n) => `/etc/rancher/k3s/config.yaml.d/${n}`),
+  ]) {
     const text = host.readText(file);
     if (text.kind !== 'found') continue;
     try {
@@ -197,7 +229,13 @@ function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string
  * `__proto__` is an unknown field like any other (the kubelet ignores it) and
  * never reaches Object.prototype.
  */
-function mergeInto(target: DocumentMap, source: DocumentMap, prefix: string, file: string, origins: Map<string, string>): void {
+function mergeInto(
+  target: DocumentMap,
+  source: DocumentMap,
+  prefix: string,
+  file: string,
+  origins: Map<string, string>,
+): void {
   for (const [key, value] of Object.entries(source)) {
     if (key === 'apiVersion' || key === 'kind') continue;
     const path = prefix ? `${prefix}.${key}` : key;
@@ -230,16 +268,23 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
     // It is Go JSON with omitempty: a missing field holds its type's zero value.
     const v = lookupPath(settings.live.config, setting);
     const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
-    const zero = dflt === 'true' || dflt === 'false' ? 'false' : dflt !== undefined && /^-?\d+$/.test(dflt) ? '0' : undefined;
-    return v !== undefined ? settingValue(setting, v, settings.live.source) : { value: zero, source: settings.live.source };
+    const zero =
+      dflt === 'true' || dflt === 'false' ? 'false' : dflt !== undefined && /^-?\d+$/.test(dflt) ? '0' : undefined;
+    return v !== undefined
+      ? settingValue(setting, v, settings.live.source)
+      : { value: zero, source: settings.live.source };
   }
   const fromConfig = lookupPath(settings.config, setting);
-  if (fromConfig !== undefined) return settingValue(setting, fromConfig, settings.configOrigins.get(setting) ?? settings.configPath ?? 'config');
+  if (fromConfig !== undefined)
+    return settingValue(setting, fromConfig, settings.configOrigins.get(setting) ?? settings.configPath ?? 'config');
   const legacy = settings.configPath === undefined ? ownValue(KUBELET_LEGACY_FLAG_DEFAULTS, setting) : undefined;
   if (legacy !== undefined) return { value: legacy, source: 'kubelet default without a --config file' };
   const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
   if (dflt !== undefined) {
-    return { value: dflt === '' ? undefined : dflt, source: settings.configPath ? 'KubeletConfiguration v1beta1 default' : 'kubelet flag default' };
+    return {
+      value: dflt === '' ? undefined : dflt,
+      source: settings.configPath ? 'KubeletConfiguration v1beta1 default' : 'kubelet flag default',
+    };
   }
   return { value: undefined, source: 'not set' };
 }

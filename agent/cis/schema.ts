@@ -7,8 +7,18 @@ import { documentField } from '../../common/parsed-document.js';
 const Expect = Type.Object(
   {
     op: Type.Union([
-      Type.Literal('eq'), Type.Literal('neq'), Type.Literal('gte'), Type.Literal('lte'), Type.Literal('gt'), Type.Literal('lt'),
-      Type.Literal('set'), Type.Literal('unset'), Type.Literal('has'), Type.Literal('lacks'), Type.Literal('in'), Type.Literal('subsetOf'),
+      Type.Literal('eq'),
+      Type.Literal('neq'),
+      Type.Literal('gte'),
+      Type.Literal('lte'),
+      Type.Literal('gt'),
+      Type.Literal('lt'),
+      Type.Literal('set'),
+      Type.Literal('unset'),
+      Type.Literal('has'),
+      Type.Literal('lacks'),
+      Type.Literal('in'),
+      Type.Literal('subsetOf'),
       Type.Literal('matches'),
     ]),
     value: Type.Optional(Type.String()),
@@ -20,11 +30,19 @@ const Expect = Type.Object(
 const NodePath = Type.String({ pattern: '^(/|\\{)', description: 'a node path, or a {variable} path' });
 
 const FileModeAudit = Type.Object(
-  { type: Type.Literal('file-mode'), path: NodePath, mode: Type.String({ pattern: '^[0-7]{3,4}$', description: 'an octal string like "600"' }) },
+  {
+    type: Type.Literal('file-mode'),
+    path: NodePath,
+    mode: Type.String({ pattern: '^[0-7]{3,4}$', description: 'an octal string like "600"' }),
+  },
   { additionalProperties: false },
 );
 const FileOwnerAudit = Type.Object(
-  { type: Type.Literal('file-owner'), path: NodePath, owner: Type.String({ pattern: '^[^:\\s]+:[^:\\s]+$', description: 'user:group, like "root:root"' }) },
+  {
+    type: Type.Literal('file-owner'),
+    path: NodePath,
+    owner: Type.String({ pattern: '^[^:\\s]+:[^:\\s]+$', description: 'user:group, like "root:root"' }),
+  },
   { additionalProperties: false },
 );
 const KubeletAudit = Type.Object(
@@ -41,7 +59,11 @@ const ComponentFlagAudit = Type.Object(
   {
     type: Type.Literal('component-flag'),
     component: Type.Union([
-      Type.Literal('kube-apiserver'), Type.Literal('kube-controller-manager'), Type.Literal('kube-scheduler'), Type.Literal('etcd'), Type.Literal('kube-proxy'),
+      Type.Literal('kube-apiserver'),
+      Type.Literal('kube-controller-manager'),
+      Type.Literal('kube-scheduler'),
+      Type.Literal('etcd'),
+      Type.Literal('kube-proxy'),
     ]),
     flag: Type.String({ pattern: '^[a-z0-9-]+$', description: 'a flag name without dashes' }),
     /** The same setting's field in the component's --config file (kube-proxy: the file replaces the flags). */
@@ -60,7 +82,10 @@ const SystemdPropertyAudit = Type.Object(
   },
   { additionalProperties: false },
 );
-const ManualAudit = Type.Object({ type: Type.Literal('manual'), reason: Type.Optional(Type.String()) }, { additionalProperties: false });
+const ManualAudit = Type.Object(
+  { type: Type.Literal('manual'), reason: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
 
 const LEAF_AUDITS: Record<string, TSchema> = {
   'file-mode': FileModeAudit,
@@ -78,7 +103,13 @@ export type KubeletAuditSpec = Static<typeof KubeletAudit>;
 export type ComponentFlagAuditSpec = Static<typeof ComponentFlagAudit>;
 export type ManualAuditSpec = Static<typeof ManualAudit>;
 export type SystemdPropertyAuditSpec = Static<typeof SystemdPropertyAudit>;
-export type LeafAuditSpec = FileModeAuditSpec | FileOwnerAuditSpec | KubeletAuditSpec | ComponentFlagAuditSpec | SystemdPropertyAuditSpec | ManualAuditSpec;
+export type LeafAuditSpec =
+  | FileModeAuditSpec
+  | FileOwnerAuditSpec
+  | KubeletAuditSpec
+  | ComponentFlagAuditSpec
+  | SystemdPropertyAuditSpec
+  | ManualAuditSpec;
 export type AuditSpec = LeafAuditSpec | { type: 'all' | 'any'; of: LeafAuditSpec[] };
 
 const CheckHead = Type.Object(
@@ -143,7 +174,8 @@ function validateAudit(audit: unknown, file: string, at: string, allowComposite:
     const of = documentField(audit, 'of');
     const keys = Object.keys(audit as object).filter((k) => k !== 'type' && k !== 'of');
     if (keys.length > 0) throw new BenchmarkInvalidError(file, `${at}.${keys[0]}`, 'unknown field');
-    if (!Array.isArray(of) || of.length === 0) throw new BenchmarkInvalidError(file, `${at}.of`, 'expected a non-empty list of audits');
+    if (!Array.isArray(of) || of.length === 0)
+      throw new BenchmarkInvalidError(file, `${at}.of`, 'expected a non-empty list of audits');
     of.forEach((sub, j) => validateAudit(sub, file, `${at}.of[${j}]`, false));
     return;
   }
@@ -164,14 +196,24 @@ function validateAudit(audit: unknown, file: string, at: string, allowComposite:
       try {
         new RegExp(expect.value);
       } catch (err) {
-        throw new BenchmarkInvalidError(file, `${at}.expect.value`, `not a valid regular expression: ${(err as Error).message}`);
+        throw new BenchmarkInvalidError(
+          file,
+          `${at}.expect.value`,
+          `not a valid regular expression: ${(err as Error).message}`,
+        );
       }
     }
     const needsValues = ['in', 'subsetOf'].includes(expect.op);
-    if (needsValue && expect.value === undefined) throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a value`);
-    if (needsValues && !expect.values?.length) throw new BenchmarkInvalidError(file, `${at}.expect.values`, `op "${expect.op}" needs a list of values`);
+    if (needsValue && expect.value === undefined)
+      throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a value`);
+    if (needsValues && !expect.values?.length)
+      throw new BenchmarkInvalidError(file, `${at}.expect.values`, `op "${expect.op}" needs a list of values`);
     if (['gte', 'lte', 'gt', 'lt'].includes(expect.op) && parseNumberish(expect.value as string) === undefined) {
-      throw new BenchmarkInvalidError(file, `${at}.expect.value`, `op "${expect.op}" needs a number or a duration like "5m"`);
+      throw new BenchmarkInvalidError(
+        file,
+        `${at}.expect.value`,
+        `op "${expect.op}" needs a number or a duration like "5m"`,
+      );
     }
   }
 }
@@ -192,8 +234,16 @@ function assertMatches(schema: TSchema, value: unknown, file: string, at: string
   const pointer = first?.instancePath ?? '';
   const field = (at + pointer.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.')).replace(/^\./, '') || '(root)';
   const description = (first?.schemaPath && describeSchemaAt(schema, first.instancePath)) ?? undefined;
-  const extra = first?.keyword === 'additionalProperties' ? `: ${JSON.stringify((first.params as { additionalProperties?: string[] }).additionalProperties)}` : '';
-  const problem = first?.message === 'schema is false' ? 'unknown field' : description ? `expected ${description}` : (first?.message ?? 'invalid');
+  const extra =
+    first?.keyword === 'additionalProperties'
+      ? `: ${JSON.stringify((first.params as { additionalProperties?: string[] }).additionalProperties)}`
+      : '';
+  const problem =
+    first?.message === 'schema is false'
+      ? 'unknown field'
+      : description
+        ? `expected ${description}`
+        : (first?.message ?? 'invalid');
   throw new BenchmarkInvalidError(file, field, `${problem}${extra}`);
 }
 
@@ -202,7 +252,11 @@ function describeSchemaAt(schema: TSchema, pointer: string): string | undefined 
   for (const part of pointer.split('/').filter(Boolean)) {
     const s = cur as { properties?: Record<string, unknown>; items?: unknown };
     // `part` is a key of the document being validated: own properties of the schema only.
-    cur = /^\d+$/.test(part) ? s.items : s.properties && Object.hasOwn(s.properties, part) ? s.properties[part] : undefined;
+    cur = /^\d+$/.test(part)
+      ? s.items
+      : s.properties && Object.hasOwn(s.properties, part)
+        ? s.properties[part]
+        : undefined;
     if (cur === undefined) return undefined;
   }
   return (cur as { description?: string }).description;

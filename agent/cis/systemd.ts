@@ -22,13 +22,31 @@ export interface SystemdService {
 }
 
 /** [Service] settings that collect values across lines; an empty assignment clears them. */
-const LIST_PROPERTIES = new Set(['IPAddressAllow', 'IPAddressDeny', 'Environment', 'EnvironmentFile', 'ExecStartPre', 'ExecStartPost', 'SupplementaryGroups', 'CapabilityBoundingSet']);
+const LIST_PROPERTIES = new Set([
+  'IPAddressAllow',
+  'IPAddressDeny',
+  'Environment',
+  'EnvironmentFile',
+  'ExecStartPre',
+  'ExecStartPost',
+  'SupplementaryGroups',
+  'CapabilityBoundingSet',
+]);
 
 /** Where systemd looks for units, highest precedence first. */
-export const SYSTEMD_UNIT_DIRS: readonly string[] = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
+export const SYSTEMD_UNIT_DIRS: readonly string[] = [
+  '/etc/systemd/system',
+  '/run/systemd/system',
+  '/usr/local/lib/systemd/system',
+  '/usr/lib/systemd/system',
+  '/lib/systemd/system',
+];
 
 /** A [Service] property as systemd ends up with it: list properties joined by spaces, others the last value. */
-export function serviceProperty(service: SystemdService, property: string): { value: string | undefined; file?: string } {
+export function serviceProperty(
+  service: SystemdService,
+  property: string,
+): { value: string | undefined; file?: string } {
   let value: string | undefined;
   let file: string | undefined;
   for (const a of service.assignments) {
@@ -116,7 +134,8 @@ export function readSystemdService(host: HostView, unit: string, dirs: readonly 
       assign(service.environment, t.replace(/^export\s+/, ''));
     }
   }
-  if (execLine !== undefined) service.execStart = expand(splitWords(execLine.replace(/^[-@:+!]+/, '')), service.environment);
+  if (execLine !== undefined)
+    service.execStart = expand(splitWords(execLine.replace(/^[-@:+!]+/, '')), service.environment);
   return service;
 }
 

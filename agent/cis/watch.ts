@@ -1,7 +1,8 @@
 import { HostView } from './host.js';
 
 /** The components whose processes the checks read (a restart changes their flags). */
-const WATCHED_PROGRAMS = /^(kubelet|kube-apiserver|kube-controller-manager|kube-scheduler|etcd|kube-proxy|k3s.*|rke2.*)$/;
+const WATCHED_PROGRAMS =
+  /^(kubelet|kube-apiserver|kube-controller-manager|kube-scheduler|etcd|kube-proxy|k3s.*|rke2.*)$/;
 
 /**
  * Notices when anything a scan read changes, by polling: the stat of every

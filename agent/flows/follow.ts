@@ -10,9 +10,14 @@ export interface FollowPosition {
   dev: number;
   ino: number;
   offset: number;
-  /** The last bytes before `offset` (base64), to notice a file emptied and refilled past the offset between two reads. */
+  /**
+   * The last bytes before `offset` (base64), to notice a file emptied and refilled past the offset between two reads.
+   */
   tail?: string;
-  /** The file's first bytes (base64, up to HEAD_BYTES) when last read: another generation of the log starts with other lines. */
+  /**
+   * The file's first bytes (base64, up to HEAD_BYTES) when last read: another generation of the log starts with other
+   * lines.
+   */
   head?: string;
   /** The file's size when last read, bytes: a file that is only appended to never gets smaller. */
   size?: number;
@@ -23,7 +28,10 @@ export interface FollowPosition {
 /** Bytes remembered before the offset: enough to tell one line's end from another's. */
 const TAIL_BYTES = 64;
 
-/** Bytes remembered from the start of a file: flow log lines start with their timestamps, so two generations of a log differ here. */
+/**
+ * Bytes remembered from the start of a file: flow log lines start with their timestamps, so two generations of a log
+ * differ here.
+ */
 const HEAD_BYTES = 256;
 
 export interface FollowedLine {
@@ -40,7 +48,10 @@ export interface FollowResult {
   lines: FollowedLine[];
   /** Lines longer than MAX_LINE_BYTES, skipped. */
   tooLong: { file: string; offset: number }[];
-  /** What happened to the files: "rotated: …", "truncated: …" (saying what is lost when no copy was found), "lost: …" when a file went before it was read to its end. */
+  /**
+   * What happened to the files: "rotated: …", "truncated: …" (saying what is lost when no copy was found), "lost: …"
+   * when a file went before it was read to its end.
+   */
   events: string[];
 }
 
@@ -54,7 +65,10 @@ interface FamilyFile {
   mtimeMs: number;
 }
 
-/** What one poll knows: the file at the path (undefined if missing), the siblings once listed, the bytes it may still read. */
+/**
+ * What one poll knows: the file at the path (undefined if missing), the siblings once listed, the bytes it may still
+ * read.
+ */
 interface PollState {
   cur: FamilyFile | undefined;
   siblings: FamilyFile[] | undefined;
@@ -144,7 +158,10 @@ export class FileFollower {
     return this.position ? { ...this.position } : undefined;
   }
 
-  /** Read every complete line written since the last call, up to about `maxBytes`. Also returns lines that were too long (as `tooLong`). */
+  /**
+   * Read every complete line written since the last call, up to about `maxBytes`. Also returns lines that were too long
+   * (as `tooLong`).
+   */
   poll(maxBytes = 8 * 1024 * 1024): FollowResult {
     const out: FollowResult = { lines: [], tooLong: [], events: [] };
     const cur = this.statPath();
@@ -154,7 +171,8 @@ export class FileFollower {
     }
     this.firstFile = false;
     const s: PollState = { cur, siblings: undefined, budget: maxBytes, out };
-    // Each step either reads and stops or moves to a newer file; the bound only guards against a directory changing under us.
+    // Each step either reads and stops or moves to a newer file; the bound only guards against a directory changing
+    // under us.
     for (let step = 0; step < (s.siblings?.length ?? 0) + 3; step++) {
       if (this.step(s) === 'stop') break;
     }
@@ -185,7 +203,9 @@ export class FileFollower {
     const p = this.position!;
     const here = this.locate(p, s);
     if (!here) {
-      s.out.events.push(`lost: the followed file (inode ${p.ino}, read to byte ${p.offset}) is gone from beside ${this.path}; whatever was written to it after that is lost`);
+      s.out.events.push(
+        `lost: the followed file (inode ${p.ino}, read to byte ${p.offset}) is gone from beside ${this.path}; whatever was written to it after that is lost`,
+      );
       return this.continueAfterLoss(s);
     }
     if (!sameFile(here, p)) {
@@ -215,18 +235,25 @@ export class FileFollower {
     const p = this.position!;
     const copy = this.copyOf(p, s);
     if (copy) {
-      s.out.events.push(`truncated: ${this.path} was emptied in place; its unread rest is read from its copy ${copy.file}`);
+      s.out.events.push(
+        `truncated: ${this.path} was emptied in place; its unread rest is read from its copy ${copy.file}`,
+      );
       this.position = { ...p, dev: copy.dev, ino: copy.ino };
       return 'moved';
     }
-    s.out.events.push(`truncated: ${this.path} was emptied in place and no copy of it is beside it; reading it from its start (whatever was written to it after byte ${p.offset} before it was emptied is lost)`);
+    s.out.events.push(
+      `truncated: ${this.path} was emptied in place and no copy of it is beside it; reading it from its start (whatever was written to it after byte ${p.offset} before it was emptied is lost)`,
+    );
     return this.continueAfterLoss(s);
   }
 
-  /** After the followed generation is gone: the siblings written after it was last read, oldest first, then the path. */
+  /**
+   * After the followed generation is gone: the siblings written after it was last read, oldest first, then the path.
+   */
   private continueAfterLoss(s: PollState): 'stop' | 'moved' {
     const since = this.position!.mtimeMs;
-    const newer = since === undefined ? [] : this.siblings(s).filter((c) => c.mtimeMs > since && !(s.cur && sameFile(c, s.cur)));
+    const newer =
+      since === undefined ? [] : this.siblings(s).filter((c) => c.mtimeMs > since && !(s.cur && sameFile(c, s.cur)));
     const next = newer.sort(this.olderFirst)[0] ?? s.cur;
     if (!next) {
       this.position = undefined; // the next file to appear is read from its start (firstFile is false by now)
@@ -251,8 +278,11 @@ export class FileFollower {
     const oldest = copies.sort(this.olderFirst)[0];
     if (!oldest) return false;
     const copyHead = readHead(oldest.file);
-    if (copyHead === undefined || (o.st.size >= copyHead.length && readAt(o.fd, 0, copyHead.length).equals(copyHead))) return false;
-    s.out.events.push(`truncated: ${self.file} was copied and emptied since it was seen empty; reading its copy ${oldest.file} first`);
+    if (copyHead === undefined || (o.st.size >= copyHead.length && readAt(o.fd, 0, copyHead.length).equals(copyHead)))
+      return false;
+    s.out.events.push(
+      `truncated: ${self.file} was copied and emptied since it was seen empty; reading its copy ${oldest.file} first`,
+    );
     this.moveTo(oldest);
     return true;
   }
@@ -267,13 +297,17 @@ export class FileFollower {
   /** The oldest sibling that starts with the followed generation's head and has its tail at the offset: its copy. */
   private copyOf(p: FollowPosition, s: PollState): FamilyFile | undefined {
     if (!p.head) return undefined; // nothing to recognise it by
-    const candidates = this.siblings(s).filter((c) => !sameFile(c, p) && !(s.cur && sameFile(c, s.cur)) && c.size >= Math.max(p.offset, p.size ?? 0));
+    const candidates = this.siblings(s).filter(
+      (c) => !sameFile(c, p) && !(s.cur && sameFile(c, s.cur)) && c.size >= Math.max(p.offset, p.size ?? 0),
+    );
     return candidates.sort(this.olderFirst).find((c) => holds(c, p));
   }
 
   /** The next file after `here`: the oldest sibling rotated after it, else the file at the path. */
   private newerThan(here: FamilyFile, s: PollState): FamilyFile | undefined {
-    const newer = this.siblings(s).filter((c) => this.olderFirst(here, c) < 0 && !sameFile(c, here) && !(s.cur && sameFile(c, s.cur)));
+    const newer = this.siblings(s).filter(
+      (c) => this.olderFirst(here, c) < 0 && !sameFile(c, here) && !(s.cur && sameFile(c, s.cur)),
+    );
     const next = newer.sort(this.olderFirst)[0];
     if (next) return next;
     return s.cur && !sameFile(s.cur, here) ? s.cur : undefined;
@@ -295,7 +329,10 @@ export class FileFollower {
     return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
   };
 
-  /** The path itself; lstat, because it must be a regular file — not a link (it could lead anywhere), a FIFO or a device. */
+  /**
+   * The path itself; lstat, because it must be a regular file — not a link (it could lead anywhere), a FIFO or a
+   * device.
+   */
   private statPath(): FamilyFile | undefined {
     let st: Stats;
     try {
@@ -475,8 +512,16 @@ function sameFile(a: { dev: number; ino: number }, b: { dev: number; ino: number
 
 const COMPRESSED_NAME = /\.(gz|bz2|xz|zst|lz4|lzma|lzo|lz|z|zip|br|sz|tgz)$/i;
 
-/** gzip, zstd, xz and bzip2 magic numbers: a compressed file under a name without a known suffix (logrotate's compressext). */
-const COMPRESSED_MAGIC = [Buffer.from([0x1f, 0x8b]), Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from('BZh')];
+/**
+ * gzip, zstd, xz and bzip2 magic numbers: a compressed file under a name without a known suffix (logrotate's
+ * compressext).
+ */
+const COMPRESSED_MAGIC = [
+  Buffer.from([0x1f, 0x8b]),
+  Buffer.from([0x28, 0xb5, 0x2f, 0xfd]),
+  Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
+  Buffer.from('BZh'),
+];
 
 function isCompressed(head: Buffer | undefined): boolean {
   return head !== undefined && COMPRESSED_MAGIC.some((m) => head.subarray(0, m.length).equals(m));
@@ -494,7 +539,12 @@ function isRotatedName(base: string, name: string): boolean {
   if (name.startsWith(base) && /^[.\-_]/.test(name.slice(base.length))) return true;
   const ext = extname(base);
   const stem = base.slice(0, base.length - ext.length);
-  return ext !== '' && name.startsWith(`${stem}-`) && name.endsWith(ext) && LUMBERJACK_STAMP.test(name.slice(stem.length + 1, name.length - ext.length));
+  return (
+    ext !== '' &&
+    name.startsWith(`${stem}-`) &&
+    name.endsWith(ext) &&
+    LUMBERJACK_STAMP.test(name.slice(stem.length + 1, name.length - ext.length))
+  );
 }
 
 /** logrotate's N in base.N. */

@@ -26,7 +26,9 @@ export function parseFlowSource(raw: string): FlowSourceSpec {
   if (kind === 'hubble' && target.startsWith('unix://')) return { raw, kind: 'hubble-grpc', target };
   if (kind === 'hubble' && target) return { raw, kind: 'hubble-file', target };
   if (kind === 'goldmane' && /^.+:\d+$/.test(target)) return { raw, kind: 'goldmane', target };
-  throw new Error(`VERDICT_USAGE: --flows takes calico:PATH, hubble:PATH, hubble:unix://SOCKET or goldmane:HOST:PORT, not "${raw}"`);
+  throw new Error(
+    `VERDICT_USAGE: --flows takes calico:PATH, hubble:PATH, hubble:unix://SOCKET or goldmane:HOST:PORT, not "${raw}"`,
+  );
 }
 
 export interface FlowCaptureOptions {
@@ -78,7 +80,14 @@ export class FlowCapture {
     this.window = new FlowWindow(o.now);
     const saved: SourcePositions = o.spool?.positions() ?? {};
     this.sources = o.sources.map((spec) => {
-      const state: SourceState = { spec, parse: () => ({ kind: 'skip', why: 'unsupported' }), malformed: 0, lost: 0, lastLogMs: 0, unloggedMalformed: 0 };
+      const state: SourceState = {
+        spec,
+        parse: () => ({ kind: 'skip', why: 'unsupported' }),
+        malformed: 0,
+        lost: 0,
+        lastLogMs: 0,
+        unloggedMalformed: 0,
+      };
       if (spec.kind === 'calico') {
         state.follower = new FileFollower(spec.target, saved[spec.raw], !o.spool);
         state.parse = (line) => parseCalicoLine(line, o.internal);
@@ -95,18 +104,31 @@ export class FlowCapture {
           // Parsing and adding to the window is synchronous, so the stream never needs pausing here.
           onMessage: (msg) => {
             const i = ++n;
-            this.handle(state, () => parser.response(msg), () => `${spec.target} response ${i}`);
+            this.handle(
+              state,
+              () => parser.response(msg),
+              () => `${spec.target} response ${i}`,
+            );
           },
         });
       } else if (spec.kind === 'goldmane') {
         // Goldmane's flows carry no IP addresses, so internal CIDRs cannot reclassify its "pub" peers.
-        if (o.internal.size > 0) o.log.info({ source: spec.raw }, 'internal CIDRs do not apply to Goldmane flows (they carry no IP addresses)');
+        if (o.internal.size > 0)
+          o.log.info(
+            { source: spec.raw },
+            'internal CIDRs do not apply to Goldmane flows (they carry no IP addresses)',
+          );
         state.observer = new GoldmaneSource({
           address: spec.target,
           log: o.log.child({ source: spec.raw }),
           tls: o.goldmaneTls,
           // Converting and adding to the window is synchronous, so the stream never needs pausing here.
-          onResult: (r, where) => this.handle(state, () => r, () => where),
+          onResult: (r, where) =>
+            this.handle(
+              state,
+              () => r,
+              () => where,
+            ),
         });
       }
       return state;
@@ -134,10 +156,16 @@ export class FlowCapture {
         continue;
       }
       const { lines, tooLong, events } = read;
-      // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count them).
+      // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count
+      // them).
       for (const e of events) this.o.log[e.startsWith('lost:') ? 'warn' : 'info']({ source: s.spec.raw }, e);
       for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
-      for (const l of lines) this.handle(s, () => s.parse(l.line), () => `${l.file} at byte ${l.offset}`);
+      for (const l of lines)
+        this.handle(
+          s,
+          () => s.parse(l.line),
+          () => `${l.file} at byte ${l.offset}`,
+        );
     }
   }
 
@@ -179,14 +207,24 @@ export class FlowCapture {
     const w = this.window.close();
     const sources = this.sources.map((s) => ({ source: s.spec.raw, malformed: s.malformed, lost: s.lost }));
     if (w.records.length === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
-      // Nothing to send. Lines read but skipped (replies, traces) are not saved as read; after a restart they are read and skipped again.
+      // Nothing to send. Lines read but skipped (replies, traces) are not saved as read; after a restart they are read
+      // and skipped again.
       return undefined;
     }
     for (const s of this.sources) {
       s.malformed = 0;
       s.lost = 0;
     }
-    const seqs = this.o.outbox.addFlowWindow({ windowStartUnixMs: w.startMs, windowEndUnixMs: w.endMs, records: w.records.map(flowToWire), sources, droppedRecords: w.dropped }, this.positions());
+    const seqs = this.o.outbox.addFlowWindow(
+      {
+        windowStartUnixMs: w.startMs,
+        windowEndUnixMs: w.endMs,
+        records: w.records.map(flowToWire),
+        sources,
+        droppedRecords: w.dropped,
+      },
+      this.positions(),
+    );
     this.stats.batches += seqs.length;
     this.o.log.debug({ seqs, records: w.records.length }, 'flow window queued');
     return seqs;
@@ -213,7 +251,10 @@ export class FlowCapture {
     s.unloggedMalformed++;
     const now = this.o.now();
     if (now - s.lastLogMs >= MALFORMED_LOG_INTERVAL_MS) {
-      this.o.log.warn({ source: s.spec.raw, where, skippedSinceLastLog: s.unloggedMalformed }, 'malformed flow record skipped');
+      this.o.log.warn(
+        { source: s.spec.raw, where, skippedSinceLastLog: s.unloggedMalformed },
+        'malformed flow record skipped',
+      );
       s.lastLogMs = now;
       s.unloggedMalformed = 0;
     }

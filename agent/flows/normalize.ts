@@ -2,7 +2,11 @@ import { BlockList, isIP } from 'node:net';
 import type { FlowEndpoint, PolicyRef } from '../../common/flow.js';
 
 /** What a source parser answers for one line or message. */
-export type ParseResult<T> = { kind: 'flow'; flow: T } | { kind: 'skip'; why: string } | { kind: 'lost'; count: number } | { kind: 'malformed'; reason: string };
+export type ParseResult<T> =
+  | { kind: 'flow'; flow: T }
+  | { kind: 'skip'; why: string }
+  | { kind: 'lost'; count: number }
+  | { kind: 'malformed'; reason: string };
 
 /**
  * Addresses the operator says are inside their network, so a peer there is
@@ -17,7 +21,8 @@ export class InternalNetworks {
     for (const c of cidrs) {
       const [addr, bits] = c.split('/');
       const family = isIP(addr ?? '');
-      if (!family || bits === undefined || !/^\d+$/.test(bits)) throw new Error(`VERDICT_CONFIG_INVALID: "${c}" is not a CIDR like 10.0.0.0/8`);
+      if (!family || bits === undefined || !/^\d+$/.test(bits))
+        throw new Error(`VERDICT_CONFIG_INVALID: "${c}" is not a CIDR like 10.0.0.0/8`);
       this.list.addSubnet(addr as string, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
     }
     this.size = cidrs.length;
@@ -68,5 +73,9 @@ export function uniquePolicies(policies: PolicyRef[]): PolicyRef[] {
 }
 
 export function asNumber(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : 0;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0
+    ? v
+    : typeof v === 'string' && /^\d+$/.test(v)
+      ? Number(v)
+      : 0;
 }

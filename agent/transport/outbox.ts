@@ -1,9 +1,16 @@
 import type { Logger } from 'pino';
-import { agentServiceDefinition, type WireBenchmarkRun, type WireFlowBatch, type WireFlowRecord, type WireFlowSourceCounts } from '../../proto/index.js';
+import {
+  agentServiceDefinition,
+  type WireBenchmarkRun,
+  type WireFlowBatch,
+  type WireFlowRecord,
+  type WireFlowSourceCounts,
+} from '../../proto/index.js';
 import type { SourcePositions, Spool, SpooledMessage } from './spool.js';
 
 /** A message as callers hand it in, before it is encoded. */
-export type Outgoing = { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
+export type Outgoing =
+  { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
 
 /** A closed flow window, to be cut into FlowBatch messages. */
 export interface FlowWindowOut {
@@ -46,10 +53,12 @@ export interface OutboxStats {
   unspooled: number;
 }
 
-interface Entry extends SpooledMessage {}
+type Entry = SpooledMessage;
 
-const serialize = (m: Record<string, unknown>): Buffer => agentServiceDefinition().Connect?.requestSerialize(m) as Buffer;
-const deserialize = (b: Buffer): Record<string, unknown> => agentServiceDefinition().Connect?.requestDeserialize(b) as Record<string, unknown>;
+const serialize = (m: Record<string, unknown>): Buffer =>
+  agentServiceDefinition().Connect?.requestSerialize(m) as Buffer;
+const deserialize = (b: Buffer): Record<string, unknown> =>
+  agentServiceDefinition().Connect?.requestDeserialize(b) as Record<string, unknown>;
 
 /**
  * The agent's delivery: every rule about what is sent, kept, cut, dropped and
@@ -61,7 +70,15 @@ const deserialize = (b: Buffer): Record<string, unknown> => agentServiceDefiniti
  * record it drops so the next batch tells the aggregator.
  */
 export class Outbox {
-  readonly stats: OutboxStats = { queued: 0, acked: 0, rejected: 0, dropped: 0, droppedRecords: 0, recut: 0, unspooled: 0 };
+  readonly stats: OutboxStats = {
+    queued: 0,
+    acked: 0,
+    rejected: 0,
+    dropped: 0,
+    droppedRecords: 0,
+    recut: 0,
+    unspooled: 0,
+  };
   private readonly entries: Entry[] = [];
   private bytes = 0;
   private counter = 1;
@@ -106,7 +123,10 @@ export class Outbox {
     const seq = this.takeSeq();
     const msg = build(seq);
     const records = msg.kind === 'flowBatch' ? msg.flowBatch.records.length : 0;
-    this.queue([{ seq, kind: msg.kind, records, bytes: serialize({ [msg.kind]: (msg as Record<string, unknown>)[msg.kind] }) }], undefined);
+    this.queue(
+      [{ seq, kind: msg.kind, records, bytes: serialize({ [msg.kind]: (msg as Record<string, unknown>)[msg.kind] }) }],
+      undefined,
+    );
     return seq;
   }
 
@@ -186,7 +206,10 @@ export class Outbox {
   private countDropped(records: number, why: string): void {
     this.stats.droppedRecords += records;
     this.untold += records;
-    this.o.log.warn({ records, droppedRecords: this.stats.droppedRecords }, `dropped flow records: ${why}; the next batch tells the aggregator`);
+    this.o.log.warn(
+      { records, droppedRecords: this.stats.droppedRecords },
+      `dropped flow records: ${why}; the next batch tells the aggregator`,
+    );
   }
 
   /**
@@ -197,7 +220,11 @@ export class Outbox {
    * that does not fit even alone is dropped and counted. Seqs are taken in
    * order, one per message.
    */
-  private encodeBatches(records: WireFlowRecord[], limit: number, build: (seq: number, records: WireFlowRecord[], first: boolean) => WireFlowBatch): Entry[] {
+  private encodeBatches(
+    records: WireFlowRecord[],
+    limit: number,
+    build: (seq: number, records: WireFlowRecord[], first: boolean) => WireFlowBatch,
+  ): Entry[] {
     const SAMPLE = 256;
     let per = records.length;
     if (records.length > SAMPLE) {
@@ -231,15 +258,27 @@ export class Outbox {
     return out;
   }
 
-  /** A batch the aggregator found too large: cut it in pieces under half its size (or the known limit) and queue them. */
+  /**
+   * A batch the aggregator found too large: cut it in pieces under half its size (or the known limit) and queue them.
+   */
   private recut(e: Entry): void {
     const decoded = deserialize(e.bytes).flowBatch as WireFlowBatch | undefined;
     if (!decoded) return this.countDropped(e.records, 'a refused flow batch could not be decoded again');
-    if (e.records < 2) return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
+    if (e.records < 2)
+      return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
     const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
-    const messages = this.encodeBatches(decoded.records, limit, (seq, records, first) => ({ ...decoded, seq, records, sources: first ? decoded.sources : [], droppedRecords: first ? decoded.droppedRecords : 0 }));
+    const messages = this.encodeBatches(decoded.records, limit, (seq, records, first) => ({
+      ...decoded,
+      seq,
+      records,
+      sources: first ? decoded.sources : [],
+      droppedRecords: first ? decoded.droppedRecords : 0,
+    }));
     this.stats.recut++;
-    this.o.log.warn({ seq: e.seq, bytes: e.bytes.length, pieces: messages.length }, 'the aggregator found a flow batch too large; sending it again in smaller pieces');
+    this.o.log.warn(
+      { seq: e.seq, bytes: e.bytes.length, pieces: messages.length },
+      'the aggregator found a flow batch too large; sending it again in smaller pieces',
+    );
     // Its lines were read long ago: the pieces carry no positions.
     this.queue(messages, undefined);
   }
@@ -254,7 +293,10 @@ export class Outbox {
         // state (which saves in place, even on a full disk), so a restart neither resends their lines under new seqs
         // nor loses them uncounted.
         this.stats.unspooled++;
-        this.o.log.error({ err: (err as Error).message, seqs: messages.map((m) => m.seq) }, 'cannot write to the spool; sending from memory only');
+        this.o.log.error(
+          { err: (err as Error).message, seqs: messages.map((m) => m.seq) },
+          'cannot write to the spool; sending from memory only',
+        );
         const last = messages[messages.length - 1];
         if (last && positions && last.kind === 'flowBatch') {
           try {
@@ -272,17 +314,22 @@ export class Outbox {
   private push(m: Entry): void {
     this.highestSeq = Math.max(this.highestSeq, m.seq);
     this.entries.push(m);
-    if (this.entries.length > 1 && (this.entries[this.entries.length - 2] as Entry).seq > m.seq) this.entries.sort((a, b) => a.seq - b.seq);
+    if (this.entries.length > 1 && (this.entries[this.entries.length - 2] as Entry).seq > m.seq)
+      this.entries.sort((a, b) => a.seq - b.seq);
     this.bytes += m.bytes.length;
     this.stats.queued++;
     while (this.entries.length > 1 && (this.bytes > this.o.maxBytes || this.entries.length > this.o.maxMessages)) {
       const lost = this.entries.shift() as Entry;
       this.bytes -= lost.bytes.length;
       this.stats.dropped++;
-      this.o.log.warn({ seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes }, 'outbox full: dropped the oldest unacked message');
+      this.o.log.warn(
+        { seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes },
+        'outbox full: dropped the oldest unacked message',
+      );
       this.o.onSettled?.(lost.seq, 'dropped');
       this.spoolSettle(lost.seq);
-      if (lost.records > 0) this.countDropped(lost.records, 'the outbox was full (the aggregator has been unreachable or slow)');
+      if (lost.records > 0)
+        this.countDropped(lost.records, 'the outbox was full (the aggregator has been unreachable or slow)');
     }
   }
 

@@ -1,5 +1,18 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { agentServiceDefinition } from '../../proto/index.js';
 import type { FollowPosition } from '../flows/follow.js';
@@ -43,7 +56,9 @@ interface SpoolState {
 /** A group: the messages one flow window was cut into, written in one file so a crash keeps all or none. */
 interface GroupFile {
   v: 2;
-  /** Positions after the window's lines; absent for a group re-cut from a refused batch (its lines were read long ago). */
+  /**
+   * Positions after the window's lines; absent for a group re-cut from a refused batch (its lines were read long ago).
+   */
   positions?: SourcePositions;
   messages: { seq: number; kind: SpooledMessage['kind']; records: number; b64: string }[];
 }
@@ -74,7 +89,10 @@ const UNSPOOLED_MAX = 64;
 export class Spool {
   private state: SpoolState;
   private generation = 0;
-  private readonly groups = new Map<number, { file: string; seqs: Set<number>; lastSeq: number; positions?: SourcePositions }>();
+  private readonly groups = new Map<
+    number,
+    { file: string; seqs: Set<number>; lastSeq: number; positions?: SourcePositions }
+  >();
   private readonly groupOf = new Map<number, number>();
   private nextSeq: number;
 
@@ -95,7 +113,12 @@ export class Spool {
         rmSync(file, { force: true }); // unreadable: a renamed file is always whole, so this is not ours to keep
         continue;
       }
-      this.addGroup(Number(m[1]), file, g.messages.map((x) => x.seq), g.positions);
+      this.addGroup(
+        Number(m[1]),
+        file,
+        g.messages.map((x) => x.seq),
+        g.positions,
+      );
     }
     const highest = Math.max(0, ...this.groupOf.keys());
     this.nextSeq = Math.max(this.state.seqReservedUpTo, highest + 1);
@@ -125,7 +148,12 @@ export class Spool {
     let at = this.state.positionsSeq ?? 0;
     for (const g of this.groups.values()) if (g.positions && g.lastSeq > at) [newest, at] = [g.positions, g.lastSeq];
     const fromUnspooled = [...this.state.unspooled].sort((a, b) => a.seq - b.seq).filter((u) => u.seq > at);
-    return Object.assign({}, this.state.positions, newest ?? {}, ...fromUnspooled.map((u) => u.positions)) as SourcePositions;
+    return Object.assign(
+      {},
+      this.state.positions,
+      newest ?? {},
+      ...fromUnspooled.map((u) => u.positions),
+    ) as SourcePositions;
   }
 
   /** Settle positions that came with `seq`, unless newer ones are settled already. */
@@ -147,22 +175,44 @@ export class Spool {
     const out: SpooledMessage[] = [];
     for (const g of this.groups.values()) {
       const parsed = readGroup(g.file);
-      for (const m of parsed?.messages ?? []) if (g.seqs.has(m.seq)) out.push({ seq: m.seq, kind: m.kind, records: m.records, bytes: Buffer.from(m.b64, 'base64') });
+      for (const m of parsed?.messages ?? [])
+        if (g.seqs.has(m.seq))
+          out.push({ seq: m.seq, kind: m.kind, records: m.records, bytes: Buffer.from(m.b64, 'base64') });
     }
     return out.sort((a, b) => a.seq - b.seq);
   }
 
-  /** Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is half-written. */
+  /**
+   * Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is
+   * half-written.
+   */
   write(messages: SpooledMessage[], positions: SourcePositions | undefined): void {
     if (messages.length === 0) return;
     const first = messages[0]?.seq as number;
     const file = join(this.dir, 'batches', `${first}.json`);
-    const body: GroupFile = { v: 2, ...(positions ? { positions } : {}), messages: messages.map((m) => ({ seq: m.seq, kind: m.kind, records: m.records, b64: m.bytes.toString('base64') })) };
+    const body: GroupFile = {
+      v: 2,
+      ...(positions ? { positions } : {}),
+      messages: messages.map((m) => ({
+        seq: m.seq,
+        kind: m.kind,
+        records: m.records,
+        b64: m.bytes.toString('base64'),
+      })),
+    };
     atomicWrite(file, JSON.stringify(body));
-    this.addGroup(first, file, messages.map((m) => m.seq), positions);
+    this.addGroup(
+      first,
+      file,
+      messages.map((m) => m.seq),
+      positions,
+    );
   }
 
-  /** A batch that went out without a spool file: remember its seq and positions in the state (which still saves on a full disk). */
+  /**
+   * A batch that went out without a spool file: remember its seq and positions in the state (which still saves on a
+   * full disk).
+   */
   noteUnspooled(batch: UnspooledBatch): void {
     this.state.unspooled = [...this.state.unspooled, batch].slice(-UNSPOOLED_MAX);
     this.saveState();
@@ -184,7 +234,10 @@ export class Spool {
     return lost.reduce((n, u) => n + u.records, 0);
   }
 
-  /** The aggregator stored (or refused) this message, or the outbox dropped it: when its whole group is done, keep its positions, forget the file. */
+  /**
+   * The aggregator stored (or refused) this message, or the outbox dropped it: when its whole group is done, keep its
+   * positions, forget the file.
+   */
   settle(seq: number): void {
     const unspooledBefore = this.state.unspooled.length;
     const u = this.state.unspooled.find((x) => x.seq === seq);
@@ -198,7 +251,12 @@ export class Spool {
       return;
     }
     this.groupOf.delete(seq);
-    const g = this.groups.get(first) as { file: string; seqs: Set<number>; lastSeq: number; positions?: SourcePositions };
+    const g = this.groups.get(first) as {
+      file: string;
+      seqs: Set<number>;
+      lastSeq: number;
+      positions?: SourcePositions;
+    };
     g.seqs.delete(seq);
     if (g.seqs.size > 0) return;
     if (g.positions) this.advancePositions(g.lastSeq, g.positions);
@@ -248,9 +306,16 @@ export class Spool {
 
   private saveState(): void {
     const body = JSON.stringify(this.state);
-    const record = JSON.stringify({ gen: this.generation + 1, sum: createHash('sha256').update(body).digest('hex'), body });
+    const record = JSON.stringify({
+      gen: this.generation + 1,
+      sum: createHash('sha256').update(body).digest('hex'),
+      body,
+    });
     const bytes = Buffer.from(record);
-    if (bytes.length > SLOT_BYTES) throw new Error(`VERDICT_SPOOL_STATE_TOO_LARGE: the spool state needs ${bytes.length} bytes, over ${SLOT_BYTES}; fewer flow sources or shorter paths`);
+    if (bytes.length > SLOT_BYTES)
+      throw new Error(
+        `VERDICT_SPOOL_STATE_TOO_LARGE: the spool state needs ${bytes.length} bytes, over ${SLOT_BYTES}; fewer flow sources or shorter paths`,
+      );
     const padded = Buffer.alloc(SLOT_BYTES, 0x20);
     bytes.copy(padded);
     const path = this.slot((this.generation + 1) % 2);
@@ -279,7 +344,11 @@ function readGroup(file: string): GroupFile | undefined {
       const batch: Record<string, unknown> = { ...(raw.batch as Record<string, unknown>), seq: raw.seq };
       const bytes = agentServiceDefinition().Connect?.requestSerialize({ flowBatch: batch }) as Buffer;
       const records = Array.isArray(batch.records) ? batch.records.length : 0;
-      return { v: 2, positions: raw.positions, messages: [{ seq: raw.seq, kind: 'flowBatch', records, b64: bytes.toString('base64') }] };
+      return {
+        v: 2,
+        positions: raw.positions,
+        messages: [{ seq: raw.seq, kind: 'flowBatch', records, b64: bytes.toString('base64') }],
+      };
     }
     return undefined;
   } catch {

@@ -14,7 +14,9 @@ export interface StreamOptions {
   metadata: () => grpc.Metadata;
   hello: () => WireHello;
   log: Logger;
-  /** What is sent, kept and counted; by default an outbox of maxUnacked messages and maxUnackedBytes, without a spool. */
+  /**
+   * What is sent, kept and counted; by default an outbox of maxUnacked messages and maxUnackedBytes, without a spool.
+   */
   outbox?: Outbox;
   /** Unacked messages kept; past this the oldest is dropped and counted (default outbox only). */
   maxUnacked: number;
@@ -27,7 +29,13 @@ export interface StreamOptions {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_STREAM_OPTIONS = { maxUnacked: 1000, maxUnackedBytes: 64 * 1024 * 1024, minBackoffMs: 500, maxBackoffMs: 30_000, heartbeatMs: 60_000 };
+export const DEFAULT_STREAM_OPTIONS = {
+  maxUnacked: 1000,
+  maxUnackedBytes: 64 * 1024 * 1024,
+  minBackoffMs: 500,
+  maxBackoffMs: 30_000,
+  heartbeatMs: 60_000,
+};
 
 export interface StreamStats {
   sent: number;
@@ -72,7 +80,13 @@ export class AgentStream {
       'grpc.keepalive_permit_without_calls': 1,
     });
     this.backoff = new Backoff({ initialMs: options.minBackoffMs, maxMs: options.maxBackoffMs, jitter: 0.2 });
-    this.outbox = options.outbox ?? new Outbox({ log: options.log, maxBytes: options.maxUnackedBytes ?? DEFAULT_STREAM_OPTIONS.maxUnackedBytes, maxMessages: options.maxUnacked });
+    this.outbox =
+      options.outbox ??
+      new Outbox({
+        log: options.log,
+        maxBytes: options.maxUnackedBytes ?? DEFAULT_STREAM_OPTIONS.maxUnackedBytes,
+        maxMessages: options.maxUnacked,
+      });
     this.outbox.onQueued = () => this.pump();
   }
 
@@ -88,11 +102,14 @@ export class AgentStream {
     this.connect();
     const every = this.options.heartbeatMs ?? 0;
     if (every > 0) {
-      this.heartbeatTimer = setInterval(() => {
-        if (!this.call || !this.welcomed || this.draining || Date.now() - this.lastWriteMs < every) return;
-        this.lastWriteMs = Date.now();
-        this.call.write({ heartbeat: { sentUnixMs: Date.now() } });
-      }, Math.max(1000, Math.floor(every / 2)));
+      this.heartbeatTimer = setInterval(
+        () => {
+          if (!this.call || !this.welcomed || this.draining || Date.now() - this.lastWriteMs < every) return;
+          this.lastWriteMs = Date.now();
+          this.call.write({ heartbeat: { sentUnixMs: Date.now() } });
+        },
+        Math.max(1000, Math.floor(every / 2)),
+      );
       this.heartbeatTimer.unref();
     }
   }
@@ -120,7 +137,8 @@ export class AgentStream {
     const call = this.client.makeBidiStreamRequest(
       '/verdict.v1.AgentService/Connect',
       // The outbox keeps messages encoded; Hello and Heartbeat are encoded here.
-      (m: Record<string, unknown> | Buffer) => (Buffer.isBuffer(m) ? m : agentServiceDefinition().Connect!.requestSerialize(m)),
+      (m: Record<string, unknown> | Buffer) =>
+        Buffer.isBuffer(m) ? m : agentServiceDefinition().Connect!.requestSerialize(m),
       (b: Buffer) => agentServiceDefinition().Connect!.responseDeserialize(b) as WireAggregatorMessage,
       this.options.metadata(),
     ) as Call;
@@ -128,7 +146,9 @@ export class AgentStream {
     this.welcomed = false;
     this.sentUpTo = 0;
     call.on('data', (m: WireAggregatorMessage) => this.onMessage(m));
-    call.on('error', (err: grpc.ServiceError) => this.onBroken(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+    call.on('error', (err: grpc.ServiceError) =>
+      this.onBroken(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`),
+    );
     call.on('end', () => this.onBroken(call, 'aggregator ended the stream'));
     call.write({ hello: this.options.hello() });
   }
@@ -142,7 +162,15 @@ export class AgentStream {
       this.outbox.welcomed(m.welcome.lastStoredSeq);
       this.outbox.acked(m.welcome.lastStoredSeq);
       this.sentUpTo = m.welcome.lastStoredSeq;
-      log.info({ lastStoredSeq: m.welcome.lastStoredSeq, unacked: this.outbox.size, aggregatorVersion: m.welcome.aggregatorVersion, maxMessageBytes: m.welcome.maxMessageBytes }, 'connected to the aggregator');
+      log.info(
+        {
+          lastStoredSeq: m.welcome.lastStoredSeq,
+          unacked: this.outbox.size,
+          aggregatorVersion: m.welcome.aggregatorVersion,
+          maxMessageBytes: m.welcome.maxMessageBytes,
+        },
+        'connected to the aggregator',
+      );
       this.pump();
     } else if (m.kind === 'ack') {
       this.stats.acked++;
@@ -153,7 +181,12 @@ export class AgentStream {
       const refused = this.outbox.rejected(m.reject.seq, m.reject.code);
       const recut = m.reject.code === 'VERDICT_INGEST_OVERSIZED' && refused?.kind === 'flowBatch';
       if (!recut) this.stats.dropped++;
-      log.error({ seq: refused?.seq ?? m.reject.seq, code: m.reject.code, reason: m.reject.message }, recut ? 'the aggregator refused a flow batch as too large; it is sent again in smaller pieces' : 'the aggregator rejected a message; it is dropped and will not be resent');
+      log.error(
+        { seq: refused?.seq ?? m.reject.seq, code: m.reject.code, reason: m.reject.message },
+        recut
+          ? 'the aggregator refused a flow batch as too large; it is sent again in smaller pieces'
+          : 'the aggregator rejected a message; it is dropped and will not be resent',
+      );
       this.pump();
     }
   }
@@ -185,7 +218,10 @@ export class AgentStream {
     if (this.stopped) return;
     this.stats.reconnects++;
     const delay = this.backoff.next();
-    this.options.log.warn({ why, retryInMs: delay, unacked: this.outbox.size }, 'stream to the aggregator broken; reconnecting');
+    this.options.log.warn(
+      { why, retryInMs: delay, unacked: this.outbox.size },
+      'stream to the aggregator broken; reconnecting',
+    );
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref();
   }

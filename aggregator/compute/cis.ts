@@ -103,7 +103,9 @@ export function clusterSummary(
 }
 
 /** Scored checks by how many nodes fail them, most first (ties by id). */
-export function failingNodesPerCheck(checks: LatestCheckStatus[]): { id: string; title: string; benchmark: string; failedNodes: number }[] {
+export function failingNodesPerCheck(
+  checks: LatestCheckStatus[],
+): { id: string; title: string; benchmark: string; failedNodes: number }[] {
   const byCheck = new Map<string, { id: string; title: string; benchmark: string; failedNodes: number }>();
   for (const c of checks) {
     if (c.status !== 'FAIL' || !c.scored) continue;
@@ -112,5 +114,7 @@ export function failingNodesPerCheck(checks: LatestCheckStatus[]): { id: string;
     hit.failedNodes++;
     byCheck.set(key, hit);
   }
-  return [...byCheck.values()].sort((a, b) => b.failedNodes - a.failedNodes || a.id.localeCompare(b.id, 'en', { numeric: true }));
+  return [...byCheck.values()].sort(
+    (a, b) => b.failedNodes - a.failedNodes || a.id.localeCompare(b.id, 'en', { numeric: true }),
+  );
 }

@@ -79,7 +79,24 @@ export function networkAccess(flows: FlowRecord[]): NetworkAccessSummary {
     let a = acc.get(id);
     if (!a) {
       a = {
-        row: { endpoint: idOf(e), namespace: e.namespace, name: e.name, kind: e.kind, ingressProtected: null, egressProtected: null, ingressFromInternet: false, egressToInternet: false, ingressFromOtherNamespaces: false, egressToOtherNamespaces: false, allowedIn: 0, deniedIn: 0, allowedOut: 0, deniedOut: 0, policies: [], stagedPolicies: [] },
+        row: {
+          endpoint: idOf(e),
+          namespace: e.namespace,
+          name: e.name,
+          kind: e.kind,
+          ingressProtected: null,
+          egressProtected: null,
+          ingressFromInternet: false,
+          egressToInternet: false,
+          ingressFromOtherNamespaces: false,
+          egressToOtherNamespaces: false,
+          allowedIn: 0,
+          deniedIn: 0,
+          allowedOut: 0,
+          deniedOut: 0,
+          policies: [],
+          stagedPolicies: [],
+        },
         ingressEvidence: [],
         egressEvidence: [],
         policies: new Set(),
@@ -132,7 +149,17 @@ export function networkAccess(flows: FlowRecord[]): NetworkAccessSummary {
   const byNs = new Map<string, NamespaceAccessRow>();
   for (const e of endpoints) {
     if (!e.namespace) continue;
-    const n = byNs.get(e.namespace) ?? { namespace: e.namespace, endpoints: 0, ingressProtected: 0, egressProtected: 0, allowedIn: 0, deniedIn: 0, allowedOut: 0, deniedOut: 0, allowedPercent: null };
+    const n = byNs.get(e.namespace) ?? {
+      namespace: e.namespace,
+      endpoints: 0,
+      ingressProtected: 0,
+      egressProtected: 0,
+      allowedIn: 0,
+      deniedIn: 0,
+      allowedOut: 0,
+      deniedOut: 0,
+      allowedPercent: null,
+    };
     n.endpoints++;
     if (e.ingressProtected === true) n.ingressProtected++;
     if (e.egressProtected === true) n.egressProtected++;

@@ -26,7 +26,14 @@ export class LoopbackReaders implements HttpAuthorizer {
   readonly description = 'no HTTP reader tokens configured: the API answers loopback clients only';
 
   async authorize(req: FastifyRequest): Promise<AccessDecision> {
-    return isLoopbackAddress(req.socket.remoteAddress ?? '') ? { allowed: true, user: 'loopback' } : { allowed: false, status: 401, reason: 'no credentials are configured, so only clients on the aggregator\'s own host may read; configure --http-tokens' };
+    return isLoopbackAddress(req.socket.remoteAddress ?? '')
+      ? { allowed: true, user: 'loopback' }
+      : {
+          allowed: false,
+          status: 401,
+          reason:
+            "no credentials are configured, so only clients on the aggregator's own host may read; configure --http-tokens",
+        };
   }
 }
 
@@ -58,43 +65,81 @@ export class StaticTokenReaders implements HttpAuthorizer {
   private readonly grants: TokenGrant[];
 
   constructor(file: string) {
-    let doc: { tokens?: { user?: unknown; token?: unknown; sha256?: unknown; verbs?: unknown; reports?: unknown; resources?: unknown }[] };
+    let doc: {
+      tokens?: {
+        user?: unknown;
+        token?: unknown;
+        sha256?: unknown;
+        verbs?: unknown;
+        reports?: unknown;
+        resources?: unknown;
+      }[];
+    };
     try {
       doc = parseYaml(readFileSync(file, 'utf8')) as typeof doc;
     } catch (err) {
       throw new Error(`VERDICT_CONFIG_INVALID: cannot read --http-tokens ${file}: ${(err as Error).message}`);
     }
-    if (!Array.isArray(doc?.tokens) || doc.tokens.length === 0) throw new Error(`VERDICT_CONFIG_INVALID: ${file}: expected "tokens:" with at least one entry`);
+    if (!Array.isArray(doc?.tokens) || doc.tokens.length === 0)
+      throw new Error(`VERDICT_CONFIG_INVALID: ${file}: expected "tokens:" with at least one entry`);
     this.grants = doc.tokens.map((t, i) => {
       const where = `${file}: tokens[${i}]`;
-      if (typeof t.user !== 'string' || !t.user) throw new Error(`VERDICT_CONFIG_INVALID: ${where}.user: a user name is required`);
+      if (typeof t.user !== 'string' || !t.user)
+        throw new Error(`VERDICT_CONFIG_INVALID: ${where}.user: a user name is required`);
       let digest: Buffer;
       if (typeof t.token === 'string' && t.token.length >= 16) digest = sha256(t.token);
       else if (typeof t.sha256 === 'string' && /^[0-9a-f]{64}$/.test(t.sha256)) digest = Buffer.from(t.sha256, 'hex');
-      else throw new Error(`VERDICT_CONFIG_INVALID: ${where}: give "token" (16 characters or more) or "sha256" (64 hex digits)`);
+      else
+        throw new Error(
+          `VERDICT_CONFIG_INVALID: ${where}: give "token" (16 characters or more) or "sha256" (64 hex digits)`,
+        );
       const list = (v: unknown, dflt: string[]) => (Array.isArray(v) ? v.map(String) : dflt);
       const verbs = list(t.verbs, ['get', 'list']);
-      for (const v of verbs) if (!['get', 'list', 'create'].includes(v)) throw new Error(`VERDICT_CONFIG_INVALID: ${where}.verbs: "${v}" is not get, list or create`);
-      return { user: t.user, digest, verbs: new Set(verbs), resources: new Set(list(t.resources, ['globalreports'])), reports: new Set(list(t.reports, [])) };
+      for (const v of verbs)
+        if (!['get', 'list', 'create'].includes(v))
+          throw new Error(`VERDICT_CONFIG_INVALID: ${where}.verbs: "${v}" is not get, list or create`);
+      return {
+        user: t.user,
+        digest,
+        verbs: new Set(verbs),
+        resources: new Set(list(t.resources, ['globalreports'])),
+        reports: new Set(list(t.reports, [])),
+      };
     });
   }
 
   async authorize(req: FastifyRequest, want: AccessRequest): Promise<AccessDecision> {
     const m = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));
-    if (!m) return { allowed: false, status: 401, reason: 'send "Authorization: Bearer <token>" with a token from --http-tokens' };
+    if (!m)
+      return {
+        allowed: false,
+        status: 401,
+        reason: 'send "Authorization: Bearer <token>" with a token from --http-tokens',
+      };
     const digest = sha256(m[1] as string);
     const grant = this.grants.find((g) => timingSafeEqual(g.digest, digest));
     if (!grant) return { allowed: false, status: 401, reason: 'the bearer token is not known' };
     const ok =
       grant.resources.has(want.resource) &&
       grant.verbs.has(want.verb) &&
-      (want.resource !== 'globalreports' || want.verb === 'list' || grant.reports.has('*') || (want.name !== undefined && grant.reports.has(want.name)));
-    return ok ? { allowed: true, user: grant.user } : { allowed: false, status: 403, reason: `user ${grant.user} may not ${want.verb} ${want.resource}${want.name ? ` "${want.name}"` : ''}` };
+      (want.resource !== 'globalreports' ||
+        want.verb === 'list' ||
+        grant.reports.has('*') ||
+        (want.name !== undefined && grant.reports.has(want.name)));
+    return ok
+      ? { allowed: true, user: grant.user }
+      : {
+          allowed: false,
+          status: 403,
+          reason: `user ${grant.user} may not ${want.verb} ${want.resource}${want.name ? ` "${want.name}"` : ''}`,
+        };
   }
 
   /** Whether this user may get a given report (to filter lists). */
   canGet(user: string, name: string): boolean {
-    return this.grants.some((g) => g.user === user && g.verbs.has('get') && (g.reports.has('*') || g.reports.has(name)));
+    return this.grants.some(
+      (g) => g.user === user && g.verbs.has('get') && (g.reports.has('*') || g.reports.has(name)),
+    );
   }
 }
 

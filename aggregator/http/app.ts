@@ -39,11 +39,15 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    // A store that cannot answer (PostgreSQL down, disk full) is an outage, not a bug: 503 on every route, so clients retry.
+    // A store that cannot answer (PostgreSQL down, disk full) is an outage, not a bug: 503 on every route, so clients
+    // retry.
     const unavailable = deps.store.unavailableReason(err);
     if (unavailable !== undefined) {
       req.log.warn({ url: req.url, reason: unavailable }, 'request failed: store unavailable');
-      return reply.status(503).send({ error: 'VERDICT_STORE_UNAVAILABLE', message: `the ${deps.store.kind} store cannot answer now (${unavailable}); retry when /readyz answers 200` });
+      return reply.status(503).send({
+        error: 'VERDICT_STORE_UNAVAILABLE',
+        message: `the ${deps.store.kind} store cannot answer now (${unavailable}); retry when /readyz answers 200`,
+      });
     }
     const { status, body } = errorAnswer(err, req);
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
@@ -54,12 +58,24 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     // Decide on the matched route, never on the raw URL: the router decodes
     // percent-escapes ("/api/v1/%6eodes") that a pattern on req.url would miss.
     const path = req.routeOptions.url ?? '';
-    const resource = /^\/api\/v1\/(nodes|cis)(\/|$)/.test(path) ? 'nodes' : /^\/api\/v1\/(flows|network-access)(\/|$)/.test(path) ? 'flows' : undefined;
+    const resource = /^\/api\/v1\/(nodes|cis)(\/|$)/.test(path)
+      ? 'nodes'
+      : /^\/api\/v1\/(flows|network-access)(\/|$)/.test(path)
+        ? 'flows'
+        : undefined;
     if (!resource) return;
     const d = await deps.authorizer.authorize(req, { verb: 'get', resource });
-    if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+    if (!d.allowed)
+      return reply
+        .status(d.status)
+        .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API` }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({
+      error: 'VERDICT_NOT_FOUND',
+      message: `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API`,
+    }),
+  );
   registerHealthRoutes(app, deps);
   registerNodeRoutes(app, deps);
   registerCisRoutes(app, deps);

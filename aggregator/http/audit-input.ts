@@ -7,7 +7,10 @@ import type { StoredAuditEvent } from '../store/index.js';
 /** Limits on one audit event received on the webhook. */
 const AUDIT_EVENT_LIMITS = {
   maxDepth: STORED_EVENT_MAX_DEPTH,
-  /** Characters of JSON per stored event: etcd takes objects up to 1.5 MiB, and an event can hold the request and the response. */
+  /**
+   * Characters of JSON per stored event: etcd takes objects up to 1.5 MiB, and an event can hold the request and the
+   * response.
+   */
   maxEventChars: 4 * 1024 * 1024,
 };
 
@@ -25,7 +28,14 @@ const AuditEventFields = Type.Object({
   verb: Type.String({ maxLength: 64 }),
   stageTimestamp: Type.String({ maxLength: 64 }),
   user: Type.Optional(Type.Object({ username: Type.Optional(Name) })),
-  objectRef: Type.Optional(Type.Object({ resource: Type.Optional(Name), namespace: Type.Optional(Name), name: Type.Optional(Name), apiGroup: Type.Optional(Name) })),
+  objectRef: Type.Optional(
+    Type.Object({
+      resource: Type.Optional(Name),
+      namespace: Type.Optional(Name),
+      name: Type.Optional(Name),
+      apiGroup: Type.Optional(Name),
+    }),
+  ),
   responseStatus: Type.Optional(Type.Object({ code: Type.Optional(Type.Integer()) })),
   sourceIPs: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 })),
 });
@@ -37,7 +47,10 @@ export type AuditItem =
   | {
       outcome: 'keep';
       event: StoredAuditEvent;
-      /** Set when part of the event was cut before storing: what and why (also in the stored event's `verdictTruncated`). */
+      /**
+       * Set when part of the event was cut before storing: what and why (also in the stored event's
+       * `verdictTruncated`).
+       */
       truncation?: string;
     }
   /** A well-formed event that is not a completed, successful network-policy change. */
@@ -64,15 +77,23 @@ const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an a
  */
 export function readAuditItem(raw: unknown): AuditItem {
   validator ??= Compile(AuditEventFields) as unknown as Validator;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { outcome: 'refuse', reason: `expected an audit.k8s.io/v1 Event object, got ${describe(raw)}` };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { outcome: 'refuse', reason: `expected an audit.k8s.io/v1 Event object, got ${describe(raw)}` };
   if (!validator.Check(raw)) {
     const err = [...validator.Errors(raw)].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
     const where = (err?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    return { outcome: 'refuse', reason: `${where ? `${where}: ` : ''}${err?.message ?? 'not an audit.k8s.io/v1 Event'}` };
+    return {
+      outcome: 'refuse',
+      reason: `${where ? `${where}: ` : ''}${err?.message ?? 'not an audit.k8s.io/v1 Event'}`,
+    };
   }
   const e = raw as Static<typeof AuditEventFields>;
   const stageMs = Date.parse(e.stageTimestamp);
-  if (!Number.isFinite(stageMs)) return { outcome: 'refuse', reason: `stageTimestamp: expected an RFC 3339 time like "2026-11-20T10:01:00.000000Z", got ${JSON.stringify(e.stageTimestamp)}` };
+  if (!Number.isFinite(stageMs))
+    return {
+      outcome: 'refuse',
+      reason: `stageTimestamp: expected an RFC 3339 time like "2026-11-20T10:01:00.000000Z", got ${JSON.stringify(e.stageTimestamp)}`,
+    };
   const ref = e.objectRef ?? {};
   const fields = {
     auditId: e.auditID,
@@ -84,18 +105,27 @@ export function readAuditItem(raw: unknown): AuditItem {
     name: ref.name ?? '',
     username: e.user?.username ?? '',
   };
-  if (e.stage !== 'ResponseComplete' || (e.responseStatus?.code ?? 200) >= 400 || !isPolicyChange(fields)) return { outcome: 'ignore' };
+  if (e.stage !== 'ResponseComplete' || (e.responseStatus?.code ?? 200) >= 400 || !isPolicyChange(fields))
+    return { outcome: 'ignore' };
 
   const cut: string[] = [];
   let bounded = boundJson(raw, AUDIT_EVENT_LIMITS.maxDepth);
-  if (bounded.truncated > 0) cut.push(`${bounded.truncated} part(s) nested deeper than ${AUDIT_EVENT_LIMITS.maxDepth} levels replaced by a marker, the first at ${bounded.firstTruncatedAt}`);
+  if (bounded.truncated > 0)
+    cut.push(
+      `${bounded.truncated} part(s) nested deeper than ${AUDIT_EVENT_LIMITS.maxDepth} levels replaced by a marker, the first at ${bounded.firstTruncatedAt}`,
+    );
   if (bounded.protoKeysRemoved > 0) cut.push(`${bounded.protoKeysRemoved} key(s) named __proto__ removed`);
   if (bounded.approxJsonChars > AUDIT_EVENT_LIMITS.maxEventChars) {
     const limit = `${AUDIT_EVENT_LIMITS.maxEventChars / 1024 / 1024} MiB`;
     const slim: Record<string, unknown> = { ...(bounded.value as Record<string, unknown>) };
-    for (const k of ['requestObject', 'responseObject']) if (k in slim) slim[k] = `[verdict: removed, the event was larger than ${limit}]`;
+    for (const k of ['requestObject', 'responseObject'])
+      if (k in slim) slim[k] = `[verdict: removed, the event was larger than ${limit}]`;
     bounded = boundJson(slim, AUDIT_EVENT_LIMITS.maxDepth);
-    if (bounded.approxJsonChars > AUDIT_EVENT_LIMITS.maxEventChars) return { outcome: 'refuse', reason: `the event is larger than ${limit} even without its requestObject and responseObject` };
+    if (bounded.approxJsonChars > AUDIT_EVENT_LIMITS.maxEventChars)
+      return {
+        outcome: 'refuse',
+        reason: `the event is larger than ${limit} even without its requestObject and responseObject`,
+      };
     cut.push(`requestObject and responseObject removed: the event was larger than ${limit}`);
   }
   const event = bounded.value as Record<string, unknown>;

@@ -33,45 +33,101 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
     // would lose every good event of a batch for one bad one. JSON.parse only makes such a
     // key an own property (it never sets a prototype); readAuditItem removes it per event.
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: WEBHOOK_BODY_LIMIT }, async (_req: unknown, body: string | Buffer) => {
-      try {
-        return await parseEventListBody(body.toString());
-      } catch (err) {
-        throw Object.assign(new Error(`the body is not JSON: ${(err as Error).message}`), { statusCode: 400, code: 'VERDICT_BAD_REQUEST' });
-      }
-    });
-    scope.post('/api/v1/audit/webhook', {
-      bodyLimit: WEBHOOK_BODY_LIMIT,
-      // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
-      onRequest: async (req, reply) => {
-        const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
-        if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+    scope.addContentTypeParser(
+      'application/json',
+      { parseAs: 'string', bodyLimit: WEBHOOK_BODY_LIMIT },
+      async (_req: unknown, body: string | Buffer) => {
+        try {
+          return await parseEventListBody(body.toString());
+        } catch (err) {
+          throw Object.assign(new Error(`the body is not JSON: ${(err as Error).message}`), {
+            statusCode: 400,
+            code: 'VERDICT_BAD_REQUEST',
+          });
+        }
       },
-      schema: { summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)', body: Type.Object({ apiVersion: Type.String(), kind: Type.Literal('EventList'), items: Type.Array(Type.Unknown()) }) } }, async (req, reply) => {
-      const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
-      if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-      const body = req.body as { apiVersion: string; items: unknown[] };
-      if (body.apiVersion !== 'audit.k8s.io/v1') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `expected apiVersion audit.k8s.io/v1, got ${body.apiVersion}` });
-      const { fresh, counts, reasons } = await storeEventList(store, body.items);
-      metrics.auditEventsIgnored.inc(counts.ignored);
-      metrics.auditEventsRefused.inc(counts.refused);
-      metrics.auditEventsTruncated.inc(counts.truncated);
-      if (counts.refused > 0 || counts.truncated > 0) log.warn({ source: 'audit-webhook', ...counts, reasons: reasons.slice(0, 3) }, 'audit webhook items refused or truncated');
-      // Only events stored now count: a retried webhook batch raises nothing twice.
-      await noteNewPolicyEvents(store, metrics, tamper, log, fresh);
-      return { received: body.items.length, stored: fresh.length, ...counts, ...(reasons.length > 0 ? { errors: reasons } : {}) };
-    });
+    );
+    scope.post(
+      '/api/v1/audit/webhook',
+      {
+        bodyLimit: WEBHOOK_BODY_LIMIT,
+        // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
+        onRequest: async (req, reply) => {
+          const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
+          if (!d.allowed)
+            return reply
+              .status(d.status)
+              .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+        },
+        schema: {
+          summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)',
+          body: Type.Object({
+            apiVersion: Type.String(),
+            kind: Type.Literal('EventList'),
+            items: Type.Array(Type.Unknown()),
+          }),
+        },
+      },
+      async (req, reply) => {
+        const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
+        if (!d.allowed)
+          return reply
+            .status(d.status)
+            .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+        const body = req.body as { apiVersion: string; items: unknown[] };
+        if (body.apiVersion !== 'audit.k8s.io/v1')
+          return reply.status(400).send({
+            error: 'VERDICT_BAD_REQUEST',
+            message: `expected apiVersion audit.k8s.io/v1, got ${body.apiVersion}`,
+          });
+        const { fresh, counts, reasons } = await storeEventList(store, body.items);
+        metrics.auditEventsIgnored.inc(counts.ignored);
+        metrics.auditEventsRefused.inc(counts.refused);
+        metrics.auditEventsTruncated.inc(counts.truncated);
+        if (counts.refused > 0 || counts.truncated > 0)
+          log.warn(
+            { source: 'audit-webhook', ...counts, reasons: reasons.slice(0, 3) },
+            'audit webhook items refused or truncated',
+          );
+        // Only events stored now count: a retried webhook batch raises nothing twice.
+        await noteNewPolicyEvents(store, metrics, tamper, log, fresh);
+        return {
+          received: body.items.length,
+          stored: fresh.length,
+          ...counts,
+          ...(reasons.length > 0 ? { errors: reasons } : {}),
+        };
+      },
+    );
   });
 
   app.get(
     '/api/v1/tamper-alerts',
-    { schema: { summary: 'Changes to policies in protected namespaces or tiers', querystring: Type.Object({ from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) }, { additionalProperties: false }) } },
+    {
+      schema: {
+        summary: 'Changes to policies in protected namespaces or tiers',
+        querystring: Type.Object(
+          {
+            from: Type.Optional(Type.String({ format: 'date-time' })),
+            to: Type.Optional(Type.String({ format: 'date-time' })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
     async (req, reply) => {
       const d = await authorizer.authorize(req, { verb: 'list', resource: 'auditevents' });
-      if (!d.allowed) return reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+      if (!d.allowed)
+        return reply
+          .status(d.status)
+          .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
       const q = req.query as { from?: string; to?: string };
-      const interval = parseInterval({ from: q.from ?? new Date(Date.now() - 7 * 86_400_000).toISOString(), to: q.to }, Date.now());
-      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const interval = parseInterval(
+        { from: q.from ?? new Date(Date.now() - 7 * 86_400_000).toISOString(), to: q.to },
+        Date.now(),
+      );
+      if (typeof interval === 'string')
+        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const events = await store.auditEvents(interval.fromMs, interval.toMs);
       const history = await store.latestAuditEvents(events, interval.fromMs);
       return { protected: tamper, items: tamperAlerts(policyChanges(events, history), tamper) };
@@ -85,7 +141,14 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
  * Returns the events stored now (not before), the counts, and the first
  * refusal reasons.
  */
-async function storeEventList(store: Store, items: unknown[]): Promise<{ fresh: StoredAuditEvent[]; counts: { ignored: number; refused: number; truncated: number }; reasons: string[] }> {
+async function storeEventList(
+  store: Store,
+  items: unknown[],
+): Promise<{
+  fresh: StoredAuditEvent[];
+  counts: { ignored: number; refused: number; truncated: number };
+  reasons: string[];
+}> {
   const counts = { ignored: 0, refused: 0, truncated: 0 };
   const reasons: string[] = [];
   // An audit ID twice in one list keeps its first event, as the stores do.

@@ -5,13 +5,22 @@ import { CisSummary, ErrorReply, ThresholdQuery } from './schemas.js';
 export function registerCisRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/cis/summary',
-    { schema: { summary: 'Cluster CIS totals, nodes per band and the most failed checks', querystring: ThresholdQuery, response: { 200: CisSummary, 400: ErrorReply } } },
+    {
+      schema: {
+        summary: 'Cluster CIS totals, nodes per band and the most failed checks',
+        querystring: ThresholdQuery,
+        response: { 200: CisSummary, 400: ErrorReply },
+      },
+    },
     async (req, reply) => {
       const q = req.query as { highThreshold?: number; medThreshold?: number; benchmark?: string };
       const highThreshold = q.highThreshold ?? DEFAULT_THRESHOLDS.highThreshold;
       const medThreshold = q.medThreshold ?? DEFAULT_THRESHOLDS.medThreshold;
       if (medThreshold > highThreshold) {
-        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: `medThreshold (${medThreshold}) must not be above highThreshold (${highThreshold})` });
+        return reply.status(400).send({
+          error: 'VERDICT_BAD_REQUEST',
+          message: `medThreshold (${medThreshold}) must not be above highThreshold (${highThreshold})`,
+        });
       }
       const [nodes, checks] = await Promise.all([store.listNodes(), store.latestCheckStatuses()]);
       return clusterSummary(nodes, checks, { highThreshold, medThreshold, benchmark: q.benchmark });

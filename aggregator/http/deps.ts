@@ -22,4 +22,5 @@ export interface HttpDeps {
   tamper: TamperConfig;
 }
 
-export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;

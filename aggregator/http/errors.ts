@@ -38,24 +38,73 @@ function frameworkError(err: FastifyError, req: FastifyRequest): ErrorAnswer | u
   const contentType = String(req.headers['content-type'] ?? '');
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, body: { error: 'VERDICT_BODY_TOO_LARGE', message: `the request body is larger than the ${req.routeOptions.bodyLimit ?? 'configured'} bytes this route accepts; send a smaller body` } };
+      return {
+        status: 413,
+        body: {
+          error: 'VERDICT_BODY_TOO_LARGE',
+          message: `the request body is larger than the ${req.routeOptions.bodyLimit ?? 'configured'} bytes this route accepts; send a smaller body`,
+        },
+      };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, body: { error: 'VERDICT_UNSUPPORTED_MEDIA_TYPE', message: `this API reads JSON bodies, not "${contentType.slice(0, 100)}"; send Content-Type: application/json` } };
+      return {
+        status: 415,
+        body: {
+          error: 'VERDICT_UNSUPPORTED_MEDIA_TYPE',
+          message: `this API reads JSON bodies, not "${contentType.slice(0, 100)}"; send Content-Type: application/json`,
+        },
+      };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, body: { error: 'VERDICT_BAD_REQUEST', message: 'Content-Type is application/json but the body is empty; send a JSON document, or no Content-Type' } };
+      return {
+        status: 400,
+        body: {
+          error: 'VERDICT_BAD_REQUEST',
+          message: 'Content-Type is application/json but the body is empty; send a JSON document, or no Content-Type',
+        },
+      };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return { status: 400, body: { error: 'VERDICT_INVALID_JSON', message: `the body is not valid JSON (${err.message}); send a JSON document` } };
+      return {
+        status: 400,
+        body: {
+          error: 'VERDICT_INVALID_JSON',
+          message: `the body is not valid JSON (${err.message}); send a JSON document`,
+        },
+      };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, body: { error: 'VERDICT_BAD_REQUEST', message: 'Content-Length does not match the body that was sent; send the exact length of the body' } };
+      return {
+        status: 400,
+        body: {
+          error: 'VERDICT_BAD_REQUEST',
+          message: 'Content-Length does not match the body that was sent; send the exact length of the body',
+        },
+      };
     case 'FST_ERR_BAD_URL':
-      return { status: 400, body: { error: 'VERDICT_BAD_URL', message: 'the URL path has an invalid percent-escape; encode reserved characters as %XX with two hex digits' } };
+      return {
+        status: 400,
+        body: {
+          error: 'VERDICT_BAD_URL',
+          message: 'the URL path has an invalid percent-escape; encode reserved characters as %XX with two hex digits',
+        },
+      };
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return { status: 414, body: { error: 'VERDICT_URL_TOO_LONG', message: `a path segment is longer than the ${MAX_PARAM_LENGTH} characters any Verdict name may have; check the name` } };
+      return {
+        status: 414,
+        body: {
+          error: 'VERDICT_URL_TOO_LONG',
+          message: `a path segment is longer than the ${MAX_PARAM_LENGTH} characters any Verdict name may have; check the name`,
+        },
+      };
     default:
       break;
   }
   // secure-json-parse refuses __proto__ and constructor.prototype keys with a 400 SyntaxError.
-  if (err instanceof SyntaxError && err.statusCode === 400) return { status: 400, body: { error: 'VERDICT_INVALID_JSON', message: `the body is refused as JSON (${err.message}); send a plain JSON document` } };
+  if (err instanceof SyntaxError && err.statusCode === 400)
+    return {
+      status: 400,
+      body: {
+        error: 'VERDICT_INVALID_JSON',
+        message: `the body is refused as JSON (${err.message}); send a plain JSON document`,
+      },
+    };
   return undefined;
 }
 
@@ -69,14 +118,29 @@ export const MAX_PARAM_LENGTH = 253;
  */
 export function errorAnswer(err: FastifyError, req: FastifyRequest): ErrorAnswer {
   if (err.validation) {
-    return { status: 400, body: { error: 'VERDICT_BAD_REQUEST', message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(querystring|params|body|headers)\s*/, '')}; see /docs for the API`.trim() } };
+    return {
+      status: 400,
+      body: {
+        error: 'VERDICT_BAD_REQUEST',
+        message:
+          `${err.validationContext ?? 'request'} ${err.message.replace(/^(querystring|params|body|headers)\s*/, '')}; see /docs for the API`.trim(),
+      },
+    };
   }
   const known = frameworkError(err, req);
   if (known) return known;
-  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-  if (status === 500) return { status, body: { error: 'VERDICT_INTERNAL', message: 'internal error; see the aggregator log' } };
-  const code = typeof err.code === 'string' && err.code.startsWith('VERDICT_') ? err.code : (CODE_BY_STATUS[status] ?? 'VERDICT_BAD_REQUEST');
-  return { status, body: { error: code, message: err.message || `${STATUS_CODES[status] ?? 'bad request'}; see /docs for the API` } };
+  const status =
+    typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+  if (status === 500)
+    return { status, body: { error: 'VERDICT_INTERNAL', message: 'internal error; see the aggregator log' } };
+  const code =
+    typeof err.code === 'string' && err.code.startsWith('VERDICT_')
+      ? err.code
+      : (CODE_BY_STATUS[status] ?? 'VERDICT_BAD_REQUEST');
+  return {
+    status,
+    body: { error: code, message: err.message || `${STATUS_CODES[status] ?? 'bad request'}; see /docs for the API` },
+  };
 }
 
 /**
@@ -89,13 +153,33 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, body]: [number, ErrorBody] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, { error: 'VERDICT_REQUEST_TIMEOUT', message: 'the request was not received in time; send it again without pausing' }]
+      ? [
+          408,
+          {
+            error: 'VERDICT_REQUEST_TIMEOUT',
+            message: 'the request was not received in time; send it again without pausing',
+          },
+        ]
       : err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, { error: 'VERDICT_HEADERS_TOO_LARGE', message: 'the request line and headers exceed 16 KiB; send a shorter URL or fewer headers' }]
-        : [400, { error: 'VERDICT_BAD_REQUEST', message: `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}); check the client` }];
+        ? [
+            431,
+            {
+              error: 'VERDICT_HEADERS_TOO_LARGE',
+              message: 'the request line and headers exceed 16 KiB; send a shorter URL or fewer headers',
+            },
+          ]
+        : [
+            400,
+            {
+              error: 'VERDICT_BAD_REQUEST',
+              message: `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}); check the client`,
+            },
+          ];
   const text = JSON.stringify(body);
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
   }
   socket.destroy(err);
 }

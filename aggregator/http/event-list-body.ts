@@ -50,7 +50,10 @@ export async function parseEventListBody(body: string): Promise<unknown> {
   return outer;
 }
 
-/** The last top-level "items" array of a JSON object body (as JSON.parse keeps the last of duplicate keys), or undefined. */
+/**
+ * The last top-level "items" array of a JSON object body (as JSON.parse keeps the last of duplicate keys), or
+ * undefined.
+ */
 async function findItems(body: string): Promise<ItemsSpan | undefined> {
   let i = 0;
   while (i < body.length && isSpace(body.charCodeAt(i))) i++;
@@ -60,7 +63,10 @@ async function findItems(body: string): Promise<ItemsSpan | undefined> {
   /** The key whose value starts at the next non-space character at depth 1. */
   let valueOf: string | undefined;
   let found: ItemsSpan | undefined;
-  /** The "items" array being scanned, with the start of its current element (-1 between elements) and whether a comma is waiting for one. */
+  /**
+   * The "items" array being scanned, with the start of its current element (-1 between elements) and whether a comma is
+   * waiting for one.
+   */
   let open: { span: ItemsSpan; elementStart: number; afterComma: boolean } | undefined;
   let nextYield = CHARS_PER_TURN;
   for (; i < body.length; i++) {
@@ -73,7 +79,8 @@ async function findItems(body: string): Promise<ItemsSpan | undefined> {
     if (depth === 1 && valueOf !== undefined) {
       if (valueOf === 'items') {
         found = undefined;
-        if (c === OPEN_BRACKET) open = { span: { start: i, end: -1, elements: [] }, elementStart: -1, afterComma: false };
+        if (c === OPEN_BRACKET)
+          open = { span: { start: i, end: -1, elements: [] }, elementStart: -1, afterComma: false };
       }
       valueOf = undefined;
     }

@@ -4,13 +4,28 @@ import type { App, HttpDeps } from './deps.js';
 import { ErrorReply } from './schemas.js';
 
 const Interval = {
-  from: Type.Optional(Type.String({ format: 'date-time', description: 'start, ISO-8601 (default: an hour before `to`)' })),
+  from: Type.Optional(
+    Type.String({ format: 'date-time', description: 'start, ISO-8601 (default: an hour before `to`)' }),
+  ),
   to: Type.Optional(Type.String({ format: 'date-time', description: 'end, ISO-8601 (default: now)' })),
 };
 const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 });
 
-const EndpointRef = Type.Object({ kind: Type.String(), namespace: Type.String(), name: Type.String(), labels: Type.Array(Type.String()), serviceAccount: Type.String(), internet: Type.Boolean() });
-const Policy = Type.Object({ tier: Type.String(), namespace: Type.String(), name: Type.String(), action: Type.String(), kind: Type.String() });
+const EndpointRef = Type.Object({
+  kind: Type.String(),
+  namespace: Type.String(),
+  name: Type.String(),
+  labels: Type.Array(Type.String()),
+  serviceAccount: Type.String(),
+  internet: Type.Boolean(),
+});
+const Policy = Type.Object({
+  tier: Type.String(),
+  namespace: Type.String(),
+  name: Type.String(),
+  action: Type.String(),
+  kind: Type.String(),
+});
 
 const NetworkAccessReply = Type.Object({
   from: Type.String(),
@@ -80,13 +95,19 @@ const FlowsReply = Type.Object({
 /** The longest interval one request may cover (reports cover longer ones from the store directly). */
 const MAX_RANGE_MS = 93 * 24 * 3600 * 1000;
 
-export function parseInterval(q: { from?: string; to?: string }, now: number): { fromMs: number; toMs: number } | string {
+export function parseInterval(
+  q: { from?: string; to?: string },
+  now: number,
+): { fromMs: number; toMs: number } | string {
   const toMs = q.to ? Date.parse(q.to) : now;
   const fromMs = q.from ? Date.parse(q.from) : toMs - 3600_000;
   // RFC 3339 allows a leap second (23:59:60), which the schema's date-time format passes and Date.parse cannot read.
-  if (Number.isNaN(toMs)) return `to (${q.to}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
-  if (Number.isNaN(fromMs)) return `from (${q.from}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
-  if (!(fromMs < toMs)) return `from (${q.from ?? new Date(fromMs).toISOString()}) must be before to (${q.to ?? new Date(toMs).toISOString()})`;
+  if (Number.isNaN(toMs))
+    return `to (${q.to}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
+  if (Number.isNaN(fromMs))
+    return `from (${q.from}) is not a time Verdict can read; give an ISO-8601 time like 2026-11-01T10:00:00Z (no leap second)`;
+  if (!(fromMs < toMs))
+    return `from (${q.from ?? new Date(fromMs).toISOString()}) must be before to (${q.to ?? new Date(toMs).toISOString()})`;
   if (toMs - fromMs > MAX_RANGE_MS) return 'the interval may span at most 93 days; ask for a shorter one';
   return { fromMs, toMs };
 }
@@ -96,7 +117,8 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
     '/api/v1/network-access',
     {
       schema: {
-        summary: 'Per endpoint and per namespace: protection, internet and cross-namespace traffic, allowed and denied connections',
+        summary:
+          'Per endpoint and per namespace: protection, internet and cross-namespace traffic, allowed and denied connections',
         querystring: Type.Object({ ...Interval, namespace: Type.Optional(Name) }, { additionalProperties: false }),
         response: { 200: NetworkAccessReply, 400: ErrorReply },
       },
@@ -104,12 +126,20 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
     async (req, reply) => {
       const q = req.query as { from?: string; to?: string; namespace?: string };
       const interval = parseInterval(q, Date.now());
-      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      if (typeof interval === 'string')
+        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const rows = await store.flowRows({ ...interval, namespace: q.namespace });
       const summary = networkAccess(rows.map((r) => r.flow));
       const endpoints = q.namespace ? summary.endpoints.filter((e) => e.namespace === q.namespace) : summary.endpoints;
-      const namespaces = q.namespace ? summary.namespaces.filter((n) => n.namespace === q.namespace) : summary.namespaces;
-      return { from: new Date(interval.fromMs).toISOString(), to: new Date(interval.toMs).toISOString(), endpoints, namespaces };
+      const namespaces = q.namespace
+        ? summary.namespaces.filter((n) => n.namespace === q.namespace)
+        : summary.namespaces;
+      return {
+        from: new Date(interval.fromMs).toISOString(),
+        to: new Date(interval.toMs).toISOString(),
+        endpoints,
+        namespaces,
+      };
     },
   );
 
@@ -122,7 +152,13 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
           {
             ...Interval,
             namespace: Type.Optional(Name),
-            endpoint: Type.Optional(Type.String({ pattern: '^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9*]([-A-Za-z0-9_.*]*)$', maxLength: 300, description: 'namespace/name or name' })),
+            endpoint: Type.Optional(
+              Type.String({
+                pattern: '^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9*]([-A-Za-z0-9_.*]*)$',
+                maxLength: 300,
+                description: 'namespace/name or name',
+              }),
+            ),
             action: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
           },
@@ -132,16 +168,37 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
       },
     },
     async (req, reply) => {
-      const q = req.query as { from?: string; to?: string; namespace?: string; endpoint?: string; action?: 'allow' | 'deny'; limit?: number };
+      const q = req.query as {
+        from?: string;
+        to?: string;
+        namespace?: string;
+        endpoint?: string;
+        action?: 'allow' | 'deny';
+        limit?: number;
+      };
       const interval = parseInterval(q, Date.now());
-      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
-      const rows = await store.flowRows({ ...interval, namespace: q.namespace, endpoint: q.endpoint, action: q.action, limit: q.limit ?? 1000 });
+      if (typeof interval === 'string')
+        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const rows = await store.flowRows({
+        ...interval,
+        namespace: q.namespace,
+        endpoint: q.endpoint,
+        action: q.action,
+        limit: q.limit ?? 1000,
+      });
       return {
         from: new Date(interval.fromMs).toISOString(),
         to: new Date(interval.toMs).toISOString(),
         items: rows.map((r) => {
           const { startMs, endMs, ...f } = r.flow;
-          return { node: r.node, bucketStart: new Date(r.bucketStartMs).toISOString(), bucketSeconds: r.bucketMs / 1000, ...f, firstSeen: new Date(startMs).toISOString(), lastSeen: new Date(endMs).toISOString() };
+          return {
+            node: r.node,
+            bucketStart: new Date(r.bucketStartMs).toISOString(),
+            bucketSeconds: r.bucketMs / 1000,
+            ...f,
+            firstSeen: new Date(startMs).toISOString(),
+            lastSeen: new Date(endMs).toISOString(),
+          };
         }),
       };
     },

@@ -7,7 +7,10 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
       await store.ping();
       return { status: 'ready', store: store.kind };
     } catch (err) {
-      return reply.status(503).send({ error: 'VERDICT_STORE_UNAVAILABLE', message: `the ${store.kind} store does not answer: ${(err as Error).message}` });
+      return reply.status(503).send({
+        error: 'VERDICT_STORE_UNAVAILABLE',
+        message: `the ${store.kind} store does not answer: ${(err as Error).message}`,
+      });
     }
   });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {

@@ -29,7 +29,10 @@ function runView(r: ReportRunRecord) {
   };
 }
 
-/** The longest on-demand run: a year, leap day included (a yearly report fits; a 10,000-year scan of the store does not). */
+/**
+ * The longest on-demand run: a year, leap day included (a yearly report fits; a 10,000-year scan of the store does
+ * not).
+ */
 const MAX_ON_DEMAND_MS = 366 * 86_400_000;
 /** No evidence predates this: Kubernetes itself is younger. */
 const EARLIEST_MS = Date.parse('2000-01-01T00:00:00Z');
@@ -40,11 +43,14 @@ const FUTURE_SLACK_MS = 86_400_000;
 function onDemandInterval(start: string, end: string, nowMs: number): { startMs: number; endMs: number } | string {
   const startMs = Date.parse(start);
   const endMs = Date.parse(end);
-  if (Number.isNaN(startMs) || Number.isNaN(endMs)) return `start (${start}) and end (${end}) must be ISO-8601 times like 2026-11-01T00:00:00Z`;
+  if (Number.isNaN(startMs) || Number.isNaN(endMs))
+    return `start (${start}) and end (${end}) must be ISO-8601 times like 2026-11-01T00:00:00Z`;
   if (!(startMs < endMs)) return `start (${start}) must be before end (${end})`;
   if (startMs < EARLIEST_MS) return `start (${start}) is before 2000-01-01; Verdict holds no evidence that old`;
-  if (endMs > nowMs + FUTURE_SLACK_MS) return `end (${end}) is more than a day in the future; a report covers evidence already collected`;
-  if (endMs - startMs > MAX_ON_DEMAND_MS) return `the interval spans ${Math.ceil((endMs - startMs) / 86_400_000)} days; an on-demand run covers at most 366, so split it into several runs`;
+  if (endMs > nowMs + FUTURE_SLACK_MS)
+    return `end (${end}) is more than a day in the future; a report covers evidence already collected`;
+  if (endMs - startMs > MAX_ON_DEMAND_MS)
+    return `the interval spans ${Math.ceil((endMs - startMs) / 86_400_000)} days; an on-demand run covers at most 366, so split it into several runs`;
   return { startMs, endMs };
 }
 
@@ -54,30 +60,38 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
   const guard = async (req: FastifyRequest, reply: FastifyReply, want: AccessRequest): Promise<string | undefined> => {
     const d = await authorizer.authorize(req, want);
     if (d.allowed) return d.user;
-    void reply.status(d.status).send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
+    void reply
+      .status(d.status)
+      .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
     return undefined;
   };
   const notFound = (reply: FastifyReply, name: string) =>
-    reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `no GlobalReport "${name}"; GET /api/v1/reports lists them` });
+    reply
+      .status(404)
+      .send({ error: 'VERDICT_NOT_FOUND', message: `no GlobalReport "${name}"; GET /api/v1/reports lists them` });
 
-  app.get('/api/v1/reports', { schema: { summary: 'GlobalReports with their status, and the invalid ones with the reason' } }, async (req, reply) => {
-    const user = await guard(req, reply, { verb: 'list', resource: 'globalreports' });
-    if (user === undefined) return reply;
-    const items = [];
-    for (const def of reports.registry.all()) {
-      items.push({
-        name: def.name,
-        reportType: def.reportType,
-        schedule: def.schedule ?? null,
-        suspend: def.suspend,
-        apiVersion: def.apiVersion,
-        origin: def.origin,
-        spec: def.spec,
-        status: reportStatus(await store.reportRuns(def.name, 100)),
-      });
-    }
-    return { items, invalid: reports.registry.errors() };
-  });
+  app.get(
+    '/api/v1/reports',
+    { schema: { summary: 'GlobalReports with their status, and the invalid ones with the reason' } },
+    async (req, reply) => {
+      const user = await guard(req, reply, { verb: 'list', resource: 'globalreports' });
+      if (user === undefined) return reply;
+      const items = [];
+      for (const def of reports.registry.all()) {
+        items.push({
+          name: def.name,
+          reportType: def.reportType,
+          schedule: def.schedule ?? null,
+          suspend: def.suspend,
+          apiVersion: def.apiVersion,
+          origin: def.origin,
+          spec: def.spec,
+          status: reportStatus(await store.reportRuns(def.name, 100)),
+        });
+      }
+      return { items, invalid: reports.registry.errors() };
+    },
+  );
 
   app.post(
     '/api/v1/reports/:name/runs',
@@ -86,7 +100,13 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
         summary: 'Run a report now over any interval',
         params: Type.Object({ name: ReportName }),
         // start/end are checked after the report is found: an unknown report is a 404 whatever the body.
-        body: Type.Object({ start: Type.Optional(Type.String({ format: 'date-time' })), end: Type.Optional(Type.String({ format: 'date-time' })) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            start: Type.Optional(Type.String({ format: 'date-time' })),
+            end: Type.Optional(Type.String({ format: 'date-time' })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 202: Type.Object({ id: Type.String(), status: Type.String() }), 400: ErrorReply, 404: ErrorReply },
       },
     },
@@ -97,9 +117,14 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       const def = reports.registry.get(name);
       if (!def) return notFound(reply, name);
       const { start, end } = (req.body ?? {}) as { start?: string; end?: string };
-      if (!start || !end) return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: 'give the interval to report on as {"start": ISO-8601, "end": ISO-8601}' });
+      if (!start || !end)
+        return reply.status(400).send({
+          error: 'VERDICT_BAD_REQUEST',
+          message: 'give the interval to report on as {"start": ISO-8601, "end": ISO-8601}',
+        });
       const interval = onDemandInterval(start, end, Date.now());
-      if (typeof interval === 'string') return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      if (typeof interval === 'string')
+        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const { startMs, endMs } = interval;
       const run = await reports.scheduler.runNow(def, startMs, endMs);
       req.log.info({ report: name, run: run.id, user }, 'on-demand report run requested');
@@ -109,7 +134,16 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
 
   app.get(
     '/api/v1/reports/:name/runs',
-    { schema: { summary: "A report's runs, newest first", params: Type.Object({ name: ReportName }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false }) } },
+    {
+      schema: {
+        summary: "A report's runs, newest first",
+        params: Type.Object({ name: ReportName }),
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
     async (req, reply) => {
       const { name } = req.params as { name: string };
       if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
@@ -125,25 +159,43 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       schema: {
         summary: 'One run: JSON with its result, or one of its CSV files (?format=csv&file=...)',
         params: Type.Object({ name: ReportName, id: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
-        querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])), file: Type.Optional(Type.String({ pattern: '^[a-z-]+\\.csv$' })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          {
+            format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])),
+            file: Type.Optional(Type.String({ pattern: '^[a-z-]+\\.csv$' })),
+          },
+          { additionalProperties: false },
+        ),
       },
     },
     async (req, reply) => {
       const { name, id } = req.params as { name: string; id: string };
       if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
       const run = await store.reportRun(id);
-      if (!run || run.report !== name) return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `report "${name}" has no run ${id}` });
+      if (!run || run.report !== name)
+        return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `report "${name}" has no run ${id}` });
       const { format, file } = req.query as { format?: 'json' | 'csv'; file?: string };
       if (format !== 'csv') return { ...runView(run), inputs: run.inputs, result: run.result ?? null };
       const result = run.result as ReportResult | undefined;
-      if (!result) return reply.status(409).send({ error: 'VERDICT_NOT_READY', message: `run ${id} is ${run.status}; CSV files exist once it has succeeded` });
+      if (!result)
+        return reply.status(409).send({
+          error: 'VERDICT_NOT_READY',
+          message: `run ${id} is ${run.status}; CSV files exist once it has succeeded`,
+        });
       const names = Object.keys(result.files);
       const chosen = file ?? names[0] ?? '';
       const f = result.files[chosen];
-      if (!f) return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `run ${id} has no file "${chosen}"; it has ${names.join(', ')}` });
+      if (!f)
+        return reply.status(404).send({
+          error: 'VERDICT_NOT_FOUND',
+          message: `run ${id} has no file "${chosen}"; it has ${names.join(', ')}`,
+        });
       return reply
         .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="${name}-${new Date(run.intervalEndMs).toISOString().slice(0, 10)}-${chosen}"`)
+        .header(
+          'content-disposition',
+          `attachment; filename="${name}-${new Date(run.intervalEndMs).toISOString().slice(0, 10)}-${chosen}"`,
+        )
         .send(toCsv(f.header, f.rows));
     },
   );

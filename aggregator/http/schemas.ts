@@ -24,7 +24,13 @@ export const ScanReportSchema = Type.Object({
   nodeRole: Type.String(),
   startedAt: Type.String({ format: 'date-time' }),
   durationMs: Type.Integer(),
-  summary: Type.Object({ pass: Type.Integer(), fail: Type.Integer(), skip: Type.Integer(), total: Type.Integer(), scorePercent: Type.Number() }),
+  summary: Type.Object({
+    pass: Type.Integer(),
+    fail: Type.Integer(),
+    skip: Type.Integer(),
+    total: Type.Integer(),
+    scorePercent: Type.Number(),
+  }),
   checks: Type.Array(CheckResultSchema),
 });
 
@@ -49,8 +55,12 @@ export const NodeList = Type.Object({ items: Type.Array(NodeItem) });
 
 export const ThresholdQuery = Type.Object(
   {
-    highThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are high (default 100)' })),
-    medThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are medium (default 50)' })),
+    highThreshold: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are high (default 100)' }),
+    ),
+    medThreshold: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 100, description: 'percent; nodes at or above are medium (default 50)' }),
+    ),
     benchmark: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]*$' })),
   },
   { additionalProperties: false },

@@ -25,7 +25,8 @@ export interface AgentAuthenticator {
  * may report as ("node-1", or the kubelet-style "system:node:node-1").
  */
 export class MutualTls implements AgentAuthenticator {
-  readonly description = 'agents authenticate with client certificates (mutual TLS); each may report only as the node in its certificate\'s common name';
+  readonly description =
+    "agents authenticate with client certificates (mutual TLS); each may report only as the node in its certificate's common name";
 
   async authenticate(_metadata: Metadata, _peer: string, authContext?: AuthContext): Promise<AuthResult> {
     const cn = authContext?.sslPeerCertificate?.subject?.CN;
@@ -43,7 +44,9 @@ export class LoopbackOnly implements AgentAuthenticator {
   readonly description = 'no agent credentials configured: accepting agents on loopback only';
 
   async authenticate(_metadata: Metadata, peer: string): Promise<AuthResult> {
-    return isLoopbackPeer(peer) ? { ok: true, identity: { method: 'loopback' } } : { ok: false, reason: `peer ${peer} is not on loopback and no agent credentials are configured` };
+    return isLoopbackPeer(peer)
+      ? { ok: true, identity: { method: 'loopback' } }
+      : { ok: false, reason: `peer ${peer} is not on loopback and no agent credentials are configured` };
   }
 }
 
@@ -53,7 +56,10 @@ export class SharedToken implements AgentAuthenticator {
   private readonly token: Buffer;
 
   constructor(token: string) {
-    if (token.trim().length < 16) throw new Error('VERDICT_CONFIG_INVALID: the agent token must be at least 16 characters; generate one with `openssl rand -hex 32`');
+    if (token.trim().length < 16)
+      throw new Error(
+        'VERDICT_CONFIG_INVALID: the agent token must be at least 16 characters; generate one with `openssl rand -hex 32`',
+      );
     this.token = Buffer.from(token.trim());
   }
 
@@ -61,7 +67,9 @@ export class SharedToken implements AgentAuthenticator {
     const given = bearer(metadata);
     if (!given) return { ok: false, reason: 'no bearer token in the authorization metadata' };
     const b = Buffer.from(given);
-    return b.length === this.token.length && timingSafeEqual(b, this.token) ? { ok: true, identity: { method: 'shared-token' } } : { ok: false, reason: 'the bearer token does not match' };
+    return b.length === this.token.length && timingSafeEqual(b, this.token)
+      ? { ok: true, identity: { method: 'shared-token' } }
+      : { ok: false, reason: 'the bearer token does not match' };
   }
 }
 

@@ -3,7 +3,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FLOW_SOURCES } from '../../common/flow.js';
 import { VERDICT_VERSION } from '../../common/version.js';
-import { agentServiceDefinition, type WireAgentMessage, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
+import {
+  agentServiceDefinition,
+  type WireAgentMessage,
+  type WireAggregatorMessage,
+  type WireHello,
+} from '../../proto/index.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { benchmarkRunFromWire, flowBatchFromWireInSlices, helloFromWire } from '../../proto/from-wire.js';
 import type { AggregatorMetrics } from '../metrics.js';
@@ -25,12 +30,23 @@ export interface IngestOptions {
   drainTimeoutMs: number;
 }
 
-export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxMessageBytes: 4 * 1024 * 1024, maxInFlight: 16, now: Date.now, maxStoreAttempts: 3, drainTimeoutMs: 60_000 };
+export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxInFlight: 16,
+  now: Date.now,
+  maxStoreAttempts: 3,
+  drainTimeoutMs: 60_000,
+};
 
 /** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
 const MAX_TRACKED_FAILURES = 10_000;
 
-type Undecodable = { kind: 'undecodable'; reason: Extract<IngestRejectReason, 'malformed' | 'oversized'>; detail: string; bytes: number };
+type Undecodable = {
+  kind: 'undecodable';
+  reason: Extract<IngestRejectReason, 'malformed' | 'oversized'>;
+  detail: string;
+  bytes: number;
+};
 
 /**
  * What the wrapped deserializer hands the handler instead of throwing; a large
@@ -38,7 +54,12 @@ type Undecodable = { kind: 'undecodable'; reason: Extract<IngestRejectReason, 'm
  */
 type Decoded = WireAgentMessage | Undecodable | { kind: 'encoded'; buf: Buffer };
 
-const malformed = (err: unknown, buf: Buffer): Undecodable => ({ kind: 'undecodable', reason: 'malformed', detail: (err as Error).message, bytes: buf.length });
+const malformed = (err: unknown, buf: Buffer): Undecodable => ({
+  kind: 'undecodable',
+  reason: 'malformed',
+  detail: (err as Error).message,
+  bytes: buf.length,
+});
 
 /**
  * The gRPC adapter over the store: authenticates a stream, binds it to one
@@ -77,7 +98,13 @@ export class IngestServer {
       Connect: {
         ...connect,
         requestDeserialize: (buf: Buffer): Decoded => {
-          if (buf.length > max) return { kind: 'undecodable', reason: 'oversized', detail: `${buf.length} bytes is over the ${max}-byte limit`, bytes: buf.length };
+          if (buf.length > max)
+            return {
+              kind: 'undecodable',
+              reason: 'oversized',
+              detail: `${buf.length} bytes is over the ${max}-byte limit`,
+              bytes: buf.length,
+            };
           if (buf.length >= SLICED_DECODE_MIN_BYTES) return { kind: 'encoded', buf };
           try {
             return connect.requestDeserialize(buf);
@@ -87,7 +114,9 @@ export class IngestServer {
         },
       },
     };
-    this.server.addService(wrapped, { Connect: (call: grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>) => void this.handle(call) });
+    this.server.addService(wrapped, {
+      Connect: (call: grpc.ServerDuplexStream<Decoded, WireAggregatorMessage>) => void this.handle(call),
+    });
   }
 
   /** Bind to HOST:PORT (port 0 picks one); answers the bound port. */
@@ -119,7 +148,10 @@ export class IngestServer {
     if (!auth.ok) {
       this.metrics.ingestRejected.inc({ reason: 'unauthenticated' });
       this.log.warn({ peer, reason: auth.reason }, 'agent stream refused');
-      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `VERDICT_AGENT_UNAUTHENTICATED: ${auth.reason}` });
+      call.emit('error', {
+        code: grpc.status.UNAUTHENTICATED,
+        details: `VERDICT_AGENT_UNAUTHENTICATED: ${auth.reason}`,
+      });
       return;
     }
     const session = new AgentSession(call, auth.identity, peer, this);
@@ -131,7 +163,14 @@ export class IngestServer {
 
   /** @internal used by AgentSession */
   get deps() {
-    return { store: this.store, metrics: this.metrics, log: this.log, options: this.options, streams: this.streams, decode: this.decode };
+    return {
+      store: this.store,
+      metrics: this.metrics,
+      log: this.log,
+      options: this.options,
+      streams: this.streams,
+      decode: this.decode,
+    };
   }
 
   /**
@@ -154,7 +193,8 @@ export class IngestServer {
       this.storeFailures.delete(key);
       return 'unstorable';
     }
-    if (this.storeFailures.size >= MAX_TRACKED_FAILURES) this.storeFailures.delete(this.storeFailures.keys().next().value as string);
+    if (this.storeFailures.size >= MAX_TRACKED_FAILURES)
+      this.storeFailures.delete(this.storeFailures.keys().next().value as string);
     this.storeFailures.set(key, attempts);
     return 'retry';
   }
@@ -208,22 +248,43 @@ class AgentSession {
     // each step gives the event loop a turn every few ms, so probes and other agents' streams go on meanwhile.
     const slice = new TimeSlice();
     const msg = received?.kind === 'encoded' ? await this.decodeLarge(received.buf, slice) : received;
-    if (!msg || !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes((msg as { kind?: string }).kind ?? '')) {
-      return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'a message with no known content (an empty or newer AgentMessage)');
+    if (
+      !msg ||
+      !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes(
+        (msg as { kind?: string }).kind ?? '',
+      )
+    ) {
+      return this.refuse(
+        'protocol',
+        grpc.status.INVALID_ARGUMENT,
+        'a message with no known content (an empty or newer AgentMessage)',
+      );
     }
     const { store, metrics, log, options } = this.server.deps;
     if (msg.kind === 'undecodable') {
       metrics.ingestRejected.inc({ reason: msg.reason });
-      log.warn({ node: this.node, peer: this.peer, bytes: msg.bytes, detail: msg.detail }, `agent message ${msg.reason}`);
+      log.warn(
+        { node: this.node, peer: this.peer, bytes: msg.bytes, detail: msg.detail },
+        `agent message ${msg.reason}`,
+      );
       // The seq is unknown: Reject(0) tells the agent its in-flight head was refused.
-      await this.send({ kind: 'reject', reject: { seq: 0, code: msg.reason === 'oversized' ? 'VERDICT_INGEST_OVERSIZED' : 'VERDICT_INGEST_MALFORMED', message: msg.detail } });
+      await this.send({
+        kind: 'reject',
+        reject: {
+          seq: 0,
+          code: msg.reason === 'oversized' ? 'VERDICT_INGEST_OVERSIZED' : 'VERDICT_INGEST_MALFORMED',
+          message: msg.detail,
+        },
+      });
       return;
     }
     if (!this.node) {
-      if (msg.kind !== 'hello') return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'the first message must be Hello');
+      if (msg.kind !== 'hello')
+        return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'the first message must be Hello');
       return this.hello(msg.hello);
     }
-    if (msg.kind === 'hello') return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
+    if (msg.kind === 'hello')
+      return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
     const node = this.node;
     const now = options.now();
     if (msg.kind === 'heartbeat') {
@@ -231,15 +292,25 @@ class AgentSession {
       return;
     }
     const rawSeq = msg.kind === 'benchmarkRun' ? msg.benchmarkRun?.seq : msg.flowBatch?.seq;
-    const checked = msg.kind === 'benchmarkRun' ? benchmarkRunFromWire(node, msg.benchmarkRun) : await flowBatchFromWireInSlices(msg.flowBatch, slice);
+    const checked =
+      msg.kind === 'benchmarkRun'
+        ? benchmarkRunFromWire(node, msg.benchmarkRun)
+        : await flowBatchFromWireInSlices(msg.flowBatch, slice);
     const what = msg.kind === 'benchmarkRun' ? 'benchmark run' : 'flow batch';
     const seqForReject = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : 0;
-    if (!checked.ok) return this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
+    if (!checked.ok)
+      return this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
     const seq = checked.value.seq;
     if (seq <= this.lastSeq) {
       // At or below Welcome's seq, or a seq this stream stored: a resend, stored before. A seq this stream skipped
       // (it stored a higher one first) or refused was never stored: the dedup high-water mark must not swallow it.
-      if (seq > this.welcomedSeq && this.skipped(seq)) return this.reject(seq, 'out_of_order', 'VERDICT_INGEST_OUT_OF_ORDER', `${what} seq ${seq} arrived after seq ${this.lastSeq} on this stream and was never stored; seqs must rise`);
+      if (seq > this.welcomedSeq && this.skipped(seq))
+        return this.reject(
+          seq,
+          'out_of_order',
+          'VERDICT_INGEST_OUT_OF_ORDER',
+          `${what} seq ${seq} arrived after seq ${this.lastSeq} on this stream and was never stored; seqs must rise`,
+        );
       metrics.ingestDuplicates.inc();
       await this.send({ kind: 'ack', ack: { seq, duplicate: true } });
       return;
@@ -247,12 +318,18 @@ class AgentSession {
     let duplicate: boolean | undefined;
     if ('report' in checked.value) {
       const report = checked.value.report;
-      duplicate = await this.store(seq, async () => (await store.recordBenchmarkRun(node, this.bootId, seq, report, now)).duplicate);
+      duplicate = await this.store(
+        seq,
+        async () => (await store.recordBenchmarkRun(node, this.bootId, seq, report, now)).duplicate,
+      );
       if (duplicate === undefined) return;
       if (!duplicate) metrics.benchmarkRunsStored.inc({ node });
     } else {
       const batch = checked.value;
-      duplicate = await this.store(seq, async () => (await store.recordFlowBatch(node, this.bootId, seq, batch.flows, now)).duplicate);
+      duplicate = await this.store(
+        seq,
+        async () => (await store.recordFlowBatch(node, this.bootId, seq, batch.flows, now)).duplicate,
+      );
       if (duplicate === undefined) return;
       if (!duplicate) this.countBatch(node, batch);
     }
@@ -322,14 +399,28 @@ class AgentSession {
       const { log, metrics } = this.server.deps;
       const verdict = seq > 0 ? await this.server.judgeStoreFailure(key, err) : 'retry';
       if (verdict === 'unstorable') {
-        log.error({ node: this.node, seq, err }, 'the store keeps refusing this agent message while it answers otherwise; rejecting it');
-        await this.reject(seq, 'unstorable', 'VERDICT_INGEST_UNSTORABLE', `the store refused it ${this.server.deps.options.maxStoreAttempts} times: ${(err as Error).message}`);
+        log.error(
+          { node: this.node, seq, err },
+          'the store keeps refusing this agent message while it answers otherwise; rejecting it',
+        );
+        await this.reject(
+          seq,
+          'unstorable',
+          'VERDICT_INGEST_UNSTORABLE',
+          `the store refused it ${this.server.deps.options.maxStoreAttempts} times: ${(err as Error).message}`,
+        );
         return undefined;
       }
       this.failed = true;
       metrics.ingestStoreFailures.inc();
-      log.error({ node: this.node, seq, err }, 'storing an agent message failed; ending the stream so the agent resends');
-      this.call.emit('error', { code: grpc.status.UNAVAILABLE, details: `VERDICT_STORE_UNAVAILABLE: ${(err as Error).message}` });
+      log.error(
+        { node: this.node, seq, err },
+        'storing an agent message failed; ending the stream so the agent resends',
+      );
+      this.call.emit('error', {
+        code: grpc.status.UNAVAILABLE,
+        details: `VERDICT_STORE_UNAVAILABLE: ${(err as Error).message}`,
+      });
       return undefined;
     }
   }
@@ -349,7 +440,11 @@ class AgentSession {
     if (!checked.ok) return this.refuse('invalid', grpc.status.INVALID_ARGUMENT, checked.problem);
     const h = checked.value;
     if (this.identity.node !== undefined && this.identity.node !== h.name) {
-      return this.refuse('node_mismatch', grpc.status.PERMISSION_DENIED, `credentials for node ${this.identity.node} cannot report as ${h.name}`);
+      return this.refuse(
+        'node_mismatch',
+        grpc.status.PERMISSION_DENIED,
+        `credentials for node ${this.identity.node} cannot report as ${h.name}`,
+      );
     }
     const record: NodeHello = h;
     const stored = await this.store(0, () => store.recordHello(record, options.now(), this.connectionId));
@@ -363,8 +458,21 @@ class AgentSession {
     const previous = streams.get(h.name);
     streams.set(h.name, this.call);
     if (previous && previous !== this.call) previous.end();
-    log.info({ node: this.node, bootId: this.bootId, lastStoredSeq, peer: this.peer, auth: this.identity.method, agentVersion: h.agentVersion }, 'agent connected');
-    await this.send({ kind: 'welcome', welcome: { lastStoredSeq, aggregatorVersion: VERDICT_VERSION, maxMessageBytes: options.maxMessageBytes } });
+    log.info(
+      {
+        node: this.node,
+        bootId: this.bootId,
+        lastStoredSeq,
+        peer: this.peer,
+        auth: this.identity.method,
+        agentVersion: h.agentVersion,
+      },
+      'agent connected',
+    );
+    await this.send({
+      kind: 'welcome',
+      welcome: { lastStoredSeq, aggregatorVersion: VERDICT_VERSION, maxMessageBytes: options.maxMessageBytes },
+    });
   }
 
   private refuse(reason: IngestRejectReason, code: grpc.status, details: string): void {
@@ -390,7 +498,10 @@ class AgentSession {
         this.call.off('drain', onDrain);
         this.failed = true;
         log.warn({ node: this.node, peer: this.peer }, 'the agent stopped reading its answers; ending its stream');
-        this.call.emit('error', { code: grpc.status.DEADLINE_EXCEEDED, details: 'VERDICT_INGEST_STALLED: the agent did not read its acks' });
+        this.call.emit('error', {
+          code: grpc.status.DEADLINE_EXCEEDED,
+          details: 'VERDICT_INGEST_STALLED: the agent did not read its acks',
+        });
         void this.close('agent stopped reading');
         resolve();
       }, options.drainTimeoutMs);
@@ -412,6 +523,8 @@ class AgentSession {
     if (!node || streams.get(node) !== this.call) return;
     streams.delete(node);
     log.info({ node, why }, 'agent disconnected');
-    await store.markDisconnected(node, options.now(), this.connectionId).catch((err: unknown) => log.error({ node, err }, 'marking the node disconnected failed'));
+    await store
+      .markDisconnected(node, options.now(), this.connectionId)
+      .catch((err: unknown) => log.error({ node, err }, 'marking the node disconnected failed'));
   }
 }

@@ -31,7 +31,11 @@ const FLOW_BATCH_WIRE_TYPES: Record<number, number> = { 1: 0, 2: 0, 3: 0, 4: 2, 
  * (another kind, a truncated or odd frame) is decoded in one step, so its
  * outcome, an error included, is exactly `decode`'s.
  */
-export async function decodeInSlices(buf: Buffer, decode: (b: Buffer) => WireAgentMessage, slice: TimeSlice): Promise<WireAgentMessage> {
+export async function decodeInSlices(
+  buf: Buffer,
+  decode: (b: Buffer) => WireAgentMessage,
+  slice: TimeSlice,
+): Promise<WireAgentMessage> {
   const parts = flowBatchParts(buf);
   if (!parts) return decode(buf);
   const head = decode(asFlowBatch(parts.head));
@@ -112,7 +116,10 @@ function skipValue(buf: Buffer, at: { pos: number }, wireType: number): boolean 
   return at.pos <= buf.length;
 }
 
-/** A varint of at most `maxBytes` bytes at `at.pos`, moving past it; undefined when cut short, longer, or (5 bytes) over 32 bits. */
+/**
+ * A varint of at most `maxBytes` bytes at `at.pos`, moving past it; undefined when cut short, longer, or (5 bytes) over
+ * 32 bits.
+ */
 function readVarint(buf: Buffer, at: { pos: number }, maxBytes: 5 | 10): number | undefined {
   let value = 0;
   for (let i = 0; i < maxBytes; i++) {

@@ -32,7 +32,11 @@ export class ServiceAccountAgents implements AgentAuthenticator {
 
   async authenticate(metadata: Metadata): Promise<AuthResult> {
     const token = bearer(metadata);
-    if (!token) return { ok: false, reason: 'no bearer token in the authorization metadata (the agent needs --token-file with its projected token)' };
+    if (!token)
+      return {
+        ok: false,
+        reason: 'no bearer token in the authorization metadata (the agent needs --token-file with its projected token)',
+      };
     let user;
     try {
       user = await this.reviewer.review(token, [AGENT_AUDIENCE]);
@@ -40,14 +44,21 @@ export class ServiceAccountAgents implements AgentAuthenticator {
       return { ok: false, reason: `TokenReview failed: ${(err as Error).message}` };
     }
     if (!user.authenticated) return { ok: false, reason: user.reason };
-    if (user.username !== this.serviceAccount) return { ok: false, reason: `${user.username} is not the agent service account ${this.serviceAccount}` };
+    if (user.username !== this.serviceAccount)
+      return { ok: false, reason: `${user.username} is not the agent service account ${this.serviceAccount}` };
     let node: string | undefined = user.extra[EXTRA_NODE]?.[0];
     if (!node) {
       const pod = user.extra[EXTRA_POD]?.[0];
       const ns = user.username.split(':')[2];
-      if (!pod || !ns) return { ok: false, reason: 'the token is not bound to a pod, so its node cannot be known; use a projected service-account token' };
+      if (!pod || !ns)
+        return {
+          ok: false,
+          reason: 'the token is not bound to a pod, so its node cannot be known; use a projected service-account token',
+        };
       try {
-        const p = await this.kube.get<{ spec?: { nodeName?: string } }>(`/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(pod)}`);
+        const p = await this.kube.get<{ spec?: { nodeName?: string } }>(
+          `/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(pod)}`,
+        );
         node = p.spec?.nodeName;
       } catch (err) {
         return { ok: false, reason: `cannot find the node of pod ${ns}/${pod}: ${(err as Error).message}` };
@@ -78,14 +89,34 @@ export class RbacReaders implements HttpAuthorizer {
 
   async authorize(req: FastifyRequest, want: AccessRequest): Promise<AccessDecision> {
     const m = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));
-    if (!m) return { allowed: false, status: 401, reason: 'send "Authorization: Bearer <token>" (e.g. kubectl create token <serviceaccount>)' };
+    if (!m)
+      return {
+        allowed: false,
+        status: 401,
+        reason: 'send "Authorization: Bearer <token>" (e.g. kubectl create token <serviceaccount>)',
+      };
     try {
       const user = await this.reviewer.review(m[1] as string);
       if (!user.authenticated) return { allowed: false, status: 401, reason: user.reason };
-      const sar = await subjectAccessReview(this.kube, user, { group: VERDICT_GROUP, resource: want.resource, verb: want.verb, name: want.name });
-      return sar.allowed ? { allowed: true, user: user.username } : { allowed: false, status: 403, reason: `${user.username} may not ${want.verb} ${want.resource}.${VERDICT_GROUP}${want.name ? ` "${want.name}"` : ''}: ${sar.reason}` };
+      const sar = await subjectAccessReview(this.kube, user, {
+        group: VERDICT_GROUP,
+        resource: want.resource,
+        verb: want.verb,
+        name: want.name,
+      });
+      return sar.allowed
+        ? { allowed: true, user: user.username }
+        : {
+            allowed: false,
+            status: 403,
+            reason: `${user.username} may not ${want.verb} ${want.resource}.${VERDICT_GROUP}${want.name ? ` "${want.name}"` : ''}: ${sar.reason}`,
+          };
     } catch (err) {
-      return { allowed: false, status: 403, reason: `cannot check access with the API server: ${(err as Error).message}` };
+      return {
+        allowed: false,
+        status: 403,
+        reason: `cannot check access with the API server: ${(err as Error).message}`,
+      };
     }
   }
 }

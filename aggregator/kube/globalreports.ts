@@ -24,7 +24,16 @@ export class ClusterReports {
     private readonly store: Store,
     private readonly log: Logger,
   ) {
-    this.watch = new ResourceWatch(kube, GLOBALREPORTS_PATH, (items) => registry.setSource('cluster', items.map((o) => toDefinition(o, 'cluster'))), log.child({ resource: 'globalreports' }));
+    this.watch = new ResourceWatch(
+      kube,
+      GLOBALREPORTS_PATH,
+      (items) =>
+        registry.setSource(
+          'cluster',
+          items.map((o) => toDefinition(o, 'cluster')),
+        ),
+      log.child({ resource: 'globalreports' }),
+    );
   }
 
   start(): void {
@@ -51,13 +60,19 @@ export class ClusterReports {
       wanted.push([def.name, { ...reportStatus(await this.store.reportRuns(def.name, 100)), error: null }]);
     }
     // An invalid GlobalReport gets the reason in its status (kubectl get shows why it does not run).
-    for (const bad of this.registry.errors()) if (bad.origin === 'cluster') wanted.push([bad.name, { error: bad.error }]);
+    for (const bad of this.registry.errors())
+      if (bad.origin === 'cluster') wanted.push([bad.name, { error: bad.error }]);
     for (const [name, status] of wanted) {
       const def = { name };
       const body = JSON.stringify(status);
       if (this.written.get(def.name) === body) continue;
       try {
-        await this.kube.call('PATCH', `${GLOBALREPORTS_PATH}/${encodeURIComponent(def.name)}/status`, { apiVersion: VERDICT_API_VERSION, kind: 'GlobalReport', status }, 'application/merge-patch+json');
+        await this.kube.call(
+          'PATCH',
+          `${GLOBALREPORTS_PATH}/${encodeURIComponent(def.name)}/status`,
+          { apiVersion: VERDICT_API_VERSION, kind: 'GlobalReport', status },
+          'application/merge-patch+json',
+        );
         this.written.set(def.name, body);
       } catch (err) {
         this.log.warn({ report: def.name, err: (err as Error).message }, 'cannot write GlobalReport status');

@@ -8,7 +8,10 @@ import type { Store } from '../store/index.js';
  * back to the interval's start (so pods deleted during the interval count),
  * else from the current list.
  */
-export function kubeInventory(kube: KubeClient, store?: Store): (fromMs: number, toMs: number) => Promise<InventorySnapshot> {
+export function kubeInventory(
+  kube: KubeClient,
+  store?: Store,
+): (fromMs: number, toMs: number) => Promise<InventorySnapshot> {
   const items = async <T>(path: string, optional = false): Promise<T[]> => {
     try {
       return (await kube.get<{ items?: T[] }>(path)).items ?? [];
@@ -24,18 +27,30 @@ export function kubeInventory(kube: KubeClient, store?: Store): (fromMs: number,
       items<InventorySnapshot['namespaces'][number]>('/api/v1/namespaces'),
       items<InventorySnapshot['serviceAccounts'][number]>('/api/v1/serviceaccounts'),
       items<InventorySnapshot['networkPolicies'][number]>('/apis/networking.k8s.io/v1/networkpolicies'),
-      items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>('/apis/projectcalico.org/v3/networkpolicies', true),
-      items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>('/apis/projectcalico.org/v3/globalnetworkpolicies', true),
+      items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>(
+        '/apis/projectcalico.org/v3/networkpolicies',
+        true,
+      ),
+      items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>(
+        '/apis/projectcalico.org/v3/globalnetworkpolicies',
+        true,
+      ),
     ]);
     const pods = history
-      ? history.map((p) => ({ metadata: { name: p.name, namespace: p.namespace, labels: p.labels }, spec: { serviceAccountName: p.serviceAccount, hostNetwork: p.hostNetwork } }))
+      ? history.map((p) => ({
+          metadata: { name: p.name, namespace: p.namespace, labels: p.labels },
+          spec: { serviceAccountName: p.serviceAccount, hostNetwork: p.hostNetwork },
+        }))
       : live;
     return {
       pods,
       namespaces,
       serviceAccounts,
       networkPolicies,
-      calicoPolicies: [...calicoNp.map((p) => ({ ...p, kind: 'NetworkPolicy' as const })), ...calicoGnp.map((p) => ({ ...p, kind: 'GlobalNetworkPolicy' as const }))],
+      calicoPolicies: [
+        ...calicoNp.map((p) => ({ ...p, kind: 'NetworkPolicy' as const })),
+        ...calicoGnp.map((p) => ({ ...p, kind: 'GlobalNetworkPolicy' as const })),
+      ],
     };
   };
 }

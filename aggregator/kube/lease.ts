@@ -3,7 +3,13 @@ import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
 
 interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
 }
 
 /** MicroTime: RFC 3339 with microseconds, as coordination.k8s.io/v1 writes it. */
@@ -50,7 +56,13 @@ export class KubeLease {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name: this.name, namespace: this.namespace },
-          spec: { holderIdentity: this.identity, leaseDurationSeconds: this.durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+          spec: {
+            holderIdentity: this.identity,
+            leaseDurationSeconds: this.durationSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
         });
         return this.set(true, now);
       }
@@ -61,8 +73,19 @@ export class KubeLease {
       if (!mine && !expired) return this.set(false, now);
       const spec = mine
         ? { ...s, renewTime: microTime(now) }
-        : { holderIdentity: this.identity, leaseDurationSeconds: this.durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: (s.leaseTransitions ?? 0) + 1 };
-      await this.kube.replace(this.path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: lease.metadata, spec });
+        : {
+            holderIdentity: this.identity,
+            leaseDurationSeconds: this.durationSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: (s.leaseTransitions ?? 0) + 1,
+          };
+      await this.kube.replace(this.path, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: lease.metadata,
+        spec,
+      });
       return this.set(true, now);
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 409) return this.set(false, now);
@@ -72,7 +95,11 @@ export class KubeLease {
   }
 
   private set(v: boolean, now: number): boolean {
-    if (v !== this.leader) this.log.info({ leader: v, lease: `${this.namespace}/${this.name}`, identity: this.identity }, v ? 'this replica now schedules reports' : 'another replica schedules reports');
+    if (v !== this.leader)
+      this.log.info(
+        { leader: v, lease: `${this.namespace}/${this.name}`, identity: this.identity },
+        v ? 'this replica now schedules reports' : 'another replica schedules reports',
+      );
     this.leader = v;
     if (v) this.lastRenewMs = now;
     return v;

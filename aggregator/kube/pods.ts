@@ -18,7 +18,14 @@ export class PodHistory {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.watch = new ResourceWatch(kube, '/api/v1/pods', () => {}, log.child({ resource: 'pods' }), 300, (type, obj) => void this.record(type, obj));
+    this.watch = new ResourceWatch(
+      kube,
+      '/api/v1/pods',
+      () => {},
+      log.child({ resource: 'pods' }),
+      300,
+      (type, obj) => void this.record(type, obj),
+    );
   }
 
   start(): void {
@@ -30,7 +37,10 @@ export class PodHistory {
   }
 
   private async record(type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): Promise<void> {
-    const pod = obj as KubeObject & { metadata: { labels?: Record<string, string> }; spec?: { serviceAccountName?: string; hostNetwork?: boolean } };
+    const pod = obj as KubeObject & {
+      metadata: { labels?: Record<string, string> };
+      spec?: { serviceAccountName?: string; hostNetwork?: boolean };
+    };
     const s: PodSighting = {
       uid: pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`,
       namespace: pod.metadata.namespace ?? '',

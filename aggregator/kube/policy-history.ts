@@ -31,7 +31,16 @@ export class PolicyHistory {
     this.watches = POLICY_RESOURCES.flatMap(({ group, resource, watchVersion }) => {
       if (watchVersion === undefined) return [];
       const path = group === '' ? `/api/${watchVersion}/${resource}` : `/apis/${group}/${watchVersion}/${resource}`;
-      return [new ResourceWatch(kube, path, () => {}, log.child({ resource: `${resource}.${group}` }), 300, (type, obj) => this.record(group, resource, type, obj))];
+      return [
+        new ResourceWatch(
+          kube,
+          path,
+          () => {},
+          log.child({ resource: `${resource}.${group}` }),
+          300,
+          (type, obj) => this.record(group, resource, type, obj),
+        ),
+      ];
     });
   }
 
@@ -43,14 +52,23 @@ export class PolicyHistory {
     for (const w of this.watches) w.stop();
   }
 
-  private record(group: string, resource: string, type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): void {
+  private record(
+    group: string,
+    resource: string,
+    type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED',
+    obj: KubeObject,
+  ): void {
     const m = obj.metadata;
     const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
     // Bounded like webhook events (a CRD with preserve-unknown-fields can nest deeply), one level
     // down because the object sits inside the event; the stored event says what was cut.
     const bounded = boundJson(obj, STORED_EVENT_MAX_DEPTH - 1);
     const notes = [
-      ...(bounded.truncated > 0 ? [`${bounded.truncated} part(s) nested deeper than ${STORED_EVENT_MAX_DEPTH} levels replaced by a marker, the first at responseObject.${bounded.firstTruncatedAt}`] : []),
+      ...(bounded.truncated > 0
+        ? [
+            `${bounded.truncated} part(s) nested deeper than ${STORED_EVENT_MAX_DEPTH} levels replaced by a marker, the first at responseObject.${bounded.firstTruncatedAt}`,
+          ]
+        : []),
       ...(bounded.protoKeysRemoved > 0 ? [`${bounded.protoKeysRemoved} key(s) named __proto__ removed`] : []),
     ];
     const cut = notes.length > 0 ? { verdictTruncated: notes } : {};
@@ -63,7 +81,11 @@ export class PolicyHistory {
       namespace: m.namespace ?? '',
       name: m.name,
       username: '',
-      event: { source: 'watch', objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name }, ...(verb === 'delete' ? {} : { responseObject: bounded.value, ...cut }) },
+      event: {
+        source: 'watch',
+        objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name },
+        ...(verb === 'delete' ? {} : { responseObject: bounded.value, ...cut }),
+      },
     });
     void this.flush();
   }

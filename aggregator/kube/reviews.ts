@@ -7,7 +7,12 @@ export type ReviewedUser =
   | { authenticated: false; reason: string };
 
 interface TokenReviewStatus {
-  status?: { authenticated?: boolean; user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> }; audiences?: string[]; error?: string };
+  status?: {
+    authenticated?: boolean;
+    user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
+    audiences?: string[];
+    error?: string;
+  };
 }
 
 /**
@@ -25,10 +30,16 @@ export class TokenReviewer {
   ) {}
 
   async review(token: string, audiences?: string[]): Promise<ReviewedUser> {
-    const key = createHash('sha256').update(`${audiences?.join(',') ?? ''}\u0000${token}`).digest('hex');
+    const key = createHash('sha256')
+      .update(`${audiences?.join(',') ?? ''}\u0000${token}`)
+      .digest('hex');
     const hit = this.cache.get(key);
     if (hit && hit.until > this.now()) return hit.user;
-    const body = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences ? { audiences } : {}) } };
+    const body = {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token, ...(audiences ? { audiences } : {}) },
+    };
     const res = await this.kube.create<TokenReviewStatus>('/apis/authentication.k8s.io/v1/tokenreviews', body);
     const s = res.status ?? {};
     let user: ReviewedUser;
@@ -37,7 +48,13 @@ export class TokenReviewer {
     } else if (audiences && !audiences.some((a) => (s.audiences ?? []).includes(a))) {
       user = { authenticated: false, reason: `the token is not for audience ${audiences.join(' or ')}` };
     } else {
-      user = { authenticated: true, username: s.user.username, uid: s.user.uid ?? '', groups: s.user.groups ?? [], extra: s.user.extra ?? {} };
+      user = {
+        authenticated: true,
+        username: s.user.username,
+        uid: s.user.uid ?? '',
+        groups: s.user.groups ?? [],
+        extra: s.user.extra ?? {},
+      };
     }
     if (user.authenticated) {
       this.cache.set(key, { user, until: this.now() + this.ttlMs });
@@ -60,9 +77,24 @@ export async function subjectAccessReview(
   const body = {
     apiVersion: 'authorization.k8s.io/v1',
     kind: 'SubjectAccessReview',
-    spec: { user: user.username, uid: user.uid, groups: user.groups, extra: user.extra, resourceAttributes: { group: attrs.group, resource: attrs.resource, verb: attrs.verb, ...(attrs.name ? { name: attrs.name } : {}), ...(attrs.subresource ? { subresource: attrs.subresource } : {}) } },
+    spec: {
+      user: user.username,
+      uid: user.uid,
+      groups: user.groups,
+      extra: user.extra,
+      resourceAttributes: {
+        group: attrs.group,
+        resource: attrs.resource,
+        verb: attrs.verb,
+        ...(attrs.name ? { name: attrs.name } : {}),
+        ...(attrs.subresource ? { subresource: attrs.subresource } : {}),
+      },
+    },
   };
   const res = await kube.create<SarStatus>('/apis/authorization.k8s.io/v1/subjectaccessreviews', body);
   const s = res.status ?? {};
-  return { allowed: s.allowed === true && s.denied !== true, reason: s.reason || s.evaluationError || (s.allowed ? 'allowed' : 'RBAC does not allow it') };
+  return {
+    allowed: s.allowed === true && s.denied !== true,
+    reason: s.reason || s.evaluationError || (s.allowed ? 'allowed' : 'RBAC does not allow it'),
+  };
 }

@@ -100,10 +100,16 @@ export class ResourceWatch {
         const missing = err instanceof KubeApiError && err.status === 404;
         const delay = this.backoff.next();
         if (missing && !this.loggedMissing) {
-          this.log.warn({ path: this.listPath }, 'resource type not found in the cluster (CRD not installed?); will look again');
+          this.log.warn(
+            { path: this.listPath },
+            'resource type not found in the cluster (CRD not installed?); will look again',
+          );
           this.loggedMissing = true;
         } else if (!missing) {
-          this.log.warn({ path: this.listPath, err: (err as Error).message, retryInMs: delay }, 'list/watch failed; retrying');
+          this.log.warn(
+            { path: this.listPath, err: (err as Error).message, retryInMs: delay },
+            'list/watch failed; retrying',
+          );
         }
         if (err instanceof KubeApiError && err.status === 410) needList = true;
         await new Promise((r) => setTimeout(r, missing ? 30_000 : delay).unref());

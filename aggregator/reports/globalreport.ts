@@ -7,8 +7,7 @@ import { parseSelector, type Selector } from './selector.js';
 /** Verdict's own API group for GlobalReport; Calico Enterprise's is accepted too and mapped. */
 export const VERDICT_API_VERSION = 'compliance.verdict.dev/v1';
 const CALICO_API_VERSION = 'projectcalico.org/v3';
-const REPORT_TYPES = ['cis-benchmark', 'network-access', 'inventory', 'policy-audit'] as const;
-export type ReportType = (typeof REPORT_TYPES)[number];
+export type ReportType = 'cis-benchmark' | 'network-access' | 'inventory' | 'policy-audit';
 
 const NamesAndSelector = Type.Object(
   { names: Type.Optional(Type.Array(Type.String())), selector: Type.Optional(Type.String()) },
@@ -17,7 +16,9 @@ const NamesAndSelector = Type.Object(
 
 const ResultsFilter = Type.Object(
   {
-    benchmarkSelection: Type.Optional(Type.Object({ kubernetesVersion: Type.Optional(Type.String()) }, { additionalProperties: false })),
+    benchmarkSelection: Type.Optional(
+      Type.Object({ kubernetesVersion: Type.Optional(Type.String()) }, { additionalProperties: false }),
+    ),
     include: Type.Optional(Type.Array(Type.String())),
     exclude: Type.Optional(Type.Array(Type.String())),
   },
@@ -27,11 +28,20 @@ const ResultsFilter = Type.Object(
 /** The spec, field for field as Calico Enterprise's GlobalReport. */
 const Spec = Type.Object(
   {
-    reportType: Type.Union([Type.Literal('cis-benchmark'), Type.Literal('network-access'), Type.Literal('inventory'), Type.Literal('policy-audit')]),
+    reportType: Type.Union([
+      Type.Literal('cis-benchmark'),
+      Type.Literal('network-access'),
+      Type.Literal('inventory'),
+      Type.Literal('policy-audit'),
+    ]),
     schedule: Type.Optional(Type.String()),
     endpoints: Type.Optional(
       Type.Object(
-        { selector: Type.Optional(Type.String()), namespaces: Type.Optional(NamesAndSelector), serviceAccounts: Type.Optional(NamesAndSelector) },
+        {
+          selector: Type.Optional(Type.String()),
+          namespaces: Type.Optional(NamesAndSelector),
+          serviceAccounts: Type.Optional(NamesAndSelector),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -73,7 +83,13 @@ export interface ReportDefinition {
   schedule?: string;
   suspend: boolean;
   selectors: { endpoints?: Selector; namespaces?: Selector; serviceAccounts?: Selector };
-  cis: { highThreshold: number; medThreshold: number; includeUnscoredTests: boolean; numFailedTests: number; resultsFilters: Static<typeof ResultsFilter>[] };
+  cis: {
+    highThreshold: number;
+    medThreshold: number;
+    includeUnscoredTests: boolean;
+    numFailedTests: number;
+    resultsFilters: Static<typeof ResultsFilter>[];
+  };
   /** Where it came from: a file path or "cluster". */
   origin: string;
 }
@@ -107,20 +123,31 @@ export function toDefinition(parsed: unknown, origin: string): ReportDefinition 
   if (!validator.Check(doc)) {
     const err = [...validator.Errors(doc)].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
     const where = (err?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || '(root)';
-    const allowed = err?.keyword === 'additionalProperties' ? ` ${JSON.stringify((err.params as { additionalProperties?: string[] }).additionalProperties)}` : '';
+    const allowed =
+      err?.keyword === 'additionalProperties'
+        ? ` ${JSON.stringify((err.params as { additionalProperties?: string[] }).additionalProperties)}`
+        : '';
     const message = err?.message === 'schema is false' ? 'unknown field' : (err?.message ?? 'invalid');
     return { name: nameOf(doc), origin, error: `VERDICT_REPORT_INVALID: ${where}: ${message}${allowed}` };
   }
   const r = doc as Static<typeof Resource>;
   if (r.apiVersion !== VERDICT_API_VERSION && r.apiVersion !== CALICO_API_VERSION) {
-    return { name: r.metadata.name, origin, error: `VERDICT_REPORT_INVALID: apiVersion must be ${VERDICT_API_VERSION} or ${CALICO_API_VERSION}, not "${r.apiVersion}"` };
+    return {
+      name: r.metadata.name,
+      origin,
+      error: `VERDICT_REPORT_INVALID: apiVersion must be ${VERDICT_API_VERSION} or ${CALICO_API_VERSION}, not "${r.apiVersion}"`,
+    };
   }
   const spec = r.spec;
   if (spec.schedule !== undefined) {
     try {
       new Cron(spec.schedule, { paused: true, timezone: 'UTC' });
     } catch (err) {
-      return { name: r.metadata.name, origin, error: `VERDICT_REPORT_INVALID: spec.schedule: ${(err as Error).message}` };
+      return {
+        name: r.metadata.name,
+        origin,
+        error: `VERDICT_REPORT_INVALID: spec.schedule: ${(err as Error).message}`,
+      };
     }
   }
   const selectors: ReportDefinition['selectors'] = {};
@@ -146,7 +173,11 @@ export function toDefinition(parsed: unknown, origin: string): ReportDefinition 
     resultsFilters: spec.cis?.resultsFilters ?? [],
   };
   if (cis.medThreshold > cis.highThreshold) {
-    return { name: r.metadata.name, origin, error: `VERDICT_REPORT_INVALID: spec.cis.medThreshold (${cis.medThreshold}) must not be above highThreshold (${cis.highThreshold})` };
+    return {
+      name: r.metadata.name,
+      origin,
+      error: `VERDICT_REPORT_INVALID: spec.cis.medThreshold (${cis.medThreshold}) must not be above highThreshold (${cis.highThreshold})`,
+    };
   }
   return {
     name: r.metadata.name,

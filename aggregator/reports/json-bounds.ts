@@ -29,7 +29,10 @@ export interface BoundedJson {
   truncated: number;
   /** Where the first of them was, as a dotted path (clipped to 200 characters). */
   firstTruncatedAt?: string;
-  /** Object keys named "__proto__" left out: no Kubernetes field has that name, and it is the one key that sets an object's prototype when assigned. */
+  /**
+   * Object keys named "__proto__" left out: no Kubernetes field has that name, and it is the one key that sets an
+   * object's prototype when assigned.
+   */
   protoKeysRemoved: number;
   /** Roughly how many characters the value takes as JSON (strings counted in UTF-16 units, escapes not counted). */
   approxJsonChars: number;
@@ -80,7 +83,8 @@ export function boundJson(value: unknown, maxDepth: number, { keepProtoKeys = fa
     const dst = f.dst as Record<string | number, unknown>;
     const put = (x: unknown) => {
       // Assigning to "__proto__" would set the copy's prototype; define it as data instead.
-      if (key === '__proto__') Object.defineProperty(dst, key, { value: x, enumerable: true, writable: true, configurable: true });
+      if (key === '__proto__')
+        Object.defineProperty(dst, key, { value: x, enumerable: true, writable: true, configurable: true });
       else dst[key] = x;
     };
     if (!isContainer(v)) {

@@ -31,7 +31,9 @@ export class PostgresLeader {
         this.client = c;
       }
       if (!this.leader) {
-        const r = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [SCHEDULER_LOCK_KEY]);
+        const r = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [
+          SCHEDULER_LOCK_KEY,
+        ]);
         this.setLeader(r.rows[0]?.ok === true);
       }
       return this.leader;
@@ -45,7 +47,11 @@ export class PostgresLeader {
   }
 
   private setLeader(v: boolean): void {
-    if (v !== this.leader) this.log.info({ leader: v }, v ? 'this replica now schedules reports' : 'this replica no longer schedules reports');
+    if (v !== this.leader)
+      this.log.info(
+        { leader: v },
+        v ? 'this replica now schedules reports' : 'this replica no longer schedules reports',
+      );
     this.leader = v;
   }
 

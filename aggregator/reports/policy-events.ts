@@ -7,7 +7,10 @@ import { tamperAlerts, type TamperConfig } from './tamper.js';
 import { TimeIndex } from './time-index.js';
 import { policyChanges } from './types/policy-audit.js';
 
-/** Changes diffed and alerted on per turn of the event loop, so a webhook batch of 100,000 changes does not stall /healthz. */
+/**
+ * Changes diffed and alerted on per turn of the event loop, so a webhook batch of 100,000 changes does not stall
+ * /healthz.
+ */
 const CHANGES_PER_TURN = 1000;
 
 /**
@@ -17,13 +20,23 @@ const CHANGES_PER_TURN = 1000;
  * and the stored events around them; the work is done a slice at a time, each
  * slice holding every change to its objects, yielding to the event loop between.
  */
-export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetrics, tamper: TamperConfig, log: Logger, fresh: StoredAuditEvent[]): Promise<void> {
+export async function noteNewPolicyEvents(
+  store: Store,
+  metrics: AggregatorMetrics,
+  tamper: TamperConfig,
+  log: Logger,
+  fresh: StoredAuditEvent[],
+): Promise<void> {
   const events = fresh.filter((e) => e.verb !== 'observe');
   if (events.length === 0) return;
   const freshIds = new Set(fresh.map((e) => e.auditId));
-  const changeKey = (e: StoredAuditEvent, watch: boolean) => JSON.stringify([e.apiGroup, e.resource, e.namespace, e.name, e.verb.replace('patch', 'update'), watch]);
+  const changeKey = (e: StoredAuditEvent, watch: boolean) =>
+    JSON.stringify([e.apiGroup, e.resource, e.namespace, e.name, e.verb.replace('patch', 'update'), watch]);
   const seen = new TimeIndex<true>();
-  const windows = windowsAround(events.map((e) => e.stageMs), 60_000);
+  const windows = windowsAround(
+    events.map((e) => e.stageMs),
+    60_000,
+  );
   for (let w = 0; w < windows.length; w++) {
     // A store answer is a microtask, not a turn: a batch spread over many minutes is many reads.
     if (w > 0 && w % 100 === 0) await nextTurn();
@@ -53,7 +66,20 @@ export async function noteNewPolicyEvents(store: Store, metrics: AggregatorMetri
     for (const c of changes) metrics.policyChanges.inc({ kind: c.kind });
     for (const a of tamperAlerts(changes, tamper)) {
       metrics.tamperAlerts.inc({ kind: a.kind });
-      log.warn({ alert: 'policy-tamper', kind: a.kind, namespace: a.namespace, name: a.name, verb: a.verb, user: a.user || 'unknown', source: a.source, reason: a.reason, auditId: a.auditId }, 'change to a protected network policy');
+      log.warn(
+        {
+          alert: 'policy-tamper',
+          kind: a.kind,
+          namespace: a.namespace,
+          name: a.name,
+          verb: a.verb,
+          user: a.user || 'unknown',
+          source: a.source,
+          reason: a.reason,
+          auditId: a.auditId,
+        },
+        'change to a protected network policy',
+      );
     }
     slice = [];
     await nextTurn();

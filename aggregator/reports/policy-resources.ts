@@ -14,13 +14,32 @@ export interface PolicyResource {
   watchVersion?: string;
 }
 
-const CALICO_RESOURCES = ['networkpolicies', 'globalnetworkpolicies', 'stagednetworkpolicies', 'stagedglobalnetworkpolicies', 'stagedkubernetesnetworkpolicies', 'tiers', 'networksets', 'globalnetworksets'];
-const CALICO_WATCHED = new Set(['networkpolicies', 'globalnetworkpolicies', 'stagednetworkpolicies', 'stagedglobalnetworkpolicies', 'tiers']);
+const CALICO_RESOURCES = [
+  'networkpolicies',
+  'globalnetworkpolicies',
+  'stagednetworkpolicies',
+  'stagedglobalnetworkpolicies',
+  'stagedkubernetesnetworkpolicies',
+  'tiers',
+  'networksets',
+  'globalnetworksets',
+];
+const CALICO_WATCHED = new Set([
+  'networkpolicies',
+  'globalnetworkpolicies',
+  'stagednetworkpolicies',
+  'stagedglobalnetworkpolicies',
+  'tiers',
+]);
 
 /** The network-policy resources Verdict audits: Kubernetes, Calico (API and CRD groups) and Cilium. */
 export const POLICY_RESOURCES: readonly PolicyResource[] = [
   { group: 'networking.k8s.io', resource: 'networkpolicies', watchVersion: 'v1' },
-  ...CALICO_RESOURCES.map((resource) => ({ group: 'projectcalico.org', resource, ...(CALICO_WATCHED.has(resource) ? { watchVersion: 'v3' } : {}) })),
+  ...CALICO_RESOURCES.map((resource) => ({
+    group: 'projectcalico.org',
+    resource,
+    ...(CALICO_WATCHED.has(resource) ? { watchVersion: 'v3' } : {}),
+  })),
   ...CALICO_RESOURCES.map((resource) => ({ group: 'crd.projectcalico.org', resource })),
   { group: 'cilium.io', resource: 'ciliumnetworkpolicies', watchVersion: 'v2' },
   { group: 'cilium.io', resource: 'ciliumclusterwidenetworkpolicies', watchVersion: 'v2' },
@@ -32,7 +51,9 @@ export const POLICY_KINDS: readonly string[] = [...new Set(POLICY_RESOURCES.map(
 const byGroup = new Map<string, Set<string>>();
 for (const r of POLICY_RESOURCES) byGroup.set(r.group, (byGroup.get(r.group) ?? new Set()).add(r.resource));
 
-/** Whether a resource is a network-policy resource (any string may come from an audit event: "constructor" is no group). */
+/**
+ * Whether a resource is a network-policy resource (any string may come from an audit event: "constructor" is no group).
+ */
 export function isPolicyResource(apiGroup: string, resource: string): boolean {
   return byGroup.get(apiGroup)?.has(resource) ?? false;
 }
@@ -42,7 +63,10 @@ export function isPolicyResource(apiGroup: string, resource: string): boolean {
  * webhook's events, with IDs "watch:<uid>:<resourceVersion>:<deleted?>" so each
  * version is kept once; the prefix is what tells the two sources apart.
  */
-export function watchedVersionId(object: { uid?: string; namespace?: string; name: string; resourceVersion?: string }, deleted: boolean): string {
+export function watchedVersionId(
+  object: { uid?: string; namespace?: string; name: string; resourceVersion?: string },
+  deleted: boolean,
+): string {
   return `watch:${object.uid ?? `${object.namespace ?? ''}/${object.name}`}:${object.resourceVersion ?? ''}:${deleted ? 'deleted' : ''}`;
 }
 

@@ -47,13 +47,22 @@ export class ReportRegistry {
     const bad = new Map<string, InvalidReport>();
     for (const item of items) {
       if (isValid(item) && defs.has(item.name)) {
-        bad.set(`${item.name}@${item.origin}`, { name: item.name, origin: item.origin, error: `VERDICT_REPORT_INVALID: the name "${item.name}" is already defined in ${defs.get(item.name)?.origin}` });
+        bad.set(`${item.name}@${item.origin}`, {
+          name: item.name,
+          origin: item.origin,
+          error: `VERDICT_REPORT_INVALID: the name "${item.name}" is already defined in ${defs.get(item.name)?.origin}`,
+        });
         continue;
       }
       if (isValid(item)) defs.set(item.name, item);
       else bad.set(`${item.name}@${item.origin}`, item);
     }
-    for (const [name, err] of bad) if (!this.invalid.has(name)) this.log.warn({ report: err.name, origin: err.origin, error: err.error }, 'GlobalReport is invalid and will not run');
+    for (const [name, err] of bad)
+      if (!this.invalid.has(name))
+        this.log.warn(
+          { report: err.name, origin: err.origin, error: err.error },
+          'GlobalReport is invalid and will not run',
+        );
     for (const name of defs.keys()) if (!this.firstSeenMs.has(name)) this.firstSeenMs.set(name, this.now());
     this.definitions = defs;
     this.invalid = bad;
@@ -63,26 +72,32 @@ export class ReportRegistry {
   loadDir(dir: string): boolean {
     let names: string[];
     try {
-      names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort();
+      names = readdirSync(dir)
+        .filter((n) => /\.ya?ml$/.test(n))
+        .sort();
     } catch (err) {
       this.log.error({ dir, err: (err as Error).message }, 'cannot read the --reports directory');
       return false;
     }
-    const fp = names.map((n) => {
-      try {
-        const st = statSync(join(dir, n));
-        return `${n}:${st.mtimeMs}:${st.size}`;
-      } catch {
-        return `${n}:gone`;
-      }
-    }).join('|');
+    const fp = names
+      .map((n) => {
+        try {
+          const st = statSync(join(dir, n));
+          return `${n}:${st.mtimeMs}:${st.size}`;
+        } catch {
+          return `${n}:gone`;
+        }
+      })
+      .join('|');
     if (fp === this.fingerprint) return false;
     this.fingerprint = fp;
     const items = names.flatMap((n) => {
       try {
         return parseReportsYaml(readFileSync(join(dir, n), 'utf8'), join(dir, n));
       } catch (err) {
-        return [{ name: n, origin: join(dir, n), error: `VERDICT_REPORT_INVALID: cannot read: ${(err as Error).message}` }];
+        return [
+          { name: n, origin: join(dir, n), error: `VERDICT_REPORT_INVALID: cannot read: ${(err as Error).message}` },
+        ];
       }
     });
     this.setSource('dir', items);

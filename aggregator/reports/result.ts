@@ -35,7 +35,10 @@ export interface ReportResult {
 export const EVIDENCE: Record<ReportType, EvidenceAnnex> = {
   'cis-benchmark': {
     soc2: [
-      { criterion: 'CC6.1', how: 'node configuration hardened against the CIS Kubernetes Benchmark (logical access security)' },
+      {
+        criterion: 'CC6.1',
+        how: 'node configuration hardened against the CIS Kubernetes Benchmark (logical access security)',
+      },
       { criterion: 'CC7.2', how: 'continuous monitoring of node configuration for deviations' },
       { criterion: 'CC8.1', how: 'configuration changes on nodes are detected and scored' },
     ],

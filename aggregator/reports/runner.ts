@@ -10,9 +10,16 @@ import { inventoryReport, type InventorySnapshot } from './types/inventory.js';
  * Runs one report: reads its inputs for the run's interval from the store and
  * hands them to the pure generator of its type.
  */
-export function reportRunner(store: Store, now: () => number = Date.now, inventorySource?: (fromMs: number, toMs: number) => Promise<InventorySnapshot>) {
+export function reportRunner(
+  store: Store,
+  now: () => number = Date.now,
+  inventorySource?: (fromMs: number, toMs: number) => Promise<InventorySnapshot>,
+) {
   return async (run: ReportRunRecord, def: ReportDefinition): Promise<ReportResult> => {
-    const interval = { start: new Date(run.intervalStartMs).toISOString(), end: new Date(run.intervalEndMs).toISOString() };
+    const interval = {
+      start: new Date(run.intervalStartMs).toISOString(),
+      end: new Date(run.intervalEndMs).toISOString(),
+    };
     let out: { summary: Record<string, unknown>; data: unknown; files: ReportResult['files'] };
     switch (def.reportType) {
       case 'cis-benchmark': {
@@ -26,7 +33,11 @@ export function reportRunner(store: Store, now: () => number = Date.now, invento
       }
       case 'network-access': {
         const rows = await store.flowRows({ fromMs: run.intervalStartMs, toMs: run.intervalEndMs });
-        out = networkAccessReport(def, rows.map((r) => r.flow), interval);
+        out = networkAccessReport(
+          def,
+          rows.map((r) => r.flow),
+          interval,
+        );
         break;
       }
       case 'policy-audit': {
@@ -36,10 +47,21 @@ export function reportRunner(store: Store, now: () => number = Date.now, invento
         break;
       }
       case 'inventory':
-        if (!inventorySource) throw new Error('VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster\'s pods, namespaces, service accounts and network policies; run the aggregator in a cluster or give it --kubeconfig');
+        if (!inventorySource)
+          throw new Error(
+            "VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster's pods, namespaces, service accounts and network policies; run the aggregator in a cluster or give it --kubeconfig",
+          );
         out = inventoryReport(def, await inventorySource(run.intervalStartMs, run.intervalEndMs), interval);
         break;
     }
-    return { report: def.name, reportType: def.reportType, startTime: interval.start, endTime: interval.end, generatedAt: new Date(now()).toISOString(), ...out, evidence: EVIDENCE[def.reportType] };
+    return {
+      report: def.name,
+      reportType: def.reportType,
+      startTime: interval.start,
+      endTime: interval.end,
+      generatedAt: new Date(now()).toISOString(),
+      ...out,
+      evidence: EVIDENCE[def.reportType],
+    };
   };
 }

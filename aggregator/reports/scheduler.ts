@@ -100,8 +100,11 @@ export class ReportScheduler {
       // previous leader killed mid-run). Checked every round, not only when the lead is
       // taken: a replica that takes over right after such a run started must still find
       // it once it is stale. This process's own jobs are never its to requeue.
-      const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs, [...this.running.keys()]);
-      if (requeued > 0) this.log.warn({ requeued }, 'report runs left running by a process that is gone are queued again');
+      const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs, [
+        ...this.running.keys(),
+      ]);
+      if (requeued > 0)
+        this.log.warn({ requeued }, 'report runs left running by a process that is gone are queued again');
       for (const def of this.registry.all()) {
         if (!def.schedule) continue;
         if (def.suspend) {
@@ -118,9 +121,21 @@ export class ReportScheduler {
       if (room <= 0) return;
       for (const run of await this.store.dueReportRuns(now, room)) {
         if (this.running.size >= this.options.maxConcurrent) break;
-        if (!(await this.store.transitionReportRun(run.id, 'queued', { status: 'running', startedMs: now, attempts: run.attempts + 1 }))) continue;
+        if (
+          !(await this.store.transitionReportRun(run.id, 'queued', {
+            status: 'running',
+            startedMs: now,
+            attempts: run.attempts + 1,
+          }))
+        )
+          continue;
         const job = this.execute({ ...run, attempts: run.attempts + 1 })
-          .catch((err: unknown) => this.log.error({ report: run.report, run: run.id, err }, 'recording a report run\'s outcome failed; the run is requeued when leadership is next taken'))
+          .catch((err: unknown) =>
+            this.log.error(
+              { report: run.report, run: run.id, err },
+              "recording a report run's outcome failed; the run is requeued when leadership is next taken",
+            ),
+          )
           .finally(() => this.running.delete(run.id));
         this.running.set(run.id, job);
       }
@@ -134,7 +149,10 @@ export class ReportScheduler {
   /** Create the scheduled runs whose interval has ended since the last one. */
   private async schedule(def: ReportDefinition, now: number): Promise<void> {
     const cron = new Cron(def.schedule as string, { paused: true, timezone: 'UTC' });
-    let from = Math.max((await this.store.lastScheduledIntervalEnd(def.name)) ?? this.anchor(def, cron), this.resumeAnchor.get(def.name) ?? -Infinity);
+    let from = Math.max(
+      (await this.store.lastScheduledIntervalEnd(def.name)) ?? this.anchor(def, cron),
+      this.resumeAnchor.get(def.name) ?? -Infinity,
+    );
     for (let i = 0; i < this.options.maxCatchUp; i++) {
       const next = cron.nextRun(new Date(from))?.getTime();
       if (next === undefined || next > now) break;
@@ -164,7 +182,9 @@ export class ReportScheduler {
     try {
       const result = await this.runReport(run, def);
       const now = this.options.now();
-      if (!(await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result }))) {
+      if (
+        !(await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result }))
+      ) {
         log.warn('report run finished but was taken over meanwhile; this result is discarded');
         return;
       }
@@ -173,9 +193,13 @@ export class ReportScheduler {
     } catch (err) {
       const now = this.options.now();
       // No NUL reaches a store (PostgreSQL refuses it in text).
-      const message = String((err as Error)?.message ?? err).replace(/\u0000/g, '');
+      const message = String((err as Error)?.message ?? err).replaceAll('\u0000', '');
       if (run.attempts <= this.options.maxRetries) {
-        await this.store.transitionReportRun(run.id, 'running', { status: 'queued', notBeforeMs: now + this.options.retryDelayMs(run.attempts), error: message });
+        await this.store.transitionReportRun(run.id, 'running', {
+          status: 'queued',
+          notBeforeMs: now + this.options.retryDelayMs(run.attempts),
+          error: message,
+        });
         this.events.runFinished(run.report, 'retry', now);
         log.warn({ err: message }, 'report run failed; it will be retried');
       } else {
@@ -187,7 +211,14 @@ export class ReportScheduler {
   }
 }
 
-function newRun(def: ReportDefinition, trigger: ReportRunRecord['trigger'], startMs: number, endMs: number, notBeforeMs: number, now: number): ReportRunRecord {
+function newRun(
+  def: ReportDefinition,
+  trigger: ReportRunRecord['trigger'],
+  startMs: number,
+  endMs: number,
+  notBeforeMs: number,
+  now: number,
+): ReportRunRecord {
   return {
     id: randomUUID(),
     report: def.name,
@@ -207,19 +238,38 @@ function newRun(def: ReportDefinition, trigger: ReportRunRecord['trigger'], star
 /** A run carries its definition's spec as archived; the parsed form is rebuilt from it. */
 function definitionOf(run: ReportRunRecord): ReportDefinition {
   const inputs = run.inputs as { apiVersion: string; spec: unknown; origin: string };
-  const def = toDefinition({ apiVersion: inputs.apiVersion, kind: 'GlobalReport', metadata: { name: run.report }, spec: inputs.spec }, inputs.origin);
+  const def = toDefinition(
+    { apiVersion: inputs.apiVersion, kind: 'GlobalReport', metadata: { name: run.report }, spec: inputs.spec },
+    inputs.origin,
+  );
   if (!isValid(def)) throw new Error(`the archived definition no longer validates: ${def.error}`);
   return def;
 }
 
 /** Calico's GlobalReport status, from the archived runs. */
 export function reportStatus(runs: ReportRunRecord[]) {
-  const job = (r: ReportRunRecord) => ({ id: r.id, start: new Date(r.intervalStartMs).toISOString(), end: new Date(r.intervalEndMs).toISOString(), trigger: r.trigger, createdAt: new Date(r.createdMs).toISOString(), ...(r.finishedMs ? { finishedAt: new Date(r.finishedMs).toISOString() } : {}), ...(r.error ? { error: r.error } : {}) });
+  const job = (r: ReportRunRecord) => ({
+    id: r.id,
+    start: new Date(r.intervalStartMs).toISOString(),
+    end: new Date(r.intervalEndMs).toISOString(),
+    trigger: r.trigger,
+    createdAt: new Date(r.createdMs).toISOString(),
+    ...(r.finishedMs ? { finishedAt: new Date(r.finishedMs).toISOString() } : {}),
+    ...(r.error ? { error: r.error } : {}),
+  });
   const scheduled = runs.filter((r) => r.trigger === 'scheduled').sort((a, b) => b.intervalEndMs - a.intervalEndMs);
   return {
     lastScheduledReportJob: scheduled[0] ? job(scheduled[0]) : null,
     activeReportJobs: runs.filter((r) => r.status === 'queued' || r.status === 'running').map(job),
-    lastFailedReportJobs: runs.filter((r) => r.status === 'failed').sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0)).slice(0, 3).map(job),
-    lastSuccessfulReportJobs: runs.filter((r) => r.status === 'succeeded').sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0)).slice(0, 2).map(job),
+    lastFailedReportJobs: runs
+      .filter((r) => r.status === 'failed')
+      .sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))
+      .slice(0, 3)
+      .map(job),
+    lastSuccessfulReportJobs: runs
+      .filter((r) => r.status === 'succeeded')
+      .sort((a, b) => (b.finishedMs ?? 0) - (a.finishedMs ?? 0))
+      .slice(0, 2)
+      .map(job),
   };
 }

@@ -10,7 +10,10 @@ import type { ReportDefinition } from './globalreport.js';
  * Namespaces and service accounts are known here by name only, so their
  * selectors see the labels Kubernetes and Calico always set on them.
  */
-export function inScope(def: ReportDefinition, e: Pick<FlowEndpoint, 'namespace' | 'labels' | 'serviceAccount'>): boolean {
+export function inScope(
+  def: ReportDefinition,
+  e: Pick<FlowEndpoint, 'namespace' | 'labels' | 'serviceAccount'>,
+): boolean {
   const ep = def.spec.endpoints;
   if (!ep) return true;
   const labels = Object.fromEntries(e.labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -19,8 +22,19 @@ export function inScope(def: ReportDefinition, e: Pick<FlowEndpoint, 'namespace'
   labels['projectcalico.org/orchestrator'] = 'k8s';
   if (def.selectors.endpoints && !def.selectors.endpoints.matches(labels)) return false;
   if (ep.namespaces?.names && !ep.namespaces.names.includes(e.namespace)) return false;
-  if (def.selectors.namespaces && !def.selectors.namespaces.matches({ 'kubernetes.io/metadata.name': e.namespace, 'projectcalico.org/name': e.namespace })) return false;
+  if (
+    def.selectors.namespaces &&
+    !def.selectors.namespaces.matches({
+      'kubernetes.io/metadata.name': e.namespace,
+      'projectcalico.org/name': e.namespace,
+    })
+  )
+    return false;
   if (ep.serviceAccounts?.names && !ep.serviceAccounts.names.includes(e.serviceAccount)) return false;
-  if (def.selectors.serviceAccounts && !def.selectors.serviceAccounts.matches({ 'projectcalico.org/name': e.serviceAccount })) return false;
+  if (
+    def.selectors.serviceAccounts &&
+    !def.selectors.serviceAccounts.matches({ 'projectcalico.org/name': e.serviceAccount })
+  )
+    return false;
   return true;
 }

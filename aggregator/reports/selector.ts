@@ -119,7 +119,11 @@ export class Selector {
 /** Parse a Calico selector; throws SelectorError naming the column and what was expected. */
 export function parseSelector(text: string): Selector {
   if (typeof text !== 'string') {
-    throw new SelectorError(String(text), 0, `expected the selector to be a string, got ${text === null ? 'null' : typeof text}`);
+    throw new SelectorError(
+      String(text),
+      0,
+      `expected the selector to be a string, got ${text === null ? 'null' : typeof text}`,
+    );
   }
   return new Selector(text, new Parser(text).parseSelector());
 }

@@ -56,7 +56,12 @@ export function bucketParams(node: string, f: FlowRecord, bucketMs: number): Buc
  * records and takes the best part of a second here, so the loop gives the
  * event loop a turn whenever `slice` is up.
  */
-export async function mergeBucketRows(node: string, flows: FlowRecord[], bucketMs: number, slice: TimeSlice): Promise<BucketParams[]> {
+export async function mergeBucketRows(
+  node: string,
+  flows: FlowRecord[],
+  bucketMs: number,
+  slice: TimeSlice,
+): Promise<BucketParams[]> {
   const rows = new Map<string, BucketParams>();
   for (const f of flows) {
     if (slice.isUp()) await slice.next();

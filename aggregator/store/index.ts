@@ -13,5 +13,7 @@ export async function openStore(db: string): Promise<Store> {
     return PostgresStore.open(db);
   }
   // Never echo the value: a mistyped URL may still hold a password.
-  throw new Error(`VERDICT_CONFIG_INVALID: --db must be sqlite:FILE or postgres://user@host/db (got something starting "${db.slice(0, 9)}...")`);
+  throw new Error(
+    `VERDICT_CONFIG_INVALID: --db must be sqlite:FILE or postgres://user@host/db (got something starting "${db.slice(0, 9)}...")`,
+  );
 }

@@ -3,7 +3,20 @@ import type { FlowRecord } from '../../common/flow.js';
 import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { lockOrder, mergeBucketRows, type BucketParams } from './flow-buckets.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './types.js';
+import {
+  HOUR_BUCKET_MS,
+  MINUTE_BUCKET_MS,
+  type FlowBucketRow,
+  type FlowQuery,
+  type LatestCheckStatus,
+  type NodeHello,
+  type NodeRecord,
+  type PodSighting,
+  type ReportRunRecord,
+  type ReportRunStatus,
+  type Store,
+  type StoredAuditEvent,
+} from './types.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
@@ -37,12 +50,23 @@ const INT8_AS_NUMBER: pg.CustomTypesConfig = {
 
 function parseSafeInteger(text: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new Error(`VERDICT_STORE_CORRUPT: integer ${text} is beyond 2^53 and cannot be read exactly`);
+  if (!Number.isSafeInteger(n))
+    throw new Error(`VERDICT_STORE_CORRUPT: integer ${text} is beyond 2^53 and cannot be read exactly`);
   return n;
 }
 
 /** Socket errors on the way to the server: it is down, restarting or unreachable. */
-const NETWORK_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
 
 /**
  * SQLSTATEs (PostgreSQL "Errors and Messages" appendix) for an unavailable
@@ -53,7 +77,8 @@ const NETWORK_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 
 const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[123])$/;
 
 /** node-postgres's own connection errors, which carry no code. */
-const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)/;
+const PG_CONNECTION_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)/;
 
 interface NodeRow {
   name: string;
@@ -92,7 +117,12 @@ export class PostgresStore implements Store {
   private constructor(private readonly pool: pg.Pool) {}
 
   static async open(url: string): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: url, types: INT8_AS_NUMBER, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'verdict-aggregator' });
+    const pool = new pg.Pool({
+      connectionString: url,
+      types: INT8_AS_NUMBER,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      application_name: 'verdict-aggregator',
+    });
     // An idle connection that breaks (server restart, network) is dropped by the
     // pool; the next query opens a new one or fails, and /readyz says so. Without
     // a listener the 'error' event would end the process.
@@ -102,7 +132,10 @@ export class PostgresStore implements Store {
       await store.ping();
     } catch (err) {
       await pool.end();
-      throw new Error(`VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at ${redactedUrl(url)}: ${(err as Error).message}; check --db and that the server accepts connections`, { cause: err });
+      throw new Error(
+        `VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at ${redactedUrl(url)}: ${(err as Error).message}; check --db and that the server accepts connections`,
+        { cause: err },
+      );
     }
     try {
       for (const m of migrationFiles('postgres')) await store.migrate(m);
@@ -122,15 +155,23 @@ export class PostgresStore implements Store {
   private async migrate(m: Migration): Promise<void> {
     await this.transaction(async (c) => {
       await c.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)');
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)',
+      );
       const applied = await c.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
       if (applied.rowCount) return;
       try {
         await c.query(m.sql);
       } catch (err) {
-        throw new Error(`VERDICT_STORE_MIGRATION_FAILED: migrations/postgres/${m.name}: ${(err as Error).message}`, { cause: err });
+        throw new Error(`VERDICT_STORE_MIGRATION_FAILED: migrations/postgres/${m.name}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
-      await c.query('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      await c.query('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        Date.now(),
+      ]);
     });
   }
 
@@ -159,7 +200,8 @@ export class PostgresStore implements Store {
   unavailableReason(err: unknown): string | undefined {
     for (let e: unknown = err; e instanceof Error; e = e.cause) {
       const code = (e as { code?: unknown }).code;
-      if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return `${code}: ${e.message}`;
+      if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)))
+        return `${code}: ${e.message}`;
       if (PG_CONNECTION_MESSAGES.test(e.message)) return e.message;
       // Node reports a failed connect to a name with several addresses as one AggregateError.
       if (e instanceof AggregateError) {
@@ -185,15 +227,34 @@ export class PostgresStore implements Store {
            kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
            architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = TRUE, last_seen_ms = excluded.last_seen_ms,
            connection_id = excluded.connection_id`,
-        [h.name, h.role, JSON.stringify(h.labels), h.kubeletVersion, h.kubernetesVersion, h.osImage, h.kernelVersion, h.architecture, h.agentVersion, h.bootId, atMs, connectionId],
+        [
+          h.name,
+          h.role,
+          JSON.stringify(h.labels),
+          h.kubeletVersion,
+          h.kubernetesVersion,
+          h.osImage,
+          h.kernelVersion,
+          h.architecture,
+          h.agentVersion,
+          h.bootId,
+          atMs,
+          connectionId,
+        ],
       );
-      const seen = await c.query<{ last_seq: number }>('SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2', [h.name, h.bootId]);
+      const seen = await c.query<{ last_seq: number }>(
+        'SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2',
+        [h.name, h.bootId],
+      );
       return { lastStoredSeq: seen.rows[0]?.last_seq ?? 0 };
     });
   }
 
   async markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void> {
-    await this.pool.query('UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2 AND ($3::text IS NULL OR connection_id = $3)', [atMs, node, connectionId ?? null]);
+    await this.pool.query(
+      'UPDATE nodes SET connected = FALSE, last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2 AND ($3::text IS NULL OR connection_id = $3)',
+      [atMs, node, connectionId ?? null],
+    );
   }
 
   async forgetNode(node: string): Promise<void> {
@@ -217,10 +278,19 @@ export class PostgresStore implements Store {
    * as in SQLite's single writer. The ledger row lock and the UNIQUE
    * (node, boot_id, seq) insert cover the one case with no node row to lock.
    */
-  async recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }> {
+  async recordBenchmarkRun(
+    node: string,
+    bootId: string,
+    seq: number,
+    report: ScanReport,
+    atMs: number,
+  ): Promise<{ duplicate: boolean }> {
     return this.transaction(async (c) => {
       await c.query('UPDATE nodes SET last_seen_ms = GREATEST(last_seen_ms, $1) WHERE name = $2', [atMs, node]);
-      const seen = await c.query<{ last_seq: number }>('SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2 FOR UPDATE', [node, bootId]);
+      const seen = await c.query<{ last_seq: number }>(
+        'SELECT last_seq FROM agent_sequences WHERE node = $1 AND boot_id = $2 FOR UPDATE',
+        [node, bootId],
+      );
       const lastSeq = seen.rows[0]?.last_seq;
       if (lastSeq !== undefined && seq <= lastSeq) return { duplicate: true };
       const s = report.summary;
@@ -229,7 +299,22 @@ export class PostgresStore implements Store {
         `INSERT INTO benchmark_runs (node, boot_id, seq, benchmark_id, benchmark_version, role, started_at_ms, duration_ms, pass, fail, skip, score_percent, received_at_ms, report)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::json)
          ON CONFLICT (node, boot_id, seq) DO NOTHING RETURNING id`,
-        [node, bootId, seq, report.benchmark.id, report.benchmark.version, report.nodeRole, startedAtMs, report.durationMs, s.pass, s.fail, s.skip, s.scorePercent, atMs, JSON.stringify(report)],
+        [
+          node,
+          bootId,
+          seq,
+          report.benchmark.id,
+          report.benchmark.version,
+          report.nodeRole,
+          startedAtMs,
+          report.durationMs,
+          s.pass,
+          s.fail,
+          s.skip,
+          s.scorePercent,
+          atMs,
+          JSON.stringify(report),
+        ],
       );
       const runId = inserted.rows[0]?.id;
       // Another replica stored this very seq after our ledger read (possible only without a node row).
@@ -238,7 +323,13 @@ export class PostgresStore implements Store {
       await c.query(
         `INSERT INTO check_results (run_id, check_id, title, status, scored)
          SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])`,
-        [runId, checks.map((ch) => ch.id), checks.map((ch) => ch.title), checks.map((ch) => ch.status), checks.map((ch) => ch.scored)],
+        [
+          runId,
+          checks.map((ch) => ch.id),
+          checks.map((ch) => ch.title),
+          checks.map((ch) => ch.status),
+          checks.map((ch) => ch.scored),
+        ],
       );
       await c.query(
         `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ($1, $2, $3, $4)
@@ -267,17 +358,37 @@ export class PostgresStore implements Store {
   async nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined> {
     const { rows } =
       atMs === undefined
-        ? await this.pool.query<{ report: ScanReport }>('SELECT r.report FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = $1', [node])
-        : await this.pool.query<{ report: ScanReport }>('SELECT report FROM benchmark_runs WHERE node = $1 AND started_at_ms <= $2 ORDER BY started_at_ms DESC, id DESC LIMIT 1', [node, atMs]);
+        ? await this.pool.query<{ report: ScanReport }>(
+            'SELECT r.report FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = $1',
+            [node],
+          )
+        : await this.pool.query<{ report: ScanReport }>(
+            'SELECT report FROM benchmark_runs WHERE node = $1 AND started_at_ms <= $2 ORDER BY started_at_ms DESC, id DESC LIMIT 1',
+            [node, atMs],
+          );
     return rows[0]?.report;
   }
 
   async latestCheckStatuses(): Promise<LatestCheckStatus[]> {
-    const { rows } = await this.pool.query<{ node: string; benchmark_id: string; check_id: string; title: string; status: LatestCheckStatus['status']; scored: boolean }>(
+    const { rows } = await this.pool.query<{
+      node: string;
+      benchmark_id: string;
+      check_id: string;
+      title: string;
+      status: LatestCheckStatus['status'];
+      scored: boolean;
+    }>(
       `SELECT n.name AS node, r.benchmark_id, c.check_id, c.title, c.status, c.scored
        FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
     );
-    return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored }));
+    return rows.map((r) => ({
+      node: r.node,
+      benchmarkId: r.benchmark_id,
+      checkId: r.check_id,
+      title: r.title,
+      status: r.status,
+      scored: r.scored,
+    }));
   }
 
   /**
@@ -297,7 +408,13 @@ export class PostgresStore implements Store {
    * batch stays all or nothing and no one statement's parameters take long to
    * build.
    */
-  async recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }> {
+  async recordFlowBatch(
+    node: string,
+    bootId: string,
+    seq: number,
+    flows: FlowRecord[],
+    atMs: number,
+  ): Promise<{ duplicate: boolean }> {
     const slice = new TimeSlice();
     const rows = await sortInSlices(await mergeBucketRows(node, flows, MINUTE_BUCKET_MS, slice), lockOrder, slice);
     return this.transaction(async (c) => {
@@ -309,7 +426,8 @@ export class PostgresStore implements Store {
         [node, bootId, seq, atMs],
       );
       if (claimed.rowCount === 0) return { duplicate: true };
-      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT) await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
+      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT)
+        await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
       return { duplicate: false };
     });
   }
@@ -329,13 +447,25 @@ export class PostgresStore implements Store {
         where.push(`(src_name = ${name} OR dst_name = ${name})`);
       } else {
         const ns = p(q.endpoint.slice(0, slash));
-        where.push(`((src_namespace = ${ns} AND src_name = ${name}) OR (dst_namespace = ${ns} AND dst_name = ${name}))`);
+        where.push(
+          `((src_namespace = ${ns} AND src_name = ${name}) OR (dst_namespace = ${ns} AND dst_name = ${name}))`,
+        );
       }
     }
     if (q.action !== undefined) where.push(`action = ${p(q.action)}`);
     const limit = q.limit !== undefined ? ` LIMIT ${p(Math.max(0, Math.floor(q.limit)))}` : '';
     // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
-    const { rows } = await this.pool.query<{ node: string; bucket_start_ms: number; bucket_ms: number; record_json: string; connections: number; packets: number; bytes: number; first_ms: number; last_ms: number }>(
+    const { rows } = await this.pool.query<{
+      node: string;
+      bucket_start_ms: number;
+      bucket_ms: number;
+      record_json: string;
+      connections: number;
+      packets: number;
+      bytes: number;
+      first_ms: number;
+      last_ms: number;
+    }>(
       `SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets
        WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, node COLLATE "C", flow_key COLLATE "C", bucket_ms${limit}`,
       params,
@@ -344,7 +474,14 @@ export class PostgresStore implements Store {
       node: r.node,
       bucketStartMs: r.bucket_start_ms,
       bucketMs: r.bucket_ms,
-      flow: { ...(JSON.parse(r.record_json) as FlowRecord), connections: r.connections, packets: r.packets, bytes: r.bytes, startMs: r.first_ms, endMs: r.last_ms },
+      flow: {
+        ...(JSON.parse(r.record_json) as FlowRecord),
+        connections: r.connections,
+        packets: r.packets,
+        bytes: r.bytes,
+        startMs: r.first_ms,
+        endMs: r.last_ms,
+      },
     }));
   }
 
@@ -399,7 +536,19 @@ export class PostgresStore implements Store {
     const inserted = await this.pool.query(
       `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, inputs_json)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-      [r.id, r.report, r.reportType, r.trigger, r.status, r.attempts, r.intervalStartMs, r.intervalEndMs, r.notBeforeMs, r.createdMs, JSON.stringify(r.inputs)],
+      [
+        r.id,
+        r.report,
+        r.reportType,
+        r.trigger,
+        r.status,
+        r.attempts,
+        r.intervalStartMs,
+        r.intervalEndMs,
+        r.notBeforeMs,
+        r.createdMs,
+        JSON.stringify(r.inputs),
+      ],
     );
     return inserted.rowCount === 1;
   }
@@ -409,7 +558,13 @@ export class PostgresStore implements Store {
    * UPDATE of the same row waits for the first to commit, then re-checks the WHERE
    * on the new row (status no longer `from`) and changes nothing.
    */
-  async transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean> {
+  async transitionReportRun(
+    id: string,
+    from: ReportRunStatus,
+    patch: Partial<
+      Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
+    >,
+  ): Promise<boolean> {
     const params: unknown[] = [id, from];
     const p = (v: unknown) => `$${params.push(v)}`;
     const sets: string[] = [];
@@ -420,12 +575,18 @@ export class PostgresStore implements Store {
     if ('result' in patch) sets.push(`result_json = ${p(JSON.stringify(patch.result) ?? null)}`);
     if (sets.length === 0) return false;
     const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
-    const updated = await this.pool.query(`UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`, params);
+    const updated = await this.pool.query(
+      `UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`,
+      params,
+    );
     return updated.rowCount === 1;
   }
 
   async reportRun(id: string): Promise<ReportRunRecord | undefined> {
-    const { rows } = await this.pool.query<ReportRunRow>(`SELECT ${RUN_COLUMNS}, result_json FROM report_runs WHERE id = $1`, [id]);
+    const { rows } = await this.pool.query<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, result_json FROM report_runs WHERE id = $1`,
+      [id],
+    );
     return rows[0] ? toRunRecord(rows[0], true) : undefined;
   }
 
@@ -452,12 +613,18 @@ export class PostgresStore implements Store {
   }
 
   async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER, exceptIds: string[] = []): Promise<number> {
-    const updated = await this.pool.query("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < $1 AND NOT (id = ANY($2::text[]))", [startedBeforeMs, exceptIds]);
+    const updated = await this.pool.query(
+      "UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < $1 AND NOT (id = ANY($2::text[]))",
+      [startedBeforeMs, exceptIds],
+    );
     return updated.rowCount ?? 0;
   }
 
   async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
-    const { rows } = await this.pool.query<{ m: number | null }>("SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = $1 AND trigger_kind = 'scheduled'", [report]);
+    const { rows } = await this.pool.query<{ m: number | null }>(
+      "SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = $1 AND trigger_kind = 'scheduled'",
+      [report],
+    );
     return rows[0]?.m ?? undefined;
   }
 
@@ -497,13 +664,24 @@ export class PostgresStore implements Store {
 
   async recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void> {
     if (pods.length === 0) return;
-    const rows = [...new Map(pods.map((p) => [p.uid, p])).values()].sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+    const rows = [...new Map(pods.map((p) => [p.uid, p])).values()].sort((a, b) =>
+      a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0,
+    );
     await this.pool.query(
       `INSERT INTO pod_history (uid, namespace, name, labels_json, service_account, host_network, first_seen_ms, last_seen_ms, deleted_ms)
        SELECT u.uid, u.ns, u.name, u.labels, u.sa, u.hn, $7, $7, $8 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(uid, ns, name, labels, sa, hn)
        ON CONFLICT (uid) DO UPDATE SET labels_json = excluded.labels_json, service_account = excluded.service_account, host_network = excluded.host_network,
          last_seen_ms = GREATEST(pod_history.last_seen_ms, excluded.last_seen_ms), deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
-      [rows.map((p) => p.uid), rows.map((p) => p.namespace), rows.map((p) => p.name), rows.map((p) => JSON.stringify(p.labels)), rows.map((p) => p.serviceAccount), rows.map((p) => p.hostNetwork), atMs, deleted ? atMs : null],
+      [
+        rows.map((p) => p.uid),
+        rows.map((p) => p.namespace),
+        rows.map((p) => p.name),
+        rows.map((p) => JSON.stringify(p.labels)),
+        rows.map((p) => p.serviceAccount),
+        rows.map((p) => p.hostNetwork),
+        atMs,
+        deleted ? atMs : null,
+      ],
     );
   }
 
@@ -511,11 +689,25 @@ export class PostgresStore implements Store {
     const oldest = await this.pool.query<{ m: number | null }>('SELECT MIN(first_seen_ms) AS m FROM pod_history');
     const m = oldest.rows[0]?.m ?? null;
     if (m === null || m > fromMs) return undefined;
-    const { rows } = await this.pool.query<{ uid: string; namespace: string; name: string; labels_json: string; service_account: string; host_network: boolean }>(
+    const { rows } = await this.pool.query<{
+      uid: string;
+      namespace: string;
+      name: string;
+      labels_json: string;
+      service_account: string;
+      host_network: boolean;
+    }>(
       'SELECT uid, namespace, name, labels_json, service_account, host_network FROM pod_history WHERE first_seen_ms < $1 AND (deleted_ms IS NULL OR deleted_ms >= $2) ORDER BY namespace COLLATE "C", name COLLATE "C", uid COLLATE "C"',
       [toMs, fromMs],
     );
-    return rows.map((r) => ({ uid: r.uid, namespace: r.namespace, name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, serviceAccount: r.service_account, hostNetwork: r.host_network }));
+    return rows.map((r) => ({
+      uid: r.uid,
+      namespace: r.namespace,
+      name: r.name,
+      labels: JSON.parse(r.labels_json) as Record<string, string>,
+      serviceAccount: r.service_account,
+      hostNetwork: r.host_network,
+    }));
   }
 
   async deleteAuditEventsBefore(beforeMs: number): Promise<number> {
@@ -523,34 +715,93 @@ export class PostgresStore implements Store {
     return r.rowCount ?? 0;
   }
 
-  async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
+  async latestAuditEvents(
+    objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
+    beforeMs: number,
+  ): Promise<StoredAuditEvent[]> {
     if (objects.length === 0) return [];
-    const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(
+    const { rows } = await this.pool.query<{
+      audit_id: string;
+      stage_ms: number;
+      verb: string;
+      resource: string;
+      api_group: string;
+      namespace: string;
+      name: string;
+      username: string;
+      event_json: string;
+    }>(
       `SELECT DISTINCT ON (e.api_group, e.resource, e.namespace, e.name) e.audit_id, e.stage_ms, e.verb, e.resource, e.api_group, e.namespace, e.name, e.username, e.event_json
        FROM audit_events e JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(g, r, ns, n)
          ON e.api_group = o.g AND e.resource = o.r AND e.namespace = o.ns AND e.name = o.n
        WHERE e.stage_ms < $5
        ORDER BY e.api_group, e.resource, e.namespace, e.name, e.stage_ms DESC, e.audit_id COLLATE "C" DESC`,
-      [objects.map((o) => o.apiGroup), objects.map((o) => o.resource), objects.map((o) => o.namespace), objects.map((o) => o.name), beforeMs],
+      [
+        objects.map((o) => o.apiGroup),
+        objects.map((o) => o.resource),
+        objects.map((o) => o.namespace),
+        objects.map((o) => o.name),
+        beforeMs,
+      ],
     );
-    return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown })).sort((a, b) => a.stageMs - b.stageMs);
+    return rows
+      .map((r) => ({
+        auditId: r.audit_id,
+        stageMs: r.stage_ms,
+        verb: r.verb,
+        resource: r.resource,
+        apiGroup: r.api_group,
+        namespace: r.namespace,
+        name: r.name,
+        username: r.username,
+        event: JSON.parse(r.event_json) as unknown,
+      }))
+      .sort((a, b) => a.stageMs - b.stageMs);
   }
 
   async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
-    const { rows } = await this.pool.query<{ audit_id: string; stage_ms: number; verb: string; resource: string; api_group: string; namespace: string; name: string; username: string; event_json: string }>(
+    const { rows } = await this.pool.query<{
+      audit_id: string;
+      stage_ms: number;
+      verb: string;
+      resource: string;
+      api_group: string;
+      namespace: string;
+      name: string;
+      username: string;
+      event_json: string;
+    }>(
       `SELECT audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json FROM audit_events
        WHERE stage_ms >= $1 AND stage_ms < $2 ORDER BY stage_ms, audit_id COLLATE "C"`,
       [fromMs, toMs],
     );
-    return rows.map((r) => ({ auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown }));
+    return rows.map((r) => ({
+      auditId: r.audit_id,
+      stageMs: r.stage_ms,
+      verb: r.verb,
+      resource: r.resource,
+      apiGroup: r.api_group,
+      namespace: r.namespace,
+      name: r.name,
+      username: r.username,
+      event: JSON.parse(r.event_json) as unknown,
+    }));
   }
 }
 
 /** report_runs columns but the result, which only reportRun reads. */
-const RUN_COLUMNS = 'id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, started_ms, finished_ms, error, inputs_json';
+const RUN_COLUMNS =
+  'id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, started_ms, finished_ms, error, inputs_json';
 
 /** The columns transitionReportRun may set, by patch key (the result apart). */
-const RUN_PATCH_COLUMNS = { status: 'status', attempts: 'attempts', notBeforeMs: 'not_before_ms', startedMs: 'started_ms', finishedMs: 'finished_ms', error: 'error' } as const;
+const RUN_PATCH_COLUMNS = {
+  status: 'status',
+  attempts: 'attempts',
+  notBeforeMs: 'not_before_ms',
+  startedMs: 'started_ms',
+  finishedMs: 'finished_ms',
+  error: 'error',
+} as const;
 
 /** SQLite reads a negative LIMIT as no limit; PostgreSQL refuses one, and reads NULL as no limit. */
 function sqliteLimit(limit: number): number | null {

@@ -6,7 +6,20 @@ import type { FlowRecord } from '../../common/flow.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { mergeBucketRows } from './flow-buckets.js';
 import { WalCheckpointer } from './wal-checkpoints.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type FlowBucketRow, type FlowQuery, type LatestCheckStatus, type NodeHello, type NodeRecord, type PodSighting, type ReportRunRecord, type ReportRunStatus, type Store, type StoredAuditEvent } from './types.js';
+import {
+  HOUR_BUCKET_MS,
+  MINUTE_BUCKET_MS,
+  type FlowBucketRow,
+  type FlowQuery,
+  type LatestCheckStatus,
+  type NodeHello,
+  type NodeRecord,
+  type PodSighting,
+  type ReportRunRecord,
+  type ReportRunStatus,
+  type Store,
+  type StoredAuditEvent,
+} from './types.js';
 import { migrationFiles } from './migrations.js';
 import { toRunRecord, type ReportRunRow } from './report-runs.js';
 
@@ -135,11 +148,17 @@ export class SqliteStore implements Store {
       const code = (e as { code?: unknown }).code;
       if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) {
         // No file path: /readyz is open to anyone who can reach it.
-        const hint = code === 'SQLITE_FULL' ? '; free space on the volume holding the --db file' : code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? '; another process holds the database' : '';
+        const hint =
+          code === 'SQLITE_FULL'
+            ? '; free space on the volume holding the --db file'
+            : code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
+              ? '; another process holds the database'
+              : '';
         return `${code}: ${e.message}${hint}`;
       }
       // better-sqlite3 after close(): the aggregator is shutting down.
-      if (e instanceof TypeError && /database connection is not open/.test(e.message)) return 'the database is closed; the aggregator is shutting down';
+      if (e instanceof TypeError && /database connection is not open/.test(e.message))
+        return 'the database is closed; the aggregator is shutting down';
     }
     return undefined;
   }
@@ -155,17 +174,17 @@ export class SqliteStore implements Store {
   async recordHello(h: NodeHello, atMs: number, connectionId = ''): Promise<{ lastStoredSeq: number }> {
     return this.write((db) => {
       return db.transaction(() => {
-        db
-          .prepare(
-            `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms, connection_id)
+        db.prepare(
+          `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms, connection_id)
              VALUES (@name, @role, @labels, @kubeletVersion, @kubernetesVersion, @osImage, @kernelVersion, @architecture, @agentVersion, @bootId, 1, @at, @at, @connectionId)
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels_json = excluded.labels_json, kubelet_version = excluded.kubelet_version,
                kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
                architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = 1, last_seen_ms = excluded.last_seen_ms,
                connection_id = excluded.connection_id`,
-          )
-          .run({ ...h, labels: JSON.stringify(h.labels), at: atMs, connectionId });
-        const row = db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(h.name, h.bootId) as { last_seq: number } | undefined;
+        ).run({ ...h, labels: JSON.stringify(h.labels), at: atMs, connectionId });
+        const row = db
+          .prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?')
+          .get(h.name, h.bootId) as { last_seq: number } | undefined;
         return { lastStoredSeq: row?.last_seq ?? 0 };
       })();
     });
@@ -173,7 +192,9 @@ export class SqliteStore implements Store {
 
   async markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void> {
     return this.write((db) => {
-      db.prepare('UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ? AND (? IS NULL OR connection_id = ?)').run(atMs, node, connectionId ?? null, connectionId ?? null);
+      db.prepare(
+        'UPDATE nodes SET connected = 0, last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ? AND (? IS NULL OR connection_id = ?)',
+      ).run(atMs, node, connectionId ?? null, connectionId ?? null);
     });
   }
 
@@ -195,10 +216,18 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }> {
+  async recordBenchmarkRun(
+    node: string,
+    bootId: string,
+    seq: number,
+    report: ScanReport,
+    atMs: number,
+  ): Promise<{ duplicate: boolean }> {
     return this.write((db) => {
       return db.transaction(() => {
-        const seen = db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(node, bootId) as { last_seq: number } | undefined;
+        const seen = db
+          .prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?')
+          .get(node, bootId) as { last_seq: number } | undefined;
         db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
         if (seen && seq <= seen.last_seq) return { duplicate: true };
         const s = report.summary;
@@ -207,20 +236,35 @@ export class SqliteStore implements Store {
             `INSERT INTO benchmark_runs (node, boot_id, seq, benchmark_id, benchmark_version, role, started_at_ms, duration_ms, pass, fail, skip, score_percent, received_at_ms, report_json)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(node, bootId, seq, report.benchmark.id, report.benchmark.version, report.nodeRole, Date.parse(report.startedAt), report.durationMs, s.pass, s.fail, s.skip, s.scorePercent, atMs, JSON.stringify(report));
+          .run(
+            node,
+            bootId,
+            seq,
+            report.benchmark.id,
+            report.benchmark.version,
+            report.nodeRole,
+            Date.parse(report.startedAt),
+            report.durationMs,
+            s.pass,
+            s.fail,
+            s.skip,
+            s.scorePercent,
+            atMs,
+            JSON.stringify(report),
+          );
         const runId = Number(info.lastInsertRowid);
-        const insertCheck = db.prepare('INSERT INTO check_results (run_id, check_id, title, status, scored) VALUES (?, ?, ?, ?, ?)');
+        const insertCheck = db.prepare(
+          'INSERT INTO check_results (run_id, check_id, title, status, scored) VALUES (?, ?, ?, ?, ?)',
+        );
         for (const c of report.checks) insertCheck.run(runId, c.id, c.title, c.status, c.scored ? 1 : 0);
-        db
-          .prepare('INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms')
-          .run(node, bootId, seq, atMs);
+        db.prepare(
+          'INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms',
+        ).run(node, bootId, seq, atMs);
         // A resent older run must not replace a newer one as "latest".
-        db
-          .prepare(
-            `UPDATE nodes SET latest_run_id = ? WHERE name = ? AND (latest_run_id IS NULL OR
+        db.prepare(
+          `UPDATE nodes SET latest_run_id = ? WHERE name = ? AND (latest_run_id IS NULL OR
                (SELECT started_at_ms FROM benchmark_runs WHERE id = nodes.latest_run_id) <= ?)`,
-          )
-          .run(runId, node, Date.parse(report.startedAt));
+        ).run(runId, node, Date.parse(report.startedAt));
         return { duplicate: false };
       })();
     });
@@ -242,9 +286,15 @@ export class SqliteStore implements Store {
     return this.read((db) => {
       const row =
         atMs === undefined
-          ? (db.prepare('SELECT r.report_json FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = ?').get(node) as { report_json: string } | undefined)
+          ? (db
+              .prepare(
+                'SELECT r.report_json FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = ?',
+              )
+              .get(node) as { report_json: string } | undefined)
           : (db
-              .prepare('SELECT report_json FROM benchmark_runs WHERE node = ? AND started_at_ms <= ? ORDER BY started_at_ms DESC, id DESC LIMIT 1')
+              .prepare(
+                'SELECT report_json FROM benchmark_runs WHERE node = ? AND started_at_ms <= ? ORDER BY started_at_ms DESC, id DESC LIMIT 1',
+              )
               .get(node, atMs) as { report_json: string } | undefined);
       return row ? (JSON.parse(row.report_json) as ScanReport) : undefined;
     });
@@ -257,8 +307,22 @@ export class SqliteStore implements Store {
           `SELECT n.name AS node, r.benchmark_id, c.check_id, c.title, c.status, c.scored
            FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
         )
-        .all() as { node: string; benchmark_id: string; check_id: string; title: string; status: LatestCheckStatus['status']; scored: number }[];
-      return rows.map((r) => ({ node: r.node, benchmarkId: r.benchmark_id, checkId: r.check_id, title: r.title, status: r.status, scored: r.scored === 1 }));
+        .all() as {
+        node: string;
+        benchmark_id: string;
+        check_id: string;
+        title: string;
+        status: LatestCheckStatus['status'];
+        scored: number;
+      }[];
+      return rows.map((r) => ({
+        node: r.node,
+        benchmarkId: r.benchmark_id,
+        checkId: r.check_id,
+        title: r.title,
+        status: r.status,
+        scored: r.scored === 1,
+      }));
     });
   }
 
@@ -271,13 +335,21 @@ export class SqliteStore implements Store {
    * uncommitted transaction, which SQLite discards when the file is next
    * opened: none of the batch is stored and its seq is not recorded.
    */
-  async recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }> {
+  async recordFlowBatch(
+    node: string,
+    bootId: string,
+    seq: number,
+    flows: FlowRecord[],
+    atMs: number,
+  ): Promise<{ duplicate: boolean }> {
     const slice = new TimeSlice();
     const rows = await mergeBucketRows(node, flows, MINUTE_BUCKET_MS, slice);
     return this.write(async (db) => {
       db.exec('BEGIN IMMEDIATE');
       try {
-        const seen = db.prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?').get(node, bootId) as { last_seq: number } | undefined;
+        const seen = db
+          .prepare('SELECT last_seq FROM agent_sequences WHERE node = ? AND boot_id = ?')
+          .get(node, bootId) as { last_seq: number } | undefined;
         db.prepare('UPDATE nodes SET last_seen_ms = MAX(last_seen_ms, ?) WHERE name = ?').run(atMs, node);
         const duplicate = seen !== undefined && seq <= seen.last_seq;
         if (!duplicate) {
@@ -286,12 +358,9 @@ export class SqliteStore implements Store {
             if (slice.isUp()) await slice.next();
             upsert.run(row);
           }
-          db.prepare('INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms').run(
-            node,
-            bootId,
-            seq,
-            atMs,
-          );
+          db.prepare(
+            'INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms',
+          ).run(node, bootId, seq, atMs);
         }
         // Its WAL frames are too many to checkpoint on the event loop.
         if (rows.length >= LARGE_WRITE_ROWS) this.checkpointer?.takeOver();
@@ -317,7 +386,11 @@ export class SqliteStore implements Store {
         const slash = q.endpoint.indexOf('/');
         const ns = slash >= 0 ? q.endpoint.slice(0, slash) : undefined;
         params.epName = slash >= 0 ? q.endpoint.slice(slash + 1) : q.endpoint;
-        where.push(ns === undefined ? '(src_name = @epName OR dst_name = @epName)' : '((src_namespace = @epNs AND src_name = @epName) OR (dst_namespace = @epNs AND dst_name = @epName))');
+        where.push(
+          ns === undefined
+            ? '(src_name = @epName OR dst_name = @epName)'
+            : '((src_namespace = @epNs AND src_name = @epName) OR (dst_namespace = @epNs AND dst_name = @epName))',
+        );
         if (ns !== undefined) params.epNs = ns;
       }
       if (q.action !== undefined) {
@@ -326,13 +399,32 @@ export class SqliteStore implements Store {
       }
       const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(q.limit))}` : '';
       const rows = db
-        .prepare(`SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, node, flow_key, bucket_ms${limit}`)
-        .all(params) as { node: string; bucket_start_ms: number; bucket_ms: number; record_json: string; connections: number; packets: number; bytes: number; first_ms: number; last_ms: number }[];
+        .prepare(
+          `SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, node, flow_key, bucket_ms${limit}`,
+        )
+        .all(params) as {
+        node: string;
+        bucket_start_ms: number;
+        bucket_ms: number;
+        record_json: string;
+        connections: number;
+        packets: number;
+        bytes: number;
+        first_ms: number;
+        last_ms: number;
+      }[];
       return rows.map((r) => ({
         node: r.node,
         bucketStartMs: r.bucket_start_ms,
         bucketMs: r.bucket_ms,
-        flow: { ...(JSON.parse(r.record_json) as FlowRecord), connections: r.connections, packets: r.packets, bytes: r.bytes, startMs: r.first_ms, endMs: r.last_ms },
+        flow: {
+          ...(JSON.parse(r.record_json) as FlowRecord),
+          connections: r.connections,
+          packets: r.packets,
+          bytes: r.bytes,
+          startMs: r.first_ms,
+          endMs: r.last_ms,
+        },
       }));
     });
   }
@@ -367,16 +459,41 @@ export class SqliteStore implements Store {
           `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, inputs_json)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
         )
-        .run(r.id, r.report, r.reportType, r.trigger, r.status, r.attempts, r.intervalStartMs, r.intervalEndMs, r.notBeforeMs, r.createdMs, JSON.stringify(r.inputs));
+        .run(
+          r.id,
+          r.report,
+          r.reportType,
+          r.trigger,
+          r.status,
+          r.attempts,
+          r.intervalStartMs,
+          r.intervalEndMs,
+          r.notBeforeMs,
+          r.createdMs,
+          JSON.stringify(r.inputs),
+        );
       return info.changes === 1;
     });
   }
 
-  async transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean> {
+  async transitionReportRun(
+    id: string,
+    from: ReportRunStatus,
+    patch: Partial<
+      Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
+    >,
+  ): Promise<boolean> {
     return this.write((db) => {
       const sets: string[] = [];
       const params: Record<string, unknown> = { id, from };
-      const col: Record<string, string> = { status: 'status', attempts: 'attempts', notBeforeMs: 'not_before_ms', startedMs: 'started_ms', finishedMs: 'finished_ms', error: 'error' };
+      const col: Record<string, string> = {
+        status: 'status',
+        attempts: 'attempts',
+        notBeforeMs: 'not_before_ms',
+        startedMs: 'started_ms',
+        finishedMs: 'finished_ms',
+        error: 'error',
+      };
       for (const [k, c] of Object.entries(col)) {
         if (k in patch) {
           sets.push(`${c} = @${k}`);
@@ -390,7 +507,10 @@ export class SqliteStore implements Store {
       }
       if (sets.length === 0) return false;
       const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
-      return db.prepare(`UPDATE report_runs SET ${sets.join(', ')} WHERE id = @id AND status = @from${guard}`).run(params).changes === 1;
+      return (
+        db.prepare(`UPDATE report_runs SET ${sets.join(', ')} WHERE id = @id AND status = @from${guard}`).run(params)
+          .changes === 1
+      );
     });
   }
 
@@ -403,14 +523,20 @@ export class SqliteStore implements Store {
 
   async reportRuns(report: string, limit: number): Promise<ReportRunRecord[]> {
     return this.read((db) => {
-      const rows = db.prepare('SELECT * FROM report_runs WHERE report = ? ORDER BY created_ms DESC, id DESC LIMIT ?').all(report, limit) as ReportRunRow[];
+      const rows = db
+        .prepare('SELECT * FROM report_runs WHERE report = ? ORDER BY created_ms DESC, id DESC LIMIT ?')
+        .all(report, limit) as ReportRunRow[];
       return rows.map((r) => toRunRecord(r, false));
     });
   }
 
   async dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]> {
     return this.read((db) => {
-      const rows = db.prepare("SELECT * FROM report_runs WHERE status = 'queued' AND not_before_ms <= ? ORDER BY not_before_ms, created_ms, id LIMIT ?").all(nowMs, limit) as ReportRunRow[];
+      const rows = db
+        .prepare(
+          "SELECT * FROM report_runs WHERE status = 'queued' AND not_before_ms <= ? ORDER BY not_before_ms, created_ms, id LIMIT ?",
+        )
+        .all(nowMs, limit) as ReportRunRow[];
       return rows.map((r) => toRunRecord(r, false));
     });
   }
@@ -418,14 +544,18 @@ export class SqliteStore implements Store {
   async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER, exceptIds: string[] = []): Promise<number> {
     return this.write((db) => {
       return db
-        .prepare("UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < ? AND id NOT IN (SELECT value FROM json_each(?))")
+        .prepare(
+          "UPDATE report_runs SET status = 'queued' WHERE status = 'running' AND COALESCE(started_ms, 0) < ? AND id NOT IN (SELECT value FROM json_each(?))",
+        )
         .run(startedBeforeMs, JSON.stringify(exceptIds)).changes;
     });
   }
 
   async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
     return this.read((db) => {
-      const row = db.prepare("SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = ? AND trigger_kind = 'scheduled'").get(report) as { m: number | null };
+      const row = db
+        .prepare("SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = ? AND trigger_kind = 'scheduled'")
+        .get(report) as { m: number | null };
       return row.m ?? undefined;
     });
   }
@@ -435,7 +565,24 @@ export class SqliteStore implements Store {
       const insert = db.prepare(
         'INSERT INTO audit_events (audit_id, stage_ms, verb, resource, api_group, namespace, name, username, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (audit_id) DO NOTHING',
       );
-      return db.transaction(() => events.filter((e) => insert.run(e.auditId, e.stageMs, e.verb, e.resource, e.apiGroup, e.namespace, e.name, e.username, JSON.stringify(e.event)).changes === 1).map((e) => e.auditId))();
+      return db.transaction(() =>
+        events
+          .filter(
+            (e) =>
+              insert.run(
+                e.auditId,
+                e.stageMs,
+                e.verb,
+                e.resource,
+                e.apiGroup,
+                e.namespace,
+                e.name,
+                e.username,
+                JSON.stringify(e.event),
+              ).changes === 1,
+          )
+          .map((e) => e.auditId),
+      )();
     });
   }
 
@@ -448,7 +595,14 @@ export class SqliteStore implements Store {
            last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
       );
       db.transaction(() => {
-        for (const p of pods) upsert.run({ ...p, labels: JSON.stringify(p.labels), hostNetwork: p.hostNetwork ? 1 : 0, at: atMs, deletedMs: deleted ? atMs : null });
+        for (const p of pods)
+          upsert.run({
+            ...p,
+            labels: JSON.stringify(p.labels),
+            hostNetwork: p.hostNetwork ? 1 : 0,
+            at: atMs,
+            deletedMs: deleted ? atMs : null,
+          });
       })();
     });
   }
@@ -457,8 +611,26 @@ export class SqliteStore implements Store {
     return this.read((db) => {
       const oldest = db.prepare('SELECT MIN(first_seen_ms) AS m FROM pod_history').get() as { m: number | null };
       if (oldest.m === null || oldest.m > fromMs) return undefined;
-      const rows = db.prepare('SELECT * FROM pod_history WHERE first_seen_ms < ? AND (deleted_ms IS NULL OR deleted_ms >= ?) ORDER BY namespace, name, uid').all(toMs, fromMs) as { uid: string; namespace: string; name: string; labels_json: string; service_account: string; host_network: number }[];
-      return rows.map((r) => ({ uid: r.uid, namespace: r.namespace, name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, serviceAccount: r.service_account, hostNetwork: r.host_network === 1 }));
+      const rows = db
+        .prepare(
+          'SELECT * FROM pod_history WHERE first_seen_ms < ? AND (deleted_ms IS NULL OR deleted_ms >= ?) ORDER BY namespace, name, uid',
+        )
+        .all(toMs, fromMs) as {
+        uid: string;
+        namespace: string;
+        name: string;
+        labels_json: string;
+        service_account: string;
+        host_network: number;
+      }[];
+      return rows.map((r) => ({
+        uid: r.uid,
+        namespace: r.namespace,
+        name: r.name,
+        labels: JSON.parse(r.labels_json) as Record<string, string>,
+        serviceAccount: r.service_account,
+        hostNetwork: r.host_network === 1,
+      }));
     });
   }
 
@@ -472,7 +644,10 @@ export class SqliteStore implements Store {
    * One lookup per object, in time slices: a webhook batch can change tens of
    * thousands of objects, and each lookup holds the event loop.
    */
-  async latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]> {
+  async latestAuditEvents(
+    objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
+    beforeMs: number,
+  ): Promise<StoredAuditEvent[]> {
     const seen = new Set<string>();
     const unique = objects.filter((o) => {
       const key = JSON.stringify([o.apiGroup, o.resource, o.namespace, o.name]);
@@ -486,7 +661,9 @@ export class SqliteStore implements Store {
     while (next < unique.length) {
       if (next > 0) await slice.next();
       next = await this.read((db) => {
-        const q = db.prepare('SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1');
+        const q = db.prepare(
+          'SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1',
+        );
         let i = next;
         for (; i < unique.length && (i === next || !slice.isUp()); i++) {
           const o = unique[i] as (typeof unique)[number];
@@ -514,8 +691,16 @@ export class SqliteStore implements Store {
       if (after && slice.isUp()) await slice.next();
       const page = await this.read((db) =>
         after
-          ? (db.prepare('SELECT * FROM audit_events WHERE (stage_ms, audit_id) > (?, ?) AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?').all(after.stage_ms, after.audit_id, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[])
-          : (db.prepare('SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?').all(fromMs, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[]),
+          ? (db
+              .prepare(
+                'SELECT * FROM audit_events WHERE (stage_ms, audit_id) > (?, ?) AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?',
+              )
+              .all(after.stage_ms, after.audit_id, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[])
+          : (db
+              .prepare(
+                'SELECT * FROM audit_events WHERE stage_ms >= ? AND stage_ms < ? ORDER BY stage_ms, audit_id LIMIT ?',
+              )
+              .all(fromMs, toMs, AUDIT_ROWS_PER_PAGE) as AuditEventRow[]),
       );
       for (const r of page) out.push(toAuditEvent(r));
       if (page.length < AUDIT_ROWS_PER_PAGE) return out;
@@ -540,17 +725,35 @@ interface AuditEventRow {
 }
 
 function toAuditEvent(r: AuditEventRow): StoredAuditEvent {
-  return { auditId: r.audit_id, stageMs: r.stage_ms, verb: r.verb, resource: r.resource, apiGroup: r.api_group, namespace: r.namespace, name: r.name, username: r.username, event: JSON.parse(r.event_json) as unknown };
+  return {
+    auditId: r.audit_id,
+    stageMs: r.stage_ms,
+    verb: r.verb,
+    resource: r.resource,
+    apiGroup: r.api_group,
+    namespace: r.namespace,
+    name: r.name,
+    username: r.username,
+    event: JSON.parse(r.event_json) as unknown,
+  };
 }
 
 function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)');
-  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)',
+  );
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+  );
   for (const m of migrationFiles('sqlite')) {
     if (applied.has(m.version)) continue;
     db.transaction(() => {
       db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        Date.now(),
+      );
     })();
   }
 }

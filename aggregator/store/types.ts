@@ -15,7 +15,16 @@ export interface NodeRecord extends NodeHello {
   connected: boolean;
   firstSeenMs: number;
   lastSeenMs: number;
-  latest?: { benchmarkId: string; benchmarkVersion: string; role: NodeRole; startedAtMs: number; pass: number; fail: number; skip: number; scorePercent: number };
+  latest?: {
+    benchmarkId: string;
+    benchmarkVersion: string;
+    role: NodeRole;
+    startedAtMs: number;
+    pass: number;
+    fail: number;
+    skip: number;
+    scorePercent: number;
+  };
 }
 
 /** One check of one node's latest run. */
@@ -133,7 +142,13 @@ export interface Store {
    * Store a run exactly once per (node, bootId, seq), in one transaction with
    * the dedup ledger. `duplicate` is true when it was stored before.
    */
-  recordBenchmarkRun(node: string, bootId: string, seq: number, report: ScanReport, atMs: number): Promise<{ duplicate: boolean }>;
+  recordBenchmarkRun(
+    node: string,
+    bootId: string,
+    seq: number,
+    report: ScanReport,
+    atMs: number,
+  ): Promise<{ duplicate: boolean }>;
   listNodes(): Promise<NodeRecord[]>;
   /** The node's latest run, or the latest that started at or before `atMs`. */
   nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
@@ -144,7 +159,13 @@ export interface Store {
    * A batch may hold 90,000 records: the work gives the event loop a turn
    * every few ms, and no read sees part of a batch.
    */
-  recordFlowBatch(node: string, bootId: string, seq: number, flows: FlowRecord[], atMs: number): Promise<{ duplicate: boolean }>;
+  recordFlowBatch(
+    node: string,
+    bootId: string,
+    seq: number,
+    flows: FlowRecord[],
+    atMs: number,
+  ): Promise<{ duplicate: boolean }>;
   flowRows(query: FlowQuery): Promise<FlowBucketRow[]>;
   /**
    * Retention: merge minute buckets that start before `rollupBeforeMs` into
@@ -159,13 +180,22 @@ export interface Store {
    * it); a result is written with the final status and never replaced.
    * Answers whether the run was in `from` status and is now updated.
    */
-  transitionReportRun(id: string, from: ReportRunStatus, patch: Partial<Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>>): Promise<boolean>;
+  transitionReportRun(
+    id: string,
+    from: ReportRunStatus,
+    patch: Partial<
+      Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
+    >,
+  ): Promise<boolean>;
   reportRun(id: string): Promise<ReportRunRecord | undefined>;
   /** A report's runs, newest first, without results. */
   reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
   /** Queued runs whose notBefore has come, oldest first. */
   dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]>;
-  /** Runs left "running" by a process that died (started before `startedBeforeMs`; default all), but those in `exceptIds`: back to queued. */
+  /**
+   * Runs left "running" by a process that died (started before `startedBeforeMs`; default all), but those in
+   * `exceptIds`: back to queued.
+   */
   requeueRunningReportRuns(startedBeforeMs?: number, exceptIds?: string[]): Promise<number>;
   /** The latest interval end of a report's scheduled runs (where a new leader resumes). */
   lastScheduledIntervalEnd(report: string): Promise<number | undefined>;
@@ -178,6 +208,12 @@ export interface Store {
   podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined>;
   /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
   deleteAuditEventsBefore(beforeMs: number): Promise<number>;
-  /** For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left out. */
-  latestAuditEvents(objects: { apiGroup: string; resource: string; namespace: string; name: string }[], beforeMs: number): Promise<StoredAuditEvent[]>;
+  /**
+   * For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left
+   * out.
+   */
+  latestAuditEvents(
+    objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
+    beforeMs: number,
+  ): Promise<StoredAuditEvent[]>;
 }

@@ -33,7 +33,9 @@ export class WalCheckpointer {
   takeOver(): void {
     if (this.worker || this.failed || this.closing) return;
     this.db.pragma('wal_autocheckpoint = 0');
-    const worker = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), { workerData: { file: this.file, intervalMs: this.intervalMs } });
+    const worker = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), {
+      workerData: { file: this.file, intervalMs: this.intervalMs },
+    });
     worker.unref(); // never what keeps the process up
     worker.on('error', () => {
       this.failed = true;

@@ -21,20 +21,49 @@ function fakeApiServer(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { c
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.headers.authorization !== 'Bearer test-sa-token') return send(401, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    if (req.headers.authorization !== 'Bearer test-sa-token')
+      return send(401, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        message: 'Unauthorized',
+        reason: 'Unauthorized',
+        code: 401,
+      });
     if (req.url === '/api/v1/nodes/cz-1') {
-      return send(200, { kind: 'Node', apiVersion: 'v1', metadata: { name: 'cz-1', labels: { 'kubernetes.io/hostname': 'cz-1', 'topology.kubernetes.io/zone': 'eu-1a' } }, status: { nodeInfo: { kubeletVersion: 'v1.31.5', kubeProxyVersion: 'v1.31.5', osImage: 'Ubuntu 24.04.1 LTS' } } });
+      return send(200, {
+        kind: 'Node',
+        apiVersion: 'v1',
+        metadata: {
+          name: 'cz-1',
+          labels: { 'kubernetes.io/hostname': 'cz-1', 'topology.kubernetes.io/zone': 'eu-1a' },
+        },
+        status: { nodeInfo: { kubeletVersion: 'v1.31.5', kubeProxyVersion: 'v1.31.5', osImage: 'Ubuntu 24.04.1 LTS' } },
+      });
     }
     if (req.url === '/api/v1/nodes/cz-1/proxy/configz') {
       if (opts.configz === 'forbidden') {
-        return send(403, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'nodes "cz-1" is forbidden: User "system:serviceaccount:verdict:agent" cannot get resource "nodes/proxy"', reason: 'Forbidden', details: { name: 'cz-1', kind: 'nodes' }, code: 403 });
+        return send(403, {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message:
+            'nodes "cz-1" is forbidden: User "system:serviceaccount:verdict:agent" cannot get resource "nodes/proxy"',
+          reason: 'Forbidden',
+          details: { name: 'cz-1', kind: 'nodes' },
+          code: 403,
+        });
       }
       // What a running kubelet answers: defaults applied, zero values omitted (omitempty).
       return send(200, {
         kubeletconfig: {
           enableServer: true,
           staticPodPath: '/etc/kubernetes/manifests',
-          authentication: { x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' }, webhook: { enabled: true, cacheTTL: '2m0s' }, anonymous: { enabled: false } },
+          authentication: {
+            x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' },
+            webhook: { enabled: true, cacheTTL: '2m0s' },
+            anonymous: { enabled: false },
+          },
           authorization: { mode: 'Webhook', webhook: { cacheAuthorizedTTL: '5m0s', cacheUnauthorizedTTL: '30s' } },
           readOnlyPort: 10255,
           streamingConnectionIdleTimeout: '4h0m0s',
@@ -45,7 +74,14 @@ function fakeApiServer(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { c
         },
       });
     }
-    send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'not found', reason: 'NotFound', code: 404 });
+    send(404, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      status: 'Failure',
+      message: 'not found',
+      reason: 'NotFound',
+      code: 404,
+    });
   });
   return new Promise<{ port: number; seen: typeof seen }>((resolve) =>
     server.listen(0, '127.0.0.1', () => {
@@ -57,7 +93,10 @@ function fakeApiServer(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { c
 
 function kubeconfig(dir: string, port: number): string {
   const file = join(dir, 'kubeconfig');
-  writeFileSync(file, `apiVersion: v1\nkind: Config\ncurrent-context: test\ncontexts:\n- name: test\n  context: {cluster: c, user: u}\nclusters:\n- name: c\n  cluster: {server: "http://127.0.0.1:${port}"}\nusers:\n- name: u\n  user: {token: test-sa-token}\n`);
+  writeFileSync(
+    file,
+    `apiVersion: v1\nkind: Config\ncurrent-context: test\ncontexts:\n- name: test\n  context: {cluster: c, user: u}\nclusters:\n- name: c\n  cluster: {server: "http://127.0.0.1:${port}"}\nusers:\n- name: u\n  user: {token: test-sa-token}\n`,
+  );
   return file;
 }
 
@@ -67,36 +106,62 @@ async function runAgentOnce(t: Parameters<Parameters<typeof t.test>[1]>[0], conf
   const agg = await startTestAggregator(t);
   const b = new NodeRootBuilder(join(dir, 'node'));
   buildHardenedWorker(b);
-  const agent = startAgent(parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'cz-1', '--kubelet-configz', '--kubeconfig', kubeconfig(dir, api.port)]), pino({ level: 'silent' }));
+  const agent = startAgent(
+    parseRunArgs([
+      '--aggregator',
+      `127.0.0.1:${agg.grpcPort}`,
+      '--host-root',
+      b.root,
+      '--node-name',
+      'cz-1',
+      '--kubelet-configz',
+      '--kubeconfig',
+      kubeconfig(dir, api.port),
+    ]),
+    pino({ level: 'silent' }),
+  );
   t.teardown(() => agent.stop());
   const end = Date.now() + 10_000;
   while (!(await agg.store.nodeReport('cz-1'))) {
     if (Date.now() > end) throw new Error('no run stored');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { report: (await agg.store.nodeReport('cz-1'))!, node: (await agg.store.listNodes()).find((n) => n.name === 'cz-1')!, api };
+  return {
+    report: (await agg.store.nodeReport('cz-1'))!,
+    node: (await agg.store.listNodes()).find((n) => n.name === 'cz-1')!,
+    api,
+  };
 }
 
-t.test('with --kubelet-configz the live kubelet config is the source of truth, over the files on the node', async (t) => {
-  const { report, node, api } = await runAgentOnce(t, 'ok');
-  const ro = report.checks.find((c) => c.id === '4.2.4')!;
-  t.equal(ro.status, 'FAIL', 'the files say readOnlyPort 0, the running kubelet says 10255');
-  t.equal(ro.actual, '10255');
-  t.match(ro.evidence, /kubelet configz via the API server/);
-  const pk = report.checks.find((c) => c.id === '4.2.6')!;
-  t.equal(pk.status, 'PASS');
-  const seccomp = report.checks.find((c) => c.id === '4.2.14')!;
-  t.equal(seccomp.actual, 'false', 'a field configz omits is its zero value, not the file\'s');
-  t.equal(node.kubeletVersion, 'v1.31.5', 'the Node object gives the kubelet version');
-  t.equal(node.labels['topology.kubernetes.io/zone'], 'eu-1a', 'and the labels');
-  t.equal(report.benchmark.id, 'cis-1.11', 'the benchmark follows the kubelet version');
-  t.ok(api.seen.every((s) => s.auth === 'Bearer test-sa-token'), 'every call carried the token');
-});
+t.test(
+  'with --kubelet-configz the live kubelet config is the source of truth, over the files on the node',
+  async (t) => {
+    const { report, node, api } = await runAgentOnce(t, 'ok');
+    const ro = report.checks.find((c) => c.id === '4.2.4')!;
+    t.equal(ro.status, 'FAIL', 'the files say readOnlyPort 0, the running kubelet says 10255');
+    t.equal(ro.actual, '10255');
+    t.match(ro.evidence, /kubelet configz via the API server/);
+    const pk = report.checks.find((c) => c.id === '4.2.6')!;
+    t.equal(pk.status, 'PASS');
+    const seccomp = report.checks.find((c) => c.id === '4.2.14')!;
+    t.equal(seccomp.actual, 'false', "a field configz omits is its zero value, not the file's");
+    t.equal(node.kubeletVersion, 'v1.31.5', 'the Node object gives the kubelet version');
+    t.equal(node.labels['topology.kubernetes.io/zone'], 'eu-1a', 'and the labels');
+    t.equal(report.benchmark.id, 'cis-1.11', 'the benchmark follows the kubelet version');
+    t.ok(
+      api.seen.every((s) => s.auth === 'Bearer test-sa-token'),
+      'every call carried the token',
+    );
+  },
+);
 
 t.test('when configz is forbidden, the agent falls back to the node files and says so', async (t) => {
   const { report, api } = await runAgentOnce(t, 'forbidden');
   const ro = report.checks.find((c) => c.id === '4.2.4')!;
   t.equal(ro.status, 'PASS');
   t.match(ro.evidence, /50-hardening\.conf/);
-  t.ok(api.seen.some((s) => s.path.endsWith('/proxy/configz')), 'configz was asked for');
+  t.ok(
+    api.seen.some((s) => s.path.endsWith('/proxy/configz')),
+    'configz was asked for',
+  );
 });

@@ -9,12 +9,23 @@ import { startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
 
-
 t.test('run mode re-scans on a change, and sends a run only when a result changed', async (t) => {
   const agg = await startTestAggregator(t);
   const b = new NodeRootBuilder(join(tempDir(t), 'node'));
   buildHardenedWorker(b);
-  const config = { ...parseRunArgs(['--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', b.root, '--node-name', 'cont-1', '--watch-interval-ms', '100']), debounceMs: 100 };
+  const config = {
+    ...parseRunArgs([
+      '--aggregator',
+      `127.0.0.1:${agg.grpcPort}`,
+      '--host-root',
+      b.root,
+      '--node-name',
+      'cont-1',
+      '--watch-interval-ms',
+      '100',
+    ]),
+    debounceMs: 100,
+  };
   const agent = startAgent(config, pino({ level: 'silent' }));
   t.teardown(() => agent.stop());
   await until(async () => (await agg.store.nodeReport('cont-1')) !== undefined, 'first run stored', 5000);
@@ -29,7 +40,17 @@ t.test('run mode re-scans on a change, and sends a run only when a result change
 
   // The kubelet restarts with a flag that reopens the read-only port: a new run.
   // (How fast that happens is measured in bench/rescan, not asserted here.)
-  b.process(812, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubernetes/kubelet.conf.d', '--kubeconfig=/etc/kubernetes/kubelet.conf', '--read-only-port=10255']);
-  await until(async () => (await agg.store.nodeReport('cont-1'))?.checks.find((c) => c.id === '4.2.4')?.status === 'FAIL', 'new run after the kubelet command line changed', 10_000);
+  b.process(812, [
+    '/usr/bin/kubelet',
+    '--config=/var/lib/kubelet/config.yaml',
+    '--config-dir=/etc/kubernetes/kubelet.conf.d',
+    '--kubeconfig=/etc/kubernetes/kubelet.conf',
+    '--read-only-port=10255',
+  ]);
+  await until(
+    async () => (await agg.store.nodeReport('cont-1'))?.checks.find((c) => c.id === '4.2.4')?.status === 'FAIL',
+    'new run after the kubelet command line changed',
+    10_000,
+  );
   t.equal(agent.stream.stats.sent, 2);
 });

@@ -24,7 +24,11 @@ t.test('scan --format json prints the report shape of docs/DESIGN.md, "The scan 
   const scored = report.checks.filter((c) => c.scored);
   t.equal(report.summary.fail, scored.filter((c) => c.status === 'FAIL').length);
   for (const c of report.checks) if (c.status === 'SKIP') t.ok(c.skipReason, `${c.id} has a skip reason`);
-  t.equal(report.checks.find((c) => c.id === '4.2.4')?.actual, '10255', 'the --read-only-port flag beats the config file');
+  t.equal(
+    report.checks.find((c) => c.id === '4.2.4')?.actual,
+    '10255',
+    'the --read-only-port flag beats the config file',
+  );
 });
 
 t.test('--exit-code is non-zero when a scored check fails, zero otherwise', async (t) => {
@@ -42,7 +46,10 @@ t.test('table output lists failing checks first with actual, expected and the fi
   t.match(lines[0], /^Node w1 \(worker\), cis-1\.12/);
   t.match(lines[3], /^STATUS/);
   t.match(lines[4], /^FAIL/);
-  t.match(r.stdout, /Failing checks:\n {2}4\.1\.1 .*\n {4}actual: {3}.*10-kubeadm\.conf: 644\n {4}expected: 600 or more restrictive/);
+  t.match(
+    r.stdout,
+    /Failing checks:\n {2}4\.1\.1 .*\n {4}actual: {3}.*10-kubeadm\.conf: 644\n {4}expected: 600 or more restrictive/,
+  );
   t.match(r.stdout, /fix: /);
 });
 
@@ -52,7 +59,10 @@ t.test('csv and junit outputs carry every check', async (t) => {
   const rows = csv.stdout.trim().split('\r\n');
   const json = JSON.parse(run(['scan', '--host-root', roots['worker-weak'], '--format', 'json']).stdout) as ScanReport;
   t.equal(rows.length, json.checks.length + 1);
-  t.match(rows[0], /^node,benchmark,id,title,section,level,scored,status,skipReason,expected,actual,evidence,remediation$/);
+  t.match(
+    rows[0],
+    /^node,benchmark,id,title,section,level,scored,status,skipReason,expected,actual,evidence,remediation$/,
+  );
   const junit = run(['scan', '--host-root', roots['worker-weak'], '--format', 'junit']).stdout;
   t.equal((junit.match(/<testcase /g) ?? []).length, json.checks.length);
   t.equal((junit.match(/<failure /g) ?? []).length, json.checks.filter((c) => c.status === 'FAIL').length);

@@ -26,7 +26,19 @@ function agentStream(port: number, opts: Partial<ConstructorParameters<typeof Ag
     address: `127.0.0.1:${port}`,
     credentials: grpc.credentials.createInsecure(),
     metadata: () => new grpc.Metadata(),
-    hello: () => ({ nodeName: 'n1', nodeLabels: {}, role: 'NODE_ROLE_WORKER', kubeletVersion: '', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: 'test', bootId: 'boot-a', protocolVersion: 1 }),
+    hello: () => ({
+      nodeName: 'n1',
+      nodeLabels: {},
+      role: 'NODE_ROLE_WORKER',
+      kubeletVersion: '',
+      kubernetesVersion: '',
+      osImage: '',
+      kernelVersion: '',
+      architecture: '',
+      agentVersion: 'test',
+      bootId: 'boot-a',
+      protocolVersion: 1,
+    }),
     log: silent,
     maxUnacked: 100,
     minBackoffMs: 50,
@@ -36,36 +48,52 @@ function agentStream(port: number, opts: Partial<ConstructorParameters<typeof Ag
 }
 
 const startAt = (port: number, db: string, maxMessageBytes = 4 * 1024 * 1024) =>
-  startAggregator({ ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: `127.0.0.1:${port}`, db: `sqlite:${db}`, maxMessageBytes, logLevel: 'silent' }, silent);
+  startAggregator(
+    {
+      ...AGGREGATOR_DEFAULTS,
+      httpAddress: '127.0.0.1:0',
+      grpcAddress: `127.0.0.1:${port}`,
+      db: `sqlite:${db}`,
+      maxMessageBytes,
+      logLevel: 'silent',
+    },
+    silent,
+  );
 
-const runMsg = (startedAt: string) => (seq: number) => ({ kind: 'benchmarkRun' as const, benchmarkRun: reportToWire(reportOf('n1', { '4.1.1': 'PASS' }, { startedAt }), seq) });
-
-t.test('messages queued while the aggregator is down are sent after it comes up, then again after a restart nothing is lost or doubled', async (t) => {
-  const port = await freePort();
-  const db = join(tempDir(t), 'v.db');
-  const stream = agentStream(port);
-  t.teardown(() => stream.stop());
-  stream.start();
-  stream.send(runMsg('2026-11-01T00:00:01Z'));
-  stream.send(runMsg('2026-11-01T00:00:02Z'));
-  t.equal(stream.unacked, 2, 'kept while nobody listens');
-
-  let agg = await startAt(port, db);
-  await stream.flushed();
-  t.equal(stream.unacked, 0);
-  t.equal((await agg.store.nodeReport('n1'))?.startedAt, '2026-11-01T00:00:02.000Z');
-
-  await agg.close();
-  stream.send(runMsg('2026-11-01T00:00:03Z'));
-  agg = await startAt(port, db);
-  t.teardown(() => agg.close());
-  await stream.flushed();
-  t.equal((await agg.store.nodeReport('n1'))?.startedAt, '2026-11-01T00:00:03.000Z');
-  t.equal(stream.stats.duplicates, 0);
-  t.ok(stream.stats.reconnects >= 1);
-  const runs = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
-  t.match(runs, /verdict_ingest_duplicates_total 0/);
+const runMsg = (startedAt: string) => (seq: number) => ({
+  kind: 'benchmarkRun' as const,
+  benchmarkRun: reportToWire(reportOf('n1', { '4.1.1': 'PASS' }, { startedAt }), seq),
 });
+
+t.test(
+  'messages queued while the aggregator is down are sent after it comes up, then again after a restart nothing is lost or doubled',
+  async (t) => {
+    const port = await freePort();
+    const db = join(tempDir(t), 'v.db');
+    const stream = agentStream(port);
+    t.teardown(() => stream.stop());
+    stream.start();
+    stream.send(runMsg('2026-11-01T00:00:01Z'));
+    stream.send(runMsg('2026-11-01T00:00:02Z'));
+    t.equal(stream.unacked, 2, 'kept while nobody listens');
+
+    let agg = await startAt(port, db);
+    await stream.flushed();
+    t.equal(stream.unacked, 0);
+    t.equal((await agg.store.nodeReport('n1'))?.startedAt, '2026-11-01T00:00:02.000Z');
+
+    await agg.close();
+    stream.send(runMsg('2026-11-01T00:00:03Z'));
+    agg = await startAt(port, db);
+    t.teardown(() => agg.close());
+    await stream.flushed();
+    t.equal((await agg.store.nodeReport('n1'))?.startedAt, '2026-11-01T00:00:03.000Z');
+    t.equal(stream.stats.duplicates, 0);
+    t.ok(stream.stats.reconnects >= 1);
+    const runs = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    t.match(runs, /verdict_ingest_duplicates_total 0/);
+  },
+);
 
 t.test('a message the aggregator rejects is dropped and counted, and later ones still flow', async (t) => {
   const port = await freePort();

@@ -24,19 +24,43 @@ t.test('HTTP requests, answered or refused, log no per-request line, and the sta
     },
   });
   const agg = await startAggregator(
-    { ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(tempDir(t), 'verdict.db')}`, logLevel: 'info' },
+    {
+      ...AGGREGATOR_DEFAULTS,
+      httpAddress: '127.0.0.1:0',
+      grpcAddress: '127.0.0.1:0',
+      db: `sqlite:${join(tempDir(t), 'verdict.db')}`,
+      logLevel: 'info',
+    },
     pino({ level: 'info' }, sink),
   );
   t.teardown(() => agg.close());
   const base = `http://127.0.0.1:${agg.httpPort}`;
-  const answers = [await fetch(`${base}/healthz`), await fetch(`${base}/api/v1/nope`), await fetch(`${base}/api/v1/flows?limit=lots`), await fetch(`${base}/metrics`)];
-  t.same(answers.map((r) => r.status), [200, 404, 400, 200], 'answered, not found, refused, scraped');
+  const answers = [
+    await fetch(`${base}/healthz`),
+    await fetch(`${base}/api/v1/nope`),
+    await fetch(`${base}/api/v1/flows?limit=lots`),
+    await fetch(`${base}/metrics`),
+  ];
+  t.same(
+    answers.map((r) => r.status),
+    [200, 404, 400, 200],
+    'answered, not found, refused, scraped',
+  );
   await Promise.all(answers.map((r) => r.text()));
   // process 'warning' events are emitted on the next tick.
   await new Promise((resolve) => setImmediate(resolve));
 
-  t.ok(lines.some((l) => l.msg === 'verdict-aggregator started'), 'the log is captured (the start line is there)');
-  const perRequest = lines.filter((l) => /^(incoming request|request completed|request errored|Route .* not found)$/.test(l.msg ?? ''));
+  t.ok(
+    lines.some((l) => l.msg === 'verdict-aggregator started'),
+    'the log is captured (the start line is there)',
+  );
+  const perRequest = lines.filter((l) =>
+    /^(incoming request|request completed|request errored|Route .* not found)$/.test(l.msg ?? ''),
+  );
   t.same(perRequest, [], 'no per-request line');
-  t.same(warnings.filter((w) => /^FSTDEP/.test(w)), [], 'no fastify deprecation warning');
+  t.same(
+    warnings.filter((w) => /^FSTDEP/.test(w)),
+    [],
+    'no fastify deprecation warning',
+  );
 });

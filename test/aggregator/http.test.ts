@@ -4,11 +4,27 @@ import { reportOf } from '../fixtures/reports.js';
 
 async function seeded(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   const agg = await startTestAggregator(t);
-  const hello = { role: 'worker' as const, labels: {}, kubeletVersion: 'v1.32.1', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '0.1.0', bootId: 'b' };
+  const hello = {
+    role: 'worker' as const,
+    labels: {},
+    kubeletVersion: 'v1.32.1',
+    kubernetesVersion: '',
+    osImage: '',
+    kernelVersion: '',
+    architecture: '',
+    agentVersion: '0.1.0',
+    bootId: 'b',
+  };
   await agg.store.recordHello({ name: 'good', ...hello }, Date.now());
   await agg.store.recordHello({ name: 'bad', ...hello }, Date.now());
   await agg.store.recordBenchmarkRun('good', 'b', 1, reportOf('good', { '4.1.1': 'PASS', '4.2.1': 'PASS' }), 2000);
-  await agg.store.recordBenchmarkRun('bad', 'b', 1, reportOf('bad', { '4.1.1': 'FAIL', '4.2.1': 'PASS', '4.2.2': 'FAIL', '4.2.4': 'FAIL' }, { unscored: ['4.2.4'] }), 2000);
+  await agg.store.recordBenchmarkRun(
+    'bad',
+    'b',
+    1,
+    reportOf('bad', { '4.1.1': 'FAIL', '4.2.1': 'PASS', '4.2.2': 'FAIL', '4.2.4': 'FAIL' }, { unscored: ['4.2.4'] }),
+    2000,
+  );
   const get = async (path: string) => {
     const res = await fetch(`http://127.0.0.1:${agg.httpPort}${path}`);
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -21,33 +37,43 @@ t.test('GET /api/v1/nodes lists nodes with their latest counts, score and rating
   const { status, body } = await get('/api/v1/nodes');
   t.equal(status, 200);
   const items = body.items as Record<string, unknown>[];
-  t.same(items.map((i) => [i.name, i.pass, i.fail, i.skip, i.scorePercent, i.rating, i.benchmark, i.connected]), [
-    ['bad', 1, 2, 0, 33.3, 'low', 'cis-1.12', true],
-    ['good', 2, 0, 0, 100, 'high', 'cis-1.12', true],
-  ]);
+  t.same(
+    items.map((i) => [i.name, i.pass, i.fail, i.skip, i.scorePercent, i.rating, i.benchmark, i.connected]),
+    [
+      ['bad', 1, 2, 0, 33.3, 'low', 'cis-1.12', true],
+      ['good', 2, 0, 0, 100, 'high', 'cis-1.12', true],
+    ],
+  );
 });
 
-t.test('GET /api/v1/nodes/:name/cis answers the scan report; unknown nodes and bad times are 4xx with a message', async (t) => {
-  const { get } = await seeded(t);
-  const ok = await get('/api/v1/nodes/bad/cis');
-  t.equal(ok.status, 200);
-  t.equal((ok.body.checks as unknown[]).length, 4);
-  t.same(ok.body.summary, { pass: 1, fail: 2, skip: 0, total: 3, scorePercent: 33.3 });
-  const missing = await get('/api/v1/nodes/nobody/cis');
-  t.equal(missing.status, 404);
-  t.match(missing.body, { error: 'VERDICT_NOT_FOUND', message: /nobody has no scan/ });
-  const badAt = await get('/api/v1/nodes/bad/cis?at=yesterday');
-  t.equal(badAt.status, 400);
-  t.match(badAt.body, { error: 'VERDICT_BAD_REQUEST', message: /at/ });
-  const before = await get('/api/v1/nodes/bad/cis?at=2020-01-01T00:00:00Z');
-  t.equal(before.status, 404);
-});
+t.test(
+  'GET /api/v1/nodes/:name/cis answers the scan report; unknown nodes and bad times are 4xx with a message',
+  async (t) => {
+    const { get } = await seeded(t);
+    const ok = await get('/api/v1/nodes/bad/cis');
+    t.equal(ok.status, 200);
+    t.equal((ok.body.checks as unknown[]).length, 4);
+    t.same(ok.body.summary, { pass: 1, fail: 2, skip: 0, total: 3, scorePercent: 33.3 });
+    const missing = await get('/api/v1/nodes/nobody/cis');
+    t.equal(missing.status, 404);
+    t.match(missing.body, { error: 'VERDICT_NOT_FOUND', message: /nobody has no scan/ });
+    const badAt = await get('/api/v1/nodes/bad/cis?at=yesterday');
+    t.equal(badAt.status, 400);
+    t.match(badAt.body, { error: 'VERDICT_BAD_REQUEST', message: /at/ });
+    const before = await get('/api/v1/nodes/bad/cis?at=2020-01-01T00:00:00Z');
+    t.equal(before.status, 404);
+  },
+);
 
 t.test('GET /api/v1/cis/summary pools scored checks and honours thresholds', async (t) => {
   const { get } = await seeded(t);
   const s = await get('/api/v1/cis/summary');
   t.match(s.body, { nodes: 2, pass: 3, fail: 2, skip: 0, scorePercent: 60, bands: { high: 1, medium: 0, low: 1 } });
-  t.same((s.body.mostFailed as { id: string }[]).map((m) => m.id), ['4.1.1', '4.2.2'], 'unscored 4.2.4 is not a "most failed" check');
+  t.same(
+    (s.body.mostFailed as { id: string }[]).map((m) => m.id),
+    ['4.1.1', '4.2.2'],
+    'unscored 4.2.4 is not a "most failed" check',
+  );
   const lenient = await get('/api/v1/cis/summary?highThreshold=90&medThreshold=30');
   t.same(lenient.body.bands, { high: 1, medium: 1, low: 0 });
   for (const q of ['highThreshold=abc', 'highThreshold=150', 'medThreshold=80&highThreshold=60', 'colour=blue']) {
@@ -78,22 +104,50 @@ t.test('health, readiness, docs and unknown routes', async (t) => {
 t.test('network-access and flows: the interval and filters are validated; namespace narrows the answer', async (t) => {
   const { get, agg } = await seeded(t);
   const { flow, T0 } = await import('../fixtures/flows.js');
-  await agg.store.recordFlowBatch('good', 'b', 2, [
-    flow({ reporter: 'dst', connections: 4 }),
-    flow({ reporter: 'src', source: { namespace: 'web', name: 'ui' }, destination: { kind: 'network', namespace: '', name: 'pub', internet: true }, connections: 2, policies: [], policyDecided: false }),
-  ], 2000);
+  await agg.store.recordFlowBatch(
+    'good',
+    'b',
+    2,
+    [
+      flow({ reporter: 'dst', connections: 4 }),
+      flow({
+        reporter: 'src',
+        source: { namespace: 'web', name: 'ui' },
+        destination: { kind: 'network', namespace: '', name: 'pub', internet: true },
+        connections: 2,
+        policies: [],
+        policyDecided: false,
+      }),
+    ],
+    2000,
+  );
   const from = new Date(T0 - 60_000).toISOString();
   const to = new Date(T0 + 600_000).toISOString();
   const all = await get(`/api/v1/network-access?from=${from}&to=${to}`);
   t.equal(all.status, 200);
-  t.same((all.body.endpoints as { endpoint: string }[]).map((e) => e.endpoint), ['shop/checkout', 'web/ui']);
+  t.same(
+    (all.body.endpoints as { endpoint: string }[]).map((e) => e.endpoint),
+    ['shop/checkout', 'web/ui'],
+  );
   const ui = (all.body.endpoints as Record<string, unknown>[]).find((e) => e.endpoint === 'web/ui');
   t.match(ui, { egressToInternet: true, egressProtected: false, ingressProtected: null, allowedOut: 2 });
   const shop = await get(`/api/v1/network-access?from=${from}&to=${to}&namespace=shop`);
-  t.same((shop.body.namespaces as { namespace: string; allowedPercent: number }[]).map((n) => [n.namespace, n.allowedPercent]), [['shop', 100]]);
+  t.same(
+    (shop.body.namespaces as { namespace: string; allowedPercent: number }[]).map((n) => [
+      n.namespace,
+      n.allowedPercent,
+    ]),
+    [['shop', 100]],
+  );
   const flows = await get(`/api/v1/flows?from=${from}&to=${to}&endpoint=web/ui`);
   t.equal((flows.body.items as unknown[]).length, 1);
-  for (const q of ['from=not-a-date', `from=${to}&to=${from}`, 'from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'namespace=Bad_NS', 'colour=red']) {
+  for (const q of [
+    'from=not-a-date',
+    `from=${to}&to=${from}`,
+    'from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z',
+    'namespace=Bad_NS',
+    'colour=red',
+  ]) {
     const bad = await get(`/api/v1/network-access?${q}`);
     t.equal(bad.status, 400, q);
     t.equal(bad.body.error, 'VERDICT_BAD_REQUEST', q);

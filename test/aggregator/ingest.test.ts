@@ -9,36 +9,52 @@ import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregat
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
 
-const run = (seq: number, statuses: Record<string, 'PASS' | 'FAIL' | 'SKIP'> = { '4.1.1': 'PASS', '4.2.1': 'FAIL' }) => ({ benchmarkRun: reportToWire(reportOf('n1', statuses), seq) });
+const run = (
+  seq: number,
+  statuses: Record<string, 'PASS' | 'FAIL' | 'SKIP'> = { '4.1.1': 'PASS', '4.2.1': 'FAIL' },
+) => ({ benchmarkRun: reportToWire(reportOf('n1', statuses), seq) });
 
 async function metric(port: number, name: string): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name)).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
 }
 
-t.test('hello is welcomed; a run is acked after it is stored; a resend is acked as a duplicate and stored once', async (t) => {
-  const agg = await startTestAggregator(t);
-  const s = rawAgentStream(agg.grpcPort);
-  t.teardown(() => s.close());
-  s.send(HELLO('n1'));
-  s.send(run(1));
-  s.send(run(1));
-  await s.waitFor(3);
-  t.same(s.received, [
-    { kind: 'welcome', welcome: { lastStoredSeq: 0, aggregatorVersion: s.received[0]?.kind === 'welcome' ? s.received[0].welcome.aggregatorVersion : '', maxMessageBytes: 4 * 1024 * 1024 } },
-    { kind: 'ack', ack: { seq: 1, duplicate: false } },
-    { kind: 'ack', ack: { seq: 1, duplicate: true } },
-  ]);
-  t.equal((await agg.store.listNodes())[0]?.latest?.fail, 1);
-  t.match(await metric(agg.httpPort, 'verdict_ingest_duplicates_total'), /verdict_ingest_duplicates_total 1$/);
+t.test(
+  'hello is welcomed; a run is acked after it is stored; a resend is acked as a duplicate and stored once',
+  async (t) => {
+    const agg = await startTestAggregator(t);
+    const s = rawAgentStream(agg.grpcPort);
+    t.teardown(() => s.close());
+    s.send(HELLO('n1'));
+    s.send(run(1));
+    s.send(run(1));
+    await s.waitFor(3);
+    t.same(s.received, [
+      {
+        kind: 'welcome',
+        welcome: {
+          lastStoredSeq: 0,
+          aggregatorVersion: s.received[0]?.kind === 'welcome' ? s.received[0].welcome.aggregatorVersion : '',
+          maxMessageBytes: 4 * 1024 * 1024,
+        },
+      },
+      { kind: 'ack', ack: { seq: 1, duplicate: false } },
+      { kind: 'ack', ack: { seq: 1, duplicate: true } },
+    ]);
+    t.equal((await agg.store.listNodes())[0]?.latest?.fail, 1);
+    t.match(await metric(agg.httpPort, 'verdict_ingest_duplicates_total'), /verdict_ingest_duplicates_total 1$/);
 
-  // A reconnect with the same boot id learns what is stored.
-  const again = rawAgentStream(agg.grpcPort);
-  t.teardown(() => again.close());
-  again.send(HELLO('n1'));
-  await again.waitFor(1);
-  t.equal(again.received[0]?.kind === 'welcome' && again.received[0].welcome.lastStoredSeq, 1);
-});
+    // A reconnect with the same boot id learns what is stored.
+    const again = rawAgentStream(agg.grpcPort);
+    t.teardown(() => again.close());
+    again.send(HELLO('n1'));
+    await again.waitFor(1);
+    t.equal(again.received[0]?.kind === 'welcome' && again.received[0].welcome.lastStoredSeq, 1);
+  },
+);
 
 t.test('a malformed protobuf frame is rejected and counted, and the stream keeps working', async (t) => {
   const agg = await startTestAggregator(t);
@@ -83,7 +99,10 @@ t.test('an invalid run is rejected with the reason and not stored', async (t) =>
   bad.benchmarkRun.checks[0]!.skipReason = '';
   s.send(bad);
   await s.waitFor(2);
-  t.equal(s.received[1]?.kind === 'reject' && s.received[1].reject.message, 'benchmark run: checks[0] (4.1.1) is SKIP without a reason');
+  t.equal(
+    s.received[1]?.kind === 'reject' && s.received[1].reject.message,
+    'benchmark run: checks[0] (4.1.1) is SKIP without a reason',
+  );
   t.equal((await agg.store.listNodes())[0]?.latest, undefined);
 });
 
@@ -135,16 +154,35 @@ t.test('a flow batch is stored once and acked; a resend is a duplicate; a batch 
   const s = rawAgentStream(agg.grpcPort);
   t.teardown(() => s.close());
   const record = flowToWire(flow({ connections: 3 }));
-  const batch = (seq: number, r = record) => ({ flowBatch: { seq, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, records: [r], sources: [{ source: 'calico:/x', malformed: 2, lost: 0 }], droppedRecords: 0 } });
+  const batch = (seq: number, r = record) => ({
+    flowBatch: {
+      seq,
+      windowStartUnixMs: T0,
+      windowEndUnixMs: T0 + 15_000,
+      records: [r],
+      sources: [{ source: 'calico:/x', malformed: 2, lost: 0 }],
+      droppedRecords: 0,
+    },
+  });
   s.send(HELLO('n1'));
   s.send(batch(1));
   s.send(batch(1));
   s.send(batch(2, { ...record, destination: { ...record.destination!, name: 'bad\u0000name' } }));
   await s.waitFor(4);
-  t.same(s.received.slice(1, 3), [{ kind: 'ack', ack: { seq: 1, duplicate: false } }, { kind: 'ack', ack: { seq: 1, duplicate: true } }]);
-  t.equal(s.received[3]?.kind === 'reject' && s.received[3].reject.message, 'flow batch: records[0]: destination.name holds a NUL character');
+  t.same(s.received.slice(1, 3), [
+    { kind: 'ack', ack: { seq: 1, duplicate: false } },
+    { kind: 'ack', ack: { seq: 1, duplicate: true } },
+  ]);
+  t.equal(
+    s.received[3]?.kind === 'reject' && s.received[3].reject.message,
+    'flow batch: records[0]: destination.name holds a NUL character',
+  );
   const rows = await agg.store.flowRows({ fromMs: T0 - 3600_000, toMs: T0 + 3600_000 });
-  t.equal(rows.reduce((sum, r) => sum + r.flow.connections, 0), 3, 'stored once');
+  t.equal(
+    rows.reduce((sum, r) => sum + r.flow.connections, 0),
+    3,
+    'stored once',
+  );
   t.match(await metric(agg.httpPort, 'verdict_flows_malformed_total'), /source="calico"} 2/);
 });
 
@@ -164,6 +202,8 @@ t.test('a heartbeat moves last seen forward without a sequence number or an ack'
 });
 
 t.test('loopback peers are recognised in every form grpc-js reports', async (t) => {
-  for (const p of ['127.0.0.1:5000', 'ipv4:127.0.0.1:5000', '[::1]:5000', 'ipv6:[::1]:5000', '[::ffff:127.0.0.1]:5000']) t.ok(isLoopbackPeer(p), p);
-  for (const p of ['10.0.0.4:5000', 'ipv4:192.168.1.2:5000', '[2001:db8::1]:5000', '128.0.0.1:1']) t.notOk(isLoopbackPeer(p), p);
+  for (const p of ['127.0.0.1:5000', 'ipv4:127.0.0.1:5000', '[::1]:5000', 'ipv6:[::1]:5000', '[::ffff:127.0.0.1]:5000'])
+    t.ok(isLoopbackPeer(p), p);
+  for (const p of ['10.0.0.4:5000', 'ipv4:192.168.1.2:5000', '[2001:db8::1]:5000', '128.0.0.1:1'])
+    t.notOk(isLoopbackPeer(p), p);
 });

@@ -31,7 +31,10 @@ const RECORDS = 90_000;
  */
 const MAX_STALL_MS = 1000;
 
-const connect = agentServiceDefinition().Connect as { requestSerialize: (m: unknown) => Buffer; requestDeserialize: (b: Buffer) => WireAgentMessage };
+const connect = agentServiceDefinition().Connect as {
+  requestSerialize: (m: unknown) => Buffer;
+  requestDeserialize: (b: Buffer) => WireAgentMessage;
+};
 const encode = connect.requestSerialize;
 const decode = connect.requestDeserialize;
 
@@ -63,52 +66,70 @@ const stores: [string, (t: Test) => Promise<Partial<AggregatorConfig>>][] = [
 ];
 
 for (const [store, config] of stores) {
-  t.test(`${store}: a 90,000-record flow batch is stored exactly once without holding the event loop; /healthz answers meanwhile`, async (t) => {
-    const agg = await startTestAggregator(t, await config(t));
-    const s = rawAgentStream(agg.grpcPort);
-    t.teardown(() => s.close());
-    s.send(HELLO('n1'));
-    await s.waitFor(1);
+  t.test(
+    `${store}: a 90,000-record flow batch is stored exactly once without holding the event loop; /healthz answers meanwhile`,
+    async (t) => {
+      const agg = await startTestAggregator(t, await config(t));
+      const s = rawAgentStream(agg.grpcPort);
+      t.teardown(() => s.close());
+      s.send(HELLO('n1'));
+      await s.waitFor(1);
 
-    // Encoded before measuring: the client shares this process's event loop.
-    const message = encode({ flowBatch: { seq: 1, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, records: tinyRecords(RECORDS), sources: [], droppedRecords: 0 } });
-    t.ok(message.length < 4 * 1024 * 1024, `the batch (${message.length} bytes) is under the 4 MiB message limit`);
+      // Encoded before measuring: the client shares this process's event loop.
+      const message = encode({
+        flowBatch: {
+          seq: 1,
+          windowStartUnixMs: T0,
+          windowEndUnixMs: T0 + 15_000,
+          records: tinyRecords(RECORDS),
+          sources: [],
+          droppedRecords: 0,
+        },
+      });
+      t.ok(message.length < 4 * 1024 * 1024, `the batch (${message.length} bytes) is under the 4 MiB message limit`);
 
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    let stored = false;
-    let healthyDuringStore = 0;
-    let slowestHealthMs = 0;
-    const probe = (async () => {
-      while (!stored) {
-        const sent = performance.now();
-        const res = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`);
-        await res.text();
-        slowestHealthMs = Math.max(slowestHealthMs, performance.now() - sent);
-        if (res.status === 200 && !stored) healthyDuringStore++;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    delay.enable();
-    s.sendRaw(message);
-    await s.waitFor(2, 120_000);
-    stored = true;
-    delay.disable();
-    await probe;
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      let stored = false;
+      let healthyDuringStore = 0;
+      let slowestHealthMs = 0;
+      const probe = (async () => {
+        while (!stored) {
+          const sent = performance.now();
+          const res = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`);
+          await res.text();
+          slowestHealthMs = Math.max(slowestHealthMs, performance.now() - sent);
+          if (res.status === 200 && !stored) healthyDuringStore++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      delay.enable();
+      s.sendRaw(message);
+      await s.waitFor(2, 120_000);
+      stored = true;
+      delay.disable();
+      await probe;
 
-    t.same(s.received[1], { kind: 'ack', ack: { seq: 1, duplicate: false } }, 'acked once stored');
-    const worstMs = delay.max / 1e6;
-    t.ok(worstMs < MAX_STALL_MS, `the event loop was never held ${MAX_STALL_MS} ms or more (worst ${worstMs.toFixed(0)} ms, mean ${(delay.mean / 1e6).toFixed(1)} ms)`);
-    t.ok(healthyDuringStore >= 2, `/healthz answered while the batch was stored (${healthyDuringStore} times)`);
-    t.ok(slowestHealthMs < 2 * MAX_STALL_MS, `each /healthz answer came within ${2 * MAX_STALL_MS} ms (slowest ${slowestHealthMs.toFixed(0)} ms)`);
+      t.same(s.received[1], { kind: 'ack', ack: { seq: 1, duplicate: false } }, 'acked once stored');
+      const worstMs = delay.max / 1e6;
+      t.ok(
+        worstMs < MAX_STALL_MS,
+        `the event loop was never held ${MAX_STALL_MS} ms or more (worst ${worstMs.toFixed(0)} ms, mean ${(delay.mean / 1e6).toFixed(1)} ms)`,
+      );
+      t.ok(healthyDuringStore >= 2, `/healthz answered while the batch was stored (${healthyDuringStore} times)`);
+      t.ok(
+        slowestHealthMs < 2 * MAX_STALL_MS,
+        `each /healthz answer came within ${2 * MAX_STALL_MS} ms (slowest ${slowestHealthMs.toFixed(0)} ms)`,
+      );
 
-    const rows = await agg.store.flowRows({ fromMs: T0 - 3_600_000, toMs: T0 + 3_600_000 });
-    t.equal(rows.length, RECORDS, 'one row per flow key');
-    t.equal(
-      rows.reduce((sum, r) => sum + r.flow.connections, 0),
-      RECORDS,
-      'every record stored exactly once',
-    );
-  });
+      const rows = await agg.store.flowRows({ fromMs: T0 - 3_600_000, toMs: T0 + 3_600_000 });
+      t.equal(rows.length, RECORDS, 'one row per flow key');
+      t.equal(
+        rows.reduce((sum, r) => sum + r.flow.connections, 0),
+        RECORDS,
+        'every record stored exactly once',
+      );
+    },
+  );
 }
 
 /** A FlowBatch's own bytes (its fields), from an encoded AgentMessage holding only it. */
@@ -126,8 +147,11 @@ function varint(n: number): Buffer {
 }
 
 t.test('a message decoded in slices is what the one-step decoder makes of it, errors included', async (t) => {
-  const records = Array.from({ length: 3000 }, (_, i) => flowToWire(flow({ destinationPort: i, connections: i + 1, source: { labels: [`n=${i}`, 'tier=web'] } })));
-  const batch = (seq: number, extra: Record<string, unknown>) => encode({ flowBatch: { seq, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, ...extra } });
+  const records = Array.from({ length: 3000 }, (_, i) =>
+    flowToWire(flow({ destinationPort: i, connections: i + 1, source: { labels: [`n=${i}`, 'tier=web'] } })),
+  );
+  const batch = (seq: number, extra: Record<string, unknown>) =>
+    encode({ flowBatch: { seq, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, ...extra } });
   const large = batch(7, { records, sources: [{ source: 'calico:/x', malformed: 2, lost: 1 }], droppedRecords: 3 });
   // Protobuf merges concatenated messages: repeated fields append, a scalar's last value wins.
   const merged = asMessage(
@@ -138,16 +162,23 @@ t.test('a message decoded in slices is what the one-step decoder makes of it, er
       batchFields(batch(4, { records: records.slice(1500) })),
     ]),
   );
-  const unknownField = asMessage(Buffer.concat([batchFields(large), Buffer.from([0xa0, 0x01, 0x05])])); // field 20, varint 5
+  // field 20, varint 5
+  const unknownField = asMessage(Buffer.concat([batchFields(large), Buffer.from([0xa0, 0x01, 0x05])]));
   const cases: [string, Buffer][] = [
     ['a large batch', large],
     ['batches concatenated, records and other fields interleaved', merged],
     ['a field this build does not know', unknownField],
     ['a Hello', encode(HELLO('n1'))],
-    ['two FlowBatch fields in one message', Buffer.concat([batch(1, { records: records.slice(0, 10) }), batch(2, { records: records.slice(10, 20) })])],
+    [
+      'two FlowBatch fields in one message',
+      Buffer.concat([batch(1, { records: records.slice(0, 10) }), batch(2, { records: records.slice(10, 20) })]),
+    ],
     ['an empty FlowBatch', encode({ flowBatch: {} })],
     ['a cut-off message', large.subarray(0, large.length - 100)],
-    ['a record with a wire type protobuf does not define', asMessage(Buffer.concat([batchFields(large), Buffer.from([0x22, 0x01, 0x07])]))],
+    [
+      'a record with a wire type protobuf does not define',
+      asMessage(Buffer.concat([batchFields(large), Buffer.from([0x22, 0x01, 0x07])])),
+    ],
   ];
   for (const [name, buf] of cases) {
     let want: unknown;
@@ -161,21 +192,49 @@ t.test('a message decoded in slices is what the one-step decoder makes of it, er
     const got = await decodeInSlices(buf, decode, new TimeSlice(0)).catch(() => ({ threw: true }));
     t.strictSame(got, want, name);
   }
-  t.equal((decode(large) as { flowBatch: { records: unknown[] } }).flowBatch.records.length, 3000, 'the large case is what it says');
+  t.equal(
+    (decode(large) as { flowBatch: { records: unknown[] } }).flowBatch.records.length,
+    3000,
+    'the large case is what it says',
+  );
 });
 
-t.test('SQLite: a process killed part-way through a batch leaves none of it stored and its seq unrecorded', async (t) => {
-  const file = join(tempDir(t), 'verdict.db');
-  const child = fileURLToPath(new URL('../fixtures/sqlite-batch-killed.ts', import.meta.url));
-  const run = spawnSync(process.execPath, [...process.execArgv, child, file, '20000'], { encoding: 'utf8', timeout: 120_000 });
-  t.equal(run.signal, 'SIGKILL', `killed inside the batch's transaction ${run.stdout}${run.stderr}`);
-  t.ok(statSync(`${file}-wal`).size > 1024 * 1024, 'pages of the uncommitted batch had reached the WAL');
+t.test(
+  'SQLite: a process killed part-way through a batch leaves none of it stored and its seq unrecorded',
+  async (t) => {
+    const file = join(tempDir(t), 'verdict.db');
+    const child = fileURLToPath(new URL('../fixtures/sqlite-batch-killed.ts', import.meta.url));
+    const run = spawnSync(process.execPath, [...process.execArgv, child, file, '20000'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    t.equal(run.signal, 'SIGKILL', `killed inside the batch's transaction ${run.stdout}${run.stderr}`);
+    t.ok(statSync(`${file}-wal`).size > 1024 * 1024, 'pages of the uncommitted batch had reached the WAL');
 
-  const store = SqliteStore.open(file);
-  t.teardown(() => store.close());
-  t.same(await store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER }), [], 'no row of the batch');
-  t.same(await store.recordHello({ name: 'n1', role: 'worker', labels: {}, kubeletVersion: '', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '', bootId: 'b1' }, T0), { lastStoredSeq: 0 }, 'its seq is not recorded');
-  const resent = Array.from({ length: 20000 }, (_, i) => flow({ destinationPort: i + 1 }));
-  t.same(await store.recordFlowBatch('n1', 'b1', 1, resent, T0), { duplicate: false }, 'the resend is stored');
-  t.equal((await store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER })).length, 20000, 'all of it');
-});
+    const store = SqliteStore.open(file);
+    t.teardown(() => store.close());
+    t.same(await store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER }), [], 'no row of the batch');
+    t.same(
+      await store.recordHello(
+        {
+          name: 'n1',
+          role: 'worker',
+          labels: {},
+          kubeletVersion: '',
+          kubernetesVersion: '',
+          osImage: '',
+          kernelVersion: '',
+          architecture: '',
+          agentVersion: '',
+          bootId: 'b1',
+        },
+        T0,
+      ),
+      { lastStoredSeq: 0 },
+      'its seq is not recorded',
+    );
+    const resent = Array.from({ length: 20000 }, (_, i) => flow({ destinationPort: i + 1 }));
+    t.same(await store.recordFlowBatch('n1', 'b1', 1, resent, T0), { duplicate: false }, 'the resend is stored');
+    t.equal((await store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER })).length, 20000, 'all of it');
+  },
+);

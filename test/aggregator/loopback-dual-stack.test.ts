@@ -22,15 +22,44 @@ function get(host: string, port: number, path: string): Promise<{ status: number
   });
 }
 
-t.test('peers and addresses in every form Node and grpc-js report are recognised as loopback, and only those', async (t) => {
-  const loopbackPeers = ['127.0.0.1:5000', 'ipv4:127.0.0.1:5000', '[::1]:5000', 'ipv6:[::1]:5000', '[::ffff:127.0.0.1]:5000', '::ffff:127.0.0.1:5000', '::1:5000', '::1', '::ffff:127.0.0.1', '127.8.9.10', '0:0:0:0:0:0:0:1:5000'];
-  for (const p of loopbackPeers) t.ok(isLoopbackPeer(p), JSON.stringify(p));
-  const otherPeers = ['10.0.0.4:5000', 'ipv4:192.168.1.2:5000', '[2001:db8::1]:5000', '128.0.0.1:1', '::ffff:10.0.0.1:5000', '::ffff:128.0.0.1', '2001:db8::1:5000', 'fe80::1', 'unknown', '', '::2:5000'];
-  for (const p of otherPeers) t.notOk(isLoopbackPeer(p), JSON.stringify(p));
-  // HTTP sees a bare address: no port to strip, so "::1:5000" is the IPv6 address 0::1:5000, not loopback.
-  for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1']) t.ok(isLoopbackAddress(a), JSON.stringify(a));
-  for (const a of ['::1:5000', '10.0.0.1', '::ffff:10.0.0.1', '[::1]', '', 'localhost']) t.notOk(isLoopbackAddress(a), JSON.stringify(a));
-});
+t.test(
+  'peers and addresses in every form Node and grpc-js report are recognised as loopback, and only those',
+  async (t) => {
+    const loopbackPeers = [
+      '127.0.0.1:5000',
+      'ipv4:127.0.0.1:5000',
+      '[::1]:5000',
+      'ipv6:[::1]:5000',
+      '[::ffff:127.0.0.1]:5000',
+      '::ffff:127.0.0.1:5000',
+      '::1:5000',
+      '::1',
+      '::ffff:127.0.0.1',
+      '127.8.9.10',
+      '0:0:0:0:0:0:0:1:5000',
+    ];
+    for (const p of loopbackPeers) t.ok(isLoopbackPeer(p), JSON.stringify(p));
+    const otherPeers = [
+      '10.0.0.4:5000',
+      'ipv4:192.168.1.2:5000',
+      '[2001:db8::1]:5000',
+      '128.0.0.1:1',
+      '::ffff:10.0.0.1:5000',
+      '::ffff:128.0.0.1',
+      '2001:db8::1:5000',
+      'fe80::1',
+      'unknown',
+      '',
+      '::2:5000',
+    ];
+    for (const p of otherPeers) t.notOk(isLoopbackPeer(p), JSON.stringify(p));
+    // HTTP sees a bare address: no port to strip, so "::1:5000" is the IPv6 address 0::1:5000, not loopback.
+    for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1'])
+      t.ok(isLoopbackAddress(a), JSON.stringify(a));
+    for (const a of ['::1:5000', '10.0.0.1', '::ffff:10.0.0.1', '[::1]', '', 'localhost'])
+      t.notOk(isLoopbackAddress(a), JSON.stringify(a));
+  },
+);
 
 t.test('an aggregator on [::] answers HTTP readers on 127.0.0.1 and ::1 without credentials', async (t) => {
   const agg = await startTestAggregator(t, { httpAddress: '[::]:0', grpcAddress: '[::]:0' });
@@ -54,5 +83,8 @@ t.test('an aggregator on [::] admits agents from 127.0.0.1 and ::1 without crede
     t.equal(s.error?.code, undefined, `an agent from ${host} is not refused (${s.error?.details ?? 'no error'})`);
     t.equal(s.received[0]?.kind, 'welcome', `an agent from ${host} is welcomed`);
   }
-  t.same((await agg.store.listNodes()).map((n) => n.name), ['v4-node', 'v6-node']);
+  t.same(
+    (await agg.store.listNodes()).map((n) => n.name),
+    ['v4-node', 'v6-node'],
+  );
 });

@@ -13,17 +13,40 @@ import { tempDir } from '../fixtures/tmp.js';
 function makePki(dir: string): void {
   const ca = makeTestCa('verdict-test-ca');
   writeIdentity(dir, 'ca', ca);
-  writeIdentity(dir, 'server', ca.issue({ commonName: 'localhost', usage: 'server', dnsNames: ['localhost'], ips: ['127.0.0.1'] }));
+  writeIdentity(
+    dir,
+    'server',
+    ca.issue({ commonName: 'localhost', usage: 'server', dnsNames: ['localhost'], ips: ['127.0.0.1'] }),
+  );
   writeIdentity(dir, 'node-a', ca.issue({ commonName: 'system:node:node-a', usage: 'client' }));
   // The same node name, signed by a CA the aggregator does not trust.
-  writeIdentity(dir, 'rogue-node-a', makeTestCa('verdict-rogue-ca').issue({ commonName: 'system:node:node-a', usage: 'client' }));
+  writeIdentity(
+    dir,
+    'rogue-node-a',
+    makeTestCa('verdict-rogue-ca').issue({ commonName: 'system:node:node-a', usage: 'client' }),
+  );
 }
 
-function connect(port: number, dir: string, client: string, node: string, host = 'localhost'): Promise<{ msg?: WireAggregatorMessage; err?: grpc.ServiceError }> {
+function connect(
+  port: number,
+  dir: string,
+  client: string,
+  node: string,
+  host = 'localhost',
+): Promise<{ msg?: WireAggregatorMessage; err?: grpc.ServiceError }> {
   const def = agentServiceDefinition().Connect as grpc.MethodDefinition<Record<string, unknown>, WireAggregatorMessage>;
-  const creds = grpc.credentials.createSsl(readFileSync(join(dir, 'ca.crt')), readFileSync(join(dir, `${client}.key`)), readFileSync(join(dir, `${client}.crt`)));
+  const creds = grpc.credentials.createSsl(
+    readFileSync(join(dir, 'ca.crt')),
+    readFileSync(join(dir, `${client}.key`)),
+    readFileSync(join(dir, `${client}.crt`)),
+  );
   const c = new grpc.Client(`${host}:${port}`, creds);
-  const call = c.makeBidiStreamRequest('/verdict.v1.AgentService/Connect', def.requestSerialize, def.responseDeserialize, new grpc.Metadata());
+  const call = c.makeBidiStreamRequest(
+    '/verdict.v1.AgentService/Connect',
+    def.requestSerialize,
+    def.responseDeserialize,
+    new grpc.Metadata(),
+  );
   return new Promise((resolve) => {
     call.on('data', (m: WireAggregatorMessage) => {
       resolve({ msg: m });
@@ -41,7 +64,9 @@ function connect(port: number, dir: string, client: string, node: string, host =
 t.test('a client certificate binds the stream to the node in its common name', async (t) => {
   const dir = tempDir(t);
   makePki(dir);
-  const agg = await startTestAggregator(t, { tls: { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') } });
+  const agg = await startTestAggregator(t, {
+    tls: { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') },
+  });
   const ok = await connect(agg.grpcPort, dir, 'node-a', 'node-a');
   t.equal(ok.msg?.kind, 'welcome');
   const byAddress = await connect(agg.grpcPort, dir, 'node-a', 'node-a', '127.0.0.1');
@@ -54,7 +79,9 @@ t.test('a client certificate binds the stream to the node in its common name', a
 t.test('a client certificate from another CA is refused before any message', async (t) => {
   const dir = tempDir(t);
   makePki(dir);
-  const agg = await startTestAggregator(t, { tls: { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') } });
+  const agg = await startTestAggregator(t, {
+    tls: { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') },
+  });
   const rogue = await connect(agg.grpcPort, dir, 'rogue-node-a', 'node-a');
   t.equal(rogue.msg, undefined, 'no welcome');
   t.equal(rogue.err?.code, grpc.status.UNAVAILABLE, `the TLS handshake fails (${rogue.err?.details})`);

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { MAX_LABEL_LENGTH, MAX_NESTING_DEPTH, parseSelector, SelectorError, type Labels } from '../../aggregator/reports/selector.js';
+import {
+  MAX_LABEL_LENGTH,
+  MAX_NESTING_DEPTH,
+  parseSelector,
+  SelectorError,
+  type Labels,
+} from '../../aggregator/reports/selector.js';
 
 // Expectations follow Calico's selector parser (libcalico-go/lib/selector):
 // which selectors it accepts, what they match and how it prints them.
@@ -12,7 +18,11 @@ interface MatchCase {
 
 const matchCases: MatchCase[] = [
   // equality and inequality
-  { sel: `a == "b"`, match: [{ a: 'b' }, { a: 'b', c: 'd' }], noMatch: [{}, { a: 'c' }, { c: 'd' }, { a: 'B' }, { a: 'b ' }] },
+  {
+    sel: `a == "b"`,
+    match: [{ a: 'b' }, { a: 'b', c: 'd' }],
+    noMatch: [{}, { a: 'c' }, { c: 'd' }, { a: 'B' }, { a: 'b ' }],
+  },
   { sel: `a == 'b'`, match: [{ a: 'b' }], noMatch: [{}, { a: 'bb' }] },
   { sel: `a != 'b'`, match: [{}, { a: 'c' }, { c: 'b' }, { a: '' }], noMatch: [{ a: 'b' }] },
   { sel: `a == ''`, match: [{ a: '' }], noMatch: [{}, { a: 'x' }] },
@@ -34,8 +44,16 @@ const matchCases: MatchCase[] = [
   { sel: `a in{'x'}`, match: [{ a: 'x' }], noMatch: [{ a: 'y' }] },
   { sel: `!a in {"a"}`, match: [{ a: 'b' }, {}], noMatch: [{ a: 'a' }] },
   // contains / starts with / ends with
-  { sel: `a contains "a"`, match: [{ a: 'a' }, { a: 'bab' }, { a: 'aaa', b: 'c' }], noMatch: [{}, { a: 'b' }, { b: 'aaa' }] },
-  { sel: `a starts with "a"`, match: [{ a: 'a' }, { a: 'abb' }], noMatch: [{}, { a: 'b' }, { a: 'baa' }, { b: 'aaa' }] },
+  {
+    sel: `a contains "a"`,
+    match: [{ a: 'a' }, { a: 'bab' }, { a: 'aaa', b: 'c' }],
+    noMatch: [{}, { a: 'b' }, { b: 'aaa' }],
+  },
+  {
+    sel: `a starts with "a"`,
+    match: [{ a: 'a' }, { a: 'abb' }],
+    noMatch: [{}, { a: 'b' }, { a: 'baa' }, { b: 'aaa' }],
+  },
   { sel: `a ends with "a"`, match: [{ a: 'a' }, { a: 'bba' }], noMatch: [{}, { a: 'b' }, { a: 'aab' }, { b: 'aaa' }] },
   { sel: `a startswith 'pro'`, match: [{ a: 'prod' }], noMatch: [{ a: 'dev' }] },
   { sel: `a endswith 'od'`, match: [{ a: 'prod' }], noMatch: [{ a: 'dev' }] },
@@ -55,24 +73,56 @@ const matchCases: MatchCase[] = [
   { sel: `!! ! has(a)`, match: [{}], noMatch: [{ a: 'b' }] },
   { sel: `!(!has(a))`, match: [{ a: '1' }], noMatch: [{}] },
   // boolean combinations
-  { sel: `a == 'a1' && b == 'b1'`, match: [{ a: 'a1', b: 'b1' }], noMatch: [{ a: 'a1' }, { b: 'b1' }, { a: 'a1', b: 'b2' }] },
-  { sel: `a == 'a1' || b == 'b1'`, match: [{ a: 'a1' }, { b: 'b1' }, { a: 'a1', b: 'b1' }], noMatch: [{}, { a: 'x', b: 'y' }] },
+  {
+    sel: `a == 'a1' && b == 'b1'`,
+    match: [{ a: 'a1', b: 'b1' }],
+    noMatch: [{ a: 'a1' }, { b: 'b1' }, { a: 'a1', b: 'b2' }],
+  },
+  {
+    sel: `a == 'a1' || b == 'b1'`,
+    match: [{ a: 'a1' }, { b: 'b1' }, { a: 'a1', b: 'b1' }],
+    noMatch: [{}, { a: 'x', b: 'y' }],
+  },
   { sel: `a != 'a1' && !b == 'b1'`, match: [{}, { a: 'x', b: 'y' }], noMatch: [{ a: 'a1', b: 'b1' }, { b: 'b1' }] },
   { sel: `! a == 'a1' || ! b == 'b1'`, match: [{}, { a: 'a1' }], noMatch: [{ a: 'a1', b: 'b1' }] },
   { sel: `has(a) && !has(b)`, match: [{ a: 'a' }], noMatch: [{ a: 'a', b: 'b' }, {}] },
   { sel: `!(!has(a) || has(b))`, match: [{ a: 'a' }], noMatch: [{ a: 'a', b: 'b' }, {}, { b: 'b' }] },
   // precedence: ! over && over ||
-  { sel: `a == 'x' || b == 'y' && c == 'z'`, match: [{ a: 'x' }, { b: 'y', c: 'z' }], noMatch: [{ b: 'y' }, { c: 'z' }, {}] },
-  { sel: `(a == 'x' || b == 'y') && c == 'z'`, match: [{ a: 'x', c: 'z' }, { b: 'y', c: 'z' }], noMatch: [{ a: 'x' }, { c: 'z' }] },
-  { sel: `a == 'x' && b == 'y' || c == 'z'`, match: [{ a: 'x', b: 'y' }, { c: 'z' }], noMatch: [{ a: 'x' }, { b: 'y' }] },
+  {
+    sel: `a == 'x' || b == 'y' && c == 'z'`,
+    match: [{ a: 'x' }, { b: 'y', c: 'z' }],
+    noMatch: [{ b: 'y' }, { c: 'z' }, {}],
+  },
+  {
+    sel: `(a == 'x' || b == 'y') && c == 'z'`,
+    match: [
+      { a: 'x', c: 'z' },
+      { b: 'y', c: 'z' },
+    ],
+    noMatch: [{ a: 'x' }, { c: 'z' }],
+  },
+  {
+    sel: `a == 'x' && b == 'y' || c == 'z'`,
+    match: [{ a: 'x', b: 'y' }, { c: 'z' }],
+    noMatch: [{ a: 'x' }, { b: 'y' }],
+  },
   { sel: `!has(a) && has(b)`, match: [{ b: '1' }], noMatch: [{ a: '1', b: '1' }, {}] },
   { sel: `!(has(a) && has(b))`, match: [{ b: '1' }, { a: '1' }, {}], noMatch: [{ a: '1', b: '1' }] },
   { sel: `!has(a) || has(b)`, match: [{}, { a: '1', b: '1' }, { b: '1' }], noMatch: [{ a: '1' }] },
   {
     // the docs' worked example: ((!has(my-label)) || ((my-label starts with 'prod') && (role in {...})))
     sel: `! has(my-label) || my-label starts with 'prod' && role in {'frontend','business'}`,
-    match: [{}, { role: 'x' }, { 'my-label': 'production', role: 'frontend' }, { 'my-label': 'prod', role: 'business' }],
-    noMatch: [{ 'my-label': 'production' }, { 'my-label': 'dev', role: 'frontend' }, { 'my-label': 'prod', role: 'db' }],
+    match: [
+      {},
+      { role: 'x' },
+      { 'my-label': 'production', role: 'frontend' },
+      { 'my-label': 'prod', role: 'business' },
+    ],
+    noMatch: [
+      { 'my-label': 'production' },
+      { 'my-label': 'dev', role: 'frontend' },
+      { 'my-label': 'prod', role: 'db' },
+    ],
   },
   { sel: `((((a == 'x'))))`, match: [{ a: 'x' }], noMatch: [{}] },
   // whitespace: none needed between tokens, spaces and tabs allowed
@@ -85,9 +135,21 @@ const matchCases: MatchCase[] = [
   { sel: `a == '\\n'`, match: [{ a: '\\n' }], noMatch: [{ a: '\n' }] },
   { sel: `a == 'héllo wörld'`, match: [{ a: 'héllo wörld' }], noMatch: [{ a: 'hello world' }] },
   // label keys: letters, digits, _ . / -
-  { sel: `projectcalico.org/namespace == 'kube-system'`, match: [{ 'projectcalico.org/namespace': 'kube-system' }], noMatch: [{ namespace: 'kube-system' }] },
-  { sel: `has(calico/k8s_NS-.1/role)`, match: [{ 'calico/k8s_NS-.1/role': '' }], noMatch: [{ 'calico/k8s_ns-.1/role': '' }] },
-  { sel: `app.kubernetes.io/name in {'api','web'} && k8s-app != 'dns'`, match: [{ 'app.kubernetes.io/name': 'api' }], noMatch: [{ 'app.kubernetes.io/name': 'api', 'k8s-app': 'dns' }] },
+  {
+    sel: `projectcalico.org/namespace == 'kube-system'`,
+    match: [{ 'projectcalico.org/namespace': 'kube-system' }],
+    noMatch: [{ namespace: 'kube-system' }],
+  },
+  {
+    sel: `has(calico/k8s_NS-.1/role)`,
+    match: [{ 'calico/k8s_NS-.1/role': '' }],
+    noMatch: [{ 'calico/k8s_ns-.1/role': '' }],
+  },
+  {
+    sel: `app.kubernetes.io/name in {'api','web'} && k8s-app != 'dns'`,
+    match: [{ 'app.kubernetes.io/name': 'api' }],
+    noMatch: [{ 'app.kubernetes.io/name': 'api', 'k8s-app': 'dns' }],
+  },
   { sel: `-a_/. == 'x'`, match: [{ '-a_/.': 'x' }], noMatch: [] },
   { sel: `0 == '1'`, match: [{ '0': '1' }], noMatch: [{ '0': '0' }] },
   // operator words and function names are plain labels where a label is expected
@@ -98,7 +160,11 @@ const matchCases: MatchCase[] = [
   { sel: `all == 'x' || global == 'y'`, match: [{ all: 'x' }, { global: 'y' }], noMatch: [{}] },
   { sel: `startswith starts with 'v'`, match: [{ startswith: 'value' }], noMatch: [{ startswith: 'x' }] },
   // labels that are also Object.prototype members are only present when own properties
-  { sel: `has(constructor) || has(toString) || has(__proto__)`, match: [{ constructor: '' }, JSON.parse('{"__proto__":"x"}') as Labels], noMatch: [{}] },
+  {
+    sel: `has(constructor) || has(toString) || has(__proto__)`,
+    match: [{ constructor: '' }, JSON.parse('{"__proto__":"x"}') as Labels],
+    noMatch: [{}],
+  },
   { sel: `constructor != 'x' && toString not in {'y'}`, match: [{}], noMatch: [{ constructor: 'x' }] },
 ];
 
@@ -109,7 +175,8 @@ for (const c of matchCases) {
     for (const l of c.noMatch) t.equal(s.matches(l), false, `does not match ${JSON.stringify(l)}`);
     // The normalized form parses again and means the same thing.
     const again = parseSelector(s.toString());
-    for (const l of [...c.match, ...c.noMatch]) t.equal(again.matches(l), s.matches(l), `normalized form agrees on ${JSON.stringify(l)}`);
+    for (const l of [...c.match, ...c.noMatch])
+      t.equal(again.matches(l), s.matches(l), `normalized form agrees on ${JSON.stringify(l)}`);
   });
 }
 
@@ -200,7 +267,11 @@ const invalid: [sel: string, position: number, reason: string][] = [
   [`a in`, 4, 'expected { to start a set of quoted strings after in'],
   [`a in {`, 6, 'expected a quoted string or } after { in the set at column 5'],
   [`a in {,}`, 6, 'expected a quoted string or } after { in the set at column 5, found ","'],
-  [`a in {x}`, 6, 'expected a quoted string or } after { in the set at column 5, found unquoted "x" (values must be in \' or ")'],
+  [
+    `a in {x}`,
+    6,
+    'expected a quoted string or } after { in the set at column 5, found unquoted "x" (values must be in \' or ")',
+  ],
   [`foo in {"", ||`, 12, 'expected a quoted string or } after , in the set at column 7, found "||"'],
   [`a in {'x',,}`, 10, 'expected a quoted string or } after , in the set at column 5, found ","'],
   [`a in {'x' 'y'}`, 10, `expected , or } after a value in the set at column 5, found string 'y'`],
@@ -228,9 +299,21 @@ const invalid: [sel: string, position: number, reason: string][] = [
   [`label == 'value`, 9, "unterminated string: the ' here has no closing '"],
   [`a in {'x', "y}`, 11, 'unterminated string: the " here has no closing "'],
   // only spaces and tabs separate tokens
-  [`a == 'b'\n`, 8, 'expected &&, || or the end of the selector, found "\\n" (U+000A); only spaces and tabs may separate tokens'],
-  [`a ==\r\n'b'`, 4, 'expected a quoted string after ==, found "\\r" (U+000D); only spaces and tabs may separate tokens'],
-  ['\u00a0a == "b"', 0, 'expected a label expression, found "\u00a0" (U+00A0); only spaces and tabs may separate tokens'],
+  [
+    `a == 'b'\n`,
+    8,
+    'expected &&, || or the end of the selector, found "\\n" (U+000A); only spaces and tabs may separate tokens',
+  ],
+  [
+    `a ==\r\n'b'`,
+    4,
+    'expected a quoted string after ==, found "\\r" (U+000D); only spaces and tabs may separate tokens',
+  ],
+  [
+    '\u00a0a == "b"',
+    0,
+    'expected a label expression, found "\u00a0" (U+00A0); only spaces and tabs may separate tokens',
+  ],
   // characters outside the label charset
   [`app:name == 'x'`, 3, `expected an operator (${OPS}) after label "app", found ":"`],
   [`é == 'x'`, 0, 'expected a label expression, found "é" (U+00E9)'],
@@ -271,8 +354,14 @@ t.test('label names are limited to 512 characters, as in Calico', async (t) => {
   const long = 'a'.repeat(MAX_LABEL_LENGTH + 1);
   t.equal(parseSelector(`${ok} == 'x'`).matches({ [ok]: 'x' }), true);
   t.equal(parseSelector(`has(${ok})`).matches({ [ok]: '' }), true);
-  t.throws(() => parseSelector(`${long} == 'x'`), { position: 0, reason: 'label name is 513 characters long; at most 512 are allowed' });
-  t.throws(() => parseSelector(`x == 'y' || has(${long})`), { position: 16, reason: 'label name is 513 characters long; at most 512 are allowed' });
+  t.throws(() => parseSelector(`${long} == 'x'`), {
+    position: 0,
+    reason: 'label name is 513 characters long; at most 512 are allowed',
+  });
+  t.throws(() => parseSelector(`x == 'y' || has(${long})`), {
+    position: 16,
+    reason: 'label name is 513 characters long; at most 512 are allowed',
+  });
   // Values have no length limit.
   const v = 'v'.repeat(10_000);
   t.equal(parseSelector(`a == '${v}'`).matches({ a: v }), true);
@@ -320,5 +409,7 @@ t.test('a non-string selector is rejected with the same error type', async (t) =
     position: 0,
     reason: 'expected the selector to be a string, got undefined',
   });
-  t.throws(() => parseSelector(null as unknown as string), { reason: 'expected the selector to be a string, got null' });
+  t.throws(() => parseSelector(null as unknown as string), {
+    reason: 'expected the selector to be a string, got null',
+  });
 });

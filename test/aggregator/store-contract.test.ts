@@ -3,7 +3,18 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import t, { type Test } from 'tap';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, openStore, type FlowBucketRow, type FlowQuery, type NodeHello, type NodeRecord, type ReportRunRecord, type Store, type StoredAuditEvent } from '../../aggregator/store/index.js';
+import {
+  HOUR_BUCKET_MS,
+  MINUTE_BUCKET_MS,
+  openStore,
+  type FlowBucketRow,
+  type FlowQuery,
+  type NodeHello,
+  type NodeRecord,
+  type ReportRunRecord,
+  type Store,
+  type StoredAuditEvent,
+} from '../../aggregator/store/index.js';
 import { migrationFiles } from '../../aggregator/store/migrations.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { flow, T0 } from '../fixtures/flows.js';
@@ -55,10 +66,16 @@ function contract(t: Test, backend: Backend): void {
     await first.close();
     for (let i = 0; i < 2; i++) {
       const again = await openStore(db);
-      t.same((await again.listNodes()).map((n) => n.name), ['n1']);
+      t.same(
+        (await again.listNodes()).map((n) => n.name),
+        ['n1'],
+      );
       await again.close();
     }
-    t.same(await backend.appliedMigrations(db), migrationFiles(backend.dialect).map((m) => m.version));
+    t.same(
+      await backend.appliedMigrations(db),
+      migrationFiles(backend.dialect).map((m) => m.version),
+    );
   });
 
   t.test('a run is stored once per (node, boot id, seq); a resend is a duplicate', async (t) => {
@@ -68,17 +85,53 @@ function contract(t: Test, backend: Backend): void {
     t.same(await s.recordBenchmarkRun('n1', 'b1', 1, r, 2000), { duplicate: false });
     t.same(await s.recordBenchmarkRun('n1', 'b1', 1, r, 3000), { duplicate: true });
     t.same(await s.recordHello(hello('n1', 'b2'), 4000), { lastStoredSeq: 0 }, 'a new boot id starts a new sequence');
-    t.same(await s.recordBenchmarkRun('n1', 'b2', 1, r, 5000), { duplicate: false }, 'the same seq under another boot id is new');
-    t.same(await s.recordBenchmarkRun('n2', 'b1', 1, reportOf('n2', { '4.1.1': 'PASS' }), 5000), { duplicate: false }, 'the same seq and boot id of another node is new');
+    t.same(
+      await s.recordBenchmarkRun('n1', 'b2', 1, r, 5000),
+      { duplicate: false },
+      'the same seq under another boot id is new',
+    );
+    t.same(
+      await s.recordBenchmarkRun('n2', 'b1', 1, reportOf('n2', { '4.1.1': 'PASS' }), 5000),
+      { duplicate: false },
+      'the same seq and boot id of another node is new',
+    );
   });
 
   t.test('a seq at or below the highest stored for its boot id is a duplicate, stored or not', async (t) => {
     const s = await freshStore(t, backend);
     await s.recordHello(hello('n1'), 0);
-    t.same(await s.recordBenchmarkRun('n1', 'b1', 5, reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-01T05:00:00Z' }), 1), { duplicate: false });
-    t.same(await s.recordBenchmarkRun('n1', 'b1', 3, reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-01T03:00:00Z' }), 2), { duplicate: true }, 'the agent sends in order: 3 after 5 is a resend');
+    t.same(
+      await s.recordBenchmarkRun(
+        'n1',
+        'b1',
+        5,
+        reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-01T05:00:00Z' }),
+        1,
+      ),
+      { duplicate: false },
+    );
+    t.same(
+      await s.recordBenchmarkRun(
+        'n1',
+        'b1',
+        3,
+        reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-01T03:00:00Z' }),
+        2,
+      ),
+      { duplicate: true },
+      'the agent sends in order: 3 after 5 is a resend',
+    );
     t.equal(await s.nodeReport('n1', Date.parse('2026-11-01T04:00:00Z')), undefined, 'and it was not stored');
-    t.same(await s.recordBenchmarkRun('n1', 'b1', 6, reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-01T06:00:00Z' }), 3), { duplicate: false });
+    t.same(
+      await s.recordBenchmarkRun(
+        'n1',
+        'b1',
+        6,
+        reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-01T06:00:00Z' }),
+        3,
+      ),
+      { duplicate: false },
+    );
   });
 
   t.test('Hello answers the highest seq stored for its own boot id', async (t) => {
@@ -89,25 +142,55 @@ function contract(t: Test, backend: Backend): void {
     t.same(await s.recordHello(hello('n1', 'b2'), 11), { lastStoredSeq: 0 }, 'a reboot');
     await s.recordBenchmarkRun('n1', 'b2', 1, reportOf('n1', { '4.1.1': 'PASS' }), 12);
     t.same(await s.recordHello(hello('n1', 'b2'), 13), { lastStoredSeq: 1 });
-    t.same(await s.recordHello(hello('n1', 'b1'), 14), { lastStoredSeq: 3 }, 'the old boot keeps its own high-water mark');
+    t.same(
+      await s.recordHello(hello('n1', 'b1'), 14),
+      { lastStoredSeq: 3 },
+      'the old boot keeps its own high-water mark',
+    );
     t.same(await s.recordHello(hello('n2', 'b1'), 15), { lastStoredSeq: 0 }, 'boot ids are per node');
   });
 
   t.test('an older run resent later does not replace the latest', async (t) => {
     const s = await freshStore(t, backend);
     await s.recordHello(hello('n1'), 0);
-    await s.recordBenchmarkRun('n1', 'b1', 2, reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-02T00:00:00Z' }), 1);
-    await s.recordBenchmarkRun('n1', 'b1', 3, reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-01T00:00:00Z' }), 2);
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      2,
+      reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-02T00:00:00Z' }),
+      1,
+    );
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      3,
+      reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-01T00:00:00Z' }),
+      2,
+    );
     t.equal((await s.nodeReport('n1'))?.checks[0]?.status, 'PASS');
     t.equal((await s.listNodes())[0]?.latest?.startedAtMs, Date.parse('2026-11-02T00:00:00Z'));
-    await s.recordBenchmarkRun('n1', 'b1', 4, reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-02T00:00:00Z' }), 3);
-    t.equal((await s.nodeReport('n1'))?.checks[0]?.status, 'FAIL', 'a run that started at the same time as the latest replaces it');
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      4,
+      reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: '2026-11-02T00:00:00Z' }),
+      3,
+    );
+    t.equal(
+      (await s.nodeReport('n1'))?.checks[0]?.status,
+      'FAIL',
+      'a run that started at the same time as the latest replaces it',
+    );
   });
 
   t.test('nodeReport answers the report as sent; ?at the latest run started at or before it', async (t) => {
     const s = await freshStore(t, backend);
     await s.recordHello(hello('n1'), 0);
-    const older = reportOf('n1', { '4.1.1': 'FAIL', '4.1.2': 'SKIP' }, { startedAt: '2026-11-01T00:00:00.000Z', unscored: ['4.1.2'] });
+    const older = reportOf(
+      'n1',
+      { '4.1.1': 'FAIL', '4.1.2': 'SKIP' },
+      { startedAt: '2026-11-01T00:00:00.000Z', unscored: ['4.1.2'] },
+    );
     const newer = reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-02T00:00:00.000Z' });
     await s.recordBenchmarkRun('n1', 'b1', 1, older, 1);
     await s.recordBenchmarkRun('n1', 'b1', 2, newer, 2);
@@ -125,10 +208,30 @@ function contract(t: Test, backend: Backend): void {
     await s.recordHello(hello('n1'), 0);
     await s.recordHello(hello('n2'), 0);
     await s.recordHello(hello('n3'), 0);
-    await s.recordBenchmarkRun('n1', 'b1', 1, reportOf('n1', { '4.1.1': 'FAIL', '4.1.9': 'FAIL' }, { startedAt: '2026-11-01T00:00:00Z' }), 1);
-    await s.recordBenchmarkRun('n1', 'b1', 2, reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-02T00:00:00Z' }), 2);
-    await s.recordBenchmarkRun('n2', 'b1', 1, reportOf('n2', { '4.1.1': 'FAIL', '4.2.1': 'SKIP' }, { unscored: ['4.2.1'], benchmark: 'cis-1.11' }), 3);
-    const statuses = (await s.latestCheckStatuses()).sort((a, b) => `${a.node} ${a.checkId}`.localeCompare(`${b.node} ${b.checkId}`));
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      1,
+      reportOf('n1', { '4.1.1': 'FAIL', '4.1.9': 'FAIL' }, { startedAt: '2026-11-01T00:00:00Z' }),
+      1,
+    );
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      2,
+      reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: '2026-11-02T00:00:00Z' }),
+      2,
+    );
+    await s.recordBenchmarkRun(
+      'n2',
+      'b1',
+      1,
+      reportOf('n2', { '4.1.1': 'FAIL', '4.2.1': 'SKIP' }, { unscored: ['4.2.1'], benchmark: 'cis-1.11' }),
+      3,
+    );
+    const statuses = (await s.latestCheckStatuses()).sort((a, b) =>
+      `${a.node} ${a.checkId}`.localeCompare(`${b.node} ${b.checkId}`),
+    );
     t.strictSame(statuses, [
       { node: 'n1', benchmarkId: 'cis-1.12', checkId: '4.1.1', title: 'check 4.1.1', status: 'PASS', scored: true },
       { node: 'n2', benchmarkId: 'cis-1.11', checkId: '4.1.1', title: 'check 4.1.1', status: 'FAIL', scored: true },
@@ -140,7 +243,17 @@ function contract(t: Test, backend: Backend): void {
     const s = await freshStore(t, backend);
     await s.recordHello(hello('n2', 'b1', {}), 1000);
     await s.recordHello(hello('n1', 'b1', { zone: 'a', 'node-role.kubernetes.io/worker': '' }), 2000);
-    await s.recordBenchmarkRun('n1', 'b1', 1, reportOf('n1', { '4.1.1': 'PASS', '4.1.2': 'FAIL', '4.1.3': 'FAIL', '4.1.4': 'SKIP' }, { startedAt: '2026-11-01T10:00:00.000Z' }), 3000);
+    await s.recordBenchmarkRun(
+      'n1',
+      'b1',
+      1,
+      reportOf(
+        'n1',
+        { '4.1.1': 'PASS', '4.1.2': 'FAIL', '4.1.3': 'FAIL', '4.1.4': 'SKIP' },
+        { startedAt: '2026-11-01T10:00:00.000Z' },
+      ),
+      3000,
+    );
     await s.recordHello(hello('n1', 'b2', { zone: 'b' }), 4000);
     const expected: NodeRecord[] = [
       {
@@ -148,7 +261,16 @@ function contract(t: Test, backend: Backend): void {
         connected: true,
         firstSeenMs: 2000,
         lastSeenMs: 4000,
-        latest: { benchmarkId: 'cis-1.12', benchmarkVersion: '1.12.0', role: 'worker', startedAtMs: Date.parse('2026-11-01T10:00:00.000Z'), pass: 1, fail: 2, skip: 1, scorePercent: 33.3 },
+        latest: {
+          benchmarkId: 'cis-1.12',
+          benchmarkVersion: '1.12.0',
+          role: 'worker',
+          startedAtMs: Date.parse('2026-11-01T10:00:00.000Z'),
+          pass: 1,
+          fail: 2,
+          skip: 1,
+          scorePercent: 33.3,
+        },
       },
       { ...hello('n2', 'b1', {}), connected: true, firstSeenMs: 1000, lastSeenMs: 1000, latest: undefined },
     ];
@@ -159,7 +281,10 @@ function contract(t: Test, backend: Backend): void {
     const s = await freshStore(t, backend);
     await s.recordHello(hello('n1'), 1000);
     await s.recordHello(hello('n2'), 1000);
-    t.same((await s.listNodes()).map((n) => n.connected), [true, true]);
+    t.same(
+      (await s.listNodes()).map((n) => n.connected),
+      [true, true],
+    );
     await s.recordBenchmarkRun('n1', 'b1', 1, reportOf('n1', { '4.1.1': 'PASS' }), 3000);
     t.equal((await s.listNodes())[0]?.lastSeenMs, 3000, 'a stored run is a sign of life');
     await s.markDisconnected('n1', 5000);
@@ -196,25 +321,55 @@ function contract(t: Test, backend: Backend): void {
       auditEventOf('a3', T0 + 5_000, { verb: 'delete' }),
       auditEventOf('b1', T0 + 1_500, { name: 'other' }),
     ]);
-    const objects = [{ apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'default-deny' }, { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'other' }, { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'none' }];
-    t.same((await s.latestAuditEvents(objects, T0 + 3_000)).map((e) => e.auditId), ['b1', 'a2']);
-    t.same((await s.latestAuditEvents(objects, T0 + 9_000)).map((e) => e.auditId), ['b1', 'a3']);
+    const objects = [
+      { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'default-deny' },
+      { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'other' },
+      { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'shop', name: 'none' },
+    ];
+    t.same(
+      (await s.latestAuditEvents(objects, T0 + 3_000)).map((e) => e.auditId),
+      ['b1', 'a2'],
+    );
+    t.same(
+      (await s.latestAuditEvents(objects, T0 + 9_000)).map((e) => e.auditId),
+      ['b1', 'a3'],
+    );
     t.same(await s.latestAuditEvents([], T0), []);
     t.equal(await s.deleteAuditEventsBefore(T0 + 1_800), 2, 'retention deletes what is older');
-    t.same((await s.auditEvents(0, T0 + 10_000)).map((e) => e.auditId), ['a2', 'a3']);
+    t.same(
+      (await s.auditEvents(0, T0 + 10_000)).map((e) => e.auditId),
+      ['a2', 'a3'],
+    );
   });
 
   t.test('pod history: first seen stays, last seen moves, deletion is kept; pods during an interval', async (t) => {
     const s = await freshStore(t, backend);
     t.equal(await s.podsDuring(0, T0), undefined, 'no history yet');
-    const pod = (uid: string, name: string, labels: Record<string, string> = {}) => ({ uid, namespace: 'shop', name, labels, serviceAccount: 'default', hostNetwork: false });
+    const pod = (uid: string, name: string, labels: Record<string, string> = {}) => ({
+      uid,
+      namespace: 'shop',
+      name,
+      labels,
+      serviceAccount: 'default',
+      hostNetwork: false,
+    });
     await s.recordPods([pod('u1', 'a', { app: 'a' }), pod('u2', 'b')], T0, false);
     await s.recordPods([pod('u1', 'a', { app: 'a2' })], T0 + 5_000, false);
     await s.recordPods([pod('u2', 'b')], T0 + 10_000, true);
     await s.recordPods([pod('u3', 'c')], T0 + 20_000, false);
     t.equal(await s.podsDuring(T0 - 1, T0 + 1), undefined, 'history does not reach back that far');
-    t.same((await s.podsDuring(T0, T0 + 15_000))?.map((p) => [p.name, p.labels]), [['a', { app: 'a2' }], ['b', {}]]);
-    t.same((await s.podsDuring(T0 + 11_000, T0 + 30_000))?.map((p) => p.name), ['a', 'c'], 'a pod deleted before the interval is left out');
+    t.same(
+      (await s.podsDuring(T0, T0 + 15_000))?.map((p) => [p.name, p.labels]),
+      [
+        ['a', { app: 'a2' }],
+        ['b', {}],
+      ],
+    );
+    t.same(
+      (await s.podsDuring(T0 + 11_000, T0 + 30_000))?.map((p) => p.name),
+      ['a', 'c'],
+      'a pod deleted before the interval is left out',
+    );
   });
 
   t.test('ping answers while open and fails once closed; close is idempotent', async (t) => {
@@ -228,8 +383,18 @@ function contract(t: Test, backend: Backend): void {
 
 /** Every row stored, in flowRows order. */
 const allFlows = (s: Store) => s.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER });
-const minuteRow = (node: string, f: FlowRecord): FlowBucketRow => ({ node, bucketStartMs: Math.floor(f.startMs / MINUTE_BUCKET_MS) * MINUTE_BUCKET_MS, bucketMs: MINUTE_BUCKET_MS, flow: f });
-const hourRow = (node: string, f: FlowRecord): FlowBucketRow => ({ node, bucketStartMs: Math.floor(f.startMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS, bucketMs: HOUR_BUCKET_MS, flow: f });
+const minuteRow = (node: string, f: FlowRecord): FlowBucketRow => ({
+  node,
+  bucketStartMs: Math.floor(f.startMs / MINUTE_BUCKET_MS) * MINUTE_BUCKET_MS,
+  bucketMs: MINUTE_BUCKET_MS,
+  flow: f,
+});
+const hourRow = (node: string, f: FlowRecord): FlowBucketRow => ({
+  node,
+  bucketStartMs: Math.floor(f.startMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS,
+  bucketMs: HOUR_BUCKET_MS,
+  flow: f,
+});
 /** T0 + minutes + seconds. */
 const at = (minutes: number, seconds = 0) => T0 + minutes * 60_000 + seconds * 1000;
 const denyPolicy = { tier: 'default', namespace: 'shop', name: 'default-deny', action: 'deny', kind: 'NetworkPolicy' };
@@ -244,12 +409,28 @@ function flowContract(t: Test, backend: Backend): void {
     t.strictSame(await allFlows(s), [minuteRow('n1', f)], 'counted once');
     t.equal((await s.listNodes())[0]?.lastSeenMs, 3000, 'a resend is a sign of life');
     t.same(await s.recordHello(hello('n1'), 3500), { lastStoredSeq: 1 }, 'Hello answers the seq of the batch');
-    t.same(await s.recordFlowBatch('n1', 'b2', 1, [f], 4000), { duplicate: false }, 'the same seq under another boot id is new');
-    t.same(await s.recordFlowBatch('n2', 'b1', 1, [f], 4000), { duplicate: false }, 'the same seq and boot id of another node is new');
+    t.same(
+      await s.recordFlowBatch('n1', 'b2', 1, [f], 4000),
+      { duplicate: false },
+      'the same seq under another boot id is new',
+    );
+    t.same(
+      await s.recordFlowBatch('n2', 'b1', 1, [f], 4000),
+      { duplicate: false },
+      'the same seq and boot id of another node is new',
+    );
     t.same(await s.recordFlowBatch('n1', 'b1', 3, [], 5000), { duplicate: false }, 'an empty batch takes its seq');
-    t.same(await s.recordFlowBatch('n1', 'b1', 2, [f], 6000), { duplicate: true }, 'a seq below the highest stored is a resend');
+    t.same(
+      await s.recordFlowBatch('n1', 'b1', 2, [f], 6000),
+      { duplicate: true },
+      'a seq below the highest stored is a resend',
+    );
     t.same(await s.recordFlowBatch('n1', 'b1', 3, [f], 6000), { duplicate: true });
-    t.strictSame(await allFlows(s), [minuteRow('n1', flow({ connections: 2, packets: 20, bytes: 2000 })), minuteRow('n2', f)], 'both boots of n1 in one bucket row, n2 apart');
+    t.strictSame(
+      await allFlows(s),
+      [minuteRow('n1', flow({ connections: 2, packets: 20, bytes: 2000 })), minuteRow('n2', f)],
+      'both boots of n1 in one bucket row, n2 apart',
+    );
   });
 
   t.test('flows with one key in one minute sum; in other minutes or with other keys they stay apart', async (t) => {
@@ -257,11 +438,24 @@ function flowContract(t: Test, backend: Backend): void {
     await s.recordHello(hello('n1'), 0);
     const a = flow({ connections: 1, packets: 10, bytes: 100, startMs: at(0, 1), endMs: at(0, 2) });
     const b = flow({ connections: 2, packets: 20, bytes: 200, startMs: at(0, 30), endMs: at(0, 50) });
-    const c = flow({ connections: 4, packets: 40, bytes: 400, startMs: at(0, 59), endMs: at(1, 30) }); // counted where it started
+    // counted where it started
+    const c = flow({ connections: 4, packets: 40, bytes: 400, startMs: at(0, 59), endMs: at(1, 30) });
     const d = flow({ connections: 8, packets: 80, bytes: 800, startMs: at(1, 0), endMs: at(1, 5) });
     const e = flow({ connections: 32, packets: 320, bytes: 3200, startMs: at(0) + 500, endMs: at(0, 3) });
-    const deny = flow({ action: 'deny', policies: [denyPolicy], connections: 16, packets: 16, bytes: 960, startMs: at(0, 10), endMs: at(0, 11) });
-    t.same(await s.recordFlowBatch('n1', 'b1', 1, [a, d, b, deny], 1), { duplicate: false }, 'one key twice in one batch');
+    const deny = flow({
+      action: 'deny',
+      policies: [denyPolicy],
+      connections: 16,
+      packets: 16,
+      bytes: 960,
+      startMs: at(0, 10),
+      endMs: at(0, 11),
+    });
+    t.same(
+      await s.recordFlowBatch('n1', 'b1', 1, [a, d, b, deny], 1),
+      { duplicate: false },
+      'one key twice in one batch',
+    );
     t.same(await s.recordFlowBatch('n1', 'b1', 2, [c, e], 2), { duplicate: false });
     t.strictSame(await allFlows(s), [
       minuteRow('n1', d),
@@ -275,10 +469,22 @@ function flowContract(t: Test, backend: Backend): void {
     await s.recordHello(hello('n1'), 0);
     const run = reportOf('n1', { '4.1.1': 'PASS' });
     t.same(await s.recordBenchmarkRun('n1', 'b1', 5, run, 1), { duplicate: false });
-    t.same(await s.recordFlowBatch('n1', 'b1', 5, [flow({ connections: 1 })], 2), { duplicate: true }, 'a batch with the seq of a stored run');
-    t.same(await s.recordFlowBatch('n1', 'b1', 4, [flow({ connections: 2 })], 3), { duplicate: true }, 'a batch below it');
+    t.same(
+      await s.recordFlowBatch('n1', 'b1', 5, [flow({ connections: 1 })], 2),
+      { duplicate: true },
+      'a batch with the seq of a stored run',
+    );
+    t.same(
+      await s.recordFlowBatch('n1', 'b1', 4, [flow({ connections: 2 })], 3),
+      { duplicate: true },
+      'a batch below it',
+    );
     t.same(await s.recordFlowBatch('n1', 'b1', 6, [flow({ connections: 4 })], 4), { duplicate: false });
-    t.same(await s.recordBenchmarkRun('n1', 'b1', 6, run, 5), { duplicate: true }, 'a run with the seq of a stored batch');
+    t.same(
+      await s.recordBenchmarkRun('n1', 'b1', 6, run, 5),
+      { duplicate: true },
+      'a run with the seq of a stored batch',
+    );
     t.same(await s.recordBenchmarkRun('n1', 'b1', 7, run, 6), { duplicate: false });
     t.same(await s.recordFlowBatch('n1', 'b1', 7, [flow({ connections: 8 })], 7), { duplicate: true });
     t.same(await s.recordHello(hello('n1'), 8), { lastStoredSeq: 7 });
@@ -291,13 +497,52 @@ function flowContract(t: Test, backend: Backend): void {
       // minute 0, n1: shop/frontend → shop/checkout
       A: minuteRow('n1', flow({ startMs: at(0, 1), endMs: at(0, 2) })),
       // minute 1, n1: shop/checkout → pay/ledger
-      B: minuteRow('n1', flow({ source: { name: 'checkout', labels: ['app=checkout'] }, destination: { namespace: 'pay', name: 'ledger', labels: [] }, destinationPort: 9000, startMs: at(1, 1), endMs: at(1, 2) })),
+      B: minuteRow(
+        'n1',
+        flow({
+          source: { name: 'checkout', labels: ['app=checkout'] },
+          destination: { namespace: 'pay', name: 'ledger', labels: [] },
+          destinationPort: 9000,
+          startMs: at(1, 1),
+          endMs: at(1, 2),
+        }),
+      ),
       // minute 2, n2: web/proxy → shop/frontend, denied
-      C: minuteRow('n2', flow({ source: { namespace: 'web', name: 'proxy' }, destination: { name: 'frontend' }, action: 'deny', policies: [denyPolicy], startMs: at(2, 1), endMs: at(2, 2) })),
+      C: minuteRow(
+        'n2',
+        flow({
+          source: { namespace: 'web', name: 'proxy' },
+          destination: { name: 'frontend' },
+          action: 'deny',
+          policies: [denyPolicy],
+          startMs: at(2, 1),
+          endMs: at(2, 2),
+        }),
+      ),
       // minute 3, n2: the internet → web/proxy, denied
-      D: minuteRow('n2', flow({ source: { kind: 'network', namespace: '', name: 'pub', labels: [], serviceAccount: '', internet: true }, destination: { namespace: 'web', name: 'proxy' }, action: 'deny', policies: [], policyDecided: false, startMs: at(3, 1), endMs: at(3, 2) })),
+      D: minuteRow(
+        'n2',
+        flow({
+          source: { kind: 'network', namespace: '', name: 'pub', labels: [], serviceAccount: '', internet: true },
+          destination: { namespace: 'web', name: 'proxy' },
+          action: 'deny',
+          policies: [],
+          policyDecided: false,
+          startMs: at(3, 1),
+          endMs: at(3, 2),
+        }),
+      ),
       // minute 3, n1: pay/checkout → pay/db (another "checkout")
-      E: minuteRow('n1', flow({ source: { namespace: 'pay', name: 'checkout' }, destination: { namespace: 'pay', name: 'db' }, destinationPort: 5432, startMs: at(3, 1), endMs: at(3, 2) })),
+      E: minuteRow(
+        'n1',
+        flow({
+          source: { namespace: 'pay', name: 'checkout' },
+          destination: { namespace: 'pay', name: 'db' },
+          destinationPort: 5432,
+          startMs: at(3, 1),
+          endMs: at(3, 2),
+        }),
+      ),
     };
     let seq = 0;
     for (const r of Object.values(rows)) await s.recordFlowBatch(r.node, 'b1', ++seq, [r.flow], 1);
@@ -327,7 +572,11 @@ function flowContract(t: Test, backend: Backend): void {
     ];
     for (const [name, q, expected] of cases) {
       const got = await s.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, ...q });
-      t.strictSame(got, [...expected].map((l) => rows[l]), `${name}: ${expected || 'nothing'}`);
+      t.strictSame(
+        got,
+        [...expected].map((l) => rows[l]),
+        `${name}: ${expected || 'nothing'}`,
+      );
     }
   });
 
@@ -336,16 +585,47 @@ function flowContract(t: Test, backend: Backend): void {
     const H0 = T0;
     const H1 = T0 + HOUR_BUCKET_MS;
     const H2 = T0 + 2 * HOUR_BUCKET_MS;
-    const k1 = (connections: number, startMs: number, endMs = startMs + 1000) => flow({ connections, packets: connections * 10, bytes: connections * 100, startMs, endMs });
-    const k2 = (connections: number, startMs: number) => flow({ destinationPort: 9090, connections, packets: connections * 10, bytes: connections * 100, startMs, endMs: startMs + 1000 });
-    await s.recordFlowBatch('n1', 'b1', 1, [k1(1, H0 + 60_005, H0 + 70_000), k1(2, H0 + 59 * 60_000, H0 + 59 * 60_000 + 30_000), k2(4, H0 + 3 * 60_000), k1(8, H1 + 60_000), k1(16, H2 + 5 * 60_000)], 1);
+    const k1 = (connections: number, startMs: number, endMs = startMs + 1000) =>
+      flow({ connections, packets: connections * 10, bytes: connections * 100, startMs, endMs });
+    const k2 = (connections: number, startMs: number) =>
+      flow({
+        destinationPort: 9090,
+        connections,
+        packets: connections * 10,
+        bytes: connections * 100,
+        startMs,
+        endMs: startMs + 1000,
+      });
+    await s.recordFlowBatch(
+      'n1',
+      'b1',
+      1,
+      [
+        k1(1, H0 + 60_005, H0 + 70_000),
+        k1(2, H0 + 59 * 60_000, H0 + 59 * 60_000 + 30_000),
+        k2(4, H0 + 3 * 60_000),
+        k1(8, H1 + 60_000),
+        k1(16, H2 + 5 * 60_000),
+      ],
+      1,
+    );
     await s.recordFlowBatch('n2', 'b1', 1, [k1(32, H0 + 2 * 60_000)], 1);
 
-    t.same(await s.compactFlows(H1 + 30 * 60_000, 0), { rolledUp: 3, deleted: 0 }, 'only whole hours before the cut: H0, not H1');
+    t.same(
+      await s.compactFlows(H1 + 30 * 60_000, 0),
+      { rolledUp: 3, deleted: 0 },
+      'only whole hours before the cut: H0, not H1',
+    );
     const h0n1k1 = hourRow('n1', k1(3, H0 + 60_005, H0 + 59 * 60_000 + 30_000));
     const h0n1k2 = hourRow('n1', k2(4, H0 + 3 * 60_000));
     const h0n2k1 = hourRow('n2', k1(32, H0 + 2 * 60_000));
-    t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), minuteRow('n1', k1(8, H1 + 60_000)), h0n1k1, h0n1k2, h0n2k1]);
+    t.strictSame(await allFlows(s), [
+      minuteRow('n1', k1(16, H2 + 5 * 60_000)),
+      minuteRow('n1', k1(8, H1 + 60_000)),
+      h0n1k1,
+      h0n1k2,
+      h0n2k1,
+    ]);
     t.same(await s.compactFlows(H1 + 30 * 60_000, 0), { rolledUp: 0, deleted: 0 }, 'again: nothing to do');
 
     // A late batch for the rolled-up hour: its minute row sits beside the hour row until the next compaction.
@@ -360,11 +640,29 @@ function flowContract(t: Test, backend: Backend): void {
       ],
       'a minute and an hour row with one start, node and key: the minute row first',
     );
-    t.same(await s.compactFlows(H2 + 10 * 60_000, 0), { rolledUp: 2, deleted: 0 }, 'one hour row updated, one inserted');
+    t.same(
+      await s.compactFlows(H2 + 10 * 60_000, 0),
+      { rolledUp: 2, deleted: 0 },
+      'one hour row updated, one inserted',
+    );
     const h1n1k1 = hourRow('n1', k1(8, H1 + 60_000));
-    t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), h1n1k1, hourRow('n1', k1(67, H0 + 1, H0 + 59 * 60_000 + 30_000)), h0n1k2, h0n2k1], 'the late flow summed into its hour');
+    t.strictSame(
+      await allFlows(s),
+      [
+        minuteRow('n1', k1(16, H2 + 5 * 60_000)),
+        h1n1k1,
+        hourRow('n1', k1(67, H0 + 1, H0 + 59 * 60_000 + 30_000)),
+        h0n1k2,
+        h0n2k1,
+      ],
+      'the late flow summed into its hour',
+    );
 
-    t.same(await s.compactFlows(H2 + 10 * 60_000, H1), { rolledUp: 0, deleted: 3 }, 'retention deletes buckets that start before it');
+    t.same(
+      await s.compactFlows(H2 + 10 * 60_000, H1),
+      { rolledUp: 0, deleted: 3 },
+      'retention deletes buckets that start before it',
+    );
     t.strictSame(await allFlows(s), [minuteRow('n1', k1(16, H2 + 5 * 60_000)), h1n1k1]);
     t.same(await s.compactFlows(0, H2 + 5 * 60_000 + 1), { rolledUp: 0, deleted: 2 }, 'minute and hour buckets alike');
     t.strictSame(await allFlows(s), []);
@@ -372,14 +670,28 @@ function flowContract(t: Test, backend: Backend): void {
 
   t.test('one compaction may roll up hour rows and delete them: both are counted', async (t) => {
     const s = await freshStore(t, backend);
-    await s.recordFlowBatch('n1', 'b1', 1, [flow({ startMs: T0 + 60_000 }), flow({ destinationPort: 1, startMs: T0 + 120_000 }), flow({ startMs: T0 + HOUR_BUCKET_MS + 60_000 })], 1);
+    await s.recordFlowBatch(
+      'n1',
+      'b1',
+      1,
+      [
+        flow({ startMs: T0 + 60_000 }),
+        flow({ destinationPort: 1, startMs: T0 + 120_000 }),
+        flow({ startMs: T0 + HOUR_BUCKET_MS + 60_000 }),
+      ],
+      1,
+    );
     t.same(await s.compactFlows(T0 + HOUR_BUCKET_MS + 30 * 60_000, T0 + HOUR_BUCKET_MS), { rolledUp: 2, deleted: 2 });
     t.strictSame(await allFlows(s), [minuteRow('n1', flow({ startMs: T0 + HOUR_BUCKET_MS + 60_000 }))]);
   });
 
   t.test('a flow with a large key (many labels) is stored, summed and read back as sent', async (t) => {
     const s = await freshStore(t, backend);
-    const labels = (side: string) => Array.from({ length: 150 }, (_, i) => `example.com/${side}-label-${i}=${((i + 1) * 2654435761).toString(36)}${side}`).sort();
+    const labels = (side: string) =>
+      Array.from(
+        { length: 150 },
+        (_, i) => `example.com/${side}-label-${i}=${((i + 1) * 2654435761).toString(36)}${side}`,
+      ).sort();
     const big = flow({ source: { labels: labels('src') }, destination: { labels: labels('dst') } });
     t.ok(JSON.stringify(big).length > 10_000, 'a key of more than 10 kB');
     await s.recordFlowBatch('n1', 'b1', 1, [big], 1);
@@ -390,32 +702,46 @@ function flowContract(t: Test, backend: Backend): void {
   });
 
   // A large batch is stored in steps with turns of the event loop between them (issue 10): still one transaction.
-  t.test('a flow batch refused part-way stores none of its rows and not its seq; writes made meanwhile stay', async (t) => {
-    const db = await backend.freshDb(t);
-    const s = await openStore(db);
-    t.teardown(() => s.close());
-    await backend.refuseFlowsFrom(db, 'refused');
-    await s.recordHello(hello('n1'), 1);
-    const flows = Array.from({ length: 5000 }, (_, i) => flow({ destinationPort: i + 1 }));
-    // The refused row comes last: in first-seen order, and in key order ("refused" after "frontend").
-    let done = false;
-    const failure = s
-      .recordFlowBatch('n1', 'b1', 1, [...flows, flow({ source: { name: 'refused' } })], 2)
-      .then(() => undefined, (err: Error) => err)
-      .finally(() => (done = true));
-    const meanwhile: Promise<unknown>[] = [];
-    while (!done) {
-      meanwhile.push(s.recordHello(hello(`m${meanwhile.length}`), 3));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    t.match(await failure, { message: /refused by the test/ }, 'the batch fails');
-    await Promise.all(meanwhile);
-    t.strictSame(await allFlows(s), [], 'none of its rows');
-    t.equal((await s.listNodes()).length, 1 + meanwhile.length, `the Hellos sent meanwhile are kept (${meanwhile.length})`);
-    t.same(await s.recordHello(hello('n1'), 4), { lastStoredSeq: 0 }, 'its seq is not recorded');
-    t.same(await s.recordFlowBatch('n1', 'b1', 1, flows, 5), { duplicate: false }, 'the batch resent without the refused record is stored');
-    t.equal((await allFlows(s)).length, 5000);
-  });
+  t.test(
+    'a flow batch refused part-way stores none of its rows and not its seq; writes made meanwhile stay',
+    async (t) => {
+      const db = await backend.freshDb(t);
+      const s = await openStore(db);
+      t.teardown(() => s.close());
+      await backend.refuseFlowsFrom(db, 'refused');
+      await s.recordHello(hello('n1'), 1);
+      const flows = Array.from({ length: 5000 }, (_, i) => flow({ destinationPort: i + 1 }));
+      // The refused row comes last: in first-seen order, and in key order ("refused" after "frontend").
+      let done = false;
+      const failure = s
+        .recordFlowBatch('n1', 'b1', 1, [...flows, flow({ source: { name: 'refused' } })], 2)
+        .then(
+          () => undefined,
+          (err: Error) => err,
+        )
+        .finally(() => (done = true));
+      const meanwhile: Promise<unknown>[] = [];
+      while (!done) {
+        meanwhile.push(s.recordHello(hello(`m${meanwhile.length}`), 3));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      t.match(await failure, { message: /refused by the test/ }, 'the batch fails');
+      await Promise.all(meanwhile);
+      t.strictSame(await allFlows(s), [], 'none of its rows');
+      t.equal(
+        (await s.listNodes()).length,
+        1 + meanwhile.length,
+        `the Hellos sent meanwhile are kept (${meanwhile.length})`,
+      );
+      t.same(await s.recordHello(hello('n1'), 4), { lastStoredSeq: 0 }, 'its seq is not recorded');
+      t.same(
+        await s.recordFlowBatch('n1', 'b1', 1, flows, 5),
+        { duplicate: false },
+        'the batch resent without the refused record is stored',
+      );
+      t.equal((await allFlows(s)).length, 5000);
+    },
+  );
 
   t.test('reads while a large flow batch is stored see none of it, then all of it', async (t) => {
     const s = await freshStore(t, backend);
@@ -432,7 +758,11 @@ function flowContract(t: Test, backend: Backend): void {
     }
     t.same(await stored, { duplicate: false });
     t.ok(readsDuring > 0, `read while it was stored (${readsDuring} times)`);
-    t.same([...seen].filter((n) => n !== 0 && n !== flows.length), [], 'never part of it');
+    t.same(
+      [...seen].filter((n) => n !== 0 && n !== flows.length),
+      [],
+      'never part of it',
+    );
     t.equal((await allFlows(s)).length, flows.length);
   });
 }
@@ -450,11 +780,20 @@ const reportRunOf = (id: string, over: Partial<ReportRunRecord> = {}, day = 0): 
   intervalEndMs: T0 + (day + 1) * DAY_MS,
   notBeforeMs: T0 + (day + 1) * DAY_MS + 60_000,
   createdMs: T0 + (day + 1) * DAY_MS,
-  inputs: { definition: { name: 'weekly-cis', type: 'cis-benchmark', schedule: '0 0 * * *' }, parameters: { nodeSelector: { zone: 'a' } } },
+  inputs: {
+    definition: { name: 'weekly-cis', type: 'cis-benchmark', schedule: '0 0 * * *' },
+    parameters: { nodeSelector: { zone: 'a' } },
+  },
   ...over,
 });
 /** A result whose JSON text must come back exactly: key order, number spellings, nesting, non-ASCII. */
-const awkwardResult = { z: 1, a: [0.1, 1e21, -0, 2 ** 53 - 1, 1.5e-7], nested: { 'ключ': '值 ✓ \u2028', empty: {}, none: null, t: true }, '0': 'numeric key', s: '"quoted"\n\\' };
+const awkwardResult = {
+  z: 1,
+  a: [0.1, 1e21, -0, 2 ** 53 - 1, 1.5e-7],
+  nested: { ключ: '值 ✓ \u2028', empty: {}, none: null, t: true },
+  '0': 'numeric key',
+  s: '"quoted"\n\\',
+};
 /** A Kubernetes audit event as the webhook receives it, with the fields reports filter on. */
 const auditEventOf = (auditId: string, stageMs: number, over: Partial<StoredAuditEvent> = {}): StoredAuditEvent => ({
   auditId,
@@ -472,7 +811,13 @@ const auditEventOf = (auditId: string, stageMs: number, over: Partial<StoredAudi
     auditID: auditId,
     stage: 'ResponseComplete',
     verb: over.verb ?? 'create',
-    objectRef: { resource: 'networkpolicies', namespace: 'shop', name: 'default-deny', apiGroup: 'networking.k8s.io', apiVersion: 'v1' },
+    objectRef: {
+      resource: 'networkpolicies',
+      namespace: 'shop',
+      name: 'default-deny',
+      apiGroup: 'networking.k8s.io',
+      apiVersion: 'v1',
+    },
     stageTimestamp: new Date(stageMs).toISOString(),
     responseStatus: { metadata: {}, code: 201 },
   },
@@ -485,14 +830,38 @@ function reportContract(t: Test, backend: Backend): void {
     const first = reportRunOf('r1', { inputs: awkwardResult });
     t.equal(await s.createReportRun(first), true);
     t.strictSame(await s.reportRun('r1'), first, 'read back as created');
-    t.equal(JSON.stringify((await s.reportRun('r1'))?.inputs), JSON.stringify(awkwardResult), 'inputs exactly as written, key order included');
+    t.equal(
+      JSON.stringify((await s.reportRun('r1'))?.inputs),
+      JSON.stringify(awkwardResult),
+      'inputs exactly as written, key order included',
+    );
     t.equal(await s.createReportRun(reportRunOf('r2')), false, 'another id for the same report and interval');
     t.equal(await s.createReportRun(reportRunOf('r1', {}, 5)), false, 'the same id again, for another interval');
-    t.equal(await s.createReportRun(reportRunOf('r3', { intervalEndMs: T0 + 2 * DAY_MS })), true, 'the same start with another end is another interval');
-    t.equal(await s.createReportRun(reportRunOf('r4', { report: 'other' })), true, 'the same interval of another report');
-    t.equal(await s.createReportRun(reportRunOf('r5', { trigger: 'on-demand' })), true, 'on demand, for the interval a scheduled run has');
-    t.equal(await s.createReportRun(reportRunOf('r6', { trigger: 'on-demand' })), true, 'and again: on-demand runs may repeat');
-    t.equal(await s.createReportRun(reportRunOf('r7', { status: 'succeeded' })), false, 'a scheduled duplicate is refused whatever its status');
+    t.equal(
+      await s.createReportRun(reportRunOf('r3', { intervalEndMs: T0 + 2 * DAY_MS })),
+      true,
+      'the same start with another end is another interval',
+    );
+    t.equal(
+      await s.createReportRun(reportRunOf('r4', { report: 'other' })),
+      true,
+      'the same interval of another report',
+    );
+    t.equal(
+      await s.createReportRun(reportRunOf('r5', { trigger: 'on-demand' })),
+      true,
+      'on demand, for the interval a scheduled run has',
+    );
+    t.equal(
+      await s.createReportRun(reportRunOf('r6', { trigger: 'on-demand' })),
+      true,
+      'and again: on-demand runs may repeat',
+    );
+    t.equal(
+      await s.createReportRun(reportRunOf('r7', { status: 'succeeded' })),
+      false,
+      'a scheduled duplicate is refused whatever its status',
+    );
     t.equal(await s.reportRun('r2'), undefined, 'the refused run was not stored');
     t.equal(await s.reportRun('nothing'), undefined);
     t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => r.id).sort(), ['r1', 'r3', 'r5', 'r6']);
@@ -503,25 +872,90 @@ function reportContract(t: Test, backend: Backend): void {
     await s.createReportRun(reportRunOf('r1'));
     const start = T0 + 2 * DAY_MS;
     t.equal(await s.transitionReportRun('r1', 'running', { status: 'succeeded' }), false, 'not running yet');
-    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start }), true, 'the claim');
-    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start + 1 }), false, 'a second claim');
+    t.equal(
+      await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start }),
+      true,
+      'the claim',
+    );
+    t.equal(
+      await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 1, startedMs: start + 1 }),
+      false,
+      'a second claim',
+    );
     t.equal(await s.transitionReportRun('nothing', 'queued', { status: 'running' }), false, 'an unknown run');
     t.equal(await s.transitionReportRun('r1', 'running', {}), false, 'an empty patch changes nothing');
     // A failed attempt goes back to the queue with a backoff and its error.
-    t.equal(await s.transitionReportRun('r1', 'running', { status: 'queued', notBeforeMs: start + 30_000, error: 'store busy' }), true);
-    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { attempts: 1, startedMs: start, notBeforeMs: start + 30_000, error: 'store busy' }));
-    t.equal(await s.transitionReportRun('r1', 'queued', { status: 'running', attempts: 2, startedMs: start + 30_000, error: undefined }), true, 'a patch key set to undefined clears the field');
-    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { status: 'running', attempts: 2, startedMs: start + 30_000, notBeforeMs: start + 30_000 }));
+    t.equal(
+      await s.transitionReportRun('r1', 'running', {
+        status: 'queued',
+        notBeforeMs: start + 30_000,
+        error: 'store busy',
+      }),
+      true,
+    );
+    t.strictSame(
+      await s.reportRun('r1'),
+      reportRunOf('r1', { attempts: 1, startedMs: start, notBeforeMs: start + 30_000, error: 'store busy' }),
+    );
+    t.equal(
+      await s.transitionReportRun('r1', 'queued', {
+        status: 'running',
+        attempts: 2,
+        startedMs: start + 30_000,
+        error: undefined,
+      }),
+      true,
+      'a patch key set to undefined clears the field',
+    );
+    t.strictSame(
+      await s.reportRun('r1'),
+      reportRunOf('r1', { status: 'running', attempts: 2, startedMs: start + 30_000, notBeforeMs: start + 30_000 }),
+    );
 
-    t.equal(await s.transitionReportRun('r1', 'running', { status: 'succeeded', finishedMs: start + 31_000, result: awkwardResult }), true, 'finished with its result');
-    const done = reportRunOf('r1', { status: 'succeeded', attempts: 2, startedMs: start + 30_000, notBeforeMs: start + 30_000, finishedMs: start + 31_000, result: awkwardResult });
+    t.equal(
+      await s.transitionReportRun('r1', 'running', {
+        status: 'succeeded',
+        finishedMs: start + 31_000,
+        result: awkwardResult,
+      }),
+      true,
+      'finished with its result',
+    );
+    const done = reportRunOf('r1', {
+      status: 'succeeded',
+      attempts: 2,
+      startedMs: start + 30_000,
+      notBeforeMs: start + 30_000,
+      finishedMs: start + 31_000,
+      result: awkwardResult,
+    });
     t.strictSame(await s.reportRun('r1'), done);
-    t.equal(JSON.stringify((await s.reportRun('r1'))?.result), JSON.stringify(awkwardResult), 'the result exactly as written, key order included');
-    t.equal(await s.transitionReportRun('r1', 'running', { status: 'failed', error: 'late' }), false, 'no longer running');
-    t.equal(await s.transitionReportRun('r1', 'succeeded', { result: { other: true } }), false, 'in the right status, but it has a result');
-    t.equal(await s.transitionReportRun('r1', 'succeeded', { status: 'failed', result: { other: true } }), false, 'nor with a status change');
+    t.equal(
+      JSON.stringify((await s.reportRun('r1'))?.result),
+      JSON.stringify(awkwardResult),
+      'the result exactly as written, key order included',
+    );
+    t.equal(
+      await s.transitionReportRun('r1', 'running', { status: 'failed', error: 'late' }),
+      false,
+      'no longer running',
+    );
+    t.equal(
+      await s.transitionReportRun('r1', 'succeeded', { result: { other: true } }),
+      false,
+      'in the right status, but it has a result',
+    );
+    t.equal(
+      await s.transitionReportRun('r1', 'succeeded', { status: 'failed', result: { other: true } }),
+      false,
+      'nor with a status change',
+    );
     t.strictSame(await s.reportRun('r1'), done, 'nothing of a refused patch was written');
-    t.equal(await s.transitionReportRun('r1', 'succeeded', { error: 'note' }), true, 'a patch without a result may still change a finished run');
+    t.equal(
+      await s.transitionReportRun('r1', 'succeeded', { error: 'note' }),
+      true,
+      'a patch without a result may still change a finished run',
+    );
     t.strictSame((await s.reportRun('r1'))?.result, awkwardResult, 'and keeps its result');
 
     // A result written without a status change is still written only once.
@@ -542,11 +976,21 @@ function reportContract(t: Test, backend: Backend): void {
     await s.createReportRun(reportRunOf('elsewhere', { createdMs: 7, report: 'other' }, 5));
     await s.transitionReportRun('b', 'queued', { status: 'succeeded', result: { big: 'x'.repeat(1000) } });
     const runs = await s.reportRuns('weekly-cis', 10);
-    t.strictSame(runs.map((r) => r.id), ['new', 'b', 'a', 'B', 'old']);
+    t.strictSame(
+      runs.map((r) => r.id),
+      ['new', 'b', 'a', 'B', 'old'],
+    );
     t.strictSame(runs[1], reportRunOf('b', { createdMs: 5, status: 'succeeded' }, 2), 'no result in a list');
-    t.strictSame((await s.reportRuns('weekly-cis', 2)).map((r) => r.id), ['new', 'b']);
+    t.strictSame(
+      (await s.reportRuns('weekly-cis', 2)).map((r) => r.id),
+      ['new', 'b'],
+    );
     t.strictSame(await s.reportRuns('weekly-cis', 0), []);
-    t.strictSame((await s.reportRuns('weekly-cis', -1)).map((r) => r.id), ['new', 'b', 'a', 'B', 'old'], 'a negative limit is no limit');
+    t.strictSame(
+      (await s.reportRuns('weekly-cis', -1)).map((r) => r.id),
+      ['new', 'b', 'a', 'B', 'old'],
+      'a negative limit is no limit',
+    );
     t.strictSame(await s.reportRuns('nothing', 10), []);
   });
 
@@ -568,35 +1012,80 @@ function reportContract(t: Test, backend: Backend): void {
     await s.transitionReportRun('running', 'queued', { status: 'running' });
     await s.transitionReportRun('done', 'queued', { status: 'succeeded', result: {} });
     const expected = ['early', 'tie-created-2', 'late', 'tie-B', 'tie-b', 'at-now'];
-    t.strictSame(await s.dueReportRuns(now, 100), expected.map((id) => runs.find((r) => r.id === id)), 'not-before, then created, then id (bytes); not-before is inclusive');
-    t.strictSame((await s.dueReportRuns(now, 2)).map((r) => r.id), expected.slice(0, 2));
-    t.strictSame((await s.dueReportRuns(now - 5_001, 100)).map((r) => r.id), []);
-    t.strictSame((await s.dueReportRuns(now + 1, 100)).map((r) => r.id), [...expected, 'future']);
-    t.strictSame((await s.dueReportRuns(now, -1)).map((r) => r.id), expected, 'a negative limit is no limit');
+    t.strictSame(
+      await s.dueReportRuns(now, 100),
+      expected.map((id) => runs.find((r) => r.id === id)),
+      'not-before, then created, then id (bytes); not-before is inclusive',
+    );
+    t.strictSame(
+      (await s.dueReportRuns(now, 2)).map((r) => r.id),
+      expected.slice(0, 2),
+    );
+    t.strictSame(
+      (await s.dueReportRuns(now - 5_001, 100)).map((r) => r.id),
+      [],
+    );
+    t.strictSame(
+      (await s.dueReportRuns(now + 1, 100)).map((r) => r.id),
+      [...expected, 'future'],
+    );
+    t.strictSame(
+      (await s.dueReportRuns(now, -1)).map((r) => r.id),
+      expected,
+      'a negative limit is no limit',
+    );
     await s.transitionReportRun('early', 'queued', { status: 'running' });
-    t.strictSame((await s.dueReportRuns(now, 1)).map((r) => r.id), ['tie-created-2'], 'a claimed run is no longer due');
+    t.strictSame(
+      (await s.dueReportRuns(now, 1)).map((r) => r.id),
+      ['tie-created-2'],
+      'a claimed run is no longer due',
+    );
   });
 
   t.test('runs left running go back to the queue; nothing else moves', async (t) => {
     const s = await freshStore(t, backend);
-    for (const [id, status] of [['q', 'queued'], ['r1', 'running'], ['r2', 'running'], ['ok', 'succeeded'], ['ko', 'failed']] as const) {
+    for (const [id, status] of [
+      ['q', 'queued'],
+      ['r1', 'running'],
+      ['r2', 'running'],
+      ['ok', 'succeeded'],
+      ['ko', 'failed'],
+    ] as const) {
       await s.createReportRun(reportRunOf(id, { trigger: 'on-demand', status, attempts: 1, startedMs: 7 }));
       if (status === 'running') await s.transitionReportRun(id, 'running', { startedMs: 7 });
     }
     t.equal(await s.requeueRunningReportRuns(), 2);
-    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [['ko', 'failed'], ['ok', 'succeeded'], ['q', 'queued'], ['r1', 'queued'], ['r2', 'queued']]);
-    t.strictSame(await s.reportRun('r1'), reportRunOf('r1', { trigger: 'on-demand', attempts: 1, startedMs: 7 }), 'only the status changes');
+    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [
+      ['ko', 'failed'],
+      ['ok', 'succeeded'],
+      ['q', 'queued'],
+      ['r1', 'queued'],
+      ['r2', 'queued'],
+    ]);
+    t.strictSame(
+      await s.reportRun('r1'),
+      reportRunOf('r1', { trigger: 'on-demand', attempts: 1, startedMs: 7 }),
+      'only the status changes',
+    );
     t.equal(await s.requeueRunningReportRuns(), 0, 'again: nothing to do');
   });
 
-  t.test('requeueing leaves runs started since the bound and the ones named as this process\'s own', async (t) => {
+  t.test("requeueing leaves runs started since the bound and the ones named as this process's own", async (t) => {
     const s = await freshStore(t, backend);
-    for (const [id, startedMs] of [['old', 7], ['mine', 7], ['young', 50]] as const) {
+    for (const [id, startedMs] of [
+      ['old', 7],
+      ['mine', 7],
+      ['young', 50],
+    ] as const) {
       await s.createReportRun(reportRunOf(id, { trigger: 'on-demand', status: 'running', attempts: 1, startedMs }));
       await s.transitionReportRun(id, 'running', { startedMs });
     }
     t.equal(await s.requeueRunningReportRuns(50, ['mine', 'not-a-run']), 1);
-    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [['mine', 'running'], ['old', 'queued'], ['young', 'running']]);
+    t.strictSame((await s.reportRuns('weekly-cis', 10)).map((r) => [r.id, r.status]).sort(), [
+      ['mine', 'running'],
+      ['old', 'queued'],
+      ['young', 'running'],
+    ]);
     t.equal(await s.requeueRunningReportRuns(51, []), 2, 'an empty list excepts nothing');
   });
 
@@ -609,26 +1098,56 @@ function reportContract(t: Test, backend: Backend): void {
     await s.createReportRun(reportRunOf('d0', {}, 0));
     await s.createReportRun(reportRunOf('x', { report: 'other' }, 20));
     await s.transitionReportRun('d2', 'queued', { status: 'failed', error: 'boom' });
-    t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), T0 + 3 * DAY_MS, 'the latest, whatever its status or creation order');
+    t.equal(
+      await s.lastScheduledIntervalEnd('weekly-cis'),
+      T0 + 3 * DAY_MS,
+      'the latest, whatever its status or creation order',
+    );
     t.equal(await s.lastScheduledIntervalEnd('other'), T0 + 21 * DAY_MS);
   });
 
   t.test('audit events are stored once per audit ID and read by time, exactly', async (t) => {
     const s = await freshStore(t, backend);
     const e1 = auditEventOf('id-1', T0 + 1_000);
-    const e2 = auditEventOf('id-2', T0 + 2_000, { verb: 'delete', username: 'alice', namespace: 'pay', name: 'allow-db', event: awkwardResult });
-    const e3 = auditEventOf('id-3', T0 + 3_000, { resource: 'globalnetworkpolicies', apiGroup: 'crd.projectcalico.org', namespace: '' });
+    const e2 = auditEventOf('id-2', T0 + 2_000, {
+      verb: 'delete',
+      username: 'alice',
+      namespace: 'pay',
+      name: 'allow-db',
+      event: awkwardResult,
+    });
+    const e3 = auditEventOf('id-3', T0 + 3_000, {
+      resource: 'globalnetworkpolicies',
+      apiGroup: 'crd.projectcalico.org',
+      namespace: '',
+    });
     t.equal((await s.recordAuditEvents([])).length, 0, 'an empty batch');
     t.equal((await s.recordAuditEvents([e2, e1])).length, 2);
     t.equal((await s.recordAuditEvents([e1, e3, e2])).length, 1, 'a resent batch with one new event');
-    t.equal((await s.recordAuditEvents([auditEventOf('id-1', T0 + 9_000, { verb: 'patch' })])).length, 0, 'an audit ID already stored keeps its first event');
+    t.equal(
+      (await s.recordAuditEvents([auditEventOf('id-1', T0 + 9_000, { verb: 'patch' })])).length,
+      0,
+      'an audit ID already stored keeps its first event',
+    );
     const dupA = auditEventOf('dup', T0 + 2_000, { username: 'first' });
-    t.equal((await s.recordAuditEvents([dupA, auditEventOf('dup', T0 + 2_000, { username: 'second' })])).length, 1, 'one audit ID twice in one batch: stored once');
+    t.equal(
+      (await s.recordAuditEvents([dupA, auditEventOf('dup', T0 + 2_000, { username: 'second' })])).length,
+      1,
+      'one audit ID twice in one batch: stored once',
+    );
     // Same stage time: by audit ID, in byte order ("Z" before "dup" before "id-2").
     const eZ = auditEventOf('Z', T0 + 2_000);
     t.equal((await s.recordAuditEvents([eZ])).length, 1);
-    t.strictSame(await s.auditEvents(0, Number.MAX_SAFE_INTEGER), [e1, eZ, dupA, e2, e3], 'by stage time, then audit ID; the first of a duplicate kept');
-    t.equal(JSON.stringify((await s.auditEvents(T0 + 2_000, T0 + 2_001)).find((e) => e.auditId === 'id-2')?.event), JSON.stringify(awkwardResult), 'the event exactly as written');
+    t.strictSame(
+      await s.auditEvents(0, Number.MAX_SAFE_INTEGER),
+      [e1, eZ, dupA, e2, e3],
+      'by stage time, then audit ID; the first of a duplicate kept',
+    );
+    t.equal(
+      JSON.stringify((await s.auditEvents(T0 + 2_000, T0 + 2_001)).find((e) => e.auditId === 'id-2')?.event),
+      JSON.stringify(awkwardResult),
+      'the event exactly as written',
+    );
     t.strictSame(await s.auditEvents(T0 + 2_000, T0 + 3_000), [eZ, dupA, e2], '[from, to)');
     t.strictSame(await s.auditEvents(T0 + 1_001, T0 + 2_000), []);
     t.strictSame(await s.auditEvents(T0 + 3_000, T0 + 3_000), [], 'an empty interval');
@@ -641,7 +1160,9 @@ const sqlite: Backend = {
   async appliedMigrations(db) {
     const file = new Database(db.slice('sqlite:'.length), { readonly: true });
     try {
-      return (file.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+      return (
+        file.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]
+      ).map((r) => r.version);
     } finally {
       file.close();
     }
@@ -649,7 +1170,9 @@ const sqlite: Backend = {
   async refuseFlowsFrom(db, name) {
     const file = new Database(db.slice('sqlite:'.length));
     try {
-      file.exec(`CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets WHEN NEW.src_name = '${name}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+      file.exec(
+        `CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets WHEN NEW.src_name = '${name}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+      );
     } finally {
       file.close();
     }
@@ -660,7 +1183,10 @@ function postgres(server: TestPostgres): Backend {
   return {
     dialect: 'postgres',
     freshDb: () => server.freshSchema(),
-    appliedMigrations: async (db) => (await query<{ version: number }>(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version),
+    appliedMigrations: async (db) =>
+      (await query<{ version: number }>(db, 'SELECT version FROM schema_migrations ORDER BY version')).map(
+        (r) => r.version,
+      ),
     async refuseFlowsFrom(db, name) {
       await query(
         db,
@@ -688,7 +1214,10 @@ function replicas(t: Test, server: TestPostgres): void {
     const db = await server.freshSchema();
     const stores = await Promise.all([openStore(db), openStore(db), openStore(db)]);
     t.teardown(() => Promise.all(stores.map((s) => s.close())));
-    t.same(await postgres(server).appliedMigrations(db), migrationFiles('postgres').map((m) => m.version));
+    t.same(
+      await postgres(server).appliedMigrations(db),
+      migrationFiles('postgres').map((m) => m.version),
+    );
   });
 
   /**
@@ -705,8 +1234,13 @@ function replicas(t: Test, server: TestPostgres): void {
     const inOrder = async (store: Store) => {
       const duplicates: boolean[] = [];
       for (const seq of seqs) {
-        const report = reportOf('n1', { '4.1.1': seq % 2 ? 'PASS' : 'FAIL', '4.1.2': 'PASS' }, { startedAt: new Date(Date.UTC(2026, 10, 1, 0, seq)).toISOString() });
-        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3))); // either replica may go first
+        const report = reportOf(
+          'n1',
+          { '4.1.1': seq % 2 ? 'PASS' : 'FAIL', '4.1.2': 'PASS' },
+          { startedAt: new Date(Date.UTC(2026, 10, 1, 0, seq)).toISOString() },
+        );
+        // either replica may go first
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
         duplicates.push((await store.recordBenchmarkRun('n1', 'b1', seq, report, seq)).duplicate);
       }
       return duplicates;
@@ -717,15 +1251,24 @@ function replicas(t: Test, server: TestPostgres): void {
       [],
       'for every seq exactly one replica stored it and the other answered duplicate',
     );
-    const rows = await query<{ seq: number; copies: number }>(db, 'SELECT seq::int, count(*)::int AS copies FROM benchmark_runs GROUP BY seq ORDER BY seq');
-    t.same(rows, seqs.map((seq) => ({ seq, copies: 1 })), 'one row per seq');
+    const rows = await query<{ seq: number; copies: number }>(
+      db,
+      'SELECT seq::int, count(*)::int AS copies FROM benchmark_runs GROUP BY seq ORDER BY seq',
+    );
+    t.same(
+      rows,
+      seqs.map((seq) => ({ seq, copies: 1 })),
+      'one row per seq',
+    );
     const checks = await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM check_results');
     t.equal(checks[0]?.n, seqs.length * 2, 'no check rows from a run that was not stored');
     t.same(await b.recordHello(hello('n1'), 100), { lastStoredSeq: 40 });
     const last = new Date(Date.UTC(2026, 10, 1, 0, 40)).toISOString();
     t.equal((await a.nodeReport('n1', Date.UTC(2027, 0, 1)))?.startedAt, last, 'the last run is there');
     if (withHello) t.equal((await a.nodeReport('n1'))?.startedAt, last, 'and it is the latest');
-    t.comment(`replica A stored ${fromA.filter((d) => !d).length} of ${seqs.length}, replica B ${fromB.filter((d) => !d).length}`);
+    t.comment(
+      `replica A stored ${fromA.filter((d) => !d).length} of ${seqs.length}, replica B ${fromB.filter((d) => !d).length}`,
+    );
   };
   t.test('two replicas storing the same (node, boot id, seq) at once store it exactly once', (t) => race(t, true));
   t.test('…even for a node with no row yet (no Hello stored)', (t) => race(t, false));
@@ -739,8 +1282,20 @@ function replicas(t: Test, server: TestPostgres): void {
       const boot = `boot-${round}`;
       // Two boots of one node (a reboot while the old stream drains): the older scan must never win.
       await Promise.all([
-        a.recordBenchmarkRun('n1', `${boot}-old`, 1, reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: new Date(Date.UTC(2026, 10, 1, round, 0)).toISOString() }), 1),
-        b.recordBenchmarkRun('n1', `${boot}-new`, 1, reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: new Date(Date.UTC(2026, 10, 1, round, 30)).toISOString() }), 1),
+        a.recordBenchmarkRun(
+          'n1',
+          `${boot}-old`,
+          1,
+          reportOf('n1', { '4.1.1': 'FAIL' }, { startedAt: new Date(Date.UTC(2026, 10, 1, round, 0)).toISOString() }),
+          1,
+        ),
+        b.recordBenchmarkRun(
+          'n1',
+          `${boot}-new`,
+          1,
+          reportOf('n1', { '4.1.1': 'PASS' }, { startedAt: new Date(Date.UTC(2026, 10, 1, round, 30)).toISOString() }),
+          1,
+        ),
       ]);
       t.equal((await a.nodeReport('n1'))?.checks[0]?.status, 'PASS', `round ${round}`);
     }
@@ -751,13 +1306,19 @@ function replicas(t: Test, server: TestPostgres): void {
       () => undefined,
       (e: unknown) => e,
     )) as Error | undefined;
-    t.match(err?.message, /^VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at postgresql:\/\/verdict:\*\*\*@127\.0\.0\.1:\d+\/verdict: .*; check --db/);
+    t.match(
+      err?.message,
+      /^VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at postgresql:\/\/verdict:\*\*\*@127\.0\.0\.1:\d+\/verdict: .*; check --db/,
+    );
     t.notMatch(err?.message, /secret/);
   });
 }
 
 /** The rows an SQLite store keeps from these batches, each stored once, then compacted when `compact` is given. */
-async function reference(batches: { node: string; bootId: string; seq: number; flows: FlowRecord[] }[], compact?: [number, number]): Promise<FlowBucketRow[]> {
+async function reference(
+  batches: { node: string; bootId: string; seq: number; flows: FlowRecord[] }[],
+  compact?: [number, number],
+): Promise<FlowBucketRow[]> {
   const s = await openStore('sqlite::memory:');
   try {
     for (const b of batches) await s.recordFlowBatch(b.node, b.bootId, b.seq, b.flows, 1);
@@ -771,9 +1332,19 @@ async function reference(batches: { node: string; bootId: string; seq: number; f
 /** A batch of several keys over several minutes, one key twice, in an order of its own. */
 function batchFor(seq: number, minutes: number): FlowRecord[] {
   const flows = Array.from({ length: 12 }, (_, i) =>
-    flow({ destinationPort: 8000 + (i % 6), connections: seq, packets: seq * 10 + i, bytes: seq * 100 + i, startMs: T0 + ((seq + i) % minutes) * 60_000 + seq, endMs: T0 + ((seq + i) % minutes) * 60_000 + seq + 500 }),
+    flow({
+      destinationPort: 8000 + (i % 6),
+      connections: seq,
+      packets: seq * 10 + i,
+      bytes: seq * 100 + i,
+      startMs: T0 + ((seq + i) % minutes) * 60_000 + seq,
+      endMs: T0 + ((seq + i) % minutes) * 60_000 + seq + 500,
+    }),
   );
-  flows.push(flow({ connections: 1, startMs: T0 + 1, endMs: T0 + 2 }), flow({ connections: 2, startMs: T0 + 3, endMs: T0 + 4 }));
+  flows.push(
+    flow({ connections: 1, startMs: T0 + 1, endMs: T0 + 2 }),
+    flow({ connections: 2, startMs: T0 + 3, endMs: T0 + 4 }),
+  );
   return flows.sort(() => Math.random() - 0.5);
 }
 
@@ -786,7 +1357,12 @@ function flowReplicas(t: Test, server: TestPostgres): void {
     const [a, b] = await Promise.all([openStore(db), openStore(db)]);
     t.teardown(() => Promise.all([a.close(), b.close()]));
     if (withHello) await a.recordHello(hello('n1'), 0);
-    const batches = Array.from({ length: 40 }, (_, i) => ({ node: 'n1', bootId: 'b1', seq: i + 1, flows: batchFor(i + 1, 5) }));
+    const batches = Array.from({ length: 40 }, (_, i) => ({
+      node: 'n1',
+      bootId: 'b1',
+      seq: i + 1,
+      flows: batchFor(i + 1, 5),
+    }));
     const inOrder = async (store: Store) => {
       const duplicates: boolean[] = [];
       for (const m of batches) {
@@ -803,7 +1379,9 @@ function flowReplicas(t: Test, server: TestPostgres): void {
     );
     t.strictSame(await allFlows(a), await reference(batches), 'the rows of every batch stored once, exactly');
     t.same(await b.recordHello(hello('n1'), 100), { lastStoredSeq: 40 });
-    t.comment(`replica A stored ${fromA.filter((d) => !d).length} of ${batches.length}, replica B ${fromB.filter((d) => !d).length}`);
+    t.comment(
+      `replica A stored ${fromA.filter((d) => !d).length} of ${batches.length}, replica B ${fromB.filter((d) => !d).length}`,
+    );
   };
   t.test('two replicas storing the same flow batches at once store each exactly once', (t) => race(t, true));
   t.test('…even for a node with no row yet (no Hello stored)', (t) => race(t, false));
@@ -814,10 +1392,16 @@ function flowReplicas(t: Test, server: TestPostgres): void {
     t.teardown(() => Promise.all([a.close(), b.close()]));
     // Four boots (a node rebooting while older streams drain), two on each replica.
     const boots = ['bA', 'bB', 'bC', 'bD'];
-    const batches = (bootId: string) => Array.from({ length: 30 }, (_, i) => ({ node: 'n1', bootId, seq: i + 1, flows: batchFor(i + 1, 2) }));
+    const batches = (bootId: string) =>
+      Array.from({ length: 30 }, (_, i) => ({ node: 'n1', bootId, seq: i + 1, flows: batchFor(i + 1, 2) }));
     const sent = boots.map(batches);
-    const send = async (store: Store, mine: typeof sent[number]) => {
-      for (const m of mine) t.same(await store.recordFlowBatch(m.node, m.bootId, m.seq, m.flows, m.seq), { duplicate: false }, `${m.bootId} seq ${m.seq}`);
+    const send = async (store: Store, mine: (typeof sent)[number]) => {
+      for (const m of mine)
+        t.same(
+          await store.recordFlowBatch(m.node, m.bootId, m.seq, m.flows, m.seq),
+          { duplicate: false },
+          `${m.bootId} seq ${m.seq}`,
+        );
     };
     await Promise.all(sent.map((mine, i) => send(i % 2 ? b : a, mine)));
     t.strictSame(await allFlows(a), await reference(sent.flat()));
@@ -829,7 +1413,12 @@ function flowReplicas(t: Test, server: TestPostgres): void {
     t.teardown(() => Promise.all([a.close(), b.close(), c.close(), d.close()]));
     await a.recordHello(hello('n1'), 0);
     // 90 minutes from T0: flows into the first hour, and into the second.
-    const batches = Array.from({ length: 60 }, (_, i) => ({ node: 'n1', bootId: 'b1', seq: i + 1, flows: batchFor(i + 1, 90) }));
+    const batches = Array.from({ length: 60 }, (_, i) => ({
+      node: 'n1',
+      bootId: 'b1',
+      seq: i + 1,
+      flows: batchFor(i + 1, 90),
+    }));
     let storing = true;
     let compactions = 0;
     const compactor = async (store: Store) => {
@@ -851,7 +1440,11 @@ function flowReplicas(t: Test, server: TestPostgres): void {
     await compacting;
     await c.compactFlows(T0 + 2 * HOUR_BUCKET_MS, 0);
     t.ok(compactions > 1, `${compactions} compactions ran while batches were stored`);
-    t.strictSame(await allFlows(a), await reference(batches, [T0 + 2 * HOUR_BUCKET_MS, 0]), 'the same hour rows as storing every batch once, then compacting');
+    t.strictSame(
+      await allFlows(a),
+      await reference(batches, [T0 + 2 * HOUR_BUCKET_MS, 0]),
+      'the same hour rows as storing every batch once, then compacting',
+    );
   });
 }
 
@@ -864,7 +1457,8 @@ function reportReplicas(t: Test, server: TestPostgres): void {
     const stores = await Promise.all([openStore(db), openStore(db), openStore(db)]);
     t.teardown(() => Promise.all(stores.map((s) => s.close())));
     const ids = Array.from({ length: 60 }, (_, i) => `run-${String(i).padStart(2, '0')}`);
-    for (const [i, id] of ids.entries()) t.equal(await stores[0]!.createReportRun(reportRunOf(id, { notBeforeMs: i % 5 }, i)), true);
+    for (const [i, id] of ids.entries())
+      t.equal(await stores[0]!.createReportRun(reportRunOf(id, { notBeforeMs: i % 5 }, i)), true);
     // Two workers per replica, as a worker pool would run: read what is due, claim it, move on.
     const worker = async (store: Store, name: string) => {
       const claimed: string[] = [];
@@ -874,21 +1468,50 @@ function reportReplicas(t: Test, server: TestPostgres): void {
         if (due.length === 0) return { claimed, lost };
         for (const run of due) {
           await sleep();
-          if (await store.transitionReportRun(run.id, 'queued', { status: 'running', attempts: run.attempts + 1, startedMs: 100, error: name })) claimed.push(run.id);
+          if (
+            await store.transitionReportRun(run.id, 'queued', {
+              status: 'running',
+              attempts: run.attempts + 1,
+              startedMs: 100,
+              error: name,
+            })
+          )
+            claimed.push(run.id);
           else lost++;
         }
       }
     };
-    const results = await Promise.all(stores.flatMap((s, i) => [worker(s, `replica-${i}-a`), worker(s, `replica-${i}-b`)]));
+    const results = await Promise.all(
+      stores.flatMap((s, i) => [worker(s, `replica-${i}-a`), worker(s, `replica-${i}-b`)]),
+    );
     const all = results.flatMap((r) => r.claimed);
     t.strictSame([...all].sort(), ids, 'every run claimed, none twice');
-    t.ok(results.reduce((n, r) => n + r.lost, 0) > 0, 'workers did see the same due runs and lose claims to each other');
-    const rows = await query<{ status: string; attempts: number; n: number }>(db, 'SELECT status, attempts, count(*)::int AS n FROM report_runs GROUP BY status, attempts');
+    t.ok(
+      results.reduce((n, r) => n + r.lost, 0) > 0,
+      'workers did see the same due runs and lose claims to each other',
+    );
+    const rows = await query<{ status: string; attempts: number; n: number }>(
+      db,
+      'SELECT status, attempts, count(*)::int AS n FROM report_runs GROUP BY status, attempts',
+    );
     t.strictSame(rows, [{ status: 'running', attempts: 1, n: ids.length }], 'each run moved once: one attempt each');
-    const owners = await query<{ id: string; error: string }>(db, 'SELECT id, error FROM report_runs ORDER BY id COLLATE "C"');
-    const claimedBy = new Map(results.flatMap((r, i) => r.claimed.map((id) => [id, `replica-${Math.floor(i / 2)}-${i % 2 ? 'b' : 'a'}`] as const)));
-    t.strictSame(owners, ids.map((id) => ({ id, error: claimedBy.get(id) })), 'and by the worker that was told it won');
-    t.comment(`claims per worker: ${results.map((r) => r.claimed.length).join(', ')}; lost claims: ${results.reduce((n, r) => n + r.lost, 0)}`);
+    const owners = await query<{ id: string; error: string }>(
+      db,
+      'SELECT id, error FROM report_runs ORDER BY id COLLATE "C"',
+    );
+    const claimedBy = new Map(
+      results.flatMap((r, i) =>
+        r.claimed.map((id) => [id, `replica-${Math.floor(i / 2)}-${i % 2 ? 'b' : 'a'}`] as const),
+      ),
+    );
+    t.strictSame(
+      owners,
+      ids.map((id) => ({ id, error: claimedBy.get(id) })),
+      'and by the worker that was told it won',
+    );
+    t.comment(
+      `claims per worker: ${results.map((r) => r.claimed.length).join(', ')}; lost claims: ${results.reduce((n, r) => n + r.lost, 0)}`,
+    );
   });
 
   t.test('replicas creating the same scheduled runs at once store each once', async (t) => {
@@ -905,7 +1528,11 @@ function reportReplicas(t: Test, server: TestPostgres): void {
       return created;
     };
     const [fromA, fromB] = await Promise.all([create(a, 'a'), create(b, 'b')]);
-    t.same(days.filter((i) => fromA[i] === fromB[i]), [], 'for every interval exactly one replica created it');
+    t.same(
+      days.filter((i) => fromA[i] === fromB[i]),
+      [],
+      'for every interval exactly one replica created it',
+    );
     t.equal((await a.reportRuns('weekly-cis', -1)).length, days.length);
     t.equal(await b.lastScheduledIntervalEnd('weekly-cis'), T0 + days.length * DAY_MS);
   });
@@ -927,7 +1554,11 @@ function reportReplicas(t: Test, server: TestPostgres): void {
       return stored;
     };
     const counts = await Promise.all([send(a), send(b), send(a), send(b)]);
-    t.equal(counts.reduce((x, y) => x + y, 0), events.length, 'the new counts add up to the events, each counted by one replica');
+    t.equal(
+      counts.reduce((x, y) => x + y, 0),
+      events.length,
+      'the new counts add up to the events, each counted by one replica',
+    );
     t.strictSame(await b.auditEvents(0, Number.MAX_SAFE_INTEGER), events);
     t.comment(`new per sender: ${counts.join(', ')}`);
   });

@@ -25,7 +25,17 @@ spec:
   reportType: cis-benchmark
 `;
 
-const HELLO = { role: 'worker' as const, labels: {}, kubeletVersion: 'v1.32.1', kubernetesVersion: '', osImage: '', kernelVersion: '', architecture: '', agentVersion: '0.1.0', bootId: 'b' };
+const HELLO = {
+  role: 'worker' as const,
+  labels: {},
+  kubeletVersion: 'v1.32.1',
+  kubernetesVersion: '',
+  osImage: '',
+  kernelVersion: '',
+  architecture: '',
+  agentVersion: '0.1.0',
+  bootId: 'b',
+};
 
 function reportsDir(t: Test): string {
   const dir = join(tempDir(t), 'reports');
@@ -34,8 +44,17 @@ function reportsDir(t: Test): string {
   return dir;
 }
 
-async function call(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+async function call(
+  port: number,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
   const text = await res.text();
   return { status: res.status, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
@@ -43,55 +62,85 @@ async function call(port: number, method: string, path: string, body?: unknown):
 // A shared server ($VERDICT_TEST_POSTGRES_URL) is not ours to stop.
 const sharedPostgres = process.env.VERDICT_TEST_POSTGRES_URL !== undefined;
 
-t.test('with PostgreSQL stopped, every API route answers 503 VERDICT_STORE_UNAVAILABLE and /readyz is not ready; when it starts again the 200s return', { skip: sharedPostgres && 'VERDICT_TEST_POSTGRES_URL names a shared server, and this test would have to stop it' }, async (t) => {
-  const postgres = await testPostgres(t);
-  const server = postgres.server;
-  if (!server) throw new Error('the throwaway PostgreSQL cluster has no server handle');
-  const agg = await startTestAggregator(t, { db: await postgres.freshSchema(), reportsDir: reportsDir(t) });
-  await agg.store.recordHello({ name: 'n1', ...HELLO }, Date.now());
-  await agg.store.recordBenchmarkRun('n1', 'b', 1, reportOf('n1', { '4.1.1': 'PASS' }), Date.now());
-  await agg.store.recordFlowBatch('n1', 'b', 2, [flow({ startMs: Date.now() - 60_000, endMs: Date.now() - 59_000 })], Date.now());
-  const day = 86_400_000;
-  const interval = { start: new Date(Date.now() - 2 * day).toISOString(), end: new Date(Date.now() - day).toISOString() };
-  const created = await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval);
-  t.equal(created.status, 202);
-  const runId = created.json.id as string;
+t.test(
+  'with PostgreSQL stopped, every API route answers 503 VERDICT_STORE_UNAVAILABLE and /readyz is not ready; when it starts again the 200s return',
+  { skip: sharedPostgres && 'VERDICT_TEST_POSTGRES_URL names a shared server, and this test would have to stop it' },
+  async (t) => {
+    const postgres = await testPostgres(t);
+    const server = postgres.server;
+    if (!server) throw new Error('the throwaway PostgreSQL cluster has no server handle');
+    const agg = await startTestAggregator(t, { db: await postgres.freshSchema(), reportsDir: reportsDir(t) });
+    await agg.store.recordHello({ name: 'n1', ...HELLO }, Date.now());
+    await agg.store.recordBenchmarkRun('n1', 'b', 1, reportOf('n1', { '4.1.1': 'PASS' }), Date.now());
+    await agg.store.recordFlowBatch(
+      'n1',
+      'b',
+      2,
+      [flow({ startMs: Date.now() - 60_000, endMs: Date.now() - 59_000 })],
+      Date.now(),
+    );
+    const day = 86_400_000;
+    const interval = {
+      start: new Date(Date.now() - 2 * day).toISOString(),
+      end: new Date(Date.now() - day).toISOString(),
+    };
+    const created = await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval);
+    t.equal(created.status, 202);
+    const runId = created.json.id as string;
 
-  const routes: [string, string, unknown?][] = [
-    ['GET', '/api/v1/nodes'],
-    ['GET', '/api/v1/nodes/n1/cis'],
-    ['GET', '/api/v1/cis/summary'],
-    ['GET', '/api/v1/flows'],
-    ['GET', '/api/v1/network-access'],
-    ['GET', '/api/v1/reports'],
-    ['GET', '/api/v1/reports/daily-cis/runs'],
-    ['GET', `/api/v1/reports/daily-cis/runs/${runId}`],
-    ['GET', '/api/v1/tamper-alerts'],
-    ['POST', '/api/v1/reports/daily-cis/runs', interval],
-  ];
-  for (const [method, path, body] of routes) t.equal((await call(agg.httpPort, method, path, body)).status, method === 'POST' ? 202 : 200, `${method} ${path} before the outage`);
+    const routes: [string, string, unknown?][] = [
+      ['GET', '/api/v1/nodes'],
+      ['GET', '/api/v1/nodes/n1/cis'],
+      ['GET', '/api/v1/cis/summary'],
+      ['GET', '/api/v1/flows'],
+      ['GET', '/api/v1/network-access'],
+      ['GET', '/api/v1/reports'],
+      ['GET', '/api/v1/reports/daily-cis/runs'],
+      ['GET', `/api/v1/reports/daily-cis/runs/${runId}`],
+      ['GET', '/api/v1/tamper-alerts'],
+      ['POST', '/api/v1/reports/daily-cis/runs', interval],
+    ];
+    for (const [method, path, body] of routes)
+      t.equal(
+        (await call(agg.httpPort, method, path, body)).status,
+        method === 'POST' ? 202 : 200,
+        `${method} ${path} before the outage`,
+      );
 
-  await server.stop();
-  for (const [method, path, body] of routes) {
-    const r = await call(agg.httpPort, method, path, body);
-    t.equal(r.status, 503, `${method} ${path} during the outage`);
-    t.match(r.json, { error: 'VERDICT_STORE_UNAVAILABLE', message: /^the postgres store cannot answer now \(.+\); retry when \/readyz answers 200$/ }, `${method} ${path} says why`);
-  }
-  const ready = await call(agg.httpPort, 'GET', '/readyz');
-  t.equal(ready.status, 503, '/readyz is not ready');
-  t.equal(ready.json.error, 'VERDICT_STORE_UNAVAILABLE');
-  t.equal((await call(agg.httpPort, 'GET', '/healthz')).status, 200, 'the process itself stays live');
-  // /metrics still answers, without the store-read CIS series, so the outage itself can be seen in Prometheus.
-  const scrape = await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`);
-  const text = await scrape.text();
-  t.equal(scrape.status, 200, '/metrics answers during the outage');
-  t.match(text, /verdict_ingest_store_failures_total \d+/);
-  t.notMatch(text, /verdict_cis_node_score_ratio\{/, 'no stale CIS scores');
+    await server.stop();
+    for (const [method, path, body] of routes) {
+      const r = await call(agg.httpPort, method, path, body);
+      t.equal(r.status, 503, `${method} ${path} during the outage`);
+      t.match(
+        r.json,
+        {
+          error: 'VERDICT_STORE_UNAVAILABLE',
+          message: /^the postgres store cannot answer now \(.+\); retry when \/readyz answers 200$/,
+        },
+        `${method} ${path} says why`,
+      );
+    }
+    const ready = await call(agg.httpPort, 'GET', '/readyz');
+    t.equal(ready.status, 503, '/readyz is not ready');
+    t.equal(ready.json.error, 'VERDICT_STORE_UNAVAILABLE');
+    t.equal((await call(agg.httpPort, 'GET', '/healthz')).status, 200, 'the process itself stays live');
+    // /metrics still answers, without the store-read CIS series, so the outage itself can be seen in Prometheus.
+    const scrape = await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`);
+    const text = await scrape.text();
+    t.equal(scrape.status, 200, '/metrics answers during the outage');
+    t.match(text, /verdict_ingest_store_failures_total \d+/);
+    t.notMatch(text, /verdict_cis_node_score_ratio\{/, 'no stale CIS scores');
 
-  await server.start();
-  await until(async () => (await call(agg.httpPort, 'GET', '/readyz')).status === 200, '/readyz to answer 200 again');
-  for (const [method, path, body] of routes) t.equal((await call(agg.httpPort, method, path, body)).status, method === 'POST' ? 202 : 200, `${method} ${path} after the outage`);
-});
+    await server.start();
+    await until(async () => (await call(agg.httpPort, 'GET', '/readyz')).status === 200, '/readyz to answer 200 again');
+    for (const [method, path, body] of routes)
+      t.equal(
+        (await call(agg.httpPort, method, path, body)).status,
+        method === 'POST' ? 202 : 200,
+        `${method} ${path} after the outage`,
+      );
+  },
+);
 
 /**
  * A volume that can run out of space under the SQLite file. As root (where
@@ -99,7 +148,12 @@ t.test('with PostgreSQL stopped, every API route answers 503 VERDICT_STORE_UNAVA
  * otherwise the database's own page limit (PRAGMA max_page_count, after a VACUUM
  * empties the free list), which makes SQLite fail with the same SQLITE_FULL.
  */
-function fullableVolume(t: Test): { dir: string; how: 'tmpfs' | 'max_page_count'; fill(agg: RunningAggregator): void; free(agg: RunningAggregator): void } {
+function fullableVolume(t: Test): {
+  dir: string;
+  how: 'tmpfs' | 'max_page_count';
+  fill(agg: RunningAggregator): void;
+  free(agg: RunningAggregator): void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-full-'));
   let how: 'tmpfs' | 'max_page_count' = 'tmpfs';
   try {
@@ -156,9 +210,19 @@ const auditBatch = (id: string) => {
         stage: 'ResponseComplete',
         verb: 'update',
         user: { username: 'alice@example.com' },
-        objectRef: { resource: 'networkpolicies', namespace: 'shop', name: 'allow-web', apiGroup: 'networking.k8s.io', apiVersion: 'v1' },
+        objectRef: {
+          resource: 'networkpolicies',
+          namespace: 'shop',
+          name: 'allow-web',
+          apiGroup: 'networking.k8s.io',
+          apiVersion: 'v1',
+        },
         responseStatus: { code: 200 },
-        requestObject: { kind: 'NetworkPolicy', metadata: { annotations: { note: 'x'.repeat(16_384) } }, spec: { podSelector: {} } },
+        requestObject: {
+          kind: 'NetworkPolicy',
+          metadata: { annotations: { note: 'x'.repeat(16_384) } },
+          spec: { podSelector: {} },
+        },
         requestReceivedTimestamp: ts,
         stageTimestamp: ts,
       },
@@ -166,32 +230,56 @@ const auditBatch = (id: string) => {
   };
 };
 
-t.test('with the SQLite volume full, /readyz is not ready and writes answer 503; once space returns it is ready and writes succeed', async (t) => {
-  const volume = fullableVolume(t);
-  t.comment(`full disk made with: ${volume.how}`);
-  const agg = await startAggregator(
-    { ...AGGREGATOR_DEFAULTS, httpAddress: '127.0.0.1:0', grpcAddress: '127.0.0.1:0', db: `sqlite:${join(volume.dir, 'verdict.db')}`, logLevel: 'silent', reportsDir: reportsDir(t) },
-    pino({ level: 'silent' }),
-  );
-  // Before the volume's teardown: an open database would keep a tmpfs busy.
-  t.teardown(() => agg.close());
-  const day = 86_400_000;
-  const interval = (n: number) => ({ start: new Date(Date.now() - (n + 1) * day).toISOString(), end: new Date(Date.now() - n * day).toISOString() });
-  t.same((await call(agg.httpPort, 'GET', '/readyz')).json, { status: 'ready', store: 'sqlite' });
-  t.equal((await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval(1))).status, 202);
+t.test(
+  'with the SQLite volume full, /readyz is not ready and writes answer 503; once space returns it is ready and writes succeed',
+  async (t) => {
+    const volume = fullableVolume(t);
+    t.comment(`full disk made with: ${volume.how}`);
+    const agg = await startAggregator(
+      {
+        ...AGGREGATOR_DEFAULTS,
+        httpAddress: '127.0.0.1:0',
+        grpcAddress: '127.0.0.1:0',
+        db: `sqlite:${join(volume.dir, 'verdict.db')}`,
+        logLevel: 'silent',
+        reportsDir: reportsDir(t),
+      },
+      pino({ level: 'silent' }),
+    );
+    // Before the volume's teardown: an open database would keep a tmpfs busy.
+    t.teardown(() => agg.close());
+    const day = 86_400_000;
+    const interval = (n: number) => ({
+      start: new Date(Date.now() - (n + 1) * day).toISOString(),
+      end: new Date(Date.now() - n * day).toISOString(),
+    });
+    t.same((await call(agg.httpPort, 'GET', '/readyz')).json, { status: 'ready', store: 'sqlite' });
+    t.equal((await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval(1))).status, 202);
 
-  volume.fill(agg);
-  const notReady = await call(agg.httpPort, 'GET', '/readyz');
-  t.equal(notReady.status, 503, '/readyz is not ready on a full disk');
-  t.match(notReady.json, { error: 'VERDICT_STORE_UNAVAILABLE', message: /cannot write: SQLITE_FULL: database or disk is full; free space on the volume holding the --db file/ });
-  const write = await call(agg.httpPort, 'POST', '/api/v1/audit/webhook', auditBatch('a1'));
-  t.equal(write.status, 503, 'a write is an outage, not an internal error');
-  t.match(write.json, { error: 'VERDICT_STORE_UNAVAILABLE', message: /SQLITE_FULL/ });
-  t.equal((await call(agg.httpPort, 'GET', '/api/v1/reports/daily-cis/runs')).status, 200, 'reads still work');
-  t.equal((await call(agg.httpPort, 'GET', '/readyz')).status, 503, 'still not ready after the failed write');
+    volume.fill(agg);
+    const notReady = await call(agg.httpPort, 'GET', '/readyz');
+    t.equal(notReady.status, 503, '/readyz is not ready on a full disk');
+    t.match(notReady.json, {
+      error: 'VERDICT_STORE_UNAVAILABLE',
+      message: /cannot write: SQLITE_FULL: database or disk is full; free space on the volume holding the --db file/,
+    });
+    const write = await call(agg.httpPort, 'POST', '/api/v1/audit/webhook', auditBatch('a1'));
+    t.equal(write.status, 503, 'a write is an outage, not an internal error');
+    t.match(write.json, { error: 'VERDICT_STORE_UNAVAILABLE', message: /SQLITE_FULL/ });
+    t.equal((await call(agg.httpPort, 'GET', '/api/v1/reports/daily-cis/runs')).status, 200, 'reads still work');
+    t.equal((await call(agg.httpPort, 'GET', '/readyz')).status, 503, 'still not ready after the failed write');
 
-  volume.free(agg);
-  t.same((await call(agg.httpPort, 'GET', '/readyz')).json, { status: 'ready', store: 'sqlite' }, 'ready again once space returns');
-  t.equal((await call(agg.httpPort, 'POST', '/api/v1/audit/webhook', auditBatch('a1'))).status, 200, 'writes succeed again');
-  t.equal((await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval(2))).status, 202);
-});
+    volume.free(agg);
+    t.same(
+      (await call(agg.httpPort, 'GET', '/readyz')).json,
+      { status: 'ready', store: 'sqlite' },
+      'ready again once space returns',
+    );
+    t.equal(
+      (await call(agg.httpPort, 'POST', '/api/v1/audit/webhook', auditBatch('a1'))).status,
+      200,
+      'writes succeed again',
+    );
+    t.equal((await call(agg.httpPort, 'POST', '/api/v1/reports/daily-cis/runs', interval(2))).status, 202);
+  },
+);

@@ -11,8 +11,10 @@ import { tempDir } from '../fixtures/tmp.js';
 
 const SCRIPT = join(packageRoot(), '.ci', 'count-tap.mjs');
 
-const file = (name: string, body: string, result = 'ok 1') => `# Subtest: ${name}\n${body}    1..9\n${result} - ${name} # time=12.5ms\n\n`;
-const passing = (n: number, name: string) => `    # Subtest: ${name}\n        ok 1 - should be equal\n        1..1\n    ok ${n} - ${name} # time=4.3ms\n    \n`;
+const file = (name: string, body: string, result = 'ok 1') =>
+  `# Subtest: ${name}\n${body}    1..9\n${result} - ${name} # time=12.5ms\n\n`;
+const passing = (n: number, name: string) =>
+  `    # Subtest: ${name}\n        ok 1 - should be equal\n        1..1\n    ok ${n} - ${name} # time=4.3ms\n    \n`;
 
 const MIXED = `TAP version 14\n1..2\n${file(
   'test/a.test.ts',
@@ -36,13 +38,26 @@ function count(t: Test, runs: string[], args: string[] = [], ci = '') {
     writeFileSync(f, text);
     return f;
   });
-  const r = spawnSync(process.execPath, [SCRIPT, ...args, ...files], { encoding: 'utf8', env: { ...process.env, CI: ci } });
+  const r = spawnSync(process.execPath, [SCRIPT, ...args, ...files], {
+    encoding: 'utf8',
+    env: { ...process.env, CI: ci },
+  });
   return { line: r.stdout.trim(), status: r.status, stderr: r.stderr };
 }
 
 const cases: [string, string[], string, number][] = [
-  ['a skip, a skip inside a test and a skipped subtest deeper down count as skipped, never as passed', [MIXED], '2 passed, 1 failed, 3 skipped', 1],
-  ['a file that fails without a failing test inside counts as one failure', [CRASH], '1 passed, 1 failed, 0 skipped', 1],
+  [
+    'a skip, a skip inside a test and a skipped subtest deeper down count as skipped, never as passed',
+    [MIXED],
+    '2 passed, 1 failed, 3 skipped',
+    1,
+  ],
+  [
+    'a file that fails without a failing test inside counts as one failure',
+    [CRASH],
+    '1 passed, 1 failed, 0 skipped',
+    1,
+  ],
   ['a file skipped whole counts as one skip', [WHOLE_FILE_SKIP], '1 passed, 0 failed, 1 skipped', 0],
   ["a later run's result for a file replaces the earlier one", [HIDDEN, RERUN], '3 passed, 0 failed, 0 skipped', 0],
 ];

@@ -55,5 +55,8 @@ t.test('values that are not formulas, negative numbers included, are written as 
 });
 
 t.test('toCsv writes the header and rows with CRLF line ends, every cell defused', async (t) => {
-  t.equal(toCsv(['name', 'labels', 'delta'], [['web', ['app=web', '=cmd'], -3]]), "name,labels,delta\r\nweb,app=web;'=cmd,-3\r\n");
+  t.equal(
+    toCsv(['name', 'labels', 'delta'], [['web', ['app=web', '=cmd'], -3]]),
+    "name,labels,delta\r\nweb,app=web;'=cmd,-3\r\n",
+  );
 });

@@ -14,7 +14,11 @@ const doc = readFileSync(join(root, 'docs', 'DESIGN.md'), 'utf8');
 const source = (p: string) => readFileSync(join(root, p), 'utf8');
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
-const slug = (heading: string) => heading.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-');
+const slug = (heading: string) =>
+  heading
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, '')
+    .replace(/ /g, '-');
 const headings = [...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) => m[1] as string);
 
 /** Every file in the repository that may cite the design (sources, manifests, docs), not dependencies or output. */
@@ -49,7 +53,11 @@ t.test('the contents links lead to headings', async (t) => {
 });
 
 t.test('every repository path it names exists', async (t) => {
-  const paths = new Set([...doc.matchAll(/`((?:agent|aggregator|common|proto|manifests|test|examples|docs|bench)\/[^`\s]*)`/g)].map((m) => m[1] as string));
+  const paths = new Set(
+    [...doc.matchAll(/`((?:agent|aggregator|common|proto|manifests|test|examples|docs|bench)\/[^`\s]*)`/g)].map(
+      (m) => m[1] as string,
+    ),
+  );
   t.ok(paths.size > 10, `found the paths (${paths.size})`);
   for (const p of paths) {
     if (/[<*]/.test(p)) continue; // a pattern, not a path
@@ -58,17 +66,27 @@ t.test('every repository path it names exists', async (t) => {
 });
 
 t.test('every flag it names is one the agent or the aggregator parses', async (t) => {
-  const optionNames = (text: string) => [...text.matchAll(/'?([a-z][a-z-]*)'?: \{ type: '(?:string|boolean)'/g)].map((m) => m[1] as string);
-  const parsed = new Set([...Object.keys(SCAN_OPTIONS), ...optionNames(source('agent/run.ts')), ...optionNames(source('agent/cli.ts')), ...optionNames(source('aggregator/config.ts'))]);
+  const optionNames = (text: string) =>
+    [...text.matchAll(/'?([a-z][a-z-]*)'?: \{ type: '(?:string|boolean)'/g)].map((m) => m[1] as string);
+  const parsed = new Set([
+    ...Object.keys(SCAN_OPTIONS),
+    ...optionNames(source('agent/run.ts')),
+    ...optionNames(source('agent/cli.ts')),
+    ...optionNames(source('aggregator/config.ts')),
+  ]);
   // The kubelet's own flags, named where the document says how the agent resolves its settings.
   const kubelet = new Set(['config', 'config-dir', 'read-only-port']);
-  const named = new Set([...doc.matchAll(/`--([a-z][a-z-]+)/g)].map((m) => m[1] as string).filter((f) => !kubelet.has(f)));
+  const named = new Set(
+    [...doc.matchAll(/`--([a-z][a-z-]+)/g)].map((m) => m[1] as string).filter((f) => !kubelet.has(f)),
+  );
   t.ok(named.size > 10, `found the flags (${named.size})`);
   for (const f of named) t.ok(parsed.has(f), `--${f} is parsed`);
 });
 
 t.test('the wire contract lists every Reject code the aggregator sends', async (t) => {
-  const codes = new Set([...source('aggregator/ingest/server.ts').matchAll(/'(VERDICT_INGEST_[A-Z_]+)'/g)].map((m) => m[1] as string));
+  const codes = new Set(
+    [...source('aggregator/ingest/server.ts').matchAll(/'(VERDICT_INGEST_[A-Z_]+)'/g)].map((m) => m[1] as string),
+  );
   t.ok(codes.size >= 5);
   const wire = doc.slice(doc.indexOf('## Wire contract'), doc.indexOf('## Storage'));
   for (const c of codes) t.match(wire, c, `${c} is in "Wire contract"`);

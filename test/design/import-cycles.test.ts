@@ -55,7 +55,9 @@ function specifiers(fileName: string, text: string): string[] {
 /** A relative specifier resolved to a source file in the set, the way NodeNext maps './x.js' to './x.ts'. */
 function resolve(from: string, spec: string, files: Set<string>): string | undefined {
   if (!spec.startsWith('.')) return undefined;
-  const base = relative(root, join(root, dirname(from), spec)).split(sep).join('/');
+  const base = relative(root, join(root, dirname(from), spec))
+    .split(sep)
+    .join('/');
   const candidates = [base.replace(/\.js$/, '.ts'), base, `${base}.ts`, `${base}/index.ts`];
   return candidates.find((c) => files.has(c));
 }
@@ -143,7 +145,7 @@ t.test('the reader sees every kind of import, type-only and dynamic included', a
     "type F = import('./f.js').F;",
     "const g = await import('./g.js');",
     "// import { h } from './h.js';",
-    "const s = \"import { i } from './i.js'\";",
+    'const s = "import { i } from \'./i.js\'";',
   ].join('\n');
   t.same(specifiers('x.ts', text), ['./a.js', './b.js', './c.js', './d.js', './e.js', './f.js', './g.js']);
 });
@@ -157,7 +159,16 @@ t.test('a cycle is found whatever its length, and a chain is not a cycle', async
     ['e', ['e']],
   ]);
   t.same(cycles(g), [['a', 'b', 'c'], ['e']]);
-  t.same(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', []]])), []);
+  t.same(
+    cycles(
+      new Map([
+        ['a', ['b']],
+        ['b', ['c']],
+        ['c', []],
+      ]),
+    ),
+    [],
+  );
 });
 
 t.test('no module imports itself, directly or through others (type-only imports included)', async (t) => {
@@ -167,8 +178,12 @@ t.test('no module imports itself, directly or through others (type-only imports 
   const found = cycles(graph);
   for (const component of found) {
     const members = new Set(component);
-    const edges = component.flatMap((from) => (graph.get(from) ?? []).filter((to) => members.has(to)).map((to) => `${from} → ${to}`));
-    t.fail(`import cycle: ${loopThrough(component, graph).join(' → ')}; its ${component.length} modules import each other by ${edges.join(', ')}`);
+    const edges = component.flatMap((from) =>
+      (graph.get(from) ?? []).filter((to) => members.has(to)).map((to) => `${from} → ${to}`),
+    );
+    t.fail(
+      `import cycle: ${loopThrough(component, graph).join(' → ')}; its ${component.length} modules import each other by ${edges.join(', ')}`,
+    );
   }
   t.equal(found.length, 0, 'the source has no import cycles');
 });

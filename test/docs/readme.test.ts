@@ -47,13 +47,17 @@ t.test('every metric in /metrics is in the README table, and every metric in the
   // The gauges read the store only when scraped; none is scraped here.
   const metrics = new AggregatorMetrics(undefined as unknown as ConstructorParameters<typeof AggregatorMetrics>[0]);
   metrics.trackReports(() => [], 0);
-  const registered = metrics.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name).filter((n) => n.startsWith('verdict_') && !n.startsWith('verdict_aggregator_'));
+  const registered = metrics.registry
+    .getMetricsAsArray()
+    .map((m) => (m as unknown as { name: string }).name)
+    .filter((n) => n.startsWith('verdict_') && !n.startsWith('verdict_aggregator_'));
   const documented = [...readme.matchAll(/^\| `(verdict_[a-z_]+)` \|/gm)].map((m) => m[1] as string);
   t.same([...new Set(documented)].sort(), [...new Set(registered)].sort());
 });
 
 t.test('every label value a counter exports by itself is named in the README table', async (t) => {
-  // Node and report values come from the cluster; every other label has a fixed set, exported at 0 from the first scrape.
+  // Node and report values come from the cluster; every other label has a fixed set, exported at 0 from the first
+  // scrape.
   const metrics = new AggregatorMetrics(undefined as unknown as ConstructorParameters<typeof AggregatorMetrics>[0]);
   metrics.trackReports(() => [{ name: 'some-report', suspend: false }], 0);
   metrics.nodeSeen('some-node');
@@ -67,42 +71,62 @@ t.test('every label value a counter exports by itself is named in the README tab
       for (const [label, value] of Object.entries(labels)) {
         if (label === 'node' || label === 'report') continue;
         checked++;
-        t.match(table, `\`${String(value)}\``, `${name}{${label}="${String(value)}"} is named in the README's Metrics section`);
+        t.match(
+          table,
+          `\`${String(value)}\``,
+          `${name}{${label}="${String(value)}"} is named in the README's Metrics section`,
+        );
       }
     }
   }
   t.ok(checked > 20, `${checked} label values checked`);
 });
 
-t.test('every HTTP route the aggregator serves is in the README with its method and path, and every route the README lists is served', async (t) => {
-  const agg = await startTestAggregator(t);
-  const served = servedRoutes(agg.app.printRoutes({ commonPrefix: false }));
-  const documented = documentedRoutes(aggregatorSection);
-  t.ok(served.length > 10, `${served.length} routes served`);
-  t.ok(served.includes('POST /api/v1/audit/webhook') && served.includes('GET /api/v1/reports/:name/runs/:id'), 'the route tree was read, nested routes included');
-  t.ok(documented.includes('GET /readyz'), 'a second path in a row takes the method before it');
-  for (const r of served) t.ok(documented.includes(r), `${r} is in the README's route tables`);
-  for (const r of documented) t.ok(served.includes(r), `${r} (in the README) is served`);
-  t.equal(new Set(documented).size, documented.length, 'each route is listed once');
-});
+t.test(
+  'every HTTP route the aggregator serves is in the README with its method and path, and every route the README lists is served',
+  async (t) => {
+    const agg = await startTestAggregator(t);
+    const served = servedRoutes(agg.app.printRoutes({ commonPrefix: false }));
+    const documented = documentedRoutes(aggregatorSection);
+    t.ok(served.length > 10, `${served.length} routes served`);
+    t.ok(
+      served.includes('POST /api/v1/audit/webhook') && served.includes('GET /api/v1/reports/:name/runs/:id'),
+      'the route tree was read, nested routes included',
+    );
+    t.ok(documented.includes('GET /readyz'), 'a second path in a row takes the method before it');
+    for (const r of served) t.ok(documented.includes(r), `${r} is in the README's route tables`);
+    for (const r of documented) t.ok(served.includes(r), `${r} (in the README) is served`);
+    t.equal(new Set(documented).size, documented.length, 'each route is listed once');
+  },
+);
 
-t.test('the README lists exactly the ingest refusal reasons the aggregator counts; every Reject code is in the .proto', async (t) => {
-  const server = source('aggregator/ingest/server.ts');
-  const reasons = new Set([...server.matchAll(/(?:reason: |reject\(\w+, |refuse\()'([a-z_]+)'/g)].map((m) => m[1] as string));
-  reasons.add('malformed').add('oversized'); // from the undecodable path, by variable
-  const known: readonly string[] = INGEST_REJECT_REASONS;
-  for (const r of reasons) t.ok(known.includes(r), `reason ${r} is one of INGEST_REJECT_REASONS (exported at 0 from the first scrape)`);
-  const row = /`verdict_ingest_rejected_total` \| reason \| ([^\n]+)/.exec(readme)?.[1] ?? '';
-  const documented = [...row.matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as string);
-  t.same([...documented].sort(), [...known].sort(), 'the README row names every reason, and only those');
-  const codes = new Set([...server.matchAll(/'(VERDICT_INGEST_[A-Z_]+)'/g)].map((m) => m[1] as string));
-  const proto = source('proto/verdict/v1/agent.proto');
-  for (const c of codes) t.match(proto, c, `${c} in the .proto's contract`);
-  t.ok(codes.size >= 5);
-});
+t.test(
+  'the README lists exactly the ingest refusal reasons the aggregator counts; every Reject code is in the .proto',
+  async (t) => {
+    const server = source('aggregator/ingest/server.ts');
+    const reasons = new Set(
+      [...server.matchAll(/(?:reason: |reject\(\w+, |refuse\()'([a-z_]+)'/g)].map((m) => m[1] as string),
+    );
+    reasons.add('malformed').add('oversized'); // from the undecodable path, by variable
+    const known: readonly string[] = INGEST_REJECT_REASONS;
+    for (const r of reasons)
+      t.ok(known.includes(r), `reason ${r} is one of INGEST_REJECT_REASONS (exported at 0 from the first scrape)`);
+    const row = /`verdict_ingest_rejected_total` \| reason \| ([^\n]+)/.exec(readme)?.[1] ?? '';
+    const documented = [...row.matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as string);
+    t.same([...documented].sort(), [...known].sort(), 'the README row names every reason, and only those');
+    const codes = new Set([...server.matchAll(/'(VERDICT_INGEST_[A-Z_]+)'/g)].map((m) => m[1] as string));
+    const proto = source('proto/verdict/v1/agent.proto');
+    for (const c of codes) t.match(proto, c, `${c} in the .proto's contract`);
+    t.ok(codes.size >= 5);
+  },
+);
 
 t.test('every agent flag is in the README and every flag the README gives the agent is parsed', async (t) => {
-  const parsed = new Set([...Object.keys(SCAN_OPTIONS), ...optionNames(source('agent/run.ts')), ...optionNames(source('agent/cli.ts'))]);
+  const parsed = new Set([
+    ...Object.keys(SCAN_OPTIONS),
+    ...optionNames(source('agent/run.ts')),
+    ...optionNames(source('agent/cli.ts')),
+  ]);
   const section = /## Agent\n\n```\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
   t.ok(parsed.size > 10);
   const shown = new Set([...section.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1] as string));

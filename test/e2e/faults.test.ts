@@ -20,17 +20,25 @@ import { tempDir } from '../fixtures/tmp.js';
 const root = packageRoot();
 const AGENT = join(root, 'dist', 'agent', 'cli.js');
 const AGGREGATOR = join(root, 'dist', 'aggregator', 'cli.js');
-const BASE = JSON.parse(readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8').split('\n')[0] as string) as Record<string, unknown>;
+const BASE = JSON.parse(
+  readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8').split('\n')[0] as string,
+) as Record<string, unknown>;
 
 /** Calico lines (from the published-shape sample), each its own flow key, `connections` connections each. */
 function lines(from: number, to: number, connections = 1): string[] {
-  return Array.from({ length: to - from }, (_, k) => JSON.stringify({ ...BASE, dest_port: 1000 + from + k, num_flows: connections, num_flows_started: connections }));
+  return Array.from({ length: to - from }, (_, k) =>
+    JSON.stringify({ ...BASE, dest_port: 1000 + from + k, num_flows: connections, num_flows_started: connections }),
+  );
 }
 const feed = (file: string, ls: string[]) => appendFileSync(file, ls.join('\n') + '\n');
 
 async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(probe).catch(() => false))) {
+  while (
+    !(await Promise.resolve()
+      .then(probe)
+      .catch(() => false))
+  ) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -66,11 +74,36 @@ async function killHard(p: { child: ChildProcess; exited: () => boolean }): Prom
 }
 
 function agentArgs(grpcPort: number, nodeRoot: string, file: string, spool: string): string[] {
-  return [AGENT, 'run', '--aggregator', `127.0.0.1:${grpcPort}`, '--host-root', nodeRoot, '--node-name', 'fault-node', '--flows', `calico:${file}`, '--spool', spool, '--flow-window-ms', '300'];
+  return [
+    AGENT,
+    'run',
+    '--aggregator',
+    `127.0.0.1:${grpcPort}`,
+    '--host-root',
+    nodeRoot,
+    '--node-name',
+    'fault-node',
+    '--flows',
+    `calico:${file}`,
+    '--spool',
+    spool,
+    '--flow-window-ms',
+    '300',
+  ];
 }
 
 async function aggregatorProcess(t: Test, db: string, grpcPort: number, httpPort: number) {
-  const p = spawnTracked(t, [AGGREGATOR, '--db', db, '--grpc', `127.0.0.1:${grpcPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'warn']);
+  const p = spawnTracked(t, [
+    AGGREGATOR,
+    '--db',
+    db,
+    '--grpc',
+    `127.0.0.1:${grpcPort}`,
+    '--http',
+    `127.0.0.1:${httpPort}`,
+    '--log-level',
+    'warn',
+  ]);
   await until(async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, 'the aggregator answers');
   return p;
 }
@@ -84,131 +117,157 @@ function sqliteTotal(file: string): number {
   }
 }
 
-t.test('the aggregator killed with SIGKILL mid-stream and restarted: every connection fed is stored exactly once', async (t) => {
-  const dir = tempDir(t);
-  const { roots } = buildExampleNodes(join(dir, 'nodes'));
-  const dbFile = join(dir, 'verdict.db');
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const file = join(dir, 'flows.log');
-  writeFileSync(file, '');
-  let agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
-  const agent = spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-  await settle(800);
-  feed(file, lines(0, 100, 2));
-  await until(() => sqliteTotal(dbFile) === 200, 'the first 100 lines stored');
+t.test(
+  'the aggregator killed with SIGKILL mid-stream and restarted: every connection fed is stored exactly once',
+  async (t) => {
+    const dir = tempDir(t);
+    const { roots } = buildExampleNodes(join(dir, 'nodes'));
+    const dbFile = join(dir, 'verdict.db');
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const file = join(dir, 'flows.log');
+    writeFileSync(file, '');
+    let agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
+    const agent = spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
+    await settle(800);
+    feed(file, lines(0, 100, 2));
+    await until(() => sqliteTotal(dbFile) === 200, 'the first 100 lines stored');
 
-  feed(file, lines(100, 200, 2));
-  await settle(350); // some read, some batched, some maybe sent and stored but not acked
-  await killHard(agg);
-  feed(file, lines(200, 250, 2)); // while the aggregator is down
-  await settle(1000);
-  agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
-  feed(file, lines(250, 300, 2));
-  await until(() => sqliteTotal(dbFile) >= 600, 'all 300 lines stored', 40_000);
-  await settle();
-  t.equal(sqliteTotal(dbFile), 600, '300 lines of 2 connections: 600, exactly');
-  t.notOk(agent.exited(), 'the agent ran through it');
-  await killHard(agg);
-});
+    feed(file, lines(100, 200, 2));
+    await settle(350); // some read, some batched, some maybe sent and stored but not acked
+    await killHard(agg);
+    feed(file, lines(200, 250, 2)); // while the aggregator is down
+    await settle(1000);
+    agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
+    feed(file, lines(250, 300, 2));
+    await until(() => sqliteTotal(dbFile) >= 600, 'all 300 lines stored', 40_000);
+    await settle();
+    t.equal(sqliteTotal(dbFile), 600, '300 lines of 2 connections: 600, exactly');
+    t.notOk(agent.exited(), 'the agent ran through it');
+    await killHard(agg);
+  },
+);
 
-t.test('PostgreSQL restarted under a streaming agent: the agent resends what was not stored; exact totals', { skip: process.env.VERDICT_TEST_POSTGRES_URL !== undefined && 'VERDICT_TEST_POSTGRES_URL names a shared server, and this test would have to stop it' }, async (t) => {
-  const postgres = await testPostgres(t);
-  const url = await postgres.freshSchema();
-  const agg = await startTestAggregator(t, { db: url });
-  const dir = tempDir(t);
-  const { roots } = buildExampleNodes(join(dir, 'nodes'));
-  const file = join(dir, 'flows.log');
-  writeFileSync(file, '');
-  const total = async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return Number((await c.query('SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets')).rows[0].n);
-    } finally {
-      await c.end();
+t.test(
+  'PostgreSQL restarted under a streaming agent: the agent resends what was not stored; exact totals',
+  {
+    skip:
+      process.env.VERDICT_TEST_POSTGRES_URL !== undefined &&
+      'VERDICT_TEST_POSTGRES_URL names a shared server, and this test would have to stop it',
+  },
+  async (t) => {
+    const postgres = await testPostgres(t);
+    const url = await postgres.freshSchema();
+    const agg = await startTestAggregator(t, { db: url });
+    const dir = tempDir(t);
+    const { roots } = buildExampleNodes(join(dir, 'nodes'));
+    const file = join(dir, 'flows.log');
+    writeFileSync(file, '');
+    const total = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return Number((await c.query('SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets')).rows[0].n);
+      } finally {
+        await c.end();
+      }
+    };
+    spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
+    await settle(800);
+    feed(file, lines(0, 100));
+    await until(async () => (await total()) === 100, 'the first 100 stored');
+    await postgres.server?.stop();
+    feed(file, lines(100, 200));
+    // windows close and fail to store: the stream ends with UNAVAILABLE, the agent backs off and retries
+    await settle(2000);
+    await postgres.server?.start();
+    feed(file, lines(200, 250));
+    await until(async () => (await total()) >= 250, 'all 250 stored after PostgreSQL is back', 60_000);
+    await settle();
+    t.equal(await total(), 250, 'exactly once');
+    const m = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'the outage was counted');
+    t.notMatch(
+      m,
+      /verdict_ingest_rejected_total\{reason="unstorable"\} [1-9]/,
+      'and nothing was refused as unstorable',
+    );
+  },
+);
+
+t.test(
+  'the store disk full: nothing is acked that was not stored, nothing refused for good; exact totals once space returns',
+  async (t) => {
+    const dir = tempDir(t);
+    const small = smallDisk(t, dir, '4m');
+    if ('skip' in small) {
+      t.skip(small.skip);
+      return;
     }
-  };
-  spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-  await settle(800);
-  feed(file, lines(0, 100));
-  await until(async () => (await total()) === 100, 'the first 100 stored');
-  await postgres.server?.stop();
-  feed(file, lines(100, 200));
-  await settle(2000); // windows close and fail to store: the stream ends with UNAVAILABLE, the agent backs off and retries
-  await postgres.server?.start();
-  feed(file, lines(200, 250));
-  await until(async () => (await total()) >= 250, 'all 250 stored after PostgreSQL is back', 60_000);
-  await settle();
-  t.equal(await total(), 250, 'exactly once');
-  const m = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
-  t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'the outage was counted');
-  t.notMatch(m, /verdict_ingest_rejected_total\{reason="unstorable"\} [1-9]/, 'and nothing was refused as unstorable');
-});
+    const { disk } = small;
+    const { roots } = buildExampleNodes(join(dir, 'nodes'));
+    const dbFile = join(disk, 'verdict.db');
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const file = join(dir, 'flows.log');
+    writeFileSync(file, '');
+    const agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
+    spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
+    await settle(800);
+    feed(file, lines(0, 50));
+    await until(() => sqliteTotal(dbFile) === 50, 'the first 50 stored');
 
-t.test('the store disk full: nothing is acked that was not stored, nothing refused for good; exact totals once space returns', async (t) => {
-  const dir = tempDir(t);
-  const small = smallDisk(t, dir, '4m');
-  if ('skip' in small) {
-    t.skip(small.skip);
-    return;
-  }
-  const { disk } = small;
-  const { roots } = buildExampleNodes(join(dir, 'nodes'));
-  const dbFile = join(disk, 'verdict.db');
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const file = join(dir, 'flows.log');
-  writeFileSync(file, '');
-  const agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
-  spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-  await settle(800);
-  feed(file, lines(0, 50));
-  await until(() => sqliteTotal(dbFile) === 50, 'the first 50 stored');
+    const filler = fill(disk);
+    feed(file, lines(50, 1050)); // far more than the few free pages left
+    await until(
+      async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 503,
+      'readiness reports the full store',
+    );
+    await settle(2500);
+    const m = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'store failures are counted');
+    t.notMatch(m, /reason="unstorable"\} [1-9]/, 'a full disk is an outage, not a reason to refuse messages for good');
 
-  const filler = fill(disk);
-  feed(file, lines(50, 1050)); // far more than the few free pages left
-  await until(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 503, 'readiness reports the full store');
-  await settle(2500);
-  const m = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'store failures are counted');
-  t.notMatch(m, /reason="unstorable"\} [1-9]/, 'a full disk is an outage, not a reason to refuse messages for good');
+    rmSync(filler);
+    await until(() => sqliteTotal(dbFile) >= 1050, 'all 1,050 stored once space returns', 60_000);
+    await settle();
+    t.equal(sqliteTotal(dbFile), 1050, 'exactly once');
+    t.notOk(agg.exited(), 'the aggregator kept running');
+    await killHard(agg);
+  },
+);
 
-  rmSync(filler);
-  await until(() => sqliteTotal(dbFile) >= 1050, 'all 1,050 stored once space returns', 60_000);
-  await settle();
-  t.equal(sqliteTotal(dbFile), 1050, 'exactly once');
-  t.notOk(agg.exited(), 'the aggregator kept running');
-  await killHard(agg);
-});
+t.test(
+  'two rotations and a copytruncate while the agent is stopped: every line stored once after it starts again',
+  async (t) => {
+    const dir = tempDir(t);
+    const agg = await startTestAggregator(t);
+    const { roots } = buildExampleNodes(join(dir, 'nodes'));
+    const file = join(dir, 'flows.log');
+    const spool = join(dir, 'spool');
+    const stored = async () =>
+      (await agg.store.flowRows({ fromMs: 0, toMs: 8.64e15 })).reduce((n, r) => n + r.flow.connections, 0);
+    writeFileSync(file, '');
+    const first = spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
+    await settle(800);
+    feed(file, lines(0, 40));
+    await until(async () => (await stored()) === 40, 'the first 40 stored');
+    await killHard(first);
 
-t.test('two rotations and a copytruncate while the agent is stopped: every line stored once after it starts again', async (t) => {
-  const dir = tempDir(t);
-  const agg = await startTestAggregator(t);
-  const { roots } = buildExampleNodes(join(dir, 'nodes'));
-  const file = join(dir, 'flows.log');
-  const spool = join(dir, 'spool');
-  const stored = async () => (await agg.store.flowRows({ fromMs: 0, toMs: 8.64e15 })).reduce((n, r) => n + r.flow.connections, 0);
-  writeFileSync(file, '');
-  const first = spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
-  await settle(800);
-  feed(file, lines(0, 40));
-  await until(async () => (await stored()) === 40, 'the first 40 stored');
-  await killHard(first);
+    // While it is stopped: more lines, logrotate "create" twice, then logrotate "copytruncate" (rotate 3).
+    feed(file, lines(40, 60));
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, lines(60, 80).join('\n') + '\n');
+    renameSync(`${file}.1`, `${file}.2`);
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, lines(80, 100).join('\n') + '\n');
+    renameSync(`${file}.2`, `${file}.3`);
+    renameSync(`${file}.1`, `${file}.2`);
+    writeFileSync(`${file}.1`, readFileSync(file)); // copytruncate: the content goes to a copy...
+    truncateSync(file, 0); // ...and the file is emptied in place
+    feed(file, lines(100, 110));
 
-  // While it is stopped: more lines, logrotate "create" twice, then logrotate "copytruncate" (rotate 3).
-  feed(file, lines(40, 60));
-  renameSync(file, `${file}.1`);
-  writeFileSync(file, lines(60, 80).join('\n') + '\n');
-  renameSync(`${file}.1`, `${file}.2`);
-  renameSync(file, `${file}.1`);
-  writeFileSync(file, lines(80, 100).join('\n') + '\n');
-  renameSync(`${file}.2`, `${file}.3`);
-  renameSync(`${file}.1`, `${file}.2`);
-  writeFileSync(`${file}.1`, readFileSync(file)); // copytruncate: the content goes to a copy...
-  truncateSync(file, 0); // ...and the file is emptied in place
-  feed(file, lines(100, 110));
-
-  spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
-  await until(async () => (await stored()) >= 110, 'all 110 stored', 30_000);
-  await settle();
-  t.equal(await stored(), 110, 'exactly once');
-});
+    spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
+    await until(async () => (await stored()) >= 110, 'all 110 stored', 30_000);
+    await settle();
+    t.equal(await stored(), 110, 'exactly once');
+  },
+);

@@ -17,13 +17,21 @@ import { tempDir } from '../fixtures/tmp.js';
 // a full spool disk crash-looped the agent and double-counted (defect 4).
 const root = packageRoot();
 const AGENT = join(root, 'dist', 'agent', 'cli.js');
-const CALICO = readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8').split('\n').filter(Boolean);
-const HUBBLE = readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jsonl'), 'utf8').split('\n').filter(Boolean);
+const CALICO = readFileSync(join(root, 'examples', 'flows', 'calico', 'flows.log'), 'utf8')
+  .split('\n')
+  .filter(Boolean);
+const HUBBLE = readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jsonl'), 'utf8')
+  .split('\n')
+  .filter(Boolean);
 type Agg = Awaited<ReturnType<typeof startTestAggregator>>;
 
 async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(probe).catch(() => false))) {
+  while (
+    !(await Promise.resolve()
+      .then(probe)
+      .catch(() => false))
+  ) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -45,7 +53,23 @@ interface AgentProcess {
 }
 
 function startAgent(t: Test, agg: Agg, nodeRoot: string, args: string[]): AgentProcess {
-  const child = spawn(process.execPath, [AGENT, 'run', '--aggregator', `127.0.0.1:${agg.grpcPort}`, '--host-root', nodeRoot, '--node-name', 'hostile-node', '--flow-window-ms', '300', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      AGENT,
+      'run',
+      '--aggregator',
+      `127.0.0.1:${agg.grpcPort}`,
+      '--host-root',
+      nodeRoot,
+      '--node-name',
+      'hostile-node',
+      '--flow-window-ms',
+      '300',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let exited = false;
   let err = '';
   child.stdout?.on('data', (b: Buffer) => (err += b.toString()));
@@ -63,16 +87,28 @@ async function kill(p: AgentProcess): Promise<void> {
   await new Promise((r) => p.child.once('exit', r));
 }
 
-const connections = (lines: string[]) => lines.reduce((n, l) => n + (JSON.parse(l) as { num_flows: number }).num_flows, 0);
+const connections = (lines: string[]) =>
+  lines.reduce((n, l) => n + (JSON.parse(l) as { num_flows: number }).num_flows, 0);
 
-const calicoArgs = (file: string, spool: string) => ['--flows', `calico:${file}`, '--spool', spool, '--internal-cidr', '10.0.0.0/8'];
+const calicoArgs = (file: string, spool: string) => [
+  '--flows',
+  `calico:${file}`,
+  '--spool',
+  spool,
+  '--internal-cidr',
+  '10.0.0.0/8',
+];
 const hubbleArgs = (file: string, spool: string) => ['--flows', `hubble:${file}`, '--spool', spool];
 
 const CASES = [
   {
     name: 'a Calico line whose dest_ip is a list, under --internal-cidr',
     source: 'calico',
-    lines: [...CALICO.slice(0, 5), JSON.stringify({ ...JSON.parse(CALICO[0] as string), dest_ip: ['10.1.2.3'] }), ...CALICO.slice(5, 10)],
+    lines: [
+      ...CALICO.slice(0, 5),
+      JSON.stringify({ ...JSON.parse(CALICO[0] as string), dest_ip: ['10.1.2.3'] }),
+      ...CALICO.slice(5, 10),
+    ],
     bad: 1,
     want: connections(CALICO.slice(0, 10)),
     args: calicoArgs,
@@ -82,7 +118,14 @@ const CASES = [
     source: 'hubble',
     lines: (() => {
       const first = JSON.parse(HUBBLE[0] as string) as { flow: Record<string, unknown> };
-      return [JSON.stringify({ ...first, flow: { ...first.flow, l4: { TCP: null }, IP: { source: '198.51.100.7', destination: '10.244.1.20' } } }), JSON.stringify({ ...first, flow: { ...first.flow, time: { toString: 1 } } }), ...HUBBLE];
+      return [
+        JSON.stringify({
+          ...first,
+          flow: { ...first.flow, l4: { TCP: null }, IP: { source: '198.51.100.7', destination: '10.244.1.20' } },
+        }),
+        JSON.stringify({ ...first, flow: { ...first.flow, time: { toString: 1 } } }),
+        ...HUBBLE,
+      ];
     })(),
     bad: 1, // the TCP:null line reads as "no ports": a flow, not malformed; the time line is malformed
     want: (() => {
@@ -94,80 +137,123 @@ const CASES = [
 ];
 
 for (const c of CASES) {
-  t.test(`${c.name}: counted as malformed or read; the agent stays up and keeps every good line (it used to crash-loop)`, async (t) => {
-    const dir = tempDir(t);
-    const agg = await startTestAggregator(t);
-    const { roots } = buildExampleNodes(join(dir, 'nodes'));
-    const file = join(dir, 'flows.log');
-    writeFileSync(file, c.lines.join('\n') + '\n');
-    const agent = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
-    await until(async () => (await stored(agg)) >= c.want, 'every good line stored');
-    await until(async () => new RegExp(`verdict_flows_malformed_total\\{source="${c.source}"\\} ${c.bad}\\b`).test(await metrics(agg)), 'the bad line counted');
-    await new Promise((r) => setTimeout(r, 1000)); // a few more windows and polls
-    t.notOk(agent.exited(), `the agent is still running ${agent.stderr().slice(-300)}`);
-    t.equal(await stored(agg), c.want, 'every good line once');
+  t.test(
+    `${c.name}: counted as malformed or read; the agent stays up and keeps every good line (it used to crash-loop)`,
+    async (t) => {
+      const dir = tempDir(t);
+      const agg = await startTestAggregator(t);
+      const { roots } = buildExampleNodes(join(dir, 'nodes'));
+      const file = join(dir, 'flows.log');
+      writeFileSync(file, c.lines.join('\n') + '\n');
+      const agent = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
+      await until(async () => (await stored(agg)) >= c.want, 'every good line stored');
+      await until(
+        async () =>
+          new RegExp(`verdict_flows_malformed_total\\{source="${c.source}"\\} ${c.bad}\\b`).test(await metrics(agg)),
+        'the bad line counted',
+      );
+      await new Promise((r) => setTimeout(r, 1000)); // a few more windows and polls
+      t.notOk(agent.exited(), `the agent is still running ${agent.stderr().slice(-300)}`);
+      t.equal(await stored(agg), c.want, 'every good line once');
 
-    // After a restart on the same spool, nothing is read twice and the agent still runs.
-    await kill(agent);
-    const again = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
-    await new Promise((r) => setTimeout(r, 1500));
-    t.notOk(again.exited(), 'the restarted agent is still running');
-    t.equal(await stored(agg), c.want, 'nothing stored twice after the restart');
-  });
+      // After a restart on the same spool, nothing is read twice and the agent still runs.
+      await kill(agent);
+      const again = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
+      await new Promise((r) => setTimeout(r, 1500));
+      t.notOk(again.exited(), 'the restarted agent is still running');
+      t.equal(await stored(agg), c.want, 'nothing stored twice after the restart');
+    },
+  );
 }
 
 /** `n` Calico lines, each its own flow key (distinct destination port and workload). */
 function distinctFlows(n: number): string[] {
   const base = JSON.parse(CALICO[0] as string) as Record<string, unknown>;
-  return Array.from({ length: n }, (_, i) => JSON.stringify({ ...base, dest_port: 1 + (i % 60000), dest_name_aggr: `svc${Math.floor(i / 60000)}-${i}-*`, num_flows: 1, num_flows_started: 1 }));
+  return Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      ...base,
+      dest_port: 1 + (i % 60000),
+      dest_name_aggr: `svc${Math.floor(i / 60000)}-${i}-*`,
+      num_flows: 1,
+      num_flows_started: 1,
+    }),
+  );
 }
 
-t.test('20,000 distinct flows in one window reach the aggregator exactly once, cut under its message limit', async (t) => {
-  for (const maxMessageBytes of [4 * 1024 * 1024, 256 * 1024]) {
-    await t.test(`limit ${maxMessageBytes} bytes`, async (t) => {
-      const dir = tempDir(t);
-      const agg = await startTestAggregator(t, { maxMessageBytes });
-      const { roots } = buildExampleNodes(join(dir, 'nodes'));
-      const file = join(dir, 'flows.log');
-      const lines = distinctFlows(20_000);
-      writeFileSync(file, '');
-      const agent = startAgent(t, agg, roots['worker-hardened'], ['--flows', `calico:${file}`, '--spool', join(dir, 'spool'), '--flow-window-ms', '2000']);
-      await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected');
-      appendFileSync(file, lines.join('\n') + '\n');
-      await until(async () => (await stored(agg)) >= 20_000, 'all 20,000 stored', 60_000);
-      await new Promise((r) => setTimeout(r, 1500));
-      t.equal(await stored(agg), 20_000, 'exactly once');
-      const m = await metrics(agg);
-      t.notMatch(m, /verdict_ingest_rejected_total\{reason="oversized"\} [1-9]/, 'no batch was too large');
-      t.notMatch(m, /verdict_agent_flows_dropped_total\{node="hostile-node"\} [1-9]/, 'nothing dropped');
-      t.notOk(agent.exited());
-    });
-  }
-});
+t.test(
+  '20,000 distinct flows in one window reach the aggregator exactly once, cut under its message limit',
+  async (t) => {
+    for (const maxMessageBytes of [4 * 1024 * 1024, 256 * 1024]) {
+      await t.test(`limit ${maxMessageBytes} bytes`, async (t) => {
+        const dir = tempDir(t);
+        const agg = await startTestAggregator(t, { maxMessageBytes });
+        const { roots } = buildExampleNodes(join(dir, 'nodes'));
+        const file = join(dir, 'flows.log');
+        const lines = distinctFlows(20_000);
+        writeFileSync(file, '');
+        const agent = startAgent(t, agg, roots['worker-hardened'], [
+          '--flows',
+          `calico:${file}`,
+          '--spool',
+          join(dir, 'spool'),
+          '--flow-window-ms',
+          '2000',
+        ]);
+        await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected');
+        appendFileSync(file, lines.join('\n') + '\n');
+        await until(async () => (await stored(agg)) >= 20_000, 'all 20,000 stored', 60_000);
+        await new Promise((r) => setTimeout(r, 1500));
+        t.equal(await stored(agg), 20_000, 'exactly once');
+        const m = await metrics(agg);
+        t.notMatch(m, /verdict_ingest_rejected_total\{reason="oversized"\} [1-9]/, 'no batch was too large');
+        t.notMatch(m, /verdict_agent_flows_dropped_total\{node="hostile-node"\} [1-9]/, 'nothing dropped');
+        t.notOk(agent.exited());
+      });
+    }
+  },
+);
 
-t.test('batches cut before the aggregator said its limit are cut smaller when refused, and all arrive once', async (t) => {
-  const dir = tempDir(t);
-  const { roots } = buildExampleNodes(join(dir, 'nodes'));
-  const file = join(dir, 'flows.log');
-  writeFileSync(file, distinctFlows(5000).join('\n') + '\n');
-  // The agent starts first: it cuts its first window at the 4 MiB it assumes, then meets a 64 KiB aggregator.
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
+t.test(
+  'batches cut before the aggregator said its limit are cut smaller when refused, and all arrive once',
+  async (t) => {
+    const dir = tempDir(t);
+    const { roots } = buildExampleNodes(join(dir, 'nodes'));
+    const file = join(dir, 'flows.log');
+    writeFileSync(file, distinctFlows(5000).join('\n') + '\n');
+    // The agent starts first: it cuts its first window at the 4 MiB it assumes, then meets a 64 KiB aggregator.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
-  const fakeAgg = { grpcPort: port } as Agg;
-  const agent = startAgent(t, fakeAgg, roots['worker-hardened'], ['--flows', `calico:${file}`, '--spool', join(dir, 'spool'), '--flow-window-ms', '300']);
-  await new Promise((r) => setTimeout(r, 2500)); // windows close while nobody listens
-  const agg = await startTestAggregator(t, { grpcAddress: `127.0.0.1:${port}`, maxMessageBytes: 64 * 1024 });
-  await until(async () => (await stored(agg)) >= 5000, 'all 5,000 stored', 60_000);
-  await new Promise((r) => setTimeout(r, 1000));
-  t.equal(await stored(agg), 5000, 'exactly once');
-  t.match(await metrics(agg), /verdict_ingest_rejected_total\{reason="oversized"\} [1-9]/, 'the first batch was refused as too large');
-  t.notMatch(await metrics(agg), /verdict_agent_flows_dropped_total\{node="hostile-node"\} [1-9]/, 'and nothing was dropped');
-  t.notOk(agent.exited());
-});
+    const fakeAgg = { grpcPort: port } as Agg;
+    const agent = startAgent(t, fakeAgg, roots['worker-hardened'], [
+      '--flows',
+      `calico:${file}`,
+      '--spool',
+      join(dir, 'spool'),
+      '--flow-window-ms',
+      '300',
+    ]);
+    await new Promise((r) => setTimeout(r, 2500)); // windows close while nobody listens
+    const agg = await startTestAggregator(t, { grpcAddress: `127.0.0.1:${port}`, maxMessageBytes: 64 * 1024 });
+    await until(async () => (await stored(agg)) >= 5000, 'all 5,000 stored', 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    t.equal(await stored(agg), 5000, 'exactly once');
+    t.match(
+      await metrics(agg),
+      /verdict_ingest_rejected_total\{reason="oversized"\} [1-9]/,
+      'the first batch was refused as too large',
+    );
+    t.notMatch(
+      await metrics(agg),
+      /verdict_agent_flows_dropped_total\{node="hostile-node"\} [1-9]/,
+      'and nothing was dropped',
+    );
+    t.notOk(agent.exited());
+  },
+);
 
 t.test('a full spool disk: the agent keeps running, restarts on it, and 150 lines fed are 150 stored', async (t) => {
   const dir = tempDir(t);
@@ -204,6 +290,8 @@ t.test('a full spool disk: the agent keeps running, restarts on it, and 150 line
   await until(async () => (await stored(agg)) >= 150, '150 stored after space returns');
   await new Promise((r) => setTimeout(r, 1000));
   t.equal(await stored(agg), 150, '150 lines fed, 150 stored');
-  const leftovers = readdirSync(spool, { recursive: true }).map(String).filter((n) => n.includes('.tmp-'));
+  const leftovers = readdirSync(spool, { recursive: true })
+    .map(String)
+    .filter((n) => n.includes('.tmp-'));
   t.same(leftovers, [], 'no temporary files left behind');
 });

@@ -29,8 +29,14 @@ const action = (name: string) => steps.findIndex((s) => s.uses?.split('@')[0] ==
 const step = (name: string) => steps[action(name)];
 
 t.test('the workflow parses as YAML and has one job', async (t) => {
-  t.same(doc.errors.map((e) => e.message), []);
-  t.same(doc.warnings.map((e) => e.message), []);
+  t.same(
+    doc.errors.map((e) => e.message),
+    [],
+  );
+  t.same(
+    doc.warnings.map((e) => e.message),
+    [],
+  );
   t.equal(Object.keys(wf.jobs).length, 1);
   t.equal(job['runs-on'], 'ubuntu-latest');
 });
@@ -44,19 +50,39 @@ t.test('GITHUB_TOKEN may read the code and write packages, nothing else', async 
   t.same(wf.permissions, { contents: 'read' }, 'the default for every job is read-only');
   t.same(job.permissions, { contents: 'read', packages: 'write' });
   const login = step('docker/login-action');
-  t.match(login?.with, { registry: 'ghcr.io', password: '${{ secrets.GITHUB_TOKEN }}' }, 'logs in to ghcr.io with GITHUB_TOKEN');
+  t.match(
+    login?.with,
+    { registry: 'ghcr.io', password: '${{ secrets.GITHUB_TOKEN }}' },
+    'logs in to ghcr.io with GITHUB_TOKEN',
+  );
   t.notMatch(readFileSync(file, 'utf8'), /secrets\.(?!GITHUB_TOKEN\b)/, 'no other secret is used');
 });
 
 t.test('QEMU and Buildx, then a multi-arch build from the Dockerfile, pushed with the metadata tags', async (t) => {
-  const order = ['actions/checkout', 'docker/setup-qemu-action', 'docker/setup-buildx-action', 'docker/login-action', 'docker/metadata-action', 'docker/build-push-action'].map(action);
+  const order = [
+    'actions/checkout',
+    'docker/setup-qemu-action',
+    'docker/setup-buildx-action',
+    'docker/login-action',
+    'docker/metadata-action',
+    'docker/build-push-action',
+  ].map(action);
   t.notOk(order.includes(-1), 'every action is used');
-  t.same([...order].sort((a, b) => a - b), order, 'in this order');
-  for (const s of steps) if (s.uses) t.match(s.uses, /^[a-z-]+\/[a-z-]+@v\d+$/, `${s.uses} is pinned to a major version`);
+  t.same(
+    [...order].sort((a, b) => a - b),
+    order,
+    'in this order',
+  );
+  for (const s of steps)
+    if (s.uses) t.match(s.uses, /^[a-z-]+\/[a-z-]+@v\d+$/, `${s.uses} is pinned to a major version`);
   const meta = step('docker/metadata-action');
   t.equal(meta?.id, 'meta');
   t.equal(meta?.with?.images, '${{ steps.image.outputs.name }}', 'the image name comes from the check step');
-  t.match(String(meta?.with?.tags), /type=semver,pattern=\{\{version\}\}/, 'v0.1.0 is tagged 0.1.0, as the manifests name it');
+  t.match(
+    String(meta?.with?.tags),
+    /type=semver,pattern=\{\{version\}\}/,
+    'v0.1.0 is tagged 0.1.0, as the manifests name it',
+  );
   const build = step('docker/build-push-action');
   t.match(build?.with, {
     context: '.',
@@ -72,7 +98,11 @@ t.test('QEMU and Buildx, then a multi-arch build from the Dockerfile, pushed wit
 function checkStep(dir: string, tag: string, owner: string) {
   const run = steps.find((s) => s.id === 'image')?.run ?? '';
   const out = join(dir, `github-output-${tag}-${owner}`);
-  const r = spawnSync('bash', ['-e', '-c', run], { cwd: root, encoding: 'utf8', env: { ...process.env, GITHUB_REF_NAME: tag, GITHUB_REPOSITORY_OWNER: owner, GITHUB_OUTPUT: out } });
+  const r = spawnSync('bash', ['-e', '-c', run], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, GITHUB_REF_NAME: tag, GITHUB_REPOSITORY_OWNER: owner, GITHUB_OUTPUT: out },
+  });
   let output = '';
   try {
     output = readFileSync(out, 'utf8');
@@ -89,14 +119,20 @@ t.test('the image it pushes is the one the manifests run', async (t) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(dir, e.name));
       else if (/\.ya?ml$|^Kustomization$/.test(e.name)) {
-        const hits = [...readFileSync(join(dir, e.name), 'utf8').matchAll(/^\s*image:\s*(\S+)\s*$/gm)].map((m) => m[1] as string);
+        const hits = [...readFileSync(join(dir, e.name), 'utf8').matchAll(/^\s*image:\s*(\S+)\s*$/gm)].map(
+          (m) => m[1] as string,
+        );
         if (hits.length > 0) files.push(join(dir, e.name).slice(root.length + 1));
         for (const h of hits) images.add(h);
       }
     }
   };
   walk(join(root, 'manifests'));
-  t.same([...images], [`ghcr.io/verdict-dev/verdict:${pkg.version}`], 'one image in the manifests: the release of this package version');
+  t.same(
+    [...images],
+    [`ghcr.io/verdict-dev/verdict:${pkg.version}`],
+    'one image in the manifests: the release of this package version',
+  );
   const run = steps.find((s) => s.id === 'image')?.run ?? '';
   for (const f of files) t.match(run, f, `the check step reads ${f}`);
 
@@ -105,7 +141,11 @@ t.test('the image it pushes is the one the manifests run', async (t) => {
   t.equal(ok.status, 0, `tag v${pkg.version} from verdict-dev passes: ${ok.stdout}`);
   t.equal(ok.output.trim(), 'name=ghcr.io/verdict-dev/verdict', 'and names the image the manifests run');
   const upper = checkStep(dir, `v${pkg.version}`, 'Verdict-Dev');
-  t.equal(upper.output.trim(), 'name=ghcr.io/verdict-dev/verdict', 'an owner spelt with capitals still names a valid (lower-case) image');
+  t.equal(
+    upper.output.trim(),
+    'name=ghcr.io/verdict-dev/verdict',
+    'an owner spelt with capitals still names a valid (lower-case) image',
+  );
   const wrongTag = checkStep(dir, 'v99.0.0', 'verdict-dev');
   t.not(wrongTag.status, 0, 'a tag that is not the package version fails');
   t.match(wrongTag.stdout, `is not v${pkg.version} (package.json)`);

@@ -1,5 +1,12 @@
 import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
-import { asNumber, endpoint, uniquePolicies, workloadFromPodName, type InternalNetworks, type ParseResult } from '../normalize.js';
+import {
+  asNumber,
+  endpoint,
+  uniquePolicies,
+  workloadFromPodName,
+  type InternalNetworks,
+  type ParseResult,
+} from '../normalize.js';
 
 /**
  * Calico flow logs: the JSON lines Felix writes to flows.log. Field names follow
@@ -19,13 +26,16 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   } catch (err) {
     return { kind: 'malformed', reason: `not JSON: ${(err as Error).message}` };
   }
-  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return { kind: 'malformed', reason: 'not a JSON object' };
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+    return { kind: 'malformed', reason: 'not a JSON object' };
   const action = rec.action;
-  if (action !== 'allow' && action !== 'deny') return { kind: 'malformed', reason: `action is ${JSON.stringify(action)}, not allow or deny` };
+  if (action !== 'allow' && action !== 'deny')
+    return { kind: 'malformed', reason: `action is ${JSON.stringify(action)}, not allow or deny` };
   const reporter = rec.reporter;
   // "fwd" (forwarded through this node, neither end local) observes neither endpoint's policy.
   if (reporter === 'fwd') return { kind: 'skip', why: 'reporter fwd' };
-  if (reporter !== 'src' && reporter !== 'dst') return { kind: 'malformed', reason: `reporter is ${JSON.stringify(reporter)}, not src, dst or fwd` };
+  if (reporter !== 'src' && reporter !== 'dst')
+    return { kind: 'malformed', reason: `reporter is ${JSON.stringify(reporter)}, not src, dst or fwd` };
   const start = asNumber(rec.start_time);
   const end = asNumber(rec.end_time);
   if (!start || end < start) return { kind: 'malformed', reason: 'start_time/end_time missing or out of order' };
@@ -33,7 +43,8 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   const destination = side(rec, 'dest', internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
   if (typeof destination === 'string') return { kind: 'malformed', reason: destination };
-  // The API server is reached through the "kubernetes" Service of "default"; whatever address it has, it is not the internet.
+  // The API server is reached through the "kubernetes" Service of "default"; whatever address it has, it is not the
+  // internet.
   if (rec.dest_service_namespace === 'default' && rec.dest_service_name === 'kubernetes') {
     destination.kind = 'apiserver';
     destination.internet = false;
@@ -72,13 +83,16 @@ function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks)
   const aggr = str(rec[`${s}_name_aggr`]);
   const name = str(rec[`${s}_name`]);
   const labelsField = rec[`${s}_labels`] as { labels?: unknown } | null | undefined;
-  const labels = Array.isArray(labelsField?.labels) ? (labelsField.labels as unknown[]).filter((l): l is string => typeof l === 'string').sort() : [];
+  const labels = Array.isArray(labelsField?.labels)
+    ? (labelsField.labels as unknown[]).filter((l): l is string => typeof l === 'string').sort()
+    : [];
   let endpointName: string;
   if (kind === 'pod') endpointName = workloadFromPodName(aggr || name);
   else endpointName = aggr || name;
   if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
   const ipField = rec[`${s}_ip`];
-  if (ipField !== null && ipField !== undefined && typeof ipField !== 'string') return `${s}_ip is ${Array.isArray(ipField) ? 'a list' : typeof ipField}, not an address`;
+  if (ipField !== null && ipField !== undefined && typeof ipField !== 'string')
+    return `${s}_ip is ${Array.isArray(ipField) ? 'a list' : typeof ipField}, not an address`;
   const ip = typeof ipField === 'string' ? ipField : undefined;
   const sa = labels.find((l) => l.startsWith('projectcalico.org/serviceaccount='));
   return endpoint({
@@ -192,7 +206,15 @@ export function parseHit(s: string): Hit | undefined {
     name = rest.slice('knp.default.'.length);
     policyTier = 'default';
   } else {
-    kind = profile ? 'Profile' : staged ? (namespace ? 'StagedNetworkPolicy' : 'StagedGlobalNetworkPolicy') : namespace ? 'CalicoNetworkPolicy' : 'GlobalNetworkPolicy';
+    kind = profile
+      ? 'Profile'
+      : staged
+        ? namespace
+          ? 'StagedNetworkPolicy'
+          : 'StagedGlobalNetworkPolicy'
+        : namespace
+          ? 'CalicoNetworkPolicy'
+          : 'GlobalNetworkPolicy';
     name = rest.startsWith(`${tier}.`) ? rest.slice(tier.length + 1) : rest;
   }
   return { index: Number(idx), staged, profile, policy: { tier: policyTier, namespace, name, action, kind } };

@@ -98,7 +98,9 @@ export abstract class FollowingStream {
     if (this.paused) call.pause();
     call.on('metadata', () => this.up(call));
     call.on('data', (m: Json) => this.onData(call, m));
-    call.on('error', (err: ServiceError) => this.down(call, `${status[err.code] ?? err.code}: ${err.details || err.message}`, openedAt));
+    call.on('error', (err: ServiceError) =>
+      this.down(call, `${status[err.code] ?? err.code}: ${err.details || err.message}`, openedAt),
+    );
     call.on('end', () => this.down(call, `${this.s.name} ended the stream`, openedAt));
     // A following server may send nothing (not even headers) until its first message: a READY channel means
     // connected — once this call has outlived the moment. A call started while the server was down can fail just
@@ -127,7 +129,11 @@ export abstract class FollowingStream {
     } catch (err) {
       // One message nobody foresaw must not take the agent down (this runs in a stream event): count it, say it, go on.
       this.stats.unreadable++;
-      if (this.stats.unreadable === 1 || this.stats.unreadable % 1000 === 0) this.s.log.warn({ err: (err as Error).message, unreadable: this.stats.unreadable }, `a ${this.s.name} message could not be read; skipped`);
+      if (this.stats.unreadable === 1 || this.stats.unreadable % 1000 === 0)
+        this.s.log.warn(
+          { err: (err as Error).message, unreadable: this.stats.unreadable },
+          `a ${this.s.name} message could not be read; skipped`,
+        );
       more = true;
     }
     if (!more) this.pause();
@@ -141,8 +147,10 @@ export abstract class FollowingStream {
     // A stream that lived long is not a failing server: start the backoff over.
     if (Date.now() - openedAt >= this.maxBackoffMs) this.backoff.reset();
     const delay = this.backoff.next();
-    if (this.state === 'connected') this.s.log.warn({ address: this.s.address, why }, `${this.s.name} flow stream lost; reconnecting`);
-    else if (this.state === 'idle') this.s.log.warn({ address: this.s.address, why }, `cannot reach ${this.s.name}; retrying`);
+    if (this.state === 'connected')
+      this.s.log.warn({ address: this.s.address, why }, `${this.s.name} flow stream lost; reconnecting`);
+    else if (this.state === 'idle')
+      this.s.log.warn({ address: this.s.address, why }, `cannot reach ${this.s.name}; retrying`);
     else this.s.log.debug({ address: this.s.address, why, retryInMs: delay }, `${this.s.name} still unreachable`);
     this.state = 'down';
     this.replaying = true;

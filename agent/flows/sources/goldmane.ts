@@ -23,25 +23,36 @@ import { endpoint, uniquePolicies, workloadFromPodName, type ParseResult } from 
  * cannot turn a "pub" peer into an internal one), and the node that reported
  * a flow (Goldmane is cluster-wide: one agent should read it, not every node).
  */
-const GOLDMANE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+const GOLDMANE_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+};
 
 let cached: grpc.ServiceDefinition | undefined;
 
 /** The goldmane.Flows service definition (List and Stream), with its (de)serializers. */
 export function goldmaneFlowsServiceDefinition(): grpc.ServiceDefinition {
   if (!cached) {
-    const pkg = protoLoader.loadSync('api.proto', { ...GOLDMANE_LOADER_OPTIONS, includeDirs: [join(packageRoot(), 'proto', 'goldmane')] });
+    const pkg = protoLoader.loadSync('api.proto', {
+      ...GOLDMANE_LOADER_OPTIONS,
+      includeDirs: [join(packageRoot(), 'proto', 'goldmane')],
+    });
     cached = pkg['goldmane.Flows'] as grpc.ServiceDefinition;
   }
   return cached;
 }
 
-
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** An int64 as decoded (a string with longs: String, a number otherwise); NaN when absent or not an integer. Unset means 0. */
+/**
+ * An int64 as decoded (a string with longs: String, a number otherwise); NaN when absent or not an integer. Unset means
+ * 0.
+ */
 function int(v: unknown): number {
   if (v === undefined || v === null) return 0;
   if (typeof v === 'number') return Number.isInteger(v) ? v : Number.NaN;
@@ -66,7 +77,12 @@ function enumName(v: unknown): string | undefined {
   return undefined;
 }
 
-const TYPES: Record<string, EndpointKind> = { WorkloadEndpoint: 'pod', HostEndpoint: 'host', NetworkSet: 'networkset', Network: 'network' };
+const TYPES: Record<string, EndpointKind> = {
+  WorkloadEndpoint: 'pod',
+  HostEndpoint: 'host',
+  NetworkSet: 'networkset',
+  Network: 'network',
+};
 const ACTIONS: Record<string, string> = { Allow: 'allow', Deny: 'deny', Pass: 'pass' };
 const STAGED_KINDS = new Set(['StagedNetworkPolicy', 'StagedGlobalNetworkPolicy', 'StagedKubernetesNetworkPolicy']);
 
@@ -91,12 +107,21 @@ export function goldmaneFlowToRecord(flow: unknown): ParseResult<FlowRecord> {
   if (!isObject(key)) return { kind: 'malformed', reason: 'the Flow has no Key' };
   const action = enumName(key.action);
   if (action === 'Pass') return { kind: 'skip', why: 'action Pass' };
-  if (action !== 'Allow' && action !== 'Deny') return { kind: 'malformed', reason: `action is ${JSON.stringify(action ?? 'ActionUnspecified')}, not Allow or Deny` };
+  if (action !== 'Allow' && action !== 'Deny')
+    return {
+      kind: 'malformed',
+      reason: `action is ${JSON.stringify(action ?? 'ActionUnspecified')}, not Allow or Deny`,
+    };
   const reporter = enumName(key.reporter);
-  if (reporter !== 'Src' && reporter !== 'Dst') return { kind: 'malformed', reason: `reporter is ${JSON.stringify(reporter ?? 'ReporterUnspecified')}, not Src or Dst` };
+  if (reporter !== 'Src' && reporter !== 'Dst')
+    return {
+      kind: 'malformed',
+      reason: `reporter is ${JSON.stringify(reporter ?? 'ReporterUnspecified')}, not Src or Dst`,
+    };
   const start = int(flow.start_time);
   const end = int(flow.end_time);
-  if (!(start > 0) || !(end >= start)) return { kind: 'malformed', reason: 'start_time/end_time missing or out of order' };
+  if (!(start > 0) || !(end >= start))
+    return { kind: 'malformed', reason: 'start_time/end_time missing or out of order' };
   const source = side(key, flow, 'source');
   const destination = side(key, flow, 'dest');
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
@@ -133,7 +158,8 @@ export function goldmaneFlowToRecord(flow: unknown): ParseResult<FlowRecord> {
 function side(key: Json, flow: Json, s: Side): FlowEndpoint | string {
   const type = enumName(key[`${s}_type`]);
   const kind = type ? TYPES[type] : undefined;
-  if (!kind) return `${s}_type is ${JSON.stringify(type ?? 'EndpointTypeUnspecified')}, not WorkloadEndpoint, HostEndpoint, NetworkSet or Network`;
+  if (!kind)
+    return `${s}_type is ${JSON.stringify(type ?? 'EndpointTypeUnspecified')}, not WorkloadEndpoint, HostEndpoint, NetworkSet or Network`;
   const name = str(key[`${s}_name`]);
   const endpointName = kind === 'pod' ? workloadFromPodName(name) : name;
   if (!endpointName) return `${s}_name is empty`;
@@ -165,7 +191,8 @@ function hitOf(h: unknown, list: string, i: number): Hit | string {
   const kind = enumName(h.kind);
   if (!kind) return `${where} has no kind`;
   const action = ACTIONS[enumName(h.action) ?? ''];
-  if (!action) return `${where} has action ${JSON.stringify(enumName(h.action) ?? 'ActionUnspecified')}, not Allow, Deny or Pass`;
+  if (!action)
+    return `${where} has action ${JSON.stringify(enumName(h.action) ?? 'ActionUnspecified')}, not Allow, Deny or Pass`;
   const index = int(h.policy_index);
   if (!Number.isFinite(index)) return `${where} has no valid policy_index`;
   // The policy a hit names: itself, or for an end-of-tier hit the policy that selected the endpoint in that tier.
@@ -182,7 +209,13 @@ function hitOf(h: unknown, list: string, i: number): Hit | string {
     action,
     staged: STAGED_KINDS.has(namedKind),
     profile,
-    policy: { tier: profile ? '__PROFILE__' : str(h.tier) || str(named.tier), namespace: str(named.namespace), name, action, kind: namedKind },
+    policy: {
+      tier: profile ? '__PROFILE__' : str(h.tier) || str(named.tier),
+      namespace: str(named.namespace),
+      name,
+      action,
+      kind: namedKind,
+    },
   };
 }
 
@@ -198,7 +231,9 @@ function hitsOf(v: unknown, list: string): Hit[] | string {
   return hits.sort((a, b) => a.index - b.index);
 }
 
-function policiesOf(trace: unknown): { enforced: PolicyRef[]; staged: PolicyRef[]; decided: boolean; unnamed: boolean } | string {
+function policiesOf(
+  trace: unknown,
+): { enforced: PolicyRef[]; staged: PolicyRef[]; decided: boolean; unnamed: boolean } | string {
   if (trace === undefined || trace === null) return { enforced: [], staged: [], decided: false, unnamed: false };
   if (!isObject(trace)) return 'policies is not a PolicyTrace';
   const enforced = hitsOf(trace.enforced_policies, 'enforced_policies');
@@ -225,7 +260,10 @@ export interface GoldmaneTlsFiles {
   /** PEM client certificate and key; both or neither. */
   certFile?: string;
   keyFile?: string;
-  /** The name to verify in the server certificate when it differs from the address's host (e.g. goldmane.calico-system.svc). */
+  /**
+   * The name to verify in the server certificate when it differs from the address's host (e.g.
+   * goldmane.calico-system.svc).
+   */
   serverName?: string;
 }
 
@@ -248,24 +286,33 @@ export interface GoldmaneSourceOptions {
   maxBackoffMs?: number;
 }
 
-
 /** Keys of flows at the resume point, remembered to drop Goldmane's repeats of them after a reconnect. */
 const BOUNDARY_MAX = 100_000;
 
 /** Channel credentials from TLS files; throws VERDICT_CONFIG_INVALID when a file cannot be read. */
-function goldmaneCredentials(tls: GoldmaneTlsFiles): { credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
+function goldmaneCredentials(tls: GoldmaneTlsFiles): {
+  credentials: grpc.ChannelCredentials;
+  channelOptions: grpc.ChannelOptions;
+} {
   const read = (what: string, path: string): Buffer => {
     try {
       return readFileSync(path);
     } catch (err) {
-      throw new Error(`VERDICT_CONFIG_INVALID: cannot read the Goldmane TLS ${what} ${path}: ${(err as Error).message}`);
+      throw new Error(
+        `VERDICT_CONFIG_INVALID: cannot read the Goldmane TLS ${what} ${path}: ${(err as Error).message}`,
+      );
     }
   };
-  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) throw new Error('VERDICT_CONFIG_INVALID: a Goldmane client certificate needs both its certificate and its key file');
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+    throw new Error(
+      'VERDICT_CONFIG_INVALID: a Goldmane client certificate needs both its certificate and its key file',
+    );
   const ca = read('CA', tls.caFile);
   const key = tls.keyFile !== undefined ? read('key', tls.keyFile) : null;
   const cert = tls.certFile !== undefined ? read('certificate', tls.certFile) : null;
-  const channelOptions: grpc.ChannelOptions = tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {};
+  const channelOptions: grpc.ChannelOptions = tls.serverName
+    ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }
+    : {};
   return { credentials: grpc.credentials.createSsl(ca, key, cert), channelOptions };
 }
 
@@ -300,14 +347,25 @@ export class GoldmaneSource extends FollowingStream {
     let channelOptions: grpc.ChannelOptions = {};
     if (!credentials && o.tls) ({ credentials, channelOptions } = goldmaneCredentials(o.tls));
     const Ctor = grpc.makeGenericClientConstructor(goldmaneFlowsServiceDefinition(), 'Flows');
-    super(new Ctor(o.address, credentials ?? grpc.credentials.createInsecure(), channelOptions), { name: 'Goldmane', address: o.address, log: o.log, minBackoffMs: o.minBackoffMs, maxBackoffMs: o.maxBackoffMs });
+    super(new Ctor(o.address, credentials ?? grpc.credentials.createInsecure(), channelOptions), {
+      name: 'Goldmane',
+      address: o.address,
+      log: o.log,
+      minBackoffMs: o.minBackoffMs,
+      maxBackoffMs: o.maxBackoffMs,
+    });
   }
 
   protected open(): grpc.ClientReadableStream<Json> {
     const def = goldmaneFlowsServiceDefinition().Stream as grpc.MethodDefinition<Json, Json>;
     const request: Json = {};
     if (this.since !== undefined) request.start_time_gte = String(this.since);
-    return this.client.makeServerStreamRequest<Json, Json>('/goldmane.Flows/Stream', def.requestSerialize, def.responseDeserialize, request);
+    return this.client.makeServerStreamRequest<Json, Json>(
+      '/goldmane.Flows/Stream',
+      def.requestSerialize,
+      def.responseDeserialize,
+      request,
+    );
   }
 
   protected resumeFields(): Record<string, unknown> {
@@ -344,6 +402,11 @@ export class GoldmaneSource extends FollowingStream {
     } catch (err) {
       result = { kind: 'malformed', reason: `cannot be read: ${(err as Error).message}` };
     }
-    return this.o.onResult(result, `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${String(flow?.start_time ?? '?')})`) !== false;
+    return (
+      this.o.onResult(
+        result,
+        `${this.o.address} flow ${String(m.id ?? '?')} (start_time ${String(flow?.start_time ?? '?')})`,
+      ) !== false
+    );
   }
 }

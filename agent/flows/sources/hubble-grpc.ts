@@ -16,14 +16,23 @@ import { packageRoot } from '../../../common/package-root.js';
  * message has the shape the Hubble exporter writes as JSON, so
  * HubbleParser.response() reads both the same way.
  */
-const HUBBLE_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+const HUBBLE_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+};
 
 let cached: grpc.ServiceDefinition | undefined;
 
 /** The observer.Observer service definition (GetFlows only), with its (de)serializers. */
 export function observerServiceDefinition(): grpc.ServiceDefinition {
   if (!cached) {
-    const pkg = protoLoader.loadSync('observer.proto', { ...HUBBLE_LOADER_OPTIONS, includeDirs: [join(packageRoot(), 'proto', 'cilium')] });
+    const pkg = protoLoader.loadSync('observer.proto', {
+      ...HUBBLE_LOADER_OPTIONS,
+      includeDirs: [join(packageRoot(), 'proto', 'cilium')],
+    });
     cached = pkg['observer.Observer'] as grpc.ServiceDefinition;
   }
   return cached;
@@ -34,7 +43,6 @@ export interface WireTimestamp {
   seconds?: string | number;
   nanos?: number;
 }
-
 
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -122,7 +130,6 @@ export interface HubbleObserverSourceOptions {
   credentials?: grpc.ChannelCredentials;
 }
 
-
 /** Keys of messages at the resume point, remembered to drop Hubble's repeats of them after a reconnect. */
 const BOUNDARY_MAX = 10_000;
 
@@ -153,7 +160,13 @@ export class HubbleObserverSource extends FollowingStream {
 
   constructor(private readonly o: HubbleObserverSourceOptions) {
     const Ctor = grpc.makeGenericClientConstructor(observerServiceDefinition(), 'Observer');
-    super(new Ctor(o.address, o.credentials ?? grpc.credentials.createInsecure(), {}), { name: 'Hubble', address: o.address, log: o.log, minBackoffMs: o.minBackoffMs, maxBackoffMs: o.maxBackoffMs });
+    super(new Ctor(o.address, o.credentials ?? grpc.credentials.createInsecure(), {}), {
+      name: 'Hubble',
+      address: o.address,
+      log: o.log,
+      minBackoffMs: o.minBackoffMs,
+      maxBackoffMs: o.maxBackoffMs,
+    });
   }
 
   protected override onStart(): void {
@@ -165,7 +178,12 @@ export class HubbleObserverSource extends FollowingStream {
     const def = observerServiceDefinition().GetFlows as grpc.MethodDefinition<Json, Json>;
     const request: Json = { follow: true };
     if (this.since) request.since = { ...this.since };
-    return this.client.makeServerStreamRequest<Json, Json>('/observer.Observer/GetFlows', def.requestSerialize, def.responseDeserialize, request);
+    return this.client.makeServerStreamRequest<Json, Json>(
+      '/observer.Observer/GetFlows',
+      def.requestSerialize,
+      def.responseDeserialize,
+      request,
+    );
   }
 
   protected resumeFields(): Record<string, unknown> {

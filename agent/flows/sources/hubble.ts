@@ -1,5 +1,12 @@
 import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
-import { asNumber, endpoint, uniquePolicies, workloadFromPodName, type InternalNetworks, type ParseResult } from '../normalize.js';
+import {
+  asNumber,
+  endpoint,
+  uniquePolicies,
+  workloadFromPodName,
+  type InternalNetworks,
+  type ParseResult,
+} from '../normalize.js';
 
 /**
  * Hubble flows: lines of the Hubble exporter (`{"flow":{...},"node_name":..,"time":..}`,
@@ -7,7 +14,10 @@ import { asNumber, endpoint, uniquePolicies, workloadFromPodName, type InternalN
  * messages from the Observer gRPC API, which have the same shape.
  */
 
-/** Reserved identities (Cilium pkg/identity): 2 world, 9 world-ipv4, 10 world-ipv6, 1 host, 6 remote-node, 7 kube-apiserver. */
+/**
+ * Reserved identities (Cilium pkg/identity): 2 world, 9 world-ipv4, 10 world-ipv6, 1 host, 6 remote-node, 7
+ * kube-apiserver.
+ */
 const WORLD_IDS = new Set([2, 9, 10]);
 const HOST_IDS = new Set([1, 6]);
 const APISERVER_ID = 7;
@@ -48,7 +58,8 @@ export class HubbleParser {
     if (key) {
       const t = r.flow.startMs;
       const prev = this.seen.get(key);
-      if (prev !== undefined && Math.abs(t - prev) < DEDUP_MS) return { kind: 'skip', why: 'repeat event of a connection already counted' };
+      if (prev !== undefined && Math.abs(t - prev) < DEDUP_MS)
+        return { kind: 'skip', why: 'repeat event of a connection already counted' };
       this.seen.set(key, t);
       if (this.seen.size > DEDUP_MAX) {
         for (const [k, v] of this.seen) if (t - v > DEDUP_MS || this.seen.size > DEDUP_MAX) this.seen.delete(k);
@@ -60,7 +71,8 @@ export class HubbleParser {
 
 /** One GetFlowsResponse / ExportEvent, already decoded. The result carries the connection's tuple for dedup. */
 function parseHubbleResponse(msg: unknown, internal: InternalNetworks): ParseResult<FlowRecord> & { tuple?: string } {
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return { kind: 'malformed', reason: 'not a JSON object' };
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
+    return { kind: 'malformed', reason: 'not a JSON object' };
   const m = msg as Json;
   const lost = (m.lost_events ?? m.lostEvents) as Json | undefined;
   if (lost) return { kind: 'lost', count: asNumber(lost.num_events_lost ?? lost.numEventsLost) };
@@ -70,14 +82,19 @@ function parseHubbleResponse(msg: unknown, internal: InternalNetworks): ParseRes
   return parseFlow(flow, internal, m.time);
 }
 
-function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): ParseResult<FlowRecord> & { tuple?: string } {
+function parseFlow(
+  flow: Json,
+  internal: InternalNetworks,
+  outerTime: unknown,
+): ParseResult<FlowRecord> & { tuple?: string } {
   const isReply = (flow.is_reply ?? flow.isReply) as unknown;
   if (isReply === true || flow.reply === true) return { kind: 'skip', why: 'reply' };
   const verdict = flow.verdict;
   let action: 'allow' | 'deny';
   if (verdict === 'FORWARDED' || verdict === 'REDIRECTED') action = 'allow';
   else if (verdict === 'DROPPED') action = 'deny';
-  else if (verdict === 'AUDIT' || verdict === 'TRACED' || verdict === 'TRANSLATED' || verdict === 'ERROR') return { kind: 'skip', why: `verdict ${String(verdict)}` };
+  else if (verdict === 'AUDIT' || verdict === 'TRACED' || verdict === 'TRANSLATED' || verdict === 'ERROR')
+    return { kind: 'skip', why: `verdict ${String(verdict)}` };
   else return { kind: 'malformed', reason: `verdict is ${JSON.stringify(verdict)}` };
   const timeMs = Date.parse(String(flow.time ?? outerTime ?? ''));
   if (!Number.isFinite(timeMs)) return { kind: 'malformed', reason: 'no valid time' };
@@ -96,7 +113,8 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   const dropDesc = flow.drop_reason_desc ?? flow.dropReasonDesc;
   const dropCode = asNumber(flow.drop_reason ?? flow.dropReason);
   const policyDrop = action === 'deny' && (POLICY_DROPS.has(String(dropDesc)) || POLICY_DROP_CODES.has(dropCode));
-  if (action === 'deny' && !policyDrop) return { kind: 'skip', why: `drop for a non-policy reason (${String(dropDesc ?? dropCode)})` };
+  if (action === 'deny' && !policyDrop)
+    return { kind: 'skip', why: `drop for a non-policy reason (${String(dropDesc ?? dropCode)})` };
   const l4 = objectOr(flow.l4);
   const [proto, portsField] = Object.entries(l4)[0] ?? ['', {}];
   // "TCP": null and other shapes nobody documents read as "no ports", not as a crash.
@@ -130,26 +148,45 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
 function endpointOf(e: Json | undefined, ip: string, internal: InternalNetworks): FlowEndpoint | string {
   if (!e) return 'missing';
   const identity = asNumber(e.identity);
-  const labels = Array.isArray(e.labels) ? (e.labels as unknown[]).filter((l): l is string => typeof l === 'string') : [];
+  const labels = Array.isArray(e.labels)
+    ? (e.labels as unknown[]).filter((l): l is string => typeof l === 'string')
+    : [];
   const reserved = labels.filter((l) => l.startsWith('reserved:')).map((l) => l.slice('reserved:'.length));
-  const k8sLabels = labels.filter((l) => l.startsWith('k8s:')).map((l) => l.slice(4)).filter((l) => !l.startsWith('io.cilium.k8s.') && !l.startsWith('io.kubernetes.pod.namespace')).sort();
+  const k8sLabels = labels
+    .filter((l) => l.startsWith('k8s:'))
+    .map((l) => l.slice(4))
+    .filter((l) => !l.startsWith('io.cilium.k8s.') && !l.startsWith('io.kubernetes.pod.namespace'))
+    .sort();
   const namespace = String(e.namespace ?? '');
   // An API server outside the cluster carries reserved:world too: it is still the API server, not the internet.
-  if (identity === APISERVER_ID || reserved.includes('kube-apiserver')) return endpoint({ kind: 'apiserver', name: 'kube-apiserver' });
+  if (identity === APISERVER_ID || reserved.includes('kube-apiserver'))
+    return endpoint({ kind: 'apiserver', name: 'kube-apiserver' });
   if (WORLD_IDS.has(identity) || reserved.some((r) => r.startsWith('world'))) {
     const inside = internal.contains(ip);
     return endpoint({ kind: 'network', name: inside ? 'internal' : 'world', internet: !inside });
   }
-  if (HOST_IDS.has(identity) || reserved.includes('host') || reserved.includes('remote-node')) return endpoint({ kind: 'host', name: reserved.includes('remote-node') ? 'remote-node' : 'host' });
+  if (HOST_IDS.has(identity) || reserved.includes('host') || reserved.includes('remote-node'))
+    return endpoint({ kind: 'host', name: reserved.includes('remote-node') ? 'remote-node' : 'host' });
   const podName = String(e.pod_name ?? e.podName ?? '');
   const workloads = Array.isArray(e.workloads) ? (e.workloads as Json[]) : [];
-  const workload = typeof workloads[0]?.name === 'string' ? (workloads[0].name as string) : podName ? workloadFromPodName(podName) : '';
+  const workload =
+    typeof workloads[0]?.name === 'string'
+      ? (workloads[0].name as string)
+      : podName
+        ? workloadFromPodName(podName)
+        : '';
   if (!namespace && !workload) {
     // A CIDR-matched or unknown peer: a network, private unless the source said world.
     return endpoint({ kind: 'network', name: labels.find((l) => l.startsWith('cidr:')) ?? 'unknown', labels: [] });
   }
   const sa = labels.find((l) => l.startsWith('k8s:io.cilium.k8s.policy.serviceaccount='));
-  return endpoint({ kind: 'pod', namespace, name: workload || podName, labels: k8sLabels, serviceAccount: sa ? sa.slice(sa.indexOf('=') + 1) : '' });
+  return endpoint({
+    kind: 'pod',
+    namespace,
+    name: workload || podName,
+    labels: k8sLabels,
+    serviceAccount: sa ? sa.slice(sa.indexOf('=') + 1) : '',
+  });
 }
 
 /** A JSON object, or {} for anything else (null, a string, an array). */
@@ -162,6 +199,12 @@ function policies(v: unknown, action: string): PolicyRef[] {
   return uniquePolicies(
     (v as Json[])
       .filter((p) => typeof p?.name === 'string')
-      .map((p) => ({ tier: '', namespace: String(p.namespace ?? ''), name: String(p.name), action, kind: String(p.kind ?? '') })),
+      .map((p) => ({
+        tier: '',
+        namespace: String(p.namespace ?? ''),
+        name: String(p.name),
+        action,
+        kind: String(p.kind ?? ''),
+      })),
   );
 }

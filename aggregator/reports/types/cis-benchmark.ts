@@ -20,7 +20,11 @@ export interface CisNodeInput {
 export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]) {
   const cis = def.cis;
   const selected = (node: CisNodeInput, c: CheckResult): boolean => {
-    const filters = cis.resultsFilters.filter((f) => !f.benchmarkSelection?.kubernetesVersion || versionMatches(node.kubeletVersion, f.benchmarkSelection.kubernetesVersion));
+    const filters = cis.resultsFilters.filter(
+      (f) =>
+        !f.benchmarkSelection?.kubernetesVersion ||
+        versionMatches(node.kubeletVersion, f.benchmarkSelection.kubernetesVersion),
+    );
     if (cis.resultsFilters.length > 0 && filters.length === 0) return false;
     for (const f of filters) {
       if (f.include && !f.include.some((id) => c.id === id || c.id.startsWith(`${id}.`))) return false;
@@ -36,7 +40,20 @@ export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]
       const skip = checks.filter((c) => c.status === 'SKIP').length;
       const score = scorePercent(pass, fail);
       const band = rate(score, { highThreshold: cis.highThreshold, medThreshold: cis.medThreshold });
-      return { node: n.node, benchmark: n.report.benchmark.id, benchmarkVersion: n.report.benchmark.version, kubeletVersion: n.kubeletVersion, scannedAt: n.report.startedAt, pass, fail, skip, total: checks.length, scorePercent: score, rating: band.toUpperCase().replace('MEDIUM', 'MED'), checks };
+      return {
+        node: n.node,
+        benchmark: n.report.benchmark.id,
+        benchmarkVersion: n.report.benchmark.version,
+        kubeletVersion: n.kubeletVersion,
+        scannedAt: n.report.startedAt,
+        pass,
+        fail,
+        skip,
+        total: checks.length,
+        scorePercent: score,
+        rating: band.toUpperCase().replace('MEDIUM', 'MED'),
+        checks,
+      };
     })
     .sort((a, b) => a.node.localeCompare(b.node));
   const failedBy = new Map<string, { id: string; title: string; nodes: string[] }>();
@@ -48,8 +65,14 @@ export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]
       failedBy.set(c.id, hit);
     }
   }
-  const failedTests = [...failedBy.values()].sort((a, b) => b.nodes.length - a.nodes.length || a.id.localeCompare(b.id, 'en', { numeric: true }));
-  const totals = nodes.reduce((t, n) => ({ pass: t.pass + n.pass, fail: t.fail + n.fail, skip: t.skip + n.skip }), { pass: 0, fail: 0, skip: 0 });
+  const failedTests = [...failedBy.values()].sort(
+    (a, b) => b.nodes.length - a.nodes.length || a.id.localeCompare(b.id, 'en', { numeric: true }),
+  );
+  const totals = nodes.reduce((t, n) => ({ pass: t.pass + n.pass, fail: t.fail + n.fail, skip: t.skip + n.skip }), {
+    pass: 0,
+    fail: 0,
+    skip: 0,
+  });
   const summary = {
     nodes: nodes.length,
     ...totals,
@@ -64,25 +87,109 @@ export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]
   };
   const files: Record<string, ReportFile> = {
     'total-summary.csv': {
-      header: ['nodes', 'highCount', 'medCount', 'lowCount', 'pass', 'fail', 'skip', 'total', 'scorePercent', 'highThreshold', 'medThreshold', 'includeUnscoredTests'],
-      rows: [[summary.nodes, summary.highCount, summary.medCount, summary.lowCount, summary.pass, summary.fail, summary.skip, summary.total, summary.scorePercent, cis.highThreshold, cis.medThreshold, cis.includeUnscoredTests]],
+      header: [
+        'nodes',
+        'highCount',
+        'medCount',
+        'lowCount',
+        'pass',
+        'fail',
+        'skip',
+        'total',
+        'scorePercent',
+        'highThreshold',
+        'medThreshold',
+        'includeUnscoredTests',
+      ],
+      rows: [
+        [
+          summary.nodes,
+          summary.highCount,
+          summary.medCount,
+          summary.lowCount,
+          summary.pass,
+          summary.fail,
+          summary.skip,
+          summary.total,
+          summary.scorePercent,
+          cis.highThreshold,
+          cis.medThreshold,
+          cis.includeUnscoredTests,
+        ],
+      ],
     },
     'node-summary.csv': {
-      header: ['node', 'benchmark', 'benchmarkVersion', 'kubeletVersion', 'rating', 'scorePercent', 'pass', 'fail', 'skip', 'total', 'scannedAt'],
-      rows: nodes.map((n) => [n.node, n.benchmark, n.benchmarkVersion, n.kubeletVersion, n.rating, n.scorePercent, n.pass, n.fail, n.skip, n.total, n.scannedAt]),
+      header: [
+        'node',
+        'benchmark',
+        'benchmarkVersion',
+        'kubeletVersion',
+        'rating',
+        'scorePercent',
+        'pass',
+        'fail',
+        'skip',
+        'total',
+        'scannedAt',
+      ],
+      rows: nodes.map((n) => [
+        n.node,
+        n.benchmark,
+        n.benchmarkVersion,
+        n.kubeletVersion,
+        n.rating,
+        n.scorePercent,
+        n.pass,
+        n.fail,
+        n.skip,
+        n.total,
+        n.scannedAt,
+      ]),
     },
     'failed-tests.csv': {
       header: ['testIndex', 'testDescription', 'failedNodeCount', 'failedNodes'],
       rows: failedTests.slice(0, cis.numFailedTests).map((f) => [f.id, f.title, f.nodes.length, f.nodes]),
     },
     'all-tests.csv': {
-      header: ['node', 'testIndex', 'testDescription', 'status', 'scored', 'skipReason', 'expected', 'actual', 'evidence', 'remediation'],
-      rows: nodes.flatMap((n) => n.checks.map((c) => [n.node, c.id, c.title, c.status, c.scored, c.skipReason ?? '', c.expected, c.actual, c.evidence, c.remediation])),
+      header: [
+        'node',
+        'testIndex',
+        'testDescription',
+        'status',
+        'scored',
+        'skipReason',
+        'expected',
+        'actual',
+        'evidence',
+        'remediation',
+      ],
+      rows: nodes.flatMap((n) =>
+        n.checks.map((c) => [
+          n.node,
+          c.id,
+          c.title,
+          c.status,
+          c.scored,
+          c.skipReason ?? '',
+          c.expected,
+          c.actual,
+          c.evidence,
+          c.remediation,
+        ]),
+      ),
     },
   };
   return {
     summary,
-    data: { nodes: nodes.map(({ checks, ...n }) => ({ ...n, failedTests: checks.filter((c) => c.status === 'FAIL').map((c) => c.id) })), mostFailedTests: failedTests.slice(0, cis.numFailedTests).map((f) => ({ id: f.id, title: f.title, failedNodes: f.nodes.length, nodes: f.nodes })) },
+    data: {
+      nodes: nodes.map(({ checks, ...n }) => ({
+        ...n,
+        failedTests: checks.filter((c) => c.status === 'FAIL').map((c) => c.id),
+      })),
+      mostFailedTests: failedTests
+        .slice(0, cis.numFailedTests)
+        .map((f) => ({ id: f.id, title: f.title, failedNodes: f.nodes.length, nodes: f.nodes })),
+    },
     files,
   };
 }

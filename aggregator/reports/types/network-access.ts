@@ -9,9 +9,14 @@ import { inScope } from '../scope.js';
  * scope over the interval, from the stored flow buckets, the protection and
  * traffic flags and counts (see compute/network-access.ts for the rules).
  */
-export function networkAccessReport(def: ReportDefinition, flows: FlowRecord[], interval: { start: string; end: string }) {
+export function networkAccessReport(
+  def: ReportDefinition,
+  flows: FlowRecord[],
+  interval: { start: string; end: string },
+) {
   const meta = new Map<string, FlowEndpoint>();
-  for (const f of flows) for (const e of [f.source, f.destination]) meta.set(e.namespace ? `${e.namespace}/${e.name}` : e.name, e);
+  for (const f of flows)
+    for (const e of [f.source, f.destination]) meta.set(e.namespace ? `${e.namespace}/${e.name}` : e.name, e);
   const all = networkAccess(flows);
   const endpoints = all.endpoints.filter((e) => {
     const m = meta.get(e.endpoint);
@@ -41,12 +46,66 @@ export function networkAccessReport(def: ReportDefinition, flows: FlowRecord[], 
   const files: Record<string, ReportFile> = {
     'summary.csv': { header: Object.keys(summary), rows: [Object.values(summary)] },
     'endpoints.csv': {
-      header: ['endpoint', 'namespace', 'kind', 'ingressProtected', 'egressProtected', 'ingressFromInternet', 'egressToInternet', 'ingressFromOtherNamespace', 'egressToOtherNamespace', 'allowedIn', 'deniedIn', 'allowedOut', 'deniedOut', 'appliedPolicies', 'stagedPolicies'],
-      rows: endpoints.map((e) => [e.endpoint, e.namespace, e.kind, e.ingressProtected ?? 'unobserved', e.egressProtected ?? 'unobserved', e.ingressFromInternet, e.egressToInternet, e.ingressFromOtherNamespaces, e.egressToOtherNamespaces, e.allowedIn, e.deniedIn, e.allowedOut, e.deniedOut, e.policies, e.stagedPolicies]),
+      header: [
+        'endpoint',
+        'namespace',
+        'kind',
+        'ingressProtected',
+        'egressProtected',
+        'ingressFromInternet',
+        'egressToInternet',
+        'ingressFromOtherNamespace',
+        'egressToOtherNamespace',
+        'allowedIn',
+        'deniedIn',
+        'allowedOut',
+        'deniedOut',
+        'appliedPolicies',
+        'stagedPolicies',
+      ],
+      rows: endpoints.map((e) => [
+        e.endpoint,
+        e.namespace,
+        e.kind,
+        e.ingressProtected ?? 'unobserved',
+        e.egressProtected ?? 'unobserved',
+        e.ingressFromInternet,
+        e.egressToInternet,
+        e.ingressFromOtherNamespaces,
+        e.egressToOtherNamespaces,
+        e.allowedIn,
+        e.deniedIn,
+        e.allowedOut,
+        e.deniedOut,
+        e.policies,
+        e.stagedPolicies,
+      ]),
     },
     'namespaces.csv': {
-      header: ['namespace', 'endpoints', 'ingressProtected', 'egressProtected', 'allowedIn', 'deniedIn', 'allowedOut', 'deniedOut', 'allowedPercent'],
-      rows: all.namespaces.filter((n) => namespaces.has(n.namespace)).map((n) => [n.namespace, n.endpoints, n.ingressProtected, n.egressProtected, n.allowedIn, n.deniedIn, n.allowedOut, n.deniedOut, n.allowedPercent ?? '']),
+      header: [
+        'namespace',
+        'endpoints',
+        'ingressProtected',
+        'egressProtected',
+        'allowedIn',
+        'deniedIn',
+        'allowedOut',
+        'deniedOut',
+        'allowedPercent',
+      ],
+      rows: all.namespaces
+        .filter((n) => namespaces.has(n.namespace))
+        .map((n) => [
+          n.namespace,
+          n.endpoints,
+          n.ingressProtected,
+          n.egressProtected,
+          n.allowedIn,
+          n.deniedIn,
+          n.allowedOut,
+          n.deniedOut,
+          n.allowedPercent ?? '',
+        ]),
     },
   };
   return { summary, data: { endpoints, namespaces: all.namespaces.filter((n) => namespaces.has(n.namespace)) }, files };

@@ -39,8 +39,10 @@ export interface PolicyChange {
 export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEvent[] = []): PolicyChange[] {
   const last = new Map<string, unknown>();
   const key = (e: StoredAuditEvent) => `${e.apiGroup}/${e.resource}/${e.namespace}/${e.name}`;
-  const objectOf = (e: StoredAuditEvent): unknown => (e.verb === 'delete' ? undefined : (ownValue(e.event, 'responseObject') ?? ownValue(e.event, 'requestObject')));
-  const known = (e: StoredAuditEvent) => isPolicyChange(e) || (e.verb === 'observe' && isPolicyResource(e.apiGroup, e.resource));
+  const objectOf = (e: StoredAuditEvent): unknown =>
+    e.verb === 'delete' ? undefined : (ownValue(e.event, 'responseObject') ?? ownValue(e.event, 'requestObject'));
+  const known = (e: StoredAuditEvent) =>
+    isPolicyChange(e) || (e.verb === 'observe' && isPolicyResource(e.apiGroup, e.resource));
   for (const e of history) if (known(e)) last.set(key(e), objectOf(e));
   const out: { change: PolicyChange; ms: number }[] = [];
   for (const e of events) {
@@ -61,7 +63,14 @@ export function policyChanges(events: StoredAuditEvent[], history: StoredAuditEv
       kind: e.resource,
       namespace: e.namespace,
       name: e.name,
-      tier: typeof tierField === 'string' ? tierField : e.name.includes('.') && e.apiGroup.includes('projectcalico') ? (e.name.split('.')[0] as string) : e.apiGroup.includes('projectcalico') ? 'default' : '',
+      tier:
+        typeof tierField === 'string'
+          ? tierField
+          : e.name.includes('.') && e.apiGroup.includes('projectcalico')
+            ? (e.name.split('.')[0] as string)
+            : e.apiGroup.includes('projectcalico')
+              ? 'default'
+              : '',
       user: e.username,
       sourceIPs: Array.isArray(sourceIPs) ? sourceIPs.filter((ip): ip is string => typeof ip === 'string') : [],
       auditId: e.auditId,
@@ -95,7 +104,8 @@ function mergeWatchedTwins(out: { change: PolicyChange; ms: number }[]): PolicyC
       if (!audited.earliestWithin(twinKey(change.verb, change), ms, 60_000)) result.push(change);
       continue;
     }
-    const twin = change.diff.length === 0 ? watched.earliestWithin(twinKey(auditVerb(change), change), ms, 60_000) : undefined;
+    const twin =
+      change.diff.length === 0 ? watched.earliestWithin(twinKey(auditVerb(change), change), ms, 60_000) : undefined;
     result.push(twin ? { ...change, diff: twin.diff } : change);
   }
   return result;
@@ -126,7 +136,12 @@ export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; bef
       // Pushed in reverse so they are visited in key order.
       for (let i = keys.length - 1; i >= 0; i--) {
         const k = keys[i] as string;
-        stack.push({ a: ownValue(p.a, k), b: ownValue(p.b, k), path: p.path ? `${p.path}.${k}` : k, depth: p.depth + 1 });
+        stack.push({
+          a: ownValue(p.a, k),
+          b: ownValue(p.b, k),
+          path: p.path ? `${p.path}.${k}` : k,
+          depth: p.depth + 1,
+        });
       }
       continue;
     }
@@ -136,9 +151,16 @@ export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; bef
 }
 
 /** The policy-audit report: changes in the interval within the namespace scope. */
-export function policyAuditReport(def: ReportDefinition, events: StoredAuditEvent[], history: StoredAuditEvent[], interval: { start: string; end: string }) {
+export function policyAuditReport(
+  def: ReportDefinition,
+  events: StoredAuditEvent[],
+  history: StoredAuditEvent[],
+  interval: { start: string; end: string },
+) {
   const names = def.spec.endpoints?.namespaces?.names;
-  const changes = policyChanges(events, history).filter((c) => !names || c.namespace === '' || names.includes(c.namespace));
+  const changes = policyChanges(events, history).filter(
+    (c) => !names || c.namespace === '' || names.includes(c.namespace),
+  );
   const summary = {
     startTime: interval.start,
     endTime: interval.end,
@@ -150,8 +172,32 @@ export function policyAuditReport(def: ReportDefinition, events: StoredAuditEven
   const files: Record<string, ReportFile> = {
     'summary.csv': { header: Object.keys(summary), rows: [Object.values(summary)] },
     'events.csv': {
-      header: ['time', 'verb', 'kind', 'namespace', 'name', 'tier', 'user', 'sourceIPs', 'source', 'auditId', 'changedFields'],
-      rows: changes.map((c) => [c.time, c.verb, c.kind, c.namespace, c.name, c.tier, c.user || 'unknown', c.sourceIPs, c.source, c.auditId, c.diff.map((d) => d.path)]),
+      header: [
+        'time',
+        'verb',
+        'kind',
+        'namespace',
+        'name',
+        'tier',
+        'user',
+        'sourceIPs',
+        'source',
+        'auditId',
+        'changedFields',
+      ],
+      rows: changes.map((c) => [
+        c.time,
+        c.verb,
+        c.kind,
+        c.namespace,
+        c.name,
+        c.tier,
+        c.user || 'unknown',
+        c.sourceIPs,
+        c.source,
+        c.auditId,
+        c.diff.map((d) => d.path),
+      ]),
     },
   };
   return { summary, data: { changes }, files };

@@ -27,13 +27,41 @@ kubernetesVersions: ["1.30"]
 checks:
 `;
 const broken: [string, string, RegExp][] = [
-  ['an audit mode that is not octal', `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r, audit: { type: file-mode, path: /etc/x, mode: "rw-" } }`, /x\.yaml: checks\[0\]\.audit\.mode: expected an octal string like "600"/],
-  ['an unknown audit type', `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r, audit: { type: shell, cmd: ls } }`, /checks\[0\]\.audit\.type: expected one of file-mode, file-owner, kubelet, component-flag, systemd-property, manual, all, any, got "shell"/],
-  ['a missing title', `${BASE}  - { id: "4.1.1", section: "4.1", level: 1, automated: true, role: worker, remediation: r }`, /checks\[0\]/],
-  ['a duplicate id', `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r }\n  - { id: "4.1.1", title: b, section: "4.1", level: 1, automated: true, role: worker, remediation: r }`, /checks\[1\]\.id: duplicate check id "4\.1\.1"/],
-  ['an op without its value', `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, audit: { type: kubelet, setting: readOnlyPort, expect: { op: eq } } }`, /checks\[0\]\.audit\.expect\.value: op "eq" needs a value/],
-  ['a numeric op on a word', `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, audit: { type: kubelet, setting: readOnlyPort, expect: { op: gte, value: lots } } }`, /needs a number or a duration/],
-  ['an unknown field', `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, scored: true }`, /checks\[0\]\.scored: unknown field/],
+  [
+    'an audit mode that is not octal',
+    `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r, audit: { type: file-mode, path: /etc/x, mode: "rw-" } }`,
+    /x\.yaml: checks\[0\]\.audit\.mode: expected an octal string like "600"/,
+  ],
+  [
+    'an unknown audit type',
+    `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r, audit: { type: shell, cmd: ls } }`,
+    /checks\[0\]\.audit\.type: expected one of file-mode, file-owner, kubelet, component-flag, systemd-property, manual, all, any, got "shell"/,
+  ],
+  [
+    'a missing title',
+    `${BASE}  - { id: "4.1.1", section: "4.1", level: 1, automated: true, role: worker, remediation: r }`,
+    /checks\[0\]/,
+  ],
+  [
+    'a duplicate id',
+    `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r }\n  - { id: "4.1.1", title: b, section: "4.1", level: 1, automated: true, role: worker, remediation: r }`,
+    /checks\[1\]\.id: duplicate check id "4\.1\.1"/,
+  ],
+  [
+    'an op without its value',
+    `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, audit: { type: kubelet, setting: readOnlyPort, expect: { op: eq } } }`,
+    /checks\[0\]\.audit\.expect\.value: op "eq" needs a value/,
+  ],
+  [
+    'a numeric op on a word',
+    `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, audit: { type: kubelet, setting: readOnlyPort, expect: { op: gte, value: lots } } }`,
+    /needs a number or a duration/,
+  ],
+  [
+    'an unknown field',
+    `${BASE}  - { id: "4.2.1", title: a, section: "4.2", level: 1, automated: true, role: worker, remediation: r, scored: true }`,
+    /checks\[0\]\.scored: unknown field/,
+  ],
   ['broken YAML', `id: [unclosed`, /x\.yaml: \(yaml\): /],
 ];
 for (const [name, text, message] of broken) {

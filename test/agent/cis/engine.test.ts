@@ -42,18 +42,44 @@ checks:
   'test.yaml',
 );
 
-const KC = (extra: Record<string, unknown>) => ({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', ...extra });
+const KC = (extra: Record<string, unknown>) => ({
+  apiVersion: 'kubelet.config.k8s.io/v1beta1',
+  kind: 'KubeletConfiguration',
+  ...extra,
+});
 
 function scan(b: NodeRootBuilder, opts: Partial<Parameters<typeof scanNode>[0]> = {}) {
-  return scanNode({ hostRoot: b.root, nodeName: 'n1', benchmark: 'test-1.0', role: 'auto', level: 2, exclude: [], benchmarks: [BENCH], ...opts }).report;
+  return scanNode({
+    hostRoot: b.root,
+    nodeName: 'n1',
+    benchmark: 'test-1.0',
+    role: 'auto',
+    level: 2,
+    exclude: [],
+    benchmarks: [BENCH],
+    ...opts,
+  }).report;
 }
 const byId = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id) as CheckResult;
 
 function goodWorker(b: NodeRootBuilder): void {
-  b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { anonymous: { enabled: false }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } }, podPidsLimit: 4096, tlsCertFile: '/a.crt', tlsPrivateKeyFile: '/a.key' }), { mode: 0o600 });
+  b.yaml(
+    '/var/lib/kubelet/config.yaml',
+    KC({
+      authentication: { anonymous: { enabled: false }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } },
+      podPidsLimit: 4096,
+      tlsCertFile: '/a.crt',
+      tlsPrivateKeyFile: '/a.key',
+    }),
+    { mode: 0o600 },
+  );
   b.file('/etc/kubernetes/pki/ca.crt', 'ca', { mode: 0o644 });
   b.file('/etc/kubernetes/kubelet.conf', 'kc', { mode: 0o600 });
-  b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--kubeconfig=/etc/kubernetes/kubelet.conf']);
+  b.process(100, [
+    '/usr/bin/kubelet',
+    '--config=/var/lib/kubelet/config.yaml',
+    '--kubeconfig=/etc/kubernetes/kubelet.conf',
+  ]);
 }
 
 t.test('a hardened worker passes every worker check and runs no control-plane check', async (t) => {
@@ -61,20 +87,55 @@ t.test('a hardened worker passes every worker check and runs no control-plane ch
   goodWorker(b);
   const r = scan(b);
   t.equal(r.nodeRole, 'worker');
-  t.same(r.checks.map((c) => c.id).sort(), ['4.1.10', '4.1.5', '4.1.7', '4.1.9', '4.2.1', '4.2.13', '4.2.4', '4.2.5', '4.2.9'].sort());
-  t.same(r.checks.filter((c) => c.status !== 'PASS').map((c) => c.id), []);
-  t.same(r.summary, { pass: 8, fail: 0, skip: 0, total: 8, scorePercent: 100 }, 'the unscored 4.2.4 is not in the summary');
+  t.same(
+    r.checks.map((c) => c.id).sort(),
+    ['4.1.10', '4.1.5', '4.1.7', '4.1.9', '4.2.1', '4.2.13', '4.2.4', '4.2.5', '4.2.9'].sort(),
+  );
+  t.same(
+    r.checks.filter((c) => c.status !== 'PASS').map((c) => c.id),
+    [],
+  );
+  t.same(
+    r.summary,
+    { pass: 8, fail: 0, skip: 0, total: 8, scorePercent: 100 },
+    'the unscored 4.2.4 is not in the summary',
+  );
 });
 
 t.test('every file and setting check fails on a weak worker, with actual and expected', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { anonymous: { enabled: true }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } }, streamingConnectionIdleTimeout: '0s' }), { mode: 0o644, uid: 1000, gid: 1000 });
+  b.yaml(
+    '/var/lib/kubelet/config.yaml',
+    KC({
+      authentication: { anonymous: { enabled: true }, x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } },
+      streamingConnectionIdleTimeout: '0s',
+    }),
+    { mode: 0o644, uid: 1000, gid: 1000 },
+  );
   b.file('/etc/kubernetes/pki/ca.crt', 'ca', { mode: 0o666 });
   b.file('/etc/kubernetes/kubelet.conf', 'kc', { mode: 0o640 });
-  b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--kubeconfig=/etc/kubernetes/kubelet.conf', '--read-only-port=10255']);
+  b.process(100, [
+    '/usr/bin/kubelet',
+    '--config=/var/lib/kubelet/config.yaml',
+    '--kubeconfig=/etc/kubernetes/kubelet.conf',
+    '--read-only-port=10255',
+  ]);
   const r = scan(b);
-  const fails = r.checks.filter((c) => c.status === 'FAIL').map((c) => c.id).sort();
-  const expectFails = ['4.1.5', '4.1.7', '4.1.9', '4.2.1', '4.2.13', '4.2.4', '4.2.5', '4.2.9', ...(b.ownersFaked ? [] : ['4.1.10'])].sort();
+  const fails = r.checks
+    .filter((c) => c.status === 'FAIL')
+    .map((c) => c.id)
+    .sort();
+  const expectFails = [
+    '4.1.5',
+    '4.1.7',
+    '4.1.9',
+    '4.2.1',
+    '4.2.13',
+    '4.2.4',
+    '4.2.5',
+    '4.2.9',
+    ...(b.ownersFaked ? [] : ['4.1.10']),
+  ].sort();
   t.same(fails, expectFails);
   t.equal(byId(r.checks, '4.1.9').actual, '/var/lib/kubelet/config.yaml: 644');
   t.equal(byId(r.checks, '4.1.9').expected, '600 or more restrictive');
@@ -86,7 +147,11 @@ t.test('every file and setting check fails on a weak worker, with actual and exp
 
 t.test('a file that does not exist on the node is SKIP not applicable, never PASS or FAIL', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } } }), { mode: 0o600 });
+  b.yaml(
+    '/var/lib/kubelet/config.yaml',
+    KC({ authentication: { x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' } } }),
+    { mode: 0o600 },
+  );
   b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml']);
   const r = scan(b);
   const ca = byId(r.checks, '4.1.7');
@@ -126,34 +191,60 @@ t.test('--exclude skips with reason "excluded"; --level 1 drops Level 2 checks',
   const r = scan(b, { exclude: ['4.2.1', '4.1'], level: 1 });
   t.equal(byId(r.checks, '4.2.1').skipReason, 'excluded');
   t.equal(byId(r.checks, '4.1.9').skipReason, 'excluded', 'a section prefix excludes its checks');
-  t.notOk(r.checks.some((c) => c.id === '4.2.13'), 'level 2 check left out');
+  t.notOk(
+    r.checks.some((c) => c.id === '4.2.13'),
+    'level 2 check left out',
+  );
 });
 
-t.test('a control-plane node runs control-plane and worker checks; flags come from the process, else the manifest, else the default', async (t) => {
-  const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  goodWorker(b);
-  b.yaml('/etc/kubernetes/manifests/kube-apiserver.yaml', { apiVersion: 'v1', kind: 'Pod', spec: { containers: [{ name: 'kube-apiserver', image: 'registry.k8s.io/kube-apiserver:v1.32.1', command: ['kube-apiserver', '--authorization-mode=Node,RBAC'] }] } }, { mode: 0o600 });
-  b.dir('/var/lib/etcd', { mode: 0o700, uid: 997, gid: 997 });
-  const r = scan(b);
-  t.equal(r.nodeRole, 'control-plane');
-  t.ok(r.checks.some((c) => c.id === '4.2.1') && r.checks.some((c) => c.id === '1.2.1'));
-  const anon = byId(r.checks, '1.2.1');
-  t.equal(anon.status, 'FAIL', 'kube-apiserver anonymous-auth defaults to true');
-  t.match(anon.evidence, /default/);
-  t.equal(byId(r.checks, '1.2.6').status, 'PASS');
-  t.match(byId(r.checks, '1.2.6').evidence, /kube-apiserver\.yaml/);
-  t.equal(byId(r.checks, '3.1.1').status, 'SKIP');
-  t.match(byId(r.checks, '3.1.1').skipReason, /^manual: /);
-  const etcd = byId(r.checks, '1.1.12');
-  t.equal(etcd.status, b.ownersFaked ? 'FAIL' : 'PASS', 'etcd:etcd resolved through the node\'s /etc/passwd (uid 997)');
+t.test(
+  'a control-plane node runs control-plane and worker checks; flags come from the process, else the manifest, else the default',
+  async (t) => {
+    const b = new NodeRootBuilder(`${tempDir(t)}/node`);
+    goodWorker(b);
+    b.yaml(
+      '/etc/kubernetes/manifests/kube-apiserver.yaml',
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        spec: {
+          containers: [
+            {
+              name: 'kube-apiserver',
+              image: 'registry.k8s.io/kube-apiserver:v1.32.1',
+              command: ['kube-apiserver', '--authorization-mode=Node,RBAC'],
+            },
+          ],
+        },
+      },
+      { mode: 0o600 },
+    );
+    b.dir('/var/lib/etcd', { mode: 0o700, uid: 997, gid: 997 });
+    const r = scan(b);
+    t.equal(r.nodeRole, 'control-plane');
+    t.ok(r.checks.some((c) => c.id === '4.2.1') && r.checks.some((c) => c.id === '1.2.1'));
+    const anon = byId(r.checks, '1.2.1');
+    t.equal(anon.status, 'FAIL', 'kube-apiserver anonymous-auth defaults to true');
+    t.match(anon.evidence, /default/);
+    t.equal(byId(r.checks, '1.2.6').status, 'PASS');
+    t.match(byId(r.checks, '1.2.6').evidence, /kube-apiserver\.yaml/);
+    t.equal(byId(r.checks, '3.1.1').status, 'SKIP');
+    t.match(byId(r.checks, '3.1.1').skipReason, /^manual: /);
+    const etcd = byId(r.checks, '1.1.12');
+    t.equal(
+      etcd.status,
+      b.ownersFaked ? 'FAIL' : 'PASS',
+      "etcd:etcd resolved through the node's /etc/passwd (uid 997)",
+    );
 
-  // A running process wins over the manifest.
-  b.process(300, ['kube-apiserver', '--authorization-mode=AlwaysAllow', '--anonymous-auth=false']);
-  const r2 = scan(b);
-  t.equal(byId(r2.checks, '1.2.6').status, 'FAIL');
-  t.match(byId(r2.checks, '1.2.6').evidence, /pid 300/);
-  t.equal(byId(r2.checks, '1.2.1').status, 'PASS');
-});
+    // A running process wins over the manifest.
+    b.process(300, ['kube-apiserver', '--authorization-mode=AlwaysAllow', '--anonymous-auth=false']);
+    const r2 = scan(b);
+    t.equal(byId(r2.checks, '1.2.6').status, 'FAIL');
+    t.match(byId(r2.checks, '1.2.6').evidence, /pid 300/);
+    t.equal(byId(r2.checks, '1.2.1').status, 'PASS');
+  },
+);
 
 t.test('a node without a kubelet skips every worker check as not applicable', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
@@ -165,22 +256,42 @@ t.test('a node without a kubelet skips every worker check as not applicable', as
   t.equal(r.summary.scorePercent, 0);
 });
 
-t.test('a client CA given only by --client-ca-file is the file 4.1.7 checks, as 4.2.3 reads the same flag (it used to SKIP "not set")', async (t) => {
-  for (const [mode, status] of [[0o644, 'PASS'], [0o666, 'FAIL']] as const) {
+t.test(
+  'a client CA given only by --client-ca-file is the file 4.1.7 checks, as 4.2.3 reads the same flag (it used to SKIP "not set")',
+  async (t) => {
+    for (const [mode, status] of [
+      [0o644, 'PASS'],
+      [0o666, 'FAIL'],
+    ] as const) {
+      const b = new NodeRootBuilder(`${tempDir(t)}/node`);
+      // The config names another file: the flag wins, as it does for the kubelet.
+      b.yaml(
+        '/var/lib/kubelet/config.yaml',
+        KC({
+          authentication: { anonymous: { enabled: false }, x509: { clientCAFile: '/etc/kubernetes/pki/other.crt' } },
+        }),
+        { mode: 0o600 },
+      );
+      b.file('/etc/kubernetes/pki/other.crt', 'other', { mode: 0o600 });
+      b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode });
+      b.process(100, [
+        '/usr/bin/kubelet',
+        '--config=/var/lib/kubelet/config.yaml',
+        '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt',
+      ]);
+      const ca = byId(scan(b).checks, '4.1.7');
+      t.equal(ca.status, status, `mode ${mode.toString(8)}`);
+      t.match(ca.actual, /^\/etc\/kubernetes\/pki\/flag-ca\.crt: /);
+      t.match(ca.evidence, /flag --client-ca-file/);
+    }
     const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-    // The config names another file: the flag wins, as it does for the kubelet.
-    b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { anonymous: { enabled: false }, x509: { clientCAFile: '/etc/kubernetes/pki/other.crt' } } }), { mode: 0o600 });
-    b.file('/etc/kubernetes/pki/other.crt', 'other', { mode: 0o600 });
-    b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode });
-    b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt']);
-    const ca = byId(scan(b).checks, '4.1.7');
-    t.equal(ca.status, status, `mode ${mode.toString(8)}`);
-    t.match(ca.actual, /^\/etc\/kubernetes\/pki\/flag-ca\.crt: /);
-    t.match(ca.evidence, /flag --client-ca-file/);
-  }
-  const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/var/lib/kubelet/config.yaml', KC({}), { mode: 0o600 });
-  b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode: 0o644 });
-  b.process(100, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt']);
-  t.equal(byId(scan(b).checks, '4.1.7').status, 'PASS', 'with nothing in the config file at all');
-});
+    b.yaml('/var/lib/kubelet/config.yaml', KC({}), { mode: 0o600 });
+    b.file('/etc/kubernetes/pki/flag-ca.crt', 'ca', { mode: 0o644 });
+    b.process(100, [
+      '/usr/bin/kubelet',
+      '--config=/var/lib/kubelet/config.yaml',
+      '--client-ca-file=/etc/kubernetes/pki/flag-ca.crt',
+    ]);
+    t.equal(byId(scan(b).checks, '4.1.7').status, 'PASS', 'with nothing in the config file at all');
+  },
+);

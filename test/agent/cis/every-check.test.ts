@@ -3,7 +3,13 @@ import t from 'tap';
 import { loadBenchmarks } from '../../../agent/cis/benchmarks.js';
 import { HostView } from '../../../agent/cis/host.js';
 import { scanNode } from '../../../agent/cis/index.js';
-import { parseNumberish, type AuditSpec, type CheckSpec, type ExpectSpec, type LeafAuditSpec } from '../../../agent/cis/schema.js';
+import {
+  parseNumberish,
+  type AuditSpec,
+  type CheckSpec,
+  type ExpectSpec,
+  type LeafAuditSpec,
+} from '../../../agent/cis/schema.js';
 import { NodeModel, setPath, yamlValue } from '../../fixtures/node-model.js';
 import { tempDir } from '../../fixtures/tmp.js';
 
@@ -24,7 +30,8 @@ type Mutation = (m: NodeModel) => void;
 function valueFor(expect: ExpectSpec, want: boolean, hasDefault: boolean): string | undefined | null {
   const v = expect.value ?? '';
   const n = parseNumberish(v) ?? 0;
-  const flip = (x: string) => (x === 'true' ? 'false' : x === 'false' ? 'true' : /^-?\d+$/.test(x) ? String(Number(x) + 1) : `not-${x}`);
+  const flip = (x: string) =>
+    x === 'true' ? 'false' : x === 'false' ? 'true' : /^-?\d+$/.test(x) ? String(Number(x) + 1) : `not-${x}`;
   switch (expect.op) {
     case 'eq':
       return want ? v : flip(v);
@@ -63,7 +70,14 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
     case 'file-mode':
     case 'file-owner': {
       return (m) => {
-        m.fileOverrides.set(a.path, a.type === 'file-mode' ? { mode: want ? parseInt(a.mode, 8) : parseInt(a.mode, 8) | 0o007 } : want ? ownerIds(a.owner) : { uid: 1234, gid: 1234 });
+        m.fileOverrides.set(
+          a.path,
+          a.type === 'file-mode'
+            ? { mode: want ? parseInt(a.mode, 8) : parseInt(a.mode, 8) | 0o007 }
+            : want
+              ? ownerIds(a.owner)
+              : { uid: 1234, gid: 1234 },
+        );
         void root;
       };
     }
@@ -71,7 +85,18 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
       const value = valueFor(a.expect, want, false);
       if (value === null) return `kubelet ${a.setting} op ${a.expect.op}: no value`;
       return (m) => {
-        if (a.setting) setPath(m.kubeletConfig, a.setting, value === undefined ? undefined : a.setting === 'tlsCipherSuites' ? value.split(',') : a.setting.startsWith('featureGates.') ? value.split('=').pop() === 'false' || value === 'false' : yamlValue(value));
+        if (a.setting)
+          setPath(
+            m.kubeletConfig,
+            a.setting,
+            value === undefined
+              ? undefined
+              : a.setting === 'tlsCipherSuites'
+                ? value.split(',')
+                : a.setting.startsWith('featureGates.')
+                  ? value.split('=').pop() === 'false' || value === 'false'
+                  : yamlValue(value),
+          );
         else m.setKubeletFlag(a.flag as string, value);
         if (a.setting?.startsWith('featureGates.') && value !== undefined && /=/.test(value)) {
           const [gate, v] = value.split(',').pop()!.split('=');
@@ -81,7 +106,8 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
     }
     case 'component-flag': {
       const value = valueFor(a.expect, want, a.default !== undefined);
-      if (value === null) return `${a.component} --${a.flag} op ${a.expect.op} with default ${a.default}: cannot be made to ${want ? 'pass' : 'fail'} by the flag`;
+      if (value === null)
+        return `${a.component} --${a.flag} op ${a.expect.op} with default ${a.default}: cannot be made to ${want ? 'pass' : 'fail'} by the flag`;
       return (m) => {
         if (a.configField && a.component === 'kube-proxy') setPath(m.kubeProxyConfig, a.configField, value);
         else m.setComponentFlag(a.component, a.flag, value);
@@ -107,8 +133,11 @@ function ownerIds(owner: string): { uid: number; gid: number } {
 function mutations(audit: AuditSpec, want: boolean, root: () => string): Mutation[] | string {
   if (audit.type === 'all' || audit.type === 'any') {
     const leaves = audit.of.filter((x) => x.type !== 'manual');
-    // all: pass = every part passes, fail = the first part fails. any: pass = the first passes, fail = every part fails.
-    const plan = leaves.map((leaf, i) => leafMutation(leaf, audit.type === 'all' ? (want ? true : i !== 0) : want ? i === 0 : false, root));
+    // all: pass = every part passes, fail = the first part fails. any: pass = the first passes, fail = every part
+    // fails.
+    const plan = leaves.map((leaf, i) =>
+      leafMutation(leaf, audit.type === 'all' ? (want ? true : i !== 0) : want ? i === 0 : false, root),
+    );
     const bad = plan.find((p) => typeof p === 'string');
     return typeof bad === 'string' ? bad : (plan as Mutation[]);
   }
@@ -119,15 +148,16 @@ function mutations(audit: AuditSpec, want: boolean, root: () => string): Mutatio
 /** Apply file overrides to every file the (templated or globbed) path names on the built node. */
 function applyFileOverrides(m: NodeModel, rootDir: string): void {
   const host = new HostView(rootDir);
-  const resolve = (p: string) => p
-    .replace('{kubelet-file:config}', '/var/lib/kubelet/config.yaml')
-    .replace('{kubelet-file:kubeconfig}', '/etc/kubernetes/kubelet.conf')
-    .replace('{kubelet-file:service}', '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf')
-    .replace('{kubelet:authentication.x509.clientCAFile}', '/etc/kubernetes/pki/ca.crt')
-    .replace(/\{flag:kube-proxy:kubeconfig[^}]*\}/, '/var/lib/kube-proxy/kubeconfig.conf')
-    .replace(/\{flag:etcd:data-dir[^}]*\}/, '/var/lib/etcd')
-    .replace(/\{flag:kube-scheduler:kubeconfig[^}]*\}/, '/etc/kubernetes/scheduler.conf')
-    .replace(/\{flag:kube-controller-manager:kubeconfig[^}]*\}/, '/etc/kubernetes/controller-manager.conf');
+  const resolve = (p: string) =>
+    p
+      .replace('{kubelet-file:config}', '/var/lib/kubelet/config.yaml')
+      .replace('{kubelet-file:kubeconfig}', '/etc/kubernetes/kubelet.conf')
+      .replace('{kubelet-file:service}', '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf')
+      .replace('{kubelet:authentication.x509.clientCAFile}', '/etc/kubernetes/pki/ca.crt')
+      .replace(/\{flag:kube-proxy:kubeconfig[^}]*\}/, '/var/lib/kube-proxy/kubeconfig.conf')
+      .replace(/\{flag:etcd:data-dir[^}]*\}/, '/var/lib/etcd')
+      .replace(/\{flag:kube-scheduler:kubeconfig[^}]*\}/, '/etc/kubernetes/scheduler.conf')
+      .replace(/\{flag:kube-controller-manager:kubeconfig[^}]*\}/, '/etc/kubernetes/controller-manager.conf');
   for (const [pattern, spec] of m.fileOverrides) {
     const files = host.glob(resolve(pattern));
     if (files.length === 0) throw new Error(`no file on the model node matches ${pattern}`);
@@ -143,32 +173,47 @@ const benchmarks = loadBenchmarks();
 const isRoot = process.getuid?.() === 0;
 
 for (const bench of benchmarks) {
-  t.test(`${bench.id}: every check with an audit passes on a compliant node and fails on a non-compliant one`, async (t) => {
-    const dir = tempDir(t);
-    const unsupported: string[] = [];
-    let evaluated = 0;
-    for (const check of bench.checks as CheckSpec[]) {
-      if (!check.audit || check.audit.type === 'manual') continue;
-      if (!isRoot && JSON.stringify(check.audit).includes('file-owner')) continue; // owners need root
-      for (const want of [true, false]) {
-        const root = `${dir}/${check.id}-${want ? 'pass' : 'fail'}`;
-        const plan = mutations(check.audit, want, () => root);
-        if (typeof plan === 'string') {
-          unsupported.push(`${check.id}: ${plan}`);
-          continue;
+  t.test(
+    `${bench.id}: every check with an audit passes on a compliant node and fails on a non-compliant one`,
+    async (t) => {
+      const dir = tempDir(t);
+      const unsupported: string[] = [];
+      let evaluated = 0;
+      for (const check of bench.checks as CheckSpec[]) {
+        if (!check.audit || check.audit.type === 'manual') continue;
+        if (!isRoot && JSON.stringify(check.audit).includes('file-owner')) continue; // owners need root
+        for (const want of [true, false]) {
+          const root = `${dir}/${check.id}-${want ? 'pass' : 'fail'}`;
+          const plan = mutations(check.audit, want, () => root);
+          if (typeof plan === 'string') {
+            unsupported.push(`${check.id}: ${plan}`);
+            continue;
+          }
+          const model = new NodeModel();
+          for (const mutate of plan) mutate(model);
+          model.build(root);
+          applyFileOverrides(model, root);
+          const report = scanNode({
+            hostRoot: root,
+            nodeName: 'n',
+            benchmark: bench.id,
+            role: 'control-plane',
+            level: 2,
+            exclude: [],
+            benchmarks: [bench],
+          }).report;
+          const result = report.checks.find((c) => c.id === check.id);
+          t.equal(
+            result?.status,
+            want ? 'PASS' : 'FAIL',
+            `${bench.id} ${check.id} ${want ? 'passes' : 'fails'}: ${check.title} — actual ${result?.actual}; ${result?.skipReason ?? result?.evidence}`,
+          );
+          evaluated++;
+          rmSync(root, { recursive: true, force: true });
         }
-        const model = new NodeModel();
-        for (const mutate of plan) mutate(model);
-        model.build(root);
-        applyFileOverrides(model, root);
-        const report = scanNode({ hostRoot: root, nodeName: 'n', benchmark: bench.id, role: 'control-plane', level: 2, exclude: [], benchmarks: [bench] }).report;
-        const result = report.checks.find((c) => c.id === check.id);
-        t.equal(result?.status, want ? 'PASS' : 'FAIL', `${bench.id} ${check.id} ${want ? 'passes' : 'fails'}: ${check.title} — actual ${result?.actual}; ${result?.skipReason ?? result?.evidence}`);
-        evaluated++;
-        rmSync(root, { recursive: true, force: true });
       }
-    }
-    t.same(unsupported, [], 'every audited check could be driven both ways');
-    t.ok(evaluated > 100, `${evaluated} verdicts checked`);
-  });
+      t.same(unsupported, [], 'every audited check could be driven both ways');
+      t.ok(evaluated > 100, `${evaluated} verdicts checked`);
+    },
+  );
 }

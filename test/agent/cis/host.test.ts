@@ -6,7 +6,11 @@ import { NodeRootBuilder } from '../../../examples/node-root.js';
 import { tempDir } from '../../fixtures/tmp.js';
 
 t.test('paths resolve inside the host root and report mode and owner', async (t) => {
-  const b = new NodeRootBuilder(`${tempDir(t)}/node`).file('/etc/kubernetes/kubelet.conf', 'x', { mode: 0o640, uid: 1234, gid: 5678 });
+  const b = new NodeRootBuilder(`${tempDir(t)}/node`).file('/etc/kubernetes/kubelet.conf', 'x', {
+    mode: 0o640,
+    uid: 1234,
+    gid: 5678,
+  });
   const st = new HostView(b.root).stat('/etc/kubernetes/kubelet.conf');
   t.equal(st.kind, 'found');
   if (st.kind !== 'found') return;
@@ -15,9 +19,11 @@ t.test('paths resolve inside the host root and report mode and owner', async (t)
   t.equal(st.facts.gid, b.ownersFaked ? process.getgid!() : 5678);
 });
 
-t.test('an absolute link target is the node\'s own path, resolved under the host root', async (t) => {
+t.test("an absolute link target is the node's own path, resolved under the host root", async (t) => {
   const dir = tempDir(t);
-  const b = new NodeRootBuilder(`${dir}/node`).file('/etc/real.conf', 'inside', { mode: 0o600 }).symlink('/etc/kubernetes/kubelet.conf', '/etc/real.conf');
+  const b = new NodeRootBuilder(`${dir}/node`)
+    .file('/etc/real.conf', 'inside', { mode: 0o600 })
+    .symlink('/etc/kubernetes/kubelet.conf', '/etc/real.conf');
   writeFileSync(`${dir}/real.conf`, 'OUTSIDE THE HOST ROOT');
   const r = new HostView(b.root).readText('/etc/kubernetes/kubelet.conf');
   t.equal(r.kind, 'found');
@@ -84,5 +90,8 @@ t.test('glob matches the last path component only', async (t) => {
     .file('/etc/kubernetes/pki/ca.crt', '')
     .file('/etc/kubernetes/pki/ca.key', '')
     .file('/etc/kubernetes/pki/apiserver.crt', '');
-  t.same(new HostView(b.root).glob('/etc/kubernetes/pki/*.crt'), ['/etc/kubernetes/pki/apiserver.crt', '/etc/kubernetes/pki/ca.crt']);
+  t.same(new HostView(b.root).glob('/etc/kubernetes/pki/*.crt'), [
+    '/etc/kubernetes/pki/apiserver.crt',
+    '/etc/kubernetes/pki/ca.crt',
+  ]);
 });

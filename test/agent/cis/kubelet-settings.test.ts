@@ -5,7 +5,11 @@ import { listProcesses, parseFlags } from '../../../agent/cis/processes.js';
 import { NodeRootBuilder } from '../../../examples/node-root.js';
 import { tempDir } from '../../fixtures/tmp.js';
 
-const KC = (extra: Record<string, unknown>) => ({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', ...extra });
+const KC = (extra: Record<string, unknown>) => ({
+  apiVersion: 'kubelet.config.k8s.io/v1beta1',
+  kind: 'KubeletConfiguration',
+  ...extra,
+});
 
 function settingsOf(b: NodeRootBuilder) {
   const host = new HostView(b.root);
@@ -13,9 +17,16 @@ function settingsOf(b: NodeRootBuilder) {
 }
 
 t.test('flags parse in both --a=b and --a b forms; a boolean flag never takes the next word', async (t) => {
-  const f = parseFlags(['--config', '/etc/k.yaml', '--anonymous-auth', 'false', '--read-only-port=0', '--v=2'], new Set(['anonymous-auth']));
+  const f = parseFlags(
+    ['--config', '/etc/k.yaml', '--anonymous-auth', 'false', '--read-only-port=0', '--v=2'],
+    new Set(['anonymous-auth']),
+  );
   t.equal(f.get('config'), '/etc/k.yaml');
-  t.equal(f.get('anonymous-auth'), 'true', 'pflag: "--anonymous-auth false" sets true and leaves "false" as an argument');
+  t.equal(
+    f.get('anonymous-auth'),
+    'true',
+    'pflag: "--anonymous-auth false" sets true and leaves "false" as an argument',
+  );
   t.equal(f.get('read-only-port'), '0');
   t.equal(f.get('v'), '2');
 });
@@ -24,13 +35,27 @@ t.test('a repeated flag keeps its last value', async (t) => {
   t.equal(parseFlags(['--read-only-port=10255', '--read-only-port=0']).get('read-only-port'), '0');
 });
 
-const cases: { name: string; build: (b: NodeRootBuilder) => void; setting: string; flag?: string; value: string | undefined; source: RegExp }[] = [
+const cases: {
+  name: string;
+  build: (b: NodeRootBuilder) => void;
+  setting: string;
+  flag?: string;
+  value: string | undefined;
+  source: RegExp;
+}[] = [
   {
     name: 'a setting only in a drop-in is found (kube-bench misses it)',
     build: (b) => {
       b.yaml('/var/lib/kubelet/config.yaml', KC({}), { mode: 0o600 });
-      b.yaml('/etc/kubernetes/kubelet.conf.d/10-ro.conf', KC({ readOnlyPort: 0, authentication: { anonymous: { enabled: false } } }));
-      b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubernetes/kubelet.conf.d']);
+      b.yaml(
+        '/etc/kubernetes/kubelet.conf.d/10-ro.conf',
+        KC({ readOnlyPort: 0, authentication: { anonymous: { enabled: false } } }),
+      );
+      b.process(10, [
+        '/usr/bin/kubelet',
+        '--config=/var/lib/kubelet/config.yaml',
+        '--config-dir=/etc/kubernetes/kubelet.conf.d',
+      ]);
     },
     setting: 'authentication.anonymous.enabled',
     flag: 'anonymous-auth',
@@ -64,7 +89,10 @@ const cases: { name: string; build: (b: NodeRootBuilder) => void; setting: strin
   {
     name: 'drop-ins merge objects key by key',
     build: (b) => {
-      b.yaml('/var/lib/kubelet/config.yaml', KC({ authentication: { x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' }, anonymous: { enabled: true } } }));
+      b.yaml(
+        '/var/lib/kubelet/config.yaml',
+        KC({ authentication: { x509: { clientCAFile: '/etc/kubernetes/pki/ca.crt' }, anonymous: { enabled: true } } }),
+      );
       b.yaml('/etc/kubelet.d/10.conf', KC({ authentication: { anonymous: { enabled: false } } }));
       b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubelet.d']);
     },
@@ -88,7 +116,12 @@ const cases: { name: string; build: (b: NodeRootBuilder) => void; setting: strin
     build: (b) => {
       b.yaml('/var/lib/kubelet/config.yaml', KC({ readOnlyPort: 0 }));
       b.yaml('/etc/kubelet.d/10.conf', KC({ readOnlyPort: 0 }));
-      b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubelet.d', '--read-only-port=10255']);
+      b.process(10, [
+        '/usr/bin/kubelet',
+        '--config=/var/lib/kubelet/config.yaml',
+        '--config-dir=/etc/kubelet.d',
+        '--read-only-port=10255',
+      ]);
     },
     setting: 'readOnlyPort',
     flag: 'read-only-port',
@@ -128,7 +161,11 @@ const cases: { name: string; build: (b: NodeRootBuilder) => void; setting: strin
     name: 'a feature gate on the command line answers featureGates.X',
     build: (b) => {
       b.yaml('/var/lib/kubelet/config.yaml', KC({ featureGates: { RotateKubeletServerCertificate: false } }));
-      b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--feature-gates=Foo=false,RotateKubeletServerCertificate=true']);
+      b.process(10, [
+        '/usr/bin/kubelet',
+        '--config=/var/lib/kubelet/config.yaml',
+        '--feature-gates=Foo=false,RotateKubeletServerCertificate=true',
+      ]);
     },
     setting: 'featureGates.RotateKubeletServerCertificate',
     flag: 'feature-gates',
@@ -198,12 +235,15 @@ t.test('no kubelet at all is origin none', async (t) => {
   t.equal(settingsOf(b).origin, 'none');
 });
 
-t.test('a --config-dir that cannot be read (a link out of the root) makes the config unknown, not defaulted', async (t) => {
-  const dir = tempDir(t);
-  const b = new NodeRootBuilder(`${dir}/node`);
-  b.yaml('/var/lib/kubelet/config.yaml', KC({ readOnlyPort: 0 }));
-  b.symlink('/etc/kubelet.d', '../../../../../../../tmp');
-  b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubelet.d']);
-  const s = settingsOf(b);
-  t.match(s.configErrors[0], /--config-dir \/etc\/kubelet\.d: .*climbs above the host root/);
-});
+t.test(
+  'a --config-dir that cannot be read (a link out of the root) makes the config unknown, not defaulted',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = new NodeRootBuilder(`${dir}/node`);
+    b.yaml('/var/lib/kubelet/config.yaml', KC({ readOnlyPort: 0 }));
+    b.symlink('/etc/kubelet.d', '../../../../../../../tmp');
+    b.process(10, ['/usr/bin/kubelet', '--config=/var/lib/kubelet/config.yaml', '--config-dir=/etc/kubelet.d']);
+    const s = settingsOf(b);
+    t.match(s.configErrors[0], /--config-dir \/etc\/kubelet\.d: .*climbs above the host root/);
+  },
+);

@@ -23,7 +23,12 @@ import { tempDir } from '../../fixtures/tmp.js';
 
 const POLLUTING_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
 /** What an attacker would like every object to say: 4.2.10, 4.2.12 and 4.2.13 PASS. */
-const FORGED = { rotateCertificates: true, podPidsLimit: 4096, tlsCipherSuites: ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'], protectKernelDefaults: true };
+const FORGED = {
+  rotateCertificates: true,
+  podPidsLimit: 4096,
+  tlsCipherSuites: ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'],
+  protectKernelDefaults: true,
+};
 const FORGED_CHECKS = ['4.2.10', '4.2.12', '4.2.13'];
 
 const benchmarks = loadBenchmarks();
@@ -31,7 +36,8 @@ const prototypeNames = Object.getOwnPropertyNames(Object.prototype).sort();
 
 function assertPrototypeUntouched(t: Test): void {
   t.same(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeNames, 'Object.prototype has no new properties');
-  for (const k of Object.keys(FORGED)) t.equal((({}) as Record<string, unknown>)[k], undefined, `({}).${k} is still undefined`);
+  for (const k of Object.keys(FORGED))
+    t.equal(({} as Record<string, unknown>)[k], undefined, `({}).${k} is still undefined`);
   t.equal(Object.getPrototypeOf({}), Object.prototype);
 }
 
@@ -41,13 +47,27 @@ function pollutingYaml(key: string, forged: Record<string, unknown> = FORGED): s
 }
 
 function scan(root: string, extra: Partial<ScanOptions> = {}): CheckResult[] {
-  return scanNode({ hostRoot: root, nodeName: 'n', benchmark: 'cis-1.12', role: 'control-plane', level: 2, exclude: [], benchmarks, ...extra }).report.checks;
+  return scanNode({
+    hostRoot: root,
+    nodeName: 'n',
+    benchmark: 'cis-1.12',
+    role: 'control-plane',
+    level: 2,
+    exclude: [],
+    benchmarks,
+    ...extra,
+  }).report.checks;
 }
 
 const status = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)?.status;
 
 /** Scan the model node as built, then with `pollute` applied to its files: the two must be identical. */
-function sameWithAndWithout(t: Test, build: (m: NodeModel) => void, pollute: (b: NodeRootBuilder, m: NodeModel) => void, extra: Partial<ScanOptions> = {}): CheckResult[] {
+function sameWithAndWithout(
+  t: Test,
+  build: (m: NodeModel) => void,
+  pollute: (b: NodeRootBuilder, m: NodeModel) => void,
+  extra: Partial<ScanOptions> = {},
+): CheckResult[] {
   const dir = tempDir(t);
   const model = new NodeModel();
   build(model);
@@ -61,38 +81,68 @@ function sameWithAndWithout(t: Test, build: (m: NodeModel) => void, pollute: (b:
   return polluted;
 }
 
-const kubeletYaml = (m: NodeModel) => toYaml({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', ...m.kubeletConfig });
+const kubeletYaml = (m: NodeModel) =>
+  toYaml({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', ...m.kubeletConfig });
 
 for (const key of POLLUTING_KEYS) {
   t.test(`a "${key}" key in the kubelet config file forges no PASS (4.2.10, 4.2.12, 4.2.13 stay FAIL)`, async (t) => {
-    const checks = sameWithAndWithout(t, () => undefined, (b, m) => b.file('/var/lib/kubelet/config.yaml', kubeletYaml(m) + pollutingYaml(key), { mode: 0o600 }));
+    const checks = sameWithAndWithout(
+      t,
+      () => undefined,
+      (b, m) => b.file('/var/lib/kubelet/config.yaml', kubeletYaml(m) + pollutingYaml(key), { mode: 0o600 }),
+    );
     for (const id of FORGED_CHECKS) t.equal(status(checks, id), 'FAIL', `${id} FAIL: the real setting is absent`);
   });
 
   t.test(`a "${key}" key nested inside a kubelet config object changes nothing`, async (t) => {
-    sameWithAndWithout(t, () => undefined, (b, m) =>
-      b.file('/var/lib/kubelet/config.yaml', kubeletYaml(m) + `evictionHard:\n  memory.available: 100Mi\n${pollutingYaml(key).replace(/^(?=.)/gm, '  ')}`, { mode: 0o600 }),
+    sameWithAndWithout(
+      t,
+      () => undefined,
+      (b, m) =>
+        b.file(
+          '/var/lib/kubelet/config.yaml',
+          kubeletYaml(m) + `evictionHard:\n  memory.available: 100Mi\n${pollutingYaml(key).replace(/^(?=.)/gm, '  ')}`,
+          { mode: 0o600 },
+        ),
     );
   });
 
   t.test(`a "${key}" key in a JSON kubelet config file changes nothing`, async (t) => {
-    sameWithAndWithout(t, () => undefined, (b, m) => {
-      const text = JSON.stringify({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', ...m.kubeletConfig });
-      b.file('/var/lib/kubelet/config.yaml', `${text.slice(0, -1)},${JSON.stringify(key)}:${JSON.stringify(FORGED)}}`, { mode: 0o600 });
-    });
+    sameWithAndWithout(
+      t,
+      () => undefined,
+      (b, m) => {
+        const text = JSON.stringify({
+          apiVersion: 'kubelet.config.k8s.io/v1beta1',
+          kind: 'KubeletConfiguration',
+          ...m.kubeletConfig,
+        });
+        b.file(
+          '/var/lib/kubelet/config.yaml',
+          `${text.slice(0, -1)},${JSON.stringify(key)}:${JSON.stringify(FORGED)}}`,
+          { mode: 0o600 },
+        );
+      },
+    );
   });
 
   t.test(`a "${key}" key in a --config-dir drop-in changes nothing (kubelet config + drop-in merge)`, async (t) => {
     const dropIns = (extra: string) => (m: NodeModel) => {
       m.setKubeletFlag('config-dir', '/etc/kubernetes/kubelet.conf.d');
-      m.extraFiles.set('/etc/kubernetes/kubelet.conf.d/10-site.conf', `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 50\n${extra}`);
+      m.extraFiles.set(
+        '/etc/kubernetes/kubelet.conf.d/10-site.conf',
+        `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 50\n${extra}`,
+      );
     };
     const dir = tempDir(t);
     const clean = new NodeModel();
     dropIns('')(clean);
     clean.build(`${dir}/clean`);
     const polluted = new NodeModel();
-    dropIns(pollutingYaml(key) + `authentication:\n${pollutingYaml(key, { webhook: { enabled: true } }).replace(/^(?=.)/gm, '  ')}`)(polluted);
+    dropIns(
+      pollutingYaml(key) +
+        `authentication:\n${pollutingYaml(key, { webhook: { enabled: true } }).replace(/^(?=.)/gm, '  ')}`,
+    )(polluted);
     polluted.build(`${dir}/polluted`);
     const checks = scan(`${dir}/polluted`);
     t.same(checks, scan(`${dir}/clean`));
@@ -101,11 +151,18 @@ for (const key of POLLUTING_KEYS) {
   });
 
   t.test(`a "${key}" key in the kubelet's configz (JSON from the API server) changes nothing`, async (t) => {
-    const live = (extra: string) => ({ config: JSON.parse(`{"authentication":{"anonymous":{"enabled":false}},"readOnlyPort":0${extra}}`) as unknown, source: 'configz' });
+    const live = (extra: string) => ({
+      config: JSON.parse(`{"authentication":{"anonymous":{"enabled":false}},"readOnlyPort":0${extra}}`) as unknown,
+      source: 'configz',
+    });
     const dir = tempDir(t);
     new NodeModel().build(`${dir}/node`);
     const clean = scan(`${dir}/node`, { liveKubeletConfig: live('') });
-    const polluted = scan(`${dir}/node`, { liveKubeletConfig: live(`,${JSON.stringify(key)}:${JSON.stringify(FORGED)},"authentication2":{${JSON.stringify(key)}:${JSON.stringify(FORGED)}}`) });
+    const polluted = scan(`${dir}/node`, {
+      liveKubeletConfig: live(
+        `,${JSON.stringify(key)}:${JSON.stringify(FORGED)},"authentication2":{${JSON.stringify(key)}:${JSON.stringify(FORGED)}}`,
+      ),
+    });
     t.same(polluted, clean);
     for (const id of FORGED_CHECKS) t.equal(status(polluted, id), 'FAIL', `${id} FAIL`);
     assertPrototypeUntouched(t);
@@ -123,10 +180,19 @@ for (const key of POLLUTING_KEYS) {
     const path = '/etc/kubernetes/manifests/kube-apiserver.yaml';
     const text = readFileSync(`${dir}/clean${path}`, 'utf8');
     const b = manifest().build(`${dir}/polluted`);
-    const forgedPod = { spec: { containers: [{ name: 'kube-apiserver', command: ['kube-apiserver', '--anonymous-auth=false', '--profiling=false'] }] } };
+    const forgedPod = {
+      spec: {
+        containers: [
+          { name: 'kube-apiserver', command: ['kube-apiserver', '--anonymous-auth=false', '--profiling=false'] },
+        ],
+      },
+    };
     b.file(path, `${pollutingYaml(key, forgedPod)}\n${text}`, { mode: 0o600 });
     t.same(scan(`${dir}/polluted`), scan(`${dir}/clean`));
-    t.same(staticPodContainer(`${pollutingYaml(key, forgedPod)}\n${text}`, 'kube-apiserver'), staticPodContainer(text, 'kube-apiserver'));
+    t.same(
+      staticPodContainer(`${pollutingYaml(key, forgedPod)}\n${text}`, 'kube-apiserver'),
+      staticPodContainer(text, 'kube-apiserver'),
+    );
     assertPrototypeUntouched(t);
   });
 
@@ -136,7 +202,15 @@ for (const key of POLLUTING_KEYS) {
       (m) => {
         m.kubeProxyConfig = { kind: 'KubeProxyConfiguration', metricsBindAddress: '0.0.0.0:10249' };
       },
-      (b, m) => b.file('/var/lib/kube-proxy/config.conf', toYaml(m.kubeProxyConfig) + pollutingYaml(key, { metricsBindAddress: '127.0.0.1:10249', clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' } })),
+      (b, m) =>
+        b.file(
+          '/var/lib/kube-proxy/config.conf',
+          toYaml(m.kubeProxyConfig) +
+            pollutingYaml(key, {
+              metricsBindAddress: '127.0.0.1:10249',
+              clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' },
+            }),
+        ),
     );
   });
 
@@ -153,56 +227,74 @@ for (const key of POLLUTING_KEYS) {
       return readKubeletSettings(host, listProcesses(host));
     };
     const clean = settings(node('clean', ''));
-    const polluted = settings(node('polluted', pollutingYaml(key, { 'kubelet-arg': ['pod-max-pids=4096', 'rotate-certificates=true'] })));
+    const polluted = settings(
+      node('polluted', pollutingYaml(key, { 'kubelet-arg': ['pod-max-pids=4096', 'rotate-certificates=true'] })),
+    );
     t.same([...polluted.flags], [...clean.flags]);
     t.equal(resolveSetting(polluted, 'podPidsLimit', 'pod-max-pids').value, '-1');
     assertPrototypeUntouched(t);
   });
 }
 
-t.test('a polluted config file does not outlive itself: the next scan of a clean node still FAILs (run mode)', async (t) => {
-  const dir = tempDir(t);
-  const b = new NodeModel().build(`${dir}/node`);
-  const cleanChecks = scan(`${dir}/node`);
-  const text = readFileSync(b.path('/var/lib/kubelet/config.yaml'), 'utf8');
-  b.file('/var/lib/kubelet/config.yaml', text + pollutingYaml('__proto__'), { mode: 0o600 });
-  scan(`${dir}/node`);
-  b.file('/var/lib/kubelet/config.yaml', text, { mode: 0o600 });
-  const after = scan(`${dir}/node`);
-  t.same(after, cleanChecks);
-  for (const id of FORGED_CHECKS) t.equal(status(after, id), 'FAIL');
-  assertPrototypeUntouched(t);
-});
+t.test(
+  'a polluted config file does not outlive itself: the next scan of a clean node still FAILs (run mode)',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = new NodeModel().build(`${dir}/node`);
+    const cleanChecks = scan(`${dir}/node`);
+    const text = readFileSync(b.path('/var/lib/kubelet/config.yaml'), 'utf8');
+    b.file('/var/lib/kubelet/config.yaml', text + pollutingYaml('__proto__'), { mode: 0o600 });
+    scan(`${dir}/node`);
+    b.file('/var/lib/kubelet/config.yaml', text, { mode: 0o600 });
+    const after = scan(`${dir}/node`);
+    t.same(after, cleanChecks);
+    for (const id of FORGED_CHECKS) t.equal(status(after, id), 'FAIL');
+    assertPrototypeUntouched(t);
+  },
+);
 
-t.test('lookups read only a document\'s own keys: a prototype polluted by something else forges no PASS either', async (t) => {
-  const dir = tempDir(t);
-  const model = new NodeModel();
-  model.kubeProxyConfig = { kind: 'KubeProxyConfiguration', clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' } };
-  model.build(`${dir}/node`);
-  const k3s = new NodeRootBuilder(`${dir}/k3s`);
-  k3s.file('/etc/rancher/k3s/config.yaml', 'token: x\n');
-  k3s.process(400, ['/usr/local/bin/k3s', 'agent']);
-  const live = { config: JSON.parse('{"authentication":{"anonymous":{"enabled":false}}}') as unknown, source: 'configz' };
-  const observe = () => {
-    const host = new HostView(k3s.root);
-    return { files: scan(`${dir}/node`), live: scan(`${dir}/node`, { liveKubeletConfig: live }), k3s: [...readKubeletSettings(host, listProcesses(host)).flags] };
-  };
-  const before = observe();
-  const planted = { ...FORGED, 'kubelet-arg': ['pod-max-pids=4096'], metricsBindAddress: '127.0.0.1:10249' };
-  const proto = Object.prototype as Record<string, unknown>;
-  let during: ReturnType<typeof observe>;
-  try {
-    for (const [k, v] of Object.entries(planted)) proto[k] = v;
-    during = observe();
-  } finally {
-    for (const k of Object.keys(planted)) delete proto[k];
-  }
-  t.same(during.files, before.files, 'kubelet config files and kube-proxy config');
-  t.same(during.live, before.live, 'configz');
-  t.same(during.k3s, before.k3s, 'k3s config.yaml');
-  for (const id of FORGED_CHECKS) t.equal(status(during.files, id), 'FAIL', `${id} FAIL`);
-  assertPrototypeUntouched(t);
-});
+t.test(
+  "lookups read only a document's own keys: a prototype polluted by something else forges no PASS either",
+  async (t) => {
+    const dir = tempDir(t);
+    const model = new NodeModel();
+    model.kubeProxyConfig = {
+      kind: 'KubeProxyConfiguration',
+      clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' },
+    };
+    model.build(`${dir}/node`);
+    const k3s = new NodeRootBuilder(`${dir}/k3s`);
+    k3s.file('/etc/rancher/k3s/config.yaml', 'token: x\n');
+    k3s.process(400, ['/usr/local/bin/k3s', 'agent']);
+    const live = {
+      config: JSON.parse('{"authentication":{"anonymous":{"enabled":false}}}') as unknown,
+      source: 'configz',
+    };
+    const observe = () => {
+      const host = new HostView(k3s.root);
+      return {
+        files: scan(`${dir}/node`),
+        live: scan(`${dir}/node`, { liveKubeletConfig: live }),
+        k3s: [...readKubeletSettings(host, listProcesses(host)).flags],
+      };
+    };
+    const before = observe();
+    const planted = { ...FORGED, 'kubelet-arg': ['pod-max-pids=4096'], metricsBindAddress: '127.0.0.1:10249' };
+    const proto = Object.prototype as Record<string, unknown>;
+    let during: ReturnType<typeof observe>;
+    try {
+      for (const [k, v] of Object.entries(planted)) proto[k] = v;
+      during = observe();
+    } finally {
+      for (const k of Object.keys(planted)) delete proto[k];
+    }
+    t.same(during.files, before.files, 'kubelet config files and kube-proxy config');
+    t.same(during.live, before.live, 'configz');
+    t.same(during.k3s, before.k3s, 'k3s config.yaml');
+    for (const id of FORGED_CHECKS) t.equal(status(during.files, id), 'FAIL', `${id} FAIL`);
+    assertPrototypeUntouched(t);
+  },
+);
 
 t.test('a kubelet setting named like an Object.prototype member resolves to nothing', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
@@ -218,27 +310,51 @@ t.test('a kubelet setting named like an Object.prototype member resolves to noth
 });
 
 const BENCH_HEAD = 'id: keys-1.0\nversion: 1.0.0\ntitle: keys\nkubernetesVersions: ["1.32"]\n';
-const CHECK = (audit: string) => `checks:\n  - { id: "9.1", title: t, section: "9", level: 1, automated: true, role: worker, remediation: r, audit: ${audit} }\n`;
+const CHECK = (audit: string) =>
+  `checks:\n  - { id: "9.1", title: t, section: "9", level: 1, automated: true, role: worker, remediation: r, audit: ${audit} }\n`;
 
 for (const key of POLLUTING_KEYS) {
   t.test(`a "${key}" key in a benchmark file is an unknown field, reported, not merged`, async (t) => {
-    t.throws(() => parseBenchmark(BENCH_HEAD + pollutingYaml(key, { id: 'other' }) + CHECK('{ type: manual }'), 'b.yaml'), { code: 'VERDICT_BENCHMARK_INVALID', message: new RegExp(`b\\.yaml: ${key}: unknown field`) });
-    t.throws(() => parseBenchmark(BENCH_HEAD + CHECK(`{ type: kubelet, setting: x, expect: { op: set }, ${key}: { flag: y } }`), 'b.yaml'), { code: 'VERDICT_BENCHMARK_INVALID' });
+    t.throws(
+      () => parseBenchmark(BENCH_HEAD + pollutingYaml(key, { id: 'other' }) + CHECK('{ type: manual }'), 'b.yaml'),
+      { code: 'VERDICT_BENCHMARK_INVALID', message: new RegExp(`b\\.yaml: ${key}: unknown field`) },
+    );
+    t.throws(
+      () =>
+        parseBenchmark(
+          BENCH_HEAD + CHECK(`{ type: kubelet, setting: x, expect: { op: set }, ${key}: { flag: y } }`),
+          'b.yaml',
+        ),
+      { code: 'VERDICT_BENCHMARK_INVALID' },
+    );
     assertPrototypeUntouched(t);
   });
 
   t.test(`an audit type "${key}" is named as not a known type, not looked up`, async (t) => {
-    const err = t.throws(() => parseBenchmark(BENCH_HEAD + CHECK(`{ type: ${JSON.stringify(key)} }`), 'b.yaml')) as Error;
+    const err = t.throws(() =>
+      parseBenchmark(BENCH_HEAD + CHECK(`{ type: ${JSON.stringify(key)} }`), 'b.yaml'),
+    ) as Error;
     t.ok(err instanceof BenchmarkInvalidError, err?.message);
     t.match(err?.message, /checks\[0\]\.audit\.type: expected one of/);
   });
 }
 
 t.test('a benchmark path template naming a component "constructor" is not applicable, not a crash', async (t) => {
-  const bench = parseBenchmark(BENCH_HEAD + CHECK('{ type: file-mode, path: "{flag:constructor:data-dir|config:constructor:x}", mode: "600" }'), 'b.yaml');
+  const bench = parseBenchmark(
+    BENCH_HEAD + CHECK('{ type: file-mode, path: "{flag:constructor:data-dir|config:constructor:x}", mode: "600" }'),
+    'b.yaml',
+  );
   const dir = tempDir(t);
   new NodeModel().build(`${dir}/node`);
-  const checks = scanNode({ hostRoot: `${dir}/node`, nodeName: 'n', benchmark: 'keys-1.0', role: 'worker', level: 2, exclude: [], benchmarks: [bench] }).report.checks;
+  const checks = scanNode({
+    hostRoot: `${dir}/node`,
+    nodeName: 'n',
+    benchmark: 'keys-1.0',
+    role: 'worker',
+    level: 2,
+    exclude: [],
+    benchmarks: [bench],
+  }).report.checks;
   t.equal(checks[0]?.status, 'SKIP');
   t.match(checks[0]?.skipReason, /constructor is not running/);
 });

@@ -34,7 +34,15 @@ checks:
 );
 
 const scan = (root: string, role: 'worker' | 'control-plane' | 'auto' = 'auto') =>
-  scanNode({ hostRoot: root, nodeName: 'n', benchmark: 'sources-1.0', role, level: 2, exclude: [], benchmarks: [BENCH] });
+  scanNode({
+    hostRoot: root,
+    nodeName: 'n',
+    benchmark: 'sources-1.0',
+    role,
+    level: 2,
+    exclude: [],
+    benchmarks: [BENCH],
+  });
 const check = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id) as CheckResult;
 
 t.test('etcd flags are read from ETCD_* variables of the process when not given as flags', async (t) => {
@@ -51,13 +59,23 @@ t.test('etcd flags are read from ETCD_* variables of the process when not given 
 
 t.test('etcd environment from a static pod manifest counts too', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/etc/kubernetes/manifests/etcd.yaml', { apiVersion: 'v1', kind: 'Pod', spec: { containers: [{ name: 'etcd', command: ['etcd'], env: [{ name: 'ETCD_CLIENT_CERT_AUTH', value: 'true' }] }] } });
+  b.yaml('/etc/kubernetes/manifests/etcd.yaml', {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    spec: {
+      containers: [{ name: 'etcd', command: ['etcd'], env: [{ name: 'ETCD_CLIENT_CERT_AUTH', value: 'true' }] }],
+    },
+  });
   t.equal(check(scan(b.root, 'control-plane').report.checks, '2.2').status, 'PASS');
 });
 
 t.test('kube-proxy with --config is judged by its config file, which replaces its flags', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/var/lib/kube-proxy/config.conf', { kind: 'KubeProxyConfiguration', metricsBindAddress: '0.0.0.0:10249', clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' } });
+  b.yaml('/var/lib/kube-proxy/config.conf', {
+    kind: 'KubeProxyConfiguration',
+    metricsBindAddress: '0.0.0.0:10249',
+    clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' },
+  });
   b.file('/var/lib/kube-proxy/kubeconfig.conf', 'x', { mode: 0o644 });
   b.process(70, ['kube-proxy', '--config=/var/lib/kube-proxy/config.conf', '--metrics-bind-address=127.0.0.1:10249']);
   const checks = scan(b.root, 'worker').report.checks;
@@ -66,8 +84,15 @@ t.test('kube-proxy with --config is judged by its config file, which replaces it
   t.equal(check(checks, '4.1.3').status, 'FAIL', 'the kubeconfig named in the config file is checked');
   t.match(check(checks, '4.1.3').actual, /kubeconfig\.conf: 644/);
 
-  b.yaml('/var/lib/kube-proxy/config.conf', { kind: 'KubeProxyConfiguration', clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' } });
-  t.equal(check(scan(b.root, 'worker').report.checks, '4.3.1').status, 'PASS', 'unset in the file: the loopback default');
+  b.yaml('/var/lib/kube-proxy/config.conf', {
+    kind: 'KubeProxyConfiguration',
+    clientConnection: { kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf' },
+  });
+  t.equal(
+    check(scan(b.root, 'worker').report.checks, '4.3.1').status,
+    'PASS',
+    'unset in the file: the loopback default',
+  );
   t.equal(check(scan(b.root, 'worker').report.checks, '4.3.1').actual, '127.0.0.1:10249');
 });
 
@@ -75,14 +100,21 @@ t.test('kube-proxy without --config is judged by its flags', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
   b.process(70, ['kube-proxy', '--metrics-bind-address=0.0.0.0:10249']);
   t.equal(check(scan(b.root, 'worker').report.checks, '4.3.1').status, 'FAIL');
-  t.equal(check(scan(b.root, 'worker').report.checks, '4.1.3').status, 'SKIP', 'no kubeconfig named anywhere: not applicable');
+  t.equal(
+    check(scan(b.root, 'worker').report.checks, '4.1.3').status,
+    'SKIP',
+    'no kubeconfig named anywhere: not applicable',
+  );
 });
 
 t.test('a systemd property is read from the unit and its drop-ins, a later drop-in winning', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
   b.file('/usr/lib/systemd/system/kubelet.service', '[Service]\nExecStart=/usr/bin/kubelet\n');
   t.equal(check(scan(b.root, 'worker').report.checks, '4.2.15').status, 'FAIL');
-  b.file('/etc/systemd/system/kubelet.service.d/50-ip.conf', '[Service]\nIPAddressDeny=any\nIPAddressAllow=localhost\n');
+  b.file(
+    '/etc/systemd/system/kubelet.service.d/50-ip.conf',
+    '[Service]\nIPAddressDeny=any\nIPAddressAllow=localhost\n',
+  );
   const c = check(scan(b.root, 'worker').report.checks, '4.2.15');
   t.equal(c.status, 'PASS');
   t.match(c.evidence, /50-ip\.conf/);
@@ -104,26 +136,46 @@ t.test('a glob may have wildcards in several path components', async (t) => {
   const c = check(scan(b.root, 'control-plane').report.checks, '1.1.9');
   t.equal(c.status, 'FAIL');
   t.match(c.actual, /other\/last_reserved_ip\.0: 644/);
-  t.same(new HostView(b.root).glob('/var/lib/cni/networks/*/*'), ['/var/lib/cni/networks/k8s-pod-network/10.0.0.5', '/var/lib/cni/networks/other/last_reserved_ip.0']);
+  t.same(new HostView(b.root).glob('/var/lib/cni/networks/*/*'), [
+    '/var/lib/cni/networks/k8s-pod-network/10.0.0.5',
+    '/var/lib/cni/networks/other/last_reserved_ip.0',
+  ]);
 });
 
-t.test('the kubelet embedded in k3s: built-in arguments, then --kubelet-arg from config.yaml and the command line', async (t) => {
-  const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/etc/rancher/k3s/config.yaml', { 'kubelet-arg': ['read-only-port=10255', 'streaming-connection-idle-timeout=5m'] });
-  b.process(400, ['/usr/local/bin/k3s', 'server', '--kubelet-arg=streaming-connection-idle-timeout=10m']);
-  const host = new HostView(b.root);
-  const s = readKubeletSettings(host, listProcesses(host));
-  t.equal(s.origin, 'process');
-  t.match(s.originDetail, /embedded in k3s pid 400/);
-  t.equal(resolveSetting(s, 'authentication.anonymous.enabled', 'anonymous-auth').value, 'false', 'k3s built-in');
-  t.equal(resolveSetting(s, 'readOnlyPort', 'read-only-port').value, '10255', 'config.yaml kubelet-arg beats the built-in');
-  t.equal(resolveSetting(s, 'streamingConnectionIdleTimeout', 'streaming-connection-idle-timeout').value, '10m', 'the command line beats config.yaml');
-  t.equal(scan(b.root).report.nodeRole, 'control-plane', 'k3s server runs the control plane');
-});
+t.test(
+  'the kubelet embedded in k3s: built-in arguments, then --kubelet-arg from config.yaml and the command line',
+  async (t) => {
+    const b = new NodeRootBuilder(`${tempDir(t)}/node`);
+    b.yaml('/etc/rancher/k3s/config.yaml', {
+      'kubelet-arg': ['read-only-port=10255', 'streaming-connection-idle-timeout=5m'],
+    });
+    b.process(400, ['/usr/local/bin/k3s', 'server', '--kubelet-arg=streaming-connection-idle-timeout=10m']);
+    const host = new HostView(b.root);
+    const s = readKubeletSettings(host, listProcesses(host));
+    t.equal(s.origin, 'process');
+    t.match(s.originDetail, /embedded in k3s pid 400/);
+    t.equal(resolveSetting(s, 'authentication.anonymous.enabled', 'anonymous-auth').value, 'false', 'k3s built-in');
+    t.equal(
+      resolveSetting(s, 'readOnlyPort', 'read-only-port').value,
+      '10255',
+      'config.yaml kubelet-arg beats the built-in',
+    );
+    t.equal(
+      resolveSetting(s, 'streamingConnectionIdleTimeout', 'streaming-connection-idle-timeout').value,
+      '10m',
+      'the command line beats config.yaml',
+    );
+    t.equal(scan(b.root).report.nodeRole, 'control-plane', 'k3s server runs the control plane');
+  },
+);
 
 t.test('k3s since v1.30 keeps kubelet defaults in a --config-dir drop-in', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  b.yaml('/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf', { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', podPidsLimit: 2048 });
+  b.yaml('/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf', {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    podPidsLimit: 2048,
+  });
   b.process(401, ['/usr/local/bin/k3s', 'agent']);
   const host = new HostView(b.root);
   const s = readKubeletSettings(host, listProcesses(host));
@@ -141,6 +193,14 @@ t.test('--benchmark auto reads the Kubernetes version of an RKE2 node from its r
 
 t.test('--kubernetes-version picks the benchmark when the node does not show its version', async (t) => {
   const b = new NodeRootBuilder(`${tempDir(t)}/node`);
-  const r = scanNode({ hostRoot: b.root, nodeName: 'n', benchmark: 'auto', role: 'worker', level: 2, exclude: [], kubernetesVersion: 'v1.28.9' });
+  const r = scanNode({
+    hostRoot: b.root,
+    nodeName: 'n',
+    benchmark: 'auto',
+    role: 'worker',
+    level: 2,
+    exclude: [],
+    kubernetesVersion: 'v1.28.9',
+  });
   t.equal(r.report.benchmark.id, 'cis-1.10');
 });

@@ -35,7 +35,8 @@ const UNIT = '/usr/lib/systemd/system/kubelet.service';
 const KUBEADM_DROPIN = '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf';
 
 function scan(root: string, benchmark = 'cis-1.12'): CheckResult[] {
-  return scanNode({ hostRoot: root, nodeName: 'n', benchmark, role: 'worker', level: 2, exclude: [], benchmarks }).report.checks;
+  return scanNode({ hostRoot: root, nodeName: 'n', benchmark, role: 'worker', level: 2, exclude: [], benchmarks })
+    .report.checks;
 }
 const check = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id) as CheckResult;
 
@@ -58,10 +59,26 @@ t.test('on the model node the kubelet unit checks pass (the baseline the cases b
 });
 
 for (const [name, spoil, why] of [
-  ['the drop-in holding ExecStart is a directory', asDirectory(KUBEADM_DROPIN), /10-kubeadm\.conf exists but cannot be read: .*not a regular file/],
-  ['the unit file itself is a directory', asDirectory(UNIT), /kubelet\.service exists but cannot be read: .*not a regular file/],
-  ['the unit is a link that leaves the host root', (b: NodeRootBuilder) => b.symlink(UNIT, '../../../../../../../../etc/hostname'), /kubelet\.service exists but cannot be read: .*climbs above the host root/],
-  ['a drop-in directory is a link that leaves the host root', (b: NodeRootBuilder) => b.symlink('/etc/systemd/system/kubelet.service.d', '../../../../../../../tmp'), /kubelet\.service\.d exists but cannot be read/],
+  [
+    'the drop-in holding ExecStart is a directory',
+    asDirectory(KUBEADM_DROPIN),
+    /10-kubeadm\.conf exists but cannot be read: .*not a regular file/,
+  ],
+  [
+    'the unit file itself is a directory',
+    asDirectory(UNIT),
+    /kubelet\.service exists but cannot be read: .*not a regular file/,
+  ],
+  [
+    'the unit is a link that leaves the host root',
+    (b: NodeRootBuilder) => b.symlink(UNIT, '../../../../../../../../etc/hostname'),
+    /kubelet\.service exists but cannot be read: .*climbs above the host root/,
+  ],
+  [
+    'a drop-in directory is a link that leaves the host root',
+    (b: NodeRootBuilder) => b.symlink('/etc/systemd/system/kubelet.service.d', '../../../../../../../tmp'),
+    /kubelet\.service\.d exists but cannot be read/,
+  ],
 ] as const) {
   t.test(`an unreadable kubelet unit FAILs the unit file checks with the reason: ${name}`, async (t) => {
     const root = nodeWith(t, spoil);
@@ -78,17 +95,24 @@ for (const [name, spoil, why] of [
   });
 }
 
-t.test('with the kubelet not running, an unreadable unit makes its settings unknown (FAIL), not "no kubelet" (SKIP)', async (t) => {
-  const model = new NodeModel();
-  // Not running: the kubelet's command line would come from its unit.
-  const root = nodeWith(t, (b) => {
-    rmSync(b.path('/proc/901'), { recursive: true, force: true });
-    asDirectory(KUBEADM_DROPIN)(b);
-  }, model);
-  const c = check(scan(root), '4.2.1');
-  t.equal(c.status, 'FAIL', c.skipReason ?? c.evidence);
-  t.match(c.evidence, /10-kubeadm\.conf exists but cannot be read/);
-});
+t.test(
+  'with the kubelet not running, an unreadable unit makes its settings unknown (FAIL), not "no kubelet" (SKIP)',
+  async (t) => {
+    const model = new NodeModel();
+    // Not running: the kubelet's command line would come from its unit.
+    const root = nodeWith(
+      t,
+      (b) => {
+        rmSync(b.path('/proc/901'), { recursive: true, force: true });
+        asDirectory(KUBEADM_DROPIN)(b);
+      },
+      model,
+    );
+    const c = check(scan(root), '4.2.1');
+    t.equal(c.status, 'FAIL', c.skipReason ?? c.evidence);
+    t.match(c.evidence, /10-kubeadm\.conf exists but cannot be read/);
+  },
+);
 
 t.test('a masked kubelet unit (a link to /dev/null) is no unit, not an unreadable one', async (t) => {
   const root = nodeWith(t, (b) => {

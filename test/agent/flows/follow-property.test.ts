@@ -43,7 +43,11 @@ function opsFor(withCopytruncate: boolean): fc.Arbitrary<Op[]> {
  * save are forgotten: their batch was never written. Answers the lines delivered
  * and written and every event.
  */
-function run(naming: RotationNaming, clock: 'fake' | 'real', ops: Op[]): { delivered: string[]; written: string[]; events: string[] } {
+function run(
+  naming: RotationNaming,
+  clock: 'fake' | 'real',
+  ops: Op[],
+): { delivered: string[]; written: string[]; events: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-follow-'));
   try {
     let now = 1_700_000_000_000;
@@ -86,13 +90,18 @@ const cases: { name: string; clock: 'fake' | 'real'; copytruncate: boolean }[] =
 
 for (const c of cases) {
   t.test(`every line written is delivered exactly once, in order (${c.name})`, async (t) => {
-    const scenario = fc.record({ naming: fc.constantFrom<RotationNaming>('logrotate', 'lumberjack'), ops: opsFor(c.copytruncate) });
+    const scenario = fc.record({
+      naming: fc.constantFrom<RotationNaming>('logrotate', 'lumberjack'),
+      ops: opsFor(c.copytruncate),
+    });
     fc.assert(
       fc.property(scenario, ({ naming, ops }) => {
         const { delivered, written, events } = run(naming, c.clock, ops);
         if (events.some((e) => /lost/.test(e))) throw new Error(`a loss was reported: ${events.join(' | ')}`);
         if (JSON.stringify(delivered) !== JSON.stringify(written)) {
-          throw new Error(`delivered ${delivered.length} lines, written ${written.length}\ndelivered: ${delivered.join(' ')}\nwritten:   ${written.join(' ')}\nevents: ${events.join(' | ')}`);
+          throw new Error(
+            `delivered ${delivered.length} lines, written ${written.length}\ndelivered: ${delivered.join(' ')}\nwritten:   ${written.join(' ')}\nevents: ${events.join(' | ')}`,
+          );
         }
       }),
       fuzzParams(100),

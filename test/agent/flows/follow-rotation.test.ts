@@ -38,11 +38,18 @@ for (const naming of namings) {
     log.append(3);
     t.equal(log.rotatedFiles().length, 2);
     const after = drain(restart(before));
-    t.same(after.lines, log.written.slice(seen), 'the rest of the first file, all of the middle one, then the new one; each line once');
+    t.same(
+      after.lines,
+      log.written.slice(seen),
+      'the rest of the first file, all of the middle one, then the new one; each line once',
+    );
   });
 
   t.test(`${naming}: five rotations between two polls — every line once, in order`, async (t) => {
-    for (const [how, maxBytes] of [['one read', undefined], ['100-byte reads', 100]] as const) {
+    for (const [how, maxBytes] of [
+      ['one read', undefined],
+      ['100-byte reads', 100],
+    ] as const) {
       for (const viaRestart of [false, true]) {
         const log = new RotatingLog(tempDir(t), naming);
         const f = new FileFollower(log.path);
@@ -55,7 +62,11 @@ for (const naming of namings) {
         }
         log.append(4);
         const after = drain(viaRestart ? restart(f) : f, maxBytes);
-        t.equal(after.lines.length, 24, `${how}${viaRestart ? ', after a restart' : ''}: 20 lines from five rotated files and 4 from the new one`);
+        t.equal(
+          after.lines.length,
+          24,
+          `${how}${viaRestart ? ', after a restart' : ''}: 20 lines from five rotated files and 4 from the new one`,
+        );
         t.same(after.lines, log.written.slice(seen));
       }
     }
@@ -78,83 +89,99 @@ for (const naming of namings) {
   });
 }
 
-t.test('copytruncate refilled past the old offset, ending in the same 64 bytes: noticed by the first bytes', async (t) => {
-  for (const viaRestart of [false, true]) {
-    const dir = tempDir(t);
-    const file = join(dir, 'flows.log');
-    const common = `{"note":"${'='.repeat(52)}"}\n`; // 64 bytes, the same in both generations
-    t.equal(common.length, 64);
-    const old = Array.from({ length: 10 }, (_, i) => `{"gen":"old","n":${i}}`);
-    const refill = Array.from({ length: 10 }, (_, i) => `{"gen":"new","n":${i}}`); // same lengths: `common` lands at the same offset
-    writeFileSync(file, `${old.join('\n')}\n${common}`);
-    const f = new FileFollower(file);
-    t.same(drain(f).lines, [...old, common.trimEnd()]);
-    appendFileSync(file, 'late-1\nlate-2\n'); // written after the last read, before the copy
-    copyFileSync(file, `${file}.1`);
-    truncateSync(file, 0);
-    appendFileSync(file, `${refill.join('\n')}\n${common}more-1\nmore-2\nmore-3\n`);
-    const after = drain(viaRestart ? restart(f) : f);
-    t.same(after.lines, ['late-1', 'late-2', ...refill, common.trimEnd(), 'more-1', 'more-2', 'more-3'], `${viaRestart ? 'after a restart: ' : ''}the rest from the copy, then the whole refill, each once`);
-    t.match(after.events.join('\n'), /truncated: .*flows\.log\.1/);
-  }
-});
-
-t.test('a file that got smaller than at the last poll was emptied, even when still longer than the offset', async (t) => {
-  const file = join(tempDir(t), 'flows.log');
-  writeFileSync(file, 'a\nb\npartial-line-still-being-written');
-  const f = new FileFollower(file);
-  t.same(drain(f).lines, ['a', 'b']);
-  // Emptied and rewritten with the same first lines, shorter than before but past the offset: the head and the
-  // bytes before the offset match, only the size tells.
-  truncateSync(file, 0);
-  appendFileSync(file, 'a\nb\nc\n');
-  const r = drain(f);
-  t.same(r.lines, ['a', 'b', 'c']);
-  t.match(r.events.join('\n'), /truncated/);
-});
-
-t.test('a file that is only appended to is never read again from its start, even when all its lines are the same', async (t) => {
-  const file = join(tempDir(t), 'flows.log');
-  const same = `{"same":"${'s'.repeat(300)}"}`; // every head, tail and line identical
-  writeFileSync(file, '');
-  const f = new FileFollower(file);
-  let delivered = 0;
-  let written = 0;
-  for (let i = 0; i < 60; i++) {
-    if (i % 7 === 0) {
-      appendFileSync(file, same.slice(0, 100)); // a partial line, polled before it is finished
-    } else if (i % 7 === 1) {
-      appendFileSync(file, `${same.slice(100)}\n`);
-      written++;
-    } else {
-      appendFileSync(file, `${same}\n`.repeat(i % 3));
-      written += i % 3;
+t.test(
+  'copytruncate refilled past the old offset, ending in the same 64 bytes: noticed by the first bytes',
+  async (t) => {
+    for (const viaRestart of [false, true]) {
+      const dir = tempDir(t);
+      const file = join(dir, 'flows.log');
+      const common = `{"note":"${'='.repeat(52)}"}\n`; // 64 bytes, the same in both generations
+      t.equal(common.length, 64);
+      const old = Array.from({ length: 10 }, (_, i) => `{"gen":"old","n":${i}}`);
+      const refill = Array.from({ length: 10 }, (_, i) => `{"gen":"new","n":${i}}`); // same lengths: `common` lands at the same offset
+      writeFileSync(file, `${old.join('\n')}\n${common}`);
+      const f = new FileFollower(file);
+      t.same(drain(f).lines, [...old, common.trimEnd()]);
+      appendFileSync(file, 'late-1\nlate-2\n'); // written after the last read, before the copy
+      copyFileSync(file, `${file}.1`);
+      truncateSync(file, 0);
+      appendFileSync(file, `${refill.join('\n')}\n${common}more-1\nmore-2\nmore-3\n`);
+      const after = drain(viaRestart ? restart(f) : f);
+      t.same(
+        after.lines,
+        ['late-1', 'late-2', ...refill, common.trimEnd(), 'more-1', 'more-2', 'more-3'],
+        `${viaRestart ? 'after a restart: ' : ''}the rest from the copy, then the whole refill, each once`,
+      );
+      t.match(after.events.join('\n'), /truncated: .*flows\.log\.1/);
     }
-    const r = f.poll(i % 2 === 0 ? 700 : undefined);
-    t.same(r.events, []);
-    delivered += r.lines.length;
-  }
-  delivered += drain(f).lines.length;
-  t.equal(delivered, written, 'each appended line exactly once');
-});
+  },
+);
 
-t.test('a rotated file removed before it was read to its end: the loss is an event, the newer files are read once', async (t) => {
-  const log = new RotatingLog(tempDir(t), 'logrotate');
-  log.append(2);
-  const f = new FileFollower(log.path);
-  drain(f);
-  const lost = log.append(3); // in the followed file, never read
-  log.rotate();
-  const middle = log.append(2);
-  log.rotate();
-  const current = log.append(2);
-  rmSync(`${log.path}.2`); // the followed file, e.g. logrotate's `rotate 1`
-  const r = drain(f);
-  t.same(r.lines, [...middle, ...current]);
-  t.equal(r.events.filter((e) => /^lost: /.test(e)).length, 1, 'the loss is told once');
-  t.match(r.events.join('\n'), /lost: .*inode/);
-  t.notOk(r.lines.some((l) => lost.includes(l)));
-});
+t.test(
+  'a file that got smaller than at the last poll was emptied, even when still longer than the offset',
+  async (t) => {
+    const file = join(tempDir(t), 'flows.log');
+    writeFileSync(file, 'a\nb\npartial-line-still-being-written');
+    const f = new FileFollower(file);
+    t.same(drain(f).lines, ['a', 'b']);
+    // Emptied and rewritten with the same first lines, shorter than before but past the offset: the head and the
+    // bytes before the offset match, only the size tells.
+    truncateSync(file, 0);
+    appendFileSync(file, 'a\nb\nc\n');
+    const r = drain(f);
+    t.same(r.lines, ['a', 'b', 'c']);
+    t.match(r.events.join('\n'), /truncated/);
+  },
+);
+
+t.test(
+  'a file that is only appended to is never read again from its start, even when all its lines are the same',
+  async (t) => {
+    const file = join(tempDir(t), 'flows.log');
+    const same = `{"same":"${'s'.repeat(300)}"}`; // every head, tail and line identical
+    writeFileSync(file, '');
+    const f = new FileFollower(file);
+    let delivered = 0;
+    let written = 0;
+    for (let i = 0; i < 60; i++) {
+      if (i % 7 === 0) {
+        appendFileSync(file, same.slice(0, 100)); // a partial line, polled before it is finished
+      } else if (i % 7 === 1) {
+        appendFileSync(file, `${same.slice(100)}\n`);
+        written++;
+      } else {
+        appendFileSync(file, `${same}\n`.repeat(i % 3));
+        written += i % 3;
+      }
+      const r = f.poll(i % 2 === 0 ? 700 : undefined);
+      t.same(r.events, []);
+      delivered += r.lines.length;
+    }
+    delivered += drain(f).lines.length;
+    t.equal(delivered, written, 'each appended line exactly once');
+  },
+);
+
+t.test(
+  'a rotated file removed before it was read to its end: the loss is an event, the newer files are read once',
+  async (t) => {
+    const log = new RotatingLog(tempDir(t), 'logrotate');
+    log.append(2);
+    const f = new FileFollower(log.path);
+    drain(f);
+    const lost = log.append(3); // in the followed file, never read
+    log.rotate();
+    const middle = log.append(2);
+    log.rotate();
+    const current = log.append(2);
+    rmSync(`${log.path}.2`); // the followed file, e.g. logrotate's `rotate 1`
+    const r = drain(f);
+    t.same(r.lines, [...middle, ...current]);
+    t.equal(r.events.filter((e) => /^lost: /.test(e)).length, 1, 'the loss is told once');
+    t.match(r.events.join('\n'), /lost: .*inode/);
+    t.notOk(r.lines.some((l) => lost.includes(l)));
+  },
+);
 
 t.test('compressed rotated files are never read as lines, by name or by content', async (t) => {
   const log = new RotatingLog(tempDir(t), 'logrotate');
@@ -177,21 +204,25 @@ t.test('compressed rotated files are never read as lines, by name or by content'
   t.match(r.events.join('\n'), /lost: /);
 });
 
-t.test('the path missing after a rotation (nocreate): the rotated file is finished, the new one read once it appears', async (t) => {
-  const log = new RotatingLog(tempDir(t), 'logrotate');
-  log.append(2);
-  const f = new FileFollower(log.path);
-  drain(f);
-  const seen = log.written.length;
-  log.append(2);
-  log.rotate({ create: false });
-  t.same(drain(f).lines, log.written.slice(seen), 'the rest of the rotated file while the path is missing');
-  log.append(2);
-  t.same(drain(f).lines, log.written.slice(seen + 2));
-});
+t.test(
+  'the path missing after a rotation (nocreate): the rotated file is finished, the new one read once it appears',
+  async (t) => {
+    const log = new RotatingLog(tempDir(t), 'logrotate');
+    log.append(2);
+    const f = new FileFollower(log.path);
+    drain(f);
+    const seen = log.written.length;
+    log.append(2);
+    log.rotate({ create: false });
+    t.same(drain(f).lines, log.written.slice(seen), 'the rest of the rotated file while the path is missing');
+    log.append(2);
+    t.same(drain(f).lines, log.written.slice(seen + 2));
+  },
+);
 
 t.test('a rotated file is not left while the new one is empty: the writer may still be writing to it', async (t) => {
-  // logrotate renames first and signals the writer after (postrotate); until the writer reopens, lines go to the renamed file.
+  // logrotate renames first and signals the writer after (postrotate); until the writer reopens, lines go to the
+  // renamed file.
   const dir = tempDir(t);
   const file = join(dir, 'flows.log');
   writeFileSync(file, 'a\n');
@@ -221,23 +252,26 @@ t.test("a rotated file's unterminated last line is delivered once the writer has
   t.same(drain(f).lines, ['b', 'torn', 'c'], 'the torn line goes on to the parser, which counts it if it is malformed');
 });
 
-t.test('copytruncate twice between polls: the rest from the older copy, all of the newer one, then the file', async (t) => {
-  for (const viaRestart of [false, true]) {
-    let now = 1_700_000_000_000;
-    const log = new RotatingLog(tempDir(t), 'logrotate', 'flows.log', () => (now += 1000));
-    log.append(2);
-    const f = new FileFollower(log.path);
-    t.same(drain(f).lines, log.written);
-    const seen = log.written.length;
-    log.append(2);
-    log.copytruncate();
-    log.append(3);
-    log.copytruncate();
-    log.append(1);
-    const after = drain(viaRestart ? restart(f) : f);
-    t.same(after.lines, log.written.slice(seen), `${viaRestart ? 'after a restart: ' : ''}each line once`);
-  }
-});
+t.test(
+  'copytruncate twice between polls: the rest from the older copy, all of the newer one, then the file',
+  async (t) => {
+    for (const viaRestart of [false, true]) {
+      let now = 1_700_000_000_000;
+      const log = new RotatingLog(tempDir(t), 'logrotate', 'flows.log', () => (now += 1000));
+      log.append(2);
+      const f = new FileFollower(log.path);
+      t.same(drain(f).lines, log.written);
+      const seen = log.written.length;
+      log.append(2);
+      log.copytruncate();
+      log.append(3);
+      log.copytruncate();
+      log.append(1);
+      const after = drain(viaRestart ? restart(f) : f);
+      t.same(after.lines, log.written.slice(seen), `${viaRestart ? 'after a restart: ' : ''}each line once`);
+    }
+  },
+);
 
 t.test('copytruncate of a file last seen empty: the copies written since that look are read first', async (t) => {
   for (const viaRestart of [false, true]) {
@@ -253,7 +287,11 @@ t.test('copytruncate of a file last seen empty: the copies written since that lo
     log.copytruncate();
     log.append(1);
     const after = drain(viaRestart ? restart(f) : f);
-    t.same(after.lines, log.written, `${viaRestart ? 'after a restart: ' : ''}both copies, then the file, each line once`);
+    t.same(
+      after.lines,
+      log.written,
+      `${viaRestart ? 'after a restart: ' : ''}both copies, then the file, each line once`,
+    );
   }
 });
 
@@ -270,17 +308,20 @@ t.test('a file copied without truncation (logrotate copy) is not read again from
   t.same(drain(f).lines, log.written);
 });
 
-t.test('a position saved by an earlier version (no head, size or mtime) still resumes, through two rotations', async (t) => {
-  const log = new RotatingLog(tempDir(t), 'logrotate');
-  log.append(3);
-  const before = new FileFollower(log.path);
-  drain(before);
-  const { dev, ino, offset, tail } = before.saved!;
-  const seen = log.written.length;
-  log.append(1);
-  log.rotate();
-  log.append(2);
-  log.rotate();
-  log.append(1);
-  t.same(drain(new FileFollower(log.path, { dev, ino, offset, tail })).lines, log.written.slice(seen));
-});
+t.test(
+  'a position saved by an earlier version (no head, size or mtime) still resumes, through two rotations',
+  async (t) => {
+    const log = new RotatingLog(tempDir(t), 'logrotate');
+    log.append(3);
+    const before = new FileFollower(log.path);
+    drain(before);
+    const { dev, ino, offset, tail } = before.saved!;
+    const seen = log.written.length;
+    log.append(1);
+    log.rotate();
+    log.append(2);
+    log.rotate();
+    log.append(1);
+    t.same(drain(new FileFollower(log.path, { dev, ino, offset, tail })).lines, log.written.slice(seen));
+  },
+);

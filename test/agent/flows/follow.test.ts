@@ -36,7 +36,10 @@ t.test('rotation: the rest of the renamed file is read, then the new file from i
   // The old file's rest first; once it is finished, the new file.
   const first = f.poll();
   const second = f.poll();
-  t.same([...first.lines, ...second.lines].map((l) => l.line), ['3', '4']);
+  t.same(
+    [...first.lines, ...second.lines].map((l) => l.line),
+    ['3', '4'],
+  );
   t.match([...first.events, ...second.events].join('\n'), /rotated: finished .*flows\.log\.1/);
 });
 
@@ -48,7 +51,10 @@ t.test('truncation in place: reading starts over at the beginning', async (t) =>
   truncateSync(file, 0);
   appendFileSync(file, 'new\n');
   const r = f.poll();
-  t.same(r.lines.map((l) => l.line), ['new']);
+  t.same(
+    r.lines.map((l) => l.line),
+    ['new'],
+  );
   t.match(r.events[0], /truncated/);
 });
 
@@ -71,7 +77,10 @@ t.test('a line longer than the limit is reported once and skipped, and reading g
   writeFileSync(file, `ok-1\n${'x'.repeat(1024 * 1024 + 10)}\nok-2\n`);
   const f = new FileFollower(file);
   const r = f.poll();
-  t.same(r.lines.map((l) => l.line), ['ok-1', 'ok-2']);
+  t.same(
+    r.lines.map((l) => l.line),
+    ['ok-1', 'ok-2'],
+  );
   t.equal(r.tooLong.length, 1);
 });
 

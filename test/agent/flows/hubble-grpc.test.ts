@@ -6,7 +6,12 @@ import t from 'tap';
 import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
 import { HubbleParser } from '../../../agent/flows/sources/hubble.js';
-import { HubbleObserverSource, observerServiceDefinition, timestampToRfc3339, type WireTimestamp } from '../../../agent/flows/sources/hubble-grpc.js';
+import {
+  HubbleObserverSource,
+  observerServiceDefinition,
+  timestampToRfc3339,
+  type WireTimestamp,
+} from '../../../agent/flows/sources/hubble-grpc.js';
 import { networkAccess } from '../../../aggregator/compute/network-access.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
@@ -31,7 +36,11 @@ const sampleLines = (): Json[] =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Json);
 
-const LOST: Json = { lost_events: { source: 'PERF_EVENT_RING_BUFFER', num_events_lost: '3', cpu: 2 }, node_name: 'shop-prod/worker-1', time: '2026-11-20T10:15:00.500Z' };
+const LOST: Json = {
+  lost_events: { source: 'PERF_EVENT_RING_BUFFER', num_events_lost: '3', cpu: 2 },
+  node_name: 'shop-prod/worker-1',
+  time: '2026-11-20T10:15:00.500Z',
+};
 
 /** RFC 3339 (as the exporter writes it) to google.protobuf.Timestamp. */
 function toTimestamp(s: string): WireTimestamp {
@@ -40,7 +49,10 @@ function toTimestamp(s: string): WireTimestamp {
   return { seconds: String(Date.parse(`${m[1]}Z`) / 1000), nanos: Number((m[2] ?? '').padEnd(9, '0')) };
 }
 
-/** An exporter JSON line to the GetFlowsResponse object a Hubble server sends: Timestamps and wrapper messages where JSON has bare values. */
+/**
+ * An exporter JSON line to the GetFlowsResponse object a Hubble server sends: Timestamps and wrapper messages where
+ * JSON has bare values.
+ */
 function toResponse(line: Json): Json {
   const m = structuredClone(line);
   if (typeof m.time === 'string') m.time = toTimestamp(m.time);
@@ -69,7 +81,11 @@ function sinceAllows(call: FlowsCall, line: Json): boolean {
 async function startServer(socket: string, getFlows: (call: FlowsCall) => void): Promise<grpc.Server> {
   const server = new grpc.Server();
   server.addService(observerServiceDefinition(), { GetFlows: getFlows });
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
   return server;
 }
 
@@ -79,7 +95,9 @@ const msgs = logMessages;
 // The same key mapping and fields as samples.test.ts.
 function expectedHubbleSummary(): Record<string, Record<string, unknown>> {
   const md = readFileSync(join(dir, 'EXPECTED.md'), 'utf8');
-  const blocks = [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1] as string) as Record<string, Record<string, unknown>>);
+  const blocks = [...md.matchAll(/```json\n([\s\S]*?)```/g)].map(
+    (m) => JSON.parse(m[1] as string) as Record<string, Record<string, unknown>>,
+  );
   return blocks[1] as Record<string, Record<string, unknown>>;
 }
 function verdictKey(expectedKey: string): string {
@@ -87,7 +105,18 @@ function verdictKey(expectedKey: string): string {
   const [ns, name] = expectedKey.split('/') as [string, string];
   return `${ns}/${workloadFromPodName(name)}`;
 }
-const FIELDS = ['ingressProtected', 'egressProtected', 'ingressFromInternet', 'egressToInternet', 'ingressFromOtherNamespaces', 'egressToOtherNamespaces', 'allowedIn', 'deniedIn', 'allowedOut', 'deniedOut'] as const;
+const FIELDS = [
+  'ingressProtected',
+  'egressProtected',
+  'ingressFromInternet',
+  'egressToInternet',
+  'ingressFromOtherNamespaces',
+  'egressToOtherNamespaces',
+  'allowedIn',
+  'deniedIn',
+  'allowedOut',
+  'deniedOut',
+] as const;
 
 t.test('Timestamps become RFC 3339 with 0, 3, 6 or 9 fraction digits, as protojson writes them', async (t) => {
   t.equal(timestampToRfc3339({ seconds: '1795168804', nanos: 118402771 }), '2026-11-20T10:00:04.118402771Z');
@@ -98,116 +127,163 @@ t.test('Timestamps become RFC 3339 with 0, 3, 6 or 9 fraction digits, as protojs
   t.equal(timestampToRfc3339({ seconds: '99999999999999999' }), undefined, 'out of range');
 });
 
-t.test('FlowCapture follows a Hubble Observer socket: the sample gives exactly the hand-derived summary, and the lost count arrives', async (t) => {
-  const socket = join(tempDir(t), 'hubble.sock');
-  const requests: Json[] = [];
-  const server = await startServer(socket, (call) => {
-    requests.push(call.request);
-    for (const line of sampleLines()) call.write(toResponse(line));
-    call.write(toResponse(LOST));
-    // follow = true: the stream stays open. This server ignores `since`: FlowCapture starts
-    // following at the real clock, which may be after the sample's times.
-  });
-  t.teardown(() => server.forceShutdown());
+t.test(
+  'FlowCapture follows a Hubble Observer socket: the sample gives exactly the hand-derived summary, and the lost count arrives',
+  async (t) => {
+    const socket = join(tempDir(t), 'hubble.sock');
+    const requests: Json[] = [];
+    const server = await startServer(socket, (call) => {
+      requests.push(call.request);
+      for (const line of sampleLines()) call.write(toResponse(line));
+      call.write(toResponse(LOST));
+      // follow = true: the stream stays open. This server ignores `since`: FlowCapture starts
+      // following at the real clock, which may be after the sample's times.
+    });
+    t.teardown(() => server.forceShutdown());
 
-  const batches: WireFlowBatch[] = [];
-  let seq = 0;
-  const { log, lines } = capturingLogger();
-  const spec = parseFlowSource(`hubble:unix://${socket}`);
-  t.equal(spec.kind, 'hubble-grpc');
-  const capture = new FlowCapture({ sources: [spec], outbox: recordingOutbox(batches), internal: new InternalNetworks(), log, windowMs: 3_600_000, pollMs: 3_600_000, now: Date.now });
-  t.same(msgs(lines, /not supported/), [], 'no "not supported" warning for hubble-grpc');
-  capture.start();
-  t.teardown(() => capture.stop());
+    const batches: WireFlowBatch[] = [];
+    const { log, lines } = capturingLogger();
+    const spec = parseFlowSource(`hubble:unix://${socket}`);
+    t.equal(spec.kind, 'hubble-grpc');
+    const capture = new FlowCapture({
+      sources: [spec],
+      outbox: recordingOutbox(batches),
+      internal: new InternalNetworks(),
+      log,
+      windowMs: 3_600_000,
+      pollMs: 3_600_000,
+      now: Date.now,
+    });
+    t.same(msgs(lines, /not supported/), [], 'no "not supported" warning for hubble-grpc');
+    capture.start();
+    t.teardown(() => capture.stop());
 
-  // What the file-based parser counts from the same lines.
-  const fileParser = new HubbleParser(new InternalNetworks());
-  const wantRecords = sampleLines().filter((l) => fileParser.response(l).kind === 'flow').length;
-  let lost = 0;
-  // The lost event is sent last, so once it is counted every flow before it is in too.
-  await waitFor('the lost count', () => {
-    capture.flush();
-    lost = batches.reduce((n, b) => n + b.sources.reduce((m, s) => m + s.lost, 0), 0);
-    return lost > 0;
-  });
-  t.equal(lost, 3, 'lost_events.num_events_lost arrives as the source\'s lost count');
-  t.equal(capture.stats.records, wantRecords, 'as many flows as the file parser finds in the same lines');
-  t.equal(capture.stats.malformed, 0);
-  t.same(
-    batches.flatMap((b) => b.sources.map((s) => s.source)),
-    batches.map(() => spec.raw),
-    'counts are reported under the source as given',
-  );
+    // What the file-based parser counts from the same lines.
+    const fileParser = new HubbleParser(new InternalNetworks());
+    const wantRecords = sampleLines().filter((l) => fileParser.response(l).kind === 'flow').length;
+    let lost = 0;
+    // The lost event is sent last, so once it is counted every flow before it is in too.
+    await waitFor('the lost count', () => {
+      capture.flush();
+      lost = batches.reduce((n, b) => n + b.sources.reduce((m, s) => m + s.lost, 0), 0);
+      return lost > 0;
+    });
+    t.equal(lost, 3, "lost_events.num_events_lost arrives as the source's lost count");
+    t.equal(capture.stats.records, wantRecords, 'as many flows as the file parser finds in the same lines');
+    t.equal(capture.stats.malformed, 0);
+    t.same(
+      batches.flatMap((b) => b.sources.map((s) => s.source)),
+      batches.map(() => spec.raw),
+      'counts are reported under the source as given',
+    );
 
-  t.equal(requests.length, 1);
-  t.same(requests[0], { follow: true, since: requests[0]?.since }, 'GetFlows asks to follow, and nothing else but since');
-  t.ok(requests[0]?.since, 'and for flows since a point in time');
+    t.equal(requests.length, 1);
+    t.same(
+      requests[0],
+      { follow: true, since: requests[0]?.since },
+      'GetFlows asks to follow, and nothing else but since',
+    );
+    t.ok(requests[0]?.since, 'and for flows since a point in time');
 
-  const flows: FlowRecord[] = batches.flatMap((b) => b.records.map((r) => { const f = flowFromWire(r); if (typeof f === 'string') throw new Error(f); return f; }));
-  const got = networkAccess(flows).endpoints;
-  const expected = expectedHubbleSummary();
-  t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');
-  for (const [key, want] of Object.entries(expected)) {
-    const e = got.find((g) => g.endpoint === verdictKey(key));
-    t.same(Object.fromEntries(FIELDS.map((f) => [f, e?.[f]])), Object.fromEntries(FIELDS.map((f) => [f, want[f]])), key);
-  }
-  t.equal(msgs(lines, /following Hubble flows/).length, 1, 'one log line for the connection');
-});
+    const flows: FlowRecord[] = batches.flatMap((b) =>
+      b.records.map((r) => {
+        const f = flowFromWire(r);
+        if (typeof f === 'string') throw new Error(f);
+        return f;
+      }),
+    );
+    const got = networkAccess(flows).endpoints;
+    const expected = expectedHubbleSummary();
+    t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');
+    for (const [key, want] of Object.entries(expected)) {
+      const e = got.find((g) => g.endpoint === verdictKey(key));
+      t.same(
+        Object.fromEntries(FIELDS.map((f) => [f, e?.[f]])),
+        Object.fromEntries(FIELDS.map((f) => [f, want[f]])),
+        key,
+      );
+    }
+    t.equal(msgs(lines, /following Hubble flows/).length, 1, 'one log line for the connection');
+  },
+);
 
-t.test('decoded messages have the exporter JSON shape; after a restart of the server the source reconnects from the last flow time', async (t) => {
-  const socket = join(tempDir(t), 'hubble.sock');
-  const sample = sampleLines();
-  const requests: Json[] = [];
-  const session = (extra: Json[]) => (call: FlowsCall) => {
-    requests.push(call.request);
-    for (const line of [...sample, ...extra]) if (sinceAllows(call, line)) call.write(toResponse(line));
-  };
-  let server = await startServer(socket, session([LOST]));
-  t.teardown(() => server.forceShutdown());
+t.test(
+  'decoded messages have the exporter JSON shape; after a restart of the server the source reconnects from the last flow time',
+  async (t) => {
+    const socket = join(tempDir(t), 'hubble.sock');
+    const sample = sampleLines();
+    const requests: Json[] = [];
+    const session = (extra: Json[]) => (call: FlowsCall) => {
+      requests.push(call.request);
+      for (const line of [...sample, ...extra]) if (sinceAllows(call, line)) call.write(toResponse(line));
+    };
+    let server = await startServer(socket, session([LOST]));
+    t.teardown(() => server.forceShutdown());
 
-  const received: Json[] = [];
-  const { log, lines } = capturingLogger();
-  // The source starts following just before the sample's first flow.
-  const source = new HubbleObserverSource({ address: `unix://${socket}`, log, onMessage: (m) => void received.push(m as Json), minBackoffMs: 20, maxBackoffMs: 100, now: () => Date.parse('2026-11-20T09:59:00Z') });
-  source.start();
-  t.teardown(() => source.stop());
+    const received: Json[] = [];
+    const { log, lines } = capturingLogger();
+    // The source starts following just before the sample's first flow.
+    const source = new HubbleObserverSource({
+      address: `unix://${socket}`,
+      log,
+      onMessage: (m) => void received.push(m as Json),
+      minBackoffMs: 20,
+      maxBackoffMs: 100,
+      now: () => Date.parse('2026-11-20T09:59:00Z'),
+    });
+    source.start();
+    t.teardown(() => source.stop());
 
-  await waitFor('the first session', () => received.length === sample.length + 1);
-  t.same(received.slice(0, sample.length), sample, 'every message equals its exporter JSON line (Timestamps as RFC 3339, is_reply a plain boolean, revision a string)');
-  t.same(received[sample.length], LOST, 'lost_events, with num_events_lost as a string and cpu unwrapped');
-  t.ok(source.connected);
+    await waitFor('the first session', () => received.length === sample.length + 1);
+    t.same(
+      received.slice(0, sample.length),
+      sample,
+      'every message equals its exporter JSON line (Timestamps as RFC 3339, is_reply a plain boolean, revision a string)',
+    );
+    t.same(received[sample.length], LOST, 'lost_events, with num_events_lost as a string and cpu unwrapped');
+    t.ok(source.connected);
 
-  // Hubble goes away (cilium-agent restart) and stays away for a few retries.
-  server.forceShutdown();
-  await waitFor('the disconnect', () => !source.connected);
-  await waitFor('several failed retries', () => source.stats.failures >= 4);
-  t.equal(msgs(lines, /stream lost/).length, 1, 'the disconnect is logged once');
-  t.equal(msgs(lines, /cannot reach|stream lost/).filter((l) => l.level === 40).length, 1, 'failed retries are not logged as warnings again');
+    // Hubble goes away (cilium-agent restart) and stays away for a few retries.
+    server.forceShutdown();
+    await waitFor('the disconnect', () => !source.connected);
+    await waitFor('several failed retries', () => source.stats.failures >= 4);
+    t.equal(msgs(lines, /stream lost/).length, 1, 'the disconnect is logged once');
+    t.equal(
+      msgs(lines, /cannot reach|stream lost/).filter((l) => l.level === 40).length,
+      1,
+      'failed retries are not logged as warnings again',
+    );
 
-  // The newest flow time the source saw; Hubble's `since` is inclusive, so it sends that flow again.
-  const newest = sample.reduce((a, l) => (String(l.time) > String(a.time) ? l : a));
-  const fresh = structuredClone(sample[0] as Json);
-  const freshFlow = fresh.flow as Json;
-  freshFlow.uuid = '00000000-0000-4000-8000-000000000001';
-  freshFlow.time = fresh.time = '2026-11-20T10:20:00.250Z';
-  ((freshFlow.l4 as Json).TCP as Json).source_port = 50001;
+    // The newest flow time the source saw; Hubble's `since` is inclusive, so it sends that flow again.
+    const newest = sample.reduce((a, l) => (String(l.time) > String(a.time) ? l : a));
+    const fresh = structuredClone(sample[0] as Json);
+    const freshFlow = fresh.flow as Json;
+    freshFlow.uuid = '00000000-0000-4000-8000-000000000001';
+    freshFlow.time = fresh.time = '2026-11-20T10:20:00.250Z';
+    ((freshFlow.l4 as Json).TCP as Json).source_port = 50001;
 
-  // Hubble rewinds its ring to `since`: of the old flows only the one at that very time comes again, then the new one.
-  server = await startServer(socket, session([fresh]));
-  await waitFor('the new flow after the reconnect', () => received.length === sample.length + 2);
-  t.equal(requests.length, 2);
-  t.same(requests[1], { follow: true, since: toTimestamp(String(newest.time)) }, 'the second GetFlows asks for flows since the newest flow seen');
-  t.same(received[sample.length + 1], fresh, 'the new flow arrives');
-  t.equal(source.stats.duplicatesDropped, 1, 'the flow at the resume point is not delivered twice');
-  const parsed = new HubbleParser(new InternalNetworks()).response(received[sample.length + 1]);
-  t.equal(parsed.kind, 'flow', 'and parses as a flow');
-  t.equal(msgs(lines, /following Hubble flows/).length, 2, 'one connect log per connection');
+    // Hubble rewinds its ring to `since`: of the old flows only the one at that very time comes again, then the new
+    // one.
+    server = await startServer(socket, session([fresh]));
+    await waitFor('the new flow after the reconnect', () => received.length === sample.length + 2);
+    t.equal(requests.length, 2);
+    t.same(
+      requests[1],
+      { follow: true, since: toTimestamp(String(newest.time)) },
+      'the second GetFlows asks for flows since the newest flow seen',
+    );
+    t.same(received[sample.length + 1], fresh, 'the new flow arrives');
+    t.equal(source.stats.duplicatesDropped, 1, 'the flow at the resume point is not delivered twice');
+    const parsed = new HubbleParser(new InternalNetworks()).response(received[sample.length + 1]);
+    t.equal(parsed.kind, 'flow', 'and parses as a flow');
+    t.equal(msgs(lines, /following Hubble flows/).length, 2, 'one connect log per connection');
 
-  const before = lines.length;
-  source.stop();
-  await new Promise((r) => setTimeout(r, 100));
-  t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect or reconnecting');
-});
+    const before = lines.length;
+    source.stop();
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect or reconnecting');
+  },
+);
 
 t.test('back-pressure: onMessage returning false pauses the stream until resume()', async (t) => {
   const socket = join(tempDir(t), 'hubble.sock');
@@ -217,7 +293,11 @@ t.test('back-pressure: onMessage returning false pauses the stream until resume(
   });
   t.teardown(() => server.forceShutdown());
   const received: unknown[] = [];
-  const source = new HubbleObserverSource({ address: `unix://${socket}`, log: pino({ level: 'silent' }), onMessage: (m) => received.push(m) !== 1 });
+  const source = new HubbleObserverSource({
+    address: `unix://${socket}`,
+    log: pino({ level: 'silent' }),
+    onMessage: (m) => received.push(m) !== 1,
+  });
   source.start();
   t.teardown(() => source.stop());
   await waitFor('the first message', () => received.length === 1);

@@ -16,7 +16,9 @@ const dir = join(packageRoot(), 'examples', 'flows');
 
 function expectedBlocks(): Record<string, Record<string, unknown>>[] {
   const md = readFileSync(join(dir, 'EXPECTED.md'), 'utf8');
-  return [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1] as string) as Record<string, Record<string, unknown>>);
+  return [...md.matchAll(/```json\n([\s\S]*?)```/g)].map(
+    (m) => JSON.parse(m[1] as string) as Record<string, Record<string, unknown>>,
+  );
 }
 
 function verdictKey(expectedKey: string): string {
@@ -25,9 +27,24 @@ function verdictKey(expectedKey: string): string {
   return `${ns}/${workloadFromPodName(name)}`;
 }
 
-const FIELDS = ['ingressProtected', 'egressProtected', 'ingressFromInternet', 'egressToInternet', 'ingressFromOtherNamespaces', 'egressToOtherNamespaces', 'allowedIn', 'deniedIn', 'allowedOut', 'deniedOut'] as const;
+const FIELDS = [
+  'ingressProtected',
+  'egressProtected',
+  'ingressFromInternet',
+  'egressToInternet',
+  'ingressFromOtherNamespaces',
+  'egressToOtherNamespaces',
+  'allowedIn',
+  'deniedIn',
+  'allowedOut',
+  'deniedOut',
+] as const;
 
-function check(t: Parameters<Parameters<typeof t.test>[1]>[0], flows: FlowRecord[], expected: Record<string, Record<string, unknown>>) {
+function check(
+  t: Parameters<Parameters<typeof t.test>[1]>[0],
+  flows: FlowRecord[],
+  expected: Record<string, Record<string, unknown>>,
+) {
   const got = networkAccess(flows).endpoints;
   t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');
   for (const [key, want] of Object.entries(expected)) {
@@ -39,29 +56,81 @@ function check(t: Parameters<Parameters<typeof t.test>[1]>[0], flows: FlowRecord
 
 t.test('the Calico sample gives exactly the hand-derived network-access summary', async (t) => {
   const internal = new InternalNetworks();
-  const flows = readFileSync(join(dir, 'calico', 'flows.log'), 'utf8').split('\n').filter(Boolean).map((l) => parseCalicoLine(l, internal));
-  t.ok(flows.every((r) => r.kind === 'flow'), 'every sample line parses');
-  check(t, flows.flatMap((r) => (r.kind === 'flow' ? [r.flow] : [])), expectedBlocks()[0] as Record<string, Record<string, unknown>>);
+  const flows = readFileSync(join(dir, 'calico', 'flows.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => parseCalicoLine(l, internal));
+  t.ok(
+    flows.every((r) => r.kind === 'flow'),
+    'every sample line parses',
+  );
+  check(
+    t,
+    flows.flatMap((r) => (r.kind === 'flow' ? [r.flow] : [])),
+    expectedBlocks()[0] as Record<string, Record<string, unknown>>,
+  );
 });
 
-t.test('the Hubble sample gives exactly the hand-derived summary: replies and non-policy drops do not count', async (t) => {
-  const parser = new HubbleParser(new InternalNetworks());
-  const results = readFileSync(join(dir, 'hubble', 'flows.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => parser.line(l));
-  t.equal(results.filter((r) => r.kind === 'skip' && r.why === 'reply').length, 6);
-  t.equal(results.filter((r) => r.kind === 'malformed').length, 0);
-  check(t, results.flatMap((r) => (r.kind === 'flow' ? [r.flow] : [])), expectedBlocks()[1] as Record<string, Record<string, unknown>>);
-});
+t.test(
+  'the Hubble sample gives exactly the hand-derived summary: replies and non-policy drops do not count',
+  async (t) => {
+    const parser = new HubbleParser(new InternalNetworks());
+    const results = readFileSync(join(dir, 'hubble', 'flows.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => parser.line(l));
+    t.equal(results.filter((r) => r.kind === 'skip' && r.why === 'reply').length, 6);
+    t.equal(results.filter((r) => r.kind === 'malformed').length, 0);
+    check(
+      t,
+      results.flatMap((r) => (r.kind === 'flow' ? [r.flow] : [])),
+      expectedBlocks()[1] as Record<string, Record<string, unknown>>,
+    );
+  },
+);
 
 t.test('Calico policy hits in every name form', async (t) => {
-  const cases: [string, Partial<{ tier: string; namespace: string; name: string; kind: string; action: string }>, { staged: boolean; profile: boolean }][] = [
-    ['0|default|shop/knp.default.allow-web|allow|2', { tier: 'default', namespace: 'shop', name: 'allow-web', kind: 'NetworkPolicy' }, { staged: false, profile: false }],
-    ['1|security|security.allow-dns|allow', { tier: 'security', namespace: '', name: 'allow-dns', kind: 'GlobalNetworkPolicy' }, { staged: false, profile: false }],
-    ['0|security|payments/security.isolate|deny|-1', { tier: 'security', namespace: 'payments', name: 'isolate', kind: 'CalicoNetworkPolicy', action: 'deny' }, { staged: false, profile: false }],
+  const cases: [
+    string,
+    Partial<{ tier: string; namespace: string; name: string; kind: string; action: string }>,
+    { staged: boolean; profile: boolean },
+  ][] = [
+    [
+      '0|default|shop/knp.default.allow-web|allow|2',
+      { tier: 'default', namespace: 'shop', name: 'allow-web', kind: 'NetworkPolicy' },
+      { staged: false, profile: false },
+    ],
+    [
+      '1|security|security.allow-dns|allow',
+      { tier: 'security', namespace: '', name: 'allow-dns', kind: 'GlobalNetworkPolicy' },
+      { staged: false, profile: false },
+    ],
+    [
+      '0|security|payments/security.isolate|deny|-1',
+      { tier: 'security', namespace: 'payments', name: 'isolate', kind: 'CalicoNetworkPolicy', action: 'deny' },
+      { staged: false, profile: false },
+    ],
     ['2|__PROFILE__|__PROFILE__.kns.shop|allow|0', { tier: '__PROFILE__' }, { staged: false, profile: true }],
-    ['0|default|shop/staged:knp.default.restrict|deny|0', { namespace: 'shop', name: 'restrict', kind: 'StagedKubernetesNetworkPolicy' }, { staged: true, profile: false }],
-    ['0|tier1|tier1.staged:lockdown|deny|0', { tier: 'tier1', name: 'lockdown', kind: 'StagedGlobalNetworkPolicy' }, { staged: true, profile: false }],
-    ['0|tier1|ns1/tier1.staged:p1|pass|3', { tier: 'tier1', namespace: 'ns1', name: 'p1', kind: 'StagedNetworkPolicy' }, { staged: true, profile: false }],
-    ['0|default|knp:shop/allow-web|allow|2', { namespace: 'shop', name: 'allow-web', kind: 'NetworkPolicy' }, { staged: false, profile: false }],
+    [
+      '0|default|shop/staged:knp.default.restrict|deny|0',
+      { namespace: 'shop', name: 'restrict', kind: 'StagedKubernetesNetworkPolicy' },
+      { staged: true, profile: false },
+    ],
+    [
+      '0|tier1|tier1.staged:lockdown|deny|0',
+      { tier: 'tier1', name: 'lockdown', kind: 'StagedGlobalNetworkPolicy' },
+      { staged: true, profile: false },
+    ],
+    [
+      '0|tier1|ns1/tier1.staged:p1|pass|3',
+      { tier: 'tier1', namespace: 'ns1', name: 'p1', kind: 'StagedNetworkPolicy' },
+      { staged: true, profile: false },
+    ],
+    [
+      '0|default|knp:shop/allow-web|allow|2',
+      { namespace: 'shop', name: 'allow-web', kind: 'NetworkPolicy' },
+      { staged: false, profile: false },
+    ],
     ['1|default|pro:kns.default|allow|0', {}, { staged: false, profile: true }],
     ['0|default|sknp:shop/restrict|deny|0', { namespace: 'shop', name: 'restrict' }, { staged: true, profile: false }],
   ];
@@ -71,21 +140,54 @@ t.test('Calico policy hits in every name form', async (t) => {
     t.match(h?.policy, policy, hit);
     t.same({ staged: h?.staged, profile: h?.profile }, flags, hit);
   }
-  for (const bad of ['', 'x|y', 'a|tier|name|allow', '0||name|allow']) t.equal(parseHit(bad), undefined, `"${bad}" is refused`);
+  for (const bad of ['', 'x|y', 'a|tier|name|allow', '0||name|allow'])
+    t.equal(parseHit(bad), undefined, `"${bad}" is refused`);
 });
 
 t.test('a profile at the end of the tiers means no policy decided, even after a policy passed', async (t) => {
   const line = (policies: unknown) =>
-    JSON.stringify({ start_time: 1795168800, end_time: 1795169100, source_type: 'wep', source_namespace: 'a', source_name_aggr: 'x-*', dest_type: 'wep', dest_namespace: 'a', dest_name_aggr: 'y-*', proto: 'tcp', dest_port: 80, action: 'allow', reporter: 'dst', num_flows: 1, policies });
+    JSON.stringify({
+      start_time: 1795168800,
+      end_time: 1795169100,
+      source_type: 'wep',
+      source_namespace: 'a',
+      source_name_aggr: 'x-*',
+      dest_type: 'wep',
+      dest_namespace: 'a',
+      dest_name_aggr: 'y-*',
+      proto: 'tcp',
+      dest_port: 80,
+      action: 'allow',
+      reporter: 'dst',
+      num_flows: 1,
+      policies,
+    });
   const internal = new InternalNetworks();
   const decided = (p: unknown) => {
     const r = parseCalicoLine(line(p), internal);
     return r.kind === 'flow' ? r.flow.policyDecided : undefined;
   };
-  t.equal(decided({ enforced_policies: ['0|security|security.base|pass|0', '1|__PROFILE__|__PROFILE__.kns.a|allow|0'] }), false);
-  t.equal(decided({ enforced_policies: ['0|security|security.base|pass|0', '1|default|a/knp.default.web|allow|0'] }), true);
-  t.equal(decided({ enforced_policies: ['1|__PROFILE__|__PROFILE__.kns.a|allow|0'], pending_policies: ['0|default|a/staged:knp.default.lock|deny|0'] }), false, 'a staged deny decides nothing');
-  t.equal(decided({ all_policies: ['0|default|a/knp.default.web|allow'] }), true, 'old records: all_policies with 4-field hits');
+  t.equal(
+    decided({ enforced_policies: ['0|security|security.base|pass|0', '1|__PROFILE__|__PROFILE__.kns.a|allow|0'] }),
+    false,
+  );
+  t.equal(
+    decided({ enforced_policies: ['0|security|security.base|pass|0', '1|default|a/knp.default.web|allow|0'] }),
+    true,
+  );
+  t.equal(
+    decided({
+      enforced_policies: ['1|__PROFILE__|__PROFILE__.kns.a|allow|0'],
+      pending_policies: ['0|default|a/staged:knp.default.lock|deny|0'],
+    }),
+    false,
+    'a staged deny decides nothing',
+  );
+  t.equal(
+    decided({ all_policies: ['0|default|a/knp.default.web|allow'] }),
+    true,
+    'old records: all_policies with 4-field hits',
+  );
   t.equal(decided(null), false);
 });
 
@@ -97,7 +199,10 @@ t.test('malformed Calico and Hubble lines are reported as malformed, with the re
     ['{"action":"maybe"}', /action/],
     ['{"action":"allow","reporter":"src","start_time":5,"end_time":1}', /start_time/],
     ['{"action":"allow","reporter":"src","start_time":1,"end_time":2,"source_type":"pod"}', /source_type/],
-    ['{"action":"allow","reporter":"src","start_time":1,"end_time":2,"source_type":"wep","source_name_aggr":"a-*","dest_type":"net","dest_name_aggr":"pub","policies":{"enforced_policies":["garbage"]}}', /policies/],
+    [
+      '{"action":"allow","reporter":"src","start_time":1,"end_time":2,"source_type":"wep","source_name_aggr":"a-*","dest_type":"net","dest_name_aggr":"pub","policies":{"enforced_policies":["garbage"]}}',
+      /policies/,
+    ],
   ] as const) {
     const r = parseCalicoLine(line, internal);
     t.equal(r.kind, 'malformed', line);
@@ -106,13 +211,32 @@ t.test('malformed Calico and Hubble lines are reported as malformed, with the re
   const hubble = new HubbleParser(internal);
   t.equal(hubble.line('{"flow":{"verdict":"MAYBE"}}').kind, 'malformed');
   t.equal(hubble.line('nope').kind, 'malformed');
-  t.same(hubble.line('{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"7"}}'), { kind: 'lost', count: 7 });
+  t.same(hubble.line('{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"7"}}'), {
+    kind: 'lost',
+    count: 7,
+  });
   t.equal(hubble.line('{"node_status":{}}').kind, 'skip');
 });
 
 t.test('internal CIDRs narrow what counts as internet', async (t) => {
   const internal = new InternalNetworks(['203.0.113.0/24']);
-  const line = (ip: string) => JSON.stringify({ start_time: 1, end_time: 2, source_type: 'net', source_namespace: '-', source_name_aggr: 'pub', source_ip: ip, dest_type: 'wep', dest_namespace: 'a', dest_name_aggr: 'web-*', proto: 'tcp', dest_port: 443, action: 'allow', reporter: 'dst', num_flows: 1 });
+  const line = (ip: string) =>
+    JSON.stringify({
+      start_time: 1,
+      end_time: 2,
+      source_type: 'net',
+      source_namespace: '-',
+      source_name_aggr: 'pub',
+      source_ip: ip,
+      dest_type: 'wep',
+      dest_namespace: 'a',
+      dest_name_aggr: 'web-*',
+      proto: 'tcp',
+      dest_port: 443,
+      action: 'allow',
+      reporter: 'dst',
+      num_flows: 1,
+    });
   const r1 = parseCalicoLine(line('203.0.113.9'), internal);
   const r2 = parseCalicoLine(line('198.51.100.7'), internal);
   t.equal(r1.kind === 'flow' && r1.flow.source.internet, false);
@@ -129,5 +253,6 @@ t.test('workload names from pod names and Calico aggregates', async (t) => {
     ['prometheus-k8s-*', 'prometheus-k8s'],
     ['coredns-5d78c9869d-*', 'coredns'],
     ['standalone', 'standalone'],
-  ]) t.equal(workloadFromPodName(pod), workload, pod);
+  ])
+    t.equal(workloadFromPodName(pod), workload, pod);
 });

@@ -4,11 +4,27 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { isValid, parseReportsYaml, toDefinition, type InvalidReport, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import {
+  isValid,
+  parseReportsYaml,
+  toDefinition,
+  type InvalidReport,
+  type ReportDefinition,
+} from '../../../aggregator/reports/globalreport.js';
 import { ReportRegistry } from '../../../aggregator/reports/registry.js';
 import { packageRoot } from '../../../common/package-root.js';
 import {
-  asPollutingNames, dataOf, documentText, encoding, FUZZ_RUNS, hostileYaml, mutate, mutation, prototypeSnapshot, withInnocentKeys, type Data,
+  asPollutingNames,
+  dataOf,
+  documentText,
+  encoding,
+  FUZZ_RUNS,
+  hostileYaml,
+  mutate,
+  mutation,
+  prototypeSnapshot,
+  withInnocentKeys,
+  type Data,
 } from '../../fixtures/documents.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { fuzzParams } from '../../fixtures/fuzz.js';
@@ -27,11 +43,35 @@ import { fuzzParams } from '../../fixtures/fuzz.js';
 
 const snapshot = prototypeSnapshot();
 const examplesDir = join(packageRoot(), 'examples', 'reports');
-const EXAMPLES: Data[] = readdirSync(examplesDir).sort().map((f) => dataOf(parseYaml(readFileSync(join(examplesDir, f), 'utf8'))));
+const EXAMPLES: Data[] = readdirSync(examplesDir)
+  .sort()
+  .map((f) => dataOf(parseYaml(readFileSync(join(examplesDir, f), 'utf8'))));
 const KEYS = [
-  'apiVersion', 'kind', 'metadata', 'name', 'spec', 'status', 'reportType', 'schedule', 'suspend', 'endpoints', 'selector', 'namespaces', 'names',
-  'serviceAccounts', 'jobNodeSelector', 'cis', 'highThreshold', 'medThreshold', 'includeUnscoredTests', 'numFailedTests', 'resultsFilters',
-  'benchmarkSelection', 'kubernetesVersion', 'include', 'exclude',
+  'apiVersion',
+  'kind',
+  'metadata',
+  'name',
+  'spec',
+  'status',
+  'reportType',
+  'schedule',
+  'suspend',
+  'endpoints',
+  'selector',
+  'namespaces',
+  'names',
+  'serviceAccounts',
+  'jobNodeSelector',
+  'cis',
+  'highThreshold',
+  'medThreshold',
+  'includeUnscoredTests',
+  'numFailedTests',
+  'resultsFilters',
+  'benchmarkSelection',
+  'kubernetesVersion',
+  'include',
+  'exclude',
 ];
 
 const GOOD_NAME = 'the-good-one';
@@ -62,30 +102,38 @@ type BadDocument = { base: Data; mutations: Parameters<typeof mutate>[1]; how: '
 const textOf = (d: BadDocument) => documentText(mutate(d.base, d.mutations), d.how, d.how === 'yaml' ? d.hostile : '');
 
 function wellFormed(items: (ReportDefinition | InvalidReport)[]): boolean {
-  return items.every((i) => (isValid(i) ? typeof i.name === 'string' && i.name.length > 0 : /^VERDICT_REPORT_INVALID: \S/.test(i.error) && typeof i.name === 'string'));
+  return items.every((i) =>
+    isValid(i)
+      ? typeof i.name === 'string' && i.name.length > 0
+      : /^VERDICT_REPORT_INVALID: \S/.test(i.error) && typeof i.name === 'string',
+  );
 }
 
-t.test('a YAML stream of good and bad GlobalReports: no exception, every bad one has a reason, the good one is what it is alone', async (t) => {
-  let invalid = 0;
-  fc.assert(
-    fc.property(fc.array(badDocument, { maxLength: 3 }), fc.nat(), (bad, at) => {
-      const texts = bad.map(textOf);
-      texts.splice(at % (texts.length + 1), 0, GOOD);
-      const items = parseReportsYaml(texts.map((x) => `---\n${x}\n`).join(''), 'r.yaml');
-      if (prototypeSnapshot() !== snapshot) return false;
-      if (!wellFormed(items)) return false;
-      invalid += items.filter((i) => !isValid(i)).length;
-      const good = items.filter((i) => i.name === GOOD_NAME);
-      return good.length === 1 && plain(good) === goodAlone;
-    }),
-    FUZZ_RUNS,
-  );
-  t.ok(invalid > 50, `${invalid} documents were invalid, each with a reason`);
-  t.equal(prototypeSnapshot(), snapshot);
-});
+t.test(
+  'a YAML stream of good and bad GlobalReports: no exception, every bad one has a reason, the good one is what it is alone',
+  async (t) => {
+    let invalid = 0;
+    fc.assert(
+      fc.property(fc.array(badDocument, { maxLength: 3 }), fc.nat(), (bad, at) => {
+        const texts = bad.map(textOf);
+        texts.splice(at % (texts.length + 1), 0, GOOD);
+        const items = parseReportsYaml(texts.map((x) => `---\n${x}\n`).join(''), 'r.yaml');
+        if (prototypeSnapshot() !== snapshot) return false;
+        if (!wellFormed(items)) return false;
+        invalid += items.filter((i) => !isValid(i)).length;
+        const good = items.filter((i) => i.name === GOOD_NAME);
+        return good.length === 1 && plain(good) === goodAlone;
+      }),
+      FUZZ_RUNS,
+    );
+    t.ok(invalid > 50, `${invalid} documents were invalid, each with a reason`);
+    t.equal(prototypeSnapshot(), snapshot);
+  },
+);
 
 t.test('a polluting key in a GlobalReport (YAML or Kubernetes JSON) is an unknown key like any other', async (t) => {
-  const yamlResult = (doc: Data, how: 'yaml' | 'json', hostile: string) => plain(parseReportsYaml(documentText(doc, how, how === 'yaml' ? hostile : ''), 'r.yaml'));
+  const yamlResult = (doc: Data, how: 'yaml' | 'json', hostile: string) =>
+    plain(parseReportsYaml(documentText(doc, how, how === 'yaml' ? hostile : ''), 'r.yaml'));
   const apiResult = (doc: Data) => plain(toDefinition(JSON.parse(JSON.stringify(doc)), 'cluster'));
   fc.assert(
     fc.property(badDocument, ({ base, mutations, how, hostile }) => {
@@ -94,7 +142,10 @@ t.test('a polluting key in a GlobalReport (YAML or Kubernetes JSON) is an unknow
       const fromFile = yamlResult(doc, how, hostile);
       const fromApi = apiResult(doc);
       if (prototypeSnapshot() !== snapshot) return false;
-      return fromFile === asPollutingNames(yamlResult(innocent, how, hostile)) && fromApi === asPollutingNames(apiResult(innocent));
+      return (
+        fromFile === asPollutingNames(yamlResult(innocent, how, hostile)) &&
+        fromApi === asPollutingNames(apiResult(innocent))
+      );
     }),
     FUZZ_RUNS,
   );

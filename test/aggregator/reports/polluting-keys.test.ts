@@ -1,5 +1,11 @@
 import t, { type Test } from 'tap';
-import { isValid, parseReportsYaml, toDefinition, type InvalidReport, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import {
+  isValid,
+  parseReportsYaml,
+  toDefinition,
+  type InvalidReport,
+  type ReportDefinition,
+} from '../../../aggregator/reports/globalreport.js';
 import { labelSelectorMatches } from '../../../aggregator/reports/types/inventory.js';
 import { isPolicyChange, jsonDiff, policyChanges } from '../../../aggregator/reports/types/policy-audit.js';
 import type { StoredAuditEvent } from '../../../aggregator/store/index.js';
@@ -16,7 +22,7 @@ const prototypeNames = Object.getOwnPropertyNames(Object.prototype).sort();
 
 function assertPrototypeUntouched(t: Test): void {
   t.same(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeNames, 'Object.prototype has no new properties');
-  t.equal((({}) as Record<string, unknown>).suspend, undefined, '({}).suspend is still undefined');
+  t.equal(({} as Record<string, unknown>).suspend, undefined, '({}).suspend is still undefined');
 }
 
 const REPORT = `apiVersion: compliance.verdict.dev/v1
@@ -37,7 +43,10 @@ for (const key of POLLUTING_KEYS) {
   t.test(`a "${key}" key where GlobalReport allows unknown fields changes nothing (YAML)`, async (t) => {
     const block = `${key}:\n  suspend: true\n  spec: {reportType: inventory}\n`;
     const top = parseReportsYaml(block + REPORT, 'r.yaml');
-    const inMetadata = parseReportsYaml(REPORT.replace('metadata:\n', `metadata:\n${block.replace(/^(?=.)/gm, '  ')}`), 'r.yaml');
+    const inMetadata = parseReportsYaml(
+      REPORT.replace('metadata:\n', `metadata:\n${block.replace(/^(?=.)/gm, '  ')}`),
+      'r.yaml',
+    );
     const clean = parseReportsYaml(REPORT, 'r.yaml');
     t.ok(isValid(clean[0] as ReportDefinition));
     t.same(plain(top), plain(clean), 'top level');
@@ -47,7 +56,12 @@ for (const key of POLLUTING_KEYS) {
   });
 
   t.test(`a "${key}" key in a GlobalReport from the Kubernetes API (JSON) changes nothing`, async (t) => {
-    const clean = { apiVersion: 'compliance.verdict.dev/v1', kind: 'GlobalReport', metadata: { name: 'r' }, spec: { reportType: 'cis-benchmark' } };
+    const clean = {
+      apiVersion: 'compliance.verdict.dev/v1',
+      kind: 'GlobalReport',
+      metadata: { name: 'r' },
+      spec: { reportType: 'cis-benchmark' },
+    };
     const json = JSON.stringify(clean).slice(0, -1) + `,${JSON.stringify(key)}:{"suspend":true}}`;
     const def = toDefinition(JSON.parse(json), 'cluster');
     t.same(plain([def]), plain([toDefinition(clean, 'cluster')]));
@@ -62,7 +76,17 @@ for (const key of POLLUTING_KEYS) {
   });
 
   t.test(`an audit event for API group "${key}" is not a policy change (and does not throw)`, async (t) => {
-    const event: StoredAuditEvent = { auditId: 'a1', stageMs: 0, verb: 'create', resource: 'networkpolicies', apiGroup: key, namespace: 'ns', name: 'p', username: 'u', event: {} };
+    const event: StoredAuditEvent = {
+      auditId: 'a1',
+      stageMs: 0,
+      verb: 'create',
+      resource: 'networkpolicies',
+      apiGroup: key,
+      namespace: 'ns',
+      name: 'p',
+      username: 'u',
+      event: {},
+    };
     t.equal(isPolicyChange(event), false);
     t.same(policyChanges([event, { ...event, verb: 'observe' }]), []);
   });
@@ -82,11 +106,15 @@ kind: GlobalReport
 `;
   const out = parseReportsYaml(`${REPORT}---\n${bomb}`, 'r.yaml');
   t.equal(out.length, 2);
-  t.same(plain([out[0] as ReportDefinition]), plain(parseReportsYaml(REPORT, 'r.yaml')), 'the good document next to it is unchanged');
+  t.same(
+    plain([out[0] as ReportDefinition]),
+    plain(parseReportsYaml(REPORT, 'r.yaml')),
+    'the good document next to it is unchanged',
+  );
   t.match((out[1] as InvalidReport).error, /VERDICT_REPORT_INVALID: not YAML: .*alias/i);
 });
 
-t.test('a label selector matches a pod\'s own labels only, whatever Object.prototype says', async (t) => {
+t.test("a label selector matches a pod's own labels only, whatever Object.prototype says", async (t) => {
   const proto = Object.prototype as Record<string, unknown>;
   let matched: boolean;
   try {

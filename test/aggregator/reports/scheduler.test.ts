@@ -1,9 +1,15 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
-import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import { parseReportsYaml } from '../../../aggregator/reports/globalreport.js';
 import { ReportRegistry } from '../../../aggregator/reports/registry.js';
-import { DEFAULT_SCHEDULER_OPTIONS, reportStatus, ReportScheduler, type RunReport, type SchedulerOptions } from '../../../aggregator/reports/scheduler.js';
+import {
+  DEFAULT_SCHEDULER_OPTIONS,
+  reportStatus,
+  ReportScheduler,
+  type RunReport,
+  type SchedulerOptions,
+} from '../../../aggregator/reports/scheduler.js';
 import type { ReportResult } from '../../../aggregator/reports/result.js';
 import { SqliteStore } from '../../../aggregator/store/sqlite.js';
 import type { ReportRunRecord } from '../../../aggregator/store/index.js';
@@ -24,7 +30,16 @@ spec:
 ${extra}`;
 }
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { runner?: RunReport; leader?: () => Promise<boolean>; yaml?: string; start?: string; options?: Partial<SchedulerOptions> } = {}) {
+function setup(
+  t: Parameters<Parameters<typeof t.test>[1]>[0],
+  opts: {
+    runner?: RunReport;
+    leader?: () => Promise<boolean>;
+    yaml?: string;
+    start?: string;
+    options?: Partial<SchedulerOptions>;
+  } = {},
+) {
   const store = SqliteStore.open(join(tempDir(t), 'v.db'));
   t.teardown(() => store.close());
   let now = at(opts.start ?? '2026-11-20T10:10:00Z');
@@ -33,32 +48,63 @@ function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { runner?: 
   registry.replace(parseReportsYaml(opts.yaml ?? report('hourly'), 'test.yaml'));
   const calls: ReportRunRecord[] = [];
   const finished: string[] = [];
-  const runner: RunReport = opts.runner ?? (async (run) => {
-    calls.push(run);
-    return { report: run.report } as unknown as ReportResult;
-  });
-  const scheduler = new ReportScheduler(store, registry, runner, opts.leader ?? (async () => true), { runFinished: (r, result) => finished.push(`${r}:${result}`) }, silent, { ...DEFAULT_SCHEDULER_OPTIONS, now: clock.now, retryDelayMs: () => 60_000, ...opts.options });
-  return { store, clock, registry, scheduler, calls, finished, tickAt: async (iso: string) => { clock.set(iso); await scheduler.tick(); await scheduler.idle(); } };
+  const runner: RunReport =
+    opts.runner ??
+    (async (run) => {
+      calls.push(run);
+      return { report: run.report } as unknown as ReportResult;
+    });
+  const scheduler = new ReportScheduler(
+    store,
+    registry,
+    runner,
+    opts.leader ?? (async () => true),
+    { runFinished: (r, result) => finished.push(`${r}:${result}`) },
+    silent,
+    { ...DEFAULT_SCHEDULER_OPTIONS, now: clock.now, retryDelayMs: () => 60_000, ...opts.options },
+  );
+  return {
+    store,
+    clock,
+    registry,
+    scheduler,
+    calls,
+    finished,
+    tickAt: async (iso: string) => {
+      clock.set(iso);
+      await scheduler.tick();
+      await scheduler.idle();
+    },
+  };
 }
 
-t.test('a scheduled run covers the interval since the previous scheduled time and starts after the delay', async (t) => {
-  const s = setup(t);
-  await s.tickAt('2026-11-20T10:59:59Z');
-  t.same(await s.store.reportRuns('hourly', 10), [], 'nothing before the first scheduled time');
-  await s.tickAt('2026-11-20T11:00:00Z');
-  const [run] = await s.store.reportRuns('hourly', 10);
-  t.match(run, { status: 'queued', trigger: 'scheduled', intervalStartMs: at('2026-11-20T10:00:00Z'), intervalEndMs: at('2026-11-20T11:00:00Z'), notBeforeMs: at('2026-11-20T11:30:00Z') });
-  await s.tickAt('2026-11-20T11:29:59Z');
-  t.equal(s.calls.length, 0, 'not before the 30-minute start delay');
-  await s.tickAt('2026-11-20T11:30:00Z');
-  t.equal(s.calls.length, 1);
-  const done = await s.store.reportRun(run!.id);
-  t.equal(done?.status, 'succeeded');
-  t.same(done?.result, { report: 'hourly' });
-  t.same(s.finished, ['hourly:succeeded']);
-  await s.tickAt('2026-11-20T11:45:00Z');
-  t.equal((await s.store.reportRuns('hourly', 10)).length, 1, 'the same interval is never scheduled twice');
-});
+t.test(
+  'a scheduled run covers the interval since the previous scheduled time and starts after the delay',
+  async (t) => {
+    const s = setup(t);
+    await s.tickAt('2026-11-20T10:59:59Z');
+    t.same(await s.store.reportRuns('hourly', 10), [], 'nothing before the first scheduled time');
+    await s.tickAt('2026-11-20T11:00:00Z');
+    const [run] = await s.store.reportRuns('hourly', 10);
+    t.match(run, {
+      status: 'queued',
+      trigger: 'scheduled',
+      intervalStartMs: at('2026-11-20T10:00:00Z'),
+      intervalEndMs: at('2026-11-20T11:00:00Z'),
+      notBeforeMs: at('2026-11-20T11:30:00Z'),
+    });
+    await s.tickAt('2026-11-20T11:29:59Z');
+    t.equal(s.calls.length, 0, 'not before the 30-minute start delay');
+    await s.tickAt('2026-11-20T11:30:00Z');
+    t.equal(s.calls.length, 1);
+    const done = await s.store.reportRun(run!.id);
+    t.equal(done?.status, 'succeeded');
+    t.same(done?.result, { report: 'hourly' });
+    t.same(s.finished, ['hourly:succeeded']);
+    await s.tickAt('2026-11-20T11:45:00Z');
+    t.equal((await s.store.reportRuns('hourly', 10)).length, 1, 'the same interval is never scheduled twice');
+  },
+);
 
 t.test('suspend stops new runs; after resuming, the intervals that ended while suspended are not run', async (t) => {
   const s = setup(t);
@@ -76,9 +122,24 @@ t.test('suspend stops new runs; after resuming, the intervals that ended while s
 
 t.test('at most 5 report jobs run at once; the rest wait for a free slot', async (t) => {
   const releases: (() => void)[] = [];
-  const s = setup(t, { runner: (run) => new Promise((resolve) => releases.push(() => resolve({ report: run.report } as unknown as ReportResult))) });
+  const s = setup(t, {
+    runner: (run) =>
+      new Promise((resolve) => releases.push(() => resolve({ report: run.report } as unknown as ReportResult))),
+  });
   for (let i = 0; i < 7; i++) {
-    await s.store.createReportRun({ id: `00000000-0000-4000-8000-00000000000${i}`, report: 'hourly', reportType: 'cis-benchmark', trigger: 'on-demand', status: 'queued', attempts: 0, intervalStartMs: at('2026-11-19T00:00:00Z'), intervalEndMs: at('2026-11-20T00:00:00Z'), notBeforeMs: at('2026-11-20T10:00:00Z'), createdMs: at('2026-11-20T10:00:00Z') + i, inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' } });
+    await s.store.createReportRun({
+      id: `00000000-0000-4000-8000-00000000000${i}`,
+      report: 'hourly',
+      reportType: 'cis-benchmark',
+      trigger: 'on-demand',
+      status: 'queued',
+      attempts: 0,
+      intervalStartMs: at('2026-11-19T00:00:00Z'),
+      intervalEndMs: at('2026-11-20T00:00:00Z'),
+      notBeforeMs: at('2026-11-20T10:00:00Z'),
+      createdMs: at('2026-11-20T10:00:00Z') + i,
+      inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' },
+    });
   }
   s.clock.set('2026-11-20T10:20:00Z');
   await s.scheduler.tick();
@@ -95,33 +156,44 @@ t.test('at most 5 report jobs run at once; the rest wait for a free slot', async
   t.equal((await s.store.reportRuns('hourly', 20)).filter((r) => r.status !== 'succeeded').length, 0);
 });
 
-t.test('a failing job is retried up to 6 times, then failed; status keeps the last 3 failures and 2 successes', async (t) => {
-  let fail = true;
-  const s = setup(t, { runner: async (run) => { if (fail) throw new Error('store unavailable'); return { report: run.report } as unknown as ReportResult; } });
-  await s.tickAt('2026-11-20T11:00:00Z');
-  let minute = 30;
-  for (let i = 0; i < 10; i++) await s.tickAt(`2026-11-20T11:${String(minute++).padStart(2, '0')}:00Z`);
-  const [run] = await s.store.reportRuns('hourly', 10);
-  t.equal(run?.status, 'failed');
-  t.equal(run?.attempts, 7, 'the first try and 6 retries');
-  t.equal(run?.error, 'store unavailable');
-  t.equal(s.finished.filter((f) => f === 'hourly:retry').length, 6);
-  // More failures and then successes, for the status history.
-  for (const h of ['12', '13', '14']) {
-    await s.tickAt(`2026-11-20T${h}:00:00Z`);
-    for (let m = 30; m < 40; m++) await s.tickAt(`2026-11-20T${h}:${m}:00Z`);
-  }
-  fail = false;
-  for (const h of ['15', '16', '17']) {
-    await s.tickAt(`2026-11-20T${h}:00:00Z`);
-    await s.tickAt(`2026-11-20T${h}:30:00Z`);
-  }
-  const status = reportStatus(await s.store.reportRuns('hourly', 100));
-  t.equal(status.lastFailedReportJobs.length, 3);
-  t.same(status.lastSuccessfulReportJobs.map((j) => j.end), ['2026-11-20T17:00:00.000Z', '2026-11-20T16:00:00.000Z']);
-  t.equal(status.lastScheduledReportJob?.end, '2026-11-20T17:00:00.000Z');
-  t.same(status.activeReportJobs, []);
-});
+t.test(
+  'a failing job is retried up to 6 times, then failed; status keeps the last 3 failures and 2 successes',
+  async (t) => {
+    let fail = true;
+    const s = setup(t, {
+      runner: async (run) => {
+        if (fail) throw new Error('store unavailable');
+        return { report: run.report } as unknown as ReportResult;
+      },
+    });
+    await s.tickAt('2026-11-20T11:00:00Z');
+    let minute = 30;
+    for (let i = 0; i < 10; i++) await s.tickAt(`2026-11-20T11:${String(minute++).padStart(2, '0')}:00Z`);
+    const [run] = await s.store.reportRuns('hourly', 10);
+    t.equal(run?.status, 'failed');
+    t.equal(run?.attempts, 7, 'the first try and 6 retries');
+    t.equal(run?.error, 'store unavailable');
+    t.equal(s.finished.filter((f) => f === 'hourly:retry').length, 6);
+    // More failures and then successes, for the status history.
+    for (const h of ['12', '13', '14']) {
+      await s.tickAt(`2026-11-20T${h}:00:00Z`);
+      for (let m = 30; m < 40; m++) await s.tickAt(`2026-11-20T${h}:${m}:00Z`);
+    }
+    fail = false;
+    for (const h of ['15', '16', '17']) {
+      await s.tickAt(`2026-11-20T${h}:00:00Z`);
+      await s.tickAt(`2026-11-20T${h}:30:00Z`);
+    }
+    const status = reportStatus(await s.store.reportRuns('hourly', 100));
+    t.equal(status.lastFailedReportJobs.length, 3);
+    t.same(
+      status.lastSuccessfulReportJobs.map((j) => j.end),
+      ['2026-11-20T17:00:00.000Z', '2026-11-20T16:00:00.000Z'],
+    );
+    t.equal(status.lastScheduledReportJob?.end, '2026-11-20T17:00:00.000Z');
+    t.same(status.activeReportJobs, []);
+  },
+);
 
 t.test('only the leader schedules; a new leader creates the runs that were missed', async (t) => {
   let leader = false;
@@ -132,13 +204,30 @@ t.test('only the leader schedules; a new leader creates the runs that were misse
   leader = true;
   await s.tickAt('2026-11-20T14:05:00Z');
   const ends = (await s.store.reportRuns('hourly', 10)).map((r) => new Date(r.intervalEndMs).toISOString()).sort();
-  t.same(ends, ['2026-11-20T11:00:00.000Z', '2026-11-20T12:00:00.000Z', '2026-11-20T13:00:00.000Z', '2026-11-20T14:00:00.000Z']);
+  t.same(ends, [
+    '2026-11-20T11:00:00.000Z',
+    '2026-11-20T12:00:00.000Z',
+    '2026-11-20T13:00:00.000Z',
+    '2026-11-20T14:00:00.000Z',
+  ]);
 });
 
 t.test('a run left running by a dead leader is queued again when this scheduler takes the lead', async (t) => {
   const s = setup(t);
   const id = '00000000-0000-4000-8000-0000000000aa';
-  await s.store.createReportRun({ id, report: 'hourly', reportType: 'cis-benchmark', trigger: 'on-demand', status: 'queued', attempts: 0, intervalStartMs: at('2026-11-19T00:00:00Z'), intervalEndMs: at('2026-11-20T00:00:00Z'), notBeforeMs: at('2026-11-20T09:00:00Z'), createdMs: at('2026-11-20T09:00:00Z'), inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' } });
+  await s.store.createReportRun({
+    id,
+    report: 'hourly',
+    reportType: 'cis-benchmark',
+    trigger: 'on-demand',
+    status: 'queued',
+    attempts: 0,
+    intervalStartMs: at('2026-11-19T00:00:00Z'),
+    intervalEndMs: at('2026-11-20T00:00:00Z'),
+    notBeforeMs: at('2026-11-20T09:00:00Z'),
+    createdMs: at('2026-11-20T09:00:00Z'),
+    inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' },
+  });
   t.ok(await s.store.transitionReportRun(id, 'queued', { status: 'running', startedMs: at('2026-11-20T09:00:00Z') }));
   await s.tickAt('2026-11-20T10:15:00Z');
   t.equal((await s.store.reportRun(id))?.status, 'succeeded');
@@ -148,22 +237,43 @@ t.test('a run left running by a dead leader is queued again when this scheduler 
 // Issue 10: a leader killed mid-run left its run "running"; the replica that took
 // over within the staleness bound checked only once, on taking the lead, so the
 // interval never got a result.
-const onDemandRun = (id: string) => ({ id, report: 'hourly', reportType: 'cis-benchmark', trigger: 'on-demand' as const, status: 'queued' as const, attempts: 0, intervalStartMs: at('2026-11-19T00:00:00Z'), intervalEndMs: at('2026-11-20T00:00:00Z'), notBeforeMs: at('2026-11-20T09:00:00Z'), createdMs: at('2026-11-20T09:00:00Z'), inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' } });
-
-t.test('a run a dead leader left running is queued again once it is stale, even when the lead was taken before that', async (t) => {
-  const s = setup(t, { options: { staleRunMs: 30 * 60_000 } });
-  const id = '00000000-0000-4000-8000-0000000000ab';
-  await s.store.createReportRun(onDemandRun(id));
-  t.ok(await s.store.transitionReportRun(id, 'queued', { status: 'running', startedMs: at('2026-11-20T10:00:00Z'), attempts: 1 }));
-  await s.tickAt('2026-11-20T10:05:00Z'); // the lead is taken 5 minutes into the dead leader's run
-  t.equal((await s.store.reportRun(id))?.status, 'running', 'not yet: the run may still be alive elsewhere');
-  t.equal(s.calls.length, 0);
-  await s.tickAt('2026-11-20T10:30:01Z');
-  const done = await s.store.reportRun(id);
-  t.equal(done?.status, 'succeeded', 'taken over once stale, by the leader that has held the lead all along');
-  t.equal(done?.attempts, 2);
-  t.equal(s.calls.length, 1);
+const onDemandRun = (id: string) => ({
+  id,
+  report: 'hourly',
+  reportType: 'cis-benchmark',
+  trigger: 'on-demand' as const,
+  status: 'queued' as const,
+  attempts: 0,
+  intervalStartMs: at('2026-11-19T00:00:00Z'),
+  intervalEndMs: at('2026-11-20T00:00:00Z'),
+  notBeforeMs: at('2026-11-20T09:00:00Z'),
+  createdMs: at('2026-11-20T09:00:00Z'),
+  inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' },
 });
+
+t.test(
+  'a run a dead leader left running is queued again once it is stale, even when the lead was taken before that',
+  async (t) => {
+    const s = setup(t, { options: { staleRunMs: 30 * 60_000 } });
+    const id = '00000000-0000-4000-8000-0000000000ab';
+    await s.store.createReportRun(onDemandRun(id));
+    t.ok(
+      await s.store.transitionReportRun(id, 'queued', {
+        status: 'running',
+        startedMs: at('2026-11-20T10:00:00Z'),
+        attempts: 1,
+      }),
+    );
+    await s.tickAt('2026-11-20T10:05:00Z'); // the lead is taken 5 minutes into the dead leader's run
+    t.equal((await s.store.reportRun(id))?.status, 'running', 'not yet: the run may still be alive elsewhere');
+    t.equal(s.calls.length, 0);
+    await s.tickAt('2026-11-20T10:30:01Z');
+    const done = await s.store.reportRun(id);
+    t.equal(done?.status, 'succeeded', 'taken over once stale, by the leader that has held the lead all along');
+    t.equal(done?.attempts, 2);
+    t.equal(s.calls.length, 1);
+  },
+);
 
 t.test('the leader never requeues its own run, however long it takes', async (t) => {
   let release = () => {};

@@ -13,6 +13,7 @@ import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes, EXAMPLE_NODES } from '../../examples/nodes.js';
 import { HELLO, rawAgentStream } from '../fixtures/aggregator.js';
 import { findTool, skipUnlessFound } from '../fixtures/tools.js';
+import { monitoringOutputs } from '../../scripts/generate-monitoring.js';
 
 // Verdict's Prometheus rules and Grafana dashboard against a REAL Prometheus
 // (prometheus and promtool on PATH, from Debian's package) scraping the
@@ -24,8 +25,9 @@ import { findTool, skipUnlessFound } from '../fixtures/tools.js';
 // protected namespace, a report type the aggregator cannot produce).
 //
 // manifests/monitoring/prometheusrule.yaml and grafana-dashboard.yaml are
-// generated from rules.yaml and dashboards/verdict.json; this test fails when
-// they differ, and rewrites them with VERDICT_UPDATE_MONITORING=1.
+// generated from rules.yaml and dashboards/verdict.json by
+// scripts/generate-monitoring.ts (`npm run generate`); this test only checks
+// that the shipped files are what the generator produces.
 
 const root = packageRoot();
 const MON = join(root, 'manifests', 'monitoring');
@@ -42,62 +44,6 @@ const AGGREGATOR = join(root, 'dist', 'aggregator', 'cli.js');
 const PROMETHEUS = findTool('prometheus', 'VERDICT_PROMETHEUS');
 const PROMTOOL = findTool('promtool', 'VERDICT_PROMTOOL');
 const INSTALL = 'apt-get install prometheus';
-const UPDATE = process.env.VERDICT_UPDATE_MONITORING === '1';
-
-// ---------------------------------------------------------------- generated manifests
-
-const LABELS = `    app.kubernetes.io/name: verdict
-    app.kubernetes.io/component: monitoring
-    app.kubernetes.io/part-of: verdict`;
-const indent = (text: string, n: number) =>
-  text
-    .split('\n')
-    .map((l) => (l === '' ? l : ' '.repeat(n) + l))
-    .join('\n');
-
-function renderPrometheusRule(rulesText: string): string {
-  const groups = rulesText.slice(rulesText.indexOf('\ngroups:') + 1);
-  return `# GENERATED from rules.yaml (edit that, then run
-#   VERDICT_UPDATE_MONITORING=1 npx tap test/monitoring/prometheus.test.ts).
-# The same alerting rules for prometheus-operator. Its Prometheus picks
-# PrometheusRules by label: kube-prometheus-stack by default only those labelled
-# release: <its Helm release name>, so add that label (or set
-# prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues: false).
-apiVersion: monitoring.coreos.com/v1
-kind: PrometheusRule
-metadata:
-  name: verdict
-  namespace: verdict
-  labels:
-${LABELS}
-spec:
-${indent(groups, 2)}`;
-}
-
-function renderDashboardConfigMap(json: string): string {
-  return `# GENERATED from dashboards/verdict.json (edit that, then run
-#   VERDICT_UPDATE_MONITORING=1 npx tap test/monitoring/prometheus.test.ts).
-# The Verdict Grafana dashboard for the Grafana dashboard sidecar
-# (kube-prometheus-stack), which imports ConfigMaps labelled grafana_dashboard: "1"
-# (from every namespace with sidecar.dashboards.searchNamespace: ALL; into the
-# folder named by the grafana_folder annotation with
-# sidecar.dashboards.folderAnnotation: grafana_folder). Without the sidecar see
-# grafana-provisioning.yaml.
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: verdict-grafana-dashboard
-  namespace: verdict
-  labels:
-    grafana_dashboard: "1"
-${LABELS}
-  annotations:
-    grafana_folder: Verdict
-data:
-  verdict.json: |
-${indent(json.replace(/\n$/, ''), 4)}
-`;
-}
 
 // ---------------------------------------------------------------- dashboard helpers
 
@@ -164,22 +110,18 @@ t.test(
   async (t) => {
     const rulesText = readFileSync(RULES_FILE, 'utf8');
     const json = readFileSync(DASHBOARD_FILE, 'utf8');
-    const wantRule = renderPrometheusRule(rulesText);
-    const wantCm = renderDashboardConfigMap(json);
-    if (UPDATE) {
-      writeFileSync(PROMETHEUS_RULE_FILE, wantRule);
-      writeFileSync(DASHBOARD_CM_FILE, wantCm);
-    }
-    const hint = 'regenerate with VERDICT_UPDATE_MONITORING=1 npx tap test/monitoring/prometheus.test.ts';
+    const outputs = new Map(monitoringOutputs(root).map((o) => [o.file, o.content]));
+    t.same([...outputs.keys()].sort(), [DASHBOARD_CM_FILE, PROMETHEUS_RULE_FILE].sort(), 'the generated files');
+    const stale = 'stale: run npm run generate';
     t.equal(
       readFileSync(PROMETHEUS_RULE_FILE, 'utf8'),
-      wantRule,
-      `prometheusrule.yaml is rules.yaml's groups; ${hint}`,
+      outputs.get(PROMETHEUS_RULE_FILE),
+      `prometheusrule.yaml is rules.yaml's groups; ${stale}`,
     );
     t.equal(
       readFileSync(DASHBOARD_CM_FILE, 'utf8'),
-      wantCm,
-      `grafana-dashboard.yaml holds dashboards/verdict.json; ${hint}`,
+      outputs.get(DASHBOARD_CM_FILE),
+      `grafana-dashboard.yaml holds dashboards/verdict.json; ${stale}`,
     );
 
     const pr = parse(readFileSync(PROMETHEUS_RULE_FILE, 'utf8')) as {

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -23,9 +23,9 @@ import { reportStatus } from '../../aggregator/reports/scheduler.js';
 import type { ReportRunRecord } from '../../aggregator/store/index.js';
 
 // The install manifests (manifests/), checked without a cluster:
-// - every kustomization is rendered (a small renderer for exactly the
-//   kustomize features the manifests use; cross-checked against the real
-//   `kubectl kustomize` when kubectl is on the machine);
+// - every kustomization is rendered by the real `kubectl kustomize` (kubectl
+//   1.21 or later on PATH; without it the tests on renderings are skipped,
+//   naming what to install, and CI reruns them where kubectl is installed);
 // - every object is validated against the Kubernetes OpenAPI schemas with
 //   kubernetes-models (and @kubernetes-models/prometheus-operator for
 //   ServiceMonitor/PrometheusRule), and type-checked against the same models'
@@ -87,6 +87,7 @@ interface K8sObject {
 
 const id = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
 const clone = <T>(v: T): T => structuredClone(v);
+const groupOf = (apiVersion: string) => (apiVersion.includes('/') ? apiVersion.split('/')[0] : '');
 
 // ---------------------------------------------------------------- rendering
 
@@ -129,169 +130,79 @@ function readObjects(file: string): K8sObject[] {
   });
 }
 
-/** Every file a rendering read, so that none in manifests/ is left unused. */
-const used = new Set<string>();
+/**
+ * Why kubectl cannot render here, or false. kubectl before 1.21 embeds
+ * kustomize v2, which knows neither components nor the patches field the
+ * overlays use; Debian 12's kubernetes-client package (the only kubectl in
+ * Debian's archive) is 1.20, so the kubectl this needs comes from elsewhere.
+ */
+function kubectlSkipReason(kubectl: string | undefined): string | false {
+  const install =
+    "install kubectl 1.21 or later (Debian 12's kubernetes-client is 1.20, too old: its kustomize knows no components)";
+  if (kubectl === undefined) return skipUnlessFound({ kubectl }, install);
+  const v = spawnSync(kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
+  const minor = Number(/"minor":\s*"(\d+)/.exec(v.stdout ?? '')?.[1]);
+  if (v.status === 0 && minor >= 21) return false;
+  const found =
+    /"gitVersion":\s*"([^"]+)/.exec(v.stdout ?? '')?.[1] ?? 'a kubectl that does not answer `version --client -o json`';
+  return `needs kubectl 1.21 or later, found ${found} at ${kubectl}: ${install}`;
+}
 
-interface Kustomization {
-  apiVersion?: string;
-  kind?: string;
-  namespace?: string;
+const KUBECTL = findTool('kubectl');
+const KUBECTL_SKIP = kubectlSkipReason(KUBECTL);
+
+/** What `kubectl kustomize DIR` prints, as objects; throws with kubectl's error when it refuses. */
+function render(dir: string): K8sObject[] {
+  if (KUBECTL === undefined || KUBECTL_SKIP !== false) throw new Error(`cannot render: ${KUBECTL_SKIP}`);
+  const r = spawnSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${relative(MANIFESTS, dir) || '.'}: ${r.stderr.trim()}`);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+/** A kustomization's (or component's) fields that name files and directories. */
+interface KustomizationRefs {
   resources?: string[];
   components?: string[];
-  patches?: {
-    path?: string;
-    patch?: string;
-    target?: { group?: string; version?: string; kind?: string; name?: string; namespace?: string };
-  }[];
+  patches?: { path?: string }[];
+  patchesStrategicMerge?: string[];
+  patchesJson6902?: { path?: string }[];
 }
-const SUPPORTED = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'components', 'patches']);
 
-function loadKustomization(dir: string): Kustomization {
+/**
+ * Every file the kustomization in `dir` names, directly or through the
+ * directories and components it names, with the kustomization files themselves
+ * (so that none in manifests/ is left unused). This only follows references;
+ * the rendering is kubectl's.
+ */
+function referencedFiles(dir: string, out = new Set<string>()): Set<string> {
   const file = kustomizationFile(dir);
   if (!file) throw new Error(`${relative(MANIFESTS, dir) || '.'} has no kustomization file`);
-  used.add(file);
-  const [k] = readDocs(file) as Kustomization[];
-  if (!k) throw new Error(`${file} is empty`);
-  for (const key of Object.keys(k))
-    if (!SUPPORTED.has(key))
-      throw new Error(`${relative(MANIFESTS, file)}: "${key}" is not supported by this test's renderer; extend it`);
-  return k;
-}
-
-/** What `kubectl kustomize DIR` prints, as objects. */
-function render(dir: string): K8sObject[] {
-  const k = loadKustomization(dir);
-  if (k.kind !== 'Kustomization' || k.apiVersion !== 'kustomize.config.k8s.io/v1beta1')
-    throw new Error(`${dir}: not a Kustomization`);
-  return build(dir, k, []);
-}
-
-function build(dir: string, k: Kustomization, inherited: K8sObject[]): K8sObject[] {
-  let objs = [...inherited];
-  for (const r of k.resources ?? []) {
+  if (out.has(file)) return out;
+  out.add(file);
+  const k = (readDocs(file)[0] ?? {}) as KustomizationRefs;
+  const paths = [
+    ...(k.resources ?? []),
+    ...(k.components ?? []),
+    ...(k.patches ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])),
+    ...(k.patchesStrategicMerge ?? []),
+    ...(k.patchesJson6902 ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])),
+  ];
+  for (const r of paths) {
     const p = resolve(dir, r);
-    if (statSync(p).isDirectory()) objs.push(...render(p));
-    else {
-      if (relative(dir, p).startsWith('..'))
-        throw new Error(`${dir}: resource ${r} is outside the kustomization root (kustomize refuses it)`);
-      used.add(p);
-      objs.push(...readObjects(p));
-    }
+    if (!existsSync(p)) continue; // a remote resource, or a missing file kubectl reports
+    if (statSync(p).isDirectory()) referencedFiles(p, out);
+    else out.add(p);
   }
-  for (const c of k.components ?? []) {
-    const cdir = resolve(dir, c);
-    const ck = loadKustomization(cdir);
-    if (ck.kind !== 'Component' || ck.apiVersion !== 'kustomize.config.k8s.io/v1alpha1')
-      throw new Error(`${cdir}: not a Component`);
-    objs = build(cdir, ck, objs);
-  }
-  for (const p of k.patches ?? []) objs = applyPatch(dir, p, objs);
-  if (k.namespace) for (const o of objs) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
-  const seen = new Set<string>();
-  for (const o of objs) {
-    const key = `${o.apiVersion}|${id(o)}`;
-    if (seen.has(key)) throw new Error(`${dir}: ${id(o)} is defined twice`);
-    seen.add(key);
-  }
-  return objs;
-}
-
-function applyPatch(dir: string, p: NonNullable<Kustomization['patches']>[number], objs: K8sObject[]): K8sObject[] {
-  let doc: unknown;
-  if (p.path) {
-    const file = resolve(dir, p.path);
-    used.add(file);
-    doc = readDocs(file)[0];
-  } else doc = readDocsFromText(p.patch ?? '');
-  if (Array.isArray(doc)) {
-    const target = p.target;
-    if (!target) throw new Error(`${dir}: a JSON patch needs a target`);
-    const hits = objs.filter(
-      (o) =>
-        (target.kind === undefined || o.kind === target.kind) &&
-        (target.name === undefined || o.metadata.name === target.name) &&
-        (target.namespace === undefined || o.metadata.namespace === target.namespace) &&
-        (target.group === undefined || groupOf(o.apiVersion) === target.group) &&
-        (target.version === undefined || o.apiVersion.split('/').pop() === target.version),
-    );
-    if (hits.length === 0) throw new Error(`${dir}: patch target ${JSON.stringify(target)} matches nothing`);
-    return objs.map((o) => (hits.includes(o) ? jsonPatch(o, doc as Obj[]) : o));
-  }
-  const sm = doc as K8sObject & { $patch?: string };
-  if (sm?.$patch === 'delete') {
-    const before = objs.length;
-    const out = objs.filter(
-      (o) =>
-        !(
-          o.kind === sm.kind &&
-          o.apiVersion === sm.apiVersion &&
-          o.metadata.name === sm.metadata.name &&
-          (sm.metadata.namespace === undefined || o.metadata.namespace === sm.metadata.namespace)
-        ),
-    );
-    if (out.length === before) throw new Error(`${dir}: $patch: delete of ${id(sm)} matches nothing`);
-    return out;
-  }
-  throw new Error(`${dir}: only JSON patches and "$patch: delete" are supported by this test's renderer`);
-}
-
-function readDocsFromText(text: string): unknown {
-  return parseAllDocuments(text).map((d) => d.toJS() as unknown)[0];
-}
-
-const groupOf = (apiVersion: string) => (apiVersion.includes('/') ? apiVersion.split('/')[0] : '');
-
-/** RFC 6902 add, remove, replace and test (what kustomize's JSON patches use here). */
-function jsonPatch<T>(doc: T, ops: Obj[]): T {
-  const out = clone(doc) as unknown as Json;
-  for (const op of ops) {
-    const path = String(op.path);
-    const parts = path
-      .split('/')
-      .slice(1)
-      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const last = parts.pop();
-    if (last === undefined) throw new Error(`JSON patch path "${path}" is the whole document`);
-    let parent: Json = out;
-    for (const part of parts) {
-      parent = Array.isArray(parent) ? (parent[Number(part)] as Json) : ((parent as Obj | null)?.[part] as Json);
-      if (parent === undefined || parent === null || typeof parent !== 'object')
-        throw new Error(`JSON patch path "${path}" does not exist`);
-    }
-    const p = parent as Obj | Json[];
-    const exists = Array.isArray(p) ? Number(last) < p.length : last in p;
-    switch (op.op) {
-      case 'test':
-        if (!exists || JSON.stringify((p as Obj)[last as never]) !== JSON.stringify(op.value))
-          throw new Error(
-            `JSON patch test failed at "${path}": ${JSON.stringify((p as Obj)[last as never])} is not ${JSON.stringify(op.value)}`,
-          );
-        break;
-      case 'add':
-        if (Array.isArray(p)) p.splice(last === '-' ? p.length : Number(last), 0, clone(op.value as Json));
-        else p[last] = clone(op.value as Json);
-        break;
-      case 'replace':
-        if (!exists) throw new Error(`JSON patch replace of missing "${path}"`);
-        if (Array.isArray(p)) p[Number(last)] = clone(op.value as Json);
-        else p[last] = clone(op.value as Json);
-        break;
-      case 'remove':
-        if (!exists) throw new Error(`JSON patch remove of missing "${path}"`);
-        if (Array.isArray(p)) p.splice(Number(last), 1);
-        else delete p[last];
-        break;
-      default:
-        throw new Error(`JSON patch op "${String(op.op)}" is not supported by this test's renderer`);
-    }
-  }
-  return out as unknown as T;
+  return out;
 }
 
 function findKustomizationDirs(dir: string): string[] {
   const out: string[] = [];
   const file = kustomizationFile(dir);
-  if (file && (readDocs(file)[0] as Kustomization | undefined)?.kind === 'Kustomization') out.push(dir);
+  if (file && (readDocs(file)[0] as { kind?: string } | undefined)?.kind === 'Kustomization') out.push(dir);
   for (const e of readdirSync(dir, { withFileTypes: true }))
     if (e.isDirectory()) out.push(...findKustomizationDirs(join(dir, e.name)));
   return out;
@@ -558,13 +469,18 @@ function compile(schema: Schema): ValidateFunction {
 const TARGETS = findKustomizationDirs(MANIFESTS).map((d) => relative(MANIFESTS, d) || '.');
 const rendered = new Map<string, K8sObject[]>();
 const renderErrors = new Map<string, string>();
-for (const target of TARGETS) {
-  try {
-    rendered.set(target, render(join(MANIFESTS, target)));
-  } catch (err) {
-    renderErrors.set(target, (err as Error).message);
+const used = new Set<string>();
+if (KUBECTL_SKIP === false)
+  for (const target of TARGETS) {
+    try {
+      rendered.set(target, render(join(MANIFESTS, target)));
+    } catch (err) {
+      renderErrors.set(target, (err as Error).message);
+    }
+    for (const f of referencedFiles(join(MANIFESTS, target))) used.add(f);
   }
-}
+/** A test on the renderings: skipped, naming what to install, without a kubectl that can render. */
+const renderedTest = (name: string, fn: (t: Test) => Promise<void>) => t.test(name, { skip: KUBECTL_SKIP }, fn);
 const get = (target: string): K8sObject[] => {
   const objs = rendered.get(target);
   if (!objs) throw new Error(`${target} did not render: ${renderErrors.get(target) ?? 'not a kustomization'}`);
@@ -585,7 +501,7 @@ const distinct: K8sObject[] = [];
 
 // ---------------------------------------------------------------- tests
 
-t.test('the kustomizations render, and every file in manifests/ is used', async (t) => {
+renderedTest('the kustomizations render, and every file in manifests/ is used', async (t) => {
   t.same(
     TARGETS.filter((x) =>
       ['.', 'base', 'monitoring', 'overlays/postgres', 'overlays/kubelet-configz'].includes(x),
@@ -614,37 +530,7 @@ t.test('the kustomizations render, and every file in manifests/ is used', async 
   );
 });
 
-/**
- * Why the cross-check cannot run here, or false. kubectl before 1.21 embeds
- * kustomize v2, which knows neither components nor the patches field the
- * overlays use; Debian 12's kubernetes-client package (the only kubectl in
- * Debian's archive) is 1.20, so the kubectl this needs comes from elsewhere.
- */
-function kubectlSkipReason(kubectl: string | undefined): string | false {
-  const install =
-    "install kubectl 1.21 or later (Debian 12's kubernetes-client is 1.20, too old: its kustomize knows no components)";
-  if (kubectl === undefined) return skipUnlessFound({ kubectl }, install);
-  const v = spawnSync(kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
-  const minor = Number(/"minor":\s*"(\d+)/.exec(v.stdout ?? '')?.[1]);
-  if (v.status === 0 && minor >= 21) return false;
-  const found =
-    /"gitVersion":\s*"([^"]+)/.exec(v.stdout ?? '')?.[1] ?? 'a kubectl that does not answer `version --client -o json`';
-  return `needs kubectl 1.21 or later, found ${found} at ${kubectl}: ${install}`;
-}
-
-const KUBECTL = findTool('kubectl');
-t.test('the renderer agrees with kubectl kustomize', { skip: kubectlSkipReason(KUBECTL) }, async (t) => {
-  if (KUBECTL === undefined) return;
-  for (const target of TARGETS) {
-    const r = spawnSync(KUBECTL, ['kustomize', join(MANIFESTS, target)], { encoding: 'utf8' });
-    t.equal(r.status, 0, `kubectl kustomize ${target}: ${r.stderr}`);
-    if (r.status !== 0 || !rendered.has(target)) continue;
-    const theirs = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
-    t.same(sortObjects(theirs), sortObjects(get(target)), `${target}: same objects as kubectl kustomize`);
-  }
-});
-
-t.test('kubectl apply -f manifests/base/ applies the same objects as -k, namespace first', async (t) => {
+renderedTest('kubectl apply -f manifests/base/ applies the same objects as -k, namespace first', async (t) => {
   const files = readdirSync(join(MANIFESTS, 'base'))
     .filter((f) => /\.(ya?ml|json)$/.test(f))
     .sort();
@@ -664,7 +550,7 @@ t.test('kubectl apply -f manifests/base/ applies the same objects as -k, namespa
     if (!CLUSTER_SCOPED.has(o.kind)) t.equal(o.metadata.namespace, NAMESPACE, `${id(o)} names its namespace`);
 });
 
-t.test('every object validates against the Kubernetes OpenAPI schemas (kubernetes-models)', async (t) => {
+renderedTest('every object validates against the Kubernetes OpenAPI schemas (kubernetes-models)', async (t) => {
   for (const o of distinct) {
     const Model = MODELS.get(`${o.apiVersion}/${o.kind}`);
     if (!Model) {
@@ -675,12 +561,12 @@ t.test('every object validates against the Kubernetes OpenAPI schemas (kubernete
   }
 });
 
-t.test('no object has an unknown or misspelt field (type-checked against the models)', async (t) => {
+renderedTest('no object has an unknown or misspelt field (type-checked against the models)', async (t) => {
   const problems = unknownFields(distinct);
   for (const [o, messages] of problems) t.same(messages, [], `${o.apiVersion} ${id(o)}`);
 });
 
-t.test('the schema checks do catch mistakes', async (t) => {
+renderedTest('the schema checks do catch mistakes', async (t) => {
   const ds = clone(one<Workload>(get('base'), 'DaemonSet', 'verdict-agent'));
   (ds.spec.template.spec.containers[0] as unknown as Obj).readOnlyRootFileSystem = true; // misspelt
   (ds.spec.template.spec as unknown as Obj).hostPid = true; // misspelt
@@ -691,7 +577,7 @@ t.test('the schema checks do catch mistakes', async (t) => {
   t.throws(() => new k8sApps.DaemonSet(bad as never).validate(), 'a wrongly typed field');
 });
 
-t.test('GlobalReport CRD: v1, structural, status subresource, printer columns', async (t) => {
+renderedTest('GlobalReport CRD: v1, structural, status subresource, printer columns', async (t) => {
   const crd = one<
     K8sObject & {
       spec: {
@@ -746,7 +632,7 @@ t.test('GlobalReport CRD: v1, structural, status subresource, printer columns', 
   );
 });
 
-t.test('GlobalReports: the CRD schema and the aggregator accept and refuse the same definitions', async (t) => {
+renderedTest('GlobalReports: the CRD schema and the aggregator accept and refuse the same definitions', async (t) => {
   const crd = one<K8sObject & { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } }>(
     get('base'),
     'CustomResourceDefinition',
@@ -845,7 +731,7 @@ t.test('GlobalReports: the CRD schema and the aggregator accept and refuse the s
   );
 });
 
-t.test('GlobalReport status written by the aggregator fits the CRD status schema', async (t) => {
+renderedTest('GlobalReport status written by the aggregator fits the CRD status schema', async (t) => {
   const crd = one<K8sObject & { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } }>(
     get('base'),
     'CustomResourceDefinition',
@@ -890,7 +776,7 @@ t.test('GlobalReport status written by the aggregator fits the CRD status schema
   t.notOk(validate({ ...status, lastRun: 'x' }), 'an unknown status field would be refused');
 });
 
-t.test('host access: read-only host mounts, host PID only for the agent, no privileged container', async (t) => {
+renderedTest('host access: read-only host mounts, host PID only for the agent, no privileged container', async (t) => {
   for (const [target, objs] of rendered) {
     for (const w of workloads(objs)) {
       const pod = w.spec.template.spec;
@@ -923,30 +809,34 @@ t.test('host access: read-only host mounts, host PID only for the agent, no priv
   }
 });
 
-t.test('every container: read-only root, no privilege escalation, seccomp, resources, the release image', async (t) => {
-  for (const [target, objs] of rendered) {
-    for (const w of workloads(objs)) {
-      const pod = w.spec.template.spec;
-      for (const c of containersOf(w)) {
-        const where = `${target} ${id(w)}/${c.name}`;
-        const sc = c.securityContext ?? {};
-        t.equal(sc.readOnlyRootFilesystem, true, `${where}: readOnlyRootFilesystem`);
-        t.equal(sc.allowPrivilegeEscalation, false, `${where}: allowPrivilegeEscalation false`);
-        t.equal(
-          (sc.seccompProfile ?? pod.securityContext?.seccompProfile)?.type,
-          'RuntimeDefault',
-          `${where}: seccomp RuntimeDefault`,
-        );
-        t.same(sc.capabilities?.drop, ['ALL'], `${where}: drops every capability`);
-        for (const kind of ['requests', 'limits'] as const)
-          for (const r of ['cpu', 'memory']) t.ok(c.resources?.[kind]?.[r] !== undefined, `${where}: ${kind}.${r} set`);
-        t.equal(c.image, IMAGE, `${where}: image is the package version ${pkg.version}`);
+renderedTest(
+  'every container: read-only root, no privilege escalation, seccomp, resources, the release image',
+  async (t) => {
+    for (const [target, objs] of rendered) {
+      for (const w of workloads(objs)) {
+        const pod = w.spec.template.spec;
+        for (const c of containersOf(w)) {
+          const where = `${target} ${id(w)}/${c.name}`;
+          const sc = c.securityContext ?? {};
+          t.equal(sc.readOnlyRootFilesystem, true, `${where}: readOnlyRootFilesystem`);
+          t.equal(sc.allowPrivilegeEscalation, false, `${where}: allowPrivilegeEscalation false`);
+          t.equal(
+            (sc.seccompProfile ?? pod.securityContext?.seccompProfile)?.type,
+            'RuntimeDefault',
+            `${where}: seccomp RuntimeDefault`,
+          );
+          t.same(sc.capabilities?.drop, ['ALL'], `${where}: drops every capability`);
+          for (const kind of ['requests', 'limits'] as const)
+            for (const r of ['cpu', 'memory'])
+              t.ok(c.resources?.[kind]?.[r] !== undefined, `${where}: ${kind}.${r} set`);
+          t.equal(c.image, IMAGE, `${where}: image is the package version ${pkg.version}`);
+        }
       }
     }
-  }
-});
+  },
+);
 
-t.test('the agent: uid 0 with DAC_READ_SEARCH only, every node, projected token, node name', async (t) => {
+renderedTest('the agent: uid 0 with DAC_READ_SEARCH only, every node, projected token, node name', async (t) => {
   for (const [target, objs] of rendered) {
     const agents = byKind<Workload>(objs, 'DaemonSet', 'verdict-agent');
     if (agents.length === 0) continue;
@@ -1045,94 +935,97 @@ t.test('the agent: uid 0 with DAC_READ_SEARCH only, every node, projected token,
   }
 });
 
-t.test('the aggregator: non-root, probes, scrape annotations, a Service and ServiceMonitor that find it', async (t) => {
-  for (const [target, objs] of rendered) {
-    const deploys = byKind<Workload>(objs, 'Deployment', 'verdict-aggregator');
-    if (deploys.length === 0) continue;
-    const d = deploys[0]!;
-    const pod = d.spec.template.spec;
-    const c = pod.containers.find((x) => x.name === 'aggregator')!;
-    const sc = c.securityContext ?? {};
-    t.equal(sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, true, `${target}: runAsNonRoot`);
-    t.ok((sc.runAsUser ?? pod.securityContext?.runAsUser ?? 0) > 0, `${target}: a non-zero uid`);
-    t.same(sc.capabilities, { drop: ['ALL'] }, `${target}: no capability at all`);
-    t.equal(c.readinessProbe?.httpGet?.path, '/readyz', `${target}: readiness is /readyz`);
-    t.equal(c.livenessProbe?.httpGet?.path, '/healthz', `${target}: liveness is /healthz`);
-    const ports = new Map((c.ports ?? []).map((p) => [p.name, p.containerPort]));
-    t.equal(ports.get(String(c.readinessProbe?.httpGet?.port)), 8080, `${target}: probes hit the http port`);
-    t.match(
-      d.spec.template.metadata.annotations,
-      {
-        'prometheus.io/scrape': 'true',
-        'prometheus.io/port': String(ports.get('http')),
-        'prometheus.io/path': '/metrics',
-      },
-      `${target}: scrape annotations`,
-    );
-    const args = expandedArgs(c);
-    t.equal(flag(args, 'http'), `:${ports.get('http')}`, `${target}: --http is the http container port`);
-    t.equal(flag(args, 'grpc'), `:${ports.get('grpc')}`, `${target}: --grpc is the grpc container port`);
-    const svc = one<
-      K8sObject & {
-        spec: {
-          selector: Record<string, string>;
-          ports: { name: string; port: number; targetPort: string | number }[];
-        };
-      }
-    >(objs, 'Service', 'verdict-aggregator');
-    t.match(d.spec.template.metadata.labels, svc.spec.selector, `${target}: the Service selects the aggregator pods`);
-    for (const p of svc.spec.ports)
-      t.ok(ports.has(String(p.targetPort)), `${target}: Service port ${p.name} targets a container port`);
-    const claims = (pod.volumes ?? []).flatMap((v) =>
-      v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
-    );
-    for (const claim of claims)
-      t.equal(byKind(objs, 'PersistentVolumeClaim', claim).length, 1, `${target}: claim ${claim} is shipped`);
-    const db = flag(args, 'db') ?? '';
-    if (db.startsWith('sqlite:')) {
-      t.equal(d.spec.replicas, 1, `${target}: SQLite means one replica`);
-      t.equal(
-        (d.spec as { strategy?: { type: string } }).strategy?.type,
-        'Recreate',
-        `${target}: the old SQLite writer stops before the new one starts`,
+renderedTest(
+  'the aggregator: non-root, probes, scrape annotations, a Service and ServiceMonitor that find it',
+  async (t) => {
+    for (const [target, objs] of rendered) {
+      const deploys = byKind<Workload>(objs, 'Deployment', 'verdict-aggregator');
+      if (deploys.length === 0) continue;
+      const d = deploys[0]!;
+      const pod = d.spec.template.spec;
+      const c = pod.containers.find((x) => x.name === 'aggregator')!;
+      const sc = c.securityContext ?? {};
+      t.equal(sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, true, `${target}: runAsNonRoot`);
+      t.ok((sc.runAsUser ?? pod.securityContext?.runAsUser ?? 0) > 0, `${target}: a non-zero uid`);
+      t.same(sc.capabilities, { drop: ['ALL'] }, `${target}: no capability at all`);
+      t.equal(c.readinessProbe?.httpGet?.path, '/readyz', `${target}: readiness is /readyz`);
+      t.equal(c.livenessProbe?.httpGet?.path, '/healthz', `${target}: liveness is /healthz`);
+      const ports = new Map((c.ports ?? []).map((p) => [p.name, p.containerPort]));
+      t.equal(ports.get(String(c.readinessProbe?.httpGet?.port)), 8080, `${target}: probes hit the http port`);
+      t.match(
+        d.spec.template.metadata.annotations,
+        {
+          'prometheus.io/scrape': 'true',
+          'prometheus.io/port': String(ports.get('http')),
+          'prometheus.io/path': '/metrics',
+        },
+        `${target}: scrape annotations`,
       );
-      const dataMount = c.volumeMounts?.find(
-        (m) => (pod.volumes ?? []).find((v) => v.name === m.name)?.persistentVolumeClaim,
+      const args = expandedArgs(c);
+      t.equal(flag(args, 'http'), `:${ports.get('http')}`, `${target}: --http is the http container port`);
+      t.equal(flag(args, 'grpc'), `:${ports.get('grpc')}`, `${target}: --grpc is the grpc container port`);
+      const svc = one<
+        K8sObject & {
+          spec: {
+            selector: Record<string, string>;
+            ports: { name: string; port: number; targetPort: string | number }[];
+          };
+        }
+      >(objs, 'Service', 'verdict-aggregator');
+      t.match(d.spec.template.metadata.labels, svc.spec.selector, `${target}: the Service selects the aggregator pods`);
+      for (const p of svc.spec.ports)
+        t.ok(ports.has(String(p.targetPort)), `${target}: Service port ${p.name} targets a container port`);
+      const claims = (pod.volumes ?? []).flatMap((v) =>
+        v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
       );
-      t.ok(
-        dataMount && db.slice('sqlite:'.length).startsWith(`${dataMount.mountPath}/`),
-        `${target}: the database is on the persistent volume`,
-      );
-      t.match(one(objs, 'PersistentVolumeClaim', 'verdict-data'), {
-        spec: { resources: { requests: { storage: '5Gi' } } },
-      });
-    }
-    for (const sm of byKind<
-      K8sObject & {
-        spec: {
-          selector: { matchLabels: Record<string, string> };
-          namespaceSelector?: { matchNames?: string[] };
-          endpoints: { port: string; path?: string }[];
-        };
-      }
-    >(objs, 'ServiceMonitor')) {
-      t.match(svc.metadata.labels, sm.spec.selector.matchLabels, `${target}: the ServiceMonitor selects the Service`);
-      t.ok(
-        sm.spec.namespaceSelector?.matchNames?.includes(svc.metadata.namespace ?? ''),
-        `${target}: in its namespace`,
-      );
-      for (const e of sm.spec.endpoints) {
-        t.ok(
-          svc.spec.ports.some((p) => p.name === e.port),
-          `${target}: ServiceMonitor port ${e.port} is a Service port`,
+      for (const claim of claims)
+        t.equal(byKind(objs, 'PersistentVolumeClaim', claim).length, 1, `${target}: claim ${claim} is shipped`);
+      const db = flag(args, 'db') ?? '';
+      if (db.startsWith('sqlite:')) {
+        t.equal(d.spec.replicas, 1, `${target}: SQLite means one replica`);
+        t.equal(
+          (d.spec as { strategy?: { type: string } }).strategy?.type,
+          'Recreate',
+          `${target}: the old SQLite writer stops before the new one starts`,
         );
-        t.equal(e.path ?? '/metrics', '/metrics');
+        const dataMount = c.volumeMounts?.find(
+          (m) => (pod.volumes ?? []).find((v) => v.name === m.name)?.persistentVolumeClaim,
+        );
+        t.ok(
+          dataMount && db.slice('sqlite:'.length).startsWith(`${dataMount.mountPath}/`),
+          `${target}: the database is on the persistent volume`,
+        );
+        t.match(one(objs, 'PersistentVolumeClaim', 'verdict-data'), {
+          spec: { resources: { requests: { storage: '5Gi' } } },
+        });
+      }
+      for (const sm of byKind<
+        K8sObject & {
+          spec: {
+            selector: { matchLabels: Record<string, string> };
+            namespaceSelector?: { matchNames?: string[] };
+            endpoints: { port: string; path?: string }[];
+          };
+        }
+      >(objs, 'ServiceMonitor')) {
+        t.match(svc.metadata.labels, sm.spec.selector.matchLabels, `${target}: the ServiceMonitor selects the Service`);
+        t.ok(
+          sm.spec.namespaceSelector?.matchNames?.includes(svc.metadata.namespace ?? ''),
+          `${target}: in its namespace`,
+        );
+        for (const e of sm.spec.endpoints) {
+          t.ok(
+            svc.spec.ports.some((p) => p.name === e.port),
+            `${target}: ServiceMonitor port ${e.port} is a Service port`,
+          );
+          t.equal(e.path ?? '/metrics', '/metrics');
+        }
       }
     }
-  }
-});
+  },
+);
 
-t.test('RBAC: least privilege, no wildcards, nodes/proxy only in the configz variant', async (t) => {
+renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the configz variant', async (t) => {
   for (const [target, objs] of rendered) {
     for (const role of objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role') as (K8sObject & {
       rules?: Rule[];
@@ -1257,7 +1150,7 @@ t.test('RBAC: least privilege, no wildcards, nodes/proxy only in the configz var
   }
 });
 
-t.test('the shipped reader roles grant every access the HTTP API asks for', async (t) => {
+renderedTest('the shipped reader roles grant every access the HTTP API asks for', async (t) => {
   const objs = get('base');
   const rules = ['verdict-viewer', 'verdict-report-editor', 'verdict-audit-webhook'].flatMap(
     (n) => one<K8sObject & { rules: Rule[] }>(objs, 'ClusterRole', n).rules,
@@ -1294,7 +1187,7 @@ t.test('the shipped reader roles grant every access the HTTP API asks for', asyn
   );
 });
 
-t.test(
+renderedTest(
   'the verdict-reader service account: a viewer token for people (kubectl create token), nothing more',
   async (t) => {
     for (const [target, objs] of rendered) {
@@ -1337,7 +1230,7 @@ t.test(
   },
 );
 
-t.test('every flag the manifests pass is one the programs accept', async (t) => {
+renderedTest('every flag the manifests pass is one the programs accept', async (t) => {
   for (const [target, objs] of rendered) {
     for (const w of workloads(objs)) {
       for (const c of containersOf(w)) {
@@ -1381,7 +1274,7 @@ t.test('every flag the manifests pass is one the programs accept', async (t) => 
   t.throws(() => parseAggregatorArgs(['--no-such-flag']), 'the check would catch a flag the aggregator lacks');
 });
 
-t.test(
+renderedTest(
   'the postgres overlay: three replicas, database URL from a Secret, no volume claim, a disruption budget',
   async (t) => {
     const objs = get('overlays/postgres');
@@ -1410,7 +1303,7 @@ t.test(
   },
 );
 
-t.test('ConfigMaps holding JSON (the Grafana dashboard) hold valid JSON', async (t) => {
+renderedTest('ConfigMaps holding JSON (the Grafana dashboard) hold valid JSON', async (t) => {
   for (const cm of byKind<K8sObject & { data?: Record<string, string> }>(distinct, 'ConfigMap')) {
     for (const [key, value] of Object.entries(cm.data ?? {}))
       if (key.endsWith('.json')) t.doesNotThrow(() => JSON.parse(value), `${id(cm)} ${key}`);

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { isLoopbackAddress } from '../ingest/auth.js';
+import { accessDenied } from './errors.js';
 
 /** What a request wants to do, in Kubernetes RBAC terms on Verdict's globalreports. */
 export interface AccessRequest {
@@ -14,6 +15,20 @@ export interface AccessRequest {
 }
 
 export type AccessDecision = { allowed: true; user: string } | { allowed: false; status: 401 | 403; reason: string };
+
+/**
+ * What a route needs, declared in its `config.access`: "public" (probes, metrics, the API docs), or the verb and
+ * resource to ask the authorizer about, with the path parameter that names the report for per-report grants.
+ */
+export type RouteAccess =
+  'public' | { verb: AccessRequest['verb']; resource: AccessRequest['resource']; nameParam?: string };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call this route; every route declares it (requireAccess), and authorizeRequest decides. */
+    access?: RouteAccess;
+  }
+}
 
 /** Decides whether an HTTP reader may do something. */
 export interface HttpAuthorizer {
@@ -141,6 +156,50 @@ export class StaticTokenReaders implements HttpAuthorizer {
       (g) => g.user === user && g.verbs.has('get') && (g.reports.has('*') || g.reports.has(name)),
     );
   }
+}
+
+/** Who each request that authorizeRequest let through was authorized as (for log lines). */
+const readers = new WeakMap<FastifyRequest, string>();
+
+/** The user the request was authorized as; undefined on a public route. */
+export function readerOf(req: FastifyRequest): string | undefined {
+  return readers.get(req);
+}
+
+/**
+ * The one HTTP authorization check, an onRequest hook on the whole app: it asks the authorizer what the matched
+ * route's `config.access` declares, before fastify reads the body (the audit webhook takes up to 16 MiB) or validates
+ * anything, and answers a refusal as 401 or 403 with the ErrorReply shape. The route is the matched one, never the raw
+ * URL: the router has already decoded percent-escapes ("/api/v1/%6eodes"). A per-report route's name is the router's
+ * path parameter as given; one that is not a valid name can still be refused here, and is a 400 after.
+ */
+export function authorizeRequest(authorizer: HttpAuthorizer) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    // Unmatched requests (the 404 handler) have no access to check.
+    const access = req.routeOptions.config.access;
+    if (access === undefined || access === 'public') return undefined;
+    const want: AccessRequest = { verb: access.verb, resource: access.resource };
+    if (access.nameParam !== undefined) {
+      const params: unknown = req.params;
+      const name: unknown = typeof params === 'object' && params !== null ? Reflect.get(params, access.nameParam) : '';
+      want.name = typeof name === 'string' ? name : '';
+    }
+    const d = await authorizer.authorize(req, want);
+    if (d.allowed) {
+      readers.set(req, d.user);
+      return undefined;
+    }
+    return reply.status(d.status).send(accessDenied(d.status, d.reason));
+  };
+}
+
+/**
+ * An onRoute hook: a route that does not say who may call it is a startup error, not an open route. (fastify's HEAD
+ * twin of a GET route copies its config.)
+ */
+export function requireAccess(route: RouteOptions): void {
+  if (route.config?.access === undefined)
+    throw new Error(`route ${String(route.method)} ${route.url} declares no config.access ("public" or what it needs)`);
 }
 
 function sha256(s: string): Buffer {

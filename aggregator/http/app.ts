@@ -1,6 +1,7 @@
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
 import { VERDICT_VERSION } from '../../common/version.js';
 import { registerCisRoutes } from './cis.js';
 import { registerFlowRoutes } from './flows.js';
@@ -8,6 +9,7 @@ import { registerReportRoutes } from './reports.js';
 import { registerAuditRoutes } from './audit.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
+import { authorizeRequest, requireAccess } from './access.js';
 import { answerClientError, errorAnswer, MAX_PARAM_LENGTH } from './errors.js';
 import type { App, HttpDeps } from './deps.js';
 
@@ -30,11 +32,12 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // fastify answers these itself, before any route or error handler, unless told otherwise.
     frameworkErrors: (err, req, reply) => {
-      const { status, body } = errorAnswer(err, req as FastifyRequest);
+      const { status, body } = errorAnswer(err, req);
+      // fastify types this reply with the route's unknown generics; no route has been matched, so no schema applies.
       void (reply as FastifyReply).status(status).send(body);
     },
     clientErrorHandler: answerClientError,
-  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(swagger, {
     openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },
   });
@@ -53,23 +56,9 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     return reply.status(status).send(body);
   });
-  // Node, CIS and flow data: readers need get on nodes / flows (report routes check per report name themselves).
-  app.addHook('onRequest', async (req, reply) => {
-    // Decide on the matched route, never on the raw URL: the router decodes
-    // percent-escapes ("/api/v1/%6eodes") that a pattern on req.url would miss.
-    const path = req.routeOptions.url ?? '';
-    const resource = /^\/api\/v1\/(nodes|cis)(\/|$)/.test(path)
-      ? 'nodes'
-      : /^\/api\/v1\/(flows|network-access)(\/|$)/.test(path)
-        ? 'flows'
-        : undefined;
-    if (!resource) return;
-    const d = await deps.authorizer.authorize(req, { verb: 'get', resource });
-    if (!d.allowed)
-      return reply
-        .status(d.status)
-        .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-  });
+  // Authorization, in one place: every route declares its config.access, and this hook decides before anything else.
+  app.addHook('onRoute', requireAccess);
+  app.addHook('onRequest', authorizeRequest(deps.authorizer));
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({
       error: 'VERDICT_NOT_FOUND',
@@ -82,7 +71,11 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   registerFlowRoutes(app, deps);
   registerReportRoutes(app, deps);
   registerAuditRoutes(app, deps);
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  const docs = {
+    config: { access: 'public' },
+    schema: { hide: true, response: { 200: Type.Object({}, { additionalProperties: true }) } },
+  } as const;
+  app.get('/docs', docs, async () => app.swagger());
+  app.get('/docs/json', docs, async () => app.swagger());
   return app;
 }

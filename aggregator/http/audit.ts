@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { policyChanges } from '../reports/types/policy-audit.js';
@@ -8,6 +9,7 @@ import type { App, HttpDeps } from './deps.js';
 import { readAuditItem } from './audit-input.js';
 import { parseEventListBody } from './event-list-body.js';
 import { parseInterval } from './flows.js';
+import { ErrorReplies } from './schemas.js';
 
 /** The largest EventList accepted: the API server's default webhook batch is far smaller. */
 const WEBHOOK_BODY_LIMIT = 16 * 1024 * 1024;
@@ -15,6 +17,52 @@ const WEBHOOK_BODY_LIMIT = 16 * 1024 * 1024;
 const ITEMS_PER_TURN = 1000;
 /** Refusal reasons told back per request; the rest are only counted. */
 const MAX_REASONS = 10;
+
+const WebhookReply = Type.Object({
+  received: Type.Integer(),
+  stored: Type.Integer(),
+  ignored: Type.Integer(),
+  refused: Type.Integer(),
+  truncated: Type.Integer(),
+  /** The first refusal reasons ("items[3]: stageTimestamp: ..."); absent when none was refused. */
+  errors: Type.Optional(Type.Array(Type.String())),
+});
+
+/**
+ * Tamper alerts. Their shape is reports/tamper.ts's (TamperConfig, TamperAlert): fields added there are passed
+ * through, not dropped by the serializer.
+ */
+const TamperAlertsReply = Type.Object({
+  protected: Type.Object(
+    { namespaces: Type.Array(Type.String()), tiers: Type.Array(Type.String()) },
+    { additionalProperties: true },
+  ),
+  items: Type.Array(
+    Type.Object(
+      {
+        time: Type.String(),
+        verb: Type.String(),
+        kind: Type.String(),
+        namespace: Type.String(),
+        name: Type.String(),
+        tier: Type.String(),
+        user: Type.String(),
+        sourceIPs: Type.Array(Type.String()),
+        auditId: Type.String(),
+        diff: Type.Array(
+          Type.Object({
+            path: Type.String(),
+            before: Type.Optional(Type.Unknown()),
+            after: Type.Optional(Type.Unknown()),
+          }),
+        ),
+        source: Type.String(),
+        reason: Type.String(),
+      },
+      { additionalProperties: true },
+    ),
+  ),
+});
 
 /**
  * The Kubernetes audit webhook (an audit.k8s.io/v1 EventList per POST, as the
@@ -27,8 +75,10 @@ const MAX_REASONS = 10;
  * that was answered 200.
  */
 export function registerAuditRoutes(app: App, deps: HttpDeps): void {
-  const { store, metrics, authorizer, tamper, log } = deps;
-  app.register(async (scope) => {
+  const { store, metrics, tamper, log } = deps;
+  app.register(async (plugin) => {
+    // An encapsulated scope (its own JSON parser); typed again, as fastify does not carry the provider into plugins.
+    const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
     // fastify's own JSON parser refuses a whole body with a "__proto__" key anywhere, which
     // would lose every good event of a batch for one bad one. JSON.parse only makes such a
     // key an own property (it never sets a prototype); readAuditItem removes it per event.
@@ -51,14 +101,8 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
       '/api/v1/audit/webhook',
       {
         bodyLimit: WEBHOOK_BODY_LIMIT,
-        // Authorize before fastify reads and parses up to 16 MiB for an unknown caller.
-        onRequest: async (req, reply) => {
-          const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
-          if (!d.allowed)
-            return reply
-              .status(d.status)
-              .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-        },
+        // The access hook runs on onRequest: the caller is authorized before fastify reads and parses up to 16 MiB.
+        config: { access: { verb: 'create', resource: 'auditevents' } },
         schema: {
           summary: 'Kubernetes audit webhook (audit.k8s.io/v1 EventList)',
           body: Type.Object({
@@ -66,15 +110,11 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
             kind: Type.Literal('EventList'),
             items: Type.Array(Type.Unknown()),
           }),
+          response: { 200: WebhookReply, ...ErrorReplies },
         },
       },
       async (req, reply) => {
-        const d = await authorizer.authorize(req, { verb: 'create', resource: 'auditevents' });
-        if (!d.allowed)
-          return reply
-            .status(d.status)
-            .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-        const body = req.body as { apiVersion: string; items: unknown[] };
+        const body = req.body;
         if (body.apiVersion !== 'audit.k8s.io/v1')
           return reply.status(400).send({
             error: 'VERDICT_BAD_REQUEST',
@@ -104,6 +144,7 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
   app.get(
     '/api/v1/tamper-alerts',
     {
+      config: { access: { verb: 'list', resource: 'auditevents' } },
       schema: {
         summary: 'Changes to policies in protected namespaces or tiers',
         querystring: Type.Object(
@@ -113,15 +154,11 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
           },
           { additionalProperties: false },
         ),
+        response: { 200: TamperAlertsReply, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const d = await authorizer.authorize(req, { verb: 'list', resource: 'auditevents' });
-      if (!d.allowed)
-        return reply
-          .status(d.status)
-          .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-      const q = req.query as { from?: string; to?: string };
+      const q = req.query;
       const interval = parseInterval(
         { from: q.from ?? new Date(Date.now() - 7 * 86_400_000).toISOString(), to: q.to },
         Date.now(),

@@ -1,19 +1,20 @@
 import { clusterSummary, DEFAULT_THRESHOLDS } from '../compute/cis.js';
 import type { App, HttpDeps } from './deps.js';
-import { CisSummary, ErrorReply, ThresholdQuery } from './schemas.js';
+import { CisSummary, ErrorReplies, ThresholdQuery } from './schemas.js';
 
 export function registerCisRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/cis/summary',
     {
+      config: { access: { verb: 'get', resource: 'nodes' } },
       schema: {
         summary: 'Cluster CIS totals, nodes per band and the most failed checks',
         querystring: ThresholdQuery,
-        response: { 200: CisSummary, 400: ErrorReply },
+        response: { 200: CisSummary, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const q = req.query as { highThreshold?: number; medThreshold?: number; benchmark?: string };
+      const q = req.query;
       const highThreshold = q.highThreshold ?? DEFAULT_THRESHOLDS.highThreshold;
       const medThreshold = q.medThreshold ?? DEFAULT_THRESHOLDS.medThreshold;
       if (medThreshold > highThreshold) {

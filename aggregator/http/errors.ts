@@ -33,6 +33,11 @@ const CODE_BY_STATUS: Record<number, string> = {
   431: 'VERDICT_HEADERS_TOO_LARGE',
 };
 
+/** A reader the authorizer refused: 401 without (known) credentials, 403 without the grant; the reason says which. */
+export function accessDenied(status: 401 | 403, reason: string): ErrorBody {
+  return { error: status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: reason };
+}
+
 /** fastify's request errors (fastify/lib/errors.js), each with what the client should change. */
 function frameworkError(err: FastifyError, req: FastifyRequest): ErrorAnswer | undefined {
   const contentType = String(req.headers['content-type'] ?? '');

@@ -1,7 +1,7 @@
 import Type from 'typebox';
 import { networkAccess } from '../compute/network-access.js';
 import type { App, HttpDeps } from './deps.js';
-import { ErrorReply } from './schemas.js';
+import { ErrorReplies } from './schemas.js';
 
 const Interval = {
   from: Type.Optional(
@@ -116,15 +116,16 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/network-access',
     {
+      config: { access: { verb: 'get', resource: 'flows' } },
       schema: {
         summary:
           'Per endpoint and per namespace: protection, internet and cross-namespace traffic, allowed and denied connections',
         querystring: Type.Object({ ...Interval, namespace: Type.Optional(Name) }, { additionalProperties: false }),
-        response: { 200: NetworkAccessReply, 400: ErrorReply },
+        response: { 200: NetworkAccessReply, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const q = req.query as { from?: string; to?: string; namespace?: string };
+      const q = req.query;
       const interval = parseInterval(q, Date.now());
       if (typeof interval === 'string')
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
@@ -146,6 +147,7 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/flows',
     {
+      config: { access: { verb: 'get', resource: 'flows' } },
       schema: {
         summary: 'Flows as stored: per time bucket, node and key, with summed counts',
         querystring: Type.Object(
@@ -164,18 +166,11 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
           },
           { additionalProperties: false },
         ),
-        response: { 200: FlowsReply, 400: ErrorReply },
+        response: { 200: FlowsReply, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const q = req.query as {
-        from?: string;
-        to?: string;
-        namespace?: string;
-        endpoint?: string;
-        action?: 'allow' | 'deny';
-        limit?: number;
-      };
+      const q = req.query;
       const interval = parseInterval(q, Date.now());
       if (typeof interval === 'string')
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });

@@ -1,12 +1,15 @@
 import Type from 'typebox';
 import { nodeRows } from '../compute/cis.js';
 import type { App, HttpDeps } from './deps.js';
-import { ErrorReply, NodeList, ScanReportSchema } from './schemas.js';
+import { ErrorReplies, NodeList, ScanReportSchema } from './schemas.js';
 
 export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/nodes',
-    { schema: { summary: 'Every node with its latest CIS counts', response: { 200: NodeList } } },
+    {
+      config: { access: { verb: 'get', resource: 'nodes' } },
+      schema: { summary: 'Every node with its latest CIS counts', response: { 200: NodeList, ...ErrorReplies } },
+    },
     async () => ({
       items: nodeRows(await store.listNodes()),
     }),
@@ -15,6 +18,7 @@ export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
   app.get(
     '/api/v1/nodes/:name/cis',
     {
+      config: { access: { verb: 'get', resource: 'nodes' } },
       schema: {
         summary: "A node's latest scan, or the latest at or before ?at",
         params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }),
@@ -22,12 +26,12 @@ export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
           { at: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 time' })) },
           { additionalProperties: false },
         ),
-        response: { 200: ScanReportSchema, 400: ErrorReply, 404: ErrorReply },
+        response: { 200: ScanReportSchema, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const { name } = req.params as { name: string };
-      const { at } = req.query as { at?: string };
+      const { name } = req.params;
+      const { at } = req.query;
       const atMs = at === undefined ? undefined : Date.parse(at);
       // RFC 3339 allows a leap second (23:59:60), which the schema's date-time format passes and Date.parse cannot
       // read.

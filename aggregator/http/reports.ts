@@ -1,14 +1,81 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { toCsv } from '../../common/csv.js';
 import type { ReportResult } from '../reports/result.js';
 import { reportStatus } from '../reports/scheduler.js';
-import type { ReportRunRecord } from '../store/index.js';
-import type { AccessRequest } from './access.js';
+import type { ReportRunRecord, Store } from '../store/index.js';
+import { readerOf } from './access.js';
 import type { App, HttpDeps } from './deps.js';
-import { ErrorReply } from './schemas.js';
+import { ErrorReplies } from './schemas.js';
+
+type Reports = NonNullable<HttpDeps['reports']>;
 
 const ReportName = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' });
+const NameParams = Type.Object({ name: ReportName });
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+/**
+ * A run in a report's status. The status is reports/scheduler.ts's (reportStatus): fields it adds later are passed
+ * through, not dropped by the serializer.
+ */
+const ReportJob = Type.Object(
+  {
+    id: Type.String(),
+    start: Type.String(),
+    end: Type.String(),
+    trigger: Type.String(),
+    createdAt: Type.String(),
+    finishedAt: Type.Optional(Type.String()),
+    error: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+
+const ReportList = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      reportType: Type.String(),
+      schedule: Nullable(Type.String()),
+      suspend: Type.Boolean(),
+      apiVersion: Type.String(),
+      origin: Type.String(),
+      spec: Type.Unknown({ description: 'the GlobalReport spec as written' }),
+      status: Type.Object(
+        {
+          lastScheduledReportJob: Nullable(ReportJob),
+          activeReportJobs: Type.Array(ReportJob),
+          lastFailedReportJobs: Type.Array(ReportJob),
+          lastSuccessfulReportJobs: Type.Array(ReportJob),
+        },
+        { additionalProperties: true },
+      ),
+    }),
+  ),
+  invalid: Type.Array(Type.Object({ name: Type.String(), origin: Type.String(), error: Type.String() })),
+});
+
+const runFields = {
+  id: Type.String(),
+  report: Type.String(),
+  reportType: Type.String(),
+  trigger: Type.String(),
+  status: Type.String(),
+  attempts: Type.Integer(),
+  start: Type.String(),
+  end: Type.String(),
+  notBefore: Type.String(),
+  createdAt: Type.String(),
+  startedAt: Nullable(Type.String()),
+  finishedAt: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+};
+const RunList = Type.Object({ items: Type.Array(Type.Object(runFields)) });
+/** One run: inputs (the definition as it was) and result (summary, data, files, evidence) are open JSON. */
+const RunDetail = Type.Object({
+  ...runFields,
+  inputs: Type.Optional(Type.Unknown()),
+  result: Type.Unknown({ description: 'null until the run has succeeded' }),
+});
 
 /** A run as listed: everything but the result. */
 function runView(r: ReportRunRecord) {
@@ -55,27 +122,30 @@ function onDemandInterval(start: string, end: string, nowMs: number): { startMs:
 }
 
 export function registerReportRoutes(app: App, deps: HttpDeps): void {
-  const { store, reports, authorizer } = deps;
+  const { store, reports } = deps;
   if (!reports) return;
-  const guard = async (req: FastifyRequest, reply: FastifyReply, want: AccessRequest): Promise<string | undefined> => {
-    const d = await authorizer.authorize(req, want);
-    if (d.allowed) return d.user;
-    void reply
-      .status(d.status)
-      .send({ error: d.status === 401 ? 'VERDICT_UNAUTHENTICATED' : 'VERDICT_FORBIDDEN', message: d.reason });
-    return undefined;
-  };
-  const notFound = (reply: FastifyReply, name: string) =>
-    reply
-      .status(404)
-      .send({ error: 'VERDICT_NOT_FOUND', message: `no GlobalReport "${name}"; GET /api/v1/reports lists them` });
+  listReports(app, store, reports);
+  runReportNow(app, reports);
+  listRuns(app, store, reports);
+  getRun(app, store);
+}
 
+const notFound = (name: string) => ({
+  error: 'VERDICT_NOT_FOUND',
+  message: `no GlobalReport "${name}"; GET /api/v1/reports lists them`,
+});
+
+function listReports(app: App, store: Store, reports: Reports): void {
   app.get(
     '/api/v1/reports',
-    { schema: { summary: 'GlobalReports with their status, and the invalid ones with the reason' } },
-    async (req, reply) => {
-      const user = await guard(req, reply, { verb: 'list', resource: 'globalreports' });
-      if (user === undefined) return reply;
+    {
+      config: { access: { verb: 'list', resource: 'globalreports' } },
+      schema: {
+        summary: 'GlobalReports with their status, and the invalid ones with the reason',
+        response: { 200: ReportList, ...ErrorReplies },
+      },
+    },
+    async () => {
       const items = [];
       for (const def of reports.registry.all()) {
         items.push({
@@ -92,13 +162,16 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
       return { items, invalid: reports.registry.errors() };
     },
   );
+}
 
+function runReportNow(app: App, reports: Reports): void {
   app.post(
     '/api/v1/reports/:name/runs',
     {
+      config: { access: { verb: 'create', resource: 'globalreports', nameParam: 'name' } },
       schema: {
         summary: 'Run a report now over any interval',
-        params: Type.Object({ name: ReportName }),
+        params: NameParams,
         // start/end are checked after the report is found: an unknown report is a 404 whatever the body.
         body: Type.Object(
           {
@@ -107,16 +180,14 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
           },
           { additionalProperties: false },
         ),
-        response: { 202: Type.Object({ id: Type.String(), status: Type.String() }), 400: ErrorReply, 404: ErrorReply },
+        response: { 202: Type.Object({ id: Type.String(), status: Type.String() }), ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const { name } = req.params as { name: string };
-      const user = await guard(req, reply, { verb: 'create', resource: 'globalreports', name });
-      if (user === undefined) return reply;
+      const { name } = req.params;
       const def = reports.registry.get(name);
-      if (!def) return notFound(reply, name);
-      const { start, end } = (req.body ?? {}) as { start?: string; end?: string };
+      if (!def) return reply.status(404).send(notFound(name));
+      const { start, end } = req.body;
       if (!start || !end)
         return reply.status(400).send({
           error: 'VERDICT_BAD_REQUEST',
@@ -127,35 +198,41 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const { startMs, endMs } = interval;
       const run = await reports.scheduler.runNow(def, startMs, endMs);
-      req.log.info({ report: name, run: run.id, user }, 'on-demand report run requested');
+      req.log.info({ report: name, run: run.id, user: readerOf(req) }, 'on-demand report run requested');
       return reply.status(202).send({ id: run.id, status: run.status });
     },
   );
+}
 
+function listRuns(app: App, store: Store, reports: Reports): void {
   app.get(
     '/api/v1/reports/:name/runs',
     {
+      config: { access: { verb: 'get', resource: 'globalreports', nameParam: 'name' } },
       schema: {
         summary: "A report's runs, newest first",
-        params: Type.Object({ name: ReportName }),
+        params: NameParams,
         querystring: Type.Object(
           { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
           { additionalProperties: false },
         ),
+        response: { 200: RunList, ...ErrorReplies },
       },
     },
     async (req, reply) => {
-      const { name } = req.params as { name: string };
-      if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
-      if (!reports.registry.get(name) && (await store.reportRuns(name, 1)).length === 0) return notFound(reply, name);
-      const { limit } = req.query as { limit?: number };
-      return { items: (await store.reportRuns(name, limit ?? 100)).map(runView) };
+      const { name } = req.params;
+      if (!reports.registry.get(name) && (await store.reportRuns(name, 1)).length === 0)
+        return reply.status(404).send(notFound(name));
+      return { items: (await store.reportRuns(name, req.query.limit ?? 100)).map(runView) };
     },
   );
+}
 
+function getRun(app: App, store: Store): void {
   app.get(
     '/api/v1/reports/:name/runs/:id',
     {
+      config: { access: { verb: 'get', resource: 'globalreports', nameParam: 'name' } },
       schema: {
         summary: 'One run: JSON with its result, or one of its CSV files (?format=csv&file=...)',
         params: Type.Object({ name: ReportName, id: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
@@ -166,15 +243,23 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
           },
           { additionalProperties: false },
         ),
+        response: {
+          200: {
+            content: {
+              'application/json': { schema: RunDetail },
+              'text/csv': { schema: Type.String({ description: 'RFC 4180 CSV, one of the result files' }) },
+            },
+          },
+          ...ErrorReplies,
+        },
       },
     },
     async (req, reply) => {
-      const { name, id } = req.params as { name: string; id: string };
-      if ((await guard(req, reply, { verb: 'get', resource: 'globalreports', name })) === undefined) return reply;
+      const { name, id } = req.params;
       const run = await store.reportRun(id);
       if (!run || run.report !== name)
         return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `report "${name}" has no run ${id}` });
-      const { format, file } = req.query as { format?: 'json' | 'csv'; file?: string };
+      const { format, file } = req.query;
       if (format !== 'csv') return { ...runView(run), inputs: run.inputs, result: run.result ?? null };
       const result = run.result as ReportResult | undefined;
       if (!result)

@@ -3,6 +3,12 @@ import Type from 'typebox';
 /** Every error answer: a stable code and a message that says what to do. */
 export const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() }, { $id: 'ErrorReply' });
 
+/**
+ * The error replies of every route, spread into its `response` schemas: any route can answer a 4xx (bad input, 401 or
+ * 403 from the access hook, 404) or a 5xx (503 when the store cannot answer, 500 on a bug), always as ErrorReply.
+ */
+export const ErrorReplies = { '4xx': ErrorReply, '5xx': ErrorReply };
+
 const CheckResultSchema = Type.Object({
   id: Type.String(),
   title: Type.String(),

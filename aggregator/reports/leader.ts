@@ -1,8 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-
-/** "VERDICTS" in ASCII: the report scheduler's advisory lock (migrations and compaction use other keys). */
-const SCHEDULER_LOCK_KEY = '6216712418393523027';
+import { SCHEDULER_LOCK_KEY } from '../store/locks.js';
 
 /**
  * Leadership for the report scheduler among replicas sharing one PostgreSQL

@@ -1,0 +1,450 @@
+import type { FlowRecord } from '../../common/flow.js';
+import type { ScanReport } from '../../common/scan-report.js';
+import { TimeSlice } from '../../common/time-slice.js';
+import {
+  auditEventValues,
+  toAuditEvent,
+  toCheckStatus,
+  toFlowBucketRow,
+  toNodeRecord,
+  toPodSighting,
+  toRunRecord,
+  type AuditEventRow,
+  type CheckStatusRow,
+  type FlowRow,
+  type NodeRow,
+  type PodRow,
+  type ReportRunRow,
+} from './rows.js';
+import {
+  AUDIT_EVENTS,
+  CHECK_RESULTS,
+  LEDGER_SQL,
+  ledgerUpsertSql,
+  params,
+  POD_HISTORY,
+  RUN_COLUMNS,
+  RUN_PATCH_COLUMNS,
+  touchNodeSql,
+  type Conn,
+  type Dialect,
+  type Table,
+} from './sql.js';
+import type {
+  FlowBucketRow,
+  FlowQuery,
+  LatestCheckStatus,
+  NodeHello,
+  NodeRecord,
+  PodSighting,
+  ReportRunRecord,
+  ReportRunStatus,
+  Store,
+  StoredAuditEvent,
+} from './types.js';
+
+/** Byte order of strings (UTF-16 code units), as both stores sort text. */
+const byBytes = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * What the SQLite and the PostgreSQL store share: every operation whose SQL is
+ * the same up to the Dialect's spellings. A store brings its connections
+ * (committed reads, single autocommit statements, transactions), its batch
+ * insert, and the operations that truly differ: storing and compacting flow
+ * buckets (SQLite's time-sliced transaction, PostgreSQL's lock order and SKIP
+ * LOCKED) and the latest audit event per object.
+ *
+ * Under PostgreSQL several replicas write at once (READ COMMITTED); where that
+ * matters the shared statements lock (Dialect.forUpdate) or rely on a unique
+ * key, and SQLite's single writer makes the same statements behave the same.
+ */
+export abstract class SqlStore implements Store {
+  abstract readonly kind: 'sqlite' | 'postgres';
+  protected abstract readonly d: Dialect;
+  /** Reads of committed data. */
+  protected abstract readonly reader: Conn;
+  /** One statement, committed on its own. */
+  protected abstract readonly writer: Conn;
+  /** Range reads (auditEvents) go in pages of this many rows. */
+  protected abstract readonly rowsPerPage: number;
+  /** Run `fn` in one transaction; roll back if it throws. */
+  protected abstract tx<T>(fn: (c: Conn) => Promise<T>): Promise<T>;
+  /**
+   * Insert `rows` (values in `table`'s column order) as one atomic step, `tail`
+   * (ON CONFLICT, RETURNING) applying to each, on `c` inside a transaction;
+   * answers what RETURNING returns, in the rows' order.
+   */
+  protected abstract insertRows<R>(table: Table, rows: unknown[][], tail: string, c?: Conn): Promise<R[]>;
+
+  abstract ping(): Promise<void>;
+  abstract unavailableReason(err: unknown): string | undefined;
+  abstract close(): Promise<void>;
+  abstract recordFlowBatch(
+    node: string,
+    bootId: string,
+    seq: number,
+    flows: FlowRecord[],
+    atMs: number,
+  ): Promise<{ duplicate: boolean }>;
+  abstract compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }>;
+  abstract latestAuditEvents(
+    objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
+    beforeMs: number,
+  ): Promise<StoredAuditEvent[]>;
+
+  async recordHello(h: NodeHello, atMs: number, connectionId = ''): Promise<{ lastStoredSeq: number }> {
+    return this.tx(async (c) => {
+      await c.run(
+        `INSERT INTO nodes (name, role, labels_json, kubelet_version, kubernetes_version, os_image, kernel_version, architecture, agent_version, boot_id, connected, first_seen_ms, last_seen_ms, connection_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, TRUE, $11, $11, $12)
+         ON CONFLICT (name) DO UPDATE SET role = excluded.role, labels_json = excluded.labels_json, kubelet_version = excluded.kubelet_version,
+           kubernetes_version = excluded.kubernetes_version, os_image = excluded.os_image, kernel_version = excluded.kernel_version,
+           architecture = excluded.architecture, agent_version = excluded.agent_version, boot_id = excluded.boot_id, connected = TRUE,
+           last_seen_ms = excluded.last_seen_ms, connection_id = excluded.connection_id`,
+        [
+          h.name,
+          h.role,
+          JSON.stringify(h.labels),
+          h.kubeletVersion,
+          h.kubernetesVersion,
+          h.osImage,
+          h.kernelVersion,
+          h.architecture,
+          h.agentVersion,
+          h.bootId,
+          atMs,
+          connectionId,
+        ],
+      );
+      const [seen] = await c.all<{ last_seq: number }>(LEDGER_SQL, [h.name, h.bootId]);
+      return { lastStoredSeq: seen?.last_seq ?? 0 };
+    });
+  }
+
+  async markDisconnected(node: string, atMs: number, connectionId?: string): Promise<void> {
+    await this.writer.run(
+      `UPDATE nodes SET connected = FALSE, last_seen_ms = ${this.d.greatest}(last_seen_ms, $1)
+       WHERE name = $2 AND (CAST($3 AS TEXT) IS NULL OR connection_id = $3)`,
+      [atMs, node, connectionId ?? null],
+    );
+  }
+
+  async forgetNode(node: string): Promise<void> {
+    await this.writer.run('DELETE FROM nodes WHERE name = $1', [node]);
+  }
+
+  async touchNode(node: string, atMs: number): Promise<void> {
+    await this.writer.run(touchNodeSql(this.d), [atMs, node]);
+  }
+
+  async markAllDisconnected(): Promise<void> {
+    await this.writer.run('UPDATE nodes SET connected = FALSE');
+  }
+
+  /**
+   * Replicas may store messages of one agent at the same time (a reconnect lands
+   * on another replica while the first still works through what it received).
+   * Touching the node's row first locks it, so the writes for one node take
+   * turns, and under READ COMMITTED each later statement sees what the previous
+   * writer committed: the ledger check, the run and the "latest" comparison then
+   * behave as under SQLite's single writer. The ledger row lock and the UNIQUE
+   * (node, boot_id, seq) insert cover the one case with no node row to lock.
+   */
+  async recordBenchmarkRun(
+    node: string,
+    bootId: string,
+    seq: number,
+    report: ScanReport,
+    atMs: number,
+  ): Promise<{ duplicate: boolean }> {
+    const d = this.d;
+    return this.tx(async (c) => {
+      await c.run(touchNodeSql(d), [atMs, node]);
+      const [seen] = await c.all<{ last_seq: number }>(LEDGER_SQL + d.forUpdate, [node, bootId]);
+      if (seen !== undefined && seq <= seen.last_seq) return { duplicate: true };
+      const s = report.summary;
+      const startedAtMs = Date.parse(report.startedAt);
+      const [run] = await c.all<{ id: number }>(
+        `INSERT INTO benchmark_runs (node, boot_id, seq, benchmark_id, benchmark_version, role, started_at_ms, duration_ms, pass, fail, skip, score_percent, received_at_ms, report_json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (node, boot_id, seq) DO NOTHING RETURNING id`,
+        [
+          node,
+          bootId,
+          seq,
+          report.benchmark.id,
+          report.benchmark.version,
+          report.nodeRole,
+          startedAtMs,
+          report.durationMs,
+          s.pass,
+          s.fail,
+          s.skip,
+          s.scorePercent,
+          atMs,
+          JSON.stringify(report),
+        ],
+      );
+      // Another replica stored this very seq after our ledger read (possible only without a node row).
+      if (run === undefined) return { duplicate: true };
+      const checks = report.checks.map((ch) => [run.id, ch.id, ch.title, ch.status, ch.scored]);
+      await this.insertRows(CHECK_RESULTS, checks, '', c);
+      await c.run(ledgerUpsertSql(d), [node, bootId, seq, atMs]);
+      // A resent older run must not replace a newer one as "latest".
+      await c.run(
+        `UPDATE nodes SET latest_run_id = $1 WHERE name = $2 AND (latest_run_id IS NULL OR
+           (SELECT started_at_ms FROM benchmark_runs WHERE id = nodes.latest_run_id) <= $3)`,
+        [run.id, node, startedAtMs],
+      );
+      return { duplicate: false };
+    });
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    const rows = await this.reader.all<NodeRow>(
+      `SELECT n.*, r.benchmark_id, r.benchmark_version, r.role AS run_role, r.started_at_ms, r.pass, r.fail, r.skip, r.score_percent
+       FROM nodes n LEFT JOIN benchmark_runs r ON r.id = n.latest_run_id ORDER BY ${this.d.byteOrder('n.name')}`,
+    );
+    return rows.map(toNodeRecord);
+  }
+
+  async nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined> {
+    const [row] =
+      atMs === undefined
+        ? await this.reader.all<{ report_json: string }>(
+            'SELECT r.report_json FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id WHERE n.name = $1',
+            [node],
+          )
+        : await this.reader.all<{ report_json: string }>(
+            'SELECT report_json FROM benchmark_runs WHERE node = $1 AND started_at_ms <= $2 ORDER BY started_at_ms DESC, id DESC LIMIT 1',
+            [node, atMs],
+          );
+    return row ? (JSON.parse(row.report_json) as ScanReport) : undefined;
+  }
+
+  async latestCheckStatuses(): Promise<LatestCheckStatus[]> {
+    const rows = await this.reader.all<CheckStatusRow>(
+      `SELECT n.name AS node, r.benchmark_id, c.check_id, c.title, c.status, c.scored
+       FROM nodes n JOIN benchmark_runs r ON r.id = n.latest_run_id JOIN check_results c ON c.run_id = r.id`,
+    );
+    return rows.map(toCheckStatus);
+  }
+
+  async flowRows(q: FlowQuery): Promise<FlowBucketRow[]> {
+    const { values, p } = params([q.fromMs, q.toMs]);
+    const where = ['bucket_start_ms >= $1', 'bucket_start_ms < $2'];
+    if (q.namespace !== undefined) {
+      const ns = p(q.namespace);
+      where.push(`(src_namespace = ${ns} OR dst_namespace = ${ns})`);
+    }
+    if (q.endpoint !== undefined) {
+      const slash = q.endpoint.indexOf('/');
+      const name = p(slash >= 0 ? q.endpoint.slice(slash + 1) : q.endpoint);
+      if (slash < 0) {
+        where.push(`(src_name = ${name} OR dst_name = ${name})`);
+      } else {
+        const ns = p(q.endpoint.slice(0, slash));
+        where.push(
+          `((src_namespace = ${ns} AND src_name = ${name}) OR (dst_namespace = ${ns} AND dst_name = ${name}))`,
+        );
+      }
+    }
+    if (q.action !== undefined) where.push(`action = ${p(q.action)}`);
+    const limit = q.limit !== undefined ? ` LIMIT ${p(Math.max(0, Math.floor(q.limit)))}` : '';
+    const { byteOrder } = this.d;
+    const rows = await this.reader.all<FlowRow>(
+      `SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets
+       WHERE ${where.join(' AND ')} ORDER BY bucket_start_ms DESC, ${byteOrder('node')}, ${byteOrder('flow_key')}, bucket_ms${limit}`,
+      values,
+    );
+    return rows.map(toFlowBucketRow);
+  }
+
+  /**
+   * ON CONFLICT DO NOTHING without a target covers both the id and the partial
+   * unique index on scheduled (report, interval): two replicas creating the same
+   * scheduled run at once (a leader handing over) store it once, and the second
+   * insert waits for the first to commit and then answers false.
+   */
+  async createReportRun(r: ReportRunRecord): Promise<boolean> {
+    const inserted = await this.writer.run(
+      `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, inputs_json)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+      [
+        r.id,
+        r.report,
+        r.reportType,
+        r.trigger,
+        r.status,
+        r.attempts,
+        r.intervalStartMs,
+        r.intervalEndMs,
+        r.notBeforeMs,
+        r.createdMs,
+        JSON.stringify(r.inputs),
+      ],
+    );
+    return inserted === 1;
+  }
+
+  /**
+   * One conditional UPDATE is the claim: under READ COMMITTED a second replica's
+   * UPDATE of the same row waits for the first to commit, then re-checks the WHERE
+   * on the new row (status no longer `from`) and changes nothing.
+   */
+  async transitionReportRun(
+    id: string,
+    from: ReportRunStatus,
+    patch: Partial<
+      Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
+    >,
+  ): Promise<boolean> {
+    const { values, p } = params([id, from]);
+    const sets: string[] = [];
+    for (const [k, c] of Object.entries(RUN_PATCH_COLUMNS)) {
+      if (k in patch) sets.push(`${c} = ${p((patch as Record<string, unknown>)[k] ?? null)}`);
+    }
+    // Results are written once; a run that has one is never rewritten.
+    if ('result' in patch) sets.push(`result_json = ${p(JSON.stringify(patch.result) ?? null)}`);
+    if (sets.length === 0) return false;
+    const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
+    const sql = `UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`;
+    return (await this.writer.run(sql, values)) === 1;
+  }
+
+  async reportRun(id: string): Promise<ReportRunRecord | undefined> {
+    const [row] = await this.reader.all<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, result_json FROM report_runs WHERE id = $1`,
+      [id],
+    );
+    return row ? toRunRecord(row, true) : undefined;
+  }
+
+  async reportRuns(report: string, limit: number): Promise<ReportRunRecord[]> {
+    const rows = await this.reader.all<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs WHERE report = $1
+       ORDER BY created_ms DESC, ${this.d.byteOrder('id')} DESC LIMIT $2`,
+      [report, this.d.limit(limit)],
+    );
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  /**
+   * Several replicas may read the same due runs; that is fine: moving a run from
+   * queued to running (transitionReportRun) is the claim, and only one wins it.
+   */
+  async dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]> {
+    const rows = await this.reader.all<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs WHERE status = 'queued' AND not_before_ms <= $1
+       ORDER BY not_before_ms, created_ms, ${this.d.byteOrder('id')} LIMIT $2`,
+      [nowMs, this.d.limit(limit)],
+    );
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  async requeueRunningReportRuns(startedBeforeMs = Number.MAX_SAFE_INTEGER, exceptIds: string[] = []): Promise<number> {
+    return this.writer.run(
+      `UPDATE report_runs SET status = 'queued'
+       WHERE status = 'running' AND COALESCE(started_ms, 0) < $1 AND id NOT IN ${this.d.jsonTexts('$2')}`,
+      [startedBeforeMs, JSON.stringify(exceptIds)],
+    );
+  }
+
+  async lastScheduledIntervalEnd(report: string): Promise<number | undefined> {
+    const [row] = await this.reader.all<{ m: number | null }>(
+      "SELECT MAX(interval_end_ms) AS m FROM report_runs WHERE report = $1 AND trigger_kind = 'scheduled'",
+      [report],
+    );
+    return row?.m ?? undefined;
+  }
+
+  /**
+   * One atomic insert for the batch. An audit ID twice in one batch keeps its
+   * first event. The rows go in in audit ID order, so two replicas storing
+   * overlapping batches at once (a webhook retry landing on another replica)
+   * wait for each other in one order and cannot deadlock.
+   */
+  async recordAuditEvents(events: StoredAuditEvent[]): Promise<string[]> {
+    const firsts = new Map<string, StoredAuditEvent>();
+    for (const e of events) if (!firsts.has(e.auditId)) firsts.set(e.auditId, e);
+    const rows = [...firsts.values()].sort((a, b) => byBytes(a.auditId, b.auditId)).map(auditEventValues);
+    if (rows.length === 0) return [];
+    const inserted = await this.insertRows<{ audit_id: string }>(
+      AUDIT_EVENTS,
+      rows,
+      'ON CONFLICT (audit_id) DO NOTHING RETURNING audit_id',
+    );
+    return inserted.map((r) => r.audit_id);
+  }
+
+  /** A pod seen twice in one call keeps its last sighting; the rows go in in uid order (lock order). */
+  async recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void> {
+    if (pods.length === 0) return;
+    const rows = [...new Map(pods.map((p) => [p.uid, p])).values()]
+      .sort((a, b) => byBytes(a.uid, b.uid))
+      .map((p) => [
+        p.uid,
+        p.namespace,
+        p.name,
+        JSON.stringify(p.labels),
+        p.serviceAccount,
+        p.hostNetwork,
+        atMs,
+        atMs,
+        deleted ? atMs : null,
+      ]);
+    await this.insertRows(
+      POD_HISTORY,
+      rows,
+      `ON CONFLICT (uid) DO UPDATE SET labels_json = excluded.labels_json, service_account = excluded.service_account,
+         host_network = excluded.host_network, last_seen_ms = ${this.d.greatest}(pod_history.last_seen_ms, excluded.last_seen_ms),
+         deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
+    );
+  }
+
+  async podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined> {
+    const [oldest] = await this.reader.all<{ m: number | null }>('SELECT MIN(first_seen_ms) AS m FROM pod_history');
+    if (oldest?.m === null || oldest?.m === undefined || oldest.m > fromMs) return undefined;
+    const { byteOrder } = this.d;
+    const rows = await this.reader.all<PodRow>(
+      `SELECT uid, namespace, name, labels_json, service_account, host_network FROM pod_history
+       WHERE first_seen_ms < $1 AND (deleted_ms IS NULL OR deleted_ms >= $2)
+       ORDER BY ${byteOrder('namespace')}, ${byteOrder('name')}, ${byteOrder('uid')}`,
+      [toMs, fromMs],
+    );
+    return rows.map(toPodSighting);
+  }
+
+  async deleteAuditEventsBefore(beforeMs: number): Promise<number> {
+    return this.writer.run('DELETE FROM audit_events WHERE stage_ms < $1', [beforeMs]);
+  }
+
+  /**
+   * A page at a time in (stage_ms, audit_id) order, each page starting after the
+   * last row of the one before, in time slices (a range can hold a
+   * 100,000-event webhook batch). Pages are committed states read at different
+   * times: a row stored meanwhile behind the last page read is not in the
+   * answer, as if the range had been read before it was stored.
+   */
+  async auditEvents(fromMs: number, toMs: number): Promise<StoredAuditEvent[]> {
+    const out: StoredAuditEvent[] = [];
+    const slice = new TimeSlice();
+    const order = `ORDER BY stage_ms, ${this.d.byteOrder('audit_id')} LIMIT $3`;
+    let after: AuditEventRow | undefined;
+    for (;;) {
+      if (after && slice.isUp()) await slice.next();
+      const page = after
+        ? await this.reader.all<AuditEventRow>(
+            `SELECT * FROM audit_events WHERE (stage_ms, ${this.d.byteOrder('audit_id')}) > ($1, $4) AND stage_ms < $2 ${order}`,
+            [after.stage_ms, toMs, this.rowsPerPage, after.audit_id],
+          )
+        : await this.reader.all<AuditEventRow>(
+            `SELECT * FROM audit_events WHERE stage_ms >= $1 AND stage_ms < $2 ${order}`,
+            [fromMs, toMs, this.rowsPerPage],
+          );
+      for (const r of page) out.push(toAuditEvent(r));
+      if (page.length < this.rowsPerPage) return out;
+      after = page[page.length - 1];
+    }
+  }
+}

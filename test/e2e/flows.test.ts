@@ -7,6 +7,7 @@ import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // The recorded Calico sample through a real agent process (CLI, --flows, --spool)
 // and a real aggregator on loopback with SQLite, with the log rotated and
@@ -28,19 +29,40 @@ const connectionsOf = (lines: string[]) =>
 
 type Agg = Awaited<ReturnType<typeof startTestAggregator>>;
 
-async function storedConnections(agg: Agg): Promise<number> {
+async function storedConnections(agg: Agg, from = FROM, to = TO): Promise<number> {
   const body = (await (
-    await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/flows?from=${FROM}&to=${TO}&limit=10000`)
+    await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/flows?from=${from}&to=${to}&limit=10000`)
   ).json()) as { items: { connections: number }[] };
   return body.items.reduce((s, i) => s + i.connections, 0);
 }
 
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+// "Nothing arrives twice" is checked with a positive marker instead of a pause: a
+// record timed outside the samples' window (14:00, not 09:00-12:00) is appended
+// after the sample, so the agent reads, windows and sends it after everything
+// before it (the log is read in order, windows and the spool are sent in order).
+// Once the marker is stored, a duplicate of any earlier line would have been
+// stored before it; the sample's window must then hold its exact total.
+const MARKER_FROM = '2026-11-20T13:00:00Z';
+const MARKER_TO = '2026-11-20T15:00:00Z';
+const MARKER_CONNECTIONS = 7;
+const CALICO_MARKER = JSON.stringify({
+  ...(JSON.parse(SAMPLE[0] as string) as Record<string, unknown>),
+  start_time: Date.parse('2026-11-20T14:00:00Z') / 1000,
+  end_time: Date.parse('2026-11-20T14:05:00Z') / 1000,
+  dest_port: 9999,
+  num_flows: MARKER_CONNECTIONS,
+  num_flows_started: MARKER_CONNECTIONS,
+  num_flows_completed: MARKER_CONNECTIONS,
+});
+
+/** Append the marker and wait until it, and so everything the agent read before it, is stored. */
+async function markerStored(agg: Agg, file: string): Promise<void> {
+  appendFileSync(file, CALICO_MARKER + '\n');
+  await until(
+    async () => (await storedConnections(agg, MARKER_FROM, MARKER_TO)) === MARKER_CONNECTIONS,
+    'the marker line, appended last, stored',
+    20_000,
+  );
 }
 
 function startAgent(
@@ -99,6 +121,7 @@ t.test('rotation and truncation mid-stream: exact totals and the exact summary; 
   await until(
     async () => (await storedConnections(agg)) === connectionsOf(SAMPLE.slice(0, 15)),
     'first 15 lines stored',
+    20_000,
   );
 
   // logrotate "create": lines land in the old file, it is renamed, a new one starts.
@@ -108,6 +131,7 @@ t.test('rotation and truncation mid-stream: exact totals and the exact summary; 
   await until(
     async () => (await storedConnections(agg)) === connectionsOf(SAMPLE.slice(0, 30)),
     '30 lines stored across the rotation',
+    20_000,
   );
 
   // logrotate "copytruncate": the file is emptied in place and written again.
@@ -121,8 +145,9 @@ t.test('rotation and truncation mid-stream: exact totals and the exact summary; 
   await until(
     async () => (await storedConnections(agg)) === connectionsOf(SAMPLE),
     'all 43 lines stored after the truncation',
+    20_000,
   );
-  await new Promise((r) => setTimeout(r, 800)); // a few more windows: nothing may arrive twice
+  await markerStored(agg, file);
   t.equal(await storedConnections(agg), connectionsOf(SAMPLE), 'exact total, nothing counted twice');
   await assertSummary(t, agg);
   const metrics = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
@@ -141,9 +166,12 @@ t.test('an agent killed mid-stream and restarted on its spool loses nothing and 
   await until(
     async () => (await storedConnections(agg)) === connectionsOf(SAMPLE.slice(0, 20)),
     'first 20 lines stored',
+    20_000,
   );
   appendFileSync(file, SAMPLE.slice(20, 30).join('\n') + '\n');
-  await new Promise((r) => setTimeout(r, 350)); // some of these may be read, batched or even sent, but not all acked
+  // A fixed pause on purpose: the kill should land at an arbitrary point (some of these lines read,
+  // batched or even sent, but not all acked); the assertions below do not depend on where it lands.
+  await new Promise((r) => setTimeout(r, 350));
   first.kill('SIGKILL');
   await new Promise((r) => first.once('exit', r));
   appendFileSync(file, SAMPLE.slice(30).join('\n') + '\n');
@@ -151,8 +179,9 @@ t.test('an agent killed mid-stream and restarted on its spool loses nothing and 
   await until(
     async () => (await storedConnections(agg)) === connectionsOf(SAMPLE),
     'all lines stored after the restart',
+    20_000,
   );
-  await new Promise((r) => setTimeout(r, 800));
+  await markerStored(agg, file);
   t.equal(await storedConnections(agg), connectionsOf(SAMPLE), 'exact total after the restart');
   await assertSummary(t, agg);
 });
@@ -198,8 +227,17 @@ t.test('the Hubble exporter sample through a real agent gives exactly the hand-d
   await until(
     async () => (await summary()).endpoints.length === Object.keys(expected).length,
     'every Hubble endpoint stored',
+    20_000,
   );
-  await new Promise((r) => setTimeout(r, 800));
+  // The marker: the sample's first event again, but at 14:00 (outside the summary's window), appended last.
+  const first = readFileSync(file, 'utf8').split('\n')[0] as string;
+  const time = (JSON.parse(first) as { time: string }).time;
+  appendFileSync(file, first.replaceAll(time, '2026-11-20T14:00:04Z') + '\n');
+  await until(
+    async () => (await storedConnections(agg, MARKER_FROM, MARKER_TO)) > 0,
+    'the marker event, appended last, stored',
+    20_000,
+  );
   const got = (await summary()).endpoints;
   for (const [k, want] of Object.entries(expected)) {
     const e = got.find((g) => g.endpoint === k);

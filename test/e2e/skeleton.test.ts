@@ -7,6 +7,7 @@ import { packageRoot } from '../../common/package-root.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // End to end with real processes: the built aggregator on ephemeral loopback
 // ports with a temporary SQLite file, and the built agent in run mode against
@@ -44,16 +45,6 @@ async function startAggregatorProcess(
     }
   }
   throw new Error('the aggregator exited before it started');
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 type NodeItem = {
@@ -100,7 +91,7 @@ t.test(
         (i) => i.name === 'e2e-weak' && i.benchmark,
       );
 
-    const item = await until(nodeItem, 'the node in /api/v1/nodes');
+    const item = await until(nodeItem, 'the node in /api/v1/nodes', 20_000);
     t.match(item, {
       pass: scan.summary.pass,
       fail: scan.summary.fail,
@@ -140,10 +131,14 @@ t.test(
     t.equal(fixed.fail, scan.summary.fail - 1);
 
     agent.kill('SIGTERM');
-    const gone = await until(async () => {
-      const i = await nodeItem();
-      return i && !i.connected ? i : undefined;
-    }, 'the node marked disconnected');
+    const gone = await until(
+      async () => {
+        const i = await nodeItem();
+        return i && !i.connected ? i : undefined;
+      },
+      'the node marked disconnected',
+      20_000,
+    );
     t.equal(gone.connected, false);
   },
 );

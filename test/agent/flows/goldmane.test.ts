@@ -357,15 +357,20 @@ t.test(
     fresh.start_time = String(newest + 300);
     fresh.end_time = String(newest + 600);
     const stale = flows[1] as Json;
+    let second: StreamCall | undefined;
     ({ server } = await startServer((call) => {
+      second = call;
       requests.push(call.request);
       call.write({ id: '900', flow: stale });
       for (const [i, flow] of [...flows, fresh].entries())
         if (gteAllows(call, flow)) call.write({ id: String(i + 1), flow });
     }, port));
-    await waitFor('the new flow after the reconnect', () => received.length === flows.length + 1);
-    await new Promise((r) => setTimeout(r, 100));
-    t.equal(received.length, flows.length + 1, 'nothing else arrives');
+    // The fresh flow is the last one this session writes, and a stream keeps order: once it is in, any repeat of an
+    // older flow would already be in too.
+    await waitFor('the fresh flow, written last, after the reconnect', () =>
+      received.some((r) => r.startMs === (newest + 300) * 1000),
+    );
+    t.equal(received.length, flows.length + 1, 'nothing else arrives before it');
     t.equal(requests.length, 2);
     t.same(
       requests[1],
@@ -378,9 +383,16 @@ t.test(
     t.equal(msgs(lines, /following Goldmane flows/).length, 2, 'one connect log per connection');
 
     const before = lines.length;
+    const call = second as StreamCall;
+    const cancelled = new Promise((r) => call.once('cancelled', r));
     source.stop();
-    await new Promise((r) => setTimeout(r, 100));
-    t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect or reconnecting');
+    await cancelled; // the server sees the cancellation: the client has processed its own end of the call
+    t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect');
+    // A reconnect would come from the retry timer, at most maxBackoffMs (100) + 20% jitter after the cancellation;
+    // its absence can only be seen by outlasting that timer, so this one wait is a fixed time (3 x the bound).
+    await new Promise((r) => setTimeout(r, 360));
+    t.equal(requests.length, 2, 'no new Stream call after stop()');
+    t.same(lines.slice(before), [], 'nor any log line');
   },
 );
 
@@ -587,7 +599,18 @@ t.test('back-pressure: onResult returning false pauses the stream until resume()
   source.start();
   t.teardown(() => source.stop());
   await waitFor('the first flow', () => received.length === 1);
-  await new Promise((r) => setTimeout(r, 200));
+  // The positive marker: a second source, started after the first is paused, on the same server. The server has
+  // written every flow to the paused stream before it writes any to this one; once this one has all of them,
+  // they had time to reach the paused source, which must still hold only its first.
+  const control: unknown[] = [];
+  const other = new GoldmaneSource({
+    address: `127.0.0.1:${port}`,
+    log: pino({ level: 'silent' }),
+    onResult: (r) => void control.push(r),
+  });
+  other.start();
+  t.teardown(() => other.stop());
+  await waitFor('every flow through an unpaused source', () => control.length === flows.length);
   t.equal(received.length, 1, 'nothing more while paused');
   source.resume();
   await waitFor('the rest', () => received.length === flows.length);

@@ -213,7 +213,9 @@ t.test(
     const socket = join(tempDir(t), 'hubble.sock');
     const sample = sampleLines();
     const requests: Json[] = [];
+    const calls: FlowsCall[] = [];
     const session = (extra: Json[]) => (call: FlowsCall) => {
+      calls.push(call);
       requests.push(call.request);
       for (const line of [...sample, ...extra]) if (sinceAllows(call, line)) call.write(toResponse(line));
     };
@@ -265,7 +267,12 @@ t.test(
     // Hubble rewinds its ring to `since`: of the old flows only the one at that very time comes again, then the new
     // one.
     server = await startServer(socket, session([fresh]));
-    await waitFor('the new flow after the reconnect', () => received.length === sample.length + 2);
+    // The fresh flow is the last one this session writes, and a stream keeps order: once it is in, any repeat of an
+    // older flow would already be in too.
+    await waitFor('the fresh flow, written last, after the reconnect', () =>
+      received.some((m) => (m.flow as Json | undefined)?.uuid === freshFlow.uuid),
+    );
+    t.equal(received.length, sample.length + 2, 'nothing else arrives before it');
     t.equal(requests.length, 2);
     t.same(
       requests[1],
@@ -279,9 +286,16 @@ t.test(
     t.equal(msgs(lines, /following Hubble flows/).length, 2, 'one connect log per connection');
 
     const before = lines.length;
+    const call = calls[calls.length - 1] as FlowsCall;
+    const cancelled = new Promise((r) => call.once('cancelled', r));
     source.stop();
-    await new Promise((r) => setTimeout(r, 100));
-    t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect or reconnecting');
+    await cancelled; // the server sees the cancellation: the client has processed its own end of the call
+    t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect');
+    // A reconnect would come from the retry timer, at most maxBackoffMs (100) + 20% jitter after the cancellation;
+    // its absence can only be seen by outlasting that timer, so this one wait is a fixed time (3 x the bound).
+    await new Promise((r) => setTimeout(r, 360));
+    t.equal(requests.length, 2, 'no new GetFlows call after stop()');
+    t.same(lines.slice(before), [], 'nor any log line');
   },
 );
 
@@ -301,7 +315,18 @@ t.test('back-pressure: onMessage returning false pauses the stream until resume(
   source.start();
   t.teardown(() => source.stop());
   await waitFor('the first message', () => received.length === 1);
-  await new Promise((r) => setTimeout(r, 200));
+  // The positive marker: a second source, started after the first is paused, on the same server. The server has
+  // written every message to the paused stream before it writes any to this one; once this one has all of them,
+  // they had time to reach the paused source, which must still hold only its first.
+  const control: unknown[] = [];
+  const other = new HubbleObserverSource({
+    address: `unix://${socket}`,
+    log: pino({ level: 'silent' }),
+    onMessage: (m) => void control.push(m),
+  });
+  other.start();
+  t.teardown(() => other.stop());
+  await waitFor('every message through an unpaused source', () => control.length === sample.length);
   t.equal(received.length, 1, 'nothing more while paused');
   source.resume();
   await waitFor('the rest', () => received.length === sample.length);

@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { errorCode, errorDetail } from '../common/errors.js';
+import { mutualTlsFlags, type MutualTlsFiles } from '../common/mutual-tls.js';
+import { AGGREGATOR_FLAGS, type FlagSpec } from './defaults.js';
+import { AGGREGATOR_ERRORS, aggregatorError, configError } from './errors.js';
 
-/** The aggregator's whole configuration, validated once at start-up. */
+/** The aggregator's whole configuration, validated once at start-up (defaults and units: aggregator/defaults.ts). */
 export interface AggregatorConfig {
   /** HOST:PORT for HTTP; ":8080" means every interface. */
   httpAddress: string;
@@ -12,27 +16,23 @@ export interface AggregatorConfig {
   /** Directory of GlobalReport YAML files (without a cluster). */
   reportsDir?: string;
   agentTokenFile?: string;
-  tls?: { cert: string; key: string; ca: string };
+  tls?: MutualTlsFiles;
   /** Largest agent message accepted, bytes. */
   maxMessageBytes: number;
   logLevel: string;
-  /** Minute flow buckets older than this are rolled up into hour buckets, ms (default 48 h). */
+  /** Minute flow buckets older than this are rolled up into hour buckets, ms. */
   flowRollupAfterMs: number;
-  /** Flow buckets older than this are deleted, ms (default 30 days). */
+  /** Flow buckets older than this are deleted, ms. */
   flowRetentionMs: number;
-  /**
-   * Audit events and watched policy versions older than this are deleted, ms (default 400 days: a year of audits and
-   * then some).
-   */
+  /** Audit events and watched policy versions older than this are deleted, ms. */
   auditRetentionMs: number;
   /** Static bearer tokens for HTTP readers with per-report grants (no cluster). */
   httpTokensFile?: string;
-  /** Scheduled reports start this long after their interval ends, ms (default 30 min). */
+  /** Scheduled reports start this long after their interval ends, ms. */
   reportStartDelayMs: number;
   /**
-   * With PostgreSQL: a report run another replica has had "running" this long is
-   * taken to have died with that replica (killed mid-run) and is run again by the
-   * leader, ms (default 30 min; keep it above the longest report run).
+   * With PostgreSQL: a report run another replica has had "running" this long is taken to have died with that
+   * replica (killed mid-run) and is run again by the leader, ms (keep it above the longest report run).
    */
   reportTakeoverAfterMs: number;
   /** Changes to policies here raise tamper alerts. */
@@ -44,40 +44,80 @@ export interface AggregatorConfig {
   agentServiceAccount: string;
 }
 
-/** Every default in one place (the flags' defaults say the same). */
-export const AGGREGATOR_DEFAULTS: AggregatorConfig = {
-  httpAddress: ':8080',
-  grpcAddress: ':9090',
-  db: 'sqlite:verdict.db',
-  maxMessageBytes: 4 * 1024 * 1024,
-  logLevel: 'info',
-  flowRollupAfterMs: 48 * 3_600_000,
-  flowRetentionMs: 30 * 86_400_000,
-  reportStartDelayMs: 30 * 60_000,
-  reportTakeoverAfterMs: 30 * 60_000,
-  auditRetentionMs: 400 * 86_400_000,
-  protectedNamespaces: [],
-  protectedTiers: [],
-  agentServiceAccount: 'system:serviceaccount:verdict:verdict-agent',
-};
+type FlagName = keyof typeof AGGREGATOR_FLAGS;
+type FlagValues = Partial<Record<FlagName, string | boolean>>;
+const FLAG_ENTRIES = Object.entries(AGGREGATOR_FLAGS) as [FlagName, FlagSpec][];
+
+const DURATION_UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** "90s", "15m", "48h", "30d" → ms. */
 function parseDuration(flag: string, v: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
-  if (!m) throw new ConfigError(`${flag} takes a duration like 48h or 30d, not "${v}"`);
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (!m) throw configError(`${flag} takes a duration like 48h or 30d, not "${v}"`);
+  return Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS];
 }
 
+/** One parser per kind of flag (aggregator/defaults.ts says which flag is which). */
+const PARSERS: Record<FlagSpec['kind'], (flag: string, v: string, spec: FlagSpec) => unknown> = {
+  address: (flag, v) => checkAddress(flag, v),
+  duration: (flag, v) => parseDuration(flag, v),
+  'duration-or-zero': (flag, v) => (v === '0' ? 0 : parseDuration(flag, v)),
+  integer: (flag, v, spec) => {
+    const n = Number(v);
+    const min = spec.min ?? Number.MIN_SAFE_INTEGER;
+    if (!Number.isInteger(n) || n < min) throw configError(`${flag} must be an integer of at least ${min}, not "${v}"`);
+    return n;
+  },
+  choice: (flag, v, spec) => {
+    const choices = spec.choices ?? [];
+    if (!choices.includes(v)) throw configError(`${flag} must be one of ${choices.join(', ')}`);
+    return v;
+  },
+  list: (_flag, v) =>
+    v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  text: (_flag, v) => v,
+  boolean: (_flag, v) => v,
+};
+
+/** The default a flag takes here: its environment variable's value when set, else the table's. */
+function defaultOf(spec: FlagSpec, env: NodeJS.ProcessEnv): string | undefined {
+  return (spec.env ? env[spec.env] : undefined) ?? spec.default;
+}
+
+/** Flag values (given or default) → the config fields the table maps them to. */
+function configFields(values: FlagValues, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [name, spec] of FLAG_ENTRIES) {
+    if (!spec.config) continue;
+    const given = values[name];
+    const text = typeof given === 'string' ? given : defaultOf(spec, env);
+    fields[spec.config] = text === undefined ? undefined : PARSERS[spec.kind](`--${name}`, text, spec);
+  }
+  return fields;
+}
+
+/** The configuration with no flags given: every default of aggregator/defaults.ts, parsed. */
+export const AGGREGATOR_DEFAULTS = configFields({}, {}) as unknown as AggregatorConfig;
+
+function usageLines(): string[] {
+  const left = (name: FlagName, spec: FlagSpec) =>
+    `${spec.short ? `-${spec.short}, ` : ''}--${name}${spec.value ? ` ${spec.value}` : ''}`;
+  const width = Math.max(...FLAG_ENTRIES.map(([n, s]) => left(n, s).length)) + 2;
+  return FLAG_ENTRIES.map(([name, spec]) => {
+    const dflt = spec.default ? ` (default ${spec.default}${spec.env ? `, or $${spec.env}` : ''})` : '';
+    return `  ${left(name, spec).padEnd(width)}${spec.description}${dflt}`;
+  });
+}
+
+/** --help, generated from the flag table. */
 export const AGGREGATOR_USAGE = `verdict-aggregator: stores node CIS results and flow verdicts, serves the HTTP API and /metrics
 
-Usage:
-  verdict-aggregator [--http :8080] [--grpc :9090] [--db sqlite:FILE | postgres://...]
-                     [--reports DIR] [--agent-token-file FILE | --tls-cert F --tls-key F --tls-ca F]
-                     [--max-message-bytes N] [--log-level info]
-                     [--flow-rollup-after 48h] [--flow-retention 30d] [--audit-retention 400d]
-                     [--http-tokens FILE] [--report-start-delay 30m] [--report-takeover-after 30m]
-                     [--protected-namespaces a,b] [--protected-tiers security]
-                     [--kubeconfig FILE] [--agent-service-account system:serviceaccount:verdict:verdict-agent]
+Usage: verdict-aggregator [flags]
+
+${usageLines().join('\n')}
 
 In a cluster (or with --kubeconfig) agents authenticate with projected service-account
 tokens (TokenReview) and HTTP readers with Kubernetes RBAC (SubjectAccessReview), unless
@@ -86,97 +126,53 @@ tokens (TokenReview) and HTTP readers with Kubernetes RBAC (SubjectAccessReview)
 With no agent credentials the aggregator accepts agents on loopback only.
 `;
 
-class ConfigError extends Error {
-  readonly code = 'VERDICT_CONFIG_INVALID';
-  constructor(message: string) {
-    super(`VERDICT_CONFIG_INVALID: ${message}`);
+/** parseArgs' options, from the flag table (defaults are applied afterwards, so $LOG_LEVEL is read per call). */
+const PARSE_OPTIONS = Object.fromEntries(
+  FLAG_ENTRIES.map(([name, spec]) => [
+    name,
+    { type: spec.kind === 'boolean' ? 'boolean' : 'string', ...(spec.short ? { short: spec.short } : {}) },
+  ]),
+) as Record<FlagName, { type: 'string' | 'boolean'; short?: string }>;
+
+export function parseAggregatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AggregatorConfig | 'help' {
+  let values: FlagValues;
+  try {
+    values = parseArgs({ args: argv, options: PARSE_OPTIONS, strict: true }).values as FlagValues;
+  } catch (err) {
+    if (!errorCode(err).startsWith('ERR_PARSE_ARGS_')) throw err;
+    throw aggregatorError(AGGREGATOR_ERRORS.usage, `${(err as Error).message}; run with --help for the options`, {
+      cause: err,
+    });
   }
+  if (values.help) return 'help';
+  const text = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+  const tls = mutualTlsFlags(
+    { 'tls-cert': text(values['tls-cert']), 'tls-key': text(values['tls-key']), 'tls-ca': text(values['tls-ca']) },
+    AGGREGATOR_ERRORS.configInvalid,
+  );
+  // A shared token would let any holder report as any node, undoing the per-node binding of client certificates.
+  if (tls && values['agent-token-file'])
+    throw configError('use either mutual TLS (--tls-*) or --agent-token-file for agents, not both');
+  const config = { ...configFields(values, env), tls } as unknown as AggregatorConfig;
+  if (config.flowRetentionMs < config.flowRollupAfterMs)
+    throw configError('--flow-retention must not be shorter than --flow-rollup-after');
+  return config;
 }
 
-export function parseAggregatorArgs(argv: string[]): AggregatorConfig | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      http: { type: 'string', default: ':8080' },
-      grpc: { type: 'string', default: ':9090' },
-      db: { type: 'string', default: 'sqlite:verdict.db' },
-      reports: { type: 'string' },
-      'agent-token-file': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'max-message-bytes': { type: 'string', default: String(4 * 1024 * 1024) },
-      'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
-      'flow-rollup-after': { type: 'string', default: '48h' },
-      'flow-retention': { type: 'string', default: '30d' },
-      'audit-retention': { type: 'string', default: '400d' },
-      'http-tokens': { type: 'string' },
-      'report-start-delay': { type: 'string', default: '30m' },
-      'report-takeover-after': { type: 'string', default: '30m' },
-      'protected-namespaces': { type: 'string', default: '' },
-      'protected-tiers': { type: 'string', default: '' },
-      kubeconfig: { type: 'string' },
-      'agent-service-account': { type: 'string', default: 'system:serviceaccount:verdict:verdict-agent' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) return 'help';
-  const tlsParts = [values['tls-cert'], values['tls-key'], values['tls-ca']];
-  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean))
-    throw new ConfigError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
-  // A shared token would let any holder report as any node, undoing the per-node binding of client certificates.
-  if (tlsParts.every(Boolean) && values['agent-token-file'])
-    throw new ConfigError('use either mutual TLS (--tls-*) or --agent-token-file for agents, not both');
-  const maxMessageBytes = Number(values['max-message-bytes']);
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024)
-    throw new ConfigError(
-      `--max-message-bytes must be an integer of at least 1024, not "${values['max-message-bytes']}"`,
-    );
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(values['log-level'] as string))
-    throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
-  const flowRollupAfterMs = parseDuration('--flow-rollup-after', values['flow-rollup-after'] as string);
-  const flowRetentionMs = parseDuration('--flow-retention', values['flow-retention'] as string);
-  if (flowRetentionMs < flowRollupAfterMs)
-    throw new ConfigError('--flow-retention must not be shorter than --flow-rollup-after');
-  const list = (v: unknown) =>
-    String(v ?? '')
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean);
-  return {
-    auditRetentionMs: parseDuration('--audit-retention', values['audit-retention'] as string),
-    httpTokensFile: values['http-tokens'],
-    kubeconfig: values.kubeconfig,
-    agentServiceAccount: values['agent-service-account'] as string,
-    reportStartDelayMs:
-      values['report-start-delay'] === '0'
-        ? 0
-        : parseDuration('--report-start-delay', values['report-start-delay'] as string),
-    reportTakeoverAfterMs: parseDuration('--report-takeover-after', values['report-takeover-after'] as string),
-    protectedNamespaces: list(values['protected-namespaces']),
-    protectedTiers: list(values['protected-tiers']),
-    flowRollupAfterMs,
-    flowRetentionMs,
-    httpAddress: checkAddress('--http', values.http as string),
-    grpcAddress: checkAddress('--grpc', values.grpc as string),
-    db: values.db as string,
-    reportsDir: values.reports,
-    agentTokenFile: values['agent-token-file'],
-    tls: tlsParts.every(Boolean)
-      ? { cert: values['tls-cert'] as string, key: values['tls-key'] as string, ca: values['tls-ca'] as string }
-      : undefined,
-    maxMessageBytes,
-    logLevel: values['log-level'] as string,
-  };
+/** The settings the start-up log line names (flags marked `log` in aggregator/defaults.ts), by config field. */
+export function loggedSettings(config: AggregatorConfig): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [, spec] of FLAG_ENTRIES)
+    if (spec.log && spec.config) fields[spec.config] = (config as unknown as Record<string, unknown>)[spec.config];
+  return fields;
 }
 
 /** "HOST:PORT" or ":PORT"; port 0 picks a free one. */
 export function splitAddress(address: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]*):(\d{1,5})$/.exec(address);
-  if (!m) throw new ConfigError(`"${address}" is not HOST:PORT or :PORT`);
+  if (!m) throw configError(`"${address}" is not HOST:PORT or :PORT`);
   const port = Number(m[2]);
-  if (port > 65535) throw new ConfigError(`port ${port} in "${address}" is out of range`);
+  if (port > 65535) throw configError(`port ${port} in "${address}" is out of range`);
   return { host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port };
 }
 
@@ -184,7 +180,7 @@ function checkAddress(flag: string, value: string): string {
   try {
     splitAddress(value);
   } catch (err) {
-    throw new ConfigError(`${flag}: ${(err as Error).message.replace(/^VERDICT_CONFIG_INVALID: /, '')}`);
+    throw configError(`${flag}: ${errorDetail(err)}`, { cause: err });
   }
   return value;
 }
@@ -193,6 +189,6 @@ export function readSecretFile(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(`cannot read ${what} ${path}: ${(err as Error).message}`);
+    throw configError(`cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,34 +1,65 @@
+import { errorCode, errorDetail, VerdictError } from './errors.js';
+
+/** Codes this file gives a failure of its own (the programs' errors files list the rest). */
+const USAGE = 'VERDICT_USAGE';
+const CONFIG_INVALID = 'VERDICT_CONFIG_INVALID';
+const ADDRESS_IN_USE = 'VERDICT_ADDRESS_IN_USE';
+const ADDRESS_DENIED = 'VERDICT_ADDRESS_DENIED';
+const INTERNAL = 'VERDICT_INTERNAL';
+
 /**
- * What a command-line program prints and exits with when its main function
- * fails: one line, never a stack trace for anything the user can act on.
- * Bad arguments exit 2 (as parseArgs' own errors and VERDICT_USAGE /
- * VERDICT_CONFIG_INVALID say); a port already taken names the address and the
- * flag to change; other coded errors (VERDICT_...) print their message; only
- * a bug (an uncoded error) shows its stack, marked VERDICT_INTERNAL.
+ * A failure to listen on `address` as the error the user can act on: VERDICT_ADDRESS_IN_USE or
+ * VERDICT_ADDRESS_DENIED, else `err` itself. Node's listen errors carry their code; grpc-js wraps them in an
+ * uncoded error ("No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]"), so for it alone
+ * the code is read from the text.
+ */
+export function listenFailure(err: unknown, address: string): unknown {
+  const code = errorCode(err) || /\blisten (EADDRINUSE|EACCES)\b/.exec(errorDetail(err))?.[1];
+  if (code === 'EADDRINUSE')
+    return new VerdictError(ADDRESS_IN_USE, `${address} is already in use by another process`, { cause: err });
+  if (code === 'EACCES')
+    return new VerdictError(ADDRESS_DENIED, `may not listen on ${address} (ports below 1024 need privileges)`, {
+      cause: err,
+    });
+  return err;
+}
+
+/** Node's system errors name where they failed to listen. */
+function systemAddress(err: unknown): string {
+  const { address, port } = err as { address?: unknown; port?: unknown };
+  return typeof address === 'string' && typeof port === 'number' ? `${address}:${port}` : 'the address';
+}
+
+/**
+ * The code a failure is handled by: its own (VerdictError, Node.js, libraries), or — until every thrower uses
+ * VerdictError — the "VERDICT_...: " prefix of an uncoded error's message.
+ */
+function codeOf(err: unknown): string {
+  return errorCode(err) || (/^(VERDICT_[A-Z_]+): /.exec(errorDetail(err))?.[1] ?? '');
+}
+
+/**
+ * What a command-line program prints and exits with when its main function fails: one line, never a stack trace
+ * for anything the user can act on. It branches on the error's code only: bad arguments (parseArgs' ERR_PARSE_ARGS_*,
+ * VERDICT_USAGE, VERDICT_CONFIG_INVALID) exit 2; an address that cannot be listened on names it and `portFlags`, the
+ * flags to change; other coded errors (VERDICT_..., and system errors such as ENOENT whose message starts with
+ * their code) print "CODE: detail"; only a bug shows its stack, marked VERDICT_INTERNAL. Shared by verdict-agent
+ * and verdict-aggregator.
  */
 export function cliFailure(err: unknown, portFlags: string): { line: string; exitCode: number } {
-  const e = err as { code?: unknown; message?: unknown; stack?: unknown } | undefined;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const code = codeOf(err);
+  const detail = errorDetail(err).replace(/^VERDICT_[A-Z_]+: /, '');
   if (code.startsWith('ERR_PARSE_ARGS_'))
-    return { line: `VERDICT_USAGE: ${message}; run with --help for the options`, exitCode: 2 };
-  if (/^VERDICT_(USAGE|CONFIG_INVALID): /.test(message)) return { line: message, exitCode: 2 };
-  if (code === 'VERDICT_USAGE' || code === 'VERDICT_CONFIG_INVALID')
-    return { line: `${code}: ${message.replace(/^VERDICT_[A-Z_]+: /, '')}`, exitCode: 2 };
-  // Node's listen error, or grpc-js's wrapping of it ("No address added ... errors: [listen EADDRINUSE: ...
-  // 127.0.0.1:9090]").
-  const inUse = /EADDRINUSE[^\d[]*(\S+:\d+)/.exec(message);
-  if (code === 'EADDRINUSE' || inUse)
-    return {
-      line: `VERDICT_ADDRESS_IN_USE: ${inUse?.[1] ?? 'the address'} is already in use by another process; stop it or choose another with ${portFlags}`,
-      exitCode: 1,
-    };
-  const denied = /EACCES[^\d[]*(\S+:\d+)/.exec(message);
-  if (denied)
-    return {
-      line: `VERDICT_ADDRESS_DENIED: may not listen on ${denied[1]} (ports below 1024 need privileges); choose another with ${portFlags}`,
-      exitCode: 1,
-    };
-  if (/^[A-Z][A-Z0-9_]+: /.test(message)) return { line: message, exitCode: 1 };
-  return { line: `VERDICT_INTERNAL: ${typeof e?.stack === 'string' ? e.stack : message}`, exitCode: 1 };
+    return { line: `${USAGE}: ${detail}; run with --help for the options`, exitCode: 2 };
+  if (code === USAGE || code === CONFIG_INVALID) return { line: `${code}: ${detail}`, exitCode: 2 };
+  if (code === 'EADDRINUSE' || code === 'EACCES') return cliFailure(listenFailure(err, systemAddress(err)), portFlags);
+  if (code === ADDRESS_IN_USE)
+    return { line: `${code}: ${detail}; stop it or choose another with ${portFlags}`, exitCode: 1 };
+  if (code === ADDRESS_DENIED) return { line: `${code}: ${detail}; choose another with ${portFlags}`, exitCode: 1 };
+  if (code.startsWith('VERDICT_')) return { line: `${code}: ${detail}`, exitCode: 1 };
+  // A system error that says what failed ("ENOENT: no such file or directory, open '...'") is one line too.
+  const message = errorDetail(err);
+  if (code && message.startsWith(`${code}: `)) return { line: message, exitCode: 1 };
+  const stack = (err as { stack?: unknown } | undefined)?.stack;
+  return { line: `${INTERNAL}: ${typeof stack === 'string' ? stack : detail}`, exitCode: 1 };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parse as parseYaml } from 'yaml';
+import { VerdictError } from './errors.js';
 
 /** Where the API server is and how to prove who we are. */
 export interface KubeConnection {
@@ -15,15 +16,21 @@ export interface KubeConnection {
   describe: string;
 }
 
-/** A failed API call: the HTTP status and the Status object's reason/message when there is one. */
-export class KubeApiError extends Error {
-  readonly code = 'VERDICT_KUBE_API';
+/** The code of every KubeApiError. */
+export const KUBE_API_ERROR = 'VERDICT_KUBE_API';
+
+/**
+ * A failed API call (a VerdictError with code VERDICT_KUBE_API): the HTTP status (0: none, the server was not
+ * reached or the kubeconfig is unusable) and the Status object's reason when there is one.
+ */
+export class KubeApiError extends VerdictError {
   constructor(
     readonly status: number,
     readonly reason: string,
-    message: string,
+    detail: string,
+    options?: { cause?: unknown },
   ) {
-    super(`VERDICT_KUBE_API: ${message}`);
+    super(KUBE_API_ERROR, detail, options);
   }
 }
 
@@ -85,7 +92,9 @@ export function kubeconfigConnection(path: string): KubeConnection {
   try {
     doc = parseYaml(readFileSync(path, 'utf8')) as KubeconfigDoc;
   } catch (err) {
-    throw new KubeApiError(0, 'BadKubeconfig', `cannot read kubeconfig ${path}: ${(err as Error).message}`);
+    throw new KubeApiError(0, 'BadKubeconfig', `cannot read kubeconfig ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const ctxName = doc['current-context'];
   const ctx = doc.contexts?.find((c) => c.name === ctxName)?.context;
@@ -155,6 +164,7 @@ export class KubeClient {
         0,
         'Unreachable',
         `${method} ${path} on ${this.connection.server} (${this.connection.describe}) failed: ${(err as Error).message}`,
+        { cause: err },
       );
     }
     const text = await res.body.text();

@@ -85,7 +85,11 @@ export class ResourceWatch {
               needList = true;
               break;
             }
-            throw new Error(`watch error: ${ev.object.reason ?? JSON.stringify(ev.object)}`);
+            throw new KubeApiError(
+              ev.object.code ?? 0,
+              ev.object.reason ?? 'WatchError',
+              `watch of ${this.listPath} failed: ${ev.object.reason ?? JSON.stringify(ev.object)}`,
+            );
           }
           if (ev.object.metadata?.resourceVersion) this.resourceVersion = ev.object.metadata.resourceVersion;
           if (ev.type === 'BOOKMARK') continue;

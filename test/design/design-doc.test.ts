@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import t from 'tap';
 import { SCAN_OPTIONS } from '../../agent/cli.js';
+import { AGGREGATOR_FLAGS } from '../../aggregator/defaults.js';
 import { packageRoot } from '../../common/package-root.js';
 
 // docs/DESIGN.md against the code: the sections other files cite exist, the
@@ -72,7 +73,7 @@ t.test('every flag it names is one the agent or the aggregator parses', async (t
     ...Object.keys(SCAN_OPTIONS),
     ...optionNames(source('agent/run.ts')),
     ...optionNames(source('agent/cli.ts')),
-    ...optionNames(source('aggregator/config.ts')),
+    ...Object.keys(AGGREGATOR_FLAGS),
   ]);
   // The kubelet's own flags, named where the document says how the agent resolves its settings.
   const kubelet = new Set(['config', 'config-dir', 'read-only-port']);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { Counter } from 'prom-client';
 import { SCAN_OPTIONS } from '../../agent/cli.js';
+import { AGGREGATOR_FLAGS } from '../../aggregator/defaults.js';
 import { INGEST_REJECT_REASONS } from '../../aggregator/ingest/reasons.js';
 import { AggregatorMetrics } from '../../aggregator/metrics.js';
 import { packageRoot } from '../../common/package-root.js';
@@ -135,7 +136,8 @@ t.test('every agent flag is in the README and every flag the README gives the ag
 });
 
 t.test('every aggregator flag is in the README and every flag the README gives the aggregator is parsed', async (t) => {
-  const parsed = new Set(optionNames(source('aggregator/config.ts')));
+  // aggregator/config.ts parses exactly the flags of the table in aggregator/defaults.ts.
+  const parsed = new Set(Object.keys(AGGREGATOR_FLAGS));
   t.ok(parsed.size > 10);
   const usage = /## Aggregator\n\n```\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
   const shown = new Set([...usage.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1] as string));

@@ -1,4 +1,10 @@
 /**
+ * What a report puts in a CSV cell: text, a number, a flag, nothing (null /
+ * undefined: an empty cell) or a list (joined with `;`).
+ */
+export type CsvValue = string | number | boolean | null | undefined | readonly (string | number)[];
+
+/**
  * RFC 4180 CSV, safe to open in a spreadsheet (OWASP CSV injection): a hostile
  * value (a pod label, a policy name) must not run as a formula in the reader's
  * sheet. A spreadsheet starts a formula at = + - @ (and their full-width forms),
@@ -7,6 +13,8 @@
  * So every such piece that starts like a formula gets a leading quote, and a
  * cell that starts with tab or CR gets one too. Plain numbers ("-5", "-1.5")
  * stay as they are: they are values, not formulas, and a report needs them.
+ * Takes any value, not only a CsvValue: archived runs are read back from the
+ * store as JSON of whatever version wrote them.
  */
 export function csvCell(value: unknown): string {
   const text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value);

@@ -1,40 +1,11 @@
-import { parseSelector } from '../selector.js';
+import { parseSelector, type Selector } from '../selector.js';
 import type { ReportDefinition } from '../globalreport.js';
-import type { ReportFile } from '../result.js';
+import type { InventorySnapshot, LabelSelector } from '../inventory-snapshot.js';
+import { csvFile, fieldsFile, summaryFile, type ReportFile } from '../report-file.js';
+import { requireCluster, type ReportKind, type ReportOutput } from '../report-type.js';
 import { inScope } from '../scope.js';
 
-/** The cluster objects an inventory needs, as the Kubernetes API lists them. */
-export interface InventorySnapshot {
-  pods: {
-    metadata: { name: string; namespace: string; labels?: Record<string, string> };
-    spec?: { serviceAccountName?: string; nodeName?: string; hostNetwork?: boolean };
-  }[];
-  namespaces: { metadata: { name: string; labels?: Record<string, string> } }[];
-  serviceAccounts: { metadata: { name: string; namespace: string } }[];
-  /** networking.k8s.io/v1 NetworkPolicy. */
-  networkPolicies: {
-    metadata: { name: string; namespace: string };
-    spec?: { podSelector?: LabelSelector; policyTypes?: string[]; ingress?: unknown[]; egress?: unknown[] };
-  }[];
-  /** projectcalico.org/v3 NetworkPolicy (namespaced) and GlobalNetworkPolicy; empty without Calico. */
-  calicoPolicies: {
-    kind: 'NetworkPolicy' | 'GlobalNetworkPolicy';
-    metadata: { name: string; namespace?: string };
-    spec?: {
-      selector?: string;
-      namespaceSelector?: string;
-      types?: string[];
-      ingress?: unknown[];
-      egress?: unknown[];
-      tier?: string;
-    };
-  }[];
-}
-
-interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
-}
+export type { InventorySnapshot } from '../inventory-snapshot.js';
 
 /** metav1.LabelSelector: matchLabels and matchExpressions all hold; an empty selector selects everything. */
 export function labelSelectorMatches(sel: LabelSelector | undefined, labels: Record<string, string>): boolean {
@@ -66,61 +37,121 @@ function calicoTypes(p: InventorySnapshot['calicoPolicies'][number]): string[] {
   return out;
 }
 
-/**
- * The inventory report, as Calico Enterprise's: the endpoints (pods), namespaces
- * and service accounts in scope, and whether an ingress / egress policy selects
- * each endpoint — Kubernetes NetworkPolicies and, where installed, Calico's. A
- * namespace counts as protected when every in-scope endpoint in it is.
- */
-export function inventoryReport(
-  def: ReportDefinition,
+/** An endpoint (pod) and the policies that select it. */
+export interface InventoryEndpoint {
+  /** "namespace/pod". */
+  endpoint: string;
+  namespace: string;
+  serviceAccount: string;
+  /** A policy of type Ingress selects it. */
+  ingressProtected: boolean;
+  /** A policy of type Egress selects it. */
+  egressProtected: boolean;
+  /** "namespace/name" (Kubernetes and namespaced Calico policies) or the name (global ones), sorted. */
+  appliedPolicies: string[];
+}
+
+/** A namespace with endpoints in scope; protected when every one of them is. */
+export interface InventoryNamespace {
+  namespace: string;
+  endpoints: number;
+  ingressProtected: boolean;
+  egressProtected: boolean;
+}
+
+export interface InventorySummary {
+  startTime: string;
+  endTime: string;
+  endpointsNumInScope: number;
+  endpointsNumIngressProtected: number;
+  endpointsNumEgressProtected: number;
+  namespacesNumInScope: number;
+  namespacesNumIngressProtected: number;
+  namespacesNumEgressProtected: number;
+  serviceAccountsNumInScope: number;
+}
+
+export interface InventoryData {
+  endpoints: InventoryEndpoint[];
+  namespaces: InventoryNamespace[];
+  /** "namespace/name" of the service accounts the endpoints in scope run as, sorted. */
+  serviceAccounts: string[];
+}
+
+/** A Calico policy with its selectors parsed (undefined: a selector Calico would refuse, so it selects nothing). */
+interface ParsedCalicoPolicy {
+  p: InventorySnapshot['calicoPolicies'][number];
+  sel: Selector | undefined;
+  nsSel: Selector | undefined;
+  types: string[];
+}
+
+function parseCalicoPolicy(p: InventorySnapshot['calicoPolicies'][number]): ParsedCalicoPolicy {
+  let sel: Selector | undefined;
+  let nsSel: Selector | undefined;
+  try {
+    sel = parseSelector(p.spec?.selector ?? 'all()');
+    nsSel = p.spec?.namespaceSelector ? parseSelector(p.spec.namespaceSelector) : undefined;
+  } catch {
+    sel = undefined; // a policy Calico would have refused selects nothing
+  }
+  return { p, sel, nsSel, types: calicoTypes(p) };
+}
+
+/** What an endpoint looks like to the policies: where it is and its labels. */
+interface Pod {
+  ns: string;
+  sa: string;
+  labels: Record<string, string>;
+}
+
+/** The Kubernetes and Calico policies that select a pod, with their types. */
+function appliedPolicies(
   snap: InventorySnapshot,
-  interval: { start: string; end: string },
-) {
+  calico: ParsedCalicoPolicy[],
+  nsLabels: Map<string, Record<string, string>>,
+  { ns, sa, labels }: Pod,
+): { name: string; types: string[] }[] {
+  const applied: { name: string; types: string[] }[] = [];
+  for (const np of snap.networkPolicies) {
+    if (np.metadata.namespace === ns && labelSelectorMatches(np.spec?.podSelector, labels))
+      applied.push({ name: `${ns}/${np.metadata.name}`, types: k8sTypes(np) });
+  }
+  const calicoLabels = {
+    ...labels,
+    'projectcalico.org/namespace': ns,
+    'projectcalico.org/serviceaccount': sa,
+    'projectcalico.org/orchestrator': 'k8s',
+  };
+  for (const c of calico) {
+    if (!c.sel) continue;
+    if (c.p.kind === 'NetworkPolicy' && c.p.metadata.namespace !== ns) continue;
+    if (c.nsSel && !c.nsSel.matches(nsLabels.get(ns) ?? {})) continue;
+    if (c.sel.matches(calicoLabels))
+      applied.push({
+        name: `${c.p.metadata.namespace ? `${c.p.metadata.namespace}/` : ''}${c.p.metadata.name}`,
+        types: c.types,
+      });
+  }
+  return applied;
+}
+
+/** The pods in scope (host-network pods are not endpoints), with the policies selecting each, by name. */
+function inventoryEndpoints(def: ReportDefinition, snap: InventorySnapshot): InventoryEndpoint[] {
   const nsLabels = new Map(
     snap.namespaces.map((n) => [
       n.metadata.name,
       { ...(n.metadata.labels ?? {}), 'kubernetes.io/metadata.name': n.metadata.name },
     ]),
   );
-  const calico = snap.calicoPolicies.map((p) => {
-    let sel: ReturnType<typeof parseSelector> | undefined;
-    let nsSel: ReturnType<typeof parseSelector> | undefined;
-    try {
-      sel = parseSelector(p.spec?.selector ?? 'all()');
-      nsSel = p.spec?.namespaceSelector ? parseSelector(p.spec.namespaceSelector) : undefined;
-    } catch {
-      sel = undefined; // a policy Calico would have refused selects nothing
-    }
-    return { p, sel, nsSel, types: calicoTypes(p) };
-  });
-  const endpoints = snap.pods
+  const calico = snap.calicoPolicies.map(parseCalicoPolicy);
+  return snap.pods
     .filter((pod) => !pod.spec?.hostNetwork)
     .map((pod) => {
       const labels = pod.metadata.labels ?? {};
       const sa = pod.spec?.serviceAccountName ?? 'default';
       const ns = pod.metadata.namespace;
-      const applied: { name: string; types: string[] }[] = [];
-      for (const np of snap.networkPolicies) {
-        if (np.metadata.namespace === ns && labelSelectorMatches(np.spec?.podSelector, labels))
-          applied.push({ name: `${ns}/${np.metadata.name}`, types: k8sTypes(np) });
-      }
-      const calicoLabels = {
-        ...labels,
-        'projectcalico.org/namespace': ns,
-        'projectcalico.org/serviceaccount': sa,
-        'projectcalico.org/orchestrator': 'k8s',
-      };
-      for (const c of calico) {
-        if (!c.sel) continue;
-        if (c.p.kind === 'NetworkPolicy' && c.p.metadata.namespace !== ns) continue;
-        if (c.nsSel && !c.nsSel.matches(nsLabels.get(ns) ?? {})) continue;
-        if (c.sel.matches(calicoLabels))
-          applied.push({
-            name: `${c.p.metadata.namespace ? `${c.p.metadata.namespace}/` : ''}${c.p.metadata.name}`,
-            types: c.types,
-          });
-      }
+      const applied = appliedPolicies(snap, calico, nsLabels, { ns, sa, labels });
       return {
         endpoint: `${ns}/${pod.metadata.name}`,
         namespace: ns,
@@ -138,10 +169,15 @@ export function inventoryReport(
         labels: Object.entries(e.labels).map(([k, v]) => `${k}=${v}`),
       }),
     )
-    .sort((a, b) => a.endpoint.localeCompare(b.endpoint));
-  const byNs = new Map<string, typeof endpoints>();
+    .sort((a, b) => a.endpoint.localeCompare(b.endpoint))
+    .map(({ labels: _labels, ...e }) => e);
+}
+
+/** Per namespace, its endpoints in scope; protected when all of them are. */
+function inventoryNamespaces(endpoints: InventoryEndpoint[]): InventoryNamespace[] {
+  const byNs = new Map<string, InventoryEndpoint[]>();
   for (const e of endpoints) byNs.set(e.namespace, [...(byNs.get(e.namespace) ?? []), e]);
-  const namespaces = [...byNs.entries()]
+  return [...byNs.entries()]
     .map(([namespace, eps]) => ({
       namespace,
       endpoints: eps.length,
@@ -149,8 +185,11 @@ export function inventoryReport(
       egressProtected: eps.every((e) => e.egressProtected),
     }))
     .sort((a, b) => a.namespace.localeCompare(b.namespace));
-  const serviceAccounts = [...new Set(endpoints.map((e) => `${e.namespace}/${e.serviceAccount}`))].sort();
-  const summary = {
+}
+
+function inventorySummary(data: InventoryData, interval: { start: string; end: string }): InventorySummary {
+  const { endpoints, namespaces, serviceAccounts } = data;
+  return {
     startTime: interval.start,
     endTime: interval.end,
     endpointsNumInScope: endpoints.length,
@@ -161,28 +200,59 @@ export function inventoryReport(
     namespacesNumEgressProtected: namespaces.filter((n) => n.egressProtected).length,
     serviceAccountsNumInScope: serviceAccounts.length,
   };
-  const files: Record<string, ReportFile> = {
-    'summary.csv': { header: Object.keys(summary), rows: [Object.values(summary)] },
-    'endpoints.csv': {
-      header: ['endpoint', 'namespace', 'serviceAccount', 'ingressProtected', 'egressProtected', 'appliedPolicies'],
-      rows: endpoints.map((e) => [
-        e.endpoint,
-        e.namespace,
-        e.serviceAccount,
-        e.ingressProtected,
-        e.egressProtected,
-        e.appliedPolicies,
-      ]),
-    },
-    'namespaces.csv': {
-      header: ['namespace', 'endpoints', 'ingressProtected', 'egressProtected'],
-      rows: namespaces.map((n) => [n.namespace, n.endpoints, n.ingressProtected, n.egressProtected]),
-    },
-    'serviceaccounts.csv': { header: ['serviceAccount'], rows: serviceAccounts.map((s) => [s]) },
-  };
+}
+
+function inventoryFiles(summary: InventorySummary, data: InventoryData): Record<string, ReportFile> {
   return {
-    summary,
-    data: { endpoints: endpoints.map(({ labels: _labels, ...e }) => e), namespaces, serviceAccounts },
-    files,
+    'summary.csv': summaryFile(summary),
+    'endpoints.csv': fieldsFile(data.endpoints, [
+      'endpoint',
+      'namespace',
+      'serviceAccount',
+      'ingressProtected',
+      'egressProtected',
+      'appliedPolicies',
+    ]),
+    'namespaces.csv': fieldsFile(data.namespaces, ['namespace', 'endpoints', 'ingressProtected', 'egressProtected']),
+    'serviceaccounts.csv': csvFile(data.serviceAccounts, [['serviceAccount', (s) => s]]),
   };
 }
+
+/**
+ * The inventory report, as Calico Enterprise's: the endpoints (pods), namespaces
+ * and service accounts in scope, and whether an ingress / egress policy selects
+ * each endpoint — Kubernetes NetworkPolicies and, where installed, Calico's. A
+ * namespace counts as protected when every in-scope endpoint in it is.
+ */
+export function inventoryReport(
+  def: ReportDefinition,
+  snap: InventorySnapshot,
+  interval: { start: string; end: string },
+): ReportOutput<InventorySummary, InventoryData> {
+  const endpoints = inventoryEndpoints(def, snap);
+  const data = {
+    endpoints,
+    namespaces: inventoryNamespaces(endpoints),
+    serviceAccounts: [...new Set(endpoints.map((e) => `${e.namespace}/${e.serviceAccount}`))].sort(),
+  };
+  const summary = inventorySummary(data, interval);
+  return { summary, data, files: inventoryFiles(summary, data) };
+}
+
+export const inventoryType: ReportKind<'inventory', InventorySnapshot, InventorySummary, InventoryData> = {
+  name: 'inventory',
+  needsCluster: true,
+  clusterReads: "the cluster's pods, namespaces, service accounts and network policies",
+  evidence: {
+    soc2: [
+      { criterion: 'CC6.1', how: 'inventory of workloads and the policies that select them' },
+      { criterion: 'CC6.6', how: 'boundary protection coverage per namespace' },
+    ],
+    pciDss: [
+      { requirement: '1.2.4', how: 'an accurate inventory of system components and their network controls' },
+      { requirement: '12.5.1', how: 'inventory of system components in scope' },
+    ],
+  },
+  load: (sources, interval) => requireCluster(inventoryType, sources).inventory(interval.startMs, interval.endMs),
+  generate: (def, snap, interval) => inventoryReport(def, snap, interval),
+};

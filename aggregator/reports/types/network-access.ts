@@ -1,30 +1,44 @@
 import type { FlowEndpoint, FlowRecord } from '../../../common/flow.js';
-import { networkAccess } from '../../compute/network-access.js';
+import { networkAccess, type NamespaceAccessRow, type NetworkAccessRow } from '../../compute/network-access.js';
 import type { ReportDefinition } from '../globalreport.js';
-import type { ReportFile } from '../result.js';
+import { csvFile, summaryFile, type ReportFile } from '../report-file.js';
+import type { ReportKind, ReportOutput } from '../report-type.js';
 import { inScope } from '../scope.js';
 
-/**
- * The network-access report, as Calico Enterprise's: for the endpoints in
- * scope over the interval, from the stored flow buckets, the protection and
- * traffic flags and counts (see compute/network-access.ts for the rules).
- */
-export function networkAccessReport(
+export interface NetworkAccessReportSummary {
+  startTime: string;
+  endTime: string;
+  endpointSelector: string;
+  namespaceNames: string[];
+  namespaceSelector: string;
+  serviceAccountNames: string[];
+  serviceAccountSelectors: string;
+  endpointsNumInScope: number;
+  endpointsNumIngressProtected: number;
+  endpointsNumEgressProtected: number;
+  endpointsNumIngressUnprotected: number;
+  endpointsNumEgressUnprotected: number;
+  endpointsNumIngressFromInternet: number;
+  endpointsNumEgressToInternet: number;
+  endpointsNumIngressFromOtherNamespace: number;
+  endpointsNumEgressToOtherNamespace: number;
+}
+
+export interface NetworkAccessReportData {
+  /** The endpoints in scope. */
+  endpoints: NetworkAccessRow[];
+  /** The namespaces with an endpoint in scope, counted over all their endpoints. */
+  namespaces: NamespaceAccessRow[];
+}
+
+function networkAccessSummary(
   def: ReportDefinition,
-  flows: FlowRecord[],
+  endpoints: NetworkAccessRow[],
   interval: { start: string; end: string },
-) {
-  const meta = new Map<string, FlowEndpoint>();
-  for (const f of flows)
-    for (const e of [f.source, f.destination]) meta.set(e.namespace ? `${e.namespace}/${e.name}` : e.name, e);
-  const all = networkAccess(flows);
-  const endpoints = all.endpoints.filter((e) => {
-    const m = meta.get(e.endpoint);
-    return m !== undefined && inScope(def, m);
-  });
-  const count = (f: (e: (typeof endpoints)[number]) => boolean) => endpoints.filter(f).length;
+): NetworkAccessReportSummary {
+  const count = (f: (e: NetworkAccessRow) => boolean) => endpoints.filter(f).length;
   const ep = def.spec.endpoints;
-  const summary = {
+  return {
     startTime: interval.start,
     endTime: interval.end,
     endpointSelector: ep?.selector ?? '',
@@ -42,71 +56,91 @@ export function networkAccessReport(
     endpointsNumIngressFromOtherNamespace: count((e) => e.ingressFromOtherNamespaces),
     endpointsNumEgressToOtherNamespace: count((e) => e.egressToOtherNamespaces),
   };
-  const namespaces = new Set(endpoints.map((e) => e.namespace));
-  const files: Record<string, ReportFile> = {
-    'summary.csv': { header: Object.keys(summary), rows: [Object.values(summary)] },
-    'endpoints.csv': {
-      header: [
-        'endpoint',
-        'namespace',
-        'kind',
-        'ingressProtected',
-        'egressProtected',
-        'ingressFromInternet',
-        'egressToInternet',
-        'ingressFromOtherNamespace',
-        'egressToOtherNamespace',
-        'allowedIn',
-        'deniedIn',
-        'allowedOut',
-        'deniedOut',
-        'appliedPolicies',
-        'stagedPolicies',
-      ],
-      rows: endpoints.map((e) => [
-        e.endpoint,
-        e.namespace,
-        e.kind,
-        e.ingressProtected ?? 'unobserved',
-        e.egressProtected ?? 'unobserved',
-        e.ingressFromInternet,
-        e.egressToInternet,
-        e.ingressFromOtherNamespaces,
-        e.egressToOtherNamespaces,
-        e.allowedIn,
-        e.deniedIn,
-        e.allowedOut,
-        e.deniedOut,
-        e.policies,
-        e.stagedPolicies,
-      ]),
-    },
-    'namespaces.csv': {
-      header: [
-        'namespace',
-        'endpoints',
-        'ingressProtected',
-        'egressProtected',
-        'allowedIn',
-        'deniedIn',
-        'allowedOut',
-        'deniedOut',
-        'allowedPercent',
-      ],
-      rows: all.namespaces
-        .filter((n) => namespaces.has(n.namespace))
-        .map((n) => [
-          n.namespace,
-          n.endpoints,
-          n.ingressProtected,
-          n.egressProtected,
-          n.allowedIn,
-          n.deniedIn,
-          n.allowedOut,
-          n.deniedOut,
-          n.allowedPercent ?? '',
-        ]),
-    },
-  };
-  return { summary, data: { endpoints, namespaces: all.namespaces.filter((n) => namespaces.has(n.namespace)) }, files };
 }
+
+/** summary.csv, endpoints.csv (protection "unobserved" where no traffic was seen) and namespaces.csv. */
+function networkAccessFiles(
+  summary: NetworkAccessReportSummary,
+  data: NetworkAccessReportData,
+): Record<string, ReportFile> {
+  return {
+    'summary.csv': summaryFile(summary),
+    'endpoints.csv': csvFile(data.endpoints, [
+      ['endpoint', (e) => e.endpoint],
+      ['namespace', (e) => e.namespace],
+      ['kind', (e) => e.kind],
+      ['ingressProtected', (e) => e.ingressProtected ?? 'unobserved'],
+      ['egressProtected', (e) => e.egressProtected ?? 'unobserved'],
+      ['ingressFromInternet', (e) => e.ingressFromInternet],
+      ['egressToInternet', (e) => e.egressToInternet],
+      ['ingressFromOtherNamespace', (e) => e.ingressFromOtherNamespaces],
+      ['egressToOtherNamespace', (e) => e.egressToOtherNamespaces],
+      ['allowedIn', (e) => e.allowedIn],
+      ['deniedIn', (e) => e.deniedIn],
+      ['allowedOut', (e) => e.allowedOut],
+      ['deniedOut', (e) => e.deniedOut],
+      ['appliedPolicies', (e) => e.policies],
+      ['stagedPolicies', (e) => e.stagedPolicies],
+    ]),
+    'namespaces.csv': csvFile(data.namespaces, [
+      ['namespace', (n) => n.namespace],
+      ['endpoints', (n) => n.endpoints],
+      ['ingressProtected', (n) => n.ingressProtected],
+      ['egressProtected', (n) => n.egressProtected],
+      ['allowedIn', (n) => n.allowedIn],
+      ['deniedIn', (n) => n.deniedIn],
+      ['allowedOut', (n) => n.allowedOut],
+      ['deniedOut', (n) => n.deniedOut],
+      ['allowedPercent', (n) => n.allowedPercent ?? ''],
+    ]),
+  };
+}
+
+/**
+ * The network-access report, as Calico Enterprise's: for the endpoints in
+ * scope over the interval, from the stored flow buckets, the protection and
+ * traffic flags and counts (see compute/network-access.ts for the rules).
+ */
+export function networkAccessReport(
+  def: ReportDefinition,
+  flows: FlowRecord[],
+  interval: { start: string; end: string },
+): ReportOutput<NetworkAccessReportSummary, NetworkAccessReportData> {
+  const meta = new Map<string, FlowEndpoint>();
+  for (const f of flows)
+    for (const e of [f.source, f.destination]) meta.set(e.namespace ? `${e.namespace}/${e.name}` : e.name, e);
+  const all = networkAccess(flows);
+  const endpoints = all.endpoints.filter((e) => {
+    const m = meta.get(e.endpoint);
+    return m !== undefined && inScope(def, m);
+  });
+  const namespaces = new Set(endpoints.map((e) => e.namespace));
+  const summary = networkAccessSummary(def, endpoints, interval);
+  const data = { endpoints, namespaces: all.namespaces.filter((n) => namespaces.has(n.namespace)) };
+  return { summary, data, files: networkAccessFiles(summary, data) };
+}
+
+export const networkAccessType: ReportKind<
+  'network-access',
+  FlowRecord[],
+  NetworkAccessReportSummary,
+  NetworkAccessReportData
+> = {
+  name: 'network-access',
+  needsCluster: false,
+  evidence: {
+    soc2: [
+      { criterion: 'CC6.1', how: 'network access to workloads restricted by policy' },
+      { criterion: 'CC6.6', how: 'traffic from outside the system boundary (internet) identified and controlled' },
+      { criterion: 'CC7.2', how: 'allowed and denied connections monitored per endpoint' },
+    ],
+    pciDss: [
+      { requirement: '1.2.1', how: 'network security control rules in force, per endpoint' },
+      { requirement: '1.3.1', how: 'inbound traffic to the cardholder data environment restricted' },
+      { requirement: '1.4.1', how: 'connections between trusted and untrusted networks controlled' },
+    ],
+  },
+  load: async ({ store }, interval) =>
+    (await store.flowRows({ fromMs: interval.startMs, toMs: interval.endMs })).map((r) => r.flow),
+  generate: (def, flows, interval) => networkAccessReport(def, flows, interval),
+};

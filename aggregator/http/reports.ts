@@ -70,10 +70,13 @@ const runFields = {
   error: Nullable(Type.String()),
 };
 const RunList = Type.Object({ items: Type.Array(Type.Object(runFields)) });
-/** One run: inputs (the definition as it was) and result (summary, data, files, evidence) are open JSON. */
+/**
+ * One run: inputs (the definition as it was) and result (summary, data, files, evidence) are open JSON. (Every field
+ * required: the serializer writes required fields first, so an optional one would move.)
+ */
 const RunDetail = Type.Object({
   ...runFields,
-  inputs: Type.Optional(Type.Unknown()),
+  inputs: Type.Unknown({ description: 'the report definition and parameters the run was made from' }),
   result: Type.Unknown({ description: 'null until the run has succeeded' }),
 });
 

@@ -1,35 +1,67 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { cliFailure } from '../common/cli-failure.js';
 import { parseArgs } from 'node:util';
-import { formatReport, table, type ReportFormat } from './cis/format.js';
+import { cliFailure } from '../common/cli-failure.js';
 import { loadBenchmarks } from './cis/benchmarks.js';
+import { formatReport, table, type ReportFormat } from './cis/format.js';
 import { scanNode } from './cis/index.js';
-import { AgentError, usageError } from './errors.js';
-import { SCAN_OPTIONS, scanFlags } from './scan-flags.js';
+import { AGENT_DEFAULTS } from './defaults.js';
+import { AGENT_ERROR_CODES, errorCode, errorDetail, usageError, VerdictError } from './errors.js';
+import { parseArgsOptions, parseFlagValues, usageLines, type FlagTable } from './flag-table.js';
+import { SCAN_FLAGS, SCAN_OPTIONS, scanFlags } from './scan-flags.js';
 
 // The scan flags live in scan-flags.ts so that run.ts, which cli.ts loads for
 // 'run', can share them without importing cli.ts back; they stay exported here
 // for code that has always found them on the CLI.
-export { SCAN_OPTIONS, scanFlags, type ScanFlags } from './scan-flags.js';
+export { SCAN_FLAGS, SCAN_OPTIONS, scanFlags, type ScanFlags } from './scan-flags.js';
 
-const USAGE = `verdict-agent: CIS Kubernetes Benchmark checks and flow verdicts for one node
+const REPORT_FORMATS = ['table', 'json', 'csv', 'junit'] as const;
 
-Usage:
-  verdict-agent scan --host-root DIR [--benchmark cis-1.12|auto] [--node-name NAME]
-                     [--role worker|control-plane|auto] [--level 1|2]
-                     [--exclude 4.2.6,4.2.7] [--format table|json|csv|junit] [--exit-code]
-                     [--kubernetes-version v1.32.4]
-  verdict-agent run  --aggregator HOST:PORT [--host-root /host] [--node-name NAME]
-                     [--flows SOURCE]... [--spool DIR]
-                     [--token-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE]
-                     [--kubelet-configz] [--kubeconfig FILE] [--kubernetes-version v1.32.4]
-                     [--internal-cidr 10.0.0.0/8]... [--flow-window-ms 15000] [--max-spool-bytes N]
-                     [--goldmane-ca F [--goldmane-cert F --goldmane-key F] [--goldmane-server-name N]]
-                     [--rescan-interval-ms 300000] [--watch-interval-ms 1000]
-  verdict-agent benchmarks [--format table|json]
-`;
+function formatOf(v: string): ReportFormat {
+  if (!(REPORT_FORMATS as readonly string[]).includes(v))
+    throw usageError(`--format must be table, json, csv or junit, not "${v}"`);
+  return v as ReportFormat;
+}
+
+/** `scan`'s own flags (what to scan is SCAN_FLAGS). */
+// prettier-ignore
+export const SCAN_COMMAND_FLAGS = {
+  format: { type: 'string', default: AGENT_DEFAULTS.scan.format, arg: REPORT_FORMATS.join('|'), help: 'how the report is printed', parse: formatOf },
+  'exit-code': { type: 'boolean', default: false, help: 'exit 1 when a scored check fails (for CI pipelines)' },
+} as const satisfies FlagTable;
+
+/** `benchmarks`' flags. */
+// prettier-ignore
+export const BENCHMARKS_FLAGS = {
+  format: { type: 'string', default: 'table', arg: 'table|json', help: 'how the list is printed' },
+} as const satisfies FlagTable;
+
+/** The usage text, generated from the flag tables (run's is loaded with run.ts). */
+async function usage(): Promise<string> {
+  const { RUN_FLAGS } = await import('./run.js');
+  return [
+    'verdict-agent: CIS Kubernetes Benchmark checks and flow verdicts for one node',
+    '',
+    'Usage:',
+    '  verdict-agent scan --host-root DIR [what to scan] [scan options]',
+    '  verdict-agent run  --aggregator HOST:PORT [what to scan] [run options]',
+    '  verdict-agent benchmarks [--format table|json]',
+    '',
+    'What to scan (scan and run):',
+    ...usageLines(SCAN_FLAGS),
+    '',
+    'scan options:',
+    ...usageLines(SCAN_COMMAND_FLAGS),
+    '',
+    'run options:',
+    ...usageLines(RUN_FLAGS),
+    '',
+    'benchmarks options:',
+    ...usageLines(BENCHMARKS_FLAGS),
+    '',
+  ].join('\n');
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
     case '-h':
     case '--help':
     case 'help':
-      process.stdout.write(USAGE);
+      process.stdout.write(await usage());
       return command === undefined ? 2 : 0;
     default:
       throw usageError(`unknown command "${command}"; run 'verdict-agent --help'`);
@@ -56,25 +88,19 @@ async function main(argv: string[]): Promise<number> {
 function scanCommand(args: string[]): number {
   const { values } = parseArgs({
     args,
-    options: {
-      ...SCAN_OPTIONS,
-      format: { type: 'string', default: 'table' },
-      'exit-code': { type: 'boolean', default: false },
-    },
+    options: { ...SCAN_OPTIONS, ...parseArgsOptions(SCAN_COMMAND_FLAGS) },
     strict: true,
   });
   const flags = scanFlags(values);
-  const format = values.format as string;
-  if (!['table', 'json', 'csv', 'junit'].includes(format))
-    throw usageError(`--format must be table, json, csv or junit, not "${format}"`);
+  const { format, 'exit-code': exitCode } = parseFlagValues(SCAN_COMMAND_FLAGS, values);
   const { report, notes } = scanNode(flags);
   if (format === 'table') for (const n of notes) process.stderr.write(`note: ${n}\n`);
-  process.stdout.write(formatReport(report, format as ReportFormat));
-  return values['exit-code'] && report.checks.some((c) => c.status === 'FAIL' && c.scored) ? 1 : 0;
+  process.stdout.write(formatReport(report, format));
+  return exitCode && report.checks.some((c) => c.status === 'FAIL' && c.scored) ? 1 : 0;
 }
 
 function benchmarksCommand(args: string[]): number {
-  const { values } = parseArgs({ args, options: { format: { type: 'string', default: 'table' } }, strict: true });
+  const { values } = parseArgs({ args, options: parseArgsOptions(BENCHMARKS_FLAGS), strict: true });
   const list = loadBenchmarks().map((b) => ({
     id: b.id,
     version: b.version,
@@ -97,16 +123,27 @@ function benchmarksCommand(args: string[]): number {
   return 0;
 }
 
+/**
+ * The line printed and the exit status when main fails, by the error's code: usage and configuration errors exit 2,
+ * other VerdictErrors print their code and detail and exit 1; parseArgs' own errors, listen errors and bugs (uncoded
+ * errors, with their stack) are common/cli-failure.ts's.
+ */
+export function agentFailure(err: unknown): { line: string; exitCode: number } {
+  const code = errorCode(err);
+  if (code === AGENT_ERROR_CODES.USAGE || code === AGENT_ERROR_CODES.CONFIG_INVALID)
+    return { line: `${code}: ${errorDetail(err)}`, exitCode: 2 };
+  if (err instanceof VerdictError) return { line: `${code}: ${err.detail}`, exitCode: 1 };
+  return cliFailure(err, '--aggregator');
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err: unknown) => {
-      const { line, exitCode } = cliFailure(err, '--aggregator');
-      process.stderr.write(
-        `verdict-agent: ${err instanceof AgentError && !line.startsWith(err.code) ? `${err.code}: ${line}` : line}\n`,
-      );
+      const { line, exitCode } = agentFailure(err);
+      process.stderr.write(`verdict-agent: ${line}\n`);
       process.exitCode = exitCode;
     },
   );

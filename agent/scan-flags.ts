@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import type { ScanOptions } from './cis/index.js';
+import { AGENT_DEFAULTS } from './defaults.js';
 import { usageError } from './errors.js';
+import { parseArgsOptions, type FlagTable } from './flag-table.js';
 
 // The flags that choose what to scan, shared by `verdict-agent scan` (cli.ts)
 // and `verdict-agent run` (run.ts). They live apart from both so that neither
@@ -12,15 +14,22 @@ export type ScanFlags = Pick<
   'hostRoot' | 'nodeName' | 'benchmark' | 'role' | 'level' | 'exclude' | 'kubernetesVersion'
 >;
 
-export const SCAN_OPTIONS = {
-  'host-root': { type: 'string' },
-  benchmark: { type: 'string', default: 'auto' },
-  'node-name': { type: 'string' },
-  role: { type: 'string', default: 'auto' },
-  level: { type: 'string', default: '2' },
-  exclude: { type: 'string', multiple: true },
-  'kubernetes-version': { type: 'string' },
-} as const;
+const D = AGENT_DEFAULTS.scan;
+
+/** What to scan: one line per flag (type, default, usage text); scanFlags() checks them. */
+// prettier-ignore
+export const SCAN_FLAGS = {
+  'host-root': { type: 'string', arg: 'DIR', help: "the directory that is the node's / (scan: required; run: default /host)" },
+  benchmark: { type: 'string', default: D.benchmark, arg: 'ID', help: "benchmark id (see 'verdict-agent benchmarks'), or auto: by the node's Kubernetes version" },
+  'node-name': { type: 'string', arg: 'NAME', help: 'the node name reported (default $NODE_NAME, else the host name)' },
+  role: { type: 'string', default: D.role, arg: 'ROLE', help: 'worker, control-plane or auto (control-plane when an API server runs here)' },
+  level: { type: 'string', default: D.level, arg: 'N', help: 'CIS profile level: 1 or 2' },
+  exclude: { type: 'string', multiple: true, arg: 'IDS', help: 'check ids to skip as "excluded", e.g. 4.2.6,4.2.7' },
+  'kubernetes-version': { type: 'string', arg: 'VERSION', help: 'the Kubernetes version when it cannot be told, e.g. v1.32.4' },
+} as const satisfies FlagTable;
+
+/** SCAN_FLAGS as node:util parseArgs options. */
+export const SCAN_OPTIONS = parseArgsOptions(SCAN_FLAGS);
 
 export function scanFlags(values: Record<string, unknown>, defaultHostRoot?: string): ScanFlags {
   const hostRoot = (values['host-root'] as string | undefined) ?? defaultHostRoot;

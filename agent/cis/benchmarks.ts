@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseYamlDocument } from '../../common/parsed-document.js';
 import { packageRoot } from '../../common/package-root.js';
+import { AGENT_ERROR_CODES, agentError } from '../errors.js';
 import { BenchmarkInvalidError, validateBenchmark, type BenchmarkSpec } from './schema.js';
 
 /** Where the bundled benchmark files live (data, not code). */
@@ -38,7 +39,7 @@ export function pickBenchmark(
   kubernetesVersion: string | undefined,
 ): { benchmark: BenchmarkSpec; why: string } {
   const newest = benchmarks[0];
-  if (!newest) throw new Error('VERDICT_BENCHMARK_NONE: no benchmark files found');
+  if (!newest) throw agentError(AGENT_ERROR_CODES.BENCHMARK_NONE, 'no benchmark files found');
   const minor = /(\d+)\.(\d+)/.exec(kubernetesVersion ?? '');
   if (!minor) return { benchmark: newest, why: 'Kubernetes version unknown: newest benchmark' };
   const key = `${minor[1]}.${minor[2]}`;

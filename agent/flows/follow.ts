@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, type Stats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
+import { AGENT_DEFAULTS } from '../defaults.js';
 
 /**
  * Where a follower stands: which file and how far into it. Saved as JSON in the
@@ -26,13 +27,13 @@ export interface FollowPosition {
 }
 
 /** Bytes remembered before the offset: enough to tell one line's end from another's. */
-const TAIL_BYTES = 64;
+const TAIL_BYTES = AGENT_DEFAULTS.follow.tailBytes;
 
 /**
  * Bytes remembered from the start of a file: flow log lines start with their timestamps, so two generations of a log
  * differ here.
  */
-const HEAD_BYTES = 256;
+const HEAD_BYTES = AGENT_DEFAULTS.follow.headBytes;
 
 export interface FollowedLine {
   line: string;
@@ -42,7 +43,7 @@ export interface FollowedLine {
 }
 
 /** Lines longer than this are cut off and reported as malformed, never buffered without bound. */
-const MAX_LINE_BYTES = 1024 * 1024;
+const MAX_LINE_BYTES = AGENT_DEFAULTS.follow.maxLineBytes;
 
 export interface FollowResult {
   lines: FollowedLine[];
@@ -162,7 +163,7 @@ export class FileFollower {
    * Read every complete line written since the last call, up to about `maxBytes`. Also returns lines that were too long
    * (as `tooLong`).
    */
-  poll(maxBytes = 8 * 1024 * 1024): FollowResult {
+  poll(maxBytes: number = AGENT_DEFAULTS.follow.pollMaxBytes): FollowResult {
     const out: FollowResult = { lines: [], tooLong: [], events: [] };
     const cur = this.statPath();
     if (!this.position) {
@@ -492,7 +493,7 @@ function readAt(fd: number, at: number, length: number): Buffer {
 }
 
 /** The first `length` bytes of a file, or undefined if it cannot be read. */
-function readHead(file: string, length = HEAD_BYTES): Buffer | undefined {
+function readHead(file: string, length: number = HEAD_BYTES): Buffer | undefined {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

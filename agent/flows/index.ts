@@ -1,35 +1,24 @@
 import type { Logger } from 'pino';
 import { flowRecordProblem, type FlowRecord } from '../../common/flow.js';
 import { flowToWire } from '../../proto/convert.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
+import { errorDetail } from '../errors.js';
 import type { Outbox } from '../transport/outbox.js';
 import type { SourcePositions, Spool } from '../transport/spool.js';
-import { FileFollower } from './follow.js';
 import type { InternalNetworks, ParseResult } from './normalize.js';
-import { parseCalicoLine } from './sources/calico.js';
-import { HubbleParser } from './sources/hubble.js';
-import { GoldmaneSource, type GoldmaneTlsFiles } from './sources/goldmane.js';
-import { HubbleObserverSource } from './sources/hubble-grpc.js';
+import { createFlowSource, type FlowSource, type FlowSourceSpec } from './registry.js';
+import type { GoldmaneTlsFiles } from './sources/goldmane.js';
 import { FlowWindow } from './window.js';
 
-/** One --flows argument. */
-export interface FlowSourceSpec {
-  /** As given, e.g. "calico:/var/log/calico/flowlogs/flows.log"; also the key of its saved position. */
-  raw: string;
-  kind: 'calico' | 'hubble-file' | 'hubble-grpc' | 'goldmane';
-  target: string;
-}
-
-export function parseFlowSource(raw: string): FlowSourceSpec {
-  const [kind, ...rest] = raw.split(':');
-  const target = rest.join(':');
-  if (kind === 'calico' && target) return { raw, kind: 'calico', target };
-  if (kind === 'hubble' && target.startsWith('unix://')) return { raw, kind: 'hubble-grpc', target };
-  if (kind === 'hubble' && target) return { raw, kind: 'hubble-file', target };
-  if (kind === 'goldmane' && /^.+:\d+$/.test(target)) return { raw, kind: 'goldmane', target };
-  throw new Error(
-    `VERDICT_USAGE: --flows takes calico:PATH, hubble:PATH, hubble:unix://SOCKET or goldmane:HOST:PORT, not "${raw}"`,
-  );
-}
+export {
+  FLOW_SOURCES,
+  createFlowSource,
+  parseFlowSource,
+  type FlowSource,
+  type FlowSourceContext,
+  type FlowSourceKind,
+  type FlowSourceSpec,
+} from './registry.js';
 
 export interface FlowCaptureOptions {
   sources: FlowSourceSpec[];
@@ -38,7 +27,7 @@ export interface FlowCaptureOptions {
   spool?: Spool;
   internal: InternalNetworks;
   log: Logger;
-  /** Aggregation window, ms (default 15 s). */
+  /** Aggregation window, ms (AGENT_DEFAULTS.run.flowWindowMs in the agent). */
   windowMs: number;
   /** How often files are read, ms. */
   pollMs: number;
@@ -47,12 +36,9 @@ export interface FlowCaptureOptions {
   goldmaneTls?: GoldmaneTlsFiles;
 }
 
+/** One source and what the capture counts of it until the next window is sent. */
 interface SourceState {
-  spec: FlowSourceSpec;
-  follower?: FileFollower;
-  /** A hubble-grpc or goldmane source: a gRPC stream whose messages arrive as they come, not by poll(). */
-  observer?: HubbleObserverSource | GoldmaneSource;
-  parse: (line: string) => ParseResult<FlowRecord>;
+  source: FlowSource;
   malformed: number;
   lost: number;
   lastLogMs: number;
@@ -60,7 +46,7 @@ interface SourceState {
 }
 
 /** Malformed input is logged at most this often per source (with a count), never per line. */
-const MALFORMED_LOG_INTERVAL_MS = 10_000;
+const MALFORMED_LOG_INTERVAL_MS = AGENT_DEFAULTS.flows.malformedLogIntervalMs;
 
 /**
  * Reads the node's flow sources, normalizes each record, aggregates them in
@@ -81,62 +67,25 @@ export class FlowCapture {
     const saved: SourcePositions = o.spool?.positions() ?? {};
     this.sources = o.sources.map((spec) => {
       const state: SourceState = {
-        spec,
-        parse: () => ({ kind: 'skip', why: 'unsupported' }),
+        source: createFlowSource(spec, {
+          internal: o.internal,
+          log: o.log.child({ source: spec.raw }),
+          saved: saved[spec.raw],
+          startAtEnd: !o.spool,
+          goldmaneTls: o.goldmaneTls,
+          onResult: (read, where) => this.handle(state, read, where),
+        }),
         malformed: 0,
         lost: 0,
         lastLogMs: 0,
         unloggedMalformed: 0,
       };
-      if (spec.kind === 'calico') {
-        state.follower = new FileFollower(spec.target, saved[spec.raw], !o.spool);
-        state.parse = (line) => parseCalicoLine(line, o.internal);
-      } else if (spec.kind === 'hubble-file') {
-        state.follower = new FileFollower(spec.target, saved[spec.raw], !o.spool);
-        const parser = new HubbleParser(o.internal);
-        state.parse = (line) => parser.line(line);
-      } else if (spec.kind === 'hubble-grpc') {
-        const parser = new HubbleParser(o.internal);
-        let n = 0;
-        state.observer = new HubbleObserverSource({
-          address: spec.target,
-          log: o.log.child({ source: spec.raw }),
-          // Parsing and adding to the window is synchronous, so the stream never needs pausing here.
-          onMessage: (msg) => {
-            const i = ++n;
-            this.handle(
-              state,
-              () => parser.response(msg),
-              () => `${spec.target} response ${i}`,
-            );
-          },
-        });
-      } else if (spec.kind === 'goldmane') {
-        // Goldmane's flows carry no IP addresses, so internal CIDRs cannot reclassify its "pub" peers.
-        if (o.internal.size > 0)
-          o.log.info(
-            { source: spec.raw },
-            'internal CIDRs do not apply to Goldmane flows (they carry no IP addresses)',
-          );
-        state.observer = new GoldmaneSource({
-          address: spec.target,
-          log: o.log.child({ source: spec.raw }),
-          tls: o.goldmaneTls,
-          // Converting and adding to the window is synchronous, so the stream never needs pausing here.
-          onResult: (r, where) =>
-            this.handle(
-              state,
-              () => r,
-              () => where,
-            ),
-        });
-      }
       return state;
     });
   }
 
   start(): void {
-    for (const s of this.sources) s.observer?.start();
+    for (const s of this.sources) s.source.start();
     this.pollTimer = setInterval(() => this.poll(), this.o.pollMs);
     this.pollTimer.unref();
     this.flushTimer = setInterval(() => this.flush(), this.o.windowMs);
@@ -145,28 +94,7 @@ export class FlowCapture {
 
   /** Read every source once. */
   poll(): void {
-    for (const s of this.sources) {
-      if (!s.follower) continue;
-      let read: ReturnType<FileFollower['poll']>;
-      try {
-        read = s.follower.poll();
-      } catch (err) {
-        // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
-        this.malformed(s, `${s.spec.target}: cannot read: ${(err as Error).message}`);
-        continue;
-      }
-      const { lines, tooLong, events } = read;
-      // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count
-      // them).
-      for (const e of events) this.o.log[e.startsWith('lost:') ? 'warn' : 'info']({ source: s.spec.raw }, e);
-      for (const t of tooLong) this.malformed(s, `${t.file} at byte ${t.offset}: line longer than 1 MiB`);
-      for (const l of lines)
-        this.handle(
-          s,
-          () => s.parse(l.line),
-          () => `${l.file} at byte ${l.offset}`,
-        );
-    }
+    for (const s of this.sources) s.source.poll();
   }
 
   /**
@@ -185,7 +113,7 @@ export class FlowCapture {
         if (problem) r = { kind: 'malformed', reason: problem };
       }
     } catch (err) {
-      r = { kind: 'malformed', reason: `cannot be read: ${(err as Error).message}` };
+      r = { kind: 'malformed', reason: `cannot be read: ${errorDetail(err)}` };
     }
     if (r.kind === 'flow') {
       this.stats.records++;
@@ -205,7 +133,7 @@ export class FlowCapture {
   flush(): number[] | undefined {
     this.poll();
     const w = this.window.close();
-    const sources = this.sources.map((s) => ({ source: s.spec.raw, malformed: s.malformed, lost: s.lost }));
+    const sources = this.sources.map((s) => ({ source: s.source.spec.raw, malformed: s.malformed, lost: s.lost }));
     if (w.records.length === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
       // Nothing to send. Lines read but skipped (replies, traces) are not saved as read; after a restart they are read
       // and skipped again.
@@ -233,14 +161,14 @@ export class FlowCapture {
   stop(): void {
     clearInterval(this.pollTimer);
     clearInterval(this.flushTimer);
-    for (const s of this.sources) s.observer?.stop();
+    for (const s of this.sources) s.source.stop();
   }
 
   private positions(): SourcePositions {
     const out: SourcePositions = {};
     for (const s of this.sources) {
-      const p = s.follower?.saved;
-      if (p) out[s.spec.raw] = p;
+      const p = s.source.position();
+      if (p) out[s.source.spec.raw] = p;
     }
     return out;
   }
@@ -252,7 +180,7 @@ export class FlowCapture {
     const now = this.o.now();
     if (now - s.lastLogMs >= MALFORMED_LOG_INTERVAL_MS) {
       this.o.log.warn(
-        { source: s.spec.raw, where, skippedSinceLastLog: s.unloggedMalformed },
+        { source: s.source.spec.raw, where, skippedSinceLastLog: s.unloggedMalformed },
         'malformed flow record skipped',
       );
       s.lastLogMs = now;

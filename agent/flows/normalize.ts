@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { FlowEndpoint, PolicyRef } from '../../common/flow.js';
+import { configError } from '../errors.js';
 
 /** What a source parser answers for one line or message. */
 export type ParseResult<T> =
@@ -22,7 +23,7 @@ export class InternalNetworks {
       const [addr, bits] = c.split('/');
       const family = isIP(addr ?? '');
       if (!family || bits === undefined || !/^\d+$/.test(bits))
-        throw new Error(`VERDICT_CONFIG_INVALID: "${c}" is not a CIDR like 10.0.0.0/8`);
+        throw configError(`"${c}" is not a CIDR like 10.0.0.0/8`);
       this.list.addSubnet(addr as string, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
     }
     this.size = cidrs.length;
@@ -55,6 +56,23 @@ export function workloadFromPodName(name: string): string {
   if (ordinal) return ordinal[1] as string;
   n = n.replace(/-$/, '');
   return n;
+}
+
+/**
+ * Calico's special case of the API server, for its flow-log records and Goldmane's flows alike: the API server is
+ * reached through the "kubernetes" Service of "default", and whatever address it has, it is not the internet. Turns the
+ * destination into the API server when the record names that Service; answers whether it did.
+ */
+export function markApiServerDestination(
+  destination: FlowEndpoint,
+  serviceNamespace: unknown,
+  serviceName: unknown,
+): boolean {
+  if (serviceNamespace !== 'default' || serviceName !== 'kubernetes') return false;
+  destination.kind = 'apiserver';
+  destination.internet = false;
+  destination.name = 'kube-apiserver';
+  return true;
 }
 
 export function endpoint(partial: Partial<FlowEndpoint> & Pick<FlowEndpoint, 'kind' | 'name'>): FlowEndpoint {

@@ -1,4 +1,5 @@
 import { flowKey, type FlowRecord } from '../../common/flow.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
 
 /**
  * Sums flows that share a key (endpoints, port, action, reporter, policies)
@@ -14,7 +15,7 @@ export class FlowWindow {
 
   constructor(
     private readonly now: () => number,
-    private readonly maxKeys = 50_000,
+    private readonly maxKeys: number = AGENT_DEFAULTS.flows.windowMaxKeysCount,
   ) {
     this.openedAtMs = now();
   }

@@ -7,6 +7,7 @@ import {
   type WireFlowSourceCounts,
 } from '../../proto/index.js';
 import type { SourcePositions, Spool, SpooledMessage } from './spool.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
 
 /** A message as callers hand it in, before it is encoded. */
 export type Outgoing =
@@ -34,9 +35,9 @@ export interface OutboxOptions {
 }
 
 /** What an aggregator that does not say its limit (older versions) accepts. */
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_MESSAGE_BYTES = AGENT_DEFAULTS.outbox.defaultMaxMessageBytes;
 /** Kept free in every FlowBatch for its header fields and source counts. */
-const BATCH_HEADROOM = 16 * 1024;
+const BATCH_HEADROOM = AGENT_DEFAULTS.outbox.batchHeadroomBytes;
 
 export interface OutboxStats {
   /** Messages queued (after cutting). */
@@ -225,7 +226,7 @@ export class Outbox {
     limit: number,
     build: (seq: number, records: WireFlowRecord[], first: boolean) => WireFlowBatch,
   ): Entry[] {
-    const SAMPLE = 256;
+    const SAMPLE = AGENT_DEFAULTS.outbox.sizeSampleCount;
     let per = records.length;
     if (records.length > SAMPLE) {
       const sample = serialize({ flowBatch: { records: records.slice(0, SAMPLE) } }).length / SAMPLE;

@@ -16,6 +16,8 @@ import {
 import { join } from 'node:path';
 import { agentServiceDefinition } from '../../proto/index.js';
 import type { FollowPosition } from '../flows/follow.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
+import { AGENT_ERROR_CODES, agentError } from '../errors.js';
 
 /** How far each flow source had been read when a batch was cut. */
 export type SourcePositions = Record<string, FollowPosition>;
@@ -64,7 +66,7 @@ interface GroupFile {
 }
 
 /** Seqs reserved per state write: a restart skips at most this many (gaps are fine, repeats are not). */
-const SEQ_BLOCK = 1000;
+const SEQ_BLOCK = AGENT_DEFAULTS.spool.seqBlockCount;
 /**
  * The state lives in two fixed-size slots written in place, alternately, each
  * with a generation and a checksum. Writing over blocks a file already owns
@@ -73,8 +75,8 @@ const SEQ_BLOCK = 1000;
  * xfs, tmpfs; copy-on-write ones such as btrfs may still refuse), and a torn
  * write leaves the other slot whole.
  */
-const SLOT_BYTES = 256 * 1024;
-const UNSPOOLED_MAX = 64;
+const SLOT_BYTES = AGENT_DEFAULTS.spool.stateSlotBytes;
+const UNSPOOLED_MAX = AGENT_DEFAULTS.spool.unspooledMaxCount;
 
 /**
  * The agent's on-disk spool (`--spool DIR`): unacknowledged messages, grouped
@@ -313,8 +315,9 @@ export class Spool {
     });
     const bytes = Buffer.from(record);
     if (bytes.length > SLOT_BYTES)
-      throw new Error(
-        `VERDICT_SPOOL_STATE_TOO_LARGE: the spool state needs ${bytes.length} bytes, over ${SLOT_BYTES}; fewer flow sources or shorter paths`,
+      throw agentError(
+        AGENT_ERROR_CODES.SPOOL_STATE_TOO_LARGE,
+        `the spool state needs ${bytes.length} bytes, over ${SLOT_BYTES}; fewer flow sources or shorter paths`,
       );
     const padded = Buffer.alloc(SLOT_BYTES, 0x20);
     bytes.copy(padded);

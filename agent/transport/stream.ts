@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Backoff } from '../../common/backoff.js';
 import { agentServiceDefinition, type WireAggregatorMessage, type WireHello } from '../../proto/index.js';
 import { Outbox, type Outgoing } from './outbox.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
 
 export type { Outgoing } from './outbox.js';
 
@@ -30,11 +31,11 @@ export interface StreamOptions {
 }
 
 export const DEFAULT_STREAM_OPTIONS = {
-  maxUnacked: 1000,
-  maxUnackedBytes: 64 * 1024 * 1024,
-  minBackoffMs: 500,
-  maxBackoffMs: 30_000,
-  heartbeatMs: 60_000,
+  maxUnacked: AGENT_DEFAULTS.stream.maxUnackedCount,
+  maxUnackedBytes: AGENT_DEFAULTS.stream.maxUnackedBytes,
+  minBackoffMs: AGENT_DEFAULTS.stream.minBackoffMs,
+  maxBackoffMs: AGENT_DEFAULTS.stream.maxBackoffMs,
+  heartbeatMs: AGENT_DEFAULTS.stream.heartbeatMs,
 };
 
 export interface StreamStats {
@@ -75,11 +76,15 @@ export class AgentStream {
   constructor(private readonly options: StreamOptions) {
     const Ctor = grpc.makeGenericClientConstructor(agentServiceDefinition(), 'AgentService');
     this.client = new Ctor(options.address, options.credentials, {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_time_ms': AGENT_DEFAULTS.stream.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': AGENT_DEFAULTS.stream.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    this.backoff = new Backoff({ initialMs: options.minBackoffMs, maxMs: options.maxBackoffMs, jitter: 0.2 });
+    this.backoff = new Backoff({
+      initialMs: options.minBackoffMs,
+      maxMs: options.maxBackoffMs,
+      jitter: AGENT_DEFAULTS.stream.backoffJitterRatio,
+    });
     this.outbox =
       options.outbox ??
       new Outbox({

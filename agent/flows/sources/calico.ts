@@ -2,6 +2,7 @@ import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../..
 import {
   asNumber,
   endpoint,
+  markApiServerDestination,
   uniquePolicies,
   workloadFromPodName,
   type InternalNetworks,
@@ -43,13 +44,7 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   const destination = side(rec, 'dest', internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
   if (typeof destination === 'string') return { kind: 'malformed', reason: destination };
-  // The API server is reached through the "kubernetes" Service of "default"; whatever address it has, it is not the
-  // internet.
-  if (rec.dest_service_namespace === 'default' && rec.dest_service_name === 'kubernetes') {
-    destination.kind = 'apiserver';
-    destination.internet = false;
-    destination.name = 'kube-apiserver';
-  }
+  markApiServerDestination(destination, rec.dest_service_namespace, rec.dest_service_name);
   const { enforced, staged, decided } = policiesOf(rec.policies);
   if (enforced === undefined) return { kind: 'malformed', reason: 'policies has an unreadable hit' };
   const connections = asNumber(rec.num_flows);

@@ -1,6 +1,7 @@
 import { status, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Backoff } from '../../../common/backoff.js';
+import { AGENT_DEFAULTS } from '../../defaults.js';
 
 export type Json = Record<string, unknown>;
 
@@ -27,7 +28,7 @@ export interface FollowingStreamOptions {
  * reconnect `replaying` is true until they say the replay is over.
  */
 /** How long a call must survive its channel turning READY to count as connected without headers or data, ms. */
-const READY_SETTLE_MS = 250;
+const READY_SETTLE_MS = AGENT_DEFAULTS.sourceStream.readySettleMs;
 
 export abstract class FollowingStream {
   readonly stats = { messages: 0, connects: 0, failures: 0, duplicatesDropped: 0, staleDropped: 0, unreadable: 0 };
@@ -45,8 +46,12 @@ export abstract class FollowingStream {
     protected readonly client: Client,
     private readonly s: FollowingStreamOptions,
   ) {
-    this.maxBackoffMs = s.maxBackoffMs ?? 30_000;
-    this.backoff = new Backoff({ initialMs: s.minBackoffMs ?? 500, maxMs: this.maxBackoffMs, jitter: 0.2 });
+    this.maxBackoffMs = s.maxBackoffMs ?? AGENT_DEFAULTS.sourceStream.maxBackoffMs;
+    this.backoff = new Backoff({
+      initialMs: s.minBackoffMs ?? AGENT_DEFAULTS.sourceStream.minBackoffMs,
+      maxMs: this.maxBackoffMs,
+      jitter: AGENT_DEFAULTS.sourceStream.backoffJitterRatio,
+    });
   }
 
   /** Open the call, asking for what comes after the resume point. */
@@ -105,7 +110,7 @@ export abstract class FollowingStream {
     // A following server may send nothing (not even headers) until its first message: a READY channel means
     // connected — once this call has outlived the moment. A call started while the server was down can fail just
     // as the channel turns READY; it must not be reported as a connection.
-    this.client.waitForReady(Date.now() + 10_000, (err) => {
+    this.client.waitForReady(Date.now() + AGENT_DEFAULTS.sourceStream.waitForReadyMs, (err) => {
       if (err) return;
       const settle = setTimeout(() => this.up(call), READY_SETTLE_MS);
       settle.unref();
@@ -129,7 +134,10 @@ export abstract class FollowingStream {
     } catch (err) {
       // One message nobody foresaw must not take the agent down (this runs in a stream event): count it, say it, go on.
       this.stats.unreadable++;
-      if (this.stats.unreadable === 1 || this.stats.unreadable % 1000 === 0)
+      if (
+        this.stats.unreadable === 1 ||
+        this.stats.unreadable % AGENT_DEFAULTS.sourceStream.unreadableLogEveryCount === 0
+      )
         this.s.log.warn(
           { err: (err as Error).message, unreadable: this.stats.unreadable },
           `a ${this.s.name} message could not be read; skipped`,

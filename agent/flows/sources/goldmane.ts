@@ -6,7 +6,15 @@ import type { Logger } from 'pino';
 import { FollowingStream, type Json } from './following-stream.js';
 import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
 import { packageRoot } from '../../../common/package-root.js';
-import { endpoint, uniquePolicies, workloadFromPodName, type ParseResult } from '../normalize.js';
+import {
+  endpoint,
+  markApiServerDestination,
+  uniquePolicies,
+  workloadFromPodName,
+  type ParseResult,
+} from '../normalize.js';
+import { AGENT_DEFAULTS } from '../../defaults.js';
+import { configError, errorDetail } from '../../errors.js';
 
 /**
  * Calico OSS Goldmane's Flows API (Flows.Stream), the flow source of Calico
@@ -126,11 +134,7 @@ export function goldmaneFlowToRecord(flow: unknown): ParseResult<FlowRecord> {
   const destination = side(key, flow, 'dest');
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
   if (typeof destination === 'string') return { kind: 'malformed', reason: destination };
-  if (key.dest_service_namespace === 'default' && key.dest_service_name === 'kubernetes') {
-    destination.kind = 'apiserver';
-    destination.internet = false;
-    destination.name = 'kube-apiserver';
-  }
+  markApiServerDestination(destination, key.dest_service_namespace, key.dest_service_name);
   const p = policiesOf(key.policies);
   if (typeof p === 'string') return { kind: 'malformed', reason: p };
   return {
@@ -287,7 +291,7 @@ export interface GoldmaneSourceOptions {
 }
 
 /** Keys of flows at the resume point, remembered to drop Goldmane's repeats of them after a reconnect. */
-const BOUNDARY_MAX = 100_000;
+const BOUNDARY_MAX = AGENT_DEFAULTS.sourceStream.goldmaneBoundaryMaxCount;
 
 /** Channel credentials from TLS files; throws VERDICT_CONFIG_INVALID when a file cannot be read. */
 function goldmaneCredentials(tls: GoldmaneTlsFiles): {
@@ -298,15 +302,11 @@ function goldmaneCredentials(tls: GoldmaneTlsFiles): {
     try {
       return readFileSync(path);
     } catch (err) {
-      throw new Error(
-        `VERDICT_CONFIG_INVALID: cannot read the Goldmane TLS ${what} ${path}: ${(err as Error).message}`,
-      );
+      throw configError(`cannot read the Goldmane TLS ${what} ${path}: ${errorDetail(err)}`, { cause: err });
     }
   };
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
-    throw new Error(
-      'VERDICT_CONFIG_INVALID: a Goldmane client certificate needs both its certificate and its key file',
-    );
+    throw configError('a Goldmane client certificate needs both its certificate and its key file');
   const ca = read('CA', tls.caFile);
   const key = tls.keyFile !== undefined ? read('key', tls.keyFile) : null;
   const cert = tls.certFile !== undefined ? read('certificate', tls.certFile) : null;

@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { FollowingStream, type Json } from './following-stream.js';
 import { packageRoot } from '../../../common/package-root.js';
+import { AGENT_DEFAULTS } from '../../defaults.js';
 
 /**
  * Hubble's Observer gRPC API (the cilium-agent's local socket, by default
@@ -131,7 +132,7 @@ export interface HubbleObserverSourceOptions {
 }
 
 /** Keys of messages at the resume point, remembered to drop Hubble's repeats of them after a reconnect. */
-const BOUNDARY_MAX = 10_000;
+const BOUNDARY_MAX = AGENT_DEFAULTS.sourceStream.hubbleBoundaryMaxCount;
 
 /**
  * Follows Hubble's flows over GetFlows(follow = true) and reconnects when the

@@ -1,4 +1,5 @@
 import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
+import { AGENT_DEFAULTS } from '../../defaults.js';
 import {
   asNumber,
   endpoint,
@@ -27,8 +28,8 @@ const POLICY_DROP_CODES = new Set([133, 181, 189]);
 type Json = Record<string, unknown>;
 
 /** How long a connection's 5-tuple is remembered to fold repeated events (verdict, traces, second drop) into one. */
-const DEDUP_MS = 120_000;
-const DEDUP_MAX = 200_000;
+const DEDUP_MS = AGENT_DEFAULTS.flows.hubbleDedupMs;
+const DEDUP_MAX = AGENT_DEFAULTS.flows.hubbleDedupMaxCount;
 
 /**
  * Parses Hubble flows and folds the several events Hubble emits per connection

@@ -1,0 +1,228 @@
+import type { Logger } from 'pino';
+import type { FlowRecord } from '../../common/flow.js';
+import { errorDetail, usageError } from '../errors.js';
+import { FileFollower, type FollowPosition } from './follow.js';
+import type { InternalNetworks, ParseResult } from './normalize.js';
+import { parseCalicoLine } from './sources/calico.js';
+import { GoldmaneSource, type GoldmaneTlsFiles } from './sources/goldmane.js';
+import { HubbleObserverSource } from './sources/hubble-grpc.js';
+import { HubbleParser } from './sources/hubble.js';
+
+/** The kinds of flow source the agent reads: the keys of FLOW_SOURCES. */
+export type FlowSourceKind = 'calico' | 'hubble-file' | 'hubble-grpc' | 'goldmane';
+
+/** One --flows argument. */
+export interface FlowSourceSpec {
+  /** As given, e.g. "calico:/var/log/calico/flowlogs/flows.log"; also the key of its saved position. */
+  raw: string;
+  kind: FlowSourceKind;
+  target: string;
+}
+
+/**
+ * One result a source read: a record, a skip, a loss notice or the reason its input is malformed. The source hands over
+ * `read`, not its result, so that whatever throws while reading one record (a shape nobody foresaw) makes that record
+ * malformed and nothing more; `where` names it in the malformed log.
+ */
+export type FlowResultHandler = (read: () => ParseResult<FlowRecord>, where: () => string) => void;
+
+/** What a source is built with. */
+export interface FlowSourceContext {
+  internal: InternalNetworks;
+  /** The capture's log, with this source's `source` binding. */
+  log: Logger;
+  /** Where a file source resumes (the spool's saved position); undefined on a first start. */
+  saved?: FollowPosition;
+  /** Start a file without a saved position at its end, not its beginning (no spool: nothing to resume from). */
+  startAtEnd: boolean;
+  /** TLS for goldmane sources; without it they connect in plaintext. */
+  goldmaneTls?: GoldmaneTlsFiles;
+  /** The one callback for every record, malformed input and loss notice the source reads. */
+  onResult: FlowResultHandler;
+}
+
+/**
+ * A flow source, whatever its kind: started and stopped by the capture, read by poll() (file sources read there;
+ * stream sources hand over each message as it arrives and read nothing there), every result handed to
+ * FlowSourceContext.onResult.
+ */
+export interface FlowSource {
+  readonly spec: FlowSourceSpec;
+  start(): void;
+  /** Read whatever is waiting. */
+  poll(): void;
+  stop(): void;
+  /** Where a restart resumes after everything handed over so far; undefined for a source that cannot resume so. */
+  position(): FollowPosition | undefined;
+  /** The source's own counters (lines read, connects, duplicates dropped ...), for tests and logs. */
+  readonly stats: Readonly<Record<string, number>>;
+}
+
+/** One kind of flow source: how its --flows argument reads, and how it is built. */
+export interface FlowSourceKindDefinition {
+  /** The --flows form, for the usage message: "calico:PATH". */
+  form: string;
+  /** Whether "prefix:target" of a --flows argument is this kind. */
+  matches(prefix: string, target: string): boolean;
+  create(spec: FlowSourceSpec, ctx: FlowSourceContext): FlowSource;
+}
+
+/** A file the source's CNI writes flow lines to, followed across rotation; each line parsed by `parse`. */
+class FileFlowSource implements FlowSource {
+  readonly stats = { lines: 0, tooLong: 0, readFailures: 0 };
+  private readonly follower: FileFollower;
+
+  constructor(
+    readonly spec: FlowSourceSpec,
+    private readonly ctx: FlowSourceContext,
+    private readonly parse: (line: string) => ParseResult<FlowRecord>,
+  ) {
+    this.follower = new FileFollower(spec.target, ctx.saved, ctx.startAtEnd);
+  }
+
+  start(): void {}
+
+  stop(): void {}
+
+  poll(): void {
+    let read: ReturnType<FileFollower['poll']>;
+    try {
+      read = this.follower.poll();
+    } catch (err) {
+      // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
+      this.stats.readFailures++;
+      const reason = `cannot read: ${errorDetail(err)}`;
+      this.ctx.onResult(
+        () => ({ kind: 'malformed', reason }),
+        () => this.spec.target,
+      );
+      return;
+    }
+    const { lines, tooLong, events } = read;
+    // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count them).
+    for (const e of events) this.ctx.log[e.startsWith('lost:') ? 'warn' : 'info'](e);
+    for (const t of tooLong) {
+      this.stats.tooLong++;
+      this.ctx.onResult(
+        () => ({ kind: 'malformed', reason: 'line longer than 1 MiB' }),
+        () => `${t.file} at byte ${t.offset}`,
+      );
+    }
+    for (const l of lines) {
+      this.stats.lines++;
+      this.ctx.onResult(
+        () => this.parse(l.line),
+        () => `${l.file} at byte ${l.offset}`,
+      );
+    }
+  }
+
+  position(): FollowPosition | undefined {
+    return this.follower.saved;
+  }
+}
+
+/** A gRPC stream (Hubble Observer, Goldmane) wrapped as a FlowSource: it delivers as messages arrive. */
+class StreamFlowSource implements FlowSource {
+  constructor(
+    readonly spec: FlowSourceSpec,
+    private readonly stream: HubbleObserverSource | GoldmaneSource,
+  ) {}
+
+  get stats(): Readonly<Record<string, number>> {
+    return this.stream.stats;
+  }
+
+  start(): void {
+    this.stream.start();
+  }
+
+  poll(): void {}
+
+  stop(): void {
+    this.stream.stop();
+  }
+
+  position(): undefined {
+    return undefined;
+  }
+}
+
+/**
+ * Every kind of flow source, keyed by kind, in the order a --flows argument is matched (and the usage message lists
+ * them). parseFlowSource reads --flows with it; FlowCapture builds its sources with it.
+ */
+export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
+  calico: {
+    form: 'calico:PATH',
+    matches: (prefix, target) => prefix === 'calico' && target !== '',
+    create: (spec, ctx) => new FileFlowSource(spec, ctx, (line) => parseCalicoLine(line, ctx.internal)),
+  },
+  'hubble-file': {
+    form: 'hubble:PATH',
+    matches: (prefix, target) => prefix === 'hubble' && target !== '' && !target.startsWith('unix://'),
+    create: (spec, ctx) => {
+      const parser = new HubbleParser(ctx.internal);
+      return new FileFlowSource(spec, ctx, (line) => parser.line(line));
+    },
+  },
+  'hubble-grpc': {
+    form: 'hubble:unix://SOCKET',
+    matches: (prefix, target) => prefix === 'hubble' && target.startsWith('unix://'),
+    create: (spec, ctx) => {
+      const parser = new HubbleParser(ctx.internal);
+      let n = 0;
+      const stream = new HubbleObserverSource({
+        address: spec.target,
+        log: ctx.log,
+        // Parsing and adding to the window is synchronous, so the stream never needs pausing here.
+        onMessage: (msg) => {
+          const i = ++n;
+          ctx.onResult(
+            () => parser.response(msg),
+            () => `${spec.target} response ${i}`,
+          );
+        },
+      });
+      return new StreamFlowSource(spec, stream);
+    },
+  },
+  goldmane: {
+    form: 'goldmane:HOST:PORT',
+    matches: (prefix, target) => prefix === 'goldmane' && /^.+:\d+$/.test(target),
+    create: (spec, ctx) => {
+      // Goldmane's flows carry no IP addresses, so internal CIDRs cannot reclassify its "pub" peers.
+      if (ctx.internal.size > 0)
+        ctx.log.info('internal CIDRs do not apply to Goldmane flows (they carry no IP addresses)');
+      const stream = new GoldmaneSource({
+        address: spec.target,
+        log: ctx.log,
+        tls: ctx.goldmaneTls,
+        // Converting and adding to the window is synchronous, so the stream never needs pausing here.
+        onResult: (r, where) =>
+          ctx.onResult(
+            () => r,
+            () => where,
+          ),
+      });
+      return new StreamFlowSource(spec, stream);
+    },
+  },
+};
+
+const KINDS = Object.keys(FLOW_SOURCES) as FlowSourceKind[];
+
+/** One --flows argument, by the registry; VERDICT_USAGE naming every form when no kind takes it. */
+export function parseFlowSource(raw: string): FlowSourceSpec {
+  const [prefix = '', ...rest] = raw.split(':');
+  const target = rest.join(':');
+  const kind = KINDS.find((k) => FLOW_SOURCES[k].matches(prefix, target));
+  if (kind) return { raw, kind, target };
+  const forms = KINDS.map((k) => FLOW_SOURCES[k].form);
+  throw usageError(`--flows takes ${forms.slice(0, -1).join(', ')} or ${forms.at(-1)}, not "${raw}"`);
+}
+
+/** The source a spec names, built by its kind's registry entry. */
+export function createFlowSource(spec: FlowSourceSpec, ctx: FlowSourceContext): FlowSource {
+  return FLOW_SOURCES[spec.kind].create(spec, ctx);
+}

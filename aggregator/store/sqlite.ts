@@ -157,19 +157,21 @@ export class SqliteStore extends SqlStore {
     return this.transaction((db) => fn(connOf(db)));
   }
 
-  /** One INSERT per row, in one transaction (or `c`'s). */
+  /** One INSERT per row: in `c`'s transaction, or else in one of their own, run to its end in one go. */
   protected async insertRows<R>(table: Table, rows: unknown[][], tail: string, c?: Conn): Promise<R[]> {
     const sql = insertOneSql(table, tail);
     const returning = /\bRETURNING\b/.test(tail);
-    const each = async (c: Conn) => {
-      const out: R[] = [];
-      for (const row of rows) {
-        if (returning) out.push(...(await c.all<R>(sql, row)));
-        else await c.run(sql, row);
-      }
-      return out;
-    };
-    return c ? each(c) : this.tx(each);
+    if (c === undefined) {
+      const each = (db: Database.Database) =>
+        rows.flatMap((row) => (returning ? allRows<R>(db, sql, row) : (changes(db, sql, row), [])));
+      return this.write((db) => db.transaction(each)(db));
+    }
+    const out: R[] = [];
+    for (const row of rows) {
+      if (returning) out.push(...(await c.all<R>(sql, row)));
+      else await c.run(sql, row);
+    }
+    return out;
   }
 
   /**
@@ -260,8 +262,9 @@ export class SqliteStore extends SqlStore {
 
   async compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }> {
     const cut = Math.floor(rollupBeforeMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS; // only whole hours roll up
-    return this.tx(async (c) => {
-      const rolledUp = await c.run(
+    const compact = (db: Database.Database) => {
+      const rolledUp = changes(
+        db,
         `INSERT INTO flow_buckets (${FLOW_COLUMNS})
          SELECT ${HOUR_BUCKET_MS}, (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, node, flow_key, ${FLOW_ROLLUP_COLUMNS}
          FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1
@@ -269,10 +272,13 @@ export class SqliteStore extends SqlStore {
          ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET ${flowMergeSet(SQLITE)}`,
         [cut],
       );
-      await c.run(`DELETE FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1`, [cut]);
-      const deleted = await c.run('DELETE FROM flow_buckets WHERE bucket_start_ms < $1', [deleteBeforeMs]);
-      return { rolledUp, deleted };
-    });
+      changes(db, `DELETE FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1`, [cut]);
+      return {
+        rolledUp,
+        deleted: changes(db, 'DELETE FROM flow_buckets WHERE bucket_start_ms < $1', [deleteBeforeMs]),
+      };
+    };
+    return this.write((db) => db.transaction(compact)(db));
   }
 
   /**

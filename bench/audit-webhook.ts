@@ -5,6 +5,8 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startAggregator } from '../aggregator/main.js';
 import { AGGREGATOR_DEFAULTS } from '../aggregator/config.js';
+import type { Sink } from './harness.js';
+import { figure } from './table.js';
 
 /**
  * bench/audit-webhook: how the audit webhook scales with the size of one
@@ -14,13 +16,29 @@ import { AGGREGATOR_DEFAULTS } from '../aggregator/config.js';
  * quadratic webhook gives 4 or more) and the longest event-loop stall while
  * the large list is processed (goal: under 1000 ms, so /healthz answers).
  */
-export async function runAuditWebhookBench(): Promise<void> {
-  const small = await postList(22_500);
-  const large = await postList(90_000);
-  const ratio = large.ms / 90_000 / (small.ms / 22_500);
-  console.log(
-    `bench/audit-webhook 90000 events in ${large.ms.toFixed(0)} ms, 22500 in ${small.ms.toFixed(0)} ms: time-per-event ratio ${ratio.toFixed(2)} (goal <= 2); ` +
-      `longest event-loop stall ${large.worstStallMs.toFixed(0)} ms, ratio to the 1000 ms goal ${(large.worstStallMs / 1000).toFixed(2)} (goal <= 1)`,
+export async function runAuditWebhookBench(out?: Sink, large_ = 90_000): Promise<void> {
+  const small = await postList(large_ / 4);
+  const large = await postList(large_);
+  const ratio = large.ms / large_ / (small.ms / (large_ / 4));
+  out?.add(
+    figure({
+      bench: 'audit-webhook',
+      name: `${large_} events, time per event vs ${large_ / 4}`,
+      value: large.ms,
+      unit: 'ms',
+      baseline: { name: `${large_ / 4} events`, value: small.ms, unit: 'ms' },
+      ratio,
+      goal: { on: 'ratio', op: '<=', target: 2 },
+    }),
+  );
+  out?.add(
+    figure({
+      bench: 'audit-webhook',
+      name: `longest event-loop stall, ${large_} events`,
+      value: large.worstStallMs,
+      unit: 'ms',
+      goal: { on: 'value', op: '<=', target: 1000 },
+    }),
   );
 }
 

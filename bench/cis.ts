@@ -8,6 +8,8 @@ import { loadBenchmarks } from '../agent/cis/benchmarks.js';
 import { scanNode } from '../agent/cis/index.js';
 import { packageRoot } from '../common/package-root.js';
 import { buildExampleNodes } from '../examples/nodes.js';
+import type { Sink } from './harness.js';
+import { figure } from './table.js';
 
 /**
  * bench/cis: how much a full scan costs over the I/O it cannot avoid.
@@ -18,7 +20,7 @@ import { buildExampleNodes } from '../examples/nodes.js';
  * the medians and their ratio (goal: at most 3x), and the number of child
  * processes a scan starts (goal: 0), counted by strace from the kernel's side.
  */
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 200);
+let ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 200);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -72,7 +74,8 @@ function countChildProcesses(hostRoot: string): number | string {
   }
 }
 
-export function runCisBench(): { name: string; ratio: number }[] {
+export function runCisBench(out?: Sink, iterations?: number): { name: string; ratio: number }[] {
+  if (iterations !== undefined) ITERATIONS = iterations;
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-nodes-'));
   const results: { name: string; ratio: number }[] = [];
   try {
@@ -114,8 +117,28 @@ export function runCisBench(): { name: string; ratio: number }[] {
       });
       const ratio = scanMs / rawMs;
       results.push({ name: label, ratio });
-      console.log(
-        `bench/cis ${label.padEnd(13)} ${first.report.checks.length} checks, ${files.length} paths read: scan ${scanMs.toFixed(3)} ms, raw I/O+YAML ${rawMs.toFixed(3)} ms, ratio ${ratio.toFixed(2)}x (goal <= 3x), child processes ${countChildProcesses(hostRoot)} (goal 0)`,
+      const children = countChildProcesses(hostRoot);
+      out?.add(
+        figure({
+          bench: 'cis',
+          name: `scanNode ${label} (${first.report.checks.length} checks, ${files.length} paths, median)`,
+          value: scanMs,
+          unit: 'ms',
+          baseline: { name: 'raw I/O+YAML', value: rawMs, unit: 'ms' },
+          ratio,
+          goal: { on: 'ratio', op: '<=', target: 3 },
+        }),
+      );
+      out?.add(
+        typeof children === 'number'
+          ? figure({
+              bench: 'cis',
+              name: `child processes of a ${label} scan (strace)`,
+              value: children,
+              unit: '',
+              goal: { on: 'value', op: '==', target: 0 },
+            })
+          : figure({ bench: 'cis', name: `child processes of a ${label} scan`, unit: '', note: children }),
       );
     }
   } finally {

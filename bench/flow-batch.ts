@@ -7,6 +7,8 @@ import type { FlowRecord } from '../common/flow.js';
 import { bucketParams } from '../aggregator/store/flow-buckets.js';
 import { MINUTE_BUCKET_MS } from '../aggregator/store/index.js';
 import { FLOW_BUCKET_UPSERT_SQL, SqliteStore } from '../aggregator/store/sqlite.js';
+import type { Sink } from './harness.js';
+import { figure } from './table.js';
 
 /**
  * bench/flow-batch: what storing one 4 MiB flow batch (90,000 small records,
@@ -22,6 +24,7 @@ import { FLOW_BUCKET_UPSERT_SQL, SqliteStore } from '../aggregator/store/sqlite.
  */
 export async function runFlowBatchBench(
   records = Number(process.env.BENCH_FLOW_RECORDS ?? 90_000),
+  out?: Sink,
 ): Promise<{ ratio: number; worstStallMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-flows-'));
   try {
@@ -33,8 +36,25 @@ export async function runFlowBatchBench(
     const sliced = await measure(() => store.recordFlowBatch('bench', 'b1', 1, flows, Date.now()));
     await store.close();
     const ratio = sliced.ms / baseline.ms;
-    console.log(
-      `bench/flow-batch ${records} records: store ${sliced.ms.toFixed(0)} ms (event loop held at most ${sliced.worstStallMs.toFixed(0)} ms, goal <= 100), one synchronous transaction ${baseline.ms.toFixed(0)} ms (held ${baseline.worstStallMs.toFixed(0)} ms), ratio ${ratio.toFixed(2)}x (goal <= 1.5x)`,
+    out?.add(
+      figure({
+        bench: 'flow-batch',
+        name: `SqliteStore.recordFlowBatch, ${records} records`,
+        value: sliced.ms,
+        unit: 'ms',
+        baseline: { name: 'one sync transaction', value: baseline.ms, unit: 'ms' },
+        ratio,
+        goal: { on: 'ratio', op: '<=', target: 1.5 },
+      }),
+    );
+    out?.add(
+      figure({
+        bench: 'flow-batch',
+        name: `longest event-loop stall during it (baseline held ${baseline.worstStallMs.toFixed(0)} ms)`,
+        value: sliced.worstStallMs,
+        unit: 'ms',
+        goal: { on: 'value', op: '<=', target: 100 },
+      }),
     );
     return { ratio, worstStallMs: sliced.worstStallMs };
   } finally {

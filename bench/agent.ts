@@ -1,0 +1,131 @@
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../common/package-root.js';
+import { NodeRootBuilder } from '../examples/node-root.js';
+import { buildWeakWorker } from '../examples/nodes.js';
+import { cpuSeconds, memoryMiB, sleep, startAggregatorChild, type BenchOptions, type Sink } from './harness.js';
+import { figure } from './table.js';
+
+/**
+ * bench/agent: a real `verdict-agent run` process (default settings, a weak
+ * worker's host root, connected to a real aggregator process) following a
+ * Calico flow log that this process appends to at 1,000 and then 5,000 lines
+ * a second. Figures: the agent's CPU over each window as a share of one core
+ * (utime+stime from /proc/<pid>/stat) and its RSS high-water mark (VmHWM from
+ * /proc/<pid>/status). Goals: at most 2% of a core at 1k lines/s, 5% at 5k,
+ * RSS at most 80 MiB. The lines are the sample log's, with current times and
+ * 500 destination ports (so windows hold many keys).
+ */
+export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSignal): Promise<void> {
+  const seconds = o.quick ? 6 : 20;
+  const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-agent-'));
+  const agg = await startAggregatorChild(['--db', `sqlite:${join(dir, 'v.db')}`, '--log-level', 'warn'], { signal });
+  const b = new NodeRootBuilder(join(dir, 'node'));
+  buildWeakWorker(b);
+  const log = join(dir, 'flows.log');
+  writeFileSync(log, '');
+  const agent = spawn(
+    process.execPath,
+    [
+      join(packageRoot(), 'dist', 'agent', 'cli.js'),
+      'run',
+      '--aggregator',
+      `127.0.0.1:${agg.grpcPort}`,
+      '--host-root',
+      b.root,
+      '--node-name',
+      'bench-agent',
+      '--flows',
+      `calico:${log}`,
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  agent.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+  const pid = agent.pid as number;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    if (agent.exitCode === null) agent.kill('SIGKILL');
+    clearInterval(appender);
+  };
+  let appender: NodeJS.Timeout | undefined;
+  signal.addEventListener('abort', stop);
+  try {
+    const templates = readFileSync(join(packageRoot(), 'examples', 'flows', 'calico', 'flows.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
+    // Wait until the agent has connected and sent its first scan.
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const nodes = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/nodes`)).json()) as {
+        items?: { name?: string; latest?: unknown }[];
+      };
+      if (JSON.stringify(nodes).includes('bench-agent') && JSON.stringify(nodes).includes('score')) break;
+      if (agent.exitCode !== null) throw new Error(`verdict-agent exited ${agent.exitCode}: ${stderr}`);
+      if (Date.now() > until) throw new Error(`verdict-agent did not report within 30 s: ${stderr}`);
+      await sleep(200);
+    }
+    await sleep(1000);
+    let n = 0;
+    for (const [rate, goal] of [
+      [1000, 2],
+      [5000, 5],
+    ] as const) {
+      const perTick = rate / 10;
+      const cpu0 = cpuSeconds(pid);
+      const t0 = Date.now();
+      await new Promise<void>((resolve) => {
+        let ticks = 0;
+        appender = setInterval(() => {
+          const now = Math.floor(Date.now() / 1000);
+          const lines: string[] = [];
+          for (let i = 0; i < perTick; i++, n++) {
+            const t = templates[n % templates.length] as string;
+            lines.push(
+              t
+                .replace(/"start_time":\d+/, `"start_time":${now - 1}`)
+                .replace(/"end_time":\d+/, `"end_time":${now}`)
+                .replace(/"dest_port":(\d+|null)/, `"dest_port":${1000 + (n % 500)}`),
+            );
+          }
+          appendFileSync(log, lines.join('\n') + '\n');
+          if (++ticks >= seconds * 10) {
+            clearInterval(appender);
+            resolve();
+          }
+        }, 100);
+      });
+      const wall = (Date.now() - t0) / 1000;
+      if (agent.exitCode !== null) throw new Error(`verdict-agent exited ${agent.exitCode}: ${stderr}`);
+      const cpu = cpuSeconds(pid) - cpu0;
+      out.add(
+        figure({
+          bench: 'agent',
+          name: `verdict-agent CPU following a Calico log at ${rate} lines/s (${seconds} s)`,
+          value: (cpu / wall) * 100,
+          unit: '% of a core',
+          goal: { on: 'value', op: '<=', target: goal },
+        }),
+      );
+      out.add(
+        figure({
+          bench: 'agent',
+          name: `verdict-agent RSS high-water after ${rate} lines/s`,
+          value: memoryMiB(pid).hwm,
+          unit: 'MiB',
+          goal: { on: 'value', op: '<=', target: 80 },
+        }),
+      );
+    }
+  } finally {
+    stop();
+    await agg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -10,6 +10,7 @@ import { buildExampleNodes } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { fill, smallDisk } from '../fixtures/full-disk.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // Issue 10's agent-side defects, reproduced with real agent processes, real
 // files and a real aggregator on loopback: one bad flow line crash-looped the
@@ -25,21 +26,48 @@ const HUBBLE = readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jso
   .filter(Boolean);
 type Agg = Awaited<ReturnType<typeof startTestAggregator>>;
 
-async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (
-    !(await Promise.resolve()
-      .then(probe)
-      .catch(() => false))
-  ) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+// Every sample line here is timed before noon on 2026-11-20. "Nothing more arrives" is checked with
+// positive markers instead of pauses: a line timed later (MARKER_FROM_MS and after) is appended last,
+// so the agent reads, windows and sends it after everything before it (logs are read in order,
+// windows and the spool sent in order). Once a marker is stored, a line counted twice, or a crash on
+// an earlier line, would already show; `stored` counts only the sample lines, `markers` the markers.
+const MARKER_FROM_MS = Date.parse('2026-11-20T12:00:00Z');
+const CALICO_MARKER_CONNECTIONS = 7;
+
+async function connectionsBetween(agg: Agg, fromMs: number, toMs: number): Promise<number> {
+  const rows = await agg.store.flowRows({ fromMs, toMs });
+  return rows.reduce((n, r) => n + r.flow.connections, 0);
+}
+const stored = (agg: Agg) => connectionsBetween(agg, 0, MARKER_FROM_MS);
+const markers = (agg: Agg) => connectionsBetween(agg, MARKER_FROM_MS, 8.64e15);
+
+/** Marker line `k` (1, 2, ...) for a source, and the connections it adds: a distinct flow at 13:00 + k minutes. */
+function markerLine(source: string, k: number): { line: string; connections: number } {
+  const at = Date.parse('2026-11-20T13:00:00Z') + k * 60_000;
+  if (source === 'hubble') {
+    const first = HUBBLE[0] as string;
+    const time = (JSON.parse(first) as { time: string }).time;
+    return { line: first.replaceAll(time, new Date(at).toISOString()), connections: 1 };
   }
+  const c = CALICO_MARKER_CONNECTIONS;
+  const line = JSON.stringify({
+    ...(JSON.parse(CALICO[0] as string) as Record<string, unknown>),
+    start_time: at / 1000,
+    end_time: at / 1000 + 60,
+    dest_port: 61_000 + k,
+    num_flows: c,
+    num_flows_started: c,
+    num_flows_completed: c,
+  });
+  return { line, connections: c };
 }
 
-async function stored(agg: Agg): Promise<number> {
-  const rows = await agg.store.flowRows({ fromMs: 0, toMs: 8.64e15 });
-  return rows.reduce((n, r) => n + r.flow.connections, 0);
+/** Append markers 1..k's successor to `file` and wait until every marker so far is stored. */
+async function markerStored(agg: Agg, file: string, source: string, k: number): Promise<void> {
+  appendFileSync(file, markerLine(source, k).line + '\n');
+  let want = 0;
+  for (let i = 1; i <= k; i++) want += markerLine(source, i).connections;
+  await until(async () => (await markers(agg)) === want, `marker ${k}, appended last, stored`, 30_000);
 }
 
 async function metrics(agg: Agg): Promise<string> {
@@ -146,20 +174,22 @@ for (const c of CASES) {
       const file = join(dir, 'flows.log');
       writeFileSync(file, c.lines.join('\n') + '\n');
       const agent = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
-      await until(async () => (await stored(agg)) >= c.want, 'every good line stored');
+      await until(async () => (await stored(agg)) >= c.want, 'every good line stored', 30_000);
       await until(
         async () =>
           new RegExp(`verdict_flows_malformed_total\\{source="${c.source}"\\} ${c.bad}\\b`).test(await metrics(agg)),
         'the bad line counted',
+        30_000,
       );
-      await new Promise((r) => setTimeout(r, 1000)); // a few more windows and polls
+      await markerStored(agg, file, c.source, 1);
       t.notOk(agent.exited(), `the agent is still running ${agent.stderr().slice(-300)}`);
       t.equal(await stored(agg), c.want, 'every good line once');
 
-      // After a restart on the same spool, nothing is read twice and the agent still runs.
+      // After a restart on the same spool, nothing is read twice and the agent still runs: it reads
+      // and sends a second marker, appended after the restart, behind anything it might repeat.
       await kill(agent);
       const again = startAgent(t, agg, roots['worker-hardened'], c.args(file, join(dir, 'spool')));
-      await new Promise((r) => setTimeout(r, 1500));
+      await markerStored(agg, file, c.source, 2);
       t.notOk(again.exited(), 'the restarted agent is still running');
       t.equal(await stored(agg), c.want, 'nothing stored twice after the restart');
     },
@@ -199,10 +229,10 @@ t.test(
           '--flow-window-ms',
           '2000',
         ]);
-        await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected');
+        await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected', 30_000);
         appendFileSync(file, lines.join('\n') + '\n');
         await until(async () => (await stored(agg)) >= 20_000, 'all 20,000 stored', 60_000);
-        await new Promise((r) => setTimeout(r, 1500));
+        await markerStored(agg, file, 'calico', 1);
         t.equal(await stored(agg), 20_000, 'exactly once');
         const m = await metrics(agg);
         t.notMatch(m, /verdict_ingest_rejected_total\{reason="oversized"\} [1-9]/, 'no batch was too large');
@@ -236,10 +266,16 @@ t.test(
       '--flow-window-ms',
       '300',
     ]);
-    await new Promise((r) => setTimeout(r, 2500)); // windows close while nobody listens
+    // Windows close while nobody listens: wait until one is cut and spooled (a batch file), not a fixed time.
+    const batches = join(dir, 'spool', 'batches');
+    await until(
+      () => existsSync(batches) && readdirSync(batches).some((n) => /^\d+\.json$/.test(n)),
+      'a window cut and spooled while the aggregator is down',
+      30_000,
+    );
     const agg = await startTestAggregator(t, { grpcAddress: `127.0.0.1:${port}`, maxMessageBytes: 64 * 1024 });
     await until(async () => (await stored(agg)) >= 5000, 'all 5,000 stored', 60_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await markerStored(agg, file, 'calico', 1);
     t.equal(await stored(agg), 5000, 'exactly once');
     t.match(
       await metrics(agg),
@@ -271,24 +307,24 @@ t.test('a full spool disk: the agent keeps running, restarts on it, and 150 line
   writeFileSync(file, lines.slice(0, 50).join('\n') + '\n');
   const args = ['--flows', `calico:${file}`, '--spool', spool];
   const first = startAgent(t, agg, roots['worker-hardened'], args);
-  await until(async () => (await stored(agg)) === 50, '50 stored with room on the disk');
+  await until(async () => (await stored(agg)) === 50, '50 stored with room on the disk', 30_000);
 
   const filler = fill(disk);
   appendFileSync(file, lines.slice(50, 100).join('\n') + '\n');
-  await until(async () => (await stored(agg)) === 100, '100 stored with the spool disk full');
+  await until(async () => (await stored(agg)) === 100, '100 stored with the spool disk full', 30_000);
   t.notOk(first.exited(), 'the agent runs on with its spool disk full');
   t.match(first.stderr(), /cannot write to the spool; sending from memory only/);
 
   await kill(first);
   const second = startAgent(t, agg, roots['worker-hardened'], args);
-  await new Promise((r) => setTimeout(r, 2000));
+  await markerStored(agg, file, 'calico', 1);
   t.notOk(second.exited(), `restarting on a full spool disk does not crash (${second.stderr().slice(-300)})`);
   t.equal(await stored(agg), 100, 'the lines sent while the disk was full are not sent again after the restart');
 
   rmSync(filler);
   appendFileSync(file, lines.slice(100).join('\n') + '\n');
-  await until(async () => (await stored(agg)) >= 150, '150 stored after space returns');
-  await new Promise((r) => setTimeout(r, 1000));
+  await until(async () => (await stored(agg)) >= 150, '150 stored after space returns', 30_000);
+  await markerStored(agg, file, 'calico', 2);
   t.equal(await stored(agg), 150, '150 lines fed, 150 stored');
   const leftovers = readdirSync(spool, { recursive: true })
     .map(String)

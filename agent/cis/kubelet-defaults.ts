@@ -88,3 +88,46 @@ export const KUBELET_SETTING_FLAGS: Readonly<Record<string, string>> = {
   tlsPrivateKeyFile: 'tls-private-key-file',
   staticPodPath: 'pod-manifest-path',
 };
+
+/**
+ * KubeletConfiguration fields that SetDefaults_KubeletConfiguration
+ * (pkg/kubelet/apis/config/v1beta1/defaults.go) defaults when they hold their
+ * type's zero value: non-pointer durations (`== zeroDuration`), integers
+ * (`== 0`) and strings (`== ""`). kubeadm writes many of them as `0s`
+ * (`streamingConnectionIdleTimeout: 0s` in /var/lib/kubelet/config.yaml), and
+ * the kubelet runs with the default, not with 0. Only the --config file is
+ * defaulted this way: drop-ins are merged as JSON over the defaulted file and
+ * flags are parsed over the result (cmd/kubelet/app/server.go,
+ * mergeKubeletConfigurations and kubeletConfigFlagPrecedence), so a zero there
+ * is a zero. Pointer fields are defaulted only when absent, so their zero stays:
+ * eventRecordQPS (0 = no limit), healthzPort, registryPullQPS, kubeAPIQPS,
+ * podPidsLimit (whose negative values become -1); readOnlyPort has no default
+ * at all (0 = off).
+ */
+export const KUBELET_ZERO_MEANS_DEFAULT: Readonly<Record<string, string>> = {
+  syncFrequency: '1m0s',
+  fileCheckFrequency: '20s',
+  httpCheckFrequency: '20s',
+  address: '0.0.0.0',
+  port: '10250',
+  'authentication.webhook.cacheTTL': '2m0s',
+  'authorization.mode': 'Webhook',
+  'authorization.webhook.cacheAuthorizedTTL': '5m0s',
+  'authorization.webhook.cacheUnauthorizedTTL': '30s',
+  registryBurst: '10',
+  eventBurst: '100',
+  healthzBindAddress: '127.0.0.1',
+  streamingConnectionIdleTimeout: '4h0m0s',
+  nodeStatusUpdateFrequency: '10s',
+  nodeLeaseDurationSeconds: '40',
+  imageMinimumGCAge: '2m0s',
+  volumeStatsAggPeriod: '1m0s',
+  cgroupDriver: 'cgroupfs',
+  cpuManagerReconcilePeriod: '10s',
+  runtimeRequestTimeout: '2m0s',
+  hairpinMode: 'promiscuous-bridge',
+  maxPods: '110',
+  maxOpenFiles: '1000000',
+  kubeAPIBurst: '100',
+  evictionPressureTransitionPeriod: '5m0s',
+};

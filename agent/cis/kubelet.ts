@@ -9,7 +9,13 @@ import {
   type DocumentMap,
 } from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
-import { KUBELET_BOOLEAN_FLAGS, KUBELET_CONFIG_DEFAULTS, KUBELET_LEGACY_FLAG_DEFAULTS } from './kubelet-defaults.js';
+import {
+  KUBELET_BOOLEAN_FLAGS,
+  KUBELET_CONFIG_DEFAULTS,
+  KUBELET_LEGACY_FLAG_DEFAULTS,
+  KUBELET_ZERO_MEANS_DEFAULT,
+} from './kubelet-defaults.js';
+import { parseNumberish } from './schema.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 import { readSystemdService, SYSTEMD_UNIT_DIRS } from './systemd.js';
 
@@ -275,8 +281,11 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
       : { value: zero, source: settings.live.source };
   }
   const fromConfig = lookupPath(settings.config, setting);
-  if (fromConfig !== undefined)
-    return settingValue(setting, fromConfig, settings.configOrigins.get(setting) ?? settings.configPath ?? 'config');
+  if (fromConfig !== undefined) {
+    const origin = settings.configOrigins.get(setting) ?? settings.configPath ?? 'config';
+    const r = settingValue(setting, fromConfig, origin);
+    return origin === settings.configPath ? defaultedZero(setting, r) : r;
+  }
   const legacy = settings.configPath === undefined ? ownValue(KUBELET_LEGACY_FLAG_DEFAULTS, setting) : undefined;
   if (legacy !== undefined) return { value: legacy, source: 'kubelet default without a --config file' };
   const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
@@ -287,6 +296,29 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
     };
   }
   return { value: undefined, source: 'not set' };
+}
+
+/**
+ * The --config file is decoded with v1beta1 defaulting: a zero in a field that
+ * SetDefaults_KubeletConfiguration defaults on zero is the default (kubeadm
+ * writes `streamingConnectionIdleTimeout: 0s`; the kubelet runs with 4h0m0s),
+ * and a negative podPidsLimit is -1. Flags and drop-ins are not defaulted.
+ */
+function defaultedZero(setting: string, r: ResolvedSetting): ResolvedSetting {
+  if (r.error || r.value === undefined) return r;
+  if (setting === 'podPidsLimit' && (parseNumberish(r.value) ?? 0) < 0)
+    return {
+      value: '-1',
+      source: `${r.source} sets podPidsLimit: ${r.value}; v1beta1 defaulting makes a negative limit -1`,
+    };
+  const dflt = ownValue(KUBELET_ZERO_MEANS_DEFAULT, setting);
+  if (dflt === undefined) return r;
+  if (r.value.trim() !== '' && parseNumberish(r.value) !== 0) return r;
+  const shown = r.value === '' ? '""' : r.value;
+  return {
+    value: dflt,
+    source: `${r.source} sets ${setting}: ${shown}, a zero value KubeletConfiguration v1beta1 defaulting replaces with ${dflt}`,
+  };
 }
 
 /** `--feature-gates=A=true,B=false` answers `featureGates.A`; other flags answer themselves. */

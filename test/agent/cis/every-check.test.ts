@@ -3,6 +3,7 @@ import t from 'tap';
 import { loadBenchmarks } from '../../../agent/cis/benchmarks.js';
 import { HostView } from '../../../agent/cis/host.js';
 import { scanNode } from '../../../agent/cis/index.js';
+import { KUBELET_ZERO_MEANS_DEFAULT } from '../../../agent/cis/kubelet-defaults.js';
 import {
   parseNumberish,
   type AuditSpec,
@@ -84,8 +85,16 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
     case 'kubelet': {
       const value = valueFor(a.expect, want, false);
       if (value === null) return `kubelet ${a.setting} op ${a.expect.op}: no value`;
+      // A zero in the --config file of a field v1beta1 defaults on zero is the default: a zero must come as a flag.
+      const zeroDefaulted =
+        a.setting !== undefined &&
+        a.flag !== undefined &&
+        Object.hasOwn(KUBELET_ZERO_MEANS_DEFAULT, a.setting) &&
+        value !== undefined &&
+        parseNumberish(value) === 0;
       return (m) => {
-        if (a.setting)
+        if (zeroDefaulted) m.setKubeletFlag(a.flag as string, value);
+        else if (a.setting)
           setPath(
             m.kubeletConfig,
             a.setting,

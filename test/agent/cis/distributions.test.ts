@@ -1,0 +1,114 @@
+import t from 'tap';
+import { loadBenchmarks } from '../../../agent/cis/benchmarks.js';
+import { HostView } from '../../../agent/cis/host.js';
+import { scanNode } from '../../../agent/cis/index.js';
+import { readKubeletSettings, resolveSetting } from '../../../agent/cis/kubelet.js';
+import { listProcesses } from '../../../agent/cis/processes.js';
+import { NodeRootBuilder } from '../../../examples/node-root.js';
+import type { CheckResult } from '../../../common/scan-report.js';
+import { buildKubeadmNode, KUBEADM_KUBELET_CONFIG } from '../../fixtures/distro-nodes.js';
+import { tempDir } from '../../fixtures/tmp.js';
+
+/*
+ * Issue 14: checks on node roots laid out as kubeadm, kind, k3s and RKE2 really lay them out (see
+ * test/fixtures/distro-nodes.ts for where each layout comes from). Every expected verdict below is worked out by hand
+ * from the node's files and the upstream behaviour named next to it.
+ */
+
+const BENCHMARKS = loadBenchmarks();
+
+function scan(root: string, benchmark = 'cis-1.12'): CheckResult[] {
+  return scanNode({
+    hostRoot: root,
+    nodeName: 'n1',
+    benchmark,
+    role: 'auto',
+    level: 2,
+    exclude: [],
+    benchmarks: BENCHMARKS,
+  }).report.checks;
+}
+
+const check = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id) as CheckResult;
+
+t.test(
+  '4.2.5: kubeadm writes streamingConnectionIdleTimeout: 0s; the kubelet runs with the 4h0m0s default',
+  async (t) => {
+    const dir = tempDir(t);
+    // kubeadm's config file: `streamingConnectionIdleTimeout: 0s`. SetDefaults_KubeletConfiguration replaces a zero
+    // duration with 4h, so the kubelet's timeout is 4h0m0s > 0: PASS, and the evidence says why.
+    const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/kubeadm`));
+    for (const bench of ['cis-1.9', 'cis-1.10', 'cis-1.11', 'cis-1.12']) {
+      const c = check(scan(b.root, bench), '4.2.5');
+      t.equal(c.status, 'PASS', `${bench} 4.2.5 on a kubeadm node`);
+      t.equal(c.actual, '4h0m0s');
+      t.match(c.evidence, /config\.yaml sets streamingConnectionIdleTimeout: 0s.*defaulting replaces with 4h0m0s/);
+    }
+  },
+);
+
+t.test('4.2.5: --streaming-connection-idle-timeout=0 on the command line really is 0 and FAILs', async (t) => {
+  const dir = tempDir(t);
+  const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/kubeadm-flag`));
+  // kubeadm passes extra kubelet flags through KUBELET_EXTRA_ARGS (/etc/default/kubelet); the running kubelet shows it.
+  b.process(901, [
+    '/usr/bin/kubelet',
+    '--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf',
+    '--kubeconfig=/etc/kubernetes/kubelet.conf',
+    '--config=/var/lib/kubelet/config.yaml',
+    '--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock',
+    '--streaming-connection-idle-timeout=0',
+  ]);
+  const c = check(scan(b.root), '4.2.5');
+  t.equal(c.status, 'FAIL', 'flags are parsed over the defaulted config: 0 stays 0');
+  t.equal(c.actual, '0');
+  t.match(c.evidence, /flag --streaming-connection-idle-timeout/);
+});
+
+t.test('4.2.5: a zero in a --config-dir drop-in is a zero (drop-ins merge over the defaulted file)', async (t) => {
+  const dir = tempDir(t);
+  const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/kubeadm-dropin`));
+  b.file(
+    '/etc/kubernetes/kubelet.conf.d/50-idle.conf',
+    'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstreamingConnectionIdleTimeout: 0s\n',
+  );
+  b.process(901, [
+    '/usr/bin/kubelet',
+    '--kubeconfig=/etc/kubernetes/kubelet.conf',
+    '--config=/var/lib/kubelet/config.yaml',
+    '--config-dir=/etc/kubernetes/kubelet.conf.d',
+  ]);
+  const c = check(scan(b.root), '4.2.5');
+  t.equal(c.status, 'FAIL');
+  t.equal(c.actual, '0s');
+});
+
+t.test(
+  'zero values in the kubeadm config file: defaulted where v1beta1 defaults them, kept where it does not',
+  async (t) => {
+    const dir = tempDir(t);
+    // readOnlyPort has no defaulting (0 = off); eventRecordQPS is a pointer (an explicit 0 stays 0 = no limit);
+    // podPidsLimit is a pointer whose negative values become -1; eventBurst and the webhook cache TTL default on zero.
+    const config = KUBEADM_KUBELET_CONFIG.replace(
+      'rotateCertificates: true\n',
+      'rotateCertificates: true\nreadOnlyPort: 0\neventRecordQPS: 0\neventBurst: 0\npodPidsLimit: -5\n',
+    );
+    const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/kubeadm-zeros`), config);
+    const host = new HostView(b.root);
+    const k = readKubeletSettings(host, listProcesses(host));
+    const value = (s: string, f?: string) => resolveSetting(k, s, f).value;
+    t.equal(value('readOnlyPort', 'read-only-port'), '0');
+    t.equal(value('eventRecordQPS', 'event-qps'), '0');
+    t.equal(value('eventBurst', 'event-burst'), '100');
+    t.equal(value('podPidsLimit', 'pod-max-pids'), '-1');
+    t.equal(value('authentication.webhook.cacheTTL'), '2m0s');
+    t.equal(value('syncFrequency'), '1m0s');
+    t.equal(value('nodeStatusUpdateFrequency'), '10s');
+    t.equal(value('imageMinimumGCAge'), '2m0s');
+    t.equal(value('healthzPort'), '10248', 'written by kubeadm, not zero');
+    const scanned = scan(b.root);
+    t.equal(check(scanned, '4.2.4').status, 'PASS', '4.2.4 read-only port 0 stays 0');
+    t.equal(check(scanned, '4.2.8').status, 'PASS', '4.2.8 eventRecordQPS 0 >= 0');
+    t.equal(check(scanned, '4.2.13').status, 'FAIL', '4.2.13 podPidsLimit -1 is not > 0');
+  },
+);

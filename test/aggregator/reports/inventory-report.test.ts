@@ -1,0 +1,169 @@
+import t from 'tap';
+import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import { inventoryReport, type InventorySnapshot } from '../../../aggregator/reports/types/inventory.js';
+import { toCsv } from '../../../common/csv.js';
+
+// The inventory generator over a small hand-written cluster: which policies
+// select each pod, by Kubernetes rules (podSelector in the pod's namespace;
+// policyTypes, else Ingress plus Egress when egress rules exist) and Calico's
+// (selector over the pod's labels, namespaceSelector over the namespace's;
+// types, else from the rules present). Expectations worked out by hand below.
+
+const INTERVAL = { start: '2026-11-20T00:00:00.000Z', end: '2026-11-21T00:00:00.000Z' };
+
+function inventoryDef(endpoints = ''): ReportDefinition {
+  const yaml = `apiVersion: compliance.verdict.dev/v1
+kind: GlobalReport
+metadata: {name: inventory}
+spec:
+  reportType: inventory
+${endpoints}`;
+  return parseReportsYaml(yaml, 'test')[0] as ReportDefinition;
+}
+
+const snapshot: InventorySnapshot = {
+  namespaces: [{ metadata: { name: 'payments', labels: { tier: 'pci' } } }, { metadata: { name: 'shop' } }],
+  pods: [
+    { metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } } },
+    { metadata: { name: 'api-1', namespace: 'payments', labels: { app: 'api' } }, spec: { serviceAccountName: 'api' } },
+    { metadata: { name: 'cart-1', namespace: 'shop', labels: { app: 'cart' } }, spec: { serviceAccountName: 'cart' } },
+    // Host-network pods are the node's, not endpoints.
+    { metadata: { name: 'node-agent', namespace: 'kube-system' }, spec: { hostNetwork: true } },
+  ],
+  serviceAccounts: [],
+  networkPolicies: [
+    // Every pod in payments, both directions.
+    {
+      metadata: { name: 'lockdown', namespace: 'payments' },
+      spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
+    },
+    // No policyTypes and no egress rules: Ingress only.
+    { metadata: { name: 'web-in', namespace: 'shop' }, spec: { podSelector: { matchLabels: { app: 'web' } } } },
+    {
+      metadata: { name: 'cart-out', namespace: 'shop' },
+      spec: {
+        podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['cart'] }] },
+        policyTypes: ['Egress'],
+      },
+    },
+    // Same labels, other namespace: selects nothing here.
+    { metadata: { name: 'web-elsewhere', namespace: 'other' }, spec: { podSelector: { matchLabels: { app: 'web' } } } },
+  ],
+  calicoPolicies: [
+    // No types, egress rules only: Egress.
+    {
+      kind: 'GlobalNetworkPolicy',
+      metadata: { name: 'security.allow-dns' },
+      spec: { selector: "app == 'cart'", egress: [{}] },
+    },
+    // A selector Calico would refuse selects nothing.
+    { kind: 'NetworkPolicy', metadata: { name: 'broken', namespace: 'shop' }, spec: { selector: '((' } },
+    // All pods in namespaces labelled tier=pci, Ingress.
+    {
+      kind: 'GlobalNetworkPolicy',
+      metadata: { name: 'pci-ingress' },
+      spec: { namespaceSelector: "tier == 'pci'", types: ['Ingress'] },
+    },
+  ],
+};
+
+const ENDPOINTS_HEADER = [
+  'endpoint',
+  'namespace',
+  'serviceAccount',
+  'ingressProtected',
+  'egressProtected',
+  'appliedPolicies',
+];
+// api-1: lockdown (Ingress, Egress) and pci-ingress (Ingress).
+const API = ['payments/api-1', 'payments', 'api', true, true, ['payments/lockdown', 'pci-ingress']];
+// cart-1: cart-out (Egress) and security.allow-dns (Egress); nothing for ingress.
+const CART = ['shop/cart-1', 'shop', 'cart', false, true, ['security.allow-dns', 'shop/cart-out']];
+// web-1: web-in (Ingress); no service account named, so "default".
+const WEB = ['shop/web-1', 'shop', 'default', true, false, ['shop/web-in']];
+
+t.test('every pod in scope: the policies selecting it, namespaces protected when all their pods are', async (t) => {
+  const out = inventoryReport(inventoryDef(), snapshot, INTERVAL);
+  const summary = {
+    startTime: INTERVAL.start,
+    endTime: INTERVAL.end,
+    endpointsNumInScope: 3,
+    endpointsNumIngressProtected: 2,
+    endpointsNumEgressProtected: 2,
+    namespacesNumInScope: 2,
+    // payments: its one pod is protected both ways; shop: cart-1 lacks ingress, web-1 egress.
+    namespacesNumIngressProtected: 1,
+    namespacesNumEgressProtected: 1,
+    serviceAccountsNumInScope: 3,
+  };
+  t.same(out.summary, summary);
+  t.same(Object.keys(out.files), ['summary.csv', 'endpoints.csv', 'namespaces.csv', 'serviceaccounts.csv']);
+  t.same(out.files['summary.csv'], { header: Object.keys(summary), rows: [Object.values(summary)] });
+  t.same(out.files['endpoints.csv'], { header: ENDPOINTS_HEADER, rows: [API, CART, WEB] });
+  t.same(out.files['namespaces.csv'], {
+    header: ['namespace', 'endpoints', 'ingressProtected', 'egressProtected'],
+    rows: [
+      ['payments', 1, true, true],
+      ['shop', 2, false, false],
+    ],
+  });
+  t.same(out.files['serviceaccounts.csv'], {
+    header: ['serviceAccount'],
+    rows: [['payments/api'], ['shop/cart'], ['shop/default']],
+  });
+  t.equal(
+    toCsv(out.files['endpoints.csv']!.header, out.files['endpoints.csv']!.rows).split('\r\n')[1],
+    'payments/api-1,payments,api,true,true,payments/lockdown;pci-ingress',
+  );
+  t.same(out.data.serviceAccounts, ['payments/api', 'shop/cart', 'shop/default']);
+  t.same(
+    out.data.endpoints[0],
+    {
+      endpoint: 'payments/api-1',
+      namespace: 'payments',
+      serviceAccount: 'api',
+      ingressProtected: true,
+      egressProtected: true,
+      appliedPolicies: ['payments/lockdown', 'pci-ingress'],
+    },
+    'the data has no labels',
+  );
+});
+
+t.test('scoped by namespace name', async (t) => {
+  const out = inventoryReport(inventoryDef('  endpoints:\n    namespaces: {names: [shop]}\n'), snapshot, INTERVAL);
+  t.match(out.summary, {
+    endpointsNumInScope: 2,
+    endpointsNumIngressProtected: 1,
+    endpointsNumEgressProtected: 1,
+    namespacesNumInScope: 1,
+    namespacesNumIngressProtected: 0,
+    namespacesNumEgressProtected: 0,
+    serviceAccountsNumInScope: 2,
+  });
+  t.same(out.files['endpoints.csv']!.rows, [CART, WEB]);
+  t.same(out.files['serviceaccounts.csv']!.rows, [['shop/cart'], ['shop/default']]);
+});
+
+t.test('scoped by service account name and by label selector', async (t) => {
+  const bySa = inventoryReport(
+    inventoryDef('  endpoints:\n    serviceAccounts: {names: [cart]}\n'),
+    snapshot,
+    INTERVAL,
+  );
+  t.same(bySa.files['endpoints.csv']!.rows, [CART]);
+  t.same(bySa.files['namespaces.csv']!.rows, [['shop', 1, false, true]], 'shop is protected as far as cart-1 goes');
+  const byLabel = inventoryReport(inventoryDef(`  endpoints:\n    selector: "app == 'web'"\n`), snapshot, INTERVAL);
+  t.same(byLabel.files['endpoints.csv']!.rows, [WEB]);
+});
+
+t.test('an empty cluster: zero counts and header-only files', async (t) => {
+  const out = inventoryReport(
+    inventoryDef(),
+    { pods: [], namespaces: [], serviceAccounts: [], networkPolicies: [], calicoPolicies: [] },
+    INTERVAL,
+  );
+  t.same(out.files['summary.csv']!.rows, [[INTERVAL.start, INTERVAL.end, 0, 0, 0, 0, 0, 0, 0]]);
+  t.same(out.files['endpoints.csv'], { header: ENDPOINTS_HEADER, rows: [] });
+  t.same(out.data, { endpoints: [], namespaces: [], serviceAccounts: [] });
+});

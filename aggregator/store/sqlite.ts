@@ -153,6 +153,10 @@ export class SqliteStore extends SqlStore {
     });
   }
 
+  /**
+   * The shared operations' transactions. Each statement runs at once, so every `await` in them resolves without a
+   * turn of the event loop: the transaction opens and commits within one turn, with only microtasks between.
+   */
   protected tx<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
     return this.transaction((db) => fn(connOf(db)));
   }

@@ -11,6 +11,7 @@ import { startTestAggregator } from '../fixtures/aggregator.js';
 import { fill, smallDisk } from '../fixtures/full-disk.js';
 import { testPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { refusedAs, until } from '../fixtures/wait.js';
 
 // Fault tests with exact totals (issue 10): real agent and aggregator
 // processes on loopback, a flow log fed in phases, a fault in between — the
@@ -32,18 +33,41 @@ function lines(from: number, to: number, connections = 1): string[] {
 }
 const feed = (file: string, ls: string[]) => appendFileSync(file, ls.join('\n') + '\n');
 
-async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (
-    !(await Promise.resolve()
-      .then(probe)
-      .catch(() => false))
-  ) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+// "Nothing more arrives" is checked with a positive marker instead of a pause: a line timed at 13:00 (every
+// line of `lines` is at 10:00) is appended after the others, so the agent reads, windows and sends it after
+// everything before it (the log is read in order, windows and the spool are sent in order). Once the marker
+// is stored, a repeat of any earlier line would already be stored too. Totals count the 10:00 lines only.
+const MARKER_FROM_MS = Date.parse('2026-11-20T12:00:00Z');
+const MARKER = JSON.stringify({
+  ...BASE,
+  start_time: Date.parse('2026-11-20T13:00:00Z') / 1000,
+  end_time: Date.parse('2026-11-20T13:01:00Z') / 1000,
+  dest_port: 9999,
+  num_flows: 7,
+  num_flows_started: 7,
+  num_flows_completed: 7,
+});
+const MARKER_CONNECTIONS = 7;
+const TOTAL_SQL = 'SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets WHERE bucket_start_ms < $cut';
+const MARKER_SQL = 'SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets WHERE bucket_start_ms >= $cut';
+
+/** Append the marker line and wait until `markerTotal` shows it stored. */
+async function markerStored(file: string, markerTotal: () => number | Promise<number>): Promise<void> {
+  feed(file, [MARKER]);
+  await until(
+    async () => (await markerTotal()) === MARKER_CONNECTIONS,
+    'the marker line, appended last, stored',
+    30_000,
+  );
 }
-const settle = (ms = 1500) => new Promise((r) => setTimeout(r, ms));
+
+/** The agent said hello: the aggregator lists its node (read through the HTTP API of an aggregator process). */
+async function nodeListed(httpPort: number): Promise<boolean> {
+  const body = (await (await fetch(`http://127.0.0.1:${httpPort}/api/v1/nodes`)).json()) as {
+    items: { name: string }[];
+  };
+  return body.items.some((n) => n.name === 'fault-node');
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -104,18 +128,25 @@ async function aggregatorProcess(t: Test, db: string, grpcPort: number, httpPort
     '--log-level',
     'warn',
   ]);
-  await until(async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, 'the aggregator answers');
+  // Refused connections are expected while the process starts; any other failure fails the wait.
+  await until(
+    async () => (await refusedAs(fetch(`http://127.0.0.1:${httpPort}/healthz`), undefined))?.ok,
+    'the aggregator answers',
+    30_000,
+  );
   return p;
 }
 
-function sqliteTotal(file: string): number {
+function sqliteSum(file: string, sql: string): number {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    return (db.prepare('SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets').get() as { n: number }).n;
+    return (db.prepare(sql.replace('$cut', String(MARKER_FROM_MS))).get() as { n: number }).n;
   } finally {
     db.close();
   }
 }
+const sqliteTotal = (file: string) => sqliteSum(file, TOTAL_SQL);
+const sqliteMarker = (file: string) => sqliteSum(file, MARKER_SQL);
 
 t.test(
   'the aggregator killed with SIGKILL mid-stream and restarted: every connection fed is stored exactly once',
@@ -128,19 +159,22 @@ t.test(
     writeFileSync(file, '');
     let agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
     const agent = spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-    await settle(800);
+    await until(() => nodeListed(httpPort), 'the agent connected', 30_000);
     feed(file, lines(0, 100, 2));
-    await until(() => sqliteTotal(dbFile) === 200, 'the first 100 lines stored');
+    await until(() => sqliteTotal(dbFile) === 200, 'the first 100 lines stored', 30_000);
 
     feed(file, lines(100, 200, 2));
-    await settle(350); // some read, some batched, some maybe sent and stored but not acked
+    // Fixed pauses on purpose: they only shape the fault (the kill lands at an arbitrary point: some lines read,
+    // some batched, some maybe sent and stored but not acked; then the agent reads more while nobody listens).
+    // Nothing is asserted about these moments; the exact total at the end does not depend on them.
+    await new Promise((r) => setTimeout(r, 350));
     await killHard(agg);
     feed(file, lines(200, 250, 2)); // while the aggregator is down
-    await settle(1000);
+    await new Promise((r) => setTimeout(r, 1000));
     agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
     feed(file, lines(250, 300, 2));
     await until(() => sqliteTotal(dbFile) >= 600, 'all 300 lines stored', 40_000);
-    await settle();
+    await markerStored(file, () => sqliteMarker(dbFile));
     t.equal(sqliteTotal(dbFile), 600, '300 lines of 2 connections: 600, exactly');
     t.notOk(agent.exited(), 'the agent ran through it');
     await killHard(agg);
@@ -162,29 +196,35 @@ t.test(
     const { roots } = buildExampleNodes(join(dir, 'nodes'));
     const file = join(dir, 'flows.log');
     writeFileSync(file, '');
-    const total = async () => {
+    const sum = async (sql: string) => {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        return Number((await c.query('SELECT COALESCE(SUM(connections), 0) AS n FROM flow_buckets')).rows[0].n);
+        return Number((await c.query(sql.replace('$cut', '$1'), [MARKER_FROM_MS])).rows[0].n);
       } finally {
         await c.end();
       }
     };
+    const total = () => sum(TOTAL_SQL);
+    const metrics = async () => (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
     spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-    await settle(800);
+    await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected', 30_000);
     feed(file, lines(0, 100));
-    await until(async () => (await total()) === 100, 'the first 100 stored');
+    await until(async () => (await total()) === 100, 'the first 100 stored', 30_000);
     await postgres.server?.stop();
     feed(file, lines(100, 200));
     // windows close and fail to store: the stream ends with UNAVAILABLE, the agent backs off and retries
-    await settle(2000);
+    await until(
+      async () => /verdict_ingest_store_failures_total [1-9]/.test(await metrics()),
+      'a window that fails to store while PostgreSQL is down',
+      30_000,
+    );
     await postgres.server?.start();
     feed(file, lines(200, 250));
     await until(async () => (await total()) >= 250, 'all 250 stored after PostgreSQL is back', 60_000);
-    await settle();
+    await markerStored(file, () => sum(MARKER_SQL));
     t.equal(await total(), 250, 'exactly once');
-    const m = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    const m = await metrics();
     t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'the outage was counted');
     t.notMatch(
       m,
@@ -211,24 +251,33 @@ t.test(
     writeFileSync(file, '');
     const agg = await aggregatorProcess(t, `sqlite:${dbFile}`, grpcPort, httpPort);
     spawnTracked(t, agentArgs(grpcPort, roots['worker-hardened'], file, join(dir, 'spool')));
-    await settle(800);
+    await until(() => nodeListed(httpPort), 'the agent connected', 30_000);
     feed(file, lines(0, 50));
-    await until(() => sqliteTotal(dbFile) === 50, 'the first 50 stored');
+    await until(() => sqliteTotal(dbFile) === 50, 'the first 50 stored', 30_000);
 
     const filler = fill(disk);
     feed(file, lines(50, 1050)); // far more than the few free pages left
     await until(
       async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 503,
       'readiness reports the full store',
+      30_000,
     );
-    await settle(2500);
+    // Windows keep failing to store while the disk is full: wait until that is counted, not a fixed time.
+    await until(
+      async () =>
+        /verdict_ingest_store_failures_total [1-9]/.test(
+          await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
+        ),
+      'store failures counted',
+      30_000,
+    );
     const m = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     t.match(m, /verdict_ingest_store_failures_total [1-9]/, 'store failures are counted');
     t.notMatch(m, /reason="unstorable"\} [1-9]/, 'a full disk is an outage, not a reason to refuse messages for good');
 
     rmSync(filler);
     await until(() => sqliteTotal(dbFile) >= 1050, 'all 1,050 stored once space returns', 60_000);
-    await settle();
+    await markerStored(file, () => sqliteMarker(dbFile));
     t.equal(sqliteTotal(dbFile), 1050, 'exactly once');
     t.notOk(agg.exited(), 'the aggregator kept running');
     await killHard(agg);
@@ -243,13 +292,14 @@ t.test(
     const { roots } = buildExampleNodes(join(dir, 'nodes'));
     const file = join(dir, 'flows.log');
     const spool = join(dir, 'spool');
-    const stored = async () =>
-      (await agg.store.flowRows({ fromMs: 0, toMs: 8.64e15 })).reduce((n, r) => n + r.flow.connections, 0);
+    const sumRows = async (fromMs: number, toMs: number) =>
+      (await agg.store.flowRows({ fromMs, toMs })).reduce((n, r) => n + r.flow.connections, 0);
+    const stored = () => sumRows(0, MARKER_FROM_MS);
     writeFileSync(file, '');
     const first = spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
-    await settle(800);
+    await until(async () => (await agg.store.listNodes()).length === 1, 'the agent connected', 30_000);
     feed(file, lines(0, 40));
-    await until(async () => (await stored()) === 40, 'the first 40 stored');
+    await until(async () => (await stored()) === 40, 'the first 40 stored', 30_000);
     await killHard(first);
 
     // While it is stopped: more lines, logrotate "create" twice, then logrotate "copytruncate" (rotate 3).
@@ -267,7 +317,7 @@ t.test(
 
     spawnTracked(t, agentArgs(agg.grpcPort, roots['worker-hardened'], file, spool));
     await until(async () => (await stored()) >= 110, 'all 110 stored', 30_000);
-    await settle();
+    await markerStored(file, () => sumRows(MARKER_FROM_MS, 8.64e15));
     t.equal(await stored(), 110, 'exactly once');
   },
 );

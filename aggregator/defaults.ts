@@ -218,6 +218,8 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
 
   /** The report scheduler (SchedulerOptions; start delay and takeover come from their flags). */
   scheduler: {
+    /** Scheduling rounds (create due runs, start queued ones) run this often. */
+    tickIntervalMs: 10_000,
     maxConcurrentRuns: 5,
     /** Retries of a failed run, waiting retryBaseDelayMs doubling per attempt up to retryMaxDelayMs. */
     maxRetries: 6,

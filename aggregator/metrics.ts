@@ -98,13 +98,8 @@ export class AggregatorMetrics {
   }
 
   constructor(store: Store) {
+    processMetrics(this.registry);
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'verdict_aggregator_' });
-    // prom-client's totals of active handles/requests/resources are gauges named *_total, which
-    // `promtool check metrics` rejects; the per-type gauges it also exports hold the same numbers.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
-      this.registry.removeSingleMetric(`verdict_aggregator_${name}`);
-
     // Every CIS gauge and per-node counter reads one shared snapshot per scrape (prom-client
     // collects all metrics concurrently, so the first collect starts the read and the rest join it).
     let inflight: Promise<CisSnapshot> | undefined;
@@ -120,99 +115,25 @@ export class AggregatorMetrics {
       const s = await snapshot().catch(() => undefined);
       for (const n of s?.nodes ?? []) this.nodeSeen(n.name);
     };
-    this.ingestRejected = new Counter({
-      name: 'verdict_ingest_rejected_total',
-      help: 'Agent messages or streams refused, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    zeroFor(this.ingestRejected, 'reason', INGEST_REJECT_REASONS);
-    this.ingestDuplicates = new Counter({
-      name: 'verdict_ingest_duplicates_total',
-      help: 'Agent messages received again after being stored (resends), acked and discarded.',
-      registers,
-    });
-    this.ingestStoreFailures = new Counter({
-      name: 'verdict_ingest_store_failures_total',
-      help: 'Agent messages the store failed to take; the stream is ended and the agent resends (a message that keeps failing while the store answers is rejected as unstorable).',
-      registers,
-    });
-    this.flowsReceived = new Counter({
-      name: 'verdict_flows_received_total',
-      help: 'Connections in flow records received from agents, by node and action.',
-      labelNames: ['node', 'action'],
-      registers,
-      collect: nodesFromStore,
-    });
-    this.flowsMalformed = new Counter({
-      name: 'verdict_flows_malformed_total',
-      help: 'Malformed flow records reported by agents, by source.',
-      labelNames: ['source'],
-      registers,
-    });
-    zeroFor(this.flowsMalformed, 'source', FLOW_SOURCES);
-    this.flowsLost = new Counter({
-      name: 'verdict_flows_lost_total',
-      help: 'Flow records a source itself reported lost (Hubble lost events), by source.',
-      labelNames: ['source'],
-      registers,
-    });
-    zeroFor(this.flowsLost, 'source', FLOW_SOURCES);
-    this.agentFlowsDropped = new Counter({
-      name: 'verdict_agent_flows_dropped_total',
-      help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.',
-      labelNames: ['node'],
-      registers,
-      collect: nodesFromStore,
-    });
-    this.flowsCompacted = new Counter({
-      name: 'verdict_flow_buckets_compacted_total',
-      help: 'Flow bucket rows rolled up into hours or deleted by retention.',
-      labelNames: ['what'],
-      registers,
-    });
-    zeroFor(this.flowsCompacted, 'what', ['rolled_up', 'deleted']);
-    this.reportRuns = new Counter({
-      name: 'verdict_report_runs_total',
-      help: 'Report runs finished, by report and result (succeeded, failed, retry).',
-      labelNames: ['report', 'result'],
-      registers,
-    });
-    this.reportLastSuccess = new Gauge({
-      name: 'verdict_report_last_success_timestamp_seconds',
-      help: 'When the report last ran successfully, Unix seconds.',
-      labelNames: ['report'],
-      registers,
-    });
-    this.policyChanges = new Counter({
-      name: 'verdict_policy_changes_total',
-      help: 'Network policy changes received on the audit webhook, by resource kind.',
-      labelNames: ['kind'],
-      registers,
-    });
-    zeroFor(this.policyChanges, 'kind', POLICY_KINDS);
-    this.tamperAlerts = new Counter({
-      name: 'verdict_policy_tamper_alerts_total',
-      help: 'Changes to network policies in protected namespaces or tiers, by resource kind.',
-      labelNames: ['kind'],
-      registers,
-    });
-    zeroFor(this.tamperAlerts, 'kind', POLICY_KINDS);
-    this.auditEventsIgnored = new Counter({
-      name: 'verdict_audit_events_ignored_total',
-      help: 'Audit events received that are not completed, successful network-policy changes.',
-      registers,
-    });
-    this.auditEventsRefused = new Counter({
-      name: 'verdict_audit_events_refused_total',
-      help: 'Audit webhook items refused as unreadable (not an audit.k8s.io/v1 Event, a field of the wrong type, too large); the rest of their EventList is kept.',
-      registers,
-    });
-    this.auditEventsTruncated = new Counter({
-      name: 'verdict_audit_events_truncated_total',
-      help: 'Audit events stored with part cut off (nested deeper than 64 levels, __proto__ keys, over 4 MiB), marked in the stored event.',
-      registers,
-    });
+    const ingest = ingestCounters(registers);
+    this.ingestRejected = ingest.ingestRejected;
+    this.ingestDuplicates = ingest.ingestDuplicates;
+    this.ingestStoreFailures = ingest.ingestStoreFailures;
+    const flows = flowCounters(registers, nodesFromStore);
+    this.flowsReceived = flows.flowsReceived;
+    this.flowsMalformed = flows.flowsMalformed;
+    this.flowsLost = flows.flowsLost;
+    this.agentFlowsDropped = flows.agentFlowsDropped;
+    this.flowsCompacted = flows.flowsCompacted;
+    const reports = reportMetrics(registers);
+    this.reportRuns = reports.reportRuns;
+    this.reportLastSuccess = reports.reportLastSuccess;
+    const audit = auditCounters(registers);
+    this.policyChanges = audit.policyChanges;
+    this.tamperAlerts = audit.tamperAlerts;
+    this.auditEventsIgnored = audit.auditEventsIgnored;
+    this.auditEventsRefused = audit.auditEventsRefused;
+    this.auditEventsTruncated = audit.auditEventsTruncated;
     this.benchmarkRunsStored = new Counter({
       name: 'verdict_benchmark_runs_stored_total',
       help: 'Benchmark runs stored, by node.',
@@ -220,88 +141,221 @@ export class AggregatorMetrics {
       registers,
       collect: nodesFromStore,
     });
-
-    const gauge = <L extends string>(
-      name: string,
-      help: string,
-      labelNames: L[],
-      fill: (g: Gauge<L>, s: CisSnapshot) => void,
-    ) =>
-      new Gauge<L>({
-        name,
-        help,
-        labelNames,
-        registers,
-        async collect() {
-          this.reset();
-          // A store that does not answer leaves these series out of this scrape instead of failing it: the
-          // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
-          const s = await snapshot().catch(() => undefined);
-          if (s) fill(this, s);
-        },
-      });
-
-    gauge(
-      'verdict_cis_node_score_ratio',
-      "pass/(pass+fail) of the scored checks of the node's latest run, 0..1.",
-      ['node', 'benchmark', 'role'],
-      (g, s) => {
-        for (const n of s.nodes)
-          if (n.latest)
-            g.set(
-              { node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role },
-              ratio(n.latest.pass, n.latest.fail),
-            );
-      },
-    );
-    gauge(
-      'verdict_cis_node_checks',
-      "Scored checks of the node's latest run, by status.",
-      ['node', 'benchmark', 'status'],
-      (g, s) => {
-        for (const n of s.nodes) {
-          const l = n.latest;
-          if (!l) continue;
-          for (const [status, v] of [
-            ['pass', l.pass],
-            ['fail', l.fail],
-            ['skip', l.skip],
-          ] as const)
-            g.set({ node: n.name, benchmark: l.benchmarkId, status }, v);
-        }
-      },
-    );
-    gauge(
-      'verdict_cis_cluster_score_ratio',
-      'pass/(pass+fail) over the latest runs of every node, 0..1.',
-      ['benchmark'],
-      (g, s) => {
-        const benchmarks = new Set(s.nodes.flatMap((n) => (n.latest ? [n.latest.benchmarkId] : [])));
-        for (const b of benchmarks) {
-          const c = clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b });
-          g.set({ benchmark: b }, ratio(c.pass, c.fail));
-        }
-      },
-    );
-    gauge(
-      'verdict_cis_check_failing_nodes',
-      'Nodes whose latest run fails this scored check.',
-      ['benchmark', 'check'],
-      (g, s) => {
-        for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
-      },
-    );
-    gauge('verdict_agent_connected', "1 while the node's agent has a stream open, else 0.", ['node'], (g, s) => {
-      const now = Date.now();
-      for (const n of s.nodes) g.set({ node: n.name }, isConnected(n, now) ? 1 : 0);
-    });
-    gauge(
-      'verdict_agent_last_seen_timestamp_seconds',
-      "When the node's agent was last heard from, Unix seconds.",
-      ['node'],
-      (g, s) => {
-        for (const n of s.nodes) g.set({ node: n.name }, n.lastSeenMs / 1000);
-      },
-    );
+    cisGauges(registers, snapshot);
+    agentGauges(registers, snapshot);
   }
+}
+
+/** Node.js process metrics, prefixed verdict_aggregator_. */
+function processMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: 'verdict_aggregator_' });
+  // prom-client's totals of active handles/requests/resources are gauges named *_total, which
+  // `promtool check metrics` rejects; the per-type gauges it also exports hold the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+    registry.removeSingleMetric(`verdict_aggregator_${name}`);
+}
+
+/** Agent messages refused, resent and not stored. */
+function ingestCounters(registers: Registry[]) {
+  const ingestRejected = new Counter({
+    name: 'verdict_ingest_rejected_total',
+    help: 'Agent messages or streams refused, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  zeroFor(ingestRejected, 'reason', INGEST_REJECT_REASONS);
+  const ingestDuplicates = new Counter({
+    name: 'verdict_ingest_duplicates_total',
+    help: 'Agent messages received again after being stored (resends), acked and discarded.',
+    registers,
+  });
+  const ingestStoreFailures = new Counter({
+    name: 'verdict_ingest_store_failures_total',
+    help: 'Agent messages the store failed to take; the stream is ended and the agent resends (a message that keeps failing while the store answers is rejected as unstorable).',
+    registers,
+  });
+  return { ingestRejected, ingestDuplicates, ingestStoreFailures };
+}
+
+/** Flow records received, malformed, lost, dropped and compacted. */
+function flowCounters(registers: Registry[], nodesFromStore: () => Promise<void>) {
+  const flowsReceived = new Counter({
+    name: 'verdict_flows_received_total',
+    help: 'Connections in flow records received from agents, by node and action.',
+    labelNames: ['node', 'action'],
+    registers,
+    collect: nodesFromStore,
+  });
+  const flowsMalformed = new Counter({
+    name: 'verdict_flows_malformed_total',
+    help: 'Malformed flow records reported by agents, by source.',
+    labelNames: ['source'],
+    registers,
+  });
+  zeroFor(flowsMalformed, 'source', FLOW_SOURCES);
+  const flowsLost = new Counter({
+    name: 'verdict_flows_lost_total',
+    help: 'Flow records a source itself reported lost (Hubble lost events), by source.',
+    labelNames: ['source'],
+    registers,
+  });
+  zeroFor(flowsLost, 'source', FLOW_SOURCES);
+  const agentFlowsDropped = new Counter({
+    name: 'verdict_agent_flows_dropped_total',
+    help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.',
+    labelNames: ['node'],
+    registers,
+    collect: nodesFromStore,
+  });
+  const flowsCompacted = new Counter({
+    name: 'verdict_flow_buckets_compacted_total',
+    help: 'Flow bucket rows rolled up into hours or deleted by retention.',
+    labelNames: ['what'],
+    registers,
+  });
+  zeroFor(flowsCompacted, 'what', ['rolled_up', 'deleted']);
+  return { flowsReceived, flowsMalformed, flowsLost, agentFlowsDropped, flowsCompacted };
+}
+
+/** Report runs by result, and each report's last success. */
+function reportMetrics(registers: Registry[]) {
+  const reportRuns = new Counter({
+    name: 'verdict_report_runs_total',
+    help: 'Report runs finished, by report and result (succeeded, failed, retry).',
+    labelNames: ['report', 'result'],
+    registers,
+  });
+  const reportLastSuccess = new Gauge({
+    name: 'verdict_report_last_success_timestamp_seconds',
+    help: 'When the report last ran successfully, Unix seconds.',
+    labelNames: ['report'],
+    registers,
+  });
+  return { reportRuns, reportLastSuccess };
+}
+
+/** Network policy changes, tamper alerts, and audit events ignored, refused or cut. */
+function auditCounters(registers: Registry[]) {
+  const policyChanges = new Counter({
+    name: 'verdict_policy_changes_total',
+    help: 'Network policy changes received on the audit webhook, by resource kind.',
+    labelNames: ['kind'],
+    registers,
+  });
+  zeroFor(policyChanges, 'kind', POLICY_KINDS);
+  const tamperAlerts = new Counter({
+    name: 'verdict_policy_tamper_alerts_total',
+    help: 'Changes to network policies in protected namespaces or tiers, by resource kind.',
+    labelNames: ['kind'],
+    registers,
+  });
+  zeroFor(tamperAlerts, 'kind', POLICY_KINDS);
+  const auditEventsIgnored = new Counter({
+    name: 'verdict_audit_events_ignored_total',
+    help: 'Audit events received that are not completed, successful network-policy changes.',
+    registers,
+  });
+  const auditEventsRefused = new Counter({
+    name: 'verdict_audit_events_refused_total',
+    help: 'Audit webhook items refused as unreadable (not an audit.k8s.io/v1 Event, a field of the wrong type, too large); the rest of their EventList is kept.',
+    registers,
+  });
+  const auditEventsTruncated = new Counter({
+    name: 'verdict_audit_events_truncated_total',
+    help: 'Audit events stored with part cut off (nested deeper than 64 levels, __proto__ keys, over 4 MiB), marked in the stored event.',
+    registers,
+  });
+  return { policyChanges, tamperAlerts, auditEventsIgnored, auditEventsRefused, auditEventsTruncated };
+}
+
+type Snapshot = () => Promise<CisSnapshot>;
+
+/** A gauge filled from the store's snapshot at each scrape. */
+function snapshotGauge(registers: Registry[], snapshot: Snapshot) {
+  return <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, s: CisSnapshot) => void) =>
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        this.reset();
+        // A store that does not answer leaves these series out of this scrape instead of failing it: the
+        // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
+        const s = await snapshot().catch(() => undefined);
+        if (s) fill(this, s);
+      },
+    });
+}
+
+/** CIS scores and failing checks, from the store at scrape time. */
+function cisGauges(registers: Registry[], snapshot: Snapshot): void {
+  const gauge = snapshotGauge(registers, snapshot);
+  gauge(
+    'verdict_cis_node_score_ratio',
+    "pass/(pass+fail) of the scored checks of the node's latest run, 0..1.",
+    ['node', 'benchmark', 'role'],
+    (g, s) => {
+      for (const n of s.nodes)
+        if (n.latest)
+          g.set(
+            { node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role },
+            ratio(n.latest.pass, n.latest.fail),
+          );
+    },
+  );
+  gauge(
+    'verdict_cis_node_checks',
+    "Scored checks of the node's latest run, by status.",
+    ['node', 'benchmark', 'status'],
+    (g, s) => {
+      for (const n of s.nodes) {
+        const l = n.latest;
+        if (!l) continue;
+        for (const [status, v] of [
+          ['pass', l.pass],
+          ['fail', l.fail],
+          ['skip', l.skip],
+        ] as const)
+          g.set({ node: n.name, benchmark: l.benchmarkId, status }, v);
+      }
+    },
+  );
+  gauge(
+    'verdict_cis_cluster_score_ratio',
+    'pass/(pass+fail) over the latest runs of every node, 0..1.',
+    ['benchmark'],
+    (g, s) => {
+      const benchmarks = new Set(s.nodes.flatMap((n) => (n.latest ? [n.latest.benchmarkId] : [])));
+      for (const b of benchmarks) {
+        const c = clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b });
+        g.set({ benchmark: b }, ratio(c.pass, c.fail));
+      }
+    },
+  );
+  gauge(
+    'verdict_cis_check_failing_nodes',
+    'Nodes whose latest run fails this scored check.',
+    ['benchmark', 'check'],
+    (g, s) => {
+      for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
+    },
+  );
+}
+
+/** Agents' connection and last contact, from the store at scrape time. */
+function agentGauges(registers: Registry[], snapshot: Snapshot): void {
+  const gauge = snapshotGauge(registers, snapshot);
+  gauge('verdict_agent_connected', "1 while the node's agent has a stream open, else 0.", ['node'], (g, s) => {
+    const now = Date.now();
+    for (const n of s.nodes) g.set({ node: n.name }, isConnected(n, now) ? 1 : 0);
+  });
+  gauge(
+    'verdict_agent_last_seen_timestamp_seconds',
+    "When the node's agent was last heard from, Unix seconds.",
+    ['node'],
+    (g, s) => {
+      for (const n of s.nodes) g.set({ node: n.name }, n.lastSeenMs / 1000);
+    },
+  );
 }

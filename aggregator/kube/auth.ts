@@ -12,6 +12,16 @@ export const AGENT_AUDIENCE = 'verdict';
 const EXTRA_NODE = 'authentication.kubernetes.io/node-name';
 const EXTRA_POD = 'authentication.kubernetes.io/pod-name';
 
+export interface KubeAuthOptions {
+  kube: KubeClient;
+  reviewer: TokenReviewer;
+}
+
+export interface ServiceAccountAgentsOptions extends KubeAuthOptions {
+  /** The service account agents run as ("system:serviceaccount:NAMESPACE:NAME"). */
+  serviceAccount: string;
+}
+
 /**
  * Agents authenticate with a projected service-account token for Verdict's
  * audience. TokenReview proves the token; the stream is then bound to the node
@@ -21,12 +31,14 @@ const EXTRA_POD = 'authentication.kubernetes.io/pod-name';
  */
 export class ServiceAccountAgents implements AgentAuthenticator {
   readonly description: string;
+  private readonly kube: KubeClient;
+  private readonly reviewer: TokenReviewer;
+  private readonly serviceAccount: string;
 
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly reviewer: TokenReviewer,
-    private readonly serviceAccount = 'system:serviceaccount:verdict:verdict-agent',
-  ) {
+  constructor({ kube, reviewer, serviceAccount }: ServiceAccountAgentsOptions) {
+    this.kube = kube;
+    this.reviewer = reviewer;
+    this.serviceAccount = serviceAccount;
     this.description = `agents authenticate with ${serviceAccount} tokens for audience "${AGENT_AUDIENCE}" (TokenReview), each bound to its pod's node`;
   }
 
@@ -81,11 +93,13 @@ const VERDICT_GROUP = 'compliance.verdict.dev';
  */
 export class RbacReaders implements HttpAuthorizer {
   readonly description = 'HTTP readers are authorized with Kubernetes RBAC (TokenReview + SubjectAccessReview)';
+  private readonly kube: KubeClient;
+  private readonly reviewer: TokenReviewer;
 
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly reviewer: TokenReviewer,
-  ) {}
+  constructor({ kube, reviewer }: KubeAuthOptions) {
+    this.kube = kube;
+    this.reviewer = reviewer;
+  }
 
   async authorize(req: FastifyRequest, want: AccessRequest): Promise<AccessDecision> {
     const m = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));

@@ -1,10 +1,18 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../common/kube-client.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 import { toDefinition, VERDICT_API_VERSION } from '../reports/globalreport.js';
 import type { ReportRegistry } from '../reports/registry.js';
 import { reportStatus } from '../reports/scheduler.js';
 import type { Store } from '../store/index.js';
-import { ResourceWatch } from './watch.js';
+import { ResourceWatch, type KubeStoreComponentOptions } from './watch.js';
+
+export interface ClusterReportsOptions extends KubeStoreComponentOptions {
+  /** Where watched GlobalReports go (source "cluster"). */
+  registry: ReportRegistry;
+  /** Runs read per report for its status. */
+  recentRuns?: number;
+}
 
 const GLOBALREPORTS_PATH = '/apis/compliance.verdict.dev/v1/globalreports';
 
@@ -17,23 +25,34 @@ const GLOBALREPORTS_PATH = '/apis/compliance.verdict.dev/v1/globalreports';
 export class ClusterReports {
   private readonly watch: ResourceWatch;
   private readonly written = new Map<string, string>();
+  private readonly kube: KubeClient;
+  private readonly registry: ReportRegistry;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly recentRuns: number;
 
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly registry: ReportRegistry,
-    private readonly store: Store,
-    private readonly log: Logger,
-  ) {
-    this.watch = new ResourceWatch(
+  constructor({
+    kube,
+    registry,
+    store,
+    log,
+    recentRuns = AGGREGATOR_DEFAULTS_TABLE.scheduler.recentRunsPerReport,
+  }: ClusterReportsOptions) {
+    this.kube = kube;
+    this.registry = registry;
+    this.store = store;
+    this.log = log;
+    this.recentRuns = recentRuns;
+    this.watch = new ResourceWatch({
       kube,
-      GLOBALREPORTS_PATH,
-      (items) =>
+      path: GLOBALREPORTS_PATH,
+      log: log.child({ resource: 'globalreports' }),
+      onChange: (items) =>
         registry.setSource(
           'cluster',
           items.map((o) => toDefinition(o, 'cluster')),
         ),
-      log.child({ resource: 'globalreports' }),
-    );
+    });
   }
 
   start(): void {
@@ -57,7 +76,7 @@ export class ClusterReports {
     const wanted: [string, Record<string, unknown>][] = [];
     for (const def of this.registry.all()) {
       if (def.origin !== 'cluster') continue;
-      wanted.push([def.name, { ...reportStatus(await this.store.reportRuns(def.name, 100)), error: null }]);
+      wanted.push([def.name, { ...reportStatus(await this.store.reportRuns(def.name, this.recentRuns)), error: null }]);
     }
     // An invalid GlobalReport gets the reason in its status (kubectl get shows why it does not run).
     for (const bad of this.registry.errors())

@@ -2,16 +2,22 @@ import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
 import type { InventorySnapshot } from '../reports/types/inventory.js';
 import type { Store } from '../store/index.js';
 
+export interface KubeInventoryOptions {
+  kube: KubeClient;
+  /** The recorded pod history (aggregator/kube/pods.ts); without it, the current pod list. */
+  store?: Store;
+}
+
 /**
  * List what an inventory report needs; Calico's policies only where Calico's
  * API is installed. Pods come from the recorded pod history when it reaches
  * back to the interval's start (so pods deleted during the interval count),
  * else from the current list.
  */
-export function kubeInventory(
-  kube: KubeClient,
-  store?: Store,
-): (fromMs: number, toMs: number) => Promise<InventorySnapshot> {
+export function kubeInventory({
+  kube,
+  store,
+}: KubeInventoryOptions): (fromMs: number, toMs: number) => Promise<InventorySnapshot> {
   const items = async <T>(path: string, optional = false): Promise<T[]> => {
     try {
       return (await kube.get<{ items?: T[] }>(path)).items ?? [];

@@ -1,5 +1,18 @@
 import type { Logger } from 'pino';
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
+import type { KubeComponentOptions } from './watch.js';
+
+export interface KubeLeaseOptions extends KubeComponentOptions {
+  namespace: string;
+  /** The Lease's name (default aggregator/defaults.ts's kube.leaseName). */
+  name?: string;
+  /** This replica (its pod name). */
+  identity: string;
+  durationSeconds?: number;
+  /** The holder renews at most this often, ms. */
+  renewIntervalMs?: number;
+}
 
 interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
@@ -19,23 +32,33 @@ function microTime(ms: number): string {
 
 /**
  * Leader election with a coordination.k8s.io/v1 Lease, kube-controller-manager
- * style: 15 s lease, renewed at most every 5 s by its holder, taken over once
- * the holder has not renewed for the lease duration. Writes carry the
+ * style: a 15 s lease, renewed at most every 5 s by its holder (aggregator/defaults.ts),
+ * taken over once the holder has not renewed for the lease duration. Writes carry the
  * resourceVersion read, so a 409 Conflict means another replica won.
  */
 export class KubeLease {
   private leader = false;
   private lastRenewMs = 0;
+  private readonly kube: KubeClient;
+  private readonly namespace: string;
+  private readonly name: string;
+  private readonly identity: string;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly durationSeconds: number;
+  private readonly renewIntervalMs: number;
 
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly namespace: string,
-    private readonly name: string,
-    private readonly identity: string,
-    private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-    private readonly durationSeconds = 15,
-  ) {}
+  constructor(options: KubeLeaseOptions) {
+    const defaults = AGGREGATOR_DEFAULTS_TABLE.kube;
+    this.kube = options.kube;
+    this.namespace = options.namespace;
+    this.name = options.name ?? defaults.leaseName;
+    this.identity = options.identity;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.durationSeconds = options.durationSeconds ?? defaults.leaseDurationSeconds;
+    this.renewIntervalMs = options.renewIntervalMs ?? defaults.leaseRenewIntervalMs;
+  }
 
   private get path(): string {
     return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases/${encodeURIComponent(this.name)}`;
@@ -43,7 +66,7 @@ export class KubeLease {
 
   async isLeader(): Promise<boolean> {
     const now = this.now();
-    if (this.leader && now - this.lastRenewMs < 5000) return true;
+    if (this.leader && now - this.lastRenewMs < this.renewIntervalMs) return true;
     try {
       let lease: Lease | undefined;
       try {

@@ -1,7 +1,12 @@
 import type { Logger } from 'pino';
-import type { KubeClient } from '../../common/kube-client.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 import type { Store } from '../store/index.js';
-import { ResourceWatch } from './watch.js';
+import { ResourceWatch, type KubeStoreComponentOptions } from './watch.js';
+
+export interface NodeLifecycleOptions extends KubeStoreComponentOptions {
+  /** Stored nodes the cluster no longer lists are forgotten at most this often, ms. */
+  reconcileIntervalMs?: number;
+}
 
 /**
  * Nodes that leave the cluster leave Verdict's node list too (their archived
@@ -11,22 +16,31 @@ import { ResourceWatch } from './watch.js';
  */
 export class NodeLifecycle {
   private readonly watch: ResourceWatch;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly reconcileIntervalMs: number;
 
-  constructor(
-    kube: KubeClient,
-    private readonly store: Store,
-    private readonly log: Logger,
-  ) {
-    this.watch = new ResourceWatch(
+  constructor({
+    kube,
+    store,
+    log,
+    now = Date.now,
+    reconcileIntervalMs = AGGREGATOR_DEFAULTS_TABLE.kube.nodeReconcileIntervalMs,
+  }: NodeLifecycleOptions) {
+    this.store = store;
+    this.log = log;
+    this.now = now;
+    this.reconcileIntervalMs = reconcileIntervalMs;
+    this.watch = new ResourceWatch({
       kube,
-      '/api/v1/nodes',
-      (items) => void this.reconcile(new Set(items.map((n) => n.metadata.name))),
-      log.child({ resource: 'nodes' }),
-      300,
-      (type, obj) => {
+      path: '/api/v1/nodes',
+      log: log.child({ resource: 'nodes' }),
+      onChange: (items) => void this.reconcile(new Set(items.map((n) => n.metadata.name))),
+      onEvent: (type, obj) => {
         if (type === 'DELETED') void this.forget(obj.metadata.name);
       },
-    );
+    });
   }
 
   start(): void {
@@ -39,10 +53,11 @@ export class NodeLifecycle {
 
   private lastReconcileMs = 0;
 
-  /** Catches deletions missed while the watch was down; at most once a minute (node objects change often). */
+  /** Catches deletions missed while the watch was down; at most once per interval (node objects change often). */
   private async reconcile(inCluster: Set<string>): Promise<void> {
-    if (Date.now() - this.lastReconcileMs < 60_000) return;
-    this.lastReconcileMs = Date.now();
+    const now = this.now();
+    if (now - this.lastReconcileMs < this.reconcileIntervalMs) return;
+    this.lastReconcileMs = now;
     try {
       for (const n of await this.store.listNodes()) if (!inCluster.has(n.name)) await this.forget(n.name);
     } catch (err) {

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import type { KubeClient } from '../../common/kube-client.js';
 import type { PodSighting, Store } from '../store/index.js';
-import { ResourceWatch, type KubeObject } from './watch.js';
+import { ResourceWatch, type KubeObject, type KubeStoreComponentOptions, type WatchEventType } from './watch.js';
 
 /**
  * Pod history for inventory reports: every pod the cluster lists, when it
@@ -11,21 +10,20 @@ import { ResourceWatch, type KubeObject } from './watch.js';
 export class PodHistory {
   private readonly watch: ResourceWatch;
   private readonly seen = new Map<string, string>();
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly now: () => number;
 
-  constructor(
-    kube: KubeClient,
-    private readonly store: Store,
-    private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.watch = new ResourceWatch(
+  constructor({ kube, store, log, now = Date.now }: KubeStoreComponentOptions) {
+    this.store = store;
+    this.log = log;
+    this.now = now;
+    this.watch = new ResourceWatch({
       kube,
-      '/api/v1/pods',
-      () => {},
-      log.child({ resource: 'pods' }),
-      300,
-      (type, obj) => void this.record(type, obj),
-    );
+      path: '/api/v1/pods',
+      log: log.child({ resource: 'pods' }),
+      onEvent: (type, obj) => void this.record(type, obj),
+    });
   }
 
   start(): void {
@@ -36,7 +34,7 @@ export class PodHistory {
     this.watch.stop();
   }
 
-  private async record(type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject): Promise<void> {
+  private async record(type: WatchEventType, obj: KubeObject): Promise<void> {
     const pod = obj as KubeObject & {
       metadata: { labels?: Record<string, string> };
       spec?: { serviceAccountName?: string; hostNetwork?: boolean };

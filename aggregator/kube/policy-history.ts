@@ -1,9 +1,13 @@
 import type { Logger } from 'pino';
-import type { KubeClient } from '../../common/kube-client.js';
 import { boundJson, STORED_EVENT_MAX_DEPTH } from '../reports/json-bounds.js';
 import { POLICY_RESOURCES, watchedVersionId } from '../reports/policy-resources.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
-import { ResourceWatch, type KubeObject } from './watch.js';
+import { ResourceWatch, type KubeObject, type KubeStoreComponentOptions, type WatchEventType } from './watch.js';
+
+export interface PolicyHistoryOptions extends KubeStoreComponentOptions {
+  /** Called with the versions just stored for the first time (tamper alerts, policy-change counters). */
+  onStored?: (fresh: StoredAuditEvent[]) => Promise<void>;
+}
 
 /**
  * The aggregator's own policy version history: every network policy is
@@ -19,27 +23,26 @@ export class PolicyHistory {
   private readonly watches: ResourceWatch[];
   private pending: StoredAuditEvent[] = [];
   private flushing?: Promise<void>;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void>;
 
-  constructor(
-    kube: KubeClient,
-    private readonly store: Store,
-    private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-    /** Called with the versions just stored for the first time. */
-    private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void> = async () => {},
-  ) {
+  constructor({ kube, store, log, now = Date.now, onStored = async () => {} }: PolicyHistoryOptions) {
+    this.store = store;
+    this.log = log;
+    this.now = now;
+    this.onStored = onStored;
     this.watches = POLICY_RESOURCES.flatMap(({ group, resource, watchVersion }) => {
       if (watchVersion === undefined) return [];
       const path = group === '' ? `/api/${watchVersion}/${resource}` : `/apis/${group}/${watchVersion}/${resource}`;
       return [
-        new ResourceWatch(
+        new ResourceWatch({
           kube,
           path,
-          () => {},
-          log.child({ resource: `${resource}.${group}` }),
-          300,
-          (type, obj) => this.record(group, resource, type, obj),
-        ),
+          log: log.child({ resource: `${resource}.${group}` }),
+          onEvent: (type, obj) => this.record(group, resource, type, obj),
+        }),
       ];
     });
   }
@@ -48,16 +51,13 @@ export class PolicyHistory {
     for (const w of this.watches) w.start();
   }
 
-  stop(): void {
+  /** Stop watching and store what was recorded (a shutdown keeps every version seen). */
+  async stop(): Promise<void> {
     for (const w of this.watches) w.stop();
+    await this.flush();
   }
 
-  private record(
-    group: string,
-    resource: string,
-    type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED',
-    obj: KubeObject,
-  ): void {
+  private record(group: string, resource: string, type: WatchEventType, obj: KubeObject): void {
     const m = obj.metadata;
     const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
     // Bounded like webhook events (a CRD with preserve-unknown-fields can nest deeply), one level

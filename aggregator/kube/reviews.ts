@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { KubeClient } from '../../common/kube-client.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
+import type { KubeComponentOptions } from './watch.js';
+
+export interface TokenReviewerOptions extends Omit<KubeComponentOptions, 'log'> {
+  /** Positive answers are reused this long, ms. */
+  cacheMs?: number;
+  /** At most this many tokens are remembered (then all are forgotten). */
+  cacheMaxEntries?: number;
+}
 
 /** What TokenReview said about a bearer token. */
 export type ReviewedUser =
@@ -22,12 +31,17 @@ interface TokenReviewStatus {
  */
 export class TokenReviewer {
   private readonly cache = new Map<string, { user: ReviewedUser; until: number }>();
+  private readonly kube: KubeClient;
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
 
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly ttlMs = 60_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(options: TokenReviewerOptions) {
+    this.kube = options.kube;
+    this.ttlMs = options.cacheMs ?? AGGREGATOR_DEFAULTS_TABLE.kube.tokenReviewCacheMs;
+    this.maxEntries = options.cacheMaxEntries ?? AGGREGATOR_DEFAULTS_TABLE.kube.tokenReviewCacheMaxEntries;
+    this.now = options.now ?? Date.now;
+  }
 
   async review(token: string, audiences?: string[]): Promise<ReviewedUser> {
     const key = createHash('sha256')
@@ -58,7 +72,7 @@ export class TokenReviewer {
     }
     if (user.authenticated) {
       this.cache.set(key, { user, until: this.now() + this.ttlMs });
-      if (this.cache.size > 10_000) this.cache.clear();
+      if (this.cache.size > this.maxEntries) this.cache.clear();
     }
     return user;
   }

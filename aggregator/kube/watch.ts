@@ -1,6 +1,42 @@
 import type { Logger } from 'pino';
 import { Backoff } from '../../common/backoff.js';
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
+import type { Store } from '../store/index.js';
+
+const KUBE = AGGREGATOR_DEFAULTS_TABLE.kube;
+
+/**
+ * What every Kubernetes component of the aggregator is built from (one shape: aggregator/main.ts passes the same
+ * client, logger and clock to each): the API client, a logger, and `now()`, the clock seam tests drive.
+ */
+export interface KubeComponentOptions {
+  kube: KubeClient;
+  log: Logger;
+  /** The clock, ms since the epoch (default Date.now). */
+  now?: () => number;
+}
+
+/** A Kubernetes component that writes to the store (policy history, pod history, node lifecycle, report status). */
+export interface KubeStoreComponentOptions extends KubeComponentOptions {
+  store: Store;
+}
+
+/** A change of one watched object: SYNC for every object of a (re)list, then ADDED / MODIFIED / DELETED. */
+export type WatchEventType = 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface ResourceWatchOptions {
+  kube: KubeClient;
+  log: Logger;
+  /** e.g. /apis/compliance.verdict.dev/v1/globalreports */
+  path: string;
+  /** All objects, after every change. */
+  onChange?: (items: KubeObject[]) => void;
+  /** Each change as it comes. */
+  onEvent?: (type: WatchEventType, obj: KubeObject) => void;
+  /** The API server ends each WATCH after this, and it is opened again. */
+  watchTimeoutSeconds?: number;
+}
 
 export interface KubeObject {
   metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
@@ -17,27 +53,31 @@ interface WatchEvent {
  * resourceVersion with bookmarks; every event updates the copy and calls
  * `onChange` with all objects. A 410 Gone (the version is too old) relists; a
  * dropped connection re-watches from the last version seen; errors back off
- * (1 s doubling to 30 s). A missing resource type (404: CRD not installed)
- * is retried slowly and logged once.
+ * (doubling, aggregator/defaults.ts's kube.watchRetry*). A missing resource type
+ * (404: CRD not installed) is retried slowly and logged once.
  */
 export class ResourceWatch {
   private readonly items = new Map<string, KubeObject>();
   private resourceVersion = '';
   private readonly abort = new AbortController();
-  private readonly backoff = new Backoff({ initialMs: 1000, maxMs: 30_000 });
+  private readonly backoff = new Backoff({ initialMs: KUBE.watchRetryInitialMs, maxMs: KUBE.watchRetryMaxMs });
   private stopped = false;
   private loggedMissing = false;
+  private readonly kube: KubeClient;
+  private readonly listPath: string;
+  private readonly onChange: (items: KubeObject[]) => void;
+  private readonly onEvent?: (type: WatchEventType, obj: KubeObject) => void;
+  private readonly log: Logger;
+  private readonly watchTimeoutSeconds: number;
 
-  constructor(
-    private readonly kube: KubeClient,
-    /** e.g. /apis/compliance.verdict.dev/v1/globalreports */
-    private readonly listPath: string,
-    private readonly onChange: (items: KubeObject[]) => void,
-    private readonly log: Logger,
-    private readonly watchTimeoutSeconds = 300,
-    /** Each change as it comes: SYNC for every object of a (re)list, then ADDED / MODIFIED / DELETED. */
-    private readonly onEvent?: (type: 'SYNC' | 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject) => void,
-  ) {}
+  constructor(options: ResourceWatchOptions) {
+    this.kube = options.kube;
+    this.listPath = options.path;
+    this.onChange = options.onChange ?? (() => {});
+    this.onEvent = options.onEvent;
+    this.log = options.log;
+    this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? KUBE.watchTimeoutSeconds;
+  }
 
   start(): void {
     void this.loop();
@@ -116,7 +156,7 @@ export class ResourceWatch {
           );
         }
         if (err instanceof KubeApiError && err.status === 410) needList = true;
-        await new Promise((r) => setTimeout(r, missing ? 30_000 : delay).unref());
+        await new Promise((r) => setTimeout(r, missing ? KUBE.missingResourceRetryMs : delay).unref());
         if (!missing) needList = needList || this.resourceVersion === '';
       }
     }

@@ -79,8 +79,9 @@ t.test('one Lease holder schedules; another takes over only after the lease expi
   let now = Date.parse('2026-11-20T10:00:00Z');
   const clock = () => now;
   const silent = pino({ level: 'silent' });
-  const a = new KubeLease(kube, 'verdict', 'verdict-report-scheduler', 'pod-a', silent, clock);
-  const b = new KubeLease(kube, 'verdict', 'verdict-report-scheduler', 'pod-b', silent, clock);
+  const leaseOptions = { kube, namespace: 'verdict', name: 'verdict-report-scheduler', log: silent, now: clock };
+  const a = new KubeLease({ ...leaseOptions, identity: 'pod-a' });
+  const b = new KubeLease({ ...leaseOptions, identity: 'pod-b' });
   t.equal(await a.isLeader(), true, 'the first creates the Lease');
   t.equal(await b.isLeader(), false);
   const lease = api.leases.get('verdict/verdict-report-scheduler') as {

@@ -1,3 +1,4 @@
+import assert from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,6 +14,7 @@ import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes, EXAMPLE_NODES } from '../../examples/nodes.js';
 import { HELLO, rawAgentStream } from '../fixtures/aggregator.js';
 import { findTool, skipUnlessFound } from '../fixtures/tools.js';
+import { refusedAs, until } from '../fixtures/wait.js';
 import { monitoringOutputs } from '../../scripts/generate-monitoring.js';
 
 // Verdict's Prometheus rules and Grafana dashboard against a REAL Prometheus
@@ -302,29 +304,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(
-  probe: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 20_000,
-  logs: () => string = () => '',
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > end)
-      throw new Error(
-        `timed out after ${timeoutMs} ms: ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}\n${logs()}`,
-      );
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 type Sample = { metric: Record<string, string>; value: [number, string] };
 
 async function promQuery(base: string, expr: string): Promise<Sample[]> {
@@ -487,9 +466,12 @@ scrape_configs:
       ]);
       const ready = await until(
         async () =>
-          p.child.exitCode !== null ? 'exited' : (await fetch(`http://127.0.0.1:${port}/-/ready`)).ok && 'ready',
+          p.child.exitCode !== null
+            ? 'exited'
+            : (await refusedAs(fetch(`http://127.0.0.1:${port}/-/ready`), undefined))?.ok && 'ready',
         'Prometheus ready',
         20_000,
+        200,
         logs,
       );
       if (ready === 'ready') prom = `http://127.0.0.1:${port}`;
@@ -545,6 +527,7 @@ scrape_configs:
       },
       'every agent reported its scan',
       30_000,
+      200,
       logs,
     );
     await until(
@@ -554,6 +537,7 @@ scrape_configs:
         ),
       'the flow sample arrived',
       20_000,
+      200,
       logs,
     );
     await until(
@@ -565,6 +549,7 @@ scrape_configs:
       },
       'the aggregator target is up in Prometheus',
       20_000,
+      200,
       logs,
     );
 
@@ -574,6 +559,7 @@ scrape_configs:
       async () => (await nodes()).some((i) => i.name === 'worker-drifted' && !i.connected),
       'worker-drifted marked disconnected',
       10_000,
+      200,
       logs,
     );
 
@@ -663,6 +649,7 @@ scrape_configs:
         ).every((r) => r.length > 0),
       'Prometheus scraped the first increments',
       20_000,
+      200,
       logs,
     );
 
@@ -678,6 +665,7 @@ scrape_configs:
       async () => (await nodes()).some((i) => i.name === 'worker-drifted' && !i.connected),
       'worker-drifted disconnected again',
       10_000,
+      200,
       logs,
     );
     await until(
@@ -687,6 +675,7 @@ scrape_configs:
         ),
       'both inventory runs failed and were queued again',
       20_000,
+      200,
       logs,
     );
 
@@ -748,8 +737,11 @@ scrape_configs:
         for (const rule of rules) {
           const got = await promQuery(prom, rule.expr);
           const want = expected[rule.alert!];
-          if (want && got.length !== want.length)
-            throw new Error(
+          // An assertion: "not yet", retried until the timeout (any other error fails the wait at once).
+          if (want)
+            assert.equal(
+              got.length,
+              want.length,
               `${rule.alert} returns ${JSON.stringify(got.map((g) => g.metric))}, want ${JSON.stringify(want)}`,
             );
         }
@@ -757,6 +749,7 @@ scrape_configs:
       },
       'every forced alert expression returns its series',
       20_000,
+      200,
       () => '',
     );
 
@@ -802,6 +795,7 @@ scrape_configs:
       },
       'Prometheus evaluated the rules into active alerts',
       20_000,
+      200,
       () => '',
     );
     const ruleGroups = (
@@ -863,6 +857,7 @@ scrape_configs:
           },
           `${panel.title} ${target.refId}: ${expr} returns data`,
           15_000,
+          200,
           () => '',
         ).catch((err: Error) => {
           t.fail(err.message);

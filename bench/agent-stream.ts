@@ -24,6 +24,8 @@ export function connectAgent(port: number, client?: grpc.Client): SimAgent {
     new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': 8 * 1024 * 1024,
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
+      // Its own TCP connection, as a real agent has: grpc-js would share one between clients of the same target.
+      'grpc.use_local_subchannel_pool': 1,
     });
   const call = c.makeBidiStreamRequest(
     '/verdict.v1.AgentService/Connect',

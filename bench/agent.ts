@@ -21,7 +21,7 @@ import { figure } from './table.js';
 export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSignal): Promise<void> {
   const seconds = o.quick ? 6 : 20;
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-agent-'));
-  const agg = await startAggregatorChild(['--db', `sqlite:${join(dir, 'v.db')}`, '--log-level', 'warn'], { signal });
+  const agg = await startAggregatorChild(['--db', `sqlite:${join(dir, 'v.db')}`], { signal });
   const b = new NodeRootBuilder(join(dir, 'node'));
   buildWeakWorker(b);
   const log = join(dir, 'flows.log');

@@ -91,7 +91,7 @@ async function queryOnce(
   goals: boolean,
   signal: AbortSignal,
 ) {
-  const agg = await startAggregatorChild(['--db', url, '--log-level', 'warn', '--reports', dir], {
+  const agg = await startAggregatorChild(['--db', url, '--reports', dir], {
     signal,
     nodeArgs: profileArgs(`na-${what}`, url.startsWith('sqlite') ? 'sqlite' : 'postgres'),
   });

@@ -58,7 +58,7 @@ export async function runScaleBench(o: BenchOptions, out: Sink, signal: AbortSig
 async function scaleOnce(db: 'sqlite' | 'postgres', n: number, run: Buffer, requests: number, signal: AbortSignal) {
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-scale-'));
   const url = db === 'sqlite' ? `sqlite:${join(dir, 'v.db')}` : await freshPostgresUrl();
-  const agg = await startAggregatorChild(['--db', url, '--log-level', 'warn'], {
+  const agg = await startAggregatorChild(['--db', url], {
     signal,
     nodeArgs: profileArgs('scale', db),
   });

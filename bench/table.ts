@@ -32,9 +32,12 @@ export interface Figure {
   note?: string;
 }
 
-/** A figure as measured: its status follows from its goal (met/missed) or is "info" without one. */
+/**
+ * A figure as measured: its status follows from its goal (met/missed) or is "info" without one;
+ * a timeout or error given stays.
+ */
 export function figure(f: Omit<Figure, 'status'> & { status?: Status }): Figure {
-  return { ...f, status: f.status ?? judge(f) };
+  return { ...f, status: f.status === 'timeout' || f.status === 'error' ? f.status : judge(f) };
 }
 
 /** A figure that ran past its bound. */

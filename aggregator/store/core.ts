@@ -298,6 +298,7 @@ export abstract class SqlStore implements Store {
     patch: Partial<
       Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
     >,
+    expect: { attempts?: number } = {},
   ): Promise<boolean> {
     const { values, p } = params([id, from]);
     const sets: string[] = [];
@@ -307,7 +308,8 @@ export abstract class SqlStore implements Store {
     // Results are written once; a run that has one is never rewritten.
     if ('result' in patch) sets.push(`result_json = ${p(JSON.stringify(patch.result) ?? null)}`);
     if (sets.length === 0) return false;
-    const guard = 'result' in patch ? ' AND result_json IS NULL' : '';
+    let guard = 'result' in patch ? ' AND result_json IS NULL' : '';
+    if (expect.attempts !== undefined) guard += ` AND attempts = ${p(expect.attempts)}`;
     const sql = `UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`;
     return (await this.writer.run(sql, values)) === 1;
   }
@@ -338,6 +340,16 @@ export abstract class SqlStore implements Store {
       `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs WHERE status = 'queued' AND not_before_ms <= $1
        ORDER BY not_before_ms, created_ms, ${this.d.byteOrder('id')} LIMIT $2`,
       [nowMs, this.d.limit(limit)],
+    );
+    return rows.map((r) => toRunRecord(r, false));
+  }
+
+  async runningReportRuns(startedBeforeMs: number, exceptIds: string[] = []): Promise<ReportRunRecord[]> {
+    const rows = await this.reader.all<ReportRunRow>(
+      `SELECT ${RUN_COLUMNS}, NULL AS result_json FROM report_runs
+       WHERE status = 'running' AND COALESCE(started_ms, 0) < $1 AND id NOT IN ${this.d.jsonTexts('$2')}
+       ORDER BY created_ms, ${this.d.byteOrder('id')}`,
+      [startedBeforeMs, JSON.stringify(exceptIds)],
     );
     return rows.map((r) => toRunRecord(r, false));
   }

@@ -178,7 +178,9 @@ export interface Store {
   /**
    * Move a run on: only from `from` status (so two workers cannot both take
    * it); a result is written with the final status and never replaced.
-   * Answers whether the run was in `from` status and is now updated.
+   * With `expect.attempts`, only if the run is still at that attempt (not
+   * requeued and claimed again meanwhile). Answers whether the run was in
+   * `from` status and is now updated.
    */
   transitionReportRun(
     id: string,
@@ -186,12 +188,18 @@ export interface Store {
     patch: Partial<
       Pick<ReportRunRecord, 'status' | 'attempts' | 'notBeforeMs' | 'startedMs' | 'finishedMs' | 'error' | 'result'>
     >,
+    expect?: { attempts?: number },
   ): Promise<boolean>;
   reportRun(id: string): Promise<ReportRunRecord | undefined>;
   /** A report's runs, newest first, without results. */
   reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
   /** Queued runs whose notBefore has come, oldest first. */
   dueReportRuns(nowMs: number, limit: number): Promise<ReportRunRecord[]>;
+  /**
+   * Runs "running" that started before `startedBeforeMs`, but those in `exceptIds`, oldest first, without results:
+   * what a process taking over finds left by one that died.
+   */
+  runningReportRuns(startedBeforeMs: number, exceptIds?: string[]): Promise<ReportRunRecord[]>;
   /**
    * Runs left "running" by a process that died (started before `startedBeforeMs`; default all), but those in
    * `exceptIds`: back to queued.

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { ComponentName, ComponentReader } from './components.js';
 import { describeExpect, meets } from './expect.js';
 import type { HostView } from './host.js';
@@ -124,6 +125,8 @@ function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditO
   // kube-proxy (and components like it) take a --config file that replaces the flags.
   if (audit.configField) {
     const cfg = facts.components.configValue(audit.component, audit.configField);
+    // The config is where the host cannot see it (a pod's ConfigMap): unknown here, which is never a FAIL.
+    if (cfg.kind === 'hidden') return { status: 'NA', expected, actual: '', evidence: cfg.reason, reason: cfg.reason };
     if (cfg.kind === 'error')
       return { status: 'FAIL', expected, actual: 'unknown', evidence: cfg.reason, reason: cfg.reason };
     if (cfg.kind === 'value') {
@@ -271,9 +274,10 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
   if (kind === 'config') {
     const cfg = facts.components.configValue(a as ComponentName, b as string);
     if (cfg.kind === 'error') return { kind: 'error', reason: cfg.reason };
+    if (cfg.kind === 'hidden') return { kind: 'unresolved', reason: cfg.reason };
     if (cfg.kind === 'absent') return { kind: 'unresolved', reason: `${a} runs without a --config file` };
     return cfg.value
-      ? { kind: 'path', path: cfg.value, source: cfg.source }
+      ? onHost(facts, a as ComponentName, cfg.value, cfg.source)
       : { kind: 'unresolved', reason: `${b} is not set in ${a}'s --config file` };
   }
   if (kind === 'flag') {
@@ -282,8 +286,21 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     if (c.kind === 'error') return { kind: 'error', reason: c.reason };
     const p = c.flags.get(b as string);
     return p
-      ? { kind: 'path', path: p, source: `--${b} in ${c.source}` }
+      ? onHost(facts, a as ComponentName, p, `--${b} in ${c.source}`)
       : { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
   }
   return { kind: 'unresolved', reason: `unknown path variable ${v}` };
+}
+
+/** A path a component names, as the host sees it (a pod's volume under /var/lib/kubelet/pods), or why it cannot. */
+function onHost(facts: NodeFacts, component: ComponentName, path: string, source: string): ResolvedPath {
+  if (/[*?]/.test(path)) return { kind: 'path', path, source };
+  const where = facts.components.hostPath(component, path);
+  if (where.kind === 'hidden') return { kind: 'unresolved', reason: where.reason };
+  const named = posix.resolve('/', path);
+  return {
+    kind: 'path',
+    path: where.path,
+    source: where.path === named ? source : `${source}; ${named} in ${component}'s pod is ${where.path} on the host`,
+  };
 }

@@ -14,6 +14,8 @@ export type ComponentFlags =
       /** The component's environment (etcd reads every flag from ETCD_* variables too). */
       env: Map<string, string>;
       source: string;
+      /** The running process the flags were read from (absent when read from a static pod manifest). */
+      pid?: number;
     }
   | { kind: 'absent'; reason: string }
   | { kind: 'error'; reason: string };
@@ -84,12 +86,16 @@ export class ComponentReader {
   ):
     | { kind: 'value'; value: string | undefined; source: string }
     | { kind: 'absent' }
+    | { kind: 'hidden'; reason: string }
     | { kind: 'error'; reason: string } {
     const c = this.flags(component);
     if (c.kind !== 'found') return { kind: 'absent' };
-    const path = c.flags.get('config');
-    if (!path) return { kind: 'absent' };
-    const file = this.host.readText(posix.resolve('/', path));
+    const flagPath = c.flags.get('config');
+    if (!flagPath) return { kind: 'absent' };
+    const where = this.hostPath(component, flagPath);
+    if (where.kind === 'hidden') return where;
+    const path = where.path;
+    const file = this.host.readText(path);
     if (file.kind === 'absent')
       return { kind: 'error', reason: `${path} (the --config of ${component}) does not exist` };
     if (file.kind === 'error') return { kind: 'error', reason: `${path}: ${file.reason}` };
@@ -102,14 +108,49 @@ export class ComponentReader {
     // The field path comes from a benchmark; only the document's own keys answer it.
     const cur = documentPath(doc, field);
     if (cur === undefined || cur === null || cur === '')
-      return { kind: 'value', value: undefined, source: `${field} in ${path}` };
+      return { kind: 'value', value: undefined, source: `${field} in ${path}${viaPod(flagPath, path)}` };
     const items = Array.isArray(cur) ? cur.map(scalarText) : [scalarText(cur)];
     if (items.some((x) => x === undefined))
       return {
         kind: 'error',
         reason: `${path}: ${field} is ${Array.isArray(cur) ? 'a list of more than plain values' : 'a mapping'}, not a value`,
       };
-    return { kind: 'value', value: items.join(','), source: `${field} in ${path}` };
+    return { kind: 'value', value: items.join(','), source: `${field} in ${path}${viaPod(flagPath, path)}` };
+  }
+
+  /**
+   * Where a path a running component names (its --config, its kubeconfig) is on the host. A component run in a pod
+   * (kube-proxy as kubeadm and kind deploy it: a DaemonSet whose ConfigMap is mounted at /var/lib/kube-proxy) names
+   * paths in its own mount namespace. The host sees such a file only where the kubelet keeps the pod's volume, under
+   * /var/lib/kubelet/pods/<uid>/volumes/; the process's /proc/<pid>/mountinfo says which volume is mounted where.
+   * Reading through /proc/<pid>/root instead would follow a link out of the host root, which HostView never does.
+   * A path that exists on the host as named is taken as it is; one that is neither on the host nor in a kubelet pod
+   * volume is `hidden`: the evidence is not where the host can read it, which is never a FAIL.
+   */
+  hostPath(
+    component: ComponentName,
+    path: string,
+  ): { kind: 'path'; path: string } | { kind: 'hidden'; reason: string } {
+    const named = posix.resolve('/', path);
+    const c = this.flags(component);
+    if (c.kind !== 'found' || c.pid === undefined) return { kind: 'path', path: named };
+    const mountinfo = this.host.readText(`/proc/${c.pid}/mountinfo`);
+    if (mountinfo.kind === 'found') {
+      const volume = podVolumeMount(mountinfo.text, named);
+      if (volume) {
+        for (const candidate of volume.hostCandidates) {
+          if (this.host.stat(candidate).kind !== 'absent') return { kind: 'path', path: candidate };
+        }
+      }
+    }
+    if (this.host.stat(named).kind !== 'absent') return { kind: 'path', path: named };
+    return {
+      kind: 'hidden',
+      reason:
+        component === 'kube-proxy'
+          ? `kube-proxy runs in a pod; its config is in the kube-proxy ConfigMap, not on the host (${named} is not on the host and no kubelet pod volume holding it was found)`
+          : `${component} (pid ${c.pid}) names ${named}, which is not on the host: it runs in a container whose files the host does not show`,
+    };
   }
 
   private read(component: ComponentName): ComponentFlags {
@@ -128,6 +169,7 @@ export class ComponentReader {
         flags: parseFlags(proc.argv.slice(1), BOOLEAN_FLAGS),
         env,
         source: `${component} pid ${proc.pid}`,
+        pid: proc.pid,
       };
     }
     const path = this.manifestPath(component);
@@ -177,4 +219,39 @@ export function staticPodContainer(
 
 function asStrings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * The kubelet pod volume mounted over `path` in a process's mount namespace, from its /proc/<pid>/mountinfo
+ * (proc(5): ID, parent ID, major:minor, root of the mount within its filesystem, mount point, ...): the longest mount
+ * point holding the path, when its root is a kubelet pod volume (…/pods/<uid>/volumes/<plugin>/<name>). The root is
+ * relative to the filesystem mounted, so the host path is either the root itself (/var/lib/kubelet on the root
+ * filesystem) or the kubelet's default root dir plus the part from /pods/ on.
+ */
+export function podVolumeMount(mountinfo: string, path: string): { hostCandidates: string[] } | undefined {
+  let best: { point: string; root: string } | undefined;
+  for (const line of mountinfo.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 5) continue;
+    const root = unescapeMount(f[3] as string);
+    const point = unescapeMount(f[4] as string);
+    const inside = point === '/' || path === point || path.startsWith(`${point}/`);
+    if (inside && (!best || point.length >= best.point.length)) best = { point, root };
+  }
+  if (!best) return undefined;
+  const m = /\/pods\/[0-9a-fA-F-]+\/volumes\/[^/]+\/[^/]+$/.exec(posix.normalize(best.root));
+  if (!m) return undefined;
+  const rest = path === best.point ? '' : path.slice(best.point === '/' ? 0 : best.point.length);
+  const fromPods = m[0] + rest;
+  const candidates = [posix.normalize(best.root + rest), posix.join('/var/lib/kubelet', fromPods)];
+  return { hostCandidates: [...new Set(candidates)].filter((c) => !c.split('/').includes('..')) };
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal (\040 ...). */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+function viaPod(named: string, onHost: string): string {
+  return posix.resolve('/', named) === onHost ? '' : ` (${named} in the pod)`;
 }

@@ -6,7 +6,13 @@ import { readKubeletSettings, resolveSetting } from '../../../agent/cis/kubelet.
 import { listProcesses } from '../../../agent/cis/processes.js';
 import { NodeRootBuilder } from '../../../examples/node-root.js';
 import type { CheckResult } from '../../../common/scan-report.js';
-import { buildKubeadmNode, KUBEADM_KUBELET_CONFIG } from '../../fixtures/distro-nodes.js';
+import {
+  buildKubeadmNode,
+  KUBE_PROXY_POD_UID,
+  KUBEADM_KUBE_PROXY_CONFIG,
+  KUBEADM_KUBELET_CONFIG,
+  withKubeProxyPod,
+} from '../../fixtures/distro-nodes.js';
 import { tempDir } from '../../fixtures/tmp.js';
 
 /*
@@ -110,5 +116,61 @@ t.test(
     t.equal(check(scanned, '4.2.4').status, 'PASS', '4.2.4 read-only port 0 stays 0');
     t.equal(check(scanned, '4.2.8').status, 'PASS', '4.2.8 eventRecordQPS 0 >= 0');
     t.equal(check(scanned, '4.2.13').status, 'FAIL', '4.2.13 podPidsLimit -1 is not > 0');
+  },
+);
+
+const KP_VOLUME = `/var/lib/kubelet/pods/${KUBE_PROXY_POD_UID}/volumes/kubernetes.io~configmap/kube-proxy`;
+
+t.test(
+  'kube-proxy in a kubeadm pod: its ConfigMap is read from the kubelet pod volume its mountinfo names',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = withKubeProxyPod(buildKubeadmNode(new NodeRootBuilder(`${dir}/kubeadm-kp`)), { mountinfo: 'host-fs' });
+    const checks = scan(b.root);
+    // 4.3.1: config.conf in the ConfigMap has metricsBindAddress: "" -> kube-proxy's default 127.0.0.1:10249 -> PASS.
+    const m = check(checks, '4.3.1');
+    t.equal(m.status, 'PASS');
+    t.equal(m.actual, '127.0.0.1:10249');
+    // 4.1.3: clientConnection.kubeconfig /var/lib/kube-proxy/kubeconfig.conf is, on the host, the volume's
+    // kubeconfig.conf, written 0644 (ConfigMap volume defaultMode 420): more than 600, naming the real file.
+    const mode = check(checks, '4.1.3');
+    t.equal(mode.status, 'FAIL');
+    t.equal(mode.actual, `${KP_VOLUME}/kubeconfig.conf: 644`);
+    t.match(mode.evidence, /\/var\/lib\/kube-proxy\/kubeconfig\.conf in kube-proxy's pod is/);
+    // 4.1.4: the kubelet writes the volume as root -> root:root -> PASS.
+    const owner = check(checks, '4.1.4');
+    if (b.ownersFaked) t.equal(owner.status, 'FAIL');
+    else t.equal(owner.status, 'PASS');
+  },
+);
+
+t.test(
+  'kube-proxy in a kind pod: /var is a Docker volume, the mount root names it; still read from the pod volume',
+  async (t) => {
+    const dir = tempDir(t);
+    const config = KUBEADM_KUBE_PROXY_CONFIG.replace('metricsBindAddress: ""', 'metricsBindAddress: 0.0.0.0:10249');
+    const b = withKubeProxyPod(buildKubeadmNode(new NodeRootBuilder(`${dir}/kind-kp`)), { mountinfo: 'kind', config });
+    const m = check(scan(b.root), '4.3.1');
+    // metricsBindAddress 0.0.0.0:10249 is not localhost -> FAIL, with the value read from the ConfigMap volume.
+    t.equal(m.status, 'FAIL');
+    t.equal(m.actual, '0.0.0.0:10249');
+    t.match(
+      m.evidence,
+      new RegExp(`metricsBindAddress in ${KP_VOLUME}/config.conf \\(/var/lib/kube-proxy/config.conf in the pod\\)`),
+    );
+  },
+);
+
+t.test(
+  'kube-proxy in a pod whose mounts the agent cannot read: 4.1.3, 4.1.4, 4.3.1 SKIP with the reason, never FAIL',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = withKubeProxyPod(buildKubeadmNode(new NodeRootBuilder(`${dir}/kp-hidden`)), { mountinfo: 'unreadable' });
+    const checks = scan(b.root);
+    for (const id of ['4.1.3', '4.1.4', '4.3.1']) {
+      const c = check(checks, id);
+      t.equal(c.status, 'SKIP', id);
+      t.match(c.skipReason, /kube-proxy runs in a pod; its config is in the kube-proxy ConfigMap, not on the host/, id);
+    }
   },
 );

@@ -123,6 +123,27 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
         }),
       );
     }
+    // The lines must have reached the aggregator (the agent sends a window's flows when it closes).
+    const until2 = Date.now() + 25_000;
+    let stored = 0;
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    while (Date.now() < until2) {
+      const r = (await (
+        await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/flows?from=${from}&limit=10000`)
+      ).json()) as { items?: unknown[] };
+      stored = r.items?.length ?? 0;
+      if (stored > 0) break;
+      await sleep(500);
+    }
+    out.add(
+      figure({
+        bench: 'agent',
+        name: 'flow-bucket rows the aggregator stored from the followed log (up to 10000 read)',
+        value: stored,
+        unit: 'rows',
+        ...(stored === 0 ? { status: 'error' as const, note: 'no flows reached the aggregator' } : {}),
+      }),
+    );
   } finally {
     stop();
     await agg.stop();

@@ -8,7 +8,8 @@ import type { ReportResult, ReportResultOf } from './result.js';
 /**
  * Runs one report: looks its type up in REPORT_TYPES, which reads the type's
  * inputs for the run's interval (from the store, or the cluster) and hands them
- * to the type's pure generator.
+ * to the type's pure generator. An aborted `signal` (the scheduler stopping)
+ * ends the run between those stages with the signal's reason.
  */
 export function reportRunner(
   store: Store,
@@ -18,8 +19,8 @@ export function reportRunner(
   const sources: ReportSources = { store, ...(inventorySource ? { cluster: { inventory: inventorySource } } : {}) };
   // runReport is typed per report type; called with the union of them, TypeScript cannot tell that the summary and
   // data belong to the reportType beside them, which ReportResult (one shape per type) says.
-  return (run: ReportRunRecord, def: ReportDefinition): Promise<ReportResult> =>
-    runReport(def.reportType, def, sources, run, now) as Promise<ReportResult>;
+  return (run: ReportRunRecord, def: ReportDefinition, signal?: AbortSignal): Promise<ReportResult> =>
+    runReport(def.reportType, def, sources, run, now, signal) as Promise<ReportResult>;
 }
 
 type ResultOf<K extends ReportType> = ReportResultOf<K, ReportTypeIO[K]['summary'], ReportTypeIO[K]['data']>;
@@ -31,6 +32,7 @@ async function runReport<K extends ReportType>(
   sources: ReportSources,
   run: ReportRunRecord,
   now: () => number,
+  signal?: AbortSignal,
 ): Promise<ResultOf<K>> {
   const kind = REPORT_TYPES[type];
   const interval: ReportInterval = {
@@ -40,7 +42,11 @@ async function runReport<K extends ReportType>(
     endMs: run.intervalEndMs,
   };
   if (kind.needsCluster) requireCluster(kind, sources);
-  const out = kind.generate(def, await kind.load(sources, interval), interval);
+  signal?.throwIfAborted();
+  const input = await kind.load(sources, interval);
+  signal?.throwIfAborted();
+  const out = kind.generate(def, input, interval);
+  signal?.throwIfAborted();
   return {
     report: def.name,
     reportType: type,

@@ -35,10 +35,54 @@ export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, 'now'> = {
   staleRunMs: 0,
 };
 
-export type RunReport = (run: ReportRunRecord, def: ReportDefinition) => Promise<ReportResult>;
+/**
+ * Runs one report. `signal` is aborted when the scheduler stops (shutdown): the run should give up at its next
+ * stage, and whatever it answers then is discarded (the run is queued again).
+ */
+export type RunReport = (run: ReportRunRecord, def: ReportDefinition, signal?: AbortSignal) => Promise<ReportResult>;
+
+/**
+ * How an attempt ended: succeeded; retry (it failed and the run is queued again); failed (for good); abandoned (the
+ * process running it died during the run, found "running" by the process that took over, and the run is queued
+ * once more; lost again, it is failed).
+ */
+export type RunOutcome = 'succeeded' | 'failed' | 'retry' | 'abandoned';
 
 export interface ReportEvents {
-  runFinished(report: string, result: 'succeeded' | 'failed' | 'retry', atMs: number): void;
+  runFinished(report: string, result: RunOutcome, atMs: number): void;
+}
+
+/**
+ * Whether a run found "running" by a process that took over (its process died during the run) is failed rather
+ * than queued again: a run is queued again after such a loss only when the lost attempt was its first. A run
+ * that has already been tried once (and lost, or failed) is not risked again: it may be what kills the process
+ * (out of memory), and every try takes the whole aggregator down with it. So a run kills at most two processes.
+ */
+export function failsWhenLost(run: ReportRunRecord, maxRetries: number): boolean {
+  return run.attempts >= 2 || run.attempts > maxRetries;
+}
+
+/** The error a run lost with its process is failed with. */
+export function abandonedError(attempts: number): string {
+  return (
+    `VERDICT_REPORT_ABANDONED: the process running this report died during the run (attempt ${attempts}), ` +
+    'e.g. killed out of memory; it is not tried again, as it may be what kills the process: ' +
+    "narrow the interval (run it over parts of it) or raise the aggregator's memory limit"
+  );
+}
+
+/** The note a run lost with its process is queued again with. */
+export function requeuedAfterLossNote(attempts: number): string {
+  return (
+    `the process running attempt ${attempts} of this report died during the run (e.g. killed out of memory); ` +
+    'queued once more, and failed if that is lost too'
+  );
+}
+
+interface Job {
+  run: ReportRunRecord;
+  done: Promise<void>;
+  abort: AbortController;
 }
 
 /**
@@ -51,11 +95,13 @@ export interface ReportEvents {
  * tests drive the clock instead of sleeping. Rounds never overlap.
  */
 export class ReportScheduler {
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new Map<string, Job>();
   /** Reports seen suspended; on resume, intervals that ended while suspended are skipped. */
   private readonly suspended = new Set<string>();
   private readonly resumeAnchor = new Map<string, number>();
-  private ticking = false;
+  /** The scheduling round in progress. */
+  private round?: Promise<void>;
+  private stopped = false;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -74,9 +120,38 @@ export class ReportScheduler {
     void this.tick();
   }
 
+  /**
+   * Stop without waiting for running reports: no new round starts, the round in progress ends (it only talks to the
+   * store), and each running job is told to stop (its AbortSignal) and its run put back to "queued" with its
+   * attempt not counted — a shutdown is not a crash — so the next leader runs it again. Whatever a job answers
+   * after this is discarded: its run is never recorded succeeded (or failed) by this scheduler. A result whose
+   * write had already begun when stop was called stands (the put-back then finds the run no longer running).
+   */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
-    await Promise.allSettled(this.running.values());
+    await this.round;
+    await Promise.allSettled([...this.running.values()].map((job) => this.putBack(job)));
+  }
+
+  private async putBack(job: Job): Promise<void> {
+    job.abort.abort(new Error('the report scheduler is stopping'));
+    const { run } = job;
+    const log = this.log.child({ report: run.report, run: run.id, attempt: run.attempts });
+    try {
+      const back = await this.store.transitionReportRun(
+        run.id,
+        'running',
+        { status: 'queued', attempts: run.attempts - 1 },
+        { attempts: run.attempts },
+      );
+      if (back) log.info('report run stopped by shutdown; queued again, its attempt not counted');
+    } catch (err) {
+      log.warn(
+        { err },
+        'report run stopped by shutdown but could not be queued again; the next leader finds it running and counts the attempt as lost',
+      );
+    }
   }
 
   /** Runs in progress in this process. */
@@ -86,25 +161,21 @@ export class ReportScheduler {
 
   /** Wait for the jobs started so far (tests). */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()].map((j) => j.done));
   }
 
   /** One round: create due scheduled runs, then start queued runs up to the cap. */
   async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
+    if (this.round || this.stopped) return;
+    this.round = this.doTick().finally(() => (this.round = undefined));
+    await this.round;
+  }
+
+  private async doTick(): Promise<void> {
     try {
       if (!(await this.isLeader())) return;
       const now = this.options.now();
-      // Runs another process left "running" for longer than any job takes died with it (a
-      // previous leader killed mid-run). Checked every round, not only when the lead is
-      // taken: a replica that takes over right after such a run started must still find
-      // it once it is stale. This process's own jobs are never its to requeue.
-      const requeued = await this.store.requeueRunningReportRuns(now - this.options.staleRunMs, [
-        ...this.running.keys(),
-      ]);
-      if (requeued > 0)
-        this.log.warn({ requeued }, 'report runs left running by a process that is gone are queued again');
+      await this.takeOverLostRuns(now);
       for (const def of this.registry.all()) {
         if (!def.schedule) continue;
         if (def.suspend) {
@@ -120,7 +191,7 @@ export class ReportScheduler {
       const room = this.options.maxConcurrent - this.running.size;
       if (room <= 0) return;
       for (const run of await this.store.dueReportRuns(now, room)) {
-        if (this.running.size >= this.options.maxConcurrent) break;
+        if (this.running.size >= this.options.maxConcurrent || this.stopped) break;
         if (
           !(await this.store.transitionReportRun(run.id, 'queued', {
             status: 'running',
@@ -129,7 +200,9 @@ export class ReportScheduler {
           }))
         )
           continue;
-        const job = this.execute({ ...run, attempts: run.attempts + 1 })
+        const claimed = { ...run, attempts: run.attempts + 1, startedMs: now };
+        const abort = new AbortController();
+        const done = this.execute(claimed, abort.signal)
           .catch((err: unknown) =>
             this.log.error(
               { report: run.report, run: run.id, err },
@@ -137,12 +210,50 @@ export class ReportScheduler {
             ),
           )
           .finally(() => this.running.delete(run.id));
-        this.running.set(run.id, job);
+        this.running.set(run.id, { run: claimed, done, abort });
       }
     } catch (err) {
       this.log.error({ err }, 'report scheduling round failed; next round retries');
-    } finally {
-      this.ticking = false;
+    }
+  }
+
+  /**
+   * Runs another process left "running" for longer than any job takes died with it (a previous leader killed
+   * mid-run, or this aggregator's previous process, killed out of memory by the very run). Checked every round,
+   * not only when the lead is taken: a replica that takes over right after such a run started must still find it
+   * once it is stale. This process's own jobs are never its to take over. The lost attempt stays counted: a run
+   * lost at its first attempt is queued once more, one lost later is failed (failsWhenLost), so a run that kills
+   * its process cannot do so at every start.
+   */
+  private async takeOverLostRuns(now: number): Promise<void> {
+    const lost = await this.store.runningReportRuns(now - this.options.staleRunMs, [...this.running.keys()]);
+    for (const run of lost) {
+      const log = this.log.child({ report: run.report, run: run.id, attempt: run.attempts });
+      // The attempts guard: only the attempt read above, not one claimed again meanwhile.
+      if (failsWhenLost(run, this.options.maxRetries)) {
+        const error = abandonedError(run.attempts);
+        if (
+          await this.store.transitionReportRun(
+            run.id,
+            'running',
+            { status: 'failed', finishedMs: now, error },
+            { attempts: run.attempts },
+          )
+        ) {
+          this.events.runFinished(run.report, 'failed', now);
+          log.error({ err: error }, 'report run lost with the process running it, again; failed for good');
+        }
+      } else if (
+        await this.store.transitionReportRun(
+          run.id,
+          'running',
+          { status: 'queued', error: requeuedAfterLossNote(run.attempts) },
+          { attempts: run.attempts },
+        )
+      ) {
+        this.events.runFinished(run.report, 'abandoned', now);
+        log.warn('report run left running by a process that is gone (died during the run); queued once more');
+      }
     }
   }
 
@@ -176,11 +287,13 @@ export class ReportScheduler {
     return run;
   }
 
-  private async execute(run: ReportRunRecord): Promise<void> {
-    const def = definitionOf(run);
+  private async execute(run: ReportRunRecord, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ report: run.report, run: run.id, attempt: run.attempts });
     try {
-      const result = await this.runReport(run, def);
+      const def = definitionOf(run);
+      const result = await this.runReport(run, def, signal);
+      // Stopped meanwhile: stop() has put the run back; nothing this job made is recorded.
+      if (signal.aborted) return;
       const now = this.options.now();
       if (
         !(await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result }))
@@ -191,6 +304,7 @@ export class ReportScheduler {
       this.events.runFinished(run.report, 'succeeded', now);
       log.info('report run succeeded');
     } catch (err) {
+      if (signal.aborted) return;
       const now = this.options.now();
       // No NUL reaches a store (PostgreSQL refuses it in text).
       const message = String((err as Error)?.message ?? err).replaceAll('\u0000', '');

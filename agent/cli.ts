@@ -34,7 +34,7 @@ export const SCAN_COMMAND_FLAGS = {
 /** `benchmarks`' flags. */
 // prettier-ignore
 export const BENCHMARKS_FLAGS = {
-  format: { type: 'string', default: 'table', arg: 'table|json', help: 'how the list is printed' },
+  format: { type: 'string', default: AGENT_DEFAULTS.scan.benchmarksFormat, arg: 'table|json', help: 'how the list is printed' },
 } as const satisfies FlagTable;
 
 /** The usage text, generated from the flag tables (run's is loaded with run.ts). */

@@ -14,6 +14,8 @@ export const AGENT_DEFAULTS = {
     level: '2',
     /** `scan --format`. */
     format: 'table',
+    /** `benchmarks --format`. */
+    benchmarksFormat: 'table',
   },
   run: {
     /** Where the node's / is mounted in the agent's container (`--host-root`). */
@@ -86,6 +88,8 @@ export const AGENT_DEFAULTS = {
     backoffJitterRatio: 0.2,
     /** Send a heartbeat when nothing was written for this long. */
     heartbeatMs: 60_000,
+    /** The heartbeat check runs every heartbeatMs / 2, but not more often than this. */
+    heartbeatCheckMinMs: 1000,
     keepaliveTimeMs: 30_000,
     keepaliveTimeoutMs: 10_000,
   },

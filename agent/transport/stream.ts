@@ -113,7 +113,7 @@ export class AgentStream {
           this.lastWriteMs = Date.now();
           this.call.write({ heartbeat: { sentUnixMs: Date.now() } });
         },
-        Math.max(1000, Math.floor(every / 2)),
+        Math.max(AGENT_DEFAULTS.stream.heartbeatCheckMinMs, Math.floor(every / 2)),
       );
       this.heartbeatTimer.unref();
     }

@@ -38,10 +38,12 @@ function setup(
     yaml?: string;
     start?: string;
     options?: Partial<SchedulerOptions>;
+    /** Another scheduler's store (a second process on the same database); opened here when left out. */
+    store?: SqliteStore;
   } = {},
 ) {
-  const store = SqliteStore.open(join(tempDir(t), 'v.db'));
-  t.teardown(() => store.close());
+  const store = opts.store ?? SqliteStore.open(join(tempDir(t), 'v.db'));
+  if (!opts.store) t.teardown(() => store.close());
   let now = at(opts.start ?? '2026-11-20T10:10:00Z');
   const clock = { set: (iso: string) => (now = at(iso)), now: () => now };
   const registry = new ReportRegistry(silent, clock.now);
@@ -299,4 +301,168 @@ t.test('the leader never requeues its own run, however long it takes', async (t)
   release();
   await s.scheduler.idle();
   t.match(await s.store.reportRun(id), { status: 'succeeded', attempts: 1 });
+});
+
+// Issue 13: a run that killed its process (out of memory) was found "running" at the next start and queued again
+// with no cap, killing the new process too: a crash loop. And a shutdown waited for the running report.
+
+/** A promise the test settles. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+t.test(
+  'a run its process died in is queued once more (counted abandoned); lost again, it is failed with the reason',
+  async (t) => {
+    // The first process (already dead) left the run running at its first attempt.
+    const hang = deferred<ReportResult>();
+    const signals: AbortSignal[] = [];
+    const first = setup(t, {
+      yaml: report('hourly', '  suspend: true'), // only the run below
+      runner: (_run, _def, signal) => (signals.push(signal as AbortSignal), hang.promise),
+    });
+    const id = '00000000-0000-4000-8000-0000000000ad';
+    await first.store.createReportRun(onDemandRun(id));
+    t.ok(
+      await first.store.transitionReportRun(id, 'queued', {
+        status: 'running',
+        startedMs: at('2026-11-20T09:30:00Z'),
+        attempts: 1,
+      }),
+    );
+    // The second process takes over: the lost attempt stays counted, the run is queued once more and started.
+    first.clock.set('2026-11-20T10:00:00Z');
+    await first.scheduler.tick();
+    t.same(first.finished, ['hourly:abandoned'], 'the lost attempt is counted');
+    t.equal(first.scheduler.active, 1, 'queued once more and started again at once');
+    t.match(await first.store.reportRun(id), {
+      status: 'running',
+      attempts: 2,
+      error: /the process running attempt 1 of this report died during the run/,
+    });
+    // ... and dies during it too (its job never ends). The third process takes over.
+    const third = setup(t, { store: first.store, yaml: report('hourly', '  suspend: true') });
+    await third.tickAt('2026-11-20T10:05:00Z');
+    const failed = await third.store.reportRun(id);
+    t.match(failed, {
+      status: 'failed',
+      attempts: 2,
+      finishedMs: at('2026-11-20T10:05:00Z'),
+      error:
+        /^VERDICT_REPORT_ABANDONED: the process running this report died during the run \(attempt 2\).*out of memory.*narrow the interval.*memory limit/,
+    });
+    t.same(third.finished, ['hourly:failed'], 'failed for good, counted failed');
+    t.same(third.calls, [], 'not run a third time');
+    await third.tickAt('2026-11-20T10:10:00Z');
+    t.equal((await third.store.reportRun(id))?.status, 'failed', 'and stays failed');
+    // Had the second process lived after all, its late result is discarded.
+    hang.resolve({ report: 'hourly' } as unknown as ReportResult);
+    await first.scheduler.idle();
+    t.match(await first.store.reportRun(id), { status: 'failed', result: undefined });
+    t.same(first.finished, ['hourly:abandoned']);
+    t.equal(signals.length, 1);
+  },
+);
+
+t.test('which lost runs are queued again: only a first attempt, and only with retries allowed', async (t) => {
+  const ids = ['0', '1', '2', '5'].map((n) => `00000000-0000-4000-8000-00000000010${n}`);
+  const s = setup(t, { yaml: report('hourly', '  suspend: true') });
+  for (const [i, id] of ids.entries()) {
+    await s.store.createReportRun({ ...onDemandRun(id), createdMs: at('2026-11-20T09:00:00Z') + i });
+    const attempts = Number(id.slice(-1));
+    t.ok(
+      await s.store.transitionReportRun(id, 'queued', {
+        status: 'running',
+        startedMs: at('2026-11-20T09:30:00Z'),
+        attempts,
+      }),
+    );
+  }
+  s.clock.set('2026-11-20T10:00:00Z');
+  // Not started again here (every slot taken), so the statuses show what the takeover did.
+  const busy = setup(t, { store: s.store, yaml: report('hourly', '  suspend: true'), options: { maxConcurrent: 0 } });
+  busy.clock.set('2026-11-20T10:00:00Z');
+  await busy.scheduler.tick();
+  const status = async (id: string) => (await s.store.reportRun(id))?.status;
+  t.same(
+    await Promise.all(ids.map(status)),
+    ['queued', 'queued', 'failed', 'failed'],
+    'attempts 0 (claimed by an older version) and 1 queued again; 2 and more failed',
+  );
+  t.same(busy.finished, ['hourly:abandoned', 'hourly:abandoned', 'hourly:failed', 'hourly:failed']);
+
+  // Without retries, a first attempt lost is failed too.
+  const noRetries = setup(t, { yaml: report('hourly', '  suspend: true'), options: { maxRetries: 0 } });
+  const id = '00000000-0000-4000-8000-000000000110';
+  await noRetries.store.createReportRun(onDemandRun(id));
+  await noRetries.store.transitionReportRun(id, 'queued', {
+    status: 'running',
+    startedMs: at('2026-11-20T09:30:00Z'),
+    attempts: 1,
+  });
+  await noRetries.tickAt('2026-11-20T10:00:00Z');
+  t.match(await noRetries.store.reportRun(id), { status: 'failed', error: /^VERDICT_REPORT_ABANDONED/ });
+});
+
+t.test(
+  'stop() does not wait for a running report: the job is aborted and its run queued again, its attempt not counted',
+  async (t) => {
+    const release = deferred<ReportResult>();
+    const started = deferred<AbortSignal>();
+    let runnerDone = false;
+    const s = setup(t, {
+      yaml: report('hourly', '  suspend: true'),
+      runner: async (_run, _def, signal) => {
+        started.resolve(signal as AbortSignal);
+        const result = await release.promise; // the slow report: it ends when the test says so
+        runnerDone = true;
+        return result;
+      },
+    });
+    const id = '00000000-0000-4000-8000-0000000000ae';
+    await s.store.createReportRun({ ...onDemandRun(id), attempts: 2 }); // two earlier attempts failed
+    s.clock.set('2026-11-20T10:00:00Z');
+    await s.scheduler.tick();
+    const signal = await started.promise;
+    t.match(await s.store.reportRun(id), { status: 'running', attempts: 3 });
+
+    await s.scheduler.stop(); // resolves although the report has not ended
+    t.equal(runnerDone, false, 'stop() returned before the run ended');
+    t.equal(signal.aborted, true, 'the job was told to stop');
+    t.match(await s.store.reportRun(id), { status: 'queued', attempts: 2 }, 'queued again, the attempt not counted');
+    await s.scheduler.tick();
+    t.equal(s.scheduler.active, 1, 'a stopped scheduler starts nothing (the old job is still winding down)');
+
+    // The report ends after the stop: its result is discarded, the run never recorded succeeded.
+    release.resolve({ report: 'hourly' } as unknown as ReportResult);
+    await s.scheduler.idle();
+    t.equal(runnerDone, true);
+    t.match(await s.store.reportRun(id), { status: 'queued', attempts: 2, result: undefined });
+    t.same(s.finished, [], 'no outcome counted');
+
+    // The next leader runs it again.
+    const next = setup(t, { store: s.store, yaml: report('hourly', '  suspend: true') });
+    await next.tickAt('2026-11-20T10:01:00Z');
+    t.match(await s.store.reportRun(id), { status: 'succeeded', attempts: 3 });
+    t.same(next.finished, ['hourly:succeeded']);
+  },
+);
+
+t.test('a job that gives up when stopped (throws on its signal) is not counted a failure', async (t) => {
+  const s = setup(t, {
+    yaml: report('hourly', '  suspend: true'),
+    runner: (_run, _def, signal) =>
+      new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason))),
+  });
+  const id = '00000000-0000-4000-8000-0000000000af';
+  await s.store.createReportRun(onDemandRun(id));
+  s.clock.set('2026-11-20T10:00:00Z');
+  await s.scheduler.tick();
+  t.equal(s.scheduler.active, 1);
+  await s.scheduler.stop();
+  await s.scheduler.idle();
+  t.match(await s.store.reportRun(id), { status: 'queued', attempts: 0, error: undefined });
+  t.same(s.finished, []);
 });

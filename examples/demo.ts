@@ -3,6 +3,8 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cliFailure } from '../common/cli-failure.js';
+import { VerdictError } from '../common/errors.js';
 import { packageRoot } from '../common/package-root.js';
 import { table } from '../agent/cis/format.js';
 import { buildExampleNodes, EXAMPLE_NODES, type ExampleNode } from './nodes.js';
@@ -14,27 +16,68 @@ import { buildExampleNodes, EXAMPLE_NODES, type ExampleNode } from './nodes.js';
  */
 const root = packageRoot();
 
+/**
+ * Every number and default of the demo, written once: its flags (with the environment variables that replace
+ * their defaults; --help is generated from them), the address everything runs on, how long it waits for each step,
+ * and the settings it gives the aggregator and the agents.
+ */
+const DEMO_DEFAULTS = {
+  flags: {
+    'http-port': {
+      value: 'N',
+      env: 'VERDICT_DEMO_HTTP_PORT',
+      default: '8080',
+      description: 'the HTTP API on 127.0.0.1 (0 picks a free port)',
+    },
+    'grpc-port': {
+      value: 'N',
+      env: 'VERDICT_DEMO_GRPC_PORT',
+      default: '9090',
+      description: "the agents' gRPC port on 127.0.0.1 (0 picks a free port)",
+    },
+    dir: {
+      value: 'DIR',
+      env: 'VERDICT_DEMO_DIR',
+      default: '.demo in the repository',
+      description: 'the example nodes, database, spool and logs',
+    },
+  },
+  host: '127.0.0.1',
+  /** The demo's directory under the repository, when neither --dir nor $VERDICT_DEMO_DIR says. */
+  dirName: '.demo',
+  /** On stop: children still running this long after SIGTERM get SIGKILL; the demo exits by the deadline. */
+  killAfterMs: 5000,
+  exitDeadlineMs: 7000,
+  /** Readiness probes are repeated this often, each step for at most its timeout. */
+  pollIntervalMs: 250,
+  aggregatorReadyTimeoutMs: 20_000,
+  agentsReportTimeoutMs: 45_000,
+  flowSampleTimeoutMs: 20_000,
+  reportRunTimeoutMs: 20_000,
+  /** The recorded Calico flow log is moved in time to end this long ago. */
+  flowSampleAgeSeconds: 60,
+  /** The on-demand report run covers this much time up to now. */
+  reportLookbackMs: 3_600_000,
+  aggregator: { protectedNamespaces: 'payments', protectedTiers: 'security' },
+  agent: { watchIntervalMs: 500, flowWindowMs: 2000 },
+} as const;
+
+const HOST = DEMO_DEFAULTS.host;
+const FLAGS = DEMO_DEFAULTS.flags;
+
 const DEMO_USAGE = `The Verdict demo: an aggregator and one agent per example node, on loopback.
 
 Usage:
-  npm start -- [--http-port 8080] [--grpc-port 9090] [--dir DIR]
+  npm start -- [--http-port ${FLAGS['http-port'].default}] [--grpc-port ${FLAGS['grpc-port'].default}] [--dir DIR]
   node dist/examples/demo.js [--http-port N] [--grpc-port N] [--dir DIR]
 
-  --http-port N  the HTTP API on 127.0.0.1 (default $VERDICT_DEMO_HTTP_PORT, else 8080; 0 picks a free port)
-  --grpc-port N  the agents' gRPC port on 127.0.0.1 (default $VERDICT_DEMO_GRPC_PORT, else 9090; 0 picks a free port)
-  --dir DIR      the example nodes, database, spool and logs (default $VERDICT_DEMO_DIR, else .demo in the repository)
+${Object.entries(FLAGS)
+  .map(([name, f]) => `  --${`${name} ${f.value}`.padEnd(12)} ${f.description} (default $${f.env}, else ${f.default})`)
+  .join('\n')}
 `;
 
-/** A failure the user can act on: printed as one line, never with a stack. */
-class DemoError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(`${code}: ${message}`);
-  }
-}
+/** A failure the user can act on: printed as one line, never with a stack (VERDICT_USAGE exits 2, others 1). */
+const demoError = (code: string, detail: string) => new VerdictError(code, detail);
 
 interface DemoOptions {
   httpPort: number;
@@ -44,8 +87,18 @@ interface DemoOptions {
 
 /** Where each port setting comes from, for the messages that name them. */
 const PORTS = {
-  http: { flag: '--http-port', env: 'VERDICT_DEMO_HTTP_PORT', fallback: 8080, what: 'the HTTP API' },
-  grpc: { flag: '--grpc-port', env: 'VERDICT_DEMO_GRPC_PORT', fallback: 9090, what: "the agents' gRPC port" },
+  http: {
+    flag: '--http-port',
+    env: FLAGS['http-port'].env,
+    fallback: Number(FLAGS['http-port'].default),
+    what: 'the HTTP API',
+  },
+  grpc: {
+    flag: '--grpc-port',
+    env: FLAGS['grpc-port'].env,
+    fallback: Number(FLAGS['grpc-port'].default),
+    what: "the agents' gRPC port",
+  },
 } as const;
 
 function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv): DemoOptions | 'help' {
@@ -63,7 +116,7 @@ function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv): DemoOptions | 'h
       allowPositionals: false,
     }));
   } catch (err) {
-    throw new DemoError('VERDICT_USAGE', `${(err as Error).message}; run with --help`, 2);
+    throw demoError('VERDICT_USAGE', `${(err as Error).message}; run with --help`);
   }
   if (values.help) return 'help';
   const port = (which: keyof typeof PORTS, given: string | undefined): number => {
@@ -71,18 +124,21 @@ function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv): DemoOptions | 'h
     const raw = given ?? env[p.env] ?? String(p.fallback);
     const n = Number(raw);
     if (!/^\d{1,5}$/.test(raw.trim()) || n > 65535)
-      throw new DemoError(
+      throw demoError(
         'VERDICT_USAGE',
         `${given !== undefined ? p.flag : p.env} must be a port number from 0 to 65535, not "${raw}"`,
-        2,
       );
     return n;
   };
   const httpPort = port('http', values['http-port']);
   const grpcPort = port('grpc', values['grpc-port']);
   if (httpPort !== 0 && httpPort === grpcPort)
-    throw new DemoError('VERDICT_USAGE', `the HTTP and gRPC ports are both ${httpPort}; give them different ports`, 2);
-  return { httpPort, grpcPort, dir: resolve(values.dir ?? env.VERDICT_DEMO_DIR ?? join(root, '.demo')) };
+    throw demoError('VERDICT_USAGE', `the HTTP and gRPC ports are both ${httpPort}; give them different ports`);
+  return {
+    httpPort,
+    grpcPort,
+    dir: resolve(values.dir ?? env[FLAGS.dir.env] ?? join(root, DEMO_DEFAULTS.dirName)),
+  };
 }
 
 /**
@@ -100,27 +156,27 @@ function reservePort(which: keyof typeof PORTS, port: number): Promise<{ port: n
       const move = `choose another with ${p.flag} (npm start -- ${p.flag} ${other}) or ${p.env}=${other}; 0 picks a free port`;
       if (err.code === 'EADDRINUSE')
         reject(
-          new DemoError(
+          demoError(
             'VERDICT_DEMO_PORT_IN_USE',
-            `port ${port} on 127.0.0.1 (${p.what}) is already in use, by another program or a demo still running; ${move}`,
+            `port ${port} on ${HOST} (${p.what}) is already in use, by another program or a demo still running; ${move}`,
           ),
         );
       else if (err.code === 'EACCES')
         reject(
-          new DemoError(
+          demoError(
             'VERDICT_DEMO_PORT_DENIED',
-            `port ${port} on 127.0.0.1 (${p.what}) needs privileges this user lacks; ${move}`,
+            `port ${port} on ${HOST} (${p.what}) needs privileges this user lacks; ${move}`,
           ),
         );
       else
         reject(
-          new DemoError(
+          demoError(
             'VERDICT_DEMO_PORT_UNUSABLE',
-            `cannot listen on 127.0.0.1:${port} (${p.what}): ${err.message}; ${move}`,
+            `cannot listen on ${HOST}:${port} (${p.what}): ${err.message}; ${move}`,
           ),
         );
     });
-    srv.listen(port, '127.0.0.1', () => {
+    srv.listen(port, HOST, () => {
       const addr = srv.address();
       resolvePort({
         port: typeof addr === 'object' && addr ? addr.port : port,
@@ -137,7 +193,7 @@ let shuttingDown = false;
 const alive = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
 
 function start(args: string[], logFile: string): ChildProcess {
-  if (shuttingDown) throw new DemoError('VERDICT_DEMO_STOPPING', 'the demo is stopping');
+  if (shuttingDown) throw demoError('VERDICT_DEMO_STOPPING', 'the demo is stopping');
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
@@ -176,9 +232,9 @@ function shutdown(code: number): void {
   for (const c of running) c.kill('SIGTERM');
   setTimeout(() => {
     for (const c of alive()) c.kill('SIGKILL');
-  }, 5000).unref();
+  }, DEMO_DEFAULTS.killAfterMs).unref();
   // Exit even if a killed child is never reaped (it cannot block the exit).
-  setTimeout(() => process.exit(code), 7000).unref();
+  setTimeout(() => process.exit(code), DEMO_DEFAULTS.exitDeadlineMs).unref();
   void Promise.all(exited).then(() => process.exit(code));
 }
 
@@ -192,7 +248,7 @@ async function waitFor(
   probe: () => Promise<boolean>,
   timeoutMs: number,
   what: string,
-  failed?: () => DemoError | undefined,
+  failed?: () => VerdictError | undefined,
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -203,8 +259,8 @@ async function waitFor(
     } catch {
       // not up yet
     }
-    if (Date.now() > until) throw new DemoError('VERDICT_DEMO_TIMEOUT', what);
-    await new Promise((r) => setTimeout(r, 250));
+    if (Date.now() > until) throw demoError('VERDICT_DEMO_TIMEOUT', what);
+    await new Promise((r) => setTimeout(r, DEMO_DEFAULTS.pollIntervalMs));
   }
 }
 
@@ -222,7 +278,7 @@ function prepareDir(dir: string): { logs: string; nodes: string; flowsFile: stri
     .split('\n')
     .filter(Boolean);
   const lastEnd = Math.max(...sample.map((l) => (JSON.parse(l) as { end_time: number }).end_time));
-  const shift = Math.floor(Date.now() / 1000) - 60 - lastEnd;
+  const shift = Math.floor(Date.now() / 1000) - DEMO_DEFAULTS.flowSampleAgeSeconds - lastEnd;
   const flowsFile = join(dir, 'flows', 'calico', 'flows.log');
   mkdirSync(join(dir, 'flows', 'calico'), { recursive: true });
   writeFileSync(
@@ -243,38 +299,39 @@ async function startAggregator(o: DemoOptions, httpPort: number, grpcPort: numbe
     [
       join(root, 'dist/aggregator/cli.js'),
       '--http',
-      `127.0.0.1:${httpPort}`,
+      `${HOST}:${httpPort}`,
       '--grpc',
-      `127.0.0.1:${grpcPort}`,
+      `${HOST}:${grpcPort}`,
       '--db',
       `sqlite:${join(o.dir, 'verdict.db')}`,
       '--reports',
       join(root, 'examples', 'reports'),
       '--protected-namespaces',
-      'payments',
+      DEMO_DEFAULTS.aggregator.protectedNamespaces,
       '--protected-tiers',
-      'security',
+      DEMO_DEFAULTS.aggregator.protectedTiers,
     ],
     logFile,
   );
-  const base = `http://127.0.0.1:${httpPort}`;
+  const base = `http://${HOST}:${httpPort}`;
   // 'close' comes after its output has been read, so the log holds its last words.
   let closed = false;
   aggregator.once('close', () => (closed = true));
   await waitFor(
     async () => (await fetch(`${base}/readyz`)).ok,
-    20_000,
+    DEMO_DEFAULTS.aggregatorReadyTimeoutMs,
     `the aggregator did not become ready; see ${logFile}`,
     () => {
       if (!closed) return undefined;
       const said = aggregatorFailure(logFile);
       // Another program took a port between the demo's check and the aggregator's listen.
-      if (said?.includes('EADDRINUSE'))
-        return new DemoError(
+      const [, code, detail] = /^verdict-aggregator: ([A-Z_]+): (.*)$/.exec(said ?? '') ?? [];
+      if (code === 'VERDICT_ADDRESS_IN_USE')
+        return demoError(
           'VERDICT_DEMO_PORT_IN_USE',
-          `${said.replace(/^verdict-aggregator: /, '')}; choose other ports with --http-port / --grpc-port`,
+          `${code}: ${detail}; choose other ports with --http-port / --grpc-port`,
         );
-      return new DemoError(
+      return demoError(
         'VERDICT_DEMO_AGGREGATOR_FAILED',
         `the aggregator exited (${aggregator.signalCode ?? aggregator.exitCode}) before it was ready${said ? `: ${said}` : ''}; see ${logFile}`,
       );
@@ -295,7 +352,14 @@ function startAgents(
   for (const name of EXAMPLE_NODES) {
     const flows =
       name === 'worker-hardened'
-        ? ['--flows', `calico:${flowsFile}`, '--spool', join(dir, 'spool', name), '--flow-window-ms', '2000']
+        ? [
+            '--flows',
+            `calico:${flowsFile}`,
+            '--spool',
+            join(dir, 'spool', name),
+            '--flow-window-ms',
+            String(DEMO_DEFAULTS.agent.flowWindowMs),
+          ]
         : [];
     const logFile = join(logs, `agent-${name}.log`);
     watchExit(
@@ -304,13 +368,13 @@ function startAgents(
           join(root, 'dist/agent/cli.js'),
           'run',
           '--aggregator',
-          `127.0.0.1:${grpcPort}`,
+          `${HOST}:${grpcPort}`,
           '--host-root',
           roots[name],
           '--node-name',
           name,
           '--watch-interval-ms',
-          '500',
+          String(DEMO_DEFAULTS.agent.watchIntervalMs),
           ...flows,
         ],
         logFile,
@@ -366,7 +430,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
       items = ((await (await fetch(`${base}/api/v1/nodes`)).json()) as { items: Item[] }).items;
       return EXAMPLE_NODES.every((n) => items.some((i) => i.name === n && i.benchmark));
     },
-    45_000,
+    DEMO_DEFAULTS.agentsReportTimeoutMs,
     `not every agent reported; see ${logs}`,
   );
   const summary = (await (await fetch(`${base}/api/v1/cis/summary`)).json()) as {
@@ -390,7 +454,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
       access = ((await (await fetch(`${base}/api/v1/network-access`)).json()) as { endpoints: Access[] }).endpoints;
       return access.length > 0;
     },
-    20_000,
+    DEMO_DEFAULTS.flowSampleTimeoutMs,
     `the flow sample did not arrive; see ${join(logs, 'agent-worker-hardened.log')}`,
   );
 
@@ -443,7 +507,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
     ).join('\n'),
   );
   // An on-demand run of the network-access report over the last hour, to download.
-  const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+  const hourAgo = new Date(Date.now() - DEMO_DEFAULTS.reportLookbackMs).toISOString();
   const created = (await (
     await fetch(`${base}/api/v1/reports/daily-network-access/runs`, {
       method: 'POST',
@@ -461,7 +525,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
       ).status;
       return runStatus === 'succeeded' || runStatus === 'failed';
     },
-    20_000,
+    DEMO_DEFAULTS.reportRunTimeoutMs,
     'the report run did not finish',
   );
   console.log(`\nReport daily-network-access, last hour: ${runStatus}`);
@@ -494,9 +558,7 @@ process.on('SIGINT', () => {
 process.on('SIGTERM', () => shutdown(0));
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (shuttingDown) return; // stopped by a signal while starting: not a failure
-  const known = err instanceof DemoError;
-  process.stderr.write(
-    `demo: ${known ? err.message : `VERDICT_INTERNAL: ${(err as Error)?.message ?? String(err)}`}\n`,
-  );
-  shutdown(known ? err.exitCode : 1);
+  const { line, exitCode } = cliFailure(err, '--http-port or --grpc-port');
+  process.stderr.write(`demo: ${line}\n`);
+  shutdown(exitCode);
 });

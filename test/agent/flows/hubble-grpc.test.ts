@@ -291,9 +291,19 @@ t.test(
     source.stop();
     await cancelled; // the server sees the cancellation: the client has processed its own end of the call
     t.same(lines.slice(before), [], 'stop() cancels the stream without logging a disconnect');
-    // A reconnect would come from the retry timer, at most maxBackoffMs (100) + 20% jitter after the cancellation;
-    // its absence can only be seen by outlasting that timer, so this one wait is a fixed time (3 x the bound).
-    await new Promise((r) => setTimeout(r, 360));
+    // A reconnect would come from the retry timer, at most maxBackoffMs (100) + 20% jitter after the cancellation.
+    // The marker that such a timer would have fired: a source with the same backoff, started now against an address
+    // where nothing listens, fails four times (its retries wait about 20 + 40 + 80 ms, past that bound).
+    const control = new HubbleObserverSource({
+      address: `unix://${join(tempDir(t), 'nobody.sock')}`,
+      log: pino({ level: 'silent' }),
+      onMessage: () => undefined,
+      minBackoffMs: 20,
+      maxBackoffMs: 100,
+    });
+    control.start();
+    t.teardown(() => control.stop());
+    await waitFor('four failed attempts of a source with the same backoff', () => control.stats.failures >= 4);
     t.equal(requests.length, 2, 'no new GetFlows call after stop()');
     t.same(lines.slice(before), [], 'nor any log line');
   },

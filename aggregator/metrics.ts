@@ -77,7 +77,7 @@ export class AggregatorMetrics {
     const zero = (name: string) => {
       if (known.has(name)) return;
       known.add(name);
-      for (const result of ['succeeded', 'failed', 'retry']) runs.inc({ report: name, result }, 0);
+      for (const result of ['succeeded', 'failed', 'retry', 'abandoned']) runs.inc({ report: name, result }, 0);
     };
     for (const r of reports()) zero(r.name);
     new Gauge({
@@ -221,7 +221,7 @@ function flowCounters(registers: Registry[], nodesFromStore: () => Promise<void>
 function reportMetrics(registers: Registry[]) {
   const reportRuns = new Counter({
     name: 'verdict_report_runs_total',
-    help: 'Report runs finished, by report and result (succeeded, failed, retry).',
+    help: 'Report run attempts ended, by report and result: succeeded, failed (for good), retry (failed, queued again), abandoned (the process running it died during the run; queued once more, failed if lost again).',
     labelNames: ['report', 'result'],
     registers,
   });

@@ -63,9 +63,8 @@ export function parseFlagValues<T extends FlagTable>(table: T, values: Record<st
 }
 
 /** The usage lines of a table: "  --flow-window-ms MS        flow aggregation window (default 15000)". */
-export function usageLines(table: FlagTable, overrides: Record<string, Partial<FlagSpec>> = {}): string[] {
-  const rows = Object.entries(table).map(([name, spec]) => {
-    const s = { ...spec, ...overrides[name] };
+export function usageLines(table: FlagTable): string[] {
+  const rows = Object.entries(table).map(([name, s]) => {
     const d = defaultOf(s);
     const left = `--${name}${s.arg ? ` ${s.arg}` : ''}`;
     const notes = [s.multiple ? 'repeatable' : '', d !== undefined && d !== false ? `default ${String(d)}` : '']

@@ -132,7 +132,10 @@ export async function runCommand(args: string[]): Promise<number> {
   const { config, values } = readRunArgs(args);
   const log = pino({ level: config.logLevel, base: { program: 'verdict-agent', node: config.nodeName } });
   log.info(
-    { version: VERDICT_VERSION, flags: flagLogFields({ ...SCAN_FLAGS, ...RUN_FLAGS }, values) },
+    {
+      version: VERDICT_VERSION,
+      flags: flagLogFields({ ...SCAN_FLAGS, ...RUN_FLAGS }, { ...values, 'host-root': config.hostRoot }),
+    },
     'verdict-agent starting',
   );
   const agent = startAgent(config, log);

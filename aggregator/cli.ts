@@ -5,6 +5,16 @@ import { cliFailure } from '../common/cli-failure.js';
 import { AGGREGATOR_USAGE, parseAggregatorArgs } from './config.js';
 import { startAggregator } from './main.js';
 
+/** The flags that move the addresses a failure to listen names. */
+const PORT_FLAGS = '--http or --grpc';
+
+/** One line and an exit code for a failure, chosen by its code (common/cli-failure.ts), never by its message. */
+function fail(err: unknown): never {
+  const { line, exitCode } = cliFailure(err, PORT_FLAGS);
+  process.stderr.write(`verdict-aggregator: ${line}\n`);
+  process.exit(exitCode);
+}
+
 async function main(argv: string[]): Promise<void> {
   const config = parseAggregatorArgs(argv);
   if (config === 'help') {
@@ -17,19 +27,12 @@ async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`verdict-aggregator: ${signal}, shutting down\n`);
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    running.close().then(() => process.exit(0), fail);
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    const { line, exitCode } = cliFailure(err, '--http or --grpc');
-    process.stderr.write(`verdict-aggregator: ${line}\n`);
-    process.exit(exitCode);
-  });
+  main(process.argv.slice(2)).catch(fail);
 }

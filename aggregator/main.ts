@@ -50,7 +50,7 @@ export interface Component {
  * The started components, in order. `add` starts one and remembers it; `stop` stops them all, last started
  * first, each even when an earlier one failed to stop (the first failure is thrown at the end).
  */
-class Lifecycle {
+export class Lifecycle {
   private readonly started: [string, Component][] = [];
 
   constructor(private readonly log: Logger) {}

@@ -36,6 +36,17 @@ export class KubeApiError extends VerdictError {
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
+/** The client's fixed settings (shared by verdict-agent and verdict-aggregator). */
+const KUBE_CLIENT_SETTINGS = {
+  /** A token file (projected tokens rotate) is read again at most this often. */
+  tokenRereadMs: 60_000,
+  /** Idle connections to the API server are kept this long. */
+  keepAliveTimeoutMs: 30_000,
+  /** A request fails when the API server has not answered its headers, or sent more of a body, in this long. */
+  headersTimeoutMs: 15_000,
+  bodyTimeoutMs: 30_000,
+} as const;
+
 /**
  * In-cluster configuration: the API server from KUBERNETES_SERVICE_HOST/PORT
  * (the serving certificate is only guaranteed for that address), the pod's
@@ -48,7 +59,7 @@ export function inClusterConnection(env = process.env, saDir = SA_DIR): KubeConn
   if (!host || !port) return undefined;
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    token: cachedFile(`${saDir}/token`, 60_000),
+    token: cachedFile(`${saDir}/token`, KUBE_CLIENT_SETTINGS.tokenRereadMs),
     ca: readFileSync(`${saDir}/ca.crt`),
     describe: 'in-cluster service account',
   };
@@ -108,7 +119,11 @@ export function kubeconfigConnection(path: string): KubeConnection {
   const token = user.token;
   return {
     server: cluster.server.replace(/\/$/, ''),
-    token: user.tokenFile ? cachedFile(user.tokenFile, 60_000) : token ? () => token : undefined,
+    token: user.tokenFile
+      ? cachedFile(user.tokenFile, KUBE_CLIENT_SETTINGS.tokenRereadMs)
+      : token
+        ? () => token
+        : undefined,
     ca: fileOrData(cluster['certificate-authority'], cluster['certificate-authority-data']),
     cert: fileOrData(user['client-certificate'], user['client-certificate-data']),
     key: fileOrData(user['client-key'], user['client-key-data']),
@@ -123,7 +138,7 @@ export class KubeClient {
   constructor(readonly connection: KubeConnection) {
     this.dispatcher = new Agent({
       connect: { ca: connection.ca, cert: connection.cert, key: connection.key },
-      keepAliveTimeout: 30_000,
+      keepAliveTimeout: KUBE_CLIENT_SETTINGS.keepAliveTimeoutMs,
     });
   }
 
@@ -156,8 +171,8 @@ export class KubeClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: this.dispatcher,
-        headersTimeout: 15_000,
-        bodyTimeout: 30_000,
+        headersTimeout: KUBE_CLIENT_SETTINGS.headersTimeoutMs,
+        bodyTimeout: KUBE_CLIENT_SETTINGS.bodyTimeoutMs,
       });
     } catch (err) {
       throw new KubeApiError(
@@ -196,7 +211,7 @@ export class KubeClient {
       headers,
       dispatcher: this.dispatcher,
       signal,
-      headersTimeout: 15_000,
+      headersTimeout: KUBE_CLIENT_SETTINGS.headersTimeoutMs,
       bodyTimeout: 0,
     });
     if (res.statusCode >= 400) {

@@ -309,11 +309,20 @@ t.test('a full spool disk: the agent keeps running, restarts on it, and 150 line
   const first = startAgent(t, agg, roots['worker-hardened'], args);
   await until(async () => (await stored(agg)) === 50, '50 stored with room on the disk', 30_000);
 
+  // Fill the disk only once the agent has settled (and deleted) every spooled group: a group file deleted after the
+  // filling would free room for the next window, which would then be spooled after all.
+  const batchFiles = () => readdirSync(join(spool, 'batches')).filter((n) => /^\d+\.json$/.test(n));
+  await until(() => batchFiles().length === 0, 'every spooled group settled and deleted', 30_000);
   const filler = fill(disk);
   appendFileSync(file, lines.slice(50, 100).join('\n') + '\n');
   await until(async () => (await stored(agg)) === 100, '100 stored with the spool disk full', 30_000);
   t.notOk(first.exited(), 'the agent runs on with its spool disk full');
-  t.match(first.stderr(), /cannot write to the spool; sending from memory only/);
+  // The agent's log arrives through a pipe, independently of what the aggregator stores: wait for the line.
+  await until(
+    () => /cannot write to the spool; sending from memory only/.test(first.stderr()),
+    'the agent logs that it cannot write to the spool',
+    10_000,
+  );
 
   await kill(first);
   const second = startAgent(t, agg, roots['worker-hardened'], args);

@@ -11,6 +11,7 @@ import {
   KUBE_PROXY_POD_UID,
   KUBEADM_KUBE_PROXY_CONFIG,
   KUBEADM_KUBELET_CONFIG,
+  withFlannel,
   withKubeProxyPod,
 } from '../../fixtures/distro-nodes.js';
 import { tempDir } from '../../fixtures/tmp.js';
@@ -174,3 +175,30 @@ t.test(
     }
   },
 );
+
+t.test('1.1.9/1.1.10: the CNI state files under /var/lib/cni/networks are audited with /etc/cni/net.d', async (t) => {
+  const dir = tempDir(t);
+  // Every CIS version here (1.9-1.12) keeps the IDs 1.1.9 (modes) and 1.1.10 (owners) for the CNI files.
+  const good = withFlannel(buildKubeadmNode(new NodeRootBuilder(`${dir}/good`)), { conf: 0o600, state: 0o600 });
+  // A state file at 0644 with the conflist at 0600: only the state directory shows the problem.
+  const loose = withFlannel(buildKubeadmNode(new NodeRootBuilder(`${dir}/loose`)), { conf: 0o600, state: 0o644 });
+  for (const bench of ['cis-1.9', 'cis-1.10', 'cis-1.11', 'cis-1.12']) {
+    const g = scan(good.root, bench);
+    t.equal(check(g, '1.1.9').status, 'PASS', `${bench} 1.1.9 all 600`);
+    t.match(check(g, '1.1.9').actual, /\/var\/lib\/cni\/networks\/cbr0\/10\.244\.0\.2: 600/);
+    if (!good.ownersFaked) t.equal(check(g, '1.1.10').status, 'PASS', `${bench} 1.1.10 all root:root`);
+    const l = check(scan(loose.root, bench), '1.1.9');
+    t.equal(l.status, 'FAIL', `${bench} 1.1.9 a 644 state file`);
+    t.match(l.actual, /\/etc\/cni\/net\.d\/10-flannel\.conflist: 600/);
+    t.match(l.actual, /\/var\/lib\/cni\/networks\/cbr0\/10\.244\.0\.2: 644/);
+  }
+});
+
+t.test('1.1.9: a node with no CNI state directory is judged on /etc/cni/net.d alone', async (t) => {
+  const dir = tempDir(t);
+  // buildControlPlane writes /etc/cni/net.d/10-calico.conflist at 0600 and no /var/lib/cni/networks (calico-ipam).
+  const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/calico`));
+  const c = check(scan(b.root), '1.1.9');
+  t.equal(c.status, 'PASS');
+  t.equal(c.actual, '/etc/cni/net.d/10-calico.conflist: 600');
+});

@@ -48,7 +48,7 @@ export async function runScaleBench(o: BenchOptions, out: Sink, signal: AbortSig
   }
   for (const db of o.dbs) {
     const figs = await measureFigure('scale', `${o.agents} agents, ${db}`, o.quick ? 60_000 : 170_000, 's', (s) =>
-      scaleOnce(db, o.agents, run, o.quick ? 40 : 100, s),
+      scaleOnce(db, o.agents, run, o.quick ? 40 : 30, s),
     );
     figs.forEach(out.add);
     if (signal.aborted) return;

@@ -42,11 +42,11 @@ async function runReport<K extends ReportType>(
     endMs: run.intervalEndMs,
   };
   if (kind.needsCluster) requireCluster(kind, sources);
-  signal?.throwIfAborted();
+  await stage(signal);
   const input = await kind.load(sources, interval);
-  signal?.throwIfAborted();
+  await stage(signal);
   const out = kind.generate(def, input, interval);
-  signal?.throwIfAborted();
+  await stage(signal);
   return {
     report: def.name,
     reportType: type,
@@ -56,4 +56,14 @@ async function runReport<K extends ReportType>(
     ...out,
     evidence: kind.evidence,
   };
+}
+
+/**
+ * Between two stages of a run: a turn of the event loop, so a shutdown signal that arrived while a stage held the
+ * loop (a SQLite read, a generator) is handled, then the run ends if the scheduler has stopped it.
+ */
+async function stage(signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  signal.throwIfAborted();
 }

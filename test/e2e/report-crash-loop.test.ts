@@ -1,0 +1,176 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import t, { type Test } from 'tap';
+import { packageRoot } from '../../common/package-root.js';
+import { SqliteStore } from '../../aggregator/store/sqlite.js';
+import type { ReportRunRecord } from '../../aggregator/store/index.js';
+import { flow } from '../fixtures/flows.js';
+import { tempDir } from '../fixtures/tmp.js';
+
+// Issue 13, the crash loop: a report run that kills the aggregator (here really: out of memory, the heap capped at
+// 48 MiB and enough stored flows for a network-access report to need some 64-96 MiB) used to be found "running" at
+// the next start and queued again with no cap, killing every new process. Now the lost attempt stays counted: the
+// second process queues it once more (and dies of it too), the third fails it with the reason and keeps serving.
+const AGGREGATOR = join(packageRoot(), 'dist', 'aggregator', 'cli.js');
+const HEAP_MB = 48;
+const FLOWS = 20_000;
+const RUN_ID = '00000000-0000-4000-8000-00000000c0de';
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** `node --max-old-space-size=48 dist/aggregator/cli.js` on ephemeral loopback ports, its log lines parsed. */
+function launch(t: Test, db: string, reports: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      `--max-old-space-size=${HEAP_MB}`,
+      AGGREGATOR,
+      ...['--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--log-level', 'info'],
+      ...['--db', `sqlite:${db}`, '--reports', reports],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let exited = false;
+  void exit.then(() => (exited = true));
+  t.teardown(async () => {
+    if (!exited) child.kill('SIGKILL');
+    await exit;
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16_384)));
+  const logs: Record<string, unknown>[] = [];
+  let onStarted: (port: number) => void = () => {};
+  const started = new Promise<number>((resolve, reject) => {
+    onStarted = resolve;
+    void exit.then((e) =>
+      reject(new Error(`the aggregator exited (${JSON.stringify(e)}) before it started: ${stderr}`)),
+    );
+  });
+  started.catch(() => {});
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      logs.push(rec);
+      if (rec.msg === 'verdict-aggregator started') onStarted(Number(String(rec.http).split(':').pop()));
+    } catch {
+      // not a log line
+    }
+  });
+  return { child, exit, started, logs, stderr: () => stderr };
+}
+
+/** The run as the store has it, read while no aggregator runs. */
+async function storedRun(db: string): Promise<ReportRunRecord | undefined> {
+  const store = SqliteStore.open(db);
+  try {
+    return await store.reportRun(RUN_ID);
+  } finally {
+    await store.close();
+  }
+}
+
+t.test('a report run that kills the process is queued once more, then failed; the third process serves', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'verdict.db');
+  const reports = join(dir, 'reports');
+  mkdirSync(reports);
+  writeFileSync(
+    join(reports, 'access.yaml'),
+    'apiVersion: projectcalico.org/v3\nkind: GlobalReport\nmetadata: {name: access}\nspec:\n  reportType: network-access\n  schedule: "0 0 1 1 *"\n',
+  );
+  // Distinct flows with long labels, twenty minutes ago (retention and roll-up leave them be), and an on-demand
+  // run over them, due now.
+  const now = Date.now();
+  const at = now - 20 * 60_000;
+  const pad = 'x'.repeat(200);
+  const store = SqliteStore.open(db);
+  for (let off = 0, seq = 1; off < FLOWS; off += 10_000, seq++) {
+    const batch = Array.from({ length: 10_000 }, (_, j) =>
+      flow({
+        source: { name: `frontend-${off + j}`, labels: ['app=frontend', `pad=${pad}`] },
+        destination: { name: `checkout-${off + j}`, labels: [`app=checkout-${off + j}`, `pad=${pad}`] },
+        startMs: at,
+        endMs: at + 1000,
+      }),
+    );
+    await store.recordFlowBatch('node-1', 'boot-1', seq, batch, at + 5000);
+  }
+  t.ok(
+    await store.createReportRun({
+      id: RUN_ID,
+      report: 'access',
+      reportType: 'network-access',
+      trigger: 'on-demand',
+      status: 'queued',
+      attempts: 0,
+      intervalStartMs: now - 60 * 60_000,
+      intervalEndMs: now,
+      notBeforeMs: now,
+      createdMs: now,
+      inputs: {
+        apiVersion: 'projectcalico.org/v3',
+        spec: { reportType: 'network-access', schedule: '0 0 1 1 *' },
+        origin: join(reports, 'access.yaml'),
+      },
+    }),
+  );
+  await store.close();
+
+  // 1: the run starts and kills the process (V8 aborts: out of heap).
+  const first = launch(t, db, reports);
+  t.same(await first.exit, { code: null, signal: 'SIGABRT' }, 'the first process dies of the run');
+  t.match(first.stderr(), /heap out of memory/);
+  t.match(await storedRun(db), { status: 'running', attempts: 1 }, 'and leaves it running');
+
+  // 2: the run is found running: its lost first attempt is counted and it is queued once more; it kills again.
+  const second = launch(t, db, reports);
+  t.same(await second.exit, { code: null, signal: 'SIGABRT' }, 'the second process dies of it too');
+  t.ok(
+    second.logs.some(
+      (l) => l.run === RUN_ID && l.attempt === 1 && /queued once more/.test(String(l.msg)) && l.level === 40,
+    ),
+    'the second process logged the takeover',
+  );
+  t.match(await storedRun(db), {
+    status: 'running',
+    attempts: 2,
+    error: /the process running attempt 1 of this report died during the run/,
+  });
+
+  // 3: lost at its second attempt, the run is failed with the reason; this process starts and serves.
+  const third = launch(t, db, reports);
+  const port = await third.started;
+  const base = `http://127.0.0.1:${port}`;
+  const runs = (await (await fetch(`${base}/api/v1/reports/access/runs`)).json()) as {
+    items: { id: string; status: string; attempts: number; error?: string; finishedAt?: string }[];
+  };
+  t.match(runs.items, [
+    {
+      id: RUN_ID,
+      status: 'failed',
+      attempts: 2,
+      finishedAt: String,
+      error:
+        /^VERDICT_REPORT_ABANDONED: the process running this report died during the run \(attempt 2\), e\.g\. killed out of memory; it is not tried again.*narrow the interval.*memory limit/,
+    },
+  ]);
+  t.equal(runs.items.length, 1);
+  t.ok(
+    third.logs.some((l) => l.run === RUN_ID && l.level === 50 && /failed for good/.test(String(l.msg))),
+    'the third process logged the failure as an error',
+  );
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  t.match(metrics, /^verdict_report_runs_total\{report="access",result="failed"\} 1$/m, 'counted failed');
+  t.equal((await fetch(`${base}/healthz`)).status, 200, 'and keeps serving');
+
+  // A graceful stop ends the third process cleanly.
+  third.child.kill('SIGINT');
+  t.same(await third.exit, { code: 0, signal: null });
+  t.match(await storedRun(db), { status: 'failed', attempts: 2 });
+});

@@ -56,8 +56,11 @@ const idOf = (e: FlowEndpoint) => (e.namespace ? `${e.namespace}/${e.name}` : e.
 
 interface Acc {
   row: NetworkAccessRow;
-  ingressEvidence: boolean[];
-  egressEvidence: boolean[];
+  /** Observations per direction, and whether every one of them was policy-decided. */
+  ingressSeen: number;
+  ingressAllDecided: boolean;
+  egressSeen: number;
+  egressAllDecided: boolean;
   policies: Set<string>;
   staged: Set<string>;
 }
@@ -70,13 +73,27 @@ interface Acc {
  * ends adds once to the source's egress and once to the destination's ingress,
  * never twice to one direction, and a side nobody observed adds nothing (no
  * guessing from the other end). Replies never reach here (agents drop them).
+ *
+ * The answer depends on the flows as a multiset only (not their order), and
+ * flows with the same key may be given one at a time or summed into one
+ * (connections added): so a store may hand over one record per distinct flow
+ * key of the interval (Store.flowTotals) instead of every bucket row, and the
+ * memory held is one accumulator per endpoint, whatever the number of rows.
  */
-export function networkAccess(flows: FlowRecord[]): NetworkAccessSummary {
-  const acc = new Map<string, Acc>();
-  const get = (e: FlowEndpoint): Acc | undefined => {
+export function networkAccess(flows: Iterable<FlowRecord>): NetworkAccessSummary {
+  const acc = new NetworkAccess();
+  for (const f of flows) acc.add(f);
+  return acc.summary();
+}
+
+/** networkAccess, one flow at a time: add() each flow, then summary(). */
+export class NetworkAccess {
+  private readonly acc = new Map<string, Acc>();
+
+  private get(e: FlowEndpoint): Acc | undefined {
     if (!REPORTED_KINDS.has(e.kind)) return undefined;
     const id = `${e.kind}:${idOf(e)}`;
-    let a = acc.get(id);
+    let a = this.acc.get(id);
     if (!a) {
       a = {
         row: {
@@ -97,31 +114,35 @@ export function networkAccess(flows: FlowRecord[]): NetworkAccessSummary {
           policies: [],
           stagedPolicies: [],
         },
-        ingressEvidence: [],
-        egressEvidence: [],
+        ingressSeen: 0,
+        ingressAllDecided: true,
+        egressSeen: 0,
+        egressAllDecided: true,
         policies: new Set(),
         staged: new Set(),
       };
-      acc.set(id, a);
+      this.acc.set(id, a);
     }
     return a;
-  };
+  }
 
-  for (const f of flows) {
+  add(f: FlowRecord): void {
     const ingress = f.reporter === 'dst';
     const self = ingress ? f.destination : f.source;
     const peer = ingress ? f.source : f.destination;
-    const a = get(self);
-    if (!a) continue;
+    const a = this.get(self);
+    if (!a) return;
     const allowed = f.action === 'allow';
     if (ingress) {
       if (allowed) a.row.allowedIn += f.connections;
       else a.row.deniedIn += f.connections;
-      a.ingressEvidence.push(f.policyDecided);
+      a.ingressSeen++;
+      a.ingressAllDecided &&= f.policyDecided;
     } else {
       if (allowed) a.row.allowedOut += f.connections;
       else a.row.deniedOut += f.connections;
-      a.egressEvidence.push(f.policyDecided);
+      a.egressSeen++;
+      a.egressAllDecided &&= f.policyDecided;
     }
     if (allowed && peer.internet) {
       if (ingress) a.row.ingressFromInternet = true;
@@ -136,11 +157,17 @@ export function networkAccess(flows: FlowRecord[]): NetworkAccessSummary {
     for (const p of f.stagedPolicies) a.staged.add(policyName(p));
   }
 
+  summary(): NetworkAccessSummary {
+    return summarize(this.acc);
+  }
+}
+
+function summarize(acc: Map<string, Acc>): NetworkAccessSummary {
   const endpoints = [...acc.values()]
     .map((a) => ({
       ...a.row,
-      ingressProtected: a.ingressEvidence.length === 0 ? null : a.ingressEvidence.every(Boolean),
-      egressProtected: a.egressEvidence.length === 0 ? null : a.egressEvidence.every(Boolean),
+      ingressProtected: a.ingressSeen === 0 ? null : a.ingressAllDecided,
+      egressProtected: a.egressSeen === 0 ? null : a.egressAllDecided,
       policies: [...a.policies].sort(),
       stagedPolicies: [...a.staged].sort(),
     }))

@@ -26,6 +26,8 @@ export interface Dialect {
   jsonTexts(p: string): string;
   /** A LIMIT parameter for `n`, where a negative `n` means no limit. */
   limit(n: number): number | null;
+  /** The column a flow key is unique by: the key itself, or PostgreSQL's SHA-256 of it. */
+  flowKeyColumn: string;
 }
 
 export const SQLITE: Dialect = {
@@ -35,6 +37,7 @@ export const SQLITE: Dialect = {
   forUpdate: '',
   jsonTexts: (p) => `(SELECT value FROM json_each(${p}))`,
   limit: (n) => n, // SQLite reads a negative LIMIT as none
+  flowKeyColumn: 'flow_key',
 };
 
 export const POSTGRES: Dialect = {
@@ -44,6 +47,7 @@ export const POSTGRES: Dialect = {
   forUpdate: ' FOR UPDATE',
   jsonTexts: (p) => `(SELECT json_array_elements_text(CAST(${p} AS JSON)))`,
   limit: (n) => (n < 0 ? null : n), // PostgreSQL refuses a negative LIMIT and reads NULL as none
+  flowKeyColumn: 'flow_key_sha256',
 };
 
 /** A table written a batch of rows at a time: its columns, each with its PostgreSQL type (for unnest's arrays). */

@@ -168,6 +168,14 @@ export interface Store {
   ): Promise<{ duplicate: boolean }>;
   flowRows(query: FlowQuery): Promise<FlowBucketRow[]>;
   /**
+   * The flows of `query` summed per distinct flow (over nodes and buckets):
+   * one record per flow key, counts added, startMs/endMs the first and last
+   * seen; in no particular order. What whole-interval computations
+   * (network access) read: the work is in the database, and what comes back is
+   * bounded by the distinct flows, not by the rows.
+   */
+  flowTotals(query: Omit<FlowQuery, 'limit'>): Promise<FlowRecord[]>;
+  /**
    * Retention: merge minute buckets that start before `rollupBeforeMs` into
    * hour buckets, and delete every bucket that starts before `deleteBeforeMs`.
    * Answers how many rows were rolled up and deleted.

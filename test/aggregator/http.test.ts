@@ -155,3 +155,41 @@ t.test('network-access and flows: the interval and filters are validated; namesp
   t.equal((await get('/api/v1/flows?action=maybe')).status, 400);
   t.equal((await get('/api/v1/flows?limit=0')).status, 400);
 });
+
+t.test('network-access pages its endpoints with limit and continue', async (t) => {
+  const { get, agg } = await seeded(t);
+  const { flow, T0 } = await import('../fixtures/flows.js');
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  await agg.store.recordFlowBatch(
+    'good',
+    'b',
+    2,
+    names.map((n) => flow({ reporter: 'dst', destination: { namespace: 'shop', name: n }, connections: 1 })),
+    2000,
+  );
+  const from = new Date(T0 - 60_000).toISOString();
+  const to = new Date(T0 + 600_000).toISOString();
+  const base = `/api/v1/network-access?from=${from}&to=${to}`;
+  const whole = await get(base);
+  t.notOk('continue' in whole.body, 'no continue without a limit');
+  const all = (whole.body.endpoints as { endpoint: string }[]).map((e) => e.endpoint);
+  t.ok(names.every((n) => all.includes(`shop/${n}`)));
+  const paged: string[] = [];
+  let cont: string | undefined;
+  let pages = 0;
+  do {
+    const page = await get(`${base}&limit=2${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
+    t.equal(page.status, 200);
+    t.ok((page.body.endpoints as unknown[]).length <= 2);
+    t.same(page.body.namespaces, whole.body.namespaces, 'every page has all namespaces');
+    paged.push(...(page.body.endpoints as { endpoint: string }[]).map((e) => e.endpoint));
+    cont = page.body.continue as string | undefined;
+    pages++;
+  } while (cont !== undefined && pages < 10);
+  t.same(paged, all, 'the pages put together are the whole list, in order');
+  t.equal(pages, Math.ceil(all.length / 2));
+  for (const q of ['limit=0', 'limit=10001', 'continue=not-a-token']) {
+    const bad = await get(`${base}&${q}`);
+    t.equal(bad.status, 400, q);
+  }
+});

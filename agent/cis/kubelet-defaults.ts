@@ -39,6 +39,8 @@ export const KUBELET_CONFIG_DEFAULTS: Readonly<Record<string, string>> = {
   cgroupDriver: 'cgroupfs',
   hairpinMode: 'promiscuous-bridge',
   staticPodPath: '',
+  // pkg/features/kube_features.go: alpha (default false) in 1.7, beta and default true since 1.12, still beta.
+  'featureGates.RotateKubeletServerCertificate': 'true',
 };
 
 /** applyLegacyDefaults: what changes when the kubelet runs without a config file. */

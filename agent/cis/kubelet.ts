@@ -95,6 +95,9 @@ export function readKubeletSettings(
     originDetail = `${service.execStartFile} (kubelet not running)`;
   }
   const flags = parseFlags(args, KUBELET_BOOLEAN_FLAGS);
+  // --feature-gates is a map flag: each use adds its gates to the ones before (cliflag.MapStringBool), later wins.
+  const gates = parseRepeated(args, 'feature-gates');
+  if (gates.length > 1) flags.set('feature-gates', gates.join(','));
   const settings: KubeletSettings = {
     origin,
     originDetail,
@@ -274,6 +277,9 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
     // It is Go JSON with omitempty: a missing field holds its type's zero value.
     const v = lookupPath(settings.live.config, setting);
     const dflt = ownValue(KUBELET_CONFIG_DEFAULTS, setting);
+    // configz lists only the gates set; an absent gate has its default, not a zero value.
+    if (v === undefined && setting.startsWith('featureGates.') && dflt !== undefined)
+      return { value: dflt, source: `${settings.live.source} (gate not set: its default)` };
     const zero =
       dflt === 'true' || dflt === 'false' ? 'false' : dflt !== undefined && /^-?\d+$/.test(dflt) ? '0' : undefined;
     return v !== undefined
@@ -284,6 +290,7 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
   if (fromConfig !== undefined) {
     const origin = settings.configOrigins.get(setting) ?? settings.configPath ?? 'config';
     const r = settingValue(setting, fromConfig, origin);
+    if (setting.startsWith('featureGates.') && r.value !== undefined) return { ...r, value: goBool(r.value) };
     return origin === settings.configPath ? defaultedZero(setting, r) : r;
   }
   const legacy = settings.configPath === undefined ? ownValue(KUBELET_LEGACY_FLAG_DEFAULTS, setting) : undefined;
@@ -292,7 +299,11 @@ export function resolveSetting(settings: KubeletSettings, setting: string | unde
   if (dflt !== undefined) {
     return {
       value: dflt === '' ? undefined : dflt,
-      source: settings.configPath ? 'KubeletConfiguration v1beta1 default' : 'kubelet flag default',
+      source: setting.startsWith('featureGates.')
+        ? 'feature gate default (not set by --feature-gates or featureGates)'
+        : settings.configPath
+          ? 'KubeletConfiguration v1beta1 default'
+          : 'kubelet flag default',
     };
   }
   return { value: undefined, source: 'not set' };
@@ -327,13 +338,21 @@ function flagValue(flags: Map<string, string>, setting: string, flag: string): s
   if (raw === undefined) return undefined;
   if (flag === 'feature-gates' && setting.startsWith('featureGates.')) {
     const gate = setting.slice('featureGates.'.length);
+    let found: string | undefined;
     for (const pair of raw.split(',')) {
       const [k, v] = pair.split('=');
-      if (k?.trim() === gate) return (v ?? 'true').trim();
+      if (k?.trim() === gate) found = goBool((v ?? 'true').trim());
     }
-    return undefined;
+    return found;
   }
   return raw;
+}
+
+/** A gate value as Go's strconv.ParseBool reads it ("True", "F", "0" ...); anything else as written. */
+function goBool(v: string): string {
+  if (/^(1|t|T|TRUE|true|True)$/.test(v)) return 'true';
+  if (/^(0|f|F|FALSE|false|False)$/.test(v)) return 'false';
+  return v;
 }
 
 /** The setting path comes from a benchmark; only the document's own keys answer it. */

@@ -202,3 +202,76 @@ t.test('1.1.9: a node with no CNI state directory is judged on /etc/cni/net.d al
   t.equal(c.status, 'PASS');
   t.equal(c.actual, '/etc/cni/net.d/10-calico.conflist: 600');
 });
+
+const KUBELET_ARGV = [
+  '/usr/bin/kubelet',
+  '--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf',
+  '--kubeconfig=/etc/kubernetes/kubelet.conf',
+  '--config=/var/lib/kubelet/config.yaml',
+  '--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock',
+];
+
+t.test(
+  '4.2.11: the RotateKubeletServerCertificate gate decides; serverTLSBootstrap counts only with it on',
+  async (t) => {
+    const dir = tempDir(t);
+    // RotateKubeletServerCertificate: alpha (default false) in 1.7, beta and default true since 1.12
+    // (pkg/features/kube_features.go). The kubelet rotates its serving certificate only with serverTLSBootstrap true
+    // and the gate on; flags' gates win gate by gate over the config's (kubeletConfigFlagPrecedence).
+    const cases: {
+      name: string;
+      config?: string;
+      flags?: string[];
+      status: string;
+      actual: string;
+      evidence: RegExp;
+    }[] = [
+      {
+        name: 'kubeadm as written: no gate set -> default true',
+        status: 'PASS',
+        actual: 'true',
+        evidence: /feature gate default/,
+      },
+      {
+        name: 'serverTLSBootstrap: true with the gate turned off in the config file -> no rotation',
+        config: 'serverTLSBootstrap: true\nfeatureGates:\n  RotateKubeletServerCertificate: false\n',
+        status: 'FAIL',
+        actual: 'false',
+        evidence: /config\.yaml/,
+      },
+      {
+        name: 'serverTLSBootstrap: true with --feature-gates=RotateKubeletServerCertificate=False (ParseBool)',
+        config: 'serverTLSBootstrap: true\n',
+        flags: ['--feature-gates=RotateKubeletServerCertificate=False'],
+        status: 'FAIL',
+        actual: 'false',
+        evidence: /flag --feature-gates/,
+      },
+      {
+        name: 'the flag turns the gate back on over the config file',
+        config: 'featureGates:\n  RotateKubeletServerCertificate: false\n',
+        flags: ['--feature-gates=RotateKubeletServerCertificate=true'],
+        status: 'PASS',
+        actual: 'true',
+        evidence: /flag --feature-gates/,
+      },
+      {
+        name: 'repeated --feature-gates accumulate: a later flag with other gates keeps the earlier false',
+        flags: ['--feature-gates=RotateKubeletServerCertificate=false', '--feature-gates=NodeSwap=true'],
+        status: 'FAIL',
+        actual: 'false',
+        evidence: /flag --feature-gates/,
+      },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/n${i}`), KUBEADM_KUBELET_CONFIG + (c.config ?? ''));
+      b.process(901, [...KUBELET_ARGV, ...(c.flags ?? [])]);
+      for (const bench of ['cis-1.9', 'cis-1.12']) {
+        const r = check(scan(b.root, bench), '4.2.11');
+        t.equal(r.status, c.status, `${bench}: ${c.name}`);
+        t.equal(r.actual, c.actual, `${bench}: ${c.name}`);
+        t.match(r.evidence, c.evidence, `${bench}: ${c.name}`);
+      }
+    }
+  },
+);

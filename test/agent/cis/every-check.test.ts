@@ -103,7 +103,7 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
               : a.setting === 'tlsCipherSuites'
                 ? value.split(',')
                 : a.setting.startsWith('featureGates.')
-                  ? value.split('=').pop() === 'false' || value === 'false'
+                  ? !value.split(',').some((v) => v.split('=').pop() === 'false')
                   : yamlValue(value),
           );
         else m.setKubeletFlag(a.flag as string, value);

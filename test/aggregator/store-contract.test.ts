@@ -1089,6 +1089,51 @@ function reportContract(t: Test, backend: Backend): void {
     t.equal(await s.requeueRunningReportRuns(51, []), 2, 'an empty list excepts nothing');
   });
 
+  t.test('runningReportRuns lists runs left running before the bound, but those named, oldest first', async (t) => {
+    const s = await freshStore(t, backend);
+    for (const [id, status, startedMs, createdMs] of [
+      ['old-b', 'running', 7, 2],
+      ['old-a', 'running', 7, 1],
+      ['mine', 'running', 7, 0],
+      ['young', 'running', 50, 0],
+      ['queued', 'queued', 7, 0],
+      ['done', 'succeeded', 7, 0],
+    ] as const)
+      await s.createReportRun(reportRunOf(id, { trigger: 'on-demand', status, attempts: 2, startedMs, createdMs }));
+    for (const id of ['old-a', 'old-b', 'mine', 'young'])
+      await s.transitionReportRun(id, 'running', { startedMs: id === 'young' ? 50 : 7, error: 'noted' });
+    const lost = await s.runningReportRuns(50, ['mine', 'not-a-run']);
+    t.strictSame(
+      lost.map((r) => r.id),
+      ['old-a', 'old-b'],
+    );
+    t.match(lost[0], { status: 'running', attempts: 2, startedMs: 7, error: 'noted' });
+    t.strictSame(
+      (await s.runningReportRuns(51)).map((r) => r.id).sort(),
+      ['mine', 'old-a', 'old-b', 'young'],
+      'no exceptions by default',
+    );
+  });
+
+  t.test('a transition with an attempts guard moves the run only at that attempt', async (t) => {
+    const s = await freshStore(t, backend);
+    await s.createReportRun(reportRunOf('r', { trigger: 'on-demand' }));
+    t.ok(await s.transitionReportRun('r', 'queued', { status: 'running', attempts: 2, startedMs: 7 }));
+    t.equal(
+      await s.transitionReportRun('r', 'running', { status: 'queued', attempts: 1 }, { attempts: 1 }),
+      false,
+      'another attempt: nothing changes',
+    );
+    t.match(await s.reportRun('r'), { status: 'running', attempts: 2 });
+    t.equal(await s.transitionReportRun('r', 'running', { status: 'queued', attempts: 1 }, { attempts: 2 }), true);
+    t.match(await s.reportRun('r'), { status: 'queued', attempts: 1 });
+    t.equal(
+      await s.transitionReportRun('r', 'running', { status: 'failed' }, { attempts: 1 }),
+      false,
+      'the status is still checked',
+    );
+  });
+
   t.test('lastScheduledIntervalEnd answers the latest end of a report’s scheduled runs', async (t) => {
     const s = await freshStore(t, backend);
     t.equal(await s.lastScheduledIntervalEnd('weekly-cis'), undefined, 'no runs');
@@ -1171,7 +1216,9 @@ const sqlite: Backend = {
     const file = new Database(db.slice('sqlite:'.length));
     try {
       file.exec(
-        `CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets WHEN NEW.src_name = '${name}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+        `CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets
+         WHEN (SELECT e.name FROM flow_keys k JOIN flow_endpoints e ON e.id = k.src_id WHERE k.id = NEW.key_id) = '${name}'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
       );
     } finally {
       file.close();
@@ -1190,7 +1237,9 @@ function postgres(server: TestPostgres): Backend {
     async refuseFlowsFrom(db, name) {
       await query(
         db,
-        `CREATE FUNCTION refuse_flows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.src_name = '${name}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+        `CREATE FUNCTION refuse_flows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF (SELECT e.name FROM flow_keys k JOIN flow_endpoints e ON e.id = k.src_id WHERE k.id = NEW.key_id) = '${name}'
+           THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
          CREATE TRIGGER refuse_flows BEFORE INSERT ON flow_buckets FOR EACH ROW EXECUTE FUNCTION refuse_flows()`,
       );
     },

@@ -8,6 +8,7 @@ import { NodeRootBuilder } from '../../examples/node-root.js';
 import { buildHardenedWorker } from '../../examples/nodes.js';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // There is no Kubernetes API server to install here: this in-process HTTP server
 // answers GET /api/v1/nodes/{name} and GET /api/v1/nodes/{name}/proxy/configz with
@@ -121,13 +122,9 @@ async function runAgentOnce(t: Parameters<Parameters<typeof t.test>[1]>[0], conf
     pino({ level: 'silent' }),
   );
   t.teardown(() => agent.stop());
-  const end = Date.now() + 10_000;
-  while (!(await agg.store.nodeReport('cz-1'))) {
-    if (Date.now() > end) throw new Error('no run stored');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const report = await until(() => agg.store.nodeReport('cz-1'), "the agent's run of cz-1 stored");
   return {
-    report: (await agg.store.nodeReport('cz-1'))!,
+    report,
     node: (await agg.store.listNodes()).find((n) => n.name === 'cz-1')!,
     api,
   };

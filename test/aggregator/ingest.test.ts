@@ -8,6 +8,7 @@ import { flow, T0 } from '../fixtures/flows.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 const run = (
   seq: number,
@@ -191,14 +192,25 @@ t.test('a heartbeat moves last seen forward without a sequence number or an ack'
   const s = rawAgentStream(agg.grpcPort);
   t.teardown(() => s.close());
   s.send(HELLO('n1'));
-  await s.waitFor(1);
-  const before = (await agg.store.listNodes())[0]?.lastSeenMs ?? 0;
-  await new Promise((r) => setTimeout(r, 20));
-  s.send({ heartbeat: { sentUnixMs: Date.now() } });
   s.send(run(1));
   await s.waitFor(2);
-  t.equal(s.received[1]?.kind, 'ack', 'the heartbeat itself is not answered');
-  t.ok(((await agg.store.listNodes())[0]?.lastSeenMs ?? 0) > before);
+  const before = (await agg.store.listNodes())[0]?.lastSeenMs ?? 0;
+  // Last seen is the aggregator's clock in ms: a heartbeat handled in the same ms could not move it.
+  await until(() => Date.now() > before, 'the clock to pass the last seen of the run');
+  s.send({ heartbeat: { sentUnixMs: Date.now() } });
+  // A resend of the stored run, after the heartbeat on the same in-order stream: its duplicate ack marks the heartbeat
+  // handled, and it does not touch last seen itself, so only the heartbeat can have moved it.
+  s.send(run(1));
+  await s.waitFor(3);
+  t.same(
+    s.received.slice(1),
+    [
+      { kind: 'ack', ack: { seq: 1, duplicate: false } },
+      { kind: 'ack', ack: { seq: 1, duplicate: true } },
+    ],
+    'the heartbeat itself is not answered',
+  );
+  t.ok(((await agg.store.listNodes())[0]?.lastSeenMs ?? 0) > before, 'the heartbeat moved last seen forward');
 });
 
 t.test('loopback peers are recognised in every form grpc-js reports', async (t) => {

@@ -14,6 +14,7 @@ import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregat
 import { testPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // Regression tests for issue 10, defect 3: messages the aggregator can never
 // store (what a newer agent sends an older aggregator) used to fail inside the
@@ -203,12 +204,15 @@ t.test('an agent that stops reading its acks does not hold its session forever',
   for (let i = 0; i < 5000; i++) req.write(resend);
   let trailers: http2.IncomingHttpHeaders | undefined;
   req.on('trailers', (h) => (trailers = h));
-  const until = Date.now() + 20_000;
-  while (Date.now() < until && (await store.listNodes())[0]?.connected !== false)
-    await new Promise((r) => setTimeout(r, 100));
+  // While the client still reads nothing: only the drain timeout can end the session and mark the node.
+  await until(
+    async () => (await store.listNodes())[0]?.connected === false,
+    'the node marked disconnected while its client reads nothing',
+    20_000,
+    100,
+  );
   t.equal((await store.listNodes())[0]?.connected, false, 'the node is marked disconnected');
   req.resume();
-  while (Date.now() < until && !trailers) await new Promise((r) => setTimeout(r, 50));
-  const ended = { details: decodeURIComponent(String(trailers?.['grpc-message'] ?? '')) };
-  t.match(ended?.details ?? '', /VERDICT_INGEST_STALLED/);
+  const ended = await until(() => trailers, 'the trailers of the cancelled stream once the client reads', 20_000);
+  t.match(decodeURIComponent(String(ended['grpc-message'] ?? '')), /VERDICT_INGEST_STALLED/);
 });

@@ -206,8 +206,13 @@ t.test(
           const answered = (endsAt < 0 ? plan : plan.slice(0, endsAt)).filter((e) => !e.silent).length;
           await s.waitFor(1 + answered, 10_000);
           if (endsAt < 0 && s.error) throw new Error(`the stream was ended: ${s.error.details}`);
-          // the refusal arrives after the answers before it
-          if (endsAt >= 0) await new Promise((r) => setTimeout(r, 200));
+          // The refusal arrives after the answers before it, and nothing comes after it: once the stream is ended,
+          // no answer to the refused message or to any behind it can still be on its way.
+          if (endsAt >= 0) {
+            const ended = await s.waitForEnd(10_000);
+            if (!/VERDICT_INGEST_REFUSED/.test(ended.details))
+              throw new Error(`the stream was ended for another reason: ${ended.details}`);
+          }
           if (s.received.length !== 1 + answered)
             throw new Error(`${s.received.length - 1} answers for ${answered} answerable messages`);
           // Each answer matches what validation says of its message. A flipped byte may also turn a message into

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { documentField, documentPath, parseYamlDocument, scalarText } from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
+import { findK3sProcess, k3sControlPlaneArgs, k3sPassThroughArgs } from './k3s.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 
 /** Control-plane and node components whose flags the benchmarks read. */
@@ -36,6 +37,17 @@ const BOOLEAN_FLAGS: ReadonlySet<string> = new Set([
   'enable-bootstrap-token-auth',
   'insecure-skip-tls-verify',
 ]);
+
+/** The k3s server option that passes flags through to each component it embeds. */
+const K3S_PASS_THROUGH: Readonly<Record<'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler', string>> = {
+  'kube-apiserver': 'kube-apiserver-arg',
+  'kube-controller-manager': 'kube-controller-manager-arg',
+  'kube-scheduler': 'kube-scheduler-arg',
+};
+
+function isK3sEmbedded(c: ComponentName): c is keyof typeof K3S_PASS_THROUGH {
+  return Object.hasOwn(K3S_PASS_THROUGH, c);
+}
 
 /** Static pod manifests kubeadm writes, by component (kube-proxy runs as a DaemonSet pod instead). */
 const MANIFEST_FILE: Partial<Record<ComponentName, string>> = {
@@ -170,6 +182,19 @@ export class ComponentReader {
         env,
         source: `${component} pid ${proc.pid}`,
         pid: proc.pid,
+      };
+    }
+    const embedded = isK3sEmbedded(component) ? component : undefined;
+    const k3s = embedded ? findK3sProcess(this.processes, 'server') : undefined;
+    if (embedded && k3s) {
+      // k3s server runs this component in its own process: k3s's built-in flags, then the user's pass-through ones.
+      const key = K3S_PASS_THROUGH[embedded];
+      const builtIn = k3sControlPlaneArgs(this.host, k3s, embedded);
+      return {
+        kind: 'found',
+        flags: parseFlags([...builtIn, ...k3sPassThroughArgs(this.host, k3s, key)], BOOLEAN_FLAGS),
+        env: new Map(),
+        source: `${component} embedded in k3s server pid ${k3s.pid} (k3s built-in flags, then --${key} from /etc/rancher/k3s/config.yaml and the command line)`,
       };
     }
     const path = this.manifestPath(component);

@@ -16,6 +16,7 @@ import {
   KUBELET_ZERO_MEANS_DEFAULT,
 } from './kubelet-defaults.js';
 import { parseNumberish } from './schema.js';
+import { findK3sProcess, k3sPassThroughArgs, parseRepeated } from './k3s.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 import { readSystemdService, SYSTEMD_UNIT_DIRS } from './systemd.js';
 
@@ -73,7 +74,7 @@ export function readKubeletSettings(
 ): KubeletSettings {
   const service = readSystemdService(host, 'kubelet.service', SYSTEMD_UNIT_DIRS);
   const proc = findProcess(processes, 'kubelet');
-  const k3s = proc ? undefined : findEmbeddingProcess(processes);
+  const k3s = proc ? undefined : findK3sProcess(processes);
   let args: string[] = [];
   let origin: KubeletSettings['origin'] = 'none';
   let originDetail = 'no kubelet process and no kubelet.service unit';
@@ -141,21 +142,12 @@ export function readKubeletSettings(
   return settings;
 }
 
-/** k3s runs the kubelet inside its own process ("k3s server" / "k3s agent"). */
-function findEmbeddingProcess(processes: NodeProcess[]): NodeProcess | undefined {
-  return processes.find(
-    (p) =>
-      /^k3s-(server|agent)$/.test(p.comm) ||
-      (posix.basename(p.argv[0] ?? '') === 'k3s' && /^(server|agent)$/.test(p.argv[1] ?? '')),
-  );
-}
-
 const K3S_AGENT_DIR = '/var/lib/rancher/k3s/agent';
 
 /**
  * The kubelet command line k3s builds: its built-in arguments, then every
- * --kubelet-arg from the command line and from /etc/rancher/k3s/config.yaml
- * (and config.yaml.d/*.yaml), later ones winning. Since v1.30 k3s writes its
+ * --kubelet-arg from /etc/rancher/k3s/config.yaml (and config.yaml.d/*.yaml)
+ * and the command line, later ones winning. Since v1.30 k3s writes its
  * defaults to a --config-dir drop-in instead of flags; both are covered.
  */
 function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
@@ -172,38 +164,8 @@ function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
   ];
   const dropIns = `${K3S_AGENT_DIR}/etc/kubelet.conf.d`;
   if (host.stat(dropIns).kind === 'found') args.push(`--config-dir=${dropIns}`);
-  const fromFiles: string[] = [];
-  for (const file of [
-    '/etc/rancher/k3s/config.yaml',
-    ...host
-      .list('/etc/rancher/k3s/config.yaml.d')
-      .filter((n) => /\.ya?ml$/.test(n))
-      .map((n) => `/etc/rancher/k3s/config.yaml.d/${n}`),
-  ]) {
-    const text = host.readText(file);
-    if (text.kind !== 'found') continue;
-    try {
-      const v = documentField(parseYamlDocument(text.text), 'kubelet-arg');
-      const values = Array.isArray(v) ? v.map(scalarText) : [scalarText(v)];
-      fromFiles.push(...values.filter((x): x is string => x !== undefined));
-    } catch {
-      // a broken k3s config stops k3s itself; the process's own flags still count
-    }
-  }
-  const cmdline = parseRepeated(proc.argv.slice(1), 'kubelet-arg');
-  for (const kv of [...fromFiles, ...cmdline]) args.push(`--${kv.replace(/^--/, '')}`);
+  args.push(...k3sPassThroughArgs(host, proc, 'kubelet-arg'));
   return args;
-}
-
-/** Every value of a repeatable flag (`--kubelet-arg=a=b --kubelet-arg c=d`). */
-function parseRepeated(argv: string[], flag: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
-    else if (a === `--${flag}` && argv[i + 1] !== undefined) out.push(argv[++i] as string);
-  }
-  return out;
 }
 
 function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string, required: boolean): boolean {

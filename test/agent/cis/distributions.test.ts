@@ -7,7 +7,9 @@ import { listProcesses } from '../../../agent/cis/processes.js';
 import { NodeRootBuilder } from '../../../examples/node-root.js';
 import type { CheckResult } from '../../../common/scan-report.js';
 import {
+  buildK3sServer,
   buildKubeadmNode,
+  K3S_HARDENED_CONFIG,
   KUBE_PROXY_POD_UID,
   KUBEADM_KUBE_PROXY_CONFIG,
   KUBEADM_KUBELET_CONFIG,
@@ -275,3 +277,46 @@ t.test(
     }
   },
 );
+
+t.test(
+  'k3s server: control-plane checks read k3s built-ins and --kube-*-arg from config.yaml and the command line',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = buildK3sServer(new NodeRootBuilder(`${dir}/k3s`), {
+      config: K3S_HARDENED_CONFIG,
+      // The command line comes after config.yaml: it turns API server profiling back on.
+      extraArgs: ['--kube-apiserver-arg=profiling=true'],
+    });
+    const checks = scan(b.root);
+    const expected: [string, string, string][] = [
+      ['1.2.1', 'PASS', 'false'], // anonymous-auth=false: k3s built-in
+      ['1.2.15', 'FAIL', 'true'], // profiling: built-in false, config.yaml silent, command line profiling=true
+      ['1.2.16', 'PASS', '/var/lib/rancher/k3s/server/logs/audit.log'], // config.yaml kube-apiserver-arg
+      ['1.2.17', 'PASS', '30'], // audit-log-maxage=30 >= 30
+      ['1.2.27', 'PASS', '/var/lib/rancher/k3s/server/cred/encryption-config.json'], // secrets-encryption: true
+      ['1.3.1', 'PASS', '10'], // config.yaml kube-controller-manager-arg
+      ['1.4.1', 'PASS', 'false'], // scheduler profiling=false: k3s built-in
+    ];
+    for (const [id, status, actual] of expected) {
+      const c = check(checks, id);
+      t.equal(c.status, status, `${id} ${c.title}: ${c.skipReason ?? c.evidence}`);
+      t.equal(c.actual, actual, id);
+      t.match(c.evidence, /embedded in k3s server pid 1201/, id);
+    }
+    // The embedded kubelet still takes kubelet-arg from the same file.
+    t.equal(check(checks, '4.2.5').actual, '5m');
+  },
+);
+
+t.test('k3s server with a config.yaml.d drop-in: key replaces the list, key+ appends to it', async (t) => {
+  const dir = tempDir(t);
+  const b = buildK3sServer(new NodeRootBuilder(`${dir}/k3s-d`), {
+    config: 'kube-apiserver-arg:\n  - "audit-log-maxage=5"\n  - "audit-log-path=/var/log/a.log"\n',
+  });
+  b.file('/etc/rancher/k3s/config.yaml.d/10-audit.yaml', 'kube-apiserver-arg:\n  - "audit-log-maxage=40"\n');
+  b.file('/etc/rancher/k3s/config.yaml.d/20-more.yaml', 'kube-apiserver-arg+:\n  - "audit-log-maxbackup=10"\n');
+  const checks = scan(b.root);
+  t.equal(check(checks, '1.2.17').actual, '40', '10-audit.yaml replaced the list');
+  t.equal(check(checks, '1.2.16').status, 'FAIL', 'audit-log-path went with the replaced list');
+  t.equal(check(checks, '1.2.18').actual, '10', 'key+ appended');
+});

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { errorCode, errorDetail } from '../common/errors.js';
 import { mutualTlsFlags, type MutualTlsFiles } from '../common/mutual-tls.js';
-import { AGGREGATOR_FLAGS, type FlagSpec } from './defaults.js';
+import { AGGREGATOR_DEFAULTS_TABLE, AGGREGATOR_FLAGS, type FlagSpec } from './defaults.js';
 import { AGGREGATOR_ERRORS, aggregatorError, configError } from './errors.js';
 
 /** The aggregator's whole configuration, validated once at start-up (defaults and units: aggregator/defaults.ts). */
@@ -45,6 +45,18 @@ export interface AggregatorConfig {
 }
 
 type FlagName = keyof typeof AGGREGATOR_FLAGS;
+
+/** The config fields the flag table names: each is a field of AggregatorConfig, and each field but `tls` has a flag. */
+type TableFields = {
+  [F in FlagName]: (typeof AGGREGATOR_DEFAULTS_TABLE.flags)[F] extends { config: infer C extends string } ? C : never;
+}[FlagName];
+const TABLE_MATCHES_CONFIG: [
+  Exclude<TableFields, keyof AggregatorConfig>,
+  Exclude<keyof AggregatorConfig, TableFields | 'tls'>,
+] extends [never, never]
+  ? true
+  : never = true;
+void TABLE_MATCHES_CONFIG;
 type FlagValues = Partial<Record<FlagName, string | boolean>>;
 const FLAG_ENTRIES = Object.entries(AGGREGATOR_FLAGS) as [FlagName, FlagSpec][];
 

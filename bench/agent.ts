@@ -6,6 +6,7 @@ import { packageRoot } from '../common/package-root.js';
 import { NodeRootBuilder } from '../examples/node-root.js';
 import { buildWeakWorker } from '../examples/nodes.js';
 import { cpuSeconds, memoryMiB, sleep, startAggregatorChild, type BenchOptions, type Sink } from './harness.js';
+import { profileArgs } from './ingest.js';
 import { figure } from './table.js';
 
 /**
@@ -29,6 +30,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   const agent = spawn(
     process.execPath,
     [
+      ...profileArgs('agent', 'follow'),
       join(packageRoot(), 'dist', 'agent', 'cli.js'),
       'run',
       '--aggregator',
@@ -47,15 +49,20 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
   const pid = agent.pid as number;
+  const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
   let stopped = false;
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    if (agent.exitCode === null) agent.kill('SIGKILL');
+  // SIGTERM (so a --cpu-prof profile is written), SIGKILL if it lingers.
+  const stop = async () => {
     clearInterval(appender);
+    if (stopped || agent.exitCode !== null) return;
+    stopped = true;
+    agent.kill('SIGTERM');
+    const timer = setTimeout(() => agent.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
   };
   let appender: NodeJS.Timeout | undefined;
-  signal.addEventListener('abort', stop);
+  signal.addEventListener('abort', () => void stop());
   try {
     const templates = readFileSync(join(packageRoot(), 'examples', 'flows', 'calico', 'flows.log'), 'utf8')
       .split('\n')
@@ -124,7 +131,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       );
     }
     // The lines must have reached the aggregator (the agent sends a window's flows when it closes).
-    const until2 = Date.now() + 25_000;
+    const until2 = Date.now() + (o.quick ? 25_000 : 60_000);
     let stored = 0;
     const from = new Date(Date.now() - 3_600_000).toISOString();
     while (Date.now() < until2) {
@@ -145,7 +152,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       }),
     );
   } finally {
-    stop();
+    await stop();
     await agg.stop();
     rmSync(dir, { recursive: true, force: true });
   }

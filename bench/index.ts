@@ -40,7 +40,7 @@ const BENCH_LIST: Bench[] = [
     boundMs: () => 90_000,
     run: (o, out) => runAuditWebhookBench(out, o.quick ? 20_000 : 90_000),
   },
-  { name: 'scan', boundMs: () => 60_000, run: (o, out) => runScanBench(o, out) },
+  { name: 'scan', boundMs: () => 120_000, run: (o, out) => runScanBench(o, out) },
   { name: 'ingest', boundMs: (o) => (o.quick ? 120_000 : 240_000), run: runIngestBench },
   { name: 'agent', boundMs: (o) => (o.quick ? 60_000 : 120_000), run: runAgentBench },
   { name: 'scale', boundMs: (o) => (o.quick ? 120_000 : 360_000), run: runScaleBench },

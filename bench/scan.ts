@@ -15,7 +15,7 @@ import { figure } from './table.js';
  * Medians of alternating runs. Goal: at most 3x.
  */
 export async function runScanBench(opts: BenchOptions, out: Sink): Promise<void> {
-  const runs = opts.quick ? 5 : 15;
+  const runs = opts.quick ? 5 : 10;
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-scan-'));
   try {
     const { roots } = buildExampleNodes(dir);

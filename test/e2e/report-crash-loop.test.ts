@@ -2,17 +2,21 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import { SqliteStore } from '../../aggregator/store/sqlite.js';
 import type { ReportRunRecord } from '../../aggregator/store/index.js';
 import { flow } from '../fixtures/flows.js';
+import { testPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // Issue 13, the crash loop: a report run that kills the aggregator (here really: out of memory, the heap capped at
 // 48 MiB and enough stored flows for a network-access report to need some 64-96 MiB) used to be found "running" at
 // the next start and queued again with no cap, killing every new process. Now the lost attempt stays counted: the
 // second process queues it once more (and dies of it too), the third fails it with the reason and keeps serving.
+// And a shutdown used to wait for the running report; now it puts the run back, its attempt not counted.
 const AGGREGATOR = join(packageRoot(), 'dist', 'aggregator', 'cli.js');
 const HEAP_MB = 48;
 const FLOWS = 20_000;
@@ -31,7 +35,7 @@ function launch(t: Test, db: string, reports: string) {
       `--max-old-space-size=${HEAP_MB}`,
       AGGREGATOR,
       ...['--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--log-level', 'info'],
-      ...['--db', `sqlite:${db}`, '--reports', reports],
+      ...['--db', db.startsWith('postgres') ? db : `sqlite:${db}`, '--reports', reports],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -174,3 +178,85 @@ t.test('a report run that kills the process is queued once more, then failed; th
   t.same(await third.exit, { code: 0, signal: null });
   t.match(await storedRun(db), { status: 'failed', attempts: 2 });
 });
+
+t.test(
+  'SIGINT during a report run: the run is queued again at once, its attempt not counted, never succeeded',
+  async (t) => {
+    const postgres = await testPostgres(t);
+    const db = await postgres.freshSchema();
+    const dir = tempDir(t);
+    const reports = join(dir, 'reports');
+    mkdirSync(reports);
+    writeFileSync(
+      join(reports, 'policy.yaml'),
+      'apiVersion: compliance.verdict.dev/v1\nkind: GlobalReport\nmetadata: {name: policy}\nspec:\n  reportType: policy-audit\n  schedule: "0 0 1 1 *"\n',
+    );
+    const agg = launch(t, db, reports);
+    const base = `http://127.0.0.1:${await agg.started}`;
+
+    // A policy-audit run reads audit_events; while this transaction holds the table, the run is stuck in its read.
+    const blocker = new pg.Client({ connectionString: db });
+    await blocker.connect();
+    t.teardown(() => blocker.end());
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE');
+    const watcher = new pg.Client({ connectionString: db });
+    await watcher.connect();
+    t.teardown(() => watcher.end());
+    const stored = async (id: string) =>
+      (
+        await watcher.query<{ status: string; attempts: number; has_result: boolean }>(
+          'SELECT status, attempts, result_json IS NOT NULL AS has_result FROM report_runs WHERE id = $1',
+          [id],
+        )
+      ).rows[0];
+
+    const now = Date.now();
+    const res = await fetch(`${base}/api/v1/reports/policy/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ start: new Date(now - 3_600_000).toISOString(), end: new Date(now).toISOString() }),
+    });
+    t.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    await until(
+      async () =>
+        (await stored(id))?.status === 'running' &&
+        Number(
+          (
+            await watcher.query<{ n: string }>(
+              "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT %FROM audit_events%'",
+            )
+          ).rows[0]?.n,
+        ) > 0,
+      'the run in the middle of its read',
+      20_000,
+      100,
+      () => `\n${JSON.stringify(agg.logs.slice(-8))}\n${agg.stderr()}`,
+    );
+    t.match(await stored(id), { status: 'running', attempts: 1 });
+
+    agg.child.kill('SIGINT');
+    // With the report still stuck (the table still locked), the scheduler has put its run back.
+    await until(
+      async () => (await stored(id))?.status === 'queued',
+      'the run queued again while the report is still running',
+      20_000,
+      100,
+    );
+    t.match(await stored(id), { status: 'queued', attempts: 0, has_result: false }, 'its attempt not counted');
+    // The report's read ends once the table is free (the store's close waits for the query in flight); what it
+    // answers is discarded, and the process ends cleanly.
+    await blocker.query('COMMIT');
+    t.same(await agg.exit, { code: 0, signal: null });
+    t.ok(
+      agg.logs.some((l) => l.run === id && /stopped by shutdown; queued again/.test(String(l.msg))),
+      'the put-back is logged',
+    );
+    t.notOk(
+      agg.logs.some((l) => l.run === id && /succeeded|failed/.test(String(l.msg))),
+      'no outcome logged for it',
+    );
+    t.match(await stored(id), { status: 'queued', attempts: 0, has_result: false }, 'never recorded succeeded');
+  },
+);

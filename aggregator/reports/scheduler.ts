@@ -121,22 +121,21 @@ export class ReportScheduler {
   }
 
   /**
-   * Stop without waiting for running reports: no new round starts, the round in progress ends (it only talks to the
-   * store), and each running job is told to stop (its AbortSignal) and its run put back to "queued" with its
-   * attempt not counted — a shutdown is not a crash — so the next leader runs it again. Whatever a job answers
-   * after this is discarded: its run is never recorded succeeded (or failed) by this scheduler. A result whose
-   * write had already begun when stop was called stands (the put-back then finds the run no longer running).
+   * Stop without waiting for running reports, nor for a round in progress (it may be waiting on leadership or the
+   * store): no new round starts and no more runs are claimed (a claim in flight is put back by its round), and
+   * each running job is told to stop (its AbortSignal) and its run put back to "queued" with its attempt not
+   * counted — a shutdown is not a crash — so the next leader runs it again. Whatever a job answers after this is
+   * discarded: its run is never recorded succeeded (or failed) by this scheduler. A result whose write had already
+   * begun when stop was called stands (the put-back then finds the run no longer running).
    */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.round;
-    await Promise.allSettled([...this.running.values()].map((job) => this.putBack(job)));
+    await Promise.allSettled([...this.running.values()].map((job) => this.putBack(job.run, job.abort)));
   }
 
-  private async putBack(job: Job): Promise<void> {
-    job.abort.abort(new Error('the report scheduler is stopping'));
-    const { run } = job;
+  private async putBack(run: ReportRunRecord, abort?: AbortController): Promise<void> {
+    abort?.abort(new Error('the report scheduler is stopping'));
     const log = this.log.child({ report: run.report, run: run.id, attempt: run.attempts });
     try {
       const back = await this.store.transitionReportRun(
@@ -173,7 +172,7 @@ export class ReportScheduler {
 
   private async doTick(): Promise<void> {
     try {
-      if (!(await this.isLeader())) return;
+      if (!(await this.isLeader()) || this.stopped) return;
       const now = this.options.now();
       await this.takeOverLostRuns(now);
       for (const def of this.registry.all()) {
@@ -201,6 +200,11 @@ export class ReportScheduler {
         )
           continue;
         const claimed = { ...run, attempts: run.attempts + 1, startedMs: now };
+        // Stopped while claiming: not started, put back as stop() puts back the running ones.
+        if (this.stopped) {
+          await this.putBack(claimed);
+          break;
+        }
         const abort = new AbortController();
         const done = this.execute(claimed, abort.signal)
           .catch((err: unknown) =>

@@ -466,3 +466,44 @@ t.test('a job that gives up when stopped (throws on its signal) is not counted a
   t.match(await s.store.reportRun(id), { status: 'queued', attempts: 0, error: undefined });
   t.same(s.finished, []);
 });
+
+t.test('stop() does not wait for a round waiting on leadership; the round then claims nothing', async (t) => {
+  const leadership = deferred<boolean>();
+  const s = setup(t, { yaml: report('hourly', '  suspend: true'), leader: () => leadership.promise });
+  const id = '00000000-0000-4000-8000-0000000000b0';
+  await s.store.createReportRun(onDemandRun(id));
+  s.clock.set('2026-11-20T10:00:00Z');
+  const round = s.scheduler.tick();
+  await s.scheduler.stop(); // the round is still waiting for isLeader()
+  leadership.resolve(true);
+  await round;
+  await s.scheduler.idle();
+  t.match(await s.store.reportRun(id), { status: 'queued', attempts: 0 });
+  t.same(s.calls, []);
+});
+
+t.test('a run whose claim was in flight when stop() was called is put back, not started', async (t) => {
+  const s = setup(t, { yaml: report('hourly', '  suspend: true') });
+  const id = '00000000-0000-4000-8000-0000000000b1';
+  await s.store.createReportRun(onDemandRun(id));
+  const claiming = deferred<void>();
+  const gate = deferred<void>();
+  const transition = s.store.transitionReportRun.bind(s.store);
+  s.store.transitionReportRun = async (...args: Parameters<typeof transition>) => {
+    if (args[1] === 'queued') {
+      claiming.resolve();
+      await gate.promise;
+    }
+    return transition(...args);
+  };
+  s.clock.set('2026-11-20T10:00:00Z');
+  const round = s.scheduler.tick();
+  await claiming.promise;
+  await s.scheduler.stop(); // returns while the claim waits
+  gate.resolve();
+  await round;
+  await s.scheduler.idle();
+  t.match(await s.store.reportRun(id), { status: 'queued', attempts: 0 }, 'claimed, then put back uncounted');
+  t.same(s.calls, [], 'never started');
+  t.same(s.finished, []);
+});

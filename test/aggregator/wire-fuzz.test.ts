@@ -250,7 +250,12 @@ t.test(
         const health = await fetch(`http://127.0.0.1:${agg.httpPort}/healthz`);
         if (health.status !== 200) throw new Error('/healthz stopped answering');
       }),
-      fuzzParams(25, 20261130),
+      {
+        ...fuzzParams(25, 20261130),
+        // Flipped bytes rarely make a protocol violation: one run always holds one, a flow batch whose first byte
+        // (its field tag) now names field 15, so the message has no known content and the stream must be ended.
+        examples: [[[{ kind: 'flow' as const, mutations: [], flip: [0, 0x7a] as [number, number] }]]],
+      },
     );
     t.pass('property held');
   },

@@ -245,7 +245,10 @@ export class ReportScheduler {
           )
         ) {
           this.events.runFinished(run.report, 'failed', now);
-          log.error({ err: error }, 'report run lost with the process running it, again; failed for good');
+          log.error(
+            { err: error },
+            'report run lost with the process running it, not at its first attempt; failed for good',
+          );
         }
       } else if (
         await this.store.transitionReportRun(
@@ -299,8 +302,15 @@ export class ReportScheduler {
       // Stopped meanwhile: stop() has put the run back; nothing this job made is recorded.
       if (signal.aborted) return;
       const now = this.options.now();
+      // Only this attempt's run: not one taken over (failed, or queued and claimed again) meanwhile.
+      const mine = { attempts: run.attempts };
       if (
-        !(await this.store.transitionReportRun(run.id, 'running', { status: 'succeeded', finishedMs: now, result }))
+        !(await this.store.transitionReportRun(
+          run.id,
+          'running',
+          { status: 'succeeded', finishedMs: now, result },
+          mine,
+        ))
       ) {
         log.warn('report run finished but was taken over meanwhile; this result is discarded');
         return;
@@ -312,19 +322,28 @@ export class ReportScheduler {
       const now = this.options.now();
       // No NUL reaches a store (PostgreSQL refuses it in text).
       const message = String((err as Error)?.message ?? err).replaceAll('\u0000', '');
-      if (run.attempts <= this.options.maxRetries) {
-        await this.store.transitionReportRun(run.id, 'running', {
-          status: 'queued',
-          notBeforeMs: now + this.options.retryDelayMs(run.attempts),
-          error: message,
-        });
-        this.events.runFinished(run.report, 'retry', now);
-        log.warn({ err: message }, 'report run failed; it will be retried');
-      } else {
-        await this.store.transitionReportRun(run.id, 'running', { status: 'failed', finishedMs: now, error: message });
-        this.events.runFinished(run.report, 'failed', now);
-        log.error({ err: message }, 'report run failed for good');
+      const mine = { attempts: run.attempts };
+      const retry = run.attempts <= this.options.maxRetries;
+      const recorded = retry
+        ? await this.store.transitionReportRun(
+            run.id,
+            'running',
+            { status: 'queued', notBeforeMs: now + this.options.retryDelayMs(run.attempts), error: message },
+            mine,
+          )
+        : await this.store.transitionReportRun(
+            run.id,
+            'running',
+            { status: 'failed', finishedMs: now, error: message },
+            mine,
+          );
+      if (!recorded) {
+        log.warn({ err: message }, 'report run failed but was taken over meanwhile; this failure is discarded');
+        return;
       }
+      this.events.runFinished(run.report, retry ? 'retry' : 'failed', now);
+      if (retry) log.warn({ err: message }, 'report run failed; it will be retried');
+      else log.error({ err: message }, 'report run failed for good');
     }
   }
 }

@@ -507,3 +507,26 @@ t.test('a run whose claim was in flight when stop() was called is put back, not 
   t.same(s.calls, [], 'never started');
   t.same(s.finished, []);
 });
+
+t.test('a job whose run was taken over and claimed again records nothing: only the new attempt does', async (t) => {
+  const a = deferred<ReportResult>();
+  const b = deferred<ReportResult>();
+  const first = setup(t, { yaml: report('hourly', '  suspend: true'), runner: () => a.promise });
+  const id = '00000000-0000-4000-8000-0000000000b2';
+  await first.store.createReportRun(onDemandRun(id));
+  first.clock.set('2026-11-20T10:00:00Z');
+  await first.scheduler.tick(); // attempt 1, in the first process
+  // A second process (with SQLite every run not its own is taken over) requeues it and runs attempt 2.
+  const second = setup(t, { store: first.store, yaml: report('hourly', '  suspend: true'), runner: () => b.promise });
+  second.clock.set('2026-11-20T10:01:00Z');
+  await second.scheduler.tick();
+  t.match(await first.store.reportRun(id), { status: 'running', attempts: 2 });
+  a.resolve({ report: 'hourly', from: 'first' } as unknown as ReportResult);
+  await first.scheduler.idle();
+  t.match(await first.store.reportRun(id), { status: 'running', attempts: 2, result: undefined }, 'discarded');
+  t.same(first.finished, []);
+  b.resolve({ report: 'hourly', from: 'second' } as unknown as ReportResult);
+  await second.scheduler.idle();
+  t.match(await first.store.reportRun(id), { status: 'succeeded', attempts: 2, result: { from: 'second' } });
+  t.same(second.finished, ['hourly:abandoned', 'hourly:succeeded']);
+});

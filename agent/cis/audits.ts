@@ -1,12 +1,15 @@
 import { posix } from 'node:path';
 import type { ComponentName, ComponentReader } from './components.js';
+import { parseYamlDocument } from '../../common/parsed-document.js';
 import { describeExpect, meets } from './expect.js';
+import { judgeAuditPolicy, judgeEncryptionConfig } from './file-content.js';
 import type { HostView } from './host.js';
 import { KUBELET_SETTING_FLAGS } from './kubelet-defaults.js';
 import { resolveSetting, type KubeletSettings } from './kubelet.js';
 import type { NodeAccounts } from './accounts.js';
 import type {
   AuditSpec,
+  ComponentFileAuditSpec,
   ComponentFlagAuditSpec,
   FileModeAuditSpec,
   FileOwnerAuditSpec,
@@ -54,7 +57,61 @@ function evaluateLeaf(audit: LeafAudit, facts: NodeFacts): AuditOutcome {
       return componentAudit(audit, facts);
     case 'systemd-property':
       return systemdAudit(audit, facts);
+    case 'component-file':
+      return componentFileAudit(audit, facts);
   }
+}
+
+/**
+ * A file a component's flag names, judged on its contents (1.2.28 the EncryptionConfiguration, 3.2.2 the audit
+ * Policy). No flag: nothing to judge but the absence (FAIL); a file that cannot be read or parsed: FAIL with why.
+ */
+function componentFileAudit(audit: ComponentFileAuditSpec, facts: NodeFacts): AuditOutcome {
+  const expected =
+    audit.content === 'encryption-config'
+      ? 'secrets written first by aescbc, aesgcm, secretbox or kms'
+      : 'rules logging secrets, configmaps and tokenreviews at Metadata';
+  const c = facts.components.flags(audit.component);
+  if (c.kind === 'absent') return { status: 'NA', expected, actual: '', evidence: '', reason: c.reason };
+  if (c.kind === 'error') return { status: 'FAIL', expected, actual: 'unknown', evidence: c.reason, reason: c.reason };
+  const named = c.flags.get(audit.flag);
+  if (!named)
+    return {
+      status: 'FAIL',
+      expected,
+      actual: `--${audit.flag} not set`,
+      evidence: `not given in ${c.source}`,
+      reason: `--${audit.flag} not set`,
+    };
+  const where = facts.components.hostPath(audit.component, named);
+  if (where.kind === 'hidden')
+    return { status: 'FAIL', expected, actual: 'unknown', evidence: where.reason, reason: where.reason };
+  const at = `--${audit.flag}=${named} in ${c.source}${where.path === posix.resolve('/', named) ? '' : ` (on the host: ${where.path})`}`;
+  const file = facts.host.readText(where.path);
+  if (file.kind !== 'found') {
+    const why = file.kind === 'absent' ? `${where.path} does not exist` : file.reason;
+    return {
+      status: 'FAIL',
+      expected,
+      actual: 'unknown',
+      evidence: `${at}: ${why}`,
+      reason: `cannot read ${named}: ${why}`,
+    };
+  }
+  let doc: unknown;
+  try {
+    doc = parseYamlDocument(file.text);
+  } catch (err) {
+    const why = `not valid YAML or JSON: ${(err as Error).message}`;
+    return { status: 'FAIL', expected, actual: 'unknown', evidence: `${at}: ${why}`, reason: `${named}: ${why}` };
+  }
+  const v = audit.content === 'encryption-config' ? judgeEncryptionConfig(doc) : judgeAuditPolicy(doc);
+  return {
+    status: v.pass ? 'PASS' : 'FAIL',
+    expected,
+    actual: v.actual,
+    evidence: v.reason ? `${at}: ${v.reason}` : at,
+  };
 }
 
 function systemdAudit(audit: SystemdPropertyAuditSpec, facts: NodeFacts): AuditOutcome {

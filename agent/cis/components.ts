@@ -161,7 +161,7 @@ export class ComponentReader {
       reason:
         component === 'kube-proxy'
           ? `kube-proxy runs in a pod; its config is in the kube-proxy ConfigMap, not on the host (${named} is not on the host and no kubelet pod volume holding it was found)`
-          : `${component} (pid ${c.pid}) names ${named}, which is not on the host: it runs in a container whose files the host does not show`,
+          : `${named} (named by ${component} pid ${c.pid}) does not exist on the host, nor in a kubelet pod volume mounted in its container`,
     };
   }
 

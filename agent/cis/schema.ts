@@ -73,6 +73,23 @@ const ComponentFlagAudit = Type.Object(
   },
   { additionalProperties: false },
 );
+const ComponentFileAudit = Type.Object(
+  {
+    type: Type.Literal('component-file'),
+    component: Type.Union([
+      Type.Literal('kube-apiserver'),
+      Type.Literal('kube-controller-manager'),
+      Type.Literal('kube-scheduler'),
+      Type.Literal('etcd'),
+      Type.Literal('kube-proxy'),
+    ]),
+    /** The flag naming the file, e.g. encryption-provider-config. */
+    flag: Type.String({ pattern: '^[a-z0-9-]+$', description: 'a flag name without dashes' }),
+    /** What the file's contents are judged on (agent/cis/file-content.ts). */
+    content: Type.Union([Type.Literal('encryption-config'), Type.Literal('audit-policy')]),
+  },
+  { additionalProperties: false },
+);
 const SystemdPropertyAudit = Type.Object(
   {
     type: Type.Literal('systemd-property'),
@@ -92,6 +109,7 @@ const LEAF_AUDITS: Record<string, TSchema> = {
   'file-owner': FileOwnerAudit,
   kubelet: KubeletAudit,
   'component-flag': ComponentFlagAudit,
+  'component-file': ComponentFileAudit,
   'systemd-property': SystemdPropertyAudit,
   manual: ManualAudit,
 };
@@ -102,12 +120,14 @@ export type FileOwnerAuditSpec = Static<typeof FileOwnerAudit>;
 export type KubeletAuditSpec = Static<typeof KubeletAudit>;
 export type ComponentFlagAuditSpec = Static<typeof ComponentFlagAudit>;
 export type ManualAuditSpec = Static<typeof ManualAudit>;
+export type ComponentFileAuditSpec = Static<typeof ComponentFileAudit>;
 export type SystemdPropertyAuditSpec = Static<typeof SystemdPropertyAudit>;
 export type LeafAuditSpec =
   | FileModeAuditSpec
   | FileOwnerAuditSpec
   | KubeletAuditSpec
   | ComponentFlagAuditSpec
+  | ComponentFileAuditSpec
   | SystemdPropertyAuditSpec
   | ManualAuditSpec;
 export type AuditSpec = LeafAuditSpec | { type: 'all' | 'any'; of: LeafAuditSpec[] };

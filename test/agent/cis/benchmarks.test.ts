@@ -35,7 +35,7 @@ const broken: [string, string, RegExp][] = [
   [
     'an unknown audit type',
     `${BASE}  - { id: "4.1.1", title: a, section: "4.1", level: 1, automated: true, role: worker, remediation: r, audit: { type: shell, cmd: ls } }`,
-    /checks\[0\]\.audit\.type: expected one of file-mode, file-owner, kubelet, component-flag, systemd-property, manual, all, any, got "shell"/,
+    /checks\[0\]\.audit\.type: expected one of file-mode, file-owner, kubelet, component-flag, component-file, systemd-property, manual, all, any, got "shell"/,
   ],
   [
     'a missing title',

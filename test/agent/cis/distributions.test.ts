@@ -7,7 +7,10 @@ import { listProcesses } from '../../../agent/cis/processes.js';
 import { NodeRootBuilder } from '../../../examples/node-root.js';
 import type { CheckResult } from '../../../common/scan-report.js';
 import {
+  addApiServerFlags,
   buildK3sServer,
+  DOCS_AUDIT_POLICY,
+  encryptionConfig,
   buildKubeadmNode,
   K3S_HARDENED_CONFIG,
   KUBE_PROXY_POD_UID,
@@ -319,4 +322,110 @@ t.test('k3s server with a config.yaml.d drop-in: key replaces the list, key+ app
   t.equal(check(checks, '1.2.17').actual, '40', '10-audit.yaml replaced the list');
   t.equal(check(checks, '1.2.16').status, 'FAIL', 'audit-log-path went with the replaced list');
   t.equal(check(checks, '1.2.18').actual, '10', 'key+ appended');
+});
+
+t.test('1.2.28: the EncryptionConfiguration named by --encryption-provider-config is read and judged', async (t) => {
+  const dir = tempDir(t);
+  const ENC = '/etc/kubernetes/enc/enc.yaml';
+  const node = (name: string, file: string | undefined, flag = true) => {
+    const b = buildKubeadmNode(new NodeRootBuilder(`${dir}/${name}`));
+    if (file !== undefined) b.file(ENC, file, { mode: 0o600 });
+    if (flag) addApiServerFlags(b, [`--encryption-provider-config=${ENC}`]);
+    return b;
+  };
+  const cases: [string, NodeRootBuilder, string, RegExp][] = [
+    // aescbc first: new Secrets are written encrypted; identity after it only reads old plain ones.
+    [
+      'aescbc then identity',
+      node('aescbc', encryptionConfig(['aescbc', 'identity'])),
+      'PASS',
+      /secrets.*aescbc, identity/,
+    ],
+    ['kms first', node('kms', encryptionConfig(['kms', 'identity'])), 'PASS', /kms, identity/],
+    // identity first: Secrets are written in plain text whatever follows.
+    ['identity first', node('identity', encryptionConfig(['identity', 'aesgcm'])), 'FAIL', /identity, aesgcm/],
+    ['flag names a missing file', node('missing', undefined), 'FAIL', /unknown/],
+    ['no flag', node('noflag', undefined, false), 'FAIL', /--encryption-provider-config not set/],
+  ];
+  for (const bench of ['cis-1.9', 'cis-1.12']) {
+    for (const [name, b, status, actual] of cases) {
+      const c = check(scan(b.root, bench), '1.2.28');
+      t.equal(c.status, status, `${bench} ${name}: ${c.evidence}`);
+      t.match(c.actual, actual, `${bench} ${name}`);
+      t.equal(c.scored, false, 'Manual in CIS: unscored');
+    }
+  }
+  const missing = check(scan(cases[3]![1].root), '1.2.28');
+  t.match(missing.evidence, /enc\.yaml \(named by kube-apiserver pid 2101\) does not exist on the host/);
+});
+
+t.test(
+  '3.2.2: the audit Policy named by --audit-policy-file: secrets, configmaps, tokenreviews logged at Metadata',
+  async (t) => {
+    const dir = tempDir(t);
+    const POLICY = '/etc/kubernetes/audit-policy.yaml';
+    const node = (name: string, policy: string) =>
+      addApiServerFlags(buildKubeadmNode(new NodeRootBuilder(`${dir}/${name}`)).file(POLICY, policy, { mode: 0o600 }), [
+        `--audit-policy-file=${POLICY}`,
+        '--audit-log-path=/var/log/kubernetes/audit/audit.log',
+      ]);
+    // The docs' example, worked by hand: a get of a Secret in "default" skips rules 1-6 (pods; pods/log; named
+    // configmap;
+    // user system:kube-proxy; non-resource URLs only; namespace kube-system) and meets rule 7 (secrets, configmaps:
+    // Metadata); a ConfigMap in "default" likewise rule 7; a TokenReview (authentication.k8s.io) matches no group until
+    // the catch-all rule 9 (Metadata).
+    const docs = check(scan(node('docs', DOCS_AUDIT_POLICY).root), '3.2.2');
+    t.equal(docs.status, 'PASS', docs.evidence);
+    t.equal(docs.actual, 'secrets: Metadata (rule 7), configmaps: Metadata (rule 7), tokenreviews: Metadata (rule 9)');
+    // Everything at RequestResponse records Secret data and tokens in the log: CIS wants only Metadata for these.
+    const all = check(
+      scan(node('rr', 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n').root),
+      '3.2.2',
+    );
+    t.equal(all.status, 'FAIL');
+    t.match(all.evidence, /secrets are logged at RequestResponse/);
+    // No rules: nothing is logged.
+    const none = check(scan(node('empty', 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n').root), '3.2.2');
+    t.equal(none.status, 'FAIL');
+    t.equal(none.actual, 'no rules');
+    // A policy that logs secrets only for kube-system leaves the ordinary request unlogged.
+    const narrow = check(
+      scan(
+        node(
+          'narrow',
+          'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n    namespaces: [kube-system]\n',
+        ).root,
+      ),
+      '3.2.2',
+    );
+    t.equal(narrow.status, 'FAIL');
+    t.match(narrow.actual, /secrets: None \(no rule matches\)/);
+    t.equal(docs.scored, false, 'Manual in CIS: unscored');
+  },
+);
+
+t.test('k3s server hardened as the k3s guide says: its encryption config and audit policy are read', async (t) => {
+  const dir = tempDir(t);
+  const b = buildK3sServer(new NodeRootBuilder(`${dir}/k3s-files`), { config: K3S_HARDENED_CONFIG });
+  // k3s --secrets-encryption writes /var/lib/rancher/k3s/server/cred/encryption-config.json (JSON, aescbc first);
+  // the hardening guide's audit policy is a single `level: Metadata` rule.
+  b.file(
+    '/var/lib/rancher/k3s/server/cred/encryption-config.json',
+    '{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","resources":[{"resources":["secrets"],"providers":[{"aescbc":{"keys":[{"name":"aescbckey","secret":"c2VjcmV0IGlzIHNlY3VyZSwgb3IgaXMgaXQ/"}]}},{"identity":{}}]}]}',
+    { mode: 0o600 },
+  );
+  b.file(
+    '/var/lib/rancher/k3s/server/audit.yaml',
+    'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n',
+    {
+      mode: 0o600,
+    },
+  );
+  const checks = scan(b.root);
+  t.equal(check(checks, '1.2.28').status, 'PASS', check(checks, '1.2.28').evidence);
+  t.equal(check(checks, '3.2.2').status, 'PASS', check(checks, '3.2.2').evidence);
+  t.match(
+    check(checks, '3.2.2').evidence,
+    /--audit-policy-file=\/var\/lib\/rancher\/k3s\/server\/audit\.yaml in kube-apiserver embedded in k3s/,
+  );
 });

@@ -122,6 +122,17 @@ function leafMutation(a: LeafAuditSpec, want: boolean, root: () => string): Muta
         else m.setComponentFlag(a.component, a.flag, value);
       };
     }
+    case 'component-file': {
+      const file = `/etc/kubernetes/verdict-${a.content}.yaml`;
+      const text =
+        a.content === 'encryption-config'
+          ? `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n${want ? '      - aescbc: {keys: [{name: k1, secret: c2VjcmV0IGlzIHNlY3VyZSwgb3IgaXMgaXQ/}]}\n      - identity: {}\n' : '      - identity: {}\n'}`
+          : `apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: ${want ? 'Metadata' : 'RequestResponse'}\n`;
+      return (m) => {
+        m.extraFiles.set(file, text);
+        m.setComponentFlag(a.component, a.flag, file);
+      };
+    }
     case 'systemd-property': {
       const value = valueFor(a.expect, want, false);
       return (m) => {

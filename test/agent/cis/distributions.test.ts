@@ -12,6 +12,7 @@ import {
   DOCS_AUDIT_POLICY,
   encryptionConfig,
   buildKubeadmNode,
+  buildRke2Server,
   K3S_HARDENED_CONFIG,
   KUBE_PROXY_POD_UID,
   KUBEADM_KUBE_PROXY_CONFIG,
@@ -429,3 +430,22 @@ t.test('k3s server hardened as the k3s guide says: its encryption config and aud
     /--audit-policy-file=\/var\/lib\/rancher\/k3s\/server\/audit\.yaml in kube-apiserver embedded in k3s/,
   );
 });
+
+t.test(
+  'RKE2 server: static pods under /var/lib/rancher/rke2, kube-proxy kubeconfig on the host, default policies',
+  async (t) => {
+    const dir = tempDir(t);
+    const b = buildRke2Server(new NodeRootBuilder(`${dir}/rke2`));
+    const checks = scan(b.root);
+    // Secrets encryption is on by default with aescbc first -> PASS.
+    t.equal(check(checks, '1.2.28').status, 'PASS', check(checks, '1.2.28').evidence);
+    // RKE2's default audit policy is one `level: None` rule: secrets, configmaps, tokenreviews unlogged -> FAIL.
+    const audit = check(checks, '3.2.2');
+    t.equal(audit.status, 'FAIL');
+    t.equal(audit.actual, 'secrets: None (rule 1), configmaps: None (rule 1), tokenreviews: None (rule 1)');
+    // kube-proxy's --kubeconfig is a host path (same path in and out of the pod): read as is, 0600 -> PASS.
+    const kp = check(checks, '4.1.3');
+    t.equal(kp.status, 'PASS');
+    t.equal(kp.actual, '/var/lib/rancher/rke2/agent/kubeproxy.kubeconfig: 600');
+  },
+);

@@ -6,7 +6,7 @@ import {
   type WireFlowRecord,
   type WireFlowSourceCounts,
 } from '../../proto/index.js';
-import type { SourcePositions, Spool, SpooledMessage } from './spool.js';
+import { Spool, type SourcePositions, type SpooledMessage } from './spool.js';
 import { AGENT_DEFAULTS } from '../defaults.js';
 
 /** A message as callers hand it in, before it is encoded. */
@@ -26,7 +26,10 @@ export interface FlowWindowOut {
 export interface OutboxOptions {
   log: Logger;
   spool?: Spool;
-  /** Encoded bytes of unacked messages kept (memory, and the spool's size); past it the oldest goes, counted. */
+  /**
+   * Encoded bytes of unacked messages kept in memory, and the size of the spool on disk (its group files and state
+   * slots); past either the oldest goes, counted.
+   */
   maxBytes: number;
   /** Unacked messages kept; past it the oldest goes, counted. */
   maxMessages: number;
@@ -84,15 +87,19 @@ export class Outbox {
   private bytes = 0;
   private counter = 1;
   private maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
-  /** Dropped records not yet told upstream. */
-  private untold = 0;
+  /** Dropped records not yet carried by a batch (the spool keeps them too). */
+  private untold: number;
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
   private highestSeq = 0;
   /** Told when there is something new to send. */
   onQueued?: () => void;
 
   constructor(private readonly o: OutboxOptions) {
+    this.untold = o.spool?.untold ?? 0;
     for (const m of o.spool?.pending() ?? []) this.push(m);
+    // A restart with a smaller bound (or a spool of an earlier version, whose files were not counted).
+    while (o.spool && o.spool.diskBytes > o.maxBytes && this.entries.length > 0)
+      this.dropOldest('the spool is over --max-spool-bytes');
   }
 
   get size(): number {
@@ -113,7 +120,10 @@ export class Outbox {
     if (!this.o.spool) return;
     try {
       const lost = this.o.spool.reconcileUnspooled(lastStoredSeq);
-      if (lost > 0) this.countDropped(lost, 'flow batches sent before a restart without a spool file were not stored');
+      if (lost.records > 0)
+        this.countDropped(lost.records, 'flow batches sent before a restart without a spool file were not stored');
+      this.carryForward(lost.dropped);
+      if (lost.records + lost.dropped > 0) this.o.spool.persist();
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'cannot update the spool state');
     }
@@ -125,7 +135,15 @@ export class Outbox {
     const msg = build(seq);
     const records = msg.kind === 'flowBatch' ? msg.flowBatch.records.length : 0;
     this.queue(
-      [{ seq, kind: msg.kind, records, bytes: serialize({ [msg.kind]: (msg as Record<string, unknown>)[msg.kind] }) }],
+      [
+        {
+          seq,
+          kind: msg.kind,
+          records,
+          bytes: serialize({ [msg.kind]: (msg as Record<string, unknown>)[msg.kind] }),
+          dropped: msg.kind === 'flowBatch' ? msg.flowBatch.droppedRecords : 0,
+        },
+      ],
       undefined,
     );
     return seq;
@@ -138,15 +156,16 @@ export class Outbox {
    * the seqs.
    */
   addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[] {
-    const dropped = w.droppedRecords + this.takeUntold();
+    let dropped = w.droppedRecords + this.takeUntold();
     const messages = this.encodeBatches(w.records, this.maxMessageBytes, (seq, records, first) => ({
       seq,
       windowStartUnixMs: w.windowStartUnixMs,
       windowEndUnixMs: w.windowEndUnixMs,
       records,
-      // Counts go with the first batch of the window, once (with whatever cutting itself dropped).
+      // Counts go with the first batch of the window, once (with whatever cutting itself dropped; a first batch cut
+      // again keeps what the earlier try took).
       sources: first ? w.sources : [],
-      droppedRecords: first ? dropped + this.takeUntold() : 0,
+      droppedRecords: first ? (dropped += this.takeUntold()) : 0,
     }));
     this.queue(messages, positions);
     return messages.map((m) => m.seq);
@@ -177,12 +196,12 @@ export class Outbox {
     this.bytes -= head.bytes.length;
     this.stats.rejected++;
     this.o.onSettled?.(head.seq, 'rejected');
+    // Not stored: the drops it told go with a later batch (the first piece, if it is cut again).
+    this.carryForward(head.dropped);
+    const recut = code === 'VERDICT_INGEST_OVERSIZED' && head.kind === 'flowBatch' && head.records > 0;
+    if (!recut && head.records > 0) this.countDropped(head.records, `the aggregator refused a flow batch (${code})`);
     this.spoolSettle(head.seq);
-    if (code === 'VERDICT_INGEST_OVERSIZED' && head.kind === 'flowBatch' && head.records > 0) {
-      this.recut(head);
-    } else if (head.records > 0) {
-      this.countDropped(head.records, `the aggregator refused a flow batch (${code})`);
-    }
+    if (recut) this.recut(head);
     this.wake();
     return head;
   }
@@ -204,9 +223,16 @@ export class Outbox {
     return n;
   }
 
+  /** Dropped records to tell with the next batch cut: counted here, or carried by a batch that never arrived. */
+  private carryForward(n: number): void {
+    if (n <= 0) return;
+    this.untold += n;
+    this.o.spool?.addUntold(n);
+  }
+
   private countDropped(records: number, why: string): void {
     this.stats.droppedRecords += records;
-    this.untold += records;
+    this.carryForward(records);
     this.o.log.warn(
       { records, droppedRecords: this.stats.droppedRecords },
       `dropped flow records: ${why}; the next batch tells the aggregator`,
@@ -240,9 +266,10 @@ export class Outbox {
     while (pending.length > 0) {
       const group = pending.shift() as WireFlowRecord[];
       seq ??= this.takeSeq();
-      const bytes = serialize({ flowBatch: build(seq, group, out.length === 0) });
+      const batch = build(seq, group, out.length === 0);
+      const bytes = serialize({ flowBatch: batch });
       if (bytes.length <= limit) {
-        out.push({ seq, kind: 'flowBatch', records: group.length, bytes });
+        out.push({ seq, kind: 'flowBatch', records: group.length, bytes, dropped: batch.droppedRecords });
         seq = undefined;
       } else if (group.length > 1) {
         const half = Math.ceil(group.length / 2);
@@ -254,7 +281,14 @@ export class Outbox {
     // Every record dropped (or none to send): a batch with the counts alone, so they are told.
     if (out.length === 0) {
       seq ??= this.takeSeq();
-      out.push({ seq, kind: 'flowBatch', records: 0, bytes: serialize({ flowBatch: build(seq, [], true) }) });
+      const batch = build(seq, [], true);
+      out.push({
+        seq,
+        kind: 'flowBatch',
+        records: 0,
+        bytes: serialize({ flowBatch: batch }),
+        dropped: batch.droppedRecords,
+      });
     }
     return out;
   }
@@ -268,12 +302,14 @@ export class Outbox {
     if (e.records < 2)
       return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
     const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
+    // What the refused batch told went back to the untold count (see rejected()): the first piece takes it.
+    let dropped = 0;
     const messages = this.encodeBatches(decoded.records, limit, (seq, records, first) => ({
       ...decoded,
       seq,
       records,
       sources: first ? decoded.sources : [],
-      droppedRecords: first ? decoded.droppedRecords : 0,
+      droppedRecords: first ? (dropped += this.takeUntold()) : 0,
     }));
     this.stats.recut++;
     this.o.log.warn(
@@ -285,31 +321,70 @@ export class Outbox {
   }
 
   private queue(messages: Entry[], positions: SourcePositions | undefined): void {
-    const spool = this.o.spool;
-    if (spool) {
-      try {
-        spool.write(messages, positions);
-      } catch (err) {
-        // A full or broken spool disk: the messages still go out from memory. Their seqs and positions go in the
-        // state (which saves in place, even on a full disk), so a restart neither resends their lines under new seqs
-        // nor loses them uncounted.
-        this.stats.unspooled++;
-        this.o.log.error(
-          { err: (err as Error).message, seqs: messages.map((m) => m.seq) },
-          'cannot write to the spool; sending from memory only',
-        );
-        const last = messages[messages.length - 1];
-        if (last && positions && last.kind === 'flowBatch') {
-          try {
-            spool.noteUnspooled({ seq: last.seq, records: messages.reduce((n, m) => n + m.records, 0), positions });
-          } catch (err2) {
-            this.o.log.error({ err: (err2 as Error).message }, 'cannot update the spool state either');
-          }
-        }
-      }
-    }
+    if (this.o.spool) this.spoolWrite(this.o.spool, messages, positions);
     for (const m of messages) this.push(m);
     this.onQueued?.();
+  }
+
+  /**
+   * Write a group to the spool within its bound, the oldest messages dropped (counted) to make room: its file and
+   * the state slots never take more than maxBytes on disk. A group that cannot fit even alone goes out from memory
+   * only, like one the disk refuses.
+   */
+  private spoolWrite(spool: Spool, messages: Entry[], positions: SourcePositions | undefined): void {
+    let body: Buffer;
+    try {
+      body = Spool.groupBody(messages, positions);
+    } catch (err) {
+      return this.unspooled(spool, messages, positions, (err as Error).message, 'cannot write to the spool');
+    }
+    const room = this.o.maxBytes - Spool.fixedBytes;
+    if (body.length > room)
+      return this.unspooled(
+        spool,
+        messages,
+        positions,
+        `its spool file needs ${body.length} bytes; --max-spool-bytes leaves ${Math.max(0, room)} beside the state`,
+        'a flow window is too large for the spool',
+      );
+    while (spool.diskBytes + body.length > this.o.maxBytes && this.entries.length > 0)
+      this.dropOldest('the spool was full (the aggregator has been unreachable or slow)');
+    if (spool.diskBytes + body.length > this.o.maxBytes)
+      return this.unspooled(spool, messages, positions, 'no room left in the spool', 'the spool is full');
+    try {
+      spool.write(messages, positions, body);
+    } catch (err) {
+      this.unspooled(spool, messages, positions, (err as Error).message, 'cannot write to the spool');
+    }
+  }
+
+  /**
+   * Messages that go out from memory only: a full or broken spool disk, or a window over the spool's bound. Their
+   * seqs and positions go in the state (which saves in place, even on a full disk), so a restart neither resends
+   * their lines under new seqs nor loses them uncounted.
+   */
+  private unspooled(
+    spool: Spool,
+    messages: Entry[],
+    positions: SourcePositions | undefined,
+    err: string,
+    what: string,
+  ): void {
+    this.stats.unspooled++;
+    this.o.log.error({ err, seqs: messages.map((m) => m.seq) }, `${what}; sending from memory only`);
+    const dropped = messages.reduce((n, m) => n + m.dropped, 0);
+    const last = messages[messages.length - 1];
+    try {
+      if (last && positions && last.kind === 'flowBatch') {
+        const records = messages.reduce((n, m) => n + m.records, 0);
+        spool.noteUnspooled({ seq: last.seq, records, positions, dropped });
+      } else {
+        // Nothing to remember it by: what it tells is out of the spool's untold count (lost if the agent stops first).
+        spool.addUntold(-dropped);
+      }
+    } catch (err2) {
+      this.o.log.error({ err: (err2 as Error).message }, 'cannot update the spool state either');
+    }
   }
 
   private push(m: Entry): void {
@@ -319,19 +394,24 @@ export class Outbox {
       this.entries.sort((a, b) => a.seq - b.seq);
     this.bytes += m.bytes.length;
     this.stats.queued++;
-    while (this.entries.length > 1 && (this.bytes > this.o.maxBytes || this.entries.length > this.o.maxMessages)) {
-      const lost = this.entries.shift() as Entry;
-      this.bytes -= lost.bytes.length;
-      this.stats.dropped++;
-      this.o.log.warn(
-        { seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes },
-        'outbox full: dropped the oldest unacked message',
-      );
-      this.o.onSettled?.(lost.seq, 'dropped');
-      this.spoolSettle(lost.seq);
-      if (lost.records > 0)
-        this.countDropped(lost.records, 'the outbox was full (the aggregator has been unreachable or slow)');
-    }
+    while (this.entries.length > 1 && (this.bytes > this.o.maxBytes || this.entries.length > this.o.maxMessages))
+      this.dropOldest('the outbox was full (the aggregator has been unreachable or slow)');
+  }
+
+  /** Drop the oldest unacked message: counted, its records and the drops it told carried to the next batch. */
+  private dropOldest(why: string): void {
+    const lost = this.entries.shift() as Entry;
+    this.bytes -= lost.bytes.length;
+    this.stats.dropped++;
+    this.o.log.warn(
+      { seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes, why },
+      'outbox full: dropped the oldest unacked message',
+    );
+    this.o.onSettled?.(lost.seq, 'dropped');
+    // Counted before the spool forgets it, so the state saved as its group goes holds them.
+    this.carryForward(lost.dropped);
+    if (lost.records > 0) this.countDropped(lost.records, why);
+    this.spoolSettle(lost.seq);
   }
 
   private settleThrough(seq: number, outcome: 'acked'): void {

@@ -30,6 +30,11 @@ export interface SpooledMessage {
   records: number;
   /** The encoded AgentMessage. */
   bytes: Buffer;
+  /**
+   * Dropped records this message tells the aggregator (a FlowBatch's droppedRecords): if it is dropped or refused
+   * in turn, they are told by a later batch instead.
+   */
+  dropped: number;
 }
 
 /**
@@ -42,6 +47,8 @@ export interface UnspooledBatch {
   seq: number;
   records: number;
   positions: SourcePositions;
+  /** Dropped records its group told the aggregator: told again by a later batch if it turns out lost. */
+  dropped?: number;
 }
 
 interface SpoolState {
@@ -53,6 +60,18 @@ interface SpoolState {
   /** The seq those positions came with: positions only ever move forward. */
   positionsSeq?: number;
   unspooled: UnspooledBatch[];
+  /** Dropped records counted and not yet carried by any spooled message: the next batch cut tells them. */
+  untold?: number;
+  /**
+   * The newest group whose carried dropped count is already taken out of `untold`: a group above it that carries
+   * some was written just before a crash, before the state was saved, and is taken out at the next open.
+   */
+  untoldSeq?: number;
+  /**
+   * The newest seq settled. The outbox settles in seq order (always its oldest message), so every spooled message
+   * at or below it is settled: a restart does not send again one dropped from a group whose others are unsettled.
+   */
+  settledThrough?: number;
 }
 
 /** A group: the messages one flow window was cut into, written in one file so a crash keeps all or none. */
@@ -62,7 +81,7 @@ interface GroupFile {
    * Positions after the window's lines; absent for a group re-cut from a refused batch (its lines were read long ago).
    */
   positions?: SourcePositions;
-  messages: { seq: number; kind: SpooledMessage['kind']; records: number; b64: string }[];
+  messages: { seq: number; kind: SpooledMessage['kind']; records: number; b64: string; dropped?: number }[];
 }
 
 /** Seqs reserved per state write: a restart skips at most this many (gaps are fine, repeats are not). */
@@ -78,6 +97,8 @@ const SEQ_BLOCK = AGENT_DEFAULTS.spool.seqBlockCount;
 const SLOT_BYTES = AGENT_DEFAULTS.spool.stateSlotBytes;
 const UNSPOOLED_MAX = AGENT_DEFAULTS.spool.unspooledMaxCount;
 
+type Group = { file: string; seqs: Set<number>; lastSeq: number; positions?: SourcePositions; bytes: number };
+
 /**
  * The agent's on-disk spool (`--spool DIR`): unacknowledged messages, grouped
  * per flow window with the source positions after the window's lines, plus the
@@ -91,17 +112,21 @@ const UNSPOOLED_MAX = AGENT_DEFAULTS.spool.unspooledMaxCount;
 export class Spool {
   private state: SpoolState;
   private generation = 0;
-  private readonly groups = new Map<
-    number,
-    { file: string; seqs: Set<number>; lastSeq: number; positions?: SourcePositions }
-  >();
+  private readonly groups = new Map<number, Group>();
   private readonly groupOf = new Map<number, number>();
   private nextSeq: number;
+  /** Size of the group files on disk. */
+  private groupBytes = 0;
+  /** A state.json of an earlier version, removed once the state is saved in its slots. */
+  private legacyState = false;
+  /** `untold` as last saved. */
+  private savedUntold: number;
 
   private constructor(private readonly dir: string) {
     mkdirSync(join(dir, 'batches'), { recursive: true });
     for (const name of readdirSync(dir)) if (name.includes('.tmp-')) rmSync(join(dir, name), { force: true });
     this.state = this.readState() ?? { bootId: randomUUID(), seqReservedUpTo: 1, positions: {}, unspooled: [] };
+    this.savedUntold = this.state.untold ?? 0;
     for (const name of readdirSync(join(dir, 'batches'))) {
       const file = join(dir, 'batches', name);
       if (name.includes('.tmp-')) {
@@ -115,12 +140,17 @@ export class Spool {
         rmSync(file, { force: true }); // unreadable: a renamed file is always whole, so this is not ours to keep
         continue;
       }
-      this.addGroup(
-        Number(m[1]),
-        file,
-        g.messages.map((x) => x.seq),
-        g.positions,
-      );
+      const first = Number(m[1]);
+      const seqs = g.messages.map((x) => x.seq).filter((s) => s > (this.state.settledThrough ?? 0));
+      if (seqs.length === 0) {
+        rmSync(file, { force: true }); // settled (and its positions saved) just before a crash
+        continue;
+      }
+      this.addGroup(first, file, seqs, g.positions, statSync(file).size);
+      // Written, with dropped records taken from `untold`, just before a crash left the state unsaved.
+      const carried = g.messages.reduce((n, x) => n + (x.dropped ?? 0), 0);
+      if (carried > 0 && first > (this.state.untoldSeq ?? 0))
+        this.state.untold = Math.max(0, (this.state.untold ?? 0) - carried);
     }
     const highest = Math.max(0, ...this.groupOf.keys());
     this.nextSeq = Math.max(this.state.seqReservedUpTo, highest + 1);
@@ -129,6 +159,32 @@ export class Spool {
 
   static open(dir: string): Spool {
     return new Spool(dir);
+  }
+
+  /** Bytes the spool always takes on disk: the two state slots. */
+  static readonly fixedBytes = 2 * SLOT_BYTES;
+
+  /** Bytes the spool takes on disk: its state slots and group files (what `--max-spool-bytes` bounds). */
+  get diskBytes(): number {
+    return Spool.fixedBytes + this.groupBytes;
+  }
+
+  /** Dropped records counted and not yet carried by a spooled message, as the last run left them. */
+  get untold(): number {
+    return this.state.untold ?? 0;
+  }
+
+  /**
+   * Dropped records counted (or carried by a message that was dropped or refused): kept in the state, saved with
+   * the next state write (settling the message that carried them saves it).
+   */
+  addUntold(n: number): void {
+    this.state.untold = Math.max(0, (this.state.untold ?? 0) + n);
+  }
+
+  /** Save the state now (after `addUntold` with no settle to save it). */
+  persist(): void {
+    this.saveState();
   }
 
   get bootId(): string {
@@ -179,19 +235,19 @@ export class Spool {
       const parsed = readGroup(g.file);
       for (const m of parsed?.messages ?? [])
         if (g.seqs.has(m.seq))
-          out.push({ seq: m.seq, kind: m.kind, records: m.records, bytes: Buffer.from(m.b64, 'base64') });
+          out.push({
+            seq: m.seq,
+            kind: m.kind,
+            records: m.records,
+            bytes: Buffer.from(m.b64, 'base64'),
+            dropped: m.dropped ?? carriedIn(m.kind, m.b64),
+          });
     }
     return out.sort((a, b) => a.seq - b.seq);
   }
 
-  /**
-   * Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is
-   * half-written.
-   */
-  write(messages: SpooledMessage[], positions: SourcePositions | undefined): void {
-    if (messages.length === 0) return;
-    const first = messages[0]?.seq as number;
-    const file = join(this.dir, 'batches', `${first}.json`);
+  /** A group's file as `write` would write it: its length is what the group takes on disk. */
+  static groupBody(messages: SpooledMessage[], positions: SourcePositions | undefined): Buffer {
     const body: GroupFile = {
       v: 2,
       ...(positions ? { positions } : {}),
@@ -200,15 +256,38 @@ export class Spool {
         kind: m.kind,
         records: m.records,
         b64: m.bytes.toString('base64'),
+        dropped: m.dropped,
       })),
     };
-    atomicWrite(file, JSON.stringify(body));
+    return Buffer.from(JSON.stringify(body));
+  }
+
+  /**
+   * Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is
+   * half-written. The dropped records the messages carry are taken out of `untold`.
+   */
+  write(
+    messages: SpooledMessage[],
+    positions: SourcePositions | undefined,
+    body = Spool.groupBody(messages, positions),
+  ): void {
+    if (messages.length === 0) return;
+    const first = messages[0]?.seq as number;
+    const file = join(this.dir, 'batches', `${first}.json`);
+    atomicWrite(file, body);
     this.addGroup(
       first,
       file,
       messages.map((m) => m.seq),
       positions,
+      body.length,
     );
+    const carried = messages.reduce((n, m) => n + m.dropped, 0);
+    if (carried > 0) {
+      this.state.untold = Math.max(0, (this.state.untold ?? 0) - carried);
+      this.state.untoldSeq = first;
+      this.saveState();
+    }
   }
 
   /**
@@ -216,7 +295,14 @@ export class Spool {
    * full disk).
    */
   noteUnspooled(batch: UnspooledBatch): void {
-    this.state.unspooled = [...this.state.unspooled, batch].slice(-UNSPOOLED_MAX);
+    const kept = [...this.state.unspooled, batch];
+    const forgotten = kept.slice(0, -UNSPOOLED_MAX);
+    this.state.unspooled = kept.slice(-UNSPOOLED_MAX);
+    // What it carries is out of `untold` while it may be stored; one forgotten unknown is told again (at worst twice).
+    this.state.untold = Math.max(
+      0,
+      (this.state.untold ?? 0) - (batch.dropped ?? 0) + forgotten.reduce((n, u) => n + (u.dropped ?? 0), 0),
+    );
     this.saveState();
   }
 
@@ -225,15 +311,18 @@ export class Spool {
    * stored are settled; the rest are lost, and their records are answered to
    * be counted as dropped.
    */
-  reconcileUnspooled(lastStoredSeq: number): number {
-    if (this.state.unspooled.length === 0) return 0;
+  reconcileUnspooled(lastStoredSeq: number): { records: number; dropped: number } {
+    if (this.state.unspooled.length === 0) return { records: 0, dropped: 0 };
     const ordered = [...this.state.unspooled].sort((a, b) => a.seq - b.seq);
     const lost = ordered.filter((u) => u.seq > lastStoredSeq);
     // Sources resumed after these batches either way (see positions()): make that the settled position.
     for (const u of ordered) this.advancePositions(u.seq, u.positions);
     this.state.unspooled = [];
     this.saveState();
-    return lost.reduce((n, u) => n + u.records, 0);
+    return {
+      records: lost.reduce((n, u) => n + u.records, 0),
+      dropped: lost.reduce((n, u) => n + (u.dropped ?? 0), 0),
+    };
   }
 
   /**
@@ -241,6 +330,9 @@ export class Spool {
    * positions, forget the file.
    */
   settle(seq: number): void {
+    this.state.settledThrough = Math.max(this.state.settledThrough ?? 0, seq);
+    // Dropped records counted with this message (it was dropped or refused) are saved with it.
+    const untoldChanged = (this.state.untold ?? 0) !== this.savedUntold;
     const unspooledBefore = this.state.unspooled.length;
     const u = this.state.unspooled.find((x) => x.seq === seq);
     if (u) {
@@ -249,26 +341,34 @@ export class Spool {
     }
     const first = this.groupOf.get(seq);
     if (first === undefined) {
-      if (this.state.unspooled.length !== unspooledBefore) this.saveState();
+      if (this.state.unspooled.length !== unspooledBefore || untoldChanged) this.saveState();
       return;
     }
     this.groupOf.delete(seq);
-    const g = this.groups.get(first) as {
-      file: string;
-      seqs: Set<number>;
-      lastSeq: number;
-      positions?: SourcePositions;
-    };
+    const g = this.groups.get(first) as Group;
     g.seqs.delete(seq);
-    if (g.seqs.size > 0) return;
+    if (g.seqs.size > 0) {
+      if (untoldChanged) this.saveState();
+      return;
+    }
     if (g.positions) this.advancePositions(g.lastSeq, g.positions);
     this.saveState();
     rmSync(g.file, { force: true });
     this.groups.delete(first);
+    this.groupBytes -= g.bytes;
   }
 
-  private addGroup(first: number, file: string, seqs: number[], positions?: SourcePositions): void {
-    this.groups.set(first, { file, seqs: new Set(seqs), lastSeq: Math.max(...seqs), positions });
+  private addGroup(
+    first: number,
+    file: string,
+    seqs: number[],
+    positions: SourcePositions | undefined,
+    bytes: number,
+  ): void {
+    const old = this.groups.get(first);
+    if (old) this.groupBytes -= old.bytes;
+    this.groups.set(first, { file, seqs: new Set(seqs), lastSeq: Math.max(...seqs), positions, bytes });
+    this.groupBytes += bytes;
     for (const s of seqs) this.groupOf.set(s, first);
   }
 
@@ -300,6 +400,7 @@ export class Spool {
     // The state file of earlier versions.
     try {
       const old = JSON.parse(readFileSync(join(this.dir, 'state.json'), 'utf8')) as SpoolState;
+      this.legacyState = true;
       return { ...old, unspooled: old.unspooled ?? [] };
     } catch {
       return undefined;
@@ -335,6 +436,25 @@ export class Spool {
       }
     }
     this.generation++;
+    this.savedUntold = this.state.untold ?? 0;
+    if (this.legacyState) {
+      // Its state is in a slot now: the old file would only take room the bound does not count.
+      rmSync(join(this.dir, 'state.json'), { force: true });
+      this.legacyState = false;
+    }
+  }
+}
+
+/** What a message spooled by an earlier version (no `dropped` beside it) tells: its FlowBatch's droppedRecords. */
+function carriedIn(kind: SpooledMessage['kind'], b64: string): number {
+  if (kind !== 'flowBatch') return 0;
+  try {
+    const m = agentServiceDefinition().Connect?.requestDeserialize(Buffer.from(b64, 'base64')) as {
+      flowBatch?: { droppedRecords?: number };
+    };
+    return Number(m.flowBatch?.droppedRecords ?? 0) || 0;
+  } catch {
+    return 0;
   }
 }
 
@@ -350,7 +470,15 @@ function readGroup(file: string): GroupFile | undefined {
       return {
         v: 2,
         positions: raw.positions,
-        messages: [{ seq: raw.seq, kind: 'flowBatch', records, b64: bytes.toString('base64') }],
+        messages: [
+          {
+            seq: raw.seq,
+            kind: 'flowBatch',
+            records,
+            b64: bytes.toString('base64'),
+            dropped: typeof batch.droppedRecords === 'number' ? batch.droppedRecords : 0,
+          },
+        ],
       };
     }
     return undefined;

@@ -3,6 +3,7 @@ import Type, { type Static } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
 import { documentField, documentPath, parseYamlDocuments, toDocumentValue } from '../../common/parsed-document.js';
 import { parseSelector, type Selector } from './selector.js';
+import { DEFAULT_THRESHOLDS } from '../compute/cis.js';
 
 /** Verdict's own API group for GlobalReport; Calico Enterprise's is accepted too and mapped. */
 export const VERDICT_API_VERSION = 'compliance.verdict.dev/v1';
@@ -165,8 +166,8 @@ export function toDefinition(parsed: unknown, origin: string): ReportDefinition 
     }
   }
   const cis = {
-    highThreshold: spec.cis?.highThreshold ?? 100,
-    medThreshold: spec.cis?.medThreshold ?? 50,
+    highThreshold: spec.cis?.highThreshold ?? DEFAULT_THRESHOLDS.highThreshold,
+    medThreshold: spec.cis?.medThreshold ?? DEFAULT_THRESHOLDS.medThreshold,
     // docs/DESIGN.md, "Checks and scores": unscored (Manual) checks count only where a report asks for them.
     includeUnscoredTests: spec.cis?.includeUnscoredTests ?? false,
     numFailedTests: spec.cis?.numFailedTests ?? 5,

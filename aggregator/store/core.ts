@@ -5,7 +5,7 @@ import {
   auditEventValues,
   toAuditEvent,
   toCheckStatus,
-  toFlowBucketRow,
+  FlowRowReader,
   toNodeRecord,
   toPodSighting,
   toRunRecord,
@@ -233,29 +233,43 @@ export abstract class SqlStore implements Store {
   async flowRows(q: FlowQuery): Promise<FlowBucketRow[]> {
     const { where, values, p } = flowWhere(q);
     const limit = q.limit !== undefined ? ` LIMIT ${p(Math.max(0, Math.floor(q.limit)))}` : '';
-    const { byteOrder } = this.d;
     const rows = await this.reader.all<FlowRow>(
-      `SELECT node, bucket_start_ms, bucket_ms, record_json, connections, packets, bytes, first_ms, last_ms FROM flow_buckets
-       WHERE ${where} ORDER BY bucket_start_ms DESC, ${byteOrder('node')}, ${byteOrder('flow_key')}, bucket_ms${limit}`,
+      `SELECT b.node, b.bucket_start_ms, b.bucket_ms, b.connections, b.packets, b.bytes, b.first_ms, b.last_ms, ${FLOW_KEY_COLUMNS}
+       FROM flow_buckets b ${FLOW_KEY_JOIN}
+       WHERE b.bucket_start_ms >= $1 AND b.bucket_start_ms < $2${where.map((w) => ` AND ${w}`).join('')}
+       ORDER BY b.bucket_start_ms DESC, ${this.d.byteOrder('b.node')}, b.key_id, b.bucket_ms${limit}`,
       values,
     );
-    return rows.map(toFlowBucketRow);
+    const reader = new FlowRowReader();
+    return rows.map((r) => reader.bucketRow(r));
   }
 
   /**
-   * Summed in SQL, one row per distinct key: the rows of the interval never
-   * reach this process, only as many records as the interval has distinct flows.
+   * Summed in SQL, one row per distinct key (the bucket rows' key ids, then
+   * each key's dictionary entries once): the rows of the interval never reach
+   * this process, only as many records as the interval has distinct flows.
    */
   async flowTotals(q: Omit<FlowQuery, 'limit'>): Promise<FlowRecord[]> {
     const { where, values } = flowWhere(q);
+    // Key by key (SQLite's flow_buckets is clustered by key, then time): each key's range of the interval, no sort.
+    const keys =
+      where.length === 0
+        ? ' AND b.key_id IN (SELECT id FROM flow_keys)'
+        : ` AND b.key_id IN (SELECT k.id FROM flow_keys k JOIN flow_endpoints s ON s.id = k.src_id JOIN flow_endpoints d ON d.id = k.dst_id
+             WHERE ${where.join(' AND ')})`;
     const rows = await this.reader.all<FlowRow>(
-      `SELECT MIN(record_json) AS record_json, CAST(SUM(connections) AS BIGINT) AS connections,
-         CAST(SUM(packets) AS BIGINT) AS packets, CAST(SUM(bytes) AS BIGINT) AS bytes,
-         MIN(first_ms) AS first_ms, MAX(last_ms) AS last_ms
-       FROM flow_buckets WHERE ${where} GROUP BY ${this.d.flowKeyColumn}`,
+      `WITH t AS (
+         SELECT b.key_id, CAST(SUM(b.connections) AS BIGINT) AS connections, CAST(SUM(b.packets) AS BIGINT) AS packets,
+           CAST(SUM(b.bytes) AS BIGINT) AS bytes, MIN(b.first_ms) AS first_ms, MAX(b.last_ms) AS last_ms
+         FROM flow_buckets b WHERE b.bucket_start_ms >= $1 AND b.bucket_start_ms < $2${keys}
+         GROUP BY b.key_id
+       )
+       SELECT t.connections, t.packets, t.bytes, t.first_ms, t.last_ms, ${FLOW_KEY_COLUMNS}
+       FROM t JOIN flow_keys k ON k.id = t.key_id ${FLOW_DICT_JOIN}`,
       values,
     );
-    return rows.map((r) => toFlowBucketRow({ ...r, node: '', bucket_start_ms: 0, bucket_ms: 0 }).flow);
+    const reader = new FlowRowReader();
+    return rows.map((r) => reader.flow(r));
   }
 
   /**
@@ -459,24 +473,38 @@ export abstract class SqlStore implements Store {
   }
 }
 
-/** The WHERE of a flow read ($1 and $2 the interval), and its parameters. */
-function flowWhere(q: Omit<FlowQuery, 'limit'>): { where: string; values: unknown[]; p: (v: unknown) => string } {
+/** A flow read's key columns (FlowRow), from FLOW_KEY_JOIN's aliases. */
+const FLOW_KEY_COLUMNS = `k.src_id, s.endpoint_json AS src_json, k.dst_id, d.endpoint_json AS dst_json, k.protocol, k.destination_port,
+  k.action, k.reporter, k.policies_id, p.policies_json, k.staged_id, sp.policies_json AS staged_json, k.unnamed_policy, k.policy_decided`;
+
+/** A key's (k) dictionary entries: s and d its endpoints, p and sp its policy lists. */
+const FLOW_DICT_JOIN = `JOIN flow_endpoints s ON s.id = k.src_id JOIN flow_endpoints d ON d.id = k.dst_id
+  JOIN flow_policy_lists p ON p.id = k.policies_id JOIN flow_policy_lists sp ON sp.id = k.staged_id`;
+
+/** A bucket row's (b) key (k) and its dictionary entries. */
+const FLOW_KEY_JOIN = `JOIN flow_keys k ON k.id = b.key_id ${FLOW_DICT_JOIN}`;
+
+/**
+ * The conditions of a flow read beyond its interval ($1 and $2), over the key
+ * (k) and its endpoints (s, d); and the parameters.
+ */
+function flowWhere(q: Omit<FlowQuery, 'limit'>): { where: string[]; values: unknown[]; p: (v: unknown) => string } {
   const { values, p } = params([q.fromMs, q.toMs]);
-  const where = ['bucket_start_ms >= $1', 'bucket_start_ms < $2'];
+  const where: string[] = [];
   if (q.namespace !== undefined) {
     const ns = p(q.namespace);
-    where.push(`(src_namespace = ${ns} OR dst_namespace = ${ns})`);
+    where.push(`(s.namespace = ${ns} OR d.namespace = ${ns})`);
   }
   if (q.endpoint !== undefined) {
     const slash = q.endpoint.indexOf('/');
     const name = p(slash >= 0 ? q.endpoint.slice(slash + 1) : q.endpoint);
     if (slash < 0) {
-      where.push(`(src_name = ${name} OR dst_name = ${name})`);
+      where.push(`(s.name = ${name} OR d.name = ${name})`);
     } else {
       const ns = p(q.endpoint.slice(0, slash));
-      where.push(`((src_namespace = ${ns} AND src_name = ${name}) OR (dst_namespace = ${ns} AND dst_name = ${name}))`);
+      where.push(`((s.namespace = ${ns} AND s.name = ${name}) OR (d.namespace = ${ns} AND d.name = ${name}))`);
     }
   }
-  if (q.action !== undefined) where.push(`action = ${p(q.action)}`);
-  return { where: where.join(' AND '), values, p };
+  if (q.action !== undefined) where.push(`k.action = ${p(q.action)}`);
+  return { where, values, p };
 }

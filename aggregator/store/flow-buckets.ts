@@ -1,8 +1,292 @@
-import { flowKey, type FlowRecord } from '../../common/flow.js';
+import { flowKey, type FlowEndpoint, type FlowRecord, type PolicyRef } from '../../common/flow.js';
 import type { TimeSlice } from '../../common/time-slice.js';
 
-/** The columns of one flow's bucket row, as both stores write them. */
-export interface BucketParams {
+/**
+ * A flow's bucket row before it is stored: the bucket, the flow's key as the
+ * dictionary tables hold it (migrations/sqlite/008_flow_dictionary.sql), the
+ * counts and times. keyId is set once the key is looked up (resolveKeyIds).
+ */
+export interface BucketRow {
+  bucketMs: number;
+  bucketStart: number;
+  flow: FlowRecord;
+  srcJson: string;
+  dstJson: string;
+  policiesJson: string;
+  stagedJson: string;
+  /** The whole key, for merging a batch's rows: the dictionary JSON of its parts. */
+  key: string;
+  connections: number;
+  packets: number;
+  bytes: number;
+  first: number;
+  last: number;
+  keyId?: number;
+}
+
+/** An endpoint as flow_endpoints.endpoint_json holds it (its identity): every field, in one order. */
+export function endpointJson(e: FlowEndpoint): string {
+  return JSON.stringify({
+    kind: e.kind,
+    namespace: e.namespace,
+    name: e.name,
+    labels: e.labels,
+    serviceAccount: e.serviceAccount,
+    internet: e.internet,
+  });
+}
+
+/** A policy list as flow_policy_lists.policies_json holds it (its identity). */
+export function policiesJson(ps: PolicyRef[]): string {
+  return JSON.stringify(
+    ps.map((p) => ({ tier: p.tier, namespace: p.namespace, name: p.name, action: p.action, kind: p.kind })),
+  );
+}
+
+/** A flow_keys row: its columns in order, ids for the endpoints and policy lists. */
+export type KeyTuple = [
+  srcId: number,
+  dstId: number,
+  protocol: string,
+  destinationPort: number,
+  action: string,
+  reporter: string,
+  policiesId: number,
+  stagedId: number,
+  unnamedPolicy: boolean,
+  policyDecided: boolean,
+];
+
+/**
+ * Looks up (adding what is missing) dictionary entries, in one transaction
+ * with the batch. Each call gets distinct items, sorted: every writer adds
+ * entries in the same order, so two PostgreSQL writers adding the same new
+ * entries wait for one another rather than deadlock, and ids come out the same
+ * in both dialects.
+ */
+export interface FlowDictionary {
+  endpoints(items: { json: string; e: FlowEndpoint }[]): Promise<Map<string, number>>;
+  policyLists(jsons: string[]): Promise<Map<string, number>>;
+  /** Answers ids by JSON.stringify(tuple). */
+  keys(tuples: KeyTuple[]): Promise<Map<string, number>>;
+}
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** FlowDictionary for a store that looks up synchronously (SQLite). */
+export interface SyncFlowDictionary {
+  endpoints(items: { json: string; e: FlowEndpoint }[]): Map<string, number>;
+  policyLists(jsons: string[]): Map<string, number>;
+  keys(tuples: KeyTuple[]): Map<string, number>;
+}
+
+/** The distinct endpoints and policy lists of `rows`, sorted. */
+function dictionaryItems(rows: BucketRow[]): { endpoints: { json: string; e: FlowEndpoint }[]; lists: string[] } {
+  const endpoints = new Map<string, FlowEndpoint>();
+  const lists = new Set<string>();
+  for (const r of rows) {
+    endpoints.set(r.srcJson, r.flow.source);
+    endpoints.set(r.dstJson, r.flow.destination);
+    lists.add(r.policiesJson);
+    lists.add(r.stagedJson);
+  }
+  return {
+    endpoints: [...endpoints.keys()].sort(byText).map((json) => ({ json, e: endpoints.get(json)! })),
+    lists: [...lists].sort(byText),
+  };
+}
+
+/** Each row's key tuple (by row index, as JSON), and the distinct tuples sorted. */
+function keyTuples(
+  rows: BucketRow[],
+  epIds: Map<string, number>,
+  listIds: Map<string, number>,
+): { tupleOf: string[]; tuples: KeyTuple[] } {
+  const tuples = new Map<string, KeyTuple>();
+  const tupleOf = rows.map((r) => {
+    const f = r.flow;
+    const tuple: KeyTuple = [
+      epIds.get(r.srcJson)!,
+      epIds.get(r.dstJson)!,
+      f.protocol,
+      f.destinationPort,
+      f.action,
+      f.reporter,
+      listIds.get(r.policiesJson)!,
+      listIds.get(r.stagedJson)!,
+      f.unnamedPolicy,
+      f.policyDecided,
+    ];
+    const t = JSON.stringify(tuple);
+    tuples.set(t, tuple);
+    return t;
+  });
+  return { tupleOf, tuples: [...tuples.keys()].sort(byText).map((t) => tuples.get(t)!) };
+}
+
+/**
+ * Give each row its key's id: endpoints, then policy lists, then keys, each
+ * added where missing. The lookups are a few statements per batch; the loops
+ * over rows are short next to them, so the event loop gets its turns between
+ * the statements (`slice`).
+ */
+export async function resolveKeyIds(rows: BucketRow[], dict: FlowDictionary, slice: TimeSlice): Promise<void> {
+  const items = dictionaryItems(rows);
+  if (slice.isUp()) await slice.next();
+  const epIds = await inSteps(items.endpoints, (part) => dict.endpoints(part), slice);
+  const listIds = await inSteps(items.lists, (part) => dict.policyLists(part), slice);
+  const { tupleOf, tuples } = keyTuples(rows, epIds, listIds);
+  if (slice.isUp()) await slice.next();
+  const keyIds = await inSteps(tuples, (part) => dict.keys(part), slice);
+  rows.forEach((r, i) => (r.keyId = keyIds.get(tupleOf[i]!)!));
+}
+
+/** Dictionary items per lookup: one statement's parameters, a few ms to build. */
+const DICTIONARY_ITEMS_PER_STEP = 2000;
+
+/** `lookup` over `items` in steps, in their (sorted) order, the event loop given its turns between them. */
+async function inSteps<T>(
+  items: T[],
+  lookup: (part: T[]) => Promise<Map<string, number>>,
+  slice: TimeSlice,
+): Promise<Map<string, number>> {
+  const ids = new Map<string, number>();
+  for (let i = 0; i < items.length; i += DICTIONARY_ITEMS_PER_STEP) {
+    if (slice.isUp()) await slice.next();
+    for (const [k, id] of await lookup(items.slice(i, i + DICTIONARY_ITEMS_PER_STEP))) ids.set(k, id);
+  }
+  return ids;
+}
+
+/** resolveKeyIds, synchronously (SQLite's migration). */
+export function resolveKeyIdsSync(rows: BucketRow[], dict: SyncFlowDictionary): void {
+  const items = dictionaryItems(rows);
+  const { tupleOf, tuples } = keyTuples(rows, dict.endpoints(items.endpoints), dict.policyLists(items.lists));
+  const keyIds = dict.keys(tuples);
+  rows.forEach((r, i) => (r.keyId = keyIds.get(tupleOf[i]!)!));
+}
+
+/** A flow's bucket row: its bucket, its key's parts as the dictionaries hold them, its counts. */
+export function bucketRow(f: FlowRecord, bucketMs: number): BucketRow {
+  const srcJson = endpointJson(f.source);
+  const dstJson = endpointJson(f.destination);
+  const pj = policiesJson(f.policies);
+  const sj = policiesJson(f.stagedPolicies);
+  return {
+    bucketMs,
+    bucketStart: Math.floor(f.startMs / bucketMs) * bucketMs,
+    flow: f,
+    srcJson,
+    dstJson,
+    policiesJson: pj,
+    stagedJson: sj,
+    key: JSON.stringify([
+      srcJson,
+      dstJson,
+      f.protocol,
+      f.destinationPort,
+      f.action,
+      f.reporter,
+      pj,
+      sj,
+      f.unnamedPolicy,
+      f.policyDecided,
+    ]),
+    connections: f.connections,
+    packets: f.packets,
+    bytes: f.bytes,
+    first: f.startMs,
+    last: f.endMs,
+  };
+}
+
+/**
+ * A batch's bucket rows with one row per (bucket, key): flows with the same key
+ * in the same bucket summed and their times widened, as one upsert after the
+ * other would. In the order each row first appears. A 4 MiB batch holds 90,000
+ * records and takes the best part of a second here, so the loop gives the
+ * event loop a turn whenever `slice` is up.
+ */
+export async function mergeBucketRows(flows: FlowRecord[], bucketMs: number, slice: TimeSlice): Promise<BucketRow[]> {
+  const rows = new Map<string, BucketRow>();
+  for (const f of flows) {
+    if (slice.isUp()) await slice.next();
+    addBucketRow(rows, bucketRow(f, bucketMs));
+  }
+  return [...rows.values()];
+}
+
+/** Add `p` to the rows merged so far (by bucket and key). */
+export function addBucketRow(rows: Map<string, BucketRow>, p: BucketRow): void {
+  const id = `${p.bucketMs} ${p.bucketStart} ${p.key}`;
+  const seen = rows.get(id);
+  if (seen === undefined) {
+    rows.set(id, p);
+    return;
+  }
+  seen.connections += p.connections;
+  seen.packets += p.packets;
+  seen.bytes += p.bytes;
+  seen.first = Math.min(seen.first, p.first);
+  seen.last = Math.max(seen.last, p.last);
+}
+
+/** Bucket start, size, then key id: the one order in which writers lock bucket rows (after resolveKeyIds). */
+export function lockOrder(a: BucketRow, b: BucketRow): number {
+  return a.bucketStart - b.bucketStart || a.bucketMs - b.bucketMs || a.keyId! - b.keyId!;
+}
+
+/**
+ * A flow record from a legacy (before 008) flow_buckets row: its record_json,
+ * with the filter columns standing in for anything missing.
+ */
+export function legacyFlow(r: {
+  record_json: string;
+  src_kind: string;
+  src_namespace: string;
+  src_name: string;
+  dst_kind: string;
+  dst_namespace: string;
+  dst_name: string;
+  action: string;
+  reporter: string;
+}): FlowRecord {
+  let j: Partial<FlowRecord> = {};
+  try {
+    const v: unknown = JSON.parse(r.record_json);
+    if (v && typeof v === 'object') j = v as Partial<FlowRecord>;
+  } catch {
+    // not JSON: the columns only
+  }
+  const ep = (e: Partial<FlowEndpoint> | undefined, kind: string, namespace: string, name: string): FlowEndpoint => ({
+    kind: (e?.kind ?? kind) as FlowEndpoint['kind'],
+    namespace: e?.namespace ?? namespace,
+    name: e?.name ?? name,
+    labels: Array.isArray(e?.labels) ? e.labels : [],
+    serviceAccount: e?.serviceAccount ?? '',
+    internet: e?.internet ?? false,
+  });
+  return {
+    source: ep(j.source, r.src_kind, r.src_namespace, r.src_name),
+    destination: ep(j.destination, r.dst_kind, r.dst_namespace, r.dst_name),
+    protocol: j.protocol ?? '',
+    destinationPort: j.destinationPort ?? 0,
+    action: (j.action ?? r.action) as FlowRecord['action'],
+    reporter: (j.reporter ?? r.reporter) as FlowRecord['reporter'],
+    policies: Array.isArray(j.policies) ? j.policies : [],
+    stagedPolicies: Array.isArray(j.stagedPolicies) ? j.stagedPolicies : [],
+    unnamedPolicy: j.unnamedPolicy ?? false,
+    policyDecided: j.policyDecided ?? false,
+    connections: 0,
+    packets: 0,
+    bytes: 0,
+    startMs: 0,
+    endMs: 0,
+  };
+}
+
+/** The columns of one flow's bucket row before migration 008 (one JSON key per row). The bench's baseline only. */
+export interface LegacyBucketParams {
   bucketMs: number;
   bucketStart: number;
   node: string;
@@ -15,7 +299,6 @@ export interface BucketParams {
   dstName: string;
   action: string;
   reporter: string;
-  /** The flow without its counts and times: what the key stands for. */
   json: string;
   connections: number;
   packets: number;
@@ -24,8 +307,8 @@ export interface BucketParams {
   last: number;
 }
 
-/** The columns of a flow's bucket row: the filter columns, and the key's JSON with zeroed counts. */
-export function bucketParams(node: string, f: FlowRecord, bucketMs: number): BucketParams {
+/** A flow's bucket row as stored before migration 008. The bench's baseline only; the store no longer writes it. */
+export function bucketParams(node: string, f: FlowRecord, bucketMs: number): LegacyBucketParams {
   return {
     bucketMs,
     bucketStart: Math.floor(f.startMs / bucketMs) * bucketMs,
@@ -46,42 +329,4 @@ export function bucketParams(node: string, f: FlowRecord, bucketMs: number): Buc
     first: f.startMs,
     last: f.endMs,
   };
-}
-
-/**
- * A batch's bucket rows with one row per (bucket, key): flows with the same key
- * in the same bucket summed and their times widened, as one upsert after the
- * other would (the first flow's JSON stays, as the upsert keeps the stored
- * row's). In the order each row first appears. A 4 MiB batch holds 90,000
- * records and takes the best part of a second here, so the loop gives the
- * event loop a turn whenever `slice` is up.
- */
-export async function mergeBucketRows(
-  node: string,
-  flows: FlowRecord[],
-  bucketMs: number,
-  slice: TimeSlice,
-): Promise<BucketParams[]> {
-  const rows = new Map<string, BucketParams>();
-  for (const f of flows) {
-    if (slice.isUp()) await slice.next();
-    const p = bucketParams(node, f, bucketMs);
-    const id = `${p.bucketStart} ${p.key}`;
-    const seen = rows.get(id);
-    if (seen === undefined) {
-      rows.set(id, p);
-      continue;
-    }
-    seen.connections += p.connections;
-    seen.packets += p.packets;
-    seen.bytes += p.bytes;
-    seen.first = Math.min(seen.first, p.first);
-    seen.last = Math.max(seen.last, p.last);
-  }
-  return [...rows.values()];
-}
-
-/** Bucket start, then key (UTF-16 order): the one order in which writers lock bucket rows. */
-export function lockOrder(a: BucketParams, b: BucketParams): number {
-  return a.bucketStart - b.bucketStart || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }

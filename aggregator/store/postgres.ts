@@ -2,12 +2,22 @@ import pg from 'pg';
 import type { FlowRecord } from '../../common/flow.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
-import { lockOrder, mergeBucketRows, type BucketParams } from './flow-buckets.js';
+import {
+  addBucketRow,
+  bucketRow,
+  legacyFlow,
+  lockOrder,
+  mergeBucketRows,
+  resolveKeyIds,
+  type BucketRow,
+  type FlowDictionary,
+} from './flow-buckets.js';
 import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY } from './locks.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toAuditEvent, type AuditEventRow } from './rows.js';
 import {
   columnList,
+  FLOW_BUCKET_KEY,
   FLOW_COLUMNS,
   FLOW_ROLLUP_COLUMNS,
   flowMergeSet,
@@ -71,8 +81,11 @@ const PG_CONNECTION_MESSAGES =
  */
 const FLOW_ROWS_PER_INSERT = 2000;
 
-/** flow_buckets' columns here: the key is unique by its SHA-256 (migrations/postgres/002_flow_buckets.sql). */
-const PG_FLOW_COLUMNS = FLOW_COLUMNS.replace('node, flow_key,', 'node, flow_key_sha256, flow_key,');
+/** Legacy flow rows converted per step of migration 008. */
+const LEGACY_ROWS_PER_STEP = 5000;
+
+/** The migration that makes flow buckets ids and counts (008_flow_dictionary.sql); its rows are converted here. */
+const FLOW_DICTIONARY_MIGRATION = 8;
 
 const connOf = (q: pg.Pool | pg.PoolClient): Conn => ({
   all: async <R>(sql: string, values?: unknown[]) => (await q.query(sql, values)).rows as R[],
@@ -145,6 +158,7 @@ export class PostgresStore extends SqlStore {
       if (applied.rowCount) return;
       try {
         await c.query(m.sql);
+        if (m.version === FLOW_DICTIONARY_MIGRATION) await convertLegacyFlows(c);
       } catch (err) {
         throw new Error(`VERDICT_STORE_MIGRATION_FAILED: migrations/postgres/${m.name}: ${(err as Error).message}`, {
           cause: err,
@@ -241,7 +255,7 @@ export class PostgresStore extends SqlStore {
     atMs: number,
   ): Promise<{ duplicate: boolean }> {
     const slice = new TimeSlice();
-    const rows = await sortInSlices(await mergeBucketRows(node, flows, MINUTE_BUCKET_MS, slice), lockOrder, slice);
+    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, slice);
     return this.transaction(async (c) => {
       await c.query(touchNodeSql(POSTGRES), [atMs, node]);
       const claimed = await c.query(
@@ -251,8 +265,10 @@ export class PostgresStore extends SqlStore {
         [node, bootId, seq, atMs],
       );
       if (claimed.rowCount === 0) return { duplicate: true };
-      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT)
-        await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
+      await resolveKeyIds(rows, pgDictionary(c), slice);
+      const sorted = await sortInSlices(rows, lockOrder, slice);
+      for (let i = 0; i < sorted.length; i += FLOW_ROWS_PER_INSERT)
+        await upsertBucketRows(c, node, sorted.slice(i, i + FLOW_ROWS_PER_INSERT));
       return { duplicate: false };
     });
   }
@@ -271,24 +287,24 @@ export class PostgresStore extends SqlStore {
       await c.query(`SELECT pg_advisory_xact_lock(${FLOW_COMPACTION_LOCK_KEY})`);
       const rolled = await c.query(
         `WITH moved AS MATERIALIZED (
-           SELECT bucket_start_ms, node, flow_key_sha256, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms
+           SELECT bucket_start_ms, node, key_id, connections, packets, bytes, first_ms, last_ms
            FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1
            FOR UPDATE SKIP LOCKED
          ), gone AS (
            DELETE FROM flow_buckets f USING moved m
-           WHERE f.bucket_ms = ${MINUTE_BUCKET_MS} AND f.bucket_start_ms = m.bucket_start_ms AND f.node = m.node AND f.flow_key_sha256 = m.flow_key_sha256
+           WHERE f.bucket_ms = ${MINUTE_BUCKET_MS} AND f.bucket_start_ms = m.bucket_start_ms AND f.node = m.node AND f.key_id = m.key_id
          )
-         INSERT INTO flow_buckets (${PG_FLOW_COLUMNS})
-         SELECT ${HOUR_BUCKET_MS}, (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, node, flow_key_sha256, MIN(flow_key), ${FLOW_ROLLUP_COLUMNS}
+         INSERT INTO flow_buckets (${FLOW_COLUMNS})
+         SELECT (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, ${HOUR_BUCKET_MS}, node, key_id, ${FLOW_ROLLUP_COLUMNS}
          FROM moved
-         GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, flow_key_sha256
-         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET ${flowMergeSet(POSTGRES)}`,
+         GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, key_id
+         ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(POSTGRES)}`,
         [cut],
       );
       const deleted = await c.query(
         `DELETE FROM flow_buckets f
-         USING (SELECT bucket_ms, bucket_start_ms, node, flow_key_sha256 FROM flow_buckets WHERE bucket_start_ms < $1 FOR UPDATE SKIP LOCKED) d
-         WHERE f.bucket_ms = d.bucket_ms AND f.bucket_start_ms = d.bucket_start_ms AND f.node = d.node AND f.flow_key_sha256 = d.flow_key_sha256`,
+         USING (SELECT bucket_ms, bucket_start_ms, node, key_id FROM flow_buckets WHERE bucket_start_ms < $1 FOR UPDATE SKIP LOCKED) d
+         WHERE f.bucket_ms = d.bucket_ms AND f.bucket_start_ms = d.bucket_start_ms AND f.node = d.node AND f.key_id = d.key_id`,
         [deleteBeforeMs],
       );
       return { rolledUp: rolled.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
@@ -329,19 +345,182 @@ function redactedUrl(url: string): string {
   }
 }
 
-/** The BucketParams fields upsertBucketRows sends as arrays, in the order of its unnest ($3...$18). */
-const BUCKET_FIELDS = `bucketStart key srcKind srcNs srcName dstKind dstNs dstName action reporter json
-  connections packets bytes first last`.split(/\s+/) as (keyof BucketParams)[];
+/** The BucketRow fields upsertBucketRows sends as arrays, in the order of its unnest ($2...$9). */
+const BUCKET_FIELDS = 'bucketStart bucketMs keyId connections packets bytes first last'.split(
+  ' ',
+) as (keyof BucketRow)[];
 
-/** Add `rows` (merged, in lock order) to their buckets: one statement. */
-async function upsertBucketRows(c: pg.PoolClient, node: string, rows: BucketParams[]): Promise<void> {
+/** Add `rows` (key ids resolved, in lock order) to their buckets: one statement. */
+async function upsertBucketRows(c: pg.PoolClient, node: string, rows: BucketRow[]): Promise<void> {
   await c.query(
-    `INSERT INTO flow_buckets (${PG_FLOW_COLUMNS})
-     SELECT $1::bigint, u.bucket_start, $2::text, sha256(convert_to(u.flow_key, 'UTF8')), u.flow_key, u.src_kind, u.src_ns, u.src_name, u.dst_kind, u.dst_ns, u.dst_name, u.action, u.reporter, u.json, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
-     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
-       WITH ORDINALITY AS u(bucket_start, flow_key, src_kind, src_ns, src_name, dst_kind, dst_ns, dst_name, action, reporter, json, connections, packets, bytes, first_ms, last_ms, ord)
+    `INSERT INTO flow_buckets (${FLOW_COLUMNS})
+     SELECT u.bucket_start, u.bucket_ms, $1::text, u.key_id, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
+     FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+       WITH ORDINALITY AS u(bucket_start, bucket_ms, key_id, connections, packets, bytes, first_ms, last_ms, ord)
      ORDER BY u.ord
-     ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key_sha256) DO UPDATE SET ${flowMergeSet(POSTGRES)}`,
-    [MINUTE_BUCKET_MS, node, ...BUCKET_FIELDS.map((k) => rows.map((r) => r[k]))],
+     ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(POSTGRES)}`,
+    [node, ...BUCKET_FIELDS.map((k) => rows.map((r) => r[k]))],
   );
+}
+
+/**
+ * Ids for `keys`: those stored already, then the rest added (in the order
+ * given, which every writer sorts the same way) and read back. A writer adding
+ * the same entry meanwhile makes the insert wait for its commit and then skip
+ * it (ON CONFLICT DO NOTHING); the read after sees it either way.
+ */
+async function pgLookup<T>(
+  c: pg.PoolClient,
+  items: T[],
+  key: (t: T) => string,
+  select: { sql: string; withColumns: boolean },
+  insert: string,
+  arrays: (items: T[]) => unknown[],
+): Promise<Map<string, number>> {
+  const ids = new Map<string, number>();
+  // select's $1 is the items' keys; with its columns, $2... are insert's parameters.
+  const read = async (list: T[]) => {
+    const { rows } = await c.query<{ id: number; k: string }>(select.sql, [
+      list.map(key),
+      ...(select.withColumns ? arrays(list) : []),
+    ]);
+    for (const r of rows) ids.set(r.k, r.id);
+  };
+  await read(items);
+  const missing = items.filter((t) => !ids.has(key(t)));
+  if (missing.length === 0) return ids;
+  await c.query(insert, arrays(missing));
+  await read(missing);
+  return ids;
+}
+
+/** The flow dictionaries on `c`, inside the batch's transaction. */
+function pgDictionary(c: pg.PoolClient): FlowDictionary {
+  return {
+    endpoints: (items) =>
+      pgLookup(
+        c,
+        items,
+        (t) => t.json,
+        {
+          sql: `SELECT e.id, u.k FROM unnest($1::text[]) AS u(k)
+                JOIN flow_endpoints e ON e.endpoint_sha256 = sha256(convert_to(u.k, 'UTF8'))`,
+          withColumns: false,
+        },
+        `INSERT INTO flow_endpoints (endpoint_sha256, endpoint_json, kind, namespace, name, internet)
+         SELECT sha256(convert_to(u.j, 'UTF8')), u.j, u.k, u.ns, u.n, u.i
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[]) WITH ORDINALITY AS u(j, k, ns, n, i, ord)
+         ORDER BY u.ord ON CONFLICT (endpoint_sha256) DO NOTHING`,
+        (list) => [
+          list.map((t) => t.json),
+          list.map((t) => t.e.kind),
+          list.map((t) => t.e.namespace),
+          list.map((t) => t.e.name),
+          list.map((t) => t.e.internet),
+        ],
+      ),
+    policyLists: (jsons) =>
+      pgLookup(
+        c,
+        jsons,
+        (j) => j,
+        {
+          sql: `SELECT l.id, u.k FROM unnest($1::text[]) AS u(k)
+                JOIN flow_policy_lists l ON l.policies_sha256 = sha256(convert_to(u.k, 'UTF8'))`,
+          withColumns: false,
+        },
+        `INSERT INTO flow_policy_lists (policies_sha256, policies_json)
+         SELECT sha256(convert_to(u.j, 'UTF8')), u.j FROM unnest($1::text[]) WITH ORDINALITY AS u(j, ord)
+         ORDER BY u.ord ON CONFLICT (policies_sha256) DO NOTHING`,
+        (list) => [list],
+      ),
+    keys: (tuples) =>
+      pgLookup(
+        c,
+        tuples,
+        (t) => JSON.stringify(t),
+        {
+          sql: `SELECT k.id, u.k
+                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::boolean[], $11::boolean[])
+                  AS u(k, s, d, pr, po, a, r, p, sp, un, de)
+                JOIN flow_keys k ON k.src_id = u.s AND k.dst_id = u.d AND k.protocol = u.pr AND k.destination_port = u.po AND k.action = u.a
+                  AND k.reporter = u.r AND k.policies_id = u.p AND k.staged_id = u.sp AND k.unnamed_policy = u.un AND k.policy_decided = u.de`,
+          withColumns: true,
+        },
+        `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
+         SELECT u.s, u.d, u.pr, u.po, u.a, u.r, u.p, u.sp, u.un, u.de
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[])
+           WITH ORDINALITY AS u(s, d, pr, po, a, r, p, sp, un, de, ord)
+         ORDER BY u.ord
+         ON CONFLICT (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided) DO NOTHING`,
+        (list) => Array.from({ length: 10 }, (_, i) => list.map((t) => t[i])),
+      ),
+  };
+}
+
+interface LegacyFlowRow {
+  bucket_ms: number;
+  bucket_start_ms: number;
+  node: string;
+  flow_key_sha256: Buffer;
+  record_json: string;
+  src_kind: string;
+  src_namespace: string;
+  src_name: string;
+  dst_kind: string;
+  dst_namespace: string;
+  dst_name: string;
+  action: string;
+  reporter: string;
+  connections: number;
+  packets: number;
+  bytes: number;
+  first_ms: number;
+  last_ms: number;
+}
+
+/**
+ * Migration 008's data: every flow_buckets_legacy row read as the writer reads
+ * a batch's records (flow-buckets.ts), its key looked up in (or added to) the
+ * dictionaries, and added to its bucket; then the legacy table is dropped. In
+ * the migration's transaction: converted whole or not at all.
+ */
+async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
+  const dict = pgDictionary(c);
+  const slice = new TimeSlice();
+  let after: [number, number, string, Buffer] | undefined;
+  for (;;) {
+    const { rows: legacy } = await c.query<LegacyFlowRow>(
+      `SELECT * FROM flow_buckets_legacy
+       ${after ? 'WHERE (bucket_ms, bucket_start_ms, node, flow_key_sha256) > ($1, $2, $3, $4)' : ''}
+       ORDER BY bucket_ms, bucket_start_ms, node, flow_key_sha256 LIMIT ${LEGACY_ROWS_PER_STEP}`,
+      after ?? [],
+    );
+    if (legacy.length === 0) break;
+    const last = legacy[legacy.length - 1]!;
+    after = [last.bucket_ms, last.bucket_start_ms, last.node, last.flow_key_sha256];
+    const byNode = new Map<string, Map<string, BucketRow>>();
+    for (const l of legacy) {
+      const f = {
+        ...legacyFlow(l),
+        connections: l.connections,
+        packets: l.packets,
+        bytes: l.bytes,
+        startMs: l.first_ms,
+        endMs: l.last_ms,
+      };
+      const row = { ...bucketRow(f, l.bucket_ms), bucketStart: l.bucket_start_ms };
+      let rows = byNode.get(l.node);
+      if (!rows) byNode.set(l.node, (rows = new Map()));
+      addBucketRow(rows, row);
+    }
+    for (const [node, rows] of byNode) {
+      const list = [...rows.values()];
+      await resolveKeyIds(list, dict, slice);
+      list.sort(lockOrder);
+      for (let i = 0; i < list.length; i += FLOW_ROWS_PER_INSERT)
+        await upsertBucketRows(c, node, list.slice(i, i + FLOW_ROWS_PER_INSERT));
+    }
+  }
+  await c.query('DROP TABLE flow_buckets_legacy');
 }

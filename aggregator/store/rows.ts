@@ -1,4 +1,4 @@
-import type { FlowRecord } from '../../common/flow.js';
+import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../common/flow.js';
 import type { NodeRole } from '../../common/scan-report.js';
 import type {
   FlowBucketRow,
@@ -96,34 +96,77 @@ export function toCheckStatus(r: CheckStatusRow): LatestCheckStatus {
   };
 }
 
-/** The flow_buckets columns a read needs (FLOW_READ_COLUMNS). */
+/** A flow read: a bucket row (or a sum of them) joined with its key's dictionary entries (FLOW_KEY_COLUMNS). */
 export interface FlowRow {
   node: string;
   bucket_start_ms: number;
   bucket_ms: number;
-  record_json: string;
   connections: number;
   packets: number;
   bytes: number;
   first_ms: number;
   last_ms: number;
+  src_id: number;
+  src_json: string;
+  dst_id: number;
+  dst_json: string;
+  protocol: string;
+  destination_port: number;
+  action: FlowRecord['action'];
+  reporter: FlowRecord['reporter'];
+  policies_id: number;
+  policies_json: string;
+  staged_id: number;
+  staged_json: string;
+  unnamed_policy: boolean | number;
+  policy_decided: boolean | number;
 }
 
-/** The stored flow with the bucket's summed counts and widened times. */
-export function toFlowBucketRow(r: FlowRow): FlowBucketRow {
-  return {
-    node: r.node,
-    bucketStartMs: r.bucket_start_ms,
-    bucketMs: r.bucket_ms,
-    flow: {
-      ...(JSON.parse(r.record_json) as FlowRecord),
+/**
+ * Builds flow records from FlowRows, parsing each dictionary entry once: the
+ * records it makes share their endpoint and policy objects (read them, do not
+ * change them).
+ */
+export class FlowRowReader {
+  private readonly endpoints = new Map<number, FlowEndpoint>();
+  private readonly lists = new Map<number, PolicyRef[]>();
+
+  private endpoint(id: number, json: string): FlowEndpoint {
+    let e = this.endpoints.get(id);
+    if (e === undefined) this.endpoints.set(id, (e = JSON.parse(json) as FlowEndpoint));
+    return e;
+  }
+
+  private list(id: number, json: string): PolicyRef[] {
+    let l = this.lists.get(id);
+    if (l === undefined) this.lists.set(id, (l = JSON.parse(json) as PolicyRef[]));
+    return l;
+  }
+
+  /** The stored flow with the bucket's (or the sum's) counts and times. */
+  flow(r: FlowRow): FlowRecord {
+    return {
+      source: this.endpoint(r.src_id, r.src_json),
+      destination: this.endpoint(r.dst_id, r.dst_json),
+      protocol: r.protocol,
+      destinationPort: r.destination_port,
+      action: r.action,
+      reporter: r.reporter,
+      policies: this.list(r.policies_id, r.policies_json),
+      stagedPolicies: this.list(r.staged_id, r.staged_json),
+      unnamedPolicy: bool(r.unnamed_policy),
+      policyDecided: bool(r.policy_decided),
       connections: r.connections,
       packets: r.packets,
       bytes: r.bytes,
       startMs: r.first_ms,
       endMs: r.last_ms,
-    },
-  };
+    };
+  }
+
+  bucketRow(r: FlowRow): FlowBucketRow {
+    return { node: r.node, bucketStartMs: r.bucket_start_ms, bucketMs: r.bucket_ms, flow: this.flow(r) };
+  }
 }
 
 export interface AuditEventRow {

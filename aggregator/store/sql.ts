@@ -26,8 +26,6 @@ export interface Dialect {
   jsonTexts(p: string): string;
   /** A LIMIT parameter for `n`, where a negative `n` means no limit. */
   limit(n: number): number | null;
-  /** The column a flow key is unique by: the key itself, or PostgreSQL's SHA-256 of it. */
-  flowKeyColumn: string;
 }
 
 export const SQLITE: Dialect = {
@@ -37,7 +35,6 @@ export const SQLITE: Dialect = {
   forUpdate: '',
   jsonTexts: (p) => `(SELECT value FROM json_each(${p}))`,
   limit: (n) => n, // SQLite reads a negative LIMIT as none
-  flowKeyColumn: 'flow_key',
 };
 
 export const POSTGRES: Dialect = {
@@ -47,7 +44,6 @@ export const POSTGRES: Dialect = {
   forUpdate: ' FOR UPDATE',
   jsonTexts: (p) => `(SELECT json_array_elements_text(CAST(${p} AS JSON)))`,
   limit: (n) => (n < 0 ? null : n), // PostgreSQL refuses a negative LIMIT and reads NULL as none
-  flowKeyColumn: 'flow_key_sha256',
 };
 
 /** A table written a batch of rows at a time: its columns, each with its PostgreSQL type (for unnest's arrays). */
@@ -104,13 +100,18 @@ export const columnList = (t: Table, prefix = ''): string => t.columns.map(([c])
 export const insertOneSql = (t: Table, tail: string): string =>
   `INSERT INTO ${t.name} (${columnList(t)}) VALUES (${t.columns.map((_, i) => `$${i + 1}`).join(', ')}) ${tail}`;
 
-/** The flow_buckets columns both dialects write (PostgreSQL adds flow_key_sha256). */
-export const FLOW_COLUMNS =
+/** The flow_buckets columns before migration 008 (the bench's baseline only; the store no longer writes them). */
+export const LEGACY_FLOW_COLUMNS =
   'bucket_ms, bucket_start_ms, node, flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms';
 
-/** The columns of a rolled-up hour row, from the minute rows grouped by hour (after bucket_start_ms, node). */
-export const FLOW_ROLLUP_COLUMNS =
-  'MIN(src_kind), MIN(src_namespace), MIN(src_name), MIN(dst_kind), MIN(dst_namespace), MIN(dst_name), MIN(action), MIN(reporter), MIN(record_json), SUM(connections), SUM(packets), SUM(bytes), MIN(first_ms), MAX(last_ms)';
+/** The flow_buckets columns both dialects write. */
+export const FLOW_COLUMNS = 'bucket_start_ms, bucket_ms, node, key_id, connections, packets, bytes, first_ms, last_ms';
+
+/** A rolled-up hour row's counts and times, from the minute rows grouped by hour (after the key columns). */
+export const FLOW_ROLLUP_COLUMNS = 'SUM(connections), SUM(packets), SUM(bytes), MIN(first_ms), MAX(last_ms)';
+
+/** flow_buckets' primary key (the ON CONFLICT target of an upsert). */
+export const FLOW_BUCKET_KEY = '(bucket_start_ms, bucket_ms, node, key_id)';
 
 /** A bucket row added to the one stored: counts summed, times widened (`t` is the table's name or alias). */
 export const flowMergeSet = (d: Dialect, t = 'flow_buckets'): string =>

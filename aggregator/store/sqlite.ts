@@ -4,12 +4,22 @@ import Database from 'better-sqlite3';
 import type { FlowRecord } from '../../common/flow.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
-import { mergeBucketRows } from './flow-buckets.js';
+import {
+  addBucketRow,
+  bucketRow,
+  legacyFlow,
+  mergeBucketRows,
+  resolveKeyIdsSync,
+  type BucketRow,
+  type SyncFlowDictionary,
+} from './flow-buckets.js';
 import { migrationFiles } from './migrations.js';
 import { toAuditEvent, type AuditEventRow } from './rows.js';
 import {
+  FLOW_BUCKET_KEY,
   FLOW_COLUMNS,
   FLOW_ROLLUP_COLUMNS,
+  LEGACY_FLOW_COLUMNS,
   flowMergeSet,
   insertOneSql,
   LEDGER_SQL,
@@ -36,13 +46,93 @@ const UNAVAILABLE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOM
  */
 const LARGE_WRITE_ROWS = 2000;
 
+/** Bucket rows per step of a batch: their dictionary lookups and upserts, a few ms. */
+const DICTIONARY_ROWS_PER_STEP = 1000;
+
+/** Legacy flow rows converted per step of migration 008. */
+const LEGACY_ROWS_PER_STEP = 5000;
+
 /** Audit event rows per page of a range read: a few milliseconds of reading and parsing. */
 const AUDIT_ROWS_PER_PAGE = 500;
 
-/** One flow-bucket row added to its bucket (bucketParams names the parameters); the bench's baseline runs the same. */
-export const FLOW_BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (${FLOW_COLUMNS})
+/**
+ * One flow-bucket row added to its bucket as the store wrote it before migration 008 (bucketParams names the
+ * parameters): the bench's baseline only, on a database of that schema.
+ */
+export const FLOW_BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (${LEGACY_FLOW_COLUMNS})
   VALUES (@bucketMs, @bucketStart, @node, @key, @srcKind, @srcNs, @srcName, @dstKind, @dstNs, @dstName, @action, @reporter, @json, @connections, @packets, @bytes, @first, @last)
   ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET ${flowMergeSet(SQLITE)}`;
+
+/** One flow-bucket row (its key id resolved) added to its bucket. */
+const BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (${FLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(SQLITE)}`;
+
+const upsertArgs = (node: string, r: BucketRow) => [
+  r.bucketStart,
+  r.bucketMs,
+  node,
+  r.keyId,
+  r.connections,
+  r.packets,
+  r.bytes,
+  r.first,
+  r.last,
+];
+
+/**
+ * The flow dictionaries on `db`, inside the write transaction: each item looked
+ * up, and added when missing (one writer: nobody adds it meanwhile).
+ */
+function sqliteDictionary(db: Database.Database): SyncFlowDictionary {
+  // select's parameters are the first `selectArgs` of insert's.
+  const lookup = <T>(
+    items: T[],
+    key: (t: T) => string,
+    select: string,
+    insert: string,
+    args: (t: T) => unknown[],
+    selectArgs = 1,
+  ) => {
+    const sel = db.prepare(select).pluck();
+    const ins = db.prepare(insert).pluck();
+    const ids = new Map<string, number>();
+    for (const t of items) {
+      const a = args(t);
+      const id = (sel.get(...a.slice(0, selectArgs)) ?? ins.get(...a)) as number;
+      ids.set(key(t), id);
+    }
+    return ids;
+  };
+  return {
+    endpoints: (items) =>
+      lookup(
+        items,
+        (t) => t.json,
+        'SELECT id FROM flow_endpoints WHERE endpoint_json = ?',
+        'INSERT INTO flow_endpoints (endpoint_json, kind, namespace, name, internet) VALUES (?, ?, ?, ?, ?) RETURNING id',
+        (t) => [t.json, t.e.kind, t.e.namespace, t.e.name, t.e.internet ? 1 : 0],
+      ),
+    policyLists: (jsons) =>
+      lookup(
+        jsons,
+        (j) => j,
+        'SELECT id FROM flow_policy_lists WHERE policies_json = ?',
+        'INSERT INTO flow_policy_lists (policies_json) VALUES (?) RETURNING id',
+        (j) => [j],
+      ),
+    keys: (tuples) =>
+      lookup(
+        tuples,
+        (t) => JSON.stringify(t),
+        `SELECT id FROM flow_keys WHERE src_id = ? AND dst_id = ? AND protocol = ? AND destination_port = ? AND action = ?
+           AND reporter = ? AND policies_id = ? AND staged_id = ? AND unnamed_policy = ? AND policy_decided = ?`,
+        `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        (t) => t.map((v) => (typeof v === 'boolean' ? Number(v) : v)),
+        10,
+      ),
+  };
+}
 
 /** Each connection's prepared statements, by SQL text (the shared SQL is a few dozen distinct texts). */
 const prepared = new WeakMap<Database.Database, Map<string, Database.Statement>>();
@@ -245,16 +335,20 @@ export class SqliteStore extends SqlStore {
     atMs: number,
   ): Promise<{ duplicate: boolean }> {
     const slice = new TimeSlice();
-    const rows = await mergeBucketRows(node, flows, MINUTE_BUCKET_MS, slice);
+    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, slice);
     return this.transaction(async (db) => {
       const [seen] = allRows<{ last_seq: number }>(db, LEDGER_SQL, [node, bootId]);
       changes(db, touchNodeSql(SQLITE), [atMs, node]);
       const duplicate = seen !== undefined && seq <= seen.last_seq;
       if (!duplicate) {
-        const upsert = statement(db, FLOW_BUCKET_UPSERT_SQL);
-        for (const row of rows) {
+        // Key ids in slices of rows: each slice's dictionary lookups, then its upserts.
+        const dict = sqliteDictionary(db);
+        const upsert = db.prepare(BUCKET_UPSERT_SQL);
+        for (let i = 0; i < rows.length; i += DICTIONARY_ROWS_PER_STEP) {
           if (slice.isUp()) await slice.next();
-          upsert.run(row);
+          const part = rows.slice(i, i + DICTIONARY_ROWS_PER_STEP);
+          resolveKeyIdsSync(part, dict);
+          for (const row of part) upsert.run(...upsertArgs(node, row));
         }
         changes(db, ledgerUpsertSql(SQLITE), [node, bootId, seq, atMs]);
       }
@@ -270,10 +364,10 @@ export class SqliteStore extends SqlStore {
       const rolledUp = changes(
         db,
         `INSERT INTO flow_buckets (${FLOW_COLUMNS})
-         SELECT ${HOUR_BUCKET_MS}, (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, node, flow_key, ${FLOW_ROLLUP_COLUMNS}
+         SELECT (bucket_start_ms / ${HOUR_BUCKET_MS}) * ${HOUR_BUCKET_MS}, ${HOUR_BUCKET_MS}, node, key_id, ${FLOW_ROLLUP_COLUMNS}
          FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1
-         GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, flow_key
-         ON CONFLICT (bucket_ms, bucket_start_ms, node, flow_key) DO UPDATE SET ${flowMergeSet(SQLITE)}`,
+         GROUP BY (bucket_start_ms / ${HOUR_BUCKET_MS}), node, key_id
+         ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(SQLITE)}`,
         [cut],
       );
       changes(db, `DELETE FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1`, [cut]);
@@ -333,6 +427,7 @@ function migrate(db: Database.Database): void {
     if (applied.has(m.version)) continue;
     db.transaction(() => {
       db.exec(m.sql);
+      if (m.version === FLOW_DICTIONARY_MIGRATION) convertLegacyFlows(db);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
         m.version,
         m.name,
@@ -340,4 +435,68 @@ function migrate(db: Database.Database): void {
       );
     })();
   }
+}
+
+/** The migration that makes flow buckets ids and counts (008_flow_dictionary.sql); its rows are converted here. */
+const FLOW_DICTIONARY_MIGRATION = 8;
+
+interface LegacyFlowRow {
+  rowid: number;
+  bucket_ms: number;
+  bucket_start_ms: number;
+  node: string;
+  record_json: string;
+  src_kind: string;
+  src_namespace: string;
+  src_name: string;
+  dst_kind: string;
+  dst_namespace: string;
+  dst_name: string;
+  action: string;
+  reporter: string;
+  connections: number;
+  packets: number;
+  bytes: number;
+  first_ms: number;
+  last_ms: number;
+}
+
+/**
+ * Migration 008's data: every flow_buckets_legacy row read as the writer reads
+ * a batch's records (flow-buckets.ts), its key looked up in (or added to) the
+ * dictionaries, and added to its bucket; then the legacy table is dropped.
+ * Inside the migration's transaction, so a database is converted whole or not at all.
+ */
+function convertLegacyFlows(db: Database.Database): void {
+  const dict = sqliteDictionary(db);
+  const read = db.prepare(
+    `SELECT rowid, * FROM flow_buckets_legacy WHERE rowid > ? ORDER BY rowid LIMIT ${LEGACY_ROWS_PER_STEP}`,
+  );
+  const upsert = db.prepare(BUCKET_UPSERT_SQL);
+  for (let after = 0; ;) {
+    const legacy = read.all(after) as LegacyFlowRow[];
+    if (legacy.length === 0) break;
+    after = legacy[legacy.length - 1]!.rowid;
+    const byNode = new Map<string, Map<string, BucketRow>>();
+    for (const l of legacy) {
+      const f = {
+        ...legacyFlow(l),
+        connections: l.connections,
+        packets: l.packets,
+        bytes: l.bytes,
+        startMs: l.first_ms,
+        endMs: l.last_ms,
+      };
+      const row = { ...bucketRow(f, l.bucket_ms), bucketStart: l.bucket_start_ms };
+      let rows = byNode.get(l.node);
+      if (!rows) byNode.set(l.node, (rows = new Map()));
+      addBucketRow(rows, row);
+    }
+    for (const [node, rows] of byNode) {
+      const list = [...rows.values()];
+      resolveKeyIdsSync(list, dict);
+      for (const row of list) upsert.run(...upsertArgs(node, row));
+    }
+  }
+  db.exec('DROP TABLE flow_buckets_legacy');
 }

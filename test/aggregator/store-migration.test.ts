@@ -23,7 +23,57 @@ const report = reportOf('n1', { '4.1.1': 'PASS', '4.1.2': 'FAIL' }, { startedAt:
 /** The report as the agent sent it: key order and spacing the store must keep. */
 const reportText = JSON.stringify(report, null, 1);
 const labels = { zone: 'a', 'kubernetes.io/hostname': 'n1', tier: '' };
-const flowJson = JSON.stringify({ note: 'a flow key stands for this', ünïcode: '✓' });
+/**
+ * Flows as the old store kept them: each row with its record's JSON (counts and times zeroed) and its key. The
+ * second row is the first's flow written with its fields in another order (another key then, the same flow now):
+ * the migration merges them. The third, an hour row of another node, has what a key can hold that is awkward.
+ */
+const flowF = {
+  source: {
+    kind: 'pod',
+    namespace: 'shop',
+    name: 'web',
+    labels: ['app=web', 'ünïcode=✓'],
+    serviceAccount: 'web',
+    internet: false,
+  },
+  destination: { kind: 'pod', namespace: 'shop', name: 'db', labels: [], serviceAccount: '', internet: false },
+  protocol: 'tcp',
+  destinationPort: 5432,
+  action: 'allow',
+  reporter: 'dst',
+  policies: [{ tier: 'default', namespace: 'shop', name: 'allow-web', action: 'allow', kind: 'NetworkPolicy' }],
+  stagedPolicies: [],
+  unnamedPolicy: false,
+  policyDecided: true,
+};
+const zeroed = { connections: 0, packets: 0, bytes: 0, startMs: 0, endMs: 0 };
+const flowJson = JSON.stringify({ ...flowF, ...zeroed });
+const flowJsonReordered = JSON.stringify({
+  ...zeroed,
+  policyDecided: true,
+  destination: { internet: false, serviceAccount: '', labels: [], name: 'db', namespace: 'shop', kind: 'pod' },
+  ...flowF,
+});
+const flowG = {
+  source: { kind: 'network', namespace: '', name: 'pub', labels: [], serviceAccount: '', internet: true },
+  destination: {
+    kind: 'pod',
+    namespace: 'pay',
+    name: 'ledger "main"',
+    labels: ['a=b\nc'],
+    serviceAccount: '',
+    internet: false,
+  },
+  protocol: 'udp',
+  destinationPort: 0,
+  action: 'deny',
+  reporter: 'dst',
+  policies: [],
+  stagedPolicies: [{ tier: 'security', namespace: '', name: 'deny-all', action: 'deny', kind: 'GlobalNetworkPolicy' }],
+  unnamedPolicy: true,
+  policyDecided: false,
+};
 const event = { kind: 'Event', auditID: 'a1', verb: 'update', objectRef: { resource: 'networkpolicies' } };
 
 /** One old row per table, in SQL both dialects read; `$n` placeholders, booleans as the dialect spells them. */
@@ -45,11 +95,32 @@ function seed(dialect: 'sqlite' | 'postgres'): [string, unknown[]][] {
       [],
     ],
     ["INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ('n1', 'b1', 7, $1)", [T]],
-    [
+    ...(
+      [
+        [60000, 'n1', 'k1', 'pod', 'shop', 'web', 'pod', 'shop', 'db', 'allow', flowJson, 3, T, T],
+        [60000, 'n1', 'k1b', 'pod', 'shop', 'web', 'pod', 'shop', 'db', 'allow', flowJsonReordered, 1, T - 5, T + 5],
+        [
+          3600000,
+          'n2',
+          'k2',
+          'network',
+          '',
+          'pub',
+          'pod',
+          'pay',
+          'ledger "main"',
+          'deny',
+          JSON.stringify({ ...flowG, ...zeroed }),
+          5,
+          T,
+          T + 9,
+        ],
+      ] as const
+    ).map(([bucketMs, node, key, sk, sn, sname, dk, dn, dname, action, json, n, first, last]): [string, unknown[]] => [
       `INSERT INTO flow_buckets (bucket_ms, bucket_start_ms, node, ${pgOnly ? 'flow_key_sha256, ' : ''}flow_key, src_kind, src_namespace, src_name, dst_kind, dst_namespace, dst_name, action, reporter, record_json, connections, packets, bytes, first_ms, last_ms)
-       VALUES (60000, $1, 'n1', ${pgOnly ? "sha256(convert_to('k1', 'UTF8')), " : ''}'k1', 'pod', 'shop', 'web', 'pod', 'shop', 'db', 'allow', 'destination', $2, 3, 30, 300, $1, $1)`,
-      [T, flowJson],
-    ],
+       VALUES ($1, $2, $3, ${pgOnly ? "sha256(convert_to($4, 'UTF8')), " : ''}$4, $5, $6, $7, $8, $9, $10, $11, 'dst', $12, $13, $14, $15, $16, $17)`,
+      [bucketMs, T, node, key, sk, sn, sname, dk, dn, dname, action, json, n, n * 10, n * 100, first, last],
+    ]),
     [
       `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, started_ms, finished_ms, inputs_json, result_json)
        VALUES ('r1', 'daily-cis', 'cis-benchmark', 'scheduled', 'succeeded', 1, $1, $2, $2, $2, $2, $2, '{"b":1,"a":[1.50]}', '{"ok": true}')`,
@@ -94,9 +165,51 @@ async function readsBack(t: Test, db: string, rawReport: () => Promise<string>):
       ['4.1.2', 'FAIL', true],
     ],
   );
+  const flowsBack = [
+    {
+      node: 'n1',
+      bucketStartMs: T,
+      bucketMs: 60_000,
+      flow: { ...flowF, connections: 4, packets: 40, bytes: 400, startMs: T - 5, endMs: T + 5 },
+    },
+    {
+      node: 'n2',
+      bucketStartMs: T,
+      bucketMs: 3_600_000,
+      flow: { ...flowG, connections: 5, packets: 50, bytes: 500, startMs: T, endMs: T + 9 },
+    },
+  ];
+  t.strictSame(
+    await store.flowRows({ fromMs: 0, toMs: T + 60_000 }),
+    flowsBack,
+    'the flows, one row per (bucket, node, flow): the two keys of one flow merged',
+  );
+  // New batches of the same flows find them in the dictionaries: they add to the same rows.
   t.same(
-    (await store.flowRows({ fromMs: 0, toMs: T + 60_000 })).map((r) => r.flow),
-    [{ ...JSON.parse(flowJson), connections: 3, packets: 30, bytes: 300, startMs: T, endMs: T }],
+    await store.recordFlowBatch(
+      'n1',
+      'b2',
+      1,
+      [{ ...flowF, connections: 1, packets: 10, bytes: 100, startMs: T + 1, endMs: T + 2 }],
+      T,
+    ),
+    { duplicate: false },
+  );
+  await store.recordFlowBatch(
+    'n2',
+    'b2',
+    1,
+    [{ ...flowG, connections: 0, packets: 0, bytes: 0, startMs: T, endMs: T }],
+    T,
+  );
+  await store.compactFlows(T + 3_600_000, 0);
+  t.strictSame(
+    (await store.flowRows({ fromMs: 0, toMs: T + 60_000 })).map((r) => [r.node, r.bucketMs, r.flow.connections]),
+    [
+      ['n1', 3_600_000, 5],
+      ['n2', 3_600_000, 5],
+    ],
+    'rolled up with the converted rows, one row each',
   );
   const run = await store.reportRun('r1');
   t.same([run?.status, run?.inputs, run?.result], ['succeeded', { b: 1, a: [1.5] }, { ok: true }]);

@@ -33,7 +33,10 @@ export const AGENT_DEFAULTS = {
     /** Flow aggregation window (`--flow-window-ms`). */
     flowWindowMs: 15_000,
     flowWindowMinMs: 100,
-    /** Largest on-disk spool and in-memory outbox, encoded bytes (`--max-spool-bytes`). */
+    /**
+     * Largest in-memory outbox (encoded bytes) and on-disk spool (the directory's files: batch files as written and
+     * the two state slots) (`--max-spool-bytes`).
+     */
     maxSpoolBytes: 64 * 1024 * 1024,
     maxSpoolMinBytes: 1024 * 1024,
     /** Unacknowledged messages the agent's outbox keeps; past it the oldest goes, counted. */

@@ -99,6 +99,10 @@ for (const [store, config] of stores) {
           await res.text();
           slowestHealthMs = Math.max(slowestHealthMs, performance.now() - sent);
           if (res.status === 200 && !stored) healthyDuringStore++;
+          // A probe period, as a kubelet's liveness probe has: it only sets how often /healthz is asked while the
+          // batch is handled (which takes seconds). Nothing waits on it: the loop ends at the ack, and each answer's
+          // delay is measured from its own request. Probing back to back instead asked 5 times as often on
+          // PostgreSQL (up to 1,800 requests) in this same process, load that the stall bound above would measure.
           await new Promise((r) => setTimeout(r, 20));
         }
       })();

@@ -79,7 +79,7 @@ export function openSpool(dir: string, log: Logger): Spool | undefined {
   }
 }
 
-/** One bound for memory and spool alike: the encoded bytes of unacked messages. */
+/** One flag bounds both: the encoded bytes of unacked messages in memory, and the spool directory's size on disk. */
 export function agentOutbox(config: RunConfig, spool: Spool | undefined, log: Logger): Outbox {
   return new Outbox({
     log: log.child({ component: 'outbox' }),

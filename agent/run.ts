@@ -78,7 +78,7 @@ export const RUN_FLAGS = {
   kubeconfig: { type: 'string', arg: 'FILE', help: 'kubeconfig for the API server (default: in-cluster)' },
   'internal-cidr': { type: 'string', multiple: true, arg: 'CIDR', help: 'addresses inside your network, never "internet", e.g. 10.0.0.0/8', parse: internalCidrsOf },
   'flow-window-ms': { type: 'string', default: String(D.flowWindowMs), arg: 'MS', help: 'flow aggregation window', parse: flag.intAtLeast(D.flowWindowMinMs) },
-  'max-spool-bytes': { type: 'string', default: String(D.maxSpoolBytes), arg: 'BYTES', help: 'largest spool (and in-memory outbox) of unacknowledged messages', parse: flag.intAtLeast(D.maxSpoolMinBytes) },
+  'max-spool-bytes': { type: 'string', default: String(D.maxSpoolBytes), arg: 'BYTES', help: 'bound on unacknowledged messages: their encoded bytes in memory, and the spool directory on disk (state slots included)', parse: flag.intAtLeast(D.maxSpoolMinBytes) },
   'goldmane-ca': { type: 'string', arg: 'FILE', help: "mTLS to Goldmane: the CA that signed Goldmane's certificate" },
   'goldmane-cert': { type: 'string', arg: 'FILE', help: 'mTLS to Goldmane: a client certificate (with --goldmane-key)' },
   'goldmane-key': { type: 'string', arg: 'FILE', help: "mTLS to Goldmane: the client certificate's key" },

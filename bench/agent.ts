@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../common/package-root.js';
 import { NodeRootBuilder } from '../examples/node-root.js';
 import { buildWeakWorker } from '../examples/nodes.js';
-import { cpuSeconds, memoryMiB, sleep, startAggregatorChild, type BenchOptions, type Sink } from './harness.js';
+import { cpuSeconds, memoryMiB, sleep, startAggregatorChild, track, type BenchOptions, type Sink } from './harness.js';
 import { profileArgs } from './ingest.js';
 import { figure } from './table.js';
 
@@ -48,6 +48,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   );
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+  track(agent);
   const pid = agent.pid as number;
   const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
   let stopped = false;

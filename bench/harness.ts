@@ -181,6 +181,18 @@ export function percentile(xs: number[], p: number): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Processes the bench started and has not seen exit: killed when the bench exits, so none outlives it. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+/** Kill `child` too should the bench exit before it. */
+export function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /** A built aggregator (`node dist/aggregator/cli.js`) running as its own process. */
 export interface AggregatorChild {
   pid: number;
@@ -217,10 +229,11 @@ export async function startAggregatorChild(
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd },
   );
+  live.add(child);
   let exited = false;
   let code: string | undefined;
   const gone = new Promise<void>((resolve) =>
-    child.once('exit', (c, s) => ((exited = true), (code = String(c ?? s)), resolve())),
+    child.once('exit', (c, s) => ((exited = true), (code = String(c ?? s)), live.delete(child), resolve())),
   );
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));

@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
+import { packageRoot } from '../common/package-root.js';
 import { runAgentBench } from './agent.js';
 import { runAuditWebhookBench } from './audit-webhook.js';
 import { runCisBench } from './cis.js';
@@ -72,6 +74,21 @@ export async function runSuite(o: BenchOptions, log: (s: string) => void = conso
   return figures;
 }
 
+/** The commit measured, and the files changed on top of it (figures of a dirty tree are that tree's). */
+function checkoutState(): { commit: string; changedFiles: string[] } | undefined {
+  const git = (args: string[]) => spawnSync('git', args, { cwd: packageRoot(), encoding: 'utf8' });
+  const head = git(['rev-parse', 'HEAD']);
+  if (head.status !== 0) return undefined;
+  const status = git(['status', '--porcelain', '--untracked-files=no']);
+  return {
+    commit: head.stdout.trim(),
+    changedFiles: status.stdout
+      .split('\n')
+      .map((l) => l.slice(3))
+      .filter(Boolean),
+  };
+}
+
 async function main(): Promise<void> {
   let o: BenchOptions;
   try {
@@ -108,6 +125,7 @@ async function main(): Promise<void> {
         options: o,
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20) },
         node: process.version,
+        checkout: checkoutState(),
         tally: t,
         figures,
         markdown: markdownTable(figures),

@@ -185,7 +185,9 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
             .send({ error: 'VERDICT_BAD_REQUEST', message: 'continue is not a token this API handed out' });
       }
       // Summed per distinct flow in the store: what comes back is bounded by the flows, not the rows.
-      const summary = networkAccess(await store.flowTotals({ ...interval, namespace: q.namespace }));
+      const summary = networkAccess(
+        await store.flowTotals({ ...interval, namespace: q.namespace }, { connectionsOnly: true }),
+      );
       const endpoints = q.namespace ? summary.endpoints.filter((e) => e.namespace === q.namespace) : summary.endpoints;
       const namespaces = q.namespace
         ? summary.namespaces.filter((n) => n.namespace === q.namespace)

@@ -249,7 +249,7 @@ export abstract class SqlStore implements Store {
    * each key's dictionary entries once): the rows of the interval never reach
    * this process, only as many records as the interval has distinct flows.
    */
-  async flowTotals(q: Omit<FlowQuery, 'limit'>): Promise<FlowRecord[]> {
+  async flowTotals(q: Omit<FlowQuery, 'limit'>, opts: { connectionsOnly?: boolean } = {}): Promise<FlowRecord[]> {
     const { where, values } = flowWhere(q);
     // Key by key (SQLite's flow_buckets is clustered by key, then time): each key's range of the interval, no sort.
     const keys =
@@ -259,8 +259,11 @@ export abstract class SqlStore implements Store {
              WHERE ${where.join(' AND ')})`;
     const rows = await this.reader.all<FlowRow>(
       `WITH t AS (
-         SELECT b.key_id, CAST(SUM(b.connections) AS BIGINT) AS connections, CAST(SUM(b.packets) AS BIGINT) AS packets,
-           CAST(SUM(b.bytes) AS BIGINT) AS bytes, MIN(b.first_ms) AS first_ms, MAX(b.last_ms) AS last_ms
+         SELECT b.key_id, CAST(SUM(b.connections) AS BIGINT) AS connections, ${
+           opts.connectionsOnly
+             ? '0 AS packets, 0 AS bytes, MAX(b.last_ms) AS first_ms'
+             : 'CAST(SUM(b.packets) AS BIGINT) AS packets, CAST(SUM(b.bytes) AS BIGINT) AS bytes, MIN(b.first_ms) AS first_ms'
+         }, MAX(b.last_ms) AS last_ms
          FROM flow_buckets b WHERE b.bucket_start_ms >= $1 AND b.bucket_start_ms < $2${keys}
          GROUP BY b.key_id
        )

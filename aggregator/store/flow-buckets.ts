@@ -80,30 +80,32 @@ export interface SyncFlowDictionary {
   keys(tuples: KeyTuple[]): Map<string, number>;
 }
 
-/** The distinct endpoints and policy lists of `rows`, sorted. */
-function dictionaryItems(rows: BucketRow[]): { endpoints: { json: string; e: FlowEndpoint }[]; lists: string[] } {
-  const endpoints = new Map<string, FlowEndpoint>();
-  const lists = new Set<string>();
-  for (const r of rows) {
-    endpoints.set(r.srcJson, r.flow.source);
-    endpoints.set(r.dstJson, r.flow.destination);
-    lists.add(r.policiesJson);
-    lists.add(r.stagedJson);
-  }
-  return {
-    endpoints: [...endpoints.keys()].sort(byText).map((json) => ({ json, e: endpoints.get(json)! })),
-    lists: [...lists].sort(byText),
-  };
-}
+/** Collects the distinct endpoints and policy lists of the rows given to add(), and then their key tuples. */
+class KeyPlan {
+  private readonly endpointsSeen = new Map<string, FlowEndpoint>();
+  private readonly listsSeen = new Set<string>();
+  private readonly tuplesSeen = new Map<string, KeyTuple>();
+  readonly tupleOf: string[] = [];
 
-/** Each row's key tuple (by row index, as JSON), and the distinct tuples sorted. */
-function keyTuples(
-  rows: BucketRow[],
-  epIds: Map<string, number>,
-  listIds: Map<string, number>,
-): { tupleOf: string[]; tuples: KeyTuple[] } {
-  const tuples = new Map<string, KeyTuple>();
-  const tupleOf = rows.map((r) => {
+  add(r: BucketRow): void {
+    this.endpointsSeen.set(r.srcJson, r.flow.source);
+    this.endpointsSeen.set(r.dstJson, r.flow.destination);
+    this.listsSeen.add(r.policiesJson);
+    this.listsSeen.add(r.stagedJson);
+  }
+
+  /** The distinct endpoints, sorted. */
+  endpoints(): { json: string; e: FlowEndpoint }[] {
+    return [...this.endpointsSeen.keys()].sort(byText).map((json) => ({ json, e: this.endpointsSeen.get(json)! }));
+  }
+
+  /** The distinct policy lists, sorted. */
+  lists(): string[] {
+    return [...this.listsSeen].sort(byText);
+  }
+
+  /** Row `r`'s key tuple, once its endpoints and lists have ids. */
+  addTuple(r: BucketRow, epIds: Map<string, number>, listIds: Map<string, number>): void {
     const f = r.flow;
     const tuple: KeyTuple = [
       epIds.get(r.srcJson)!,
@@ -118,10 +120,14 @@ function keyTuples(
       f.policyDecided,
     ];
     const t = JSON.stringify(tuple);
-    tuples.set(t, tuple);
-    return t;
-  });
-  return { tupleOf, tuples: [...tuples.keys()].sort(byText).map((t) => tuples.get(t)!) };
+    this.tuplesSeen.set(t, tuple);
+    this.tupleOf.push(t);
+  }
+
+  /** The distinct key tuples, sorted. */
+  tuples(): KeyTuple[] {
+    return [...this.tuplesSeen.keys()].sort(byText).map((t) => this.tuplesSeen.get(t)!);
+  }
 }
 
 /**
@@ -131,14 +137,19 @@ function keyTuples(
  * the statements (`slice`).
  */
 export async function resolveKeyIds(rows: BucketRow[], dict: FlowDictionary, slice: TimeSlice): Promise<void> {
-  const items = dictionaryItems(rows);
-  if (slice.isUp()) await slice.next();
-  const epIds = await inSteps(items.endpoints, (part) => dict.endpoints(part), slice);
-  const listIds = await inSteps(items.lists, (part) => dict.policyLists(part), slice);
-  const { tupleOf, tuples } = keyTuples(rows, epIds, listIds);
-  if (slice.isUp()) await slice.next();
-  const keyIds = await inSteps(tuples, (part) => dict.keys(part), slice);
-  rows.forEach((r, i) => (r.keyId = keyIds.get(tupleOf[i]!)!));
+  const plan = new KeyPlan();
+  for (const r of rows) {
+    if (slice.isUp()) await slice.next();
+    plan.add(r);
+  }
+  const epIds = await inSteps(plan.endpoints(), (part) => dict.endpoints(part), slice);
+  const listIds = await inSteps(plan.lists(), (part) => dict.policyLists(part), slice);
+  for (const r of rows) {
+    if (slice.isUp()) await slice.next();
+    plan.addTuple(r, epIds, listIds);
+  }
+  const keyIds = await inSteps(plan.tuples(), (part) => dict.keys(part), slice);
+  rows.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
 }
 
 /** Dictionary items per lookup: one statement's parameters, a few ms to build. */
@@ -160,10 +171,13 @@ async function inSteps<T>(
 
 /** resolveKeyIds, synchronously (SQLite's migration). */
 export function resolveKeyIdsSync(rows: BucketRow[], dict: SyncFlowDictionary): void {
-  const items = dictionaryItems(rows);
-  const { tupleOf, tuples } = keyTuples(rows, dict.endpoints(items.endpoints), dict.policyLists(items.lists));
-  const keyIds = dict.keys(tuples);
-  rows.forEach((r, i) => (r.keyId = keyIds.get(tupleOf[i]!)!));
+  const plan = new KeyPlan();
+  for (const r of rows) plan.add(r);
+  const epIds = dict.endpoints(plan.endpoints());
+  const listIds = dict.policyLists(plan.lists());
+  for (const r of rows) plan.addTuple(r, epIds, listIds);
+  const keyIds = dict.keys(plan.tuples());
+  rows.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
 }
 
 /** A flow's bucket row: its bucket, its key's parts as the dictionaries hold them, its counts. */

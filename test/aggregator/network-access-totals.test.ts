@@ -93,6 +93,11 @@ type Backend = { name: string; freshDb: () => Promise<string> };
 async function compare(t: Test, s: Store, fromMs: number, toMs: number, namespace?: string): Promise<void> {
   const rows = await s.flowRows({ fromMs, toMs, namespace });
   const totals = await s.flowTotals({ fromMs, toMs, namespace });
+  t.strictSame(
+    networkAccess(await s.flowTotals({ fromMs, toMs, namespace }, { connectionsOnly: true })),
+    networkAccess(totals),
+    'connectionsOnly: the same network access',
+  );
   t.ok(totals.length <= rows.length, 'no more totals than rows');
   t.strictSame(
     networkAccess(totals),

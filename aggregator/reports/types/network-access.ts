@@ -146,6 +146,7 @@ export const networkAccessType: ReportKind<
     ],
   },
   // One record per distinct flow, summed in the store: as networkAccess over every row, at a fraction of the memory.
-  load: async ({ store }, interval) => store.flowTotals({ fromMs: interval.startMs, toMs: interval.endMs }),
+  load: async ({ store }, interval) =>
+    store.flowTotals({ fromMs: interval.startMs, toMs: interval.endMs }, { connectionsOnly: true }),
   generate: (def, flows, interval) => networkAccessReport(def, flows, interval),
 };

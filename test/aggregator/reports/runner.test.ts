@@ -49,8 +49,8 @@ function fakeStore() {
       calls.push(['nodeReport', node, atMs]);
       return node === 'n1' ? reportOf('n1', { '1.1': 'PASS', '1.2': 'FAIL' }) : undefined;
     },
-    flowTotals: async (query: unknown) => {
-      calls.push(['flowTotals', query]);
+    flowTotals: async (query: unknown, opts: unknown) => {
+      calls.push(['flowTotals', query, opts]);
       return [];
     },
     auditEvents: async (fromMs: number, toMs: number) => {
@@ -117,7 +117,7 @@ t.test('network-access and policy-audit runs read the store over the run interva
   const pa = def('policy-audit');
   t.match(await run(runOf(pa), pa), { reportType: 'policy-audit', summary: { numCreatedPolicies: 0 } });
   t.same(calls, [
-    ['flowTotals', { fromMs: START_MS, toMs: END_MS }],
+    ['flowTotals', { fromMs: START_MS, toMs: END_MS }, { connectionsOnly: true }],
     ['auditEvents', START_MS, END_MS],
     ['latestAuditEvents', [], START_MS],
   ]);

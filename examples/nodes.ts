@@ -156,13 +156,20 @@ export function buildWeakWorker(b: NodeRootBuilder): void {
       authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
       authorization: { mode: 'AlwaysAllow' },
       cgroupDriver: 'systemd',
-      streamingConnectionIdleTimeout: '0',
       makeIPTablesUtilChains: false,
     },
     { mode: 0o644, uid: 1000, gid: 1000 },
   );
-  // The flag wins over the config file, as the kubelet resolves it.
-  b.process(655, KUBELET_ARGV(['--read-only-port=10255', '--hostname-override=worker-weak-legacy']));
+  // The flag wins over the config file, as the kubelet resolves it. A zero idle timeout must come from the flag: in
+  // the config file a zero duration is unset and the kubelet runs with its 4h default (v1beta1 defaulting).
+  b.process(
+    655,
+    KUBELET_ARGV([
+      '--read-only-port=10255',
+      '--streaming-connection-idle-timeout=0',
+      '--hostname-override=worker-weak-legacy',
+    ]),
+  );
 }
 
 const APISERVER_FLAGS = [

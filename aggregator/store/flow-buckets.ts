@@ -299,6 +299,72 @@ export function legacyFlow(r: {
   };
 }
 
+/** A flow_buckets row before migration 008: what it converts. */
+export interface LegacyFlowRow {
+  bucket_ms: number;
+  bucket_start_ms: number;
+  node: string;
+  flow_key: string;
+  record_json: string;
+  src_kind: string;
+  src_namespace: string;
+  src_name: string;
+  dst_kind: string;
+  dst_namespace: string;
+  dst_name: string;
+  action: string;
+  reporter: string;
+  connections: number;
+  packets: number;
+  bytes: number;
+  first_ms: number;
+  last_ms: number;
+}
+
+/** Legacy keys remembered by a conversion: its memory stays bounded whatever the table holds. */
+const LEGACY_KEYS_REMEMBERED = 100_000;
+
+/**
+ * Migration 008's rows, a step at a time: each legacy row a bucket row, merged
+ * per node, bucket and key. Keys repeat over buckets and nodes, so a legacy key
+ * seen in an earlier step reuses its parsed flow and its key id: each distinct
+ * key is parsed and looked up about once.
+ */
+export class LegacyConversion {
+  private readonly known = new Map<string, BucketRow>();
+  private pending: [string, BucketRow][] = [];
+
+  /** The rows of one step by node; those without a keyId need resolveKeyIds, then learned(). */
+  step(legacy: LegacyFlowRow[]): Map<string, BucketRow[]> {
+    const byNode = new Map<string, Map<string, BucketRow>>();
+    for (const l of legacy) {
+      const counts = {
+        bucketMs: l.bucket_ms,
+        bucketStart: l.bucket_start_ms,
+        connections: l.connections,
+        packets: l.packets,
+        bytes: l.bytes,
+        first: l.first_ms,
+        last: l.last_ms,
+      };
+      const known = this.known.get(l.flow_key);
+      const row = known ? { ...known, ...counts } : { ...bucketRow(legacyFlow(l), l.bucket_ms), ...counts };
+      if (!known) this.pending.push([l.flow_key, row]);
+      let rows = byNode.get(l.node);
+      if (!rows) byNode.set(l.node, (rows = new Map()));
+      addBucketRow(rows, row);
+    }
+    return new Map([...byNode].map(([node, rows]) => [node, [...rows.values()]]));
+  }
+
+  /** After the step's rows got their key ids: remember the new legacy keys. */
+  learned(): void {
+    for (const [legacyKey, row] of this.pending)
+      if (row.keyId !== undefined && this.known.size < LEGACY_KEYS_REMEMBERED) this.known.set(legacyKey, row);
+    this.pending = [];
+  }
+}
+
 /** The columns of one flow's bucket row before migration 008 (one JSON key per row). The bench's baseline only. */
 export interface LegacyBucketParams {
   bucketMs: number;

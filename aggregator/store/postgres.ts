@@ -3,14 +3,13 @@ import type { FlowRecord } from '../../common/flow.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
 import {
-  addBucketRow,
-  bucketRow,
-  legacyFlow,
+  LegacyConversion,
   lockOrder,
   mergeBucketRows,
   resolveKeyIds,
   type BucketRow,
   type FlowDictionary,
+  type LegacyFlowRow,
 } from './flow-buckets.js';
 import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY } from './locks.js';
 import { migrationFiles, type Migration } from './migrations.js';
@@ -458,27 +457,6 @@ function pgDictionary(c: pg.PoolClient): FlowDictionary {
   };
 }
 
-interface LegacyFlowRow {
-  bucket_ms: number;
-  bucket_start_ms: number;
-  node: string;
-  flow_key_sha256: Buffer;
-  record_json: string;
-  src_kind: string;
-  src_namespace: string;
-  src_name: string;
-  dst_kind: string;
-  dst_namespace: string;
-  dst_name: string;
-  action: string;
-  reporter: string;
-  connections: number;
-  packets: number;
-  bytes: number;
-  first_ms: number;
-  last_ms: number;
-}
-
 /**
  * Migration 008's data: every flow_buckets_legacy row read as the writer reads
  * a batch's records (flow-buckets.ts), its key looked up in (or added to) the
@@ -488,9 +466,10 @@ interface LegacyFlowRow {
 async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
   const dict = pgDictionary(c);
   const slice = new TimeSlice();
+  const conversion = new LegacyConversion();
   let after: [number, number, string, Buffer] | undefined;
   for (;;) {
-    const { rows: legacy } = await c.query<LegacyFlowRow>(
+    const { rows: legacy } = await c.query<LegacyFlowRow & { flow_key_sha256: Buffer }>(
       `SELECT * FROM flow_buckets_legacy
        ${after ? 'WHERE (bucket_ms, bucket_start_ms, node, flow_key_sha256) > ($1, $2, $3, $4)' : ''}
        ORDER BY bucket_ms, bucket_start_ms, node, flow_key_sha256 LIMIT ${LEGACY_ROWS_PER_STEP}`,
@@ -499,28 +478,17 @@ async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
     if (legacy.length === 0) break;
     const last = legacy[legacy.length - 1]!;
     after = [last.bucket_ms, last.bucket_start_ms, last.node, last.flow_key_sha256];
-    const byNode = new Map<string, Map<string, BucketRow>>();
-    for (const l of legacy) {
-      const f = {
-        ...legacyFlow(l),
-        connections: l.connections,
-        packets: l.packets,
-        bytes: l.bytes,
-        startMs: l.first_ms,
-        endMs: l.last_ms,
-      };
-      const row = { ...bucketRow(f, l.bucket_ms), bucketStart: l.bucket_start_ms };
-      let rows = byNode.get(l.node);
-      if (!rows) byNode.set(l.node, (rows = new Map()));
-      addBucketRow(rows, row);
+    for (const [node, rows] of conversion.step(legacy)) {
+      await resolveKeyIds(
+        rows.filter((r) => r.keyId === undefined),
+        dict,
+        slice,
+      );
+      rows.sort(lockOrder);
+      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT)
+        await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
     }
-    for (const [node, rows] of byNode) {
-      const list = [...rows.values()];
-      await resolveKeyIds(list, dict, slice);
-      list.sort(lockOrder);
-      for (let i = 0; i < list.length; i += FLOW_ROWS_PER_INSERT)
-        await upsertBucketRows(c, node, list.slice(i, i + FLOW_ROWS_PER_INSERT));
-    }
+    conversion.learned();
   }
   await c.query('DROP TABLE flow_buckets_legacy');
 }

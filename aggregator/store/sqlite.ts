@@ -5,12 +5,11 @@ import type { FlowRecord } from '../../common/flow.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
 import {
-  addBucketRow,
-  bucketRow,
-  legacyFlow,
+  LegacyConversion,
   mergeBucketRows,
   resolveKeyIdsSync,
   type BucketRow,
+  type LegacyFlowRow,
   type SyncFlowDictionary,
 } from './flow-buckets.js';
 import { migrationFiles } from './migrations.js';
@@ -440,27 +439,6 @@ function migrate(db: Database.Database): void {
 /** The migration that makes flow buckets ids and counts (008_flow_dictionary.sql); its rows are converted here. */
 const FLOW_DICTIONARY_MIGRATION = 8;
 
-interface LegacyFlowRow {
-  rowid: number;
-  bucket_ms: number;
-  bucket_start_ms: number;
-  node: string;
-  record_json: string;
-  src_kind: string;
-  src_namespace: string;
-  src_name: string;
-  dst_kind: string;
-  dst_namespace: string;
-  dst_name: string;
-  action: string;
-  reporter: string;
-  connections: number;
-  packets: number;
-  bytes: number;
-  first_ms: number;
-  last_ms: number;
-}
-
 /**
  * Migration 008's data: every flow_buckets_legacy row read as the writer reads
  * a batch's records (flow-buckets.ts), its key looked up in (or added to) the
@@ -473,30 +451,19 @@ function convertLegacyFlows(db: Database.Database): void {
     `SELECT rowid, * FROM flow_buckets_legacy WHERE rowid > ? ORDER BY rowid LIMIT ${LEGACY_ROWS_PER_STEP}`,
   );
   const upsert = db.prepare(BUCKET_UPSERT_SQL);
+  const conversion = new LegacyConversion();
   for (let after = 0; ;) {
-    const legacy = read.all(after) as LegacyFlowRow[];
+    const legacy = read.all(after) as (LegacyFlowRow & { rowid: number })[];
     if (legacy.length === 0) break;
     after = legacy[legacy.length - 1]!.rowid;
-    const byNode = new Map<string, Map<string, BucketRow>>();
-    for (const l of legacy) {
-      const f = {
-        ...legacyFlow(l),
-        connections: l.connections,
-        packets: l.packets,
-        bytes: l.bytes,
-        startMs: l.first_ms,
-        endMs: l.last_ms,
-      };
-      const row = { ...bucketRow(f, l.bucket_ms), bucketStart: l.bucket_start_ms };
-      let rows = byNode.get(l.node);
-      if (!rows) byNode.set(l.node, (rows = new Map()));
-      addBucketRow(rows, row);
+    for (const [node, rows] of conversion.step(legacy)) {
+      resolveKeyIdsSync(
+        rows.filter((r) => r.keyId === undefined),
+        dict,
+      );
+      for (const row of rows) upsert.run(...upsertArgs(node, row));
     }
-    for (const [node, rows] of byNode) {
-      const list = [...rows.values()];
-      resolveKeyIdsSync(list, dict);
-      for (const row of list) upsert.run(...upsertArgs(node, row));
-    }
+    conversion.learned();
   }
   db.exec('DROP TABLE flow_buckets_legacy');
 }

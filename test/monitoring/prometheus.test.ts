@@ -709,6 +709,7 @@ scrape_configs:
       ],
       VerdictAggregatorAbsent: ['verdict_aggregator_process_start_time_seconds'],
       VerdictReportRunFailed: ['verdict_report_runs_total'],
+      VerdictReportRunAbandoned: ['verdict_report_runs_total{result="abandoned"}'],
       VerdictReportStale: ['time() - max by (report) (verdict_report_last_success_timestamp_seconds)'],
       // Firing ones whose halves are checked as well (a fresh Prometheus has no
       // history, so only the increase() half can fire; the other half must still parse and hold data).
@@ -919,9 +920,11 @@ scrape_configs:
         'cis-weekly/succeeded',
         'cis-weekly/failed',
         'cis-weekly/retry',
+        'cis-weekly/abandoned',
         'inventory-daily/succeeded',
         'inventory-daily/failed',
         'inventory-daily/retry',
+        'inventory-daily/abandoned',
       ]),
     );
     t.same(

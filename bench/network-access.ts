@@ -68,7 +68,8 @@ export async function runNetworkAccessBench(o: BenchOptions, out: Sink, signal: 
           join(dir, 'report.yaml'),
           `apiVersion: compliance.verdict.dev/v1\nkind: GlobalReport\nmetadata:\n  name: ${REPORT}\nspec:\n  reportType: network-access\n`,
         );
-        const goals = rows >= 10e6;
+        // The goals are set for 10M rows; a smaller store must meet them too.
+        const goals = rows >= 1e6;
         const queryBound = Math.max(60_000, rows * 0.012);
         for (const what of ['api', 'report'] as const) {
           const name =

@@ -239,7 +239,7 @@ export async function startAggregatorChild(
   child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
   const stop = async () => {
     if (!exited) child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), process.env.BENCH_CPU_PROF ? 30_000 : 5000);
     await gone;
     clearTimeout(timer);
   };

@@ -79,7 +79,8 @@ export function securityContext(ctx: EvalContext): Outcome {
 
 /**
  * 5.7.4: user objects in the default namespace (pods, service accounts other
- * than default, Roles, RoleBindings, NetworkPolicies).
+ * than default, Roles, RoleBindings). A NetworkPolicy there protects the
+ * namespace rather than uses it, and is not counted.
  */
 export function defaultNamespace(ctx: EvalContext): Outcome {
   const kinds: KindName[] = ['pods', 'serviceaccounts', 'roles', 'rolebindings'];
@@ -93,12 +94,11 @@ export function defaultNamespace(ctx: EvalContext): Outcome {
       .map((s) => `ServiceAccount default/${s.name}`),
     ...m.roles.filter((r) => r.namespace === 'default').map((r) => `Role default/${r.name}`),
     ...m.roleBindings.filter((b) => b.namespace === 'default').map((b) => `RoleBinding default/${b.name}`),
-    ...m.policies.filter((p) => p.namespace === 'default').map((p) => `${p.kind} default/${p.name}`),
   ].map((object) => ({ object, reason: 'a user object in the default namespace' }));
   return {
     status: failing.length ? 'FAIL' : 'PASS',
     expected:
-      'the default namespace holds no user objects (pods, service accounts besides default, Roles, RoleBindings, NetworkPolicies)',
+      'the default namespace holds no user objects (pods, service accounts besides default, Roles, RoleBindings)',
     actual: failing.length ? `${plural(failing.length, 'object')} in default` : 'default is empty of user objects',
     failing,
     excluded:

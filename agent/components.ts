@@ -256,6 +256,14 @@ export class Scanner implements Component, NodeFacts {
       kubernetesVersion: this.config.kubernetesVersion ?? node?.kubeletVersion,
     });
     this.watch.track(result.touched);
+    for (const w of result.warnings) if (this.scans === 1) this.log.warn(w);
+    if (!result.kubelet.found) {
+      // Not a Kubernetes node (a missing host mount, the wrong root): no score, and above all no 0% run.
+      if (this.lastScan !== undefined || this.scans === 1)
+        this.log.warn({ hostRoot: this.config.hostRoot }, `${result.kubelet.why}; node not assessable, no run sent`);
+      this.lastScan = undefined;
+      return false;
+    }
     this.kubelet =
       node?.kubeletVersion ?? (result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '');
     const changed = this.lastScan === undefined || fingerprint(this.lastScan) !== fingerprint(result.report);

@@ -11,8 +11,11 @@ import { parseArgsOptions, type FlagTable } from './flag-table.js';
 /** Options every mode that scans shares, validated once. */
 export type ScanFlags = Pick<
   ScanOptions,
-  'hostRoot' | 'nodeName' | 'benchmark' | 'role' | 'level' | 'exclude' | 'kubernetesVersion'
->;
+  'hostRoot' | 'benchmark' | 'role' | 'level' | 'exclude' | 'kubernetesVersion'
+> & {
+  /** --node-name, else $NODE_NAME, else the host name (run mode; `scan` finds the name under the root instead). */
+  nodeName: string;
+};
 
 const D = AGENT_DEFAULTS.scan;
 
@@ -21,7 +24,7 @@ const D = AGENT_DEFAULTS.scan;
 export const SCAN_FLAGS = {
   'host-root': { type: 'string', arg: 'DIR', help: "the directory that is the node's / (scan: required; run: default /host)" },
   benchmark: { type: 'string', default: D.benchmark, arg: 'ID', help: "benchmark id (see 'verdict-agent benchmarks'), or auto: by the node's Kubernetes version" },
-  'node-name': { type: 'string', arg: 'NAME', help: 'the node name reported (default $NODE_NAME, else the host name)' },
+  'node-name': { type: 'string', arg: 'NAME', help: "the node name reported (scan: default the kubelet's --hostname-override, else the root's /etc/hostname; run: default $NODE_NAME, else the host name)" },
   role: { type: 'string', default: D.role, arg: 'ROLE', help: 'worker, control-plane or auto (control-plane when an API server runs here)' },
   level: { type: 'string', default: D.level, arg: 'N', help: 'CIS profile level: 1 or 2' },
   exclude: { type: 'string', multiple: true, arg: 'IDS', help: 'check ids to skip as "excluded", e.g. 4.2.6,4.2.7' },

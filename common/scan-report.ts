@@ -39,6 +39,13 @@ export interface ScanReport {
   durationMs: number;
   summary: ScanSummary;
   checks: CheckResult[];
+  /** How the benchmark, node role and node name were chosen (what `scan` prints as "note:" lines); agent-side only. */
+  notes?: string[];
+  /**
+   * Set when the scanned root is not a Kubernetes node ("no kubelet found under /host ..."): the checks say nothing
+   * about a node and the score is not a score. Agent-side only: `verdict-agent run` sends no BenchmarkRun then.
+   */
+  notAssessable?: string;
 }
 
 /** Counts of the scored checks; unscored ones stay in `checks` with their status. */

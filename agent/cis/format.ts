@@ -1,7 +1,8 @@
 import type { CheckResult, ScanReport } from '../../common/scan-report.js';
 import { toCsv } from '../../common/csv.js';
+import { VERDICT_VERSION } from '../../common/version.js';
 
-export type ReportFormat = 'table' | 'json' | 'csv' | 'junit';
+export type ReportFormat = 'table' | 'json' | 'csv' | 'junit' | 'sarif';
 
 export function formatReport(report: ScanReport, format: ReportFormat): string {
   switch (format) {
@@ -11,6 +12,8 @@ export function formatReport(report: ScanReport, format: ReportFormat): string {
       return scanCsv(report);
     case 'junit':
       return toJunit(report);
+    case 'sarif':
+      return toSarif(report);
     case 'table':
       return toTable(report);
   }
@@ -119,3 +122,59 @@ function toJunit(r: ScanReport): string {
     '',
   ].join('\n');
 }
+
+/** The node path an evidence line starts with ("/var/lib/kubelet/config.yaml: 644"), if it names one. */
+export function evidencePath(evidence: string): string | undefined {
+  return /^(\/[^\s:,;()]+)/.exec(evidence)?.[1];
+}
+
+/**
+ * SARIF 2.1.0 (OASIS): one rule per check of the report, with its title and remediation; one result per FAIL, level
+ * "error" when the check is scored and "warning" when not; a location naming the evidence's file when it has one.
+ */
+function toSarif(r: ScanReport): string {
+  const rules = r.checks.map((c) => ({
+    id: c.id,
+    name: `CIS ${c.id}`,
+    shortDescription: { text: c.title },
+    fullDescription: { text: c.title },
+    ...(c.remediation ? { help: { text: oneLine(c.remediation) } } : {}),
+    properties: { section: c.section, level: c.level, scored: c.scored },
+  }));
+  const index = new Map(r.checks.map((c, i) => [c.id, i]));
+  const results = r.checks
+    .filter((c) => c.status === 'FAIL')
+    .map((c) => {
+      const path = evidencePath(c.evidence) ?? evidencePath(c.actual);
+      return {
+        ruleId: c.id,
+        ruleIndex: index.get(c.id),
+        level: c.scored ? 'error' : 'warning',
+        message: { text: `${c.title}: expected ${c.expected}, got ${c.actual}${c.evidence ? ` (${c.evidence})` : ''}` },
+        ...(path ? { locations: [{ physicalLocation: { artifactLocation: { uri: `file://${path}` } } }] } : {}),
+        properties: { node: r.node, scored: c.scored },
+      };
+    });
+  const sarif = {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: 'verdict-agent',
+            version: VERDICT_VERSION,
+            informationUri: 'https://www.cisecurity.org/benchmark/kubernetes',
+            rules,
+          },
+        },
+        results,
+        invocations: [{ executionSuccessful: true, startTimeUtc: r.startedAt }],
+        properties: { node: r.node, nodeRole: r.nodeRole, benchmark: r.benchmark, summary: r.summary },
+      },
+    ],
+  };
+  return JSON.stringify(sarif, null, 2) + '\n';
+}
+
+const oneLine = (s: string) => s.trim().replace(/\s+/g, ' ');

@@ -72,7 +72,7 @@ t.test('bad arguments exit 2 with a message that says what to do', async (t) => 
   const cases: [string[], RegExp][] = [
     [['scan'], /--host-root DIR is required/],
     [['scan', '--host-root', '/tmp', '--level', '3'], /--level must be 1 or 2/],
-    [['scan', '--host-root', '/tmp', '--format', 'xml'], /--format must be table, json, csv or junit/],
+    [['scan', '--host-root', '/tmp', '--format', 'xml'], /--format must be table, json, csv, junit or sarif/],
     [['scan', '--host-root', '/tmp', '--exclude', 'abc'], /--exclude takes check ids/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];

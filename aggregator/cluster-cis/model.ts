@@ -275,17 +275,18 @@ function parsePod(item: unknown): PodObj {
 
 /** Items of one kind parsed with `parse`; the ones it refuses are counted. */
 function parseAll<T>(objects: ClusterObjects, kind: KindName, model: ClusterModel, parse: (i: unknown) => T): T[] {
-  const read = objects[kind];
-  if (read === undefined) {
+  const read: unknown = objects[kind];
+  if (read === undefined || read === null) {
     model.available[kind] = `${kind} were not read`;
     return [];
   }
-  if ('unavailable' in read) {
-    model.available[kind] = typeof read.unavailable === 'string' ? read.unavailable : `${kind} unavailable`;
+  const r = read as Record<string, unknown>;
+  if (typeof read !== 'object' || !Array.isArray(r.items)) {
+    model.available[kind] = typeof r.unavailable === 'string' ? r.unavailable : `${kind}: not a list of items`;
     return [];
   }
   const out: T[] = [];
-  for (const item of Array.isArray(read.items) ? read.items : []) {
+  for (const item of r.items) {
     try {
       out.push(parse(item));
     } catch {

@@ -30,7 +30,7 @@ export const PERMISSIONS = {
   createPods: { groups: [''], resources: ['pods'], verbs: ['create'], describe: 'create pods' },
   bindEscalate: {
     groups: ['rbac.authorization.k8s.io', ''],
-    resources: ['roles', 'clusterroles', 'users', 'groups', 'serviceaccounts'],
+    resources: ['roles', 'clusterroles', 'users', 'groups', 'serviceaccounts', 'uids', 'userextras/*'],
     verbs: ['bind', 'escalate', 'impersonate'],
     describe: 'bind/escalate roles or impersonate users, groups or service accounts',
   },
@@ -63,8 +63,9 @@ export const PERMISSIONS = {
 
 function resourceMatches(ruleRes: string, res: string): boolean {
   if (ruleRes === '*' || ruleRes === res) return true;
-  const [main, sub] = res.split('/');
-  return (sub !== undefined && ruleRes === `*/${sub}`) || (sub !== undefined && ruleRes === `${main}/*`);
+  // As Kubernetes' RBAC matches: '*', the exact resource, or '*/<subresource>' ('pods/*' grants nothing).
+  const sub = res.split('/')[1];
+  return sub !== undefined && ruleRes === `*/${sub}`;
 }
 
 /** Whether a rule grants any of the permission's verbs on any of its resources. */

@@ -51,6 +51,22 @@ export const KIND_SOURCES: Record<KindName, KindSource> = {
   },
 };
 
+/**
+ * The rules the aggregator's ClusterRole needs for the reader (list, cluster-wide; no Secrets are read).
+ * manifests/base/11-rbac-aggregator.yaml already grants all but the rbac.authorization.k8s.io one.
+ */
+export const CLUSTER_CIS_RBAC_RULES = [
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['clusterroles', 'roles', 'clusterrolebindings', 'rolebindings'],
+    verbs: ['list'],
+  },
+  { apiGroups: [''], resources: ['namespaces', 'pods', 'serviceaccounts'], verbs: ['list'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['list'] },
+  { apiGroups: ['projectcalico.org', 'crd.projectcalico.org'], resources: ['networkpolicies'], verbs: ['list'] },
+  { apiGroups: ['cilium.io'], resources: ['ciliumnetworkpolicies'], verbs: ['list'] },
+] as const;
+
 export interface ReadOptions {
   /** Items asked per page (default 500). */
   pageSize?: number;

@@ -5,7 +5,8 @@ import {
   type ClusterCheckResult,
   type ClusterObjects,
 } from '../../../aggregator/cluster-cis/evaluate.js';
-import { crb, hardenedCluster, namespace, pod, user, weakCluster } from './clusters.js';
+import { PERMISSIONS, ruleGrants } from '../../../aggregator/cluster-cis/rbac.js';
+import { crb, group, hardenedCluster, namespace, pod, rb, user, weakCluster } from './clusters.js';
 
 // Section 5 evaluated on the two stand-in clusters of clusters.ts; every
 // expectation below is worked out by hand from those objects.
@@ -185,3 +186,33 @@ t.test('every section 5 title of every bundled benchmark has an evaluator (none 
     for (const r of results) t.notMatch(r.actual, /no automated evaluation/, `${b.id} ${r.id} ${r.title}`);
   }
 });
+
+t.test(
+  'RBAC matching follows Kubernetes: "*", exact, "*/sub"; a namespaced cluster-admin binding is named',
+  async (t) => {
+    const rule = (resources: string[], verbs = ['get'], apiGroups = ['']) => ({
+      apiGroups,
+      resources,
+      verbs,
+      resourceNames: [],
+    });
+    t.ok(ruleGrants(rule(['*/proxy']), PERMISSIONS.nodesProxy));
+    t.ok(ruleGrants(rule(['*'], ['*'], ['*']), PERMISSIONS.nodesProxy));
+    t.notOk(ruleGrants(rule(['nodes/*']), PERMISSIONS.nodesProxy), "'nodes/*' grants nothing in RBAC");
+    t.notOk(ruleGrants(rule(['nodes']), PERMISSIONS.nodesProxy), 'nodes is not nodes/proxy');
+    t.notOk(ruleGrants(rule(['secrets'], ['get'], ['apps']), PERMISSIONS.secrets), 'wrong group');
+    t.ok(ruleGrants(rule(['users'], ['impersonate']), PERMISSIONS.bindEscalate));
+    t.ok(ruleGrants(rule(['clusterroles'], ['escalate'], ['rbac.authorization.k8s.io']), PERMISSIONS.bindEscalate));
+    const o = hardenedCluster();
+    (o.rolebindings as { items: unknown[] }).items.push(
+      rb('team-a', 'admins', { kind: 'ClusterRole', name: 'cluster-admin' }, [group('team-a-admins')]),
+    );
+    const r = run(o);
+    t.match(r.get('5.1.1')?.failing, [
+      { object: 'Group team-a-admins via RoleBinding team-a/admins → ClusterRole cluster-admin', reason: /in team-a/ },
+    ]);
+    t.match(r.get('5.1.2')?.failing, [
+      { reason: /may get\/list\/watch secrets in namespace team-a \(rule verbs \[\*\]/ },
+    ]);
+  },
+);

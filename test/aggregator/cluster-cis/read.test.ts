@@ -2,7 +2,7 @@ import t from 'tap';
 import { loadBenchmarks } from '../../../agent/cis/benchmarks.js';
 import { KubeApiError, KubeClient, kubeconfigConnection } from '../../../common/kube-client.js';
 import { evaluateClusterSection, type ClusterObjects } from '../../../aggregator/cluster-cis/evaluate.js';
-import { KIND_SOURCES, readClusterObjects } from '../../../aggregator/cluster-cis/read.js';
+import { CLUSTER_CIS_RBAC_RULES, KIND_SOURCES, readClusterObjects } from '../../../aggregator/cluster-cis/read.js';
 import { startFakeApiServer } from '../../fixtures/fake-apiserver.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { weakCluster } from './clusters.js';
@@ -111,4 +111,21 @@ t.test('a kind bigger than maxItems is unavailable rather than half-read', async
   });
   const objects = await readClusterObjects(kube, { maxItems: 5 });
   t.match(objects.pods, { unavailable: /more than 5 items/ });
+});
+
+t.test('CLUSTER_CIS_RBAC_RULES grants list on every path the reader lists', async (t) => {
+  for (const src of Object.values(KIND_SOURCES))
+    for (const path of src.paths) {
+      const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/([^/]+)$/.exec(path)!;
+      const [group, resource] = [m[1] ?? '', m[2]!];
+      t.ok(
+        CLUSTER_CIS_RBAC_RULES.some(
+          (r) =>
+            (r.apiGroups as readonly string[]).includes(group) &&
+            (r.resources as readonly string[]).includes(resource) &&
+            (r.verbs as readonly string[]).includes('list'),
+        ),
+        `list ${resource}.${group}`,
+      );
+    }
 });

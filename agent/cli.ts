@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { cliFailure } from '../common/cli-failure.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import { loadBenchmarks } from './cis/benchmarks.js';
-import { formatReport, table, type ReportFormat } from './cis/format.js';
+import { formatReport, table, tableStyle, type ReportFormat } from './cis/format.js';
 import { scanNode } from './cis/index.js';
 import { AGENT_DEFAULTS } from './defaults.js';
 import { AGENT_ERROR_CODES, errorCode, errorDetail, usageError, VerdictError } from './errors.js';
@@ -156,7 +156,7 @@ function scanCommand(args: string[]): number {
     return 2;
   }
   if (format === 'table') for (const n of notes) process.stderr.write(`note: ${n}\n`);
-  process.stdout.write(formatReport(report, format));
+  process.stdout.write(formatReport(report, format, tableStyle(process.stdout, process.env)));
   return exitCode && report.checks.some((c) => c.status === 'FAIL' && c.scored) ? 1 : 0;
 }
 

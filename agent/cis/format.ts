@@ -1,10 +1,36 @@
-import type { CheckResult, ScanReport } from '../../common/scan-report.js';
+import { summarize, type CheckResult, type ScanReport } from '../../common/scan-report.js';
 import { toCsv } from '../../common/csv.js';
 import { VERDICT_VERSION } from '../../common/version.js';
 
 export type ReportFormat = 'table' | 'json' | 'csv' | 'junit' | 'sarif';
 
-export function formatReport(report: ScanReport, format: ReportFormat): string {
+/** How the table is drawn: ANSI colour or not, and the width it wraps to. */
+export interface TableStyle {
+  color: boolean;
+  width: number;
+}
+
+const PLAIN: TableStyle = { color: false, width: 100 };
+
+/**
+ * The table's style for a stream: colour on a terminal unless NO_COLOR is set (FORCE_COLOR=1 forces it when piped);
+ * the terminal's width, 100 columns when piped.
+ */
+export function tableStyle(
+  stream: { isTTY?: boolean; columns?: number },
+  env: Record<string, string | undefined>,
+): TableStyle {
+  const tty = stream.isTTY === true;
+  const color = env.NO_COLOR
+    ? false
+    : env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== ''
+      ? env.FORCE_COLOR !== '0'
+      : tty;
+  const width = tty && stream.columns && stream.columns > 0 ? Math.max(stream.columns, 40) : 100;
+  return { color, width };
+}
+
+export function formatReport(report: ScanReport, format: ReportFormat, style: TableStyle = PLAIN): string {
   switch (format) {
     case 'json':
       return JSON.stringify(report, null, 2) + '\n';
@@ -15,41 +41,153 @@ export function formatReport(report: ScanReport, format: ReportFormat): string {
     case 'sarif':
       return toSarif(report);
     case 'table':
-      return toTable(report);
+      return toTable(report, style);
   }
 }
 
-const STATUS_ORDER: Record<string, number> = { FAIL: 0, PASS: 1, SKIP: 2 };
+/**
+ * The CIS Kubernetes Benchmark's section titles (the same in v1.9 to v1.12; General Policies is 5.7 in the older
+ * documents and 5.6 in the newer ones). The benchmark files carry only each check's section id.
+ */
+const SECTION_TITLES: Record<string, string> = {
+  '1': 'Control Plane Security Configuration',
+  '1.1': 'Control Plane Node Configuration Files',
+  '1.2': 'API Server',
+  '1.3': 'Controller Manager',
+  '1.4': 'Scheduler',
+  '2': 'Etcd Node Configuration',
+  '3': 'Control Plane Configuration',
+  '3.1': 'Authentication and Authorization',
+  '3.2': 'Logging',
+  '4': 'Worker Node Security Configuration',
+  '4.1': 'Worker Node Configuration Files',
+  '4.2': 'Kubelet',
+  '4.3': 'kube-proxy',
+  '5': 'Policies',
+  '5.1': 'RBAC and Service Accounts',
+  '5.2': 'Pod Security Standards',
+  '5.3': 'Network Policies and CNI',
+  '5.4': 'Secrets Management',
+  '5.5': 'Extensible Admission Control',
+  '5.6': 'General Policies',
+  '5.7': 'General Policies',
+};
 
-/** A readable summary: failing checks first, with actual vs expected and the fix. */
-function toTable(r: ScanReport): string {
-  const s = r.summary;
-  const lines = [
-    `Node ${r.node} (${r.nodeRole}), ${r.benchmark.id} ${r.benchmark.version}, scanned ${r.startedAt} in ${r.durationMs} ms`,
-    `Score ${s.scorePercent}%  pass ${s.pass}  fail ${s.fail}  skip ${s.skip}  (scored checks; ${r.checks.length} checks in all)`,
-    '',
-  ];
-  const sorted = [...r.checks].sort(
-    (a, b) => (STATUS_ORDER[a.status] ?? 3) - (STATUS_ORDER[b.status] ?? 3) || compareIds(a.id, b.id),
-  );
-  const rows = sorted.map((c) => [
-    c.status,
-    c.scored ? '' : 'info',
-    c.id,
-    truncate(c.title, 70),
-    c.status === 'SKIP' ? (c.skipReason ?? '') : truncate(c.actual, 40),
-  ]);
-  lines.push(...table(['STATUS', '', 'ID', 'TITLE', 'ACTUAL / REASON'], rows));
-  const failing = sorted.filter((c) => c.status === 'FAIL');
-  if (failing.length > 0) {
-    lines.push('', 'Failing checks:');
-    for (const c of failing) {
-      lines.push(`  ${c.id} ${c.title}${c.scored ? '' : ' (not scored)'}`);
-      lines.push(`    actual:   ${c.actual}`, `    expected: ${c.expected}`);
-      if (c.evidence) lines.push(`    evidence: ${c.evidence}`);
-      if (c.remediation) lines.push(`    fix:      ${c.remediation.trim().replace(/\s+/g, ' ')}`);
+export const sectionTitle = (id: string): string => {
+  const t = SECTION_TITLES[id];
+  return t ? `${id} ${t}` : id;
+};
+
+const ANSI = { red: 31, green: 32, yellow: 33, blue: 34, bold: 1, dim: 2 } as const;
+
+/** The tag a check is shown with: an unscored failure is a warning, as kube-bench shows it. */
+function tagOf(c: CheckResult): { tag: string; color: keyof typeof ANSI } {
+  if (c.status === 'PASS') return { tag: '[PASS]', color: 'green' };
+  if (c.status === 'FAIL') return c.scored ? { tag: '[FAIL]', color: 'red' } : { tag: '[WARN]', color: 'yellow' };
+  return { tag: '[SKIP]', color: 'blue' };
+}
+
+/** Words of `text` in lines of at most `width` columns, the first after `first`, the rest after `indent` spaces. */
+export function wrap(text: string, width: number, first: string, indent: number): string[] {
+  if (first.length + text.length <= width && !text.includes('\n')) return [first + text];
+  const room = Math.max(width - indent, 20);
+  const lines: string[] = [];
+  let line = '';
+  for (let word of text.trim().split(/\s+/)) {
+    while (word.length > room) {
+      if (line) lines.push(line);
+      lines.push(word.slice(0, room));
+      word = word.slice(room);
+      line = '';
+    }
+    if (!line) line = word;
+    else if (line.length + 1 + word.length <= room) line += ` ${word}`;
+    else {
+      lines.push(line);
+      line = word;
     }
   }
+  if (line || lines.length === 0) lines.push(line);
+  return lines.map((l, i) => (i === 0 ? first : ' '.repeat(indent)) + l);
+}
+
+/** Every check's tag counted (WARN: failing, not scored), and the score of the scored ones ("-" when none is). */
+function counts(checks: readonly CheckResult[]): string {
+  const n = (tag: string) => checks.filter((c) => tagOf(c).tag === tag).length;
+  const s = summarize(checks);
+  const score = s.pass + s.fail === 0 ? '-' : `${s.scorePercent}%`;
+  return `pass ${n('[PASS]')}  fail ${n('[FAIL]')}  warn ${n('[WARN]')}  skip ${n('[SKIP]')}  score ${score}`;
+}
+
+/**
+ * A readable report, as kube-bench lays it out: checks by section under the section's title, each with its full
+ * title wrapped to the width; then each failing check's actual, expected and fix; then a summary per section and in
+ * total. PASS and scored FAIL count in the score; WARN is a failing check that is not scored.
+ */
+function toTable(r: ScanReport, style: TableStyle): string {
+  const paint = (color: keyof typeof ANSI, text: string) =>
+    style.color ? `\u001b[${ANSI[color]}m${text}\u001b[0m` : text;
+  const s = r.summary;
+  const lines = [
+    ...wrap(
+      `Node ${r.node} (${r.nodeRole}), ${r.benchmark.id} ${r.benchmark.version}, scanned ${r.startedAt} in ${r.durationMs} ms`,
+      style.width,
+      '',
+      4,
+    ),
+    '',
+  ];
+  const sorted = [...r.checks].sort((a, b) => compareIds(a.section, b.section) || compareIds(a.id, b.id));
+  const idWidth = Math.max(0, ...sorted.map((c) => c.id.length));
+  const indent = 7 + idWidth + 1;
+  const sections = new Map<string, CheckResult[]>();
+  for (const c of sorted) sections.set(c.section, [...(sections.get(c.section) ?? []), c]);
+  let top = '';
+  for (const [section, checks] of sections) {
+    const chapter = section.split('.')[0] as string;
+    if (chapter !== top && chapter !== section) lines.push(paint('bold', sectionTitle(chapter)));
+    top = chapter;
+    lines.push(paint('bold', sectionTitle(section)));
+    for (const c of checks) {
+      const { tag, color } = tagOf(c);
+      const head = wrap(c.title, style.width, `${tag} ${c.id.padEnd(idWidth)} `, indent);
+      head[0] = paint(color, tag) + (head[0] as string).slice(tag.length);
+      lines.push(...head);
+      if (c.status === 'SKIP' && c.skipReason)
+        lines.push(...wrap(c.skipReason, style.width, ' '.repeat(indent), indent).map((l) => paint('dim', l)));
+    }
+    lines.push('');
+  }
+  const failing = sorted.filter((c) => c.status === 'FAIL');
+  if (failing.length > 0) {
+    lines.push(paint('bold', 'Failing checks:'));
+    for (const c of failing) {
+      lines.push(...wrap(`${c.id} ${c.title}${c.scored ? '' : ' (not scored)'}`, style.width, '  ', 4));
+      lines.push(...wrap(c.actual, style.width, '    actual:   ', 14));
+      lines.push(...wrap(c.expected, style.width, '    expected: ', 14));
+      if (c.evidence) lines.push(...wrap(c.evidence, style.width, '    evidence: ', 14));
+      if (c.remediation) lines.push(...wrap(c.remediation, style.width, '    fix:      ', 14));
+    }
+    lines.push('');
+  }
+  lines.push(
+    ...wrap('Summary (warn: failing but not scored; the score counts scored checks only):', style.width, '', 4).map(
+      (l) => paint('bold', l),
+    ),
+  );
+  const width = Math.max(5, ...[...sections.keys()].map((k) => sectionTitle(k).length));
+  const row = (name: string, text: string) =>
+    2 + width + 2 + text.length <= style.width ? [`  ${name.padEnd(width)}  ${text}`] : [`  ${name}`, `      ${text}`];
+  for (const [section, checks] of sections) lines.push(...row(sectionTitle(section), counts(checks)));
+  lines.push(...row('Total', counts(r.checks)), '');
+  lines.push(
+    ...wrap(
+      `Score ${s.scorePercent}%  (scored checks: pass ${s.pass}  fail ${s.fail}  skip ${s.skip}; ${r.checks.length} checks in all)`,
+      style.width,
+      '',
+      4,
+    ).map((l) => paint('bold', l)),
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -62,10 +200,6 @@ export function table(header: string[], rows: string[][]): string[] {
       .join('  ')
       .trimEnd();
   return [fmt(header), ...rows.map(fmt)];
-}
-
-function truncate(s: string, n: number): string {
-  return s.length <= n ? s : s.slice(0, n - 1) + '…';
 }
 
 function compareIds(a: string, b: string): number {
@@ -99,16 +233,22 @@ function scanCsv(r: ScanReport): string {
   );
 }
 
+/**
+ * JUnit XML: a testcase per check; a scored FAIL is a failure, an unscored FAIL is skipped with its message (it does
+ * not fail a CI job), a SKIP is skipped with its reason.
+ */
 function toJunit(r: ScanReport): string {
   const esc = (s: string) =>
     s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-  const failures = r.checks.filter((c) => c.status === 'FAIL').length;
-  const skipped = r.checks.filter((c) => c.status === 'SKIP').length;
+  const failures = r.checks.filter((c) => c.status === 'FAIL' && c.scored).length;
+  const skipped = r.checks.filter((c) => c.status === 'SKIP' || (c.status === 'FAIL' && !c.scored)).length;
   const cases = r.checks.map((c) => {
     const open = `    <testcase classname="${esc(`${r.benchmark.id}.${c.section}`)}" name="${esc(`${c.id} ${c.title}`)}" time="0">`;
-    if (c.status === 'FAIL') {
+    if (c.status === 'FAIL' && c.scored) {
       return `${open}\n      <failure message="${esc(`expected ${c.expected}, got ${c.actual}`)}">${esc(`${c.evidence}\n${c.remediation}`)}</failure>\n    </testcase>`;
     }
+    if (c.status === 'FAIL')
+      return `${open}\n      <skipped message="${esc(`not scored, failing: expected ${c.expected}, got ${c.actual}`)}"/>\n    </testcase>`;
     if (c.status === 'SKIP') return `${open}\n      <skipped message="${esc(c.skipReason ?? '')}"/>\n    </testcase>`;
     return `${open}</testcase>`;
   });

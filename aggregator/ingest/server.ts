@@ -156,7 +156,13 @@ export class IngestServer {
     }
     const session = new AgentSession(call, auth.identity, peer, this);
     call.on('data', (msg: Decoded) => session.receive(msg));
-    call.on('end', () => void session.close('agent ended the stream'));
+    // The agent half-closed (it is stopping): answer what is in flight, then end our side, so its channel can close
+    // at once instead of waiting for keepalive to give up on a call the server never finished (about 20 s).
+    call.on('end', () => {
+      void session.close('agent ended the stream').finally(() => {
+        if (!call.cancelled && call.writable) call.end();
+      });
+    });
     call.on('error', (err: Error) => void session.close(`stream error: ${err.message}`));
     call.on('cancelled', () => void session.close('stream cancelled'));
   }

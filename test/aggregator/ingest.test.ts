@@ -57,6 +57,28 @@ t.test(
   },
 );
 
+t.test(
+  'an agent that ends its side of the stream gets its answers, then the server ends the call with OK',
+  async (t) => {
+    // A stopping agent half-closes; if the server never ended its side, the agent's channel stayed open until keepalive
+    // gave up (about 20 s), and SIGTERM took that long.
+    const agg = await startTestAggregator(t);
+    const s = rawAgentStream(agg.grpcPort);
+    t.teardown(() => s.close());
+    s.send(HELLO('n-half'));
+    s.send(run(1));
+    s.halfClose();
+    const status = await s.waitForStatus();
+    t.equal(status.code, grpc.status.OK, 'the server finished the call');
+    t.same(
+      s.received.map((m) => m.kind),
+      ['welcome', 'ack'],
+      'everything sent before the half-close was answered first',
+    );
+    t.equal((await agg.store.listNodes()).find((n) => n.name === 'n-half')?.latest?.fail, 1, 'and stored');
+  },
+);
+
 t.test('a malformed protobuf frame is rejected and counted, and the stream keeps working', async (t) => {
   const agg = await startTestAggregator(t);
   const s = rawAgentStream(agg.grpcPort);

@@ -2,6 +2,7 @@ import t from 'tap';
 import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
 import { reportRunner } from '../../../aggregator/reports/runner.js';
 import type { ReportRunRecord, Store } from '../../../aggregator/store/index.js';
+import { until } from '../../fixtures/wait.js';
 
 // Issue 13: the scheduler stopping (shutdown) aborts the signal it gave the run; the runner ends the run at its
 // next stage — before reading, between reading and generating, after generating — with the signal's reason.
@@ -53,7 +54,7 @@ t.test('a signal aborted while the inputs are read ends the run before it genera
   const { store, asked, answer } = slowStore();
   const stop = new AbortController();
   const result = reportRunner(store)(run, def, stop.signal);
-  while (asked.length === 0) await new Promise((r) => setImmediate(r));
+  await until(() => asked.length > 0, 'the run to ask the store for the flow totals', 5000, 1);
   stop.abort(new Error('the report scheduler is stopping'));
   answer();
   await t.rejects(result, { message: 'the report scheduler is stopping' });
@@ -63,7 +64,7 @@ t.test('with a signal never aborted (or none) the run ends with its result', asy
   for (const signal of [new AbortController().signal, undefined]) {
     const { store, answer, asked } = slowStore();
     const result = reportRunner(store, () => END_MS)(run, def, signal);
-    while (asked.length === 0) await new Promise((r) => setImmediate(r));
+    await until(() => asked.length > 0, 'the run to ask the store for the flow totals', 5000, 1);
     answer();
     t.match(await result, { report: 'access', reportType: 'network-access', generatedAt: '2026-11-21T00:00:00.000Z' });
   }

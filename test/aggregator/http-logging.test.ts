@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { AGGREGATOR_DEFAULTS } from '../../aggregator/config.js';
 import { startAggregator } from '../../aggregator/main.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { until } from '../fixtures/wait.js';
 
 // The HTTP API logs no line per request (probes and scrapes would fill the
 // log), and says so to fastify without its deprecated top-level
@@ -23,6 +24,7 @@ t.test('HTTP requests, answered or refused, log no per-request line, and the sta
       done();
     },
   });
+  const log = pino({ level: 'info' }, sink);
   const agg = await startAggregator(
     {
       ...AGGREGATOR_DEFAULTS,
@@ -31,7 +33,7 @@ t.test('HTTP requests, answered or refused, log no per-request line, and the sta
       db: `sqlite:${join(tempDir(t), 'verdict.db')}`,
       logLevel: 'info',
     },
-    pino({ level: 'info' }, sink),
+    log,
   );
   t.teardown(() => agg.close());
   const base = `http://127.0.0.1:${agg.httpPort}`;
@@ -47,19 +49,32 @@ t.test('HTTP requests, answered or refused, log no per-request line, and the sta
     'answered, not found, refused, scraped',
   );
   await Promise.all(answers.map((r) => r.text()));
-  // process 'warning' events are emitted on the next tick.
-  await new Promise((resolve) => setImmediate(resolve));
+  // Stopping the aggregator waits for its HTTP server to close, so every response has finished and any
+  // per-request line ("request completed" comes at the response's end) has been written. Then markers,
+  // one in the log and one as a process warning (emitted on a later tick, in order): what the checks
+  // below look at is everything that came before them, not what happened to arrive within one tick.
+  await agg.close();
+  log.info('test marker: the requests are done');
+  process.emitWarning('the requests are done', { code: 'VERDICT_TEST_MARKER' });
+  const logged = await until(() => {
+    const i = lines.findIndex((l) => l.msg === 'test marker: the requests are done');
+    return i < 0 ? undefined : lines.slice(0, i);
+  }, 'the log marker to be written');
+  const warned = await until(() => {
+    const i = warnings.findIndex((w) => w.startsWith('VERDICT_TEST_MARKER:'));
+    return i < 0 ? undefined : warnings.slice(0, i);
+  }, 'the marker warning to be emitted');
 
   t.ok(
-    lines.some((l) => l.msg === 'verdict-aggregator started'),
+    logged.some((l) => l.msg === 'verdict-aggregator started'),
     'the log is captured (the start line is there)',
   );
-  const perRequest = lines.filter((l) =>
+  const perRequest = logged.filter((l) =>
     /^(incoming request|request completed|request errored|Route .* not found)$/.test(l.msg ?? ''),
   );
   t.same(perRequest, [], 'no per-request line');
   t.same(
-    warnings.filter((w) => /^FSTDEP/.test(w)),
+    warned.filter((w) => /^FSTDEP/.test(w)),
     [],
     'no fastify deprecation warning',
   );

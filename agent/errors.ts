@@ -13,6 +13,8 @@ export const AGENT_ERROR_CODES = {
   CONFIG_INVALID: 'VERDICT_CONFIG_INVALID',
   /** No bundled benchmark has the id --benchmark names (raised by agent/cis/index.ts). */
   BENCHMARK_UNKNOWN: 'VERDICT_BENCHMARK_UNKNOWN',
+  /** A benchmark file does not match the schema (agent/cis/schema.ts's BenchmarkInvalidError). */
+  BENCHMARK_INVALID: 'VERDICT_BENCHMARK_INVALID',
   /** No benchmark definitions were found next to the program. */
   BENCHMARK_NONE: 'VERDICT_BENCHMARK_NONE',
   /** The spool's state no longer fits in its fixed-size slot. */

@@ -20,6 +20,14 @@ export const AGGREGATOR_ERRORS = {
   kubeApi: 'VERDICT_KUBE_API',
   /** The store (--db) cannot be opened or does not answer. */
   storeUnavailable: 'VERDICT_STORE_UNAVAILABLE',
+  /** The store holds a value the aggregator cannot read exactly (a PostgreSQL integer beyond 2^53). */
+  storeCorrupt: 'VERDICT_STORE_CORRUPT',
+  /** A store migration failed; the store is left at the version before it. */
+  storeMigrationFailed: 'VERDICT_STORE_MIGRATION_FAILED',
+  /** A report type needs the cluster and the aggregator runs without one (aggregator/reports/report-type.ts). */
+  reportUnsupported: 'VERDICT_REPORT_UNSUPPORTED',
+  /** A report's label selector does not parse (aggregator/reports/selector.ts's SelectorError). */
+  selectorInvalid: 'VERDICT_SELECTOR_INVALID',
   /** A bug: anything uncoded. */
   internal: 'VERDICT_INTERNAL',
 } as const;

@@ -31,14 +31,6 @@ function systemAddress(err: unknown): string {
 }
 
 /**
- * The code a failure is handled by: its own (VerdictError, Node.js, libraries), or — until every thrower uses
- * VerdictError — the "VERDICT_...: " prefix of an uncoded error's message.
- */
-function codeOf(err: unknown): string {
-  return errorCode(err) || (/^(VERDICT_[A-Z_]+): /.exec(errorDetail(err))?.[1] ?? '');
-}
-
-/**
  * What a command-line program prints and exits with when its main function fails: one line, never a stack trace
  * for anything the user can act on. It branches on the error's code only: bad arguments (parseArgs' ERR_PARSE_ARGS_*,
  * VERDICT_USAGE, VERDICT_CONFIG_INVALID) exit 2; an address that cannot be listened on names it and `portFlags`, the
@@ -47,8 +39,8 @@ function codeOf(err: unknown): string {
  * and verdict-aggregator.
  */
 export function cliFailure(err: unknown, portFlags: string): { line: string; exitCode: number } {
-  const code = codeOf(err);
-  const detail = errorDetail(err).replace(/^VERDICT_[A-Z_]+: /, '');
+  const code = errorCode(err);
+  const detail = errorDetail(err);
   if (code.startsWith('ERR_PARSE_ARGS_'))
     return { line: `${USAGE}: ${detail}; run with --help for the options`, exitCode: 2 };
   if (code === USAGE || code === CONFIG_INVALID) return { line: `${code}: ${detail}`, exitCode: 2 };

@@ -8,7 +8,7 @@
  * (agent/errors.ts, aggregator/errors.ts); this file is only the shape.
  */
 export class VerdictError extends Error {
-  override readonly name = 'VerdictError';
+  override readonly name: string = 'VerdictError';
 
   constructor(
     readonly code: string,

@@ -1,6 +1,10 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { packageRoot } from './package-root.js';
+import { VerdictError } from './errors.js';
+
+/** A bin the package declares was not built. */
+const BUILD_BROKEN = 'VERDICT_BUILD_BROKEN';
 
 /**
  * npm links the bins of dependencies into node_modules/.bin, but not the
@@ -14,7 +18,7 @@ const binDir = join(root, 'node_modules', '.bin');
 mkdirSync(binDir, { recursive: true });
 for (const [name, target] of Object.entries(pkg.bin)) {
   const file = join(root, target);
-  if (!existsSync(file)) throw new Error(`VERDICT_BUILD_BROKEN: ${target} is missing; run npm run build`);
+  if (!existsSync(file)) throw new VerdictError(BUILD_BROKEN, `${target} is missing; run npm run build`);
   chmodSync(file, 0o755);
   const link = join(binDir, name);
   rmSync(link, { force: true });

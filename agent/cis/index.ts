@@ -11,6 +11,7 @@ import { findK3sProcess, k3sOption } from './k3s.js';
 import { readKubeletSettings, resolveSetting, type KubeletSettings, type LiveKubeletConfig } from './kubelet.js';
 import { listProcesses, type NodeProcess } from './processes.js';
 import type { BenchmarkSpec } from './schema.js';
+import { AGENT_ERROR_CODES, agentError } from '../errors.js';
 
 export interface ScanOptions {
   hostRoot: string;
@@ -81,8 +82,9 @@ export function scanNode(options: ScanOptions): ScanResult {
   } else {
     const found = benchmarks.find((b) => b.id === options.benchmark);
     if (!found) {
-      throw new Error(
-        `VERDICT_BENCHMARK_UNKNOWN: no benchmark "${options.benchmark}"; run 'verdict-agent benchmarks' to list them`,
+      throw agentError(
+        AGENT_ERROR_CODES.BENCHMARK_UNKNOWN,
+        `no benchmark "${options.benchmark}"; run 'verdict-agent benchmarks' to list them`,
       );
     }
     benchmark = found;

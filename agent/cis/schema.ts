@@ -1,6 +1,8 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
+import { VerdictError } from '../../common/errors.js';
 import { documentField } from '../../common/parsed-document.js';
+import { AGENT_ERROR_CODES } from '../errors.js';
 
 /** The comparisons a benchmark may ask for (see benchmarks/README.md). */
 
@@ -161,10 +163,9 @@ export type CheckSpec = Omit<Static<typeof CheckHead>, 'audit'> & { audit?: Audi
 export type BenchmarkSpec = Omit<Static<typeof BenchmarkHead>, 'checks'> & { checks: CheckSpec[] };
 
 /** Thrown for a benchmark file that does not match the schema; the message names file and field. */
-export class BenchmarkInvalidError extends Error {
-  readonly code = 'VERDICT_BENCHMARK_INVALID';
+export class BenchmarkInvalidError extends VerdictError {
   constructor(file: string, field: string, problem: string) {
-    super(`VERDICT_BENCHMARK_INVALID: ${file}: ${field}: ${problem}`);
+    super(AGENT_ERROR_CODES.BENCHMARK_INVALID, `${file}: ${field}: ${problem}`);
   }
 }
 

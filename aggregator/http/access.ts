@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { isLoopbackAddress } from '../ingest/auth.js';
 import { accessDenied } from './errors.js';
+import { configError } from '../errors.js';
 
 /** What a request wants to do, in Kubernetes RBAC terms on Verdict's globalreports. */
 export interface AccessRequest {
@@ -93,26 +94,22 @@ export class StaticTokenReaders implements HttpAuthorizer {
     try {
       doc = parseYaml(readFileSync(file, 'utf8')) as typeof doc;
     } catch (err) {
-      throw new Error(`VERDICT_CONFIG_INVALID: cannot read --http-tokens ${file}: ${(err as Error).message}`);
+      throw configError(`cannot read --http-tokens ${file}: ${(err as Error).message}`, { cause: err });
     }
     if (!Array.isArray(doc?.tokens) || doc.tokens.length === 0)
-      throw new Error(`VERDICT_CONFIG_INVALID: ${file}: expected "tokens:" with at least one entry`);
+      throw configError(`${file}: expected "tokens:" with at least one entry`);
     this.grants = doc.tokens.map((t, i) => {
       const where = `${file}: tokens[${i}]`;
-      if (typeof t.user !== 'string' || !t.user)
-        throw new Error(`VERDICT_CONFIG_INVALID: ${where}.user: a user name is required`);
+      if (typeof t.user !== 'string' || !t.user) throw configError(`${where}.user: a user name is required`);
       let digest: Buffer;
       if (typeof t.token === 'string' && t.token.length >= 16) digest = sha256(t.token);
       else if (typeof t.sha256 === 'string' && /^[0-9a-f]{64}$/.test(t.sha256)) digest = Buffer.from(t.sha256, 'hex');
-      else
-        throw new Error(
-          `VERDICT_CONFIG_INVALID: ${where}: give "token" (16 characters or more) or "sha256" (64 hex digits)`,
-        );
+      else throw configError(`${where}: give "token" (16 characters or more) or "sha256" (64 hex digits)`);
       const list = (v: unknown, dflt: string[]) => (Array.isArray(v) ? v.map(String) : dflt);
       const verbs = list(t.verbs, ['get', 'list']);
       for (const v of verbs)
         if (!['get', 'list', 'create'].includes(v))
-          throw new Error(`VERDICT_CONFIG_INVALID: ${where}.verbs: "${v}" is not get, list or create`);
+          throw configError(`${where}.verbs: "${v}" is not get, list or create`);
       return {
         user: t.user,
         digest,

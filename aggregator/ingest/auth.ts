@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { Metadata } from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
+import { configError } from '../errors.js';
 
 /** Who is on the other end of an agent stream. */
 export interface AgentIdentity {
@@ -57,9 +58,7 @@ export class SharedToken implements AgentAuthenticator {
 
   constructor(token: string) {
     if (token.trim().length < 16)
-      throw new Error(
-        'VERDICT_CONFIG_INVALID: the agent token must be at least 16 characters; generate one with `openssl rand -hex 32`',
-      );
+      throw configError('the agent token must be at least 16 characters; generate one with `openssl rand -hex 32`');
     this.token = Buffer.from(token.trim());
   }
 

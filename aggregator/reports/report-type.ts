@@ -2,6 +2,7 @@ import type { Store } from '../store/index.js';
 import type { ReportDefinition, ReportType as ReportTypeName } from './globalreport.js';
 import type { InventorySnapshot } from './inventory-snapshot.js';
 import type { ReportFile } from './report-file.js';
+import { AGGREGATOR_ERRORS, aggregatorError } from '../errors.js';
 
 /** The interval a run covers, as ISO-8601 times (what reports print) and epoch milliseconds (what the store reads). */
 export interface ReportInterval {
@@ -61,7 +62,8 @@ export interface ReportKind<Name extends ReportTypeName, Input, Summary, Data> {
 /** The cluster source, or the error a report type that needs one fails with when the aggregator has none. */
 export function requireCluster(kind: { name: string; clusterReads?: string }, sources: ReportSources): ClusterSource {
   if (sources.cluster) return sources.cluster;
-  throw new Error(
-    `VERDICT_REPORT_UNSUPPORTED: ${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster or give it --kubeconfig`,
+  throw aggregatorError(
+    AGGREGATOR_ERRORS.reportUnsupported,
+    `${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster or give it --kubeconfig`,
   );
 }

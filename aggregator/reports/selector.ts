@@ -36,6 +36,8 @@
  * in an EntityRule namespaceSelector, outside the selector evaluator. Callers
  * that do not support it can reject selectors with `usesGlobal`.
  */
+import { VerdictError } from '../../common/errors.js';
+import { AGGREGATOR_ERRORS } from '../errors.js';
 
 /** Longest label name Calico's tokenizer accepts. */
 export const MAX_LABEL_LENGTH = 512;
@@ -45,8 +47,7 @@ export const MAX_LABEL_LENGTH = 512;
  */
 export const MAX_NESTING_DEPTH = 1000;
 
-export class SelectorError extends Error {
-  readonly code = 'VERDICT_SELECTOR_INVALID';
+export class SelectorError extends VerdictError {
   override readonly name = 'SelectorError';
   /**
    * @param selector the text that was parsed
@@ -59,7 +60,7 @@ export class SelectorError extends Error {
     readonly position: number,
     readonly reason: string,
   ) {
-    super(`VERDICT_SELECTOR_INVALID: at column ${position} of ${JSON.stringify(selector)}: ${reason}`);
+    super(AGGREGATOR_ERRORS.selectorInvalid, `at column ${position} of ${JSON.stringify(selector)}: ${reason}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Store } from './types.js';
+import { configError } from '../errors.js';
 
 export * from './types.js';
 
@@ -13,7 +14,7 @@ export async function openStore(db: string): Promise<Store> {
     return PostgresStore.open(db);
   }
   // Never echo the value: a mistyped URL may still hold a password.
-  throw new Error(
-    `VERDICT_CONFIG_INVALID: --db must be sqlite:FILE or postgres://user@host/db (got something starting "${db.slice(0, 9)}...")`,
+  throw configError(
+    `--db must be sqlite:FILE or postgres://user@host/db (got something starting "${db.slice(0, 9)}...")`,
   );
 }

@@ -26,6 +26,7 @@ import {
   type Table,
 } from './sql.js';
 import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type StoredAuditEvent } from './types.js';
+import { AGGREGATOR_ERRORS, aggregatorError } from '../errors.js';
 
 /** How long to wait for a connection before a query (and so /readyz) fails, instead of hanging. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -45,7 +46,7 @@ const INT8_AS_NUMBER: pg.CustomTypesConfig = {
 function parseSafeInteger(text: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n))
-    throw new Error(`VERDICT_STORE_CORRUPT: integer ${text} is beyond 2^53 and cannot be read exactly`);
+    throw aggregatorError(AGGREGATOR_ERRORS.storeCorrupt, `integer ${text} is beyond 2^53 and cannot be read exactly`);
   return n;
 }
 
@@ -127,8 +128,9 @@ export class PostgresStore extends SqlStore {
       await store.ping();
     } catch (err) {
       await pool.end();
-      throw new Error(
-        `VERDICT_STORE_UNAVAILABLE: cannot connect to PostgreSQL at ${redactedUrl(url)}: ${(err as Error).message}; check --db and that the server accepts connections`,
+      throw aggregatorError(
+        AGGREGATOR_ERRORS.storeUnavailable,
+        `cannot connect to PostgreSQL at ${redactedUrl(url)}: ${(err as Error).message}; check --db and that the server accepts connections`,
         { cause: err },
       );
     }
@@ -159,9 +161,13 @@ export class PostgresStore extends SqlStore {
         await c.query(m.sql);
         if (m.version === FLOW_DICTIONARY_MIGRATION) await convertLegacyFlows(c);
       } catch (err) {
-        throw new Error(`VERDICT_STORE_MIGRATION_FAILED: migrations/postgres/${m.name}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw aggregatorError(
+          AGGREGATOR_ERRORS.storeMigrationFailed,
+          `migrations/postgres/${m.name}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       await c.query('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)', [
         m.version,

@@ -214,6 +214,8 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
     maxStoreAttempts: 3,
     /** How long an answer may wait for an agent that stopped reading before its stream is ended. */
     drainTimeoutMs: 60_000,
+    /** On shutdown, open streams are given this long to end before the server is forced down. */
+    closeGraceMs: 2000,
   },
 
   /** The report scheduler (SchedulerOptions; start delay and takeover come from their flags). */
@@ -229,6 +231,15 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
     maxCatchUpRuns: 100,
     /** Runs read per report for its last success (metrics) and its GlobalReport status. */
     recentRunsPerReport: 100,
+  },
+
+  /**
+   * CIS score bands (compute/cis.ts): a node scoring at least highThreshold percent is rated high, at least
+   * medThreshold medium, else low. Calico's defaults; a GlobalReport's spec.cis and the HTTP API's query override them.
+   */
+  cis: {
+    highThreshold: 100,
+    medThreshold: 50,
   },
 
   /** Kubernetes: watches, the scheduler Lease, TokenReview. */
@@ -260,6 +271,7 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
   timers: Record<string, number>;
   ingest: Record<string, number>;
   scheduler: Record<string, number>;
+  cis: Record<string, number>;
   kube: Record<string, number | string>;
 };
 

@@ -10,7 +10,7 @@ import { AGGREGATOR_DEFAULTS_TABLE } from './defaults.js';
 import { LoopbackReaders, StaticTokenReaders, type HttpAuthorizer } from './http/access.js';
 import { buildHttpApp, type App } from './http/app.js';
 import { LoopbackOnly, MutualTls, SharedToken, type AgentAuthenticator } from './ingest/auth.js';
-import { IngestServer } from './ingest/server.js';
+import { DEFAULT_INGEST_OPTIONS, IngestServer } from './ingest/server.js';
 import { RbacReaders, ServiceAccountAgents } from './kube/auth.js';
 import { ClusterReports } from './kube/globalreports.js';
 import { kubeInventory } from './kube/inventory.js';
@@ -24,7 +24,7 @@ import { PostgresLeader } from './reports/leader.js';
 import { noteNewPolicyEvents } from './reports/policy-events.js';
 import { ReportRegistry } from './reports/registry.js';
 import { reportRunner } from './reports/runner.js';
-import { ReportScheduler } from './reports/scheduler.js';
+import { DEFAULT_SCHEDULER_OPTIONS, ReportScheduler } from './reports/scheduler.js';
 import { openStore, type Store } from './store/index.js';
 
 const SETTINGS = AGGREGATOR_DEFAULTS_TABLE;
@@ -263,13 +263,10 @@ function schedulerComponent(
     },
     log.child({ component: 'scheduler' }),
     {
+      ...DEFAULT_SCHEDULER_OPTIONS,
       now: Date.now,
       startDelayMs: config.reportStartDelayMs,
       staleRunMs: store.kind === 'postgres' ? config.reportTakeoverAfterMs : 0,
-      maxConcurrent: s.maxConcurrentRuns,
-      maxRetries: s.maxRetries,
-      retryDelayMs: (attempt) => Math.min(s.retryBaseDelayMs * 2 ** (attempt - 1), s.retryMaxDelayMs),
-      maxCatchUp: s.maxCatchUpRuns,
     },
   );
   const component: Component = {
@@ -357,11 +354,8 @@ export async function startAggregator(
     await life.add('store', storeComponent(store));
     const metrics = new AggregatorMetrics(store);
     const ingest = new IngestServer(store, metrics, auth, log.child({ component: 'ingest' }), {
+      ...DEFAULT_INGEST_OPTIONS,
       maxMessageBytes: config.maxMessageBytes,
-      maxInFlight: SETTINGS.ingest.maxInFlightMessages,
-      maxStoreAttempts: SETTINGS.ingest.maxStoreAttempts,
-      drainTimeoutMs: SETTINGS.ingest.drainTimeoutMs,
-      now: Date.now,
     });
     const grpcServer = await life.add('ingest', ingestComponent(ingest, config.grpcAddress, credentials));
     if (kube) await life.add('kube-client', { stop: () => kube.close() });

@@ -1,5 +1,6 @@
 import { scorePercent } from '../../common/scan-report.js';
 import type { LatestCheckStatus, NodeRecord } from '../store/index.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 
 /** Calico Enterprise's CIS report bands: HIGH at or above highThreshold, MED at or above medThreshold. */
 export interface Thresholds {
@@ -9,7 +10,8 @@ export interface Thresholds {
   medThreshold: number;
 }
 
-export const DEFAULT_THRESHOLDS: Thresholds = { highThreshold: 100, medThreshold: 50 };
+/** Calico's score bands (aggregator/defaults.ts). */
+export const DEFAULT_THRESHOLDS: Thresholds = { ...AGGREGATOR_DEFAULTS_TABLE.cis };
 
 export type Rating = 'high' | 'medium' | 'low';
 

@@ -11,6 +11,8 @@ import {
 } from '../../proto/index.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import { benchmarkRunFromWire, flowBatchFromWireInSlices, helloFromWire } from '../../proto/from-wire.js';
+import { AGGREGATOR_DEFAULTS } from '../config.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { NodeHello, Store } from '../store/index.js';
 import type { FlowBatchMessage } from '../../proto/from-wire.js';
@@ -30,12 +32,13 @@ export interface IngestOptions {
   drainTimeoutMs: number;
 }
 
+/** The ingest settings of aggregator/defaults.ts (maxMessageBytes: --max-message-bytes's default). */
 export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
-  maxMessageBytes: 4 * 1024 * 1024,
-  maxInFlight: 16,
+  maxMessageBytes: AGGREGATOR_DEFAULTS.maxMessageBytes,
+  maxInFlight: AGGREGATOR_DEFAULTS_TABLE.ingest.maxInFlightMessages,
   now: Date.now,
-  maxStoreAttempts: 3,
-  drainTimeoutMs: 60_000,
+  maxStoreAttempts: AGGREGATOR_DEFAULTS_TABLE.ingest.maxStoreAttempts,
+  drainTimeoutMs: AGGREGATOR_DEFAULTS_TABLE.ingest.drainTimeoutMs,
 };
 
 /** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
@@ -133,7 +136,7 @@ export class IngestServer {
       const t = setTimeout(() => {
         this.server.forceShutdown();
         resolve();
-      }, 2000);
+      }, AGGREGATOR_DEFAULTS_TABLE.ingest.closeGraceMs);
       t.unref();
       this.server.tryShutdown(() => {
         clearTimeout(t);

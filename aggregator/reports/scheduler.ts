@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
+import { AGGREGATOR_DEFAULTS } from '../config.js';
+import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
 import { isValid, toDefinition, type ReportDefinition } from './globalreport.js';
 import type { ReportRegistry } from './registry.js';
@@ -26,12 +28,18 @@ export interface SchedulerOptions {
   staleRunMs: number;
 }
 
+const SCHEDULER = AGGREGATOR_DEFAULTS_TABLE.scheduler;
+
+/**
+ * The scheduler settings of aggregator/defaults.ts (startDelayMs: --report-start-delay's default); staleRunMs 0 is a
+ * single replica's (aggregator/main.ts sets --report-takeover-after with PostgreSQL).
+ */
 export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, 'now'> = {
-  startDelayMs: 30 * 60_000,
-  maxConcurrent: 5,
-  maxRetries: 6,
-  retryDelayMs: (attempt) => Math.min(60_000 * 2 ** (attempt - 1), 30 * 60_000),
-  maxCatchUp: 100,
+  startDelayMs: AGGREGATOR_DEFAULTS.reportStartDelayMs,
+  maxConcurrent: SCHEDULER.maxConcurrentRuns,
+  maxRetries: SCHEDULER.maxRetries,
+  retryDelayMs: (attempt) => Math.min(SCHEDULER.retryBaseDelayMs * 2 ** (attempt - 1), SCHEDULER.retryMaxDelayMs),
+  maxCatchUp: SCHEDULER.maxCatchUpRuns,
   staleRunMs: 0,
 };
 
@@ -114,7 +122,7 @@ export class ReportScheduler {
     private readonly options: SchedulerOptions,
   ) {}
 
-  start(intervalMs = 10_000): void {
+  start(intervalMs = SCHEDULER.tickIntervalMs): void {
     this.timer = setInterval(() => void this.tick(), intervalMs);
     this.timer.unref();
     void this.tick();

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { eventList, nested, nestedJson, policyAuditEvent, postAudit } from '../fixtures/audit.js';
 import { tempDir } from '../fixtures/tmp.js';
@@ -14,7 +14,7 @@ import { tempDir } from '../fixtures/tmp.js';
 
 const MARKER = '[verdict: truncated, nested deeper than 64 levels]';
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup(t: Test) {
   const dir = tempDir(t);
   mkdirSync(join(dir, 'reports'));
   writeFileSync(

@@ -1,8 +1,8 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
 
-async function seeded(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function seeded(t: Test) {
   const agg = await startTestAggregator(t);
   const hello = {
     role: 'worker' as const,

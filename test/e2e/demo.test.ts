@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
@@ -33,7 +33,7 @@ function processesMentioning(text: string): { pid: number; ppid: number; cmdline
 }
 
 /** A port on 127.0.0.1 held by this test until it ends. */
-async function busyPort(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<number> {
+async function busyPort(t: Test): Promise<number> {
   const srv: Server = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => srv.close(() => r())));

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { workloadFromPodName } from '../../agent/flows/normalize.js';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
@@ -65,13 +65,7 @@ async function markerStored(agg: Agg, file: string): Promise<void> {
   );
 }
 
-function startAgent(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
-  agg: Agg,
-  nodeRoot: string,
-  flowsFile: string,
-  spool: string,
-): ChildProcess {
+function startAgent(t: Test, agg: Agg, nodeRoot: string, flowsFile: string, spool: string): ChildProcess {
   const child = spawn(
     process.execPath,
     [
@@ -98,7 +92,7 @@ function startAgent(
   return child;
 }
 
-async function assertSummary(t: Parameters<Parameters<typeof t.test>[1]>[0], agg: Agg): Promise<void> {
+async function assertSummary(t: Test, agg: Agg): Promise<void> {
   const body = (await (
     await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/network-access?from=${FROM}&to=${TO}`)
   ).json()) as { endpoints: Record<string, unknown>[] };

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
@@ -16,7 +16,7 @@ const root = packageRoot();
 const AGENT = join(root, 'dist', 'agent', 'cli.js');
 const AGGREGATOR = join(root, 'dist', 'aggregator', 'cli.js');
 
-function startProcess(t: Parameters<Parameters<typeof t.test>[1]>[0], args: string[]): ChildProcess {
+function startProcess(t: Test, args: string[]): ChildProcess {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
     child.kill('SIGKILL');
@@ -25,9 +25,7 @@ function startProcess(t: Parameters<Parameters<typeof t.test>[1]>[0], args: stri
 }
 
 /** Start the aggregator and read its bound ports from its start-up log line. */
-async function startAggregatorProcess(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
-): Promise<{ http: number; grpc: number; child: ChildProcess }> {
+async function startAggregatorProcess(t: Test): Promise<{ http: number; grpc: number; child: ChildProcess }> {
   const child = startProcess(t, [
     AGGREGATOR,
     '--http',

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks } from '../../../agent/flows/normalize.js';
 import { parseCalicoLine } from '../../../agent/flows/sources/calico.js';
@@ -132,7 +132,7 @@ function lineArb(samples: Json[]): fc.Arbitrary<string> {
   );
 }
 
-async function capture(t: Parameters<Parameters<typeof t.test>[1]>[0], kind: 'calico' | 'hubble', lines: string[]) {
+async function capture(t: Test, kind: 'calico' | 'hubble', lines: string[]) {
   const dir = tempDir(t);
   const file = join(dir, 'flows.log');
   writeFileSync(file, '');

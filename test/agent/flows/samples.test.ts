@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { InternalNetworks, workloadFromPodName } from '../../../agent/flows/normalize.js';
 import { parseCalicoLine, parseHit } from '../../../agent/flows/sources/calico.js';
 import { HubbleParser } from '../../../agent/flows/sources/hubble.js';
@@ -40,11 +40,7 @@ const FIELDS = [
   'deniedOut',
 ] as const;
 
-function check(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
-  flows: FlowRecord[],
-  expected: Record<string, Record<string, unknown>>,
-) {
+function check(t: Test, flows: FlowRecord[], expected: Record<string, Record<string, unknown>>) {
   const got = networkAccess(flows).endpoints;
   t.same(got.map((e) => e.endpoint).sort(), Object.keys(expected).map(verdictKey).sort(), 'the same endpoints');
   for (const [key, want] of Object.entries(expected)) {

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { InternalNetworks } from '../../../agent/flows/normalize.js';
 import { parseCalicoLine } from '../../../agent/flows/sources/calico.js';
 import { packageRoot } from '../../../common/package-root.js';
@@ -44,7 +44,7 @@ spec:
   schedule: "every tuesday"
 `;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup(t: Test) {
   const dir = tempDir(t);
   mkdirSync(join(dir, 'reports'));
   writeFileSync(join(dir, 'reports', 'reports.yaml'), REPORTS);

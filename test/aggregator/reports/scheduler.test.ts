@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseReportsYaml } from '../../../aggregator/reports/globalreport.js';
 import { ReportRegistry } from '../../../aggregator/reports/registry.js';
 import {
@@ -31,7 +31,7 @@ ${extra}`;
 }
 
 function setup(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
+  t: Test,
   opts: {
     runner?: RunReport;
     leader?: () => Promise<boolean>;

@@ -161,7 +161,7 @@ t.test('json carries the notes the table prints; junit skips unscored failures w
 t.test('table on a terminal: colour, wrapped to its width', async (t) => {
   // A pseudo-terminal of 60 columns from util-linux script(1), when there is one.
   if (spawnSync('script', ['--version'], { encoding: 'utf8' }).status !== 0) {
-    t.skip('no script(1) to give the scan a terminal');
+    t.skip('no script(1) to give the scan a terminal', () => {});
     return;
   }
   const { roots } = buildExampleNodes(tempDir(t));

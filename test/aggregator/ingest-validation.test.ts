@@ -172,7 +172,7 @@ t.test(
 
 t.test('an agent that stops reading its acks does not hold its session forever', async (t) => {
   const store = await openStore(`sqlite:${tempDir(t)}/v.db`);
-  const metrics = new AggregatorMetrics();
+  const metrics = new AggregatorMetrics(store);
   const server = new IngestServer(store, metrics, new LoopbackOnly(), pino({ level: 'silent' }), {
     ...DEFAULT_INGEST_OPTIONS,
     drainTimeoutMs: 300,

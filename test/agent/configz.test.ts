@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseRunArgs, startAgent } from '../../agent/run.js';
 import { NodeRootBuilder } from '../../examples/node-root.js';
 import { buildHardenedWorker } from '../../examples/nodes.js';
@@ -14,7 +14,7 @@ import { until } from '../fixtures/wait.js';
 // answers GET /api/v1/nodes/{name} and GET /api/v1/nodes/{name}/proxy/configz with
 // the response shapes of the Kubernetes API documentation (a v1 Node; the
 // kubelet's configz wrapper {"kubeletconfig": KubeletConfiguration}).
-function fakeApiServer(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { configz: 'ok' | 'forbidden' }) {
+function fakeApiServer(t: Test, opts: { configz: 'ok' | 'forbidden' }) {
   const seen: { path: string; auth?: string }[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     seen.push({ path: req.url ?? '', auth: req.headers.authorization });
@@ -101,7 +101,7 @@ function kubeconfig(dir: string, port: number): string {
   return file;
 }
 
-async function runAgentOnce(t: Parameters<Parameters<typeof t.test>[1]>[0], configz: 'ok' | 'forbidden') {
+async function runAgentOnce(t: Test, configz: 'ok' | 'forbidden') {
   const dir = tempDir(t);
   const api = await fakeApiServer(t, { configz });
   const agg = await startTestAggregator(t);

@@ -4,6 +4,7 @@ import t from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { findTool, skipUnlessFound } from '../fixtures/tools.js';
 import type { ScanReport } from '../../common/scan-report.js';
 
 // Issue 14, item 4 (formats), through the built CLI.
@@ -158,36 +159,37 @@ t.test('json carries the notes the table prints; junit skips unscored failures w
   );
 });
 
-t.test('table on a terminal: colour, wrapped to its width', async (t) => {
-  // A pseudo-terminal of 60 columns from util-linux script(1), when there is one.
-  if (spawnSync('script', ['--version'], { encoding: 'utf8' }).status !== 0) {
-    t.skip('no script(1) to give the scan a terminal', () => {});
-    return;
-  }
-  const { roots } = buildExampleNodes(tempDir(t));
-  const cmd = `stty cols 60; '${process.execPath}' '${CLI}' scan --host-root '${roots['worker-weak']}' --node-name w1 2>/dev/null`;
-  const env = { ...process.env };
-  delete env.NO_COLOR;
-  delete env.FORCE_COLOR;
-  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env, timeout: 60_000 });
-  const lines = r.stdout.replace(/\r/g, '').split('\n');
-  const i = lines.findIndex((l) => l.includes('4.1.1  Ensure'));
-  t.same(lines.slice(i, i + 2), [
-    '\u001b[31m[FAIL]\u001b[0m 4.1.1  Ensure that the kubelet service file',
-    '              permissions are set to 600 or more restrictive',
-  ]);
-  const plain = lines.map((l) =>
-    l
-      .replaceAll('\u001b[31m', '')
-      .replaceAll('\u001b[32m', '')
-      .replaceAll('\u001b[33m', '')
-      .replaceAll('\u001b[34m', '')
-      .replaceAll('\u001b[1m', '')
-      .replaceAll('\u001b[2m', '')
-      .replaceAll('\u001b[0m', ''),
-  );
-  t.ok(
-    plain.every((l) => l.length <= 60),
-    'no line wider than the terminal',
-  );
-});
+// A pseudo-terminal of 60 columns from util-linux script(1), found on PATH like the other optional programs.
+const script = findTool('script');
+t.test(
+  'table on a terminal: colour, wrapped to its width',
+  { skip: skipUnlessFound({ script }, 'apt-get install bsdutils (util-linux script)') },
+  async (t) => {
+    const { roots } = buildExampleNodes(tempDir(t));
+    const cmd = `stty cols 60; '${process.execPath}' '${CLI}' scan --host-root '${roots['worker-weak']}' --node-name w1 2>/dev/null`;
+    const env = { ...process.env };
+    delete env.NO_COLOR;
+    delete env.FORCE_COLOR;
+    const r = spawnSync(script!, ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env, timeout: 60_000 });
+    const lines = r.stdout.replace(/\r/g, '').split('\n');
+    const i = lines.findIndex((l) => l.includes('4.1.1  Ensure'));
+    t.same(lines.slice(i, i + 2), [
+      '\u001b[31m[FAIL]\u001b[0m 4.1.1  Ensure that the kubelet service file',
+      '              permissions are set to 600 or more restrictive',
+    ]);
+    const plain = lines.map((l) =>
+      l
+        .replaceAll('\u001b[31m', '')
+        .replaceAll('\u001b[32m', '')
+        .replaceAll('\u001b[33m', '')
+        .replaceAll('\u001b[34m', '')
+        .replaceAll('\u001b[1m', '')
+        .replaceAll('\u001b[2m', '')
+        .replaceAll('\u001b[0m', ''),
+    );
+    t.ok(
+      plain.every((l) => l.length <= 60),
+      'no line wider than the terminal',
+    );
+  },
+);

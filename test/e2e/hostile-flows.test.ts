@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -266,11 +266,15 @@ t.test(
       '--flow-window-ms',
       '300',
     ]);
-    // Windows close while nobody listens: wait until one is cut and spooled (a batch file), not a fixed time.
+    // Windows close while nobody listens: wait until one is cut and spooled whose batch is over the 64 KiB the
+    // aggregator will take (its file holds the batch in base64, so well over 64 KiB), not a fixed time. A small first
+    // window alone would fit, and the refusal this test is about would not happen.
     const batches = join(dir, 'spool', 'batches');
     await until(
-      () => existsSync(batches) && readdirSync(batches).some((n) => /^\d+\.json$/.test(n)),
-      'a window cut and spooled while the aggregator is down',
+      () =>
+        existsSync(batches) &&
+        readdirSync(batches).some((n) => /^\d+\.json$/.test(n) && statSync(join(batches, n)).size > 128 * 1024),
+      'a window over 64 KiB cut and spooled while the aggregator is down',
       30_000,
     );
     const agg = await startTestAggregator(t, { grpcAddress: `127.0.0.1:${port}`, maxMessageBytes: 64 * 1024 });

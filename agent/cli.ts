@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cliFailure } from '../common/cli-failure.js';
 import { VERDICT_VERSION } from '../common/version.js';
-import { loadBenchmarks } from './cis/benchmarks.js';
+import { bundledBenchmarkIndex } from './cis/benchmark-index.js';
 import { formatReport, table, tableStyle, type ReportFormat } from './cis/format.js';
 import { scanNode } from './cis/index.js';
 import { AGENT_DEFAULTS } from './defaults.js';
@@ -149,14 +149,14 @@ function scanCommand(args: string[]): number {
   const root = statSync(flags.hostRoot, { throwIfNoEntry: false });
   if (!root?.isDirectory())
     throw usageError(`--host-root ${flags.hostRoot} ${root ? 'is not a directory' : 'does not exist'}`);
-  const { report, notes, warnings, kubelet } = scanNode(flags);
+  const { report, notes, warnings, kubelet, sectionTitles } = scanNode(flags);
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   if (!kubelet.found) {
     process.stderr.write(`verdict-agent: ${kubelet.why}; not a Kubernetes node, nothing to assess\n`);
     return 2;
   }
   if (format === 'table') for (const n of notes) process.stderr.write(`note: ${n}\n`);
-  process.stdout.write(formatReport(report, format, tableStyle(process.stdout, process.env)));
+  process.stdout.write(formatReport(report, format, tableStyle(process.stdout, process.env), sectionTitles));
   return exitCode && report.checks.some((c) => c.status === 'FAIL' && c.scored) ? 1 : 0;
 }
 
@@ -164,12 +164,12 @@ function benchmarksCommand(args: string[]): number {
   current = 'benchmarks';
   const { values: raw } = parseArgs({ args, options: parseArgsOptions(BENCHMARKS_FLAGS), strict: true });
   const values = parseFlagValues(BENCHMARKS_FLAGS, raw);
-  const list = loadBenchmarks().map((b) => ({
+  const list = bundledBenchmarkIndex().map((b) => ({
     id: b.id,
     version: b.version,
     kubernetesVersions: b.kubernetesVersions,
-    checks: b.checks.length,
-    automated: b.checks.filter((c) => c.automated).length,
+    checks: b.checks,
+    automated: b.automated,
   }));
   if (values.format === 'json') {
     process.stdout.write(JSON.stringify({ items: list }, null, 2) + '\n');

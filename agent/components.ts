@@ -7,7 +7,6 @@ import type { ScanReport } from '../common/scan-report.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import { reportToWire, roleToWire } from '../proto/convert.js';
 import { PROTOCOL_VERSION, type WireHello } from '../proto/index.js';
-import { loadBenchmarks } from './cis/benchmarks.js';
 import { HostView } from './cis/host.js';
 import { scanNode } from './cis/index.js';
 import type { LiveKubeletConfig } from './cis/kubelet.js';
@@ -199,7 +198,6 @@ export class Scanner implements Component, NodeFacts {
   scans = 0;
   readonly firstScan: Promise<void>;
   private markFirstScan!: () => void;
-  private readonly benchmarks = loadBenchmarks();
   private lastScan?: ScanReport;
   private labels: Record<string, string> = {};
   private kubelet = '';
@@ -251,7 +249,6 @@ export class Scanner implements Component, NodeFacts {
     if (node?.labels) this.labels = node.labels;
     const result = scanNode({
       ...this.config,
-      benchmarks: this.benchmarks,
       liveKubeletConfig: live,
       kubernetesVersion: this.config.kubernetesVersion ?? node?.kubeletVersion,
     });

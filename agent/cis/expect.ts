@@ -1,4 +1,5 @@
-import { parseNumberish, type ExpectSpec } from './schema.js';
+import { parseNumberish } from './numberish.js';
+import type { ExpectSpec } from './schema.js';
 
 /**
  * Whether a resolved value meets a benchmark expectation. An unset value with no

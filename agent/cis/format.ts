@@ -30,7 +30,16 @@ export function tableStyle(
   return { color, width };
 }
 
-export function formatReport(report: ScanReport, format: ReportFormat, style: TableStyle = PLAIN): string {
+/**
+ * The report in a format. `sectionTitles` are the benchmark's (scanNode's result): the table's headings; without
+ * them sections are headed by their ids.
+ */
+export function formatReport(
+  report: ScanReport,
+  format: ReportFormat,
+  style: TableStyle = PLAIN,
+  sectionTitles: Readonly<Record<string, string>> = {},
+): string {
   switch (format) {
     case 'json':
       return JSON.stringify(report, null, 2) + '\n';
@@ -41,40 +50,13 @@ export function formatReport(report: ScanReport, format: ReportFormat, style: Ta
     case 'sarif':
       return toSarif(report);
     case 'table':
-      return toTable(report, style);
+      return toTable(report, style, sectionTitles);
   }
 }
 
-/**
- * The CIS Kubernetes Benchmark's section titles (the same in v1.9 to v1.12; General Policies is 5.7 in the older
- * documents and 5.6 in the newer ones). The benchmark files carry only each check's section id.
- */
-const SECTION_TITLES: Record<string, string> = {
-  '1': 'Control Plane Security Configuration',
-  '1.1': 'Control Plane Node Configuration Files',
-  '1.2': 'API Server',
-  '1.3': 'Controller Manager',
-  '1.4': 'Scheduler',
-  '2': 'Etcd Node Configuration',
-  '3': 'Control Plane Configuration',
-  '3.1': 'Authentication and Authorization',
-  '3.2': 'Logging',
-  '4': 'Worker Node Security Configuration',
-  '4.1': 'Worker Node Configuration Files',
-  '4.2': 'Kubelet',
-  '4.3': 'kube-proxy',
-  '5': 'Policies',
-  '5.1': 'RBAC and Service Accounts',
-  '5.2': 'Pod Security Standards',
-  '5.3': 'Network Policies and CNI',
-  '5.4': 'Secrets Management',
-  '5.5': 'Extensible Admission Control',
-  '5.6': 'General Policies',
-  '5.7': 'General Policies',
-};
-
-export const sectionTitle = (id: string): string => {
-  const t = SECTION_TITLES[id];
+/** A section's heading: its id and, when the benchmark names it (its `sections`), its title ("4.2 Kubelet"). */
+export const sectionTitle = (id: string, titles: Readonly<Record<string, string>>): string => {
+  const t = Object.hasOwn(titles, id) ? titles[id] : undefined;
   return t ? `${id} ${t}` : id;
 };
 
@@ -124,7 +106,8 @@ function counts(checks: readonly CheckResult[]): string {
  * title wrapped to the width; then each failing check's actual, expected and fix; then a summary per section and in
  * total. PASS and scored FAIL count in the score; WARN is a failing check that is not scored.
  */
-function toTable(r: ScanReport, style: TableStyle): string {
+function toTable(r: ScanReport, style: TableStyle, titles: Readonly<Record<string, string>>): string {
+  const heading = (id: string) => sectionTitle(id, titles);
   const paint = (color: keyof typeof ANSI, text: string) =>
     style.color ? `\u001b[${ANSI[color]}m${text}\u001b[0m` : text;
   const s = r.summary;
@@ -145,9 +128,9 @@ function toTable(r: ScanReport, style: TableStyle): string {
   let top = '';
   for (const [section, checks] of sections) {
     const chapter = section.split('.')[0] as string;
-    if (chapter !== top && chapter !== section) lines.push(paint('bold', sectionTitle(chapter)));
+    if (chapter !== top && chapter !== section) lines.push(paint('bold', heading(chapter)));
     top = chapter;
-    lines.push(paint('bold', sectionTitle(section)));
+    lines.push(paint('bold', heading(section)));
     for (const c of checks) {
       const { tag, color } = tagOf(c);
       const head = wrap(c.title, style.width, `${tag} ${c.id.padEnd(idWidth)} `, indent);
@@ -175,10 +158,10 @@ function toTable(r: ScanReport, style: TableStyle): string {
       (l) => paint('bold', l),
     ),
   );
-  const width = Math.max(5, ...[...sections.keys()].map((k) => sectionTitle(k).length));
+  const width = Math.max(5, ...[...sections.keys()].map((k) => heading(k).length));
   const row = (name: string, text: string) =>
     2 + width + 2 + text.length <= style.width ? [`  ${name.padEnd(width)}  ${text}`] : [`  ${name}`, `      ${text}`];
-  for (const [section, checks] of sections) lines.push(...row(sectionTitle(section), counts(checks)));
+  for (const [section, checks] of sections) lines.push(...row(heading(section), counts(checks)));
   lines.push(...row('Total', counts(r.checks)), '');
   lines.push(
     ...wrap(

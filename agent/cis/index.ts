@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { summarize, type NodeRole, type ScanReport } from '../../common/scan-report.js';
 import { NodeAccounts } from './accounts.js';
 import type { NodeFacts } from './audits.js';
-import { loadBenchmarks, pickBenchmark } from './benchmarks.js';
+import { chooseBenchmark } from './benchmark-index.js';
 import { ComponentReader } from './components.js';
 import { evaluateBenchmark } from './engine.js';
 import { HostView } from './host.js';
@@ -11,7 +11,6 @@ import { findK3sProcess, k3sOption } from './k3s.js';
 import { readKubeletSettings, resolveSetting, type KubeletSettings, type LiveKubeletConfig } from './kubelet.js';
 import { listProcesses, type NodeProcess } from './processes.js';
 import type { BenchmarkSpec } from './schema.js';
-import { AGENT_ERROR_CODES, agentError } from '../errors.js';
 
 export interface ScanOptions {
   hostRoot: string;
@@ -29,7 +28,7 @@ export interface ScanOptions {
   kubernetesVersion?: string;
   /** The kubelet's live configz (run mode, opt-in); files are the fallback when absent. */
   liveKubeletConfig?: LiveKubeletConfig;
-  /** Pre-loaded benchmarks (the agent loads them once). */
+  /** Benchmarks already loaded (tests); else the bundled ones, of which only the one used is read. */
   benchmarks?: BenchmarkSpec[];
   now?: () => Date;
 }
@@ -47,6 +46,8 @@ export interface ScanResult {
    * config file or kubeconfig); without one the root is not a Kubernetes node and the report is not assessable.
    */
   kubelet: { found: true; how: string } | { found: false; why: string };
+  /** The benchmark's section titles by id ("4.2" → "Kubelet"), chapters included: what the table groups under. */
+  sectionTitles: Record<string, string>;
   /** The Kubernetes version the benchmark was chosen by, when known ("1.32.2"). */
   kubernetesVersion?: string;
 }
@@ -72,23 +73,9 @@ export function scanNode(options: ScanOptions): ScanResult {
   if (options.role === 'auto')
     notes.push(`role ${role}: ${role === 'control-plane' ? 'kube-apiserver runs here' : 'no kube-apiserver here'}`);
 
-  const benchmarks = options.benchmarks ?? loadBenchmarks();
   const version = options.kubernetesVersion ?? detectKubernetesVersion(host, components);
-  let benchmark: BenchmarkSpec;
-  if (options.benchmark === 'auto') {
-    const pick = pickBenchmark(benchmarks, version);
-    benchmark = pick.benchmark;
-    notes.push(pick.why);
-  } else {
-    const found = benchmarks.find((b) => b.id === options.benchmark);
-    if (!found) {
-      throw agentError(
-        AGENT_ERROR_CODES.BENCHMARK_UNKNOWN,
-        `no benchmark "${options.benchmark}"; run 'verdict-agent benchmarks' to list them`,
-      );
-    }
-    benchmark = found;
-  }
+  const { benchmark, why } = chooseBenchmark(options.benchmark, version, options.benchmarks);
+  if (why) notes.push(why);
 
   for (const x of options.exclude)
     if (!benchmark.checks.some((c) => c.id === x || c.id.startsWith(`${x}.`)))
@@ -106,7 +93,15 @@ export function scanNode(options: ScanOptions): ScanResult {
   };
   if (notes.length > 0) report.notes = notes;
   if (!kubeletFound.found) report.notAssessable = kubeletFound.why;
-  return { report, touched: [...host.touched], notes, warnings, kubelet: kubeletFound, kubernetesVersion: version };
+  return {
+    report,
+    touched: [...host.touched],
+    notes,
+    warnings,
+    kubelet: kubeletFound,
+    sectionTitles: Object.fromEntries((benchmark.sections ?? []).map((s) => [s.id, s.title])),
+    kubernetesVersion: version,
+  };
 }
 
 /** Files only a Kubernetes node has: the kubelet's config and kubeconfig as kubeadm, k3s and RKE2 write them. */

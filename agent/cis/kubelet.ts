@@ -15,7 +15,7 @@ import {
   KUBELET_LEGACY_FLAG_DEFAULTS,
   KUBELET_ZERO_MEANS_DEFAULT,
 } from './kubelet-defaults.js';
-import { parseNumberish } from './schema.js';
+import { parseNumberish } from './numberish.js';
 import { findK3sProcess, k3sPassThroughArgs, parseRepeated } from './k3s.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 import { readSystemdService, SYSTEMD_UNIT_DIRS } from './systemd.js';

@@ -3,6 +3,7 @@ import { Compile, type Validator } from 'typebox/compile';
 import { VerdictError } from '../../common/errors.js';
 import { documentField } from '../../common/parsed-document.js';
 import { AGENT_ERROR_CODES } from '../errors.js';
+import { parseNumberish } from './numberish.js';
 
 /** The comparisons a benchmark may ask for (see benchmarks/README.md). */
 
@@ -154,6 +155,18 @@ const BenchmarkHead = Type.Object(
     version: Type.String({ minLength: 1 }),
     title: Type.String({ minLength: 1 }),
     kubernetesVersions: Type.Array(Type.String({ pattern: '^\\d+\\.\\d+$' })),
+    /** The document's section titles ("4.2" Kubelet), chapters ("4") included: what the table groups checks under. */
+    sections: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            id: Type.String({ pattern: '^\\d+(\\.\\d+)*$', description: 'a section id like "4.2"' }),
+            title: Type.String({ minLength: 1 }),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
     checks: Type.Array(Type.Unknown(), { minItems: 1 }),
   },
   { additionalProperties: false },
@@ -186,7 +199,22 @@ export function validateBenchmark(doc: unknown, file: string): BenchmarkSpec {
     seen.add(c.id);
     if (c.audit !== undefined) validateAudit(c.audit, file, `${at}.audit`, true);
   });
+  if (head.sections) validateSections(head.sections, head.checks as CheckSpec[], file);
   return doc as BenchmarkSpec;
+}
+
+/** Section ids are unique, and a benchmark that names its sections names every one its checks use, chapters too. */
+function validateSections(sections: { id: string }[], checks: CheckSpec[], file: string): void {
+  const titled = new Set<string>();
+  sections.forEach((s, i) => {
+    if (titled.has(s.id)) throw new BenchmarkInvalidError(file, `sections[${i}].id`, `duplicate section id "${s.id}"`);
+    titled.add(s.id);
+  });
+  checks.forEach((c, i) => {
+    for (const id of [c.section, c.section.split('.')[0] as string])
+      if (!titled.has(id))
+        throw new BenchmarkInvalidError(file, `checks[${i}].section`, `section "${id}" has no title under sections`);
+  });
 }
 
 function validateAudit(audit: unknown, file: string, at: string, allowComposite: boolean): void {
@@ -283,15 +311,5 @@ function describeSchemaAt(schema: TSchema, pointer: string): string | undefined 
   return (cur as { description?: string }).description;
 }
 
-/** Numbers, and Go durations ("1h30m", "5m0s", "300s") as seconds. */
-export function parseNumberish(v: string): number | undefined {
-  const t = v.trim();
-  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
-  const m = /^((\d+(\.\d+)?)(h|m|s|ms))+$/.test(t) ? t.match(/\d+(\.\d+)?(h|ms|m|s)/g) : null;
-  if (!m) return undefined;
-  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
-  return m.reduce((sum, part) => {
-    const u = /ms$/.test(part) ? 'ms' : part.slice(-1);
-    return sum + parseFloat(part) * (unit[u] as number);
-  }, 0);
-}
+// Kept here for code that has always imported it from the schema; numberish.ts has no schema library behind it.
+export { parseNumberish } from './numberish.js';

@@ -25,6 +25,16 @@ export interface FlowEndpoint {
   serviceAccount: string;
   /** On the public internet (and not inside a configured internal CIDR). */
   internet: boolean;
+  /**
+   * The Cilium reserved identity Hubble gave this endpoint ("host", "remote-node", "health", "kube-apiserver",
+   * "world", "world-ipv4", "world-ipv6", "ingress", "unmanaged", "init", "encrypted-overlay"); absent for everything
+   * else (pods, Calico and Goldmane endpoints). An endpoint with a reserved identity other than a world one is a peer
+   * of the cluster's endpoints, never one of them: host, remote-node and health are `kind: 'host'` named per node
+   * (the observing node's name for "host", the address for the others), kube-apiserver is `kind: 'apiserver'`, the
+   * rest `kind: 'network'` named "reserved:<identity>". Set only when non-empty, so endpoints without it keep their
+   * identity (JSON, keys) from before the field existed.
+   */
+  reserved?: string;
 }
 
 export interface PolicyRef {
@@ -52,6 +62,14 @@ export interface FlowRecord {
   unnamedPolicy: boolean;
   /** The verdict came from a real policy (not a namespace profile, not "no policy"). */
   policyDecided: boolean;
+  /**
+   * True when no event behind this record could say whether a policy decided it: a Hubble connection of which only
+   * trace events were seen (no policy-verdict event, no drop, no *_allowed_by; trace events never carry them, and
+   * Cilium sends a verdict once per new connection). Such a record counts traffic but is no evidence of protection or
+   * of its absence (`policyDecided` is false only for want of evidence). Absent (never false) otherwise, so records
+   * without it keep their keys from before the field existed; Calico and Goldmane records never set it.
+   */
+  policyUnknown?: boolean;
   connections: number;
   packets: number;
   bytes: number;
@@ -72,6 +90,8 @@ export function flowKey(f: FlowRecord): string {
     f.stagedPolicies,
     f.unnamedPolicy,
     f.policyDecided,
+    // Only when set: records without it keep the key they had before the field existed.
+    ...(f.policyUnknown ? [true] : []),
   ]);
 }
 
@@ -125,6 +145,10 @@ function endpointProblem(field: string, e: FlowEndpoint | undefined | null): str
   if (!Array.isArray(e.labels) || e.labels.length > FLOW_LIMITS.labelsPerEndpoint)
     return `${field}.labels is not a list of at most ${FLOW_LIMITS.labelsPerEndpoint}`;
   if (typeof e.internet !== 'boolean') return `${field}.internet is not a boolean`;
+  if (e.reserved !== undefined) {
+    const bad = textProblem(`${field}.reserved`, e.reserved, 64);
+    if (bad) return bad;
+  }
   return (
     textProblem(`${field}.namespace`, e.namespace) ??
     textProblem(`${field}.name`, e.name) ??
@@ -165,6 +189,7 @@ export function flowRecordProblem(f: FlowRecord): string | undefined {
     return 'no valid time range';
   if (typeof f.unnamedPolicy !== 'boolean' || typeof f.policyDecided !== 'boolean')
     return 'unnamedPolicy/policyDecided are not booleans';
+  if (f.policyUnknown !== undefined && typeof f.policyUnknown !== 'boolean') return 'policyUnknown is not a boolean';
   return (
     endpointProblem('source', f.source) ??
     endpointProblem('destination', f.destination) ??

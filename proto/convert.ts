@@ -54,6 +54,7 @@ function endpointToWire(e: FlowEndpoint): WireFlowEndpoint {
     labels: e.labels,
     serviceAccount: e.serviceAccount,
     internet: e.internet,
+    reserved: e.reserved ?? '',
   };
 }
 
@@ -74,5 +75,6 @@ export function flowToWire(f: FlowRecord): WireFlowRecord {
     startUnixMs: f.startMs,
     endUnixMs: f.endMs,
     policyDecided: f.policyDecided,
+    policyUnknown: f.policyUnknown === true,
   };
 }

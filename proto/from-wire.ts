@@ -204,7 +204,7 @@ function endpointFromWire(e: WireFlowEndpoint | null | undefined): FlowEndpoint 
   const kind = member(KINDS, e.kind);
   if (!kind) return `kind ${JSON.stringify(e.kind)} is not one this aggregator knows`;
   const labels = Array.isArray(e.labels) ? [...e.labels].sort() : e.labels;
-  return {
+  const out: FlowEndpoint = {
     kind,
     namespace: e.namespace,
     name: e.name,
@@ -212,6 +212,9 @@ function endpointFromWire(e: WireFlowEndpoint | null | undefined): FlowEndpoint 
     serviceAccount: e.serviceAccount,
     internet: e.internet === true,
   };
+  // Only when set, so an endpoint without one keeps the identity it had before the field existed.
+  if (e.reserved) out.reserved = e.reserved;
+  return out;
 }
 
 const policyFromWire = (p: WirePolicyRef): PolicyRef => ({
@@ -251,6 +254,7 @@ export function flowFromWire(r: WireFlowRecord): FlowRecord | string {
     startMs: r.startUnixMs,
     endMs: r.endUnixMs,
   };
+  if (r.policyUnknown === true) flow.policyUnknown = true;
   return flowRecordProblem(flow) ?? flow;
 }
 

@@ -90,6 +90,8 @@ export interface WireFlowEndpoint {
   labels: string[];
   serviceAccount: string;
   internet: boolean;
+  /** Field 7; '' (the default) when none. Optional here so older encoders' objects still type. */
+  reserved?: string;
 }
 
 export interface WirePolicyRef {
@@ -116,6 +118,8 @@ export interface WireFlowRecord {
   startUnixMs: number;
   endUnixMs: number;
   policyDecided: boolean;
+  /** Field 16; false (the default) from older agents. */
+  policyUnknown?: boolean;
 }
 
 export interface WireFlowSourceCounts {

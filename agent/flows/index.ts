@@ -5,7 +5,7 @@ import { AGENT_DEFAULTS } from '../defaults.js';
 import { errorDetail } from '../errors.js';
 import type { Outbox } from '../transport/outbox.js';
 import type { SourcePositions, Spool } from '../transport/spool.js';
-import type { InternalNetworks, ParseResult } from './normalize.js';
+import { UNUSABLE_REASONS, type InternalNetworks, type ParseResult, type UnusableReason } from './normalize.js';
 import { createFlowSource, type FlowSource, type FlowSourceSpec } from './registry.js';
 import type { GoldmaneTlsFiles } from './sources/goldmane.js';
 import { FlowWindow } from './window.js';
@@ -43,6 +43,9 @@ interface SourceState {
   lost: number;
   lastLogMs: number;
   unloggedMalformed: number;
+  /** Flows the source meant as flows but that cannot say what a policy did, by fixed reason, since the last warning. */
+  unloggedUnusable: Partial<Record<UnusableReason, number>>;
+  lastUnusableLogMs: number;
 }
 
 /** Malformed input is logged at most this often per source (with a count), never per line. */
@@ -60,7 +63,15 @@ export class FlowCapture {
   private pollTimer?: NodeJS.Timeout;
   private flushTimer?: NodeJS.Timeout;
   /** Records read so far, per source (tests and logs). */
-  readonly stats = { records: 0, malformed: 0, batches: 0 };
+  readonly stats = {
+    records: 0,
+    malformed: 0,
+    batches: 0,
+    /** Lines or messages skipped on purpose (replies, repeat events, non-policy drops, unusable flows). */
+    skipped: 0,
+    /** Of those, flows that cannot say what a policy did, by reason (each also warned about). */
+    unusable: {} as Partial<Record<UnusableReason, number>>,
+  };
 
   constructor(private readonly o: FlowCaptureOptions) {
     this.window = new FlowWindow(o.now);
@@ -79,6 +90,8 @@ export class FlowCapture {
         lost: 0,
         lastLogMs: 0,
         unloggedMalformed: 0,
+        unloggedUnusable: {},
+        lastUnusableLogMs: -Infinity,
       };
       return state;
     });
@@ -122,7 +135,30 @@ export class FlowCapture {
       this.malformed(s, `${where()}: ${r.reason}`);
     } else if (r.kind === 'lost') {
       s.lost += r.count;
+    } else {
+      this.stats.skipped++;
+      if (r.unusable) this.unusable(s, r.unusable);
     }
+  }
+
+  /**
+   * A flow that cannot say what a policy did (no verdict, no traffic direction): counted by reason and warned about,
+   * at most once per MALFORMED_LOG_INTERVAL_MS per source, with the counts since the last warning.
+   */
+  private unusable(s: SourceState, reason: UnusableReason): void {
+    this.stats.unusable[reason] = (this.stats.unusable[reason] ?? 0) + 1;
+    s.unloggedUnusable[reason] = (s.unloggedUnusable[reason] ?? 0) + 1;
+    const now = this.o.now();
+    if (now - s.lastUnusableLogMs < MALFORMED_LOG_INTERVAL_MS) return;
+    const counts = Object.fromEntries(
+      Object.entries(s.unloggedUnusable).map(([k, n]) => [UNUSABLE_REASONS[k as UnusableReason], n]),
+    );
+    this.o.log.warn(
+      { source: s.source.spec.raw, skippedSinceLastLog: counts },
+      'flows that cannot say what a policy did were skipped',
+    );
+    s.lastUnusableLogMs = now;
+    s.unloggedUnusable = {};
   }
 
   /**
@@ -132,6 +168,7 @@ export class FlowCapture {
    */
   flush(): number[] | undefined {
     this.poll();
+    for (const s of this.sources) s.source.drain();
     const w = this.window.close();
     const sources = this.sources.map((s) => ({ source: s.source.spec.raw, malformed: s.malformed, lost: s.lost }));
     if (w.records.length === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {

@@ -2,12 +2,66 @@ import { BlockList, isIP } from 'node:net';
 import type { FlowEndpoint, PolicyRef } from '../../common/flow.js';
 import { configError } from '../errors.js';
 
-/** What a source parser answers for one line or message. */
+/**
+ * What a source parser answers for one line or message. A skip with `unusable` is input the source meant as a flow but
+ * that cannot say what a policy did (a Hubble flow with no verdict, an export whose field mask left out
+ * traffic_direction): the capture counts it by that fixed reason and warns, where an ordinary skip (a reply, a repeat
+ * event) is only counted.
+ */
 export type ParseResult<T> =
   | { kind: 'flow'; flow: T }
-  | { kind: 'skip'; why: string }
+  | { kind: 'skip'; why: string; unusable?: UnusableReason }
   | { kind: 'lost'; count: number }
   | { kind: 'malformed'; reason: string };
+
+/** The fixed reasons a flow the source meant as one is unusable: bounded, so they can key counters. */
+export const UNUSABLE_REASONS = {
+  noVerdict: 'Hubble flow without a verdict',
+  noDirection:
+    'Hubble flow without traffic_direction (an export field mask that leaves it out? add traffic_direction to fieldMask)',
+} as const;
+export type UnusableReason = keyof typeof UNUSABLE_REASONS;
+
+/**
+ * One line of a JSON-lines file parsed, or why it is malformed. A line that is a piece of pretty-printed JSON (an
+ * object written over several lines, as `jq .` or `hubble observe -o json | jq` print it) is told as such, with what
+ * to do, rather than as a syntax error at some column.
+ */
+export function parseJsonLine(line: string): { ok: true; value: unknown } | { ok: false; reason: string } {
+  try {
+    return { ok: true, value: JSON.parse(line) as unknown };
+  } catch (err) {
+    const t = line.trim();
+    if (/^[[{]$|^[\]}],?$|^"[^"]*"\s*:/.test(t))
+      return {
+        ok: false,
+        reason:
+          'a piece of pretty-printed (multi-line) JSON: the file must hold one compact JSON object per line (write it ' +
+          'with `jq -c` or the exporter itself, not an indenting formatter)',
+      };
+    return { ok: false, reason: `not JSON: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * A counted field (packets, bytes, connections, times): a whole number from 0 to 2^53-1, or a string saying why not.
+ * Strict on purpose: a count that is a string, a fraction or negative is not zero, it is a record nobody can trust.
+ */
+export function countField(rec: Record<string, unknown>, field: string, required = false): number | string {
+  const v = rec[field];
+  if (v === undefined || v === null) return required ? `${field} is missing` : 0;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  return `${field} is ${describe(v)}, not a whole number from 0 to 2^53-1`;
+}
+
+/** A value as an error message names it: its JSON (cut short) or its type. */
+export function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
 
 /**
  * Addresses the operator says are inside their network, so a peer there is

@@ -51,6 +51,11 @@ export interface FlowSource {
   start(): void;
   /** Read whatever is waiting. */
   poll(): void;
+  /**
+   * Hand over whatever the source holds back for a later event (a Hubble connection waiting for its policy verdict):
+   * the window is closing.
+   */
+  drain(): void;
   stop(): void;
   /** Where a restart resumes after everything handed over so far; undefined for a source that cannot resume so. */
   position(): FollowPosition | undefined;
@@ -67,6 +72,21 @@ export interface FlowSourceKindDefinition {
   create(spec: FlowSourceSpec, ctx: FlowSourceContext): FlowSource;
 }
 
+/** Records a parser holds back until a later event (HubbleParser): some once they are due, all on flush. */
+interface HeldRecords {
+  release(): FlowRecord[];
+  flush(): FlowRecord[];
+}
+
+/** Hand held records to the capture, each as a flow. */
+function handOver(ctx: FlowSourceContext, records: FlowRecord[], where: string): void {
+  for (const f of records)
+    ctx.onResult(
+      () => ({ kind: 'flow', flow: f }),
+      () => where,
+    );
+}
+
 /** A file the source's CNI writes flow lines to, followed across rotation; each line parsed by `parse`. */
 class FileFlowSource implements FlowSource {
   readonly stats = { lines: 0, tooLong: 0, readFailures: 0 };
@@ -76,8 +96,13 @@ class FileFlowSource implements FlowSource {
     readonly spec: FlowSourceSpec,
     private readonly ctx: FlowSourceContext,
     private readonly parse: (line: string) => ParseResult<FlowRecord>,
+    private readonly held?: HeldRecords,
   ) {
     this.follower = new FileFollower(spec.target, ctx.saved, ctx.startAtEnd);
+  }
+
+  drain(): void {
+    if (this.held) handOver(this.ctx, this.held.flush(), `${this.spec.target} (held connection)`);
   }
 
   start(): void {}
@@ -115,6 +140,7 @@ class FileFlowSource implements FlowSource {
         () => `${l.file} at byte ${l.offset}`,
       );
     }
+    if (this.held && lines.length > 0) handOver(this.ctx, this.held.release(), `${this.spec.target} (held connection)`);
   }
 
   position(): FollowPosition | undefined {
@@ -127,7 +153,12 @@ class StreamFlowSource implements FlowSource {
   constructor(
     readonly spec: FlowSourceSpec,
     private readonly stream: HubbleObserverSource | GoldmaneSource,
+    private readonly onDrain: () => void = () => {},
   ) {}
+
+  drain(): void {
+    this.onDrain();
+  }
 
   get stats(): Readonly<Record<string, number>> {
     return this.stream.stats;
@@ -163,7 +194,7 @@ export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
     matches: (prefix, target) => prefix === 'hubble' && target !== '' && !target.startsWith('unix://'),
     create: (spec, ctx) => {
       const parser = new HubbleParser(ctx.internal);
-      return new FileFlowSource(spec, ctx, (line) => parser.line(line));
+      return new FileFlowSource(spec, ctx, (line) => parser.line(line), parser);
     },
   },
   'hubble-grpc': {
@@ -182,9 +213,12 @@ export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
             () => parser.response(msg),
             () => `${spec.target} response ${i}`,
           );
+          handOver(ctx, parser.release(), `${spec.target} (held connection)`);
         },
       });
-      return new StreamFlowSource(spec, stream);
+      return new StreamFlowSource(spec, stream, () =>
+        handOver(ctx, parser.flush(), `${spec.target} (held connection)`),
+      );
     },
   },
   goldmane: {

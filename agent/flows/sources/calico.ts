@@ -1,8 +1,10 @@
 import type { EndpointKind, FlowEndpoint, FlowRecord, PolicyRef } from '../../../common/flow.js';
 import {
-  asNumber,
+  countField,
+  describe,
   endpoint,
   markApiServerDestination,
+  parseJsonLine,
   uniquePolicies,
   workloadFromPodName,
   type InternalNetworks,
@@ -20,13 +22,13 @@ const TYPES: Record<string, EndpointKind> = { wep: 'pod', hep: 'host', ns: 'netw
 
 type Side = 'source' | 'dest';
 
+/** The counted fields read from a record: each a whole number when present; num_flows and the times must be there. */
+const COUNTS = ['num_flows', 'packets_in', 'packets_out', 'bytes_in', 'bytes_out'] as const;
+
 export function parseCalicoLine(line: string, internal: InternalNetworks): ParseResult<FlowRecord> {
-  let rec: Record<string, unknown>;
-  try {
-    rec = JSON.parse(line) as Record<string, unknown>;
-  } catch (err) {
-    return { kind: 'malformed', reason: `not JSON: ${(err as Error).message}` };
-  }
+  const parsed = parseJsonLine(line);
+  if (!parsed.ok) return { kind: 'malformed', reason: parsed.reason };
+  const rec = parsed.value as Record<string, unknown>;
   if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
     return { kind: 'malformed', reason: 'not a JSON object' };
   const action = rec.action;
@@ -37,9 +39,30 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   if (reporter === 'fwd') return { kind: 'skip', why: 'reporter fwd' };
   if (reporter !== 'src' && reporter !== 'dst')
     return { kind: 'malformed', reason: `reporter is ${JSON.stringify(reporter)}, not src, dst or fwd` };
-  const start = asNumber(rec.start_time);
-  const end = asNumber(rec.end_time);
+  const start = countField(rec, 'start_time', true);
+  if (typeof start === 'string') return { kind: 'malformed', reason: start };
+  const end = countField(rec, 'end_time', true);
+  if (typeof end === 'string') return { kind: 'malformed', reason: end };
   if (!start || end < start) return { kind: 'malformed', reason: 'start_time/end_time missing or out of order' };
+  // A count that is not a number is a record nobody can trust, not a zero (issue 15).
+  const counts: Record<(typeof COUNTS)[number], number> = {
+    num_flows: 0,
+    packets_in: 0,
+    packets_out: 0,
+    bytes_in: 0,
+    bytes_out: 0,
+  };
+  for (const f of COUNTS) {
+    const n = countField(rec, f, f === 'num_flows');
+    if (typeof n === 'string') return { kind: 'malformed', reason: n };
+    counts[f] = n;
+  }
+  // Felix writes null for a port aggregated away and for ICMP: unknown, 0.
+  const port = countField(rec, 'dest_port');
+  if (typeof port === 'string' || port > 65535)
+    return { kind: 'malformed', reason: `dest_port is ${describe(rec.dest_port)}, not a port from 0 to 65535` };
+  if (typeof rec.proto !== 'string' && !(typeof rec.proto === 'number' && Number.isInteger(rec.proto)))
+    return { kind: 'malformed', reason: `proto is ${describe(rec.proto)}, not a protocol name or number` };
   const source = side(rec, 'source', internal);
   const destination = side(rec, 'dest', internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
@@ -47,23 +70,22 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   markApiServerDestination(destination, rec.dest_service_namespace, rec.dest_service_name);
   const { enforced, staged, decided } = policiesOf(rec.policies);
   if (enforced === undefined) return { kind: 'malformed', reason: 'policies has an unreadable hit' };
-  const connections = asNumber(rec.num_flows);
   return {
     kind: 'flow',
     flow: {
       source,
       destination,
-      protocol: typeof rec.proto === 'string' ? rec.proto.toLowerCase() : String(rec.proto ?? ''),
-      destinationPort: asNumber(rec.dest_port),
+      protocol: typeof rec.proto === 'string' ? rec.proto.toLowerCase() : String(rec.proto),
+      destinationPort: port,
       action,
       reporter,
       policies: enforced,
       stagedPolicies: staged,
       unnamedPolicy: false,
       policyDecided: decided,
-      connections,
-      packets: asNumber(rec.packets_in) + asNumber(rec.packets_out),
-      bytes: asNumber(rec.bytes_in) + asNumber(rec.bytes_out),
+      connections: counts.num_flows,
+      packets: counts.packets_in + counts.packets_out,
+      bytes: counts.bytes_in + counts.bytes_out,
       startMs: start * 1000,
       endMs: end * 1000,
     },
@@ -74,13 +96,14 @@ function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks)
   const type = rec[`${s}_type`];
   const kind = typeof type === 'string' ? TYPES[type] : undefined;
   if (!kind) return `${s}_type is ${JSON.stringify(type)}, not wep, hep, ns or net`;
+  for (const f of [`${s}_namespace`, `${s}_name_aggr`, `${s}_name`])
+    if (rec[f] !== undefined && rec[f] !== null && typeof rec[f] !== 'string')
+      return `${f} is ${describe(rec[f])}, not a string`;
   const ns = str(rec[`${s}_namespace`]);
   const aggr = str(rec[`${s}_name_aggr`]);
   const name = str(rec[`${s}_name`]);
-  const labelsField = rec[`${s}_labels`] as { labels?: unknown } | null | undefined;
-  const labels = Array.isArray(labelsField?.labels)
-    ? (labelsField.labels as unknown[]).filter((l): l is string => typeof l === 'string').sort()
-    : [];
+  const labels = labelsOf(rec[`${s}_labels`]);
+  if (typeof labels === 'string') return `${s}_labels ${labels}`;
   let endpointName: string;
   if (kind === 'pod') endpointName = workloadFromPodName(aggr || name);
   else endpointName = aggr || name;
@@ -99,6 +122,16 @@ function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks)
     // "pub" is Calico's aggregate for public addresses; "pvt" (private ranges) is not the internet.
     internet: kind === 'network' && aggr === 'pub' && !internal.contains(ip),
   });
+}
+
+/** `{"labels":["k=v",...]}` (or null: none), sorted; a string says what is wrong with it. */
+function labelsOf(v: unknown): string[] | string {
+  if (v === null || v === undefined) return [];
+  if (typeof v !== 'object' || Array.isArray(v)) return `is ${describe(v)}, not {"labels":[...]}`;
+  const list = (v as { labels?: unknown }).labels;
+  if (list === null || list === undefined) return [];
+  if (!Array.isArray(list) || !list.every((l) => typeof l === 'string')) return 'has labels that are not strings';
+  return [...(list as string[])].sort();
 }
 
 /** "-" means "not applicable" in Calico's file format. */

@@ -1,7 +1,7 @@
 import { rate, type Rating } from '../../compute/cis.js';
 import { scorePercent, type CheckResult, type ScanReport } from '../../../common/scan-report.js';
 import type { ReportDefinition } from '../globalreport.js';
-import { csvFile, fieldsFile, type ReportFile } from '../report-file.js';
+import { csvFile, rfc3339, type ReportFile } from '../report-file.js';
 import type { ReportKind, ReportOutput, ReportSources, ReportInterval } from '../report-type.js';
 
 export interface CisNodeInput {
@@ -14,7 +14,12 @@ export interface CisNodeInput {
 /** A node's band by the report's thresholds, as Calico Enterprise prints it. */
 export type CisRating = 'HIGH' | 'MED' | 'LOW';
 
-/** One node's counts over the checks the report selects. */
+/**
+ * One node's counts over the checks the report selects. A node the report's
+ * filters leave no checks of (no benchmarkSelection matches its kubelet
+ * version, or include/exclude select none of its checks) is not rated: rating
+ * null and notRatedReason says why, so it is never counted as a LOW node.
+ */
 export interface CisNodeResult {
   node: string;
   benchmark: string;
@@ -26,10 +31,13 @@ export interface CisNodeResult {
   skip: number;
   total: number;
   scorePercent: number;
-  rating: CisRating;
+  rating: CisRating | null;
+  /** Why the node is not rated; "" when it is. */
+  notRatedReason: string;
 }
 
 export interface CisSummary {
+  /** Every node with a scan, rated or not. */
   nodes: number;
   pass: number;
   fail: number;
@@ -42,6 +50,9 @@ export interface CisSummary {
   highThreshold: number;
   medThreshold: number;
   includeUnscoredTests: boolean;
+  /** The nodes left out of the bands, each with the reason. */
+  notRatedCount: number;
+  notRated: { node: string; reason: string }[];
 }
 
 /** A test and the nodes it failed on. */
@@ -75,18 +86,17 @@ function versionMatches(version: string, want: string): boolean {
 /** A check id is the id or a section of it: "4.1" covers 4.1.1 but not 4.10. */
 const covers = (ids: string[], id: string) => ids.some((want) => id === want || id.startsWith(`${want}.`));
 
-/**
- * Whether a node's check counts: the results filters whose benchmark selection
- * matches the node's kubelet version apply (none matching leaves the node out,
- * when there are filters at all); unscored checks only with includeUnscoredTests.
- */
-function checkSelected(cis: CisSettings, node: CisNodeInput, c: CheckResult): boolean {
-  const filters = cis.resultsFilters.filter(
+/** The results filters that apply to a node: those whose benchmarkSelection matches its kubelet version. */
+function filtersFor(cis: CisSettings, node: CisNodeInput): CisSettings['resultsFilters'] {
+  return cis.resultsFilters.filter(
     (f) =>
       !f.benchmarkSelection?.kubernetesVersion ||
       versionMatches(node.kubeletVersion, f.benchmarkSelection.kubernetesVersion),
   );
-  if (cis.resultsFilters.length > 0 && filters.length === 0) return false;
+}
+
+/** Whether a check counts under the node's filters; unscored checks only with includeUnscoredTests. */
+function checkSelected(cis: CisSettings, filters: CisSettings['resultsFilters'], c: CheckResult): boolean {
   for (const f of filters) {
     if (f.include && !covers(f.include, c.id)) return false;
     if (f.exclude && covers(f.exclude, c.id)) return false;
@@ -94,9 +104,34 @@ function checkSelected(cis: CisSettings, node: CisNodeInput, c: CheckResult): bo
   return cis.includeUnscoredTests || c.scored;
 }
 
+/**
+ * Why a node cannot be rated, or undefined. Calico Enterprise falls back to
+ * every test when no benchmarkSelection matches; here a report that selects
+ * by version says which nodes it is about, and a node it is not about (an
+ * unknown kubelet version included) is left out with the reason instead of
+ * being scored on checks the report never meant, or rated LOW on none.
+ */
+function notRatedReason(cis: CisSettings, node: CisNodeInput, selected: CheckResult[]): string | undefined {
+  const wanted = cis.resultsFilters.map((f) => f.benchmarkSelection?.kubernetesVersion).filter(Boolean);
+  if (cis.resultsFilters.length > 0 && filtersFor(cis, node).length === 0) {
+    const versions = `kubernetesVersion ${wanted.join(', ')}`;
+    return node.kubeletVersion
+      ? `kubelet ${node.kubeletVersion} matches no resultsFilters benchmarkSelection (${versions})`
+      : `kubelet version unknown, so no resultsFilters benchmarkSelection (${versions}) can match it`;
+  }
+  if (selected.length === 0)
+    return `the report selects none of its ${node.report.checks.length} checks (resultsFilters include/exclude${cis.includeUnscoredTests ? '' : ', unscored tests left out'})`;
+  if (!selected.some((c) => c.status === 'PASS' || c.status === 'FAIL'))
+    return `none of its ${selected.length} selected checks could be decided (all SKIP): no score to rate`;
+  return undefined;
+}
+
 /** One node's counts, score and band over its selected checks. */
 function scoreNode(cis: CisSettings, n: CisNodeInput): ScoredNode {
-  const checks = n.report.checks.filter((c) => checkSelected(cis, n, c));
+  const filters = filtersFor(cis, n);
+  const matched = cis.resultsFilters.length === 0 || filters.length > 0;
+  const checks = matched ? n.report.checks.filter((c) => checkSelected(cis, filters, c)) : [];
+  const reason = notRatedReason(cis, n, checks);
   const pass = checks.filter((c) => c.status === 'PASS').length;
   const fail = checks.filter((c) => c.status === 'FAIL').length;
   const skip = checks.filter((c) => c.status === 'SKIP').length;
@@ -112,7 +147,8 @@ function scoreNode(cis: CisSettings, n: CisNodeInput): ScoredNode {
     skip,
     total: checks.length,
     scorePercent: score,
-    rating: RATINGS[rate(score, cis)],
+    rating: reason === undefined ? RATINGS[rate(score, cis)] : null,
+    notRatedReason: reason ?? '',
     checks,
   };
 }
@@ -137,6 +173,7 @@ function cisSummary(cis: CisSettings, nodes: ScoredNode[]): CisSummary {
   const sum = (f: (n: ScoredNode) => number) => nodes.reduce((s, n) => s + f(n), 0);
   const rated = (r: CisRating) => nodes.filter((n) => n.rating === r).length;
   const [pass, fail, skip] = [sum((n) => n.pass), sum((n) => n.fail), sum((n) => n.skip)];
+  const notRated = nodes.filter((n) => n.rating === null).map((n) => ({ node: n.node, reason: n.notRatedReason }));
   return {
     nodes: nodes.length,
     pass,
@@ -150,63 +187,91 @@ function cisSummary(cis: CisSettings, nodes: ScoredNode[]): CisSummary {
     highThreshold: cis.highThreshold,
     medThreshold: cis.medThreshold,
     includeUnscoredTests: cis.includeUnscoredTests,
+    notRatedCount: notRated.length,
+    notRated,
   };
 }
 
-/** total-summary.csv, node-summary.csv, failed-tests.csv (the N most failed) and all-tests.csv, in that order. */
-function cisFiles(summary: CisSummary, nodes: ScoredNode[], mostFailed: CisFailedTest[]): Record<string, ReportFile> {
+/** Calico's test status: PASS, FAIL, or INFO for a test it could not decide (Verdict's SKIP; skipReason says why). */
+const calicoStatus = (c: CheckResult) => (c.status === 'SKIP' ? 'INFO' : c.status);
+
+/** One row per node and test, Calico's columns first (failed-tests.csv and all-tests.csv share them). */
+function testRows(rows: { node: string; c: CheckResult }[]): ReportFile {
+  return csvFile(rows, [
+    ['nodeName', (r) => r.node],
+    ['testIndex', (r) => r.c.id],
+    ['testDescription', (r) => r.c.title],
+    ['status', (r) => calicoStatus(r.c)],
+    ['scored', (r) => r.c.scored],
+    ['remediation', (r) => r.c.remediation],
+    // Verdict's evidence, after Calico's columns.
+    ['skipReason', (r) => r.c.skipReason ?? ''],
+    ['expected', (r) => r.c.expected],
+    ['actual', (r) => r.c.actual],
+    ['evidence', (r) => r.c.evidence],
+  ]);
+}
+
+/**
+ * Calico Enterprise's four files with its names and columns (tigera/operator
+ * pkg/render/compliance.go, getCISDownloadReportTemplates), each followed by
+ * Verdict's extra columns; most-failed-tests.csv is Verdict's own. total-summary.csv
+ * comes first: it is the default download. Another file is one more entry here.
+ */
+function cisFiles(
+  summary: CisSummary,
+  nodes: ScoredNode[],
+  mostFailed: CisFailedTest[],
+  interval: { start: string; end: string },
+): Record<string, ReportFile> {
+  const tests = nodes.flatMap((n) => n.checks.map((c) => ({ node: n.node, c })));
   return {
-    'total-summary.csv': fieldsFile(
+    'total-summary.csv': csvFile(
       [summary],
       [
-        'nodes',
-        'highCount',
-        'medCount',
-        'lowCount',
-        'pass',
-        'fail',
-        'skip',
-        'total',
-        'scorePercent',
-        'highThreshold',
-        'medThreshold',
-        'includeUnscoredTests',
+        ['startTime', () => rfc3339(interval.start)],
+        ['endTime', () => rfc3339(interval.end)],
+        // Calico's benchmark type for Kubernetes nodes (linseed TypeKubernetes).
+        ['type', () => 'kube'],
+        ['hiPercentThreshold', (s) => s.highThreshold],
+        ['medPercentThreshold', (s) => s.medThreshold],
+        ['hiNodeCount', (s) => s.highCount],
+        ['medNodeCount', (s) => s.medCount],
+        ['lowNodeCount', (s) => s.lowCount],
+        ['notRatedNodeCount', (s) => s.notRatedCount],
+        ['notRatedNodes', (s) => s.notRated.map((n) => n.node)],
+        ['nodes', (s) => s.nodes],
+        ['pass', (s) => s.pass],
+        ['fail', (s) => s.fail],
+        ['skip', (s) => s.skip],
+        ['total', (s) => s.total],
+        ['scorePercent', (s) => s.scorePercent],
+        ['includeUnscoredTests', (s) => s.includeUnscoredTests],
       ],
     ),
-    'node-summary.csv': fieldsFile(nodes, [
-      'node',
-      'benchmark',
-      'benchmarkVersion',
-      'kubeletVersion',
-      'rating',
-      'scorePercent',
-      'pass',
-      'fail',
-      'skip',
-      'total',
-      'scannedAt',
+    'node-summary.csv': csvFile(nodes, [
+      ['node', (n) => n.node],
+      ['version', (n) => n.kubeletVersion],
+      ['status', (n) => n.rating ?? ''],
+      ['testsPassing', (n) => n.pass],
+      ['testsFailing', (n) => n.fail],
+      ['testsUnknown', (n) => n.skip],
+      // Calico's reporter counts PASS and FAIL as the node's total (INFO is not a test it scored).
+      ['testsTotal', (n) => n.pass + n.fail],
+      ['notRatedReason', (n) => n.notRatedReason],
+      ['benchmark', (n) => n.benchmark],
+      ['benchmarkVersion', (n) => n.benchmarkVersion],
+      ['scorePercent', (n) => n.scorePercent],
+      ['scannedAt', (n) => n.scannedAt],
     ]),
-    'failed-tests.csv': csvFile(mostFailed, [
+    'failed-tests.csv': testRows(tests.filter((r) => r.c.status === 'FAIL')),
+    'all-tests.csv': testRows(tests),
+    'most-failed-tests.csv': csvFile(mostFailed, [
       ['testIndex', (f) => f.id],
       ['testDescription', (f) => f.title],
       ['failedNodeCount', (f) => f.failedNodes],
       ['failedNodes', (f) => f.nodes],
     ]),
-    'all-tests.csv': csvFile(
-      nodes.flatMap((n) => n.checks.map((c) => ({ node: n.node, c }))),
-      [
-        ['node', (r) => r.node],
-        ['testIndex', (r) => r.c.id],
-        ['testDescription', (r) => r.c.title],
-        ['status', (r) => r.c.status],
-        ['scored', (r) => r.c.scored],
-        ['skipReason', (r) => r.c.skipReason ?? ''],
-        ['expected', (r) => r.c.expected],
-        ['actual', (r) => r.c.actual],
-        ['evidence', (r) => r.c.evidence],
-        ['remediation', (r) => r.c.remediation],
-      ],
-    ),
   };
 }
 
@@ -215,9 +280,14 @@ function cisFiles(summary: CisSummary, nodes: ScoredNode[], mostFailed: CisFaile
  * pass/fail/skip counts and score, nodes rated HIGH/MED/LOW by the thresholds,
  * the N most failed tests, with the report's filters applied (benchmark
  * selection by Kubernetes version, include/exclude by check id or prefix) and
- * unscored tests counted only when includeUnscoredTests is set.
+ * unscored tests counted only when includeUnscoredTests is set. A node the
+ * filters leave no checks of is listed, not rated, with the reason.
  */
-export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]): ReportOutput<CisSummary, CisData> {
+export function cisBenchmarkReport(
+  def: ReportDefinition,
+  inputs: CisNodeInput[],
+  interval: { start: string; end: string },
+): ReportOutput<CisSummary, CisData> {
   const nodes = inputs.map((n) => scoreNode(def.cis, n)).sort((a, b) => a.node.localeCompare(b.node));
   const mostFailed = failedTests(nodes).slice(0, def.cis.numFailedTests);
   const summary = cisSummary(def.cis, nodes);
@@ -230,7 +300,7 @@ export function cisBenchmarkReport(def: ReportDefinition, inputs: CisNodeInput[]
       })),
       mostFailedTests: mostFailed,
     },
-    files: cisFiles(summary, nodes, mostFailed),
+    files: cisFiles(summary, nodes, mostFailed, interval),
   };
 }
 
@@ -263,5 +333,5 @@ export const cisBenchmarkType: ReportKind<'cis-benchmark', CisNodeInput[], CisSu
     ],
   },
   load: latestScans,
-  generate: (def, inputs) => cisBenchmarkReport(def, inputs),
+  generate: (def, inputs, interval) => cisBenchmarkReport(def, inputs, interval),
 };

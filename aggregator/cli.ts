@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cliFailure } from '../common/cli-failure.js';
 import { AGGREGATOR_USAGE, parseAggregatorArgs } from './config.js';
+import { runVerify } from './evidence/verify-cli.js';
 import { startAggregator } from './main.js';
 
 /** The flags that move the addresses a failure to listen names. */
@@ -16,6 +17,11 @@ function fail(err: unknown): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'verify') {
+    // Checks evidence and ends; the aggregator's own flags do not apply (aggregator/evidence/verify-cli.ts).
+    process.exitCode = await runVerify(argv.slice(1), (text) => process.stdout.write(text));
+    return;
+  }
   const config = parseAggregatorArgs(argv);
   if (config === 'help') {
     process.stdout.write(AGGREGATOR_USAGE);

@@ -28,6 +28,8 @@ export interface AggregatorConfig {
   auditRetentionMs: number;
   /** Static bearer tokens for HTTP readers with per-report grants (no cluster). */
   httpTokensFile?: string;
+  /** --signing-key: the Ed25519 key that signs evidence downloads. */
+  signingKeyFile?: string;
   /** Scheduled reports start this long after their interval ends, ms. */
   reportStartDelayMs: number;
   /**

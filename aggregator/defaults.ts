@@ -141,6 +141,12 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
       description: 'audit events and watched policy versions older than this are deleted',
       log: true,
     },
+    'signing-key': {
+      kind: 'text',
+      value: 'FILE',
+      config: 'signingKeyFile',
+      description: 'Ed25519 private key (PEM PKCS#8) that signs every evidence download (none: unsigned)',
+    },
     'http-tokens': {
       kind: 'text',
       value: 'FILE',

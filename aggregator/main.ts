@@ -23,6 +23,7 @@ import { AggregatorMetrics } from './metrics.js';
 import { PostgresLeader } from './reports/leader.js';
 import { noteNewPolicyEvents } from './reports/policy-events.js';
 import { ReportRegistry } from './reports/registry.js';
+import { loadSigningKey } from './evidence/signing.js';
 import { reportRunner } from './reports/runner.js';
 import { DEFAULT_SCHEDULER_OPTIONS, ReportScheduler } from './reports/scheduler.js';
 import { openStore, type Store } from './store/index.js';
@@ -376,6 +377,7 @@ export async function startAggregator(
       authorizer,
       reports: { registry, scheduler: reports.scheduler },
       tamper,
+      ...(config.signingKeyFile ? { signer: loadSigningKey(config.signingKeyFile) } : {}),
     });
     const http = await life.add('http', httpComponent(app, config.httpAddress));
     for (const [name, watcher] of cluster.watchers) await life.add(name, watcher);

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
+import type { EvidenceSigner } from '../evidence/signing.js';
 import type { AggregatorMetrics } from '../metrics.js';
 import type { ReportRegistry } from '../reports/registry.js';
 import type { ReportScheduler } from '../reports/scheduler.js';
@@ -21,6 +22,8 @@ export interface HttpDeps {
   /** The report registry and scheduler (absent: report routes answer from the store only). */
   reports?: { registry: ReportRegistry; scheduler: ReportScheduler };
   tamper: TamperConfig;
+  /** --signing-key: signs every evidence download (absent: nothing is signed). */
+  signer?: EvidenceSigner;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { ReportResult } from '../reports/result.js';
 import { reportStatus } from '../reports/scheduler.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
 import { readerOf } from './access.js';
+import { registerEvidenceRoutes } from './evidence.js';
 import type { App, HttpDeps } from './deps.js';
 import { ErrorReplies } from './schemas.js';
 
@@ -126,8 +127,9 @@ function onDemandInterval(start: string, end: string, nowMs: number): { startMs:
 
 export function registerReportRoutes(app: App, deps: HttpDeps): void {
   const { store, reports } = deps;
+  registerEvidenceRoutes(app, deps);
   if (!reports) return;
-  listReports(app, store, reports);
+  listReports(app, store, reports, deps.signer?.publicKeyPem);
   runReportNow(app, reports);
   listRuns(app, store, reports);
   getRun(app, store);
@@ -138,7 +140,7 @@ const notFound = (name: string) => ({
   message: `no GlobalReport "${name}"; GET /api/v1/reports lists them`,
 });
 
-function listReports(app: App, store: Store, reports: Reports): void {
+function listReports(app: App, store: Store, reports: Reports, signingPublicKey?: string): void {
   app.get(
     '/api/v1/reports',
     {
@@ -159,7 +161,11 @@ function listReports(app: App, store: Store, reports: Reports): void {
           apiVersion: def.apiVersion,
           origin: def.origin,
           spec: def.spec,
-          status: reportStatus(await store.reportRuns(def.name, 100)),
+          // The key that signs this report's downloads (--signing-key), so a reader can check them later.
+          status: {
+            ...reportStatus(await store.reportRuns(def.name, 100)),
+            ...(signingPublicKey ? { signingPublicKey } : {}),
+          },
         });
       }
       return { items, invalid: reports.registry.errors() };

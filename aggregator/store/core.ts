@@ -1,6 +1,18 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
+import type { ArchivedRunRow, StoredScanRow } from '../evidence/records.js';
+import {
+  RUN_EVIDENCE_SQL,
+  runSteps,
+  SCAN_EVIDENCE_SQL,
+  sealRun,
+  sealScan,
+  toArchivedRunRow,
+  toScanRow,
+  type RunEvidenceDbRow,
+  type ScanEvidenceDbRow,
+} from './evidence.js';
 import {
   auditEventValues,
   toAuditEvent,
@@ -190,6 +202,9 @@ export abstract class SqlStore implements Store {
       const checks = report.checks.map((ch) => [run.id, ch.id, ch.title, ch.status, ch.scored]);
       await this.insertRows(CHECK_RESULTS, checks, '', c);
       await c.run(ledgerUpsertSql(d), [node, bootId, seq, atMs]);
+      // The scan joins the scan chain in the transaction that stores it (evidence.ts).
+      await this.lockChain(c, 'scans');
+      await runSteps(c, sealScan(run.id));
       // A resent older run must not replace a newer one as "latest".
       await c.run(
         `UPDATE nodes SET latest_run_id = $1 WHERE name = $2 AND (latest_run_id IS NULL OR
@@ -326,7 +341,33 @@ export abstract class SqlStore implements Store {
     let guard = 'result' in patch ? ' AND result_json IS NULL' : '';
     if (expect.attempts !== undefined) guard += ` AND attempts = ${p(expect.attempts)}`;
     const sql = `UPDATE report_runs SET ${sets.join(', ')} WHERE id = $1 AND status = $2${guard}`;
-    return (await this.writer.run(sql, values)) === 1;
+    if (patch.status !== 'succeeded') return (await this.writer.run(sql, values)) === 1;
+    // Archiving a result: the run joins its report's chain in the same transaction (evidence.ts).
+    return this.tx(async (c) => {
+      await this.lockChain(c, 'runs');
+      if ((await c.run(sql, values)) !== 1) return false;
+      await runSteps(c, sealRun(id));
+      return true;
+    });
+  }
+
+  /**
+   * Hold `chain`'s lock until the transaction on `c` ends, so one writer at a time appends to it: PostgreSQL's
+   * replicas take an advisory lock (postgres.ts); SQLite's one writer needs none.
+   */
+  protected async lockChain(_c: Conn, _chain: 'scans' | 'runs'): Promise<void> {}
+
+  async archivedRuns(report?: string): Promise<ArchivedRunRow[]> {
+    const rows = await this.reader.all<RunEvidenceDbRow>(
+      `${RUN_EVIDENCE_SQL} WHERE CAST($1 AS TEXT) IS NULL OR report = $1 ORDER BY ${this.d.byteOrder('report')}, chain_seq, created_ms`,
+      [report ?? null],
+    );
+    return rows.map(toArchivedRunRow);
+  }
+
+  async storedScans(): Promise<StoredScanRow[]> {
+    const rows = await this.reader.all<ScanEvidenceDbRow>(`${SCAN_EVIDENCE_SQL} ORDER BY chain_seq, id`);
+    return rows.map(toScanRow);
   }
 
   async reportRun(id: string): Promise<ReportRunRecord | undefined> {

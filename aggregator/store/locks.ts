@@ -16,3 +16,10 @@ export const FLOW_COMPACTION_LOCK_KEY = '6216465313895240774';
  * 0x56463301c91b0353, kept as it is.)
  */
 export const SCHEDULER_LOCK_KEY = '6216712418393523027';
+
+/**
+ * Held (transaction-scoped) while appending to an evidence chain (aggregator/evidence/): "VERDICTC" in ASCII for the
+ * scan chain, "VERDICTR" for the report runs' chains, so each chain stays one line across replicas.
+ */
+export const SCAN_CHAIN_LOCK_KEY = '6216465313895240771';
+export const RUN_CHAIN_LOCK_KEY = '6216465313895240786';

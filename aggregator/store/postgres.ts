@@ -11,7 +11,8 @@ import {
   type FlowDictionary,
   type LegacyFlowRow,
 } from './flow-buckets.js';
-import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY } from './locks.js';
+import { EVIDENCE_MIGRATION, runSteps, sealBacklog } from './evidence.js';
+import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY, RUN_CHAIN_LOCK_KEY, SCAN_CHAIN_LOCK_KEY } from './locks.js';
 import { migrationFiles, type Migration } from './migrations.js';
 import { toAuditEvent, type AuditEventRow } from './rows.js';
 import {
@@ -160,6 +161,7 @@ export class PostgresStore extends SqlStore {
       try {
         await c.query(m.sql);
         if (m.version === FLOW_DICTIONARY_MIGRATION) await convertLegacyFlows(c);
+        if (m.version === EVIDENCE_MIGRATION) await runSteps(connOf(c), sealBacklog());
       } catch (err) {
         throw aggregatorError(
           AGGREGATOR_ERRORS.storeMigrationFailed,
@@ -175,6 +177,11 @@ export class PostgresStore extends SqlStore {
         Date.now(),
       ]);
     });
+  }
+
+  /** Replicas append to an evidence chain one at a time: a transaction-scoped advisory lock per chain. */
+  protected override async lockChain(c: Conn, chain: 'scans' | 'runs'): Promise<void> {
+    await c.run(`SELECT pg_advisory_xact_lock(${chain === 'scans' ? SCAN_CHAIN_LOCK_KEY : RUN_CHAIN_LOCK_KEY})`);
   }
 
   /** Run `fn` in one transaction on one pooled connection; roll back if it throws. */

@@ -12,6 +12,7 @@ import {
   type LegacyFlowRow,
   type SyncFlowDictionary,
 } from './flow-buckets.js';
+import { EVIDENCE_MIGRATION, runStepsSync, sealBacklog, type SealStatement } from './evidence.js';
 import { migrationFiles } from './migrations.js';
 import { toAuditEvent, type AuditEventRow } from './rows.js';
 import {
@@ -427,6 +428,7 @@ function migrate(db: Database.Database): void {
     db.transaction(() => {
       db.exec(m.sql);
       if (m.version === FLOW_DICTIONARY_MIGRATION) convertLegacyFlows(db);
+      if (m.version === EVIDENCE_MIGRATION) runStepsSync(migrationStatement(db), sealBacklog());
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
         m.version,
         m.name,
@@ -435,6 +437,12 @@ function migrate(db: Database.Database): void {
     })();
   }
 }
+
+/** A sealing step's statement on the migration's connection (evidence.ts's sealBacklog). */
+const migrationStatement =
+  (db: Database.Database) =>
+  (st: SealStatement): unknown[] =>
+    st.rows ? allRows(db, st.sql, st.values) : (changes(db, st.sql, st.values), []);
 
 /** The migration that makes flow buckets ids and counts (008_flow_dictionary.sql); its rows are converted here. */
 const FLOW_DICTIONARY_MIGRATION = 8;

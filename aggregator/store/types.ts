@@ -1,6 +1,7 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
+import type { ArchivedRunRow, StoredScanRow } from '../evidence/records.js';
 
 // The store's vocabulary: the Store interface and the records and constants it
 // speaks in. It lives apart from index.ts (which opens a store) because the
@@ -200,6 +201,13 @@ export interface Store {
     expect?: { attempts?: number },
   ): Promise<boolean>;
   reportRun(id: string): Promise<ReportRunRecord | undefined>;
+  /**
+   * Report runs as archived, with their evidence chain links (aggregator/evidence/): a report's runs, or every
+   * report's; by report, then chain seq.
+   */
+  archivedRuns(report?: string): Promise<ArchivedRunRow[]>;
+  /** Every stored scan with its link in the scan chain, in chain order. */
+  storedScans(): Promise<StoredScanRow[]>;
   /** A report's runs, newest first, without results. */
   reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
   /** Queued runs whose notBefore has come, oldest first. */

@@ -177,7 +177,8 @@ function parseHubbleResponse(msg: unknown, internal: InternalNetworks): Parsed {
   const lost = msg.lost_events ?? msg.lostEvents;
   if (lost !== undefined && lost !== null) {
     if (!isObject(lost)) return { kind: 'malformed', reason: `lost_events is ${describe(lost)}, not an object` };
-    const n = uint64(lost.num_events_lost ?? lost.numEventsLost);
+    // protojson leaves out zero values: `"lost_events":{}` (cilium exporter_test.go) tells of none lost.
+    const n = uint64(lost.num_events_lost ?? lost.numEventsLost ?? 0);
     if (n === undefined) return { kind: 'malformed', reason: 'lost_events.num_events_lost is not a count' };
     return { kind: 'lost', count: n };
   }
@@ -216,6 +217,11 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   const destination = endpointOf(flow.destination, (ip.destination ?? '') as string, node, internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: `source ${source}` };
   if (typeof destination === 'string') return { kind: 'malformed', reason: `destination ${destination}` };
+  const dropDesc = flow.drop_reason_desc ?? flow.dropReasonDesc;
+  const dropCode = (flow.drop_reason ?? flow.dropReason ?? 0) as number;
+  const policyDrop = action === 'deny' && (POLICY_DROPS.has(dropDesc as string) || POLICY_DROP_CODES.has(dropCode));
+  if (action === 'deny' && !policyDrop)
+    return { kind: 'skip', why: `drop for a non-policy reason (${String(dropDesc ?? dropCode)})` };
   const direction = flow.traffic_direction ?? flow.trafficDirection;
   // The observed endpoint is the one on this node: egress flows are seen at the source, ingress at the destination.
   if (direction !== 'EGRESS' && direction !== 'INGRESS')
@@ -226,11 +232,6 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   const deniedBy = policies(flow[`${prefix}_denied_by`] ?? flow[`${prefix}DeniedBy`], 'deny');
   if (typeof allowedBy === 'string' || typeof deniedBy === 'string')
     return { kind: 'malformed', reason: `${prefix}_allowed_by/_denied_by ${String(allowedBy)}` };
-  const dropDesc = flow.drop_reason_desc ?? flow.dropReasonDesc;
-  const dropCode = (flow.drop_reason ?? flow.dropReason ?? 0) as number;
-  const policyDrop = action === 'deny' && (POLICY_DROPS.has(dropDesc as string) || POLICY_DROP_CODES.has(dropCode));
-  if (action === 'deny' && !policyDrop)
-    return { kind: 'skip', why: `drop for a non-policy reason (${String(dropDesc ?? dropCode)})` };
   const l4 = (flow.l4 ?? {}) as Json;
   const proto = Object.keys(l4)[0] ?? '';
   const ports = (l4[proto] ?? {}) as Json;
@@ -239,6 +240,11 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
   const named = action === 'allow' ? allowedBy : deniedBy;
   const eventType = ((flow.event_type ?? flow.eventType) as Json | undefined)?.type;
   const evidence = named.length > 0 || policyDrop || eventType === EVENT_POLICY_VERDICT || eventType === EVENT_DROP;
+  // A policy-verdict event that forwards with a match (policy_match_type > 0: L3, L3-L4, L4, all, ...; pkg/monitor/api
+  // PolicyMatch*) was allowed by a rule, named or not (Cilium before *_allowed_by existed names none).
+  const matched =
+    action === 'allow' && eventType === EVENT_POLICY_VERDICT && ((flow.policy_match_type ?? 0) as number) > 0;
+  const decided = named.length > 0 || policyDrop || matched;
   const record: FlowRecord = {
     source,
     destination,
@@ -249,8 +255,8 @@ function parseFlow(flow: Json, internal: InternalNetworks, outerTime: unknown): 
     policies: named,
     stagedPolicies: [],
     // A default-deny drop names no policy (cilium/cilium#48588) but is a policy's verdict all the same.
-    unnamedPolicy: policyDrop && named.length === 0,
-    policyDecided: named.length > 0 || policyDrop,
+    unnamedPolicy: decided && named.length === 0,
+    policyDecided: decided,
     connections: 1,
     packets: 1,
     bytes: 0,
@@ -293,7 +299,7 @@ function typeProblem(flow: Json): string | undefined {
     'nodeName',
   ])
     if (flow[k] !== undefined && typeof flow[k] !== 'string') return `${k} is ${describe(flow[k])}, not a string`;
-  for (const k of ['drop_reason', 'dropReason'])
+  for (const k of ['drop_reason', 'dropReason', 'policy_match_type'])
     if (flow[k] !== undefined && !isUint(flow[k])) return `${k} is ${describe(flow[k])}, not a number`;
   for (const k of ['IP', 'l4', 'event_type', 'eventType'])
     if (flow[k] !== undefined && flow[k] !== null && !isObject(flow[k]))

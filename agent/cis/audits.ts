@@ -195,6 +195,18 @@ function componentAudit(audit: ComponentFlagAuditSpec, facts: NodeFacts): AuditO
       return { status: meets(value, audit.expect) ? 'PASS' : 'FAIL', expected, actual: value ?? '(not set)', evidence };
     }
   }
+  // The API server's etcd client TLS flags apply to etcd over the network; a datastore on a local socket (k3s's kine,
+  // unix://kine.sock) has no etcd TLS to configure.
+  const servers = c.flags.get('etcd-servers');
+  if (
+    audit.component === 'kube-apiserver' &&
+    /^etcd-(certfile|keyfile|cafile)$/.test(audit.flag) &&
+    servers !== undefined &&
+    servers.split(',').every((u) => u.trim().startsWith('unix://'))
+  ) {
+    const reason = `the API server reaches its datastore over the local socket --etcd-servers=${servers} (${c.source}), not an etcd over TLS`;
+    return { status: 'NA', expected, actual: '', evidence: reason, reason };
+  }
   // etcd reads every flag from an ETCD_* environment variable too; a flag wins over it.
   const envName = audit.component === 'etcd' ? `ETCD_${audit.flag.toUpperCase().replace(/-/g, '_')}` : undefined;
   const given = c.flags.get(audit.flag);
@@ -228,7 +240,7 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
       expected,
       actual: '',
       evidence: `${path.path} matches nothing`,
-      reason: `no file matches ${path.path}`,
+      reason: facts.components.embeddedInstead(path.path) ?? `no file matches ${path.path}`,
     };
   const want = audit.type === 'file-owner' ? facts.accounts.resolveOwner(audit.owner) : undefined;
   const findings: string[] = [];
@@ -260,8 +272,26 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
       expected,
       actual: '',
       evidence: `${path.path} does not exist`,
-      reason: `${path.path} does not exist on this node`,
+      reason:
+        facts.components.embeddedInstead(path.path) ??
+        (path.fallbackAfter
+          ? `${path.fallbackAfter}; ${path.path} does not exist on this node`
+          : `${path.path} does not exist on this node`),
     };
+  // A component embedded in another process (etcd in k3s) runs as that process's user, root: an owner like etcd:etcd
+  // names a user it does not have. Its files owned by root:root are not applicable (k3s's own CIS self-assessment says
+  // so); owned by anyone else they are judged as usual.
+  if (audit.type === 'file-owner' && path.embeddedIn && want && (want.uid !== 0 || want.gid !== 0)) {
+    const owners = files.map((f) => facts.host.stat(f)).filter((st) => st.kind === 'found');
+    if (owners.length > 0 && owners.every((st) => st.facts.uid === 0 && st.facts.gid === 0))
+      return {
+        status: 'NA',
+        expected,
+        actual: 'root:root',
+        evidence: path.source,
+        reason: `${path.path} is owned by root:root: the component runs inside ${path.embeddedIn} as root, with no ${audit.owner.split(':')[0]} user of its own`,
+      };
+  }
   const evidence = [
     path.source,
     want === undefined && audit.type === 'file-owner' ? `owner ${audit.owner} does not exist on this node` : '',
@@ -272,7 +302,7 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
 }
 
 type ResolvedPath =
-  | { kind: 'path'; path: string; source: string }
+  | { kind: 'path'; path: string; source: string; embeddedIn?: string; fallbackAfter?: string }
   | { kind: 'unresolved'; reason: string }
   | { kind: 'error'; reason: string };
 
@@ -284,7 +314,9 @@ function resolvePathTemplate(template: string, facts: NodeFacts): ResolvedPath {
   const reasons: string[] = [];
   for (const alt of (m[1] as string).split('|')) {
     const r = resolveVariable(alt.trim(), facts);
-    if (r.kind === 'path') return { ...r, path: r.path + rest };
+    // A default path after alternatives that did not resolve keeps why they did not (the reason a SKIP gives).
+    if (r.kind === 'path')
+      return { ...r, path: r.path + rest, ...(reasons.length > 0 ? { fallbackAfter: reasons.join('; ') } : {}) };
     if (r.kind === 'error') return r;
     reasons.push(r.reason);
   }
@@ -342,9 +374,9 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     if (c.kind === 'absent') return { kind: 'unresolved', reason: c.reason };
     if (c.kind === 'error') return { kind: 'error', reason: c.reason };
     const p = c.flags.get(b as string);
-    return p
-      ? onHost(facts, a as ComponentName, p, `--${b} in ${c.source}`)
-      : { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
+    if (!p) return { kind: 'unresolved', reason: `--${b} not given in ${c.source}` };
+    const r = onHost(facts, a as ComponentName, p, `--${b} in ${c.source}`);
+    return r.kind === 'path' && c.embeddedIn ? { ...r, embeddedIn: c.embeddedIn } : r;
   }
   return { kind: 'unresolved', reason: `unknown path variable ${v}` };
 }

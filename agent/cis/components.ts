@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { documentField, documentPath, parseYamlDocument, scalarText } from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
-import { findK3sProcess, k3sControlPlaneArgs, k3sPassThroughArgs } from './k3s.js';
+import { findK3sProcess, k3sControlPlaneArgs, k3sEmbeddedEtcd, k3sPassThroughArgs } from './k3s.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 
 /** Control-plane and node components whose flags the benchmarks read. */
@@ -17,6 +17,8 @@ export type ComponentFlags =
       source: string;
       /** The running process the flags were read from (absent when read from a static pod manifest). */
       pid?: number;
+      /** The process the component runs inside, with no process or user of its own ("k3s server pid 1201"). */
+      embeddedIn?: string;
     }
   | { kind: 'absent'; reason: string }
   | { kind: 'error'; reason: string };
@@ -78,6 +80,20 @@ export class ComponentReader {
       this.cache.set(component, hit);
     }
     return hit;
+  }
+
+  /**
+   * Why a static pod manifest named like a component's (etcd.yaml) is absent, when that component runs inside another
+   * process (k3s): there is no such file to assess.
+   */
+  embeddedInstead(path: string): string | undefined {
+    for (const [component, file] of Object.entries(MANIFEST_FILE) as [ComponentName, string][]) {
+      if (posix.basename(path) !== file) continue;
+      const c = this.flags(component);
+      if (c.kind === 'found' && c.embeddedIn)
+        return `${component} runs inside ${c.embeddedIn}, not as a static pod: there is no ${component} pod specification file`;
+    }
+    return undefined;
   }
 
   /** The node path of a component's static pod manifest (whether or not it exists). */
@@ -195,7 +211,14 @@ export class ComponentReader {
         flags: parseFlags([...builtIn, ...k3sPassThroughArgs(this.host, k3s, key)], BOOLEAN_FLAGS),
         env: new Map(),
         source: `${component} embedded in k3s server pid ${k3s.pid} (k3s built-in flags, then --${key} from /etc/rancher/k3s/config.yaml and the command line)`,
+        embeddedIn: `k3s server pid ${k3s.pid}`,
       };
+    }
+    const k3sServer = component === 'etcd' ? findK3sProcess(this.processes, 'server') : undefined;
+    if (k3sServer) {
+      // A k3s server embeds etcd (or runs without one): read the etcd config file k3s writes, not a static pod.
+      const etcd = k3sEmbeddedEtcd(this.host, k3sServer);
+      return etcd.kind === 'found' ? { ...etcd, env: new Map(), embeddedIn: `k3s server pid ${k3sServer.pid}` } : etcd;
     }
     const path = this.manifestPath(component);
     if (!path) return { kind: 'absent', reason: `${component} is not running on this node` };

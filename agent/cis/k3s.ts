@@ -157,3 +157,66 @@ export function k3sControlPlaneArgs(
     ];
   return ['--bind-address=127.0.0.1', `--kubeconfig=${CRED}/scheduler.kubeconfig`, '--profiling=false'];
 }
+
+/** Where k3s keeps its embedded etcd: the data directory, and the etcd config file k3s writes into it. */
+export const K3S_ETCD_DATA_DIR = '/var/lib/rancher/k3s/server/db/etcd';
+export const K3S_ETCD_CONFIG = `${K3S_ETCD_DATA_DIR}/config`;
+
+/**
+ * The flags of the etcd a k3s server embeds, or why there is none. k3s does not run an etcd process: with embedded etcd
+ * (--cluster-init, or a server that joined one) it writes etcd's configuration to <data dir>/config and starts etcd in
+ * its own process from that file (k3s pkg/daemons/executor: ETCDConfig.ToConfigFile writes
+ * /var/lib/rancher/k3s/server/db/etcd/config, mode 0600, then embed.ConfigFromFile; kube-bench's cfg/k3s-cis-*
+ * etcd checks read the same file). Without it k3s keeps its data in SQLite through kine, or in the external datastore
+ * --datastore-endpoint names: there is no etcd on the node to assess.
+ */
+export function k3sEmbeddedEtcd(
+  host: HostView,
+  proc: NodeProcess,
+): { kind: 'found'; flags: Map<string, string>; source: string } | { kind: 'absent' | 'error'; reason: string } {
+  const file = host.readText(K3S_ETCD_CONFIG);
+  if (file.kind === 'error') return { kind: 'error', reason: `${K3S_ETCD_CONFIG}: ${file.reason}` };
+  if (file.kind === 'absent') {
+    const endpoint = k3sOption(host, proc, 'datastore-endpoint');
+    return {
+      kind: 'absent',
+      reason: endpoint
+        ? `k3s server pid ${proc.pid} keeps its data in the external datastore --datastore-endpoint names, not in an etcd on this node`
+        : `k3s server pid ${proc.pid} runs without embedded etcd (no ${K3S_ETCD_CONFIG}; its datastore is SQLite through kine)`,
+    };
+  }
+  let doc: unknown;
+  try {
+    doc = parseYamlDocument(file.text);
+  } catch (err) {
+    return { kind: 'error', reason: `${K3S_ETCD_CONFIG}: not valid YAML: ${(err as Error).message}` };
+  }
+  if (!isDocumentMap(doc)) return { kind: 'error', reason: `${K3S_ETCD_CONFIG}: not a mapping of etcd settings` };
+  return {
+    kind: 'found',
+    flags: etcdConfigFileFlags(doc),
+    source: `${K3S_ETCD_CONFIG} (etcd embedded in k3s server pid ${proc.pid})`,
+  };
+}
+
+/**
+ * An etcd configuration file (etcd --config-file) as the flags it stands for: top-level keys are flag names; the
+ * client-transport-security and peer-transport-security sections hold the client TLS flags (cert-file, key-file,
+ * client-cert-auth, trusted-ca-file, auto-tls, ...) and the same flags with a peer- prefix (etcd's configuration-file
+ * documentation, etcd.io/docs/v3.5/op-guide/configuration/). Lists become comma-separated values.
+ */
+export function etcdConfigFileFlags(doc: unknown): Map<string, string> {
+  const flags = new Map<string, string>();
+  const put = (name: string, v: unknown) => {
+    const items = Array.isArray(v) ? v.map(scalarText) : [scalarText(v)];
+    if (items.every((x) => x !== undefined)) flags.set(name, items.join(','));
+  };
+  for (const key of Object.keys(doc as object)) {
+    const v = documentField(doc, key);
+    const prefix = key === 'client-transport-security' ? '' : key === 'peer-transport-security' ? 'peer-' : undefined;
+    if (prefix !== undefined && isDocumentMap(v)) {
+      for (const k of Object.keys(v as object)) put(`${prefix}${k}`, documentField(v, k));
+    } else put(key, v);
+  }
+  return flags;
+}

@@ -142,8 +142,7 @@ export async function runCommand(args: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');
-      agent.stop();
-      resolve();
+      void agent.shutdown(SHUTDOWN_DELIVERY_MS).then(resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -161,8 +160,20 @@ export interface RunningAgent {
   flows?: FlowCapture;
   /** The components in start order (stop runs them in reverse). */
   readonly components: readonly Component[];
+  /** Stop everything at once: what is not delivered stays in the spool (if any). */
   stop(): void;
+  /**
+   * Stop as on SIGTERM: everything above the aggregator stream first (flow capture queues its last window), then wait
+   * at most `boundMs` for the outbox to be acknowledged, then the stream and the rest.
+   */
+  shutdown(boundMs: number): Promise<void>;
 }
+
+/**
+ * How long SIGTERM waits for the last flow window (and anything else queued) to be acknowledged: well inside
+ * Kubernetes' default 30 s grace period. With a spool, what is not acknowledged by then is sent after the restart.
+ */
+const SHUTDOWN_DELIVERY_MS = 5000;
 
 /**
  * The composition root of `run`: builds the components, starts them in order and stops them in reverse. Start order:
@@ -196,6 +207,23 @@ export function startAgent(config: RunConfig, log: Logger): RunningAgent {
     components,
     stop() {
       for (const c of [...components].reverse()) c.stop();
+    },
+    async shutdown(boundMs: number) {
+      const reversed = [...components].reverse();
+      const at = reversed.indexOf(stream);
+      for (const c of reversed.slice(0, at)) c.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const delivered = await Promise.race([
+        outbox.flushed().then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), boundMs))),
+      ]);
+      clearTimeout(timer);
+      if (!delivered)
+        log.warn(
+          { unacknowledged: outbox.size, boundMs },
+          'stopping with messages not yet acknowledged by the aggregator',
+        );
+      for (const c of reversed.slice(at)) c.stop();
     },
   };
 }

@@ -195,9 +195,19 @@ export class FlowCapture {
     return seqs;
   }
 
+  /**
+   * Stop reading. The open window is flushed first (read to the end of the files, held connections handed over, the
+   * window queued in the outbox and spooled), so stopping loses none of it; the caller decides how long to wait for
+   * the outbox to deliver it (RunningAgent.shutdown).
+   */
   stop(): void {
     clearInterval(this.pollTimer);
     clearInterval(this.flushTimer);
+    try {
+      this.flush();
+    } catch (err) {
+      this.o.log.warn({ err: errorDetail(err) }, 'the last flow window could not be queued');
+    }
     for (const s of this.sources) s.source.stop();
   }
 

@@ -1,6 +1,8 @@
 import Type from 'typebox';
 import { toCsv } from '../../common/csv.js';
 import type { ReportResult } from '../reports/result.js';
+import { documentFile, documentFileNames } from '../reports/report-file.js';
+import { reportSource } from '../reports/registry.js';
 import { reportStatus } from '../reports/scheduler.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
 import { readerOf } from './access.js';
@@ -40,6 +42,10 @@ const ReportList = Type.Object({
       suspend: Type.Boolean(),
       apiVersion: Type.String(),
       origin: Type.String(),
+      source: Type.String({
+        description:
+          'the resource it was read from: globalreports.compliance.verdict.dev or globalreports.projectcalico.org (watched in the cluster), or file (--reports)',
+      }),
       spec: Type.Unknown({ description: 'the GlobalReport spec as written' }),
       status: Type.Object(
         {
@@ -160,10 +166,12 @@ function listReports(app: App, store: Store, reports: Reports, signingPublicKey?
           suspend: def.suspend,
           apiVersion: def.apiVersion,
           origin: def.origin,
+          source: reportSource(def.origin),
           spec: def.spec,
           // The key that signs this report's downloads (--signing-key), so a reader can check them later.
           status: {
             ...reportStatus(await store.reportRuns(def.name, 100)),
+            source: reportSource(def.origin),
             ...(signingPublicKey ? { signingPublicKey } : {}),
           },
         });
@@ -237,18 +245,23 @@ function listRuns(app: App, store: Store, reports: Reports): void {
   );
 }
 
+/** A download's file name: the report, the day its interval ends, and the file. */
+const downloadName = (report: string, run: ReportRunRecord, file: string) =>
+  `${report}-${new Date(run.intervalEndMs).toISOString().slice(0, 10)}-${file}`;
+
 function getRun(app: App, store: Store): void {
   app.get(
     '/api/v1/reports/:name/runs/:id',
     {
       config: { access: { verb: 'get', resource: 'globalreports', nameParam: 'name' } },
       schema: {
-        summary: 'One run: JSON with its result, or one of its CSV files (?format=csv&file=...)',
+        summary:
+          'One run: JSON with its result, one of its CSV files (?format=csv&file=...), or one of its documents (?file=events.json, events.yaml)',
         params: Type.Object({ name: ReportName, id: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }),
         querystring: Type.Object(
           {
             format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])),
-            file: Type.Optional(Type.String({ pattern: '^[a-z-]+\\.csv$' })),
+            file: Type.Optional(Type.String({ pattern: '^[a-z-]+\\.(csv|json|yaml)$' })),
           },
           { additionalProperties: false },
         ),
@@ -257,6 +270,7 @@ function getRun(app: App, store: Store): void {
             content: {
               'application/json': { schema: RunDetail },
               'text/csv': { schema: Type.String({ description: 'RFC 4180 CSV, one of the result files' }) },
+              'application/yaml': { schema: Type.String({ description: 'a document as YAML (events.yaml)' }) },
             },
           },
           ...ErrorReplies,
@@ -269,16 +283,24 @@ function getRun(app: App, store: Store): void {
       if (!run || run.report !== name)
         return reply.status(404).send({ error: 'VERDICT_NOT_FOUND', message: `report "${name}" has no run ${id}` });
       const { format, file } = req.query;
-      if (format !== 'csv') return { ...runView(run), inputs: run.inputs, result: run.result ?? null };
+      // events.json / events.yaml (a run's documents) need no format=csv: the name says what they are.
+      const asDocument = file !== undefined && !file.endsWith('.csv');
+      if (format !== 'csv' && !asDocument) return { ...runView(run), inputs: run.inputs, result: run.result ?? null };
       const result = run.result as ReportResult | undefined;
       if (!result)
         return reply.status(409).send({
           error: 'VERDICT_NOT_READY',
           message: `run ${id} is ${run.status}; CSV files exist once it has succeeded`,
         });
-      const names = Object.keys(result.files);
+      const names = [...Object.keys(result.files), ...documentFileNames(result.documents)];
       const chosen = file ?? names[0] ?? '';
-      const f = result.files[chosen];
+      const doc = asDocument ? documentFile(result.documents, chosen) : undefined;
+      if (doc)
+        return reply
+          .type(doc.contentType)
+          .header('content-disposition', `attachment; filename="${downloadName(name, run, chosen)}"`)
+          .send(doc.body);
+      const f = asDocument ? undefined : result.files[chosen];
       if (!f)
         return reply.status(404).send({
           error: 'VERDICT_NOT_FOUND',
@@ -286,10 +308,7 @@ function getRun(app: App, store: Store): void {
         });
       return reply
         .type('text/csv; charset=utf-8')
-        .header(
-          'content-disposition',
-          `attachment; filename="${name}-${new Date(run.intervalEndMs).toISOString().slice(0, 10)}-${chosen}"`,
-        )
+        .header('content-disposition', `attachment; filename="${downloadName(name, run, chosen)}"`)
         .send(toCsv(f.header, f.rows));
     },
   );

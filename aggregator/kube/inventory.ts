@@ -9,8 +9,8 @@ export interface KubeInventoryOptions {
 }
 
 /**
- * List what an inventory report needs; Calico's policies only where Calico's
- * API is installed. Pods come from the recorded pod history when it reaches
+ * List what an inventory report needs (services included, for services.csv);
+ * Calico's policies only where Calico's API is installed. Pods come from the recorded pod history when it reaches
  * back to the interval's start (so pods deleted during the interval count),
  * else from the current list.
  */
@@ -28,10 +28,12 @@ export function kubeInventory({
   };
   return async (fromMs, toMs) => {
     const history = await store?.podsDuring(fromMs, toMs);
-    const [live, namespaces, serviceAccounts, networkPolicies, calicoNp, calicoGnp] = await Promise.all([
+    const [live, namespaces, serviceAccounts, services, networkPolicies, calicoNp, calicoGnp] = await Promise.all([
       items<InventorySnapshot['pods'][number]>('/api/v1/pods'),
       items<InventorySnapshot['namespaces'][number]>('/api/v1/namespaces'),
       items<InventorySnapshot['serviceAccounts'][number]>('/api/v1/serviceaccounts'),
+      // Optional only for API servers that serve a subset (test stand-ins); a real one always has services.
+      items<NonNullable<InventorySnapshot['services']>[number]>('/api/v1/services', true),
       items<InventorySnapshot['networkPolicies'][number]>('/apis/networking.k8s.io/v1/networkpolicies'),
       items<Omit<InventorySnapshot['calicoPolicies'][number], 'kind'>>(
         '/apis/projectcalico.org/v3/networkpolicies',
@@ -42,16 +44,32 @@ export function kubeInventory({
         true,
       ),
     ]);
+    // Pod history keeps no containers: a pod still running lends its spec (Envoy known), a deleted one has none.
+    const running = new Map(live.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
     const pods = history
-      ? history.map((p) => ({
-          metadata: { name: p.name, namespace: p.namespace, labels: p.labels },
-          spec: { serviceAccountName: p.serviceAccount, hostNetwork: p.hostNetwork },
-        }))
+      ? history.map((p) => {
+          const now = running.get(`${p.namespace}/${p.name}`);
+          return {
+            metadata: {
+              name: p.name,
+              namespace: p.namespace,
+              labels: p.labels,
+              annotations: now?.metadata.annotations,
+            },
+            spec: {
+              serviceAccountName: p.serviceAccount,
+              hostNetwork: p.hostNetwork,
+              containers: now?.spec?.containers,
+              initContainers: now?.spec?.initContainers,
+            },
+          };
+        })
       : live;
     return {
       pods,
       namespaces,
       serviceAccounts,
+      services,
       networkPolicies,
       calicoPolicies: [
         ...calicoNp.map((p) => ({ ...p, kind: 'NetworkPolicy' as const })),

@@ -7,7 +7,7 @@ import { DEFAULT_THRESHOLDS } from '../compute/cis.js';
 
 /** Verdict's own API group for GlobalReport; Calico Enterprise's is accepted too and mapped. */
 export const VERDICT_API_VERSION = 'compliance.verdict.dev/v1';
-const CALICO_API_VERSION = 'projectcalico.org/v3';
+export const CALICO_API_VERSION = 'projectcalico.org/v3';
 export type ReportType = 'cis-benchmark' | 'network-access' | 'inventory' | 'policy-audit';
 
 const NamesAndSelector = Type.Object(

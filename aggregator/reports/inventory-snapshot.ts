@@ -1,9 +1,25 @@
 /** The cluster objects an inventory needs, as the Kubernetes API lists them. */
 export interface InventorySnapshot {
   pods: {
-    metadata: { name: string; namespace: string; labels?: Record<string, string> };
-    spec?: { serviceAccountName?: string; nodeName?: string; hostNetwork?: boolean };
+    metadata: {
+      name: string;
+      namespace: string;
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+    };
+    spec?: {
+      serviceAccountName?: string;
+      nodeName?: string;
+      hostNetwork?: boolean;
+      containers?: { name: string }[];
+      initContainers?: { name: string }[];
+    };
   }[];
+  /**
+   * v1 Service: a service holds the pods in its namespace its selector matches. Absent where the source does not list
+   * services (the services are then unknown, not none).
+   */
+  services?: { metadata: { name: string; namespace: string }; spec?: { selector?: Record<string, string> } }[];
   namespaces: { metadata: { name: string; labels?: Record<string, string> } }[];
   serviceAccounts: { metadata: { name: string; namespace: string } }[];
   /** networking.k8s.io/v1 NetworkPolicy. */

@@ -2,6 +2,25 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { isValid, parseReportsYaml, type InvalidReport, type ReportDefinition } from './globalreport.js';
+import { REPORT_TYPES } from './report-types.js';
+import { AGGREGATOR_ERRORS } from '../errors.js';
+
+/**
+ * Where a cluster's GlobalReports come from: Verdict's own resource, and Calico
+ * Enterprise's projectcalico.org/v3 one where its API is installed. Any other
+ * origin is the file a definition was read from.
+ */
+export const CLUSTER_ORIGINS = {
+  verdict: 'cluster',
+  calico: 'cluster:projectcalico.org/v3',
+} as const;
+
+/** Which resource a report was read from, as the API and its status say: "globalreports.<group>" or "file". */
+export function reportSource(origin: string): string {
+  if (origin === CLUSTER_ORIGINS.verdict) return 'globalreports.compliance.verdict.dev';
+  if (origin === CLUSTER_ORIGINS.calico) return 'globalreports.projectcalico.org';
+  return 'file';
+}
 
 /**
  * The GlobalReports in force. Without a cluster they come from `--reports DIR`
@@ -17,6 +36,8 @@ export class ReportRegistry {
   private readonly sources = new Map<string, (ReportDefinition | InvalidReport)[]>();
   /** When each report was first seen: where a new schedule starts. */
   readonly firstSeenMs = new Map<string, number>();
+  /** Where reports that read the cluster get it ("the cluster", a snapshot); none: they are refused at load. */
+  private clusterFacts: string | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -35,6 +56,16 @@ export class ReportRegistry {
     return [...this.invalid.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * The aggregator can read cluster facts (from the API server, or an offline snapshot): report types that need
+   * them are valid from now on. Until then they are listed as invalid with the reason, rather than loaded to fail
+   * every run and its retries.
+   */
+  allowClusterReads(from: string): void {
+    this.clusterFacts = from;
+    this.replace([...this.sources.values()].flat());
+  }
+
   /** Replace what one source holds (a directory, the cluster); the others stay. */
   setSource(source: string, items: (ReportDefinition | InvalidReport)[]): void {
     this.sources.set(source, items);
@@ -46,6 +77,15 @@ export class ReportRegistry {
     const defs = new Map<string, ReportDefinition>();
     const bad = new Map<string, InvalidReport>();
     for (const item of items) {
+      const kind = isValid(item) ? REPORT_TYPES[item.reportType] : undefined;
+      if (isValid(item) && kind?.needsCluster && !this.clusterFacts) {
+        bad.set(`${item.name}@${item.origin}`, {
+          name: item.name,
+          origin: item.origin,
+          error: `${AGGREGATOR_ERRORS.reportUnsupported}: ${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster or give it --kubeconfig`,
+        });
+        continue;
+      }
       if (isValid(item) && defs.has(item.name)) {
         bad.set(`${item.name}@${item.origin}`, {
           name: item.name,

@@ -37,6 +37,11 @@ export interface ReportOutput<Summary, Data> {
   data: Data;
   /** Downloadable CSV files by name; the first is the default. */
   files: Record<string, ReportFile>;
+  /**
+   * Files that are one JSON document each, by base name: `events` downloads as events.json and events.yaml (Calico's
+   * policy-audit files). Kept apart from the CSV files, so every entry of `files` stays a table.
+   */
+  documents?: Record<string, unknown>;
 }
 
 /**

@@ -38,3 +38,26 @@ export function inScope(
     return false;
   return true;
 }
+
+/**
+ * The report's scope as Calico Enterprise's summary.csv prints it (tigera/operator
+ * pkg/render/compliance.go, the inventory, network-access and policy-audit
+ * templates): the selectors as written, name lists joined with ";" by the
+ * CSV writer, empty where the spec leaves a part out.
+ */
+export function scopeParameters(def: ReportDefinition): {
+  endpointSelector: string;
+  namespaceNames: string[];
+  namespaceSelector: string;
+  serviceAccountNames: string[];
+  serviceAccountSelectors: string;
+} {
+  const ep = def.spec.endpoints;
+  return {
+    endpointSelector: ep?.selector ?? '',
+    namespaceNames: ep?.namespaces?.names ?? [],
+    namespaceSelector: ep?.namespaces?.selector ?? '',
+    serviceAccountNames: ep?.serviceAccounts?.names ?? [],
+    serviceAccountSelectors: ep?.serviceAccounts?.selector ?? '',
+  };
+}

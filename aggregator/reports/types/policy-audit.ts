@@ -1,6 +1,7 @@
 import type { StoredAuditEvent } from '../../store/index.js';
 import type { ReportDefinition } from '../globalreport.js';
-import { csvFile, summaryFile } from '../report-file.js';
+import { csvFile, rfc3339 } from '../report-file.js';
+import { scopeParameters } from '../scope.js';
 import type { ReportKind, ReportOutput } from '../report-type.js';
 import { boundJson, isPlainObject, jsonEqual, ownValue } from '../json-bounds.js';
 import { isPolicyResource, isWatchedVersion } from '../policy-resources.js';
@@ -188,8 +189,26 @@ export function policyAuditReport(
     numModifiedPolicies: changes.filter((c) => c.verb === 'update' || c.verb === 'patch').length,
     numDeletedPolicies: changes.filter((c) => c.verb === 'delete').length,
   };
+  const scope = scopeParameters(def);
+  // Calico Enterprise's summary.csv columns (tigera/operator pkg/render/compliance.go,
+  // complianceGlobalReportPolicyAudit);
+  // events.csv is Verdict's own: one row per change, with who and what changed.
   const files = {
-    'summary.csv': summaryFile(summary),
+    'summary.csv': csvFile(
+      [summary],
+      [
+        ['startTime', (s) => rfc3339(s.startTime)],
+        ['endTime', (s) => rfc3339(s.endTime)],
+        ['endpointSelector', () => scope.endpointSelector],
+        ['namespaceNames', () => scope.namespaceNames],
+        ['namespaceSelector', () => scope.namespaceSelector],
+        ['serviceAccountNames', () => scope.serviceAccountNames],
+        ['serviceAccountSelectors', () => scope.serviceAccountSelectors],
+        ['numCreatedPolicies', (s) => s.numCreatedPolicies],
+        ['numModifiedPolicies', (s) => s.numModifiedPolicies],
+        ['numDeletedPolicies', (s) => s.numDeletedPolicies],
+      ],
+    ),
     'events.csv': csvFile(changes, [
       ['time', (c) => c.time],
       ['verb', (c) => c.verb],
@@ -204,7 +223,10 @@ export function policyAuditReport(
       ['changedFields', (c) => c.diff.map((d) => d.path)],
     ]),
   };
-  return { summary, data: { changes }, files };
+  // Calico's events.json and events.yaml: the audit events of the reported changes, as the API server wrote them.
+  const reported = new Set(changes.map((c) => c.auditId));
+  const documents = { events: events.filter((e) => reported.has(e.auditId)).map((e) => e.event) };
+  return { summary, data: { changes }, files, documents };
 }
 
 export const policyAuditType: ReportKind<

@@ -24,13 +24,30 @@ ${endpoints}`;
 const snapshot: InventorySnapshot = {
   namespaces: [{ metadata: { name: 'payments', labels: { tier: 'pci' } } }, { metadata: { name: 'shop' } }],
   pods: [
-    { metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } } },
+    // Istio's init and proxy containers: Envoy enabled.
+    {
+      metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } },
+      spec: { containers: [{ name: 'web' }, { name: 'istio-proxy' }], initContainers: [{ name: 'istio-init' }] },
+    },
+    // No containers known (a pod from pod history): Envoy unknown.
     { metadata: { name: 'api-1', namespace: 'payments', labels: { app: 'api' } }, spec: { serviceAccountName: 'api' } },
-    { metadata: { name: 'cart-1', namespace: 'shop', labels: { app: 'cart' } }, spec: { serviceAccountName: 'cart' } },
+    {
+      metadata: { name: 'cart-1', namespace: 'shop', labels: { app: 'cart' } },
+      spec: { serviceAccountName: 'cart', containers: [{ name: 'cart' }] },
+    },
     // Host-network pods are the node's, not endpoints.
     { metadata: { name: 'node-agent', namespace: 'kube-system' }, spec: { hostNetwork: true } },
   ],
   serviceAccounts: [],
+  services: [
+    { metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' } } },
+    { metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: { app: 'cart' } } },
+    { metadata: { name: 'api', namespace: 'payments' }, spec: { selector: { app: 'api' } } },
+    // No selector (endpoints kept by hand): it selects no pod.
+    { metadata: { name: 'external-db', namespace: 'shop' } },
+    // Same selector, other namespace: not web-1's.
+    { metadata: { name: 'web', namespace: 'other' }, spec: { selector: { app: 'web' } } },
+  ],
   networkPolicies: [
     // Every pod in payments, both directions.
     {
@@ -67,24 +84,46 @@ const snapshot: InventorySnapshot = {
   ],
 };
 
+// Calico Enterprise's columns (tigera/operator pkg/render/compliance.go, complianceGlobalReportInventory),
+// then Verdict's.
 const ENDPOINTS_HEADER = [
   'endpoint',
-  'namespace',
-  'serviceAccount',
   'ingressProtected',
   'egressProtected',
+  'envoyEnabled',
   'appliedPolicies',
+  'services',
+  'namespace',
+  'serviceAccount',
 ];
-// api-1: lockdown (Ingress, Egress) and pci-ingress (Ingress).
-const API = ['payments/api-1', 'payments', 'api', true, true, ['payments/lockdown', 'pci-ingress']];
-// cart-1: cart-out (Egress) and security.allow-dns (Egress); nothing for ingress.
-const CART = ['shop/cart-1', 'shop', 'cart', false, true, ['security.allow-dns', 'shop/cart-out']];
-// web-1: web-in (Ingress); no service account named, so "default".
-const WEB = ['shop/web-1', 'shop', 'default', true, false, ['shop/web-in']];
+// api-1: lockdown (Ingress, Egress) and pci-ingress (Ingress); Envoy unknown; in service payments/api.
+const API = [
+  'payments/api-1',
+  true,
+  true,
+  null,
+  ['payments/lockdown', 'pci-ingress'],
+  ['payments/api'],
+  'payments',
+  'api',
+];
+// cart-1: cart-out (Egress) and security.allow-dns (Egress); nothing for ingress; no Istio.
+const CART = [
+  'shop/cart-1',
+  false,
+  true,
+  false,
+  ['security.allow-dns', 'shop/cart-out'],
+  ['shop/cart'],
+  'shop',
+  'cart',
+];
+// web-1: web-in (Ingress); no service account named, so "default"; Istio's sidecar.
+const WEB = ['shop/web-1', true, false, true, ['shop/web-in'], ['shop/web'], 'shop', 'default'];
 
 t.test('every pod in scope: the policies selecting it, namespaces protected when all their pods are', async (t) => {
   const out = inventoryReport(inventoryDef(), snapshot, INTERVAL);
-  const summary = {
+  t.same(out.summary, {
     startTime: INTERVAL.start,
     endTime: INTERVAL.end,
     endpointsNumInScope: 3,
@@ -95,16 +134,51 @@ t.test('every pod in scope: the policies selecting it, namespaces protected when
     namespacesNumIngressProtected: 1,
     namespacesNumEgressProtected: 1,
     serviceAccountsNumInScope: 3,
-  };
-  t.same(out.summary, summary);
-  t.same(Object.keys(out.files), ['summary.csv', 'endpoints.csv', 'namespaces.csv', 'serviceaccounts.csv']);
-  t.same(out.files['summary.csv'], { header: Object.keys(summary), rows: [Object.values(summary)] });
+    servicesNumInScope: 3,
+  });
+  t.same(Object.keys(out.files), [
+    'summary.csv',
+    'endpoints.csv',
+    'namespaces.csv',
+    'services.csv',
+    'serviceaccounts.csv',
+  ]);
+  t.same(out.files['summary.csv'], {
+    header: [
+      'startTime',
+      'endTime',
+      'endpointSelector',
+      'namespaceNames',
+      'namespaceSelector',
+      'serviceAccountNames',
+      'serviceAccountSelectors',
+      'endpointsNumInScope',
+      'endpointsNumIngressProtected',
+      'endpointsNumEgressProtected',
+      'namespacesNumInScope',
+      'namespacesNumIngressProtected',
+      'namespacesNumEgressProtected',
+      'serviceAccountsNumInScope',
+      'servicesNumInScope',
+    ],
+    rows: [['2026-11-20T00:00:00Z', '2026-11-21T00:00:00Z', '', [], '', [], '', 3, 2, 2, 2, 1, 1, 3, 3]],
+  });
   t.same(out.files['endpoints.csv'], { header: ENDPOINTS_HEADER, rows: [API, CART, WEB] });
+  // Envoy: payments' one pod is unknown (empty cell); shop has cart-1 without it (false).
   t.same(out.files['namespaces.csv'], {
-    header: ['namespace', 'endpoints', 'ingressProtected', 'egressProtected'],
+    header: ['namespace', 'ingressProtected', 'egressProtected', 'envoyEnabled', 'endpoints'],
     rows: [
-      ['payments', 1, true, true],
-      ['shop', 2, false, false],
+      ['payments', true, true, null, 1],
+      ['shop', false, false, false, 2],
+    ],
+  });
+  // Only the services with endpoints in scope; Calico counts no egress for services.
+  t.same(out.files['services.csv'], {
+    header: ['service', 'ingressProtected', 'envoyEnabled', 'endpoints'],
+    rows: [
+      ['payments/api', true, null, 1],
+      ['shop/cart', false, false, 1],
+      ['shop/web', true, true, 1],
     ],
   });
   t.same(out.files['serviceaccounts.csv'], {
@@ -113,7 +187,8 @@ t.test('every pod in scope: the policies selecting it, namespaces protected when
   });
   t.equal(
     toCsv(out.files['endpoints.csv']!.header, out.files['endpoints.csv']!.rows).split('\r\n')[1],
-    'payments/api-1,payments,api,true,true,payments/lockdown;pci-ingress',
+    'payments/api-1,true,true,,payments/lockdown;pci-ingress,payments/api,payments,api',
+    'lists joined with ";", as the reference says; an unknown Envoy is an empty cell',
   );
   t.same(out.data.serviceAccounts, ['payments/api', 'shop/cart', 'shop/default']);
   t.same(
@@ -125,6 +200,8 @@ t.test('every pod in scope: the policies selecting it, namespaces protected when
       ingressProtected: true,
       egressProtected: true,
       appliedPolicies: ['payments/lockdown', 'pci-ingress'],
+      envoyEnabled: null,
+      services: ['payments/api'],
     },
     'the data has no labels',
   );
@@ -143,6 +220,11 @@ t.test('scoped by namespace name', async (t) => {
   });
   t.same(out.files['endpoints.csv']!.rows, [CART, WEB]);
   t.same(out.files['serviceaccounts.csv']!.rows, [['shop/cart'], ['shop/default']]);
+  t.same(out.files['summary.csv']!.rows[0]!.slice(2, 7), ['', ['shop'], '', [], ''], 'the scope as written');
+  t.equal(
+    toCsv(out.files['summary.csv']!.header, out.files['summary.csv']!.rows).split('\r\n')[1],
+    '2026-11-20T00:00:00Z,2026-11-21T00:00:00Z,,shop,,,,2,1,1,1,0,0,2,2',
+  );
 });
 
 t.test('scoped by service account name and by label selector', async (t) => {
@@ -152,7 +234,11 @@ t.test('scoped by service account name and by label selector', async (t) => {
     INTERVAL,
   );
   t.same(bySa.files['endpoints.csv']!.rows, [CART]);
-  t.same(bySa.files['namespaces.csv']!.rows, [['shop', 1, false, true]], 'shop is protected as far as cart-1 goes');
+  t.same(
+    bySa.files['namespaces.csv']!.rows,
+    [['shop', false, true, false, 1]],
+    'shop is protected as far as cart-1 goes',
+  );
   const byLabel = inventoryReport(inventoryDef(`  endpoints:\n    selector: "app == 'web'"\n`), snapshot, INTERVAL);
   t.same(byLabel.files['endpoints.csv']!.rows, [WEB]);
 });
@@ -163,7 +249,10 @@ t.test('an empty cluster: zero counts and header-only files', async (t) => {
     { pods: [], namespaces: [], serviceAccounts: [], networkPolicies: [], calicoPolicies: [] },
     INTERVAL,
   );
-  t.same(out.files['summary.csv']!.rows, [[INTERVAL.start, INTERVAL.end, 0, 0, 0, 0, 0, 0, 0]]);
+  // No services listed (a source without them): unknown, an empty cell, not 0.
+  t.same(out.files['summary.csv']!.rows, [
+    ['2026-11-20T00:00:00Z', '2026-11-21T00:00:00Z', '', [], '', [], '', 0, 0, 0, 0, 0, 0, 0, null],
+  ]);
   t.same(out.files['endpoints.csv'], { header: ENDPOINTS_HEADER, rows: [] });
-  t.same(out.data, { endpoints: [], namespaces: [], serviceAccounts: [] });
+  t.same(out.data, { endpoints: [], namespaces: [], services: [], serviceAccounts: [] });
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import { documentFile } from '../../../aggregator/reports/report-file.js';
 import { policyAuditReport } from '../../../aggregator/reports/types/policy-audit.js';
 import type { StoredAuditEvent } from '../../../aggregator/store/index.js';
 import { toCsv } from '../../../common/csv.js';
@@ -185,7 +186,33 @@ t.test(
     };
     t.same(out.summary, summary);
     t.same(Object.keys(out.files), ['summary.csv', 'events.csv']);
-    t.same(out.files['summary.csv'], { header: Object.keys(summary), rows: [Object.values(summary)] });
+    // Calico Enterprise's summary.csv columns
+    // (tigera/operator pkg/render/compliance.go, complianceGlobalReportPolicyAudit).
+    t.same(out.files['summary.csv'], {
+      header: [
+        'startTime',
+        'endTime',
+        'endpointSelector',
+        'namespaceNames',
+        'namespaceSelector',
+        'serviceAccountNames',
+        'serviceAccountSelectors',
+        'numCreatedPolicies',
+        'numModifiedPolicies',
+        'numDeletedPolicies',
+      ],
+      rows: [['2026-11-20T00:00:00Z', '2026-11-21T00:00:00Z', '', [], '', [], '', 3, 3, 1]],
+    });
+    // events.json / events.yaml: the stored events of the reported changes, as written (a6 is a read, a7 a pod).
+    const reported = ['a1', 'a2', 'a3', 'a4', 'a5', 'a8', 'watch:u9:17:'];
+    t.same(out.documents, { events: events.filter((e) => reported.includes(e.auditId)).map((e) => e.event) });
+    const json = documentFile(out.documents, 'events.json');
+    t.equal(json?.contentType, 'application/json; charset=utf-8');
+    t.same(JSON.parse(json?.body ?? ''), out.documents?.events);
+    const yaml = documentFile(out.documents, 'events.yaml');
+    t.equal(yaml?.contentType, 'application/yaml; charset=utf-8');
+    t.match(yaml?.body, /^- sourceIPs:\n {4}- 10\.0\.0\.1\n {2}responseObject:\n {4}kind: NetworkPolicy\n/);
+    t.equal(documentFile(out.documents, 'changes.json'), undefined, 'only the documents the run has');
     t.same(out.files['events.csv'], { header: HEADER, rows: [A1, A2, A3, A4, A5, A8, A9] });
     t.equal(
       toCsv(out.files['events.csv']!.header, out.files['events.csv']!.rows).split('\r\n')[2],
@@ -213,6 +240,8 @@ t.test('scoped to namespaces: changes elsewhere drop out, cluster-wide ones stay
     numDeletedPolicies: 1,
   });
   t.same(out.files['events.csv']!.rows, [A1, A2, A3, A5, A8]);
+  t.same(out.files['summary.csv']!.rows[0]!.slice(2, 10), ['', ['shop'], '', [], '', 3, 1, 1]);
+  t.same((out.documents?.events as unknown[]).length, 5, 'events.json holds the changes in scope only');
 });
 
 t.test('without the history, the first change in the interval is the whole spec', async (t) => {

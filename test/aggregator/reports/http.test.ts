@@ -194,15 +194,20 @@ t.test(
     t.match(nodes.headers.get('content-type'), /text\/csv/);
     t.match(nodes.headers.get('content-disposition'), /attachment; filename="weekly-cis-2026-11-21-node-summary\.csv"/);
     const lines = nodes.text.trim().split('\r\n');
+    // Calico Enterprise's node-summary.csv columns (tigera/operator pkg/render/compliance.go), then Verdict's.
     t.equal(
       lines[0],
-      'node,benchmark,benchmarkVersion,kubeletVersion,rating,scorePercent,pass,fail,skip,total,scannedAt',
+      'node,version,status,testsPassing,testsFailing,testsUnknown,testsTotal,notRatedReason,benchmark,benchmarkVersion,scorePercent,scannedAt',
     );
-    t.match(lines[1], /^n1,cis-1\.12,1\.12\.0,v1\.32\.1,HIGH,100,3,0,0,3,/);
+    t.match(lines[1], /^n1,v1\.32\.1,HIGH,3,0,0,3,,cis-1\.12,1\.12\.0,100,/);
     const all = await call('GET', `/api/v1/reports/weekly-cis/runs/${id}?format=csv&file=all-tests.csv`, ADMIN);
     t.match(all.text, /"'=HYPERLINK\(""http:\/\/evil"",""x""\)"/, 'a formula is defused and quoted per RFC 4180');
     const def = await call('GET', `/api/v1/reports/weekly-cis/runs/${id}?format=csv`, ADMIN);
-    t.match(def.text, /^nodes,highCount,medCount,lowCount/, 'the first file is the default');
+    t.match(
+      def.text,
+      /^startTime,endTime,type,hiPercentThreshold,medPercentThreshold,hiNodeCount,medNodeCount,lowNodeCount,/,
+      'the first file is the default',
+    );
     const missing = await call('GET', `/api/v1/reports/weekly-cis/runs/${id}?format=csv&file=nope.csv`, ADMIN);
     t.equal(missing.status, 404);
     t.match(missing.json.message, /has no file "nope\.csv"; it has total-summary\.csv, node-summary\.csv/);
@@ -414,6 +419,27 @@ t.test(
     t.same(result.data.changes[1]?.diff, [
       { path: 'spec.policyTypes', before: ['Ingress'], after: ['Ingress', 'Egress'] },
     ]);
+    // Calico's events.json and events.yaml: the audit events of the three changes, as the API server sent them.
+    const json = await call('GET', `/api/v1/reports/policy-changes/runs/${id}?file=events.json`, ADMIN);
+    t.equal(json.status, 200);
+    t.match(json.headers.get('content-type'), /^application\/json/);
+    t.match(json.headers.get('content-disposition'), /filename="policy-changes-2026-11-20-events\.json"/);
+    const sent = JSON.parse(json.text) as { auditID: string; verb: string; user: { username: string } }[];
+    t.same(
+      sent.map((e) => [e.auditID, e.verb, e.user.username]),
+      [
+        ['a1', 'create', 'alice@example.com'],
+        ['a2', 'update', 'alice@example.com'],
+        ['a3', 'delete', 'alice@example.com'],
+      ],
+    );
+    const yaml = await call('GET', `/api/v1/reports/policy-changes/runs/${id}?file=events.yaml`, ADMIN);
+    t.equal(yaml.status, 200);
+    t.match(yaml.headers.get('content-type'), /^application\/yaml/);
+    t.match(yaml.text, /^- kind: Event\n {2}apiVersion: audit\.k8s\.io\/v1\n/m);
+    const none = await call('GET', `/api/v1/reports/policy-changes/runs/${id}?file=changes.json`, ADMIN);
+    t.equal(none.status, 404);
+    t.match(none.json.message, /it has summary\.csv, events\.csv, events\.json, events\.yaml$/);
     const alerts = await call('GET', '/api/v1/tamper-alerts?from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z', ADMIN);
     t.equal((alerts.json.items as unknown[]).length, 3);
     t.match((alerts.json.items as { reason: string }[])[0]?.reason, /namespace payments is protected/);

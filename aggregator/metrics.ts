@@ -1,14 +1,15 @@
 import { Cron } from 'croner';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
-import { clusterSummary, DEFAULT_THRESHOLDS, failingNodesPerCheck, isConnected } from './compute/cis.js';
+import { clusterScoreRatio, failingNodesPerCheck, isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
-import type { LatestCheckStatus, NodeRecord, Store } from './store/index.js';
+import type { NodeCisSummary, NodeRecord, Store } from './store/index.js';
 
 interface CisSnapshot {
   nodes: NodeRecord[];
-  checks: LatestCheckStatus[];
+  /** Each node's latest-run summary: one compact row per node, never the check rows (issue 13). */
+  summaries: NodeCisSummary[];
 }
 
 /** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
@@ -17,8 +18,8 @@ function ratio(pass: number, fail: number): number {
 }
 
 async function readSnapshot(store: Store): Promise<CisSnapshot> {
-  const [nodes, checks] = await Promise.all([store.listNodes(), store.latestCheckStatuses()]);
-  return { nodes, checks };
+  const [nodes, summaries] = await Promise.all([store.listNodes(), store.cisSummaries()]);
+  return { nodes, summaries };
 }
 
 /** Start `counter` at 0 for each of `values` of its one label, so the series exist before the first event. */
@@ -288,20 +289,18 @@ function snapshotGauge(registers: Registry[], snapshot: Snapshot) {
     });
 }
 
-/** CIS scores and failing checks, from the store at scrape time. */
+/** CIS scores and failing checks, from the store's per-node summaries at scrape time. */
 function cisGauges(registers: Registry[], snapshot: Snapshot): void {
   const gauge = snapshotGauge(registers, snapshot);
+  // A node that is not assessable (no kubelet under the agent's root) has no score series at all, so no
+  // "node critical" alert fires for it: verdict_cis_node_assessable says it is there and unassessed.
+  const scored = (s: CisSnapshot) => s.summaries.filter((n) => n.notAssessable === undefined);
   gauge(
     'verdict_cis_node_score_ratio',
-    "pass/(pass+fail) of the scored checks of the node's latest run, 0..1.",
+    "pass/(pass+fail) of the scored checks of the node's latest run, 0..1; absent for a node that is not assessable.",
     ['node', 'benchmark', 'role'],
     (g, s) => {
-      for (const n of s.nodes)
-        if (n.latest)
-          g.set(
-            { node: n.name, benchmark: n.latest.benchmarkId, role: n.latest.role },
-            ratio(n.latest.pass, n.latest.fail),
-          );
+      for (const n of scored(s)) g.set({ node: n.node, benchmark: n.benchmarkId, role: n.role }, ratio(n.pass, n.fail));
     },
   );
   gauge(
@@ -309,28 +308,30 @@ function cisGauges(registers: Registry[], snapshot: Snapshot): void {
     "Scored checks of the node's latest run, by status.",
     ['node', 'benchmark', 'status'],
     (g, s) => {
-      for (const n of s.nodes) {
-        const l = n.latest;
-        if (!l) continue;
+      for (const n of scored(s))
         for (const [status, v] of [
-          ['pass', l.pass],
-          ['fail', l.fail],
-          ['skip', l.skip],
+          ['pass', n.pass],
+          ['fail', n.fail],
+          ['skip', n.skip],
         ] as const)
-          g.set({ node: n.name, benchmark: l.benchmarkId, status }, v);
-      }
+          g.set({ node: n.node, benchmark: n.benchmarkId, status }, v);
+    },
+  );
+  gauge(
+    'verdict_cis_node_assessable',
+    "1 when the node's latest run is a scan of a Kubernetes node, 0 when its agent found no kubelet to assess.",
+    ['node'],
+    (g, s) => {
+      for (const n of s.summaries) g.set({ node: n.node }, n.notAssessable === undefined ? 1 : 0);
     },
   );
   gauge(
     'verdict_cis_cluster_score_ratio',
-    'pass/(pass+fail) over the latest runs of every node, 0..1.',
+    'pass/(pass+fail) over the latest runs of every assessable node, 0..1.',
     ['benchmark'],
     (g, s) => {
-      const benchmarks = new Set(s.nodes.flatMap((n) => (n.latest ? [n.latest.benchmarkId] : [])));
-      for (const b of benchmarks) {
-        const c = clusterSummary(s.nodes, s.checks, { ...DEFAULT_THRESHOLDS, benchmark: b });
-        g.set({ benchmark: b }, ratio(c.pass, c.fail));
-      }
+      for (const b of new Set(scored(s).map((n) => n.benchmarkId)))
+        g.set({ benchmark: b }, clusterScoreRatio(s.summaries, b));
     },
   );
   gauge(
@@ -338,7 +339,7 @@ function cisGauges(registers: Registry[], snapshot: Snapshot): void {
     'Nodes whose latest run fails this scored check.',
     ['benchmark', 'check'],
     (g, s) => {
-      for (const f of failingNodesPerCheck(s.checks)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
+      for (const f of failingNodesPerCheck(s.summaries)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
     },
   );
 }

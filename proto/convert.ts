@@ -31,6 +31,8 @@ export function reportToWire(report: ScanReport, seq: number): WireBenchmarkRun 
       evidence: c.evidence,
       remediation: c.remediation,
     })),
+    // A root that is no node sends its reason and no checks (the checks of nothing are no results).
+    ...(report.notAssessable ? { notAssessable: report.notAssessable, checks: [] } : {}),
   };
 }
 

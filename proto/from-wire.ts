@@ -140,6 +140,12 @@ export function benchmarkRunFromWire(
   if (!role) return fail(`role ${JSON.stringify(run.role)} is not one this aggregator knows`);
   if (!Array.isArray(run.checks) || run.checks.length > WIRE_LIMITS.checksPerRun)
     return fail(`checks is not a list of at most ${WIRE_LIMITS.checksPerRun}`);
+  const notAssessable = run.notAssessable ?? '';
+  const why = textProblem('not_assessable', notAssessable, WIRE_LIMITS.checkText);
+  if (why) return fail(why);
+  // A run that is not a scan of a node has no results: checks beside the reason would read as a node's 0%.
+  if (notAssessable && run.checks.length > 0)
+    return fail(`not_assessable is set and checks holds ${run.checks.length}; a not-assessable run carries no checks`);
   const ids = new Set<string>();
   const checks: CheckResult[] = [];
   for (const [i, c] of run.checks.entries()) {
@@ -186,6 +192,7 @@ export function benchmarkRunFromWire(
         durationMs: run.durationMs,
         summary: summarize(checks),
         checks,
+        ...(notAssessable ? { notAssessable } : {}),
       },
     },
   };

@@ -73,6 +73,8 @@ export interface WireBenchmarkRun {
   startedAtUnixMs: number;
   durationMs: number;
   checks: WireCheckResult[];
+  /** Field 8: why the root is not a Kubernetes node; '' (the default) for a real scan. Optional for older encoders. */
+  notAssessable?: string;
 }
 
 export type WireEndpointKind =

@@ -1,5 +1,5 @@
 import { scorePercent } from '../../common/scan-report.js';
-import type { LatestCheckStatus, NodeRecord } from '../store/index.js';
+import type { NodeCisSummary, NodeRecord } from '../store/index.js';
 import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 
 /** Calico Enterprise's CIS report bands: HIGH at or above highThreshold, MED at or above medThreshold. */
@@ -34,6 +34,8 @@ export interface NodeRow {
   fail: number;
   skip: number;
   rating: Rating | null;
+  /** Why the node could not be assessed (no kubelet found under the agent's host root); then no score or rating. */
+  notAssessable?: string;
 }
 
 /**
@@ -47,25 +49,34 @@ export function isConnected(n: Pick<NodeRecord, 'connected' | 'lastSeenMs'>, now
   return n.connected && nowMs - n.lastSeenMs <= CONNECTED_WITHIN_MS;
 }
 
-/** The `/api/v1/nodes` rows: a node without a run yet has null score and rating. */
+/**
+ * The `/api/v1/nodes` rows: a node without a run yet has null score and rating; so has a node that is not
+ * assessable, which carries the agent's reason instead.
+ */
 export function nodeRows(nodes: NodeRecord[], t: Thresholds = DEFAULT_THRESHOLDS, nowMs = Date.now()): NodeRow[] {
-  return nodes.map((n) => ({
-    name: n.name,
-    role: n.latest?.role ?? n.role,
-    kubeletVersion: n.kubeletVersion,
-    agentVersion: n.agentVersion,
-    connected: isConnected(n, nowMs),
-    lastSeen: new Date(n.lastSeenMs).toISOString(),
-    benchmark: n.latest?.benchmarkId ?? null,
-    scorePercent: n.latest ? n.latest.scorePercent : null,
-    pass: n.latest?.pass ?? 0,
-    fail: n.latest?.fail ?? 0,
-    skip: n.latest?.skip ?? 0,
-    rating: n.latest ? rate(n.latest.scorePercent, t) : null,
-  }));
+  return nodes.map((n) => {
+    const scored = n.latest && n.latest.notAssessable === undefined ? n.latest : undefined;
+    const row: NodeRow = {
+      name: n.name,
+      role: n.latest?.role ?? n.role,
+      kubeletVersion: n.kubeletVersion,
+      agentVersion: n.agentVersion,
+      connected: isConnected(n, nowMs),
+      lastSeen: new Date(n.lastSeenMs).toISOString(),
+      benchmark: scored?.benchmarkId ?? null,
+      scorePercent: scored ? scored.scorePercent : null,
+      pass: scored?.pass ?? 0,
+      fail: scored?.fail ?? 0,
+      skip: scored?.skip ?? 0,
+      rating: scored ? rate(scored.scorePercent, t) : null,
+    };
+    if (n.latest?.notAssessable !== undefined) row.notAssessable = n.latest.notAssessable;
+    return row;
+  });
 }
 
 export interface ClusterSummary {
+  /** Nodes whose latest run is counted (not-assessable nodes are not). */
   nodes: number;
   pass: number;
   fail: number;
@@ -73,50 +84,90 @@ export interface ClusterSummary {
   scorePercent: number;
   bands: { high: number; medium: number; low: number };
   mostFailed: { id: string; title: string; failedNodes: number }[];
+  /** Nodes whose agent found no Kubernetes node to scan: left out of every figure above. */
+  notAssessable: number;
+}
+
+/** A check failing on some nodes, with one run that fails it (where its title is read). */
+export interface FailingCheck {
+  id: string;
+  benchmark: string;
+  failedNodes: number;
+  sampleRunId: number;
+}
+
+/** The summaries a score is made of: assessable nodes, of one benchmark when given. */
+function scoredSummaries(summaries: NodeCisSummary[], benchmark?: string): NodeCisSummary[] {
+  return summaries.filter((s) => s.notAssessable === undefined && (!benchmark || s.benchmarkId === benchmark));
 }
 
 /**
- * Cluster totals over each node's latest run: pass/(pass+fail) of all scored
- * checks, nodes per band, and the checks failing on the most nodes.
+ * Cluster totals over each node's latest run (its compact summary): pass/(pass+fail) of all scored checks, nodes per
+ * band, and the checks failing on the most nodes (`titles` names them, from the runs that fail them).
  */
 export function clusterSummary(
-  nodes: NodeRecord[],
-  checks: LatestCheckStatus[],
+  summaries: NodeCisSummary[],
+  titles: ReadonlyMap<string, string>,
   options: Thresholds & { benchmark?: string; mostFailedLimit?: number } = DEFAULT_THRESHOLDS,
 ): ClusterSummary {
-  const scanned = nodes.filter((n) => n.latest && (!options.benchmark || n.latest.benchmarkId === options.benchmark));
+  const scanned = scoredSummaries(summaries, options.benchmark);
   const sum = { pass: 0, fail: 0, skip: 0 };
   const bands = { high: 0, medium: 0, low: 0 };
-  for (const n of scanned) {
-    const l = n.latest as NonNullable<NodeRecord['latest']>;
+  for (const l of scanned) {
     sum.pass += l.pass;
     sum.fail += l.fail;
     sum.skip += l.skip;
     bands[rate(l.scorePercent, options)]++;
   }
-  const names = new Set(scanned.map((n) => n.name));
   return {
     nodes: scanned.length,
     ...sum,
     scorePercent: scorePercent(sum.pass, sum.fail),
     bands,
-    mostFailed: failingNodesPerCheck(checks.filter((c) => names.has(c.node))).slice(0, options.mostFailedLimit ?? 10),
+    mostFailed: mostFailedChecks(summaries, options).map((f) => ({
+      id: f.id,
+      title: titles.get(titleKey(f)) ?? '',
+      failedNodes: f.failedNodes,
+    })),
+    notAssessable: summaries.filter((s) => s.notAssessable !== undefined).length,
   };
 }
 
-/** Scored checks by how many nodes fail them, most first (ties by id). */
-export function failingNodesPerCheck(
-  checks: LatestCheckStatus[],
-): { id: string; title: string; benchmark: string; failedNodes: number }[] {
-  const byCheck = new Map<string, { id: string; title: string; benchmark: string; failedNodes: number }>();
-  for (const c of checks) {
-    if (c.status !== 'FAIL' || !c.scored) continue;
-    const key = `${c.benchmarkId}\u0000${c.checkId}`;
-    const hit = byCheck.get(key) ?? { id: c.checkId, title: c.title, benchmark: c.benchmarkId, failedNodes: 0 };
-    hit.failedNodes++;
-    byCheck.set(key, hit);
+/** The checks clusterSummary lists as most failed (read their titles with checkTitles before calling it). */
+export function mostFailedChecks(
+  summaries: NodeCisSummary[],
+  options: { benchmark?: string; mostFailedLimit?: number } = {},
+): FailingCheck[] {
+  return failingNodesPerCheck(scoredSummaries(summaries, options.benchmark)).slice(0, options.mostFailedLimit ?? 10);
+}
+
+/** The key of a failing check's title in checkTitles' answer. */
+export const titleKey = (f: Pick<FailingCheck, 'sampleRunId' | 'id'>): string => `${f.sampleRunId} ${f.id}`;
+
+/** Scored checks by how many assessable nodes fail them, most first (ties by id). */
+export function failingNodesPerCheck(summaries: NodeCisSummary[]): FailingCheck[] {
+  const byCheck = new Map<string, FailingCheck>();
+  for (const s of summaries) {
+    if (s.notAssessable !== undefined) continue;
+    for (const id of s.failedChecks) {
+      const key = `${s.benchmarkId}\u0000${id}`;
+      const hit = byCheck.get(key);
+      if (hit) hit.failedNodes++;
+      else byCheck.set(key, { id, benchmark: s.benchmarkId, failedNodes: 1, sampleRunId: s.runId });
+    }
   }
   return [...byCheck.values()].sort(
     (a, b) => b.failedNodes - a.failedNodes || a.id.localeCompare(b.id, 'en', { numeric: true }),
   );
+}
+
+/** Exact pass/(pass+fail) of the assessable nodes of `benchmark`; metrics do not round. */
+export function clusterScoreRatio(summaries: NodeCisSummary[], benchmark: string): number {
+  let pass = 0;
+  let fail = 0;
+  for (const s of scoredSummaries(summaries, benchmark)) {
+    pass += s.pass;
+    fail += s.fail;
+  }
+  return pass + fail === 0 ? 0 : pass / (pass + fail);
 }

@@ -1,4 +1,4 @@
-import { clusterSummary, DEFAULT_THRESHOLDS } from '../compute/cis.js';
+import { clusterSummary, DEFAULT_THRESHOLDS, mostFailedChecks } from '../compute/cis.js';
 import type { App, HttpDeps } from './deps.js';
 import { CisSummary, ErrorReplies, ThresholdQuery } from './schemas.js';
 
@@ -23,8 +23,13 @@ export function registerCisRoutes(app: App, { store }: HttpDeps): void {
           message: `medThreshold (${medThreshold}) must not be above highThreshold (${highThreshold})`,
         });
       }
-      const [nodes, checks] = await Promise.all([store.listNodes(), store.latestCheckStatuses()]);
-      return clusterSummary(nodes, checks, { highThreshold, medThreshold, benchmark: q.benchmark });
+      // One compact row per node (kept as runs are stored), and the titles of the few most failed checks.
+      const summaries = await store.cisSummaries();
+      const options = { highThreshold, medThreshold, benchmark: q.benchmark };
+      const titles = await store.checkTitles(
+        mostFailedChecks(summaries, options).map((f) => ({ runId: f.sampleRunId, checkId: f.id })),
+      );
+      return clusterSummary(summaries, titles, options);
     },
   );
 }

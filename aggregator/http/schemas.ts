@@ -38,6 +38,9 @@ export const ScanReportSchema = Type.Object({
     scorePercent: Type.Number(),
   }),
   checks: Type.Array(CheckResultSchema),
+  notAssessable: Type.Optional(
+    Type.String({ description: 'why the scanned root is not a Kubernetes node; the counts and score mean nothing then' }),
+  ),
 });
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -55,6 +58,9 @@ const NodeItem = Type.Object({
   fail: Type.Integer(),
   skip: Type.Integer(),
   rating: Nullable(Type.Union([Type.Literal('high'), Type.Literal('medium'), Type.Literal('low')])),
+  notAssessable: Type.Optional(
+    Type.String({ description: 'why the node could not be assessed (no kubelet found); no score then' }),
+  ),
 });
 
 export const NodeList = Type.Object({ items: Type.Array(NodeItem) });
@@ -80,4 +86,5 @@ export const CisSummary = Type.Object({
   scorePercent: Type.Number(),
   bands: Type.Object({ high: Type.Integer(), medium: Type.Integer(), low: Type.Integer() }),
   mostFailed: Type.Array(Type.Object({ id: Type.String(), title: Type.String(), failedNodes: Type.Integer() })),
+  notAssessable: Type.Integer({ description: 'nodes whose agent found no Kubernetes node to scan; in no figure above' }),
 });

@@ -18,12 +18,15 @@ import {
   toAuditEvent,
   toCheckStatus,
   FlowRowReader,
+  nodeCisSummaryValues,
+  toNodeCisSummary,
   toNodeRecord,
   toPodSighting,
   toRunRecord,
   type AuditEventRow,
   type CheckStatusRow,
   type FlowRow,
+  type NodeCisSummaryRow,
   type NodeRow,
   type PodRow,
   type ReportRunRow,
@@ -33,6 +36,8 @@ import {
   CHECK_RESULTS,
   LEDGER_SQL,
   ledgerUpsertSql,
+  NODE_CIS_SUMMARIES_SQL,
+  NODE_CIS_SUMMARY_UPSERT,
   params,
   POD_HISTORY,
   RUN_COLUMNS,
@@ -46,6 +51,7 @@ import type {
   FlowBucketRow,
   FlowQuery,
   LatestCheckStatus,
+  NodeCisSummary,
   NodeHello,
   NodeRecord,
   PodSighting,
@@ -206,21 +212,44 @@ export abstract class SqlStore implements Store {
       await this.lockChain(c, 'scans');
       await runSteps(c, sealScan(run.id));
       // A resent older run must not replace a newer one as "latest".
-      await c.run(
+      const latest = await c.run(
         `UPDATE nodes SET latest_run_id = $1 WHERE name = $2 AND (latest_run_id IS NULL OR
            (SELECT started_at_ms FROM benchmark_runs WHERE id = nodes.latest_run_id) <= $3)`,
         [run.id, node, startedAtMs],
       );
+      // The node's compact summary follows its latest run in the same transaction (migration 009).
+      if (latest === 1) await c.run(NODE_CIS_SUMMARY_UPSERT, nodeCisSummaryValues(node, run.id, report));
       return { duplicate: false };
     });
   }
 
   async listNodes(): Promise<NodeRecord[]> {
     const rows = await this.reader.all<NodeRow>(
-      `SELECT n.*, r.benchmark_id, r.benchmark_version, r.role AS run_role, r.started_at_ms, r.pass, r.fail, r.skip, r.score_percent
-       FROM nodes n LEFT JOIN benchmark_runs r ON r.id = n.latest_run_id ORDER BY ${this.d.byteOrder('n.name')}`,
+      `SELECT n.*, r.benchmark_id, r.benchmark_version, r.role AS run_role, r.started_at_ms, r.pass, r.fail, r.skip, r.score_percent,
+         s.not_assessable
+       FROM nodes n LEFT JOIN benchmark_runs r ON r.id = n.latest_run_id
+       LEFT JOIN node_cis_summaries s ON s.node = n.name AND s.run_id = n.latest_run_id
+       ORDER BY ${this.d.byteOrder('n.name')}`,
     );
     return rows.map(toNodeRecord);
+  }
+
+  async cisSummaries(): Promise<NodeCisSummary[]> {
+    const rows = await this.reader.all<NodeCisSummaryRow>(NODE_CIS_SUMMARIES_SQL);
+    return rows.map(toNodeCisSummary);
+  }
+
+  async checkTitles(checks: { runId: number; checkId: string }[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (checks.length === 0) return out;
+    const { values, p } = params();
+    const where = checks.map((k) => `(run_id = ${p(k.runId)} AND check_id = ${p(k.checkId)})`).join(' OR ');
+    const rows = await this.reader.all<{ run_id: number | string; check_id: string; title: string }>(
+      `SELECT run_id, check_id, title FROM check_results WHERE ${where}`,
+      values,
+    );
+    for (const r of rows) out.set(`${Number(r.run_id)} ${r.check_id}`, r.title);
+    return out;
   }
 
   async nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined> {

@@ -1,8 +1,9 @@
 import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../common/flow.js';
-import type { NodeRole } from '../../common/scan-report.js';
+import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import type {
   FlowBucketRow,
   LatestCheckStatus,
+  NodeCisSummary,
   NodeRecord,
   PodSighting,
   ReportRunRecord,
@@ -43,6 +44,7 @@ export interface NodeRow {
   fail: number | null;
   skip: number | null;
   score_percent: number | null;
+  not_assessable: string | null;
 }
 
 export function toNodeRecord(r: NodeRow): NodeRecord {
@@ -72,8 +74,56 @@ export function toNodeRecord(r: NodeRow): NodeRecord {
             fail: r.fail ?? 0,
             skip: r.skip ?? 0,
             scorePercent: r.score_percent ?? 0,
+            ...(r.not_assessable !== null && r.not_assessable !== undefined ? { notAssessable: r.not_assessable } : {}),
           },
   };
+}
+
+/** A node_cis_summaries row (migration 009). */
+export interface NodeCisSummaryRow {
+  node: string;
+  run_id: number | string;
+  benchmark_id: string;
+  role: string;
+  pass: number;
+  fail: number;
+  skip: number;
+  score_percent: number;
+  failed_checks_json: string;
+  not_assessable: string | null;
+}
+
+export function toNodeCisSummary(r: NodeCisSummaryRow): NodeCisSummary {
+  return {
+    node: r.node,
+    runId: Number(r.run_id),
+    benchmarkId: r.benchmark_id,
+    role: r.role as NodeRole,
+    pass: r.pass,
+    fail: r.fail,
+    skip: r.skip,
+    scorePercent: r.score_percent,
+    failedChecks: JSON.parse(r.failed_checks_json) as string[],
+    ...(r.not_assessable !== null ? { notAssessable: r.not_assessable } : {}),
+  };
+}
+
+/** NODE_CIS_SUMMARY_UPSERT's values for `report`, stored as run `runId` of `node`. */
+export function nodeCisSummaryValues(node: string, runId: number, report: ScanReport): unknown[] {
+  const s = report.summary;
+  const failed = report.checks.filter((c) => c.scored && c.status === 'FAIL').map((c) => c.id);
+  return [
+    node,
+    runId,
+    report.benchmark.id,
+    report.nodeRole,
+    s.pass,
+    s.fail,
+    s.skip,
+    s.scorePercent,
+    JSON.stringify(failed),
+    report.notAssessable ?? null,
+  ];
 }
 
 export interface CheckStatusRow {

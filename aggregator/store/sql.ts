@@ -130,6 +130,20 @@ export const ledgerUpsertSql = (d: Dialect): string =>
   `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ($1, $2, $3, $4)
    ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = ${d.greatest}(agent_sequences.last_seq, excluded.last_seq), updated_ms = excluded.updated_ms`;
 
+/**
+ * A node's latest-run summary (node_cis_summaries): $1 node, $2 run id, $3 benchmark, $4 role, $5-$7 pass, fail,
+ * skip, $8 score, $9 the failing scored checks (JSON), $10 why it is not assessable (or NULL).
+ */
+export const NODE_CIS_SUMMARY_UPSERT = `INSERT INTO node_cis_summaries (node, run_id, benchmark_id, role, pass, fail, skip, score_percent, failed_checks_json, not_assessable)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  ON CONFLICT (node) DO UPDATE SET run_id = excluded.run_id, benchmark_id = excluded.benchmark_id, role = excluded.role,
+    pass = excluded.pass, fail = excluded.fail, skip = excluded.skip, score_percent = excluded.score_percent,
+    failed_checks_json = excluded.failed_checks_json, not_assessable = excluded.not_assessable`;
+
+/** Every listed node's summary row, while it is the summary of the node's latest run. */
+export const NODE_CIS_SUMMARIES_SQL = `SELECT s.node, s.run_id, s.benchmark_id, s.role, s.pass, s.fail, s.skip, s.score_percent, s.failed_checks_json, s.not_assessable
+  FROM node_cis_summaries s JOIN nodes n ON n.name = s.node AND n.latest_run_id = s.run_id`;
+
 /** report_runs columns but the result, which only reportRun reads. */
 export const RUN_COLUMNS =
   'id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, started_ms, finished_ms, error, inputs_json';

@@ -25,7 +25,28 @@ export interface NodeRecord extends NodeHello {
     fail: number;
     skip: number;
     scorePercent: number;
+    /** Set when the agent found no Kubernetes node to scan (the reason): the counts and score mean nothing. */
+    notAssessable?: string;
   };
+}
+
+/**
+ * The compact summary of one node's latest benchmark run (node_cis_summaries, migration 009): what the cluster
+ * summary and /metrics read instead of check rows, kept up to date in the transaction that stores the run.
+ */
+export interface NodeCisSummary {
+  node: string;
+  runId: number;
+  benchmarkId: string;
+  role: NodeRole;
+  pass: number;
+  fail: number;
+  skip: number;
+  scorePercent: number;
+  /** Ids of the scored checks the run fails. */
+  failedChecks: string[];
+  /** Set when the node could not be assessed (no kubelet found), with the agent's reason. */
+  notAssessable?: string;
 }
 
 /** One check of one node's latest run. */
@@ -154,6 +175,10 @@ export interface Store {
   /** The node's latest run, or the latest that started at or before `atMs`. */
   nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
   latestCheckStatuses(): Promise<LatestCheckStatus[]>;
+  /** Every listed node's latest-run summary (one compact row per node; no check rows read). */
+  cisSummaries(): Promise<NodeCisSummary[]>;
+  /** The titles of the given checks of the given runs, keyed `${runId} ${checkId}` (missing ones left out). */
+  checkTitles(checks: { runId: number; checkId: string }[]): Promise<Map<string, string>>;
   /**
    * Add a batch's flows to their minute buckets, exactly once per (node,
    * bootId, seq) — the same ledger as benchmark runs — in one transaction.

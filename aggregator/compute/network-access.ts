@@ -29,6 +29,26 @@ export interface NetworkAccessRow {
   policies: string[];
   /** Staged policies seen on its traffic: intent, not protection. */
   stagedPolicies: string[];
+  /**
+   * Peers that sent it traffic (allowed or denied), as flow records name them: Calico's
+   * endpointsGeneratingTrafficToThisEndpoint.
+   */
+  generating: string[];
+  /** Peers it sent traffic to: Calico's endpointsReceivingTrafficFromThisEndpoint. */
+  receiving: string[];
+  /** Other namespaces it was seen to accept / send allowed traffic from / to. */
+  ingressNamespaces: string[];
+  egressNamespaces: string[];
+  /** Allowed connections from / to the internet. */
+  internetAllowedIn: number;
+  internetAllowedOut: number;
+  /**
+   * Allowed connections no policy decided (a namespace profile, Cilium with no policy selecting the endpoint), not
+   * counting what Cilium lets the endpoint's own node send without policy (reserved:host: kubelet probes) and records
+   * that could not tell (policyUnknown).
+   */
+  unprotectedAllowedIn: number;
+  unprotectedAllowedOut: number;
 }
 
 export interface NamespaceAccessRow {
@@ -52,6 +72,22 @@ export interface NetworkAccessSummary {
 /** Endpoints that are ours to report on: workloads and host endpoints. Networks and the API server are peers only. */
 const REPORTED_KINDS = new Set(['pod', 'host']);
 
+/**
+ * Cilium's reserved identities other than world (host, remote-node, health, kube-apiserver, ...) are peers of the
+ * cluster's endpoints, never endpoints themselves; a world identity that names a namespace and pod (GKE Dataplane V2)
+ * is that pod.
+ */
+const isReservedPeer = (e: FlowEndpoint) => e.reserved !== undefined && !e.reserved.startsWith('world');
+
+/** The internet: a public address, never an endpoint that has a namespace (a world-labelled in-cluster pod). */
+const isInternet = (e: FlowEndpoint) => e.internet && !e.namespace;
+
+/** Cilium allows its own node's traffic to local endpoints without policy (allow-localhost=auto: kubelet probes). */
+const isLocalHost = (e: FlowEndpoint) => e.reserved === 'host';
+
+/** How a peer is listed: namespace/name for pods, the name alone for the rest (pub, pvt, reserved:world, a host). */
+const peerName = (e: FlowEndpoint) => idOf(e);
+
 const idOf = (e: FlowEndpoint) => (e.namespace ? `${e.namespace}/${e.name}` : e.name);
 
 interface Acc {
@@ -63,6 +99,10 @@ interface Acc {
   egressAllDecided: boolean;
   policies: Set<string>;
   staged: Set<string>;
+  generating: Set<string>;
+  receiving: Set<string>;
+  ingressNamespaces: Set<string>;
+  egressNamespaces: Set<string>;
 }
 
 /**
@@ -91,7 +131,7 @@ export class NetworkAccess {
   private readonly acc = new Map<string, Acc>();
 
   private get(e: FlowEndpoint): Acc | undefined {
-    if (!REPORTED_KINDS.has(e.kind)) return undefined;
+    if (!REPORTED_KINDS.has(e.kind) || isReservedPeer(e)) return undefined;
     const id = `${e.kind}:${idOf(e)}`;
     let a = this.acc.get(id);
     if (!a) {
@@ -113,6 +153,14 @@ export class NetworkAccess {
           deniedOut: 0,
           policies: [],
           stagedPolicies: [],
+          generating: [],
+          receiving: [],
+          ingressNamespaces: [],
+          egressNamespaces: [],
+          internetAllowedIn: 0,
+          internetAllowedOut: 0,
+          unprotectedAllowedIn: 0,
+          unprotectedAllowedOut: 0,
         },
         ingressSeen: 0,
         ingressAllDecided: true,
@@ -120,6 +168,10 @@ export class NetworkAccess {
         egressAllDecided: true,
         policies: new Set(),
         staged: new Set(),
+        generating: new Set(),
+        receiving: new Set(),
+        ingressNamespaces: new Set(),
+        egressNamespaces: new Set(),
       };
       this.acc.set(id, a);
     }
@@ -133,25 +185,48 @@ export class NetworkAccess {
     const a = this.get(self);
     if (!a) return;
     const allowed = f.action === 'allow';
+    // What Cilium lets the local host send without policy says nothing about protection. A record that cannot tell
+    // (trace events only) still counts against "every observation policy-decided" (the observed flag is a fallback
+    // for when no configuration is known), but it is no evidence of unprotected traffic for a finding.
+    const evidence = !(ingress && isLocalHost(peer));
+    const unprotected = allowed && evidence && !f.policyUnknown && !f.policyDecided ? f.connections : 0;
     if (ingress) {
       if (allowed) a.row.allowedIn += f.connections;
       else a.row.deniedIn += f.connections;
-      a.ingressSeen++;
-      a.ingressAllDecided &&= f.policyDecided;
+      if (evidence) {
+        a.ingressSeen++;
+        a.ingressAllDecided &&= f.policyDecided;
+      }
+      a.row.unprotectedAllowedIn += unprotected;
+      a.generating.add(peerName(peer));
     } else {
       if (allowed) a.row.allowedOut += f.connections;
       else a.row.deniedOut += f.connections;
-      a.egressSeen++;
-      a.egressAllDecided &&= f.policyDecided;
+      if (evidence) {
+        a.egressSeen++;
+        a.egressAllDecided &&= f.policyDecided;
+      }
+      a.row.unprotectedAllowedOut += unprotected;
+      a.receiving.add(peerName(peer));
     }
-    if (allowed && peer.internet) {
-      if (ingress) a.row.ingressFromInternet = true;
-      else a.row.egressToInternet = true;
+    if (allowed && isInternet(peer)) {
+      if (ingress) {
+        a.row.ingressFromInternet = true;
+        a.row.internetAllowedIn += f.connections;
+      } else {
+        a.row.egressToInternet = true;
+        a.row.internetAllowedOut += f.connections;
+      }
     }
     // Only a real namespace counts ("-" parses to ''); a host endpoint has none, so both flags stay false for it.
     if (allowed && self.namespace && peer.namespace && peer.namespace !== self.namespace) {
-      if (ingress) a.row.ingressFromOtherNamespaces = true;
-      else a.row.egressToOtherNamespaces = true;
+      if (ingress) {
+        a.row.ingressFromOtherNamespaces = true;
+        a.ingressNamespaces.add(peer.namespace);
+      } else {
+        a.row.egressToOtherNamespaces = true;
+        a.egressNamespaces.add(peer.namespace);
+      }
     }
     for (const p of f.policies) a.policies.add(policyName(p));
     for (const p of f.stagedPolicies) a.staged.add(policyName(p));
@@ -170,6 +245,10 @@ function summarize(acc: Map<string, Acc>): NetworkAccessSummary {
       egressProtected: a.egressSeen === 0 ? null : a.egressAllDecided,
       policies: [...a.policies].sort(),
       stagedPolicies: [...a.staged].sort(),
+      generating: [...a.generating].sort(),
+      receiving: [...a.receiving].sort(),
+      ingressNamespaces: [...a.ingressNamespaces].sort(),
+      egressNamespaces: [...a.egressNamespaces].sort(),
     }))
     .sort((x, y) => x.endpoint.localeCompare(y.endpoint));
 

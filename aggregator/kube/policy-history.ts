@@ -27,6 +27,11 @@ export class PolicyHistory {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void>;
+  /** The objects that exist now, by [group, resource, namespace, name] (network access asks which were in force). */
+  private readonly existing = new Map<
+    string,
+    { apiGroup: string; resource: string; namespace: string; name: string }
+  >();
 
   constructor({ kube, store, log, now = Date.now, onStored = async () => {} }: PolicyHistoryOptions) {
     this.store = store;
@@ -51,6 +56,11 @@ export class PolicyHistory {
     for (const w of this.watches) w.start();
   }
 
+  /** The watched objects that exist now (their versions are in the store). */
+  current(): { apiGroup: string; resource: string; namespace: string; name: string }[] {
+    return [...this.existing.values()];
+  }
+
   /** Stop watching and store what was recorded (a shutdown keeps every version seen). */
   async stop(): Promise<void> {
     for (const w of this.watches) w.stop();
@@ -60,6 +70,10 @@ export class PolicyHistory {
   private record(group: string, resource: string, type: WatchEventType, obj: KubeObject): void {
     const m = obj.metadata;
     const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
+    const ref = { apiGroup: group, resource, namespace: m.namespace ?? '', name: m.name };
+    const key = JSON.stringify([group, resource, ref.namespace, m.name]);
+    if (verb === 'delete') this.existing.delete(key);
+    else this.existing.set(key, ref);
     // Bounded like webhook events (a CRD with preserve-unknown-fields can nest deeply), one level
     // down because the object sits inside the event; the stored event says what was cut.
     const bounded = boundJson(obj, STORED_EVENT_MAX_DEPTH - 1);

@@ -1,0 +1,60 @@
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * Address ranges that are never "the internet": RFC 1918, RFC 6598 (carrier-grade NAT, common for pod networks),
+ * loopback, link-local, IPv6 unique-local, link-local and loopback. Calico's flow logs call addresses in RFC 1918
+ * ranges `pvt` and the rest `pub` (the reference's flow-formats §1); a policy net is judged the same way, plus any
+ * internal CIDRs the caller gives.
+ */
+const PRIVATE_RANGES = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  'fc00::/7',
+  'fe80::/10',
+  '::1/128',
+];
+
+interface Range {
+  list: BlockList;
+  bits: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+function parseCidr(cidr: string): { addr: string; bits: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [addr = '', bitsText] = cidr.trim().split('/');
+  const family = isIP(addr);
+  if (family === 0) return undefined;
+  const max = family === 6 ? 128 : 32;
+  const bits = bitsText === undefined ? max : Number(bitsText);
+  if (!Number.isInteger(bits) || bits < 0 || bits > max) return undefined;
+  return { addr, bits, family: family === 6 ? 'ipv6' : 'ipv4' };
+}
+
+/** Which policy nets reach outside the cluster's own networks. */
+export class InternalRanges {
+  private readonly ranges: Range[];
+
+  constructor(internalCidrs: readonly string[] = []) {
+    this.ranges = [...PRIVATE_RANGES, ...internalCidrs].flatMap((c) => {
+      const p = parseCidr(c);
+      if (!p) return [];
+      const list = new BlockList();
+      list.addSubnet(p.addr, p.bits, p.family);
+      return [{ list, bits: p.bits, family: p.family }];
+    });
+  }
+
+  /**
+   * Whether a net holds any internet address: it is not wholly inside one internal range. 0.0.0.0/0 does; 10.1.0.0/16
+   * does not. A net that is not a CIDR is taken to reach the internet (the cautious answer for "allows the internet").
+   */
+  reachesInternet(cidr: string): boolean {
+    const p = parseCidr(cidr);
+    if (!p) return true;
+    return !this.ranges.some((r) => r.family === p.family && p.bits >= r.bits && r.list.check(p.addr, p.family));
+  }
+}

@@ -1,0 +1,165 @@
+import { docOf, field, fieldDoc, fieldList, fieldString, stringList, type Doc } from './document.js';
+import {
+  calicoNamespaceLabels,
+  netsCover,
+  strongest,
+  type CompileContext,
+  type ConfigNamespace,
+  type ConfigPod,
+  type ConfiguredPolicy,
+  type Direction,
+  type Peer,
+  type PolicyRule,
+} from './policies.js';
+import { labelSelector, requirementHolds, selectorMatches, type Coverage, type LabelRequirement } from './selectors.js';
+
+/** Cilium writes label keys with a source prefix ("k8s:app", "any:app"); the key without it is the Kubernetes label. */
+const ciliumKey = (k: string) => k.replace(/^(k8s|any|reserved|container):/, '');
+
+const NS_KEY = 'io.kubernetes.pod.namespace';
+const NS_LABEL_PREFIX = 'io.cilium.k8s.namespace.labels.';
+const SA_KEY = 'io.cilium.k8s.policy.serviceaccount';
+
+/** A pod's labels as Cilium's identity carries them: its own, its namespace, its namespace's labels, its account. */
+export function ciliumEndpointLabels(pod: ConfigPod, ns: ConfigNamespace): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
+  for (const k of Object.keys(pod.labels)) out[k] = pod.labels[k] as string;
+  for (const k of Object.keys(ns.labels)) out[`${NS_LABEL_PREFIX}${k}`] = ns.labels[k] as string;
+  out[NS_KEY] = pod.namespace;
+  out[SA_KEY] = pod.serviceAccount;
+  return out;
+}
+
+const isNamespaceKey = (k: string) => k === NS_KEY || k.startsWith(NS_LABEL_PREFIX);
+
+/**
+ * Entities (cilium.io/v2 fromEntities/toEntities) and what they cover: "world" (and its IPv4/IPv6 halves) is the
+ * internet; "cluster" every in-cluster endpoint; "all" both. host, remote-node, health, kube-apiserver, init, ingress
+ * and unmanaged are Cilium's reserved identities: neither the internet nor a namespace's pods.
+ */
+function entitiesCover(entities: readonly string[], peer: Peer): Coverage {
+  if (entities.includes('all')) return 'all';
+  if (peer.kind === 'internet')
+    return entities.some((e) => e === 'world' || e === 'world-ipv4' || e === 'world-ipv6') ? 'all' : 'none';
+  return entities.includes('cluster') ? 'all' : 'none';
+}
+
+/** Coverage of a namespace's pods by an endpoint selector of a rule (implicitly the policy's namespace in a CNP). */
+function endpointSelectorCover(
+  reqs: readonly LabelRequirement[],
+  ownNamespace: string | undefined,
+  peer: Peer,
+): Coverage {
+  if (peer.kind !== 'namespace') return 'none';
+  const nsReqs = reqs.filter((r) => isNamespaceKey(r.key));
+  const podReqs = reqs.filter((r) => !isNamespaceKey(r.key));
+  const nsLabels = Object.create(null) as Record<string, string>;
+  const labels = calicoNamespaceLabels(peer.namespace);
+  for (const k of Object.keys(peer.namespace.labels)) nsLabels[`${NS_LABEL_PREFIX}${k}`] = labels[k] as string;
+  nsLabels[NS_KEY] = peer.namespace.name;
+  // A namespaced policy's endpoint selector without a namespace label stays in the policy's namespace (Cilium adds
+  // the namespace to it); a clusterwide policy's reaches every namespace.
+  if (ownNamespace !== undefined && !nsReqs.some((r) => r.key === NS_KEY) && peer.namespace.name !== ownNamespace)
+    return 'none';
+  if (!nsReqs.every((r) => requirementHolds(r, nsLabels))) return 'none';
+  return podReqs.length === 0 ? 'all' : 'some';
+}
+
+function cidrsOf(rule: Doc | undefined, dir: Direction): { nets: string[]; partial: boolean } {
+  const key = dir === 'ingress' ? 'fromCIDR' : 'toCIDR';
+  const setKey = dir === 'ingress' ? 'fromCIDRSet' : 'toCIDRSet';
+  const nets = stringList(rule, key);
+  let partial = false;
+  for (const s of fieldList(rule, setKey) ?? []) {
+    const sd = docOf(s);
+    const cidr = fieldString(sd, 'cidr');
+    if (cidr !== undefined) nets.push(cidr);
+    if (stringList(sd, 'except').length > 0) partial = true;
+  }
+  return { nets, partial };
+}
+
+/**
+ * One Cilium rule (an item of ingress, ingressDeny, egress, egressDeny): what its peers cover. Ports, L7 and
+ * toFQDNs/toServices narrow traffic but not who: toFQDNs are internet names, so they cover "some" of the internet.
+ */
+function ciliumRule(
+  rule: Doc | undefined,
+  dir: Direction,
+  ownNamespace: string | undefined,
+  ctx: CompileContext,
+): (peer: Peer) => Coverage {
+  const endpoints = (fieldList(rule, dir === 'ingress' ? 'fromEndpoints' : 'toEndpoints') ?? []).map(
+    (s) => labelSelector(s, ciliumKey) ?? [],
+  );
+  const entities = stringList(rule, dir === 'ingress' ? 'fromEntities' : 'toEntities');
+  const { nets, partial } = cidrsOf(rule, dir);
+  const fqdns = dir === 'egress' && fieldList(rule, 'toFQDNs') !== undefined;
+  const anyPeer = endpoints.length > 0 || entities.length > 0 || nets.length > 0 || fqdns;
+  return (peer) => {
+    // A rule naming no peer at all (only ports, say) selects no one in Cilium: it allows nothing by itself.
+    if (!anyPeer) return 'none';
+    return strongest([
+      ...endpoints.map((reqs) => endpointSelectorCover(reqs, ownNamespace, peer)),
+      entitiesCover(entities, peer),
+      nets.length > 0 ? netsCover(peer, nets, partial, ctx) : 'none',
+      fqdns && peer.kind === 'internet' ? 'some' : 'none',
+    ]);
+  };
+}
+
+/**
+ * cilium.io/v2 CiliumNetworkPolicy (namespaced; endpointSelector within its namespace) and
+ * CiliumClusterwideNetworkPolicy (every namespace). Cilium's default enforcement mode: an endpoint selected by a rule
+ * with an ingress (or ingressDeny) section is default-deny for ingress, likewise egress, unless
+ * enableDefaultDeny says otherwise; deny rules win over allow rules (Cilium's "Deny policies" precedence). `specs`
+ * (a list of rules) is read like `spec`. nodeSelector (host policies) applies to nodes, not pods: such a rule selects
+ * no pod.
+ */
+export function ciliumPolicy(
+  d: Doc,
+  kind: 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy',
+  namespace: string,
+  name: string,
+  ctx: CompileContext,
+): ConfiguredPolicy {
+  const clusterwide = kind === 'CiliumClusterwideNetworkPolicy';
+  const own = clusterwide ? undefined : namespace;
+  const specs = [fieldDoc(d, 'spec'), ...(fieldList(d, 'specs') ?? []).map(docOf)].filter(
+    (s): s is Doc => s !== undefined,
+  );
+  const parts = specs.map((spec) => {
+    const selector = labelSelector(field(spec, 'endpointSelector'), ciliumKey);
+    const defaultDeny = fieldDoc(spec, 'enableDefaultDeny');
+    const directions = new Set<Direction>();
+    const rules: Record<Direction, PolicyRule[]> = { ingress: [], egress: [] };
+    for (const dir of ['ingress', 'egress'] as const) {
+      const allow = fieldList(spec, dir);
+      const deny = fieldList(spec, `${dir}Deny`);
+      const explicit = field(defaultDeny, dir);
+      if ((allow !== undefined || deny !== undefined) && explicit !== false) directions.add(dir);
+      for (const r of deny ?? []) rules[dir].push({ action: 'Deny', covers: ciliumRule(docOf(r), dir, own, ctx) });
+      for (const r of allow ?? []) rules[dir].push({ action: 'Allow', covers: ciliumRule(docOf(r), dir, own, ctx) });
+    }
+    return { selector, directions, rules };
+  });
+  const directions = new Set<Direction>(parts.flatMap((p) => [...p.directions]));
+  return {
+    id: clusterwide ? name : `${namespace}/${name}`,
+    kind,
+    namespace: clusterwide ? '' : namespace,
+    name,
+    staged: false,
+    engine: 'cilium',
+    tier: '',
+    order: undefined,
+    directions,
+    rules: {
+      ingress: parts.flatMap((p) => p.rules.ingress),
+      egress: parts.flatMap((p) => p.rules.egress),
+    },
+    selects: (pod, ns) =>
+      (clusterwide || pod.namespace === namespace) &&
+      parts.some((p) => p.selector !== undefined && selectorMatches(p.selector, ciliumEndpointLabels(pod, ns))),
+  };
+}

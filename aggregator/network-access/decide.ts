@@ -1,0 +1,136 @@
+import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy, Direction, Peer } from './policies.js';
+
+/** What the configuration does with a class of peers in one direction of one endpoint. */
+export interface Decision {
+  /** Some traffic of the class is allowed. */
+  allowed: boolean;
+  /** A policy decides it (false: no policy applies in this direction; the profile or Cilium's default allows). */
+  byPolicy: boolean;
+}
+
+/** Calico's default tier sits after every tier with a lower order (Calico's documented default order 1,000,000). */
+const DEFAULT_TIER: ConfigTier = { name: 'default', order: 1_000_000, defaultAction: 'Deny' };
+
+const byOrder = (a: number | undefined, b: number | undefined) =>
+  a === undefined ? (b === undefined ? 0 : 1) : b === undefined ? -1 : a - b;
+
+/**
+ * Calico's tiered evaluation for one class of peers: tiers in order; within a tier, policies by order then name, rules
+ * in order. A rule covering the whole class decides (Allow, Deny) or passes to the next tier (Pass); a rule covering
+ * some of it and allowing makes "some allowed". A tier with an applicable policy and no decision ends with its default
+ * action (Deny unless the Tier says Pass). No tier deciding: the namespace profile, which allows.
+ */
+function calicoDecision(
+  policies: readonly ConfiguredPolicy[],
+  dir: Direction,
+  peer: Peer,
+  tiers: ReadonlyMap<string, ConfigTier>,
+): Decision {
+  if (policies.length === 0) return { allowed: true, byPolicy: false };
+  const tierOf = (name: string) =>
+    tiers.get(name) ?? (name === 'default' ? DEFAULT_TIER : { name, order: undefined, defaultAction: 'Deny' as const });
+  const tierNames = [...new Set(policies.map((p) => p.tier))].sort(
+    (a, b) => byOrder(tierOf(a).order, tierOf(b).order) || a.localeCompare(b),
+  );
+  let someAllowed = false;
+  for (const tierName of tierNames) {
+    const inTier = policies
+      .filter((p) => p.tier === tierName)
+      .sort((a, b) => byOrder(a.order, b.order) || a.id.localeCompare(b.id));
+    let outcome: 'allow' | 'deny' | 'pass' | undefined;
+    for (const p of inTier) {
+      for (const r of p.rules[dir]) {
+        const c = r.covers(peer);
+        if (c === 'none' || r.action === 'Log') continue;
+        if (r.action === 'Allow' && c === 'some') someAllowed = true;
+        if (c !== 'all') continue;
+        outcome = r.action === 'Allow' ? 'allow' : r.action === 'Deny' ? 'deny' : 'pass';
+        break;
+      }
+      if (outcome) break;
+    }
+    if (outcome === 'allow') return { allowed: true, byPolicy: true };
+    if (outcome === 'deny') return { allowed: someAllowed, byPolicy: true };
+    if (outcome === 'pass' || tierOf(tierName).defaultAction === 'Pass') continue;
+    return { allowed: someAllowed, byPolicy: true };
+  }
+  return { allowed: true, byPolicy: someAllowed };
+}
+
+/** Cilium: with no policy in this direction everything is allowed; else deny rules win, then any allow rule. */
+function ciliumDecision(policies: readonly ConfiguredPolicy[], dir: Direction, peer: Peer): Decision {
+  if (policies.length === 0) return { allowed: true, byPolicy: false };
+  const rules = policies.flatMap((p) => p.rules[dir]);
+  if (rules.some((r) => r.action === 'Deny' && r.covers(peer) === 'all')) return { allowed: false, byPolicy: true };
+  return { allowed: rules.some((r) => r.action === 'Allow' && r.covers(peer) !== 'none'), byPolicy: true };
+}
+
+/**
+ * What the enforced policies applying to a pod (in one direction) do with a class of peers. Calico and Cilium policies
+ * are separate dataplanes' rules; where both apply, traffic passes only if both allow it.
+ */
+export function decide(
+  applying: readonly ConfiguredPolicy[],
+  dir: Direction,
+  peer: Peer,
+  tiers: ReadonlyMap<string, ConfigTier>,
+): Decision {
+  const inDir = applying.filter((p) => !p.staged && p.directions.has(dir));
+  const calico = calicoDecision(
+    inDir.filter((p) => p.engine === 'calico'),
+    dir,
+    peer,
+    tiers,
+  );
+  const cilium = ciliumDecision(
+    inDir.filter((p) => p.engine === 'cilium'),
+    dir,
+    peer,
+  );
+  return { allowed: calico.allowed && cilium.allowed, byPolicy: calico.byPolicy || cilium.byPolicy };
+}
+
+/** One pod's configured evidence at one moment. */
+export interface PodConfiguration {
+  /** Enforced policies that select it (either direction), by flow-log name. */
+  applied: string[];
+  /** Staged policies that select it: intent, not protection. */
+  staged: string[];
+  /** At least one enforced policy with rules in that direction selects it (Calico's "protected"). */
+  protected: Record<Direction, boolean>;
+  /** The configuration lets some internet traffic in / out. */
+  internet: Record<Direction, boolean>;
+  /** Namespaces other than its own that the configuration lets some traffic in from / out to. */
+  otherNamespaces: Record<Direction, string[]>;
+}
+
+export function podConfiguration(
+  pod: ConfigPod,
+  ns: ConfigNamespace,
+  policies: readonly ConfiguredPolicy[],
+  namespaces: readonly ConfigNamespace[],
+  tiers: ReadonlyMap<string, ConfigTier>,
+): PodConfiguration {
+  const applying = policies.filter((p) => p.selects(pod, ns));
+  const enforced = applying.filter((p) => !p.staged);
+  const out: PodConfiguration = {
+    applied: enforced.map((p) => p.id).sort(),
+    staged: applying
+      .filter((p) => p.staged)
+      .map((p) => p.id)
+      .sort(),
+    protected: { ingress: false, egress: false },
+    internet: { ingress: false, egress: false },
+    otherNamespaces: { ingress: [], egress: [] },
+  };
+  for (const dir of ['ingress', 'egress'] as const) {
+    out.protected[dir] = enforced.some((p) => p.directions.has(dir));
+    out.internet[dir] = decide(enforced, dir, { kind: 'internet' }, tiers).allowed;
+    out.otherNamespaces[dir] = namespaces
+      .filter(
+        (n) => n.name !== pod.namespace && decide(enforced, dir, { kind: 'namespace', namespace: n }, tiers).allowed,
+      )
+      .map((n) => n.name);
+  }
+  return out;
+}

@@ -26,17 +26,17 @@ export function runFiles(row: ArchivedRunRow): Map<string, string> {
   if (row.resultJson === null) return files;
   const result = parse(row.resultJson, 'result_json');
   files.set(RESULT_FILE, canonicalJson(result));
+  // A result without CSV files (an older shape) has none to download; result.json covers what it holds either way.
   const csv = (result as { files?: unknown } | null)?.files;
-  if (csv === null || typeof csv !== 'object') throw new UnreadableEvidence('result_json has no files object');
-  for (const [name, f] of Object.entries(csv as Record<string, unknown>)) {
-    const { header, rows } = (f ?? {}) as { header?: unknown; rows?: unknown };
-    if (!Array.isArray(header) || !Array.isArray(rows) || !rows.every(Array.isArray))
-      throw new UnreadableEvidence(`result_json files.${name} is not {header: [...], rows: [[...]]}`);
-    files.set(name, toCsv(header as string[], rows as unknown[][]));
-  }
+  if (csv !== null && typeof csv === 'object')
+    for (const [name, f] of Object.entries(csv as Record<string, unknown>)) {
+      const { header, rows } = (f ?? {}) as { header?: unknown; rows?: unknown };
+      if (Array.isArray(header) && Array.isArray(rows) && rows.every(Array.isArray))
+        files.set(name, toCsv(header as string[], rows as unknown[][]));
+    }
   // Documents (policy-audit's events): each as <base>.json in canonical JSON. Their YAML twin is the same document
   // printed otherwise, so result.json covers it.
-  const documents = (result as { documents?: unknown }).documents;
+  const documents = (result as { documents?: unknown } | null)?.documents;
   if (documents !== null && typeof documents === 'object')
     for (const [base, doc] of Object.entries(documents)) files.set(`${base}.json`, canonicalJson(doc));
   return files;

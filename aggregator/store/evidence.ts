@@ -1,4 +1,4 @@
-import { runDigest, scanDigest } from '../evidence/manifest.js';
+import { runDigest, scanDigest, UnreadableEvidence } from '../evidence/manifest.js';
 import type { ArchivedRunRow, ChainLink, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 import type { Conn } from './sql.js';
 
@@ -141,13 +141,27 @@ export function runStepsSync(exec: (s: SealStatement) => unknown[], steps: Steps
   for (let s = steps.next([]); !s.done;) s = steps.next(exec(s.value));
 }
 
+/**
+ * The link `make` computes, or undefined for a row whose JSON does not parse (only an old row can be one: the store
+ * writes JSON.stringify's text). Such a row stays out of the chain, and verify reports it as unchained.
+ */
+function sealable<T>(make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof UnreadableEvidence) return undefined;
+    throw err;
+  }
+}
+
 /** Append scan `id` to the scan chain (in the transaction that stored it, after the chain's lock). */
 export function* sealScan(id: number): Steps {
   const [row] = (yield { sql: `${SCAN_EVIDENCE_SQL} WHERE id = $1`, values: [id], rows: true }) as ScanEvidenceDbRow[];
   if (!row || row.chain_seq !== null) return;
   const [tip] = (yield { sql: SCAN_TIP_SQL, rows: true }) as ScanAnchor[];
   const scan = toScanRow(row);
-  const l = nextLink(tip, (link) => scanDigest(scan, link));
+  const l = sealable(() => nextLink(tip, (link) => scanDigest(scan, link)));
+  if (!l) return;
   yield { sql: SEAL_SCAN_SQL, values: [id, l.seq, l.prev, l.digest], rows: false };
 }
 
@@ -158,7 +172,8 @@ export function* sealRun(id: string): Steps {
   const [tip] = (yield { sql: RUN_TIP_SQL, values: [row.report], rows: true }) as ScanAnchor[];
   const [anchor] = (yield { sql: SCAN_TIP_SQL, rows: true }) as ScanAnchor[];
   const run = toArchivedRunRow(row);
-  const l = nextLink(tip, (link) => runDigest(run, link, anchor ?? null));
+  const l = sealable(() => nextLink(tip, (link) => runDigest(run, link, anchor ?? null)));
+  if (!l) return;
   yield {
     sql: SEAL_RUN_SQL,
     values: [id, l.seq, l.prev, l.digest, anchor?.seq ?? null, anchor?.digest ?? null],

@@ -32,7 +32,7 @@ function oldRows(): string[] {
 }
 
 /** A database at migration BEFORE_EVIDENCE holding oldRows(), as the older store left it. */
-async function oldDatabase(t: Test, backend: Backend): Promise<string> {
+async function oldDatabase(t: Test, backend: Backend, extra: string[] = []): Promise<string> {
   const db = await backend.freshDb(t);
   const create =
     backend.dialect === 'sqlite'
@@ -43,6 +43,7 @@ async function oldDatabase(t: Test, backend: Backend): Promise<string> {
     create,
     ...older.flatMap((m) => [m.sql, `INSERT INTO schema_migrations VALUES (${m.version}, '${m.name}', 0)`]),
     ...oldRows(),
+    ...extra,
   ]);
   return db;
 }
@@ -71,6 +72,19 @@ function backlog(t: Test, backend: Backend): void {
     t.same(
       (await checkStoredChains(store, {})).flatMap((c) => c.breaks),
       [],
+    );
+  });
+
+  t.test('an old run whose result is not JSON does not stop the migration; it stays unchained, said so', async (t) => {
+    const db = await oldDatabase(t, backend, [
+      `INSERT INTO report_runs (id, report, report_type, trigger_kind, status, attempts, interval_start_ms, interval_end_ms, not_before_ms, created_ms, finished_ms, inputs_json, result_json)
+       VALUES ('00000000-0000-4000-8000-00000000000d', 'weekly-cis', 'cis-benchmark', 'on-demand', 'succeeded', 1, 0, 1, 0, 1, 1, '{}', '{"cut off')`,
+    ]);
+    const store = await openStore(db);
+    t.teardown(() => store.close());
+    t.same(
+      (await checkStoredChains(store, {})).flatMap((c) => c.breaks.map((b) => [b.kind, b.seq, b.id])),
+      [['unchained', null, 'run 00000000-0000-4000-8000-00000000000d']],
     );
   });
 

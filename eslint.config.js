@@ -26,6 +26,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's pages (aggregator/ui/static) run in the browser, not in Node.js.
+    files: ['aggregator/ui/static/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Product code: STYLE.md's size limits.
     files: ['agent/**/*.ts', 'aggregator/**/*.ts', 'common/**/*.ts', 'proto/**/*.ts'],
     rules: {

@@ -534,6 +534,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
 
   console.log(`
 Verdict is running:
+  dashboard  ${base}/ui/
   nodes      ${base}/api/v1/nodes
   one node   ${base}/api/v1/nodes/worker-weak/cis
   summary    ${base}/api/v1/cis/summary

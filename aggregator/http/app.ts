@@ -9,6 +9,7 @@ import { registerReportRoutes } from './reports.js';
 import { registerAuditRoutes } from './audit.js';
 import { registerHealthRoutes } from './health.js';
 import { registerNodeRoutes } from './nodes.js';
+import { registerUiRoutes } from '../ui/index.js';
 import { authorizeRequest, requireAccess } from './access.js';
 import { answerClientError, errorAnswer, MAX_PARAM_LENGTH } from './errors.js';
 import type { App, HttpDeps } from './deps.js';
@@ -71,6 +72,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   registerFlowRoutes(app, deps);
   registerReportRoutes(app, deps);
   registerAuditRoutes(app, deps);
+  registerUiRoutes(app);
   const docs = {
     config: { access: 'public' },
     schema: { hide: true, response: { 200: Type.Object({}, { additionalProperties: true }) } },

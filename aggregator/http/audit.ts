@@ -151,6 +151,12 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
           {
             from: Type.Optional(Type.String({ format: 'date-time' })),
             to: Type.Optional(Type.String({ format: 'date-time' })),
+            all: Type.Optional(
+              Type.Boolean({
+                description:
+                  'every network-policy change of the interval, the alerts with their reason, others with ""',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -167,7 +173,12 @@ export function registerAuditRoutes(app: App, deps: HttpDeps): void {
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const events = await store.auditEvents(interval.fromMs, interval.toMs);
       const history = await store.latestAuditEvents(events, interval.fromMs);
-      return { protected: tamper, items: tamperAlerts(policyChanges(events, history), tamper) };
+      const changes = policyChanges(events, history);
+      const alerts = tamperAlerts(changes, tamper);
+      if (!q.all) return { protected: tamper, items: alerts };
+      // The policy-audit timeline: every change, the alerts among them marked by their reason.
+      const reasons = new Map(alerts.map((a) => [a.auditId, a.reason]));
+      return { protected: tamper, items: changes.map((c) => ({ ...c, reason: reasons.get(c.auditId) ?? '' })) };
     },
   );
 }

@@ -95,6 +95,28 @@ const FlowsReply = Type.Object({
   ),
 });
 
+/** What `flag` picks out of the endpoints: a finding a reader filters on (the dashboard's network page). */
+const ENDPOINT_FLAGS = [
+  'ingressUnprotected',
+  'egressUnprotected',
+  'ingressFromInternet',
+  'egressToInternet',
+  'ingressFromOtherNamespaces',
+  'egressToOtherNamespaces',
+] as const;
+type EndpointFlag = (typeof ENDPOINT_FLAGS)[number];
+type FlaggedEndpoint = Record<Exclude<EndpointFlag, `${string}Unprotected`>, boolean> & {
+  ingressProtected: boolean | null;
+  egressProtected: boolean | null;
+};
+
+/** Unprotected: traffic was observed and not all of it was decided by a policy (null, nothing observed, is not). */
+function hasFlag(e: FlaggedEndpoint, flag: EndpointFlag): boolean {
+  if (flag === 'ingressUnprotected') return e.ingressProtected === false;
+  if (flag === 'egressUnprotected') return e.egressProtected === false;
+  return e[flag];
+}
+
 /** The longest interval one request may cover (reports cover longer ones from the store directly). */
 const MAX_RANGE_MS = 93 * 24 * 3600 * 1000;
 
@@ -159,6 +181,14 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
           {
             ...Interval,
             namespace: Type.Optional(Name),
+            flag: Type.Optional(
+              Type.Union(
+                ENDPOINT_FLAGS.map((f) => Type.Literal(f)),
+                {
+                  description: 'only endpoints with this finding (before paging; namespaces are not filtered)',
+                },
+              ),
+            ),
             limit: Type.Optional(
               Type.Integer({ minimum: 1, maximum: 10000, description: 'at most this many endpoints (default: all)' }),
             ),
@@ -188,7 +218,9 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
       const summary = networkAccess(
         await store.flowTotals({ ...interval, namespace: q.namespace }, { connectionsOnly: true }),
       );
-      const endpoints = q.namespace ? summary.endpoints.filter((e) => e.namespace === q.namespace) : summary.endpoints;
+      const endpoints = summary.endpoints.filter(
+        (e) => (!q.namespace || e.namespace === q.namespace) && (!q.flag || hasFlag(e, q.flag)),
+      );
       const namespaces = q.namespace
         ? summary.namespaces.filter((n) => n.namespace === q.namespace)
         : summary.namespaces;

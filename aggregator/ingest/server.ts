@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { FLOW_SOURCES } from '../../common/flow.js';
+import { FLOW_SOURCES, type FlowRecord } from '../../common/flow.js';
+import type { ScanReport } from '../../common/scan-report.js';
 import { VERDICT_VERSION } from '../../common/version.js';
 import {
   agentServiceDefinition,
@@ -214,6 +215,24 @@ export class IngestServer {
   }
 }
 
+/** What a flow batch's metrics need once it is stored: connections summed per action (not one update per record). */
+interface FlowBatchSummary {
+  connections: Map<string, number>;
+  sources: FlowBatchMessage['sources'];
+  droppedRecords: number;
+}
+
+function flowBatchSummary(batch: FlowBatchMessage): FlowBatchSummary {
+  const connections = new Map<string, number>();
+  for (const f of batch.flows) connections.set(f.action, (connections.get(f.action) ?? 0) + f.connections);
+  return { connections, sources: batch.sources, droppedRecords: batch.droppedRecords };
+}
+
+/** A checked message to store: a benchmark run, or a batch's records (`held` until the store takes them). */
+type StoreJob = { node: string; seq: number; now: number } & (
+  { kind: 'run'; report: ScanReport } | { kind: 'flows'; held: { flows?: FlowRecord[] }; summary: FlowBatchSummary }
+);
+
 /** One agent stream: a strict in-order pipeline of messages into the store. */
 class AgentSession {
   private node?: string;
@@ -238,8 +257,9 @@ class AgentSession {
   receive(msg: Decoded): void {
     const { options } = this.server.deps;
     if (++this.pending >= options.maxInFlight) this.call.pause();
+    const held: { msg?: Decoded } = { msg };
     this.chain = this.chain
-      .then(() => this.process(msg))
+      .then(() => this.process(held))
       .catch((err: unknown) => {
         // Not a store failure (those are judged in store()): a bug. End the stream rather than lose order.
         this.failed = true;
@@ -251,7 +271,20 @@ class AgentSession {
       });
   }
 
-  private async process(received: Decoded): Promise<void> {
+  /**
+   * One message: decoded and checked (prepare), then stored and answered (commit). A batch waits for its group's
+   * commit (store/group-commit.ts) for up to a few hundred ms under load: by then only its store-ready form is held,
+   * not the wire message or the decoded records (fewer live objects for the garbage collector to go over).
+   */
+  private async process(held: { msg?: Decoded }): Promise<void> {
+    const job = await this.prepare(held);
+    if (job) await this.commit(job);
+  }
+
+  /** Decode and check a message, and answer those that are not stored; a message to store becomes a StoreJob. */
+  private async prepare(held: { msg?: Decoded }): Promise<StoreJob | undefined> {
+    const received = held.msg;
+    held.msg = undefined;
     if (this.refused || this.failed || this.closed) return;
     // Decoding, checking and storing a large message (a 4 MiB flow batch holds 90,000 records) takes seconds:
     // each step gives the event loop a turn every few ms, so probes and other agents' streams go on meanwhile.
@@ -263,11 +296,12 @@ class AgentSession {
         (msg as { kind?: string }).kind ?? '',
       )
     ) {
-      return this.refuse(
+      this.refuse(
         'protocol',
         grpc.status.INVALID_ARGUMENT,
         'a message with no known content (an empty or newer AgentMessage)',
       );
+      return;
     }
     const { store, metrics, log, options } = this.server.deps;
     if (msg.kind === 'undecodable') {
@@ -289,11 +323,14 @@ class AgentSession {
     }
     if (!this.node) {
       if (msg.kind !== 'hello')
-        return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'the first message must be Hello');
-      return this.hello(msg.hello);
+        this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'the first message must be Hello');
+      else await this.hello(msg.hello);
+      return;
     }
-    if (msg.kind === 'hello')
-      return this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
+    if (msg.kind === 'hello') {
+      this.refuse('protocol', grpc.status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
+      return;
+    }
     const node = this.node;
     const now = options.now();
     if (msg.kind === 'heartbeat') {
@@ -307,40 +344,53 @@ class AgentSession {
         : await flowBatchFromWireInSlices(msg.flowBatch, slice);
     const what = msg.kind === 'benchmarkRun' ? 'benchmark run' : 'flow batch';
     const seqForReject = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : 0;
-    if (!checked.ok)
-      return this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
+    if (!checked.ok) {
+      await this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
+      return;
+    }
     const seq = checked.value.seq;
     if (seq <= this.lastSeq) {
       // At or below Welcome's seq, or a seq this stream stored: a resend, stored before. A seq this stream skipped
       // (it stored a higher one first) or refused was never stored: the dedup high-water mark must not swallow it.
-      if (seq > this.welcomedSeq && this.skipped(seq))
-        return this.reject(
+      if (seq > this.welcomedSeq && this.skipped(seq)) {
+        await this.reject(
           seq,
           'out_of_order',
           'VERDICT_INGEST_OUT_OF_ORDER',
           `${what} seq ${seq} arrived after seq ${this.lastSeq} on this stream and was never stored; seqs must rise`,
         );
+        return;
+      }
       metrics.ingestDuplicates.inc();
       await this.send({ kind: 'ack', ack: { seq, duplicate: true } });
       return;
     }
+    if ('report' in checked.value) return { kind: 'run', node, seq, now, report: checked.value.report };
+    const batch = checked.value;
+    return { kind: 'flows', node, seq, now, held: { flows: batch.flows }, summary: flowBatchSummary(batch) };
+  }
+
+  private async commit(job: StoreJob): Promise<void> {
+    const { store, metrics } = this.server.deps;
+    const { node, seq, now } = job;
     let duplicate: boolean | undefined;
-    if ('report' in checked.value) {
-      const report = checked.value.report;
+    if (job.kind === 'run') {
       duplicate = await this.store(
         seq,
-        async () => (await store.recordBenchmarkRun(node, this.bootId, seq, report, now)).duplicate,
+        async () => (await store.recordBenchmarkRun(node, this.bootId, seq, job.report, now)).duplicate,
       );
       if (duplicate === undefined) return;
       if (!duplicate) metrics.benchmarkRunsStored.inc({ node });
     } else {
-      const batch = checked.value;
-      duplicate = await this.store(
-        seq,
-        async () => (await store.recordFlowBatch(node, this.bootId, seq, batch.flows, now)).duplicate,
-      );
+      // Not an async function: no frame of ours keeps the records while the batch waits for its group's commit.
+      const write = (): Promise<boolean> => {
+        const flows = job.held.flows ?? [];
+        job.held.flows = undefined;
+        return store.recordFlowBatch(node, this.bootId, seq, flows, now).then((r) => r.duplicate);
+      };
+      duplicate = await this.store(seq, write);
       if (duplicate === undefined) return;
-      if (!duplicate) this.countBatch(node, batch);
+      if (!duplicate) this.countBatch(node, job.summary);
     }
     if (duplicate) metrics.ingestDuplicates.inc();
     this.advance(seq);
@@ -372,12 +422,9 @@ class AgentSession {
     return this.gaps.some(([a, b]) => seq >= a && seq <= b);
   }
 
-  private countBatch(node: string, batch: FlowBatchMessage): void {
+  private countBatch(node: string, batch: FlowBatchSummary): void {
     const { metrics, log } = this.server.deps;
-    // Summed first: one counter update per action, not one per record (a batch may hold 90,000).
-    const connections = new Map<string, number>();
-    for (const f of batch.flows) connections.set(f.action, (connections.get(f.action) ?? 0) + f.connections);
-    for (const [action, n] of connections) metrics.flowsReceived.inc({ node, action }, n);
+    for (const [action, n] of batch.connections) metrics.flowsReceived.inc({ node, action }, n);
     for (const src of batch.sources) {
       // The label is what the agent says: keep it to the known kinds, so no agent can grow the series without bound.
       const kind = src.source.split(':')[0] ?? '';

@@ -1,20 +1,20 @@
 import { flowKey, type FlowEndpoint, type FlowRecord, type PolicyRef } from '../../common/flow.js';
 import type { TimeSlice } from '../../common/time-slice.js';
+import { flowKeyParts, flowKeyText, type FlowKeyParts, type StagedKeyIds } from './flow-key-ids.js';
 
 /**
- * A flow's bucket row before it is stored: the bucket, the flow's key as the
- * dictionary tables hold it (migrations/sqlite/008_flow_dictionary.sql), the
- * counts and times. keyId is set once the key is looked up (resolveKeyIds).
+ * A flow's bucket row before it is stored: the bucket, the flow's key (as text,
+ * which holds its parts for the dictionary tables of
+ * migrations/sqlite/008_flow_dictionary.sql), the counts and times. keyId is
+ * set once the key is looked up (resolveKeyIds).
  */
 export interface BucketRow {
   bucketMs: number;
   bucketStart: number;
-  flow: FlowRecord;
-  srcJson: string;
-  dstJson: string;
-  policiesJson: string;
-  stagedJson: string;
-  /** The whole key, for merging a batch's rows: the dictionary JSON of its parts. */
+  /**
+   * The whole key as flowKeyText: merges a batch's rows, finds the key's id in FlowKeyIds, and gives a new key's
+   * parts (flowKeyParts).
+   */
   key: string;
   connections: number;
   packets: number;
@@ -80,18 +80,37 @@ export interface SyncFlowDictionary {
   keys(tuples: KeyTuple[]): Map<string, number>;
 }
 
+/** A row's key parts as the dictionaries hold them: endpoint and policy-list JSON. */
+interface RowParts {
+  src: string;
+  dst: string;
+  policies: string;
+  staged: string;
+}
+
 /** Collects the distinct endpoints and policy lists of the rows given to add(), and then their key tuples. */
 class KeyPlan {
   private readonly endpointsSeen = new Map<string, FlowEndpoint>();
   private readonly listsSeen = new Set<string>();
   private readonly tuplesSeen = new Map<string, KeyTuple>();
+  private readonly parts: RowParts[] = [];
+  private readonly flows: FlowKeyParts[] = [];
   readonly tupleOf: string[] = [];
 
   add(r: BucketRow): void {
-    this.endpointsSeen.set(r.srcJson, r.flow.source);
-    this.endpointsSeen.set(r.dstJson, r.flow.destination);
-    this.listsSeen.add(r.policiesJson);
-    this.listsSeen.add(r.stagedJson);
+    const f = flowKeyParts(r.key);
+    this.flows.push(f);
+    const parts = {
+      src: endpointJson(f.source),
+      dst: endpointJson(f.destination),
+      policies: policiesJson(f.policies),
+      staged: policiesJson(f.stagedPolicies),
+    };
+    this.parts.push(parts);
+    this.endpointsSeen.set(parts.src, f.source);
+    this.endpointsSeen.set(parts.dst, f.destination);
+    this.listsSeen.add(parts.policies);
+    this.listsSeen.add(parts.staged);
   }
 
   /** The distinct endpoints, sorted. */
@@ -104,18 +123,19 @@ class KeyPlan {
     return [...this.listsSeen].sort(byText);
   }
 
-  /** Row `r`'s key tuple, once its endpoints and lists have ids. */
-  addTuple(r: BucketRow, epIds: Map<string, number>, listIds: Map<string, number>): void {
-    const f = r.flow;
+  /** The `i`th row added's key tuple, once its endpoints and lists have ids. */
+  addTuple(i: number, epIds: Map<string, number>, listIds: Map<string, number>): void {
+    const f = this.flows[i]!;
+    const p = this.parts[i]!;
     const tuple: KeyTuple = [
-      epIds.get(r.srcJson)!,
-      epIds.get(r.dstJson)!,
+      epIds.get(p.src)!,
+      epIds.get(p.dst)!,
       f.protocol,
       f.destinationPort,
       f.action,
       f.reporter,
-      listIds.get(r.policiesJson)!,
-      listIds.get(r.stagedJson)!,
+      listIds.get(p.policies)!,
+      listIds.get(p.staged)!,
       f.unnamedPolicy,
       f.policyDecided,
     ];
@@ -131,25 +151,55 @@ class KeyPlan {
 }
 
 /**
- * Give each row its key's id: endpoints, then policy lists, then keys, each
- * added where missing. The lookups are a few statements per batch; the loops
- * over rows are short next to them, so the event loop gets its turns between
- * the statements (`slice`).
+ * The rows whose key has no id in `known` yet (each key once); the others get theirs. What is left to look up in the
+ * dictionaries.
  */
-export async function resolveKeyIds(rows: BucketRow[], dict: FlowDictionary, slice: TimeSlice): Promise<void> {
-  const plan = new KeyPlan();
+function unknownKeys(rows: BucketRow[], known: StagedKeyIds | undefined): BucketRow[] {
+  if (!known) return rows;
+  const missing = new Map<string, BucketRow>();
   for (const r of rows) {
+    r.keyId = known.get(r.key);
+    if (r.keyId === undefined) missing.set(r.key, r);
+  }
+  return [...missing.values()];
+}
+
+/** After the lookups: rows of the same key as a looked-up one take its id, and `known` learns them. */
+function learnKeys(rows: BucketRow[], looked: BucketRow[], known: StagedKeyIds | undefined): void {
+  if (!known || looked.length === 0) return;
+  for (const r of looked) known.set(r.key, r.keyId!);
+  for (const r of rows) r.keyId ??= known.get(r.key);
+}
+
+/**
+ * Give each row its key's id: from `known` (ids kept in memory) when it is
+ * there; for the rest, endpoints, then policy lists, then keys, each added
+ * where missing, and `known` learns them. The lookups are a few statements
+ * per batch; the loops over rows are short next to them, so the event loop
+ * gets its turns between the statements (`slice`).
+ */
+export async function resolveKeyIds(
+  rows: BucketRow[],
+  dict: FlowDictionary,
+  slice: TimeSlice,
+  known?: StagedKeyIds,
+): Promise<void> {
+  const look = unknownKeys(rows, known);
+  if (look.length === 0) return;
+  const plan = new KeyPlan();
+  for (const r of look) {
     if (slice.isUp()) await slice.next();
     plan.add(r);
   }
   const epIds = await inSteps(plan.endpoints(), (part) => dict.endpoints(part), slice);
   const listIds = await inSteps(plan.lists(), (part) => dict.policyLists(part), slice);
-  for (const r of rows) {
+  for (let i = 0; i < look.length; i++) {
     if (slice.isUp()) await slice.next();
-    plan.addTuple(r, epIds, listIds);
+    plan.addTuple(i, epIds, listIds);
   }
   const keyIds = await inSteps(plan.tuples(), (part) => dict.keys(part), slice);
-  rows.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
+  look.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
+  learnKeys(rows, look, known);
 }
 
 /** Dictionary items per lookup: one statement's parameters, a few ms to build. */
@@ -169,43 +219,26 @@ async function inSteps<T>(
   return ids;
 }
 
-/** resolveKeyIds, synchronously (SQLite's migration). */
-export function resolveKeyIdsSync(rows: BucketRow[], dict: SyncFlowDictionary): void {
+/** resolveKeyIds, synchronously (SQLite). */
+export function resolveKeyIdsSync(rows: BucketRow[], dict: SyncFlowDictionary, known?: StagedKeyIds): void {
+  const look = unknownKeys(rows, known);
+  if (look.length === 0) return;
   const plan = new KeyPlan();
-  for (const r of rows) plan.add(r);
+  for (const r of look) plan.add(r);
   const epIds = dict.endpoints(plan.endpoints());
   const listIds = dict.policyLists(plan.lists());
-  for (const r of rows) plan.addTuple(r, epIds, listIds);
+  look.forEach((_, i) => plan.addTuple(i, epIds, listIds));
   const keyIds = dict.keys(plan.tuples());
-  rows.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
+  look.forEach((r, i) => (r.keyId = keyIds.get(plan.tupleOf[i]!)!));
+  learnKeys(rows, look, known);
 }
 
-/** A flow's bucket row: its bucket, its key's parts as the dictionaries hold them, its counts. */
-export function bucketRow(f: FlowRecord, bucketMs: number): BucketRow {
-  const srcJson = endpointJson(f.source);
-  const dstJson = endpointJson(f.destination);
-  const pj = policiesJson(f.policies);
-  const sj = policiesJson(f.stagedPolicies);
+/** A flow's bucket row: its bucket, its key, its counts. */
+export function bucketRow(f: FlowRecord, bucketMs: number, key = flowKeyText(f)): BucketRow {
   return {
     bucketMs,
     bucketStart: Math.floor(f.startMs / bucketMs) * bucketMs,
-    flow: f,
-    srcJson,
-    dstJson,
-    policiesJson: pj,
-    stagedJson: sj,
-    key: JSON.stringify([
-      srcJson,
-      dstJson,
-      f.protocol,
-      f.destinationPort,
-      f.action,
-      f.reporter,
-      pj,
-      sj,
-      f.unnamedPolicy,
-      f.policyDecided,
-    ]),
+    key,
     connections: f.connections,
     packets: f.packets,
     bytes: f.bytes,
@@ -222,12 +255,29 @@ export function bucketRow(f: FlowRecord, bucketMs: number): BucketRow {
  * event loop a turn whenever `slice` is up.
  */
 export async function mergeBucketRows(flows: FlowRecord[], bucketMs: number, slice: TimeSlice): Promise<BucketRow[]> {
-  const rows = new Map<string, BucketRow>();
+  // One map of keys per bucket: a batch's flows mostly share one or two buckets, so no per-flow (bucket, key) string.
+  const buckets = new Map<number, Map<string, BucketRow>>();
+  const out: BucketRow[] = [];
   for (const f of flows) {
     if (slice.isUp()) await slice.next();
-    addBucketRow(rows, bucketRow(f, bucketMs));
+    const bucketStart = Math.floor(f.startMs / bucketMs) * bucketMs;
+    let rows = buckets.get(bucketStart);
+    if (rows === undefined) buckets.set(bucketStart, (rows = new Map()));
+    const key = flowKeyText(f);
+    const seen = rows.get(key);
+    if (seen === undefined) {
+      const row = bucketRow(f, bucketMs, key);
+      rows.set(key, row);
+      out.push(row);
+      continue;
+    }
+    seen.connections += f.connections;
+    seen.packets += f.packets;
+    seen.bytes += f.bytes;
+    if (f.startMs < seen.first) seen.first = f.startMs;
+    if (f.endMs > seen.last) seen.last = f.endMs;
   }
-  return [...rows.values()];
+  return out;
 }
 
 /** Add `p` to the rows merged so far (by bucket and key). */

@@ -11,6 +11,9 @@ import {
   type FlowDictionary,
   type LegacyFlowRow,
 } from './flow-buckets.js';
+import { FLOW_KEY_IDS_KEPT, FlowKeyIds } from './flow-key-ids.js';
+import { FLOW_GROUP_MAX_ROWS, GroupCommit, type FlowBatchWrite } from './group-commit.js';
+import { PoolGate } from './pool-gate.js';
 import { EVIDENCE_MIGRATION, runSteps, sealBacklog } from './evidence.js';
 import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY, RUN_CHAIN_LOCK_KEY, SCAN_CHAIN_LOCK_KEY } from './locks.js';
 import { migrationFiles, type Migration } from './migrations.js';
@@ -22,15 +25,20 @@ import {
   FLOW_ROLLUP_COLUMNS,
   flowMergeSet,
   POSTGRES,
-  touchNodeSql,
   type Conn,
   type Table,
 } from './sql.js';
 import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type StoredAuditEvent } from './types.js';
 import { AGGREGATOR_ERRORS, aggregatorError } from '../errors.js';
 
-/** How long to wait for a connection before a query (and so /readyz) fails, instead of hanging. */
+/** How long opening a connection may take before a query (and so /readyz) fails, instead of hanging. */
 const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Connections per aggregator (node-postgres's default, now said): PoolGate queues what is beyond. */
+const POOL_SIZE = 10;
+
+/** Flow-batch groups in their transactions at once: one being written while the next forms, and a spare. */
+const FLOW_GROUPS_AT_ONCE = 2;
 
 /**
  * pg hands BIGINT (int8) back as a string, since it may exceed 2^53. Our BIGINTs
@@ -88,10 +96,14 @@ const LEGACY_ROWS_PER_STEP = 5000;
 /** The migration that makes flow buckets ids and counts (008_flow_dictionary.sql); its rows are converted here. */
 const FLOW_DICTIONARY_MIGRATION = 8;
 
-const connOf = (q: pg.Pool | pg.PoolClient): Conn => ({
-  all: async <R>(sql: string, values?: unknown[]) => (await q.query(sql, values)).rows as R[],
-  run: async (sql, values) => (await q.query(sql, values)).rowCount ?? 0,
-});
+const connOf = (q: pg.Pool | pg.PoolClient, gate?: PoolGate): Conn => {
+  const query = (sql: string, values?: unknown[]) =>
+    gate ? gate.run(() => q.query(sql, values)) : q.query(sql, values);
+  return {
+    all: async <R>(sql: string, values?: unknown[]) => (await query(sql, values)).rows as R[],
+    run: async (sql, values) => (await query(sql, values)).rowCount ?? 0,
+  };
+};
 
 /**
  * The shared store for several stateless aggregator replicas: one PostgreSQL
@@ -107,10 +119,19 @@ export class PostgresStore extends SqlStore {
   protected readonly reader: Conn;
   protected readonly writer: Conn;
   private closed = false;
+  /** Every use of the pool takes a turn here first (see PoolGate). */
+  private readonly gate = new PoolGate(POOL_SIZE);
+  /** Flow key ids kept in memory, cleared when any replica prunes the dictionaries (flow_dictionary_epoch). */
+  private readonly keyIds = new FlowKeyIds(FLOW_KEY_IDS_KEPT);
+  private readonly flowGroups = new GroupCommit((batches) => this.writeFlowGroup(batches), {
+    maxRows: FLOW_GROUP_MAX_ROWS,
+    concurrency: FLOW_GROUPS_AT_ONCE,
+    isOutage: (err) => this.unavailableReason(err) !== undefined,
+  });
 
   private constructor(private readonly pool: pg.Pool) {
     super();
-    this.reader = this.writer = connOf(pool);
+    this.reader = this.writer = connOf(pool, this.gate);
   }
 
   static async open(url: string): Promise<PostgresStore> {
@@ -118,6 +139,7 @@ export class PostgresStore extends SqlStore {
       connectionString: url,
       types: INT8_AS_NUMBER,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      max: POOL_SIZE,
       application_name: 'verdict-aggregator',
     });
     // An idle connection that breaks (server restart, network) is dropped by the
@@ -185,7 +207,11 @@ export class PostgresStore extends SqlStore {
   }
 
   /** Run `fn` in one transaction on one pooled connection; roll back if it throws. */
-  private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  private transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.gate.run(() => this.transactionNow(fn));
+  }
+
+  private async transactionNow<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken: Error | undefined;
     try {
@@ -218,7 +244,7 @@ export class PostgresStore extends SqlStore {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    await this.gate.run(() => this.pool.query('SELECT 1'));
   }
 
   unavailableReason(err: unknown): string | undefined {
@@ -243,21 +269,9 @@ export class PostgresStore extends SqlStore {
   }
 
   /**
-   * Locks in the order recordBenchmarkRun takes them: the node's row, then the
-   * ledger row. A run has UNIQUE (node, boot_id, seq) to fall back on when
-   * there is no row to lock yet; flows have none, so the ledger row is claimed
-   * with an upsert rather than read FOR UPDATE: with no row, a second replica's
-   * insert of the same (node, boot_id) waits for the first to commit and then
-   * finds its seq taken. Then the bucket rows, merged per key first (one upsert
-   * may not touch a row twice) and in one order (bucket start, key), so two
-   * writers of one node's buckets (two boots with no node row to serialize on)
-   * cannot deadlock.
-   *
-   * A 4 MiB batch holds 90,000 records: merging and sorting them give the event
-   * loop a turn every few ms, and the rows go in statements of
-   * FLOW_ROWS_PER_INSERT, still in one transaction and in lock order, so the
-   * batch stays all or nothing and no one statement's parameters take long to
-   * build.
+   * Merged per bucket and key first, outside any transaction; then the batch
+   * joins a group (group-commit.ts) written in one transaction and answered
+   * once that committed. writeFlowGroup has the locks.
    */
   async recordFlowBatch(
     node: string,
@@ -266,22 +280,95 @@ export class PostgresStore extends SqlStore {
     flows: FlowRecord[],
     atMs: number,
   ): Promise<{ duplicate: boolean }> {
+    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, new TimeSlice());
+    return this.flowGroups.submit({ node, bootId, seq, rows, atMs });
+  }
+
+  /**
+   * One group of batches (one per node) in one transaction. Locks in one order
+   * for every writer: the prune epoch (shared: pruning waits for writers, and
+   * a writer after a prune forgets the ids it kept), the nodes' rows (sorted;
+   * the order recordBenchmarkRun takes them: node, then ledger), the ledger
+   * rows, then the bucket rows by node and then (bucket start, key), each
+   * batch's merged per key first (one upsert may not touch a row twice). A run
+   * has UNIQUE (node, boot_id, seq) to fall back on when there is no row to
+   * lock yet; flows have none, so the ledger row is claimed with an upsert
+   * rather than read FOR UPDATE: with no row, a second replica's insert of the
+   * same (node, boot_id) waits for the first to commit and then finds its seq
+   * taken. A batch whose seq is not claimed is a duplicate, stored before.
+   *
+   * Sorting and resolving keys give the event loop a turn every few ms, and the
+   * rows go in statements of FLOW_ROWS_PER_INSERT, still in one transaction and
+   * in lock order, so the group stays all or nothing.
+   */
+  private async writeFlowGroup(group: FlowBatchWrite[]): Promise<{ duplicate: boolean }[]> {
     const slice = new TimeSlice();
-    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, slice);
-    return this.transaction(async (c) => {
-      await c.query(touchNodeSql(POSTGRES), [atMs, node]);
-      const claimed = await c.query(
-        `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms
-         WHERE agent_sequences.last_seq < excluded.last_seq`,
-        [node, bootId, seq, atMs],
+    const known = this.keyIds.staged();
+    const batches = [...group].sort((a, b) => byText(a.node, b.node) || byText(a.bootId, b.bootId));
+    const claimed = await this.transaction(async (c) => {
+      const { rows: epoch } = await c.query<{ epoch: number }>(
+        'SELECT epoch FROM flow_dictionary_epoch WHERE id = 1 FOR SHARE',
       );
-      if (claimed.rowCount === 0) return { duplicate: true };
-      await resolveKeyIds(rows, pgDictionary(c), slice);
-      const sorted = await sortInSlices(rows, lockOrder, slice);
-      for (let i = 0; i < sorted.length; i += FLOW_ROWS_PER_INSERT)
-        await upsertBucketRows(c, node, sorted.slice(i, i + FLOW_ROWS_PER_INSERT));
-      return { duplicate: false };
+      known.atEpoch(epoch[0]?.epoch ?? 0);
+      const nodes = batches.map((b) => b.node);
+      await c.query('SELECT 1 FROM nodes WHERE name = ANY($1::text[]) ORDER BY name FOR NO KEY UPDATE', [nodes]);
+      await c.query(
+        `UPDATE nodes n SET last_seen_ms = GREATEST(n.last_seen_ms, u.at)
+         FROM unnest($1::text[], $2::bigint[]) AS u(name, at) WHERE n.name = u.name`,
+        [nodes, batches.map((b) => b.atMs)],
+      );
+      const { rows: won } = await c.query<{ node: string }>(
+        `INSERT INTO agent_sequences (node, boot_id, last_seq, updated_ms)
+         SELECT u.node, u.boot_id, u.seq, u.at
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(node, boot_id, seq, at, ord)
+         ORDER BY u.ord
+         ON CONFLICT (node, boot_id) DO UPDATE SET last_seq = excluded.last_seq, updated_ms = excluded.updated_ms
+         WHERE agent_sequences.last_seq < excluded.last_seq
+         RETURNING node`,
+        [nodes, batches.map((b) => b.bootId), batches.map((b) => b.seq), batches.map((b) => b.atMs)],
+      );
+      const stored = new Set(won.map((r) => r.node)); // one batch per node in a group
+      const writing = batches.filter((b) => stored.has(b.node));
+      await resolveKeyIds(
+        writing.flatMap((b) => b.rows),
+        pgDictionary(c),
+        slice,
+        known,
+      );
+      const rows: BucketRow[] = [];
+      const nodeOf: number[] = [];
+      for (const [n, b] of writing.entries()) {
+        for (const r of await sortInSlices(b.rows, lockOrder, slice)) {
+          rows.push(r);
+          nodeOf.push(n);
+        }
+      }
+      const names = writing.map((b) => b.node);
+      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT) {
+        if (slice.isUp()) await slice.next();
+        await upsertBucketRows(
+          c,
+          names,
+          nodeOf.slice(i, i + FLOW_ROWS_PER_INSERT),
+          rows.slice(i, i + FLOW_ROWS_PER_INSERT),
+        );
+      }
+      return stored;
+    });
+    known.commit();
+    return group.map((b) => ({ duplicate: !claimed.has(b.node) }));
+  }
+
+  /**
+   * Dictionary entries no bucket uses any more are deleted, in their own
+   * transaction after a compaction that deleted buckets. The epoch row's lock
+   * makes it wait for groups being written and holds new ones off until it
+   * commits; the epoch it sets makes every replica forget the ids it kept.
+   */
+  private async pruneFlowDictionaries(): Promise<void> {
+    await this.transaction(async (c) => {
+      await c.query('UPDATE flow_dictionary_epoch SET epoch = epoch + 1 WHERE id = 1');
+      for (const sql of PG_DICTIONARY_PRUNE) await c.query(sql);
     });
   }
 
@@ -295,7 +382,7 @@ export class PostgresStore extends SqlStore {
    */
   async compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }> {
     const cut = Math.floor(rollupBeforeMs / HOUR_BUCKET_MS) * HOUR_BUCKET_MS; // only whole hours roll up
-    return this.transaction(async (c) => {
+    const out = await this.transaction(async (c) => {
       await c.query(`SELECT pg_advisory_xact_lock(${FLOW_COMPACTION_LOCK_KEY})`);
       const rolled = await c.query(
         `WITH moved AS MATERIALIZED (
@@ -321,6 +408,8 @@ export class PostgresStore extends SqlStore {
       );
       return { rolledUp: rolled.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
     });
+    if (out.deleted > 0) await this.pruneFlowDictionaries();
+    return out;
   }
 
   async latestAuditEvents(
@@ -357,23 +446,49 @@ function redactedUrl(url: string): string {
   }
 }
 
-/** The BucketRow fields upsertBucketRows sends as arrays, in the order of its unnest ($2...$9). */
-const BUCKET_FIELDS = 'bucketStart bucketMs keyId connections packets bytes first last'.split(
-  ' ',
-) as (keyof BucketRow)[];
-
-/** Add `rows` (key ids resolved, in lock order) to their buckets: one statement. */
-async function upsertBucketRows(c: pg.PoolClient, node: string, rows: BucketRow[]): Promise<void> {
+/**
+ * Add `rows` (key ids resolved, in lock order) to their buckets, row i to node `nodes[nodeOf[i]]`: one statement.
+ * The numbers go as array literals built here: node-postgres would escape each element on the event loop.
+ */
+async function upsertBucketRows(c: pg.PoolClient, nodes: string[], nodeOf: number[], rows: BucketRow[]): Promise<void> {
+  const cols = ['', '', '', '', '', '', '', '', ''];
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const sep = i === 0 ? '' : ',';
+    cols[0] += sep + (nodeOf[i]! + 1);
+    cols[1] += sep + r.bucketStart;
+    cols[2] += sep + r.bucketMs;
+    cols[3] += sep + r.keyId!;
+    cols[4] += sep + r.connections;
+    cols[5] += sep + r.packets;
+    cols[6] += sep + r.bytes;
+    cols[7] += sep + r.first;
+    cols[8] += sep + r.last;
+  }
   await c.query(
     `INSERT INTO flow_buckets (${FLOW_COLUMNS})
-     SELECT u.bucket_start, u.bucket_ms, $1::text, u.key_id, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
-     FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-       WITH ORDINALITY AS u(bucket_start, bucket_ms, key_id, connections, packets, bytes, first_ms, last_ms, ord)
+     SELECT u.bucket_start, u.bucket_ms, ($1::text[])[u.n], u.key_id, u.connections, u.packets, u.bytes, u.first_ms, u.last_ms
+     FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+       WITH ORDINALITY AS u(n, bucket_start, bucket_ms, key_id, connections, packets, bytes, first_ms, last_ms, ord)
      ORDER BY u.ord
      ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(POSTGRES)}`,
-    [node, ...BUCKET_FIELDS.map((k) => rows.map((r) => r[k]))],
+    [nodes, ...cols.map((col) => `{${col}}`)],
   );
 }
+
+/**
+ * Retention's pruning of the flow dictionaries: keys no bucket uses (flow_buckets_key), then endpoints and policy
+ * lists no key uses (anti-joins: the planner hashes flow_keys once for the unindexed list columns).
+ */
+const PG_DICTIONARY_PRUNE = [
+  'DELETE FROM flow_keys k WHERE NOT EXISTS (SELECT 1 FROM flow_buckets b WHERE b.key_id = k.id)',
+  `DELETE FROM flow_endpoints e WHERE NOT EXISTS (SELECT 1 FROM flow_keys k WHERE k.src_id = e.id)
+     AND NOT EXISTS (SELECT 1 FROM flow_keys k WHERE k.dst_id = e.id)`,
+  `DELETE FROM flow_policy_lists l WHERE NOT EXISTS (SELECT 1 FROM flow_keys k WHERE k.policies_id = l.id)
+     AND NOT EXISTS (SELECT 1 FROM flow_keys k WHERE k.staged_id = l.id)`,
+];
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Ids for `keys`: those stored already, then the rest added (in the order
@@ -498,8 +613,10 @@ async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
         slice,
       );
       rows.sort(lockOrder);
-      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT)
-        await upsertBucketRows(c, node, rows.slice(i, i + FLOW_ROWS_PER_INSERT));
+      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT) {
+        const part = rows.slice(i, i + FLOW_ROWS_PER_INSERT);
+        await upsertBucketRows(c, [node], new Array<number>(part.length).fill(0), part);
+      }
     }
     conversion.learned();
   }

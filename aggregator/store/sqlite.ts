@@ -1,17 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { FlowRecord } from '../../common/flow.js';
-import { TimeSlice } from '../../common/time-slice.js';
+import type { FlowEndpoint, FlowRecord } from '../../common/flow.js';
+import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
 import {
   LegacyConversion,
   mergeBucketRows,
   resolveKeyIdsSync,
   type BucketRow,
+  type KeyTuple,
   type LegacyFlowRow,
   type SyncFlowDictionary,
 } from './flow-buckets.js';
+import { FLOW_KEY_IDS_KEPT, FlowKeyIds } from './flow-key-ids.js';
+import { FLOW_GROUP_MAX_ROWS, GroupCommit, type FlowBatchWrite } from './group-commit.js';
 import { EVIDENCE_MIGRATION, runStepsSync, sealBacklog, type SealStatement } from './evidence.js';
 import { migrationFiles } from './migrations.js';
 import { toAuditEvent, type AuditEventRow } from './rows.js';
@@ -46,8 +49,21 @@ const UNAVAILABLE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOM
  */
 const LARGE_WRITE_ROWS = 2000;
 
+/** The write connection's page cache, KiB. */
+const WRITE_CACHE_KIB = 32 * 1024;
+
 /** Bucket rows per step of a batch: their dictionary lookups and upserts, a few ms. */
 const DICTIONARY_ROWS_PER_STEP = 1000;
+
+/**
+ * Retention's pruning of the flow dictionaries: keys no bucket uses, then endpoints and policy lists no key uses.
+ * NOT IN over a subquery: SQLite builds its list once (policies_id and staged_id have no index).
+ */
+const SQLITE_DICTIONARY_PRUNE = [
+  'DELETE FROM flow_keys WHERE NOT EXISTS (SELECT 1 FROM flow_buckets b WHERE b.key_id = flow_keys.id)',
+  'DELETE FROM flow_endpoints WHERE id NOT IN (SELECT src_id FROM flow_keys UNION SELECT dst_id FROM flow_keys)',
+  'DELETE FROM flow_policy_lists WHERE id NOT IN (SELECT policies_id FROM flow_keys UNION SELECT staged_id FROM flow_keys)',
+];
 
 /** Legacy flow rows converted per step of migration 008. */
 const LEGACY_ROWS_PER_STEP = 5000;
@@ -84,54 +100,55 @@ const upsertArgs = (node: string, r: BucketRow) => [
  * up, and added when missing (one writer: nobody adds it meanwhile).
  */
 function sqliteDictionary(db: Database.Database): SyncFlowDictionary {
-  // select's parameters are the first `selectArgs` of insert's.
+  // select's parameters are the first `selectArgs` of insert's. Prepared once: a store keeps its dictionary.
   const lookup = <T>(
-    items: T[],
-    key: (t: T) => string,
     select: string,
     insert: string,
+    key: (t: T) => string,
     args: (t: T) => unknown[],
     selectArgs = 1,
   ) => {
     const sel = db.prepare(select).pluck();
     const ins = db.prepare(insert).pluck();
-    const ids = new Map<string, number>();
-    for (const t of items) {
-      const a = args(t);
-      const id = (sel.get(...a.slice(0, selectArgs)) ?? ins.get(...a)) as number;
-      ids.set(key(t), id);
-    }
-    return ids;
+    return (items: T[]) => {
+      const ids = new Map<string, number>();
+      for (const t of items) {
+        const a = args(t);
+        const id = (sel.get(...a.slice(0, selectArgs)) ?? ins.get(...a)) as number;
+        ids.set(key(t), id);
+      }
+      return ids;
+    };
   };
   return {
-    endpoints: (items) =>
-      lookup(
-        items,
-        (t) => t.json,
-        'SELECT id FROM flow_endpoints WHERE endpoint_json = ?',
-        'INSERT INTO flow_endpoints (endpoint_json, kind, namespace, name, internet) VALUES (?, ?, ?, ?, ?) RETURNING id',
-        (t) => [t.json, t.e.kind, t.e.namespace, t.e.name, t.e.internet ? 1 : 0],
-      ),
-    policyLists: (jsons) =>
-      lookup(
-        jsons,
-        (j) => j,
-        'SELECT id FROM flow_policy_lists WHERE policies_json = ?',
-        'INSERT INTO flow_policy_lists (policies_json) VALUES (?) RETURNING id',
-        (j) => [j],
-      ),
-    keys: (tuples) =>
-      lookup(
-        tuples,
-        (t) => JSON.stringify(t),
-        `SELECT id FROM flow_keys WHERE src_id = ? AND dst_id = ? AND protocol = ? AND destination_port = ? AND action = ?
-           AND reporter = ? AND policies_id = ? AND staged_id = ? AND unnamed_policy = ? AND policy_decided = ?`,
-        `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-        (t) => t.map((v) => (typeof v === 'boolean' ? Number(v) : v)),
-        10,
-      ),
+    endpoints: lookup<{ json: string; e: FlowEndpoint }>(
+      'SELECT id FROM flow_endpoints WHERE endpoint_json = ?',
+      'INSERT INTO flow_endpoints (endpoint_json, kind, namespace, name, internet) VALUES (?, ?, ?, ?, ?) RETURNING id',
+      (t) => t.json,
+      (t) => [t.json, t.e.kind, t.e.namespace, t.e.name, t.e.internet ? 1 : 0],
+    ),
+    policyLists: lookup<string>(
+      'SELECT id FROM flow_policy_lists WHERE policies_json = ?',
+      'INSERT INTO flow_policy_lists (policies_json) VALUES (?) RETURNING id',
+      (j) => j,
+      (j) => [j],
+    ),
+    keys: lookup<KeyTuple>(
+      `SELECT id FROM flow_keys WHERE src_id = ? AND dst_id = ? AND protocol = ? AND destination_port = ? AND action = ?
+         AND reporter = ? AND policies_id = ? AND staged_id = ? AND unnamed_policy = ? AND policy_decided = ?`,
+      `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      (t) => JSON.stringify(t),
+      (t) => t.map((v) => (typeof v === 'boolean' ? Number(v) : v)),
+      10,
+    ),
   };
+}
+
+/** What a group of flow batches runs per row. */
+interface FlowStatements {
+  upsert: Database.Statement;
+  dict: SyncFlowDictionary;
 }
 
 /** Each connection's prepared statements, by SQL text (the shared SQL is a few dozen distinct texts). */
@@ -191,6 +208,15 @@ export class SqliteStore extends SqlStore {
   };
   /** The last write queued: the next one starts after it settles. */
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** Flow key ids kept in memory (one writer: only this store's pruning removes entries). */
+  private readonly keyIds = new FlowKeyIds(FLOW_KEY_IDS_KEPT);
+  /** Flow batches from all streams, grouped into transactions (one at a time: there is one writer). */
+  private readonly flowGroups = new GroupCommit((batches) => this.writeFlowGroup(batches), {
+    maxRows: FLOW_GROUP_MAX_ROWS,
+    concurrency: 1,
+    isOutage: (err) => this.unavailableReason(err) !== undefined,
+  });
+  private flowSql?: FlowStatements;
 
   private constructor(
     private readonly db: Database.Database,
@@ -208,6 +234,9 @@ export class SqliteStore extends SqlStore {
     db.pragma('synchronous = NORMAL'); // WAL + NORMAL is durable across process crashes
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    // Flow buckets are written all over the table (by key): a page cache of SQLite's default 2 MiB re-reads pages
+    // from the file for most upserts once the table outgrows it (profiled in bench/ingest).
+    db.pragma(`cache_size = -${WRITE_CACHE_KIB}`);
     migrate(db);
     if (inMemory) return new SqliteStore(db, undefined, undefined);
     const reader = new Database(file, { readonly: true, fileMustExist: true });
@@ -319,13 +348,15 @@ export class SqliteStore extends SqlStore {
   }
 
   /**
-   * One transaction for the batch and its ledger entry, as always; a large
-   * batch's upserts run in time slices (see the class comment), the write
-   * queue keeping every other write out until it commits or rolls back.
    * Merged in memory first, outside the queue: a batch's records that share a
-   * bucket and key become one upsert. A process that dies part-way leaves an
-   * uncommitted transaction, which SQLite discards when the file is next
-   * opened: none of the batch is stored and its seq is not recorded.
+   * bucket and key become one row. Then the batch joins a group (group-commit.ts):
+   * the batches that arrived from other streams meanwhile, written in one
+   * transaction with each one's ledger entry, and answered once it committed.
+   * A large group's upserts run in time slices (see the class comment), the
+   * write queue keeping every other write out until it commits or rolls back.
+   * A process that dies part-way leaves an uncommitted transaction, which
+   * SQLite discards when the file is next opened: none of the group is stored,
+   * no seq of it is recorded, and none of it was acked.
    */
   async recordFlowBatch(
     node: string,
@@ -334,28 +365,73 @@ export class SqliteStore extends SqlStore {
     flows: FlowRecord[],
     atMs: number,
   ): Promise<{ duplicate: boolean }> {
-    const slice = new TimeSlice();
-    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, slice);
-    return this.transaction(async (db) => {
-      const [seen] = allRows<{ last_seq: number }>(db, LEDGER_SQL, [node, bootId]);
-      changes(db, touchNodeSql(SQLITE), [atMs, node]);
-      const duplicate = seen !== undefined && seq <= seen.last_seq;
-      if (!duplicate) {
-        // Key ids in slices of rows: each slice's dictionary lookups, then its upserts.
-        const dict = sqliteDictionary(db);
-        const upsert = db.prepare(BUCKET_UPSERT_SQL);
-        for (let i = 0; i < rows.length; i += DICTIONARY_ROWS_PER_STEP) {
-          if (slice.isUp()) await slice.next();
-          const part = rows.slice(i, i + DICTIONARY_ROWS_PER_STEP);
-          resolveKeyIdsSync(part, dict);
-          for (const row of part) upsert.run(...upsertArgs(node, row));
-        }
-        changes(db, ledgerUpsertSql(SQLITE), [node, bootId, seq, atMs]);
+    const rows = await mergeBucketRows(flows, MINUTE_BUCKET_MS, new TimeSlice());
+    return this.flowGroups.submit({ node, bootId, seq, rows, atMs });
+  }
+
+  /** The statements a group of flow batches runs per row, prepared once. */
+  private flowStatements(db: Database.Database): FlowStatements {
+    return (this.flowSql ??= { upsert: db.prepare(BUCKET_UPSERT_SQL), dict: sqliteDictionary(db) });
+  }
+
+  /**
+   * One group's transaction: each batch's ledger check; the new batches' key ids (in steps of rows); then all their
+   * rows in the table's order (key, bucket, node), so that rows of one key from several nodes, neighbours in the
+   * table, are written together and the group dirties (and its commit writes) as few pages as it can.
+   */
+  private async writeFlowGroup(group: FlowBatchWrite[]): Promise<{ duplicate: boolean }[]> {
+    const known = this.keyIds.staged();
+    const batches = [...group].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    const fresh = await this.transaction(async (db) => {
+      const st = this.flowStatements(db);
+      const slice = new TimeSlice();
+      const writing: FlowBatchWrite[] = [];
+      for (const b of batches) {
+        const [seen] = allRows<{ last_seq: number }>(db, LEDGER_SQL, [b.node, b.bootId]);
+        changes(db, touchNodeSql(SQLITE), [b.atMs, b.node]);
+        if (seen === undefined || b.seq > seen.last_seq) writing.push(b);
       }
+      const rows: BucketRow[] = [];
+      const nodeOf: number[] = [];
+      for (const [n, b] of writing.entries()) {
+        for (let i = 0; i < b.rows.length; i += DICTIONARY_ROWS_PER_STEP) {
+          if (slice.isUp()) await slice.next();
+          resolveKeyIdsSync(b.rows.slice(i, i + DICTIONARY_ROWS_PER_STEP), st.dict, known);
+        }
+        for (const r of b.rows) {
+          rows.push(r);
+          nodeOf.push(n);
+        }
+      }
+      const order = await sortInSlices(
+        rows.map((_, i) => i),
+        (i, j) =>
+          rows[i]!.keyId! - rows[j]!.keyId! || rows[i]!.bucketStart - rows[j]!.bucketStart || nodeOf[i]! - nodeOf[j]!,
+        slice,
+      );
+      for (let k = 0; k < order.length; k++) {
+        if (k % DICTIONARY_ROWS_PER_STEP === 0 && slice.isUp()) await slice.next();
+        const i = order[k]!;
+        const r = rows[i]!;
+        st.upsert.run(
+          r.bucketStart,
+          r.bucketMs,
+          writing[nodeOf[i]!]!.node,
+          r.keyId,
+          r.connections,
+          r.packets,
+          r.bytes,
+          r.first,
+          r.last,
+        );
+      }
+      for (const b of writing) changes(db, ledgerUpsertSql(SQLITE), [b.node, b.bootId, b.seq, b.atMs]);
       // Its WAL frames are too many to checkpoint on the event loop.
       if (rows.length >= LARGE_WRITE_ROWS) this.checkpointer?.takeOver();
-      return { duplicate };
+      return new Set(writing);
     });
+    known.commit();
+    return group.map((b) => ({ duplicate: !fresh.has(b) }));
   }
 
   async compactFlows(rollupBeforeMs: number, deleteBeforeMs: number): Promise<{ rolledUp: number; deleted: number }> {
@@ -371,12 +447,14 @@ export class SqliteStore extends SqlStore {
         [cut],
       );
       changes(db, `DELETE FROM flow_buckets WHERE bucket_ms = ${MINUTE_BUCKET_MS} AND bucket_start_ms < $1`, [cut]);
-      return {
-        rolledUp,
-        deleted: changes(db, 'DELETE FROM flow_buckets WHERE bucket_start_ms < $1', [deleteBeforeMs]),
-      };
+      const deleted = changes(db, 'DELETE FROM flow_buckets WHERE bucket_start_ms < $1', [deleteBeforeMs]);
+      // Dictionary entries no bucket uses any more go with the last bucket that did (in-memory ids with them).
+      if (deleted > 0) for (const sql of SQLITE_DICTIONARY_PRUNE) changes(db, sql);
+      return { rolledUp, deleted };
     };
-    return this.write((db) => db.transaction(compact)(db));
+    const out = await this.write((db) => db.transaction(compact)(db));
+    if (out.deleted > 0) this.keyIds.clear();
+    return out;
   }
 
   /**

@@ -76,7 +76,8 @@ t.test(
     t.same(await source.inventory(5, 6), snap, 'one moment: every interval gets the same objects');
     const out = inventoryReport(def, snap, { start: '2026-11-20T00:00:00.000Z', end: '2026-11-21T00:00:00.000Z' });
     // web-1: web-in (Ingress, no policyTypes and no egress rules); Istio's proxy plus the injection annotation.
-    // db-1: security.egress (Egress); the policy with a refused operator selects nothing; the staged one enforces nothing.
+    // db-1: security.egress (Egress); the policy with a refused operator selects nothing; the staged one
+    // enforces nothing.
     // node-exporter: host network, not an endpoint.
     t.same(out.files['endpoints.csv']!.rows, [
       ['shop/db-1', false, true, false, ['security.egress'], [], 'shop', 'default'],

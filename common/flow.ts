@@ -138,7 +138,20 @@ function countProblem(field: string, v: unknown): string | undefined {
     : `${field} is not a whole number from 0 to 2^53-1`;
 }
 
+/**
+ * Endpoints and policy lists already found storable. The agent's parsers share one object between every record naming
+ * the same endpoint (or policy list), and such an object is never changed once built, so it is checked once.
+ */
+const storable = new WeakSet<object>();
+
 function endpointProblem(field: string, e: FlowEndpoint | undefined | null): string | undefined {
+  if (e && typeof e === 'object' && storable.has(e)) return undefined;
+  const problem = endpointProblemOnce(field, e);
+  if (!problem && e) storable.add(e);
+  return problem;
+}
+
+function endpointProblemOnce(field: string, e: FlowEndpoint | undefined | null): string | undefined {
   if (!e || typeof e !== 'object') return `${field} is missing`;
   if (!ENDPOINT_KINDS.has(e.kind))
     return `${field}.kind ${JSON.stringify(e.kind)} is not one of ${[...ENDPOINT_KINDS].join(', ')}`;
@@ -158,6 +171,13 @@ function endpointProblem(field: string, e: FlowEndpoint | undefined | null): str
 }
 
 function policiesProblem(field: string, ps: PolicyRef[]): string | undefined {
+  if (Array.isArray(ps) && storable.has(ps)) return undefined;
+  const problem = policiesProblemOnce(field, ps);
+  if (!problem) storable.add(ps);
+  return problem;
+}
+
+function policiesProblemOnce(field: string, ps: PolicyRef[]): string | undefined {
   if (!Array.isArray(ps) || ps.length > FLOW_LIMITS.policiesPerRecord)
     return `${field} is not a list of at most ${FLOW_LIMITS.policiesPerRecord}`;
   for (const [i, p] of ps.entries()) {

@@ -48,7 +48,22 @@ export const KIND_TO_WIRE: Record<EndpointKind, WireEndpointKind> = {
   apiserver: 'ENDPOINT_KIND_API_SERVER',
 };
 
+/**
+ * Wire endpoints already built: the agent's parsers share one endpoint object between the records naming it (never
+ * changed once built), so a window of records converts each endpoint once.
+ */
+const wireEndpoints = new WeakMap<FlowEndpoint, WireFlowEndpoint>();
+
 function endpointToWire(e: FlowEndpoint): WireFlowEndpoint {
+  let w = wireEndpoints.get(e);
+  if (!w) {
+    w = endpointToWireOnce(e);
+    wireEndpoints.set(e, w);
+  }
+  return w;
+}
+
+function endpointToWireOnce(e: FlowEndpoint): WireFlowEndpoint {
   return {
     kind: KIND_TO_WIRE[e.kind],
     namespace: e.namespace,

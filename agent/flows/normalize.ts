@@ -98,19 +98,26 @@ export class InternalNetworks {
  * same way. Kubernetes draws these suffixes from an alphabet without vowels.
  */
 export function workloadFromPodName(name: string): string {
-  const SAFE = '[bcdfghjklmnpqrstvwxz2456789]';
-  let n = name.replace(/-\*$/, '').replace(/\*$/, '');
-  const deploy = new RegExp(`^(.+)-${SAFE}{6,10}-${SAFE}{5}$`).exec(n);
+  let n = name.replace(TRAILING_STAR, '');
+  const deploy = DEPLOYMENT_POD.exec(n);
   if (deploy) return deploy[1] as string;
-  const aggregatedDeploy = new RegExp(`^(.+)-${SAFE}{6,10}$`).exec(n);
+  const aggregatedDeploy = REPLICASET_PREFIX.exec(n);
   if (aggregatedDeploy && name.endsWith('*')) return aggregatedDeploy[1] as string;
-  const suffixed = new RegExp(`^(.+)-${SAFE}{5}$`).exec(n);
+  const suffixed = SUFFIXED_POD.exec(n);
   if (suffixed) return suffixed[1] as string;
-  const ordinal = /^(.+)-\d+$/.exec(n);
+  const ordinal = ORDINAL_POD.exec(n);
   if (ordinal) return ordinal[1] as string;
   n = n.replace(/-$/, '');
   return n;
 }
+
+/** Kubernetes' alphabet for generated name suffixes (no vowels, no 0, 1, 3). Compiled once: this runs per record. */
+const SAFE = '[bcdfghjklmnpqrstvwxz2456789]';
+const TRAILING_STAR = /-?\*$/;
+const DEPLOYMENT_POD = new RegExp(`^(.+)-${SAFE}{6,10}-${SAFE}{5}$`);
+const REPLICASET_PREFIX = new RegExp(`^(.+)-${SAFE}{6,10}$`);
+const SUFFIXED_POD = new RegExp(`^(.+)-${SAFE}{5}$`);
+const ORDINAL_POD = /^(.+)-\d+$/;
 
 /**
  * Calico's special case of the API server, for its flow-log records and Goldmane's flows alike: the API server is

@@ -64,11 +64,11 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   if (typeof rec.proto !== 'string' && !(typeof rec.proto === 'number' && Number.isInteger(rec.proto)))
     return { kind: 'malformed', reason: `proto is ${describe(rec.proto)}, not a protocol name or number` };
   const source = side(rec, 'source', internal);
-  const destination = side(rec, 'dest', internal);
   if (typeof source === 'string') return { kind: 'malformed', reason: source };
+  const apiServer = rec.dest_service_namespace === 'default' && rec.dest_service_name === 'kubernetes';
+  const destination = side(rec, 'dest', internal, apiServer);
   if (typeof destination === 'string') return { kind: 'malformed', reason: destination };
-  markApiServerDestination(destination, rec.dest_service_namespace, rec.dest_service_name);
-  const { enforced, staged, decided } = policiesOf(rec.policies);
+  const { enforced, staged, decided } = cachedPolicies(rec.policies);
   if (enforced === undefined) return { kind: 'malformed', reason: 'policies has an unreadable hit' };
   return {
     kind: 'flow',
@@ -92,52 +92,93 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   };
 }
 
-function side(rec: Record<string, unknown>, s: Side, internal: InternalNetworks): FlowEndpoint | string {
+/**
+ * Endpoints already built, by everything they are built from: a flow log repeats the same few endpoints on every line,
+ * so each is built (and its labels sorted, its workload name worked out) once and then shared by every record naming
+ * it. Shared, so never changed after it is built. Bounded: emptied when it holds MAX_CACHED.
+ */
+const endpoints = new Map<string, FlowEndpoint>();
+const MAX_CACHED = 10_000;
+
+function remember<T>(cache: Map<string, T>, key: string, value: T): T {
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(key, value);
+  return value;
+}
+
+function side(
+  rec: Record<string, unknown>,
+  s: Side,
+  internal: InternalNetworks,
+  apiServer = false,
+): FlowEndpoint | string {
   const type = rec[`${s}_type`];
   const kind = typeof type === 'string' ? TYPES[type] : undefined;
   if (!kind) return `${s}_type is ${JSON.stringify(type)}, not wep, hep, ns or net`;
-  for (const f of [`${s}_namespace`, `${s}_name_aggr`, `${s}_name`])
-    if (rec[f] !== undefined && rec[f] !== null && typeof rec[f] !== 'string')
-      return `${f} is ${describe(rec[f])}, not a string`;
-  const ns = str(rec[`${s}_namespace`]);
-  const aggr = str(rec[`${s}_name_aggr`]);
-  const name = str(rec[`${s}_name`]);
-  const labels = labelsOf(rec[`${s}_labels`]);
-  if (typeof labels === 'string') return `${s}_labels ${labels}`;
-  let endpointName: string;
-  if (kind === 'pod') endpointName = workloadFromPodName(aggr || name);
-  else endpointName = aggr || name;
-  if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
+  const nsField = rec[`${s}_namespace`];
+  const aggrField = rec[`${s}_name_aggr`];
+  const nameField = rec[`${s}_name`];
+  for (const [f, v] of [
+    ['namespace', nsField],
+    ['name_aggr', aggrField],
+    ['name', nameField],
+  ] as const)
+    if (v !== undefined && v !== null && typeof v !== 'string') return `${s}_${f} is ${describe(v)}, not a string`;
   const ipField = rec[`${s}_ip`];
   if (ipField !== null && ipField !== undefined && typeof ipField !== 'string')
     return `${s}_ip is ${Array.isArray(ipField) ? 'a list' : typeof ipField}, not an address`;
-  const ip = typeof ipField === 'string' ? ipField : undefined;
+  const labelsField = rec[`${s}_labels`];
+  const rawLabels = labelsList(labelsField);
+  if (typeof rawLabels === 'string') return `${s}_labels ${rawLabels}`;
+  const ns = str(nsField);
+  const aggr = str(aggrField);
+  const name = str(nameField);
+  // "pub" is Calico's aggregate for public addresses; "pvt" (private ranges) is not the internet.
+  const internet = kind === 'network' && aggr === 'pub' && !internal.contains(ipField);
+  const key = `${kind}\n${ns}\n${aggr}\n${name}\n${internet}\n${apiServer}\n${rawLabels.join('\n')}`;
+  const hit = endpoints.get(key);
+  if (hit) return hit;
+  const endpointName = kind === 'pod' ? workloadFromPodName(aggr || name) : aggr || name;
+  if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
+  const labels = [...rawLabels].sort();
   const sa = labels.find((l) => l.startsWith('projectcalico.org/serviceaccount='));
-  return endpoint({
+  const e = endpoint({
     kind,
     namespace: ns,
     name: endpointName,
     labels,
     serviceAccount: sa ? sa.slice(sa.indexOf('=') + 1) : '',
-    // "pub" is Calico's aggregate for public addresses; "pvt" (private ranges) is not the internet.
-    internet: kind === 'network' && aggr === 'pub' && !internal.contains(ip),
+    internet,
   });
+  if (apiServer) markApiServerDestination(e, 'default', 'kubernetes');
+  return remember(endpoints, key, e);
 }
 
-/** `{"labels":["k=v",...]}` (or null: none), sorted; a string says what is wrong with it. */
-function labelsOf(v: unknown): string[] | string {
+/** The list of `{"labels":["k=v",...]}` as written (or [] for null: none); a string says what is wrong with it. */
+function labelsList(v: unknown): readonly string[] | string {
   if (v === null || v === undefined) return [];
   if (typeof v !== 'object' || Array.isArray(v)) return `is ${describe(v)}, not {"labels":[...]}`;
   const list = (v as { labels?: unknown }).labels;
   if (list === null || list === undefined) return [];
   if (!Array.isArray(list) || !list.every((l) => typeof l === 'string')) return 'has labels that are not strings';
-  return [...(list as string[])].sort();
+  return list as string[];
 }
 
 /** "-" means "not applicable" in Calico's file format. */
 function str(v: unknown): string {
   return typeof v === 'string' && v !== '-' ? v : '';
 }
+
+/** Policy lists already read, by their JSON: like endpoints, a log repeats the same few; shared, never changed. */
+const policyLists = new Map<string, ReturnType<typeof policiesOf>>();
+
+function cachedPolicies(field: unknown): ReturnType<typeof policiesOf> {
+  if (field === null || field === undefined) return NO_POLICIES;
+  const key = JSON.stringify(field);
+  return policyLists.get(key) ?? remember(policyLists, key, policiesOf(field));
+}
+
+const NO_POLICIES: ReturnType<typeof policiesOf> = Object.freeze({ enforced: [], staged: [], decided: false });
 
 interface Hit {
   index: number;

@@ -346,6 +346,18 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
       return k.configPath
         ? { kind: 'path', path: k.configPath, source: `--config (${k.originDetail})` }
         : { kind: 'unresolved', reason: 'the kubelet runs without --config' };
+    if (a === 'dropins') {
+      // The drop-ins of --config-dir are the kubelet's config files when it runs without --config (RKE2, k3s); the
+      // kubelet reads only *.conf there.
+      const dir = k.flags.get('config-dir');
+      return dir
+        ? {
+            kind: 'path',
+            path: posix.join(posix.resolve('/', dir), '*.conf'),
+            source: `--config-dir (${k.originDetail})`,
+          }
+        : { kind: 'unresolved', reason: 'the kubelet runs without --config or --config-dir' };
+    }
     if (a === 'kubeconfig') {
       const p = k.flags.get('kubeconfig');
       return p
@@ -368,6 +380,14 @@ function resolveVariable(v: string, facts: NodeFacts): ResolvedPath {
     return cfg.value
       ? onHost(facts, a as ComponentName, cfg.value, cfg.source)
       : { kind: 'unresolved', reason: `${b} is not set in ${a}'s --config file` };
+  }
+  if (kind === 'manifest') {
+    // A static pod manifest in the kubelet's staticPodPath (kubeadm: /etc/kubernetes/manifests; RKE2:
+    // /var/lib/rancher/rke2/agent/pod-manifests).
+    const path = facts.components.manifestPath(a as ComponentName);
+    return path
+      ? { kind: 'path', path, source: `the kubelet's static pod directory ${facts.components.manifestDir}` }
+      : { kind: 'unresolved', reason: `${a} has no static pod manifest` };
   }
   if (kind === 'flag') {
     const c = facts.components.flags(a as ComponentName);

@@ -1,7 +1,19 @@
 import { posix } from 'node:path';
-import { documentField, documentPath, parseYamlDocument, scalarText } from '../../common/parsed-document.js';
+import {
+  documentField,
+  documentPath,
+  isDocumentMap,
+  parseYamlDocument,
+  scalarText,
+} from '../../common/parsed-document.js';
 import type { HostView } from './host.js';
-import { findK3sProcess, k3sControlPlaneArgs, k3sEmbeddedEtcd, k3sPassThroughArgs } from './k3s.js';
+import {
+  etcdConfigFileFlags,
+  findK3sProcess,
+  k3sControlPlaneArgs,
+  k3sEmbeddedEtcd,
+  k3sPassThroughArgs,
+} from './k3s.js';
 import { findProcess, parseFlags, type NodeProcess } from './processes.js';
 
 /** Control-plane and node components whose flags the benchmarks read. */
@@ -78,8 +90,40 @@ export class ComponentReader {
     if (!hit) {
       hit = this.read(component);
       this.cache.set(component, hit);
+      // Cached first: finding the file on the host asks for the process's flags again.
+      if (component === 'etcd' && hit.kind === 'found' && hit.flags.has('config-file')) {
+        hit = this.etcdConfigFile(hit);
+        this.cache.set(component, hit);
+      }
     }
     return hit;
+  }
+
+  /**
+   * etcd started with --config-file (RKE2's etcd static pod: `etcd --config-file=/var/lib/rancher/rke2/server/db/etcd/
+   * config`) takes every setting from that file and ignores its other flags and ETCD_* variables (etcd's
+   * configuration documentation): its flags are the file's.
+   */
+  private etcdConfigFile(c: Extract<ComponentFlags, { kind: 'found' }>): ComponentFlags {
+    const named = c.flags.get('config-file') as string;
+    const where = this.hostPath('etcd', named);
+    if (where.kind === 'hidden') return { kind: 'absent', reason: where.reason };
+    const file = this.host.readText(where.path);
+    if (file.kind !== 'found')
+      return {
+        kind: 'error',
+        reason: `${where.path} (--config-file of ${c.source}): ${file.kind === 'absent' ? 'does not exist' : file.reason}`,
+      };
+    let doc: unknown;
+    try {
+      doc = parseYamlDocument(file.text);
+    } catch (err) {
+      return { kind: 'error', reason: `${where.path}: not valid YAML: ${(err as Error).message}` };
+    }
+    if (!isDocumentMap(doc)) return { kind: 'error', reason: `${where.path}: not a mapping of etcd settings` };
+    const flags = etcdConfigFileFlags(doc);
+    flags.set('config-file', named);
+    return { ...c, flags, env: new Map(), source: `${where.path} (--config-file of ${c.source})` };
   }
 
   /**

@@ -9,6 +9,9 @@ import type { CheckResult } from '../../../common/scan-report.js';
 import {
   addApiServerFlags,
   buildK3sServer,
+  buildKindNode,
+  KIND_KUBELET_CONFIG,
+  KIND_KUBE_PROXY_CONFIG,
   DOCS_AUDIT_POLICY,
   encryptionConfig,
   buildKubeadmNode,
@@ -165,6 +168,26 @@ t.test(
       m.evidence,
       new RegExp(`metricsBindAddress in ${KP_VOLUME}/config.conf \\(/var/lib/kube-proxy/config.conf in the pod\\)`),
     );
+  },
+);
+
+t.test(
+  "a kind node: kind's kubelet and kube-proxy settings, read from the config file and the pod volume",
+  async (t) => {
+    const dir = tempDir(t);
+    t.not(KIND_KUBELET_CONFIG, KUBEADM_KUBELET_CONFIG, "kind's fields are in the kubelet config");
+    t.match(KIND_KUBELET_CONFIG, 'cgroupRoot: /kubelet\n');
+    t.match(KIND_KUBE_PROXY_CONFIG, 'mode: iptables\n');
+    const checks = scan(buildKindNode(new NodeRootBuilder(`${dir}/kind`)).root);
+    // kubeadm's 0s idle timeout: the kubelet's 4h default applies -> PASS.
+    t.equal(check(checks, '4.2.5').status, 'PASS');
+    t.equal(check(checks, '4.2.5').actual, '4h0m0s');
+    t.equal(check(checks, '4.2.1').status, 'PASS', 'anonymous auth off in the kubeadm config');
+    // metricsBindAddress "" in kind's config.conf: kube-proxy's 127.0.0.1:10249 default -> PASS, read in the pod
+    // volume.
+    const m = check(checks, '4.3.1');
+    t.equal(m.status, 'PASS');
+    t.equal(m.actual, '127.0.0.1:10249');
   },
 );
 
@@ -447,5 +470,40 @@ t.test(
     const kp = check(checks, '4.1.3');
     t.equal(kp.status, 'PASS');
     t.equal(kp.actual, '/var/lib/rancher/rke2/agent/kubeproxy.kubeconfig: 600');
+    // Static pod manifests are judged where the kubelet's staticPodPath (from the RKE2 drop-in) puts them: 0644 in
+    // the captured RKE2 server -> FAIL against 600; root:root -> PASS.
+    const DROPIN = '/var/lib/rancher/rke2/agent/etc/kubelet.conf.d/00-rke2-defaults.conf';
+    const manifest = check(checks, '1.1.1');
+    t.equal(manifest.status, 'FAIL');
+    t.equal(manifest.actual, '/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml: 644');
+    t.equal(check(checks, '1.1.2').status, 'PASS');
+    t.equal(check(checks, '1.1.7').actual, '/var/lib/rancher/rke2/agent/pod-manifests/etcd.yaml: 644');
+    // The kubelet runs with --config-dir and no --config: its settings and config files are the drop-ins.
+    for (const [id, actual] of [
+      ['4.2.1', 'false'], // authentication.anonymous.enabled: false
+      ['4.2.2', 'Webhook'],
+      ['4.2.3', '/var/lib/rancher/rke2/agent/client-ca.crt'],
+      ['4.2.5', '4h0m0s'],
+    ]) {
+      const c = check(checks, id as string);
+      t.equal(c.status, 'PASS', id);
+      t.equal(c.actual, actual, id);
+      t.equal(c.evidence, DROPIN, id);
+    }
+    t.equal(check(checks, '4.2.4').evidence, 'flag --read-only-port (pid 1150)', 'readOnlyPort 0 comes as a flag');
+    t.equal(check(checks, '4.1.7').actual, '/var/lib/rancher/rke2/agent/client-ca.crt: 644');
+    t.equal(check(checks, '4.1.9').status, 'PASS');
+    t.equal(check(checks, '4.1.9').actual, `${DROPIN}: 600`);
+    t.equal(check(checks, '4.1.10').actual, `${DROPIN}: root:root (0:0)`);
+    // etcd runs from its --config-file: section 2 reads that file; the data dir is root-owned here -> 1.1.12 FAIL.
+    const ETCD_CONFIG = '/var/lib/rancher/rke2/server/db/etcd/config';
+    for (const id of ['2.1', '2.2', '2.4', '2.5', '2.7']) {
+      t.equal(check(checks, id).status, 'PASS', id);
+      t.match(check(checks, id).evidence, `${ETCD_CONFIG} (--config-file of etcd pid 2401)`, id);
+    }
+    t.equal(check(checks, '1.1.11').status, 'PASS');
+    t.equal(check(checks, '1.1.12').status, 'FAIL');
+    t.equal(check(checks, '1.1.12').actual, '/var/lib/rancher/rke2/server/db/etcd: root:root (0:0)');
+    t.equal(check(checks, '1.2.23').status, 'PASS');
   },
 );

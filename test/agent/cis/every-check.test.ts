@@ -170,7 +170,8 @@ function applyFileOverrides(m: NodeModel, rootDir: string): void {
   const host = new HostView(rootDir);
   const resolve = (p: string) =>
     p
-      .replace('{kubelet-file:config}', '/var/lib/kubelet/config.yaml')
+      .replace(/\{kubelet-file:config[|}][^}]*\}?/, '/var/lib/kubelet/config.yaml')
+      .replace(/\{manifest:([a-z-]+)\}/, '/etc/kubernetes/manifests/$1.yaml')
       .replace('{kubelet-file:kubeconfig}', '/etc/kubernetes/kubelet.conf')
       .replace('{kubelet-file:service}', '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf')
       .replace('{kubelet:authentication.x509.clientCAFile}', '/etc/kubernetes/pki/ca.crt')

@@ -9,7 +9,7 @@ export interface ChainBreak {
   seq: number | null;
   /** The run's id or the scan's id. */
   id: string | null;
-  kind: 'digest' | 'link' | 'missing' | 'unchained' | 'unreadable' | 'scan-anchor' | 'signature';
+  kind: 'digest' | 'link' | 'missing' | 'truncated' | 'unchained' | 'unreadable' | 'scan-anchor' | 'signature';
   expected: string | null;
   found: string | null;
   message: string;
@@ -39,6 +39,7 @@ interface Linked<T> {
 function walk<T>(
   chain: string,
   items: Linked<T>[],
+  head: ScanAnchor | undefined,
   recompute: (row: T, link: ChainLink) => string,
   extra?: (row: T, link: ChainLink) => ChainBreak | undefined,
 ): ChainCheck {
@@ -104,6 +105,8 @@ function walk<T>(
         message: `${item.id} is archived but in no chain: added to the table directly, or sealed and its link erased`,
       });
   const last = linked[linked.length - 1];
+  const headBreak = head && headMismatch(chain, head, last);
+  if (headBreak) breaks.push(headBreak);
   return {
     chain,
     links: linked.length,
@@ -113,10 +116,36 @@ function walk<T>(
 }
 
 /**
+ * The newest links leave no gap when deleted; the head recorded at each seal says where the chain ended. A chain
+ * that ends before its head lost its newest links; one that ends elsewhere was rewritten at its end.
+ */
+function headMismatch(chain: string, head: ScanAnchor, last: Linked<unknown> | undefined): ChainBreak | undefined {
+  const tip = last?.chain;
+  if (tip && tip.seq === head.seq && tip.digest === head.digest) return undefined;
+  const lost = !tip || tip.seq < head.seq;
+  return {
+    chain,
+    seq: head.seq,
+    id: last?.id ?? null,
+    kind: 'truncated',
+    expected: `#${head.seq} ${head.digest}`,
+    found: tip ? `#${tip.seq} ${tip.digest}` : null,
+    message: lost
+      ? `the chain ends at ${tip ? `#${tip.seq}` : 'nothing'} but was sealed up to #${head.seq}: its newest links were deleted`
+      : `the chain's last link is not the one last sealed (#${head.seq}): its end was rewritten`,
+  };
+}
+
+/**
  * A report's chain: its archived runs (succeeded, with a result) in seq order. With `scans` (the scan chain's
  * digests by seq), each run's scan anchor must still be in the scan chain as it was when the run was sealed.
  */
-export function checkRunChain(report: string, rows: ArchivedRunRow[], scans?: Map<number, string>): ChainCheck {
+export function checkRunChain(
+  report: string,
+  rows: ArchivedRunRow[],
+  scans?: Map<number, string>,
+  head?: ScanAnchor,
+): ChainCheck {
   const chain = `report ${report}`;
   return walk(
     chain,
@@ -126,6 +155,7 @@ export function checkRunChain(report: string, rows: ArchivedRunRow[], scans?: Ma
       chain: row.chain,
       archived: row.status === 'succeeded' || row.resultJson !== null,
     })),
+    head,
     (row, link) => runDigest(row, link, row.scanAnchor),
     (row, link) => anchorBreak(chain, row, link, scans),
   );
@@ -153,10 +183,11 @@ function anchorBreak(
 }
 
 /** The scan chain: every stored scan, in seq order. */
-export function checkScanChain(rows: StoredScanRow[]): ChainCheck {
+export function checkScanChain(rows: StoredScanRow[], head?: ScanAnchor): ChainCheck {
   return walk(
     'scans',
     rows.map((row) => ({ row, id: `scan ${row.id} (node ${row.node})`, chain: row.chain, archived: true })),
+    head,
     (row, link) => scanDigest(row, link),
   );
 }

@@ -9,7 +9,7 @@ export interface ChainLink {
   digest: string;
 }
 
-/** The scan chain's last link when a run was sealed: the scans the run could have been built from. */
+/** A chain's last link: the scan chain's when a run was sealed (the scans it may be built from), or a head. */
 export interface ScanAnchor {
   seq: number;
   digest: string;

@@ -1,32 +1,45 @@
+import { reportChainKey, SCAN_CHAIN_KEY } from '../store/evidence.js';
 import type { Store } from '../store/index.js';
+import type { ScanAnchor } from './records.js';
 import { checkRunChain, checkScanChain, type ChainCheck } from './chain.js';
 import { MANIFEST_FILE, runFiles, runManifest, UnreadableEvidence } from './manifest.js';
 import { sha256Hex } from './canonical.js';
 
-/** The chains to check and the scan chain's digests by seq (what run anchors are checked against). */
+/** evidence_chain_heads' keys of report chains start with this. */
+const REPORT_CHAIN_PREFIX = reportChainKey('');
+
+/** Every chain of the store (or one report's, or one run's link) and the scan chain, checked. */
 export async function checkStoredChains(store: Store, opts: { report?: string; run?: string }): Promise<ChainCheck[]> {
-  const scans = checkScanChainOf(await store.storedScans());
+  const heads = await store.chainHeads();
+  const scans = checkScanChainOf(await store.storedScans(), heads.get(SCAN_CHAIN_KEY));
   const runs = await store.archivedRuns(opts.report);
   const byReport = new Map<string, typeof runs>();
   for (const r of runs) byReport.set(r.report, [...(byReport.get(r.report) ?? []), r]);
+  // A report whose every run was deleted still has its head.
+  for (const key of heads.keys())
+    if (key.startsWith(REPORT_CHAIN_PREFIX)) {
+      const report = key.slice(REPORT_CHAIN_PREFIX.length);
+      if ((opts.report === undefined || opts.report === report) && !byReport.has(report)) byReport.set(report, []);
+    }
   if (opts.report !== undefined && !byReport.has(opts.report)) byReport.set(opts.report, []);
   const checks: ChainCheck[] = [];
-  for (const [report, rows] of byReport) {
-    const check = checkRunChain(report, rows, scans.digests);
+  for (const [report, rows] of [...byReport].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const check = checkRunChain(report, rows, scans.digests, heads.get(reportChainKey(report)));
     if (opts.run === undefined) checks.push(check);
     else if (rows.some((r) => r.id === opts.run)) {
       // One run: its own digest, the link into it and its scan anchor; the rest of the chain is not asked about.
-      const mine = check.breaks.filter((b) => b.id === `run ${opts.run}`);
+      const mine = check.breaks.filter((b) => b.id === `run ${opts.run}` && b.kind !== 'truncated');
       checks.push({ ...check, breaks: mine });
     }
   }
   return [...checks, scans.check];
 }
 
-function checkScanChainOf(rows: Awaited<ReturnType<Store['storedScans']>>) {
+/** The scan chain checked, and its digests by seq (what run anchors are checked against). */
+function checkScanChainOf(rows: Awaited<ReturnType<Store['storedScans']>>, head: ScanAnchor | undefined) {
   const digests = new Map<number, string>();
   for (const r of rows) if (r.chain) digests.set(r.chain.seq, r.chain.digest);
-  return { check: checkScanChain(rows), digests };
+  return { check: checkScanChain(rows, head), digests };
 }
 
 /** A run's downloadable files (manifest.json first) with their bytes, or why there are none. */

@@ -1,8 +1,9 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
-import type { ArchivedRunRow, StoredScanRow } from '../evidence/records.js';
+import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 import {
+  CHAIN_HEADS_SQL,
   RUN_EVIDENCE_SQL,
   runSteps,
   SCAN_EVIDENCE_SQL,
@@ -397,6 +398,11 @@ export abstract class SqlStore implements Store {
   async storedScans(): Promise<StoredScanRow[]> {
     const rows = await this.reader.all<ScanEvidenceDbRow>(`${SCAN_EVIDENCE_SQL} ORDER BY chain_seq, id`);
     return rows.map(toScanRow);
+  }
+
+  async chainHeads(): Promise<Map<string, ScanAnchor>> {
+    const rows = await this.reader.all<{ chain: string; seq: number; digest: string }>(CHAIN_HEADS_SQL);
+    return new Map(rows.map((r) => [r.chain, { seq: r.seq, digest: r.digest }]));
   }
 
   async reportRun(id: string): Promise<ReportRunRecord | undefined> {

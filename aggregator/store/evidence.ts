@@ -20,6 +20,13 @@ const SCAN_TIP_SQL =
 const RUN_TIP_SQL =
   'SELECT chain_seq AS seq, digest FROM report_runs WHERE report = $1 AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1';
 const SEAL_SCAN_SQL = 'UPDATE benchmark_runs SET chain_seq = $2, prev_digest = $3, digest = $4 WHERE id = $1';
+const MOVE_HEAD_SQL = `INSERT INTO evidence_chain_heads (chain, seq, digest) VALUES ($1, $2, $3)
+  ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, digest = excluded.digest`;
+/** Every chain's head (evidence_chain_heads). */
+export const CHAIN_HEADS_SQL = 'SELECT chain, seq, digest FROM evidence_chain_heads';
+/** The evidence_chain_heads key of a report's chain. */
+export const reportChainKey = (report: string) => `report:${report}`;
+export const SCAN_CHAIN_KEY = 'scans';
 const SEAL_RUN_SQL = `UPDATE report_runs SET chain_seq = $2, prev_digest = $3, digest = $4, scan_chain_seq = $5, scan_chain_digest = $6
   WHERE id = $1`;
 
@@ -163,6 +170,7 @@ export function* sealScan(id: number): Steps {
   const l = sealable(() => nextLink(tip, (link) => scanDigest(scan, link)));
   if (!l) return;
   yield { sql: SEAL_SCAN_SQL, values: [id, l.seq, l.prev, l.digest], rows: false };
+  yield { sql: MOVE_HEAD_SQL, values: [SCAN_CHAIN_KEY, l.seq, l.digest], rows: false };
 }
 
 /** Append archived run `id` to its report's chain, anchored to the scan chain's last link. */
@@ -179,6 +187,7 @@ export function* sealRun(id: string): Steps {
     values: [id, l.seq, l.prev, l.digest, anchor?.seq ?? null, anchor?.digest ?? null],
     rows: false,
   };
+  yield { sql: MOVE_HEAD_SQL, values: [reportChainKey(row.report), l.seq, l.digest], rows: false };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
-import type { ArchivedRunRow, StoredScanRow } from '../evidence/records.js';
+import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 
 // The store's vocabulary: the Store interface and the records and constants it
 // speaks in. It lives apart from index.ts (which opens a store) because the
@@ -233,6 +233,8 @@ export interface Store {
   archivedRuns(report?: string): Promise<ArchivedRunRow[]>;
   /** Every stored scan with its link in the scan chain, in chain order. */
   storedScans(): Promise<StoredScanRow[]>;
+  /** Each evidence chain's last link as recorded when it was sealed ('scans', 'report:<name>'). */
+  chainHeads(): Promise<Map<string, ScanAnchor>>;
   /** A report's runs, newest first, without results. */
   reportRuns(report: string, limit: number): Promise<ReportRunRecord[]>;
   /** Queued runs whose notBefore has come, oldest first. */

@@ -74,6 +74,16 @@ const CASES: TamperCase[] = [
     breaks: (s) => [{ chain: runChain, kind: 'missing', seq: 2, id: `run ${s.runs[2]}`, found: '3' }],
   },
   {
+    name: 'deleting the newest archived run leaves the chain short of its head',
+    statements: (s) => [`DELETE FROM report_runs WHERE id = '${s.runs[2]}'`],
+    breaks: (s) => [{ chain: runChain, kind: 'truncated', seq: 3, id: `run ${s.runs[1]}` }],
+  },
+  {
+    name: 'deleting every run of a report leaves its head with no chain',
+    statements: () => [`DELETE FROM report_runs WHERE report = '${REPORT}'`],
+    breaks: () => [{ chain: runChain, kind: 'truncated', seq: 3, found: null }],
+  },
+  {
     name: 'reordering two archived runs breaks both digests',
     statements: (s) => [
       `UPDATE report_runs SET chain_seq = 100 WHERE id = '${s.runs[0]}'`,
@@ -123,6 +133,7 @@ const CASES: TamperCase[] = [
       `DELETE FROM benchmark_runs WHERE id = ${s.scans[2]}`,
     ],
     breaks: (s) => [
+      { chain: 'scans', kind: 'truncated', seq: 3, id: `scan ${s.scans[1]} (node n1)` },
       { chain: runChain, kind: 'scan-anchor', seq: 1, id: `run ${s.runs[0]}`, found: null },
       { chain: runChain, kind: 'scan-anchor', seq: 3, id: `run ${s.runs[2]}`, found: null },
     ],

@@ -22,3 +22,12 @@ ALTER TABLE benchmark_runs ADD COLUMN chain_seq BIGINT;
 ALTER TABLE benchmark_runs ADD COLUMN prev_digest TEXT;
 ALTER TABLE benchmark_runs ADD COLUMN digest TEXT;
 CREATE UNIQUE INDEX benchmark_runs_chain ON benchmark_runs (chain_seq);
+
+-- Each chain's last link, moved on with every seal: deleting the newest rows of
+-- a chain leaves no gap behind them, but it leaves the head pointing past the
+-- end. chain is 'scans' or 'report:<name>'.
+CREATE TABLE evidence_chain_heads (
+  chain  TEXT PRIMARY KEY,
+  seq    BIGINT NOT NULL,
+  digest TEXT NOT NULL
+);

@@ -7,6 +7,9 @@ export interface NetworkAccessRow {
   namespace: string;
   name: string;
   kind: string;
+  /** Labels ("key=value") and service account as the latest flow of the interval showed them (report scope). */
+  labels: string[];
+  serviceAccount: string;
   /**
    * Every ingress observation in the interval was decided by a real policy
    * (never a namespace profile, never a staged policy): Calico's "always
@@ -92,6 +95,8 @@ const idOf = (e: FlowEndpoint) => (e.namespace ? `${e.namespace}/${e.name}` : e.
 
 interface Acc {
   row: NetworkAccessRow;
+  /** End of the flow the labels were taken from. */
+  labelsAtMs: number;
   /** Observations per direction, and whether every one of them was policy-decided. */
   ingressSeen: number;
   ingressAllDecided: boolean;
@@ -141,6 +146,8 @@ export class NetworkAccess {
           namespace: e.namespace,
           name: e.name,
           kind: e.kind,
+          labels: e.labels,
+          serviceAccount: e.serviceAccount,
           ingressProtected: null,
           egressProtected: null,
           ingressFromInternet: false,
@@ -162,6 +169,7 @@ export class NetworkAccess {
           unprotectedAllowedIn: 0,
           unprotectedAllowedOut: 0,
         },
+        labelsAtMs: -Infinity,
         ingressSeen: 0,
         ingressAllDecided: true,
         egressSeen: 0,
@@ -184,6 +192,11 @@ export class NetworkAccess {
     const peer = ingress ? f.source : f.destination;
     const a = this.get(self);
     if (!a) return;
+    if (f.endMs > a.labelsAtMs) {
+      a.labelsAtMs = f.endMs;
+      a.row.labels = self.labels;
+      a.row.serviceAccount = self.serviceAccount;
+    }
     const allowed = f.action === 'allow';
     // What Cilium lets the local host send without policy says nothing about protection. A record that cannot tell
     // (trace events only) still counts against "every observation policy-decided" (the observed flag is a fallback

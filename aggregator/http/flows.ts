@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import { networkAccess } from '../compute/network-access.js';
+import { FINDING_KINDS, networkAccessOver } from '../network-access/index.js';
 import type { App, HttpDeps } from './deps.js';
 import { ErrorReplies } from './schemas.js';
 
@@ -27,27 +27,81 @@ const Policy = Type.Object({
   kind: Type.String(),
 });
 
+const Strings = Type.Array(Type.String());
+const Finding = Type.Object({
+  endpoint: Type.String(),
+  namespace: Type.String(),
+  direction: Type.Union([Type.Literal('ingress'), Type.Literal('egress')]),
+  kind: Type.String({ description: Object.values(FINDING_KINDS).join(', ') }),
+  detail: Type.String(),
+  connections: Type.Integer(),
+});
+const Configuration = Type.Object({
+  source: Type.String({ description: '"cluster", "snapshot DIR", or "none": the flags are then the flows\' ' }),
+  problems: Type.Array(Type.String(), { description: 'policy documents that could not be read (counted as absent)' }),
+});
+
 const NetworkAccessReply = Type.Object({
   from: Type.String(),
   to: Type.String(),
+  configuration: Configuration,
   endpoints: Type.Array(
     Type.Object({
       endpoint: Type.String(),
       namespace: Type.String(),
       name: Type.String(),
       kind: Type.String(),
-      ingressProtected: Type.Union([Type.Boolean(), Type.Null()]),
-      egressProtected: Type.Union([Type.Boolean(), Type.Null()]),
+      labels: Strings,
+      serviceAccount: Type.String(),
+      ingressProtected: Type.Boolean(),
+      egressProtected: Type.Boolean(),
       ingressFromInternet: Type.Boolean(),
       egressToInternet: Type.Boolean(),
       ingressFromOtherNamespaces: Type.Boolean(),
       egressToOtherNamespaces: Type.Boolean(),
+      envoyEnabled: Type.Boolean(),
+      appliedPolicies: Strings,
+      services: Strings,
+      trafficAggregationPrefix: Type.String(),
+      endpointsGeneratingTrafficToThisEndpoint: Strings,
+      endpointsReceivingTrafficFromThisEndpoint: Strings,
       allowedIn: Type.Integer(),
       deniedIn: Type.Integer(),
       allowedOut: Type.Integer(),
       deniedOut: Type.Integer(),
-      policies: Type.Array(Type.String()),
-      stagedPolicies: Type.Array(Type.String()),
+      policies: Strings,
+      stagedPolicies: Strings,
+      evidence: Type.Union([Type.Literal('configured'), Type.Literal('observed')]),
+      configured: Type.Union([
+        Type.Object({
+          pods: Type.Integer(),
+          ingressProtected: Type.Boolean(),
+          egressProtected: Type.Boolean(),
+          ingressFromInternet: Type.Boolean(),
+          egressToInternet: Type.Boolean(),
+          ingressNamespaces: Strings,
+          egressNamespaces: Strings,
+          appliedPolicies: Strings,
+          stagedPolicies: Strings,
+        }),
+        Type.Null(),
+      ]),
+      observed: Type.Union([
+        Type.Object({
+          ingressProtected: Type.Union([Type.Boolean(), Type.Null()]),
+          egressProtected: Type.Union([Type.Boolean(), Type.Null()]),
+          ingressFromInternet: Type.Boolean(),
+          egressToInternet: Type.Boolean(),
+          ingressNamespaces: Strings,
+          egressNamespaces: Strings,
+          internetAllowedIn: Type.Integer(),
+          internetAllowedOut: Type.Integer(),
+          unprotectedAllowedIn: Type.Integer(),
+          unprotectedAllowedOut: Type.Integer(),
+        }),
+        Type.Null(),
+      ]),
+      findings: Type.Array(Finding),
     }),
   ),
   namespaces: Type.Array(
@@ -66,6 +120,13 @@ const NetworkAccessReply = Type.Object({
   continue: Type.Optional(
     Type.String({ description: 'more endpoints follow: pass this as `continue` (same interval) for the next page' }),
   ),
+});
+
+const FindingsReply = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  configuration: Configuration,
+  items: Type.Array(Finding),
 });
 
 const FlowsReply = Type.Object({
@@ -106,14 +167,14 @@ const ENDPOINT_FLAGS = [
 ] as const;
 type EndpointFlag = (typeof ENDPOINT_FLAGS)[number];
 type FlaggedEndpoint = Record<Exclude<EndpointFlag, `${string}Unprotected`>, boolean> & {
-  ingressProtected: boolean | null;
-  egressProtected: boolean | null;
+  ingressProtected: boolean;
+  egressProtected: boolean;
 };
 
-/** Unprotected: traffic was observed and not all of it was decided by a policy (null, nothing observed, is not). */
+/** Unprotected: not protected throughout the interval (Calico's meaning; the flows' without configuration). */
 function hasFlag(e: FlaggedEndpoint, flag: EndpointFlag): boolean {
-  if (flag === 'ingressUnprotected') return e.ingressProtected === false;
-  if (flag === 'egressUnprotected') return e.egressProtected === false;
+  if (flag === 'ingressUnprotected') return !e.ingressProtected;
+  if (flag === 'egressUnprotected') return !e.egressProtected;
   return e[flag];
 }
 
@@ -214,10 +275,8 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
             .status(400)
             .send({ error: 'VERDICT_BAD_REQUEST', message: 'continue is not a token this API handed out' });
       }
-      // Summed per distinct flow in the store: what comes back is bounded by the flows, not the rows.
-      const summary = networkAccess(
-        await store.flowTotals({ ...interval, namespace: q.namespace }, { connectionsOnly: true }),
-      );
+      // Flows summed per distinct flow in the store (bounded by the flows, not the rows), configuration beside them.
+      const summary = await networkAccessOver(store, { ...interval, namespace: q.namespace });
       const endpoints = summary.endpoints.filter(
         (e) => (!q.namespace || e.namespace === q.namespace) && (!q.flag || hasFlag(e, q.flag)),
       );
@@ -228,12 +287,15 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
       return {
         from: new Date(interval.fromMs).toISOString(),
         to: new Date(interval.toMs).toISOString(),
+        configuration: summary.configuration,
         endpoints: page.items,
         namespaces,
         ...(page.next !== undefined ? { continue: page.next } : {}),
       };
     },
   );
+
+  registerFindingsRoute(app, store);
 
   app.get(
     '/api/v1/flows',
@@ -286,6 +348,35 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
             lastSeen: new Date(endMs).toISOString(),
           };
         }),
+      };
+    },
+  );
+}
+
+/** The cross-check alone: where configuration and traffic disagree over an interval. */
+function registerFindingsRoute(app: App, store: HttpDeps['store']): void {
+  app.get(
+    '/api/v1/network-access/findings',
+    {
+      config: { access: { verb: 'get', resource: 'flows' } },
+      schema: {
+        summary:
+          'Where configuration and traffic disagree: protected but allowed without a policy, internet allowed that no rule allows, traffic from (to) a namespace no rule allows',
+        querystring: Type.Object({ ...Interval, namespace: Type.Optional(Name) }, { additionalProperties: false }),
+        response: { 200: FindingsReply, ...ErrorReplies },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const interval = parseInterval(q, Date.now());
+      if (typeof interval === 'string')
+        return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
+      const summary = await networkAccessOver(store, { ...interval, namespace: q.namespace });
+      return {
+        from: new Date(interval.fromMs).toISOString(),
+        to: new Date(interval.toMs).toISOString(),
+        configuration: summary.configuration,
+        items: summary.findings.filter((f) => !q.namespace || f.namespace === q.namespace),
       };
     },
   );

@@ -43,6 +43,9 @@ export interface ConfiguredEndpoint {
   namespace: string;
   name: string;
   pods: number;
+  /** The first pod's labels ("key=value", sorted) and service account (report scope). */
+  labels: string[];
+  serviceAccount: string;
   /** Every pod had an enforced ingress (egress) policy applying throughout the interval. */
   ingressProtected: boolean;
   egressProtected: boolean;
@@ -151,6 +154,10 @@ export function configuredEvidence(
           namespace: pod.namespace,
           name,
           pods: 0,
+          labels: Object.keys(pod.labels)
+            .map((k) => `${k}=${pod.labels[k]}`)
+            .sort(),
+          serviceAccount: pod.serviceAccount,
           ingressProtected: true,
           egressProtected: true,
           ingressFromInternet: false,

@@ -45,6 +45,9 @@ export interface NetworkAccessEndpoint {
   namespace: string;
   name: string;
   kind: string;
+  /** Labels ("key=value", sorted) and service account: the configuration's, else as flows last showed them. */
+  labels: string[];
+  serviceAccount: string;
   /** Calico's meaning: an enforced policy with rules in that direction applied throughout the interval. */
   ingressProtected: boolean;
   egressProtected: boolean;
@@ -181,6 +184,8 @@ export function networkAccessEvidence(
       namespace: r.namespace,
       name: r.name,
       kind: r.kind,
+      labels: c?.labels ?? r.labels,
+      serviceAccount: c?.serviceAccount ?? r.serviceAccount,
       ingressProtected: c ? c.ingressProtected : r.ingressProtected === true,
       egressProtected: c ? c.egressProtected : r.egressProtected === true,
       ingressFromInternet: c ? c.ingressFromInternet : r.ingressFromInternet,
@@ -213,6 +218,8 @@ export function networkAccessEvidence(
       namespace: c.namespace,
       name: c.name,
       kind: 'pod',
+      labels: c.labels,
+      serviceAccount: c.serviceAccount,
       ingressProtected: c.ingressProtected,
       egressProtected: c.egressProtected,
       ingressFromInternet: c.ingressFromInternet,

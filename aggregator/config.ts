@@ -15,6 +15,8 @@ export interface AggregatorConfig {
   db: string;
   /** Directory of GlobalReport YAML files (without a cluster). */
   reportsDir?: string;
+  /** --cluster-snapshot: Kubernetes YAML of pods, namespaces and policies, for network access without a cluster. */
+  clusterSnapshotDir?: string;
   agentTokenFile?: string;
   tls?: MutualTlsFiles;
   /** Largest agent message accepted, bytes. */

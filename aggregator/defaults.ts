@@ -82,6 +82,14 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
       config: 'reportsDir',
       description: 'a directory of GlobalReport YAML files (without a cluster), reloaded while running',
     },
+    'cluster-snapshot': {
+      kind: 'text',
+      value: 'DIR',
+      config: 'clusterSnapshotDir',
+      description:
+        'a directory of Kubernetes YAML (kubectl get pods,namespaces,serviceaccounts,services,networkpolicies,... -A -o yaml): the pods and policies network access is configured from without a cluster; read once at start, every document must be usable',
+      log: true,
+    },
     'agent-token-file': {
       kind: 'text',
       value: 'FILE',

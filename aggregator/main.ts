@@ -18,6 +18,13 @@ import { KubeLease } from './kube/lease.js';
 import { NodeLifecycle } from './kube/nodes.js';
 import { PodHistory } from './kube/pods.js';
 import { PolicyHistory } from './kube/policy-history.js';
+import {
+  clusterConfigurationSource,
+  snapshotConfigurationSource,
+  useConfigurationSource,
+  useNetworkAccessMetrics,
+} from './network-access/index.js';
+import { loadClusterSnapshot } from './snapshot/index.js';
 import { TokenReviewer } from './kube/reviews.js';
 import { AggregatorMetrics } from './metrics.js';
 import { PostgresLeader } from './reports/leader.js';
@@ -193,6 +200,8 @@ function httpComponent(app: App, address: string) {
 /** What runs the cluster side: watched GlobalReports, policy and pod history, node lifecycle. */
 interface ClusterComponents {
   clusterReports?: ClusterReports;
+  /** The watched policies (network access reads which exist now). */
+  policyHistory?: PolicyHistory;
   watchers: [string, Component][];
 }
 
@@ -213,6 +222,7 @@ function clusterComponents(
   });
   return {
     clusterReports,
+    policyHistory,
     watchers: [
       ['globalreports', clusterReports],
       // Its stop stores the versions recorded but not yet written.
@@ -348,6 +358,7 @@ export async function startAggregator(
   // Settings and credentials first: a bad file fails before anything is opened.
   const { kube, reviewer } = kubeConnection(config);
   const { auth, credentials } = agentAccess(config, kube, reviewer);
+  const snapshot = config.clusterSnapshotDir ? loadClusterSnapshot(config.clusterSnapshotDir) : undefined;
   const authorizer = httpReaders(config, kube, reviewer);
   const life = new Lifecycle(log);
   try {
@@ -366,6 +377,23 @@ export async function startAggregator(
     const deps = { store, metrics, registry, log };
     const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
     const cluster = clusterComponents(kube, deps, tamper);
+    // Network access's configured evidence: the snapshot when given (offline audits, the demo), else the cluster.
+    useNetworkAccessMetrics(store, metrics.registry);
+    if (snapshot) {
+      useConfigurationSource(store, snapshotConfigurationSource(snapshot));
+      log.info(
+        {
+          snapshot: snapshot.dir,
+          files: snapshot.files,
+          pods: snapshot.pods.length,
+          namespaces: snapshot.namespaces.length,
+          policies: snapshot.policies.length,
+          ignored: snapshot.ignored,
+        },
+        'cluster snapshot read',
+      );
+    } else if (kube && cluster.policyHistory)
+      useConfigurationSource(store, clusterConfigurationSource({ kube, store, policies: cluster.policyHistory }));
     const reports = schedulerComponent(config, deps, kube, cluster.clusterReports);
     if (reports.pgLeader) await life.add('leader', { stop: () => reports.pgLeader?.close() });
     await life.add('scheduler', reports.component);

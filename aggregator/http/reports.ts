@@ -5,7 +5,7 @@ import { documentFile, documentFileNames } from '../reports/report-file.js';
 import { reportSource } from '../reports/registry.js';
 import { reportStatus } from '../reports/scheduler.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
-import { readerOf } from './access.js';
+import { readerOf, type HttpAuthorizer } from './access.js';
 import { registerEvidenceRoutes } from './evidence.js';
 import type { App, HttpDeps } from './deps.js';
 import { ErrorReplies } from './schemas.js';
@@ -135,7 +135,7 @@ export function registerReportRoutes(app: App, deps: HttpDeps): void {
   const { store, reports } = deps;
   registerEvidenceRoutes(app, deps);
   if (!reports) return;
-  listReports(app, store, reports, deps.signer?.publicKeyPem);
+  listReports(app, store, reports, deps.authorizer, deps.signer?.publicKeyPem);
   runReportNow(app, reports);
   listRuns(app, store, reports);
   getRun(app, store);
@@ -146,7 +146,13 @@ const notFound = (name: string) => ({
   message: `no GlobalReport "${name}"; GET /api/v1/reports lists them`,
 });
 
-function listReports(app: App, store: Store, reports: Reports, signingPublicKey?: string): void {
+function listReports(
+  app: App,
+  store: Store,
+  reports: Reports,
+  authorizer: HttpAuthorizer,
+  signingPublicKey?: string,
+): void {
   app.get(
     '/api/v1/reports',
     {
@@ -156,9 +162,14 @@ function listReports(app: App, store: Store, reports: Reports, signingPublicKey?
         response: { 200: ReportList, ...ErrorReplies },
       },
     },
-    async () => {
+    async (req) => {
+      // Listed per reader, as Calico Enterprise lists reports by the user's permissions: a report the reader may not
+      // get (its runs and files) is left out, so a token for one report sees that report alone.
+      const mayGet = async (name: string) =>
+        (await authorizer.authorize(req, { verb: 'get', resource: 'globalreports', name })).allowed;
       const items = [];
       for (const def of reports.registry.all()) {
+        if (!(await mayGet(def.name))) continue;
         items.push({
           name: def.name,
           reportType: def.reportType,
@@ -176,7 +187,9 @@ function listReports(app: App, store: Store, reports: Reports, signingPublicKey?
           },
         });
       }
-      return { items, invalid: reports.registry.errors() };
+      const invalid = [];
+      for (const e of reports.registry.errors()) if (await mayGet(e.name)) invalid.push(e);
+      return { items, invalid };
     },
   );
 }

@@ -12,6 +12,8 @@ import { tempDir } from '../fixtures/tmp.js';
 // without credentials, in the one ErrorReply shape, before its input is read.
 const TOKEN = 'nothing-granted-0123456789abcdef';
 const PUBLIC = ['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /docs', 'GET /docs/json'];
+// The dashboard's static pages hold no data (they read the API with the reader's token), so they are public too.
+PUBLIC.push('GET /', 'GET /ui', 'GET /ui/', 'GET /ui/:file');
 
 t.test(
   'every route is public or refused without credentials, as a 401 ErrorReply, before its input is read',

@@ -63,7 +63,7 @@ export async function renderAudit(_params, query) {
     h(
       'p',
       { class: 'muted', role: 'status' },
-      `${items.length} changes, ${alerts} tamper alerts. Protected: namespaces ${data.protected.namespaces.join(', ') || 'none'}; tiers ${data.protected.tiers.join(', ') || 'none'}.`,
+      `${items.length} change${items.length === 1 ? '' : 's'}, ${alerts} tamper alert${alerts === 1 ? '' : 's'}. Protected: namespaces ${data.protected.namespaces.join(', ') || 'none'}; tiers ${data.protected.tiers.join(', ') || 'none'}.`,
     ),
     h(
       'ol',

@@ -50,7 +50,7 @@ export function barChart(title, bars) {
 export function scoreLine(title, points) {
   const width = 520;
   const height = 160;
-  const pad = { left: 36, right: 12, top: 12, bottom: 24 };
+  const pad = { left: 48, right: 12, top: 12, bottom: 24 };
   const label = `${title}: ${points.map((p) => `${new Date(p.t).toISOString()} ${p.v}%`).join(', ')}`;
   if (points.length === 0) return h('p', { class: 'muted' }, 'No score history yet.');
   const t0 = points[0].t;

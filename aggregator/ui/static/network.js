@@ -24,6 +24,12 @@ const FLAGS = [
 
 const yes = (v) =>
   v === null ? h('span', { class: 'muted' }, 'not observed') : v ? badge('yes', 'pass') : badge('no', 'fail');
+const row = (attrs, cells) =>
+  h(
+    'tr',
+    attrs,
+    cells.map((c) => h('td', {}, c)),
+  );
 const flagCell = (v) => (v ? badge('yes', 'medium') : '');
 
 export async function renderNetwork(_params, query) {
@@ -65,18 +71,20 @@ export async function renderNetwork(_params, query) {
     `${n.allowedOut} / ${n.deniedOut}`,
     n.allowedPercent === null ? '—' : `${n.allowedPercent}%`,
   ]);
-  const endpoints = data.endpoints.map((e) => [
-    h('span', {}, e.endpoint, h('div', { class: 'muted' }, e.kind)),
-    yes(e.ingressProtected),
-    yes(e.egressProtected),
-    flagCell(e.ingressFromInternet),
-    flagCell(e.egressToInternet),
-    flagCell(e.ingressFromOtherNamespaces),
-    flagCell(e.egressToOtherNamespaces),
-    `${e.allowedIn} / ${e.deniedIn}`,
-    `${e.allowedOut} / ${e.deniedOut}`,
-    [...e.policies, ...e.stagedPolicies.map((p) => `${p} (staged)`)].join(', ') || '—',
-  ]);
+  const endpoints = data.endpoints.map((e) =>
+    row({ 'data-endpoint': e.endpoint }, [
+      h('span', {}, e.endpoint, h('div', { class: 'muted' }, e.kind)),
+      yes(e.ingressProtected),
+      yes(e.egressProtected),
+      flagCell(e.ingressFromInternet),
+      flagCell(e.egressToInternet),
+      flagCell(e.ingressFromOtherNamespaces),
+      flagCell(e.egressToOtherNamespaces),
+      `${e.allowedIn} / ${e.deniedIn}`,
+      `${e.allowedOut} / ${e.deniedOut}`,
+      [...e.policies, ...e.stagedPolicies.map((p) => `${p} (staged)`)].join(', ') || '—',
+    ]),
+  );
   return h(
     'div',
     {},

@@ -87,25 +87,31 @@ const jobState = (st, j) =>
   st.activeReportJobs.includes(j) ? 'running' : st.lastFailedReportJobs.includes(j) ? 'failed' : 'succeeded';
 
 function findings(alerts, exposed, unprotected) {
-  const line = (r, count, text, href) =>
-    r.ok
-      ? h('li', {}, h('a', { href }, `${count(r.v)} ${count(r.v) === 1 ? text.replace(/^(\w+)s\b/, '$1') : text}`))
-      : h('li', { class: 'error' }, `${text}: ${explain(r.err)}`);
+  const line = (r, count, [one, many], href) => {
+    if (!r.ok) return h('li', { class: 'error' }, `${many}: ${explain(r.err)}`);
+    const n = count(r.v);
+    return h('li', {}, h('a', { href }, `${n} ${n === 1 ? one : many}`));
+  };
   return [
     h(
       'ul',
       { class: 'findings' },
-      line(alerts, (v) => v.items.length, 'tamper alerts in the last 7 days', '#/audit?tamper=1'),
+      line(
+        alerts,
+        (v) => v.items.length,
+        ['tamper alert in the last 7 days', 'tamper alerts in the last 7 days'],
+        '#/audit?tamper=1',
+      ),
       line(
         exposed,
         (v) => v.endpoints.length,
-        'endpoints reached from the internet (last hour)',
+        ['endpoint reached from the internet (last hour)', 'endpoints reached from the internet (last hour)'],
         '#/network?flag=ingressFromInternet',
       ),
       line(
         unprotected,
         (v) => v.endpoints.length,
-        'endpoints with unprotected ingress (last hour)',
+        ['endpoint with unprotected ingress (last hour)', 'endpoints with unprotected ingress (last hour)'],
         '#/network?flag=ingressUnprotected',
       ),
     ),

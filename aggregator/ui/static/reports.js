@@ -126,7 +126,15 @@ export async function renderRun([name, id]) {
     return failure(`${name} run`, err);
   }
   const result = run.result;
-  const files = result ? Object.keys(result.files ?? {}) : [];
+  // Every file of the run: its CSV tables (?format=csv), its documents (events.json and .yaml, ?file=), and the run.
+  const files = result
+    ? [
+        ...Object.keys(result.files ?? {}).map((f) => [f, `format=csv&file=${encodeURIComponent(f)}`]),
+        ...Object.keys(result.documents ?? {}).flatMap((d) =>
+          ['json', 'yaml'].map((ext) => [`${d}.${ext}`, `file=${encodeURIComponent(`${d}.${ext}`)}`]),
+        ),
+      ]
+    : [];
   const summary = result?.summary ?? null;
   const status = h('p', { class: 'muted', role: 'status', 'data-testid': 'download-status' });
   const save = (path, file) => async () => {
@@ -180,17 +188,13 @@ export async function renderRun([name, id]) {
           : h(
               'ul',
               { class: 'downloads' },
-              files.map((f) =>
+              files.map(([f, query]) =>
                 h(
                   'li',
                   {},
                   h(
                     'button',
-                    {
-                      type: 'button',
-                      'data-file': f,
-                      onclick: save(`${base}?format=csv&file=${encodeURIComponent(f)}`, f),
-                    },
+                    { type: 'button', 'data-file': f, onclick: save(`${base}?${query}`, f) },
                     `Download ${f}`,
                   ),
                 ),
@@ -207,7 +211,7 @@ export async function renderRun([name, id]) {
             ),
         status,
       ),
-      card('Verification', await verification(name, id, run.status)),
+      card('Verification', await verification(name, id, run.status, base, save)),
     ),
   );
 }
@@ -217,7 +221,7 @@ export async function renderRun([name, id]) {
  * aggregator serves it (reports made verifiable by another change). An aggregator without that route answers 404
  * VERDICT_NOT_FOUND for the route itself, which reads here as "not available", never as a failed check.
  */
-async function verification(name, id, status) {
+async function verification(name, id, status, base, save) {
   if (status !== 'succeeded') return h('p', { class: 'muted' }, 'A run is verified once it has succeeded.');
   try {
     const v = await api(`/api/v1/reports/${encodeURIComponent(name)}/verify`, { run: id });
@@ -237,6 +241,17 @@ async function verification(name, id, status) {
             v.chains.flatMap((c) => c.breaks.map((b) => h('li', {}, `${c.chain}: ${b.message}`))),
           ),
       v.signingPublicKey ? h('details', {}, h('summary', {}, 'Signing key'), h('pre', {}, v.signingPublicKey)) : null,
+      h(
+        'ul',
+        { class: 'downloads' },
+        ['manifest.json', ...(v.signingPublicKey ? ['manifest.json.sig'] : [])].map((f) =>
+          h(
+            'li',
+            {},
+            h('button', { type: 'button', 'data-file': f, onclick: save(`${base}/download/${f}`, f) }, `Download ${f}`),
+          ),
+        ),
+      ),
     ];
   } catch (err) {
     if (err instanceof ApiError && err.status === 404)

@@ -32,6 +32,9 @@ t.test("Calico's GlobalReports are watched beside Verdict's; the API says which 
   const api = await startFakeApiServer(t, tempDir(t));
   api.tokens.set('alice-token', { username: 'alice', audiences: ['https://kubernetes.default.svc.cluster.local'] });
   api.allow.add('alice list globalreports ');
+  // A reader sees the reports it may get.
+  for (const name of ['calico-inventory', 'daily-cis-benchmark-report', 'verdict-weekly'])
+    api.allow.add(`alice get globalreports ${name}`);
   api.globalReports.set('verdict-weekly', verdictReport('verdict-weekly', { reportType: 'cis-benchmark' }));
   // As an aggregated API server lists them: the items without apiVersion and kind, which the path implies.
   const {

@@ -11,11 +11,12 @@ import { tempDir } from '../../fixtures/tmp.js';
 // agent scans them and stored as it stores them, against /api/v1/cis/summary and /api/v1/nodes for
 // the same nodes and interval (issue 16).
 //
-// The scans, worked out from examples/nodes.ts (scored checks, CIS 1.12):
+// The scans, worked out from examples/nodes.ts (level 1 scored checks, CIS 1.12, when written):
 //   worker-hardened  11 pass, 0 fail  -> 100%  HIGH
 //   worker-weak       2 pass, 9 fail  -> 18.2% LOW
 //   control-plane-1  56 pass, 5 fail  -> 91.8% MED; 1.1.12 (etcd data dir owner) is one of the 5,
 //                    so the report, excluding it, scores 56 / 60 = 93.3%: MED still.
+// Only the bands are asserted, so a benchmark edit that moves a count but not a band keeps this test.
 // The control plane's static pods name v1.32.2; a kubeadm worker holds no version on disk, so outside
 // a cluster its agent reports none (in a cluster it reports the Node's status.nodeInfo.kubeletVersion).
 
@@ -95,11 +96,11 @@ t.test(
     const { run, api, apiRating } = await exampleStore(t, '');
     t.equal(run.status, 'succeeded');
     t.same(
-      run.result.data.nodes.map((n) => [n.node, n.rating, n.scorePercent]),
+      run.result.data.nodes.map((n) => [n.node, n.rating]),
       [
-        ['control-plane-1', 'MED', 93.3],
-        ['worker-hardened', null, 0],
-        ['worker-weak', null, 0],
+        ['control-plane-1', 'MED'],
+        ['worker-hardened', null],
+        ['worker-weak', null],
       ],
     );
     t.match(run.result.summary, { highCount: 0, medCount: 1, lowCount: 0 });

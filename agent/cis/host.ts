@@ -57,11 +57,42 @@ export class HostView {
   /** Every node path read through this view, for change watching. */
   readonly touched = new Set<string>();
 
+  /**
+   * lstat results by real path, kept for the view's life when it is a snapshot (one scan): the paths a scan reads
+   * share their directories, and each path is resolved component by component.
+   */
+  private lstats?: Map<string, Stats | Error>;
+
   constructor(
     root: string,
     private readonly maxReadBytes = DEFAULT_MAX_READ_BYTES,
   ) {
     this.root = realpathSync(root);
+  }
+
+  /**
+   * A view for one scan: the node is read as it was at the first look at each path (a later change is the next
+   * scan's to see), so the lstat of each path component is done once. A view that polls (ChangeWatch) is never one.
+   */
+  static snapshot(root: string, maxReadBytes = DEFAULT_MAX_READ_BYTES): HostView {
+    const view = new HostView(root, maxReadBytes);
+    view.lstats = new Map();
+    return view;
+  }
+
+  private lstat(real: string): Stats {
+    if (!this.lstats) return lstatSync(real);
+    let hit = this.lstats.get(real);
+    if (hit === undefined) {
+      try {
+        hit = lstatSync(real);
+      } catch (err) {
+        hit = err as Error;
+      }
+      this.lstats.set(real, hit);
+    }
+    if (hit instanceof Error) throw hit;
+    return hit;
   }
 
   /** The real filesystem path of a node path, after resolving links inside the root. */
@@ -80,7 +111,7 @@ export class HostView {
       const real = posix.join(this.root, ...done, part);
       let st: Stats;
       try {
-        st = lstatSync(real);
+        st = this.lstat(real);
       } catch (err) {
         if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return { missing: true };
         throw err;
@@ -104,7 +135,7 @@ export class HostView {
     try {
       const r = this.resolve(path);
       if ('missing' in r) return { kind: 'absent', path };
-      return { kind: 'found', facts: toFacts(path, r.nodeResolved, lstatSync(r.real)) };
+      return { kind: 'found', facts: toFacts(path, r.nodeResolved, this.lstat(r.real)) };
     } catch (err) {
       return { kind: 'error', path, reason: describe(err) };
     }
@@ -132,7 +163,7 @@ export class HostView {
           reason: `${path} is ${st.size} bytes, over the ${this.maxReadBytes}-byte read limit`,
         };
       }
-      return { kind: 'found', facts: toFacts(path, r.nodeResolved, st), text: readAll(fd, this.maxReadBytes) };
+      return { kind: 'found', facts: toFacts(path, r.nodeResolved, st), text: readAll(fd, this.maxReadBytes, st.size) };
     } catch (err) {
       return { kind: 'error', path, reason: describe(err) };
     } finally {
@@ -250,18 +281,22 @@ function toFacts(path: string, resolvedPath: string, st: Stats): FileFacts {
   };
 }
 
-function readAll(fd: number, cap: number): string {
-  const chunks: Buffer[] = [];
+/** The file's bytes as text: one buffer the size fstat gave (plus room to see it grew), grown if it did. */
+function readAll(fd: number, cap: number, size: number): string {
+  let buf = Buffer.allocUnsafe(Math.min(size, cap) + 1024);
   let total = 0;
-  const buf = Buffer.alloc(64 * 1024);
   for (;;) {
-    const n = readSync(fd, buf, 0, buf.length, null);
+    if (total === buf.length) {
+      const bigger = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(bigger, 0, 0, total);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, total, buf.length - total, null);
     if (n === 0) break;
     total += n;
     if (total > cap) throw new Error(`file grew past the ${cap}-byte read limit while being read`);
-    chunks.push(Buffer.from(buf.subarray(0, n)));
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return buf.toString('utf8', 0, total);
 }
 
 function isCode(err: unknown, code: string): boolean {

@@ -57,7 +57,7 @@ export function scanNode(options: ScanOptions): ScanResult {
   const now = options.now ?? (() => new Date());
   const started = now();
   const t0 = performance.now();
-  const host = new HostView(options.hostRoot);
+  const host = HostView.snapshot(options.hostRoot);
   const processes = listProcesses(host);
   const kubelet = readKubeletSettings(host, processes, options.liveKubeletConfig);
   const manifestDir =

@@ -115,7 +115,9 @@ function charts(type, s) {
   return [];
 }
 
-const show = (v) =>
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+const show = (v) => (typeof v === 'string' && ISO_TIME.test(v) ? fmtTime(v) : showValue(v));
+const showValue = (v) =>
   Array.isArray(v) ? v.join(', ') || '—' : typeof v === 'object' && v ? JSON.stringify(v) : String(v);
 
 export async function renderRun([name, id]) {
@@ -180,7 +182,7 @@ export async function renderRun([name, id]) {
             )
           : h('p', { class: 'muted' }, 'No result yet.'),
       ),
-      ...charts(run.reportType, summary).map((c) => card('Chart', c)),
+      ...charts(run.reportType, summary).map((c) => card(c.querySelector('figcaption').textContent, c)),
       card(
         'Download',
         files.length === 0

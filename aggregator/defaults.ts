@@ -218,6 +218,10 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
     reportStatusSyncIntervalMs: 15_000,
     /** Flow roll-up and flow/audit retention run this often (and once at start). */
     retentionIntervalMs: 10 * MINUTE_MS,
+    /** With cluster access, the leader evaluates CIS section 5 against the API this often. */
+    clusterCisIntervalMs: 5 * MINUTE_MS,
+    /** Whether a section 5 evaluation is due (this replica leads, the interval passed) is asked this often. */
+    clusterCisCheckIntervalMs: 15_000,
   },
 
   /** The agents' gRPC ingest (IngestOptions; maxMessageBytes comes from --max-message-bytes). */

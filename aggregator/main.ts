@@ -26,6 +26,7 @@ import {
 } from './network-access/index.js';
 import { loadClusterSnapshot } from './snapshot/index.js';
 import { TokenReviewer } from './kube/reviews.js';
+import { ClusterCisScanner } from './cluster-cis/scanner.js';
 import { AggregatorMetrics } from './metrics.js';
 import { PostgresLeader } from './reports/leader.js';
 import { noteNewPolicyEvents } from './reports/policy-events.js';
@@ -345,6 +346,24 @@ function timers(
   return list;
 }
 
+/** CIS section 5 evaluated against the cluster by the leader (the scheduler's Lease), stored as the cluster scan. */
+function clusterCisComponent(
+  kube: KubeClient,
+  deps: { store: Store; metrics: AggregatorMetrics; log: Logger },
+  leader: { isLeader(): Promise<boolean> } | undefined,
+): Component {
+  const scanner = new ClusterCisScanner({
+    kube,
+    store: deps.store,
+    log: deps.log.child({ component: 'cluster-cis' }),
+    isLeader: leader ? () => leader.isLeader() : async () => true,
+    intervalMs: SETTINGS.timers.clusterCisIntervalMs,
+    checkIntervalMs: SETTINGS.timers.clusterCisCheckIntervalMs,
+    onOutcome: (result) => deps.metrics.clusterScans.inc({ result }),
+  });
+  return { start: () => scanner.start(), stop: () => scanner.stop() };
+}
+
 /**
  * Start the aggregator from a validated config: the composition root. It builds the components and starts them in
  * order — store, agents' gRPC, Kubernetes client, report leader and scheduler, HTTP, cluster watchers, timers —
@@ -411,6 +430,7 @@ export async function startAggregator(
     for (const [name, watcher] of cluster.watchers) await life.add(name, watcher);
     for (const [name, timer] of timers(config, deps, cluster.clusterReports, reports.leader))
       await life.add(name, timer);
+    if (kube) await life.add('cluster-cis', clusterCisComponent(kube, deps, reports.leader));
 
     log.info(
       {

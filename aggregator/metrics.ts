@@ -4,12 +4,15 @@ import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
 import { clusterScoreRatio, failingNodesPerCheck, isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
+import type { StoredClusterScan } from './cluster-cis/scan.js';
 import type { NodeCisSummary, NodeRecord, Store } from './store/index.js';
 
 interface CisSnapshot {
   nodes: NodeRecord[];
   /** Each node's latest-run summary: one compact row per node, never the check rows (issue 13). */
   summaries: NodeCisSummary[];
+  /** The latest evaluation of the cluster section (5.x), when there is one. */
+  cluster: StoredClusterScan | undefined;
 }
 
 /** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
@@ -18,8 +21,12 @@ function ratio(pass: number, fail: number): number {
 }
 
 async function readSnapshot(store: Store): Promise<CisSnapshot> {
-  const [nodes, summaries] = await Promise.all([store.listNodes(), store.cisSummaries()]);
-  return { nodes, summaries };
+  const [nodes, summaries, cluster] = await Promise.all([
+    store.listNodes(),
+    store.cisSummaries(),
+    store.latestClusterScan(),
+  ]);
+  return { nodes, summaries, cluster };
 }
 
 /** Start `counter` at 0 for each of `values` of its one label, so the series exist before the first event. */
@@ -46,6 +53,7 @@ export class AggregatorMetrics {
   readonly flowsReceived: Counter<'node' | 'action'>;
   readonly flowsMalformed: Counter<'source'>;
   readonly benchmarkRunsStored: Counter<'node'>;
+  readonly clusterScans: Counter<'result'>;
   readonly flowsLost: Counter<'source'>;
   readonly agentFlowsDropped: Counter<'node'>;
   readonly flowsCompacted: Counter<'what'>;
@@ -142,7 +150,15 @@ export class AggregatorMetrics {
       registers,
       collect: nodesFromStore,
     });
+    this.clusterScans = new Counter({
+      name: 'verdict_cis_cluster_scans_total',
+      help: 'Evaluations of the cluster section (CIS 5.x) by this replica: stored (results changed), unchanged, failed (the API could not be read; retried).',
+      labelNames: ['result'],
+      registers,
+    });
+    zeroFor(this.clusterScans, 'result', ['stored', 'unchanged', 'failed']);
     cisGauges(registers, snapshot);
+    clusterScanGauges(registers, snapshot);
     agentGauges(registers, snapshot);
   }
 }
@@ -340,6 +356,53 @@ function cisGauges(registers: Registry[], snapshot: Snapshot): void {
     ['benchmark', 'check'],
     (g, s) => {
       for (const f of failingNodesPerCheck(s.summaries)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
+    },
+  );
+}
+
+/** The cluster section (5.x) of the latest cluster scan, from the store at scrape time. */
+function clusterScanGauges(registers: Registry[], snapshot: Snapshot): void {
+  const gauge = snapshotGauge(registers, snapshot);
+  gauge(
+    'verdict_cis_cluster_scan_checks',
+    "Checks of the cluster section's latest evaluation (CIS 5.x, from the API), by status: pass, fail, skip (not readable), manual (no API object decides).",
+    ['benchmark', 'status'],
+    (g, s) => {
+      const c = s.cluster;
+      if (!c) return;
+      for (const [status, v] of [
+        ['pass', c.summary.pass],
+        ['fail', c.summary.fail],
+        ['skip', c.summary.skip],
+        ['manual', c.summary.manual],
+      ] as const)
+        g.set({ benchmark: c.benchmark.id, status }, v);
+    },
+  );
+  gauge(
+    'verdict_cis_cluster_scan_score_ratio',
+    "pass/(pass+fail) of the cluster section's checks decided from the API, 0..1.",
+    ['benchmark'],
+    (g, s) => {
+      if (s.cluster)
+        g.set({ benchmark: s.cluster.benchmark.id }, ratio(s.cluster.summary.pass, s.cluster.summary.fail));
+    },
+  );
+  gauge(
+    'verdict_cis_cluster_scan_failing_objects',
+    'Objects failing a check of the cluster section (RoleBindings, Namespaces, Pods...), for each failing check.',
+    ['benchmark', 'check'],
+    (g, s) => {
+      for (const c of s.cluster?.checks ?? [])
+        if (c.status === 'FAIL') g.set({ benchmark: s.cluster!.benchmark.id, check: c.id }, c.failingTotal);
+    },
+  );
+  gauge(
+    'verdict_cis_cluster_scan_checked_timestamp_seconds',
+    'When the cluster section was last evaluated, Unix seconds.',
+    [],
+    (g, s) => {
+      if (s.cluster) g.set(Date.parse(s.cluster.checkedAt) / 1000);
     },
   );
 }

@@ -1,4 +1,5 @@
 import { scorePercent } from '../../common/scan-report.js';
+import type { StoredClusterScan } from '../cluster-cis/scan.js';
 import type { NodeCisSummary, NodeRecord } from '../store/index.js';
 import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
 
@@ -86,6 +87,25 @@ export interface ClusterSummary {
   mostFailed: { id: string; title: string; failedNodes: number }[];
   /** Nodes whose agent found no Kubernetes node to scan: left out of every figure above. */
   notAssessable: number;
+  /** The cluster section (5.x) evaluated from the API: its own row next to the nodes; null before the first. */
+  cluster: ClusterScanSummary | null;
+}
+
+export interface ClusterScanSummary {
+  benchmark: string;
+  checkedAt: string;
+  pass: number;
+  fail: number;
+  skip: number;
+  manual: number;
+  scorePercent: number;
+}
+
+/** The summary's line for the cluster scan. */
+export function clusterScanSummary(scan: StoredClusterScan | undefined): ClusterScanSummary | null {
+  if (!scan) return null;
+  const { pass, fail, skip, manual, scorePercent } = scan.summary;
+  return { benchmark: scan.benchmark.id, checkedAt: scan.checkedAt, pass, fail, skip, manual, scorePercent };
 }
 
 /** A check failing on some nodes, with one run that fails it (where its title is read). */
@@ -109,6 +129,7 @@ export function clusterSummary(
   summaries: NodeCisSummary[],
   titles: ReadonlyMap<string, string>,
   options: Thresholds & { benchmark?: string; mostFailedLimit?: number } = DEFAULT_THRESHOLDS,
+  cluster?: StoredClusterScan,
 ): ClusterSummary {
   const scanned = scoredSummaries(summaries, options.benchmark);
   const sum = { pass: 0, fail: 0, skip: 0 };
@@ -130,6 +151,7 @@ export function clusterSummary(
       failedNodes: f.failedNodes,
     })),
     notAssessable: summaries.filter((s) => s.notAssessable !== undefined).length,
+    cluster: clusterScanSummary(cluster),
   };
 }
 

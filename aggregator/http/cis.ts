@@ -1,6 +1,6 @@
 import { clusterSummary, DEFAULT_THRESHOLDS, mostFailedChecks } from '../compute/cis.js';
 import type { App, HttpDeps } from './deps.js';
-import { CisSummary, ErrorReplies, ThresholdQuery } from './schemas.js';
+import { CisSummary, ClusterScanSchema, ErrorReplies, ThresholdQuery } from './schemas.js';
 
 export function registerCisRoutes(app: App, { store }: HttpDeps): void {
   app.get(
@@ -24,12 +24,34 @@ export function registerCisRoutes(app: App, { store }: HttpDeps): void {
         });
       }
       // One compact row per node (kept as runs are stored), and the titles of the few most failed checks.
-      const summaries = await store.cisSummaries();
+      const [summaries, cluster] = await Promise.all([store.cisSummaries(), store.latestClusterScan()]);
       const options = { highThreshold, medThreshold, benchmark: q.benchmark };
       const titles = await store.checkTitles(
         mostFailedChecks(summaries, options).map((f) => ({ runId: f.sampleRunId, checkId: f.id })),
       );
-      return clusterSummary(summaries, titles, options);
+      return clusterSummary(summaries, titles, options, cluster);
+    },
+  );
+
+  app.get(
+    '/api/v1/cis/cluster',
+    {
+      config: { access: { verb: 'get', resource: 'nodes' } },
+      schema: {
+        summary:
+          "The cluster section's (CIS 5.x) latest evaluation from the API, each failing check naming its objects",
+        response: { 200: ClusterScanSchema, ...ErrorReplies },
+      },
+    },
+    async (_req, reply) => {
+      const scan = await store.latestClusterScan();
+      if (!scan)
+        return reply.status(404).send({
+          error: 'VERDICT_NOT_FOUND',
+          message:
+            'no cluster scan yet: the aggregator evaluates section 5 from the API when it has cluster access (in a cluster, or with --kubeconfig), every 5 minutes on the leader',
+        });
+      return scan;
     },
   );
 }

@@ -39,7 +39,9 @@ export const ScanReportSchema = Type.Object({
   }),
   checks: Type.Array(CheckResultSchema),
   notAssessable: Type.Optional(
-    Type.String({ description: 'why the scanned root is not a Kubernetes node; the counts and score mean nothing then' }),
+    Type.String({
+      description: 'why the scanned root is not a Kubernetes node; the counts and score mean nothing then',
+    }),
   ),
 });
 
@@ -86,5 +88,56 @@ export const CisSummary = Type.Object({
   scorePercent: Type.Number(),
   bands: Type.Object({ high: Type.Integer(), medium: Type.Integer(), low: Type.Integer() }),
   mostFailed: Type.Array(Type.Object({ id: Type.String(), title: Type.String(), failedNodes: Type.Integer() })),
-  notAssessable: Type.Integer({ description: 'nodes whose agent found no Kubernetes node to scan; in no figure above' }),
+  notAssessable: Type.Integer({
+    description: 'nodes whose agent found no Kubernetes node to scan; in no figure above',
+  }),
+  cluster: Nullable(
+    Type.Object(
+      {
+        benchmark: Type.String(),
+        checkedAt: Type.String({ format: 'date-time' }),
+        pass: Type.Integer(),
+        fail: Type.Integer(),
+        skip: Type.Integer(),
+        manual: Type.Integer(),
+        scorePercent: Type.Number(),
+      },
+      { description: "the cluster section's (5.x) latest evaluation from the API; null before the first" },
+    ),
+  ),
+});
+
+const ClusterCheckSchema = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  level: Type.Integer(),
+  scored: Type.Boolean(),
+  status: Type.Union([Type.Literal('PASS'), Type.Literal('FAIL'), Type.Literal('MANUAL'), Type.Literal('SKIP')]),
+  expected: Type.String(),
+  actual: Type.String(),
+  failing: Type.Array(Type.Object({ object: Type.String(), reason: Type.String() }), {
+    description: 'the objects that fail it (at most 20; failingTotal counts them all)',
+  }),
+  failingTotal: Type.Integer(),
+  excluded: Type.Optional(Type.String()),
+  unreadable: Type.Integer({ description: 'items of the kinds it reads that had the wrong shape and were ignored' }),
+  remediation: Type.String(),
+});
+
+/** GET /api/v1/cis/cluster: aggregator/cluster-cis/scan.ts StoredClusterScan. */
+export const ClusterScanSchema = Type.Object({
+  benchmark: Type.Object({ id: Type.String(), version: Type.String() }),
+  kubernetesVersion: Type.String(),
+  startedAt: Type.String({ format: 'date-time' }),
+  durationMs: Type.Integer(),
+  summary: Type.Object({
+    pass: Type.Integer(),
+    fail: Type.Integer(),
+    skip: Type.Integer(),
+    manual: Type.Integer(),
+    total: Type.Integer(),
+    scorePercent: Type.Number(),
+  }),
+  checks: Type.Array(ClusterCheckSchema),
+  checkedAt: Type.String({ format: 'date-time' }),
 });

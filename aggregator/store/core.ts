@@ -1,6 +1,7 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
+import type { ClusterScan, StoredClusterScan } from '../cluster-cis/scan.js';
 import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 import {
   CHAIN_HEADS_SQL,
@@ -275,6 +276,50 @@ export abstract class SqlStore implements Store {
     return rows.map(toCheckStatus);
   }
 
+  /** The latest row is locked while compared, so two replicas handing over leadership store one after the other. */
+  async recordClusterScan(scan: ClusterScan, fingerprint: string, atMs: number): Promise<{ stored: boolean }> {
+    return this.tx(async (c) => {
+      const [latest] = await c.all<{ id: number; fingerprint: string }>(
+        `SELECT id, fingerprint FROM cluster_cis_scans ORDER BY id DESC LIMIT 1${this.d.forUpdate}`,
+      );
+      if (latest?.fingerprint === fingerprint) {
+        await c.run(
+          `UPDATE cluster_cis_scans SET checked_at_ms = ${this.d.greatest}(checked_at_ms, $1) WHERE id = $2`,
+          [atMs, latest.id],
+        );
+        return { stored: false };
+      }
+      const s = scan.summary;
+      await c.run(
+        `INSERT INTO cluster_cis_scans (benchmark_id, started_at_ms, checked_at_ms, pass, fail, skip, score_percent, fingerprint, scan_json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          scan.benchmark.id,
+          Date.parse(scan.startedAt),
+          atMs,
+          s.pass,
+          s.fail,
+          s.skip,
+          s.scorePercent,
+          fingerprint,
+          JSON.stringify(scan),
+        ],
+      );
+      return { stored: true };
+    });
+  }
+
+  async latestClusterScan(): Promise<StoredClusterScan | undefined> {
+    const [row] = await this.reader.all<{ checked_at_ms: number; scan_json: string }>(
+      'SELECT checked_at_ms, scan_json FROM cluster_cis_scans ORDER BY id DESC LIMIT 1',
+    );
+    if (!row) return undefined;
+    return {
+      ...(JSON.parse(row.scan_json) as ClusterScan),
+      checkedAt: new Date(Number(row.checked_at_ms)).toISOString(),
+    };
+  }
+
   async flowRows(q: FlowQuery): Promise<FlowBucketRow[]> {
     const { where, values, p } = flowWhere(q);
     const limit = q.limit !== undefined ? ` LIMIT ${p(Math.max(0, Math.floor(q.limit)))}` : '';
@@ -395,8 +440,9 @@ export abstract class SqlStore implements Store {
     return rows.map(toArchivedRunRow);
   }
 
-  async storedScans(): Promise<StoredScanRow[]> {
-    const rows = await this.reader.all<ScanEvidenceDbRow>(`${SCAN_EVIDENCE_SQL} ORDER BY chain_seq, id`);
+  async storedScans(opts: { links?: boolean } = {}): Promise<StoredScanRow[]> {
+    const select = opts.links ? SCAN_EVIDENCE_SQL.replace('report_json', "'' AS report_json") : SCAN_EVIDENCE_SQL;
+    const rows = await this.reader.all<ScanEvidenceDbRow>(`${select} ORDER BY chain_seq, id`);
     return rows.map(toScanRow);
   }
 

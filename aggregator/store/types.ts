@@ -1,6 +1,7 @@
 import type { FlowRecord } from '../../common/flow.js';
 import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
+import type { ClusterScan, StoredClusterScan } from '../cluster-cis/scan.js';
 import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 
 // The store's vocabulary: the Store interface and the records and constants it
@@ -177,6 +178,14 @@ export interface Store {
   latestCheckStatuses(): Promise<LatestCheckStatus[]>;
   /** Every listed node's latest-run summary (one compact row per node; no check rows read). */
   cisSummaries(): Promise<NodeCisSummary[]>;
+  /**
+   * Store a cluster-level CIS scan (section 5, evaluated by the aggregator from the API) unless its `fingerprint`
+   * equals the latest stored one's, in which case only that row's checked time moves on. Answers whether a row was
+   * added.
+   */
+  recordClusterScan(scan: ClusterScan, fingerprint: string, atMs: number): Promise<{ stored: boolean }>;
+  /** The latest cluster-level CIS scan, with when it was last checked; undefined before the first. */
+  latestClusterScan(): Promise<StoredClusterScan | undefined>;
   /** The titles of the given checks of the given runs, keyed `${runId} ${checkId}` (missing ones left out). */
   checkTitles(checks: { runId: number; checkId: string }[]): Promise<Map<string, string>>;
   /**
@@ -231,8 +240,11 @@ export interface Store {
    * report's; by report, then chain seq.
    */
   archivedRuns(report?: string): Promise<ArchivedRunRow[]>;
-  /** Every stored scan with its link in the scan chain, in chain order. */
-  storedScans(): Promise<StoredScanRow[]>;
+  /**
+   * Every stored scan with its link in the scan chain, in chain order. With `links: true` the reports are left out
+   * (reportJson empty): enough to follow the chain, not to rehash it.
+   */
+  storedScans(opts?: { links?: boolean }): Promise<StoredScanRow[]>;
   /** Each evidence chain's last link as recorded when it was sealed ('scans', 'report:<name>'). */
   chainHeads(): Promise<Map<string, ScanAnchor>>;
   /** A report's runs, newest first, without results. */

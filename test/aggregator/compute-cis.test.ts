@@ -93,6 +93,7 @@ t.test("the cluster score pools every node's scored checks; most failed counts n
       { id: '4.1.1', title: 't4.1.1', failedNodes: 1 },
     ],
     notAssessable: 0,
+    cluster: null,
   });
   t.equal(clusterSummary(summaries, titles, { highThreshold: 100, medThreshold: 50, benchmark: 'cis-1.9' }).nodes, 0);
   const rows = nodeRows(nodes);

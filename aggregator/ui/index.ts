@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { FastifyReply } from 'fastify';
 import Type from 'typebox';
@@ -33,6 +33,8 @@ const CSP =
 /** Every file of the dashboard (all text), read once at start: a few tens of KiB, served from memory. */
 function loadFiles(dir: string): Map<string, { type: string; body: string }> {
   const files = new Map<string, { type: string; body: string }>();
+  // An install without the pages (an image built without them) still runs the API; /ui/ then says what is missing.
+  if (!existsSync(dir)) return files;
   for (const name of readdirSync(dir)) {
     const type = TYPES[extname(name)];
     if (type) files.set(name, { type, body: readFileSync(join(dir, name), 'utf8') });
@@ -47,7 +49,10 @@ export function registerUiRoutes(app: App, dir = UI_DIR): void {
     if (!f)
       return reply.status(404).send({
         error: 'VERDICT_NOT_FOUND',
-        message: `the dashboard has no file "${name}"; open /ui/`,
+        message:
+          files.size === 0
+            ? `the dashboard's files are not installed (${dir}); the API under /api/v1/ works without them`
+            : `the dashboard has no file "${name}"; open /ui/`,
       });
     return reply
       .type(f.type)

@@ -306,6 +306,9 @@ async function startAggregator(o: DemoOptions, httpPort: number, grpcPort: numbe
       `sqlite:${join(o.dir, 'verdict.db')}`,
       '--reports',
       join(root, 'examples', 'reports'),
+      // The cluster the Calico sample's flows came from (pods, namespaces, policies): configured evidence beside them.
+      '--cluster-snapshot',
+      join(root, 'examples', 'flows', 'cluster'),
       '--protected-namespaces',
       DEMO_DEFAULTS.aggregator.protectedNamespaces,
       '--protected-tiers',
@@ -439,6 +442,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
   };
   type Access = {
     endpoint: string;
+    evidence: string;
     ingressProtected: boolean | null;
     egressProtected: boolean | null;
     ingressFromInternet: boolean;
@@ -452,7 +456,8 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
   await waitFor(
     async () => {
       access = ((await (await fetch(`${base}/api/v1/network-access`)).json()) as { endpoints: Access[] }).endpoints;
-      return access.length > 0;
+      // The snapshot's endpoints are there from the start; the sample has arrived when CoreDNS has its traffic.
+      return access.some((a) => a.endpoint === 'kube-system/coredns' && a.allowedIn > 0);
     },
     DEMO_DEFAULTS.flowSampleTimeoutMs,
     `the flow sample did not arrive; see ${join(logs, 'agent-worker-hardened.log')}`,
@@ -483,11 +488,14 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
     }`,
   );
   const yes = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'NO');
-  console.log('\nNetwork access, last hour (from the bundled Calico flow log):');
+  console.log(
+    '\nNetwork access, last hour (configured: examples/flows/cluster; observed: the bundled Calico flow log):',
+  );
   console.log(
     table(
       [
         'ENDPOINT',
+        'EVIDENCE',
         'INGRESS PROTECTED',
         'EGRESS PROTECTED',
         'FROM INTERNET',
@@ -497,6 +505,7 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
       ],
       access.map((a) => [
         a.endpoint,
+        a.evidence,
         yes(a.ingressProtected),
         yes(a.egressProtected),
         a.ingressFromInternet ? 'yes' : '',
@@ -506,6 +515,14 @@ async function showResults(base: string, roots: Record<ExampleNode, string>, log
       ]),
     ).join('\n'),
   );
+  // Where configuration and dataplane disagree over the same hour.
+  const findings = (
+    (await (await fetch(`${base}/api/v1/network-access/findings`)).json()) as {
+      items: { endpoint: string; direction: string; kind: string; detail: string }[];
+    }
+  ).items;
+  console.log(`\nNetwork-access findings, last hour: ${findings.length}`);
+  for (const f of findings) console.log(`  FINDING ${f.endpoint} ${f.direction} ${f.kind}: ${f.detail}`);
   // An on-demand run of the network-access report over the last hour, to download.
   const hourAgo = new Date(Date.now() - DEMO_DEFAULTS.reportLookbackMs).toISOString();
   const created = (await (

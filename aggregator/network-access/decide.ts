@@ -74,8 +74,11 @@ export function decide(
   dir: Direction,
   peer: Peer,
   tiers: ReadonlyMap<string, ConfigTier>,
+  self?: { pod: ConfigPod; ns: ConfigNamespace },
 ): Decision {
-  const inDir = applying.filter((p) => !p.staged && p.directions.has(dir));
+  const inDir = applying
+    .filter((p) => !p.staged && p.directions.has(dir))
+    .map((p) => (self && p.rules[dir].some((r) => r.selfMatches) ? forSelf(p, dir, self) : p));
   const calico = calicoDecision(
     inDir.filter((p) => p.engine === 'calico'),
     dir,
@@ -88,6 +91,12 @@ export function decide(
     peer,
   );
   return { allowed: calico.allowed && cilium.allowed, byPolicy: calico.byPolicy || cilium.byPolicy };
+}
+
+/** The policy with only the rules of a direction that apply to this endpoint. */
+function forSelf(p: ConfiguredPolicy, dir: Direction, self: { pod: ConfigPod; ns: ConfigNamespace }): ConfiguredPolicy {
+  const rules = p.rules[dir].filter((r) => r.selfMatches?.(self.pod, self.ns) ?? true);
+  return { ...p, rules: { ...p.rules, [dir]: rules } };
 }
 
 /** One pod's configured evidence at one moment. */
@@ -125,10 +134,12 @@ export function podConfiguration(
   };
   for (const dir of ['ingress', 'egress'] as const) {
     out.protected[dir] = enforced.some((p) => p.directions.has(dir));
-    out.internet[dir] = decide(enforced, dir, { kind: 'internet' }, tiers).allowed;
+    const self = { pod, ns };
+    out.internet[dir] = decide(enforced, dir, { kind: 'internet' }, tiers, self).allowed;
     out.otherNamespaces[dir] = namespaces
       .filter(
-        (n) => n.name !== pod.namespace && decide(enforced, dir, { kind: 'namespace', namespace: n }, tiers).allowed,
+        (n) =>
+          n.name !== pod.namespace && decide(enforced, dir, { kind: 'namespace', namespace: n }, tiers, self).allowed,
       )
       .map((n) => n.name);
   }

@@ -203,7 +203,7 @@ export function networkAccessEvidence(
       allowedOut: r.allowedOut,
       deniedOut: r.deniedOut,
       policies: r.policies,
-      stagedPolicies: [...new Set([...(c?.stagedPolicies ?? []), ...r.stagedPolicies])].sort(),
+      stagedPolicies: c ? c.stagedPolicies : r.stagedPolicies,
       evidence: c ? 'configured' : 'observed',
       configured: c ?? null,
       observed: o,

@@ -30,6 +30,11 @@ export type RuleAction = 'Allow' | 'Deny' | 'Pass' | 'Log';
 export interface PolicyRule {
   action: RuleAction;
   covers(peer: Peer): Coverage;
+  /**
+   * The rule's own side (a Calico ingress rule's destination, an egress rule's source) narrowed to some endpoints: it
+   * applies only to those. Absent: to every endpoint the policy selects.
+   */
+  selfMatches?(pod: ConfigPod, ns: ConfigNamespace): boolean;
 }
 
 export type PolicyKind =
@@ -274,7 +279,14 @@ function calicoPolicy(
       const a = fieldString(rd, 'action');
       const action: RuleAction = a === 'Deny' || a === 'Pass' || a === 'Log' ? a : 'Allow';
       const entity = fieldDoc(rd, dir === 'ingress' ? 'source' : 'destination');
-      return { action, covers: calicoPeer(entity, global ? undefined : namespace, ctx) };
+      const self = fieldDoc(rd, dir === 'ingress' ? 'destination' : 'source');
+      const selfSel = calicoSelector(self, 'selector');
+      const selfNs = calicoSelector(self, 'namespaceSelector');
+      const rule: PolicyRule = { action, covers: calicoPeer(entity, global ? undefined : namespace, ctx) };
+      if (selfSel || selfNs)
+        rule.selfMatches = (pod, ns) =>
+          (selfSel?.matches(calicoEndpointLabels(pod)) ?? true) && (selfNs?.matches(calicoNamespaceLabels(ns)) ?? true);
+      return rule;
     });
   // Calico names a tiered policy "tier.name" (older versions stored the prefix in metadata.name); the default tier
   // has no prefix in the flow logs' policy names.

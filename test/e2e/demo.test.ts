@@ -89,6 +89,13 @@ t.test(
     t.ok(base, 'it prints its URLs');
     const nodes = (await (await fetch(`${base}/api/v1/nodes`)).json()) as { items: { name: string }[] };
     t.equal(nodes.items.length, 3, 'it serves the three example nodes');
+    // Network access from its cluster snapshot and the Calico sample: configured evidence and at least one finding.
+    t.match(stdout, /kube-system\/coredns\s+configured/, 'network access shows configured evidence');
+    t.match(
+      stdout,
+      /FINDING kube-system\/coredns ingress protected-but-unprotected-traffic/,
+      'and the finding where configuration and traffic disagree',
+    );
 
     const before = processesMentioning(dir);
     const demo = before.filter((p) => p.cmdline.includes('dist/examples/demo.js'));

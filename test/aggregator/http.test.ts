@@ -130,7 +130,16 @@ t.test('network-access and flows: the interval and filters are validated; namesp
     ['shop/checkout', 'web/ui'],
   );
   const ui = (all.body.endpoints as Record<string, unknown>[]).find((e) => e.endpoint === 'web/ui');
-  t.match(ui, { egressToInternet: true, egressProtected: false, ingressProtected: null, allowedOut: 2 });
+  // No ingress observed and no configuration known: false (Calico's flags have no "unknown"); the observed evidence
+  // keeps null.
+  t.match(ui, {
+    egressToInternet: true,
+    egressProtected: false,
+    ingressProtected: false,
+    allowedOut: 2,
+    evidence: 'observed',
+    observed: { ingressProtected: null },
+  });
   const shop = await get(`/api/v1/network-access?from=${from}&to=${to}&namespace=shop`);
   t.same(
     (shop.body.namespaces as { namespace: string; allowedPercent: number }[]).map((n) => [

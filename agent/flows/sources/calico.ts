@@ -97,8 +97,14 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
  * so each is built (and its labels sorted, its workload name worked out) once and then shared by every record naming
  * it. Shared, so never changed after it is built. Bounded: emptied when it holds MAX_CACHED.
  */
-const endpoints = new Map<string, FlowEndpoint>();
+const endpoints = new Map<string, { labels: readonly string[]; endpoint: FlowEndpoint }[]>();
 const MAX_CACHED = 10_000;
+
+/** Empty the caches (tests: a record parsed with warm caches must equal the same record parsed cold). */
+export function forgetCalicoCaches(): void {
+  endpoints.clear();
+  policyLists.clear();
+}
 
 function remember<T>(cache: Map<string, T>, key: string, value: T): T {
   if (cache.size >= MAX_CACHED) cache.clear();
@@ -135,9 +141,10 @@ function side(
   const name = str(nameField);
   // "pub" is Calico's aggregate for public addresses; "pvt" (private ranges) is not the internet.
   const internet = kind === 'network' && aggr === 'pub' && !internal.contains(ipField);
-  const key = `${kind}\n${ns}\n${aggr}\n${name}\n${internet}\n${apiServer}\n${rawLabels.join('\n')}`;
-  const hit = endpoints.get(key);
-  if (hit) return hit;
+  // Keyed without the labels (no string built from them); the labels are compared with the few endpoints of that key.
+  const key = `${kind}\n${ns}\n${aggr}\n${name}\n${internet}\n${apiServer}`;
+  const candidates = endpoints.get(key);
+  if (candidates) for (const c of candidates) if (sameStrings(c.labels, rawLabels)) return c.endpoint;
   const endpointName = kind === 'pod' ? workloadFromPodName(aggr || name) : aggr || name;
   if (!endpointName) return `${s}_name_aggr and ${s}_name are both empty`;
   const labels = [...rawLabels].sort();
@@ -151,7 +158,17 @@ function side(
     internet,
   });
   if (apiServer) markApiServerDestination(e, 'default', 'kubernetes');
-  return remember(endpoints, key, e);
+  const entry = { labels: [...rawLabels], endpoint: e };
+  // A workload whose labels keep changing (a label per pod, say) keeps a few, not one per value.
+  if (candidates && candidates.length < 8) candidates.push(entry);
+  else remember(endpoints, key, [entry]);
+  return e;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The list of `{"labels":["k=v",...]}` as written (or [] for null: none); a string says what is wrong with it. */
@@ -174,8 +191,36 @@ const policyLists = new Map<string, ReturnType<typeof policiesOf>>();
 
 function cachedPolicies(field: unknown): ReturnType<typeof policiesOf> {
   if (field === null || field === undefined) return NO_POLICIES;
-  const key = JSON.stringify(field);
+  const key = policiesKey(field);
   return policyLists.get(key) ?? remember(policyLists, key, policiesOf(field));
+}
+
+/**
+ * What policiesOf reads of a `policies` object, as a string: its three hit lists joined (cheaper than its JSON);
+ * anything but lists of hit strings goes by its JSON.
+ */
+
+/** Whether a hit holds one of the characters the key separates with (\u0001-\u0004): it then goes by its JSON. */
+function hasSeparator(h: string): boolean {
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    if (c >= 1 && c <= 4) return true;
+  }
+  return false;
+}
+
+function policiesKey(field: unknown): string {
+  if (typeof field !== 'object' || field === null || Array.isArray(field)) return `j${JSON.stringify(field)}`;
+  const f = field as Record<string, unknown>;
+  let key = 'h';
+  for (const list of [f.all_policies, f.enforced_policies, f.pending_policies]) {
+    if (list === undefined) key += '\u0002';
+    else if (list === null) key += '\u0003';
+    else if (Array.isArray(list) && list.every((h) => typeof h === 'string' && !hasSeparator(h)))
+      key += `\u0004${list.join('\u0001')}`;
+    else return `j${JSON.stringify(field)}`;
+  }
+  return key;
 }
 
 const NO_POLICIES: ReturnType<typeof policiesOf> = Object.freeze({ enforced: [], staged: [], decided: false });

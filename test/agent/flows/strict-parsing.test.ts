@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { FlowCapture, parseFlowSource } from '../../../agent/flows/index.js';
 import { InternalNetworks, type ParseResult } from '../../../agent/flows/normalize.js';
-import { parseCalicoLine } from '../../../agent/flows/sources/calico.js';
+import { forgetCalicoCaches, parseCalicoLine } from '../../../agent/flows/sources/calico.js';
 import { HubbleParser } from '../../../agent/flows/sources/hubble.js';
 import type { FlowRecord } from '../../../common/flow.js';
 import type { WireFlowBatch } from '../../../proto/index.js';
@@ -492,3 +492,69 @@ t.test(
     t.pass('property held');
   },
 );
+
+t.test('values a careless cache key would confuse are parsed apart', async (t) => {
+  const rec = JSON.parse(FELIX_LINE_1) as Json;
+  for (const [field, a, b] of [
+    [
+      'policies',
+      { all_policies: ['0|t|t.p|allow\u0001', '1|t|t.q|deny'] },
+      { all_policies: ['0|t|t.p|allow', '\u00011|t|t.q|deny'] },
+    ],
+    [
+      'policies',
+      { enforced_policies: ['0|t|t.p|allow'], pending_policies: null },
+      { enforced_policies: null, pending_policies: ['0|t|t.p|allow'] },
+    ],
+    ['dest_labels', { labels: ['a=b\nc=d'] }, { labels: ['a=b', 'c=d'] }],
+  ] as const) {
+    const la = JSON.stringify(set(rec, [field], a));
+    const lb = JSON.stringify(set(rec, [field], b));
+    forgetCalicoCaches();
+    const coldB = JSON.stringify(parseCalicoLine(lb, internal));
+    forgetCalicoCaches();
+    parseCalicoLine(la, internal);
+    t.equal(
+      JSON.stringify(parseCalicoLine(lb, internal)),
+      coldB,
+      `${field}: ${JSON.stringify(b)} after ${JSON.stringify(a)}`,
+    );
+  }
+});
+
+t.test('fuzz: a Calico line parses the same with the shared-endpoint caches warm as cold', async (t) => {
+  const rec = JSON.parse(FELIX_LINE_1) as Json;
+  // Fields the caches key on, given values that collide if keyed carelessly (labels joined, hits with separators).
+  const edits = fc.tuple(
+    fc.constantFrom('dest_labels', 'source_labels', 'policies', 'dest_name_aggr', 'dest_type', 'dest_ip'),
+    fc.constantFrom<unknown>(
+      { labels: ['a=b\nc=d'] },
+      { labels: ['a=b', 'c=d'] },
+      { labels: ['c=d', 'a=b'] },
+      { labels: [] },
+      null,
+      { all_policies: ['0|t|t.p|allow\u0001', '1|t|t.q|deny'] },
+      { all_policies: ['0|t|t.p|allow', '\u00011|t|t.q|deny'] },
+      { enforced_policies: ['0|t|t.p|allow'], pending_policies: null },
+      { enforced_policies: null, pending_policies: ['0|t|t.p|allow'] },
+      'coredns-*',
+      'pub',
+      'net',
+      'hep',
+      '203.0.113.7',
+    ),
+  );
+  await fc.assert(
+    fc.property(fc.array(fc.array(edits, { maxLength: 3 }), { minLength: 1, maxLength: 12 }), (lines) => {
+      const texts = lines.map((es) => JSON.stringify(es.reduce((r, [f, v]) => set(r, [f], v), rec)));
+      const warm = texts.map((l) => parseCalicoLine(l, internal));
+      const cold = texts.map((l) => {
+        forgetCalicoCaches();
+        return parseCalicoLine(l, internal);
+      });
+      if (JSON.stringify(warm) !== JSON.stringify(cold)) throw new Error('a warm cache changed a result');
+    }),
+    fuzzParams(200, 20261202),
+  );
+  t.pass('property held');
+});

@@ -1097,6 +1097,12 @@ renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the confi
         ['get', 'list', 'watch'],
       ]),
       ['networking.k8s.io', 'networkpolicies', ['get', 'list', 'watch']],
+      // CIS section 5's RBAC checks (aggregator/cluster-cis/read.ts).
+      ...['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings'].map((r): [string, string, string[]] => [
+        'rbac.authorization.k8s.io',
+        r,
+        ['get', 'list', 'watch'],
+      ]),
       ...['projectcalico.org', 'crd.projectcalico.org'].flatMap((g) =>
         [
           'networkpolicies',

@@ -1,6 +1,6 @@
 import { reportChainKey, SCAN_CHAIN_KEY } from '../store/evidence.js';
 import type { Store } from '../store/index.js';
-import type { ScanAnchor } from './records.js';
+import type { ScanAnchor, StoredScanRow } from './records.js';
 import { checkRunChain, checkScanChain, type ChainCheck } from './chain.js';
 import { MANIFEST_FILE, runFiles, runManifest, UnreadableEvidence } from './manifest.js';
 import { sha256Hex } from './canonical.js';
@@ -8,10 +8,17 @@ import { sha256Hex } from './canonical.js';
 /** evidence_chain_heads' keys of report chains start with this. */
 const REPORT_CHAIN_PREFIX = reportChainKey('');
 
-/** Every chain of the store (or one report's, or one run's link) and the scan chain, checked. */
-export async function checkStoredChains(store: Store, opts: { report?: string; run?: string }): Promise<ChainCheck[]> {
+/**
+ * Every chain of the store (or one report's, or one run's link) and the scan chain, checked. `scanLinksOnly` follows
+ * the scan chain without rehashing every scan (what the HTTP route does on each request; the CLI rehashes all).
+ */
+export async function checkStoredChains(
+  store: Store,
+  opts: { report?: string; run?: string; scanLinksOnly?: boolean },
+): Promise<ChainCheck[]> {
   const heads = await store.chainHeads();
-  const scans = checkScanChainOf(await store.storedScans(), heads.get(SCAN_CHAIN_KEY));
+  const links = opts.scanLinksOnly === true;
+  const scans = checkScanChainOf(await store.storedScans({ links }), heads.get(SCAN_CHAIN_KEY), !links);
   const runs = await store.archivedRuns(opts.report);
   const byReport = new Map<string, typeof runs>();
   for (const r of runs) byReport.set(r.report, [...(byReport.get(r.report) ?? []), r]);
@@ -36,10 +43,10 @@ export async function checkStoredChains(store: Store, opts: { report?: string; r
 }
 
 /** The scan chain checked, and its digests by seq (what run anchors are checked against). */
-function checkScanChainOf(rows: Awaited<ReturnType<Store['storedScans']>>, head: ScanAnchor | undefined) {
+function checkScanChainOf(rows: StoredScanRow[], head: ScanAnchor | undefined, rehash: boolean) {
   const digests = new Map<number, string>();
   for (const r of rows) if (r.chain) digests.set(r.chain.seq, r.chain.digest);
-  return { check: checkScanChain(rows, head), digests };
+  return { check: checkScanChain(rows, head, rehash), digests };
 }
 
 /** A run's downloadable files (manifest.json first) with their bytes, or why there are none. */

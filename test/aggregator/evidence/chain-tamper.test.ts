@@ -203,6 +203,29 @@ function evidence(t: Test, backend: Backend): void {
     t.equal(other.code, 0, 'another run of the same chain, untouched, verifies alone');
   });
 
+  t.test(
+    'following the scan links only (the HTTP route) finds deletions; rehashing (the CLI) also finds edits',
+    async (t) => {
+      const s = await seededDb(t, backend);
+      await backend.tamper(s.db, [
+        `UPDATE benchmark_runs SET report_json = REPLACE(report_json, '"FAIL"', '"PASS"') WHERE id = ${s.scans[1]}`,
+        `DELETE FROM check_results WHERE run_id = ${s.scans[0]}`,
+        `DELETE FROM benchmark_runs WHERE id = ${s.scans[0]}`,
+      ]);
+      const store = await openStore(s.db);
+      const scanBreaks = async (scanLinksOnly: boolean) =>
+        (await checkStoredChains(store, { report: REPORT, scanLinksOnly }))
+          .filter((c) => c.chain === 'scans')
+          .flatMap((c) => c.breaks.map((b) => [b.kind, b.seq]));
+      t.same(await scanBreaks(true), [['missing', 1]]);
+      t.same(await scanBreaks(false), [
+        ['missing', 1],
+        ['digest', 2],
+      ]);
+      await store.close();
+    },
+  );
+
   t.test('runs archived after one is tampered with still chain on, and the break stays', async (t) => {
     const s = await seededDb(t, backend);
     await backend.tamper(s.db, CASES[0]!.statements(s));

@@ -145,27 +145,30 @@ export function readKubeletSettings(
 const K3S_AGENT_DIR = '/var/lib/rancher/k3s/agent';
 
 /**
- * The kubelet command line k3s builds: its built-in arguments, then every
- * --kubelet-arg from /etc/rancher/k3s/config.yaml (and config.yaml.d/*.yaml)
- * and the command line, later ones winning. Since v1.30 k3s writes its
- * defaults to a --config-dir drop-in instead of flags; both are covered.
+ * The kubelet command line k3s builds, then every --kubelet-arg from /etc/rancher/k3s/config.yaml (and
+ * config.yaml.d/*.yaml) and the command line, later ones winning. A k3s that writes its defaults to a --config-dir
+ * drop-in (k3s pkg/daemons/agent: kubeletArgsAndConfig passes --config-dir, --kubeconfig and --read-only-port=0 and
+ * writes everything else, anonymous auth, webhook authn/authz, client CA, serving certificate, static pod path, to
+ * agent/etc/kubelet.conf.d/00-k3s-defaults.conf) is read from those drop-ins, so a later drop-in of the user's counts;
+ * an older one, without the directory, passed them all as flags.
  */
 function k3sKubeletArgs(host: HostView, proc: NodeProcess): string[] {
-  const args = [
-    `--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`,
-    `--client-ca-file=${K3S_AGENT_DIR}/client-ca.crt`,
-    '--anonymous-auth=false',
-    '--authorization-mode=Webhook',
-    '--authentication-token-webhook=true',
-    '--read-only-port=0',
-    `--tls-cert-file=${K3S_AGENT_DIR}/serving-kubelet.crt`,
-    `--tls-private-key-file=${K3S_AGENT_DIR}/serving-kubelet.key`,
-    `--pod-manifest-path=${K3S_AGENT_DIR}/pod-manifests`,
-  ];
   const dropIns = `${K3S_AGENT_DIR}/etc/kubelet.conf.d`;
-  if (host.stat(dropIns).kind === 'found') args.push(`--config-dir=${dropIns}`);
-  args.push(...k3sPassThroughArgs(host, proc, 'kubelet-arg'));
-  return args;
+  const builtIn =
+    host.stat(dropIns).kind === 'found'
+      ? [`--config-dir=${dropIns}`, `--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`, '--read-only-port=0']
+      : [
+          `--kubeconfig=${K3S_AGENT_DIR}/kubelet.kubeconfig`,
+          `--client-ca-file=${K3S_AGENT_DIR}/client-ca.crt`,
+          '--anonymous-auth=false',
+          '--authorization-mode=Webhook',
+          '--authentication-token-webhook=true',
+          '--read-only-port=0',
+          `--tls-cert-file=${K3S_AGENT_DIR}/serving-kubelet.crt`,
+          `--tls-private-key-file=${K3S_AGENT_DIR}/serving-kubelet.key`,
+          `--pod-manifest-path=${K3S_AGENT_DIR}/pod-manifests`,
+        ];
+  return [...builtIn, ...k3sPassThroughArgs(host, proc, 'kubelet-arg')];
 }
 
 function mergeConfigFile(host: HostView, settings: KubeletSettings, path: string, required: boolean): boolean {

@@ -7,8 +7,8 @@ import { buildK3sServer, K3S_EMBEDDED_ETCD_CONFIG } from '../../fixtures/distro-
 import { tempDir } from '../../fixtures/tmp.js';
 
 /*
- * etcd on k3s servers (issue 14). k3s runs etcd inside its own process from the config file it writes to
- * /var/lib/rancher/k3s/server/db/etcd/config (test/fixtures/distro-nodes.ts cites the k3s source), or runs without etcd
+ * k3s servers (issue 14): their etcd and their kubelet's drop-ins. k3s runs etcd inside its own process from the
+ * config file it writes to /var/lib/rancher/k3s/server/db/etcd/config (test/fixtures/distro-nodes.ts cites the k3s source), or runs without etcd
  * (SQLite through kine). Every verdict below is worked out by hand from the fixture's files.
  */
 
@@ -109,3 +109,29 @@ t.test('k3s with an external datastore: etcd checks are not applicable, and say 
   t.equal(c.status, 'SKIP');
   t.match(c.skipReason, 'keeps its data in the external datastore --datastore-endpoint names');
 });
+
+t.test(
+  "k3s with kubelet drop-ins: the user's drop-in after k3s's defaults counts, as the kubelet merges them",
+  async (t) => {
+    const b = buildK3sServer(new NodeRootBuilder(`${tempDir(t)}/k3s-dropins`), { kubeletDropIn: true });
+    const DIR = '/var/lib/rancher/k3s/agent/etc/kubelet.conf.d';
+    let checks = scan(b.root);
+    // k3s's defaults: anonymous auth off, webhook authorization, its client CA, 4h idle timeout.
+    t.equal(check(checks, '4.2.1').status, 'PASS');
+    t.equal(check(checks, '4.2.1').evidence, `${DIR}/00-k3s-defaults.conf`);
+    t.equal(check(checks, '4.2.3').actual, '/var/lib/rancher/k3s/agent/client-ca.crt');
+    t.equal(check(checks, '4.2.4').actual, '0', 'k3s passes --read-only-port=0');
+    // A drop-in of the user's that turns anonymous auth on wins over k3s's defaults (lexical order): FAIL.
+    b.file(
+      `${DIR}/50-anonymous.conf`,
+      'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: true\n',
+      { mode: 0o600 },
+    );
+    checks = scan(b.root);
+    t.equal(check(checks, '4.2.1').status, 'FAIL');
+    t.equal(check(checks, '4.2.1').actual, 'true');
+    t.equal(check(checks, '4.2.1').evidence, `${DIR}/50-anonymous.conf`);
+    // 4.1.9: the drop-ins are the kubelet's config files here, 0600 root:root.
+    t.equal(check(checks, '4.1.9').status, 'PASS');
+  },
+);

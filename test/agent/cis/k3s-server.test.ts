@@ -8,8 +8,9 @@ import { tempDir } from '../../fixtures/tmp.js';
 
 /*
  * k3s servers (issue 14): their etcd and their kubelet's drop-ins. k3s runs etcd inside its own process from the
- * config file it writes to /var/lib/rancher/k3s/server/db/etcd/config (test/fixtures/distro-nodes.ts cites the k3s source), or runs without etcd
- * (SQLite through kine). Every verdict below is worked out by hand from the fixture's files.
+ * config file it writes to /var/lib/rancher/k3s/server/db/etcd/config (test/fixtures/distro-nodes.ts cites the k3s
+ * source), or runs without etcd (SQLite through kine). Every verdict below is worked out by hand from the fixture's
+ * files.
  */
 
 function scan(root: string, benchmark = 'cis-1.12'): CheckResult[] {

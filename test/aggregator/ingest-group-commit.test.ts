@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
 import t from 'tap';
 import type { FlowRecord } from '../../common/flow.js';
 import { flowKeyParts, flowKeyText } from '../../aggregator/store/flow-key-ids.js';
@@ -7,6 +8,8 @@ import { GroupCommit, type FlowBatchWrite } from '../../aggregator/store/group-c
 import type { BucketRow } from '../../aggregator/store/flow-buckets.js';
 import { flowToWire } from '../../proto/convert.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
+import { startAggregatorProcess } from '../fixtures/aggregator-process.js';
+import { testPostgres } from '../fixtures/postgres.js';
 import { flow, T0 } from '../fixtures/flows.js';
 import { until } from '../fixtures/wait.js';
 
@@ -137,6 +140,27 @@ t.test('a flow key text gives back the key it was made from', async (t) => {
   );
 });
 
+/** Node `i`'s flow batch `seq`: 50 flows of its own (ports seq * 1000 + k), each with i + 1 connections. */
+const nodeBatch = (i: number, seq: number) => ({
+  flowBatch: {
+    seq,
+    windowStartUnixMs: T0,
+    windowEndUnixMs: T0 + 15_000,
+    records: Array.from({ length: 50 }, (_, k) =>
+      flowToWire(flow({ destinationPort: seq * 1000 + k, connections: i + 1 })),
+    ),
+    sources: [],
+    droppedRecords: 0,
+  },
+});
+
+/** The acks a stream got for its batches 1, 2 and 1 again. */
+const ACKS_1_2_1 = [
+  { kind: 'ack', ack: { seq: 1, duplicate: false } },
+  { kind: 'ack', ack: { seq: 2, duplicate: false } },
+  { kind: 'ack', ack: { seq: 1, duplicate: true } },
+];
+
 /**
  * A deferred foreign key that a trigger violates whenever the switch is on: every statement of a flow group succeeds
  * and its COMMIT fails (SQLITE_CONSTRAINT_FOREIGNKEY), the transaction is rolled back.
@@ -163,19 +187,7 @@ t.test(
     const agg = await startTestAggregator(t);
     const fault = failCommits((agg.store as unknown as { db: Database.Database }).db);
     const nodes = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
-    // Node i's batch seq s: 50 flows of its own, connections = i.
-    const batch = (i: number, seq: number) => ({
-      flowBatch: {
-        seq,
-        windowStartUnixMs: T0,
-        windowEndUnixMs: T0 + 15_000,
-        records: Array.from({ length: 50 }, (_, k) =>
-          flowToWire(flow({ destinationPort: seq * 1000 + k, connections: i + 1 })),
-        ),
-        sources: [],
-        droppedRecords: 0,
-      },
-    });
+    const batch = nodeBatch;
     const connect = () =>
       nodes.map((n) => {
         const s = rawAgentStream(agg.grpcPort);
@@ -214,11 +226,7 @@ t.test(
     await Promise.all(again.map((s) => s.waitFor(4)));
     t.same(
       again.map((s) => s.received.slice(1)),
-      nodes.map(() => [
-        { kind: 'ack', ack: { seq: 1, duplicate: false } },
-        { kind: 'ack', ack: { seq: 2, duplicate: false } },
-        { kind: 'ack', ack: { seq: 1, duplicate: true } },
-      ]),
+      nodes.map(() => ACKS_1_2_1),
     );
     const rows = await agg.store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER });
     const perNode = new Map<string, { rows: number; connections: number }>();
@@ -229,6 +237,76 @@ t.test(
     t.same(
       Object.fromEntries(perNode),
       Object.fromEntries(nodes.map((n, i) => [n, { rows: 100, connections: 100 * (i + 1) }])),
+      'each node: both batches, each flow once',
+    );
+  },
+);
+
+t.test(
+  'PostgreSQL: a group held inside its transaction acks nothing; killed there, none of it is stored and the resends are kept exactly once',
+  async (t) => {
+    const server = await testPostgres(t);
+    const db = await server.freshSchema();
+    const sql = new pg.Client({ connectionString: db });
+    await sql.connect();
+    t.teardown(() => sql.end());
+    const nodes = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    const connect = (port: number) =>
+      nodes.map((n) => {
+        const s = rawAgentStream(port);
+        t.teardown(() => s.close());
+        s.send(HELLO(n));
+        return s;
+      });
+
+    const first = await startAggregatorProcess(t, 'first', ['--db', db]);
+    const streams = connect(first.grpcPort);
+    await Promise.all(streams.map((s) => s.waitFor(1)));
+    // The prune epoch's row, held: every flow group waits at its first statement, inside its transaction.
+    const holder = new pg.Client({ connectionString: db });
+    await holder.connect();
+    t.teardown(() => holder.end());
+    await holder.query('BEGIN');
+    await holder.query('SELECT epoch FROM flow_dictionary_epoch WHERE id = 1 FOR UPDATE');
+    streams.forEach((s, i) => s.send(nodeBatch(i, 1)));
+    await until(
+      async () =>
+        (await sql.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"))
+          .rows[0]!.n !== '0',
+      'a flow group waiting on the held row',
+    );
+    t.same(
+      streams.map((s) => s.received.map((m) => m.kind)),
+      nodes.map(() => ['welcome']),
+      'no batch is acked while its group has not committed',
+    );
+    await first.kill();
+    await holder.query('ROLLBACK');
+    const stored = async () =>
+      (
+        await sql.query<{ node: string; rows: string; connections: string }>(
+          'SELECT node, count(*) AS rows, sum(connections) AS connections FROM flow_buckets GROUP BY node ORDER BY node',
+        )
+      ).rows.map((r) => [r.node, Number(r.rows), Number(r.connections)]);
+    t.same(await stored(), [], 'the killed group stored nothing');
+    t.same((await sql.query('SELECT * FROM agent_sequences')).rows, [], 'and recorded no seq');
+
+    const second = await startAggregatorProcess(t, 'second', ['--db', db]);
+    const again = connect(second.grpcPort);
+    await Promise.all(again.map((s) => s.waitFor(1)));
+    t.same(
+      again.map((s) => s.received[0]?.kind === 'welcome' && s.received[0].welcome.lastStoredSeq),
+      nodes.map(() => 0),
+    );
+    again.forEach((s, i) => [1, 2, 1].forEach((seq) => s.send(nodeBatch(i, seq))));
+    await Promise.all(again.map((s) => s.waitFor(4)));
+    t.same(
+      again.map((s) => s.received.slice(1)),
+      nodes.map(() => ACKS_1_2_1),
+    );
+    t.same(
+      await stored(),
+      nodes.map((n, i) => [n, 100, 100 * (i + 1)]),
       'each node: both batches, each flow once',
     );
   },

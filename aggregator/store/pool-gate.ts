@@ -6,6 +6,8 @@
  * asked for more than it has: waiting for a turn has no time limit (what waits
  * is bounded by its callers: ingest reads at most a few messages ahead per
  * stream), while opening a connection still times out when the server is out.
+ * A turn is never taken while holding one (a transaction's statements go on its
+ * own client): ten transactions each waiting for a second turn would wait forever.
  */
 export class PoolGate {
   private free: number;

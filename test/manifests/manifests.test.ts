@@ -1091,7 +1091,7 @@ renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the confi
     const need: [string, string, string[]][] = [
       ['authentication.k8s.io', 'tokenreviews', ['create']],
       ['authorization.k8s.io', 'subjectaccessreviews', ['create']],
-      ...['nodes', 'pods', 'namespaces', 'serviceaccounts'].map((r): [string, string, string[]] => [
+      ...['nodes', 'pods', 'namespaces', 'serviceaccounts', 'services'].map((r): [string, string, string[]] => [
         '',
         r,
         ['get', 'list', 'watch'],
@@ -1118,6 +1118,8 @@ renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the confi
       ['cilium.io', 'ciliumnetworkpolicies', ['get', 'list', 'watch']],
       ['cilium.io', 'ciliumclusterwidenetworkpolicies', ['get', 'list', 'watch']],
       ['compliance.verdict.dev', 'globalreports', ['get', 'list', 'watch']],
+      // Calico Enterprise's GlobalReports are read beside Verdict's own (aggregator/kube/globalreports.ts).
+      ['projectcalico.org', 'globalreports', ['get', 'list', 'watch']],
       ['compliance.verdict.dev', 'globalreports/status', ['update', 'patch']],
     ];
     for (const [g, r, verbs] of need)

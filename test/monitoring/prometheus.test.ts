@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { parse, parseAllDocuments } from 'yaml';
 import { INGEST_REJECT_REASONS } from '../../aggregator/ingest/reasons.js';
@@ -397,12 +398,12 @@ spec:
   reportType: cis-benchmark
   schedule: "0 0 * * 0"
 ---
-# The aggregator cannot produce inventory reports yet: its runs fail and are retried.
+# Its archive is refused by the store (a trigger below stands for a failing disk): its runs fail and are retried.
 apiVersion: compliance.verdict.dev/v1
 kind: GlobalReport
-metadata: {name: inventory-daily}
+metadata: {name: audit-archive}
 spec:
-  reportType: inventory
+  reportType: policy-audit
   schedule: "0 0 * * *"
 `,
     );
@@ -432,6 +433,14 @@ spec:
       }
     });
     const base = `http://127.0.0.1:${ports.http}`;
+    // The store refuses to archive audit-archive's results, as a failing disk would: the run fails and is queued again.
+    {
+      const db = new Database(join(dir, 'verdict.db'));
+      db.exec(`CREATE TRIGGER refuse_audit_archive BEFORE UPDATE ON report_runs
+        WHEN NEW.report = 'audit-archive' AND NEW.status = 'succeeded'
+        BEGIN SELECT RAISE(ABORT, 'disk I/O error (test trigger)'); END`);
+      db.close();
+    }
 
     // A real Prometheus: scrape every second, evaluate rules.yaml every second.
     writeFileSync(
@@ -563,7 +572,7 @@ scrape_configs:
       logs,
     );
 
-    // Report runs: a cis-benchmark run that succeeds; below, two inventory runs that fail and are queued again.
+    // Report runs: a cis-benchmark run that succeeds; below, two audit-archive runs that fail and are queued again.
     const runNow = async (name: string) => {
       const res = await fetch(`${base}/api/v1/reports/${name}/runs`, {
         method: 'POST',
@@ -627,7 +636,7 @@ scrape_configs:
     await postAudit(
       audit('tamper-1', 'create', { podSelector: { matchLabels: { app: 'api' } }, policyTypes: ['Ingress'] }),
     );
-    await runNow('inventory-daily');
+    await runNow('audit-archive');
     garbage.sendRaw(MALFORMED);
     spooled.send(HELLO('worker-drifted', 'after-restart'));
     spooled.send(dropBatch(1, 3));
@@ -654,7 +663,7 @@ scrape_configs:
     );
 
     await postAudit(audit('tamper-2', 'update', { podSelector: {}, policyTypes: ['Ingress'] }));
-    await runNow('inventory-daily');
+    await runNow('audit-archive');
     garbage.sendRaw(MALFORMED);
     spooled.send(dropBatch(2, 2));
     await garbage.waitFor(2);
@@ -670,10 +679,10 @@ scrape_configs:
     );
     await until(
       async () =>
-        /verdict_report_runs_total\{report="inventory-daily",result="retry"\} 2/.test(
+        /verdict_report_runs_total\{report="audit-archive",result="retry"\} 2/.test(
           await (await fetch(`${base}/metrics`)).text(),
         ),
-      'both inventory runs failed and were queued again',
+      'both audit-archive runs failed and were queued again',
       20_000,
       200,
       logs,
@@ -690,7 +699,7 @@ scrape_configs:
       VerdictAgentDisconnected: [{ node: 'worker-drifted' }],
       VerdictIngestRejections: [{ reason: 'malformed' }],
       VerdictAgentFlowsDropped: [{ node: 'worker-drifted' }],
-      VerdictReportRunRetrying: [{ report: 'inventory-daily' }],
+      VerdictReportRunRetrying: [{ report: 'audit-archive' }],
       VerdictPolicyTampered: [{ kind: 'networkpolicies' }],
     };
     t.ok(
@@ -778,7 +787,7 @@ scrape_configs:
     const asRetry = failed.expr.replaceAll('result="failed"', 'result="retry"');
     t.match(
       await promQuery(prom, asRetry),
-      [{ metric: { report: 'inventory-daily' } }],
+      [{ metric: { report: 'audit-archive' } }],
       'VerdictReportRunFailed fires on a failed run (checked on the retried one)',
     );
 
@@ -921,15 +930,15 @@ scrape_configs:
         'cis-weekly/failed',
         'cis-weekly/retry',
         'cis-weekly/abandoned',
-        'inventory-daily/succeeded',
-        'inventory-daily/failed',
-        'inventory-daily/retry',
-        'inventory-daily/abandoned',
+        'audit-archive/succeeded',
+        'audit-archive/failed',
+        'audit-archive/retry',
+        'audit-archive/abandoned',
       ]),
     );
     t.same(
       new Set(reportSeries.filter((s) => Number(s.value[1]) > 0).map((s) => `${s.metric.report}/${s.metric.result}`)),
-      new Set(['cis-weekly/succeeded', 'inventory-daily/retry']),
+      new Set(['cis-weekly/succeeded', 'audit-archive/retry']),
     );
     t.equal(
       results

@@ -21,7 +21,10 @@ import { figure, type Figure } from './table.js';
  * (utime+stime from /proc/<pid>/stat) and its RSS high-water mark (VmHWM from
  * /proc/<pid>/status). Goals: at most 2% of a core at 1k lines/s, 5% at 5k,
  * RSS at most 80 MiB. The lines are the sample log's, with current times and
- * 500 destination ports (so windows hold many keys).
+ * 500 destination ports (so windows hold many keys). Baselines, same process and
+ * run: the agent idle (following the empty log) for as long, and its RSS then;
+ * and, in this process, the agent's own work per line against JSON.parse of the
+ * same lines (a ratio the machine's load moves less than the CPU shares).
  */
 export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSignal): Promise<void> {
   const seconds = o.quick ? 6 : 20;
@@ -34,6 +37,8 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   const agent = spawn(
     process.execPath,
     [
+      // V8 flags to try for the DaemonSet (e.g. "--max-semi-space-size=1"), for the agent only.
+      ...(process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       ...profileArgs('agent', 'follow'),
       join(packageRoot(), 'dist', 'agent', 'cli.js'),
       'run',
@@ -190,21 +195,34 @@ function perLineFigure(templates: string[]): Figure {
   );
   const internal = new InternalNetworks();
   const time = (f: () => void) => {
-    f(); // warm up
     const t0 = process.hrtime.bigint();
     f();
     return Number(process.hrtime.bigint() - t0) / 1000 / lines.length;
   };
-  const parse = time(() => {
+  const jsonParse = () => {
     for (const l of lines) JSON.parse(l);
-  });
-  const agent = time(() => {
+  };
+  const capture = () => {
     const w = new FlowWindow(Date.now);
     for (const l of lines) {
       const r = parseCalicoLine(l, internal);
       if (r.kind === 'flow' && !flowRecordProblem(r.flow)) w.add(r.flow);
     }
-  });
+  };
+  // Alternated, a warm-up round dropped, medians of 5: the machine's load moves both alike.
+  const parses: number[] = [];
+  const agents: number[] = [];
+  for (let round = 0; round < 6; round++) {
+    const p = time(jsonParse);
+    const a = time(capture);
+    if (round > 0) {
+      parses.push(p);
+      agents.push(a);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
+  const parse = median(parses);
+  const agent = median(agents);
   return figure({
     bench: 'agent',
     name: 'agent work per Calico line (parse, check, window), in-process',

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { InternalNetworks } from '../../agent/flows/normalize.js';
 import { parseCalicoLine } from '../../agent/flows/sources/calico.js';
+import { HubbleParser } from '../../agent/flows/sources/hubble.js';
 import { networkAccess } from '../../aggregator/compute/network-access.js';
 import {
   configuredEvidence,
@@ -176,4 +177,100 @@ t.test('the demo snapshot against the Calico sample: configured and observed evi
     ],
   );
   t.match(ev.findings[2]?.detail, /namespace\(s\) monitoring, which no rule in force allows/);
+});
+
+t.test('the Hubble sample with Cilium policies: configured and observed evidence, and two findings', async (t) => {
+  // Cilium policies for the Hubble sample's pods (cilium.io/v2, as `kubectl get cnp,ccnp -A -o yaml` prints them).
+  // Semantics: docs.cilium.io "Policy Enforcement Modes" (selected in a direction: default-deny there), "Layer 3
+  // Examples" (fromEntities world, toFQDNs, endpoint selectors in a CNP limited to its namespace unless they name
+  // k8s:io.kubernetes.pod.namespace), "Deny Policies" (deny wins).
+  const dir = tempDir(t);
+  writeFileSync(
+    join(dir, 'cluster.yaml'),
+    `apiVersion: v1
+kind: List
+items:
+  - {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+  - {apiVersion: v1, kind: Namespace, metadata: {name: payments}}
+  - {apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}
+  - {apiVersion: v1, kind: Namespace, metadata: {name: monitoring}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: frontend-7d9f8b6c5d-x2v9k, namespace: shop, labels: {app: frontend}}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: cart-5b7c9d8f4-q8w2z, namespace: shop, labels: {app: cart}}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: checkout-6c8d7f9b5-k2p7m, namespace: shop, labels: {app: checkout}}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: api-84f6d9c7b-t4n9v, namespace: payments, labels: {app: payments-api}}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: coredns-5d78c9869d-h7r2x, namespace: kube-system, labels: {k8s-app: kube-dns}}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: prometheus-k8s-0, namespace: monitoring, labels: {app.kubernetes.io/name: prometheus}}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-ingress, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  ingress: [{fromEntities: [world], toPorts: [{ports: [{port: "8080", protocol: TCP}]}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: cart, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: cart}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+  egress: [{toEndpoints: [{matchLabels: {app: checkout}}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: checkout, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: checkout}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}, {matchLabels: {app: cart}}]}]
+  egress:
+    - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: payments}}]
+    - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]
+    - toFQDNs: [{matchName: api.stripe.com}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: payments-api}
+spec:
+  endpointSelector: {matchLabels: {k8s:io.kubernetes.pod.namespace: payments, app: payments-api}}
+  ingress: [{fromEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: shop}}]}]
+  ingressDeny: [{fromEntities: [world]}]
+`,
+  );
+  const cfg = await snapshotConfigurationSource(loadClusterSnapshot(dir)).configuration(0, 1);
+  const parser = new HubbleParser(new InternalNetworks());
+  const results = readFileSync(join(root, 'examples', 'flows', 'hubble', 'flows.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => parser.line(l));
+  const flows = [...results.flatMap((r) => (r.kind === 'flow' ? [r.flow] : [])), ...parser.flush()];
+  const ev = networkAccessEvidence(networkAccess(flows), cfg && configuredEvidence(cfg, 0, 1));
+  const pick = (id: string) => {
+    const r = ev.endpoints.find((e) => e.endpoint === id);
+    return (
+      r && [
+        r.ingressProtected,
+        r.egressProtected,
+        r.ingressFromInternet,
+        r.egressToInternet,
+        r.ingressFromOtherNamespaces,
+        r.egressToOtherNamespaces,
+      ]
+    );
+  };
+  // [ingressProtected, egressProtected, fromInternet, toInternet, fromOtherNs, toOtherNs], by hand from the YAML:
+  t.same(pick('shop/frontend'), [true, false, true, true, false, true], 'world on 8080; no egress policy');
+  t.same(pick('shop/cart'), [true, true, false, false, false, false], 'frontend in, checkout out, nothing else');
+  t.same(pick('shop/checkout'), [true, true, false, true, false, true], 'toFQDNs is some internet; payments, DNS');
+  t.same(pick('payments/api'), [true, false, false, true, true, true], 'shop in, world denied; no egress policy');
+  t.same(pick('kube-system/coredns'), [false, false, true, true, true, true], 'no policy: everything allowed');
+  t.same(pick('monitoring/prometheus-k8s'), [false, false, true, true, true, true], 'no policy');
+  // Observed (EXPECTED.md, Hubble): cart's H27 forwarded to world; api accepted prometheus from monitoring. Trace
+  // events that carry no verdict (H6, H10, H16, H20, H27) are no evidence of unprotected traffic.
+  t.same(
+    ev.findings.map((f) => [f.endpoint, f.direction, f.kind, f.connections]),
+    [
+      ['payments/api', 'ingress', 'namespace-traffic-not-configured', 0],
+      ['shop/cart', 'egress', 'internet-traffic-not-configured', 1],
+    ],
+  );
 });

@@ -379,6 +379,7 @@ export async function startAggregator(
   const { auth, credentials } = agentAccess(config, kube, reviewer);
   const snapshot = config.clusterSnapshotDir ? loadClusterSnapshot(config.clusterSnapshotDir) : undefined;
   const authorizer = httpReaders(config, kube, reviewer);
+  const signer = config.signingKeyFile ? loadSigningKey(config.signingKeyFile) : undefined;
   const life = new Lifecycle(log);
   try {
     const store = await openStore(config.db);
@@ -424,7 +425,7 @@ export async function startAggregator(
       authorizer,
       reports: { registry, scheduler: reports.scheduler },
       tamper,
-      ...(config.signingKeyFile ? { signer: loadSigningKey(config.signingKeyFile) } : {}),
+      ...(signer ? { signer } : {}),
     });
     const http = await life.add('http', httpComponent(app, config.httpAddress));
     for (const [name, watcher] of cluster.watchers) await life.add(name, watcher);

@@ -196,3 +196,32 @@ t.test('the evidence routes are access-controlled per report like the other repo
     t.equal(r.status, 403, `${path} with a token for another report`);
   }
 });
+
+t.test('a --signing-key that is missing or not Ed25519 stops the start with one line, exit 2', async (t) => {
+  const dir = tempDir(t);
+  const rsa = join(dir, 'rsa.pem');
+  writeFileSync(
+    rsa,
+    generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+  );
+  for (const [file, why] of [
+    [join(dir, 'absent.pem'), /ENOENT|no such file/],
+    [rsa, /is a rsa key; give an Ed25519 one/],
+  ] as const) {
+    const r = await exitOf(process.execPath, [
+      AGGREGATOR,
+      '--http',
+      '127.0.0.1:0',
+      '--grpc',
+      '127.0.0.1:0',
+      '--db',
+      `sqlite:${join(dir, 'v.db')}`,
+      '--signing-key',
+      file,
+    ]);
+    t.equal(r.code, 2, r.stderr);
+    t.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    t.match(r.stderr, /^verdict-aggregator: VERDICT_CONFIG_INVALID: --signing-key /);
+    t.match(r.stderr, why);
+  }
+});

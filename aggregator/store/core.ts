@@ -309,9 +309,12 @@ export abstract class SqlStore implements Store {
     });
   }
 
-  async latestClusterScan(): Promise<StoredClusterScan | undefined> {
+  async latestClusterScan(atMs?: number): Promise<StoredClusterScan | undefined> {
+    // A row is stored only when the results change, so the latest started by atMs is the cluster as it was then.
     const [row] = await this.reader.all<{ checked_at_ms: number; scan_json: string }>(
-      'SELECT checked_at_ms, scan_json FROM cluster_cis_scans ORDER BY id DESC LIMIT 1',
+      `SELECT checked_at_ms, scan_json FROM cluster_cis_scans WHERE CAST($1 AS BIGINT) IS NULL OR started_at_ms <= $1
+       ORDER BY id DESC LIMIT 1`,
+      [atMs ?? null],
     );
     if (!row) return undefined;
     return {

@@ -184,8 +184,11 @@ export interface Store {
    * added.
    */
   recordClusterScan(scan: ClusterScan, fingerprint: string, atMs: number): Promise<{ stored: boolean }>;
-  /** The latest cluster-level CIS scan, with when it was last checked; undefined before the first. */
-  latestClusterScan(): Promise<StoredClusterScan | undefined>;
+  /**
+   * The latest cluster-level CIS scan, with when it was last checked, or the latest that started at or before
+   * `atMs`; undefined when none.
+   */
+  latestClusterScan(atMs?: number): Promise<StoredClusterScan | undefined>;
   /** The titles of the given checks of the given runs, keyed `${runId} ${checkId}` (missing ones left out). */
   checkTitles(checks: { runId: number; checkId: string }[]): Promise<Map<string, string>>;
   /**

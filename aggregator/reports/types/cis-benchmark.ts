@@ -3,6 +3,7 @@ import { scorePercent, type CheckResult, type ScanReport } from '../../../common
 import type { ReportDefinition } from '../globalreport.js';
 import { csvFile, rfc3339, type ReportFile } from '../report-file.js';
 import type { ReportKind, ReportOutput, ReportSources, ReportInterval } from '../report-type.js';
+import type { StoredClusterScan } from '../../cluster-cis/scan.js';
 
 export interface CisNodeInput {
   node: string;
@@ -223,6 +224,7 @@ function cisFiles(
   nodes: ScoredNode[],
   mostFailed: CisFailedTest[],
   interval: { start: string; end: string },
+  cluster?: StoredClusterScan,
 ): Record<string, ReportFile> {
   const tests = nodes.flatMap((n) => n.checks.map((c) => ({ node: n.node, c })));
   return {
@@ -272,7 +274,27 @@ function cisFiles(
       ['failedNodeCount', (f) => f.failedNodes],
       ['failedNodes', (f) => f.nodes],
     ]),
+    // Verdict's own: section 5, evaluated by the aggregator from the API (the cluster as it was at the interval's end).
+    ...(cluster ? { 'cluster-tests.csv': clusterTests(cluster) } : {}),
   };
+}
+
+/** One row per section 5 check of the cluster scan, each failing one naming the objects that fail it. */
+function clusterTests(scan: StoredClusterScan): ReportFile {
+  return csvFile(scan.checks, [
+    ['testIndex', (c) => c.id],
+    ['testDescription', (c) => c.title],
+    ['status', (c) => c.status],
+    ['scored', (c) => c.scored],
+    ['failingObjects', (c) => c.failing.map((f) => `${f.object}: ${f.reason}`)],
+    ['failingObjectCount', (c) => c.failingTotal],
+    ['expected', (c) => c.expected],
+    ['actual', (c) => c.actual],
+    ['excluded', (c) => c.excluded ?? ''],
+    ['remediation', (c) => c.remediation],
+    ['benchmark', () => scan.benchmark.id],
+    ['checkedAt', () => rfc3339(scan.checkedAt)],
+  ]);
 }
 
 /**
@@ -287,6 +309,7 @@ export function cisBenchmarkReport(
   def: ReportDefinition,
   inputs: CisNodeInput[],
   interval: { start: string; end: string },
+  cluster?: StoredClusterScan,
 ): ReportOutput<CisSummary, CisData> {
   const nodes = inputs.map((n) => scoreNode(def.cis, n)).sort((a, b) => a.node.localeCompare(b.node));
   const mostFailed = failedTests(nodes).slice(0, def.cis.numFailedTests);
@@ -300,21 +323,31 @@ export function cisBenchmarkReport(
       })),
       mostFailedTests: mostFailed,
     },
-    files: cisFiles(summary, nodes, mostFailed, interval),
+    files: cisFiles(summary, nodes, mostFailed, interval, cluster),
   };
 }
 
-/** Each node's latest scan at the end of the interval; nodes that never reported are left out. */
-async function latestScans({ store }: ReportSources, interval: ReportInterval): Promise<CisNodeInput[]> {
+/** What a run reads: the nodes' scans and, when there is one, the cluster scan (section 5). */
+export interface CisInputs {
+  nodes: CisNodeInput[];
+  cluster?: StoredClusterScan;
+}
+
+/**
+ * Each node's latest scan at the end of the interval (nodes that never reported are left out), and the cluster
+ * scan as it was then.
+ */
+async function latestScans({ store }: ReportSources, interval: ReportInterval): Promise<CisInputs> {
   const inputs: CisNodeInput[] = [];
   for (const n of await store.listNodes()) {
     const report = await store.nodeReport(n.name, interval.endMs);
     if (report) inputs.push({ node: n.name, kubeletVersion: n.kubeletVersion, report });
   }
-  return inputs;
+  const cluster = await store.latestClusterScan(interval.endMs);
+  return cluster ? { nodes: inputs, cluster } : { nodes: inputs };
 }
 
-export const cisBenchmarkType: ReportKind<'cis-benchmark', CisNodeInput[], CisSummary, CisData> = {
+export const cisBenchmarkType: ReportKind<'cis-benchmark', CisInputs, CisSummary, CisData> = {
   name: 'cis-benchmark',
   needsCluster: false,
   evidence: {
@@ -333,5 +366,5 @@ export const cisBenchmarkType: ReportKind<'cis-benchmark', CisNodeInput[], CisSu
     ],
   },
   load: latestScans,
-  generate: (def, inputs, interval) => cisBenchmarkReport(def, inputs, interval),
+  generate: (def, inputs, interval) => cisBenchmarkReport(def, inputs.nodes, interval, inputs.cluster),
 };

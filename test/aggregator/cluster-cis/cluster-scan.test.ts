@@ -4,6 +4,8 @@ import { bundledBenchmarkIndex } from '../../../agent/cis/benchmark-index.js';
 import type { ClusterObjects } from '../../../aggregator/cluster-cis/evaluate.js';
 import { KIND_SOURCES } from '../../../aggregator/cluster-cis/read.js';
 import { ClusterCisScanner } from '../../../aggregator/cluster-cis/scanner.js';
+import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
+import { cisBenchmarkReport } from '../../../aggregator/reports/types/cis-benchmark.js';
 import { openStore } from '../../../aggregator/store/index.js';
 import { KubeClient, kubeconfigConnection } from '../../../common/kube-client.js';
 import { startTestAggregator } from '../../fixtures/aggregator.js';
@@ -155,3 +157,52 @@ t.test('with cluster access the aggregator evaluates, serves and exports the clu
     'leadership was asked of the Lease first',
   );
 });
+
+t.test(
+  "the cis-benchmark report carries the cluster scan as it was at the interval's end in cluster-tests.csv",
+  async (t) => {
+    const api = await startFakeApiServer(t, tempDir(t));
+    const store = await openStore(`sqlite:${tempDir(t)}/v.db`);
+    t.teardown(() => store.close());
+    let now = Date.parse('2026-11-01T10:00:00Z');
+    const scanner = new ClusterCisScanner({
+      kube: kubeWithVersion(t, api, 'v1.32.4'),
+      store,
+      log: pino({ level: 'silent' }),
+      isLeader: async () => true,
+      now: () => now,
+      intervalMs: 300_000,
+      checkIntervalMs: 15_000,
+    });
+    serve(api, weakCluster());
+    await scanner.evaluate();
+    now = Date.parse('2026-11-03T10:00:00Z');
+    serve(api, hardenedCluster());
+    await scanner.evaluate();
+    const def = parseReportsYaml(
+      'apiVersion: compliance.verdict.dev/v1\nkind: GlobalReport\nmetadata: {name: cis}\nspec:\n  reportType: cis-benchmark\n',
+      'test',
+    )[0] as ReportDefinition;
+    const interval = { start: '2026-10-26T00:00:00.000Z', end: '2026-11-02T00:00:00.000Z' };
+    const then = await store.latestClusterScan(Date.parse(interval.end));
+    t.equal(then?.startedAt, '2026-11-01T10:00:00.000Z', 'the scan of the weak cluster, not the later hardened one');
+    const out = cisBenchmarkReport(def, [], interval, then);
+    const file = out.files['cluster-tests.csv']!;
+    t.same(file.header.slice(0, 6), [
+      'testIndex',
+      'testDescription',
+      'status',
+      'scored',
+      'failingObjects',
+      'failingObjectCount',
+    ]);
+    const row = file.rows.find((r) => r[0] === '5.1.1')!;
+    t.equal(row[2], 'FAIL');
+    t.match(String(row[4]), JANE, 'the failing object is named');
+    t.equal(row[5], 1);
+    t.equal(file.rows.length, then!.checks.length, 'every section 5 check');
+    t.notOk('cluster-tests.csv' in cisBenchmarkReport(def, [], interval).files, 'no file without a cluster scan');
+    t.equal(Object.keys(out.files)[0], 'total-summary.csv', 'the default download stays the total summary');
+    t.equal(await store.latestClusterScan(Date.parse('2026-10-01T00:00:00Z')), undefined, 'none before the first');
+  },
+);

@@ -1,8 +1,10 @@
 import t, { type Test } from 'tap';
 import type { FlowEndpoint, FlowRecord } from '../../common/flow.js';
+import { Registry } from 'prom-client';
 import {
   networkAccessOver,
   useConfigurationSource,
+  useNetworkAccessMetrics,
   type ClusterConfiguration,
 } from '../../aggregator/network-access/index.js';
 import { policyVersions } from '../../aggregator/network-access/source.js';
@@ -137,6 +139,8 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
       };
     },
   });
+  const registry = new Registry();
+  useNetworkAccessMetrics(store, registry);
   const hour = await networkAccessOver(store, { fromMs: T0, toMs: T0 + 60 * MIN });
   const w = hour.endpoints.find((e) => e.endpoint === 'shop/web');
   t.same(
@@ -160,6 +164,9 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
     [['shop/web', 'ingress', 'protected-but-unprotected-traffic', 4]],
     '[40m, 1h): protected, yet 4 connections decided by no policy',
   );
+  const gauge = await registry.getSingleMetricAsString('verdict_aggregator_network_access_findings');
+  t.match(gauge, /verdict_aggregator_network_access_findings\{kind="protected-but-unprotected-traffic"\} 1\n/);
+  t.match(gauge, /verdict_aggregator_network_access_findings\{kind="internet-traffic-not-configured"\} 0/);
 }
 
 t.test('sqlite', async (t) => {

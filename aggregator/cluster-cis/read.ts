@@ -53,7 +53,7 @@ export const KIND_SOURCES: Record<KindName, KindSource> = {
 
 /**
  * The rules the aggregator's ClusterRole needs for the reader (list, cluster-wide; no Secrets are read).
- * manifests/base/11-rbac-aggregator.yaml already grants all but the rbac.authorization.k8s.io one.
+ * manifests/base/11-rbac-aggregator.yaml grants them all (test/aggregator/cluster-cis/rbac-manifest.test.ts).
  */
 export const CLUSTER_CIS_RBAC_RULES = [
   {

@@ -152,6 +152,12 @@ t.test('the dashboard on the running demo', { skip }, async (t) => {
     /shop\/frontend/,
     'network access lists the demo endpoints',
   );
+  const findings = await get<{ items: unknown[] }>('/api/v1/network-access/findings');
+  t.equal(
+    await page.locator('[data-testid=findings-table] tbody tr:not(:has(td.empty))').count(),
+    findings.items.length,
+    'configured-vs-observed findings are listed as the API gives them',
+  );
   await page.screenshot({ path: join(SCREENSHOTS, 'network.png'), fullPage: true });
   await show(page, base, '#/network?flag=ingressFromInternet');
   const exposed = await page

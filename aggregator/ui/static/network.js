@@ -1,6 +1,6 @@
 // Network access: endpoints and namespaces with their evidence (allowed and denied connections, the policies that
 // decided), filtered by namespace and finding, paged by the API (limit/continue).
-import { api, explain } from './api.js';
+import { api, ApiError, explain } from './api.js';
 import { badge, card, h, table } from './dom.js';
 import { pager, select } from './nodes.js';
 import { navigate } from './router.js';
@@ -132,16 +132,7 @@ export async function renderNetwork(_params, query) {
       ),
       pager(page, data.continue ? page + 1 : page, go),
     ),
-    card(
-      'Configured vs observed',
-      // CONFIGURED-VS-OBSERVED: findings where the policies that select an endpoint disagree with what its traffic
-      // showed come from another change; this card lists them once the API serves them.
-      h(
-        'p',
-        { class: 'muted' },
-        'Findings that compare configured policies with observed traffic are not available from this aggregator yet.',
-      ),
-    ),
+    card('Configured vs observed', await configuredVsObserved({ from: fromIso, to: toIso, namespace: view.namespace })),
   );
 }
 
@@ -176,4 +167,36 @@ function filters(view, namespaces) {
     ),
     h('button', { type: 'submit' }, 'Filter'),
   );
+}
+
+/**
+ * Where configuration and traffic disagree (GET /api/v1/network-access/findings): an endpoint protected by policy yet
+ * allowed without one, internet traffic no rule allows, traffic between namespaces no rule allows. An aggregator
+ * without that route answers 404 for it, shown as "not available".
+ */
+async function configuredVsObserved(params) {
+  let data;
+  try {
+    data = await api('/api/v1/network-access/findings', params);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404)
+      return h('p', { class: 'muted' }, 'This aggregator does not compare configured policies with observed traffic.');
+    return h('p', { class: 'error' }, explain(err));
+  }
+  const problems = data.configuration.problems;
+  return [
+    h(
+      'p',
+      { class: 'muted' },
+      `Configuration from ${data.configuration.source}`,
+      problems.length ? `; ${problems.length} policy documents could not be read` : '',
+      '.',
+    ),
+    table(
+      null,
+      ['Endpoint', 'Direction', 'Finding', 'Detail', 'Connections'],
+      data.items.map((f) => [f.endpoint, f.direction, badge(f.kind, 'fail'), f.detail, String(f.connections)]),
+      { 'data-testid': 'findings-table' },
+    ),
+  ];
 }

@@ -26,10 +26,11 @@ export async function renderOverview() {
   const connected = api('/api/v1/nodes', { connected: true, limit: 1 });
   const reports = api('/api/v1/reports');
   const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
-  const [alerts, exposed, unprotected] = await Promise.all([
+  const [alerts, exposed, unprotected, mismatches] = await Promise.all([
     settled(api('/api/v1/tamper-alerts', { from: since })),
     settled(api('/api/v1/network-access', { flag: 'ingressFromInternet', limit: 1000 })),
     settled(api('/api/v1/network-access', { flag: 'ingressUnprotected', limit: 1000 })),
+    settled(api('/api/v1/network-access/findings')),
   ]);
   const cards = await Promise.all([
     cardOf('Cluster score', summary, (s) => [
@@ -56,7 +57,7 @@ export async function renderOverview() {
       ),
     ),
     cardOf('Last report runs', reports, (r) => lastRuns(r.items)),
-    card('Open findings', findings(alerts, exposed, unprotected)),
+    card('Open findings', findings(alerts, exposed, unprotected, mismatches)),
   ]);
   return h('div', {}, h('h1', {}, 'Overview'), h('div', { class: 'grid' }, cards));
 }
@@ -86,7 +87,7 @@ function lastRuns(items) {
 const jobState = (st, j) =>
   st.activeReportJobs.includes(j) ? 'running' : st.lastFailedReportJobs.includes(j) ? 'failed' : 'succeeded';
 
-function findings(alerts, exposed, unprotected) {
+function findings(alerts, exposed, unprotected, mismatches) {
   const line = (r, count, [one, many], href) => {
     if (!r.ok) return h('li', { class: 'error' }, `${many}: ${explain(r.err)}`);
     const n = count(r.v);
@@ -114,8 +115,15 @@ function findings(alerts, exposed, unprotected) {
         ['endpoint with unprotected ingress (last hour)', 'endpoints with unprotected ingress (last hour)'],
         '#/network?flag=ingressUnprotected',
       ),
+      line(
+        mismatches,
+        (v) => v.items.length,
+        [
+          'place where configured policy and observed traffic disagree (last hour)',
+          'places where configured policy and observed traffic disagree (last hour)',
+        ],
+        '#/network',
+      ),
     ),
-    // Configured-vs-observed findings (policies that should select an endpoint against what the dataplane did) come
-    // from another change; their count goes here when the API serves them.
   ];
 }

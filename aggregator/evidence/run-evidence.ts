@@ -58,7 +58,7 @@ export type RunDownloads =
  * run is never served, and never signed, as evidence).
  */
 export async function runDownloads(store: Store, report: string, id: string): Promise<RunDownloads> {
-  const row = (await store.archivedRuns(report)).find((r) => r.id === id);
+  const [row] = await store.archivedRuns(report, id);
   if (!row) return { ok: false, status: 404, message: `report "${report}" has no run ${id}` };
   if (row.resultJson === null)
     return { ok: false, status: 409, message: `run ${id} is ${row.status}; its files exist once it has succeeded` };

@@ -435,10 +435,11 @@ export abstract class SqlStore implements Store {
    */
   protected async lockChain(_c: Conn, _chain: 'scans' | 'runs'): Promise<void> {}
 
-  async archivedRuns(report?: string): Promise<ArchivedRunRow[]> {
+  async archivedRuns(report?: string, id?: string): Promise<ArchivedRunRow[]> {
     const rows = await this.reader.all<RunEvidenceDbRow>(
-      `${RUN_EVIDENCE_SQL} WHERE CAST($1 AS TEXT) IS NULL OR report = $1 ORDER BY ${this.d.byteOrder('report')}, chain_seq, created_ms`,
-      [report ?? null],
+      `${RUN_EVIDENCE_SQL} WHERE (CAST($1 AS TEXT) IS NULL OR report = $1) AND (CAST($2 AS TEXT) IS NULL OR id = $2)
+       ORDER BY ${this.d.byteOrder('report')}, chain_seq, created_ms`,
+      [report ?? null, id ?? null],
     );
     return rows.map(toArchivedRunRow);
   }

@@ -240,9 +240,9 @@ export interface Store {
   reportRun(id: string): Promise<ReportRunRecord | undefined>;
   /**
    * Report runs as archived, with their evidence chain links (aggregator/evidence/): a report's runs, or every
-   * report's; by report, then chain seq.
+   * report's, or with `id` that one run; by report, then chain seq.
    */
-  archivedRuns(report?: string): Promise<ArchivedRunRow[]>;
+  archivedRuns(report?: string, id?: string): Promise<ArchivedRunRow[]>;
   /**
    * Every stored scan with its link in the scan chain, in chain order. With `links: true` the reports are left out
    * (reportJson empty): enough to follow the chain, not to rehash it.

@@ -137,6 +137,18 @@ export function configuredEvidence(
   const nsByName = new Map(cfg.namespaces.map((n) => [n.name, n]));
   const endpoints = new Map<string, ConfiguredEndpoint>();
   const services = cfg.services;
+  const folded = new Map<
+    ConfiguredEndpoint,
+    { ingress: Set<string>; egress: Set<string>; applied: Set<string>; staged: Set<string> }
+  >();
+  const setsOf = (e: ConfiguredEndpoint) => {
+    let f = folded.get(e);
+    if (!f) {
+      f = { ingress: new Set(), egress: new Set(), applied: new Set(), staged: new Set() };
+      folded.set(e, f);
+    }
+    return f;
+  };
 
   for (const [i, at] of starts.entries()) {
     const active = compiled.filter((c) => c.version.fromMs <= at && c.version.toMs > at);
@@ -189,20 +201,23 @@ export function configuredEvidence(
       e.egressProtected &&= pc.protected.egress;
       e.ingressFromInternet ||= pc.internet.ingress;
       e.egressToInternet ||= pc.internet.egress;
-      e.ingressNamespaces.push(...pc.otherNamespaces.ingress);
-      e.egressNamespaces.push(...pc.otherNamespaces.egress);
-      e.appliedPolicies.push(...pc.applied);
-      e.stagedPolicies.push(...pc.staged);
+      // Sets while folding: memory stays one entry per namespace or policy, however many pieces the interval has.
+      const sets = setsOf(e);
+      for (const n of pc.otherNamespaces.ingress) sets.ingress.add(n);
+      for (const n of pc.otherNamespaces.egress) sets.egress.add(n);
+      for (const p of pc.applied) sets.applied.add(p);
+      for (const p of pc.staged) sets.staged.add(p);
     }
   }
-  const uniq = (xs: string[]) => [...new Set(xs)].sort();
+  const uniq = (xs: Iterable<string>) => [...new Set(xs)].sort();
   for (const e of endpoints.values()) {
-    e.ingressNamespaces = uniq(e.ingressNamespaces);
-    e.egressNamespaces = uniq(e.egressNamespaces);
+    const sets = setsOf(e);
+    e.ingressNamespaces = uniq(sets.ingress);
+    e.egressNamespaces = uniq(sets.egress);
     e.ingressFromOtherNamespace = e.ingressNamespaces.length > 0;
     e.egressToOtherNamespace = e.egressNamespaces.length > 0;
-    e.appliedPolicies = uniq(e.appliedPolicies);
-    e.stagedPolicies = uniq(e.stagedPolicies);
+    e.appliedPolicies = uniq(sets.applied);
+    e.stagedPolicies = uniq(sets.staged);
     if (e.services) e.services = uniq(e.services);
   }
   return { source: cfg.source, endpoints, problems };

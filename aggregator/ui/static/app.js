@@ -44,7 +44,8 @@ async function render() {
   main.replaceChildren(content);
   main.setAttribute('aria-busy', 'false');
   document.title = `${main.querySelector('h1')?.textContent ?? 'Verdict'} · Verdict compliance`;
-  document.body.dataset.ready = path;
+  // One short announcement per view for screen readers, not the whole page read out again.
+  document.getElementById('announce').textContent = `${document.title} loaded`;
 }
 
 function showTokenState() {

@@ -12,6 +12,7 @@ import {
 } from '../../aggregator/network-access/index.js';
 import { loadClusterSnapshot, readClusterSnapshot } from '../../aggregator/snapshot/index.js';
 import { packageRoot } from '../../common/package-root.js';
+import { startTestAggregator } from '../fixtures/aggregator.js';
 import { tempDir } from '../fixtures/tmp.js';
 
 /**
@@ -274,3 +275,36 @@ spec:
     ],
   );
 });
+
+t.test(
+  'the aggregator with --cluster-snapshot: configured evidence and findings over HTTP; a bad one stops the start',
+  async (t) => {
+    const dir = join(root, 'examples', 'flows', 'cluster');
+    const agg = await startTestAggregator(t, { clusterSnapshotDir: dir });
+    const base = `http://127.0.0.1:${agg.httpPort}`;
+    // No flows stored: every endpoint is the configuration's, and nothing disagrees.
+    const access = (await (await fetch(`${base}/api/v1/network-access?namespace=shop`)).json()) as {
+      configuration: { source: string };
+      endpoints: { endpoint: string; evidence: string; ingressProtected: boolean; observed: unknown }[];
+    };
+    t.equal(access.configuration.source, `snapshot ${dir}`);
+    t.same(
+      access.endpoints.map((e) => [e.endpoint, e.evidence, e.ingressProtected, e.observed]),
+      [
+        ['shop/cart', 'configured', true, null],
+        ['shop/checkout', 'configured', true, null],
+        ['shop/frontend', 'configured', true, null],
+      ],
+    );
+    const findings = (await (await fetch(`${base}/api/v1/network-access/findings`)).json()) as { items: unknown[] };
+    t.same(findings.items, []);
+
+    const bad = tempDir(t);
+    writeFileSync(join(bad, 'p.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n');
+    await t.rejects(startTestAggregator(t, { clusterSnapshotDir: bad }), {
+      code: 'VERDICT_CONFIG_INVALID',
+      message:
+        /--cluster-snapshot .*1 document\(s\) cannot be used: p.yaml document 1: Pod x: metadata.namespace is missing/,
+    });
+  },
+);

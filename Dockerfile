@@ -45,6 +45,8 @@ COPY --from=build /src/proto ./proto
 COPY --from=build /src/agent/cis/benchmarks ./agent/cis/benchmarks
 COPY --from=build /src/aggregator/store/migrations ./aggregator/store/migrations
 COPY --from=build /src/examples/flows ./examples/flows
+# The dashboard's static pages (aggregator/ui serves them from here under /ui/).
+COPY --from=build /src/aggregator/ui/static ./aggregator/ui/static
 # The programs on PATH (package.json "bin"; the build made them executable and
 # they start with #!/usr/bin/env node).
 RUN ln -s /app/dist/agent/cli.js /usr/local/bin/verdict-agent \

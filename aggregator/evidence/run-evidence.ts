@@ -39,6 +39,23 @@ export async function checkStoredChains(
       checks.push({ ...check, breaks: mine });
     }
   }
+  if (opts.run !== undefined && checks.length === 0)
+    checks.push({
+      chain: `run ${opts.run}`,
+      links: 0,
+      tip: null,
+      breaks: [
+        {
+          chain: `run ${opts.run}`,
+          seq: null,
+          id: `run ${opts.run}`,
+          kind: 'missing',
+          expected: opts.run,
+          found: null,
+          message: `no run ${opts.run}${opts.report === undefined ? '' : ` of report ${opts.report}`} is in the store`,
+        },
+      ],
+    });
   return [...checks, scans.check];
 }
 

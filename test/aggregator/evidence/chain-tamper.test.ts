@@ -201,6 +201,9 @@ function evidence(t: Test, backend: Backend): void {
     );
     const other = await verifyCli(['--db', s.db, '--run', s.runs[0] as string]);
     t.equal(other.code, 0, 'another run of the same chain, untouched, verifies alone');
+    const absent = await verifyCli(['--db', s.db, '--run', '00000000-0000-4000-8000-000000000000']);
+    t.equal(absent.code, 1, 'a run that is not in the store is a break, not a pass');
+    t.match(absent.stdout, /no run 00000000-0000-4000-8000-000000000000 is in the store/);
   });
 
   t.test(

@@ -14,7 +14,7 @@ import {
 
 /** A pod of the configuration, with what the network-access report says about it beside its policies. */
 export interface ClusterPod extends ConfigPod {
-  /** An Envoy sidecar runs in it (an istio-proxy or envoy container): Calico's envoyEnabled. */
+  /** An injected Istio sidecar (Envoy) runs in it: Calico's envoyEnabled. */
   envoy: boolean;
 }
 

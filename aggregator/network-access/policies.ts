@@ -49,7 +49,7 @@ export type PolicyKind =
 
 /** One policy, compiled: whom it applies to, in which directions, and its rules in order. */
 export interface ConfiguredPolicy {
-  /** The name as flow logs write it: "ns/tier.name", "tier.name", "ns/knp.default.name"; Cilium "ns/name" or "name". */
+  /** The name as Verdict writes policies (policyName): "ns/tier.name", "tier.name", "ns/name" (Cilium too), "name". */
   id: string;
   kind: PolicyKind;
   /** '' for cluster-wide policies. */
@@ -203,7 +203,9 @@ function kubernetesPolicy(
       return { action: 'Allow', covers: (peer: Peer) => strongest(covers.map((c) => c(peer))) };
     });
   return {
-    id: `${namespace}/knp.default.${name}`,
+    // As Verdict names policies everywhere (common/flow.ts policyName, the inventory report): Calico's flow logs say
+    // "ns/knp.default.name", which the agent reads as the default tier's "name" in "ns".
+    id: `${namespace}/${name}`,
     kind,
     namespace,
     name,

@@ -24,18 +24,22 @@ export function configurationSourceFor(store: Store): ConfigurationSource | unde
   return sources.get(store);
 }
 
-const ENVOY_CONTAINERS = new Set(['istio-proxy', 'envoy']);
-
 function podOf(d: Doc): ClusterPod {
   const meta = fieldDoc(d, 'metadata');
   const spec = fieldDoc(d, 'spec');
-  const containers = [...(fieldList(spec, 'containers') ?? []), ...(fieldList(spec, 'initContainers') ?? [])];
+  const names = (key: string) => (fieldList(spec, key) ?? []).map((c) => fieldString(docOf(c), 'name') ?? '');
+  const init = names('initContainers');
+  // Calico's "Envoy enabled", as the inventory report reads it: Istio's istio-proxy (a container or a native sidecar)
+  // and its injection (istio-init, or the Istio CNI's sidecar.istio.io/status annotation).
+  const proxy = [...names('containers'), ...init].includes('istio-proxy');
+  const injected =
+    init.includes('istio-init') || labelMap(field(meta, 'annotations'))['sidecar.istio.io/status'] !== undefined;
   return {
     namespace: fieldString(meta, 'namespace') ?? '',
     name: fieldString(meta, 'name') ?? '',
     labels: labelMap(field(meta, 'labels')),
     serviceAccount: fieldString(spec, 'serviceAccountName') ?? 'default',
-    envoy: containers.some((c) => ENVOY_CONTAINERS.has(fieldString(docOf(c), 'name') ?? '')),
+    envoy: proxy && injected,
   };
 }
 

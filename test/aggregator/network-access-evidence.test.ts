@@ -186,7 +186,7 @@ t.test('a policy added mid-interval leaves the endpoint unprotected for that int
   };
   const whole = configuredEvidence(cfg, T0, T0 + HOUR).endpoints.get('payments/api');
   t.equal(whole?.ingressProtected, false, 'not protected over the whole hour');
-  t.same(whole?.appliedPolicies, ['payments/knp.default.api-ingress'], 'but it applied at some point');
+  t.same(whole?.appliedPolicies, ['payments/api-ingress'], 'but it applied at some point');
   t.equal(whole?.ingressFromInternet, true, 'before it, the profile let the internet in');
   const after = configuredEvidence(cfg, mid, T0 + HOUR).endpoints.get('payments/api');
   t.equal(after?.ingressProtected, true, 'protected over the half-hour it was in force');

@@ -190,7 +190,7 @@ t.test('each Calico column carries its meaning', async (t) => {
     ingressFromOtherNamespace: false,
     egressToOtherNamespace: true,
     envoyEnabled: true,
-    appliedPolicies: ['shop/knp.default.web-in'],
+    appliedPolicies: ['shop/web-in'],
     trafficAggregationPrefix: 'web-*',
     endpointsGeneratingTrafficToThisEndpoint: ['pub'],
     endpointsReceivingTrafficFromThisEndpoint: ['pay/db'],

@@ -154,7 +154,7 @@ t.test('the demo snapshot against the Calico sample: configured and observed evi
     'DNS in kube-system, payments',
   );
   t.equal(row('shop/checkout')?.envoyEnabled, true, 'an istio-proxy container');
-  t.same(row('shop/frontend')?.stagedPolicies, ['shop/knp.default.restrict-frontend-egress']);
+  t.same(row('shop/frontend')?.stagedPolicies, ['shop/restrict-frontend-egress']);
   t.same(row('payments/api')?.appliedPolicies, [
     'payments/api-allow',
     'payments/security.payments-isolation',

@@ -86,8 +86,9 @@ export const FLOW_KEY_IDS_KEPT = 100_000;
  * Key ids kept in memory: flowKeyText → flow_keys.id. Bounded (the oldest entry goes first; a key that went is
  * looked up in the database again, at the cost of a query). An id is added only once the transaction that found or
  * made it has committed (`staged`), so a rolled-back insert never leaves an id that does not exist. Pruning the
- * dictionaries (store/flow-dictionary-prune) clears it; under PostgreSQL, where another replica may prune, the
- * store reads the prune epoch in each transaction and `useEpoch` clears what an older epoch learned.
+ * dictionaries starts a new epoch (SQLite: in the store's write queue; PostgreSQL: flow_dictionary_epoch, which any
+ * replica may raise), read at the start of every transaction that writes flow buckets: `useEpoch` forgets every id
+ * kept, and ids learned under an older epoch are not kept.
  */
 export class FlowKeyIds {
   private readonly ids = new Map<string, number>();
@@ -107,10 +108,6 @@ export class FlowKeyIds {
   useEpoch(epoch: number): void {
     if (epoch === this.epoch) return;
     this.epoch = epoch;
-    this.ids.clear();
-  }
-
-  clear(): void {
     this.ids.clear();
   }
 

@@ -210,6 +210,8 @@ export class SqliteStore extends SqlStore {
   private writeQueue: Promise<unknown> = Promise.resolve();
   /** Flow key ids kept in memory (one writer: only this store's pruning removes entries). */
   private readonly keyIds = new FlowKeyIds(FLOW_KEY_IDS_KEPT);
+  /** Raised by each prune of the flow dictionaries (see FlowKeyIds.useEpoch). */
+  private pruneEpoch = 0;
   /** Flow batches from all streams, grouped into transactions (one at a time: there is one writer). */
   private readonly flowGroups = new GroupCommit((batches) => this.writeFlowGroup(batches), {
     maxRows: FLOW_GROUP_MAX_ROWS,
@@ -383,6 +385,8 @@ export class SqliteStore extends SqlStore {
     const known = this.keyIds.staged();
     const batches = [...group].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
     const fresh = await this.transaction(async (db) => {
+      // Inside the write queue: a prune queued before this group has run, one queued after has not.
+      known.atEpoch(this.pruneEpoch);
       const st = this.flowStatements(db);
       const slice = new TimeSlice();
       const writing: FlowBatchWrite[] = [];
@@ -452,9 +456,13 @@ export class SqliteStore extends SqlStore {
       if (deleted > 0) for (const sql of SQLITE_DICTIONARY_PRUNE) changes(db, sql);
       return { rolledUp, deleted };
     };
-    const out = await this.write((db) => db.transaction(compact)(db));
-    if (out.deleted > 0) this.keyIds.clear();
-    return out;
+    return this.write((db) => {
+      const out = db.transaction(compact)(db);
+      // A new epoch, in the write queue: the next group forgets the kept ids, and a group that ran before the prune
+      // but keeps what it learned only now (after its commit) keeps nothing.
+      if (out.deleted > 0) this.pruneEpoch++;
+      return out;
+    });
   }
 
   /**

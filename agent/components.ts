@@ -255,11 +255,15 @@ export class Scanner implements Component, NodeFacts {
     this.watch.track(result.touched);
     for (const w of result.warnings) if (this.scans === 1) this.log.warn(w);
     if (!result.kubelet.found) {
-      // Not a Kubernetes node (a missing host mount, the wrong root): no score, and above all no 0% run.
-      if (this.lastScan !== undefined || this.scans === 1)
-        this.log.warn({ hostRoot: this.config.hostRoot }, `${result.kubelet.why}; node not assessable, no run sent`);
-      this.lastScan = undefined;
-      return false;
+      // Not a Kubernetes node (a missing host mount, the wrong root): no score, and above all no 0% run. The run sent
+      // says so (BenchmarkRun.not_assessable, no checks), once per reason, so the aggregator shows why.
+      const reason = result.kubelet.why;
+      if (this.lastScan?.notAssessable === reason) return false;
+      this.lastScan = { ...result.report, checks: [], notAssessable: reason };
+      const report = this.lastScan;
+      const seq = this.outbox.add((s) => ({ kind: 'benchmarkRun', benchmarkRun: reportToWire(report, s) }));
+      this.log.warn({ hostRoot: this.config.hostRoot, seq }, `${reason}; node not assessable, sending no score`);
+      return true;
     }
     this.kubelet =
       node?.kubeletVersion ?? (result.kubernetesVersion ? `v${result.kubernetesVersion.replace(/^v/, '')}` : '');

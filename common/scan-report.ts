@@ -43,7 +43,8 @@ export interface ScanReport {
   notes?: string[];
   /**
    * Set when the scanned root is not a Kubernetes node ("no kubelet found under /host ..."): the checks say nothing
-   * about a node and the score is not a score. Agent-side only: `verdict-agent run` sends no BenchmarkRun then.
+   * about a node and the score is not a score. `verdict-agent run` sends it as a BenchmarkRun with no checks
+   * (not_assessable, wire field 8); the aggregator shows the node with this reason and no score.
    */
   notAssessable?: string;
 }

@@ -8,10 +8,11 @@ import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
 
 // Issue 14, item 2 in run mode: a root with no kubelet (a missing host mount) is not assessable. The agent says so
-// at warn and sends no BenchmarkRun, so the aggregator never stores a 0% run for it.
+// at warn and sends a BenchmarkRun marked not assessable with no checks, so the aggregator stores the reason and never
+// a 0% run for it.
 const CLI = join(packageRoot(), 'dist', 'agent', 'cli.js');
 
-t.test('run on a root with no kubelet warns and sends no run', async (t) => {
+t.test('run on a root with no kubelet warns and sends the node as not assessable, with no score', async (t) => {
   const agg = await startTestAggregator(t);
   const root = join(tempDir(t), 'empty');
   mkdirSync(root);
@@ -30,12 +31,18 @@ t.test('run on a root with no kubelet warns and sends no run', async (t) => {
   );
   const line = JSON.parse(warning) as { level: number; msg: string; hostRoot: string };
   t.equal(line.level, 40, 'logged at warn');
-  t.equal(
-    line.msg,
-    `no kubelet found under ${root} (no kubelet, k3s or rke2 process, no kubelet.service unit, no kubelet config or kubeconfig); node not assessable, no run sent`,
+  const why = `no kubelet found under ${root} (no kubelet, k3s or rke2 process, no kubelet.service unit, no kubelet config or kubeconfig)`;
+  t.equal(line.msg, `${why}; node not assessable, sending no score`);
+  // The agent connects after its first scan (its Hello registers the node); its run says why and carries no check.
+  const report = await until(async () => agg.store.nodeReport('na-1'), 'the not-assessable run stored', 20_000);
+  t.equal(report.notAssessable, why, 'the stored run says why');
+  t.same(report.checks, [], 'no check results, so no 0% score');
+  // What a reader sees: the node with the reason and no score or rating, so no "node critical" alert can fire.
+  const nodes = (await (await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/nodes`)).json()) as {
+    items: { name: string; scorePercent: number | null; rating: string | null; notAssessable?: string }[];
+  };
+  t.match(
+    nodes.items.find((n) => n.name === 'na-1'),
+    { scorePercent: null, rating: null, notAssessable: why },
   );
-  // The agent connects after its first scan (its Hello registers the node); no run follows.
-  await until(async () => (await agg.store.listNodes()).some((n) => n.name === 'na-1'), 'the node said hello', 20_000);
-  await new Promise((r) => setTimeout(r, 500));
-  t.equal(await agg.store.nodeReport('na-1'), undefined, 'no BenchmarkRun, so no 0% report');
 });

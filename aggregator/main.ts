@@ -24,7 +24,8 @@ import {
   useConfigurationSource,
   useNetworkAccessMetrics,
 } from './network-access/index.js';
-import { loadClusterSnapshot } from './snapshot/index.js';
+import { loadClusterSnapshot, type ClusterSnapshot } from './snapshot/index.js';
+import { snapshotClusterSource } from './reports/snapshot-inventory.js';
 import { TokenReviewer } from './kube/reviews.js';
 import { ClusterCisScanner } from './cluster-cis/scanner.js';
 import { AggregatorMetrics } from './metrics.js';
@@ -255,15 +256,23 @@ function schedulerComponent(
   deps: { store: Store; metrics: AggregatorMetrics; registry: ReportRegistry; log: Logger },
   kube: KubeClient | undefined,
   clusterReports: ClusterReports | undefined,
+  snapshot?: ClusterSnapshot,
 ) {
   const { store, metrics, registry, log } = deps;
+  // Cluster facts for inventory reports: the API server, else the offline snapshot (which then makes them valid).
+  const inventory = kube
+    ? kubeInventory({ kube, store })
+    : snapshot
+      ? snapshotClusterSource(snapshot).inventory
+      : undefined;
+  if (!kube && snapshot) registry.allowClusterReads(`--cluster-snapshot ${snapshot.dir}`);
   const { lease, pgLeader } = reportLeader(config, store, kube, log);
   const leader = lease ?? pgLeader;
   const s = SETTINGS.scheduler;
   const scheduler = new ReportScheduler(
     store,
     registry,
-    reportRunner(store, Date.now, kube ? kubeInventory({ kube, store }) : undefined),
+    reportRunner(store, Date.now, inventory),
     leader ? () => leader.isLeader() : async () => true,
     {
       runFinished(report, result, atMs) {
@@ -414,7 +423,7 @@ export async function startAggregator(
       );
     } else if (kube && cluster.policyHistory)
       useConfigurationSource(store, clusterConfigurationSource({ kube, store, policies: cluster.policyHistory }));
-    const reports = schedulerComponent(config, deps, kube, cluster.clusterReports);
+    const reports = schedulerComponent(config, deps, kube, cluster.clusterReports, snapshot);
     if (reports.pgLeader) await life.add('leader', { stop: () => reports.pgLeader?.close() });
     await life.add('scheduler', reports.component);
 

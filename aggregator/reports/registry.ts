@@ -82,7 +82,7 @@ export class ReportRegistry {
         bad.set(`${item.name}@${item.origin}`, {
           name: item.name,
           origin: item.origin,
-          error: `${AGGREGATOR_ERRORS.reportUnsupported}: ${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster or give it --kubeconfig`,
+          error: `${AGGREGATOR_ERRORS.reportUnsupported}: ${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster, give it --kubeconfig, or --cluster-snapshot DIR for an offline copy`,
         });
         continue;
       }

@@ -69,6 +69,6 @@ export function requireCluster(kind: { name: string; clusterReads?: string }, so
   if (sources.cluster) return sources.cluster;
   throw aggregatorError(
     AGGREGATOR_ERRORS.reportUnsupported,
-    `${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster or give it --kubeconfig`,
+    `${kind.name} reports read ${kind.clusterReads ?? 'the cluster'}; run the aggregator in a cluster, give it --kubeconfig, or --cluster-snapshot DIR for an offline copy`,
   );
 }

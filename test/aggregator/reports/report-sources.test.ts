@@ -157,7 +157,7 @@ spec: {reportType: cis-benchmark}
       name: 'daily-public-inventory-report',
       origin: join(dir, 'reports', 'r.yaml'),
       error:
-        "VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster's pods, namespaces, service accounts and network policies; run the aggregator in a cluster or give it --kubeconfig",
+        "VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster's pods, namespaces, service accounts and network policies; run the aggregator in a cluster, give it --kubeconfig, or --cluster-snapshot DIR for an offline copy",
     },
   ]);
   // Nothing is scheduled for it, so nothing is queued and retried.
@@ -191,4 +191,66 @@ t.test('reportSource names the resource for cluster origins and "file" for the r
   t.equal(reportSource(CLUSTER_ORIGINS.verdict), 'globalreports.compliance.verdict.dev');
   t.equal(reportSource(CLUSTER_ORIGINS.calico), 'globalreports.projectcalico.org');
   t.equal(reportSource('/etc/verdict/reports/weekly.yaml'), 'file');
+});
+
+t.test('with --cluster-snapshot the same inventory report loads and runs from the offline copy', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'reports'));
+  mkdirSync(join(dir, 'cluster'));
+  writeFileSync(
+    join(dir, 'reports', 'r.yaml'),
+    'apiVersion: projectcalico.org/v3\nkind: GlobalReport\nmetadata: {name: inv}\nspec: {reportType: inventory}\n',
+  );
+  // What `kubectl get namespaces,pods,networkpolicies -A -o yaml` writes, cut to one namespace, two pods, one policy.
+  writeFileSync(
+    join(dir, 'cluster', 'objects.yaml'),
+    `apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: web-1, namespace: shop, labels: {app: web}}
+  spec: {serviceAccountName: web, containers: [{name: web}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: db-1, namespace: shop, labels: {app: db}}
+  spec: {containers: [{name: db}]}
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata: {name: web-in, namespace: shop}
+  spec: {podSelector: {matchLabels: {app: web}}}
+`,
+  );
+  const agg = await startTestAggregator(t, {
+    reportsDir: join(dir, 'reports'),
+    clusterSnapshotDir: join(dir, 'cluster'),
+  });
+  t.same(agg.registry.errors(), [], 'nothing refused: the snapshot supplies the cluster facts');
+  t.equal(agg.registry.get('inv')?.reportType, 'inventory');
+  const res = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/reports/inv/runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z' }),
+  });
+  t.equal(res.status, 202, 'an on-demand run is accepted');
+  const run = await until(
+    async () => {
+      await agg.scheduler.tick();
+      return (await agg.store.reportRuns('inv', 10)).find((r) => r.status === 'succeeded' || r.status === 'failed');
+    },
+    'the inventory run finished',
+    20_000,
+  );
+  t.equal(run.status, 'succeeded', run.error ?? 'succeeded');
+  // web-1 is selected by web-in (a policy with no policyTypes and no egress rules: Ingress only); db-1 by nothing.
+  const stored = await agg.store.reportRun(run.id);
+  const files = (stored?.result as { files: Record<string, { rows: unknown[][] }> }).files;
+  t.same(
+    files['endpoints.csv']!.rows.map((r) => r.slice(0, 3)),
+    [
+      ['shop/db-1', false, false],
+      ['shop/web-1', true, false],
+    ],
+  );
 });

@@ -49,6 +49,10 @@ function fakeStore() {
       calls.push(['nodeReport', node, atMs]);
       return node === 'n1' ? reportOf('n1', { '1.1': 'PASS', '1.2': 'FAIL' }) : undefined;
     },
+    latestClusterScan: async (atMs?: number) => {
+      calls.push(['latestClusterScan', atMs]);
+      return undefined;
+    },
     flowTotals: async (query: unknown, opts: unknown) => {
       calls.push(['flowTotals', query, opts]);
       return [];
@@ -86,6 +90,8 @@ t.test('a cis-benchmark run reads each node latest scan at the end of the interv
   t.same(calls, [
     ['nodeReport', 'n1', END_MS],
     ['nodeReport', 'n2', END_MS],
+    // The cluster section (5.x) as it was at the end of the interval, for cluster-tests.csv.
+    ['latestClusterScan', END_MS],
   ]);
   t.match(result, {
     report: 'r-cis-benchmark',
@@ -130,7 +136,7 @@ t.test(
     const d = def('inventory');
     await t.rejects(reportRunner(store, () => NOW_MS)(runOf(d), d), {
       message:
-        "VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster's pods, namespaces, service accounts and network policies; run the aggregator in a cluster or give it --kubeconfig",
+        "VERDICT_REPORT_UNSUPPORTED: inventory reports read the cluster's pods, namespaces, service accounts and network policies; run the aggregator in a cluster, give it --kubeconfig, or --cluster-snapshot DIR for an offline copy",
     });
     const asked: number[][] = [];
     const empty: InventorySnapshot = {

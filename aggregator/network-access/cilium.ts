@@ -10,7 +10,7 @@ import {
   type Direction,
   type Peer,
   type PolicyRule,
-} from './policies.js';
+} from './policy-model.js';
 import { labelSelector, requirementHolds, selectorMatches, type Coverage, type LabelRequirement } from './selectors.js';
 
 /** Cilium writes label keys with a source prefix ("k8s:app", "any:app"); the key without it is the Kubernetes label. */

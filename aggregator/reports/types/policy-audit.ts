@@ -3,7 +3,7 @@ import type { ReportDefinition } from '../globalreport.js';
 import { csvFile, rfc3339 } from '../report-file.js';
 import { scopeParameters } from '../scope.js';
 import type { ReportKind, ReportOutput } from '../report-type.js';
-import { boundJson, isPlainObject, jsonEqual, ownValue } from '../json-bounds.js';
+import { boundJson, isPlainObject, jsonEqual, ownValue, STORED_EVENT_MAX_DEPTH } from '../json-bounds.js';
 import { isPolicyResource, isWatchedVersion } from '../policy-resources.js';
 import { TimeIndex } from '../time-index.js';
 
@@ -224,8 +224,14 @@ export function policyAuditReport(
     ]),
   };
   // Calico's events.json and events.yaml: the audit events of the reported changes, as the API server wrote them.
+  // Events stored before the webhook bounded their depth can nest thousands of levels, which JSON.stringify and the
+  // YAML writer cannot walk: they are cut at the stored bound here too, marked where cut (json-bounds.ts).
   const reported = new Set(changes.map((c) => c.auditId));
-  const documents = { events: events.filter((e) => reported.has(e.auditId)).map((e) => e.event) };
+  const documents = {
+    events: events
+      .filter((e) => reported.has(e.auditId))
+      .map((e) => boundJson(e.event, STORED_EVENT_MAX_DEPTH, { keepProtoKeys: true }).value),
+  };
   return { summary, data: { changes }, files, documents };
 }
 

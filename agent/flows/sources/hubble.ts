@@ -316,10 +316,11 @@ function typeProblem(flow: Json): string | undefined {
     if (keys.length > 1) return `l4 holds ${keys.length} protocols, not one`;
     const k = keys[0];
     if (k !== undefined) {
+      // Proto3's JSON mapping reads null as the field's default: {"TCP": null} is TCP with no ports, not malformed.
       const ports = l4[k];
-      if (!isObject(ports)) return `l4.${k} is ${describe(ports)}, not an object`;
+      if (ports !== null && !isObject(ports)) return `l4.${k} is ${describe(ports)}, not an object`;
       for (const p of ['source_port', 'destination_port', 'sourcePort', 'destinationPort'])
-        if (ports[p] !== undefined && !(isUint(ports[p]) && (ports[p] as number) <= 65535))
+        if (ports !== null && ports[p] !== undefined && !(isUint(ports[p]) && (ports[p] as number) <= 65535))
           return `l4.${k}.${p} is ${describe(ports[p])}, not a port`;
     }
   }

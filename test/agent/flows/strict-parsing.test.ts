@@ -207,7 +207,7 @@ t.test('Hubble fields of the wrong type make the flow malformed, not guessed', a
     [['flow', 'is_reply'], 'false', /is_reply is "false", not true or false/],
     [['flow', 'destination'], 'deployment-85c67465d6-tfgcp', /destination is "deployment-85c67465d6-tfgcp"/],
     [['flow', 'source'], ['default'], /source is a list/],
-    [['flow', 'l4', 'TCP'], null, /l4.TCP is null/],
+    [['flow', 'l4', 'TCP'], 'tcp', /l4.TCP is "tcp", not an object/],
     [['flow', 'l4', 'TCP', 'destination_port'], '8087', /destination_port is "8087", not a port/],
     [['flow', 'IP', 'source'], 168300195, /IP.source is 168300195/],
     [['flow', 'source', 'identity'], '124484', /identity is "124484"/],
@@ -223,6 +223,12 @@ t.test('Hubble fields of the wrong type make the flow malformed, not guessed', a
     const line = JSON.stringify(set(HUBBLE_570_VERDICT, path, value));
     t.match(malformedReason(new HubbleParser(internal).line(line)), reason, path.join('.'));
   }
+});
+
+t.test('null is the default in proto3 JSON: {"TCP": null} is TCP with no ports, not malformed', async (t) => {
+  const r = new HubbleParser(internal).line(JSON.stringify(set(HUBBLE_570_VERDICT, ['flow', 'l4', 'TCP'], null)));
+  t.equal(r.kind, 'flow');
+  if (r.kind === 'flow') t.match(r.flow, { protocol: 'tcp', destinationPort: 0 });
 });
 
 t.test('a policy-verdict event with a match is decided by a policy, named or not', async (t) => {

@@ -13,7 +13,8 @@ export interface NetworkAccessRow {
   /**
    * Every ingress observation in the interval was decided by a real policy
    * (never a namespace profile, never a staged policy): Calico's "always
-   * protected". null when no ingress was observed at all.
+   * protected". null when no ingress observation could tell (none at all, or
+   * only records that cannot tell: policyUnknown, counted in unknownAllowedIn).
    */
   ingressProtected: boolean | null;
   egressProtected: boolean | null;
@@ -47,11 +48,18 @@ export interface NetworkAccessRow {
   internetAllowedOut: number;
   /**
    * Allowed connections no policy decided (a namespace profile, Cilium with no policy selecting the endpoint), not
-   * counting what Cilium lets the endpoint's own node send without policy (reserved:host: kubelet probes) and records
-   * that could not tell (policyUnknown).
+   * counting what Cilium lets the endpoint's own node send without policy (reserved:host: kubelet probes) nor records
+   * that could not tell (policyUnknown: unknownAllowedIn/Out).
    */
   unprotectedAllowedIn: number;
   unprotectedAllowedOut: number;
+  /**
+   * Allowed connections of which no event could say whether a policy decided them (policyUnknown: Hubble connections
+   * seen only through trace events): no evidence of protection or of its absence, so in neither the protected flags
+   * nor unprotectedAllowedIn/Out, and counted here so that nothing is hidden.
+   */
+  unknownAllowedIn: number;
+  unknownAllowedOut: number;
 }
 
 export interface NamespaceAccessRow {
@@ -168,6 +176,8 @@ export class NetworkAccess {
           internetAllowedOut: 0,
           unprotectedAllowedIn: 0,
           unprotectedAllowedOut: 0,
+          unknownAllowedIn: 0,
+          unknownAllowedOut: 0,
         },
         labelsAtMs: -Infinity,
         ingressSeen: 0,
@@ -199,10 +209,13 @@ export class NetworkAccess {
     }
     const allowed = f.action === 'allow';
     // What Cilium lets the local host send without policy says nothing about protection. A record that cannot tell
-    // (trace events only) still counts against "every observation policy-decided" (the observed flag is a fallback
-    // for when no configuration is known), but it is no evidence of unprotected traffic for a finding.
-    const evidence = !(ingress && isLocalHost(peer));
-    const unprotected = allowed && evidence && !f.policyUnknown && !f.policyDecided ? f.connections : 0;
+    // (policyUnknown: trace events only) is unknown, not "decided by no policy": it counts as traffic, but neither
+    // for nor against "every observation policy-decided", nor as unprotected traffic for a finding; its allowed
+    // connections are counted apart (unknownAllowedIn/Out).
+    const unknown = f.policyUnknown === true;
+    const evidence = !unknown && !(ingress && isLocalHost(peer));
+    const unprotected = allowed && evidence && !f.policyDecided ? f.connections : 0;
+    const unknownAllowed = allowed && unknown ? f.connections : 0;
     if (ingress) {
       if (allowed) a.row.allowedIn += f.connections;
       else a.row.deniedIn += f.connections;
@@ -211,6 +224,7 @@ export class NetworkAccess {
         a.ingressAllDecided &&= f.policyDecided;
       }
       a.row.unprotectedAllowedIn += unprotected;
+      a.row.unknownAllowedIn += unknownAllowed;
       a.generating.add(peerName(peer));
     } else {
       if (allowed) a.row.allowedOut += f.connections;
@@ -220,6 +234,7 @@ export class NetworkAccess {
         a.egressAllDecided &&= f.policyDecided;
       }
       a.row.unprotectedAllowedOut += unprotected;
+      a.row.unknownAllowedOut += unknownAllowed;
       a.receiving.add(peerName(peer));
     }
     if (allowed && isInternet(peer)) {

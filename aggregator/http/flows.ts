@@ -18,6 +18,7 @@ const EndpointRef = Type.Object({
   labels: Type.Array(Type.String()),
   serviceAccount: Type.String(),
   internet: Type.Boolean(),
+  reserved: Type.Optional(Type.String({ description: 'the Cilium reserved identity (Hubble); absent otherwise' })),
 });
 const Policy = Type.Object({
   tier: Type.String(),
@@ -98,6 +99,8 @@ const NetworkAccessReply = Type.Object({
           internetAllowedOut: Type.Integer(),
           unprotectedAllowedIn: Type.Integer(),
           unprotectedAllowedOut: Type.Integer(),
+          unknownAllowedIn: Type.Integer({ description: 'allowed connections no event could say a policy decided' }),
+          unknownAllowedOut: Type.Integer(),
         }),
         Type.Null(),
       ]),
@@ -147,6 +150,11 @@ const FlowsReply = Type.Object({
       stagedPolicies: Type.Array(Policy),
       unnamedPolicy: Type.Boolean(),
       policyDecided: Type.Boolean(),
+      policyUnknown: Type.Optional(
+        Type.Boolean({
+          description: 'true: no event could say whether a policy decided it (Hubble trace events only)',
+        }),
+      ),
       connections: Type.Integer(),
       packets: Type.Integer(),
       bytes: Type.Integer(),

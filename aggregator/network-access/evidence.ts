@@ -4,7 +4,10 @@ import type { Direction } from './policies.js';
 
 /** What the dataplane showed for one endpoint over the interval (compute/network-access.ts, from flow records). */
 export interface ObservedEvidence {
-  /** Every observation in that direction was decided by a policy; null: none observed. */
+  /**
+   * Every observation in that direction was decided by a policy; null: none observed that could tell (none at all, or
+   * only kubelet probes from the local host and policyUnknown records).
+   */
   ingressProtected: boolean | null;
   egressProtected: boolean | null;
   ingressFromInternet: boolean;
@@ -15,6 +18,9 @@ export interface ObservedEvidence {
   internetAllowedOut: number;
   unprotectedAllowedIn: number;
   unprotectedAllowedOut: number;
+  /** Allowed connections no event could say a policy decided or not (policyUnknown): unknown, not unprotected. */
+  unknownAllowedIn: number;
+  unknownAllowedOut: number;
 }
 
 /** Where configuration and dataplane disagree. */
@@ -97,6 +103,8 @@ function observedOf(r: NetworkAccessRow): ObservedEvidence {
     internetAllowedOut: r.internetAllowedOut,
     unprotectedAllowedIn: r.unprotectedAllowedIn,
     unprotectedAllowedOut: r.unprotectedAllowedOut,
+    unknownAllowedIn: r.unknownAllowedIn,
+    unknownAllowedOut: r.unknownAllowedOut,
   };
 }
 
@@ -115,6 +123,7 @@ export function crossCheck(
       'ingress',
       c.ingressProtected,
       o.unprotectedAllowedIn,
+      o.unknownAllowedIn,
       c.ingressFromInternet,
       o.internetAllowedIn,
       c.ingressNamespaces,
@@ -125,6 +134,7 @@ export function crossCheck(
       'egress',
       c.egressProtected,
       o.unprotectedAllowedOut,
+      o.unknownAllowedOut,
       c.egressToInternet,
       o.internetAllowedOut,
       c.egressNamespaces,
@@ -132,12 +142,27 @@ export function crossCheck(
       'to',
     ],
   ] as const;
-  for (const [dir, prot, unprotectedConns, internetConfigured, internetSeen, nsConfigured, nsSeen, word] of sides) {
+  for (const [
+    dir,
+    prot,
+    unprotectedConns,
+    unknownConns,
+    internetConfigured,
+    internetSeen,
+    nsConfigured,
+    nsSeen,
+    word,
+  ] of sides) {
+    // Connections no event could tell about (policyUnknown) are no finding of their own, but a finding names them.
+    const unknown =
+      unknownConns > 0
+        ? `; ${unknownConns} more allowed connection(s) were seen by trace events only, which cannot tell`
+        : '';
     if (prot && unprotectedConns > 0)
       add(
         dir,
         FINDING_KINDS.unprotectedTraffic,
-        `${dir} is protected by ${c.appliedPolicies.join(', ') || 'policy'} throughout the interval, yet ${unprotectedConns} allowed connection(s) were decided by no policy (a namespace profile or none selecting it)`,
+        `${dir} is protected by ${c.appliedPolicies.join(', ') || 'policy'} throughout the interval, yet ${unprotectedConns} allowed connection(s) were decided by no policy (a namespace profile or none selecting it)${unknown}`,
         unprotectedConns,
       );
     if (!internetConfigured && internetSeen > 0)

@@ -604,7 +604,8 @@ export abstract class SqlStore implements Store {
 
 /** A flow read's key columns (FlowRow), from FLOW_KEY_JOIN's aliases. */
 const FLOW_KEY_COLUMNS = `k.src_id, s.endpoint_json AS src_json, k.dst_id, d.endpoint_json AS dst_json, k.protocol, k.destination_port,
-  k.action, k.reporter, k.policies_id, p.policies_json, k.staged_id, sp.policies_json AS staged_json, k.unnamed_policy, k.policy_decided`;
+  k.action, k.reporter, k.policies_id, p.policies_json, k.staged_id, sp.policies_json AS staged_json, k.unnamed_policy, k.policy_decided,
+  k.policy_unknown`;
 
 /** A key's (k) dictionary entries: s and d its endpoints, p and sp its policy lists. */
 const FLOW_DICT_JOIN = `JOIN flow_endpoints s ON s.id = k.src_id JOIN flow_endpoints d ON d.id = k.dst_id

@@ -24,7 +24,10 @@ export interface BucketRow {
   keyId?: number;
 }
 
-/** An endpoint as flow_endpoints.endpoint_json holds it (its identity): every field, in one order. */
+/**
+ * An endpoint as flow_endpoints.endpoint_json holds it (its identity): every field, in one order. `reserved` last and
+ * only when set, so every endpoint without it keeps the JSON (and the entry) it had before the field existed.
+ */
 export function endpointJson(e: FlowEndpoint): string {
   return JSON.stringify({
     kind: e.kind,
@@ -33,6 +36,7 @@ export function endpointJson(e: FlowEndpoint): string {
     labels: e.labels,
     serviceAccount: e.serviceAccount,
     internet: e.internet,
+    ...(e.reserved ? { reserved: e.reserved } : {}),
   });
 }
 
@@ -55,7 +59,29 @@ export type KeyTuple = [
   stagedId: number,
   unnamedPolicy: boolean,
   policyDecided: boolean,
+  policyUnknown: boolean,
 ];
+
+/** flow_keys' identity columns, in KeyTuple's order (its UNIQUE constraint); policy_unknown came with migration 013. */
+export const KEY_TUPLE_COLUMNS = [
+  'src_id',
+  'dst_id',
+  'protocol',
+  'destination_port',
+  'action',
+  'reporter',
+  'policies_id',
+  'staged_id',
+  'unnamed_policy',
+  'policy_decided',
+  'policy_unknown',
+] as const;
+
+/**
+ * The identity columns before migration 013, where migration 008's conversion of legacy rows runs (a legacy record
+ * never has policyUnknown: its tuple's last element is false, and the column's default says the same).
+ */
+export const KEY_TUPLE_COLUMNS_BEFORE_013 = KEY_TUPLE_COLUMNS.slice(0, -1);
 
 /**
  * Looks up (adding what is missing) dictionary entries, in one transaction
@@ -138,6 +164,7 @@ class KeyPlan {
       listIds.get(p.staged)!,
       f.unnamedPolicy,
       f.policyDecided,
+      f.policyUnknown === true,
     ];
     const t = JSON.stringify(tuple);
     this.tuplesSeen.set(t, tuple);

@@ -7,14 +7,16 @@ import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../common/flow.js';
 /**
  * Text fields are joined by NUL: no stored text holds one (common/flow.ts textProblem refuses it, and PostgreSQL
  * text cannot), so fields cannot run into each other; lists carry their length. Two flows have the same text exactly
- * when they have the same key (the same endpoint and policy-list JSON, protocol, port, action, reporter and flags).
+ * when they have the same key (the same endpoint and policy-list JSON, protocol, port, action, reporter and flags,
+ * policyUnknown and each endpoint's reserved identity included).
  * The parts go into one reused array and are joined once: one flat string per flow, where concatenating them made a
  * tree of partial strings that hashing then had to flatten (several times slower, profiled).
  */
 const parts: (string | number)[] = [];
 
 function pushEndpoint(e: FlowEndpoint): void {
-  parts.push(e.kind, e.namespace, e.name, e.serviceAccount, e.internet ? 1 : 0, e.labels.length);
+  // reserved: '' when absent (an empty reserved identity is no identity: the same endpoint, the same JSON).
+  parts.push(e.kind, e.namespace, e.name, e.serviceAccount, e.internet ? 1 : 0, e.reserved ?? '', e.labels.length);
   for (const l of e.labels) parts.push(l);
 }
 
@@ -31,7 +33,7 @@ export function flowKeyText(f: FlowRecord): string {
   parts.push(f.protocol, f.destinationPort, f.action, f.reporter);
   pushPolicies(f.policies);
   pushPolicies(f.stagedPolicies);
-  parts.push(f.unnamedPolicy ? 1 : 0, f.policyDecided ? 1 : 0);
+  parts.push(f.unnamedPolicy ? 1 : 0, f.policyDecided ? 1 : 0, f.policyUnknown ? 1 : 0);
   return parts.join('\u0000');
 }
 
@@ -47,10 +49,26 @@ export function flowKeyParts(key: string): FlowKeyParts {
   let i = 0;
   const next = (): string => p[i++]!;
   const endpoint = (): FlowEndpoint => {
-    const [kind, namespace, name, serviceAccount, internet] = [next(), next(), next(), next(), next()];
+    const [kind, namespace, name, serviceAccount, internet, reserved] = [
+      next(),
+      next(),
+      next(),
+      next(),
+      next(),
+      next(),
+    ];
     const labels = p.slice(i + 1, i + 1 + Number(p[i]));
     i += 1 + labels.length;
-    return { kind: kind as FlowEndpoint['kind'], namespace, name, labels, serviceAccount, internet: internet === '1' };
+    const e: FlowEndpoint = {
+      kind: kind as FlowEndpoint['kind'],
+      namespace,
+      name,
+      labels,
+      serviceAccount,
+      internet: internet === '1',
+    };
+    if (reserved) e.reserved = reserved;
+    return e;
   };
   const policies = (): PolicyRef[] =>
     Array.from({ length: Number(next()) }, () => ({
@@ -65,6 +83,7 @@ export function flowKeyParts(key: string): FlowKeyParts {
   const [protocol, port, action, reporter] = [next(), next(), next(), next()];
   const policyList = policies();
   const staged = policies();
+  const [unnamed, decided, unknown] = [next(), next(), next()];
   return {
     source,
     destination,
@@ -74,8 +93,10 @@ export function flowKeyParts(key: string): FlowKeyParts {
     reporter: reporter as FlowRecord['reporter'],
     policies: policyList,
     stagedPolicies: staged,
-    unnamedPolicy: next() === '1',
-    policyDecided: next() === '1',
+    unnamedPolicy: unnamed === '1',
+    policyDecided: decided === '1',
+    // Only when set, as the agent sends it (common/flow.ts).
+    ...(unknown === '1' ? { policyUnknown: true } : {}),
   };
 }
 

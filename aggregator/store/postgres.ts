@@ -3,12 +3,15 @@ import type { FlowRecord } from '../../common/flow.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
 import {
+  KEY_TUPLE_COLUMNS,
+  KEY_TUPLE_COLUMNS_BEFORE_013,
   LegacyConversion,
   lockOrder,
   mergeBucketRows,
   resolveKeyIds,
   type BucketRow,
   type FlowDictionary,
+  type KeyTuple,
   type LegacyFlowRow,
 } from './flow-buckets.js';
 import { FLOW_KEY_IDS_KEPT, FlowKeyIds } from './flow-key-ids.js';
@@ -519,7 +522,10 @@ async function pgLookup<T>(
 }
 
 /** The flow dictionaries on `c`, inside the batch's transaction. */
-function pgDictionary(c: pg.PoolClient): FlowDictionary {
+function pgDictionary(
+  c: pg.PoolClient,
+  keyColumns: readonly (typeof KEY_TUPLE_COLUMNS)[number][] = KEY_TUPLE_COLUMNS,
+): FlowDictionary {
   return {
     endpoints: (items) =>
       pgLookup(
@@ -558,28 +564,49 @@ function pgDictionary(c: pg.PoolClient): FlowDictionary {
          ORDER BY u.ord ON CONFLICT (policies_sha256) DO NOTHING`,
         (list) => [list],
       ),
-    keys: (tuples) =>
-      pgLookup(
-        c,
-        tuples,
-        (t) => JSON.stringify(t),
-        {
-          sql: `SELECT k.id, u.k
-                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::boolean[], $11::boolean[])
-                  AS u(k, s, d, pr, po, a, r, p, sp, un, de)
-                JOIN flow_keys k ON k.src_id = u.s AND k.dst_id = u.d AND k.protocol = u.pr AND k.destination_port = u.po AND k.action = u.a
-                  AND k.reporter = u.r AND k.policies_id = u.p AND k.staged_id = u.sp AND k.unnamed_policy = u.un AND k.policy_decided = u.de`,
-          withColumns: true,
-        },
-        `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
-         SELECT u.s, u.d, u.pr, u.po, u.a, u.r, u.p, u.sp, u.un, u.de
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[])
-           WITH ORDINALITY AS u(s, d, pr, po, a, r, p, sp, un, de, ord)
-         ORDER BY u.ord
-         ON CONFLICT (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided) DO NOTHING`,
-        (list) => Array.from({ length: 10 }, (_, i) => list.map((t) => t[i])),
-      ),
+    keys: (tuples) => pgKeys(c, tuples, keyColumns),
   };
+}
+
+/** flow_keys' identity columns' types, for unnest. */
+const KEY_COLUMN_TYPES: Record<(typeof KEY_TUPLE_COLUMNS)[number], string> = {
+  src_id: 'bigint',
+  dst_id: 'bigint',
+  protocol: 'text',
+  destination_port: 'int',
+  action: 'text',
+  reporter: 'text',
+  policies_id: 'bigint',
+  staged_id: 'bigint',
+  unnamed_policy: 'boolean',
+  policy_decided: 'boolean',
+  policy_unknown: 'boolean',
+};
+
+/** Ids for key tuples: each tuple's first keyColumns.length elements, one per column (before migration 013, fewer). */
+function pgKeys(
+  c: pg.PoolClient,
+  tuples: KeyTuple[],
+  keyColumns: readonly (typeof KEY_TUPLE_COLUMNS)[number][],
+): Promise<Map<string, number>> {
+  const cols = keyColumns.join(', ');
+  const arrays = (from: number) => keyColumns.map((col, i) => `$${i + from}::${KEY_COLUMN_TYPES[col]}[]`).join(', ');
+  return pgLookup(
+    c,
+    tuples,
+    (t) => JSON.stringify(t),
+    {
+      sql: `SELECT k.id, u.k FROM unnest($1::text[], ${arrays(2)}) AS u(k, ${cols})
+            JOIN flow_keys k ON ${keyColumns.map((col) => `k.${col} = u.${col}`).join(' AND ')}`,
+      withColumns: true,
+    },
+    `INSERT INTO flow_keys (${cols})
+     SELECT ${keyColumns.map((col) => `u.${col}`).join(', ')}
+     FROM unnest(${arrays(1)}) WITH ORDINALITY AS u(${cols}, ord)
+     ORDER BY u.ord
+     ON CONFLICT (${cols}) DO NOTHING`,
+    (list) => keyColumns.map((_, i) => list.map((t) => t[i])),
+  );
 }
 
 /**
@@ -589,7 +616,7 @@ function pgDictionary(c: pg.PoolClient): FlowDictionary {
  * the migration's transaction: converted whole or not at all.
  */
 async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
-  const dict = pgDictionary(c);
+  const dict = pgDictionary(c, KEY_TUPLE_COLUMNS_BEFORE_013);
   const slice = new TimeSlice();
   const conversion = new LegacyConversion();
   let after: [number, number, string, Buffer] | undefined;

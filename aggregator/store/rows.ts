@@ -170,6 +170,8 @@ export interface FlowRow {
   staged_json: string;
   unnamed_policy: boolean | number;
   policy_decided: boolean | number;
+  /** Migration 013. */
+  policy_unknown: boolean | number;
 }
 
 /**
@@ -206,6 +208,8 @@ export class FlowRowReader {
       stagedPolicies: this.list(r.staged_id, r.staged_json),
       unnamedPolicy: bool(r.unnamed_policy),
       policyDecided: bool(r.policy_decided),
+      // Only when set, as the agent sends it (common/flow.ts): a record without it reads back as it was written.
+      ...(bool(r.policy_unknown) ? { policyUnknown: true } : {}),
       connections: r.connections,
       packets: r.packets,
       bytes: r.bytes,

@@ -5,6 +5,8 @@ import type { FlowEndpoint, FlowRecord } from '../../common/flow.js';
 import { sortInSlices, TimeSlice } from '../../common/time-slice.js';
 import { SqlStore } from './core.js';
 import {
+  KEY_TUPLE_COLUMNS,
+  KEY_TUPLE_COLUMNS_BEFORE_013,
   LegacyConversion,
   mergeBucketRows,
   resolveKeyIdsSync,
@@ -99,7 +101,10 @@ const upsertArgs = (node: string, r: BucketRow) => [
  * The flow dictionaries on `db`, inside the write transaction: each item looked
  * up, and added when missing (one writer: nobody adds it meanwhile).
  */
-function sqliteDictionary(db: Database.Database): SyncFlowDictionary {
+function sqliteDictionary(
+  db: Database.Database,
+  keyColumns: readonly string[] = KEY_TUPLE_COLUMNS,
+): SyncFlowDictionary {
   // select's parameters are the first `selectArgs` of insert's. Prepared once: a store keeps its dictionary.
   const lookup = <T>(
     select: string,
@@ -133,14 +138,13 @@ function sqliteDictionary(db: Database.Database): SyncFlowDictionary {
       (j) => j,
       (j) => [j],
     ),
+    // A tuple's first keyColumns.length elements, one per column (all of them but before migration 013).
     keys: lookup<KeyTuple>(
-      `SELECT id FROM flow_keys WHERE src_id = ? AND dst_id = ? AND protocol = ? AND destination_port = ? AND action = ?
-         AND reporter = ? AND policies_id = ? AND staged_id = ? AND unnamed_policy = ? AND policy_decided = ?`,
-      `INSERT INTO flow_keys (src_id, dst_id, protocol, destination_port, action, reporter, policies_id, staged_id, unnamed_policy, policy_decided)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      `SELECT id FROM flow_keys WHERE ${keyColumns.map((c) => `${c} = ?`).join(' AND ')}`,
+      `INSERT INTO flow_keys (${keyColumns.join(', ')}) VALUES (${keyColumns.map(() => '?').join(', ')}) RETURNING id`,
       (t) => JSON.stringify(t),
-      (t) => t.map((v) => (typeof v === 'boolean' ? Number(v) : v)),
-      10,
+      (t) => t.slice(0, keyColumns.length).map((v) => (typeof v === 'boolean' ? Number(v) : v)),
+      keyColumns.length,
     ),
   };
 }
@@ -540,7 +544,7 @@ const FLOW_DICTIONARY_MIGRATION = 8;
  * Inside the migration's transaction, so a database is converted whole or not at all.
  */
 function convertLegacyFlows(db: Database.Database): void {
-  const dict = sqliteDictionary(db);
+  const dict = sqliteDictionary(db, KEY_TUPLE_COLUMNS_BEFORE_013);
   const read = db.prepare(
     `SELECT rowid, * FROM flow_buckets_legacy WHERE rowid > ? ORDER BY rowid LIMIT ${LEGACY_ROWS_PER_STEP}`,
   );

@@ -127,6 +127,15 @@ t.test('a flow key text gives back the key it was made from', async (t) => {
         policyDecided: false,
       }),
     ],
+    [
+      'a trace-only Hubble connection from a reserved identity (policyUnknown, reserved)',
+      flow({
+        source: { kind: 'host', namespace: '', name: 'worker-1', labels: [], serviceAccount: '', reserved: 'host' },
+        policies: [],
+        policyDecided: false,
+        policyUnknown: true,
+      }),
+    ],
   ];
   for (const [name, f] of cases) {
     const { connections, packets, bytes, startMs, endMs, ...key } = f;
@@ -138,6 +147,9 @@ t.test('a flow key text gives back the key it was made from', async (t) => {
     flowKeyText(flow({ source: { labels: ['a'], serviceAccount: 'b' } })),
     'fields cannot run into each other',
   );
+  t.not(flowKeyText(flow({ policyUnknown: true })), flowKeyText(flow()), 'policyUnknown is part of the key');
+  t.equal(flowKeyText(flow({ source: { reserved: '' } })), flowKeyText(flow()), 'an empty reserved identity is none');
+  t.not(flowKeyText(flow({ source: { reserved: 'world' } })), flowKeyText(flow()), 'reserved is part of the key');
 });
 
 /** Node `i`'s flow batch `seq`: 50 flows of its own (ports seq * 1000 + k), each with i + 1 connections. */

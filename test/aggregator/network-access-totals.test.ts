@@ -44,6 +44,16 @@ const endpoint: fc.Arbitrary<FlowEndpoint> = fc.oneof(
     serviceAccount: fc.constant(''),
     internet: fc.boolean(),
   }),
+  // Cilium's reserved identities (kept in the endpoint's JSON only when set).
+  fc.record({
+    kind: fc.constant('host' as const),
+    namespace: fc.constant(''),
+    name: fc.constantFrom('node-1', '10.0.0.2'),
+    labels: fc.constant<string[]>([]),
+    serviceAccount: fc.constant(''),
+    internet: fc.constant(false),
+    reserved: fc.constantFrom('host', 'remote-node'),
+  }),
   fc.record({
     kind: fc.constant('networkset' as const),
     namespace: fc.constantFrom('', 'shop'),
@@ -72,6 +82,8 @@ const flow: fc.Arbitrary<FlowRecord> = fc
     stagedPolicies: fc.array(policy, { maxLength: 1 }),
     unnamedPolicy: fc.boolean(),
     policyDecided: fc.boolean(),
+    // Set only when true, as the agent sends it.
+    unknown: fc.boolean(),
     connections: fc.nat(1000),
     packets: fc.nat(100_000),
     bytes: fc.nat(10_000_000),
@@ -79,9 +91,9 @@ const flow: fc.Arbitrary<FlowRecord> = fc
     minute: fc.nat(6 * 60 - 1),
     second: fc.nat(59),
   })
-  .map(({ minute, second, ...f }) => {
+  .map(({ minute, second, unknown, ...f }) => {
     const startMs = T0 + minute * 60_000 + second * 1000;
-    return { ...f, startMs, endMs: startMs + 500 };
+    return { ...f, ...(unknown ? { policyUnknown: true } : {}), startMs, endMs: startMs + 500 };
   });
 const batch = fc.record({
   node: fc.constantFrom('n1', 'n2', 'n3'),

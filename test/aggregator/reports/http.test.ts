@@ -258,7 +258,45 @@ t.test('a network-access run over the sample flows, scoped to one namespace', as
     namespaceNames: ['shop'],
   });
   const csv = await call('GET', `/api/v1/reports/shop-access/runs/${id}?format=csv&file=endpoints.csv`, ADMIN);
-  t.match(csv.text.split('\r\n')[3], /^shop\/frontend,shop,pod,true,false,true,true,false,true,245,2,236,0,/);
+  // Calico's columns first (endpoint, the six protection and reach flags, envoyEnabled, ...), Verdict's after them:
+  // read each by its header so the test says which fact it checks.
+  const [header, , , row] = csv.text.split('\r\n').map((l) => l.split(','));
+  const cell = (name: string) => row![header!.indexOf(name)];
+  t.same(
+    [
+      'endpoint',
+      'ingressProtected',
+      'egressProtected',
+      'ingressFromInternet',
+      'egressToInternet',
+      'ingressFromOtherNamespace',
+      'egressToOtherNamespace',
+      'envoyEnabled',
+    ].map(cell),
+    ['shop/frontend', 'true', 'false', 'true', 'true', 'false', 'true', 'false'],
+  );
+  t.same(['namespace', 'kind', 'allowedIn', 'deniedIn', 'allowedOut', 'deniedOut'].map(cell), [
+    'shop',
+    'pod',
+    '245',
+    '2',
+    '236',
+    '0',
+  ]);
+  t.same(
+    header!.slice(0, 8),
+    [
+      'endpoint',
+      'ingressProtected',
+      'egressProtected',
+      'ingressFromInternet',
+      'egressToInternet',
+      'ingressFromOtherNamespace',
+      'egressToOtherNamespace',
+      'envoyEnabled',
+    ],
+    "Calico's columns first",
+  );
 });
 
 t.test(

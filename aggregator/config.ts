@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { errorCode, errorDetail } from '../common/errors.js';
 import { mutualTlsFlags, type MutualTlsFiles } from '../common/mutual-tls.js';
 import { AGGREGATOR_DEFAULTS_TABLE, AGGREGATOR_FLAGS, type FlagSpec } from './defaults.js';
+import { isCidr } from './network-access/cidr.js';
 import { AGGREGATOR_ERRORS, aggregatorError, configError } from './errors.js';
 
 /** The aggregator's whole configuration, validated once at start-up (defaults and units: aggregator/defaults.ts). */
@@ -39,6 +40,8 @@ export interface AggregatorConfig {
    * replica (killed mid-run) and is run again by the leader, ms (keep it above the longest report run).
    */
   reportTakeoverAfterMs: number;
+  /** --internal-cidr: networks that are not "the internet" in configured network access, beside the private ranges. */
+  internalCidrs: string[];
   /** Changes to policies here raise tamper alerts. */
   protectedNamespaces: string[];
   protectedTiers: string[];
@@ -94,6 +97,15 @@ const PARSERS: Record<FlagSpec['kind'], (flag: string, v: string, spec: FlagSpec
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean),
+  'cidr-list': (flag, v) => {
+    const cidrs = v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    const bad = cidrs.find((c) => !isCidr(c));
+    if (bad !== undefined) throw configError(`${flag}: "${bad}" is not a CIDR such as 10.0.0.0/8 or fd00::/8`);
+    return cidrs;
+  },
   text: (_flag, v) => v,
   boolean: (_flag, v) => v,
 };

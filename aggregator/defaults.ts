@@ -25,6 +25,8 @@ export type FlagKind =
   | 'choice'
   /** Comma-separated, blanks dropped. */
   | 'list'
+  /** Comma-separated CIDRs (IPv4 or IPv6), each checked. */
+  | 'cidr-list'
   /** The text as given. */
   | 'text'
   /** --help. */
@@ -88,6 +90,15 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
       config: 'clusterSnapshotDir',
       description:
         'a directory of Kubernetes YAML (kubectl get pods,namespaces,serviceaccounts,services,networkpolicies,... -A -o yaml): the pods and policies network access is configured from without a cluster; read once at start, every document must be usable',
+      log: true,
+    },
+    'internal-cidr': {
+      kind: 'cidr-list',
+      default: '',
+      value: 'CIDR,...',
+      config: 'internalCidrs',
+      description:
+        'networks inside yours beside the private ranges (RFC 1918, 100.64.0.0/10, IPv6 ULA): a policy net wholly inside them is not "the internet" in configured network access (as the agent\'s --internal-cidr for flows)',
       log: true,
     },
     'agent-token-file': {

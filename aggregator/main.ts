@@ -22,6 +22,7 @@ import {
   clusterConfigurationSource,
   snapshotConfigurationSource,
   useConfigurationSource,
+  useInternalCidrs,
   useNetworkAccessMetrics,
 } from './network-access/index.js';
 import { loadClusterSnapshot, type ClusterSnapshot } from './snapshot/index.js';
@@ -408,6 +409,7 @@ export async function startAggregator(
     const cluster = clusterComponents(kube, deps, tamper);
     // Network access's configured evidence: the snapshot when given (offline audits, the demo), else the cluster.
     useNetworkAccessMetrics(store, metrics.registry);
+    useInternalCidrs(store, config.internalCidrs);
     if (snapshot) {
       useConfigurationSource(store, snapshotConfigurationSource(snapshot));
       log.info(

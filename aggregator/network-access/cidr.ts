@@ -34,6 +34,11 @@ function parseCidr(cidr: string): { addr: string; bits: number; family: 'ipv4' |
   return { addr, bits, family: family === 6 ? 'ipv6' : 'ipv4' };
 }
 
+/** Whether text is a CIDR (an address, optionally with a prefix length that fits its family). */
+export function isCidr(text: string): boolean {
+  return parseCidr(text) !== undefined;
+}
+
 /** Which policy nets reach outside the cluster's own networks. */
 export class InternalRanges {
   private readonly ranges: Range[];

@@ -23,6 +23,12 @@ export {
 } from './source.js';
 
 const gauges = new WeakMap<Store, Gauge<'kind'>>();
+const internalCidrsOf = new WeakMap<Store, readonly string[]>();
+
+/** --internal-cidr: networks beside the private ranges that a policy net may name without reaching the internet. */
+export function useInternalCidrs(store: Store, cidrs: readonly string[]): void {
+  internalCidrsOf.set(store, cidrs);
+}
 
 /**
  * verdict_aggregator_network_access_findings{kind}: the findings of the latest network-access evidence computed (an
@@ -53,7 +59,9 @@ export async function networkAccessOver(
   const cfg = source ? await source.configuration(interval.fromMs, interval.toMs) : undefined;
   const evidence = networkAccessEvidence(
     observed,
-    cfg ? configuredEvidence(cfg, interval.fromMs, interval.toMs) : undefined,
+    cfg
+      ? configuredEvidence(cfg, interval.fromMs, interval.toMs, { internalCidrs: internalCidrsOf.get(store) ?? [] })
+      : undefined,
   );
   const g = gauges.get(store);
   if (g && interval.namespace === undefined)

@@ -6,6 +6,7 @@ import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { StoredClusterScan } from './cluster-cis/scan.js';
 import type { NodeCisSummary, NodeRecord, Store } from './store/index.js';
+import { exposition, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
 
 interface CisSnapshot {
   nodes: NodeRecord[];
@@ -50,12 +51,12 @@ export class AggregatorMetrics {
   readonly ingestRejected: Counter<'reason'>;
   readonly ingestDuplicates: Counter;
   readonly ingestStoreFailures: Counter;
-  readonly flowsReceived: Counter<'node' | 'action'>;
+  readonly flowsReceived: NodeCounter<'node' | 'action'>;
   readonly flowsMalformed: Counter<'source'>;
-  readonly benchmarkRunsStored: Counter<'node'>;
+  readonly benchmarkRunsStored: NodeCounter<'node'>;
   readonly clusterScans: Counter<'result'>;
   readonly flowsLost: Counter<'source'>;
-  readonly agentFlowsDropped: Counter<'node'>;
+  readonly agentFlowsDropped: NodeCounter<'node'>;
   readonly flowsCompacted: Counter<'what'>;
   readonly reportRuns: Counter<'report' | 'result'>;
   readonly reportLastSuccess: Gauge<'report'>;
@@ -65,6 +66,14 @@ export class AggregatorMetrics {
   readonly auditEventsRefused: Counter;
   readonly auditEventsTruncated: Counter;
   private readonly knownNodes = new Set<string>();
+
+  /**
+   * Every metric in the text format, as `registry.metrics()` writes it; the per-node families (some 55,000 series
+   * at 5,000 nodes) from the text kept per node (metrics-text.ts), the rest from prom-client.
+   */
+  exposition(): Promise<string> {
+    return exposition(this.registry);
+  }
 
   /** A node's per-node counters start at 0: on its agent's Hello, and for every node the store lists at a scrape. */
   nodeSeen(node: string): void {
@@ -128,7 +137,7 @@ export class AggregatorMetrics {
     this.ingestRejected = ingest.ingestRejected;
     this.ingestDuplicates = ingest.ingestDuplicates;
     this.ingestStoreFailures = ingest.ingestStoreFailures;
-    const flows = flowCounters(registers, nodesFromStore);
+    const flows = flowCounters(this.registry, nodesFromStore);
     this.flowsReceived = flows.flowsReceived;
     this.flowsMalformed = flows.flowsMalformed;
     this.flowsLost = flows.flowsLost;
@@ -143,13 +152,12 @@ export class AggregatorMetrics {
     this.auditEventsIgnored = audit.auditEventsIgnored;
     this.auditEventsRefused = audit.auditEventsRefused;
     this.auditEventsTruncated = audit.auditEventsTruncated;
-    this.benchmarkRunsStored = new Counter({
-      name: 'verdict_benchmark_runs_stored_total',
-      help: 'Benchmark runs stored, by node.',
-      labelNames: ['node'],
-      registers,
-      collect: nodesFromStore,
-    });
+    this.benchmarkRunsStored = new NodeCounter(
+      this.registry,
+      'verdict_benchmark_runs_stored_total',
+      'Benchmark runs stored, by node.',
+      nodesFromStore,
+    );
     this.clusterScans = new Counter({
       name: 'verdict_cis_cluster_scans_total',
       help: 'Evaluations of the cluster section (CIS 5.x) by this replica: stored (results changed), unchanged, failed (the API could not be read; retried).',
@@ -157,9 +165,10 @@ export class AggregatorMetrics {
       registers,
     });
     zeroFor(this.clusterScans, 'result', ['stored', 'unchanged', 'failed']);
-    cisGauges(registers, snapshot);
+    const perNode = new NodeGauges(snapshot);
+    cisGauges(this.registry, snapshot, perNode);
     clusterScanGauges(registers, snapshot);
-    agentGauges(registers, snapshot);
+    agentGauges(this.registry, perNode);
   }
 }
 
@@ -195,14 +204,14 @@ function ingestCounters(registers: Registry[]) {
 }
 
 /** Flow records received, malformed, lost, dropped and compacted. */
-function flowCounters(registers: Registry[], nodesFromStore: () => Promise<void>) {
-  const flowsReceived = new Counter({
-    name: 'verdict_flows_received_total',
-    help: 'Connections in flow records received from agents, by node and action.',
-    labelNames: ['node', 'action'],
-    registers,
-    collect: nodesFromStore,
-  });
+function flowCounters(registry: Registry, nodesFromStore: () => Promise<void>) {
+  const registers = [registry];
+  const flowsReceived = new NodeCounter<'node' | 'action'>(
+    registry,
+    'verdict_flows_received_total',
+    'Connections in flow records received from agents, by node and action.',
+    nodesFromStore,
+  );
   const flowsMalformed = new Counter({
     name: 'verdict_flows_malformed_total',
     help: 'Malformed flow records reported by agents, by source.',
@@ -217,13 +226,12 @@ function flowCounters(registers: Registry[], nodesFromStore: () => Promise<void>
     registers,
   });
   zeroFor(flowsLost, 'source', FLOW_SOURCES);
-  const agentFlowsDropped = new Counter({
-    name: 'verdict_agent_flows_dropped_total',
-    help: 'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.',
-    labelNames: ['node'],
-    registers,
-    collect: nodesFromStore,
-  });
+  const agentFlowsDropped = new NodeCounter<'node'>(
+    registry,
+    'verdict_agent_flows_dropped_total',
+    'Flow records agents dropped before sending them (full spool or outbox, a record too large to send, a batch the aggregator could not take), by node.',
+    nodesFromStore,
+  );
   const flowsCompacted = new Counter({
     name: 'verdict_flow_buckets_compacted_total',
     help: 'Flow bucket rows rolled up into hours or deleted by retention.',
@@ -305,41 +313,91 @@ function snapshotGauge(registers: Registry[], snapshot: Snapshot) {
     });
 }
 
+/**
+ * The per-node gauges from the store's snapshot, written as text (metrics-text.ts): at each new snapshot every
+ * node's series are put again under a key of what they are made of, so only a node whose summary or agent changed
+ * is built and formatted again, and a node the store no longer lists is forgotten.
+ */
+class NodeGauges {
+  score!: NodeFamily;
+  checks!: NodeFamily;
+  assessable!: NodeFamily;
+  connected!: NodeFamily;
+  lastSeen!: NodeFamily;
+  private applied: CisSnapshot | undefined;
+  private round = 0;
+
+  constructor(private readonly snapshot: Snapshot) {}
+
+  /** Every family reads the scrape's one snapshot; the first to get it applies it. */
+  readonly refresh = async (): Promise<boolean> => {
+    // A store that does not answer leaves these series out of this scrape instead of failing it: the
+    // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
+    const s = await this.snapshot().catch(() => undefined);
+    if (!s) return false;
+    if (s !== this.applied) {
+      this.applied = s;
+      this.apply(s, ++this.round);
+    }
+    return true;
+  };
+
+  private apply(s: CisSnapshot, round: number): void {
+    for (const n of s.summaries) {
+      // A node that is not assessable (no kubelet under the agent's root) has no score series at all, so no
+      // "node critical" alert fires for it: verdict_cis_node_assessable says it is there and unassessed.
+      const scored = n.notAssessable === undefined;
+      const key = `${n.benchmarkId}\0${n.role}\0${n.pass}\0${n.fail}\0${n.skip}\0${scored}`;
+      const node = n.node;
+      this.score.put(node, key, round, (): Series[] =>
+        scored ? [{ labels: { node, benchmark: n.benchmarkId, role: n.role }, value: ratio(n.pass, n.fail) }] : [],
+      );
+      this.checks.put(node, key, round, (): Series[] =>
+        scored
+          ? [
+              { labels: { node, benchmark: n.benchmarkId, status: 'pass' }, value: n.pass },
+              { labels: { node, benchmark: n.benchmarkId, status: 'fail' }, value: n.fail },
+              { labels: { node, benchmark: n.benchmarkId, status: 'skip' }, value: n.skip },
+            ]
+          : [],
+      );
+      this.assessable.put(node, key, round, () => [{ labels: { node }, value: scored ? 1 : 0 }]);
+    }
+    const now = Date.now();
+    for (const n of s.nodes) {
+      const node = n.name;
+      const up = isConnected(n, now) ? 1 : 0;
+      this.connected.put(node, `${up}`, round, () => [{ labels: { node }, value: up }]);
+      this.lastSeen.put(node, `${n.lastSeenMs}`, round, () => [{ labels: { node }, value: n.lastSeenMs / 1000 }]);
+    }
+    for (const f of [this.score, this.checks, this.assessable, this.connected, this.lastSeen]) f.sweep(round);
+  }
+}
+
 /** CIS scores and failing checks, from the store's per-node summaries at scrape time. */
-function cisGauges(registers: Registry[], snapshot: Snapshot): void {
-  const gauge = snapshotGauge(registers, snapshot);
-  // A node that is not assessable (no kubelet under the agent's root) has no score series at all, so no
-  // "node critical" alert fires for it: verdict_cis_node_assessable says it is there and unassessed.
+function cisGauges(registry: Registry, snapshot: Snapshot, perNode: NodeGauges): void {
+  const gauge = snapshotGauge([registry], snapshot);
   const scored = (s: CisSnapshot) => s.summaries.filter((n) => n.notAssessable === undefined);
-  gauge(
+  perNode.score = new NodeFamily(
+    registry,
     'verdict_cis_node_score_ratio',
     "pass/(pass+fail) of the scored checks of the node's latest run, 0..1; absent for a node that is not assessable.",
-    ['node', 'benchmark', 'role'],
-    (g, s) => {
-      for (const n of scored(s)) g.set({ node: n.node, benchmark: n.benchmarkId, role: n.role }, ratio(n.pass, n.fail));
-    },
+    'gauge',
+    perNode.refresh,
   );
-  gauge(
+  perNode.checks = new NodeFamily(
+    registry,
     'verdict_cis_node_checks',
     "Scored checks of the node's latest run, by status.",
-    ['node', 'benchmark', 'status'],
-    (g, s) => {
-      for (const n of scored(s))
-        for (const [status, v] of [
-          ['pass', n.pass],
-          ['fail', n.fail],
-          ['skip', n.skip],
-        ] as const)
-          g.set({ node: n.node, benchmark: n.benchmarkId, status }, v);
-    },
+    'gauge',
+    perNode.refresh,
   );
-  gauge(
+  perNode.assessable = new NodeFamily(
+    registry,
     'verdict_cis_node_assessable',
     "1 when the node's latest run is a scan of a Kubernetes node, 0 when its agent found no kubelet to assess.",
-    ['node'],
-    (g, s) => {
-      for (const n of s.summaries) g.set({ node: n.node }, n.notAssessable === undefined ? 1 : 0);
-    },
+    'gauge',
+    perNode.refresh,
   );
   gauge(
     'verdict_cis_cluster_score_ratio',
@@ -408,18 +466,19 @@ function clusterScanGauges(registers: Registry[], snapshot: Snapshot): void {
 }
 
 /** Agents' connection and last contact, from the store at scrape time. */
-function agentGauges(registers: Registry[], snapshot: Snapshot): void {
-  const gauge = snapshotGauge(registers, snapshot);
-  gauge('verdict_agent_connected', "1 while the node's agent has a stream open, else 0.", ['node'], (g, s) => {
-    const now = Date.now();
-    for (const n of s.nodes) g.set({ node: n.name }, isConnected(n, now) ? 1 : 0);
-  });
-  gauge(
+function agentGauges(registry: Registry, perNode: NodeGauges): void {
+  perNode.connected = new NodeFamily(
+    registry,
+    'verdict_agent_connected',
+    "1 while the node's agent has a stream open, else 0.",
+    'gauge',
+    perNode.refresh,
+  );
+  perNode.lastSeen = new NodeFamily(
+    registry,
     'verdict_agent_last_seen_timestamp_seconds',
     "When the node's agent was last heard from, Unix seconds.",
-    ['node'],
-    (g, s) => {
-      for (const n of s.nodes) g.set({ node: n.name }, n.lastSeenMs / 1000);
-    },
+    'gauge',
+    perNode.refresh,
   );
 }

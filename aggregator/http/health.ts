@@ -41,7 +41,7 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
     },
     async (_req, reply) => {
       reply.type(metrics.registry.contentType);
-      return metrics.registry.metrics();
+      return metrics.exposition();
     },
   );
 }

@@ -1,0 +1,177 @@
+import type { Gauge, Registry } from 'prom-client';
+
+/**
+ * Per-node metric families written as exposition text directly (issue 13). With 5,000 nodes the per-node
+ * families hold some 55,000 series; prom-client hashes, copies and formats every one of them on every scrape
+ * (0.2-0.6 s and a lot of garbage). Here each node's lines are kept as text, rebuilt only when that node's
+ * inputs change (a new summary, a connection or last-seen change, a counter increment), and a scrape joins them.
+ *
+ * A family is still registered in the prom-client registry (so it is listed with the rest, and `get()` answers
+ * as a Gauge's or Counter's does); `exposition()` writes the registry the way `Registry.metrics()` does, taking
+ * these families' text as it is: one HELP and TYPE per family, the families in registration order.
+ */
+
+export type Labels = Readonly<Record<string, string>>;
+export interface Series {
+  labels: Labels;
+  value: number;
+}
+
+/** A label value as the text format writes it: backslash, double quote and line feed escaped. */
+export function escapeLabelValue(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`)) : v;
+}
+
+/** HELP text as the text format writes it: backslash and line feed escaped. */
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** A sample value as prom-client writes it. */
+export function valueText(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
+}
+
+/** One sample line, with its line feed; labels in the order given (as prom-client writes them). */
+export function seriesLine(name: string, s: Series): string {
+  let labels = '';
+  for (const [k, v] of Object.entries(s.labels)) labels += `${labels === '' ? '' : ','}${k}="${escapeLabelValue(v)}"`;
+  return `${name}${labels === '' ? '' : `{${labels}}`} ${valueText(s.value)}\n`;
+}
+
+interface NodeEntry {
+  /** What the series were built from; the same key keeps them (and their text). */
+  key: string | undefined;
+  series: Series[];
+  /** The node's lines, built at the first scrape after a change. */
+  text: string | undefined;
+  /** The refresh that last saw the node (gauges from the store: a node not seen is forgotten). */
+  seen: number;
+}
+
+/**
+ * A family of series grouped by node. `refresh` runs before each read (it may update the family, and says
+ * whether there is anything to show: a store that does not answer leaves the family's series out of that
+ * scrape, as the snapshot gauges always did).
+ */
+export class NodeFamily {
+  readonly aggregator = 'sum' as const;
+  protected readonly nodes = new Map<string, NodeEntry>();
+  private readonly header: string;
+  /** The family's text as last written, while no node's series changed (undefined: write it again). */
+  protected text: string | undefined;
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'gauge' | 'counter',
+    private readonly refresh: () => Promise<boolean>,
+  ) {
+    this.header = `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}`;
+    // prom-client's registry reads name, help, type, aggregator, get() and reset(): this is such a metric.
+    registry.registerMetric(this as unknown as Gauge);
+  }
+
+  /** The node's series are what `build` makes of `key`; built again only when the key changes. */
+  put(node: string, key: string, seen: number, build: () => Series[]): void {
+    const e = this.nodes.get(node);
+    if (e === undefined) {
+      this.nodes.set(node, { key, series: build(), text: undefined, seen });
+      this.text = undefined;
+    } else {
+      e.seen = seen;
+      if (e.key !== key) {
+        e.key = key;
+        e.series = build();
+        e.text = undefined;
+        this.text = undefined;
+      }
+    }
+  }
+
+  /** Forget the nodes the refresh numbered `seen` did not put. */
+  sweep(seen: number): void {
+    for (const [node, e] of this.nodes)
+      if (e.seen !== seen) {
+        this.nodes.delete(node);
+        this.text = undefined;
+      }
+  }
+
+  /** The family in the text format, as prom-client's registry writes one (no final line feed). */
+  async exposition(): Promise<string> {
+    if (!(await this.refresh())) return this.header;
+    if (this.text === undefined) {
+      let body = '';
+      for (const e of this.nodes.values()) {
+        e.text ??= e.series.map((s) => seriesLine(this.name, s)).join('');
+        body += e.text;
+      }
+      // Each node's lines end in a line feed; the family's last line does not.
+      this.text = body === '' ? this.header : `${this.header}\n${body.slice(0, -1)}`;
+    }
+    return this.text;
+  }
+
+  /** As prom-client's Gauge and Counter answer get(). */
+  async get() {
+    const ok = await this.refresh();
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: ok
+        ? [...this.nodes.values()].flatMap((e) => e.series.map((s) => ({ labels: s.labels, value: s.value })))
+        : [],
+    };
+  }
+
+  reset(): void {
+    this.nodes.clear();
+    this.text = undefined;
+  }
+}
+
+/**
+ * A per-node counter (labels: node, and maybe one more): `inc` as prom-client's Counter takes it. Counters are per
+ * process: a node's series stay once it has them.
+ */
+export class NodeCounter<L extends string> extends NodeFamily {
+  constructor(registry: Registry, name: string, help: string, collect: () => Promise<void>) {
+    super(registry, name, help, 'counter', async () => {
+      await collect();
+      return true;
+    });
+  }
+
+  inc(labels: Readonly<Record<L, string>> & { node: string }, value = 1): void {
+    if (!Number.isFinite(value) || value < 0) throw new Error(`a counter cannot be increased by ${value}`);
+    let e = this.nodes.get(labels.node);
+    if (e === undefined) this.nodes.set(labels.node, (e = { key: undefined, series: [], text: undefined, seen: 0 }));
+    const l = labels as Labels;
+    const keys = Object.keys(l);
+    const s = e.series.find((x) => keys.every((k) => x.labels[k] === l[k]));
+    if (s) s.value += value;
+    else e.series.push({ labels: { ...l }, value });
+    e.text = undefined;
+    this.text = undefined;
+  }
+}
+
+/**
+ * The registry in the text format, as `registry.metrics()` writes it, with the per-node families' text taken
+ * as kept. Every family is collected concurrently, as prom-client does, so they share one store snapshot.
+ */
+export async function exposition(registry: Registry): Promise<string> {
+  const parts = await Promise.all(
+    registry.getMetricsAsArray().map((m) => {
+      const own: unknown = m;
+      return own instanceof NodeFamily ? own.exposition() : registry.getSingleMetricAsString(m.name);
+    }),
+  );
+  return `${parts.join('\n\n')}\n`;
+}

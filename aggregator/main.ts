@@ -212,11 +212,17 @@ function clusterComponents(
   kube: KubeClient | undefined,
   deps: { store: Store; metrics: AggregatorMetrics; registry: ReportRegistry; log: Logger },
   tamper: { namespaces: string[]; tiers: string[] },
+  signingPublicKey?: string,
 ): ClusterComponents {
   if (!kube) return { watchers: [] };
   const { store, metrics, registry, log } = deps;
   const common = { kube, store, now: Date.now };
-  const clusterReports = new ClusterReports({ ...common, registry, log: log.child({ component: 'globalreports' }) });
+  const clusterReports = new ClusterReports({
+    ...common,
+    registry,
+    log: log.child({ component: 'globalreports' }),
+    ...(signingPublicKey ? { signingPublicKey } : {}),
+  });
   const policyLog = log.child({ component: 'policy-history' });
   const policyHistory = new PolicyHistory({
     ...common,
@@ -406,7 +412,7 @@ export async function startAggregator(
     if (config.reportsDir) registry.loadDir(config.reportsDir);
     const deps = { store, metrics, registry, log };
     const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
-    const cluster = clusterComponents(kube, deps, tamper);
+    const cluster = clusterComponents(kube, deps, tamper, signer?.publicKeyPem);
     // Network access's configured evidence: the snapshot when given (offline audits, the demo), else the cluster.
     useNetworkAccessMetrics(store, metrics.registry);
     useInternalCidrs(store, config.internalCidrs);

@@ -12,6 +12,8 @@ export interface ClusterReportsOptions extends KubeStoreComponentOptions {
   registry: ReportRegistry;
   /** Runs read per report for its status. */
   recentRuns?: number;
+  /** PEM of --signing-key's public key: published in every report's status, so an auditor reads it from the cluster. */
+  signingPublicKey?: string;
 }
 
 const GLOBALREPORTS_PATH = '/apis/compliance.verdict.dev/v1/globalreports';
@@ -39,6 +41,7 @@ export class ClusterReports {
   private readonly store: Store;
   private readonly log: Logger;
   private readonly recentRuns: number;
+  private readonly signingPublicKey: string | undefined;
 
   constructor({
     kube,
@@ -46,7 +49,9 @@ export class ClusterReports {
     store,
     log,
     recentRuns = AGGREGATOR_DEFAULTS_TABLE.scheduler.recentRunsPerReport,
+    signingPublicKey,
   }: ClusterReportsOptions) {
+    this.signingPublicKey = signingPublicKey;
     this.kube = kube;
     this.registry = registry;
     this.store = store;
@@ -98,7 +103,9 @@ export class ClusterReports {
     const wanted: [string, Record<string, unknown>][] = [];
     for (const def of this.registry.all()) {
       if (def.origin !== CLUSTER_ORIGINS.verdict) continue;
-      wanted.push([def.name, { ...reportStatus(await this.store.reportRuns(def.name, this.recentRuns)), error: null }]);
+      const status = reportStatus(await this.store.reportRuns(def.name, this.recentRuns));
+      const key = this.signingPublicKey ? { signingPublicKey: this.signingPublicKey } : {};
+      wanted.push([def.name, { ...status, ...key, error: null }]);
     }
     // An invalid GlobalReport gets the reason in its status (kubectl get shows why it does not run).
     for (const bad of this.registry.errors())

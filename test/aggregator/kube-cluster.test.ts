@@ -1,3 +1,6 @@
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { KubeClient, kubeconfigConnection } from '../../common/kube-client.js';
@@ -387,6 +390,55 @@ t.test(
         ['shop/new-1', false],
         ['shop/old-1', true],
       ],
+    );
+  },
+);
+
+t.test(
+  "with --signing-key every GlobalReport's status publishes the public key an auditor checks downloads with",
+  async (t) => {
+    const dir = tempDir(t);
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const keyFile = join(dir, 'signing.pem');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const api = await startFakeApiServer(t, dir);
+    api.globalReports.set('weekly', gr('weekly', { reportType: 'cis-benchmark', schedule: '0 0 * * 0' }));
+    api.tokens.set('auditor-token', {
+      username: 'auditor',
+      audiences: ['https://kubernetes.default.svc.cluster.local'],
+    });
+    api.allow.add('auditor get globalreports weekly');
+    const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, signingKeyFile: keyFile });
+    await until(() => agg.registry.get('weekly') !== undefined, 'listed');
+    const run = await agg.scheduler.runNow(
+      agg.registry.get('weekly')!,
+      Date.parse('2026-11-01T00:00:00Z'),
+      Date.parse('2026-11-02T00:00:00Z'),
+    );
+    await until(async () => {
+      await agg.scheduler.tick();
+      await agg.scheduler.idle();
+      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
+    }, 'the run succeeded');
+    const status = await until(
+      () => (api.globalReports.get('weekly') as { status?: { signingPublicKey?: string } }).status,
+      'status written',
+      20_000,
+    );
+    t.equal(status.signingPublicKey, publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'the SPKI PEM');
+    // What an auditor does with it: check a download's detached signature against that key.
+    const file = 'total-summary.csv';
+    const base = `http://127.0.0.1:${agg.httpPort}/api/v1/reports/weekly/runs/${run.id}/download/${file}`;
+    const get = async (url: string) => {
+      const res = await fetch(url, { headers: { authorization: 'Bearer auditor-token' } });
+      t.equal(res.status, 200, url);
+      return Buffer.from(await res.arrayBuffer());
+    };
+    const bytes = await get(base);
+    const sig = await get(`${base}.sig`);
+    t.ok(
+      verify(null, bytes, createPublicKey(status.signingPublicKey!), sig),
+      'the download verifies with the published key',
     );
   },
 );

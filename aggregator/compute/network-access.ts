@@ -280,8 +280,24 @@ function summarize(acc: Map<string, Acc>): NetworkAccessSummary {
     }))
     .sort((x, y) => x.endpoint.localeCompare(y.endpoint));
 
+  return { endpoints, namespaces: namespaceRows(endpoints) };
+}
+
+/** What a namespace row is summed from: one endpoint's protection flags and connection counts. */
+interface EndpointCounts {
+  namespace: string;
+  ingressProtected: boolean | null;
+  egressProtected: boolean | null;
+  allowedIn: number;
+  deniedIn: number;
+  allowedOut: number;
+  deniedOut: number;
+}
+
+/** Per namespace, over its endpoints (counts of protected endpoints; allowed share of connections). */
+export function namespaceRows(rows: readonly EndpointCounts[]): NamespaceAccessRow[] {
   const byNs = new Map<string, NamespaceAccessRow>();
-  for (const e of endpoints) {
+  for (const e of rows) {
     if (!e.namespace) continue;
     const n = byNs.get(e.namespace) ?? {
       namespace: e.namespace,
@@ -303,12 +319,11 @@ function summarize(acc: Map<string, Acc>): NetworkAccessSummary {
     n.deniedOut += e.deniedOut;
     byNs.set(e.namespace, n);
   }
-  const namespaces = [...byNs.values()]
+  return [...byNs.values()]
     .map((n) => {
       const allowed = n.allowedIn + n.allowedOut;
       const total = allowed + n.deniedIn + n.deniedOut;
       return { ...n, allowedPercent: total === 0 ? null : Math.round((allowed / total) * 1000) / 10 };
     })
     .sort((a, b) => a.namespace.localeCompare(b.namespace));
-  return { endpoints, namespaces };
 }

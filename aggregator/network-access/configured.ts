@@ -2,15 +2,8 @@ import { errorDetail } from '../../common/errors.js';
 import { InternalRanges } from './cidr.js';
 import { podConfiguration } from './decide.js';
 import type { Doc } from './document.js';
-import {
-  compilePolicy,
-  compileTier,
-  policyObjectKind,
-  type ConfigNamespace,
-  type ConfigPod,
-  type ConfigTier,
-  type ConfiguredPolicy,
-} from './policies.js';
+import { compilePolicy, compileTier, policyObjectKind } from './policies.js';
+import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy } from './policy-model.js';
 
 /** A pod of the configuration, with what the network-access report says about it beside its policies. */
 export interface ClusterPod extends ConfigPod {

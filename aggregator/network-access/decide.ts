@@ -1,4 +1,4 @@
-import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy, Direction, Peer } from './policies.js';
+import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy, Direction, Peer } from './policy-model.js';
 
 /** What the configuration does with a class of peers in one direction of one endpoint. */
 export interface Decision {

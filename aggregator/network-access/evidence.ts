@@ -1,6 +1,11 @@
-import type { NamespaceAccessRow, NetworkAccessRow, NetworkAccessSummary } from '../compute/network-access.js';
+import {
+  namespaceRows,
+  type NamespaceAccessRow,
+  type NetworkAccessRow,
+  type NetworkAccessSummary,
+} from '../compute/network-access.js';
 import { workloadOf, type ConfiguredEndpoint, type ConfiguredEvidence } from './configured.js';
-import type { Direction } from './policies.js';
+import type { Direction } from './policy-model.js';
 
 /** What the dataplane showed for one endpoint over the interval (compute/network-access.ts, from flow records). */
 export interface ObservedEvidence {
@@ -280,36 +285,4 @@ export function networkAccessEvidence(
   };
 }
 
-/** Per namespace, over its endpoints (counts of protected endpoints; allowed share of connections). */
-export function namespaceRows(rows: readonly NetworkAccessEndpoint[]): NamespaceAccessRow[] {
-  const byNs = new Map<string, NamespaceAccessRow>();
-  for (const e of rows) {
-    if (!e.namespace) continue;
-    const n = byNs.get(e.namespace) ?? {
-      namespace: e.namespace,
-      endpoints: 0,
-      ingressProtected: 0,
-      egressProtected: 0,
-      allowedIn: 0,
-      deniedIn: 0,
-      allowedOut: 0,
-      deniedOut: 0,
-      allowedPercent: null,
-    };
-    n.endpoints++;
-    if (e.ingressProtected) n.ingressProtected++;
-    if (e.egressProtected) n.egressProtected++;
-    n.allowedIn += e.allowedIn;
-    n.deniedIn += e.deniedIn;
-    n.allowedOut += e.allowedOut;
-    n.deniedOut += e.deniedOut;
-    byNs.set(e.namespace, n);
-  }
-  return [...byNs.values()]
-    .map((n) => {
-      const allowed = n.allowedIn + n.allowedOut;
-      const total = allowed + n.deniedIn + n.deniedOut;
-      return { ...n, allowedPercent: total === 0 ? null : Math.round((allowed / total) * 1000) / 10 };
-    })
-    .sort((a, b) => a.namespace.localeCompare(b.namespace));
-}
+export { namespaceRows };

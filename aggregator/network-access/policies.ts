@@ -16,24 +16,6 @@ import {
   strongest,
 } from './policy-model.js';
 
-export {
-  type Direction,
-  DIRECTIONS,
-  type ConfigNamespace,
-  type ConfigPod,
-  type Peer,
-  type RuleAction,
-  type PolicyRule,
-  type PolicyKind,
-  type ConfiguredPolicy,
-  type ConfigTier,
-  calicoEndpointLabels,
-  calicoNamespaceLabels,
-  type CompileContext,
-  netsCover,
-  strongest,
-} from './policy-model.js';
-
 /** What an object is, from apiVersion and kind; undefined for anything that is not a network policy or a tier. */
 export function policyObjectKind(d: Doc): PolicyKind | 'Tier' | undefined {
   const api = fieldString(d, 'apiVersion') ?? '';

@@ -4,7 +4,7 @@ import type { ClusterSnapshot } from '../snapshot/index.js';
 import type { Store, StoredAuditEvent } from '../store/index.js';
 import type { ClusterConfiguration, ClusterPod, PolicyVersion } from './configured.js';
 import { docOf, field, fieldDoc, fieldList, fieldString, labelMap, type Doc } from './document.js';
-import type { ConfigNamespace } from './policies.js';
+import type { ConfigNamespace } from './policy-model.js';
 
 /** Where configured evidence reads the cluster's endpoints and policies for an interval. */
 export interface ConfigurationSource {

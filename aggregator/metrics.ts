@@ -5,11 +5,11 @@ import { clusterScoreRatio, failingNodesPerCheck, isConnected } from './compute/
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { StoredClusterScan } from './cluster-cis/scan.js';
-import type { NodeCisSummary, NodeRecord, Store } from './store/index.js';
+import type { NodeCisSummary, NodeLiveness, Store } from './store/index.js';
 import { exposition, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
 
 interface CisSnapshot {
-  nodes: NodeRecord[];
+  nodes: NodeLiveness[];
   /** Each node's latest-run summary: one compact row per node, never the check rows (issue 13). */
   summaries: NodeCisSummary[];
   /** The latest evaluation of the cluster section (5.x), when there is one. */
@@ -23,7 +23,7 @@ function ratio(pass: number, fail: number): number {
 
 async function readSnapshot(store: Store): Promise<CisSnapshot> {
   const [nodes, summaries, cluster] = await Promise.all([
-    store.listNodes(),
+    store.nodeLiveness(),
     store.cisSummaries(),
     store.latestClusterScan(),
   ]);

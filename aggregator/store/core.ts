@@ -16,6 +16,7 @@ import {
   type ScanEvidenceDbRow,
 } from './evidence.js';
 import {
+  bool,
   auditEventValues,
   toAuditEvent,
   toCheckStatus,
@@ -32,6 +33,7 @@ import {
   type NodeRow,
   type PodRow,
   type ReportRunRow,
+  type SqlBool,
 } from './rows.js';
 import {
   AUDIT_EVENTS,
@@ -55,6 +57,7 @@ import type {
   LatestCheckStatus,
   NodeCisSummary,
   NodeHello,
+  NodeLiveness,
   NodeRecord,
   PodSighting,
   ReportRunRecord,
@@ -234,6 +237,13 @@ export abstract class SqlStore implements Store {
        ORDER BY ${this.d.byteOrder('n.name')}`,
     );
     return rows.map(toNodeRecord);
+  }
+
+  async nodeLiveness(): Promise<NodeLiveness[]> {
+    const rows = await this.reader.all<{ name: string; connected: SqlBool; last_seen_ms: number | string }>(
+      `SELECT name, connected, last_seen_ms FROM nodes ORDER BY ${this.d.byteOrder('name')}`,
+    );
+    return rows.map((r) => ({ name: r.name, connected: bool(r.connected), lastSeenMs: Number(r.last_seen_ms) }));
   }
 
   async cisSummaries(): Promise<NodeCisSummary[]> {

@@ -19,7 +19,7 @@ import type {
 /** A column SQLite stores as 0/1 and PostgreSQL as BOOLEAN. */
 export type SqlBool = boolean | number;
 
-const bool = (v: SqlBool): boolean => v === true || v === 1;
+export const bool = (v: SqlBool): boolean => v === true || v === 1;
 
 /** A node with the counts of its latest run (the LEFT JOIN's columns null before the first run). */
 export interface NodeRow {

@@ -13,6 +13,9 @@ import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/reco
 export type { NodeHello } from '../../common/node-hello.js';
 
 /** A node with its latest benchmark run's counts (undefined before the first run). */
+/** A node's connection as /metrics exports it. */
+export type NodeLiveness = Pick<NodeRecord, 'name' | 'connected' | 'lastSeenMs'>;
+
 export interface NodeRecord extends NodeHello {
   connected: boolean;
   firstSeenMs: number;
@@ -173,6 +176,8 @@ export interface Store {
     atMs: number,
   ): Promise<{ duplicate: boolean }>;
   listNodes(): Promise<NodeRecord[]>;
+  /** Each node's name and connection only, by name (what /metrics reads per scrape; no join with the runs). */
+  nodeLiveness(): Promise<NodeLiveness[]>;
   /** The node's latest run, or the latest that started at or before `atMs`. */
   nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
   latestCheckStatuses(): Promise<LatestCheckStatus[]>;

@@ -111,6 +111,10 @@ function fakeStore() {
   // Each read answers fresh objects, as a store's rows are.
   const store = {
     listNodes: () => answer(() => [...state.nodes.values()].map((n) => ({ ...n }))),
+    nodeLiveness: () =>
+      answer(() =>
+        [...state.nodes.values()].map((n) => ({ name: n.name, connected: n.connected, lastSeenMs: n.lastSeenMs })),
+      ),
     cisSummaries: () => answer(() => [...state.summaries.values()].map((s) => ({ ...s }))),
     latestClusterScan: () => answer(() => undefined),
   } as unknown as Store;

@@ -214,6 +214,11 @@ export class PostgresStore extends SqlStore {
   private async transactionNow<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken: Error | undefined;
+    // A checked-out connection that the server resets between two statements emits 'error' with no query to take it
+    // (pg hands such errors to the pool only while the connection is idle): without a listener that is an uncaught
+    // exception. Keep it: the connection is discarded on release, and the next statement fails as an outage.
+    const onError = (err: Error) => (broken ??= err);
+    c.on('error', onError);
     try {
       await c.query('BEGIN');
       const result = await fn(c);
@@ -224,6 +229,7 @@ export class PostgresStore extends SqlStore {
       await c.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw err;
     } finally {
+      c.removeListener('error', onError);
       c.release(broken);
     }
   }

@@ -1,5 +1,6 @@
 import type { FlowEndpoint } from '../../common/flow.js';
 import type { ReportDefinition } from './globalreport.js';
+import { rfc3339, type Column } from './report-file.js';
 
 /**
  * Whether an endpoint is in a report's scope (spec.endpoints): the selector
@@ -60,4 +61,23 @@ export function scopeParameters(def: ReportDefinition): {
     serviceAccountNames: ep?.serviceAccounts?.names ?? [],
     serviceAccountSelectors: ep?.serviceAccounts?.selector ?? '',
   };
+}
+
+/**
+ * The columns Calico's summary.csv of a scoped report (inventory, policy-audit) opens with: the interval, then the
+ * report's scope parameters (scopeParameters).
+ */
+export function scopeSummaryColumns<S extends { startTime: string; endTime: string }>(
+  def: ReportDefinition,
+): Column<S>[] {
+  const scope = scopeParameters(def);
+  return [
+    ['startTime', (s) => rfc3339(s.startTime)],
+    ['endTime', (s) => rfc3339(s.endTime)],
+    ['endpointSelector', () => scope.endpointSelector],
+    ['namespaceNames', () => scope.namespaceNames],
+    ['namespaceSelector', () => scope.namespaceSelector],
+    ['serviceAccountNames', () => scope.serviceAccountNames],
+    ['serviceAccountSelectors', () => scope.serviceAccountSelectors],
+  ];
 }

@@ -1,9 +1,9 @@
 import { parseSelector, type Selector } from '../selector.js';
 import type { ReportDefinition } from '../globalreport.js';
 import type { InventorySnapshot, LabelSelector } from '../inventory-snapshot.js';
-import { csvFile, rfc3339, type ReportFile } from '../report-file.js';
+import { csvFile, type ReportFile } from '../report-file.js';
 import { requireCluster, type ReportKind, type ReportOutput } from '../report-type.js';
-import { inScope, scopeParameters } from '../scope.js';
+import { inScope, scopeSummaryColumns } from '../scope.js';
 
 export type { InventorySnapshot } from '../inventory-snapshot.js';
 
@@ -284,18 +284,11 @@ function inventoryFiles(
   summary: InventorySummary,
   data: InventoryData,
 ): Record<string, ReportFile> {
-  const scope = scopeParameters(def);
   return {
     'summary.csv': csvFile(
       [summary],
       [
-        ['startTime', (s) => rfc3339(s.startTime)],
-        ['endTime', (s) => rfc3339(s.endTime)],
-        ['endpointSelector', () => scope.endpointSelector],
-        ['namespaceNames', () => scope.namespaceNames],
-        ['namespaceSelector', () => scope.namespaceSelector],
-        ['serviceAccountNames', () => scope.serviceAccountNames],
-        ['serviceAccountSelectors', () => scope.serviceAccountSelectors],
+        ...scopeSummaryColumns<InventorySummary>(def),
         ['endpointsNumInScope', (s) => s.endpointsNumInScope],
         ['endpointsNumIngressProtected', (s) => s.endpointsNumIngressProtected],
         ['endpointsNumEgressProtected', (s) => s.endpointsNumEgressProtected],

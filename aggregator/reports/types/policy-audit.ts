@@ -1,7 +1,7 @@
 import type { StoredAuditEvent } from '../../store/index.js';
 import type { ReportDefinition } from '../globalreport.js';
-import { csvFile, rfc3339 } from '../report-file.js';
-import { scopeParameters } from '../scope.js';
+import { csvFile } from '../report-file.js';
+import { scopeSummaryColumns } from '../scope.js';
 import type { ReportKind, ReportOutput } from '../report-type.js';
 import { boundJson, isPlainObject, jsonEqual, ownValue, STORED_EVENT_MAX_DEPTH } from '../json-bounds.js';
 import { isPolicyResource, isWatchedVersion } from '../policy-resources.js';
@@ -189,7 +189,6 @@ export function policyAuditReport(
     numModifiedPolicies: changes.filter((c) => c.verb === 'update' || c.verb === 'patch').length,
     numDeletedPolicies: changes.filter((c) => c.verb === 'delete').length,
   };
-  const scope = scopeParameters(def);
   // Calico Enterprise's summary.csv columns (tigera/operator pkg/render/compliance.go,
   // complianceGlobalReportPolicyAudit);
   // events.csv is Verdict's own: one row per change, with who and what changed.
@@ -197,13 +196,7 @@ export function policyAuditReport(
     'summary.csv': csvFile(
       [summary],
       [
-        ['startTime', (s) => rfc3339(s.startTime)],
-        ['endTime', (s) => rfc3339(s.endTime)],
-        ['endpointSelector', () => scope.endpointSelector],
-        ['namespaceNames', () => scope.namespaceNames],
-        ['namespaceSelector', () => scope.namespaceSelector],
-        ['serviceAccountNames', () => scope.serviceAccountNames],
-        ['serviceAccountSelectors', () => scope.serviceAccountSelectors],
+        ...scopeSummaryColumns<PolicyAuditSummary>(def),
         ['numCreatedPolicies', (s) => s.numCreatedPolicies],
         ['numModifiedPolicies', (s) => s.numModifiedPolicies],
         ['numDeletedPolicies', (s) => s.numDeletedPolicies],

@@ -29,6 +29,8 @@ const CALICO_WATCHED = new Set([
   'globalnetworkpolicies',
   'stagednetworkpolicies',
   'stagedglobalnetworkpolicies',
+  // projectcalico.org/v3 StagedKubernetesNetworkPolicy: a Kubernetes NetworkPolicy previewed, kept apart as staged.
+  'stagedkubernetesnetworkpolicies',
   'tiers',
 ]);
 

@@ -198,3 +198,41 @@ t.test('each Calico column carries its meaning', async (t) => {
   };
   for (const [column, meaning] of ENDPOINTS) t.same(ecell(column), endpointValues[column], `${column}: ${meaning}`);
 });
+
+t.test("endpoints.csv: the unknown counts (trace-only Hubble, policyUnknown) follow Calico's columns", async (t) => {
+  // shop/api received 3 connections seen only through trace events (policyUnknown: no event could say whether a
+  // policy decided them) and 4 a verdict event said a policy allowed; it sent 2 unknown ones to pay/db. Hand-derived:
+  // unknownAllowedIn 3 of allowedIn 7, unknownAllowedOut 2 of allowedOut 2.
+  const unknown = (f: FlowRecord, connections: number): FlowRecord => ({
+    ...f,
+    policyDecided: false,
+    policyUnknown: true,
+    connections,
+  });
+  const report = networkAccessReport(
+    def(),
+    networkAccessEvidence(
+      networkAccess([
+        unknown(flow(ep('shop', 'web'), ep('shop', 'api'), 'dst'), 3),
+        flow(ep('shop', 'web'), ep('shop', 'api'), 'dst'),
+        unknown(flow(ep('shop', 'api'), ep('pay', 'db'), 'src'), 2),
+      ]),
+      undefined,
+    ),
+    INTERVAL,
+  );
+  const e = report.files['endpoints.csv']!;
+  const at = (h: string) => e.header.indexOf(h);
+  t.ok(at('unknownAllowedIn') >= ENDPOINTS.length, "unknownAllowedIn is after Calico's columns");
+  t.equal(at('unknownAllowedOut'), at('unknownAllowedIn') + 1, 'unknownAllowedOut right after it');
+  t.ok(at('unknownAllowedIn') > at('deniedOut'), 'beside the traffic counts it is part of');
+  const row = (endpoint: string) => e.rows.find((r) => r[at('endpoint')] === endpoint);
+  const cells = (endpoint: string) =>
+    ['allowedIn', 'unknownAllowedIn', 'allowedOut', 'unknownAllowedOut'].map((h) => row(endpoint)?.[at(h)]);
+  t.same(cells('shop/api'), [7, 3, 2, 2], 'shop/api: 3 of 7 in and 2 of 2 out could not tell');
+  t.same(
+    e.rows.map((r) => r[at('endpoint')]),
+    ['shop/api'],
+    'shop/web is only a peer (reporter dst records are the destination node observing)',
+  );
+});

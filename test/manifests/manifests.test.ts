@@ -19,6 +19,7 @@ import { parseRunArgs } from '../../agent/run.js';
 import { parseAggregatorArgs } from '../../aggregator/config.js';
 import { AGENT_AUDIENCE } from '../../aggregator/kube/auth.js';
 import { isValid, toDefinition } from '../../aggregator/reports/globalreport.js';
+import { POLICY_RESOURCES } from '../../aggregator/reports/policy-resources.js';
 import { reportStatus } from '../../aggregator/reports/scheduler.js';
 import type { ReportRunRecord } from '../../aggregator/store/index.js';
 
@@ -73,6 +74,10 @@ const AGGREGATOR_APIS: [string, string][] = (() => {
     for (const m of text.matchAll(/\[\s*'([a-z0-9.]*)',\s*'v[0-9a-z]+',\s*'([a-z]+)'\s*\]/g))
       out.set(`${m[1]}|${m[2]}`, [m[1] as string, m[2] as string]);
   }
+  // kube/policy-history.ts builds its watch paths from POLICY_RESOURCES (each with a watchVersion), which no path
+  // literal shows: every one of them is read (list and watch) too.
+  for (const r of POLICY_RESOURCES)
+    if (r.watchVersion !== undefined) out.set(`${r.group}|${r.resource}`, [r.group, r.resource]);
   return [...out.values()];
 })();
 
@@ -1155,6 +1160,10 @@ renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the confi
         ['get', 'list', 'watch', 'create'].some((v) => allows([...agg, ...aggNs], g, r, v, LEASE)),
         `${target}: the aggregator's call to ${r}${g ? `.${g}` : ''} is granted`,
       );
+    // The policy watch lists then watches each resource it keeps versions of (StagedKubernetesNetworkPolicy too).
+    for (const r of POLICY_RESOURCES.filter((x) => x.watchVersion !== undefined))
+      for (const v of ['list', 'watch'])
+        t.ok(allows(agg, r.group, r.resource, v), `${target}: the policy watch may ${v} ${r.resource}.${r.group}`);
   }
 });
 

@@ -116,6 +116,10 @@ export const ENDPOINT_COLUMNS: readonly Column<NetworkAccessEndpoint>[] = [
   ['deniedIn', (e) => e.deniedIn],
   ['allowedOut', (e) => e.allowedOut],
   ['deniedOut', (e) => e.deniedOut],
+  // Allowed connections no event could say a policy decided or not (trace-only Hubble, policyUnknown): unknown,
+  // neither protected nor unprotected traffic; 0 when unobserved.
+  ['unknownAllowedIn', (e) => e.observed?.unknownAllowedIn ?? 0],
+  ['unknownAllowedOut', (e) => e.observed?.unknownAllowedOut ?? 0],
   ['observedPolicies', (e) => e.policies],
   ['stagedPolicies', (e) => e.stagedPolicies],
   ['findings', (e) => e.findings.length],

@@ -20,10 +20,9 @@ import { PodHistory } from './kube/pods.js';
 import { PolicyHistory } from './kube/policy-history.js';
 import {
   clusterConfigurationSource,
+  networkAccessFindingsGauge,
   snapshotConfigurationSource,
-  useConfigurationSource,
-  useInternalCidrs,
-  useNetworkAccessMetrics,
+  type NetworkAccessConfig,
 } from './network-access/index.js';
 import { loadClusterSnapshot, type ClusterSnapshot } from './snapshot/index.js';
 import { snapshotClusterSource } from './reports/snapshot-inventory.js';
@@ -47,6 +46,8 @@ export interface RunningAggregator {
   app: App;
   scheduler: ReportScheduler;
   registry: ReportRegistry;
+  /** What network access reads beside the store (the routes and the report share it). */
+  networkAccess: NetworkAccessConfig;
   /** Stop every component in the reverse of the order they started (timers, watchers, HTTP, ..., the store last). */
   close(): Promise<void>;
 }
@@ -260,12 +261,18 @@ function reportLeader(config: AggregatorConfig, store: Store, kube: KubeClient |
 /** The report scheduler, its leader election and its metrics. */
 function schedulerComponent(
   config: AggregatorConfig,
-  deps: { store: Store; metrics: AggregatorMetrics; registry: ReportRegistry; log: Logger },
+  deps: {
+    store: Store;
+    metrics: AggregatorMetrics;
+    registry: ReportRegistry;
+    log: Logger;
+    networkAccess: NetworkAccessConfig;
+  },
   kube: KubeClient | undefined,
   clusterReports: ClusterReports | undefined,
   snapshot?: ClusterSnapshot,
 ) {
-  const { store, metrics, registry, log } = deps;
+  const { store, metrics, registry, log, networkAccess } = deps;
   // Cluster facts for inventory reports: the API server, else the offline snapshot (which then makes them valid).
   const inventory = kube
     ? kubeInventory({ kube, store })
@@ -279,7 +286,7 @@ function schedulerComponent(
   const scheduler = new ReportScheduler(
     store,
     registry,
-    reportRunner(store, Date.now, inventory),
+    reportRunner(store, Date.now, inventory, networkAccess),
     leader ? () => leader.isLeader() : async () => true,
     {
       runFinished(report, result, atMs) {
@@ -414,10 +421,12 @@ export async function startAggregator(
     const tamper = { namespaces: config.protectedNamespaces, tiers: config.protectedTiers };
     const cluster = clusterComponents(kube, deps, tamper, signer?.publicKeyPem);
     // Network access's configured evidence: the snapshot when given (offline audits, the demo), else the cluster.
-    useNetworkAccessMetrics(store, metrics.registry);
-    useInternalCidrs(store, config.internalCidrs);
+    const networkAccess: NetworkAccessConfig = {
+      internalCidrs: config.internalCidrs,
+      findings: networkAccessFindingsGauge(metrics.registry),
+    };
     if (snapshot) {
-      useConfigurationSource(store, snapshotConfigurationSource(snapshot));
+      networkAccess.source = snapshotConfigurationSource(snapshot);
       log.info(
         {
           snapshot: snapshot.dir,
@@ -430,8 +439,8 @@ export async function startAggregator(
         'cluster snapshot read',
       );
     } else if (kube && cluster.policyHistory)
-      useConfigurationSource(store, clusterConfigurationSource({ kube, store, policies: cluster.policyHistory }));
-    const reports = schedulerComponent(config, deps, kube, cluster.clusterReports, snapshot);
+      networkAccess.source = clusterConfigurationSource({ kube, store, policies: cluster.policyHistory });
+    const reports = schedulerComponent(config, { ...deps, networkAccess }, kube, cluster.clusterReports, snapshot);
     if (reports.pgLeader) await life.add('leader', { stop: () => reports.pgLeader?.close() });
     await life.add('scheduler', reports.component);
 
@@ -443,6 +452,7 @@ export async function startAggregator(
       reports: { registry, scheduler: reports.scheduler },
       tamper,
       ...(signer ? { signer } : {}),
+      networkAccess,
     });
     const http = await life.add('http', httpComponent(app, config.httpAddress));
     for (const [name, watcher] of cluster.watchers) await life.add(name, watcher);
@@ -472,6 +482,7 @@ export async function startAggregator(
       app,
       scheduler: reports.scheduler,
       registry,
+      networkAccess,
       close: () => life.stop(),
     };
   } catch (err) {

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { EvidenceSigner } from '../evidence/signing.js';
 import type { AggregatorMetrics } from '../metrics.js';
+import type { NetworkAccessConfig } from '../network-access/config.js';
 import type { ReportRegistry } from '../reports/registry.js';
 import type { ReportScheduler } from '../reports/scheduler.js';
 import type { TamperConfig } from '../reports/tamper.js';
@@ -24,6 +25,8 @@ export interface HttpDeps {
   tamper: TamperConfig;
   /** --signing-key: signs every evidence download (absent: nothing is signed). */
   signer?: EvidenceSigner;
+  /** Network access's configuration source, --internal-cidr and findings gauge (absent: observed evidence only). */
+  networkAccess?: NetworkAccessConfig;
 }
 
 /**

@@ -238,7 +238,7 @@ function pageOf<E extends { endpoint: string; kind: string }>(
   return { items, next: Buffer.from(JSON.stringify([last.endpoint, last.kind])).toString('base64url') };
 }
 
-export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
+export function registerFlowRoutes(app: App, { store, networkAccess: naConfig }: HttpDeps): void {
   app.get(
     '/api/v1/network-access',
     {
@@ -284,7 +284,7 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
             .send({ error: 'VERDICT_BAD_REQUEST', message: 'continue is not a token this API handed out' });
       }
       // Flows summed per distinct flow in the store (bounded by the flows, not the rows), configuration beside them.
-      const summary = await networkAccessOver(store, { ...interval, namespace: q.namespace });
+      const summary = await networkAccessOver(store, naConfig, { ...interval, namespace: q.namespace });
       const endpoints = summary.endpoints.filter(
         (e) => (!q.namespace || e.namespace === q.namespace) && (!q.flag || hasFlag(e, q.flag)),
       );
@@ -303,7 +303,7 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
     },
   );
 
-  registerFindingsRoute(app, store);
+  registerFindingsRoute(app, store, naConfig);
 
   app.get(
     '/api/v1/flows',
@@ -362,7 +362,7 @@ export function registerFlowRoutes(app: App, { store }: HttpDeps): void {
 }
 
 /** The cross-check alone: where configuration and traffic disagree over an interval. */
-function registerFindingsRoute(app: App, store: HttpDeps['store']): void {
+function registerFindingsRoute(app: App, store: HttpDeps['store'], naConfig: HttpDeps['networkAccess']): void {
   app.get(
     '/api/v1/network-access/findings',
     {
@@ -379,7 +379,7 @@ function registerFindingsRoute(app: App, store: HttpDeps['store']): void {
       const interval = parseInterval(q, Date.now());
       if (typeof interval === 'string')
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
-      const summary = await networkAccessOver(store, { ...interval, namespace: q.namespace });
+      const summary = await networkAccessOver(store, naConfig, { ...interval, namespace: q.namespace });
       return {
         from: new Date(interval.fromMs).toISOString(),
         to: new Date(interval.toMs).toISOString(),

@@ -12,18 +12,6 @@ export interface ConfigurationSource {
   configuration(fromMs: number, toMs: number): Promise<ClusterConfiguration | undefined>;
 }
 
-// The HTTP routes and the report type reach the configuration through the store they are given (their dependency
-// objects belong to other modules): main.ts registers the aggregator's source against its store once at start-up.
-const sources = new WeakMap<Store, ConfigurationSource>();
-
-export function useConfigurationSource(store: Store, source: ConfigurationSource): void {
-  sources.set(store, source);
-}
-
-export function configurationSourceFor(store: Store): ConfigurationSource | undefined {
-  return sources.get(store);
-}
-
 function podOf(d: Doc): ClusterPod {
   const meta = fieldDoc(d, 'metadata');
   const spec = fieldDoc(d, 'spec');

@@ -1,3 +1,4 @@
+import type { NetworkAccessConfig } from '../network-access/config.js';
 import type { Store } from '../store/index.js';
 import type { ReportDefinition, ReportType as ReportTypeName } from './globalreport.js';
 import type { InventorySnapshot } from './inventory-snapshot.js';
@@ -21,6 +22,8 @@ export interface ClusterSource {
 export interface ReportSources {
   store: Store;
   cluster?: ClusterSource;
+  /** Network access's configuration source, --internal-cidr and findings gauge (absent: observed evidence only). */
+  networkAccess?: NetworkAccessConfig;
 }
 
 /** Which control frameworks a report is evidence for, and how. */

@@ -1,3 +1,4 @@
+import type { NetworkAccessConfig } from '../network-access/config.js';
 import type { Store, ReportRunRecord } from '../store/index.js';
 import type { ReportDefinition, ReportType } from './globalreport.js';
 import type { InventorySnapshot } from './inventory-snapshot.js';
@@ -15,8 +16,13 @@ export function reportRunner(
   store: Store,
   now: () => number = Date.now,
   inventorySource?: (fromMs: number, toMs: number) => Promise<InventorySnapshot>,
+  networkAccess?: NetworkAccessConfig,
 ) {
-  const sources: ReportSources = { store, ...(inventorySource ? { cluster: { inventory: inventorySource } } : {}) };
+  const sources: ReportSources = {
+    store,
+    ...(inventorySource ? { cluster: { inventory: inventorySource } } : {}),
+    ...(networkAccess ? { networkAccess } : {}),
+  };
   // runReport is typed per report type; called with the union of them, TypeScript cannot tell that the summary and
   // data belong to the reportType beside them, which ReportResult (one shape per type) says.
   return (run: ReportRunRecord, def: ReportDefinition, signal?: AbortSignal): Promise<ReportResult> =>

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { InternalNetworks } from '../../agent/flows/normalize.js';
 import { HubbleParser } from '../../agent/flows/sources/hubble.js';
-import { useConfigurationSource, type ClusterConfiguration } from '../../aggregator/network-access/index.js';
+import type { ClusterConfiguration } from '../../aggregator/network-access/index.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { flowToWire } from '../../proto/convert.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
@@ -116,7 +116,7 @@ interface NetworkAccessReply {
 
 async function cases(t: Test, db: string | undefined): Promise<void> {
   const agg = await startTestAggregator(t, db ? { db } : {});
-  useConfigurationSource(agg.store, { configuration: async () => configuration });
+  agg.networkAccess.source = { configuration: async () => configuration };
   const s = rawAgentStream(agg.grpcPort);
   t.teardown(() => s.close());
   const records = hubbleRecords(t);

@@ -2,10 +2,10 @@ import t, { type Test } from 'tap';
 import type { FlowEndpoint, FlowRecord } from '../../common/flow.js';
 import { Registry } from 'prom-client';
 import {
+  networkAccessFindingsGauge,
   networkAccessOver,
-  useConfigurationSource,
-  useNetworkAccessMetrics,
   type ClusterConfiguration,
+  type NetworkAccessConfig,
 } from '../../aggregator/network-access/index.js';
 import { policyVersions } from '../../aggregator/network-access/source.js';
 import { watchedVersionId } from '../../aggregator/reports/policy-resources.js';
@@ -121,27 +121,30 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
     [internetFlow(T0 + 10 * MIN, 3), internetFlow(T0 + 45 * MIN, 4)],
     T0,
   );
-  useConfigurationSource(store, {
-    async configuration(fromMs, toMs): Promise<ClusterConfiguration> {
-      return {
-        source: 'cluster',
-        namespaces: [{ name: 'shop', labels: {} }],
-        pods: [
-          {
-            namespace: 'shop',
-            name: 'web-7d9f8b6c5d-x2k8p',
-            labels: { app: 'web' },
-            serviceAccount: 'default',
-            envoy: false,
-          },
-        ],
-        policies: await policyVersions(store, current, fromMs, toMs),
-      };
-    },
-  });
   const registry = new Registry();
-  useNetworkAccessMetrics(store, registry);
-  const hour = await networkAccessOver(store, { fromMs: T0, toMs: T0 + 60 * MIN });
+  const config: NetworkAccessConfig = {
+    internalCidrs: [],
+    findings: networkAccessFindingsGauge(registry),
+    source: {
+      async configuration(fromMs, toMs): Promise<ClusterConfiguration> {
+        return {
+          source: 'cluster',
+          namespaces: [{ name: 'shop', labels: {} }],
+          pods: [
+            {
+              namespace: 'shop',
+              name: 'web-7d9f8b6c5d-x2k8p',
+              labels: { app: 'web' },
+              serviceAccount: 'default',
+              envoy: false,
+            },
+          ],
+          policies: await policyVersions(store, current, fromMs, toMs),
+        };
+      },
+    },
+  };
+  const hour = await networkAccessOver(store, config, { fromMs: T0, toMs: T0 + 60 * MIN });
   const w = hour.endpoints.find((e) => e.endpoint === 'shop/web');
   t.same(
     w && [w.evidence, w.ingressProtected, w.ingressFromInternet, w.allowedIn],
@@ -150,7 +153,7 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
   );
   t.same(hour.findings, [], 'not configured protected, so profile-decided traffic is no finding');
 
-  const secondHalf = await networkAccessOver(store, { fromMs: T0 + 20 * MIN, toMs: T0 + 40 * MIN });
+  const secondHalf = await networkAccessOver(store, config, { fromMs: T0 + 20 * MIN, toMs: T0 + 40 * MIN });
   const s = secondHalf.endpoints.find((e) => e.endpoint === 'shop/web');
   t.same(
     s && [s.ingressProtected, s.ingressFromInternet, s.allowedIn],
@@ -158,7 +161,7 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
     '[20m, 40m): protected, the internet not let in, no traffic',
   );
 
-  const last = await networkAccessOver(store, { fromMs: T0 + 40 * MIN, toMs: T0 + 60 * MIN });
+  const last = await networkAccessOver(store, config, { fromMs: T0 + 40 * MIN, toMs: T0 + 60 * MIN });
   t.same(
     last.findings.map((f) => [f.endpoint, f.direction, f.kind, f.connections]),
     [['shop/web', 'ingress', 'protected-but-unprotected-traffic', 4]],

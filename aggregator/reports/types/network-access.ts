@@ -197,6 +197,7 @@ export const networkAccessType: ReportKind<
   },
   // Flows summed per distinct flow in the store (never a row per bucket in the heap), configuration from the
   // aggregator's source (a cluster's history or --cluster-snapshot).
-  load: async ({ store }, interval) => networkAccessOver(store, { fromMs: interval.startMs, toMs: interval.endMs }),
+  load: async ({ store, networkAccess }, interval) =>
+    networkAccessOver(store, networkAccess, { fromMs: interval.startMs, toMs: interval.endMs }),
   generate: (def, evidence, interval) => networkAccessReport(def, evidence, interval),
 };

@@ -3,7 +3,8 @@ import { InternalRanges } from './cidr.js';
 import { podConfiguration } from './decide.js';
 import type { Doc } from './document.js';
 import { compilePolicy, compileTier, policyObjectKind } from './policies.js';
-import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy } from './policy-model.js';
+import { compileNetworkSet, networkSetObjectKind } from './network-sets.js';
+import type { ConfigNamespace, ConfigNetworkSet, ConfigPod, ConfigTier, ConfiguredPolicy } from './policy-model.js';
 
 /** A pod of the configuration, with what the network-access report says about it beside its policies. */
 export interface ClusterPod extends ConfigPod {
@@ -11,7 +12,7 @@ export interface ClusterPod extends ConfigPod {
   envoy: boolean;
 }
 
-/** A policy or Tier object and when it was in force: [fromMs, toMs). */
+/** A policy, Tier or Calico network set object and when it was in force: [fromMs, toMs). */
 export interface PolicyVersion {
   fromMs: number;
   toMs: number;
@@ -82,10 +83,18 @@ interface Compiled {
   version: PolicyVersion;
   policy?: ConfiguredPolicy;
   tier?: ConfigTier;
+  networkSet?: ConfigNetworkSet;
 }
 
-function compileAll(versions: readonly PolicyVersion[], ranges: InternalRanges, problems: string[]): Compiled[] {
+function compileAll(
+  versions: readonly PolicyVersion[],
+  ranges: InternalRanges,
+  problems: string[],
+  namespaceLabels: (ns: string) => Readonly<Record<string, string>>,
+): Compiled[] {
   return versions.flatMap((version): Compiled[] => {
+    if (networkSetObjectKind(version.object))
+      return [{ version, networkSet: compileNetworkSet(version.object, namespaceLabels) }];
     const kind = policyObjectKind(version.object);
     if (kind === undefined) return [];
     if (kind === 'Tier') return [{ version, tier: compileTier(version.object) }];
@@ -119,15 +128,16 @@ export function configuredEvidence(
   opts: { internalCidrs?: readonly string[] } = {},
 ): ConfiguredEvidence {
   const problems: string[] = [];
+  const nsByName = new Map(cfg.namespaces.map((n) => [n.name, n]));
   const compiled = compileAll(
     cfg.policies.filter((v) => v.fromMs < toMs && v.toMs > fromMs),
     new InternalRanges(opts.internalCidrs),
     problems,
+    (ns) => nsByName.get(ns)?.labels ?? {},
   );
   const cuts = new Set<number>([fromMs]);
   for (const c of compiled) for (const t of [c.version.fromMs, c.version.toMs]) if (t > fromMs && t < toMs) cuts.add(t);
   const starts = [...cuts].sort((a, b) => a - b);
-  const nsByName = new Map(cfg.namespaces.map((n) => [n.name, n]));
   const endpoints = new Map<string, ConfiguredEndpoint>();
   const services = cfg.services;
   const folded = new Map<
@@ -147,9 +157,10 @@ export function configuredEvidence(
     const active = compiled.filter((c) => c.version.fromMs <= at && c.version.toMs > at);
     const policies = active.flatMap((c) => (c.policy ? [c.policy] : []));
     const tiers = new Map(active.flatMap((c) => (c.tier ? [[c.tier.name, c.tier] as const] : [])));
+    const networkSets = active.flatMap((c) => (c.networkSet ? [c.networkSet] : []));
     for (const pod of cfg.pods) {
       const ns = nsByName.get(pod.namespace) ?? { name: pod.namespace, labels: {} };
-      const pc = podConfiguration(pod, ns, policies, cfg.namespaces, tiers);
+      const pc = podConfiguration(pod, ns, policies, cfg.namespaces, tiers, networkSets);
       const name = workloadOf(pod.name);
       const id = `${pod.namespace}/${name}`;
       let e = endpoints.get(id);

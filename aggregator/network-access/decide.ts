@@ -1,4 +1,12 @@
-import type { ConfigNamespace, ConfigPod, ConfigTier, ConfiguredPolicy, Direction, Peer } from './policy-model.js';
+import type {
+  ConfigNamespace,
+  ConfigNetworkSet,
+  ConfigPod,
+  ConfigTier,
+  ConfiguredPolicy,
+  Direction,
+  Peer,
+} from './policy-model.js';
 
 /** What the configuration does with a class of peers in one direction of one endpoint. */
 export interface Decision {
@@ -16,9 +24,16 @@ const byOrder = (a: number | undefined, b: number | undefined) =>
 
 /**
  * Calico's tiered evaluation for one class of peers: tiers in order; within a tier, policies by order then name, rules
- * in order. A rule covering the whole class decides (Allow, Deny) or passes to the next tier (Pass); a rule covering
- * some of it and allowing makes "some allowed". A tier with an applicable policy and no decision ends with its default
- * action (Deny unless the Tier says Pass). No tier deciding: the namespace profile, which allows.
+ * in order. A rule covering the whole class decides it (Allow, Deny) or sends it to the next tier (Pass). A rule
+ * covering some of it splits the class: that part takes the rule's action (an Allow makes "some allowed", a Pass
+ * sends that part on to the next tier, whose answer counts), the rest goes on to the following rules. A tier with an
+ * applicable policy and no decision ends with its default action (Deny unless the Tier says Pass). No tier deciding:
+ * the namespace profile, which allows.
+ *
+ * Exact for whole classes. For partial rules it is exact as long as the parts rules cover are independent of one
+ * another; where two partial rules on one path name disjoint traffic (a Pass for port 80, then a next tier that
+ * allows only port 443), the path is still counted as allowing: Verdict answers "allowed" for traffic no packet can
+ * take, never the other way round.
  */
 function calicoDecision(
   policies: readonly ConfiguredPolicy[],
@@ -32,29 +47,47 @@ function calicoDecision(
   const tierNames = [...new Set(policies.map((p) => p.tier))].sort(
     (a, b) => byOrder(tierOf(a).order, tierOf(b).order) || a.localeCompare(b),
   );
-  let someAllowed = false;
-  for (const tierName of tierNames) {
+  // What happens to (part of) the class entering tier k; each tier's answer does not depend on how traffic got there,
+  // so it is worked out once.
+  const answers: Decision[] = [];
+  const from = (k: number): Decision => {
+    const known = answers[k];
+    if (known) return known;
+    const answer = tierAnswer(k);
+    answers[k] = answer;
+    return answer;
+  };
+  const tierAnswer = (k: number): Decision => {
+    const tierName = tierNames[k];
+    if (tierName === undefined) return { allowed: true, byPolicy: false };
     const inTier = policies
       .filter((p) => p.tier === tierName)
       .sort((a, b) => byOrder(a.order, b.order) || a.id.localeCompare(b.id));
-    let outcome: 'allow' | 'deny' | 'pass' | undefined;
-    for (const p of inTier) {
+    let someAllowed = false;
+    let someByPolicy = false;
+    for (const p of inTier)
       for (const r of p.rules[dir]) {
         const c = r.covers(peer);
         if (c === 'none' || r.action === 'Log') continue;
-        if (r.action === 'Allow' && c === 'some') someAllowed = true;
-        if (c !== 'all') continue;
-        outcome = r.action === 'Allow' ? 'allow' : r.action === 'Deny' ? 'deny' : 'pass';
-        break;
+        if (r.action === 'Allow') {
+          if (c === 'all') return { allowed: true, byPolicy: true };
+          someAllowed = someByPolicy = true;
+        } else if (r.action === 'Deny') {
+          if (c === 'all') return { allowed: someAllowed, byPolicy: true };
+        } else {
+          const next = from(k + 1);
+          if (c === 'all') return { allowed: someAllowed || next.allowed, byPolicy: someByPolicy || next.byPolicy };
+          someAllowed ||= next.allowed;
+          someByPolicy ||= next.byPolicy;
+        }
       }
-      if (outcome) break;
+    if (tierOf(tierName).defaultAction === 'Pass') {
+      const next = from(k + 1);
+      return { allowed: someAllowed || next.allowed, byPolicy: someByPolicy || next.byPolicy };
     }
-    if (outcome === 'allow') return { allowed: true, byPolicy: true };
-    if (outcome === 'deny') return { allowed: someAllowed, byPolicy: true };
-    if (outcome === 'pass' || tierOf(tierName).defaultAction === 'Pass') continue;
     return { allowed: someAllowed, byPolicy: true };
-  }
-  return { allowed: true, byPolicy: someAllowed };
+  };
+  return from(0);
 }
 
 /** Cilium: with no policy in this direction everything is allowed; else deny rules win, then any allow rule. */
@@ -119,6 +152,8 @@ export function podConfiguration(
   policies: readonly ConfiguredPolicy[],
   namespaces: readonly ConfigNamespace[],
   tiers: ReadonlyMap<string, ConfigTier>,
+  /** The Calico network sets in force, which rule selectors may name. */
+  networkSets: readonly ConfigNetworkSet[] = [],
 ): PodConfiguration {
   const applying = policies.filter((p) => p.selects(pod, ns));
   const enforced = applying.filter((p) => !p.staged);
@@ -135,7 +170,7 @@ export function podConfiguration(
   for (const dir of ['ingress', 'egress'] as const) {
     out.protected[dir] = enforced.some((p) => p.directions.has(dir));
     const self = { pod, ns };
-    out.internet[dir] = decide(enforced, dir, { kind: 'internet' }, tiers, self).allowed;
+    out.internet[dir] = decide(enforced, dir, { kind: 'internet', networkSets }, tiers, self).allowed;
     out.otherNamespaces[dir] = namespaces
       .filter(
         (n) =>

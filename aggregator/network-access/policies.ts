@@ -1,5 +1,13 @@
 import { docOf, field, fieldDoc, fieldList, fieldString, stringList, type Doc } from './document.js';
-import { calicoSelector, labelSelector, selectorMatches, selectsAll, type Coverage } from './selectors.js';
+import { networkSetsCover, selectedNetworkSets } from './network-sets.js';
+import {
+  calicoSelector,
+  labelSelector,
+  namespaceScope,
+  selectorMatches,
+  selectsAll,
+  type Coverage,
+} from './selectors.js';
 import { ciliumPolicy } from './cilium.js';
 import {
   type Direction,
@@ -12,6 +20,7 @@ import {
   calicoEndpointLabels,
   calicoNamespaceLabels,
   type CompileContext,
+  narrowed,
   netsCover,
   strongest,
 } from './policy-model.js';
@@ -108,9 +117,11 @@ function kubernetesPolicy(
   const rulesOf = (dir: Direction): PolicyRule[] =>
     (fieldList(spec, dir) ?? []).map((r) => {
       const peers = fieldList(docOf(r), dir === 'ingress' ? 'from' : 'to');
-      if (peers === undefined || peers.length === 0) return { action: 'Allow', covers: () => 'all' };
+      // ports narrow what is allowed, not from whom: a rule on one port still allows its peers (see `narrowed`).
+      const byPorts = (fieldList(docOf(r), 'ports') ?? []).length > 0;
+      if (peers === undefined || peers.length === 0) return { action: 'Allow', covers: () => narrowed('all', byPorts) };
       const covers = peers.map((p) => kubernetesPeer(docOf(p), namespace, ctx));
-      return { action: 'Allow', covers: (peer: Peer) => strongest(covers.map((c) => c(peer))) };
+      return { action: 'Allow', covers: (peer: Peer) => narrowed(strongest(covers.map((c) => c(peer))), byPorts) };
     });
   return {
     // As Verdict names policies everywhere (common/flow.ts policyName, the inventory report): Calico's flow logs say
@@ -154,9 +165,11 @@ function kubernetesPeer(p: Doc | undefined, ownNamespace: string, ctx: CompileCo
  * projectcalico.org/v3 (Staged)(Global)NetworkPolicy. Types: `types`, else Ingress, plus Egress when egress rules are
  * given (Calico's documented default). A namespaced policy applies to its namespace's endpoints; a global one to every
  * endpoint its selector (and namespaceSelector, serviceAccountSelector) picks. Rule peers (source for ingress,
- * destination for egress): nets, selector (within the policy's namespace for a namespaced policy unless a
- * namespaceSelector is given; every namespace for a global one), namespaceSelector, serviceAccounts; a peer with
- * none of them is everything. notNets / notSelector narrow a peer to "some".
+ * destination for egress): nets, selector (pods and network sets within the policy's namespace for a namespaced
+ * policy unless a namespaceSelector is given; every namespace and the global sets for a global one),
+ * namespaceSelector (`global()`: non-namespaced resources), serviceAccounts, services; a peer with none of them is
+ * everything. notNets / notSelector narrow a peer to "some"; so do the rule's protocol, ports, ICMP, HTTP and
+ * ipVersion matches (see `narrowed`).
  */
 function calicoPolicy(
   d: Doc,
@@ -171,6 +184,7 @@ function calicoPolicy(
   const order = field(spec, 'order');
   const selector = calicoSelector(spec, 'selector');
   const nsSelector = global ? calicoSelector(spec, 'namespaceSelector') : undefined;
+  const nsScope = nsSelector ? namespaceScope(nsSelector) : undefined;
   const saSelector = calicoSelector(spec, 'serviceAccountSelector');
   const types = stringList(spec, 'types');
   const directions = new Set<Direction>();
@@ -182,20 +196,7 @@ function calicoPolicy(
     if (fieldList(spec, 'egress') !== undefined) directions.add('egress');
   }
   const rulesOf = (dir: Direction): PolicyRule[] =>
-    (fieldList(spec, dir) ?? []).map((r) => {
-      const rd = docOf(r);
-      const a = fieldString(rd, 'action');
-      const action: RuleAction = a === 'Deny' || a === 'Pass' || a === 'Log' ? a : 'Allow';
-      const entity = fieldDoc(rd, dir === 'ingress' ? 'source' : 'destination');
-      const self = fieldDoc(rd, dir === 'ingress' ? 'destination' : 'source');
-      const selfSel = calicoSelector(self, 'selector');
-      const selfNs = calicoSelector(self, 'namespaceSelector');
-      const rule: PolicyRule = { action, covers: calicoPeer(entity, global ? undefined : namespace, ctx) };
-      if (selfSel || selfNs)
-        rule.selfMatches = (pod, ns) =>
-          (selfSel?.matches(calicoEndpointLabels(pod)) ?? true) && (selfNs?.matches(calicoNamespaceLabels(ns)) ?? true);
-      return rule;
-    });
+    (fieldList(spec, dir) ?? []).map((r) => calicoRule(docOf(r), dir, global ? undefined : namespace, ctx));
   // Calico names a tiered policy "tier.name" (older versions stored the prefix in metadata.name); the default tier
   // has no prefix in the flow logs' policy names.
   const bare = tier !== 'default' && name.startsWith(`${tier}.`) ? name.slice(tier.length + 1) : name;
@@ -214,34 +215,78 @@ function calicoPolicy(
     selects: (pod, ns) =>
       (global || pod.namespace === namespace) &&
       (selector?.matches(calicoEndpointLabels(pod)) ?? true) &&
-      (nsSelector?.matches(calicoNamespaceLabels(ns)) ?? true) &&
+      (nsScope?.namespace(calicoNamespaceLabels(ns)) ?? true) &&
       (saSelector?.matches({ 'projectcalico.org/name': pod.serviceAccount }) ?? true),
   };
 }
 
-function calicoPeer(entity: Doc | undefined, ownNamespace: string | undefined, ctx: CompileContext) {
+/** Rule fields that match on what the traffic is rather than who sends it (Calico's Rule and EntityRule). */
+const TRAFFIC_FIELDS = ['protocol', 'notProtocol', 'icmp', 'notICMP', 'ipVersion', 'http'] as const;
+const ENTITY_TRAFFIC_FIELDS = ['ports', 'notPorts'] as const;
+
+function calicoRule(rd: Doc | undefined, dir: Direction, ownNamespace: string | undefined, ctx: CompileContext) {
+  const a = fieldString(rd, 'action');
+  const action: RuleAction = a === 'Deny' || a === 'Pass' || a === 'Log' ? a : 'Allow';
+  const entity = fieldDoc(rd, dir === 'ingress' ? 'source' : 'destination');
+  const self = fieldDoc(rd, dir === 'ingress' ? 'destination' : 'source');
+  const selfSel = calicoSelector(self, 'selector');
+  const selfNotSel = calicoSelector(self, 'notSelector');
+  const selfNs = calicoSelector(self, 'namespaceSelector');
+  const selfNsScope = selfNs ? namespaceScope(selfNs) : undefined;
+  // The endpoint's own side naming its addresses or services narrows the traffic too (cautiously: some of it).
+  const byTraffic =
+    TRAFFIC_FIELDS.some((k) => field(rd, k) !== undefined) ||
+    [entity, self].some((e) => ENTITY_TRAFFIC_FIELDS.some((k) => field(e, k) !== undefined)) ||
+    ['nets', 'notNets', 'services', 'serviceAccounts'].some((k) => field(self, k) !== undefined);
+  const peerCover = calicoPeer(entity, ownNamespace, dir, ctx);
+  const rule: PolicyRule = { action, covers: (peer) => narrowed(peerCover(peer), byTraffic) };
+  if (selfSel || selfNs || selfNotSel)
+    rule.selfMatches = (pod, ns) =>
+      (selfSel?.matches(calicoEndpointLabels(pod)) ?? true) &&
+      !(selfNotSel?.matches(calicoEndpointLabels(pod)) ?? false) &&
+      (selfNsScope?.namespace(calicoNamespaceLabels(ns)) ?? true);
+  return rule;
+}
+
+function calicoPeer(entity: Doc | undefined, ownNamespace: string | undefined, dir: Direction, ctx: CompileContext) {
   const nets = stringList(entity, 'nets');
   const notNets = stringList(entity, 'notNets');
   const selector = calicoSelector(entity, 'selector');
   const notSelector = calicoSelector(entity, 'notSelector');
   const nsSelector = calicoSelector(entity, 'namespaceSelector');
+  const nsScope = nsSelector ? namespaceScope(nsSelector) : undefined;
   const serviceAccounts = fieldDoc(entity, 'serviceAccounts');
-  const byEndpoint = selector !== undefined || nsSelector !== undefined || serviceAccounts !== undefined;
-  const narrowed = notNets.length > 0 || notSelector !== undefined;
+  const services = fieldDoc(entity, 'services');
+  const podsOnly = serviceAccounts !== undefined || services !== undefined;
+  const bySelector = selector !== undefined || nsSelector !== undefined;
+  const narrowedPeer = notNets.length > 0 || notSelector !== undefined;
   return (peer: Peer): Coverage => {
     if (peer.kind === 'internet') {
-      // Endpoint selectors name cluster endpoints (and network sets, whose nets are not known here): not the internet.
-      if (byEndpoint) return 'none';
-      if (nets.length === 0) return narrowed ? 'some' : 'all';
-      return netsCover(peer, nets, narrowed, ctx);
+      // Service accounts and services name pods only: never the internet.
+      if (podsOnly) return 'none';
+      const byNets = nets.length > 0 ? netsCover(peer, nets, narrowedPeer, ctx) : undefined;
+      if (!bySelector) return byNets ?? (narrowedPeer ? 'some' : 'all');
+      // A selector names pods and network sets: the internet only through the nets of the sets it matches (and
+      // within the rule's nets too, when it has both).
+      const sets = selectedNetworkSets(peer.networkSets ?? [], {
+        ownNamespace,
+        selector,
+        notSelector,
+        namespaces: nsScope,
+      });
+      const bySets = networkSetsCover(sets, dir, notNets.length > 0, ctx);
+      if (byNets === undefined) return bySets;
+      return byNets === 'none' || bySets === 'none' ? 'none' : byNets === 'all' && bySets === 'all' ? 'all' : 'some';
     }
     if (nets.length > 0) return 'none';
     let inNs: boolean;
-    if (nsSelector !== undefined) inNs = nsSelector.matches(calicoNamespaceLabels(peer.namespace));
+    if (nsScope !== undefined) inNs = nsScope.namespace(calicoNamespaceLabels(peer.namespace));
+    else if (services !== undefined)
+      inNs = peer.namespace.name === (fieldString(services, 'namespace') ?? ownNamespace ?? peer.namespace.name);
     else if (selector !== undefined || serviceAccounts !== undefined)
       inNs = ownNamespace === undefined || peer.namespace.name === ownNamespace;
     else inNs = true;
     if (!inNs) return 'none';
-    return selectsAll(selector) && serviceAccounts === undefined && !narrowed ? 'all' : 'some';
+    return selectsAll(selector) && !podsOnly && !narrowedPeer ? 'all' : 'some';
   };
 }

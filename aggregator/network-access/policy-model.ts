@@ -22,10 +22,27 @@ export interface ConfigPod {
 }
 
 /**
- * A class of peers a rule may admit: the internet, or the pods of one namespace (whose own labels are not known: a
- * rule that also needs pod labels covers "some" of them).
+ * A Calico NetworkSet (namespace set) or GlobalNetworkSet (namespace ''): labelled nets that rule selectors match
+ * (Calico's "Global network set" reference: a rule selector includes the CIDRs of every network set it matches).
  */
-export type Peer = { kind: 'internet' } | { kind: 'namespace'; namespace: ConfigNamespace };
+export interface ConfigNetworkSet {
+  namespace: string;
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  nets: readonly string[];
+  /** A GlobalNetworkSet's allowedEgressDomains (Calico Enterprise) are given: internet names. */
+  domains: boolean;
+  /** The labels of a NetworkSet's namespace, for rule namespaceSelectors. */
+  namespaceLabels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A class of peers a rule may admit: the internet, or the pods of one namespace (whose own labels are not known: a
+ * rule that also needs pod labels covers "some" of them). The internet carries the network sets in force at the
+ * moment evaluated, which Calico rule selectors may name.
+ */
+export type Peer =
+  { kind: 'internet'; networkSets?: readonly ConfigNetworkSet[] } | { kind: 'namespace'; namespace: ConfigNamespace };
 
 export type RuleAction = 'Allow' | 'Deny' | 'Pass' | 'Log';
 
@@ -106,6 +123,15 @@ export function netsCover(peer: Peer, nets: readonly string[], partial: boolean,
   if (reaching.length === 0) return 'none';
   const whole = !partial && reaching.some((n) => /^(0\.0\.0\.0\/0|::\/0)$/.test(n.trim()));
   return whole ? 'all' : 'some';
+}
+
+/**
+ * A rule that also matches on what the traffic is (protocol, ports, ICMP type, HTTP, IP version, Cilium toPorts/L7)
+ * matches only some of any peer class: as an Allow it still allows that class (Calico's report: a rule allowing the
+ * internet on one port "allows ingress from the internet"), as a Deny or Pass it never decides the whole class.
+ */
+export function narrowed(c: Coverage, byTraffic: boolean): Coverage {
+  return byTraffic && c === 'all' ? 'some' : c;
 }
 
 export function strongest(cs: readonly Coverage[]): Coverage {

@@ -1,4 +1,4 @@
-import { parseSelector, type Selector } from '../reports/selector.js';
+import { parseSelector, Selector, type SelectorNode } from '../reports/selector.js';
 import { docOf, field, fieldList, fieldString, labelMap, stringList, type Doc } from './document.js';
 
 /** What a rule's peer covers of a class of traffic: all of it, some of it (more labels decide), or none. */
@@ -59,4 +59,40 @@ export function calicoSelector(d: Doc | undefined, key: string): Selector | unde
 /** Whether a Calico selector selects everything (absent, empty or all()). */
 export function selectsAll(s: Selector | undefined): boolean {
   return s === undefined || s.root.kind === 'all';
+}
+
+/**
+ * A Calico namespaceSelector, with `global()` given its EntityRule meaning (Calico's "Global network set" and
+ * "automatic labels" references): it is true of non-namespaced resources (GlobalNetworkSets, host endpoints) and false
+ * of every namespace. The rest of the selector reads a namespace's labels; a non-namespaced resource has none.
+ */
+export interface NamespaceScope {
+  /** Whether resources in this namespace are selected. */
+  namespace(labels: Readonly<Record<string, string>>): boolean;
+  /** Whether non-namespaced resources are selected. */
+  readonly global: boolean;
+}
+
+const TRUE: SelectorNode = { kind: 'all' };
+const FALSE: SelectorNode = { kind: 'not', operand: TRUE };
+
+function withGlobal(node: SelectorNode, value: boolean): SelectorNode {
+  switch (node.kind) {
+    case 'global':
+      return value ? TRUE : FALSE;
+    case 'not':
+      return { kind: 'not', operand: withGlobal(node.operand, value) };
+    case 'and':
+    case 'or':
+      return { kind: node.kind, operands: node.operands.map((o) => withGlobal(o, value)) };
+    default:
+      return node;
+  }
+}
+
+export function namespaceScope(s: Selector): NamespaceScope {
+  if (!s.usesGlobal) return { namespace: (labels) => s.matches(labels), global: false };
+  const inNamespace = new Selector(s.source, withGlobal(s.root, false));
+  const outside = new Selector(s.source, withGlobal(s.root, true));
+  return { namespace: (labels) => inNamespace.matches(labels), global: outside.matches({}) };
 }

@@ -32,6 +32,9 @@ const CALICO_WATCHED = new Set([
   // projectcalico.org/v3 StagedKubernetesNetworkPolicy: a Kubernetes NetworkPolicy previewed, kept apart as staged.
   'stagedkubernetesnetworkpolicies',
   'tiers',
+  // Network sets: the nets Calico rule selectors name, which decide whether a rule reaches the internet.
+  'networksets',
+  'globalnetworksets',
 ]);
 
 /** The network-policy resources Verdict audits: Kubernetes, Calico (API and CRD groups) and Cilium. */

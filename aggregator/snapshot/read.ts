@@ -18,7 +18,8 @@ export interface ClusterSnapshot {
   /**
    * Network policies and Calico Tiers: networking.k8s.io NetworkPolicy, projectcalico.org (and crd.projectcalico.org)
    * NetworkPolicy, GlobalNetworkPolicy, their Staged kinds, StagedKubernetesNetworkPolicy, Tier; cilium.io
-   * CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy.
+   * CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy; Calico NetworkSet and GlobalNetworkSet (the nets rule
+   * selectors may name), kept with the policies as one configuration.
    */
   policies: Doc[];
   /** Objects of other kinds (Deployments, ConfigMaps, ...), counted and left out. */
@@ -52,6 +53,10 @@ const POLICY_KINDS = new Set([
   'crd.projectcalico.org/StagedGlobalNetworkPolicy',
   'crd.projectcalico.org/StagedKubernetesNetworkPolicy',
   'crd.projectcalico.org/Tier',
+  'projectcalico.org/NetworkSet',
+  'projectcalico.org/GlobalNetworkSet',
+  'crd.projectcalico.org/NetworkSet',
+  'crd.projectcalico.org/GlobalNetworkSet',
   'cilium.io/CiliumNetworkPolicy',
   'cilium.io/CiliumClusterwideNetworkPolicy',
 ]);
@@ -61,6 +66,7 @@ const NAMESPACED_POLICIES = new Set([
   'StagedNetworkPolicy',
   'StagedKubernetesNetworkPolicy',
   'CiliumNetworkPolicy',
+  'NetworkSet',
 ]);
 
 function filesUnder(dir: string): string[] {

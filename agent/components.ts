@@ -53,6 +53,10 @@ export interface RunConfig extends ScanFlags {
   internalCidrs: string[];
   /** Flow aggregation window, ms. */
   flowWindowMs: number;
+  /** Hubble: how long a trace-first connection waits for its policy verdict (event time), ms. */
+  hubbleHoldMs: number;
+  /** Hubble: connections held for their verdict at most; past it the oldest is sent without it, counted. */
+  hubbleHoldMaxConnections: number;
   /** Largest on-disk spool, bytes. */
   maxSpoolBytes: number;
   /** pino level: trace, debug, info, warn, error, fatal or silent. */
@@ -173,6 +177,7 @@ export function flowCapture(
     spool,
     internal: new InternalNetworks(config.internalCidrs),
     goldmaneTls: config.goldmaneTls,
+    hubbleHold: { ms: config.hubbleHoldMs, maxConnections: config.hubbleHoldMaxConnections },
     log: log.child({ component: 'flows' }),
     windowMs: config.flowWindowMs,
     pollMs: Math.min(AGENT_DEFAULTS.flows.filePollMaxMs, config.flowWindowMs),

@@ -41,6 +41,19 @@ export const AGENT_DEFAULTS = {
     maxSpoolMinBytes: 1024 * 1024,
     /** Unacknowledged messages the agent's outbox keeps; past it the oldest goes, counted. */
     outboxMaxMessagesCount: 100_000,
+    /**
+     * Hubble: how long (event time) a connection first seen in an event without policy evidence (a trace) is held for
+     * its policy-verdict event (`--hubble-hold-ms`). Cilium writes a connection's trace and verdict events for its
+     * first packet within microseconds of each other, in either order.
+     */
+    hubbleHoldMs: 2000,
+    hubbleHoldMinMs: 0,
+    /**
+     * Hubble: connections held at most (`--hubble-hold-max-connections`); past it the oldest is sent without its
+     * verdict (policy unknown), counted and warned about.
+     */
+    hubbleHoldMaxCount: 10_000,
+    hubbleHoldMinCount: 1,
   },
   flows: {
     /** Longest time between two reads of the flow files; a shorter window reads as often as it closes. */

@@ -8,6 +8,7 @@ import type { SourcePositions, Spool } from '../transport/spool.js';
 import { UNUSABLE_REASONS, type InternalNetworks, type ParseResult, type UnusableReason } from './normalize.js';
 import { createFlowSource, type FlowSource, type FlowSourceSpec } from './registry.js';
 import type { GoldmaneTlsFiles } from './sources/goldmane.js';
+import type { HubbleHold } from './sources/hubble.js';
 import { FlowWindow } from './window.js';
 
 export {
@@ -34,6 +35,8 @@ export interface FlowCaptureOptions {
   now: () => number;
   /** TLS for goldmane sources; without it they connect in plaintext. */
   goldmaneTls?: GoldmaneTlsFiles;
+  /** How long and how many Hubble connections are held for their verdict (AGENT_DEFAULTS.run when absent). */
+  hubbleHold?: HubbleHold;
 }
 
 /** One source and what the capture counts of it until the next window is sent. */
@@ -84,6 +87,7 @@ export class FlowCapture {
           saved: saved[spec.raw],
           startAtEnd: !o.spool,
           goldmaneTls: o.goldmaneTls,
+          hubbleHold: o.hubbleHold,
           onResult: (read, where) => this.handle(state, read, where),
         }),
         malformed: 0,

@@ -6,7 +6,8 @@ import type { InternalNetworks, ParseResult } from './normalize.js';
 import { parseCalicoLine } from './sources/calico.js';
 import { GoldmaneSource, type GoldmaneTlsFiles } from './sources/goldmane.js';
 import { HubbleObserverSource } from './sources/hubble-grpc.js';
-import { HubbleParser } from './sources/hubble.js';
+import { HubbleParser, type HubbleHold } from './sources/hubble.js';
+import { AGENT_DEFAULTS } from '../defaults.js';
 
 /** The kinds of flow source the agent reads: the keys of FLOW_SOURCES. */
 export type FlowSourceKind = 'calico' | 'hubble-file' | 'hubble-grpc' | 'goldmane';
@@ -37,6 +38,8 @@ export interface FlowSourceContext {
   startAtEnd: boolean;
   /** TLS for goldmane sources; without it they connect in plaintext. */
   goldmaneTls?: GoldmaneTlsFiles;
+  /** How long and how many Hubble connections are held for their verdict (AGENT_DEFAULTS.run when absent). */
+  hubbleHold?: HubbleHold;
   /** The one callback for every record, malformed input and loss notice the source reads. */
   onResult: FlowResultHandler;
 }
@@ -76,6 +79,7 @@ export interface FlowSourceKindDefinition {
 interface HeldRecords {
   release(): FlowRecord[];
   flush(): FlowRecord[];
+  readonly stats?: Readonly<Record<string, number>>;
 }
 
 /** Hand held records to the capture, each as a flow. */
@@ -87,9 +91,58 @@ function handOver(ctx: FlowSourceContext, records: FlowRecord[], where: string):
     );
 }
 
+/**
+ * A Hubble parser's held connections, handed over with a warning, at most once per malformedLogIntervalMs, when the
+ * hold's cap pushed some out before their verdict (each is still sent, policy-unknown, and counted in
+ * stats.heldEvicted; never dropped).
+ */
+class HeldHubble implements HeldRecords {
+  readonly parser: HubbleParser;
+  private told = 0;
+  private toldAtMs = -Infinity;
+
+  constructor(private readonly ctx: FlowSourceContext) {
+    this.parser = new HubbleParser(ctx.internal, ctx.hubbleHold);
+  }
+
+  get stats(): Readonly<Record<string, number>> {
+    return this.parser.stats;
+  }
+
+  release(): FlowRecord[] {
+    this.warn();
+    return this.parser.release();
+  }
+
+  flush(): FlowRecord[] {
+    this.warn();
+    return this.parser.flush();
+  }
+
+  private warn(): void {
+    const n = this.parser.stats.heldEvicted;
+    if (n === this.told || Date.now() - this.toldAtMs < AGENT_DEFAULTS.flows.malformedLogIntervalMs) return;
+    this.ctx.log.warn(
+      {
+        heldEvicted: n,
+        sinceLastLog: n - this.told,
+        maxConnections: this.ctx.hubbleHold?.maxConnections ?? AGENT_DEFAULTS.run.hubbleHoldMaxCount,
+      },
+      'Hubble connections sent without waiting for their policy verdict: the hold is full (--hubble-hold-max-connections)',
+    );
+    this.told = n;
+    this.toldAtMs = Date.now();
+  }
+}
+
 /** A file the source's CNI writes flow lines to, followed across rotation; each line parsed by `parse`. */
 class FileFlowSource implements FlowSource {
-  readonly stats = { lines: 0, tooLong: 0, readFailures: 0 };
+  private readonly counts = { lines: 0, tooLong: 0, readFailures: 0 };
+
+  get stats(): Readonly<Record<string, number>> {
+    return this.held?.stats ? { ...this.counts, ...this.held.stats } : this.counts;
+  }
+
   private readonly follower: FileFollower;
 
   constructor(
@@ -115,7 +168,7 @@ class FileFlowSource implements FlowSource {
       read = this.follower.poll();
     } catch (err) {
       // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
-      this.stats.readFailures++;
+      this.counts.readFailures++;
       const reason = `cannot read: ${errorDetail(err)}`;
       this.ctx.onResult(
         () => ({ kind: 'malformed', reason }),
@@ -127,14 +180,14 @@ class FileFlowSource implements FlowSource {
     // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count them).
     for (const e of events) this.ctx.log[e.startsWith('lost:') ? 'warn' : 'info'](e);
     for (const t of tooLong) {
-      this.stats.tooLong++;
+      this.counts.tooLong++;
       this.ctx.onResult(
         () => ({ kind: 'malformed', reason: 'line longer than 1 MiB' }),
         () => `${t.file} at byte ${t.offset}`,
       );
     }
     for (const l of lines) {
-      this.stats.lines++;
+      this.counts.lines++;
       this.ctx.onResult(
         () => this.parse(l.line),
         () => `${l.file} at byte ${l.offset}`,
@@ -154,6 +207,7 @@ class StreamFlowSource implements FlowSource {
     readonly spec: FlowSourceSpec,
     private readonly stream: HubbleObserverSource | GoldmaneSource,
     private readonly onDrain: () => void = () => {},
+    private readonly held?: HeldRecords,
   ) {}
 
   drain(): void {
@@ -161,7 +215,7 @@ class StreamFlowSource implements FlowSource {
   }
 
   get stats(): Readonly<Record<string, number>> {
-    return this.stream.stats;
+    return this.held?.stats ? { ...this.stream.stats, ...this.held.stats } : this.stream.stats;
   }
 
   start(): void {
@@ -193,15 +247,16 @@ export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
     form: 'hubble:PATH',
     matches: (prefix, target) => prefix === 'hubble' && target !== '' && !target.startsWith('unix://'),
     create: (spec, ctx) => {
-      const parser = new HubbleParser(ctx.internal);
-      return new FileFlowSource(spec, ctx, (line) => parser.line(line), parser);
+      const held = new HeldHubble(ctx);
+      return new FileFlowSource(spec, ctx, (line) => held.parser.line(line), held);
     },
   },
   'hubble-grpc': {
     form: 'hubble:unix://SOCKET',
     matches: (prefix, target) => prefix === 'hubble' && target.startsWith('unix://'),
     create: (spec, ctx) => {
-      const parser = new HubbleParser(ctx.internal);
+      const held = new HeldHubble(ctx);
+      const parser = held.parser;
       let n = 0;
       const stream = new HubbleObserverSource({
         address: spec.target,
@@ -213,11 +268,14 @@ export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
             () => parser.response(msg),
             () => `${spec.target} response ${i}`,
           );
-          handOver(ctx, parser.release(), `${spec.target} (held connection)`);
+          handOver(ctx, held.release(), `${spec.target} (held connection)`);
         },
       });
-      return new StreamFlowSource(spec, stream, () =>
-        handOver(ctx, parser.flush(), `${spec.target} (held connection)`),
+      return new StreamFlowSource(
+        spec,
+        stream,
+        () => handOver(ctx, held.flush(), `${spec.target} (held connection)`),
+        held,
       );
     },
   },

@@ -50,11 +50,18 @@ const DEDUP_MS = AGENT_DEFAULTS.flows.hubbleDedupMs;
 const DEDUP_MAX = AGENT_DEFAULTS.flows.hubbleDedupMaxCount;
 /**
  * How long (in event time) the first event of a connection that says nothing about policy (a trace event) is held for
- * the policy-verdict event of the same connection, and how many are held at most. Cilium writes a connection's trace
- * and verdict events for its first packet within microseconds of each other, in either order.
+ * the policy-verdict event of the same connection, and how many are held at most (`--hubble-hold-ms`,
+ * `--hubble-hold-max-connections`; AGENT_DEFAULTS.run).
  */
-const HOLD_MS = 2000;
-const HOLD_MAX = 10_000;
+export interface HubbleHold {
+  ms: number;
+  maxConnections: number;
+}
+
+const DEFAULT_HOLD: HubbleHold = {
+  ms: AGENT_DEFAULTS.run.hubbleHoldMs,
+  maxConnections: AGENT_DEFAULTS.run.hubbleHoldMaxCount,
+};
 
 /** A parsed event, before it is folded with the other events of its connection. */
 interface Event {
@@ -69,7 +76,8 @@ interface Event {
  * Parses Hubble flows and folds the several events Hubble emits per connection and direction (a policy-verdict event,
  * trace events at each observation point, a second drop event) into one record, keyed by the 5-tuple and the traffic
  * direction, as recent as DEDUP_MS. Every event of a connection counts as evidence: a connection whose first event is
- * a trace (never carrying *_allowed_by) is held until its policy-verdict event arrives (HOLD_MS) and takes that
+ * a trace (never carrying *_allowed_by) is held until its policy-verdict event arrives (HubbleHold.ms; past
+ * HubbleHold.maxConnections held, the oldest goes out without it, counted in stats.heldEvicted) and takes that
  * event's policies and action; a verdict arriving after the connection was sent is sent on its own, with no
  * connections, packets or bytes, so it adds evidence without counting the connection twice. Held records come out of
  * release() (as the stream moves on) and flush() (when the window closes).
@@ -79,10 +87,20 @@ export class HubbleParser {
   private readonly seen = new Map<string, { t: number; evidence: boolean }>();
   /** Connections held for their verdict, by tuple, in arrival order. */
   private readonly held = new Map<string, FlowRecord>();
+  /** Held connections pushed out by the cap, to be handed over by the next release() or flush(). */
+  private evicted: FlowRecord[] = [];
   /** The latest event time seen, ms. */
   private latestMs = 0;
+  /**
+   * heldEvicted: connections sent without waiting for their verdict because the hold cap was reached (each is sent
+   * policy-unknown, and a verdict arriving later still adds its evidence with no counts).
+   */
+  readonly stats = { heldEvicted: 0 };
 
-  constructor(private readonly internal: InternalNetworks) {}
+  constructor(
+    private readonly internal: InternalNetworks,
+    private readonly hold: HubbleHold = DEFAULT_HOLD,
+  ) {}
 
   line(line: string): ParseResult<FlowRecord> {
     const parsed = parseJsonLine(line);
@@ -96,11 +114,11 @@ export class HubbleParser {
     return this.fold(r.event);
   }
 
-  /** Held connections whose verdict did not come within HOLD_MS (event time), or past HOLD_MAX: sent as they are. */
+  /** Held connections pushed out by the cap, and those whose verdict did not come within the hold time: sent as is. */
   release(): FlowRecord[] {
-    const out: FlowRecord[] = [];
+    const out = this.takeEvicted();
     for (const [tuple, f] of this.held) {
-      if (this.latestMs - f.startMs < HOLD_MS && this.held.size <= HOLD_MAX) break;
+      if (this.latestMs - f.startMs < this.hold.ms) break;
       this.held.delete(tuple);
       this.remember(tuple, f.startMs, false);
       out.push(f);
@@ -110,7 +128,7 @@ export class HubbleParser {
 
   /** Every held connection, sent as it is (the window closes). */
   flush(): FlowRecord[] {
-    const out = [...this.held.values()];
+    const out = [...this.takeEvicted(), ...this.held.values()];
     for (const [tuple, f] of this.held) this.remember(tuple, f.startMs, false);
     this.held.clear();
     return out;
@@ -134,11 +152,29 @@ export class HubbleParser {
       return { kind: 'flow', flow: { ...e.flow, connections: 0, packets: 0, bytes: 0 } };
     }
     if (!e.evidence) {
+      if (this.held.size >= this.hold.maxConnections) this.evictOldest();
       this.held.set(e.tuple, e.flow);
       return { kind: 'skip', why: 'held for the connection’s policy-verdict event' };
     }
     this.remember(e.tuple, t, true);
     return { kind: 'flow', flow: e.flow };
+  }
+
+  /** The cap is reached: the oldest held connection goes out without its verdict, counted (never dropped). */
+  private evictOldest(): void {
+    const first = this.held.entries().next();
+    if (first.done) return;
+    const [tuple, f] = first.value;
+    this.held.delete(tuple);
+    this.remember(tuple, f.startMs, false);
+    this.evicted.push(f);
+    this.stats.heldEvicted++;
+  }
+
+  private takeEvicted(): FlowRecord[] {
+    const out = this.evicted;
+    this.evicted = [];
+    return out;
   }
 
   private remember(tuple: string, t: number, evidence: boolean): void {

@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
@@ -60,6 +60,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   // Authorization, in one place: every route declares its config.access, and this hook decides before anything else.
   app.addHook('onRoute', requireAccess);
   app.addHook('onRequest', authorizeRequest(deps.authorizer));
+  app.addHook('preHandler', refuseNonFiniteQuery);
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({
       error: 'VERDICT_NOT_FOUND',
@@ -80,4 +81,24 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
   app.get('/docs', docs, async () => app.swagger());
   app.get('/docs/json', docs, async () => app.swagger());
   return app;
+}
+
+/**
+ * ajv (coerceTypes) turns a query value like "Infinity" or "1e400" into a number, then skips `minimum` and `maximum`
+ * for it (they compare finite numbers only): `?limit=Infinity` would pass the schema and reach the store. A preHandler
+ * runs after validation, when the query holds the coerced numbers: a number there is finite, or the request is a 400
+ * like any other out-of-range value.
+ */
+async function refuseNonFiniteQuery(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const query: unknown = req.query;
+  if (typeof query !== 'object' || query === null) return undefined;
+  for (const [name, value] of Object.entries(query)) {
+    const values: unknown[] = Array.isArray(value) ? value : [value];
+    if (values.some((v) => typeof v === 'number' && !Number.isFinite(v)))
+      return reply.status(400).send({
+        error: 'VERDICT_BAD_REQUEST',
+        message: `querystring /${name} must be a finite number; see /docs for the API`,
+      });
+  }
+  return undefined;
 }

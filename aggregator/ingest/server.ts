@@ -19,6 +19,7 @@ import type { NodeHello, Store } from '../store/index.js';
 import type { FlowBatchMessage } from '../../proto/from-wire.js';
 import type { AgentAuthenticator, AgentIdentity } from './auth.js';
 import type { IngestRejectReason } from './reasons.js';
+import { flowBatchFromBytes, flowBatchFromBytesInSlices } from '../../proto/flow-batch-decode.js';
 import { decodeInSlices, SLICED_DECODE_MIN_BYTES } from './sliced-decode.js';
 
 export interface IngestOptions {
@@ -52,11 +53,17 @@ type Undecodable = {
   bytes: number;
 };
 
+/** A flow batch read from its bytes straight into checked records (proto/flow-batch-decode.ts). */
+type CheckedFlowBatch = { kind: 'checkedFlowBatch'; batch: FlowBatchMessage };
+
 /**
  * What the wrapped deserializer hands the handler instead of throwing; a large
- * message still `encoded`, for its session to decode in time slices.
+ * message still `encoded`, for its session to decode in time slices. A flow
+ * batch the fast decoder takes never becomes a protobufjs message; anything
+ * else (another kind, a batch it leaves to the reference path) is decoded by
+ * protobufjs and checked by proto/from-wire.ts.
  */
-type Decoded = WireAgentMessage | Undecodable | { kind: 'encoded'; buf: Buffer };
+type Decoded = WireAgentMessage | Undecodable | CheckedFlowBatch | { kind: 'encoded'; buf: Buffer };
 
 const malformed = (err: unknown, buf: Buffer): Undecodable => ({
   kind: 'undecodable',
@@ -110,6 +117,8 @@ export class IngestServer {
               bytes: buf.length,
             };
           if (buf.length >= SLICED_DECODE_MIN_BYTES) return { kind: 'encoded', buf };
+          const batch = flowBatchFromBytes(buf);
+          if (batch) return { kind: 'checkedFlowBatch', batch };
           try {
             return connect.requestDeserialize(buf);
           } catch (err) {
@@ -292,7 +301,7 @@ class AgentSession {
     const msg = received?.kind === 'encoded' ? await this.decodeLarge(received.buf, slice) : received;
     if (
       !msg ||
-      !['hello', 'benchmarkRun', 'flowBatch', 'heartbeat', 'undecodable'].includes(
+      !['hello', 'benchmarkRun', 'flowBatch', 'checkedFlowBatch', 'heartbeat', 'undecodable'].includes(
         (msg as { kind?: string }).kind ?? '',
       )
     ) {
@@ -337,11 +346,18 @@ class AgentSession {
       await this.store(0, () => store.touchNode(node, now));
       return;
     }
-    const rawSeq = msg.kind === 'benchmarkRun' ? msg.benchmarkRun?.seq : msg.flowBatch?.seq;
+    const rawSeq =
+      msg.kind === 'benchmarkRun'
+        ? msg.benchmarkRun?.seq
+        : msg.kind === 'flowBatch'
+          ? msg.flowBatch?.seq
+          : msg.batch.seq;
     const checked =
       msg.kind === 'benchmarkRun'
         ? benchmarkRunFromWire(node, msg.benchmarkRun)
-        : await flowBatchFromWireInSlices(msg.flowBatch, slice);
+        : msg.kind === 'flowBatch'
+          ? await flowBatchFromWireInSlices(msg.flowBatch, slice)
+          : ({ ok: true, value: msg.batch } as const);
     const what = msg.kind === 'benchmarkRun' ? 'benchmark run' : 'flow batch';
     const seqForReject = typeof rawSeq === 'number' && Number.isSafeInteger(rawSeq) && rawSeq > 0 ? rawSeq : 0;
     if (!checked.ok) {
@@ -397,8 +413,10 @@ class AgentSession {
     await this.send({ kind: 'ack', ack: { seq, duplicate } });
   }
 
-  private async decodeLarge(buf: Buffer, slice: TimeSlice): Promise<WireAgentMessage | Undecodable> {
+  private async decodeLarge(buf: Buffer, slice: TimeSlice): Promise<WireAgentMessage | CheckedFlowBatch | Undecodable> {
     try {
+      const batch = await flowBatchFromBytesInSlices(buf, slice);
+      if (batch) return { kind: 'checkedFlowBatch', batch };
       return await decodeInSlices(buf, this.server.deps.decode, slice);
     } catch (err) {
       return malformed(err, buf);

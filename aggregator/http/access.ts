@@ -186,8 +186,17 @@ export function authorizeRequest(authorizer: HttpAuthorizer) {
       readers.set(req, d.user);
       return undefined;
     }
+    // A refused request's body is never read: close the connection rather than let Node drain it to keep the
+    // connection alive, or a caller with no credentials could trickle a 16 MiB body to hold a socket for ever.
+    if (hasBody(req)) reply.header('connection', 'close');
     return reply.status(d.status).send(accessDenied(d.status, d.reason));
   };
+}
+
+/** Whether the request says a body follows (a length above 0, or chunked). */
+function hasBody(req: FastifyRequest): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /**

@@ -18,6 +18,12 @@ import type { App, HttpDeps } from './deps.js';
 export type { App, HttpDeps } from './deps.js';
 
 /**
+ * How long a request (headers and body) may take to arrive: a 16 MiB webhook body needs well under a second on a
+ * cluster network. Node answers a late one 408 (checked every 30 s) and closes the connection.
+ */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/**
  * The aggregator's HTTP API: a thin adapter over compute/ and store/. Every
  * route declares its query, params and reply schemas; bad input is a 400 with
  * a stable code and a message, never a crash.
@@ -38,6 +44,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<App> {
       void (reply as FastifyReply).status(status).send(body);
     },
     clientErrorHandler: answerClientError,
+    // fastify turns Node's request timeout off; without one a client trickling a body holds its connection for ever.
+    requestTimeout: REQUEST_TIMEOUT_MS,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(swagger, {
     openapi: { info: { title: 'Verdict aggregator API', version: VERDICT_VERSION }, servers: [] },

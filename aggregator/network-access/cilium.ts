@@ -1,6 +1,7 @@
 import { docOf, field, fieldDoc, fieldList, fieldString, stringList, type Doc } from './document.js';
 import {
   calicoNamespaceLabels,
+  narrowed,
   netsCover,
   strongest,
   type CompileContext,
@@ -33,14 +34,19 @@ export function ciliumEndpointLabels(pod: ConfigPod, ns: ConfigNamespace): Recor
 const isNamespaceKey = (k: string) => k === NS_KEY || k.startsWith(NS_LABEL_PREFIX);
 
 /**
- * Entities (cilium.io/v2 fromEntities/toEntities) and what they cover: "world" (and its IPv4/IPv6 halves) is the
- * internet; "cluster" every in-cluster endpoint; "all" both. host, remote-node, health, kube-apiserver, init, ingress
- * and unmanaged are Cilium's reserved identities: neither the internet nor a namespace's pods.
+ * Entities (cilium.io/v2 fromEntities/toEntities) and what they cover (Cilium "Layer 3 Policies", Entities based):
+ * "world" is the internet (world-ipv4 / world-ipv6 one family of it); "cluster" every in-cluster endpoint; "all"
+ * both. host, remote-node, health, kube-apiserver, init, ingress and unmanaged are Cilium's reserved identities:
+ * neither the internet nor a namespace's pods, so they cover none of either class.
  */
 function entitiesCover(entities: readonly string[], peer: Peer): Coverage {
   if (entities.includes('all')) return 'all';
   if (peer.kind === 'internet')
-    return entities.some((e) => e === 'world' || e === 'world-ipv4' || e === 'world-ipv6') ? 'all' : 'none';
+    return entities.includes('world')
+      ? 'all'
+      : entities.some((e) => e === 'world-ipv4' || e === 'world-ipv6')
+        ? 'some'
+        : 'none';
   return entities.includes('cluster') ? 'all' : 'none';
 }
 
@@ -65,23 +71,47 @@ function endpointSelectorCover(
   return podReqs.length === 0 ? 'all' : 'some';
 }
 
-function cidrsOf(rule: Doc | undefined, dir: Direction): { nets: string[]; partial: boolean } {
+function cidrsOf(rule: Doc | undefined, dir: Direction): { nets: string[]; partial: boolean; groups: boolean } {
   const key = dir === 'ingress' ? 'fromCIDR' : 'toCIDR';
   const setKey = dir === 'ingress' ? 'fromCIDRSet' : 'toCIDRSet';
   const nets = stringList(rule, key);
   let partial = false;
+  let groups = false;
   for (const s of fieldList(rule, setKey) ?? []) {
     const sd = docOf(s);
     const cidr = fieldString(sd, 'cidr');
     if (cidr !== undefined) nets.push(cidr);
+    // A CiliumCIDRGroup (cidrGroupRef / cidrGroupSelector) holds nets Verdict does not read: some of the internet.
+    if (field(sd, 'cidrGroupRef') !== undefined || field(sd, 'cidrGroupSelector') !== undefined) groups = true;
     if (stringList(sd, 'except').length > 0) partial = true;
   }
-  return { nets, partial };
+  return { nets, partial, groups };
 }
 
 /**
- * One Cilium rule (an item of ingress, ingressDeny, egress, egressDeny): what its peers cover. Ports, L7 and
- * toFQDNs/toServices narrow traffic but not who: toFQDNs are internet names, so they cover "some" of the internet.
+ * Coverage of a toServices entry: a k8sService (serviceName, namespace) or k8sServiceSelector (selector, namespace).
+ * A service may have in-cluster endpoints or external ones (a selector-less service with manual Endpoints), so it is
+ * some of its namespace and some of the internet.
+ */
+function servicesCover(services: readonly Doc[], ownNamespace: string | undefined, peer: Peer): Coverage {
+  if (services.length === 0) return 'none';
+  if (peer.kind === 'internet') return 'some';
+  return services.some((s) => {
+    const ref = fieldDoc(s, 'k8sService') ?? fieldDoc(s, 'k8sServiceSelector');
+    const ns = fieldString(ref, 'namespace') ?? ownNamespace;
+    return ns === undefined || ns === peer.namespace.name;
+  })
+    ? 'some'
+    : 'none';
+}
+
+/**
+ * One Cilium rule (an item of ingress, ingressDeny, egress, egressDeny): what its peers cover. toPorts (with or
+ * without L7 rules) and icmps narrow the traffic: such a rule covers some of a class, never all of it, so a deny on
+ * one port does not deny the class and an allow on one port still allows it. A rule with ports and no peer applies
+ * to every peer (Cilium "Layer 4 Policies": L4 policy "can be specified in addition to layer 3 policies or
+ * independently"); a rule with neither (`{}`) selects no one. toFQDNs are internet names (some of the internet);
+ * fromNodes are nodes (neither class); fromRequires/toRequires narrow.
  */
 function ciliumRule(
   rule: Doc | undefined,
@@ -93,18 +123,30 @@ function ciliumRule(
     (s) => labelSelector(s, ciliumKey) ?? [],
   );
   const entities = stringList(rule, dir === 'ingress' ? 'fromEntities' : 'toEntities');
-  const { nets, partial } = cidrsOf(rule, dir);
+  const { nets, partial, groups } = cidrsOf(rule, dir);
   const fqdns = dir === 'egress' && fieldList(rule, 'toFQDNs') !== undefined;
-  const anyPeer = endpoints.length > 0 || entities.length > 0 || nets.length > 0 || fqdns;
+  const services =
+    dir === 'egress' ? (fieldList(rule, 'toServices') ?? []).map(docOf).filter((d) => d !== undefined) : [];
+  const nodes = fieldList(rule, dir === 'ingress' ? 'fromNodes' : 'toNodes') !== undefined;
+  const l3 =
+    endpoints.length > 0 || entities.length > 0 || nets.length > 0 || groups || fqdns || services.length > 0 || nodes;
+  const byTraffic =
+    (fieldList(rule, 'toPorts') ?? []).length > 0 ||
+    (fieldList(rule, 'icmps') ?? []).length > 0 ||
+    field(rule, dir === 'ingress' ? 'fromRequires' : 'toRequires') !== undefined;
   return (peer) => {
-    // A rule naming no peer at all (only ports, say) selects no one in Cilium: it allows nothing by itself.
-    if (!anyPeer) return 'none';
-    return strongest([
-      ...endpoints.map((reqs) => endpointSelectorCover(reqs, ownNamespace, peer)),
-      entitiesCover(entities, peer),
-      nets.length > 0 ? netsCover(peer, nets, partial, ctx) : 'none',
-      fqdns && peer.kind === 'internet' ? 'some' : 'none',
-    ]);
+    if (!l3) return byTraffic ? 'some' : 'none';
+    return narrowed(
+      strongest([
+        ...endpoints.map((reqs) => endpointSelectorCover(reqs, ownNamespace, peer)),
+        entitiesCover(entities, peer),
+        nets.length > 0 ? netsCover(peer, nets, partial, ctx) : 'none',
+        groups && peer.kind === 'internet' ? 'some' : 'none',
+        fqdns && peer.kind === 'internet' ? 'some' : 'none',
+        servicesCover(services, ownNamespace, peer),
+      ]),
+      byTraffic,
+    );
   };
 }
 

@@ -1,4 +1,5 @@
 import type {
+  ConfigHostEndpoint,
   ConfigNamespace,
   ConfigNetworkSet,
   ConfigPod,
@@ -6,6 +7,7 @@ import type {
   ConfiguredPolicy,
   Direction,
   Peer,
+  SelfEndpoint,
 } from './policy-model.js';
 
 /** What the configuration does with a class of peers in one direction of one endpoint. */
@@ -40,8 +42,9 @@ function calicoDecision(
   dir: Direction,
   peer: Peer,
   tiers: ReadonlyMap<string, ConfigTier>,
+  profileAllows: boolean,
 ): Decision {
-  if (policies.length === 0) return { allowed: true, byPolicy: false };
+  if (policies.length === 0) return { allowed: profileAllows, byPolicy: false };
   const tierOf = (name: string) =>
     tiers.get(name) ?? (name === 'default' ? DEFAULT_TIER : { name, order: undefined, defaultAction: 'Deny' as const });
   const tierNames = [...new Set(policies.map((p) => p.tier))].sort(
@@ -59,7 +62,7 @@ function calicoDecision(
   };
   const tierAnswer = (k: number): Decision => {
     const tierName = tierNames[k];
-    if (tierName === undefined) return { allowed: true, byPolicy: false };
+    if (tierName === undefined) return { allowed: profileAllows, byPolicy: false };
     const inTier = policies
       .filter((p) => p.tier === tierName)
       .sort((a, b) => byOrder(a.order, b.order) || a.id.localeCompare(b.id));
@@ -99,15 +102,18 @@ function ciliumDecision(policies: readonly ConfiguredPolicy[], dir: Direction, p
 }
 
 /**
- * What the enforced policies applying to a pod (in one direction) do with a class of peers. Calico and Cilium policies
- * are separate dataplanes' rules; where both apply, traffic passes only if both allow it.
+ * What the enforced policies applying to an endpoint (in one direction) do with a class of peers. Calico and Cilium
+ * policies are separate dataplanes' rules; where both apply, traffic passes only if both allow it. With no Calico
+ * policy deciding, a pod's namespace profile allows; a host endpoint without profiles denies (Calico's "Host endpoint"
+ * reference: default deny when no policy is in place), so `profileAllows` is false for it.
  */
 export function decide(
   applying: readonly ConfiguredPolicy[],
   dir: Direction,
   peer: Peer,
   tiers: ReadonlyMap<string, ConfigTier>,
-  self?: { pod: ConfigPod; ns: ConfigNamespace },
+  self?: SelfEndpoint,
+  profileAllows = true,
 ): Decision {
   const inDir = applying
     .filter((p) => !p.staged && p.directions.has(dir))
@@ -117,6 +123,7 @@ export function decide(
     dir,
     peer,
     tiers,
+    profileAllows,
   );
   const cilium = ciliumDecision(
     inDir.filter((p) => p.engine === 'cilium'),
@@ -127,12 +134,12 @@ export function decide(
 }
 
 /** The policy with only the rules of a direction that apply to this endpoint. */
-function forSelf(p: ConfiguredPolicy, dir: Direction, self: { pod: ConfigPod; ns: ConfigNamespace }): ConfiguredPolicy {
-  const rules = p.rules[dir].filter((r) => r.selfMatches?.(self.pod, self.ns) ?? true);
+function forSelf(p: ConfiguredPolicy, dir: Direction, self: SelfEndpoint): ConfiguredPolicy {
+  const rules = p.rules[dir].filter((r) => r.selfMatches?.(self) ?? true);
   return { ...p, rules: { ...p.rules, [dir]: rules } };
 }
 
-/** One pod's configured evidence at one moment. */
+/** One endpoint's configured evidence at one moment. */
 export interface PodConfiguration {
   /** Enforced policies that select it (either direction), by flow-log name. */
   applied: string[];
@@ -156,6 +163,33 @@ export function podConfiguration(
   networkSets: readonly ConfigNetworkSet[] = [],
 ): PodConfiguration {
   const applying = policies.filter((p) => p.selects(pod, ns));
+  return endpointConfiguration({ pod, ns }, pod.namespace, applying, namespaces, tiers, networkSets, true);
+}
+
+/**
+ * A Calico host endpoint's configured evidence at one moment: the GlobalNetworkPolicies selecting it; every namespace
+ * is another namespace to it. Without a profile, traffic no policy allows is denied.
+ */
+export function hostEndpointConfiguration(
+  host: ConfigHostEndpoint,
+  policies: readonly ConfiguredPolicy[],
+  namespaces: readonly ConfigNamespace[],
+  tiers: ReadonlyMap<string, ConfigTier>,
+  networkSets: readonly ConfigNetworkSet[] = [],
+): PodConfiguration {
+  const applying = policies.filter((p) => p.selectsHost?.(host) ?? false);
+  return endpointConfiguration({ host }, '', applying, namespaces, tiers, networkSets, host.profiles.length > 0);
+}
+
+function endpointConfiguration(
+  self: SelfEndpoint,
+  ownNamespace: string,
+  applying: readonly ConfiguredPolicy[],
+  namespaces: readonly ConfigNamespace[],
+  tiers: ReadonlyMap<string, ConfigTier>,
+  networkSets: readonly ConfigNetworkSet[],
+  profileAllows: boolean,
+): PodConfiguration {
   const enforced = applying.filter((p) => !p.staged);
   const out: PodConfiguration = {
     applied: enforced.map((p) => p.id).sort(),
@@ -169,13 +203,10 @@ export function podConfiguration(
   };
   for (const dir of ['ingress', 'egress'] as const) {
     out.protected[dir] = enforced.some((p) => p.directions.has(dir));
-    const self = { pod, ns };
-    out.internet[dir] = decide(enforced, dir, { kind: 'internet', networkSets }, tiers, self).allowed;
+    const allows = (peer: Peer) => decide(enforced, dir, peer, tiers, self, profileAllows).allowed;
+    out.internet[dir] = allows({ kind: 'internet', networkSets });
     out.otherNamespaces[dir] = namespaces
-      .filter(
-        (n) =>
-          n.name !== pod.namespace && decide(enforced, dir, { kind: 'namespace', namespace: n }, tiers, self).allowed,
-      )
+      .filter((n) => n.name !== ownNamespace && allows({ kind: 'namespace', namespace: n }))
       .map((n) => n.name);
   }
   return out;

@@ -206,7 +206,14 @@ export function networkAccessEvidence(
   const rows: NetworkAccessEndpoint[] = [];
   const matched = new Set<string>();
   for (const r of observed.endpoints) {
-    const c = r.kind === 'pod' ? configured?.endpoints.get(keyOf(r.namespace, r.name)) : undefined;
+    // A Calico host endpoint (flow type hep) meets the configuration's HostEndpoint of that name, in no namespace.
+    const host = r.kind === 'host' ? configured?.endpoints.get(r.name) : undefined;
+    const c =
+      r.kind === 'pod'
+        ? configured?.endpoints.get(keyOf(r.namespace, r.name))
+        : host?.namespace === ''
+          ? host
+          : undefined;
     if (c) matched.add(c.endpoint);
     const o = observedOf(r);
     rows.push({
@@ -247,7 +254,7 @@ export function networkAccessEvidence(
       endpoint: c.endpoint,
       namespace: c.namespace,
       name: c.name,
-      kind: 'pod',
+      kind: c.namespace === '' ? 'host' : 'pod',
       labels: c.labels,
       serviceAccount: c.serviceAccount,
       ingressProtected: c.ingressProtected,
@@ -259,7 +266,7 @@ export function networkAccessEvidence(
       envoyEnabled: c.envoyEnabled,
       appliedPolicies: c.appliedPolicies,
       services: c.services ?? [],
-      trafficAggregationPrefix: `${c.name}-*`,
+      trafficAggregationPrefix: c.namespace === '' ? c.name : `${c.name}-*`,
       endpointsGeneratingTrafficToThisEndpoint: [],
       endpointsReceivingTrafficFromThisEndpoint: [],
       allowedIn: 0,

@@ -1,5 +1,5 @@
 import type { Selector } from '../reports/selector.js';
-import { field, fieldDoc, fieldString, labelMap, stringList, type Doc } from './document.js';
+import { field, fieldDoc, fieldString, labelMap, stringList, withLabels, type Doc } from './document.js';
 import { calicoNamespaceLabels, netsCover, type CompileContext, type ConfigNetworkSet } from './policy-model.js';
 import type { Coverage, NamespaceScope } from './selectors.js';
 
@@ -27,7 +27,11 @@ export function compileNetworkSet(
   return {
     namespace,
     name: fieldString(meta, 'name') ?? '',
-    labels: labelMap(field(meta, 'labels')),
+    // A NetworkSet carries its namespace as a pseudo label, as workload endpoints do (Calico's "Use external IPs or
+    // networks rules in policy": `!has(projectcalico.org/namespace)` keeps a selector off pods and NetworkSets).
+    labels: global
+      ? labelMap(field(meta, 'labels'))
+      : withLabels(labelMap(field(meta, 'labels')), [['projectcalico.org/namespace', namespace]]),
     nets: stringList(spec, 'nets'),
     domains: stringList(spec, 'allowedEgressDomains').length > 0,
     ...(global ? {} : { namespaceLabels: namespaceLabels(namespace) }),

@@ -17,6 +17,7 @@ import {
   type PolicyKind,
   type ConfiguredPolicy,
   type ConfigTier,
+  type ConfigHostEndpoint,
   calicoEndpointLabels,
   calicoNamespaceLabels,
   type CompileContext,
@@ -217,6 +218,14 @@ function calicoPolicy(
       (selector?.matches(calicoEndpointLabels(pod)) ?? true) &&
       (nsScope?.namespace(calicoNamespaceLabels(ns)) ?? true) &&
       (saSelector?.matches({ 'projectcalico.org/name': pod.serviceAccount }) ?? true),
+    // A host endpoint is in no namespace and has no service account: a namespaceSelector reaches it only through
+    // global(), a serviceAccountSelector never.
+    ...(global
+      ? {
+          selectsHost: (h: ConfigHostEndpoint) =>
+            (selector?.matches(h.labels) ?? true) && (nsScope?.global ?? true) && saSelector === undefined,
+        }
+      : {}),
   };
 }
 
@@ -241,10 +250,11 @@ function calicoRule(rd: Doc | undefined, dir: Direction, ownNamespace: string | 
   const peerCover = calicoPeer(entity, ownNamespace, dir, ctx);
   const rule: PolicyRule = { action, covers: (peer) => narrowed(peerCover(peer), byTraffic) };
   if (selfSel || selfNs || selfNotSel)
-    rule.selfMatches = (pod, ns) =>
-      (selfSel?.matches(calicoEndpointLabels(pod)) ?? true) &&
-      !(selfNotSel?.matches(calicoEndpointLabels(pod)) ?? false) &&
-      (selfNsScope?.namespace(calicoNamespaceLabels(ns)) ?? true);
+    rule.selfMatches = (self) => {
+      const labels = 'host' in self ? self.host.labels : calicoEndpointLabels(self.pod);
+      const inNs = 'host' in self ? selfNsScope?.global : selfNsScope?.namespace(calicoNamespaceLabels(self.ns));
+      return (selfSel?.matches(labels) ?? true) && !(selfNotSel?.matches(labels) ?? false) && (inNs ?? true);
+    };
   return rule;
 }
 

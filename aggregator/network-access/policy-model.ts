@@ -22,6 +22,21 @@ export interface ConfigPod {
 }
 
 /**
+ * A Calico HostEndpoint: a node's interfaces as an endpoint of Calico policy (Calico's "Host endpoint" reference).
+ * Only GlobalNetworkPolicies select it (by its labels); with no policy it is default-deny unless it has profiles
+ * (automatic host endpoints carry projectcalico-default-allow).
+ */
+export interface ConfigHostEndpoint {
+  name: string;
+  node: string;
+  labels: Readonly<Record<string, string>>;
+  profiles: readonly string[];
+}
+
+/** The endpoint a rule's own side (an ingress rule's destination, an egress rule's source) is matched against. */
+export type SelfEndpoint = { pod: ConfigPod; ns: ConfigNamespace } | { host: ConfigHostEndpoint };
+
+/**
  * A Calico NetworkSet (namespace set) or GlobalNetworkSet (namespace ''): labelled nets that rule selectors match
  * (Calico's "Global network set" reference: a rule selector includes the CIDRs of every network set it matches).
  */
@@ -53,7 +68,7 @@ export interface PolicyRule {
    * The rule's own side (a Calico ingress rule's destination, an egress rule's source) narrowed to some endpoints: it
    * applies only to those. Absent: to every endpoint the policy selects.
    */
-  selfMatches?(pod: ConfigPod, ns: ConfigNamespace): boolean;
+  selfMatches?(self: SelfEndpoint): boolean;
 }
 
 export type PolicyKind =
@@ -84,6 +99,8 @@ export interface ConfiguredPolicy {
   directions: ReadonlySet<Direction>;
   rules: Readonly<Record<Direction, readonly PolicyRule[]>>;
   selects(pod: ConfigPod, ns: ConfigNamespace): boolean;
+  /** Whether it applies to a Calico host endpoint (GlobalNetworkPolicies only); absent: never. */
+  selectsHost?(host: ConfigHostEndpoint): boolean;
 }
 
 /** A Calico Tier: its order (lower first; undefined last) and what happens at its end when nothing matched. */

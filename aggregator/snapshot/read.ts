@@ -19,7 +19,8 @@ export interface ClusterSnapshot {
    * Network policies and Calico Tiers: networking.k8s.io NetworkPolicy, projectcalico.org (and crd.projectcalico.org)
    * NetworkPolicy, GlobalNetworkPolicy, their Staged kinds, StagedKubernetesNetworkPolicy, Tier; cilium.io
    * CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy; Calico NetworkSet and GlobalNetworkSet (the nets rule
-   * selectors may name), kept with the policies as one configuration.
+   * selectors may name) and HostEndpoint (endpoints GlobalNetworkPolicies protect), kept with the policies as one
+   * configuration.
    */
   policies: Doc[];
   /** Objects of other kinds (Deployments, ConfigMaps, ...), counted and left out. */
@@ -57,6 +58,8 @@ const POLICY_KINDS = new Set([
   'projectcalico.org/GlobalNetworkSet',
   'crd.projectcalico.org/NetworkSet',
   'crd.projectcalico.org/GlobalNetworkSet',
+  'projectcalico.org/HostEndpoint',
+  'crd.projectcalico.org/HostEndpoint',
   'cilium.io/CiliumNetworkPolicy',
   'cilium.io/CiliumClusterwideNetworkPolicy',
 ]);

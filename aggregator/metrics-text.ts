@@ -92,6 +92,11 @@ export class NodeFamily {
     }
   }
 
+  /** The node has no series in this family any more. */
+  drop(node: string): void {
+    if (this.nodes.delete(node)) this.text = undefined;
+  }
+
   /** Forget the nodes the refresh numbered `seen` did not put. */
   sweep(seen: number): void {
     for (const [node, e] of this.nodes)

@@ -1,33 +1,16 @@
 import { Cron } from 'croner';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
-import { clusterScoreRatio, failingNodesPerCheck, isConnected } from './compute/cis.js';
+import { CisView, type NodeView } from './cis-view.js';
+import { isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
-import type { StoredClusterScan } from './cluster-cis/scan.js';
-import type { NodeCisSummary, NodeLiveness, Store } from './store/index.js';
+import type { Store } from './store/index.js';
 import { exposition, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
-
-interface CisSnapshot {
-  nodes: NodeLiveness[];
-  /** Each node's latest-run summary: one compact row per node, never the check rows (issue 13). */
-  summaries: NodeCisSummary[];
-  /** The latest evaluation of the cluster section (5.x), when there is one. */
-  cluster: StoredClusterScan | undefined;
-}
 
 /** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
 function ratio(pass: number, fail: number): number {
   return pass + fail === 0 ? 0 : pass / (pass + fail);
-}
-
-async function readSnapshot(store: Store): Promise<CisSnapshot> {
-  const [nodes, summaries, cluster] = await Promise.all([
-    store.nodeLiveness(),
-    store.cisSummaries(),
-    store.latestClusterScan(),
-  ]);
-  return { nodes, summaries, cluster };
 }
 
 /** Start `counter` at 0 for each of `values` of its one label, so the series exist before the first event. */
@@ -38,8 +21,8 @@ function zeroFor<L extends string>(counter: Counter<L>, label: L, values: readon
 /**
  * Every metric the aggregator exports (names are a public contract: docs/DESIGN.md, "Metrics").
  * Labels stay bounded: node, benchmark, role, status, check id, reason, action.
- * CIS gauges are computed from the store at scrape time, so every replica sharing
- * a store answers the same.
+ * CIS gauges are written from the nodes and summaries kept in memory in step with the store (cis-view.ts), so
+ * every replica sharing a store answers the same within the view's bound.
  *
  * Every counter is exported from the first scrape, at 0 for each label value
  * the aggregator knows (reasons, sources, kinds, actions, reports, the nodes in
@@ -65,6 +48,8 @@ export class AggregatorMetrics {
   readonly auditEventsIgnored: Counter;
   readonly auditEventsRefused: Counter;
   readonly auditEventsTruncated: Counter;
+  /** The nodes, their summaries and the cluster scan as the CIS gauges and the CIS summary answer them. */
+  readonly cis: CisView;
   private readonly knownNodes = new Set<string>();
 
   /**
@@ -118,21 +103,24 @@ export class AggregatorMetrics {
   constructor(store: Store) {
     processMetrics(this.registry);
     const registers = [this.registry];
-    // Every CIS gauge and per-node counter reads one shared snapshot per scrape (prom-client
+    const view = (this.cis = new CisView(store));
+    // Nodes another replica saw, or seen before this process started, get their zeros too.
+    view.onNode((name, n) => {
+      if (n) this.nodeSeen(name);
+    });
+    // Every CIS gauge and per-node counter reads the view, brought up to date once per scrape (prom-client
     // collects all metrics concurrently, so the first collect starts the read and the rest join it).
-    let inflight: Promise<CisSnapshot> | undefined;
-    const snapshot = (): Promise<CisSnapshot> => {
-      inflight ??= readSnapshot(store).finally(() => {
-        inflight = undefined;
-      });
+    let inflight: Promise<boolean> | undefined;
+    const snapshot: Snapshot = () => {
+      inflight ??= view
+        .read()
+        .then(() => true)
+        // A store that cannot answer fails the gauges' part of a scrape, never the counters' zeros.
+        .catch(() => false)
+        .finally(() => (inflight = undefined));
       return inflight;
     };
-    // Nodes another replica saw, or seen before this process started, get their zeros too.
-    // A store that cannot answer fails the gauges' part of a scrape, never the counters' zeros.
-    const nodesFromStore = async () => {
-      const s = await snapshot().catch(() => undefined);
-      for (const n of s?.nodes ?? []) this.nodeSeen(n.name);
-    };
+    const nodesFromStore = async () => void (await snapshot());
     const ingest = ingestCounters(registers);
     this.ingestRejected = ingest.ingestRejected;
     this.ingestDuplicates = ingest.ingestDuplicates;
@@ -165,9 +153,9 @@ export class AggregatorMetrics {
       registers,
     });
     zeroFor(this.clusterScans, 'result', ['stored', 'unchanged', 'failed']);
-    const perNode = new NodeGauges(snapshot);
-    cisGauges(this.registry, snapshot, perNode);
-    clusterScanGauges(registers, snapshot);
+    const perNode = new NodeGauges(view, snapshot);
+    cisGauges(this.registry, view, snapshot, perNode);
+    clusterScanGauges(registers, view, snapshot);
     agentGauges(this.registry, perNode);
   }
 }
@@ -293,11 +281,12 @@ function auditCounters(registers: Registry[]) {
   return { policyChanges, tamperAlerts, auditEventsIgnored, auditEventsRefused, auditEventsTruncated };
 }
 
-type Snapshot = () => Promise<CisSnapshot>;
+/** Brings the view up to date for this scrape; false when the store cannot answer. */
+type Snapshot = () => Promise<boolean>;
 
-/** A gauge filled from the store's snapshot at each scrape. */
-function snapshotGauge(registers: Registry[], snapshot: Snapshot) {
-  return <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, s: CisSnapshot) => void) =>
+/** A gauge filled from the view at each scrape. */
+function snapshotGauge(registers: Registry[], view: CisView, snapshot: Snapshot) {
+  return <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, v: CisView) => void) =>
     new Gauge<L>({
       name,
       help,
@@ -307,16 +296,16 @@ function snapshotGauge(registers: Registry[], snapshot: Snapshot) {
         this.reset();
         // A store that does not answer leaves these series out of this scrape instead of failing it: the
         // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
-        const s = await snapshot().catch(() => undefined);
-        if (s) fill(this, s);
+        if (await snapshot()) fill(this, view);
       },
     });
 }
 
 /**
- * The per-node gauges from the store's snapshot, written as text (metrics-text.ts): at each new snapshot every
- * node's series are put again under a key of what they are made of, so only a node whose summary or agent changed
- * is built and formatted again, and a node the store no longer lists is forgotten.
+ * The per-node gauges, written as text (metrics-text.ts) from the view: a node's series are put again when the view
+ * tells that it changed (under a key of what they are made of, so only a real change formats them again), and a node
+ * the store no longer lists is dropped. Only connection depends on the clock (heard from within 3 minutes): it is
+ * checked for every node at each scrape.
  */
 class NodeGauges {
   score!: NodeFamily;
@@ -324,60 +313,64 @@ class NodeGauges {
   assessable!: NodeFamily;
   connected!: NodeFamily;
   lastSeen!: NodeFamily;
-  private applied: CisSnapshot | undefined;
-  private round = 0;
 
-  constructor(private readonly snapshot: Snapshot) {}
+  constructor(
+    private readonly view: CisView,
+    private readonly snapshot: Snapshot,
+  ) {
+    view.onNode((name, n) => this.node(name, n));
+  }
 
-  /** Every family reads the scrape's one snapshot; the first to get it applies it. */
+  /** Every family reads the scrape's one view update; connection is checked against the clock. */
   readonly refresh = async (): Promise<boolean> => {
-    // A store that does not answer leaves these series out of this scrape instead of failing it: the
-    // ingest counters (verdict_ingest_store_failures_total among them) must stay visible during an outage.
-    const s = await this.snapshot().catch(() => undefined);
-    if (!s) return false;
-    if (s !== this.applied) {
-      this.applied = s;
-      this.apply(s, ++this.round);
-    }
+    if (!(await this.snapshot())) return false;
+    const now = Date.now();
+    for (const n of this.view.all()) this.putConnected(n, now);
     return true;
   };
 
-  private apply(s: CisSnapshot, round: number): void {
-    for (const n of s.summaries) {
-      // A node that is not assessable (no kubelet under the agent's root) has no score series at all, so no
-      // "node critical" alert fires for it: verdict_cis_node_assessable says it is there and unassessed.
-      const scored = n.notAssessable === undefined;
-      const key = `${n.benchmarkId}\0${n.role}\0${n.pass}\0${n.fail}\0${n.skip}\0${scored}`;
-      const node = n.node;
-      this.score.put(node, key, round, (): Series[] =>
-        scored ? [{ labels: { node, benchmark: n.benchmarkId, role: n.role }, value: ratio(n.pass, n.fail) }] : [],
-      );
-      this.checks.put(node, key, round, (): Series[] =>
-        scored
-          ? [
-              { labels: { node, benchmark: n.benchmarkId, status: 'pass' }, value: n.pass },
-              { labels: { node, benchmark: n.benchmarkId, status: 'fail' }, value: n.fail },
-              { labels: { node, benchmark: n.benchmarkId, status: 'skip' }, value: n.skip },
-            ]
-          : [],
-      );
-      this.assessable.put(node, key, round, () => [{ labels: { node }, value: scored ? 1 : 0 }]);
+  private putConnected(n: NodeView, now: number): void {
+    const node = n.name;
+    const up = isConnected(n, now) ? 1 : 0;
+    this.connected.put(node, `${up}`, 0, () => [{ labels: { node }, value: up }]);
+  }
+
+  private node(node: string, n: NodeView | undefined): void {
+    if (n === undefined) {
+      for (const f of [this.score, this.checks, this.assessable, this.connected, this.lastSeen]) f.drop(node);
+      return;
     }
-    const now = Date.now();
-    for (const n of s.nodes) {
-      const node = n.name;
-      const up = isConnected(n, now) ? 1 : 0;
-      this.connected.put(node, `${up}`, round, () => [{ labels: { node }, value: up }]);
-      this.lastSeen.put(node, `${n.lastSeenMs}`, round, () => [{ labels: { node }, value: n.lastSeenMs / 1000 }]);
+    this.putConnected(n, Date.now());
+    const lastSeenMs = n.lastSeenMs;
+    this.lastSeen.put(node, `${lastSeenMs}`, 0, () => [{ labels: { node }, value: lastSeenMs / 1000 }]);
+    const s = n.summary;
+    if (s === undefined) {
+      for (const f of [this.score, this.checks, this.assessable]) f.drop(node);
+      return;
     }
-    for (const f of [this.score, this.checks, this.assessable, this.connected, this.lastSeen]) f.sweep(round);
+    // A node that is not assessable (no kubelet under the agent's root) has no score series at all, so no
+    // "node critical" alert fires for it: verdict_cis_node_assessable says it is there and unassessed.
+    const scored = s.notAssessable === undefined;
+    const key = `${s.benchmarkId}\0${s.role}\0${s.pass}\0${s.fail}\0${s.skip}\0${scored}`;
+    this.score.put(node, key, 0, (): Series[] =>
+      scored ? [{ labels: { node, benchmark: s.benchmarkId, role: s.role }, value: ratio(s.pass, s.fail) }] : [],
+    );
+    this.checks.put(node, key, 0, (): Series[] =>
+      scored
+        ? [
+            { labels: { node, benchmark: s.benchmarkId, status: 'pass' }, value: s.pass },
+            { labels: { node, benchmark: s.benchmarkId, status: 'fail' }, value: s.fail },
+            { labels: { node, benchmark: s.benchmarkId, status: 'skip' }, value: s.skip },
+          ]
+        : [],
+    );
+    this.assessable.put(node, key, 0, () => [{ labels: { node }, value: scored ? 1 : 0 }]);
   }
 }
 
-/** CIS scores and failing checks, from the store's per-node summaries at scrape time. */
-function cisGauges(registry: Registry, snapshot: Snapshot, perNode: NodeGauges): void {
-  const gauge = snapshotGauge([registry], snapshot);
-  const scored = (s: CisSnapshot) => s.summaries.filter((n) => n.notAssessable === undefined);
+/** CIS scores and failing checks, from the per-node summaries kept in the view. */
+function cisGauges(registry: Registry, view: CisView, snapshot: Snapshot, perNode: NodeGauges): void {
+  const gauge = snapshotGauge([registry], view, snapshot);
   perNode.score = new NodeFamily(
     registry,
     'verdict_cis_node_score_ratio',
@@ -403,30 +396,29 @@ function cisGauges(registry: Registry, snapshot: Snapshot, perNode: NodeGauges):
     'verdict_cis_cluster_score_ratio',
     'pass/(pass+fail) over the latest runs of every assessable node, 0..1.',
     ['benchmark'],
-    (g, s) => {
-      for (const b of new Set(scored(s).map((n) => n.benchmarkId)))
-        g.set({ benchmark: b }, clusterScoreRatio(s.summaries, b));
+    (g, v) => {
+      for (const b of v.totals.benchmarkIds()) g.set({ benchmark: b }, v.totals.scoreRatio(b));
     },
   );
   gauge(
     'verdict_cis_check_failing_nodes',
     'Nodes whose latest run fails this scored check.',
     ['benchmark', 'check'],
-    (g, s) => {
-      for (const f of failingNodesPerCheck(s.summaries)) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
+    (g, v) => {
+      for (const f of v.totals.failingChecks()) g.set({ benchmark: f.benchmark, check: f.id }, f.failedNodes);
     },
   );
 }
 
-/** The cluster section (5.x) of the latest cluster scan, from the store at scrape time. */
-function clusterScanGauges(registers: Registry[], snapshot: Snapshot): void {
-  const gauge = snapshotGauge(registers, snapshot);
+/** The cluster section (5.x) of the latest cluster scan, as the view holds it. */
+function clusterScanGauges(registers: Registry[], view: CisView, snapshot: Snapshot): void {
+  const gauge = snapshotGauge(registers, view, snapshot);
   gauge(
     'verdict_cis_cluster_scan_checks',
     "Checks of the cluster section's latest evaluation (CIS 5.x, from the API), by status: pass, fail, skip (not readable), manual (no API object decides).",
     ['benchmark', 'status'],
-    (g, s) => {
-      const c = s.cluster;
+    (g, v) => {
+      const c = v.clusterScan();
       if (!c) return;
       for (const [status, v] of [
         ['pass', c.summary.pass],
@@ -441,31 +433,33 @@ function clusterScanGauges(registers: Registry[], snapshot: Snapshot): void {
     'verdict_cis_cluster_scan_score_ratio',
     "pass/(pass+fail) of the cluster section's checks decided from the API, 0..1.",
     ['benchmark'],
-    (g, s) => {
-      if (s.cluster)
-        g.set({ benchmark: s.cluster.benchmark.id }, ratio(s.cluster.summary.pass, s.cluster.summary.fail));
+    (g, v) => {
+      const c = v.clusterScan();
+      if (c) g.set({ benchmark: c.benchmark.id }, ratio(c.summary.pass, c.summary.fail));
     },
   );
   gauge(
     'verdict_cis_cluster_scan_failing_objects',
     'Objects failing a check of the cluster section (RoleBindings, Namespaces, Pods...), for each failing check.',
     ['benchmark', 'check'],
-    (g, s) => {
-      for (const c of s.cluster?.checks ?? [])
-        if (c.status === 'FAIL') g.set({ benchmark: s.cluster!.benchmark.id, check: c.id }, c.failingTotal);
+    (g, v) => {
+      const scan = v.clusterScan();
+      for (const c of scan?.checks ?? [])
+        if (c.status === 'FAIL') g.set({ benchmark: scan!.benchmark.id, check: c.id }, c.failingTotal);
     },
   );
   gauge(
     'verdict_cis_cluster_scan_checked_timestamp_seconds',
     'When the cluster section was last evaluated, Unix seconds.',
     [],
-    (g, s) => {
-      if (s.cluster) g.set(Date.parse(s.cluster.checkedAt) / 1000);
+    (g, v) => {
+      const c = v.clusterScan();
+      if (c) g.set(Date.parse(c.checkedAt) / 1000);
     },
   );
 }
 
-/** Agents' connection and last contact, from the store at scrape time. */
+/** Agents' connection and last contact, as the view holds them. */
 function agentGauges(registry: Registry, perNode: NodeGauges): void {
   perNode.connected = new NodeFamily(
     registry,

@@ -178,8 +178,21 @@ export function failingNodesPerCheck(summaries: NodeCisSummary[]): FailingCheck[
       else byCheck.set(key, { id, benchmark: s.benchmarkId, failedNodes: 1, sampleRunId: s.runId });
     }
   }
-  return [...byCheck.values()].sort(
-    (a, b) => b.failedNodes - a.failedNodes || a.id.localeCompare(b.id, 'en', { numeric: true }),
+  return [...byCheck.values()].sort(byFailedNodes);
+}
+
+const byBytes = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Most failed first; ties by check id in numeric order (1.2.10 after 1.2.9), then as bytes, then by benchmark, so
+ * the order never depends on which node was read first (the summary kept in memory must equal one read afresh).
+ */
+export function byFailedNodes(a: Omit<FailingCheck, 'sampleRunId'>, b: Omit<FailingCheck, 'sampleRunId'>): number {
+  return (
+    b.failedNodes - a.failedNodes ||
+    a.id.localeCompare(b.id, 'en', { numeric: true }) ||
+    byBytes(a.id, b.id) ||
+    byBytes(a.benchmark, b.benchmark)
   );
 }
 

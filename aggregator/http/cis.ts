@@ -1,8 +1,11 @@
-import { clusterSummary, DEFAULT_THRESHOLDS, mostFailedChecks } from '../compute/cis.js';
+import { DEFAULT_THRESHOLDS } from '../compute/cis.js';
+import type { Static } from 'typebox';
 import type { App, HttpDeps } from './deps.js';
 import { CisSummary, ClusterScanSchema, ErrorReplies, ThresholdQuery } from './schemas.js';
 
-export function registerCisRoutes(app: App, { store }: HttpDeps): void {
+type CisSummaryT = Static<typeof CisSummary>;
+
+export function registerCisRoutes(app: App, { store, metrics }: HttpDeps): void {
   app.get(
     '/api/v1/cis/summary',
     {
@@ -23,13 +26,10 @@ export function registerCisRoutes(app: App, { store }: HttpDeps): void {
           message: `medThreshold (${medThreshold}) must not be above highThreshold (${highThreshold})`,
         });
       }
-      // One compact row per node (kept as runs are stored), and the titles of the few most failed checks.
-      const [summaries, cluster] = await Promise.all([store.cisSummaries(), store.latestClusterScan()]);
-      const options = { highThreshold, medThreshold, benchmark: q.benchmark };
-      const titles = await store.checkTitles(
-        mostFailedChecks(summaries, options).map((f) => ({ runId: f.sampleRunId, checkId: f.id })),
-      );
-      return clusterSummary(summaries, titles, options, cluster);
+      // Kept in memory in step with the store (cis-view.ts), serialized once per change and threshold.
+      const body = await metrics.cis.summaryJson({ highThreshold, medThreshold, benchmark: q.benchmark });
+      // A string sent as JSON goes out as it is (fastify serializes only objects); its shape is CisSummary's.
+      return reply.type('application/json; charset=utf-8').send(body as unknown as CisSummaryT);
     },
   );
 

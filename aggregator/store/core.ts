@@ -55,6 +55,7 @@ import type {
   FlowBucketRow,
   FlowQuery,
   LatestCheckStatus,
+  NodeChange,
   NodeCisSummary,
   NodeHello,
   NodeLiveness,
@@ -65,6 +66,9 @@ import type {
   Store,
   StoredAuditEvent,
 } from './types.js';
+
+/** Names per statement when reading some nodes (well under either store's limit on parameters). */
+const NAMES_PER_READ = 500;
 
 /** Byte order of strings (UTF-16 code units), as both stores sort text. */
 const byBytes = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -115,6 +119,18 @@ export abstract class SqlStore implements Store {
     beforeMs: number,
   ): Promise<StoredAuditEvent[]>;
 
+  private readonly nodeWatchers = new Set<(change: NodeChange) => void>();
+
+  watchNodes(listener: (change: NodeChange) => void): () => void {
+    this.nodeWatchers.add(listener);
+    return () => this.nodeWatchers.delete(listener);
+  }
+
+  /** A change to the nodes committed (here, or told by another replica): every watcher hears of it. */
+  protected nodesChanged(change: NodeChange): void {
+    for (const w of this.nodeWatchers) w(change);
+  }
+
   async recordHello(h: NodeHello, atMs: number, connectionId = ''): Promise<{ lastStoredSeq: number }> {
     return this.tx(async (c) => {
       await c.run(
@@ -141,6 +157,9 @@ export abstract class SqlStore implements Store {
       );
       const [seen] = await c.all<{ last_seq: number }>(LEDGER_SQL, [h.name, h.bootId]);
       return { lastStoredSeq: seen?.last_seq ?? 0 };
+    }).then((r) => {
+      this.nodesChanged({ node: h.name });
+      return r;
     });
   }
 
@@ -150,18 +169,22 @@ export abstract class SqlStore implements Store {
        WHERE name = $2 AND (CAST($3 AS TEXT) IS NULL OR connection_id = $3)`,
       [atMs, node, connectionId ?? null],
     );
+    this.nodesChanged({ node });
   }
 
   async forgetNode(node: string): Promise<void> {
     await this.writer.run('DELETE FROM nodes WHERE name = $1', [node]);
+    this.nodesChanged({ node });
   }
 
   async touchNode(node: string, atMs: number): Promise<void> {
     await this.writer.run(touchNodeSql(this.d), [atMs, node]);
+    this.nodesChanged({ node, lastSeenOnly: true });
   }
 
   async markAllDisconnected(): Promise<void> {
     await this.writer.run('UPDATE nodes SET connected = FALSE');
+    this.nodesChanged({ all: true, reason: 'all-disconnected' });
   }
 
   /**
@@ -181,7 +204,7 @@ export abstract class SqlStore implements Store {
     atMs: number,
   ): Promise<{ duplicate: boolean }> {
     const d = this.d;
-    return this.tx(async (c) => {
+    const stored = await this.tx(async (c) => {
       await c.run(touchNodeSql(d), [atMs, node]);
       const [seen] = await c.all<{ last_seq: number }>(LEDGER_SQL + d.forUpdate, [node, bootId]);
       if (seen !== undefined && seq <= seen.last_seq) return { duplicate: true };
@@ -226,6 +249,9 @@ export abstract class SqlStore implements Store {
       if (latest === 1) await c.run(NODE_CIS_SUMMARY_UPSERT, nodeCisSummaryValues(node, run.id, report));
       return { duplicate: false };
     });
+    // Last contact moved even for a duplicate; a new run may be the latest.
+    this.nodesChanged({ node, lastSeenOnly: stored.duplicate });
+    return stored;
   }
 
   async listNodes(): Promise<NodeRecord[]> {
@@ -239,16 +265,50 @@ export abstract class SqlStore implements Store {
     return rows.map(toNodeRecord);
   }
 
-  async nodeLiveness(): Promise<NodeLiveness[]> {
-    const rows = await this.reader.all<{ name: string; connected: SqlBool; last_seen_ms: number | string }>(
-      `SELECT name, connected, last_seen_ms FROM nodes ORDER BY ${this.d.byteOrder('name')}`,
+  async nodeLiveness(names?: string[]): Promise<NodeLiveness[]> {
+    type Row = {
+      name: string;
+      connected: SqlBool;
+      last_seen_ms: number | string;
+      latest_run_id: number | string | null;
+    };
+    const rows = await this.byNames(names, (where, values) =>
+      this.reader.all<Row>(
+        `SELECT name, connected, last_seen_ms, latest_run_id FROM nodes${where('name')} ORDER BY ${this.d.byteOrder('name')}`,
+        values,
+      ),
     );
-    return rows.map((r) => ({ name: r.name, connected: bool(r.connected), lastSeenMs: Number(r.last_seen_ms) }));
+    return rows.map((r) => ({
+      name: r.name,
+      connected: bool(r.connected),
+      lastSeenMs: Number(r.last_seen_ms),
+      latestRunId: r.latest_run_id === null ? null : Number(r.latest_run_id),
+    }));
   }
 
-  async cisSummaries(): Promise<NodeCisSummary[]> {
-    const rows = await this.reader.all<NodeCisSummaryRow>(NODE_CIS_SUMMARIES_SQL);
+  async cisSummaries(names?: string[]): Promise<NodeCisSummary[]> {
+    const rows = await this.byNames(names, (where, values) =>
+      this.reader.all<NodeCisSummaryRow>(NODE_CIS_SUMMARIES_SQL + where('s.node'), values),
+    );
     return rows.map(toNodeCisSummary);
+  }
+
+  /** One read for every node (`names` undefined), or one per slice of `names` with `where(column)` limiting it. */
+  private async byNames<R>(
+    names: string[] | undefined,
+    read: (where: (column: string) => string, values: unknown[]) => Promise<R[]>,
+  ): Promise<R[]> {
+    if (names === undefined) return read(() => '', []);
+    const out: R[] = [];
+    for (let i = 0; i < names.length; i += NAMES_PER_READ) {
+      const { values, p } = params();
+      const list = names
+        .slice(i, i + NAMES_PER_READ)
+        .map(p)
+        .join(', ');
+      out.push(...(await read((column) => ` WHERE ${column} IN (${list})`, values)));
+    }
+    return out;
   }
 
   async checkTitles(checks: { runId: number; checkId: string }[]): Promise<Map<string, string>> {
@@ -288,6 +348,12 @@ export abstract class SqlStore implements Store {
 
   /** The latest row is locked while compared, so two replicas handing over leadership store one after the other. */
   async recordClusterScan(scan: ClusterScan, fingerprint: string, atMs: number): Promise<{ stored: boolean }> {
+    const r = await this.recordClusterScanTx(scan, fingerprint, atMs);
+    this.nodesChanged({ cluster: true });
+    return r;
+  }
+
+  private recordClusterScanTx(scan: ClusterScan, fingerprint: string, atMs: number): Promise<{ stored: boolean }> {
     return this.tx(async (c) => {
       const [latest] = await c.all<{ id: number; fingerprint: string }>(
         `SELECT id, fingerprint FROM cluster_cis_scans ORDER BY id DESC LIMIT 1${this.d.forUpdate}`,

@@ -16,6 +16,7 @@ import {
 } from './flow-buckets.js';
 import { FLOW_KEY_IDS_KEPT, FlowKeyIds } from './flow-key-ids.js';
 import { FLOW_GROUP_MAX_ROWS, GroupCommit, type FlowBatchWrite } from './group-commit.js';
+import { NodeChangeNotices } from './node-changes.js';
 import { PoolGate } from './pool-gate.js';
 import { EVIDENCE_MIGRATION, runSteps, sealBacklog } from './evidence.js';
 import { FLOW_COMPACTION_LOCK_KEY, MIGRATION_LOCK_KEY, RUN_CHAIN_LOCK_KEY, SCAN_CHAIN_LOCK_KEY } from './locks.js';
@@ -31,7 +32,7 @@ import {
   type Conn,
   type Table,
 } from './sql.js';
-import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type StoredAuditEvent } from './types.js';
+import { HOUR_BUCKET_MS, MINUTE_BUCKET_MS, type NodeChange, type StoredAuditEvent } from './types.js';
 import { AGGREGATOR_ERRORS, aggregatorError } from '../errors.js';
 
 /** How long opening a connection may take before a query (and so /readyz) fails, instead of hanging. */
@@ -129,9 +130,31 @@ export class PostgresStore extends SqlStore {
     isOutage: (err) => this.unavailableReason(err) !== undefined,
   });
 
-  private constructor(private readonly pool: pg.Pool) {
+  /** Node changes told to and heard from the other replicas (node-changes.ts). */
+  private readonly notices: NodeChangeNotices;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    url: string,
+  ) {
     super();
     this.reader = this.writer = connOf(pool, this.gate);
+    this.notices = new NodeChangeNotices(
+      url,
+      async (channel, payload) => void (await this.writer.all('SELECT pg_notify($1, $2)', [channel, payload])),
+      (change) => super.nodesChanged(change),
+    );
+  }
+
+  protected override nodesChanged(change: NodeChange): void {
+    super.nodesChanged(change);
+    this.notices.queue(change);
+  }
+
+  override watchNodes(listener: (change: NodeChange) => void): () => void {
+    const stop = super.watchNodes(listener);
+    this.notices.listen();
+    return stop;
   }
 
   static async open(url: string): Promise<PostgresStore> {
@@ -146,7 +169,7 @@ export class PostgresStore extends SqlStore {
     // pool; the next query opens a new one or fails, and /readyz says so. Without
     // a listener the 'error' event would end the process.
     pool.on('error', () => {});
-    const store = new PostgresStore(pool);
+    const store = new PostgresStore(pool, url);
     try {
       await store.ping();
     } catch (err) {
@@ -271,6 +294,7 @@ export class PostgresStore extends SqlStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.notices.close();
     await this.pool.end();
   }
 

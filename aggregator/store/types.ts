@@ -12,10 +12,24 @@ import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/reco
 
 export type { NodeHello } from '../../common/node-hello.js';
 
-/** A node with its latest benchmark run's counts (undefined before the first run). */
-/** A node's connection as /metrics exports it. */
-export type NodeLiveness = Pick<NodeRecord, 'name' | 'connected' | 'lastSeenMs'>;
+/** A node's connection as /metrics exports it, and which run is its latest (null before the first). */
+export type NodeLiveness = Pick<NodeRecord, 'name' | 'connected' | 'lastSeenMs'> & {
+  /** The node's latest run (undefined when the store does not say): a summary is read again only when it moves. */
+  latestRunId?: number | null;
+};
 
+/**
+ * A change to what nodes the store lists, their connection or their latest run, told after it committed
+ * (Store.watchNodes): `node` to read that node again, `all` to read every node again (a notification may have been
+ * missed), `cluster` when the cluster scan changed; `lastSeenOnly` when only the node's last contact moved (a
+ * heartbeat: other replicas are not told; they read last contact on their next resync).
+ */
+export type NodeChange =
+  | { node: string; lastSeenOnly?: boolean }
+  | { all: true; reason: 'missed' | 'link-lost' | 'link-up' | 'all-disconnected' }
+  | { cluster: true };
+
+/** A node with its latest benchmark run's counts (undefined before the first run). */
 export interface NodeRecord extends NodeHello {
   connected: boolean;
   firstSeenMs: number;
@@ -176,13 +190,22 @@ export interface Store {
     atMs: number,
   ): Promise<{ duplicate: boolean }>;
   listNodes(): Promise<NodeRecord[]>;
-  /** Each node's name and connection only, by name (what /metrics reads per scrape; no join with the runs). */
-  nodeLiveness(): Promise<NodeLiveness[]>;
+  /**
+   * Each node's name, connection and latest run id only, by name (no join with the runs); with `names`, those of
+   * them the store lists.
+   */
+  nodeLiveness(names?: string[]): Promise<NodeLiveness[]>;
+  /**
+   * Tell `listener` of every change to the nodes as it commits: this replica's own at once, other replicas'
+   * (PostgreSQL: LISTEN/NOTIFY) as they arrive. Answers the way to stop. Absent: a store that tells nothing (then
+   * readers read again each time).
+   */
+  watchNodes?(listener: (change: NodeChange) => void): () => void;
   /** The node's latest run, or the latest that started at or before `atMs`. */
   nodeReport(node: string, atMs?: number): Promise<ScanReport | undefined>;
   latestCheckStatuses(): Promise<LatestCheckStatus[]>;
-  /** Every listed node's latest-run summary (one compact row per node; no check rows read). */
-  cisSummaries(): Promise<NodeCisSummary[]>;
+  /** Every listed node's latest-run summary (one compact row per node; no check rows read); with `names`, theirs. */
+  cisSummaries(names?: string[]): Promise<NodeCisSummary[]>;
   /**
    * Store a cluster-level CIS scan (section 5, evaluated by the aggregator from the API) unless its `fingerprint`
    * equals the latest stored one's, in which case only that row's checked time moves on. Answers whether a row was

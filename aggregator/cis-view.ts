@@ -1,0 +1,279 @@
+import type { StoredClusterScan } from './cluster-cis/scan.js';
+import { CisTotals, type CheckFailures } from './compute/cis-totals.js';
+import type { Thresholds } from './compute/cis.js';
+import type { NodeChange, NodeCisSummary, NodeLiveness, Store } from './store/index.js';
+
+/** A node as the CIS summary and /metrics see it. */
+export interface NodeView {
+  name: string;
+  connected: boolean;
+  lastSeenMs: number;
+  /** Its latest run's summary; undefined before the first run. */
+  summary: NodeCisSummary | undefined;
+}
+
+/** Told of a node that changed (undefined: the store no longer lists it). */
+export type NodeViewListener = (name: string, node: NodeView | undefined) => void;
+
+interface Entry extends NodeView {
+  /** The node's latest run id as last read (undefined: the store does not say). */
+  latestRunId: number | null | undefined;
+  /** The latest run id the summary was read for ('unread' before the first read). */
+  summaryOf: number | null | undefined | 'unread';
+}
+
+/** How often every node's connection, last contact and latest run id are read again (the staleness bound). */
+export const CIS_VIEW_RESYNC_MS = 5_000;
+/** PostgreSQL: the cluster scan is read again at least this often (another replica's leader may have stored one). */
+const CLUSTER_REREAD_MS = 60_000;
+/** Changes heard within this long are read together. */
+const GATHER_MS = 10;
+/** Serialized summaries kept (one per threshold and benchmark asked for). */
+const ANSWERS_KEPT = 32;
+
+const titleKey = (f: Pick<CheckFailures, 'benchmark' | 'id'>): string => `${f.benchmark}\u0000${f.id}`;
+
+/**
+ * The nodes, their latest-run summaries and the cluster scan, kept in memory and in step with the store (issue 13):
+ * the CIS summary and /metrics answer from here instead of reading every node at each request.
+ *
+ * The store tells each change as it commits (Store.watchNodes: a Hello, a disconnect, a new latest run, a forgotten
+ * node, a heartbeat; on PostgreSQL also the other replicas' changes, by LISTEN/NOTIFY) and only the nodes named are
+ * read again, gathered into one read. Every CIS_VIEW_RESYNC_MS every node's connection, last contact and latest run
+ * id are read (a few columns; a summary only where the latest run moved), which catches last contact moved by flow
+ * batches and any notice lost; so other replicas' changes show within that bound, usually within milliseconds. A
+ * read after a change this replica made waits for it (a run acked here is in the next summary). While PostgreSQL's
+ * notices cannot be heard (the listening connection is down) or the last read failed, each request reads every node
+ * again, as before, so an outage answers 503 and a missed notice is never served. A store that tells nothing (a test's
+ * stand-in) is read again at every request.
+ */
+export class CisView {
+  readonly totals = new CisTotals();
+  private readonly nodes = new Map<string, Entry>();
+  private cluster: StoredClusterScan | undefined;
+  private clusterVersion = 0;
+  private clusterReadMs = 0;
+  private readonly listeners: NodeViewListener[] = [];
+  /** Titles of failing checks by benchmark and id (a check's title is the benchmark's, whichever run names it). */
+  private readonly titles = new Map<string, string>();
+  private readonly answers = new Map<string, { version: string; body: string }>();
+  private started = false;
+  private watched = false;
+  private dirtyNodes = new Set<string>();
+  private dirtyAll = true;
+  private dirtyCluster = true;
+  private linkDown = false;
+  private failure: unknown;
+  private draining: Promise<void> | undefined;
+  private gathering: NodeJS.Timeout | undefined;
+  private resync: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly resyncMs = CIS_VIEW_RESYNC_MS,
+  ) {}
+
+  /** `listener` hears of every node that changes (after the change is applied). */
+  onNode(listener: NodeViewListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Every node held, in the order first read. */
+  all(): IterableIterator<NodeView> {
+    return this.nodes.values();
+  }
+
+  clusterScan(): StoredClusterScan | undefined {
+    return this.cluster;
+  }
+
+  /**
+   * Bring the view up to what the store holds as far as this replica knows (its own changes, the notices heard);
+   * throws what the store threw when it cannot answer.
+   */
+  async read(): Promise<void> {
+    this.start();
+    if (!this.watched || this.linkDown || this.failure !== undefined) this.dirtyAll = this.dirtyCluster = true;
+    await this.drain();
+  }
+
+  /** The CIS summary (`GET /api/v1/cis/summary`) as JSON text, kept until the summaries or the cluster scan change. */
+  async summaryJson(options: Thresholds & { benchmark?: string }): Promise<string> {
+    await this.read();
+    const key = `${options.highThreshold} ${options.medThreshold} ${options.benchmark ?? ''}`;
+    for (let attempt = 0; ; attempt++) {
+      const version = `${this.totals.version} ${this.clusterVersion}`;
+      const kept = this.answers.get(key);
+      if (kept?.version === version) return kept.body;
+      const missing = this.totals.mostFailed(options).filter((f) => !this.titles.has(titleKey(f)));
+      // A title read may let changes in meanwhile: then look again (a check no run fails any more has no title).
+      if (missing.length > 0 && attempt < 3) {
+        await this.readTitles(missing);
+        continue;
+      }
+      const body = JSON.stringify(
+        this.totals.summary((f) => this.titles.get(titleKey(f)) ?? '', options, this.cluster),
+      );
+      if (this.answers.size >= ANSWERS_KEPT) this.answers.clear();
+      this.answers.set(key, { version, body });
+      return body;
+    }
+  }
+
+  /** Stop hearing the store and reading it again. */
+  stop(): void {
+    this.unwatch?.();
+    clearTimeout(this.gathering);
+    clearInterval(this.resync);
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    if (typeof this.store.watchNodes !== 'function') return;
+    this.watched = true;
+    this.unwatch = this.store.watchNodes((c) => this.heard(c));
+    this.resync = setInterval(() => {
+      this.dirtyAll = true;
+      if (this.store.kind === 'postgres' && Date.now() - this.clusterReadMs >= CLUSTER_REREAD_MS)
+        this.dirtyCluster = true;
+      void this.drain().catch(() => undefined);
+    }, this.resyncMs).unref();
+  }
+
+  private heard(c: NodeChange): void {
+    if ('node' in c) this.dirtyNodes.add(c.node);
+    else if ('cluster' in c) this.dirtyCluster = true;
+    else {
+      this.dirtyAll = true;
+      if (c.reason === 'link-lost') this.linkDown = true;
+      if (c.reason === 'link-up') this.linkDown = false;
+      if (c.reason !== 'all-disconnected') this.dirtyCluster = true;
+    }
+    this.gathering ??= setTimeout(() => {
+      this.gathering = undefined;
+      void this.drain().catch(() => undefined);
+    }, GATHER_MS).unref();
+  }
+
+  /** Read what is marked to be read, until nothing is; one drain at a time, which every reader waits for. */
+  private drain(): Promise<void> {
+    this.draining ??= this.drainNow().finally(() => (this.draining = undefined));
+    return this.draining;
+  }
+
+  private async drainNow(): Promise<void> {
+    while (this.dirtyAll || this.dirtyNodes.size > 0 || this.dirtyCluster) {
+      const all = this.dirtyAll;
+      const cluster = this.dirtyCluster;
+      const names = all ? [] : [...this.dirtyNodes];
+      this.dirtyAll = this.dirtyCluster = false;
+      this.dirtyNodes = new Set();
+      try {
+        if (all) await this.readAll();
+        else if (names.length > 0) await this.readNodes(names);
+        if (cluster) await this.readCluster();
+        this.failure = undefined;
+      } catch (err) {
+        // Read it all again next time: what failed may have been any part.
+        this.failure = err;
+        this.dirtyAll = true;
+        this.dirtyCluster ||= cluster;
+        throw err;
+      }
+    }
+  }
+
+  private async readAll(): Promise<void> {
+    const rows = await this.store.nodeLiveness();
+    const listed = new Set<string>();
+    const want: string[] = [];
+    for (const r of rows) {
+      listed.add(r.name);
+      if (this.applyLiveness(r)) want.push(r.name);
+    }
+    for (const name of [...this.nodes.keys()]) if (!listed.has(name)) this.drop(name);
+    await this.readSummaries(want);
+  }
+
+  private async readNodes(names: string[]): Promise<void> {
+    const rows = await this.store.nodeLiveness(names);
+    const listed = new Set<string>();
+    const want: string[] = [];
+    for (const r of rows) {
+      listed.add(r.name);
+      if (this.applyLiveness(r)) want.push(r.name);
+    }
+    for (const name of names) if (!listed.has(name)) this.drop(name);
+    await this.readSummaries(want);
+  }
+
+  /** Take a node's connection as read; answers whether its summary must be read (its latest run moved). */
+  private applyLiveness(r: NodeLiveness): boolean {
+    let e = this.nodes.get(r.name);
+    if (e === undefined) {
+      e = {
+        name: r.name,
+        connected: r.connected,
+        lastSeenMs: r.lastSeenMs,
+        summary: undefined,
+        latestRunId: r.latestRunId,
+        summaryOf: 'unread',
+      };
+      this.nodes.set(r.name, e);
+      this.tell(e);
+    } else if (e.connected !== r.connected || e.lastSeenMs !== r.lastSeenMs) {
+      e.connected = r.connected;
+      e.lastSeenMs = r.lastSeenMs;
+      this.tell(e);
+    }
+    e.latestRunId = r.latestRunId;
+    return r.latestRunId === undefined || e.summaryOf !== r.latestRunId;
+  }
+
+  private async readSummaries(names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    const read = new Map((await this.store.cisSummaries(names)).map((s) => [s.node, s]));
+    for (const name of names) {
+      const e = this.nodes.get(name);
+      if (e === undefined) continue;
+      const s = read.get(name);
+      // The run read may be newer than the latest run id read just before: it is the latest now.
+      e.summaryOf = s?.runId ?? e.latestRunId;
+      if (s === undefined && e.summary === undefined) continue;
+      e.summary = s;
+      this.totals.set(name, s);
+      this.tell(e);
+    }
+  }
+
+  private async readCluster(): Promise<void> {
+    this.clusterReadMs = Date.now();
+    this.cluster = await this.store.latestClusterScan();
+    this.clusterVersion++;
+  }
+
+  private async readTitles(checks: CheckFailures[]): Promise<void> {
+    const asked = checks.flatMap((f) => {
+      const runId = this.totals.sampleRun(f);
+      return runId === undefined ? [] : [{ f, runId }];
+    });
+    if (asked.length === 0) return;
+    const got = await this.store.checkTitles(asked.map((a) => ({ runId: a.runId, checkId: a.f.id })));
+    for (const a of asked) {
+      const title = got.get(`${a.runId} ${a.f.id}`);
+      if (title !== undefined) this.titles.set(titleKey(a.f), title);
+    }
+  }
+
+  private drop(name: string): void {
+    if (!this.nodes.delete(name)) return;
+    this.totals.set(name, undefined);
+    for (const l of this.listeners) l(name, undefined);
+  }
+
+  private tell(e: Entry): void {
+    for (const l of this.listeners) l(e.name, e);
+  }
+}

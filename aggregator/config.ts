@@ -102,8 +102,12 @@ const PARSERS: Record<FlagSpec['kind'], (flag: string, v: string, spec: FlagSpec
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean);
-    const bad = cidrs.find((c) => !isCidr(c));
-    if (bad !== undefined) throw configError(`${flag}: "${bad}" is not a CIDR such as 10.0.0.0/8 or fd00::/8`);
+    // isCidr reads the prefix length as Number() does ("10.0.0.0/" as /0, "/0x8", "/ 8") and ignores what follows a
+    // second "/"; a flag names each network exactly: an address without a zone, then at most a decimal prefix length.
+    const bad = cidrs.find((c) => !/^[\dA-Fa-f:.]+(\/(0|[1-9]\d{0,2}))?$/.test(c) || !isCidr(c));
+    // JSON quoting keeps a line break in the text from splitting the one-line error.
+    if (bad !== undefined)
+      throw configError(`${flag}: ${JSON.stringify(bad)} is not a CIDR such as 10.0.0.0/8 or fd00::/8`);
     return cidrs;
   },
   text: (_flag, v) => v,

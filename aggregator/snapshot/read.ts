@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { toDocumentValue } from '../../common/parsed-document.js';
 import { docOf, fieldDoc, fieldList, fieldString, type Doc } from '../network-access/document.js';
 
 /**
@@ -127,7 +128,11 @@ export function readClusterSnapshot(dir: string): { snapshot: ClusterSnapshot; p
       continue;
     }
     snapshot.files++;
-    const docs = parseAllDocuments(readFileSync(path, 'utf8'), { uniqueKeys: true, prettyErrors: false });
+    const docs = parseAllDocuments(readFileSync(path, 'utf8'), {
+      uniqueKeys: true,
+      prettyErrors: false,
+      logLevel: 'error',
+    });
     const list = Array.isArray(docs) ? docs : [docs];
     for (const [i, d] of list.entries()) {
       const at = { file, document: i + 1 };
@@ -136,7 +141,14 @@ export function readClusterSnapshot(dir: string): { snapshot: ClusterSnapshot; p
         problems.push({ ...at, reason: `not valid YAML: ${err.message.split('\n')[0] ?? err.code}` });
         continue;
       }
-      const value: unknown = d.toJS({ maxAliasCount: 100 });
+      let value: unknown;
+      try {
+        value = d.toJS({ maxAliasCount: 100 });
+      } catch (err) {
+        // An alias bomb, or nesting too deep for the stack, is this document's problem, not the end of the read.
+        problems.push({ ...at, reason: `not valid YAML: ${firstLine(err)}` });
+        continue;
+      }
       if (value === null || value === undefined) continue; // an empty document (a trailing ---)
       const o = docOf(value);
       if (!o) {
@@ -152,7 +164,15 @@ export function readClusterSnapshot(dir: string): { snapshot: ClusterSnapshot; p
       }
       for (const [j, item] of objects.entries()) {
         const where = items ? `items[${j}]: ` : '';
-        const obj = docOf(item);
+        // Each object as null-prototype data (a "__proto__" key is a plain key; a cycle, a !!binary value, too deep
+        // or too large is a problem), copied one object at a time so a List of a big cluster is not one huge value.
+        let obj: Doc | undefined;
+        try {
+          obj = docOf(toDocumentValue(item));
+        } catch (err) {
+          problems.push({ ...at, reason: `${where}${firstLine(err)}` });
+          continue;
+        }
         const bad = obj ? objectProblem(obj) : 'not an object';
         if (bad || !obj) {
           problems.push({ ...at, reason: `${where}${bad ?? 'not an object'}` });
@@ -177,4 +197,8 @@ function fileObject(s: ClusterSnapshot, o: Doc): void {
   }
   if (POLICY_KINDS.has(`${group}/${kind}`)) return void s.policies.push(o);
   s.ignored++;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
 }

@@ -10,6 +10,20 @@ import type { ConfigNamespace, ConfigNetworkSet, ConfigPod, ConfigTier, Configur
 export interface ClusterPod extends ConfigPod {
   /** An injected Istio sidecar (Envoy) runs in it: Calico's envoyEnabled. */
   envoy: boolean;
+  /**
+   * When it existed and with which labels and service account, in time order: [fromMs, toMs) each, cut at its own
+   * label changes; a gap is a time it did not exist. Absent: it existed throughout any interval asked about, with
+   * `labels` and `serviceAccount` (a snapshot, the live list).
+   */
+  lifetime?: PodVersion[];
+}
+
+/** A pod's labels and service account over [fromMs, toMs). */
+export interface PodVersion {
+  fromMs: number;
+  toMs: number;
+  labels: Readonly<Record<string, string>>;
+  serviceAccount: string;
 }
 
 /** A policy, Tier or Calico network set object and when it was in force: [fromMs, toMs). */
@@ -28,6 +42,11 @@ export interface ClusterConfiguration {
   /** v1 Services by the pods their selector picks; absent: unknown. */
   services?: { namespace: string; name: string; selector: Readonly<Record<string, string>> }[];
   policies: PolicyVersion[];
+  /**
+   * More pods, a page at a time (a cluster's pod history read in pages, so an interval of any length never holds all
+   * its pods at once); folded after `pods`.
+   */
+  podPages?: AsyncIterable<ClusterPod[]>;
 }
 
 /** One endpoint (a workload: the pods one flow-log name stands for) as the configuration protects it. */
@@ -116,10 +135,13 @@ function describe(d: Doc): string {
 }
 
 /**
- * Configured evidence over [fromMs, toMs): the interval is cut wherever a policy or tier version starts or ends, each
- * piece evaluated with the versions in force then, and folded per endpoint as Calico's report defines it: protected
- * only if protected in every piece (a policy added mid-interval does not protect that interval), the internet and
- * other-namespace flags true if true in any piece, the applied policies those that applied at any point.
+ * Configured evidence over [fromMs, toMs): the interval is cut wherever a policy or tier version starts or ends, and
+ * each pod's existence in it is cut again at its own label changes; each piece is evaluated with the pod's labels and
+ * the versions in force then, and folded per endpoint as Calico's report defines it: protected only if protected in
+ * every piece of every pod's existence (a policy added mid-interval does not protect that interval; a pod created
+ * after its policy is protected; a label change out of the selector unprotects), the internet and other-namespace
+ * flags true if true in any piece, the applied policies those that applied at any point. A pod that came or went
+ * mid-interval is judged over the part it existed, and listed.
  */
 export function configuredEvidence(
   cfg: ClusterConfiguration,
@@ -127,6 +149,78 @@ export function configuredEvidence(
   toMs: number,
   opts: { internalCidrs?: readonly string[] } = {},
 ): ConfiguredEvidence {
+  const fold = configuredFold(cfg, fromMs, toMs, opts);
+  fold.add(cfg.pods);
+  return fold.result();
+}
+
+/** configuredEvidence with the configuration's pod pages folded in too, one page in memory at a time. */
+export async function configuredEvidenceOf(
+  cfg: ClusterConfiguration,
+  fromMs: number,
+  toMs: number,
+  opts: { internalCidrs?: readonly string[] } = {},
+): Promise<ConfiguredEvidence> {
+  const fold = configuredFold(cfg, fromMs, toMs, opts);
+  fold.add(cfg.pods);
+  if (cfg.podPages) for await (const page of cfg.podPages) fold.add(page);
+  return fold.result();
+}
+
+/** The pieces of a pod's existence inside [fromMs, toMs), each with its labels and service account then. */
+export function podPieces(pod: ClusterPod, fromMs: number, toMs: number): PodVersion[] {
+  const versions = pod.lifetime ?? [
+    { fromMs: -Infinity, toMs: Infinity, labels: pod.labels, serviceAccount: pod.serviceAccount },
+  ];
+  return versions.flatMap((v) => {
+    const a = Math.max(v.fromMs, fromMs);
+    const b = Math.min(v.toMs, toMs);
+    return a < b ? [{ ...v, fromMs: a, toMs: b }] : [];
+  });
+}
+
+/** An endpoint before any piece is folded in: labels and service account as its first pod had them last (scope). */
+function newEndpoint(
+  id: string,
+  namespace: string,
+  name: string,
+  last: PodVersion,
+  withServices: boolean,
+): ConfiguredEndpoint {
+  return {
+    endpoint: id,
+    namespace,
+    name,
+    pods: 0,
+    labels: Object.keys(last.labels)
+      .map((k) => `${k}=${last.labels[k]}`)
+      .sort(),
+    serviceAccount: last.serviceAccount,
+    ingressProtected: true,
+    egressProtected: true,
+    ingressFromInternet: false,
+    egressToInternet: false,
+    ingressFromOtherNamespace: false,
+    egressToOtherNamespace: false,
+    ingressNamespaces: [],
+    egressNamespaces: [],
+    appliedPolicies: [],
+    stagedPolicies: [],
+    envoyEnabled: false,
+    ...(withServices ? { services: [] } : {}),
+  };
+}
+
+/**
+ * The fold behind configuredEvidence: the policies compiled once, pods added in any number of batches (each pod
+ * once), the endpoints (one per workload) and their folded sets the only state kept.
+ */
+export function configuredFold(
+  cfg: Omit<ClusterConfiguration, 'pods' | 'podPages'>,
+  fromMs: number,
+  toMs: number,
+  opts: { internalCidrs?: readonly string[] } = {},
+): { add(pods: Iterable<ClusterPod>): void; result(): ConfiguredEvidence } {
   const problems: string[] = [];
   const nsByName = new Map(cfg.namespaces.map((n) => [n.name, n]));
   const compiled = compileAll(
@@ -138,91 +232,106 @@ export function configuredEvidence(
   const cuts = new Set<number>([fromMs]);
   for (const c of compiled) for (const t of [c.version.fromMs, c.version.toMs]) if (t > fromMs && t < toMs) cuts.add(t);
   const starts = [...cuts].sort((a, b) => a - b);
+  // What is in force from each start to the next: the same for every pod, so built once.
+  const segments = starts.map((at) => {
+    const active = compiled.filter((c) => c.version.fromMs <= at && c.version.toMs > at);
+    return {
+      at,
+      policies: active.flatMap((c) => (c.policy ? [c.policy] : [])),
+      tiers: new Map(active.flatMap((c) => (c.tier ? [[c.tier.name, c.tier] as const] : []))),
+      networkSets: active.flatMap((c) => (c.networkSet ? [c.networkSet] : [])),
+    };
+  });
+  /** The index of the segment in force at t (fromMs <= t < toMs). */
+  const segmentAt = (t: number) => {
+    let lo = 0;
+    let hi = segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((segments[mid] as { at: number }).at <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
   const endpoints = new Map<string, ConfiguredEndpoint>();
   const services = cfg.services;
   const folded = new Map<
     ConfiguredEndpoint,
-    { ingress: Set<string>; egress: Set<string>; applied: Set<string>; staged: Set<string> }
+    { ingress: Set<string>; egress: Set<string>; applied: Set<string>; staged: Set<string>; services: Set<string> }
   >();
   const setsOf = (e: ConfiguredEndpoint) => {
     let f = folded.get(e);
     if (!f) {
-      f = { ingress: new Set(), egress: new Set(), applied: new Set(), staged: new Set() };
+      f = { ingress: new Set(), egress: new Set(), applied: new Set(), staged: new Set(), services: new Set() };
       folded.set(e, f);
     }
     return f;
   };
 
-  for (const [i, at] of starts.entries()) {
-    const active = compiled.filter((c) => c.version.fromMs <= at && c.version.toMs > at);
-    const policies = active.flatMap((c) => (c.policy ? [c.policy] : []));
-    const tiers = new Map(active.flatMap((c) => (c.tier ? [[c.tier.name, c.tier] as const] : [])));
-    const networkSets = active.flatMap((c) => (c.networkSet ? [c.networkSet] : []));
-    for (const pod of cfg.pods) {
-      const ns = nsByName.get(pod.namespace) ?? { name: pod.namespace, labels: {} };
-      const pc = podConfiguration(pod, ns, policies, cfg.namespaces, tiers, networkSets);
-      const name = workloadOf(pod.name);
-      const id = `${pod.namespace}/${name}`;
-      let e = endpoints.get(id);
-      if (!e) {
-        e = {
-          endpoint: id,
-          namespace: pod.namespace,
-          name,
-          pods: 0,
-          labels: Object.keys(pod.labels)
-            .map((k) => `${k}=${pod.labels[k]}`)
-            .sort(),
-          serviceAccount: pod.serviceAccount,
-          ingressProtected: true,
-          egressProtected: true,
-          ingressFromInternet: false,
-          egressToInternet: false,
-          ingressFromOtherNamespace: false,
-          egressToOtherNamespace: false,
-          ingressNamespaces: [],
-          egressNamespaces: [],
-          appliedPolicies: [],
-          stagedPolicies: [],
-          envoyEnabled: false,
-          ...(services ? { services: [] } : {}),
-        };
-        endpoints.set(id, e);
-      }
-      if (i === 0) {
-        e.pods++;
-        e.envoyEnabled ||= pod.envoy;
-        if (e.services && services)
-          for (const s of services)
-            if (
-              s.namespace === pod.namespace &&
-              Object.keys(s.selector).length > 0 &&
-              Object.keys(s.selector).every((k) => pod.labels[k] === s.selector[k])
-            )
-              e.services.push(`${s.namespace}/${s.name}`);
-      }
-      e.ingressProtected &&= pc.protected.ingress;
-      e.egressProtected &&= pc.protected.egress;
-      e.ingressFromInternet ||= pc.internet.ingress;
-      e.egressToInternet ||= pc.internet.egress;
-      // Sets while folding: memory stays one entry per namespace or policy, however many pieces the interval has.
-      const sets = setsOf(e);
-      for (const n of pc.otherNamespaces.ingress) sets.ingress.add(n);
-      for (const n of pc.otherNamespaces.egress) sets.egress.add(n);
-      for (const p of pc.applied) sets.applied.add(p);
-      for (const p of pc.staged) sets.staged.add(p);
+  const addPod = (pod: ClusterPod) => {
+    const pieces = podPieces(pod, fromMs, toMs);
+    if (pieces.length === 0) return;
+    const ns = nsByName.get(pod.namespace) ?? { name: pod.namespace, labels: {} };
+    const name = workloadOf(pod.name);
+    const id = `${pod.namespace}/${name}`;
+    let e = endpoints.get(id);
+    if (!e) {
+      e = newEndpoint(id, pod.namespace, name, pieces[pieces.length - 1] as PodVersion, services !== undefined);
+      endpoints.set(id, e);
     }
-  }
-  const uniq = (xs: Iterable<string>) => [...new Set(xs)].sort();
-  for (const e of endpoints.values()) {
+    e.pods++;
+    e.envoyEnabled ||= pod.envoy;
     const sets = setsOf(e);
-    e.ingressNamespaces = uniq(sets.ingress);
-    e.egressNamespaces = uniq(sets.egress);
-    e.ingressFromOtherNamespace = e.ingressNamespaces.length > 0;
-    e.egressToOtherNamespace = e.egressNamespaces.length > 0;
-    e.appliedPolicies = uniq(sets.applied);
-    e.stagedPolicies = uniq(sets.staged);
-    if (e.services) e.services = uniq(e.services);
-  }
-  return { source: cfg.source, endpoints, problems };
+    for (const piece of pieces) {
+      const view: ConfigPod = {
+        namespace: pod.namespace,
+        name: pod.name,
+        labels: piece.labels,
+        serviceAccount: piece.serviceAccount,
+      };
+      if (services)
+        for (const s of services)
+          if (
+            s.namespace === pod.namespace &&
+            Object.keys(s.selector).length > 0 &&
+            Object.keys(s.selector).every((k) => piece.labels[k] === s.selector[k])
+          )
+            sets.services.add(`${s.namespace}/${s.name}`);
+      // The piece from its start, then at each policy cut inside it.
+      for (let i = segmentAt(piece.fromMs); i < segments.length; i++) {
+        const seg = segments[i] as (typeof segments)[number];
+        if (seg.at >= piece.toMs) break;
+        const pc = podConfiguration(view, ns, seg.policies, cfg.namespaces, seg.tiers, seg.networkSets);
+        e.ingressProtected &&= pc.protected.ingress;
+        e.egressProtected &&= pc.protected.egress;
+        e.ingressFromInternet ||= pc.internet.ingress;
+        e.egressToInternet ||= pc.internet.egress;
+        // Sets while folding: memory stays one entry per namespace or policy, however many pieces the interval has.
+        for (const n of pc.otherNamespaces.ingress) sets.ingress.add(n);
+        for (const n of pc.otherNamespaces.egress) sets.egress.add(n);
+        for (const p of pc.applied) sets.applied.add(p);
+        for (const p of pc.staged) sets.staged.add(p);
+      }
+    }
+  };
+
+  return {
+    add(pods) {
+      for (const pod of pods) addPod(pod);
+    },
+    result() {
+      const uniq = (xs: Iterable<string>) => [...new Set(xs)].sort();
+      for (const e of endpoints.values()) {
+        const sets = setsOf(e);
+        e.ingressNamespaces = uniq(sets.ingress);
+        e.egressNamespaces = uniq(sets.egress);
+        e.ingressFromOtherNamespace = e.ingressNamespaces.length > 0;
+        e.egressToOtherNamespace = e.egressNamespaces.length > 0;
+        e.appliedPolicies = uniq(sets.applied);
+        e.stagedPolicies = uniq(sets.staged);
+        if (e.services) e.services = uniq(sets.services);
+      }
+      return { source: cfg.source, endpoints, problems };
+    },
+  };
 }

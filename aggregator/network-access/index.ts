@@ -1,11 +1,19 @@
 import { networkAccess } from '../compute/network-access.js';
 import type { Store } from '../store/index.js';
-import { configuredEvidence } from './configured.js';
+import { configuredEvidenceOf } from './configured.js';
 import type { NetworkAccessConfig } from './config.js';
 import { FINDING_KINDS, networkAccessEvidence, type NetworkAccessEvidence } from './evidence.js';
 
 export { networkAccessFindingsGauge, type NetworkAccessConfig } from './config.js';
-export { configuredEvidence, workloadOf, type ClusterConfiguration, type ConfiguredEndpoint } from './configured.js';
+export {
+  configuredEvidence,
+  configuredEvidenceOf,
+  workloadOf,
+  type ClusterConfiguration,
+  type ClusterPod,
+  type ConfiguredEndpoint,
+  type PodVersion,
+} from './configured.js';
 export {
   FINDING_KINDS,
   networkAccessEvidence,
@@ -29,12 +37,10 @@ export async function networkAccessOver(
   const observed = networkAccess(await store.flowTotals(interval, { connectionsOnly: true }));
   const source = config?.source;
   const cfg = source ? await source.configuration(interval.fromMs, interval.toMs) : undefined;
-  const evidence = networkAccessEvidence(
-    observed,
-    cfg
-      ? configuredEvidence(cfg, interval.fromMs, interval.toMs, { internalCidrs: config?.internalCidrs ?? [] })
-      : undefined,
-  );
+  const configured = cfg
+    ? await configuredEvidenceOf(cfg, interval.fromMs, interval.toMs, { internalCidrs: config?.internalCidrs ?? [] })
+    : undefined;
+  const evidence = networkAccessEvidence(observed, configured);
   const g = config?.findings;
   if (g && interval.namespace === undefined)
     for (const kind of Object.values(FINDING_KINDS))

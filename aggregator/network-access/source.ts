@@ -1,7 +1,7 @@
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
-import { isWatchedVersion } from '../reports/policy-resources.js';
+import { isWatchedVersion, watchedTypeOf } from '../reports/policy-resources.js';
 import type { ClusterSnapshot } from '../snapshot/index.js';
-import type { Store, StoredAuditEvent } from '../store/index.js';
+import type { PodLifetime, Store, StoredAuditEvent } from '../store/index.js';
 import type { ClusterConfiguration, ClusterPod, PolicyVersion } from './configured.js';
 import { docOf, field, fieldDoc, fieldList, fieldString, labelMap, type Doc } from './document.js';
 import type { ConfigNamespace } from './policy-model.js';
@@ -72,7 +72,17 @@ const objectKey = (o: { apiGroup: string; resource: string; namespace: string; n
 
 function versionObject(e: StoredAuditEvent): Doc | undefined {
   if (e.verb === 'delete') return undefined;
-  return fieldDoc(docOf(e.event), 'responseObject');
+  const object = fieldDoc(docOf(e.event), 'responseObject');
+  if (!object || (fieldString(object, 'apiVersion') && fieldString(object, 'kind'))) return object;
+  // Recorded from a list, whose items carry no apiVersion or kind: the watched resource says what it is. A copy
+  // without a prototype, the object's own fields only.
+  const type = watchedTypeOf(e.apiGroup, e.resource);
+  if (!type) return object;
+  const typed = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(object)) typed[k] = object[k];
+  typed['apiVersion'] = type.apiVersion;
+  typed['kind'] = type.kind;
+  return typed;
 }
 
 /**
@@ -88,8 +98,13 @@ export async function policyVersions(
   toMs: number,
 ): Promise<PolicyVersion[]> {
   const changes = (await store.auditEvents(fromMs, toMs)).filter(isWatchedVersion);
+  // An object deleted since toMs was in force over the interval yet is neither current nor changed in it: the
+  // deletions recorded after the interval name it.
+  const deletedSince = (await store.auditEvents(toMs, Math.max(toMs, Date.now()) + 1)).filter(
+    (e) => isWatchedVersion(e) && e.verb === 'delete',
+  );
   const objects = new Map<string, { apiGroup: string; resource: string; namespace: string; name: string }>();
-  for (const o of [...known.current(), ...changes]) objects.set(objectKey(o), o);
+  for (const o of [...known.current(), ...changes, ...deletedSince]) objects.set(objectKey(o), o);
   const before = await store.latestAuditEvents([...objects.values()], fromMs);
   const byObject = new Map<string, StoredAuditEvent[]>();
   for (const e of [...before.filter(isWatchedVersion), ...changes]) {
@@ -112,9 +127,54 @@ export async function policyVersions(
   return out;
 }
 
+/** Pods read from the store a page at a time (configured evidence folds one page, then asks for the next). */
+export const POD_PAGE_SIZE = 500;
+
 /**
- * In a cluster: pods from the recorded pod history (aggregator/kube/pods.ts; the current list when the history does
- * not reach back), namespaces (their labels, for namespace selectors) as listed now, policies from the watch history.
+ * A recorded pod as configured evidence sees it: its lifetime from its first sighting to its deletion, cut at each
+ * label version (the first stretched back to the first sighting, so a version recorded late never leaves a gap).
+ */
+export function podOfLifetime(p: PodLifetime): ClusterPod {
+  const last = p.versions[p.versions.length - 1];
+  const end = p.deletedMs ?? Infinity;
+  const lifetime = p.versions
+    .map((v, i) => ({
+      fromMs: i === 0 ? Math.min(v.fromMs, p.firstSeenMs) : v.fromMs,
+      toMs: Math.min(p.versions[i + 1]?.fromMs ?? Infinity, end),
+      labels: labelMap(v.labels),
+      serviceAccount: v.serviceAccount,
+    }))
+    .filter((v) => v.fromMs < v.toMs);
+  return {
+    namespace: p.namespace,
+    name: p.name,
+    labels: labelMap(last?.labels),
+    serviceAccount: last?.serviceAccount ?? 'default',
+    envoy: false,
+    lifetime,
+  };
+}
+
+/** The pods of [fromMs, toMs) from the store's pod history, a page at a time, host-network pods left out. */
+async function* podPages(
+  store: Store,
+  fromMs: number,
+  toMs: number,
+  first: PodLifetime[],
+): AsyncIterable<ClusterPod[]> {
+  let page = first;
+  for (;;) {
+    yield page.filter((p) => !p.hostNetwork).map(podOfLifetime);
+    const last = page[page.length - 1];
+    if (!last || page.length < POD_PAGE_SIZE) return;
+    page = (await store.podLifetimes(fromMs, toMs, { afterUid: last.uid, limit: POD_PAGE_SIZE })) ?? [];
+  }
+}
+
+/**
+ * In a cluster: pods from the recorded pod history (aggregator/kube/pods.ts), each over its own lifetime and label
+ * versions, read a page at a time (the current list, each pod taken to exist throughout, when the history does not
+ * reach back), namespaces (their labels, for namespace selectors) as listed now, policies from the watch history.
  */
 export function clusterConfigurationSource(opts: {
   kube: KubeClient;
@@ -134,27 +194,17 @@ export function clusterConfigurationSource(opts: {
   return {
     async configuration(fromMs, toMs) {
       const [history, namespaces, services, versions] = await Promise.all([
-        store.podsDuring(fromMs, toMs),
+        store.podLifetimes(fromMs, toMs, { limit: POD_PAGE_SIZE }),
         list('/api/v1/namespaces'),
         list('/api/v1/services'),
         policyVersions(store, policies, fromMs, toMs),
       ]);
       const live = history ? [] : await list('/api/v1/pods');
-      const pods: ClusterPod[] = history
-        ? history
-            .filter((p) => !p.hostNetwork)
-            .map((p) => ({
-              namespace: p.namespace,
-              name: p.name,
-              labels: labelMap(p.labels),
-              serviceAccount: p.serviceAccount,
-              envoy: false,
-            }))
-        : live.filter((p) => !podsAreOnHost(p)).map(podOf);
       return {
         source: 'cluster',
         namespaces: namespaces.map(namespaceOf),
-        pods,
+        pods: history ? [] : live.filter((p) => !podsAreOnHost(p)).map(podOf),
+        ...(history ? { podPages: podPages(store, fromMs, toMs, history) } : {}),
         services: services.map((d) => ({
           namespace: fieldString(fieldDoc(d, 'metadata'), 'namespace') ?? '',
           name: fieldString(fieldDoc(d, 'metadata'), 'name') ?? '',

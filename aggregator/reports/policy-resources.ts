@@ -79,3 +79,32 @@ export function watchedVersionId(
 export function isWatchedVersion(e: Pick<StoredAuditEvent, 'auditId'>): boolean {
   return e.auditId.startsWith('watch:');
 }
+
+/** The kind of each watched resource's objects, by "group/resource". */
+const WATCHED_KINDS: Readonly<Record<string, string>> = {
+  'networking.k8s.io/networkpolicies': 'NetworkPolicy',
+  'projectcalico.org/networkpolicies': 'NetworkPolicy',
+  'projectcalico.org/globalnetworkpolicies': 'GlobalNetworkPolicy',
+  'projectcalico.org/stagednetworkpolicies': 'StagedNetworkPolicy',
+  'projectcalico.org/stagedglobalnetworkpolicies': 'StagedGlobalNetworkPolicy',
+  'projectcalico.org/stagedkubernetesnetworkpolicies': 'StagedKubernetesNetworkPolicy',
+  'projectcalico.org/tiers': 'Tier',
+  'projectcalico.org/networksets': 'NetworkSet',
+  'projectcalico.org/globalnetworksets': 'GlobalNetworkSet',
+  'cilium.io/ciliumnetworkpolicies': 'CiliumNetworkPolicy',
+  'cilium.io/ciliumclusterwidenetworkpolicies': 'CiliumClusterwideNetworkPolicy',
+};
+
+/**
+ * The apiVersion and kind of a watched resource's objects. The API server leaves both out of each item of a list
+ * (kubernetes/kubernetes#3030), so a version recorded from a (re)list has neither; a watch event's object has them.
+ */
+export function watchedTypeOf(group: string, resource: string): { apiVersion: string; kind: string } | undefined {
+  const r = POLICY_RESOURCES.find((x) => x.group === group && x.resource === resource && x.watchVersion !== undefined);
+  const kind = Object.prototype.hasOwnProperty.call(WATCHED_KINDS, `${group}/${resource}`)
+    ? WATCHED_KINDS[`${group}/${resource}`]
+    : undefined;
+  return r && kind
+    ? { apiVersion: group === '' ? `${r.watchVersion}` : `${group}/${r.watchVersion}`, kind }
+    : undefined;
+}

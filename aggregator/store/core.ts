@@ -1,3 +1,4 @@
+import { podLifetimePage, podVersionRows, POD_LABEL_VERSIONS, type PodLifetime } from './pod-lifetimes.js';
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
@@ -606,9 +607,18 @@ export abstract class SqlStore implements Store {
     return inserted.map((r) => r.audit_id);
   }
 
-  /** A pod seen twice in one call keeps its last sighting; the rows go in in uid order (lock order). */
+  /**
+   * A pod seen twice in one call keeps its last sighting; the rows go in in uid order (lock order). A sighting with
+   * new labels or service account starts a label version (pod-lifetimes.ts), compared with pod_history before it moves.
+   */
   async recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void> {
     if (pods.length === 0) return;
+    if (!deleted) {
+      const latest = [...new Map(pods.map((p) => [p.uid, p])).values()].sort((a, b) => byBytes(a.uid, b.uid));
+      const versions = await podVersionRows(this.reader, this.d, latest, atMs);
+      if (versions.length > 0)
+        await this.insertRows(POD_LABEL_VERSIONS, versions, 'ON CONFLICT (uid, from_ms) DO NOTHING');
+    }
     const rows = [...new Map(pods.map((p) => [p.uid, p])).values()]
       .sort((a, b) => byBytes(a.uid, b.uid))
       .map((p) => [
@@ -629,6 +639,14 @@ export abstract class SqlStore implements Store {
          host_network = excluded.host_network, last_seen_ms = ${this.d.greatest}(pod_history.last_seen_ms, excluded.last_seen_ms),
          deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
     );
+  }
+
+  podLifetimes(
+    fromMs: number,
+    toMs: number,
+    page: { afterUid?: string; limit: number },
+  ): Promise<PodLifetime[] | undefined> {
+    return podLifetimePage(this.reader, this.d, fromMs, toMs, page);
   }
 
   async podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined> {

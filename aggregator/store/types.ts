@@ -2,6 +2,7 @@ import type { FlowRecord } from '../../common/flow.js';
 import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
 import type { ClusterScan, StoredClusterScan } from '../cluster-cis/scan.js';
+import type { PodLifetime } from './pod-lifetimes.js';
 import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 
 // The store's vocabulary: the Store interface and the records and constants it
@@ -10,6 +11,7 @@ import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/reco
 // index.ts re-exports all of it, so `store/index.js` stays the one import path
 // for everyone outside store/.
 
+export type { PodLabelVersion, PodLifetime } from './pod-lifetimes.js';
 export type { NodeHello } from '../../common/node-hello.js';
 
 /** A node's connection as /metrics exports it, and which run is its latest (null before the first). */
@@ -30,6 +32,7 @@ export type NodeChange =
   | { cluster: true };
 
 /** A node with its latest benchmark run's counts (undefined before the first run). */
+
 export interface NodeRecord extends NodeHello {
   connected: boolean;
   firstSeenMs: number;
@@ -301,6 +304,16 @@ export interface Store {
   recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void>;
   /** Pods that existed at any time in [fromMs, toMs); undefined when no pod history reaches back to fromMs. */
   podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined>;
+  /**
+   * A page of the pods that existed in [fromMs, toMs), by uid after `afterUid` (byte order), each with when it was
+   * first seen and deleted and its label versions from the one in force at fromMs; undefined when no pod history
+   * reaches back to fromMs.
+   */
+  podLifetimes(
+    fromMs: number,
+    toMs: number,
+    page: { afterUid?: string; limit: number },
+  ): Promise<PodLifetime[] | undefined>;
   /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
   deleteAuditEventsBefore(beforeMs: number): Promise<number>;
   /**

@@ -30,7 +30,7 @@ const byOrder = (a: number | undefined, b: number | undefined) =>
  * covering some of it splits the class: that part takes the rule's action (an Allow makes "some allowed", a Pass
  * sends that part on to the next tier, whose answer counts), the rest goes on to the following rules. A tier with an
  * applicable policy and no decision ends with its default action (Deny unless the Tier says Pass). No tier deciding:
- * the namespace profile, which allows.
+ * the profile, which allows for a pod (its namespace's) and for a host endpoint with profiles, else denies.
  *
  * Exact for whole classes. For partial rules it is exact as long as the parts rules cover are independent of one
  * another; where two partial rules on one path name disjoint traffic (a Pass for port 80, then a next tier that

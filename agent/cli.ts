@@ -2,7 +2,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cliFailure } from '../common/cli-failure.js';
+import { cliFailure, oneLine } from '../common/cli-failure.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import { bundledBenchmarkIndex } from './cis/benchmark-index.js';
 import { formatReport, table, tableStyle, type ReportFormat } from './cis/format.js';
@@ -195,11 +195,11 @@ export function agentFailure(err: unknown): { line: string; exitCode: number } {
   const code = errorCode(err);
   if (code.startsWith('ERR_PARSE_ARGS_'))
     return {
-      line: `${AGENT_ERROR_CODES.USAGE}: ${errorDetail(err)}; run 'verdict-agent ${current ? `${current} ` : ''}--help' for the options`,
+      line: `${AGENT_ERROR_CODES.USAGE}: ${oneLine(errorDetail(err))}; run 'verdict-agent ${current ? `${current} ` : ''}--help' for the options`,
       exitCode: 2,
     };
   if (code === AGENT_ERROR_CODES.USAGE || code === AGENT_ERROR_CODES.CONFIG_INVALID)
-    return { line: `${code}: ${errorDetail(err)}`, exitCode: 2 };
+    return { line: `${code}: ${oneLine(errorDetail(err))}`, exitCode: 2 };
   if (err instanceof VerdictError) return { line: `${code}: ${err.detail}`, exitCode: 1 };
   return cliFailure(err, '--aggregator');
 }

@@ -129,8 +129,18 @@ export function aggregatorStream(
     log: log.child({ component: 'transport' }),
     metadata: () => {
       const md = new grpc.Metadata();
-      // Re-read per connection: projected service-account tokens rotate.
-      if (config.tokenFile) md.set('authorization', `Bearer ${readFileSync(config.tokenFile, 'utf8').trim()}`);
+      // Re-read per connection: projected service-account tokens rotate. One that cannot be read now (the kubelet
+      // swapping it) is sent as none: the aggregator refuses the stream and it is retried, the process stays up.
+      if (config.tokenFile) {
+        try {
+          md.set('authorization', `Bearer ${readFileSync(config.tokenFile, 'utf8').trim()}`);
+        } catch (err) {
+          log.warn(
+            { tokenFile: config.tokenFile, err: errorDetail(err) },
+            'cannot read --token-file; connecting without a token',
+          );
+        }
+      }
       return md;
     },
     hello: (): WireHello => ({

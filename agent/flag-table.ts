@@ -83,16 +83,25 @@ export function flagLogFields(table: FlagTable, values: Record<string, unknown>)
   return out;
 }
 
+/** The longest delay setTimeout takes, ms (2^31 - 1). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** parse helpers for flag tables. */
 export const flag = {
-  /** An integer of at least `min` (the defaults' unit: ms, bytes). */
+  /**
+   * An integer of at least `min` (the defaults' unit: ms, bytes), and at most `max`: a safe integer, and for a time
+   * one that setTimeout takes (Node runs a longer timer after 1 ms, so --rescan-interval-ms 1e300 was a busy loop).
+   */
   intAtLeast:
-    (min: number) =>
+    (min: number, max: number = Number.MAX_SAFE_INTEGER) =>
     (v: string, name: string): number => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < min) throw usageError(`--${name} must be an integer of at least ${min}`);
+      if (n > max) throw usageError(`--${name} must be an integer of at most ${max}, not "${v}"`);
       return n;
     },
+  /** A time in ms of at least `min` that a timer can wait (setTimeout's limit, about 24.8 days). */
+  msAtLeast: (min: number) => flag.intAtLeast(min, MAX_TIMER_MS),
   /** One of a fixed set of words. */
   oneOf:
     <W extends string>(words: readonly W[]) =>

@@ -1,6 +1,7 @@
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { mutualTlsFlags } from '../common/mutual-tls.js';
+import { checkTlsMaterial, mutualTlsFlags } from '../common/mutual-tls.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import {
   agentOutbox,
@@ -15,7 +16,7 @@ import {
   type RunConfig,
 } from './components.js';
 import { AGENT_DEFAULTS } from './defaults.js';
-import { errorDetail, usageError } from './errors.js';
+import { configError, errorDetail, usageError } from './errors.js';
 import { flag, flagLogFields, parseArgsOptions, parseFlagValues, type FlagTable } from './flag-table.js';
 import { parseFlowSource, type FlowCapture } from './flows/index.js';
 import { InternalNetworks } from './flows/normalize.js';
@@ -32,7 +33,10 @@ function aggregatorOf(v: string | undefined): string {
     throw usageError(
       "--aggregator HOST:PORT is required (the aggregator's gRPC address, e.g. verdict-aggregator.verdict:9090)",
     );
-  if (!/^.+:\d{1,5}$/.test(v)) throw usageError(`--aggregator must be HOST:PORT, not "${v}"`);
+  const port = /^.+:(\d{1,5})$/.exec(v)?.[1];
+  if (port === undefined) throw usageError(`--aggregator must be HOST:PORT, not "${v}"`);
+  if (Number(port) < 1 || Number(port) > 65535)
+    throw usageError(`--aggregator "${v}": port ${port} is not a port from 1 to 65535`);
   return v;
 }
 
@@ -71,14 +75,14 @@ export const RUN_FLAGS = {
   'tls-cert': { type: 'string', arg: 'FILE', help: 'mutual TLS to the aggregator: this client certificate (with --tls-key and --tls-ca)' },
   'tls-key': { type: 'string', arg: 'FILE', help: "mutual TLS: the client certificate's key" },
   'tls-ca': { type: 'string', arg: 'FILE', help: "mutual TLS: the CA that signed the aggregator's certificate" },
-  'rescan-interval-ms': { type: 'string', default: String(D.rescanIntervalMs), arg: 'MS', help: 'safety re-scan even when no watched file changed', parse: flag.intAtLeast(D.rescanIntervalMinMs) },
-  'watch-interval-ms': { type: 'string', default: String(D.watchIntervalMs), arg: 'MS', help: 'how often watched files are checked for changes', parse: flag.intAtLeast(D.watchIntervalMinMs) },
+  'rescan-interval-ms': { type: 'string', default: String(D.rescanIntervalMs), arg: 'MS', help: 'safety re-scan even when no watched file changed', parse: flag.msAtLeast(D.rescanIntervalMinMs) },
+  'watch-interval-ms': { type: 'string', default: String(D.watchIntervalMs), arg: 'MS', help: 'how often watched files are checked for changes', parse: flag.msAtLeast(D.watchIntervalMinMs) },
   'log-level': { type: 'string', default: () => process.env.LOG_LEVEL ?? D.logLevel, arg: 'LEVEL', help: `${LOG_LEVELS.join(', ')}; $LOG_LEVEL when not given`, parse: flag.oneOf(LOG_LEVELS) },
   'kubelet-configz': { type: 'boolean', default: false, help: "read the kubelet's live configz through the API server (needs get nodes/proxy)" },
   kubeconfig: { type: 'string', arg: 'FILE', help: 'kubeconfig for the API server (default: in-cluster)' },
   'internal-cidr': { type: 'string', multiple: true, arg: 'CIDR', help: 'addresses inside your network, never "internet", e.g. 10.0.0.0/8', parse: internalCidrsOf },
-  'flow-window-ms': { type: 'string', default: String(D.flowWindowMs), arg: 'MS', help: 'flow aggregation window', parse: flag.intAtLeast(D.flowWindowMinMs) },
-  'hubble-hold-ms': { type: 'string', default: String(D.hubbleHoldMs), arg: 'MS', help: "Hubble: how long (event time) a connection first seen in a trace event waits for its policy-verdict event", parse: flag.intAtLeast(D.hubbleHoldMinMs) },
+  'flow-window-ms': { type: 'string', default: String(D.flowWindowMs), arg: 'MS', help: 'flow aggregation window', parse: flag.msAtLeast(D.flowWindowMinMs) },
+  'hubble-hold-ms': { type: 'string', default: String(D.hubbleHoldMs), arg: 'MS', help: "Hubble: how long (event time) a connection first seen in a trace event waits for its policy-verdict event", parse: flag.msAtLeast(D.hubbleHoldMinMs) },
   'hubble-hold-max-connections': { type: 'string', default: String(D.hubbleHoldMaxCount), arg: 'N', help: 'Hubble: connections held for their verdict at most; past it the oldest is sent without it (counted, warned)', parse: flag.intAtLeast(D.hubbleHoldMinCount) },
   'max-spool-bytes': { type: 'string', default: String(D.maxSpoolBytes), arg: 'BYTES', help: 'bound on unacknowledged messages: their encoded bytes in memory, and the spool directory on disk (state slots included)', parse: flag.intAtLeast(D.maxSpoolMinBytes) },
   'goldmane-ca': { type: 'string', arg: 'FILE', help: "mTLS to Goldmane: the CA that signed Goldmane's certificate" },
@@ -132,8 +136,39 @@ function goldmaneTlsOf(v: {
   return ca ? { caFile: ca, certFile: cert, keyFile: key, serverName } : undefined;
 }
 
+/**
+ * What `run` reads once at start, checked before anything starts: a bad path is a usage or config error (exit 2, one
+ * line), not an errno or an OpenSSL stack from inside a component.
+ */
+export function checkRunFiles(config: RunConfig): void {
+  let root: Stats | undefined;
+  try {
+    root = statSync(config.hostRoot);
+  } catch {
+    root = undefined;
+  }
+  if (!root?.isDirectory())
+    throw usageError(`--host-root ${config.hostRoot} ${root ? 'is not a directory' : 'does not exist'}`);
+  const read = (flagName: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw configError(`cannot read --${flagName} ${file}: ${errorDetail(err)}`, { cause: err });
+    }
+  };
+  if (config.tokenFile && read('token-file', config.tokenFile).toString('utf8').trim() === '')
+    throw configError(`--token-file ${config.tokenFile} is empty; it holds the bearer token for the aggregator`);
+  if (config.tls)
+    checkTlsMaterial({
+      cert: read('tls-cert', config.tls.cert),
+      key: read('tls-key', config.tls.key),
+      ca: read('tls-ca', config.tls.ca),
+    });
+}
+
 export async function runCommand(args: string[]): Promise<number> {
   const { config, values } = readRunArgs(args);
+  checkRunFiles(config);
   const log = pino({ level: config.logLevel, base: { program: 'verdict-agent', node: config.nodeName } });
   log.info(
     {

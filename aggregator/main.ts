@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { listenFailure } from '../common/cli-failure.js';
+import { checkTlsMaterial } from '../common/mutual-tls.js';
 import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import { loggedSettings, readSecretFile, splitAddress, type AggregatorConfig } from './config.js';
@@ -142,6 +143,7 @@ function agentAccess(
       cert_chain: Buffer.from(readSecretFile(config.tls.cert, 'the TLS certificate')),
       private_key: Buffer.from(readSecretFile(config.tls.key, 'the TLS key')),
     };
+    checkTlsMaterial({ ca, cert: keyPair.cert_chain, key: keyPair.private_key });
     credentials = grpc.ServerCredentials.createSsl(ca, [keyPair], true);
     auth = new MutualTls();
   }

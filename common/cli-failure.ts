@@ -8,6 +8,13 @@ const ADDRESS_DENIED = 'VERDICT_ADDRESS_DENIED';
 const INTERNAL = 'VERDICT_INTERNAL';
 
 /**
+ * A message as one line: parseArgs explains a value that starts with a dash ("--max-spool-bytes -5") in three.
+ */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ');
+}
+
+/**
  * A failure to listen on `address` as the error the user can act on: VERDICT_ADDRESS_IN_USE or
  * VERDICT_ADDRESS_DENIED, else `err` itself. Node's listen errors carry their code; grpc-js wraps them in an
  * uncoded error ("No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]"), so for it alone
@@ -40,7 +47,7 @@ function systemAddress(err: unknown): string {
  */
 export function cliFailure(err: unknown, portFlags: string): { line: string; exitCode: number } {
   const code = errorCode(err);
-  const detail = errorDetail(err);
+  const detail = oneLine(errorDetail(err));
   if (code.startsWith('ERR_PARSE_ARGS_'))
     return { line: `${USAGE}: ${detail}; run with --help for the options`, exitCode: 2 };
   if (code === USAGE || code === CONFIG_INVALID) return { line: `${code}: ${detail}`, exitCode: 2 };

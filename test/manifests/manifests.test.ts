@@ -1118,6 +1118,8 @@ renderedTest('RBAC: least privilege, no wildcards, nodes/proxy only in the confi
           'tiers',
           'networksets',
           'globalnetworksets',
+          // Host endpoints: network-access endpoints beside pods (aggregator/network-access/source.ts).
+          'hostendpoints',
         ].map((r): [string, string, string[]] => [g, r, ['get', 'list', 'watch']]),
       ),
       ['cilium.io', 'ciliumnetworkpolicies', ['get', 'list', 'watch']],

@@ -54,13 +54,50 @@ const BYTES_PER_STEP = 64 * 1024;
 
 /** Distinct endpoint and policy-list encodings kept; past it the cache starts again (a bound, not a working set). */
 const CACHE_MAX = 20_000;
-const endpointCache = new Map<string, FlowEndpoint>();
-const policyListCache = new Map<string, PolicyRef[]>();
 
-function remember<T>(cache: Map<string, T>, key: string, value: T): void {
-  if (cache.size >= CACHE_MAX) cache.clear();
-  cache.set(key, value);
+/**
+ * Values by the bytes they were read from, found by a hash of the bytes and a comparison: no string or buffer is made
+ * of the bytes to look them up (two or three per record were garbage for the collector).
+ */
+class ByBytes<T> {
+  private readonly slots = new Map<number, { bytes: Buffer; value: T }[]>();
+  private size = 0;
+  private lastHash = 0;
+
+  get(buf: Buffer, start: number, end: number): T | undefined {
+    let h = 0x811c9dc5; // FNV-1a
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    this.lastHash = h;
+    const slot = this.slots.get(h);
+    if (slot === undefined) return undefined;
+    for (const e of slot) if (sameBytes(e.bytes, buf, start, end)) return e.value;
+    return undefined;
+  }
+
+  /** After a get() of the same bytes that found nothing. */
+  set(buf: Buffer, start: number, end: number, value: T): void {
+    if (this.size >= CACHE_MAX) {
+      this.slots.clear();
+      this.size = 0;
+    }
+    const entry = { bytes: Buffer.from(buf.subarray(start, end)), value };
+    const slot = this.slots.get(this.lastHash);
+    if (slot === undefined) this.slots.set(this.lastHash, [entry]);
+    else slot.push(entry);
+    this.size++;
+  }
 }
+
+function sameBytes(a: Buffer, buf: Buffer, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[start + i]) return false;
+  return true;
+}
+
+const endpointCache = new ByBytes<FlowEndpoint>();
+const policyListCache = new ByBytes<PolicyRef[]>();
+/** Short ASCII texts (protocols: "tcp", "udp") by their bytes packed into a number. */
+const shortTexts = new Map<number, string>();
 
 /** Text a rule refuses: over `max` UTF-16 units, or holding a NUL. */
 function badText(s: string, max: number): boolean {
@@ -123,6 +160,25 @@ class Reader {
     return s;
   }
 
+  /** text(), without making a string again for a short ASCII one read before. */
+  shortText(end: number, max: number): string {
+    const at = this.pos;
+    const length = this.buf[at]!;
+    if (length === 0 || length > 6 || at + 1 + length > end) return this.text(end, max);
+    let packed = length;
+    for (let i = 1; i <= length; i++) {
+      const b = this.buf[at + i]!;
+      if (b === 0 || b >= 0x80) return this.text(end, max);
+      packed = packed * 256 + b;
+    }
+    let s = shortTexts.get(packed);
+    if (s === undefined) {
+      s = this.text(end, max);
+      if (shortTexts.size < 1024) shortTexts.set(packed, s);
+    } else this.pos = at + 1 + length;
+    return s;
+  }
+
   /** Past a varint of any value, 10 bytes at most. */
   skipVarint(): void {
     for (let i = 0; i < 10; i++) {
@@ -153,8 +209,8 @@ class Reader {
 
 /** FlowEndpoint (agent.proto) in [r.pos, end), checked; from the cache when these bytes were read before. */
 function readEndpoint(r: Reader, end: number): FlowEndpoint {
-  const key = r.buf.toString('latin1', r.pos, end);
-  const known = endpointCache.get(key);
+  const start = r.pos;
+  const known = endpointCache.get(r.buf, start, end);
   if (known !== undefined) {
     r.pos = end;
     return known;
@@ -200,7 +256,9 @@ function readEndpoint(r: Reader, end: number): FlowEndpoint {
   // from-wire.ts's endpointFromWire: these fields in this order, reserved only when set.
   const e: FlowEndpoint = { kind, namespace, name, labels, serviceAccount, internet };
   if (reserved) e.reserved = reserved;
-  remember(endpointCache, key, e);
+  // Shared from now on, so frozen: nothing may change it under another record (store/flow-key-ids.ts relies on it).
+  Object.freeze(labels);
+  endpointCache.set(r.buf, start, end, Object.freeze(e));
   return e;
 }
 
@@ -234,7 +292,7 @@ function readPolicy(r: Reader, end: number): PolicyRef {
     }
   }
   if (r.pos !== end) throw NOT_MINE;
-  return { tier, namespace, name, action, kind };
+  return Object.freeze({ tier, namespace, name, action, kind });
 }
 
 /**
@@ -257,8 +315,7 @@ function readPolicyRun(
     r.pos++;
   }
   const runEnd = r.pos;
-  const key = r.buf.toString('latin1', tagStart, runEnd);
-  let list = policyListCache.get(key);
+  let list = policyListCache.get(r.buf, tagStart, runEnd);
   if (list === undefined) {
     if (lengthsAt.length > LIMITS.policiesPerRecord) throw NOT_MINE;
     list = [];
@@ -267,7 +324,7 @@ function readPolicyRun(
       const stop = r.delimited(end);
       list.push(readPolicy(r, stop));
     }
-    remember(policyListCache, key, list);
+    policyListCache.set(r.buf, tagStart, runEnd, Object.freeze(list) as PolicyRef[]);
   }
   r.pos = runEnd;
   if (before === undefined) return list;
@@ -276,7 +333,8 @@ function readPolicyRun(
   return joined;
 }
 
-const NO_POLICIES: PolicyRef[] = [];
+/** An empty list, shared (frozen) as the reference path's fresh [] would not be, but equal to it. */
+const NO_POLICIES = Object.freeze([]) as unknown as PolicyRef[];
 
 /** FlowRecord (agent.proto) in [r.pos, end), checked as from-wire.ts's flowFromWire and flowRecordProblem check it. */
 function readRecord(r: Reader, end: number): FlowRecord {
@@ -314,7 +372,7 @@ function readRecord(r: Reader, end: number): FlowRecord {
         break;
       }
       case (3 << 3) | 2:
-        protocol = r.text(end, LIMITS.protocol);
+        protocol = r.shortText(end, LIMITS.protocol);
         break;
       case (4 << 3) | 0:
         destinationPort = r.small();
@@ -381,8 +439,8 @@ function readRecord(r: Reader, end: number): FlowRecord {
     destinationPort,
     action: action === 1 ? 'allow' : 'deny',
     reporter: reporter === 1 ? 'src' : 'dst',
-    policies: policies ?? NO_POLICIES.slice(),
-    stagedPolicies: stagedPolicies ?? NO_POLICIES.slice(),
+    policies: policies ?? NO_POLICIES,
+    stagedPolicies: stagedPolicies ?? NO_POLICIES,
     unnamedPolicy,
     policyDecided,
     connections,

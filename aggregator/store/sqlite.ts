@@ -85,6 +85,18 @@ export const FLOW_BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (${LEGACY_FLOW_C
 const BUCKET_UPSERT_SQL = `INSERT INTO flow_buckets (${FLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(SQLITE)}`;
 
+/**
+ * Bucket rows per upsert statement in a group's transaction. SQLite applies a multi-row upsert row by row, in order,
+ * as that many single ones (a row meeting one the same statement inserted updates it), so the rows and their order are
+ * the same; the per-statement cost (a call into better-sqlite3, a VDBE run) is paid once for them all.
+ */
+const BUCKET_ROWS_PER_UPSERT = 50;
+const BUCKET_UPSERT_MANY_SQL = `INSERT INTO flow_buckets (${FLOW_COLUMNS}) VALUES ${Array.from(
+  { length: BUCKET_ROWS_PER_UPSERT },
+  () => '(?, ?, ?, ?, ?, ?, ?, ?, ?)',
+).join(', ')}
+  ON CONFLICT ${FLOW_BUCKET_KEY} DO UPDATE SET ${flowMergeSet(SQLITE)}`;
+
 const upsertArgs = (node: string, r: BucketRow) => [
   r.bucketStart,
   r.bucketMs,
@@ -152,6 +164,7 @@ function sqliteDictionary(
 /** What a group of flow batches runs per row. */
 interface FlowStatements {
   upsert: Database.Statement;
+  upsertMany: Database.Statement;
   dict: SyncFlowDictionary;
 }
 
@@ -377,7 +390,11 @@ export class SqliteStore extends SqlStore {
 
   /** The statements a group of flow batches runs per row, prepared once. */
   private flowStatements(db: Database.Database): FlowStatements {
-    return (this.flowSql ??= { upsert: db.prepare(BUCKET_UPSERT_SQL), dict: sqliteDictionary(db) });
+    return (this.flowSql ??= {
+      upsert: db.prepare(BUCKET_UPSERT_SQL),
+      upsertMany: db.prepare(BUCKET_UPSERT_MANY_SQL),
+      dict: sqliteDictionary(db),
+    });
   }
 
   /**
@@ -417,22 +434,19 @@ export class SqliteStore extends SqlStore {
           rows[i]!.keyId! - rows[j]!.keyId! || rows[i]!.bucketStart - rows[j]!.bucketStart || nodeOf[i]! - nodeOf[j]!,
         slice,
       );
+      const args: unknown[] = [];
       for (let k = 0; k < order.length; k++) {
         if (k % DICTIONARY_ROWS_PER_STEP === 0 && slice.isUp()) await slice.next();
         const i = order[k]!;
         const r = rows[i]!;
-        st.upsert.run(
-          r.bucketStart,
-          r.bucketMs,
-          writing[nodeOf[i]!]!.node,
-          r.keyId,
-          r.connections,
-          r.packets,
-          r.bytes,
-          r.first,
-          r.last,
-        );
+        args.push(r.bucketStart, r.bucketMs, writing[nodeOf[i]!]!.node, r.keyId, r.connections);
+        args.push(r.packets, r.bytes, r.first, r.last);
+        if (args.length === 9 * BUCKET_ROWS_PER_UPSERT) {
+          st.upsertMany.run(args);
+          args.length = 0;
+        }
       }
+      for (let a = 0; a < args.length; a += 9) st.upsert.run(args.slice(a, a + 9));
       for (const b of writing) changes(db, ledgerUpsertSql(SQLITE), [b.node, b.bootId, b.seq, b.atMs]);
       // Its WAL frames are too many to checkpoint on the event loop.
       if (rows.length >= LARGE_WRITE_ROWS) this.checkpointer?.takeOver();

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../common/flow.js';
 import { TimeSlice } from '../../common/time-slice.js';
+import { flowKeyText } from '../../aggregator/store/flow-key-ids.js';
 import { flowToWire } from '../../proto/convert.js';
 import { flowBatchFromBytes, flowBatchFromBytesInSlices } from '../../proto/flow-batch-decode.js';
 import { flowBatchFromWireInSlices, type FlowBatchMessage } from '../../proto/from-wire.js';
@@ -139,6 +140,12 @@ t.test('a valid flow batch is taken by the fast decoder and read exactly as the 
       if (!got.fast) throw new Error('the fast decoder left a valid batch to the reference path');
       if (!same(got.outcome, want))
         throw new Error(`different records:\n${JSON.stringify(got.outcome)}\n${JSON.stringify(want)}`);
+      // The store's key text of a shared (frozen) endpoint or policy list is kept: the same text as the reference's
+      // records (built fresh each time), on the first call and on the next.
+      const fast = (got.outcome as { ok: FlowBatchMessage }).ok.flows;
+      for (const [i, f] of want.ok.flows.entries())
+        for (let n = 0; n < 2; n++)
+          if (flowKeyText(fast[i]!) !== flowKeyText(f)) throw new Error(`record ${i}: another key text`);
     }),
     fuzzParams(300, 20261201),
   );

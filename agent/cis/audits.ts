@@ -255,6 +255,12 @@ function fileAudit(audit: FileModeAuditSpec | FileOwnerAuditSpec, facts: NodeFac
       findings.push(`${file}: ${st.reason}`);
       continue;
     }
+    // No check's path is a FIFO, a socket or a device: one there is no file the component can use, whatever its mode.
+    if (st.facts.type === 'other') {
+      failed = true;
+      findings.push(`${file}: ${st.facts.special ?? 'a special file'}, not a file or directory`);
+      continue;
+    }
     if (audit.type === 'file-mode') {
       const allowed = parseInt(audit.mode, 8);
       const ok = (st.facts.mode & ~allowed) === 0;

@@ -19,6 +19,8 @@ export interface FileFacts {
   /** The path after following links inside the host root. */
   resolvedPath: string;
   type: 'file' | 'directory' | 'other';
+  /** What an `other` is: "a FIFO", "a socket", "a character device", "a block device". */
+  special?: string;
   /** Permission bits only (0o777 plus setuid/setgid/sticky). */
   mode: number;
   uid: number;
@@ -273,12 +275,21 @@ function toFacts(path: string, resolvedPath: string, st: Stats): FileFacts {
     path,
     resolvedPath,
     type: st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other',
+    ...(st.isFile() || st.isDirectory() ? {} : { special: specialKind(st) }),
     mode: st.mode & 0o7777,
     uid: st.uid,
     gid: st.gid,
     size: st.size,
     mtimeMs: st.mtimeMs,
   };
+}
+
+function specialKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'a special file';
 }
 
 /** The file's bytes as text: one buffer the size fstat gave (plus room to see it grew), grown if it did. */

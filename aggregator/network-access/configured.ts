@@ -3,8 +3,16 @@ import { InternalRanges } from './cidr.js';
 import { podConfiguration } from './decide.js';
 import type { Doc } from './document.js';
 import { compilePolicy, compileTier, policyObjectKind } from './policies.js';
+import { compileHostEndpoint, hostEndpointRows, isHostEndpointObject } from './host-endpoints.js';
 import { compileNetworkSet, networkSetObjectKind } from './network-sets.js';
-import type { ConfigNamespace, ConfigNetworkSet, ConfigPod, ConfigTier, ConfiguredPolicy } from './policy-model.js';
+import type {
+  ConfigHostEndpoint,
+  ConfigNamespace,
+  ConfigNetworkSet,
+  ConfigPod,
+  ConfigTier,
+  ConfiguredPolicy,
+} from './policy-model.js';
 
 /** A pod of the configuration, with what the network-access report says about it beside its policies. */
 export interface ClusterPod extends ConfigPod {
@@ -103,6 +111,7 @@ interface Compiled {
   policy?: ConfiguredPolicy;
   tier?: ConfigTier;
   networkSet?: ConfigNetworkSet;
+  hostEndpoint?: ConfigHostEndpoint;
 }
 
 function compileAll(
@@ -114,6 +123,7 @@ function compileAll(
   return versions.flatMap((version): Compiled[] => {
     if (networkSetObjectKind(version.object))
       return [{ version, networkSet: compileNetworkSet(version.object, namespaceLabels) }];
+    if (isHostEndpointObject(version.object)) return [{ version, hostEndpoint: compileHostEndpoint(version.object) }];
     const kind = policyObjectKind(version.object);
     if (kind === undefined) return [];
     if (kind === 'Tier') return [{ version, tier: compileTier(version.object) }];
@@ -240,6 +250,7 @@ export function configuredFold(
       policies: active.flatMap((c) => (c.policy ? [c.policy] : [])),
       tiers: new Map(active.flatMap((c) => (c.tier ? [[c.tier.name, c.tier] as const] : []))),
       networkSets: active.flatMap((c) => (c.networkSet ? [c.networkSet] : [])),
+      hostEndpoints: active.flatMap((c) => (c.hostEndpoint ? [c.hostEndpoint] : [])),
     };
   });
   /** The index of the segment in force at t (fromMs <= t < toMs). */
@@ -331,6 +342,7 @@ export function configuredFold(
         e.stagedPolicies = uniq(sets.staged);
         if (e.services) e.services = uniq(sets.services);
       }
+      for (const h of hostEndpointRows(segments, cfg.namespaces)) endpoints.set(h.endpoint, h);
       return { source: cfg.source, endpoints, problems };
     },
   };

@@ -193,11 +193,12 @@ export function clusterConfigurationSource(opts: {
   };
   return {
     async configuration(fromMs, toMs) {
-      const [history, namespaces, services, versions] = await Promise.all([
+      const [history, namespaces, services, versions, hostEndpoints] = await Promise.all([
         store.podLifetimes(fromMs, toMs, { limit: POD_PAGE_SIZE }),
         list('/api/v1/namespaces'),
         list('/api/v1/services'),
         policyVersions(store, policies, fromMs, toMs),
+        listHostEndpoints(list),
       ]);
       const live = history ? [] : await list('/api/v1/pods');
       return {
@@ -210,8 +211,29 @@ export function clusterConfigurationSource(opts: {
           name: fieldString(fieldDoc(d, 'metadata'), 'name') ?? '',
           selector: labelMap(field(fieldDoc(d, 'spec'), 'selector')),
         })),
-        policies: versions,
+        // Calico host endpoints as listed now, taken to exist throughout (they are not in the watch history).
+        policies: [...versions, ...hostEndpoints.map((object) => ({ fromMs: -Infinity, toMs: Infinity, object }))],
       };
     },
   };
+}
+
+/**
+ * Calico HostEndpoints (endpoints of the network-access report beside pods). None where Calico's API is not served
+ * (404) or not granted (403: RBAC from before host endpoints were read): the report then has the pods only.
+ */
+async function listHostEndpoints(list: (path: string) => Promise<Doc[]>): Promise<Doc[]> {
+  try {
+    // A list's items carry no apiVersion or kind (kubernetes/kubernetes#3030): say what they are.
+    return (await list('/apis/projectcalico.org/v3/hostendpoints')).map((o) => {
+      const typed = Object.create(null) as Record<string, unknown>;
+      for (const k of Object.keys(o)) typed[k] = o[k];
+      typed['apiVersion'] = 'projectcalico.org/v3';
+      typed['kind'] = 'HostEndpoint';
+      return typed;
+    });
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 403) return [];
+    throw err;
+  }
 }

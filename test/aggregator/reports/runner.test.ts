@@ -1,4 +1,6 @@
 import t from 'tap';
+import { Registry } from 'prom-client';
+import { networkAccessFindingsGauge, type NetworkAccessConfig } from '../../../aggregator/network-access/index.js';
 import { parseReportsYaml, type ReportDefinition } from '../../../aggregator/reports/globalreport.js';
 import { REPORT_TYPES } from '../../../aggregator/reports/report-types.js';
 import { reportRunner } from '../../../aggregator/reports/runner.js';
@@ -158,3 +160,35 @@ t.test(
     t.match(result, { reportType: 'inventory', summary: { endpointsNumInScope: 0 } });
   },
 );
+
+t.test('a network-access run reads the configuration the runner was given (ReportSources.networkAccess)', async (t) => {
+  const { store } = fakeStore();
+  const d = def('network-access');
+  const registry = new Registry();
+  const asked: [number, number][] = [];
+  const networkAccess: NetworkAccessConfig = {
+    internalCidrs: [],
+    findings: networkAccessFindingsGauge(registry),
+    source: {
+      async configuration(fromMs, toMs) {
+        asked.push([fromMs, toMs]);
+        return {
+          source: 'test source',
+          namespaces: [{ name: 'shop', labels: {} }],
+          pods: [{ namespace: 'shop', name: 'web-0', labels: { app: 'web' }, serviceAccount: 'default', envoy: false }],
+          policies: [],
+        };
+      },
+    },
+  };
+  const result = await reportRunner(store, () => NOW_MS, undefined, networkAccess)(runOf(d), d);
+  t.same(asked, [[START_MS, END_MS]], "the source is asked for the run's interval");
+  t.match(result.summary, { configurationSource: 'test source', endpointsNumInScope: 1, findings: 0 });
+  const without = await reportRunner(store, () => NOW_MS)(runOf(d), d);
+  t.match(without.summary, { configurationSource: 'none', endpointsNumInScope: 0 }, 'no configuration: none');
+  t.match(
+    await registry.getSingleMetricAsString('verdict_aggregator_network_access_findings'),
+    /verdict_aggregator_network_access_findings\{kind="protected-but-unprotected-traffic"\} 0/,
+    'the gauge it was given is the one set',
+  );
+});

@@ -71,7 +71,9 @@ function frameworkError(err: FastifyError, req: FastifyRequest): ErrorAnswer | u
         status: 400,
         body: {
           error: 'VERDICT_INVALID_JSON',
-          message: `the body is not valid JSON (${err.message}); send a JSON document`,
+          // fastify's parser answers this both for broken JSON and for a "__proto__" or "constructor.prototype" key
+          // (secure-json-parse refuses them), and its message says only "not valid JSON": name both.
+          message: `the body is not valid JSON or holds a "__proto__" or "constructor" key, which this API refuses (${err.message}); send a JSON document`,
         },
       };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

@@ -85,6 +85,26 @@ function versionObject(e: StoredAuditEvent): Doc | undefined {
   return typed;
 }
 
+/** Audit events are read a day at a time while looking for watched versions (webhook events dropped as read). */
+const AUDIT_WINDOW_MS = 86_400_000;
+
+/**
+ * The watched policy versions of [fromMs, toMs) that `keep` keeps, reading the audit events a window at a time: the
+ * audit webhook's events share the table, and a long interval's must never be in memory at once.
+ */
+async function watchedVersionsIn(
+  store: Store,
+  fromMs: number,
+  toMs: number,
+  keep: (e: StoredAuditEvent) => boolean,
+): Promise<StoredAuditEvent[]> {
+  const out: StoredAuditEvent[] = [];
+  for (let a = fromMs; a < toMs; a += AUDIT_WINDOW_MS)
+    for (const e of await store.auditEvents(a, Math.min(toMs, a + AUDIT_WINDOW_MS)))
+      if (isWatchedVersion(e) && keep(e)) out.push(e);
+  return out;
+}
+
 /**
  * Policy versions over [fromMs, toMs) from the aggregator's own watch history (kube/policy-history.ts, stored beside
  * audit events): each object's version in force at fromMs (its latest stored version before), then every change in
@@ -97,12 +117,10 @@ export async function policyVersions(
   fromMs: number,
   toMs: number,
 ): Promise<PolicyVersion[]> {
-  const changes = (await store.auditEvents(fromMs, toMs)).filter(isWatchedVersion);
+  const changes = await watchedVersionsIn(store, fromMs, toMs, () => true);
   // An object deleted since toMs was in force over the interval yet is neither current nor changed in it: the
   // deletions recorded after the interval name it.
-  const deletedSince = (await store.auditEvents(toMs, Math.max(toMs, Date.now()) + 1)).filter(
-    (e) => isWatchedVersion(e) && e.verb === 'delete',
-  );
+  const deletedSince = await watchedVersionsIn(store, toMs, Math.max(toMs, Date.now()) + 1, (e) => e.verb === 'delete');
   const objects = new Map<string, { apiGroup: string; resource: string; namespace: string; name: string }>();
   for (const o of [...known.current(), ...changes, ...deletedSince]) objects.set(objectKey(o), o);
   const before = await store.latestAuditEvents([...objects.values()], fromMs);

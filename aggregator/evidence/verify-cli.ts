@@ -94,8 +94,13 @@ function checkFile(v: Values): ChainCheck[] {
   const at = { chain: `file ${basename(file)}`, seq: null, id: file };
   if (v.manifest !== undefined) {
     const listed = manifestFiles(readArg('manifest', v.manifest), v.manifest);
-    // The manifest's name for the file: the one the downloaded name ends with (download names are prefixed).
-    const name = Object.keys(listed).find((n) => basename(file).endsWith(n));
+    // The manifest's name for the file: the downloaded name itself, or the longest one it ends with after a "-"
+    // (download names are prefixed "<report>-<run>-"): "...-most-failed-tests.csv" is most-failed-tests.csv, never
+    // failed-tests.csv, which it also ends with.
+    const base = basename(file);
+    const name = Object.keys(listed)
+      .filter((n) => base === n || base.endsWith(`-${n}`))
+      .sort((a, b) => b.length - a.length)[0];
     if (name === undefined ? !Object.values(listed).includes(found) : listed[name] !== found)
       breaks.push({
         ...at,

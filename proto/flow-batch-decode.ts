@@ -65,8 +65,14 @@ class ByBytes<T> {
   private lastHash = 0;
 
   get(buf: Buffer, start: number, end: number): T | undefined {
-    let h = 0x811c9dc5; // FNV-1a
-    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    // Four bytes to a step (a multiply per byte was most of the lookup, profiled), then the rest one by one.
+    let h = end - start;
+    let i = start;
+    for (; i + 4 <= end; i += 4) {
+      h = Math.imul(h ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)), 0x9e3779b1);
+      h = (h << 13) | (h >>> 19);
+    }
+    for (; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x9e3779b1);
     this.lastHash = h;
     const slot = this.slots.get(h);
     if (slot === undefined) return undefined;

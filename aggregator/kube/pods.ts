@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { PodSighting, Store } from '../store/index.js';
 import { ResourceWatch, type KubeObject, type KubeStoreComponentOptions, type WatchEventType } from './watch.js';
 
+/** How long before a relist a pod recorded by anyone is still taken to exist though the list lacks it. */
+const LIST_RACE_MS = 60_000;
+
 /**
  * Pod history for inventory reports: every pod the cluster lists, when it
  * appeared and when it was deleted. Status-only updates (most pod events) are
@@ -23,6 +26,7 @@ export class PodHistory {
       path: '/api/v1/pods',
       log: log.child({ resource: 'pods' }),
       onEvent: (type, obj) => void this.record(type, obj),
+      onListed: (items) => void this.reconcile(items),
     });
   }
 
@@ -32,6 +36,25 @@ export class PodHistory {
 
   stop(): void {
     this.watch.stop();
+  }
+
+  /**
+   * After a (re)list: a pod the store has as existing that the list lacks was deleted while nothing watched (the
+   * aggregator down, a watch gap); it is taken to be gone from now, so its lifetime ends instead of running on.
+   */
+  private async reconcile(items: KubeObject[]): Promise<void> {
+    const listed = items.map((p) => p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`);
+    const present = new Set(listed);
+    for (const uid of this.seen.keys()) if (!present.has(uid)) this.seen.delete(uid);
+    try {
+      const now = this.now();
+      // A pod seen within the last minute is left alone: it may have been created after this list was answered and
+      // recorded by another replica sharing the store.
+      const gone = await this.store.recordPodsGoneExcept(listed, now, now - LIST_RACE_MS);
+      if (gone > 0) this.log.info({ pods: gone }, 'pods deleted while not watched: recorded as gone now');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot reconcile pod history with the cluster');
+    }
   }
 
   private async record(type: WatchEventType, obj: KubeObject): Promise<void> {

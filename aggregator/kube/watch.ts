@@ -34,6 +34,8 @@ export interface ResourceWatchOptions {
   onChange?: (items: KubeObject[]) => void;
   /** Each change as it comes. */
   onEvent?: (type: WatchEventType, obj: KubeObject) => void;
+  /** All objects after each (re)list: what exists then (deletions missed while not watching show as absences). */
+  onListed?: (items: KubeObject[]) => void;
   /** The API server ends each WATCH after this, and it is opened again. */
   watchTimeoutSeconds?: number;
 }
@@ -67,6 +69,7 @@ export class ResourceWatch {
   private readonly listPath: string;
   private readonly onChange: (items: KubeObject[]) => void;
   private readonly onEvent?: (type: WatchEventType, obj: KubeObject) => void;
+  private readonly onListed?: (items: KubeObject[]) => void;
   private readonly log: Logger;
   private readonly watchTimeoutSeconds: number;
 
@@ -75,6 +78,7 @@ export class ResourceWatch {
     this.listPath = options.path;
     this.onChange = options.onChange ?? (() => {});
     this.onEvent = options.onEvent;
+    this.onListed = options.onListed;
     this.log = options.log;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? KUBE.watchTimeoutSeconds;
   }
@@ -104,6 +108,7 @@ export class ResourceWatch {
       this.onEvent?.('SYNC', o);
     }
     this.resourceVersion = res.metadata?.resourceVersion ?? '';
+    this.onListed?.(this.snapshot());
     this.onChange(this.snapshot());
   }
 

@@ -641,6 +641,14 @@ export abstract class SqlStore implements Store {
     );
   }
 
+  recordPodsGoneExcept(uids: string[], atMs: number, notSeenSinceMs: number): Promise<number> {
+    return this.writer.run(
+      `UPDATE pod_history SET deleted_ms = $1
+       WHERE deleted_ms IS NULL AND last_seen_ms < $3 AND uid NOT IN ${this.d.jsonTexts('$2')}`,
+      [atMs, JSON.stringify(uids), notSeenSinceMs],
+    );
+  }
+
   podLifetimes(
     fromMs: number,
     toMs: number,

@@ -309,6 +309,11 @@ export interface Store {
    * first seen and deleted and its label versions from the one in force at fromMs; undefined when no pod history
    * reaches back to fromMs.
    */
+  /**
+   * Pods recorded as existing, absent from a full list (`uids`) and not seen since `notSeenSinceMs` (another replica
+   * may have recorded one created after this list): deleted while not watched, gone from `atMs`.
+   */
+  recordPodsGoneExcept(uids: string[], atMs: number, notSeenSinceMs: number): Promise<number>;
   podLifetimes(
     fromMs: number,
     toMs: number,

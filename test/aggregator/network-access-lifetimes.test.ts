@@ -216,6 +216,36 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
     ['shop/cache', 'shop/db', 'shop/web', 'shop/worker'],
     'legacy-0, deleted at 40m, is not in [40m, 60m)',
   );
+
+  // The aggregator restarts at T0+50m; cache-0 was deleted while it was down (no DELETED event reached it). The new
+  // watch's list lacks it, so it is gone from then, not alive for ever.
+  history.stop();
+  api.lists.set(
+    '/api/v1/pods',
+    (api.lists.get('/api/v1/pods') ?? []).filter(
+      (p) => (p as { metadata: { name: string } }).metadata.name !== 'cache-0',
+    ),
+  );
+  now = T0 + 50 * MIN;
+  const restarted = new PodHistory({ kube, store, log: pino({ level: 'silent' }), now: () => now });
+  restarted.start();
+  t.teardown(() => restarted.stop());
+  const cacheGone = await until(
+    async () =>
+      (await store.podLifetimes(T0, T0 + 60 * MIN, { limit: 100 }))?.find((p) => p.uid === 'u-cache')?.deletedMs,
+    'cache-0 found gone by the relist',
+  );
+  t.equal(cacheGone, T0 + 50 * MIN, 'gone from the relist');
+  const late = await networkAccessOver(
+    store,
+    { source, internalCidrs: [] },
+    { fromMs: T0 + 55 * MIN, toMs: T0 + 60 * MIN },
+  );
+  t.same(
+    late.endpoints.map((e) => e.endpoint),
+    ['shop/db', 'shop/web', 'shop/worker'],
+    'neither legacy-0 nor cache-0 exists in [55m, 60m)',
+  );
 }
 
 t.test('sqlite', async (t) => {

@@ -121,6 +121,15 @@ export class CisView {
     }
   }
 
+  /**
+   * Follow the store from now on (when it tells its changes): read it once, then every change as it commits, so the
+   * first request finds the view built rather than building it.
+   */
+  follow(): void {
+    this.start();
+    if (this.watched) void this.drain().catch(() => undefined);
+  }
+
   /** Stop hearing the store and reading it again. */
   stop(): void {
     this.unwatch?.();
@@ -131,7 +140,7 @@ export class CisView {
   private start(): void {
     if (this.started) return;
     this.started = true;
-    if (typeof this.store.watchNodes !== 'function') return;
+    if (typeof this.store?.watchNodes !== 'function') return;
     this.watched = true;
     this.unwatch = this.store.watchNodes((c) => this.heard(c));
     this.resync = setInterval(() => {

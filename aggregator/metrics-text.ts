@@ -62,6 +62,8 @@ export class NodeFamily {
   private readonly header: string;
   /** The family's text as last written, while no node's series changed (undefined: write it again). */
   protected text: string | undefined;
+  /** `text` in UTF-8, for the text it was made of. */
+  private bytes: { of: string; buf: Buffer } | undefined;
 
   constructor(
     registry: Registry,
@@ -75,21 +77,31 @@ export class NodeFamily {
     registry.registerMetric(this as unknown as Gauge);
   }
 
-  /** The node's series are what `build` makes of `key`; built again only when the key changes. */
+  /**
+   * The node's series are what `build` makes of `key`; built again only when the key changes. Their text is written
+   * at once: a change costs its own node's lines when it happens, not 5,000 nodes' at the next scrape.
+   */
   put(node: string, key: string, seen: number, build: () => Series[]): void {
     const e = this.nodes.get(node);
     if (e === undefined) {
-      this.nodes.set(node, { key, series: build(), text: undefined, seen });
+      const series = build();
+      this.nodes.set(node, { key, series, text: this.lines(series), seen });
       this.text = undefined;
     } else {
       e.seen = seen;
       if (e.key !== key) {
         e.key = key;
         e.series = build();
-        e.text = undefined;
+        e.text = this.lines(e.series);
         this.text = undefined;
       }
     }
+  }
+
+  protected lines(series: Series[]): string {
+    let text = '';
+    for (const s of series) text += seriesLine(this.name, s);
+    return text;
   }
 
   /** The node has no series in this family any more. */
@@ -112,13 +124,20 @@ export class NodeFamily {
     if (this.text === undefined) {
       let body = '';
       for (const e of this.nodes.values()) {
-        e.text ??= e.series.map((s) => seriesLine(this.name, s)).join('');
+        e.text ??= this.lines(e.series);
         body += e.text;
       }
       // Each node's lines end in a line feed; the family's last line does not.
       this.text = body === '' ? this.header : `${this.header}\n${body.slice(0, -1)}`;
     }
     return this.text;
+  }
+
+  /** The family as exposition() writes it, in UTF-8: encoded once per change, not at every scrape. */
+  async expositionBytes(): Promise<Buffer> {
+    const text = await this.exposition();
+    if (this.bytes?.of !== text) this.bytes = { of: text, buf: Buffer.from(text) };
+    return this.bytes.buf;
   }
 
   /** As prom-client's Gauge and Counter answer get(). */
@@ -162,9 +181,35 @@ export class NodeCounter<L extends string> extends NodeFamily {
     const s = e.series.find((x) => keys.every((k) => x.labels[k] === l[k]));
     if (s) s.value += value;
     else e.series.push({ labels: { ...l }, value });
-    e.text = undefined;
+    // Its own node's two or three lines now, so a scrape only joins what is written.
+    e.text = this.lines(e.series);
     this.text = undefined;
   }
+}
+
+const BLANK_LINE = Buffer.from('\n\n');
+const LINE_FEED = Buffer.from('\n');
+
+/**
+ * exposition() in UTF-8, as /metrics sends it: the per-node families' bytes as kept (some 3.5 MB at 5,000 nodes), so
+ * a scrape copies them once instead of joining 3.5 MB of text and encoding it again.
+ */
+export async function expositionBytes(registry: Registry): Promise<Buffer> {
+  const parts = await Promise.all(
+    registry.getMetricsAsArray().map(async (m) => {
+      const own: unknown = m;
+      return own instanceof NodeFamily
+        ? own.expositionBytes()
+        : Buffer.from(await registry.getSingleMetricAsString(m.name));
+    }),
+  );
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (out.length > 0) out.push(BLANK_LINE);
+    out.push(p);
+  }
+  out.push(LINE_FEED);
+  return Buffer.concat(out);
 }
 
 /**

@@ -6,7 +6,7 @@ import { isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { Store } from './store/index.js';
-import { exposition, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
+import { exposition, expositionBytes, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
 
 /** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
 function ratio(pass: number, fail: number): number {
@@ -60,6 +60,11 @@ export class AggregatorMetrics {
     return exposition(this.registry);
   }
 
+  /** exposition() in UTF-8, what /metrics sends: the per-node families' bytes are kept, not encoded per scrape. */
+  expositionBytes(): Promise<Buffer> {
+    return expositionBytes(this.registry);
+  }
+
   /** A node's per-node counters start at 0: on its agent's Hello, and for every node the store lists at a scrape. */
   nodeSeen(node: string): void {
     if (this.knownNodes.has(node)) return;
@@ -108,18 +113,20 @@ export class AggregatorMetrics {
     view.onNode((name, n) => {
       if (n) this.nodeSeen(name);
     });
+    const perNode = new NodeGauges(view);
     // Every CIS gauge and per-node counter reads the view, brought up to date once per scrape (prom-client
     // collects all metrics concurrently, so the first collect starts the read and the rest join it).
     let inflight: Promise<boolean> | undefined;
     const snapshot: Snapshot = () => {
       inflight ??= view
         .read()
-        .then(() => true)
+        .then(() => (perNode.connectedNow(), true))
         // A store that cannot answer fails the gauges' part of a scrape, never the counters' zeros.
         .catch(() => false)
         .finally(() => (inflight = undefined));
       return inflight;
     };
+    perNode.refresh = snapshot;
     const nodesFromStore = async () => void (await snapshot());
     const ingest = ingestCounters(registers);
     this.ingestRejected = ingest.ingestRejected;
@@ -153,10 +160,11 @@ export class AggregatorMetrics {
       registers,
     });
     zeroFor(this.clusterScans, 'result', ['stored', 'unchanged', 'failed']);
-    const perNode = new NodeGauges(view, snapshot);
     cisGauges(this.registry, view, snapshot, perNode);
     clusterScanGauges(registers, view, snapshot);
     agentGauges(this.registry, perNode);
+    // Built as agents arrive, not at the first scrape or summary (5,000 nodes' series at once).
+    view.follow();
   }
 }
 
@@ -313,31 +321,33 @@ class NodeGauges {
   assessable!: NodeFamily;
   connected!: NodeFamily;
   lastSeen!: NodeFamily;
+  /** Every family reads the scrape's one view update (set by AggregatorMetrics). */
+  refresh!: Snapshot;
+  /** Each node's verdict_agent_connected as last put. */
+  private readonly up = new Map<string, number>();
 
-  constructor(
-    private readonly view: CisView,
-    private readonly snapshot: Snapshot,
-  ) {
+  constructor(private readonly view: CisView) {
     view.onNode((name, n) => this.node(name, n));
   }
 
-  /** Every family reads the scrape's one view update; connection is checked against the clock. */
-  readonly refresh = async (): Promise<boolean> => {
-    if (!(await this.snapshot())) return false;
+  /** Connection is the one per-node gauge that moves with the clock (heard from within 3 minutes): once a scrape. */
+  connectedNow(): void {
     const now = Date.now();
     for (const n of this.view.all()) this.putConnected(n, now);
-    return true;
-  };
+  }
 
   private putConnected(n: NodeView, now: number): void {
     const node = n.name;
     const up = isConnected(n, now) ? 1 : 0;
+    if (this.up.get(node) === up) return;
+    this.up.set(node, up);
     this.connected.put(node, `${up}`, 0, () => [{ labels: { node }, value: up }]);
   }
 
   private node(node: string, n: NodeView | undefined): void {
     if (n === undefined) {
       for (const f of [this.score, this.checks, this.assessable, this.connected, this.lastSeen]) f.drop(node);
+      this.up.delete(node);
       return;
     }
     this.putConnected(n, Date.now());

@@ -41,7 +41,8 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
     },
     async (_req, reply) => {
       reply.type(metrics.registry.contentType);
-      return metrics.exposition();
+      // The bytes as kept (fastify sends a Buffer as it is); the schema documents the text.
+      return reply.send((await metrics.expositionBytes()) as unknown as string);
     },
   );
 }

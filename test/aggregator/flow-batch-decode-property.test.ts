@@ -222,7 +222,13 @@ t.test('mutated, cut and spliced batches: the same answer as the reference path,
       async (b, fields, bytesChanges, badSeq) => {
         runs++;
         const wire = b.records.map((r) => flowToWire(r) as unknown as Json);
-        for (const [i, m] of fields) if (wire.length > 0) m(wire[i % wire.length]!);
+        for (const [i, m] of fields) {
+          try {
+            if (wire.length > 0) m(wire[i % wire.length]!);
+          } catch {
+            // a mutation of a part an earlier one removed
+          }
+        }
         let bytes: Buffer;
         try {
           bytes = def.requestSerialize({

@@ -6,12 +6,15 @@ import { ResourceWatch, type KubeObject, type KubeStoreComponentOptions, type Wa
 const LIST_RACE_MS = 60_000;
 
 /**
- * Pod history for inventory reports: every pod the cluster lists, when it
- * appeared and when it was deleted. Status-only updates (most pod events) are
- * not written; a change of labels or service account is.
+ * Pod history for inventory reports and network access: every pod the cluster
+ * lists, when it appeared and when it was deleted, and each version of its
+ * labels. Status-only updates (most pod events) are not written; a change of
+ * labels or service account is. Namespaces' labels are kept beside (their
+ * versions, for namespace selectors).
  */
 export class PodHistory {
   private readonly watch: ResourceWatch;
+  private readonly namespaceWatch: ResourceWatch;
   private readonly seen = new Map<string, string>();
   private readonly store: Store;
   private readonly log: Logger;
@@ -28,14 +31,35 @@ export class PodHistory {
       onEvent: (type, obj) => void this.record(type, obj),
       onListed: (items) => void this.reconcile(items),
     });
+    this.namespaceWatch = new ResourceWatch({
+      kube,
+      path: '/api/v1/namespaces',
+      log: log.child({ resource: 'namespaces' }),
+      onEvent: (type, obj) => void this.recordNamespace(type, obj),
+    });
   }
 
   start(): void {
     this.watch.start();
+    this.namespaceWatch.start();
   }
 
   stop(): void {
     this.watch.stop();
+    this.namespaceWatch.stop();
+  }
+
+  /** A namespace's labels (null when deleted); the store keeps a version only when they changed. */
+  private async recordNamespace(type: WatchEventType, obj: KubeObject): Promise<void> {
+    const labels = (obj as KubeObject & { metadata: { labels?: Record<string, string> } }).metadata.labels ?? {};
+    try {
+      await this.store.recordNamespaces(
+        [{ name: obj.metadata.name, labels: type === 'DELETED' ? null : labels }],
+        this.now(),
+      );
+    } catch (err) {
+      this.log.warn({ namespace: obj.metadata.name, err: (err as Error).message }, 'cannot record namespace history');
+    }
   }
 
   /**

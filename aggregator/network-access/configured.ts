@@ -51,6 +51,11 @@ export interface ClusterConfiguration {
   services?: { namespace: string; name: string; selector: Readonly<Record<string, string>> }[];
   policies: PolicyVersion[];
   /**
+   * Namespace labels over time (the aggregator's namespace history), each version over [fromMs, toMs); absent:
+   * `namespaces` throughout. Namespace selectors are evaluated with the labels a namespace had then.
+   */
+  namespaceHistory?: { fromMs: number; toMs: number; namespace: ConfigNamespace }[];
+  /**
    * More pods, a page at a time (a cluster's pod history read in pages, so an interval of any length never holds all
    * its pods at once); folded after `pods`.
    */
@@ -221,6 +226,18 @@ function newEndpoint(
   };
 }
 
+/** The index of the segment in force at t: the last starting at or before it (segments sorted by start). */
+function segmentAt(segments: readonly { at: number }[], t: number): number {
+  let lo = 0;
+  let hi = segments.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((segments[mid] as { at: number }).at <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /**
  * The fold behind configuredEvidence: the policies compiled once, pods added in any number of batches (each pod
  * once), the endpoints (one per workload) and their folded sets the only state kept.
@@ -241,29 +258,25 @@ export function configuredFold(
   );
   const cuts = new Set<number>([fromMs]);
   for (const c of compiled) for (const t of [c.version.fromMs, c.version.toMs]) if (t > fromMs && t < toMs) cuts.add(t);
+  const nsHistory = (cfg.namespaceHistory ?? []).filter((v) => v.fromMs < toMs && v.toMs > fromMs);
+  for (const v of nsHistory) for (const t of [v.fromMs, v.toMs]) if (t > fromMs && t < toMs) cuts.add(t);
   const starts = [...cuts].sort((a, b) => a - b);
-  // What is in force from each start to the next: the same for every pod, so built once.
+  // What is in force from each start to the next (policies, namespace labels): the same for every pod, built once.
   const segments = starts.map((at) => {
     const active = compiled.filter((c) => c.version.fromMs <= at && c.version.toMs > at);
+    const namespaces = cfg.namespaceHistory
+      ? nsHistory.filter((v) => v.fromMs <= at && v.toMs > at).map((v) => v.namespace)
+      : cfg.namespaces;
     return {
       at,
+      namespaces,
+      nsByName: new Map(namespaces.map((n) => [n.name, n])),
       policies: active.flatMap((c) => (c.policy ? [c.policy] : [])),
       tiers: new Map(active.flatMap((c) => (c.tier ? [[c.tier.name, c.tier] as const] : []))),
       networkSets: active.flatMap((c) => (c.networkSet ? [c.networkSet] : [])),
       hostEndpoints: active.flatMap((c) => (c.hostEndpoint ? [c.hostEndpoint] : [])),
     };
   });
-  /** The index of the segment in force at t (fromMs <= t < toMs). */
-  const segmentAt = (t: number) => {
-    let lo = 0;
-    let hi = segments.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((segments[mid] as { at: number }).at <= t) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
   const endpoints = new Map<string, ConfiguredEndpoint>();
   const services = cfg.services;
   const folded = new Map<
@@ -282,7 +295,6 @@ export function configuredFold(
   const addPod = (pod: ClusterPod) => {
     const pieces = podPieces(pod, fromMs, toMs);
     if (pieces.length === 0) return;
-    const ns = nsByName.get(pod.namespace) ?? { name: pod.namespace, labels: {} };
     const name = workloadOf(pod.name);
     const id = `${pod.namespace}/${name}`;
     let e = endpoints.get(id);
@@ -309,10 +321,11 @@ export function configuredFold(
           )
             sets.services.add(`${s.namespace}/${s.name}`);
       // The piece from its start, then at each policy cut inside it.
-      for (let i = segmentAt(piece.fromMs); i < segments.length; i++) {
+      for (let i = segmentAt(segments, piece.fromMs); i < segments.length; i++) {
         const seg = segments[i] as (typeof segments)[number];
         if (seg.at >= piece.toMs) break;
-        const pc = podConfiguration(view, ns, seg.policies, cfg.namespaces, seg.tiers, seg.networkSets);
+        const ns = seg.nsByName.get(pod.namespace) ?? { name: pod.namespace, labels: {} };
+        const pc = podConfiguration(view, ns, seg.policies, seg.namespaces, seg.tiers, seg.networkSets);
         e.ingressProtected &&= pc.protected.ingress;
         e.egressProtected &&= pc.protected.egress;
         e.ingressFromInternet ||= pc.internet.ingress;

@@ -1,7 +1,7 @@
 import { KubeApiError, type KubeClient } from '../../common/kube-client.js';
 import { isWatchedVersion, watchedTypeOf } from '../reports/policy-resources.js';
 import type { ClusterSnapshot } from '../snapshot/index.js';
-import type { PodLifetime, Store, StoredAuditEvent } from '../store/index.js';
+import type { NamespaceVersion, PodLifetime, Store, StoredAuditEvent } from '../store/index.js';
 import type { ClusterConfiguration, ClusterPod, PolicyVersion } from './configured.js';
 import { docOf, field, fieldDoc, fieldList, fieldString, labelMap, type Doc } from './document.js';
 import type { ConfigNamespace } from './policy-model.js';
@@ -145,6 +145,18 @@ export async function policyVersions(
   return out;
 }
 
+/** Namespace versions as [fromMs, toMs) stretches of labels, each until the namespace's next version. */
+export function namespaceHistoryOf(
+  versions: readonly NamespaceVersion[],
+): { fromMs: number; toMs: number; namespace: ConfigNamespace }[] {
+  return versions.flatMap((v, i) => {
+    const next = versions[i + 1];
+    if (v.labels === null) return [];
+    const toMs = next && next.name === v.name ? next.fromMs : Infinity;
+    return [{ fromMs: v.fromMs, toMs, namespace: { name: v.name, labels: labelMap(v.labels) } }];
+  });
+}
+
 /** Pods read from the store a page at a time (configured evidence folds one page, then asks for the next). */
 export const POD_PAGE_SIZE = 500;
 
@@ -211,17 +223,19 @@ export function clusterConfigurationSource(opts: {
   };
   return {
     async configuration(fromMs, toMs) {
-      const [history, namespaces, services, versions, hostEndpoints] = await Promise.all([
+      const [history, namespaces, services, versions, hostEndpoints, nsVersions] = await Promise.all([
         store.podLifetimes(fromMs, toMs, { limit: POD_PAGE_SIZE }),
         list('/api/v1/namespaces'),
         list('/api/v1/services'),
         policyVersions(store, policies, fromMs, toMs),
         listHostEndpoints(list),
+        store.namespaceVersions(fromMs, toMs),
       ]);
       const live = history ? [] : await list('/api/v1/pods');
       return {
         source: 'cluster',
         namespaces: namespaces.map(namespaceOf),
+        ...(nsVersions ? { namespaceHistory: namespaceHistoryOf(nsVersions) } : {}),
         pods: history ? [] : live.filter((p) => !podsAreOnHost(p)).map(podOf),
         ...(history ? { podPages: podPages(store, fromMs, toMs, history) } : {}),
         services: services.map((d) => ({

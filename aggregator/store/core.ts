@@ -1,3 +1,9 @@
+import {
+  namespaceVersionRows,
+  namespaceVersionsDuring,
+  NAMESPACE_VERSIONS,
+  type NamespaceVersion,
+} from './namespace-versions.js';
 import { podLifetimePage, podVersionRows, POD_LABEL_VERSIONS, type PodLifetime } from './pod-lifetimes.js';
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
@@ -639,6 +645,15 @@ export abstract class SqlStore implements Store {
          host_network = excluded.host_network, last_seen_ms = ${this.d.greatest}(pod_history.last_seen_ms, excluded.last_seen_ms),
          deleted_ms = COALESCE(excluded.deleted_ms, pod_history.deleted_ms)`,
     );
+  }
+
+  async recordNamespaces(seen: { name: string; labels: Record<string, string> | null }[], atMs: number): Promise<void> {
+    const rows = await namespaceVersionRows(this.reader, this.d, seen, atMs);
+    if (rows.length > 0) await this.insertRows(NAMESPACE_VERSIONS, rows, 'ON CONFLICT (name, from_ms) DO NOTHING');
+  }
+
+  namespaceVersions(fromMs: number, toMs: number): Promise<NamespaceVersion[] | undefined> {
+    return namespaceVersionsDuring(this.reader, this.d, fromMs, toMs);
   }
 
   recordPodsGoneExcept(uids: string[], atMs: number, notSeenSinceMs: number): Promise<number> {

@@ -2,6 +2,7 @@ import type { FlowRecord } from '../../common/flow.js';
 import type { NodeHello } from '../../common/node-hello.js';
 import type { ScanReport, NodeRole } from '../../common/scan-report.js';
 import type { ClusterScan, StoredClusterScan } from '../cluster-cis/scan.js';
+import type { NamespaceVersion } from './namespace-versions.js';
 import type { PodLifetime } from './pod-lifetimes.js';
 import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
 
@@ -12,6 +13,7 @@ import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/reco
 // for everyone outside store/.
 
 export type { PodLabelVersion, PodLifetime } from './pod-lifetimes.js';
+export type { NamespaceVersion } from './namespace-versions.js';
 export type { NodeHello } from '../../common/node-hello.js';
 
 /** A node's connection as /metrics exports it, and which run is its latest (null before the first). */
@@ -309,6 +311,10 @@ export interface Store {
    * first seen and deleted and its label versions from the one in force at fromMs; undefined when no pod history
    * reaches back to fromMs.
    */
+  /** Namespaces seen now (labels) or deleted (null): a version is kept when one is new or changed. */
+  recordNamespaces(seen: { name: string; labels: Record<string, string> | null }[], atMs: number): Promise<void>;
+  /** Each namespace's versions over [fromMs, toMs), from the one in force at fromMs; undefined when none reach back. */
+  namespaceVersions(fromMs: number, toMs: number): Promise<NamespaceVersion[] | undefined>;
   /**
    * Pods recorded as existing, absent from a full list (`uids`) and not seen since `notSeenSinceMs` (another replica
    * may have recorded one created after this list): deleted while not watched, gone from `atMs`.

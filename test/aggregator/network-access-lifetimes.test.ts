@@ -100,7 +100,11 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
   const labelsOf = async (uid: string) =>
     (await store.podLifetimes(T0, T0 + 60 * MIN, { limit: 100 }))?.find((p) => p.uid === uid)?.versions;
   await until(async () => (await store.podLifetimes(now, now + 1, { limit: 100 }))?.length === 4, 'pods listed');
-  await until(() => api.calls.some((c) => /^\/api\/v1\/pods\?.*watch/.test(c.path)), 'the pod watch open');
+  await until(
+    () => ['pods', 'namespaces'].every((r) => api.calls.some((c) => c.path.startsWith(`/api/v1/${r}?`))),
+    'the pod and namespace watches open',
+  );
+  await until(async () => (await store.namespaceVersions(now, now + 1))?.length === 1, 'namespaces listed');
 
   now = T0 + 20 * MIN;
   api.emitTo('/api/v1/pods', 'ADDED', pod('db-0', 'u-db', { app: 'db' }));
@@ -108,6 +112,18 @@ async function cases(t: Test, freshDb: () => Promise<string>): Promise<void> {
   now = T0 + 30 * MIN;
   api.emitTo('/api/v1/pods', 'MODIFIED', pod('worker-0', 'u-worker', { app: 'worker' }));
   await until(async () => (await labelsOf('u-worker'))?.length === 2, 'worker-0 relabelled');
+  api.emitTo('/api/v1/namespaces', 'MODIFIED', {
+    metadata: { name: 'shop', uid: 'ns-shop', labels: { 'kubernetes.io/metadata.name': 'shop', env: 'prod' } },
+  });
+  await until(async () => (await store.namespaceVersions(T0, T0 + 60 * MIN))?.length === 2, 'shop relabelled');
+  t.same(
+    (await store.namespaceVersions(T0, T0 + 60 * MIN))?.map((v) => [v.name, v.fromMs - T0, v.labels?.['env'] ?? '']),
+    [
+      ['shop', -10 * MIN, ''],
+      ['shop', 30 * MIN, 'prod'],
+    ],
+    'the namespace watch keeps each version of its labels',
+  );
   now = T0 + 40 * MIN;
   api.emitTo('/api/v1/pods', 'DELETED', pod('legacy-0', 'u-legacy', { app: 'legacy' }));
   await until(

@@ -114,8 +114,6 @@ export const AGENT_DEFAULTS = {
     defaultMaxMessageBytes: 4 * 1024 * 1024,
     /** Kept free in every FlowBatch for its header fields and source counts. */
     batchHeadroomBytes: 16 * 1024,
-    /** Records encoded to estimate a batch's size. */
-    sizeSampleCount: 256,
   },
   spool: {
     /** Seqs reserved per state write: a restart skips at most this many. */

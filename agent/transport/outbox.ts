@@ -6,6 +6,7 @@ import {
   type WireFlowRecord,
   type WireFlowSourceCounts,
 } from '../../proto/index.js';
+import { FlowBatchEncoder, messageSize, recordEntrySize } from './flow-batch-encoding.js';
 import { Spool, type SourcePositions, type SpooledMessage } from './spool.js';
 import { AGENT_DEFAULTS } from '../defaults.js';
 
@@ -93,6 +94,7 @@ export class Outbox {
   private highestSeq = 0;
   /** Told when there is something new to send. */
   onQueued?: () => void;
+  private readonly encoder = new FlowBatchEncoder();
 
   constructor(private readonly o: OutboxOptions) {
     this.untold = o.spool?.untold ?? 0;
@@ -157,11 +159,10 @@ export class Outbox {
    */
   addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[] {
     let dropped = w.droppedRecords + this.takeUntold();
-    const messages = this.encodeBatches(w.records, this.maxMessageBytes, (seq, records, first) => ({
+    const messages = this.encodeBatches(w.records, this.maxMessageBytes, (seq, first) => ({
       seq,
       windowStartUnixMs: w.windowStartUnixMs,
       windowEndUnixMs: w.windowEndUnixMs,
-      records,
       // Counts go with the first batch of the window, once (with whatever cutting itself dropped; a first batch cut
       // again keeps what the earlier try took).
       sources: first ? w.sources : [],
@@ -240,55 +241,58 @@ export class Outbox {
   }
 
   /**
-   * Encode records as FlowBatches of at most `limit` bytes each, every message
-   * encoded once in the common case: groups are sized from the average
-   * encoded record of a sample, and a group that still comes out too large
-   * (records vary) is halved and encoded again under the same seq. A record
-   * that does not fit even alone is dropped and counted. Seqs are taken in
-   * order, one per message.
+   * Encode records as FlowBatches of at most `limit` bytes each, straight to bytes and one batch at a time
+   * (flow-batch-encoding.ts): each record's encoded size is known before anything is written, so a batch is cut where
+   * the next record would pass `limit` less BATCH_HEADROOM and is encoded once into a buffer of its exact size. A
+   * record that does not fit even alone is dropped and counted. Seqs are taken in order, one per message.
    */
   private encodeBatches(
-    records: WireFlowRecord[],
+    records: readonly WireFlowRecord[],
     limit: number,
-    build: (seq: number, records: WireFlowRecord[], first: boolean) => WireFlowBatch,
+    build: (seq: number, first: boolean) => Omit<WireFlowBatch, 'records'>,
   ): Entry[] {
-    const SAMPLE = AGENT_DEFAULTS.outbox.sizeSampleCount;
-    let per = records.length;
-    if (records.length > SAMPLE) {
-      const sample = serialize({ flowBatch: { records: records.slice(0, SAMPLE) } }).length / SAMPLE;
-      per = Math.max(1, Math.floor(((limit - BATCH_HEADROOM) * 0.9) / sample));
+    const enc = this.encoder;
+    const sizes = new Float64Array(records.length);
+    for (let i = 0; i < records.length; i++) sizes[i] = enc.recordSize(records[i] as WireFlowRecord);
+    const budget = limit - BATCH_HEADROOM;
+    const pending: [number, number][] = [];
+    let from = 0;
+    let used = 0;
+    for (let i = 0; i < records.length; i++) {
+      const entry = recordEntrySize(sizes[i] as number);
+      if (i > from && used + entry > budget) {
+        pending.push([from, i]);
+        [from, used] = [i, 0];
+      }
+      used += entry;
     }
-    const pending: WireFlowRecord[][] = [];
-    for (let i = 0; i < records.length; i += per) pending.push(records.slice(i, i + per));
-    if (pending.length === 0) pending.push([]);
+    if (from < records.length || records.length === 0) pending.push([from, records.length]);
     const out: Entry[] = [];
     let seq: number | undefined;
     while (pending.length > 0) {
-      const group = pending.shift() as WireFlowRecord[];
+      const [a, b] = pending.shift() as [number, number];
       seq ??= this.takeSeq();
-      const batch = build(seq, group, out.length === 0);
-      const bytes = serialize({ flowBatch: batch });
-      if (bytes.length <= limit) {
-        out.push({ seq, kind: 'flowBatch', records: group.length, bytes, dropped: batch.droppedRecords });
+      const batch = build(seq, out.length === 0);
+      let body = enc.headerSize(batch);
+      for (let i = a; i < b; i++) body += recordEntrySize(sizes[i] as number);
+      const size = messageSize(body);
+      if (size <= limit) {
+        const bytes = enc.encode(batch, records, a, b, sizes);
+        out.push({ seq, kind: 'flowBatch', records: b - a, bytes, dropped: batch.droppedRecords });
         seq = undefined;
-      } else if (group.length > 1) {
-        const half = Math.ceil(group.length / 2);
-        pending.unshift(group.slice(0, half), group.slice(half));
-      } else {
-        this.countDropped(1, `one flow record encodes to ${bytes.length} bytes, over the ${limit}-byte message limit`);
+      } else if (b - a > 1) {
+        const half = a + Math.ceil((b - a) / 2);
+        pending.unshift([a, half], [half, b]);
+      } else if (b - a === 1) {
+        this.countDropped(1, `one flow record encodes to ${size} bytes, over the ${limit}-byte message limit`);
       }
     }
     // Every record dropped (or none to send): a batch with the counts alone, so they are told.
     if (out.length === 0) {
       seq ??= this.takeSeq();
-      const batch = build(seq, [], true);
-      out.push({
-        seq,
-        kind: 'flowBatch',
-        records: 0,
-        bytes: serialize({ flowBatch: batch }),
-        dropped: batch.droppedRecords,
-      });
+      const batch = build(seq, true);
+      const bytes = enc.encode(batch, records, 0, 0, sizes);
+      out.push({ seq, kind: 'flowBatch', records: 0, bytes, dropped: batch.droppedRecords });
     }
     return out;
   }
@@ -304,10 +308,10 @@ export class Outbox {
     const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
     // What the refused batch told went back to the untold count (see rejected()): the first piece takes it.
     let dropped = 0;
-    const messages = this.encodeBatches(decoded.records, limit, (seq, records, first) => ({
-      ...decoded,
+    const { records: refused, ...header } = decoded;
+    const messages = this.encodeBatches(refused, limit, (seq, first) => ({
+      ...header,
       seq,
-      records,
       sources: first ? decoded.sources : [],
       droppedRecords: first ? (dropped += this.takeUntold()) : 0,
     }));

@@ -22,6 +22,26 @@ const TYPES: Record<string, EndpointKind> = { wep: 'pod', hep: 'host', ns: 'netw
 
 type Side = 'source' | 'dest';
 
+/** Each side's field names, written out once (not built per line). */
+const SIDE_FIELDS = {
+  source: {
+    type: 'source_type',
+    namespace: 'source_namespace',
+    nameAggr: 'source_name_aggr',
+    name: 'source_name',
+    ip: 'source_ip',
+    labels: 'source_labels',
+  },
+  dest: {
+    type: 'dest_type',
+    namespace: 'dest_namespace',
+    nameAggr: 'dest_name_aggr',
+    name: 'dest_name',
+    ip: 'dest_ip',
+    labels: 'dest_labels',
+  },
+} as const;
+
 /** The counted fields read from a record: each a whole number when present; num_flows and the times must be there. */
 const COUNTS = ['num_flows', 'packets_in', 'packets_out', 'bytes_in', 'bytes_out'] as const;
 
@@ -31,6 +51,14 @@ export function parseCalicoLine(line: string, internal: InternalNetworks): Parse
   const rec = parsed.value as Record<string, unknown>;
   if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
     return { kind: 'malformed', reason: 'not a JSON object' };
+  return parseCalicoRecord(rec, internal);
+}
+
+/** A record's fields as a flow, a skip or malformed. */
+function parseCalicoRecord(
+  rec: Readonly<Record<string, unknown>>,
+  internal: InternalNetworks,
+): ParseResult<FlowRecord> {
   const action = rec.action;
   if (action !== 'allow' && action !== 'deny')
     return { kind: 'malformed', reason: `action is ${JSON.stringify(action)}, not allow or deny` };
@@ -113,27 +141,25 @@ function remember<T>(cache: Map<string, T>, key: string, value: T): T {
 }
 
 function side(
-  rec: Record<string, unknown>,
+  rec: Readonly<Record<string, unknown>>,
   s: Side,
   internal: InternalNetworks,
   apiServer = false,
 ): FlowEndpoint | string {
-  const type = rec[`${s}_type`];
+  const n = SIDE_FIELDS[s];
+  const type = rec[n.type];
   const kind = typeof type === 'string' ? TYPES[type] : undefined;
   if (!kind) return `${s}_type is ${JSON.stringify(type)}, not wep, hep, ns or net`;
-  const nsField = rec[`${s}_namespace`];
-  const aggrField = rec[`${s}_name_aggr`];
-  const nameField = rec[`${s}_name`];
-  for (const [f, v] of [
-    ['namespace', nsField],
-    ['name_aggr', aggrField],
-    ['name', nameField],
-  ] as const)
-    if (v !== undefined && v !== null && typeof v !== 'string') return `${s}_${f} is ${describe(v)}, not a string`;
-  const ipField = rec[`${s}_ip`];
+  const nsField = rec[n.namespace];
+  const aggrField = rec[n.nameAggr];
+  const nameField = rec[n.name];
+  const notText =
+    notString(s, 'namespace', nsField) ?? notString(s, 'name_aggr', aggrField) ?? notString(s, 'name', nameField);
+  if (notText) return notText;
+  const ipField = rec[n.ip];
   if (ipField !== null && ipField !== undefined && typeof ipField !== 'string')
     return `${s}_ip is ${Array.isArray(ipField) ? 'a list' : typeof ipField}, not an address`;
-  const labelsField = rec[`${s}_labels`];
+  const labelsField = rec[n.labels];
   const rawLabels = labelsList(labelsField);
   if (typeof rawLabels === 'string') return `${s}_labels ${rawLabels}`;
   const ns = str(nsField);
@@ -163,6 +189,13 @@ function side(
   if (candidates && candidates.length < 8) candidates.push(entry);
   else remember(endpoints, key, [entry]);
   return e;
+}
+
+/** Why a name field is not a string (absent and null are none), or undefined. */
+function notString(s: Side, f: string, v: unknown): string | undefined {
+  return v !== undefined && v !== null && typeof v !== 'string'
+    ? `${s}_${f} is ${describe(v)}, not a string`
+    : undefined;
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {

@@ -139,7 +139,8 @@ async function scaleOnce(
       out.add(
         figure({
           bench: 'scale',
-          name: `GET ${path} p99 of ${requests} (p50 ${percentile(ms, 50).toFixed(0)} ms, ${(bytes / 1024).toFixed(0)} KiB), ${n} agents, ${db}`,
+          // The first request comes right after the last ack: what the burst leaves (collection, writes) lands on it.
+          name: `GET ${path} p99 of ${requests} (p50 ${percentile(ms, 50).toFixed(0)} ms, first ${ms[0]!.toFixed(0)} ms, slowest after it ${Math.max(...ms.slice(1)).toFixed(0)} ms, ${(bytes / 1024).toFixed(0)} KiB), ${n} agents, ${db}`,
           value: percentile(ms, 99),
           unit: 'ms',
           ...(goal ? { goal: { on: 'value' as const, op: '<=' as const, target: goal } } : {}),

@@ -128,6 +128,11 @@ export abstract class SqlStore implements Store {
 
   private readonly nodeWatchers = new Set<(change: NodeChange) => void>();
 
+  /** Where nodeLiveness and cisSummaries read (PostgreSQL: a connection of their own while it is there). */
+  protected get nodeReader(): Conn {
+    return this.reader;
+  }
+
   watchNodes(listener: (change: NodeChange) => void): () => void {
     this.nodeWatchers.add(listener);
     return () => this.nodeWatchers.delete(listener);
@@ -280,7 +285,7 @@ export abstract class SqlStore implements Store {
       latest_run_id: number | string | null;
     };
     const rows = await this.byNames(names, (where, values) =>
-      this.reader.all<Row>(
+      this.nodeReader.all<Row>(
         `SELECT name, connected, last_seen_ms, latest_run_id FROM nodes${where('name')} ORDER BY ${this.d.byteOrder('name')}`,
         values,
       ),
@@ -295,7 +300,7 @@ export abstract class SqlStore implements Store {
 
   async cisSummaries(names?: string[]): Promise<NodeCisSummary[]> {
     const rows = await this.byNames(names, (where, values) =>
-      this.reader.all<NodeCisSummaryRow>(NODE_CIS_SUMMARIES_SQL + where('s.node'), values),
+      this.nodeReader.all<NodeCisSummaryRow>(NODE_CIS_SUMMARIES_SQL + where('s.node'), values),
     );
     return rows.map(toNodeCisSummary);
   }

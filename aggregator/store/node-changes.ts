@@ -41,7 +41,7 @@ export class NodeChangeNotices {
   private closed = false;
 
   constructor(
-    private readonly url: string,
+    private readonly config: pg.ClientConfig,
     /** Sends one NOTIFY payload on the store's pool. */
     private readonly send: (channel: string, payload: string) => Promise<void>,
     /** Tells the store's watchers what another replica changed (or that notices may have been missed). */
@@ -98,7 +98,7 @@ export class NodeChangeNotices {
     this.relisten = undefined;
     if (this.closed) return;
     const client = new pg.Client({
-      connectionString: this.url,
+      ...this.config,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       application_name: 'verdict-aggregator-listen',
     });
@@ -131,6 +131,14 @@ export class NodeChangeNotices {
     }
     this.client = client;
     this.tell({ all: true, reason: 'link-up' });
+  }
+
+  /**
+   * The listening connection while it listens: readers of what the notices name read on it, so their reads never
+   * queue behind a burst of writes in the pool (5,000 agents' runs), where a read could wait for seconds.
+   */
+  connection(): pg.Client | undefined {
+    return this.client;
   }
 
   private received(payload: string): void {

@@ -140,7 +140,7 @@ export class PostgresStore extends SqlStore {
     super();
     this.reader = this.writer = connOf(pool, this.gate);
     this.notices = new NodeChangeNotices(
-      url,
+      { connectionString: url, types: INT8_AS_NUMBER },
       async (channel, payload) => void (await this.writer.all('SELECT pg_notify($1, $2)', [channel, payload])),
       (change) => super.nodesChanged(change),
     );
@@ -149,6 +149,12 @@ export class PostgresStore extends SqlStore {
   protected override nodesChanged(change: NodeChange): void {
     super.nodesChanged(change);
     this.notices.queue(change);
+  }
+
+  /** On the listening connection while it listens (node-changes.ts), else on the pool. */
+  protected override get nodeReader(): Conn {
+    const c = this.notices.connection();
+    return c ? connOf(c as unknown as pg.PoolClient) : this.reader;
   }
 
   override watchNodes(listener: (change: NodeChange) => void): () => void {

@@ -54,6 +54,7 @@ const BYTES_PER_STEP = 64 * 1024;
 
 /** Distinct endpoint and policy-list encodings kept; past it the cache starts again (a bound, not a working set). */
 const CACHE_MAX = 20_000;
+const MAX_PER_HASH = 4;
 
 /**
  * Values by the bytes they were read from, found by a hash of the bytes and a comparison: no string or buffer is made
@@ -89,7 +90,9 @@ class ByBytes<T> {
     const entry = { bytes: Buffer.from(buf.subarray(start, end)), value };
     const slot = this.slots.get(this.lastHash);
     if (slot === undefined) this.slots.set(this.lastHash, [entry]);
-    else slot.push(entry);
+    // Bytes made to share a hash cost a comparison each per lookup: a few are kept, the rest are read every time.
+    else if (slot.length < MAX_PER_HASH) slot.push(entry);
+    else return;
     this.size++;
   }
 }

@@ -60,8 +60,8 @@ export class AggregatorMetrics {
     return exposition(this.registry);
   }
 
-  /** exposition() in UTF-8, what /metrics sends: the per-node families' bytes are kept, not encoded per scrape. */
-  expositionBytes(): Promise<Buffer> {
+  /** exposition() in UTF-8 pieces, as /metrics sends it: the per-node families' bytes are kept, not encoded again. */
+  expositionBytes(): Promise<Buffer[]> {
     return expositionBytes(this.registry);
   }
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import Type from 'typebox';
 import type { App, HttpDeps } from './deps.js';
 import { ErrorReplies } from './schemas.js';
@@ -41,8 +42,8 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
     },
     async (_req, reply) => {
       reply.type(metrics.registry.contentType);
-      // The bytes as kept (fastify sends a Buffer as it is); the schema documents the text.
-      return reply.send((await metrics.expositionBytes()) as unknown as string);
+      // The pieces as kept, written one after the other (no 3.5 MB copy per scrape); the schema documents the text.
+      return reply.send(Readable.from(await metrics.expositionBytes(), { objectMode: false }) as unknown as string);
     },
   );
 }

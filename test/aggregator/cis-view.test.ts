@@ -157,7 +157,7 @@ const unwatched = (store: Store): Store =>
 
 /** The CIS series of a scrape (not the per-process counters), sorted; as /metrics sends it, or as text. */
 async function cisSeries(metrics: AggregatorMetrics, as: 'bytes' | 'text' = 'text'): Promise<string[]> {
-  const text = as === 'bytes' ? (await metrics.expositionBytes()).toString() : await metrics.exposition();
+  const text = as === 'bytes' ? Buffer.concat(await metrics.expositionBytes()).toString() : await metrics.exposition();
   return text
     .split('\n')
     .filter((l) => /^verdict_(cis_|agent_connected|agent_last_seen)/.test(l))

@@ -106,7 +106,8 @@ function counts(checks: readonly CheckResult[]): string {
  * title wrapped to the width; then each failing check's actual, expected and fix; then a summary per section and in
  * total. PASS and scored FAIL count in the score; WARN is a failing check that is not scored.
  */
-function toTable(r: ScanReport, style: TableStyle, titles: Readonly<Record<string, string>>): string {
+function toTable(report: ScanReport, style: TableStyle, titles: Readonly<Record<string, string>>): string {
+  const r = shownOnTerminal(report);
   const heading = (id: string) => sectionTitle(id, titles);
   const paint = (color: keyof typeof ANSI, text: string) =>
     style.color ? `\u001b[${ANSI[color]}m${text}\u001b[0m` : text;
@@ -174,6 +175,36 @@ function toTable(r: ScanReport, style: TableStyle, titles: Readonly<Record<strin
   return lines.join('\n') + '\n';
 }
 
+/**
+ * C0 and C1 control characters but tab and newline: text from the node (a flag's value, a file's) holding them would
+ * drive the reader's terminal (colours, the cursor moved back over a tag, a window title).
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/gu;
+
+/** The report's node-derived text with control characters shown as U+FFFD. */
+function shownOnTerminal(r: ScanReport): ScanReport {
+  const shown = (text: string) => text.replace(TERMINAL_CONTROLS, '\ufffd');
+  return {
+    ...r,
+    node: shown(r.node),
+    checks: r.checks.map((c) => ({
+      ...c,
+      title: shown(c.title),
+      expected: shown(c.expected),
+      actual: shown(c.actual),
+      evidence: shown(c.evidence),
+      remediation: shown(c.remediation),
+      ...(c.skipReason === undefined ? {} : { skipReason: shown(c.skipReason) }),
+    })),
+  };
+}
+
+/** Characters XML 1.0 allows nowhere (C0 controls but tab, newline and CR; U+FFFE, U+FFFF; lone surrogates). */
+const NOT_XML =
+  // eslint-disable-next-line no-control-regex -- control characters are what it finds
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 /** Left-aligned columns, two spaces apart. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -221,8 +252,14 @@ function scanCsv(r: ScanReport): string {
  * not fail a CI job), a SKIP is skipped with its reason.
  */
 function toJunit(r: ScanReport): string {
+  // Text from the node may hold characters XML forbids: one would make a CI system refuse the whole report.
   const esc = (s: string) =>
-    s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+    s
+      .replace(NOT_XML, '\ufffd')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;');
   const failures = r.checks.filter((c) => c.status === 'FAIL' && c.scored).length;
   const skipped = r.checks.filter((c) => c.status === 'SKIP' || (c.status === 'FAIL' && !c.scored)).length;
   const cases = r.checks.map((c) => {

@@ -453,7 +453,7 @@ export class PostgresStore extends SqlStore {
     beforeMs: number,
   ): Promise<StoredAuditEvent[]> {
     if (objects.length === 0) return [];
-    const { rows } = await this.pool.query<AuditEventRow>(
+    const rows = await this.reader.all<AuditEventRow>(
       `SELECT DISTINCT ON (e.api_group, e.resource, e.namespace, e.name) e.*
        FROM audit_events e JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(g, r, ns, n)
          ON e.api_group = o.g AND e.resource = o.r AND e.namespace = o.ns AND e.name = o.n

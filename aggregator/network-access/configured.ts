@@ -88,6 +88,8 @@ export interface ConfiguredEndpoint {
   envoyEnabled: boolean;
   /** "namespace/name" of the services selecting a pod; undefined when services are not known. */
   services?: string[];
+  /** A Calico host endpoint's node: its flows name it by the node (felix's flow-log aggregated name for a hep). */
+  node?: string;
 }
 
 export interface ConfiguredEvidence {

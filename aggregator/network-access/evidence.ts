@@ -194,6 +194,20 @@ export function crossCheck(
 const keyOf = (namespace: string, name: string) => `${namespace}/${workloadOf(name.replace(/-?\*$/, ''))}`;
 
 /**
+ * Calico host endpoints by the name their flows carry: felix names a hep flow endpoint by its node (the aggregated
+ * name; the HostEndpoint's own name is the unaggregated one, which the agent does not keep). A node with several
+ * host endpoints (one per interface) cannot tell which one a flow was: its flows stay an observed row of their own.
+ */
+function hostEndpointsByNode(configured: ConfiguredEvidence | undefined): Map<string, ConfiguredEndpoint> {
+  const byNode = new Map<string, ConfiguredEndpoint | null>();
+  for (const c of configured?.endpoints.values() ?? [])
+    if (c.namespace === '' && c.node !== undefined) byNode.set(c.node, byNode.has(c.node) ? null : c);
+  const out = new Map<string, ConfiguredEndpoint>();
+  for (const [node, c] of byNode) if (c) out.set(node, c);
+  return out;
+}
+
+/**
  * Configured and observed evidence side by side, one row per endpoint: the configured endpoints (pods of the
  * configuration, by workload) and the endpoints flows showed. Where the configuration knows an endpoint, Calico's
  * columns are the configuration's; else (no configuration, a host endpoint) they are the flows', an unobserved
@@ -205,14 +219,13 @@ export function networkAccessEvidence(
 ): NetworkAccessEvidence {
   const rows: NetworkAccessEndpoint[] = [];
   const matched = new Set<string>();
+  const hostEndpoints = hostEndpointsByNode(configured);
   for (const r of observed.endpoints) {
-    // A Calico host endpoint (flow type hep) meets the configuration's HostEndpoint of that name, in no namespace.
-    const host = r.kind === 'host' ? configured?.endpoints.get(r.name) : undefined;
     const c =
       r.kind === 'pod'
         ? configured?.endpoints.get(keyOf(r.namespace, r.name))
-        : host?.namespace === ''
-          ? host
+        : r.kind === 'host'
+          ? hostEndpoints.get(r.name)
           : undefined;
     if (c) matched.add(c.endpoint);
     const o = observedOf(r);

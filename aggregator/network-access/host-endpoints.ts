@@ -51,6 +51,7 @@ export interface HostEndpointRow {
   appliedPolicies: string[];
   stagedPolicies: string[];
   envoyEnabled: false;
+  node: string;
 }
 
 /** What is in force over one piece of the interval, host endpoints among it. */
@@ -65,7 +66,8 @@ export interface HostEndpointSegment {
  * Host endpoints as endpoints of the network-access report (Calico's compliance-reports overview: an in-scope asset
  * is a "Pod or HostEndpoint"), folded over the pieces of the interval as pods are: protected only if protected in
  * every piece it existed in, flags true if true in any. Named by the HostEndpoint's name, in no namespace (Calico's
- * flow logs give a host endpoint namespace "-"); every namespace is another namespace to it.
+ * flow logs give a host endpoint namespace "-"), with its node, by which flow logs name it; every namespace is
+ * another namespace to it.
  */
 export function hostEndpointRows(
   segments: readonly HostEndpointSegment[],
@@ -98,6 +100,7 @@ export function hostEndpointRows(
             appliedPolicies: [],
             stagedPolicies: [],
             envoyEnabled: false,
+            node: host.node,
           },
           sets: { ingress: new Set(), egress: new Set(), applied: new Set(), staged: new Set() },
         };

@@ -7,6 +7,7 @@ import {
   type ConfiguredEndpoint,
 } from '../../aggregator/network-access/index.js';
 import { networkAccess } from '../../aggregator/compute/network-access.js';
+import type { FlowRecord } from '../../common/flow.js';
 
 /**
  * Calico host endpoints in configured network access (issue 15). Calico's compliance-reports overview (tigera/docs
@@ -118,12 +119,16 @@ spec:
   t.same(row(ev, 'default/web').appliedPolicies, ['default/everything-in-default'], 'the pod, not the hosts');
 });
 
-t.test('a host endpoint is one row beside the pods, its flows matched by name (Calico flow type hep)', async (t) => {
-  // A HostEndpoint worker-1-eth0 with a GlobalNetworkPolicy allowing ingress from 10.0.0.0/8 only; flows name it
-  // as Calico's flow logs do (type hep, namespace "-", the agent's kind host). Hand-derived: the row is the
-  // configuration's (evidence configured, kind host, its trafficAggregationPrefix its name), ingress protected, not
-  // from the internet; the allowed internet connection seen is a finding (internet traffic not configured).
-  const text = `
+t.test(
+  'a host endpoint is one row beside the pods, its flows matched by its node (Calico flow type hep)',
+  async (t) => {
+    // A HostEndpoint worker-1-eth0 on node worker-1 with a GlobalNetworkPolicy allowing ingress from 10.0.0.0/8 only;
+    // flows name it as Calico's flow logs do (type hep, namespace "-", aggregated name the node; the agent's kind
+    // host). Hand-derived: one row, the HostEndpoint's, its traffic the node's flows (evidence configured, kind host),
+    // ingress protected, not from the internet; the allowed internet connection seen is a finding (internet traffic
+    // not configured). With a second host endpoint on the same node the flows cannot be told apart: they stay a row
+    // of their own (worker-1) beside the two configured ones.
+    const text = `
 apiVersion: projectcalico.org/v3
 kind: HostEndpoint
 metadata: {name: worker-1-eth0, labels: {role: worker}}
@@ -139,24 +144,25 @@ spec:
   - action: Allow
     source: {nets: [10.0.0.0/8]}
 `;
-  const hostEp = {
-    kind: 'host' as const,
-    namespace: '',
-    name: 'worker-1-eth0',
-    labels: [],
-    serviceAccount: '',
-    internet: false,
-  };
-  const world = {
-    kind: 'network' as const,
-    namespace: '',
-    name: 'pub',
-    labels: [],
-    serviceAccount: '',
-    internet: true,
-  };
-  const ev = networkAccessEvidence(
-    networkAccess([
+    // felix's flow log names a hep by its node (name_aggr; felix collector getFlowLogEndpointMetadata), which the agent
+    // keeps as the endpoint's name.
+    const hostEp = {
+      kind: 'host' as const,
+      namespace: '',
+      name: 'worker-1',
+      labels: [],
+      serviceAccount: '',
+      internet: false,
+    };
+    const world = {
+      kind: 'network' as const,
+      namespace: '',
+      name: 'pub',
+      labels: [],
+      serviceAccount: '',
+      internet: true,
+    };
+    const flows: FlowRecord[] = [
       {
         source: world,
         destination: hostEp,
@@ -174,18 +180,44 @@ spec:
         endMs: T0 + 60_000,
         connections: 3,
       },
-    ]),
-    evaluate(text, ['default']),
-  );
-  const r = ev.endpoints.find((e) => e.endpoint === 'worker-1-eth0');
-  t.ok(r, 'one row for the host endpoint');
-  t.same(
-    [r?.kind, r?.evidence, r?.ingressProtected, r?.ingressFromInternet, r?.trafficAggregationPrefix],
-    ['host', 'configured', true, false, 'worker-1-eth0'],
-  );
-  t.same(
-    ev.findings.filter((f) => f.endpoint === 'worker-1-eth0').map((f) => [f.direction, f.kind]),
-    [['ingress', 'internet-traffic-not-configured']],
-  );
-  t.equal(ev.endpoints.filter((e) => e.endpoint === 'worker-1-eth0').length, 1, 'never a second, observed row');
-});
+    ];
+    const ev = networkAccessEvidence(networkAccess(flows), evaluate(text, ['default']));
+    t.same(
+      ev.endpoints.map((e) => e.endpoint),
+      ['default/web', 'worker-1'],
+      'the flows meet the host endpoint: one row',
+    );
+    const r = ev.endpoints.find((e) => e.endpoint === 'worker-1');
+    t.same(
+      [r?.kind, r?.evidence, r?.ingressProtected, r?.ingressFromInternet, r?.allowedIn, r?.configured?.name],
+      ['host', 'configured', true, false, 3, 'worker-1-eth0'],
+    );
+    t.same(
+      ev.findings.map((f) => [f.endpoint, f.direction, f.kind]),
+      [['worker-1', 'ingress', 'internet-traffic-not-configured']],
+    );
+    const two = networkAccessEvidence(
+      networkAccess(flows),
+      evaluate(
+        `${text}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: worker-1-eth1, labels: {role: worker}}
+spec: {node: worker-1, interfaceName: eth1}
+`,
+        ['default'],
+      ),
+    );
+    t.same(
+      two.endpoints.map((e) => [e.endpoint, e.evidence]),
+      [
+        ['default/web', 'configured'],
+        ['worker-1', 'observed'],
+        ['worker-1-eth0', 'configured'],
+        ['worker-1-eth1', 'configured'],
+      ],
+      'two host endpoints on one node: the flows are not attributed to either',
+    );
+  },
+);

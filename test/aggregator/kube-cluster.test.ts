@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { KubeClient, kubeconfigConnection } from '../../common/kube-client.js';
 import { KubeLease } from '../../aggregator/kube/lease.js';
-import { startTestAggregator } from '../fixtures/aggregator.js';
+import { runUntilSucceeded, startTestAggregator } from '../fixtures/aggregator.js';
 import { startFakeApiServer } from '../fixtures/fake-apiserver.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
@@ -47,16 +47,13 @@ t.test(
     );
 
     // An on-demand run, then the status subresource says so.
-    const run = await agg.scheduler.runNow(
-      agg.registry.get('monthly')!,
+    const run = await runUntilSucceeded(
+      agg,
+      'monthly',
       Date.parse('2026-11-01T00:00:00Z'),
       Date.parse('2026-11-02T00:00:00Z'),
+      'the run succeeded',
     );
-    await until(async () => {
-      await agg.scheduler.tick();
-      await agg.scheduler.idle();
-      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
-    }, 'the run succeeded');
     await until(
       () => api.calls.some((c) => c.method === 'PATCH' && c.path.endsWith('/globalreports/monthly/status')),
       'status written',
@@ -156,17 +153,14 @@ t.test(
     );
     const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig });
     await until(() => agg.registry.get('inv') !== undefined, 'report listed');
-    const run = await agg.scheduler.runNow(
-      agg.registry.get('inv')!,
+    const run = await runUntilSucceeded(
+      agg,
+      'inv',
       Date.parse('2026-11-01T00:00:00Z'),
       Date.parse('2026-11-02T00:00:00Z'),
+      'inventory run',
     );
-    await until(async () => {
-      await agg.scheduler.tick();
-      await agg.scheduler.idle();
-      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
-    }, 'inventory run');
-    const result = (await agg.store.reportRun(run.id))?.result as {
+    const result = run.result as {
       summary: Record<string, unknown>;
       data: {
         endpoints: {
@@ -264,14 +258,9 @@ t.test(
     t.equal(await metric(), '1', 'the same change from the audit log is not alerted twice');
     api.emitTo(path, 'DELETED', np({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] }));
     await until(async () => (await metric()) === '2', 'the watched deletion raises another alert');
-    const run = await agg.scheduler.runNow(agg.registry.get('changes')!, Date.now() - 3600_000, Date.now() + 60_000);
-    await until(async () => {
-      await agg.scheduler.tick();
-      await agg.scheduler.idle();
-      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
-    }, 'policy-audit run');
+    const run = await runUntilSucceeded(agg, 'changes', Date.now() - 3600_000, Date.now() + 60_000, 'policy-audit run');
     const changes = (
-      (await agg.store.reportRun(run.id))?.result as {
+      run.result as {
         data: { changes: { verb: string; user: string; source: string; diff: { path: string }[] }[] };
       }
     ).data.changes;
@@ -375,13 +364,8 @@ t.test(
       'both pods in the history',
     );
     t.same(api.lists.get('/api/v1/pods')?.length, 1, 'the cluster lists only the new pod now');
-    const run = await agg.scheduler.runNow(agg.registry.get('inv')!, from, Date.now() + 1000);
-    await until(async () => {
-      await agg.scheduler.tick();
-      await agg.scheduler.idle();
-      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
-    }, 'inventory run');
-    const result = (await agg.store.reportRun(run.id))?.result as {
+    const run = await runUntilSucceeded(agg, 'inv', from, Date.now() + 1000, 'inventory run');
+    const result = run.result as {
       data: { endpoints: { endpoint: string; ingressProtected: boolean }[] };
     };
     t.same(
@@ -410,16 +394,13 @@ t.test(
     api.allow.add('auditor get globalreports weekly');
     const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, signingKeyFile: keyFile });
     await until(() => agg.registry.get('weekly') !== undefined, 'listed');
-    const run = await agg.scheduler.runNow(
-      agg.registry.get('weekly')!,
+    const run = await runUntilSucceeded(
+      agg,
+      'weekly',
       Date.parse('2026-11-01T00:00:00Z'),
       Date.parse('2026-11-02T00:00:00Z'),
+      'the run succeeded',
     );
-    await until(async () => {
-      await agg.scheduler.tick();
-      await agg.scheduler.idle();
-      return (await agg.store.reportRun(run.id))?.status === 'succeeded';
-    }, 'the run succeeded');
     const status = await until(
       () => (api.globalReports.get('weekly') as { status?: { signingPublicKey?: string } }).status,
       'status written',

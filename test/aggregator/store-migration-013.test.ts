@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { openStore } from '../../aggregator/store/index.js';
 import { migrationFiles } from '../../aggregator/store/migrations.js';
 import type { FlowEndpoint, FlowRecord } from '../../common/flow.js';
-import { testPostgres } from '../fixtures/postgres.js';
+import { sqliteAtSchema, postgresAtSchema } from '../fixtures/old-schema.js';
+import { queryOnce, testPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../fixtures/tmp.js';
 
 /**
@@ -142,17 +143,7 @@ async function readsBack(t: Test, url: string, policyUnknownColumn: () => Promis
 
 t.test('SQLite: migration 013 on a database filled at schema 012', async (t) => {
   const file = join(tempDir(t), 'verdict.db');
-  const old = new Database(file);
-  old.exec(
-    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)',
-  );
-  for (const m of migrationFiles('sqlite').filter((m) => m.version <= BEFORE)) {
-    old.exec(m.sql);
-    old.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 0);
-  }
-  for (const [sql, values] of seed('sqlite'))
-    old.prepare(sql).run(...(values.length ? [Object.fromEntries(values.map((v, i) => [i + 1, v]))] : []));
-  old.close();
+  sqliteAtSchema(file, BEFORE, seed('sqlite'));
   await readsBack(t, `sqlite:${file}`, async () => {
     const d = new Database(file, { readonly: true });
     try {
@@ -173,23 +164,8 @@ t.test('SQLite: migration 013 on a database filled at schema 012', async (t) => 
 t.test('PostgreSQL: migration 013 on a database filled at schema 012', async (t) => {
   const server = await testPostgres(t);
   const url = await server.freshSchema();
-  const query = async <R extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return (await c.query<R>(sql, values)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-  await query(
-    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)',
-  );
-  for (const m of migrationFiles('postgres').filter((m) => m.version <= BEFORE)) {
-    await query(m.sql);
-    await query('INSERT INTO schema_migrations VALUES ($1, $2, 0)', [m.version, m.name]);
-  }
-  for (const [sql, values] of seed('postgres')) await query(sql, values);
+  const query = <R extends pg.QueryResultRow>(sql: string, values: unknown[] = []) => queryOnce<R>(url, sql, values);
+  await postgresAtSchema(url, BEFORE, seed('postgres'));
   await readsBack(t, url, async () =>
     (await query<{ u: boolean }>('SELECT policy_unknown AS u FROM flow_keys ORDER BY id')).map((r) => r.u),
   );

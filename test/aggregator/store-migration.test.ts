@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { openStore } from '../../aggregator/store/index.js';
 import type { FlowRecord } from '../../common/flow.js';
 import { migrationFiles } from '../../aggregator/store/migrations.js';
-import { testPostgres } from '../fixtures/postgres.js';
+import { sqliteAtSchema, postgresAtSchema } from '../fixtures/old-schema.js';
+import { queryOnce, testPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
 
@@ -246,17 +247,7 @@ async function readsBack(t: Test, db: string, rawReport: () => Promise<string>):
 
 t.test('SQLite: a database at the previous schema version migrates and reads back its data', async (t) => {
   const file = join(tempDir(t), 'verdict.db');
-  const old = new Database(file);
-  old.exec(
-    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)',
-  );
-  for (const m of migrationFiles('sqlite').filter((m) => m.version <= UPGRADE_FROM.sqlite)) {
-    old.exec(m.sql);
-    old.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 0);
-  }
-  for (const [sql, values] of seed('sqlite'))
-    old.prepare(sql).run(...(values.length ? [Object.fromEntries(values.map((v, i) => [i + 1, v]))] : []));
-  old.close();
+  sqliteAtSchema(file, UPGRADE_FROM.sqlite, seed('sqlite'));
   await readsBack(t, `sqlite:${file}`, async () => {
     const db = new Database(file, { readonly: true });
     try {
@@ -280,23 +271,8 @@ t.test('SQLite: a database at the previous schema version migrates and reads bac
 t.test('PostgreSQL: a database at the previous schema version migrates and reads back its data', async (t) => {
   const server = await testPostgres(t);
   const db = await server.freshSchema();
-  const query = async <R extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> => {
-    const c = new pg.Client({ connectionString: db });
-    await c.connect();
-    try {
-      return (await c.query<R>(sql, values)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-  await query(
-    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)',
-  );
-  for (const m of migrationFiles('postgres').filter((m) => m.version <= UPGRADE_FROM.postgres)) {
-    await query(m.sql);
-    await query('INSERT INTO schema_migrations VALUES ($1, $2, 0)', [m.version, m.name]);
-  }
-  for (const [sql, values] of seed('postgres')) await query(sql, values);
+  const query = <R extends pg.QueryResultRow>(sql: string, values: unknown[] = []) => queryOnce<R>(db, sql, values);
+  await postgresAtSchema(db, UPGRADE_FROM.postgres, seed('postgres'));
   t.same(
     (
       await query<{ c: string; ty: string }>(

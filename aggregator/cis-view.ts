@@ -28,6 +28,13 @@ export const CIS_VIEW_RESYNC_MS = 5_000;
 const CLUSTER_REREAD_MS = 60_000;
 /** Changes heard within this long are read together. */
 const GATHER_MS = 10;
+/**
+ * Past this many nodes, or this long since the first, what is gathered is read without waiting for the timer: under
+ * a burst (5,000 agents at once) one turn of the event loop handles seconds of streams' messages before timers run,
+ * and every change of the burst would otherwise be read at once by the first request after it.
+ */
+const GATHER_MAX_NODES = 200;
+const GATHER_MAX_MS = 50;
 /** Serialized summaries kept (one per threshold and benchmark asked for). */
 const ANSWERS_KEPT = 32;
 
@@ -66,6 +73,7 @@ export class CisView {
   private failure: unknown;
   private draining: Promise<void> | undefined;
   private gathering: NodeJS.Timeout | undefined;
+  private gatheringSince = 0;
   private resync: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
 
@@ -160,10 +168,17 @@ export class CisView {
       if (c.reason === 'link-up') this.linkDown = false;
       if (c.reason !== 'all-disconnected') this.dirtyCluster = true;
     }
-    this.gathering ??= setTimeout(() => {
+    if (this.gathering === undefined) {
+      this.gatheringSince = Date.now();
+      this.gathering = setTimeout(() => {
+        this.gathering = undefined;
+        void this.drain().catch(() => undefined);
+      }, GATHER_MS).unref();
+    } else if (this.dirtyNodes.size >= GATHER_MAX_NODES || Date.now() - this.gatheringSince >= GATHER_MAX_MS) {
+      clearTimeout(this.gathering);
       this.gathering = undefined;
-      void this.drain().catch(() => undefined);
-    }, GATHER_MS).unref();
+      queueMicrotask(() => void this.drain().catch(() => undefined));
+    }
   }
 
   /** Read what is marked to be read, until nothing is; one drain at a time, which every reader waits for. */

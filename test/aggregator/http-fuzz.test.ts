@@ -9,6 +9,7 @@ import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { fuzzParams } from '../fixtures/fuzz.js';
 import { servedRoutes } from '../fixtures/routes.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 // Property: whatever a client puts in the query string or the path parameters of
 // any GET route (random and unicode strings, huge, negative and non-finite
@@ -65,17 +66,7 @@ t.test(
     mkdirSync(join(dir, 'reports'));
     writeFileSync(join(dir, 'reports', 'weekly-cis.yaml'), REPORT);
     const agg = await startTestAggregator(t, { reportsDir: join(dir, 'reports') });
-    const hello = {
-      role: 'worker' as const,
-      labels: {},
-      kubeletVersion: 'v1.32.1',
-      kubernetesVersion: '',
-      osImage: '',
-      kernelVersion: '',
-      architecture: '',
-      agentVersion: '0.1.0',
-      bootId: 'b',
-    };
+    const hello = helloFields({ kubeletVersion: 'v1.32.1', agentVersion: '0.1.0' });
     await agg.store.recordHello({ name: 'n1', ...hello }, Date.now());
     await agg.store.recordBenchmarkRun('n1', 'b', 1, reportOf('n1', { '4.1.1': 'PASS', '4.2.1': 'FAIL' }), Date.now());
     await agg.store.recordFlowBatch(

@@ -1,20 +1,11 @@
 import t, { type Test } from 'tap';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 async function seeded(t: Test) {
   const agg = await startTestAggregator(t);
-  const hello = {
-    role: 'worker' as const,
-    labels: {},
-    kubeletVersion: 'v1.32.1',
-    kubernetesVersion: '',
-    osImage: '',
-    kernelVersion: '',
-    architecture: '',
-    agentVersion: '0.1.0',
-    bootId: 'b',
-  };
+  const hello = helloFields({ kubeletVersion: 'v1.32.1', agentVersion: '0.1.0' });
   await agg.store.recordHello({ name: 'good', ...hello }, Date.now());
   await agg.store.recordHello({ name: 'bad', ...hello }, Date.now());
   await agg.store.recordBenchmarkRun('good', 'b', 1, reportOf('good', { '4.1.1': 'PASS', '4.2.1': 'PASS' }), 2000);

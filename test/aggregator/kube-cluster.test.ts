@@ -9,6 +9,7 @@ import { runUntilSucceeded, startTestAggregator } from '../fixtures/aggregator.j
 import { startFakeApiServer } from '../fixtures/fake-apiserver.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 // GlobalReports watched from the cluster, their status written back, and Lease
 // leader election — against the stand-in API server of test/fixtures (the
@@ -294,17 +295,7 @@ t.test(
     const dbDir = tempDir(t);
     // A node the store knows from before, which the cluster no longer has.
     const pre = SqliteStore.open(`${dbDir}/v.db`);
-    const hello = {
-      role: 'worker' as const,
-      labels: {},
-      kubeletVersion: '',
-      kubernetesVersion: '',
-      osImage: '',
-      kernelVersion: '',
-      architecture: '',
-      agentVersion: '',
-      bootId: 'b',
-    };
+    const hello = helloFields();
     for (const n of ['kept', 'leaving', 'long-gone']) await pre.recordHello({ name: n, ...hello }, Date.now());
     await pre.close();
     const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, db: `sqlite:${dbDir}/v.db` });

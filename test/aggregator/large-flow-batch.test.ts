@@ -14,6 +14,7 @@ import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregat
 import { flow, T0 } from '../fixtures/flows.js';
 import { testPostgres } from '../fixtures/postgres.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 // Issue 10, defect 10: one FlowBatch near the 4 MiB message limit, of many tiny
 // flows, used to hold the aggregator's event loop for seconds while it was
@@ -219,21 +220,7 @@ t.test(
     t.teardown(() => store.close());
     t.same(await store.flowRows({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER }), [], 'no row of the batch');
     t.same(
-      await store.recordHello(
-        {
-          name: 'n1',
-          role: 'worker',
-          labels: {},
-          kubeletVersion: '',
-          kubernetesVersion: '',
-          osImage: '',
-          kernelVersion: '',
-          architecture: '',
-          agentVersion: '',
-          bootId: 'b1',
-        },
-        T0,
-      ),
+      await store.recordHello({ name: 'n1', ...helloFields({ bootId: 'b1' }) }, T0),
       { lastStoredSeq: 0 },
       'its seq is not recorded',
     );

@@ -13,6 +13,7 @@ import { testPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
 import { until } from '../fixtures/wait.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 // A store that cannot answer is an outage, not a bug: every API route answers
 // 503 VERDICT_STORE_UNAVAILABLE (clients retry), /readyz says not ready, and
@@ -25,17 +26,7 @@ spec:
   reportType: cis-benchmark
 `;
 
-const HELLO = {
-  role: 'worker' as const,
-  labels: {},
-  kubeletVersion: 'v1.32.1',
-  kubernetesVersion: '',
-  osImage: '',
-  kernelVersion: '',
-  architecture: '',
-  agentVersion: '0.1.0',
-  bootId: 'b',
-};
+const HELLO = helloFields({ kubeletVersion: 'v1.32.1', agentVersion: '0.1.0' });
 
 function reportsDir(t: Test): string {
   const dir = join(tempDir(t), 'reports');

@@ -2,6 +2,7 @@ import t from 'tap';
 import { startTestAggregator } from '../fixtures/aggregator.js';
 import { reportOf } from '../fixtures/reports.js';
 import { launch, openPage, show, skip } from './browser.js';
+import { helloFields } from '../fixtures/node-hello.js';
 
 // 5,000 nodes: the node table reads one page of them from the API (filtered, sorted and paged there), never the whole
 // list, so the page stays as light as with three.
@@ -9,17 +10,7 @@ const NODES = 5000;
 
 t.test('the node table on 5,000 nodes reads one page at a time', { skip }, async (t) => {
   const agg = await startTestAggregator(t);
-  const hello = {
-    role: 'worker' as const,
-    labels: {},
-    kubeletVersion: 'v1.32.1',
-    kubernetesVersion: '',
-    osImage: '',
-    kernelVersion: '',
-    architecture: '',
-    agentVersion: '0.1.0',
-    bootId: 'b',
-  };
+  const hello = helloFields({ kubeletVersion: 'v1.32.1', agentVersion: '0.1.0' });
   const names = Array.from({ length: NODES }, (_, i) => `node-${String(i).padStart(4, '0')}`);
   await Promise.all(
     names.map(async (name, i) => {

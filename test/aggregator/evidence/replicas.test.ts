@@ -4,24 +4,14 @@ import { openStore } from '../../../aggregator/store/index.js';
 import { testPostgres } from '../../fixtures/postgres.js';
 import { reportOf } from '../../fixtures/reports.js';
 import { archiveRun, REPORT } from './seeded-store.js';
+import { helloFields } from '../../fixtures/node-hello.js';
 
 t.test('PostgreSQL replicas archiving and storing at once keep each chain one line', async (t) => {
   const server = await testPostgres(t);
   const db = await server.freshSchema();
   const replicas = [await openStore(db), await openStore(db), await openStore(db)];
   t.teardown(() => Promise.all(replicas.map((r) => r.close())));
-  const hello = (name: string) => ({
-    name,
-    role: 'worker' as const,
-    labels: {},
-    kubeletVersion: '',
-    kubernetesVersion: '',
-    osImage: '',
-    kernelVersion: '',
-    architecture: '',
-    agentVersion: '',
-    bootId: 'b1',
-  });
+  const hello = (name: string) => ({ name, ...helloFields({ bootId: 'b1' }) });
   for (const [i, r] of replicas.entries()) await r.recordHello(hello(`n${i}`), 1);
   // Every replica archives runs of the same report at once, and stores scans of its own node (in seq order, as one
   // agent's stream arrives) while the others do.

@@ -11,6 +11,11 @@ const GATHER_MS = 20;
 /** A lost listening connection is opened again after this long. */
 const RELISTEN_AFTER_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A read on the listening connection that takes longer fails, and the connection is given up (opened again): readers
+ * wait for the view's reads, so a connection gone silent (no reset, no keepalive answer) must not hold them for good.
+ */
+const READ_TIMEOUT_MS = 10_000;
 
 interface Notice {
   /** The replica that sent it (a replica ignores its own). */
@@ -36,6 +41,8 @@ export class NodeChangeNotices {
   private cluster = false;
   private gathering: NodeJS.Timeout | undefined;
   private client: pg.Client | undefined;
+  /** Gives the current connection up (as if it had dropped). */
+  private loseClient: (() => void) | undefined;
   private relisten: NodeJS.Timeout | undefined;
   private listening = false;
   private closed = false;
@@ -100,6 +107,8 @@ export class NodeChangeNotices {
     const client = new pg.Client({
       ...this.config,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: READ_TIMEOUT_MS,
+      keepAlive: true,
       application_name: 'verdict-aggregator-listen',
     });
     let gone = false;
@@ -108,7 +117,7 @@ export class NodeChangeNotices {
       gone = true;
       client.end().catch(() => undefined);
       if (this.client === client) {
-        this.client = undefined;
+        this.client = this.loseClient = undefined;
         this.tell({ all: true, reason: 'link-lost' });
       }
       if (!this.closed) this.relisten ??= setTimeout(() => void this.connect(), RELISTEN_AFTER_MS).unref();
@@ -130,6 +139,7 @@ export class NodeChangeNotices {
       return;
     }
     this.client = client;
+    this.loseClient = lost;
     this.tell({ all: true, reason: 'link-up' });
   }
 
@@ -139,6 +149,11 @@ export class NodeChangeNotices {
    */
   connection(): pg.Client | undefined {
     return this.client;
+  }
+
+  /** A read on `client` failed: give the connection up (the link counts as lost until it listens again). */
+  giveUp(client: pg.Client): void {
+    if (this.client === client) this.loseClient?.();
   }
 
   private received(payload: string): void {

@@ -154,7 +154,16 @@ export class PostgresStore extends SqlStore {
   /** On the listening connection while it listens (node-changes.ts), else on the pool. */
   protected override get nodeReader(): Conn {
     const c = this.notices.connection();
-    return c ? connOf(c as unknown as pg.PoolClient) : this.reader;
+    if (!c) return this.reader;
+    const conn = connOf(c as unknown as pg.PoolClient);
+    const failed = (err: unknown): never => {
+      this.notices.giveUp(c);
+      throw err;
+    };
+    return {
+      all: <R>(sql: string, values?: unknown[]) => conn.all<R>(sql, values).catch(failed),
+      run: (sql, values) => conn.run(sql, values).catch(failed),
+    };
   }
 
   override watchNodes(listener: (change: NodeChange) => void): () => void {

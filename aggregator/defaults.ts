@@ -245,6 +245,11 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
     drainTimeoutMs: 60_000,
     /** On shutdown, open streams are given this long to end before the server is forced down. */
     closeGraceMs: 2000,
+    /**
+     * A benchmark run started further than this past the aggregator's clock is refused (invalid): the store keeps
+     * a node's latest run by start time, so one run dated in the future would hide every later scan of its node.
+     */
+    maxClockAheadMs: 10 * MINUTE_MS,
   },
 
   /** The report scheduler (SchedulerOptions; start delay and takeover come from their flags). */

@@ -32,6 +32,8 @@ export interface IngestOptions {
   maxStoreAttempts: number;
   /** How long an answer may wait for a client that stopped reading before its stream is ended, ms. */
   drainTimeoutMs: number;
+  /** A benchmark run started further than this past now() is refused as invalid, ms. */
+  maxClockAheadMs: number;
 }
 
 /** The ingest settings of aggregator/defaults.ts (maxMessageBytes: --max-message-bytes's default). */
@@ -41,6 +43,7 @@ export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
   now: Date.now,
   maxStoreAttempts: AGGREGATOR_DEFAULTS_TABLE.ingest.maxStoreAttempts,
   drainTimeoutMs: AGGREGATOR_DEFAULTS_TABLE.ingest.drainTimeoutMs,
+  maxClockAheadMs: AGGREGATOR_DEFAULTS_TABLE.ingest.maxClockAheadMs,
 };
 
 /** Failed store attempts per (node, boot id, seq), kept across streams: a resend arrives on a new one. Bounded. */
@@ -363,6 +366,19 @@ class AgentSession {
     if (!checked.ok) {
       await this.reject(seqForReject, 'invalid', 'VERDICT_INGEST_INVALID', `${what}: ${checked.problem}`);
       return;
+    }
+    if ('report' in checked.value) {
+      const ahead = Date.parse(checked.value.report.startedAt) - now;
+      if (ahead > options.maxClockAheadMs) {
+        await this.reject(
+          checked.value.seq,
+          'invalid',
+          'VERDICT_INGEST_INVALID',
+          `${what}: started_at is ${Math.round(ahead / 1000)} s ahead of the aggregator's clock ` +
+            `(at most ${options.maxClockAheadMs / 1000} s allowed); the node's clock needs fixing (NTP)`,
+        );
+        return;
+      }
     }
     const seq = checked.value.seq;
     if (seq <= this.lastSeq) {

@@ -25,12 +25,15 @@ interface Range {
 }
 
 function parseCidr(cidr: string): { addr: string; bits: number; family: 'ipv4' | 'ipv6' } | undefined {
-  const [addr = '', bitsText] = cidr.trim().split('/');
+  const [addr = '', bitsText, extra] = cidr.trim().split('/');
   const family = isIP(addr);
-  if (family === 0) return undefined;
+  // A zone (fe80::1%eth0) names an interface, not a range; a second '/' or a prefix that is not plain decimal
+  // digits ('', '0x8', '+8', '1e1', '08') is not a CIDR: Number() would read '' as /0, every address.
+  if (family === 0 || extra !== undefined || addr.includes('%')) return undefined;
   const max = family === 6 ? 128 : 32;
+  if (bitsText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(bitsText)) return undefined;
   const bits = bitsText === undefined ? max : Number(bitsText);
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) return undefined;
+  if (bits > max) return undefined;
   return { addr, bits, family: family === 6 ? 'ipv6' : 'ipv4' };
 }
 

@@ -74,11 +74,20 @@ export class InternalNetworks {
 
   constructor(cidrs: readonly string[] = []) {
     for (const c of cidrs) {
-      const [addr, bits] = c.split('/');
-      const family = isIP(addr ?? '');
-      if (!family || bits === undefined || !/^\d+$/.test(bits))
-        throw configError(`"${c}" is not a CIDR like 10.0.0.0/8`);
-      this.list.addSubnet(addr as string, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+      // One '/', an address without a zone (fe80::1%eth0 names an interface), a plain decimal prefix that fits.
+      const [addr = '', bits, extra] = c.split('/');
+      const family = isIP(addr);
+      const max = family === 6 ? 128 : 32;
+      if (
+        !family ||
+        addr.includes('%') ||
+        extra !== undefined ||
+        bits === undefined ||
+        !/^(0|[1-9][0-9]{0,2})$/.test(bits) ||
+        Number(bits) > max
+      )
+        throw configError(`${JSON.stringify(c)} is not a CIDR like 10.0.0.0/8`);
+      this.list.addSubnet(addr, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
     }
     this.size = cidrs.length;
   }

@@ -30,6 +30,12 @@ t.test('run flags are validated once, with messages that say what to do', async 
     [['--goldmane-ca', '/ca', '--goldmane-cert', '/c'], /go together/],
     [['--flows', 'netflow:/x'], /--flows takes/],
     [['--internal-cidr', '10.0.0.0'], /not a CIDR/],
+    // Each was read as a range before: '/' with nothing after it, a second '/', a zone, a prefix that fits no family.
+    [['--internal-cidr', '10.0.0.0/8/9'], /"10\.0\.0\.0\/8\/9" is not a CIDR/],
+    [['--internal-cidr', 'fe80::1%eth0/64'], /not a CIDR/],
+    [['--internal-cidr', '10.0.0.0/08'], /not a CIDR/],
+    [['--internal-cidr', '10.0.0.0/33'], /not a CIDR/],
+    [['--internal-cidr', '10.0.0.0/8,1.2.3.4/\n'], /not a CIDR/],
     [['--flow-window-ms', '5'], /--flow-window-ms must be an integer of at least 100/],
   ] as const)
     t.throws(() => parseRunArgs([...base, ...args]), { message }, args.join(' '));

@@ -3,7 +3,13 @@ import { InternalRanges } from './cidr.js';
 import { podConfiguration } from './decide.js';
 import type { Doc } from './document.js';
 import { compilePolicy, compileTier, policyObjectKind } from './policies.js';
-import { compileHostEndpoint, hostEndpointRows, isHostEndpointObject } from './host-endpoints.js';
+import {
+  compileHostEndpoint,
+  hostEndpointRows,
+  isHostEndpointObject,
+  labelTexts,
+  unfoldedEvidence,
+} from './host-endpoints.js';
 import { compileNetworkSet, networkSetObjectKind } from './network-sets.js';
 import type {
   ConfigHostEndpoint,
@@ -209,21 +215,9 @@ function newEndpoint(
     namespace,
     name,
     pods: 0,
-    labels: Object.keys(last.labels)
-      .map((k) => `${k}=${last.labels[k]}`)
-      .sort(),
+    labels: labelTexts(last.labels),
     serviceAccount: last.serviceAccount,
-    ingressProtected: true,
-    egressProtected: true,
-    ingressFromInternet: false,
-    egressToInternet: false,
-    ingressFromOtherNamespace: false,
-    egressToOtherNamespace: false,
-    ingressNamespaces: [],
-    egressNamespaces: [],
-    appliedPolicies: [],
-    stagedPolicies: [],
-    envoyEnabled: false,
+    ...unfoldedEvidence(),
     ...(withServices ? { services: [] } : {}),
   };
 }

@@ -29,6 +29,45 @@ export function compileHostEndpoint(d: Doc): ConfigHostEndpoint {
   };
 }
 
+/** Labels as a report lists them: "key=value", sorted. */
+export function labelTexts(labels: Readonly<Record<string, string>>): string[] {
+  return Object.keys(labels)
+    .map((k) => `${k}=${labels[k]}`)
+    .sort();
+}
+
+/**
+ * The evidence of an endpoint before any piece of the interval is folded in: protected until a piece is not, no
+ * traffic allowed until a piece allows it (shared by pod workloads in configured.ts and host endpoints here).
+ */
+export function unfoldedEvidence(): {
+  ingressProtected: boolean;
+  egressProtected: boolean;
+  ingressFromInternet: boolean;
+  egressToInternet: boolean;
+  ingressFromOtherNamespace: boolean;
+  egressToOtherNamespace: boolean;
+  ingressNamespaces: string[];
+  egressNamespaces: string[];
+  appliedPolicies: string[];
+  stagedPolicies: string[];
+  envoyEnabled: false;
+} {
+  return {
+    ingressProtected: true,
+    egressProtected: true,
+    ingressFromInternet: false,
+    egressToInternet: false,
+    ingressFromOtherNamespace: false,
+    egressToOtherNamespace: false,
+    ingressNamespaces: [],
+    egressNamespaces: [],
+    appliedPolicies: [],
+    stagedPolicies: [],
+    envoyEnabled: false,
+  };
+}
+
 /**
  * A host endpoint's row, in the shape of configured.ts's ConfiguredEndpoint (which it is assignable to; declared here
  * so the two modules do not import each other): no pods, no service account, no namespace.
@@ -85,21 +124,9 @@ export function hostEndpointRows(
             namespace: '',
             name: host.name,
             pods: 0,
-            labels: Object.keys(host.labels)
-              .map((k) => `${k}=${host.labels[k]}`)
-              .sort(),
+            labels: labelTexts(host.labels),
             serviceAccount: '',
-            ingressProtected: true,
-            egressProtected: true,
-            ingressFromInternet: false,
-            egressToInternet: false,
-            ingressFromOtherNamespace: false,
-            egressToOtherNamespace: false,
-            ingressNamespaces: [],
-            egressNamespaces: [],
-            appliedPolicies: [],
-            stagedPolicies: [],
-            envoyEnabled: false,
+            ...unfoldedEvidence(),
             node: host.node,
           },
           sets: { ingress: new Set(), egress: new Set(), applied: new Set(), staged: new Set() },

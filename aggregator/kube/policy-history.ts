@@ -4,6 +4,15 @@ import { POLICY_RESOURCES, watchedVersionId } from '../reports/policy-resources.
 import type { Store, StoredAuditEvent } from '../store/index.js';
 import { ResourceWatch, type KubeObject, type KubeStoreComponentOptions, type WatchEventType } from './watch.js';
 
+interface ExistingObject {
+  apiGroup: string;
+  resource: string;
+  namespace: string;
+  name: string;
+  /** The last version seen, for the deletion recorded when a relist no longer has the object. */
+  metadata: KubeObject['metadata'];
+}
+
 export interface PolicyHistoryOptions extends KubeStoreComponentOptions {
   /** Called with the versions just stored for the first time (tamper alerts, policy-change counters). */
   onStored?: (fresh: StoredAuditEvent[]) => Promise<void>;
@@ -28,10 +37,7 @@ export class PolicyHistory {
   private readonly now: () => number;
   private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void>;
   /** The objects that exist now, by [group, resource, namespace, name] (network access asks which were in force). */
-  private readonly existing = new Map<
-    string,
-    { apiGroup: string; resource: string; namespace: string; name: string }
-  >();
+  private readonly existing = new Map<string, ExistingObject>();
 
   constructor({ kube, store, log, now = Date.now, onStored = async () => {} }: PolicyHistoryOptions) {
     this.store = store;
@@ -47,6 +53,7 @@ export class PolicyHistory {
           path,
           log: log.child({ resource: `${resource}.${group}` }),
           onEvent: (type, obj) => this.record(group, resource, type, obj),
+          onListed: (items) => this.reconcile(group, resource, items),
         }),
       ];
     });
@@ -58,7 +65,31 @@ export class PolicyHistory {
 
   /** The watched objects that exist now (their versions are in the store). */
   current(): { apiGroup: string; resource: string; namespace: string; name: string }[] {
-    return [...this.existing.values()];
+    return [...this.existing.values()].map(({ apiGroup, resource, namespace, name }) => ({
+      apiGroup,
+      resource,
+      namespace,
+      name,
+    }));
+  }
+
+  /**
+   * After a relist (a 410 Gone, a dropped watch): an object seen before that the list no longer has was deleted while
+   * not watched. Its deletion is recorded now (the time it was noticed, not when it happened; the event says so), so
+   * it is not taken as in force from then on and a tamper alert is raised for it like for a watched deletion.
+   */
+  private reconcile(group: string, resource: string, items: KubeObject[]): void {
+    const listed = new Set(items.map((o) => keyOf(group, resource, o.metadata.namespace ?? '', o.metadata.name)));
+    for (const [key, seen] of [...this.existing]) {
+      if (seen.apiGroup !== group || seen.resource !== resource || listed.has(key)) continue;
+      this.record(
+        group,
+        resource,
+        'DELETED',
+        { metadata: seen.metadata },
+        'absent from a relist: deleted while the watch was down',
+      );
+    }
   }
 
   /** Stop watching and store what was recorded (a shutdown keeps every version seen). */
@@ -67,13 +98,17 @@ export class PolicyHistory {
     await this.flush();
   }
 
-  private record(group: string, resource: string, type: WatchEventType, obj: KubeObject): void {
+  private record(group: string, resource: string, type: WatchEventType, obj: KubeObject, noticed?: string): void {
     const m = obj.metadata;
     const verb = type === 'SYNC' ? 'observe' : type === 'ADDED' ? 'create' : type === 'MODIFIED' ? 'update' : 'delete';
     const ref = { apiGroup: group, resource, namespace: m.namespace ?? '', name: m.name };
-    const key = JSON.stringify([group, resource, ref.namespace, m.name]);
+    const key = keyOf(group, resource, ref.namespace, m.name);
     if (verb === 'delete') this.existing.delete(key);
-    else this.existing.set(key, ref);
+    else
+      this.existing.set(key, {
+        ...ref,
+        metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion },
+      });
     // Bounded like webhook events (a CRD with preserve-unknown-fields can nest deeply), one level
     // down because the object sits inside the event; the stored event says what was cut.
     const bounded = boundJson(obj, STORED_EVENT_MAX_DEPTH - 1);
@@ -99,6 +134,7 @@ export class PolicyHistory {
         source: 'watch',
         objectRef: { apiGroup: group, resource, namespace: m.namespace, name: m.name },
         ...(verb === 'delete' ? {} : { responseObject: bounded.value, ...cut }),
+        ...(noticed ? { verdictNoticed: noticed } : {}),
       },
     });
     void this.flush();
@@ -122,4 +158,8 @@ export class PolicyHistory {
     });
     return this.flushing;
   }
+}
+
+function keyOf(group: string, resource: string, namespace: string, name: string): string {
+  return JSON.stringify([group, resource, namespace, name]);
 }

@@ -306,11 +306,6 @@ export interface Store {
   recordPods(pods: PodSighting[], atMs: number, deleted: boolean): Promise<void>;
   /** Pods that existed at any time in [fromMs, toMs); undefined when no pod history reaches back to fromMs. */
   podsDuring(fromMs: number, toMs: number): Promise<PodSighting[] | undefined>;
-  /**
-   * A page of the pods that existed in [fromMs, toMs), by uid after `afterUid` (byte order), each with when it was
-   * first seen and deleted and its label versions from the one in force at fromMs; undefined when no pod history
-   * reaches back to fromMs.
-   */
   /** Namespaces seen now (labels) or deleted (null): a version is kept when one is new or changed. */
   recordNamespaces(seen: { name: string; labels: Record<string, string> | null }[], atMs: number): Promise<void>;
   /** Each namespace's versions over [fromMs, toMs), from the one in force at fromMs; undefined when none reach back. */
@@ -320,6 +315,11 @@ export interface Store {
    * may have recorded one created after this list): deleted while not watched, gone from `atMs`.
    */
   recordPodsGoneExcept(uids: string[], atMs: number, notSeenSinceMs: number): Promise<number>;
+  /**
+   * A page of the pods that existed in [fromMs, toMs), by uid after `afterUid` (byte order), each with when it was
+   * first seen and deleted and its label versions from the one in force at fromMs; undefined when no pod history
+   * reaches back to fromMs.
+   */
   podLifetimes(
     fromMs: number,
     toMs: number,

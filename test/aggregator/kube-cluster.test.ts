@@ -281,6 +281,56 @@ t.test(
 );
 
 t.test(
+  'a policy deleted while the watch was down (absent from the relist after 410 Gone) is recorded deleted and alerted',
+  async (t) => {
+    const api = await startFakeApiServer(t, tempDir(t));
+    const path = '/apis/networking.k8s.io/v1/networkpolicies';
+    const np = (name: string, rv: string) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name, namespace: 'payments', uid: `uid-${name}`, resourceVersion: rv },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    });
+    api.lists.set(path, [np('kept', '50'), np('removed-unseen', '51')]);
+    const agg = await startTestAggregator(t, { kubeconfig: api.kubeconfig, protectedNamespaces: ['payments'] });
+    const events = async () => agg.store.auditEvents(0, Date.now() + 1);
+    await until(
+      async () => (await events()).filter((e) => e.verb === 'observe').length === 2,
+      'both listed versions are the baseline',
+    );
+    await until(
+      () => api.calls.some((c) => c.path.startsWith(`${path}?`) && c.path.includes('watch=1')),
+      'watching network policies',
+    );
+    // Deleted while no watch saw it: the list no longer has it and no DELETED event is sent. The watch then learns
+    // its version is too old and lists again.
+    api.lists.set(path, [np('kept', '50')]);
+    api.expireListWatches(path);
+    await until(async () => (await events()).some((e) => e.verb === 'delete'), 'the absence is recorded as a deletion');
+    const deletes = (await events()).filter((e) => e.verb === 'delete');
+    t.same(
+      deletes.map((e) => [e.name, e.auditId, (e.event as { verdictNoticed?: string }).verdictNoticed]),
+      [
+        [
+          'removed-unseen',
+          'watch:uid-removed-unseen:51:deleted',
+          'absent from a relist: deleted while the watch was down',
+        ],
+      ],
+      'only the object the relist lacks, once, saying how it was noticed',
+    );
+    const metrics = await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text();
+    t.match(metrics, /verdict_policy_tamper_alerts_total\{kind="networkpolicies"\} 1\b/, 'one tamper alert for it');
+    // A second relist with the same list records nothing more: the relist is handled before the next watch opens.
+    const watches = () => api.calls.filter((c) => c.path.startsWith(`${path}?`) && c.path.includes('watch=1')).length;
+    const before = watches();
+    api.expireListWatches(path);
+    await until(() => watches() > before, 'listed again and watching');
+    t.equal((await events()).filter((e) => e.verb === 'delete').length, 1, 'the deletion is recorded once');
+  },
+);
+
+t.test(
   'a node deleted from the cluster leaves the node list; nodes already gone are dropped on the first list',
   async (t) => {
     const api = await startFakeApiServer(t, tempDir(t));

@@ -38,6 +38,9 @@ export class PolicyHistory {
   private readonly onStored: (fresh: StoredAuditEvent[]) => Promise<void>;
   /** The objects that exist now, by [group, resource, namespace, name] (network access asks which were in force). */
   private readonly existing = new Map<string, ExistingObject>();
+  /** Resources whose first list was compared with the stored history; the comparisons under way (stop waits). */
+  private readonly comparedWithStore = new Set<string>();
+  private readonly pendingStoreChecks: Promise<void>[] = [];
 
   constructor({ kube, store, log, now = Date.now, onStored = async () => {} }: PolicyHistoryOptions) {
     this.store = store;
@@ -80,6 +83,11 @@ export class PolicyHistory {
    */
   private reconcile(group: string, resource: string, items: KubeObject[]): void {
     const listed = new Set(items.map((o) => keyOf(group, resource, o.metadata.namespace ?? '', o.metadata.name)));
+    const resourceKey = `${group}/${resource}`;
+    if (!this.comparedWithStore.has(resourceKey)) {
+      this.comparedWithStore.add(resourceKey);
+      this.pendingStoreChecks.push(this.compareWithStore(group, resource, listed, this.now()));
+    }
     for (const [key, seen] of [...this.existing]) {
       if (seen.apiGroup !== group || seen.resource !== resource || listed.has(key)) continue;
       this.record(
@@ -95,7 +103,44 @@ export class PolicyHistory {
   /** Stop watching and store what was recorded (a shutdown keeps every version seen). */
   async stop(): Promise<void> {
     for (const w of this.watches) w.stop();
+    await Promise.all(this.pendingStoreChecks);
     await this.flush();
+  }
+
+  /**
+   * The first list after start: an object the stored history holds as existing that the list lacks was deleted while
+   * no aggregator watched (this one was down, or not yet deployed with this store). Only history older than the list
+   * counts, and objects a watch event brought back meanwhile are left alone.
+   */
+  private async compareWithStore(group: string, resource: string, listed: Set<string>, listedAt: number) {
+    try {
+      const stored = (await this.store.auditObjectsExisting?.(group, resource, listedAt)) ?? [];
+      for (const e of stored) {
+        const key = keyOf(group, resource, e.namespace, e.name);
+        if (listed.has(key) || this.existing.has(key)) continue;
+        const meta = (e.event as { responseObject?: { metadata?: { uid?: unknown; resourceVersion?: unknown } } })
+          ?.responseObject?.metadata;
+        const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+        const metadata = {
+          name: e.name,
+          namespace: e.namespace || undefined,
+          uid: text(meta?.uid),
+          resourceVersion: text(meta?.resourceVersion),
+        };
+        this.record(
+          group,
+          resource,
+          'DELETED',
+          { metadata },
+          'absent from the first list after start: deleted while not watched',
+        );
+      }
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message, resource: `${resource}.${group}` },
+        'cannot compare the first list with the stored policy history; deletions while not watched are not recorded',
+      );
+    }
   }
 
   private record(group: string, resource: string, type: WatchEventType, obj: KubeObject, noticed?: string): void {

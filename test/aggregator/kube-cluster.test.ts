@@ -331,6 +331,58 @@ t.test(
 );
 
 t.test(
+  'a policy deleted while no aggregator watched (in the stored history, absent from the first list) is recorded deleted',
+  async (t) => {
+    const api = await startFakeApiServer(t, tempDir(t));
+    const path = '/apis/networking.k8s.io/v1/networkpolicies';
+    const np = (name: string, rv: string) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name, namespace: 'payments', uid: `uid-${name}`, resourceVersion: rv },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    });
+    // What an earlier aggregator on this store recorded an hour ago: both policies listed (watch versions).
+    const { SqliteStore } = await import('../../aggregator/store/sqlite.js');
+    const dbDir = tempDir(t);
+    const pre = SqliteStore.open(`${dbDir}/v.db`);
+    const seenAt = Date.now() - 3600_000;
+    await pre.recordAuditEvents(
+      ['kept', 'gone'].map((name, i) => ({
+        auditId: `watch:uid-${name}:${40 + i}:`,
+        stageMs: seenAt,
+        verb: 'observe',
+        resource: 'networkpolicies',
+        apiGroup: 'networking.k8s.io',
+        namespace: 'payments',
+        name,
+        username: '',
+        event: { source: 'watch', responseObject: np(name, String(40 + i)) },
+      })),
+    );
+    await pre.close();
+    api.lists.set(path, [np('kept', '40')]);
+    const agg = await startTestAggregator(t, {
+      kubeconfig: api.kubeconfig,
+      db: `sqlite:${dbDir}/v.db`,
+      protectedNamespaces: ['payments'],
+    });
+    const deletes = async () => (await agg.store.auditEvents(0, Date.now() + 1)).filter((e) => e.verb === 'delete');
+    await until(async () => (await deletes()).length > 0, 'the policy gone while not watched is recorded deleted');
+    t.same(
+      (await deletes()).map((e) => [e.name, e.auditId, (e.event as { verdictNoticed?: string }).verdictNoticed]),
+      [['gone', 'watch:uid-gone:41:deleted', 'absent from the first list after start: deleted while not watched']],
+    );
+    await until(
+      async () =>
+        /verdict_policy_tamper_alerts_total\{kind="networkpolicies"\} 1\b/.test(
+          await (await fetch(`http://127.0.0.1:${agg.httpPort}/metrics`)).text(),
+        ),
+      'one tamper alert for it',
+    );
+  },
+);
+
+t.test(
   'a node deleted from the cluster leaves the node list; nodes already gone are dropped on the first list',
   async (t) => {
     const api = await startFakeApiServer(t, tempDir(t));

@@ -123,9 +123,11 @@ export async function policyVersions(
   const deletedSince = await watchedVersionsIn(store, toMs, Math.max(toMs, Date.now()) + 1, (e) => e.verb === 'delete');
   const objects = new Map<string, { apiGroup: string; resource: string; namespace: string; name: string }>();
   for (const o of [...known.current(), ...changes, ...deletedSince]) objects.set(objectKey(o), o);
-  const before = await store.latestAuditEvents([...objects.values()], fromMs);
+  // The latest watched version of each: the audit webhook stores the same change beside it, and taking the latest of
+  // either kind then dropped the object whenever the webhook's event happened to come last.
+  const before = await store.latestAuditEvents([...objects.values()], fromMs, true);
   const byObject = new Map<string, StoredAuditEvent[]>();
-  for (const e of [...before.filter(isWatchedVersion), ...changes]) {
+  for (const e of [...before, ...changes]) {
     const k = objectKey(e);
     byObject.set(k, [...(byObject.get(k) ?? []), e]);
   }

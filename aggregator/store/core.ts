@@ -124,6 +124,7 @@ export abstract class SqlStore implements Store {
   abstract latestAuditEvents(
     objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
     beforeMs: number,
+    onlyWatched?: boolean,
   ): Promise<StoredAuditEvent[]>;
 
   private readonly nodeWatchers = new Set<(change: NodeChange) => void>();
@@ -691,7 +692,34 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteAuditEventsBefore(beforeMs: number): Promise<number> {
-    return this.writer.run('DELETE FROM audit_events WHERE stage_ms < $1', [beforeMs]);
+    // A policy that has not changed since before the horizon is still in force: its latest watched version before the
+    // horizon is what network access and diffs start from, so it stays (one row per object) unless it is a deletion.
+    const later = this.d.byteOrder('b.audit_id');
+    const mine = this.d.byteOrder('audit_events.audit_id');
+    return this.writer.run(
+      `DELETE FROM audit_events WHERE stage_ms < $1 AND NOT (audit_id LIKE 'watch:%' AND verb <> 'delete'
+         AND NOT EXISTS (SELECT 1 FROM audit_events b WHERE b.audit_id LIKE 'watch:%' AND b.stage_ms < $1
+           AND b.api_group = audit_events.api_group AND b.resource = audit_events.resource
+           AND b.namespace = audit_events.namespace AND b.name = audit_events.name
+           AND (b.stage_ms > audit_events.stage_ms OR (b.stage_ms = audit_events.stage_ms AND ${later} > ${mine}))))`,
+      [beforeMs],
+    );
+  }
+
+  /**
+   * The objects of one resource whose latest event is older than `beforeMs` and not a deletion: what the history holds
+   * as existing (a watch that starts compares them with its first list; one absent was deleted while not watched).
+   * An object with any event at or after `beforeMs` is left out: something newer speaks for it.
+   */
+  async auditObjectsExisting(apiGroup: string, resource: string, beforeMs: number): Promise<StoredAuditEvent[]> {
+    const rows = await this.reader.all<AuditEventRow>(
+      `SELECT a.* FROM audit_events a WHERE a.api_group = $1 AND a.resource = $2 AND a.stage_ms < $3 AND a.verb <> 'delete'
+         AND NOT EXISTS (SELECT 1 FROM audit_events b WHERE b.api_group = a.api_group AND b.resource = a.resource
+           AND b.namespace = a.namespace AND b.name = a.name
+           AND (b.stage_ms > a.stage_ms OR (b.stage_ms = a.stage_ms AND ${this.d.byteOrder('b.audit_id')} > ${this.d.byteOrder('a.audit_id')})))`,
+      [apiGroup, resource, beforeMs],
+    );
+    return rows.map(toAuditEvent);
   }
 
   /**

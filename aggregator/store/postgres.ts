@@ -460,13 +460,14 @@ export class PostgresStore extends SqlStore {
   async latestAuditEvents(
     objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
     beforeMs: number,
+    onlyWatched = false,
   ): Promise<StoredAuditEvent[]> {
     if (objects.length === 0) return [];
     const rows = await this.reader.all<AuditEventRow>(
       `SELECT DISTINCT ON (e.api_group, e.resource, e.namespace, e.name) e.*
        FROM audit_events e JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(g, r, ns, n)
          ON e.api_group = o.g AND e.resource = o.r AND e.namespace = o.ns AND e.name = o.n
-       WHERE e.stage_ms < $5
+       WHERE e.stage_ms < $5${onlyWatched ? " AND e.audit_id LIKE 'watch:%'" : ''}
        ORDER BY e.api_group, e.resource, e.namespace, e.name, e.stage_ms DESC, e.audit_id COLLATE "C" DESC`,
       [
         objects.map((o) => o.apiGroup),

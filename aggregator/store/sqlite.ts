@@ -496,6 +496,7 @@ export class SqliteStore extends SqlStore {
   async latestAuditEvents(
     objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
     beforeMs: number,
+    onlyWatched = false,
   ): Promise<StoredAuditEvent[]> {
     const seen = new Set<string>();
     const unique = objects.filter((o) => {
@@ -511,7 +512,7 @@ export class SqliteStore extends SqlStore {
       if (next > 0) await slice.next();
       next = await this.read((db) => {
         const q = db.prepare(
-          'SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ? ORDER BY stage_ms DESC, audit_id DESC LIMIT 1',
+          `SELECT * FROM audit_events WHERE api_group = ? AND resource = ? AND namespace = ? AND name = ? AND stage_ms < ?${onlyWatched ? " AND audit_id LIKE 'watch:%'" : ''} ORDER BY stage_ms DESC, audit_id DESC LIMIT 1`,
         );
         let i = next;
         for (; i < unique.length && (i === next || !slice.isUp()); i++) {

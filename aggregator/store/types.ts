@@ -325,7 +325,10 @@ export interface Store {
     toMs: number,
     page: { afterUid?: string; limit: number },
   ): Promise<PodLifetime[] | undefined>;
-  /** Retention: delete audit events (and watched policy versions) older than `beforeMs`; answers how many. */
+  /**
+   * Retention: delete audit events (and watched policy versions) older than `beforeMs`, but for each object its
+   * latest watched version before then unless that is a deletion (the version still in force); answers how many.
+   */
   deleteAuditEventsBefore(beforeMs: number): Promise<number>;
   /**
    * For each object, its latest event before `beforeMs` (the version a diff starts from); objects without one are left
@@ -334,5 +337,12 @@ export interface Store {
   latestAuditEvents(
     objects: { apiGroup: string; resource: string; namespace: string; name: string }[],
     beforeMs: number,
+    /** Only the aggregator's own watched versions (ids "watch:..."), not audit webhook events. */
+    onlyWatched?: boolean,
   ): Promise<StoredAuditEvent[]>;
+  /**
+   * The objects of one resource whose latest event is older than `beforeMs` and not a deletion (optional: stand-in
+   * stores of tests may leave it out).
+   */
+  auditObjectsExisting?(apiGroup: string, resource: string, beforeMs: number): Promise<StoredAuditEvent[]>;
 }

@@ -313,6 +313,35 @@ function contract(t: Test, backend: Backend): void {
     t.equal((await s.listNodes())[0]?.connected, false);
   });
 
+  t.test(
+    'the objects of a resource the history holds as existing before a time (a first list compares them)',
+    async (t) => {
+      const s = await freshStore(t, backend);
+      await s.recordAuditEvents([
+        auditEventOf('a1', T0 + 1_000),
+        auditEventOf('a2', T0 + 2_000, { verb: 'update' }),
+        auditEventOf('b1', T0 + 1_500, { name: 'other' }),
+        auditEventOf('b2', T0 + 4_000, { name: 'other', verb: 'delete' }),
+        auditEventOf('c1', T0 + 1_000, { name: 'late' }),
+        auditEventOf('c2', T0 + 8_000, { name: 'late', verb: 'update' }),
+        // Two events at one instant: the greater audit id (byte order) is the later, here a deletion.
+        auditEventOf('d1', T0 + 1_000, { name: 'tie' }),
+        auditEventOf('d2', T0 + 1_000, { name: 'tie', verb: 'delete' }),
+        auditEventOf('e1', T0 + 1_000, { name: 'calico', apiGroup: 'projectcalico.org' }),
+      ]);
+      const existing = async (beforeMs: number) =>
+        (await s.auditObjectsExisting?.('networking.k8s.io', 'networkpolicies', beforeMs))
+          ?.map((e) => e.auditId)
+          .sort();
+      // Hand-derived: default-deny's latest is a2 (an update); other was deleted (b2); late has c2 at or after 5s, so
+      // something newer speaks for it and it is left out; tie's latest is its deletion; e1 is another group.
+      t.same(await existing(T0 + 5_000), ['a2']);
+      t.same(await existing(T0 + 3_000), ['a2'], 'other has a later event (its deletion): left out');
+      t.same(await existing(T0 + 9_000), ['a2', 'c2']);
+      t.same(await existing(T0), [], 'nothing before the first event');
+    },
+  );
+
   t.test('the latest audit event per object before a time, for diffs without reading all history', async (t) => {
     const s = await freshStore(t, backend);
     await s.recordAuditEvents([
@@ -341,6 +370,57 @@ function contract(t: Test, backend: Backend): void {
       ['a2', 'a3'],
     );
   });
+
+  t.test(
+    'watched versions: the one in force survives retention; the latest watched one ignores webhook events',
+    async (t) => {
+      const s = await freshStore(t, backend);
+      await s.recordAuditEvents([
+        // "stable": listed once long ago, never changed since: still in force.
+        auditEventOf('watch:u-stable:10:', T0 + 1_000, { name: 'stable', verb: 'observe' }),
+        // "changed": two watched versions before the horizon and the webhook's copy of the second, after it.
+        auditEventOf('watch:u-changed:11:', T0 + 1_000, { name: 'changed', verb: 'observe' }),
+        auditEventOf('watch:u-changed:12:', T0 + 2_000, { name: 'changed', verb: 'update' }),
+        auditEventOf('hook-changed', T0 + 2_001, { name: 'changed', verb: 'update' }),
+        // "gone": deleted before the horizon.
+        auditEventOf('watch:u-gone:13:', T0 + 1_000, { name: 'gone', verb: 'observe' }),
+        auditEventOf('watch:u-gone:13:deleted', T0 + 2_000, { name: 'gone', verb: 'delete' }),
+        // "later": its version before the horizon is still needed for intervals before its next change.
+        auditEventOf('watch:u-later:14:', T0 + 1_000, { name: 'later', verb: 'observe' }),
+        auditEventOf('watch:u-later:15:', T0 + 6_000, { name: 'later', verb: 'update' }),
+      ]);
+      const objects = ['stable', 'changed', 'gone', 'later'].map((name) => ({
+        apiGroup: 'networking.k8s.io',
+        resource: 'networkpolicies',
+        namespace: 'shop',
+        name,
+      }));
+      t.same(
+        (await s.latestAuditEvents(objects, T0 + 3_000)).map((e) => e.auditId).sort(),
+        ['hook-changed', 'watch:u-gone:13:deleted', 'watch:u-later:14:', 'watch:u-stable:10:'],
+        'the latest of any kind: the webhook copy for "changed"',
+      );
+      t.same(
+        (await s.latestAuditEvents(objects, T0 + 3_000, true)).map((e) => e.auditId).sort(),
+        ['watch:u-changed:12:', 'watch:u-gone:13:deleted', 'watch:u-later:14:', 'watch:u-stable:10:'],
+        'only watched versions: the watched copy for "changed"',
+      );
+      // Hand-derived: before T0+5s, the superseded watch:u-changed:11:, the webhook event and both of "gone" go; each
+      // object's latest watched non-deletion before the horizon stays.
+      t.equal(
+        await s.deleteAuditEventsBefore(T0 + 5_000),
+        4,
+        'retention deletes the superseded, the deleted, the webhook',
+      );
+      t.same((await s.auditEvents(0, T0 + 10_000)).map((e) => e.auditId).sort(), [
+        'watch:u-changed:12:',
+        'watch:u-later:14:',
+        'watch:u-later:15:',
+        'watch:u-stable:10:',
+      ]);
+      t.equal(await s.deleteAuditEventsBefore(T0 + 5_000), 0, 'a second pass keeps the same versions');
+    },
+  );
 
   t.test('pod history: first seen stays, last seen moves, deletion is kept; pods during an interval', async (t) => {
     const s = await freshStore(t, backend);

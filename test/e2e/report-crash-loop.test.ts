@@ -43,7 +43,9 @@ function launch(t: Test, db: string, reports: string, heapMb?: number) {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': the process can be gone while its last log lines still sit in the pipe; 'close' comes after
+  // stdout and stderr ended, so every line it wrote has been read (the takeover line was missed once in CI).
+  const exit = new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   let exited = false;
   void exit.then(() => (exited = true));
   t.teardown(async () => {

@@ -336,6 +336,8 @@ function retention(config: AggregatorConfig, store: Store, metrics: AggregatorMe
       const r = await store.compactFlows(now - config.flowRollupAfterMs, now - config.flowRetentionMs);
       const audits = await store.deleteAuditEventsBefore(now - config.auditRetentionMs);
       if (audits > 0) log.info({ deleted: audits }, 'audit events past retention deleted');
+      const history = (await store.deletePodHistoryBefore?.(now - config.auditRetentionMs)) ?? 0;
+      if (history > 0) log.info({ deleted: history }, 'pod and namespace history past retention deleted');
       if (r.rolledUp > 0) metrics.flowsCompacted.inc({ what: 'rolled_up' }, r.rolledUp);
       if (r.deleted > 0) metrics.flowsCompacted.inc({ what: 'deleted' }, r.deleted);
       if (r.rolledUp + r.deleted > 0) log.info(r, 'flow buckets compacted');

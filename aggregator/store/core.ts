@@ -5,6 +5,7 @@ import {
   type NamespaceVersion,
 } from './namespace-versions.js';
 import { podLifetimePage, podVersionRows, POD_LABEL_VERSIONS, type PodLifetime } from './pod-lifetimes.js';
+import { deletePodHistory, objectsExisting } from './history-retention.js';
 import type { FlowRecord } from '../../common/flow.js';
 import type { ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
@@ -707,19 +708,21 @@ export abstract class SqlStore implements Store {
   }
 
   /**
+   * Retention of pod and namespace history, as of audit events: pods deleted before `beforeMs` go with their label
+   * versions, and a label version (a pod's, a namespace's) replaced at or before `beforeMs` goes; the version in force
+   * at `beforeMs` stays, so intervals after it are judged as before. Answers how many rows went.
+   */
+  async deletePodHistoryBefore(beforeMs: number): Promise<number> {
+    return this.tx((c) => deletePodHistory(c, beforeMs));
+  }
+
+  /**
    * The objects of one resource whose latest event is older than `beforeMs` and not a deletion: what the history holds
    * as existing (a watch that starts compares them with its first list; one absent was deleted while not watched).
    * An object with any event at or after `beforeMs` is left out: something newer speaks for it.
    */
   async auditObjectsExisting(apiGroup: string, resource: string, beforeMs: number): Promise<StoredAuditEvent[]> {
-    const rows = await this.reader.all<AuditEventRow>(
-      `SELECT a.* FROM audit_events a WHERE a.api_group = $1 AND a.resource = $2 AND a.stage_ms < $3 AND a.verb <> 'delete'
-         AND NOT EXISTS (SELECT 1 FROM audit_events b WHERE b.api_group = a.api_group AND b.resource = a.resource
-           AND b.namespace = a.namespace AND b.name = a.name
-           AND (b.stage_ms > a.stage_ms OR (b.stage_ms = a.stage_ms AND ${this.d.byteOrder('b.audit_id')} > ${this.d.byteOrder('a.audit_id')})))`,
-      [apiGroup, resource, beforeMs],
-    );
-    return rows.map(toAuditEvent);
+    return (await objectsExisting(this.reader, this.d, apiGroup, resource, beforeMs)).map(toAuditEvent);
   }
 
   /**

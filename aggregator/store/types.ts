@@ -326,6 +326,11 @@ export interface Store {
     page: { afterUid?: string; limit: number },
   ): Promise<PodLifetime[] | undefined>;
   /**
+   * Retention of pod and namespace history: pods deleted before `beforeMs` with their label versions, and label
+   * versions replaced at or before it; the versions in force then stay (optional for stand-in stores of tests).
+   */
+  deletePodHistoryBefore?(beforeMs: number): Promise<number>;
+  /**
    * Retention: delete audit events (and watched policy versions) older than `beforeMs`, but for each object its
    * latest watched version before then unless that is a deletion (the version still in force); answers how many.
    */

@@ -422,6 +422,59 @@ function contract(t: Test, backend: Backend): void {
     },
   );
 
+  t.test('retention of pod and namespace history keeps what is in force at the horizon', async (t) => {
+    const s = await freshStore(t, backend);
+    const pod = (uid: string, labels: Record<string, string>) => ({
+      uid,
+      namespace: 'shop',
+      name: `web-${uid}`,
+      labels,
+      serviceAccount: 'default',
+      hostNetwork: false,
+    });
+    await s.recordPods([pod('a', { v: '1' }), pod('b', {}), pod('c', {})], T0 + 1_000, false);
+    await s.recordPods([pod('a', { v: '2' })], T0 + 2_000, false);
+    await s.recordPods([pod('b', {})], T0 + 3_000, true);
+    await s.recordPods([pod('c', {})], T0 + 7_000, true);
+    await s.recordPods([pod('a', { v: '3' })], T0 + 8_000, false);
+    await s.recordNamespaces(
+      [
+        { name: 'shop', labels: { x: '1' } },
+        { name: 'old', labels: {} },
+      ],
+      T0 + 1_000,
+    );
+    await s.recordNamespaces([{ name: 'shop', labels: { x: '2' } }], T0 + 2_000);
+    await s.recordNamespaces([{ name: 'old', labels: null }], T0 + 3_000);
+    const after = async () => ({
+      pods: (await s.podLifetimes(T0 + 5_000, T0 + 10_000, { limit: 100 }))?.map((p) => [
+        p.uid,
+        p.versions.map((v) => v.labels.v ?? ''),
+      ]),
+      // A deleted namespace (null labels) is no namespace to selectors: retention may drop it.
+      namespaces: (await s.namespaceVersions(T0 + 5_000, T0 + 10_000))
+        ?.filter((n) => n.labels !== null)
+        .map((n) => [n.name, JSON.parse(JSON.stringify(n.labels)) as unknown]),
+    });
+    const before = await after();
+    t.ok(((await s.deletePodHistoryBefore?.(T0 + 5_000)) ?? 0) > 0, 'rows went');
+    // Hand-derived: b was deleted at 3s (gone with its versions); a's {v:1} was replaced at 2s (gone), {v:2} is in
+    // force at 5s (stays); c was deleted at 7s, after the horizon (stays); shop's {x:1} replaced at 2s goes; old was
+    // deleted at 3s (all of it goes). What an interval after the horizon sees does not change.
+    t.same(await after(), before, 'intervals after the horizon are judged as before');
+    t.same(before.pods, [
+      ['a', ['2', '3']],
+      ['c', ['']],
+    ]);
+    t.same(before.namespaces, [['shop', { x: '2' }]]);
+    t.same(
+      (await s.podsDuring(T0 + 1_000, T0 + 10_000))?.map((p) => p.uid).sort(),
+      ['a', 'c'],
+      'the pod deleted before the horizon is gone from the history',
+    );
+    t.equal(await s.deletePodHistoryBefore?.(T0 + 5_000), 0, 'a second pass deletes nothing');
+  });
+
   t.test('pod history: first seen stays, last seen moves, deletion is kept; pods during an interval', async (t) => {
     const s = await freshStore(t, backend);
     t.equal(await s.podsDuring(0, T0), undefined, 'no history yet');

@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import t from 'tap';
 import { InternalRanges, isCidr } from '../../aggregator/network-access/cidr.js';
 
-// A policy net (Calico nets, Cilium fromCIDR) is judged "the internet" unless wholly inside a private or --internal-cidr
-// range; text that is not a CIDR is the cautious answer, the internet. Hand-derived cases, then properties.
+// A policy net (Calico nets, Cilium fromCIDR) is judged "the internet" unless wholly inside a private or
+// --internal-cidr range; text that is not a CIDR is the cautious answer, the internet. Hand-derived cases, then
+// properties.
 const runs = Number(process.env.FUZZ_RUNS ?? 200);
 
 t.test('hand-derived nets', async (t) => {

@@ -1,6 +1,7 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { processLogger } from '../common/process-log.js';
 import { checkTlsMaterial, mutualTlsFlags } from '../common/mutual-tls.js';
 import { VERDICT_VERSION } from '../common/version.js';
 import {
@@ -169,7 +170,7 @@ export function checkRunFiles(config: RunConfig): void {
 export async function runCommand(args: string[]): Promise<number> {
   const { config, values } = readRunArgs(args);
   checkRunFiles(config);
-  const log = pino({ level: config.logLevel, base: { program: 'verdict-agent', node: config.nodeName } });
+  const log = processLogger('verdict-agent', config.logLevel, { node: config.nodeName });
   log.info(
     {
       version: VERDICT_VERSION,

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { processLogger } from '../common/process-log.js';
 import { listenFailure } from '../common/cli-failure.js';
 import { checkTlsMaterial } from '../common/mutual-tls.js';
 import { inClusterConnection, KubeClient, kubeconfigConnection } from '../common/kube-client.js';
@@ -399,7 +400,7 @@ function clusterCisComponent(
  */
 export async function startAggregator(
   config: AggregatorConfig,
-  log: Logger = pino({ level: config.logLevel, base: { program: 'verdict-aggregator' } }),
+  log: Logger = processLogger('verdict-aggregator', config.logLevel),
 ): Promise<RunningAggregator> {
   // Settings and credentials first: a bad file fails before anything is opened.
   const { kube, reviewer } = kubeConnection(config);

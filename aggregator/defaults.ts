@@ -263,6 +263,8 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
     retryMaxDelayMs: 30 * MINUTE_MS,
     /** Missed scheduled intervals created at most, per report, when a leader resumes. */
     maxCatchUpRuns: 100,
+    /** On-demand runs of one report queued or running at once; POST .../runs answers 429 past it. */
+    maxWaitingOnDemandRuns: 10,
     /** Runs read per report for its last success (metrics) and its GlobalReport status. */
     recentRunsPerReport: 100,
   },

@@ -3,7 +3,8 @@ import { toCsv } from '../../common/csv.js';
 import type { ReportResult } from '../reports/result.js';
 import { documentFile, documentFileNames } from '../reports/report-file.js';
 import { reportSource } from '../reports/registry.js';
-import { reportStatus } from '../reports/scheduler.js';
+import { VerdictError } from '../../common/errors.js';
+import { reportStatus, TOO_MANY_WAITING_RUNS } from '../reports/scheduler.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
 import { readerOf, type HttpAuthorizer } from './access.js';
 import { registerEvidenceRoutes } from './evidence.js';
@@ -227,7 +228,14 @@ function runReportNow(app: App, reports: Reports): void {
       if (typeof interval === 'string')
         return reply.status(400).send({ error: 'VERDICT_BAD_REQUEST', message: interval });
       const { startMs, endMs } = interval;
-      const run = await reports.scheduler.runNow(def, startMs, endMs);
+      let run;
+      try {
+        run = await reports.scheduler.runNow(def, startMs, endMs);
+      } catch (err) {
+        if (err instanceof VerdictError && err.code === TOO_MANY_WAITING_RUNS)
+          return reply.status(429).send({ error: err.code, message: err.detail });
+        throw err;
+      }
       req.log.info({ report: name, run: run.id, user: readerOf(req) }, 'on-demand report run requested');
       return reply.status(202).send({ id: run.id, status: run.status });
     },

@@ -3,6 +3,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import { AGGREGATOR_DEFAULTS } from '../config.js';
 import { AGGREGATOR_DEFAULTS_TABLE } from '../defaults.js';
+import { VerdictError } from '../../common/errors.js';
 import type { ReportRunRecord, Store } from '../store/index.js';
 import { isValid, toDefinition, type ReportDefinition } from './globalreport.js';
 import type { ReportRegistry } from './registry.js';
@@ -20,6 +21,8 @@ export interface SchedulerOptions {
   retryDelayMs: (attempt: number) => number;
   /** Missed scheduled runs created at most per report per tick (a long outage does not flood). */
   maxCatchUp: number;
+  /** On-demand runs of one report queued or running at once; one more is refused (runNow throws). */
+  maxWaitingOnDemand: number;
   /**
    * A run another process left "running" longer than this is assumed dead with
    * that process and queued again by the leader (0 with a single replica, where
@@ -29,6 +32,9 @@ export interface SchedulerOptions {
 }
 
 const SCHEDULER = AGGREGATOR_DEFAULTS_TABLE.scheduler;
+
+/** runNow refused: too many on-demand runs of the report wait already (HTTP 429). */
+export const TOO_MANY_WAITING_RUNS = 'VERDICT_TOO_MANY_WAITING_RUNS';
 
 /**
  * The scheduler settings of aggregator/defaults.ts (startDelayMs: --report-start-delay's default); staleRunMs 0 is a
@@ -40,6 +46,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: Omit<SchedulerOptions, 'now'> = {
   maxRetries: SCHEDULER.maxRetries,
   retryDelayMs: (attempt) => Math.min(SCHEDULER.retryBaseDelayMs * 2 ** (attempt - 1), SCHEDULER.retryMaxDelayMs),
   maxCatchUp: SCHEDULER.maxCatchUpRuns,
+  maxWaitingOnDemand: SCHEDULER.maxWaitingOnDemandRuns,
   staleRunMs: 0,
 };
 
@@ -294,8 +301,22 @@ export class ReportScheduler {
     return prev ? prev.getTime() : seen;
   }
 
-  /** An on-demand run over any interval; starts at the next round. */
+  /**
+   * An on-demand run over any interval; starts at the next round. Refused (TOO_MANY_WAITING_RUNS) while
+   * maxWaitingOnDemand on-demand runs of the report are queued or running: each may read a whole interval's flows,
+   * and a client looping on the route would otherwise queue work without end.
+   */
   async runNow(def: ReportDefinition, startMs: number, endMs: number): Promise<ReportRunRecord> {
+    const recent = await this.store.reportRuns(def.name, SCHEDULER.recentRunsPerReport);
+    const waiting = recent.filter(
+      (r) => r.trigger === 'on-demand' && (r.status === 'queued' || r.status === 'running'),
+    );
+    if (waiting.length >= this.options.maxWaitingOnDemand)
+      throw new VerdictError(
+        TOO_MANY_WAITING_RUNS,
+        `${waiting.length} on-demand runs of report ${def.name} are queued or running (at most ` +
+          `${this.options.maxWaitingOnDemand}); wait for one to finish (GET /api/v1/reports/${def.name}/runs), then ask again`,
+      );
     const run = newRun(def, 'on-demand', startMs, endMs, this.options.now(), this.options.now());
     await this.store.createReportRun(run);
     void this.tick();

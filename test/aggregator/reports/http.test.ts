@@ -487,3 +487,37 @@ t.test(
     t.match(metrics, /verdict_report_runs_total\{report="policy-changes",result="succeeded"\} 1/);
   },
 );
+
+t.test(
+  'POST runs: past 10 waiting on-demand runs of a report, 429 with what to do; other reports unaffected',
+  async (t) => {
+    const { agg, call } = await setup(t);
+    // Ten on-demand runs not due before tomorrow: queued, none started.
+    const tomorrow = Date.now() + 86_400_000;
+    for (let i = 0; i < 10; i++)
+      await agg.store.createReportRun({
+        id: `00000000-0000-4000-8000-0000000001${String(i).padStart(2, '0')}`,
+        report: 'weekly-cis',
+        reportType: 'cis-benchmark',
+        trigger: 'on-demand',
+        status: 'queued',
+        attempts: 0,
+        intervalStartMs: tomorrow - 2 * 86_400_000,
+        intervalEndMs: tomorrow - 86_400_000,
+        notBeforeMs: tomorrow,
+        createdMs: Date.now(),
+        inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' },
+      });
+    const body = { start: '2026-11-19T00:00:00Z', end: '2026-11-20T00:00:00Z' };
+    const refused = await call('POST', '/api/v1/reports/weekly-cis/runs', ADMIN, body);
+    t.equal(refused.status, 429);
+    t.match(refused.json, {
+      error: 'VERDICT_TOO_MANY_WAITING_RUNS',
+      message:
+        /^10 on-demand runs of report weekly-cis are queued or running \(at most 10\); wait for one to finish \(GET \/api\/v1\/reports\/weekly-cis\/runs\)/,
+    });
+    t.equal((await agg.store.reportRuns('weekly-cis', 100)).length, 10, 'nothing stored for the refused request');
+    t.equal((await call('POST', '/api/v1/reports/policy-changes/runs', ADMIN, body)).status, 202, 'another report');
+    t.equal((await call('GET', '/healthz')).status, 200, 'and the aggregator serves on');
+  },
+);

@@ -197,6 +197,42 @@ t.test(
   },
 );
 
+t.test(
+  'on-demand runs waiting per report are capped: one more is refused with what to do, until one finishes',
+  async (t) => {
+    // A follower (no lead) never starts runs, so the on-demand runs stay queued; the cap here is 3.
+    const s = setup(t, { leader: async () => false, options: { maxWaitingOnDemand: 3 } });
+    s.clock.set('2026-11-20T10:20:00Z');
+    const def = s.registry.get('hourly')!;
+    const from = at('2026-11-19T00:00:00Z');
+    const to = at('2026-11-20T00:00:00Z');
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await s.scheduler.runNow(def, from, to)).id);
+    // Scheduled runs do not count against the cap.
+    await s.store.createReportRun({
+      id: '00000000-0000-4000-8000-0000000000aa',
+      report: 'hourly',
+      reportType: 'cis-benchmark',
+      trigger: 'scheduled',
+      status: 'queued',
+      attempts: 0,
+      intervalStartMs: from,
+      intervalEndMs: to,
+      notBeforeMs: to,
+      createdMs: to,
+      inputs: { apiVersion: 'projectcalico.org/v3', spec: { reportType: 'cis-benchmark' }, origin: 'test' },
+    });
+    await t.rejects(s.scheduler.runNow(def, from, to), {
+      code: 'VERDICT_TOO_MANY_WAITING_RUNS',
+      message: /3 on-demand runs of report hourly are queued or running \(at most 3\); wait for one to finish/,
+    });
+    t.equal((await s.store.reportRuns('hourly', 20)).length, 4, 'the refused run was not stored');
+    t.ok(await s.store.transitionReportRun(ids[0]!, 'queued', { status: 'failed', finishedMs: to, error: 'x' }));
+    t.match(await s.scheduler.runNow(def, from, to), { status: 'queued', trigger: 'on-demand' }, 'a slot again');
+    await t.rejects(s.scheduler.runNow(def, from, to), { code: 'VERDICT_TOO_MANY_WAITING_RUNS' });
+  },
+);
+
 t.test('only the leader schedules; a new leader creates the runs that were missed', async (t) => {
   let leader = false;
   const s = setup(t, { leader: async () => leader });

@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import Type from 'typebox';
 import { sha256Hex } from '../evidence/canonical.js';
+import type { ChainCheck } from '../evidence/chain.js';
 import { checkStoredChains, runDownloads } from '../evidence/run-evidence.js';
 import type { App, HttpDeps } from './deps.js';
 import { ErrorReplies } from './schemas.js';
@@ -29,6 +30,21 @@ const Verification = Type.Object({
   chains: Type.Array(ChainCheck),
   signingPublicKey: Nullable(Type.String({ description: 'PEM SPKI of --signing-key, null without one' })),
 });
+
+const HIDDEN_NODE = '(node hidden: reading node names needs get on nodes)';
+
+/** A chain check with every scan's node name replaced, in ids and messages alike. */
+function withoutNodeNames(check: ChainCheck): ChainCheck {
+  return {
+    ...check,
+    breaks: check.breaks.map((b) => {
+      const named = b.id !== null && /^scan \S+ \(node .*\)$/.test(b.id) ? b.id : undefined;
+      if (named === undefined) return b;
+      const hidden = named.replace(/\(node .*\)$/, HIDDEN_NODE);
+      return { ...b, id: hidden, message: b.message.split(named).join(hidden) };
+    }),
+  };
+}
 
 /** The public key as one header value: the PEM's base64 body (DER SPKI; `openssl pkey -pubin -inform DER` reads it). */
 const keyHeader = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
@@ -119,9 +135,13 @@ export function registerEvidenceRoutes(app: App, deps: HttpDeps): void {
         scanLinksOnly: true,
         ...(run ? { run } : {}),
       });
+      // Every report's chain is anchored in the scan chain, so its breaks are shown to every reader of the report;
+      // the node names in them only to one who may read nodes.
+      const mayReadNodes = (await deps.authorizer.authorize(req, { verb: 'get', resource: 'nodes' })).allowed;
+      const shown = mayReadNodes ? chains : chains.map(withoutNodeNames);
       return {
         ok: chains.every((c) => c.breaks.length === 0),
-        chains,
+        chains: shown,
         signingPublicKey: signer?.publicKeyPem ?? null,
       };
     },

@@ -9,7 +9,7 @@ import { packageRoot } from '../../../common/package-root.js';
 import { startTestAggregator } from '../../fixtures/aggregator.js';
 import { tempDir } from '../../fixtures/tmp.js';
 import { findTool, skipUnlessFound } from '../../fixtures/tools.js';
-import { archiveRun, REPORT, sqliteBackend } from './seeded-store.js';
+import { archiveRun, REPORT, seededDb, sqliteBackend } from './seeded-store.js';
 
 const AGGREGATOR = join(packageRoot(), 'dist', 'aggregator', 'cli.js');
 const run = promisify(execFile);
@@ -195,6 +195,45 @@ t.test('the evidence routes are access-controlled per report like the other repo
     const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
     t.equal(r.status, 403, `${path} with a token for another report`);
   }
+});
+
+t.test('verify: a reader of the report sees scan-chain breaks; their node names only with get on nodes', async (t) => {
+  const dir = tempDir(t);
+  const { db, scans } = await seededDb(t, sqliteBackend);
+  await sqliteBackend.tamper(db, [`UPDATE benchmark_runs SET chain_seq = 100 WHERE id = ${scans[1]}`]);
+  writeFileSync(
+    join(dir, 'tokens.yaml'),
+    'tokens:\n' +
+      `- {user: report-only, token: report-only-token-0123, verbs: [get], reports: [${REPORT}]}\n` +
+      `- {user: with-nodes, token: with-nodes-token-01234, verbs: [get], reports: [${REPORT}], resources: [globalreports, nodes]}\n`,
+  );
+  const agg = await startTestAggregator(t, { db, httpTokensFile: join(dir, 'tokens.yaml') });
+  const verify = async (token: string) => {
+    const r = await fetch(`http://127.0.0.1:${agg.httpPort}/api/v1/reports/${REPORT}/verify`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    t.equal(r.status, 200);
+    const body = (await r.json()) as {
+      ok: boolean;
+      chains: { chain: string; breaks: { id: string; message: string }[] }[];
+    };
+    return { ok: body.ok, scans: body.chains.find((c) => c.chain === 'scans')!.breaks };
+  };
+  const full = await verify('with-nodes-token-01234');
+  t.equal(full.ok, false);
+  t.ok(full.scans.length > 0, 'the renumbered scan breaks the scan chain');
+  t.ok(
+    full.scans.some((b) => b.id === `scan ${scans[1]} (node n1)`),
+    'a reader of nodes sees which node',
+  );
+  const limited = await verify('report-only-token-0123');
+  t.equal(limited.ok, false, 'the other reader is told the chain is broken too');
+  t.equal(limited.scans.length, full.scans.length, 'the same breaks');
+  t.same(
+    limited.scans.map((b) => b.id),
+    full.scans.map((b) => b.id?.replace(/\(node n1\)$/, '(node hidden: reading node names needs get on nodes)')),
+  );
+  t.notOk(JSON.stringify(limited).includes('n1'), 'the node name appears nowhere');
 });
 
 t.test('a --signing-key that is missing or not Ed25519 stops the start with one line, exit 2', async (t) => {

@@ -5,6 +5,7 @@ import type { Doc } from './document.js';
 import { compilePolicy, compileTier, policyObjectKind } from './policies.js';
 import {
   compileHostEndpoint,
+  type EndpointEvidence,
   hostEndpointRows,
   isHostEndpointObject,
   labelTexts,
@@ -69,7 +70,7 @@ export interface ClusterConfiguration {
 }
 
 /** One endpoint (a workload: the pods one flow-log name stands for) as the configuration protects it. */
-export interface ConfiguredEndpoint {
+export interface ConfiguredEndpoint extends EndpointEvidence {
   /** "namespace/workload", the name flow records give it. */
   endpoint: string;
   namespace: string;
@@ -78,20 +79,6 @@ export interface ConfiguredEndpoint {
   /** The first pod's labels ("key=value", sorted) and service account (report scope). */
   labels: string[];
   serviceAccount: string;
-  /** Every pod had an enforced ingress (egress) policy applying throughout the interval. */
-  ingressProtected: boolean;
-  egressProtected: boolean;
-  /** At some point in the interval the configuration let some internet / other-namespace traffic in (out). */
-  ingressFromInternet: boolean;
-  egressToInternet: boolean;
-  ingressFromOtherNamespace: boolean;
-  egressToOtherNamespace: boolean;
-  /** The other namespaces it let traffic in from / out to at some point. */
-  ingressNamespaces: string[];
-  egressNamespaces: string[];
-  appliedPolicies: string[];
-  stagedPolicies: string[];
-  envoyEnabled: boolean;
   /** "namespace/name" of the services selecting a pod; undefined when services are not known. */
   services?: string[];
   /** A Calico host endpoint's node: its flows name it by the node (felix's flow-log aggregated name for a hep). */

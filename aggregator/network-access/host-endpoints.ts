@@ -36,23 +36,29 @@ export function labelTexts(labels: Readonly<Record<string, string>>): string[] {
     .sort();
 }
 
-/**
- * The evidence of an endpoint before any piece of the interval is folded in: protected until a piece is not, no
- * traffic allowed until a piece allows it (shared by pod workloads in configured.ts and host endpoints here).
- */
-export function unfoldedEvidence(): {
+/** What the configuration says of one endpoint over the interval (pod workloads and host endpoints alike). */
+export interface EndpointEvidence {
+  /** Every pod had an enforced ingress (egress) policy applying throughout the interval. */
   ingressProtected: boolean;
   egressProtected: boolean;
+  /** At some point in the interval the configuration let some internet / other-namespace traffic in (out). */
   ingressFromInternet: boolean;
   egressToInternet: boolean;
   ingressFromOtherNamespace: boolean;
   egressToOtherNamespace: boolean;
+  /** The other namespaces it let traffic in from / out to at some point. */
   ingressNamespaces: string[];
   egressNamespaces: string[];
   appliedPolicies: string[];
   stagedPolicies: string[];
-  envoyEnabled: false;
-} {
+  envoyEnabled: boolean;
+}
+
+/**
+ * The evidence of an endpoint before any piece of the interval is folded in: protected until a piece is not, no
+ * traffic allowed until a piece allows it (shared by pod workloads in configured.ts and host endpoints here).
+ */
+export function unfoldedEvidence(): EndpointEvidence & { envoyEnabled: false } {
   return {
     ingressProtected: true,
     egressProtected: true,
@@ -72,23 +78,13 @@ export function unfoldedEvidence(): {
  * A host endpoint's row, in the shape of configured.ts's ConfiguredEndpoint (which it is assignable to; declared here
  * so the two modules do not import each other): no pods, no service account, no namespace.
  */
-export interface HostEndpointRow {
+export interface HostEndpointRow extends EndpointEvidence {
   endpoint: string;
   namespace: '';
   name: string;
   pods: 0;
   labels: string[];
   serviceAccount: '';
-  ingressProtected: boolean;
-  egressProtected: boolean;
-  ingressFromInternet: boolean;
-  egressToInternet: boolean;
-  ingressFromOtherNamespace: boolean;
-  egressToOtherNamespace: boolean;
-  ingressNamespaces: string[];
-  egressNamespaces: string[];
-  appliedPolicies: string[];
-  stagedPolicies: string[];
   envoyEnabled: false;
   node: string;
 }

@@ -29,3 +29,42 @@ t.test('log lines written right before an abort reach stdout', async (t) => {
     'all three lines, in order, as JSON with the base fields',
   );
 });
+
+// ...and a reader that lags does not stop the process: 5,000 lines (1.3 MB, twenty times a pipe's 64 KiB) are logged
+// while nobody reads the pipe; the child carries on to its next statement, and every line arrives once read.
+// (sonic-boom's synchronous mode sleeps 100 ms at a time until the reader has read: the child never gets there.)
+t.test('a full pipe does not block the logging process; every line arrives, in order', async (t) => {
+  const module = join(packageRoot(), 'dist', 'common', 'process-log.js');
+  const script = `
+    const { processLogger } = await import(${JSON.stringify(module)});
+    const log = processLogger('verdict-test', 'info');
+    for (let i = 0; i < 5000; i++) log.info({ i, pad: 'x'.repeat(200) }, 'agent disconnected');
+    process.stderr.write('logged\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const logged = await new Promise<boolean>((resolve) => {
+    const bound = setTimeout(() => resolve(false), 30_000);
+    child.stderr.on('data', (b: Buffer) => {
+      if (b.toString().includes('logged')) {
+        clearTimeout(bound);
+        resolve(true);
+      }
+    });
+  });
+  t.ok(logged, 'the child logged everything while its stdout was not read');
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stdout.resume();
+  await closed;
+  const seq = out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { i: number }).i);
+  t.equal(seq.length, 5000, 'every line');
+  t.ok(
+    seq.every((v, k) => v === k),
+    'in order, none twice',
+  );
+});

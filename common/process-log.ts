@@ -10,5 +10,11 @@ import { pino, type Logger } from 'pino';
  * of the pipe lags (seconds of a blocked event loop for a burst of 5,000 agents' lines to a slow reader).
  */
 export function processLogger(program: string, level: string, base: Record<string, string> = {}): Logger {
+  // The reader of the pipe gone (EPIPE) is no reason to die: there is no one left to tell. Anything else is.
+  if (!process.stdout.listeners('error').includes(ignoreBrokenPipe)) process.stdout.on('error', ignoreBrokenPipe);
   return pino({ level, base: { program, ...base } }, process.stdout);
+}
+
+function ignoreBrokenPipe(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
 }

@@ -68,3 +68,25 @@ t.test('a full pipe does not block the logging process; every line arrives, in o
     'in order, none twice',
   );
 });
+
+t.test('the reader of stdout gone: logging goes on, the process does not die of EPIPE', async (t) => {
+  const module = join(packageRoot(), 'dist', 'common', 'process-log.js');
+  const script = `
+    const { processLogger } = await import(${JSON.stringify(module)});
+    const log = processLogger('verdict-test', 'info');
+    log.info('first');
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 2000; i++) log.info({ i, pad: 'x'.repeat(200) }, 'after the reader left');
+    await new Promise((r) => setTimeout(r, 100));
+    process.stderr.write('still here\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  // The first line read, the reading end is closed.
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  t.equal(code, 0, 'exit 0');
+  t.match(err, /^still here\n$/, 'it went on, and nothing on stderr');
+});

@@ -1,13 +1,17 @@
 import type { StoredClusterScan } from './cluster-cis/scan.js';
 import { CisTotals, type CheckFailures } from './compute/cis-totals.js';
-import type { Thresholds } from './compute/cis.js';
+import type { NodeRowSource, Thresholds } from './compute/cis.js';
 import type { NodeChange, NodeCisSummary, NodeLiveness, Store } from './store/index.js';
 
-/** A node as the CIS summary and /metrics see it. */
+/** A node as the CIS summary, /metrics and `/api/v1/nodes` see it. */
 export interface NodeView {
   name: string;
   connected: boolean;
   lastSeenMs: number;
+  /** As its agent's latest Hello says. */
+  role: NodeLiveness['role'];
+  kubeletVersion: string;
+  agentVersion: string;
   /** Its latest run's summary; undefined before the first run. */
   summary: NodeCisSummary | undefined;
 }
@@ -61,6 +65,8 @@ export class CisView {
   private clusterVersion = 0;
   private clusterReadMs = 0;
   private readonly listeners: NodeViewListener[] = [];
+  /** The nodes by name in UTF-8 byte order, as the store lists them (undefined: a node came or went since). */
+  private ordered: Entry[] | undefined;
   /** Titles of failing checks by benchmark and id (a check's title is the benchmark's, whichever run names it). */
   private readonly titles = new Map<string, string>();
   private readonly answers = new Map<string, { version: string; body: string }>();
@@ -90,6 +96,24 @@ export class CisView {
   /** Every node held, in the order first read. */
   all(): IterableIterator<NodeView> {
     return this.nodes.values();
+  }
+
+  /**
+   * Every node as `GET /api/v1/nodes` lists it, by name in UTF-8 byte order (the store's order), after a read():
+   * the list is answered from memory, not by joining nodes, runs and summaries at each request (issue 13).
+   */
+  async nodeList(): Promise<NodeRowSource[]> {
+    await this.read();
+    this.ordered ??= byteOrder([...this.nodes.values()]);
+    return this.ordered.map((e) => ({
+      name: e.name,
+      role: e.role,
+      kubeletVersion: e.kubeletVersion,
+      agentVersion: e.agentVersion,
+      connected: e.connected,
+      lastSeenMs: e.lastSeenMs,
+      latest: e.summary,
+    }));
   }
 
   clusterScan(): StoredClusterScan | undefined {
@@ -241,15 +265,28 @@ export class CisView {
         name: r.name,
         connected: r.connected,
         lastSeenMs: r.lastSeenMs,
+        role: r.role,
+        kubeletVersion: r.kubeletVersion,
+        agentVersion: r.agentVersion,
         summary: undefined,
         latestRunId: r.latestRunId,
         summaryOf: 'unread',
       };
       this.nodes.set(r.name, e);
+      this.ordered = undefined;
       this.tell(e);
-    } else if (e.connected !== r.connected || e.lastSeenMs !== r.lastSeenMs) {
+    } else if (
+      e.connected !== r.connected ||
+      e.lastSeenMs !== r.lastSeenMs ||
+      e.role !== r.role ||
+      e.kubeletVersion !== r.kubeletVersion ||
+      e.agentVersion !== r.agentVersion
+    ) {
       e.connected = r.connected;
       e.lastSeenMs = r.lastSeenMs;
+      e.role = r.role;
+      e.kubeletVersion = r.kubeletVersion;
+      e.agentVersion = r.agentVersion;
       this.tell(e);
     }
     e.latestRunId = r.latestRunId;
@@ -293,6 +330,7 @@ export class CisView {
 
   private drop(name: string): void {
     if (!this.nodes.delete(name)) return;
+    this.ordered = undefined;
     this.totals.set(name, undefined);
     for (const l of this.listeners) l(name, undefined);
   }
@@ -300,4 +338,11 @@ export class CisView {
   private tell(e: Entry): void {
     for (const l of this.listeners) l(e.name, e);
   }
+}
+
+/** The nodes by name in UTF-8 byte order (code point order; JavaScript's < compares UTF-16 code units). */
+function byteOrder(nodes: Entry[]): Entry[] {
+  const keyed = nodes.map((e) => ({ e, key: Buffer.from(e.name) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map((k) => k.e);
 }

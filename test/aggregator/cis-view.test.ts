@@ -4,10 +4,10 @@ import fc from 'fast-check';
 import pg from 'pg';
 import t, { type Test } from 'tap';
 import { CisView } from '../../aggregator/cis-view.js';
-import { clusterSummary, mostFailedChecks, type Thresholds } from '../../aggregator/compute/cis.js';
+import { clusterSummary, mostFailedChecks, nodeRows, type Thresholds } from '../../aggregator/compute/cis.js';
 import { AggregatorMetrics } from '../../aggregator/metrics.js';
 import { openStore, type NodeHello, type Store } from '../../aggregator/store/index.js';
-import type { CheckResult } from '../../common/scan-report.js';
+import type { CheckResult, NodeRole } from '../../common/scan-report.js';
 import { fuzzParams } from '../fixtures/fuzz.js';
 import { testPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
@@ -19,9 +19,11 @@ import { until } from '../fixtures/wait.js';
 // resends, Hellos, disconnects (also by a stream that is no longer the node's), heartbeats, nodes forgotten, every
 // node marked disconnected — what is kept must equal what a reading of the store from scratch gives: the summary as
 // compute/cis.ts makes it from store.cisSummaries(), and the CIS series as an aggregator that reads the store at
-// every scrape exports them. Real SQLite and real PostgreSQL; on PostgreSQL also across two replicas.
+// every scrape exports them, and the `/api/v1/nodes` rows as made from store.listNodes(). Real SQLite and real
+// PostgreSQL; on PostgreSQL also across two replicas.
 
-const NODES = ['n1', 'n2', 'n3', 'we"ird\\n'];
+// The last two sort apart in UTF-8 byte order (the store's) and in UTF-16 code unit order (JavaScript's <).
+const NODES = ['n1', 'n2', 'n3', 'we"ird\\n', 'n\uFFFD', 'n\u{1F600}'];
 const CHECKS = ['1.1.1', '1.1.2', '4.2.1', '4.2.9', '4.2.10'];
 const OPTIONS: (Thresholds & { benchmark?: string })[] = [
   { highThreshold: 100, medThreshold: 50 },
@@ -30,11 +32,11 @@ const OPTIONS: (Thresholds & { benchmark?: string })[] = [
 ];
 const NOT_A_NODE = 'no kubelet found under /host';
 
-const hello = (name: string, bootId: string): NodeHello => ({
+const hello = (name: string, bootId: string, kubeletVersion = 'v1.32.1', role: NodeRole = 'worker'): NodeHello => ({
   name,
-  role: 'worker',
+  role,
   labels: {},
-  kubeletVersion: 'v1.32.1',
+  kubeletVersion,
   kubernetesVersion: 'v1.32.1',
   osImage: '',
   kernelVersion: '',
@@ -44,7 +46,7 @@ const hello = (name: string, bootId: string): NodeHello => ({
 });
 
 type Op =
-  | { op: 'hello'; node: string; agoMin: number }
+  | { op: 'hello'; node: string; agoMin: number; kubelet?: string; role?: NodeRole }
   | {
       op: 'run';
       node: string;
@@ -64,7 +66,17 @@ const node = fc.constantFrom(...NODES);
 // Whole minutes away from the 3-minute connection bound, so a scrape a few ms later decides the same.
 const agoMin = fc.constantFrom(0, 1, 5, 10);
 const OP: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('hello' as const), node, agoMin }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('hello' as const),
+      node,
+      agoMin,
+      // An agent upgraded, or the node relabelled: `/api/v1/nodes` shows what the latest Hello said.
+      kubelet: fc.constantFrom('v1.32.1', 'v1.33.0'),
+      role: fc.constantFrom<NodeRole>('worker', 'control-plane'),
+    }),
+  },
   {
     weight: 5,
     arbitrary: fc.record({
@@ -104,7 +116,7 @@ function applier(store: Store) {
     switch (o.op) {
       case 'hello':
         connection.set(o.node, `c${++conn}`);
-        await store.recordHello(hello(o.node, 'b1'), at, connection.get(o.node));
+        await store.recordHello(hello(o.node, 'b1', o.kubelet, o.role), at, connection.get(o.node));
         return;
       case 'run': {
         const report = reportOf(o.node, o.statuses, {
@@ -176,6 +188,12 @@ async function sameAsFromScratch(store: Store, metrics: AggregatorMetrics, what:
     await cisSeries(metrics, 'bytes'),
     await cisSeries(new AggregatorMetrics(unwatched(store))),
     `${what}: /metrics`,
+  );
+  const now = Date.now();
+  deepStrictEqual(
+    nodeRows(await metrics.cis.nodeList(), undefined, now),
+    nodeRows(await store.listNodes(), undefined, now),
+    `${what}: /api/v1/nodes`,
   );
 }
 

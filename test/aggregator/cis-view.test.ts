@@ -241,6 +241,50 @@ t.test('SQLite: the kept summary and CIS series equal a reading from scratch aft
   property(t, `sqlite:${join(tempDir(t), 'v.db')}`),
 );
 
+t.test('a request does not wait for the periodic read of every node, but does for a change made here', async (t) => {
+  const store = await openStore(`sqlite:${join(tempDir(t), 'v.db')}`);
+  t.teardown(() => store.close());
+  await store.recordHello(hello('n1', 'b1'), Date.now());
+  const view = new CisView(store, 20);
+  t.teardown(() => view.stop());
+  await view.read();
+  // The view's timer does not keep the process alive; this does, until the test ends.
+  const alive = setInterval(() => undefined, 1_000);
+  t.teardown(() => clearInterval(alive));
+  // Every node's liveness read (the periodic read) is held until the test lets it go.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let heldReads!: () => void;
+  const underWay = new Promise<void>((r) => (heldReads = r));
+  const read = store.nodeLiveness.bind(store);
+  store.nodeLiveness = async (names) => {
+    if (names === undefined) {
+      heldReads();
+      await held;
+    }
+    return read(names);
+  };
+  await underWay;
+  // Answered from what is held: before any I/O could complete (at 5,000 nodes the periodic read takes 10-100 ms).
+  const before = await Promise.race([
+    view.read().then(() => 'answered'),
+    new Promise((r) => setImmediate(() => r('waited'))),
+  ]);
+  t.equal(before, 'answered', 'a read during the periodic read answers at once');
+  await store.recordHello(hello('n2', 'b1'), Date.now());
+  let done = false;
+  const after = view.read().then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(done, 'a read after a change made here waits for it');
+  release();
+  await after;
+  t.same(
+    [...view.all()].map((n) => n.name),
+    ['n1', 'n2'],
+    'and finds it',
+  );
+});
+
 t.test('PostgreSQL', async (t) => {
   const server = await testPostgres(t);
 

@@ -98,10 +98,12 @@ export class NodeFamily {
     }
   }
 
+  /**
+   * The series' lines as one flat string. Joined, not appended with +=: V8 keeps an appended string as a tree of its
+   * pieces (some ten per line, 32 bytes each), which at 5,000 nodes held over 20 MiB for 3.5 MB of text.
+   */
   protected lines(series: Series[]): string {
-    let text = '';
-    for (const s of series) text += seriesLine(this.name, s);
-    return text;
+    return series.map((s) => seriesLine(this.name, s)).join('');
   }
 
   /** The node has no series in this family any more. */
@@ -122,11 +124,12 @@ export class NodeFamily {
   async exposition(): Promise<string> {
     if (!(await this.refresh())) return this.header;
     if (this.text === undefined) {
-      let body = '';
+      const texts: string[] = [];
       for (const e of this.nodes.values()) {
         e.text ??= this.lines(e.series);
-        body += e.text;
+        texts.push(e.text);
       }
+      const body = texts.join('');
       // Each node's lines end in a line feed; the family's last line does not.
       this.text = body === '' ? this.header : `${this.header}\n${body.slice(0, -1)}`;
     }

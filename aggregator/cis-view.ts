@@ -1,13 +1,17 @@
 import type { StoredClusterScan } from './cluster-cis/scan.js';
 import { CisTotals, type CheckFailures } from './compute/cis-totals.js';
-import type { Thresholds } from './compute/cis.js';
+import type { NodeRowSource, Thresholds } from './compute/cis.js';
 import type { NodeChange, NodeCisSummary, NodeLiveness, Store } from './store/index.js';
 
-/** A node as the CIS summary and /metrics see it. */
+/** A node as the CIS summary, /metrics and `/api/v1/nodes` see it. */
 export interface NodeView {
   name: string;
   connected: boolean;
   lastSeenMs: number;
+  /** As its agent's latest Hello says. */
+  role: NodeLiveness['role'];
+  kubeletVersion: string;
+  agentVersion: string;
   /** Its latest run's summary; undefined before the first run. */
   summary: NodeCisSummary | undefined;
 }
@@ -61,6 +65,8 @@ export class CisView {
   private clusterVersion = 0;
   private clusterReadMs = 0;
   private readonly listeners: NodeViewListener[] = [];
+  /** The nodes by name in UTF-8 byte order, as the store lists them (undefined: a node came or went since). */
+  private ordered: Entry[] | undefined;
   /** Titles of failing checks by benchmark and id (a check's title is the benchmark's, whichever run names it). */
   private readonly titles = new Map<string, string>();
   private readonly answers = new Map<string, { version: string; body: string }>();
@@ -69,6 +75,11 @@ export class CisView {
   private dirtyNodes = new Set<string>();
   private dirtyAll = true;
   private dirtyCluster = true;
+  /** The periodic read (every node, and on PostgreSQL the cluster scan now and then) is due. */
+  private resyncDue = false;
+  private resyncClusterDue = false;
+  /** The drain under way is only the periodic read: nothing a reader waits for. */
+  private periodicOnly = false;
   private linkDown = false;
   private failure: unknown;
   private draining: Promise<void> | undefined;
@@ -92,6 +103,24 @@ export class CisView {
     return this.nodes.values();
   }
 
+  /**
+   * Every node as `GET /api/v1/nodes` lists it, by name in UTF-8 byte order (the store's order), after a read():
+   * the list is answered from memory, not by joining nodes, runs and summaries at each request (issue 13).
+   */
+  async nodeList(): Promise<NodeRowSource[]> {
+    await this.read();
+    this.ordered ??= byteOrder([...this.nodes.values()]);
+    return this.ordered.map((e) => ({
+      name: e.name,
+      role: e.role,
+      kubeletVersion: e.kubeletVersion,
+      agentVersion: e.agentVersion,
+      connected: e.connected,
+      lastSeenMs: e.lastSeenMs,
+      latest: e.summary,
+    }));
+  }
+
   clusterScan(): StoredClusterScan | undefined {
     return this.cluster;
   }
@@ -103,7 +132,15 @@ export class CisView {
   async read(): Promise<void> {
     this.start();
     if (!this.watched || this.linkDown || this.failure !== undefined) this.dirtyAll = this.dirtyCluster = true;
+    // A periodic read under way holds nothing a reader waits for (changes made here or heard are marked, and read
+    // after it): answer from what is held rather than wait for 5,000 nodes to be read again (issue 13).
+    if (this.draining !== undefined && this.periodicOnly && !this.dirty()) return;
     await this.drain();
+  }
+
+  /** Something a reader waits for is marked to be read. */
+  private dirty(): boolean {
+    return this.dirtyAll || this.dirtyNodes.size > 0 || this.dirtyCluster;
   }
 
   /** The CIS summary (`GET /api/v1/cis/summary`) as JSON text, kept until the summaries or the cluster scan change. */
@@ -152,9 +189,9 @@ export class CisView {
     this.watched = true;
     this.unwatch = this.store.watchNodes((c) => this.heard(c));
     this.resync = setInterval(() => {
-      this.dirtyAll = true;
+      this.resyncDue = true;
       if (this.store.kind === 'postgres' && Date.now() - this.clusterReadMs >= CLUSTER_REREAD_MS)
-        this.dirtyCluster = true;
+        this.resyncClusterDue = true;
       void this.drain().catch(() => undefined);
     }, this.resyncMs).unref();
   }
@@ -188,11 +225,12 @@ export class CisView {
   }
 
   private async drainNow(): Promise<void> {
-    while (this.dirtyAll || this.dirtyNodes.size > 0 || this.dirtyCluster) {
-      const all = this.dirtyAll;
-      const cluster = this.dirtyCluster;
+    while (this.dirty() || this.resyncDue || this.resyncClusterDue) {
+      this.periodicOnly = !this.dirty();
+      const all = this.dirtyAll || this.resyncDue;
+      const cluster = this.dirtyCluster || this.resyncClusterDue;
       const names = all ? [] : [...this.dirtyNodes];
-      this.dirtyAll = this.dirtyCluster = false;
+      this.dirtyAll = this.dirtyCluster = this.resyncDue = this.resyncClusterDue = false;
       this.dirtyNodes = new Set();
       try {
         if (all) await this.readAll();
@@ -205,6 +243,8 @@ export class CisView {
         this.dirtyAll = true;
         this.dirtyCluster ||= cluster;
         throw err;
+      } finally {
+        this.periodicOnly = false;
       }
     }
   }
@@ -241,15 +281,28 @@ export class CisView {
         name: r.name,
         connected: r.connected,
         lastSeenMs: r.lastSeenMs,
+        role: r.role,
+        kubeletVersion: r.kubeletVersion,
+        agentVersion: r.agentVersion,
         summary: undefined,
         latestRunId: r.latestRunId,
         summaryOf: 'unread',
       };
       this.nodes.set(r.name, e);
+      this.ordered = undefined;
       this.tell(e);
-    } else if (e.connected !== r.connected || e.lastSeenMs !== r.lastSeenMs) {
+    } else if (
+      e.connected !== r.connected ||
+      e.lastSeenMs !== r.lastSeenMs ||
+      e.role !== r.role ||
+      e.kubeletVersion !== r.kubeletVersion ||
+      e.agentVersion !== r.agentVersion
+    ) {
       e.connected = r.connected;
       e.lastSeenMs = r.lastSeenMs;
+      e.role = r.role;
+      e.kubeletVersion = r.kubeletVersion;
+      e.agentVersion = r.agentVersion;
       this.tell(e);
     }
     e.latestRunId = r.latestRunId;
@@ -293,6 +346,7 @@ export class CisView {
 
   private drop(name: string): void {
     if (!this.nodes.delete(name)) return;
+    this.ordered = undefined;
     this.totals.set(name, undefined);
     for (const l of this.listeners) l(name, undefined);
   }
@@ -300,4 +354,11 @@ export class CisView {
   private tell(e: Entry): void {
     for (const l of this.listeners) l(e.name, e);
   }
+}
+
+/** The nodes by name in UTF-8 byte order (code point order; JavaScript's < compares UTF-16 code units). */
+function byteOrder(nodes: Entry[]): Entry[] {
+  const keyed = nodes.map((e) => ({ e, key: Buffer.from(e.name) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map((k) => k.e);
 }

@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
 import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
 import { CisView, type NodeView } from './cis-view.js';
 import { isConnected } from './compute/cis.js';
@@ -7,6 +7,7 @@ import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { Store } from './store/index.js';
 import { exposition, expositionBytes, NodeCounter, NodeFamily, type Series } from './metrics-text.js';
+import { processMetrics } from './process-metrics.js';
 
 /** Exact pass/(pass+fail); the JSON API rounds percentages, metrics do not. */
 function ratio(pass: number, fail: number): number {
@@ -166,15 +167,6 @@ export class AggregatorMetrics {
     // Built as agents arrive, not at the first scrape or summary (5,000 nodes' series at once).
     view.follow();
   }
-}
-
-/** Node.js process metrics, prefixed verdict_aggregator_. */
-function processMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: 'verdict_aggregator_' });
-  // prom-client's totals of active handles/requests/resources are gauges named *_total, which
-  // `promtool check metrics` rejects; the per-type gauges it also exports hold the same numbers.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
-    registry.removeSingleMetric(`verdict_aggregator_${name}`);
 }
 
 /** Agent messages refused, resent and not stored. */

@@ -131,6 +131,7 @@ async function scaleOnce(
     ] as const) {
       const ms: number[] = [];
       let bytes = 0;
+      const hwmBefore = memoryMiB(agg.pid).hwm;
       for (let i = 0; i < requests; i++) {
         const r = await timedGet(base + path, signal);
         ms.push(r.ms);
@@ -144,6 +145,8 @@ async function scaleOnce(
           value: percentile(ms, 99),
           unit: 'ms',
           ...(goal ? { goal: { on: 'value' as const, op: '<=' as const, target: goal } } : {}),
+          // Which reads raise the high-water mark (the RSS figure after the GETs is the highest of them all).
+          note: `RSS high-water ${hwmBefore.toFixed(0)} -> ${memoryMiB(agg.pid).hwm.toFixed(0)} MiB`,
         }),
       );
     }

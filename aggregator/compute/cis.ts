@@ -50,11 +50,22 @@ export function isConnected(n: Pick<NodeRecord, 'connected' | 'lastSeenMs'>, now
   return n.connected && nowMs - n.lastSeenMs <= CONNECTED_WITHIN_MS;
 }
 
+/** What a `/api/v1/nodes` row is made of: a NodeRecord, or a node as the CIS view holds it (its latest summary). */
+export type NodeRowSource = Pick<
+  NodeRecord,
+  'name' | 'role' | 'kubeletVersion' | 'agentVersion' | 'connected' | 'lastSeenMs'
+> & {
+  latest?: Pick<
+    NonNullable<NodeRecord['latest']>,
+    'benchmarkId' | 'role' | 'pass' | 'fail' | 'skip' | 'scorePercent' | 'notAssessable'
+  >;
+};
+
 /**
  * The `/api/v1/nodes` rows: a node without a run yet has null score and rating; so has a node that is not
  * assessable, which carries the agent's reason instead.
  */
-export function nodeRows(nodes: NodeRecord[], t: Thresholds = DEFAULT_THRESHOLDS, nowMs = Date.now()): NodeRow[] {
+export function nodeRows(nodes: NodeRowSource[], t: Thresholds = DEFAULT_THRESHOLDS, nowMs = Date.now()): NodeRow[] {
   return nodes.map((n) => {
     const scored = n.latest && n.latest.notAssessable === undefined ? n.latest : undefined;
     const row: NodeRow = {

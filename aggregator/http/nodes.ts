@@ -68,7 +68,7 @@ function selectNodes(rows: NodeRow[], q: NodeQueryT): NodeRow[] {
   return out;
 }
 
-export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
+export function registerNodeRoutes(app: App, { store, metrics }: HttpDeps): void {
   app.get(
     '/api/v1/nodes',
     {
@@ -81,7 +81,8 @@ export function registerNodeRoutes(app: App, { store }: HttpDeps): void {
     },
     async (req) => {
       const q = req.query;
-      const rows = selectNodes(nodeRows(await store.listNodes()), q);
+      // From the nodes kept in memory in step with the store (cis-view.ts), as the CIS summary is answered.
+      const rows = selectNodes(nodeRows(await metrics.cis.nodeList()), q);
       const offset = q.offset ?? 0;
       const items =
         q.limit === undefined && offset === 0 ? rows : rows.slice(offset, offset + (q.limit ?? rows.length));

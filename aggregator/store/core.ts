@@ -7,7 +7,7 @@ import {
 import { podLifetimePage, podVersionRows, POD_LABEL_VERSIONS, type PodLifetime } from './pod-lifetimes.js';
 import { deletePodHistory, objectsExisting } from './history-retention.js';
 import type { FlowRecord } from '../../common/flow.js';
-import type { ScanReport } from '../../common/scan-report.js';
+import type { NodeRole, ScanReport } from '../../common/scan-report.js';
 import { TimeSlice } from '../../common/time-slice.js';
 import type { ClusterScan, StoredClusterScan } from '../cluster-cis/scan.js';
 import type { ArchivedRunRow, ScanAnchor, StoredScanRow } from '../evidence/records.js';
@@ -285,10 +285,13 @@ export abstract class SqlStore implements Store {
       connected: SqlBool;
       last_seen_ms: number | string;
       latest_run_id: number | string | null;
+      role: NodeRole;
+      kubelet_version: string;
+      agent_version: string;
     };
     const rows = await this.byNames(names, (where, values) =>
       this.nodeReader.all<Row>(
-        `SELECT name, connected, last_seen_ms, latest_run_id FROM nodes${where('name')} ORDER BY ${this.d.byteOrder('name')}`,
+        `SELECT name, connected, last_seen_ms, latest_run_id, role, kubelet_version, agent_version FROM nodes${where('name')} ORDER BY ${this.d.byteOrder('name')}`,
         values,
       ),
     );
@@ -297,6 +300,9 @@ export abstract class SqlStore implements Store {
       connected: bool(r.connected),
       lastSeenMs: Number(r.last_seen_ms),
       latestRunId: r.latest_run_id === null ? null : Number(r.latest_run_id),
+      role: r.role,
+      kubeletVersion: r.kubelet_version,
+      agentVersion: r.agent_version,
     }));
   }
 

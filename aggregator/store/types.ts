@@ -16,8 +16,14 @@ export type { PodLabelVersion, PodLifetime } from './pod-lifetimes.js';
 export type { NamespaceVersion } from './namespace-versions.js';
 export type { NodeHello } from '../../common/node-hello.js';
 
-/** A node's connection as /metrics exports it, and which run is its latest (null before the first). */
-export type NodeLiveness = Pick<NodeRecord, 'name' | 'connected' | 'lastSeenMs'> & {
+/**
+ * A node's connection as /metrics exports it, the Hello fields `/api/v1/nodes` shows, and which run is its latest
+ * (null before the first).
+ */
+export type NodeLiveness = Pick<
+  NodeRecord,
+  'name' | 'connected' | 'lastSeenMs' | 'role' | 'kubeletVersion' | 'agentVersion'
+> & {
   /** The node's latest run (undefined when the store does not say): a summary is read again only when it moves. */
   latestRunId?: number | null;
 };

@@ -4,10 +4,10 @@ import fc from 'fast-check';
 import pg from 'pg';
 import t, { type Test } from 'tap';
 import { CisView } from '../../aggregator/cis-view.js';
-import { clusterSummary, mostFailedChecks, type Thresholds } from '../../aggregator/compute/cis.js';
+import { clusterSummary, mostFailedChecks, nodeRows, type Thresholds } from '../../aggregator/compute/cis.js';
 import { AggregatorMetrics } from '../../aggregator/metrics.js';
 import { openStore, type NodeHello, type Store } from '../../aggregator/store/index.js';
-import type { CheckResult } from '../../common/scan-report.js';
+import type { CheckResult, NodeRole } from '../../common/scan-report.js';
 import { fuzzParams } from '../fixtures/fuzz.js';
 import { testPostgres } from '../fixtures/postgres.js';
 import { reportOf } from '../fixtures/reports.js';
@@ -19,9 +19,11 @@ import { until } from '../fixtures/wait.js';
 // resends, Hellos, disconnects (also by a stream that is no longer the node's), heartbeats, nodes forgotten, every
 // node marked disconnected — what is kept must equal what a reading of the store from scratch gives: the summary as
 // compute/cis.ts makes it from store.cisSummaries(), and the CIS series as an aggregator that reads the store at
-// every scrape exports them. Real SQLite and real PostgreSQL; on PostgreSQL also across two replicas.
+// every scrape exports them, and the `/api/v1/nodes` rows as made from store.listNodes(). Real SQLite and real
+// PostgreSQL; on PostgreSQL also across two replicas.
 
-const NODES = ['n1', 'n2', 'n3', 'we"ird\\n'];
+// The last two sort apart in UTF-8 byte order (the store's) and in UTF-16 code unit order (JavaScript's <).
+const NODES = ['n1', 'n2', 'n3', 'we"ird\\n', 'n\uFFFD', 'n\u{1F600}'];
 const CHECKS = ['1.1.1', '1.1.2', '4.2.1', '4.2.9', '4.2.10'];
 const OPTIONS: (Thresholds & { benchmark?: string })[] = [
   { highThreshold: 100, medThreshold: 50 },
@@ -30,11 +32,11 @@ const OPTIONS: (Thresholds & { benchmark?: string })[] = [
 ];
 const NOT_A_NODE = 'no kubelet found under /host';
 
-const hello = (name: string, bootId: string): NodeHello => ({
+const hello = (name: string, bootId: string, kubeletVersion = 'v1.32.1', role: NodeRole = 'worker'): NodeHello => ({
   name,
-  role: 'worker',
+  role,
   labels: {},
-  kubeletVersion: 'v1.32.1',
+  kubeletVersion,
   kubernetesVersion: 'v1.32.1',
   osImage: '',
   kernelVersion: '',
@@ -44,7 +46,7 @@ const hello = (name: string, bootId: string): NodeHello => ({
 });
 
 type Op =
-  | { op: 'hello'; node: string; agoMin: number }
+  | { op: 'hello'; node: string; agoMin: number; kubelet?: string; role?: NodeRole }
   | {
       op: 'run';
       node: string;
@@ -64,7 +66,17 @@ const node = fc.constantFrom(...NODES);
 // Whole minutes away from the 3-minute connection bound, so a scrape a few ms later decides the same.
 const agoMin = fc.constantFrom(0, 1, 5, 10);
 const OP: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('hello' as const), node, agoMin }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('hello' as const),
+      node,
+      agoMin,
+      // An agent upgraded, or the node relabelled: `/api/v1/nodes` shows what the latest Hello said.
+      kubelet: fc.constantFrom('v1.32.1', 'v1.33.0'),
+      role: fc.constantFrom<NodeRole>('worker', 'control-plane'),
+    }),
+  },
   {
     weight: 5,
     arbitrary: fc.record({
@@ -104,7 +116,7 @@ function applier(store: Store) {
     switch (o.op) {
       case 'hello':
         connection.set(o.node, `c${++conn}`);
-        await store.recordHello(hello(o.node, 'b1'), at, connection.get(o.node));
+        await store.recordHello(hello(o.node, 'b1', o.kubelet, o.role), at, connection.get(o.node));
         return;
       case 'run': {
         const report = reportOf(o.node, o.statuses, {
@@ -177,6 +189,12 @@ async function sameAsFromScratch(store: Store, metrics: AggregatorMetrics, what:
     await cisSeries(new AggregatorMetrics(unwatched(store))),
     `${what}: /metrics`,
   );
+  const now = Date.now();
+  deepStrictEqual(
+    nodeRows(await metrics.cis.nodeList(), undefined, now),
+    nodeRows(await store.listNodes(), undefined, now),
+    `${what}: /api/v1/nodes`,
+  );
 }
 
 async function property(t: Test, db: string) {
@@ -222,6 +240,50 @@ async function listening(view: CisView, url: string): Promise<void> {
 t.test('SQLite: the kept summary and CIS series equal a reading from scratch after any changes', (t) =>
   property(t, `sqlite:${join(tempDir(t), 'v.db')}`),
 );
+
+t.test('a request does not wait for the periodic read of every node, but does for a change made here', async (t) => {
+  const store = await openStore(`sqlite:${join(tempDir(t), 'v.db')}`);
+  t.teardown(() => store.close());
+  await store.recordHello(hello('n1', 'b1'), Date.now());
+  const view = new CisView(store, 20);
+  t.teardown(() => view.stop());
+  await view.read();
+  // The view's timer does not keep the process alive; this does, until the test ends.
+  const alive = setInterval(() => undefined, 1_000);
+  t.teardown(() => clearInterval(alive));
+  // Every node's liveness read (the periodic read) is held until the test lets it go.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let heldReads!: () => void;
+  const underWay = new Promise<void>((r) => (heldReads = r));
+  const read = store.nodeLiveness.bind(store);
+  store.nodeLiveness = async (names) => {
+    if (names === undefined) {
+      heldReads();
+      await held;
+    }
+    return read(names);
+  };
+  await underWay;
+  // Answered from what is held: before any I/O could complete (at 5,000 nodes the periodic read takes 10-100 ms).
+  const before = await Promise.race([
+    view.read().then(() => 'answered'),
+    new Promise((r) => setImmediate(() => r('waited'))),
+  ]);
+  t.equal(before, 'answered', 'a read during the periodic read answers at once');
+  await store.recordHello(hello('n2', 'b1'), Date.now());
+  let done = false;
+  const after = view.read().then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(done, 'a read after a change made here waits for it');
+  release();
+  await after;
+  t.same(
+    [...view.all()].map((n) => n.name),
+    ['n1', 'n2'],
+    'and finds it',
+  );
+});
 
 t.test('PostgreSQL', async (t) => {
   const server = await testPostgres(t);

@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import pg from 'pg';
 import t, { type Test } from 'tap';
+import { CIS_VIEW_RESYNC_MS } from '../../aggregator/cis-view.js';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes, EXAMPLE_NODES } from '../../examples/nodes.js';
 import { startAggregatorProcess, type AggregatorProcess } from '../fixtures/aggregator-process.js';
@@ -112,7 +114,19 @@ t.test(
       `/api/v1/network-access?${INTERVAL}`,
     ];
     for (const path of paths) {
-      const answers = await Promise.all(replicas.map((r) => r.get<unknown>(path)));
+      let answers = await Promise.all(replicas.map((r) => r.get<unknown>(path)));
+      // Each replica lists nodes from its CIS view: last contact moved by another replica's flow batches reaches it
+      // on its next resync (CIS_VIEW_RESYNC_MS, 5 s), as in the CIS series of /metrics.
+      if (path === '/api/v1/nodes')
+        await until(
+          async () => {
+            answers = await Promise.all(replicas.map((r) => r.get<unknown>(path)));
+            return answers.every((a) => isDeepStrictEqual(a, answers[0]));
+          },
+          'every replica lists the nodes as r1 does',
+          2 * CIS_VIEW_RESYNC_MS + 5_000,
+          200,
+        );
       for (let i = 1; i < answers.length; i++)
         t.same(answers[i], answers[0], `${path}: ${replicas[i]?.name} answers as ${r1.name}`);
     }

@@ -114,6 +114,13 @@ export const AGENT_DEFAULTS = {
     defaultMaxMessageBytes: 4 * 1024 * 1024,
     /** Kept free in every FlowBatch for its header fields and source counts. */
     batchHeadroomBytes: 16 * 1024,
+    /**
+     * A flow window is cut into FlowBatches of about this size even when the aggregator takes larger ones (a record
+     * larger than this still goes, alone, up to the aggregator's limit): gRPC copies each message once more to frame
+     * it, and that copy waits in the stream while the aggregator is busy, so smaller batches keep the agent's peak
+     * lower at each window's close (issue 13).
+     */
+    flowBatchTargetBytes: 1024 * 1024,
   },
   spool: {
     /** Seqs reserved per state write: a restart skips at most this many. */

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { packageRoot } from '../common/package-root.js';
 import { NodeRootBuilder } from '../examples/node-root.js';
 import { buildWeakWorker } from '../examples/nodes.js';
@@ -37,8 +38,9 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   const agent = spawn(
     process.execPath,
     [
-      // V8 flags to try for the DaemonSet (e.g. "--max-semi-space-size=1"), for the agent only.
-      ...(process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      // The node flags the DaemonSet gives the agent (its NODE_OPTIONS), or others to try (BENCH_AGENT_NODE_FLAGS, e.g.
+      // "--max-semi-space-size=1"; empty for none), for the agent only.
+      ...(process.env.BENCH_AGENT_NODE_FLAGS ?? daemonSetNodeOptions()).split(' ').filter(Boolean),
       ...profileArgs('agent', 'follow'),
       join(packageRoot(), 'dist', 'agent', 'cli.js'),
       'run',
@@ -182,6 +184,15 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
     await agg.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** NODE_OPTIONS of the agent container in manifests/base/30-agent.yaml ('' when it sets none). */
+function daemonSetNodeOptions(): string {
+  const ds = parseYaml(readFileSync(join(packageRoot(), 'manifests', 'base', '30-agent.yaml'), 'utf8')) as {
+    spec?: { template?: { spec?: { containers?: { name?: string; env?: { name?: string; value?: string }[] }[] } } };
+  };
+  const agent = ds.spec?.template?.spec?.containers?.find((c) => c.name === 'agent');
+  return agent?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
 }
 
 /**

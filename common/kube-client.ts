@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import { parse as parseYaml } from 'yaml';
 import { VerdictError } from './errors.js';
 
@@ -131,15 +133,26 @@ export function kubeconfigConnection(path: string): KubeConnection {
   };
 }
 
-/** A small Kubernetes API client over undici: JSON in, JSON out, Status errors as KubeApiError. */
+/**
+ * A small Kubernetes API client over node:https (node:http for an http:// stand-in in tests): JSON in, JSON out, Status
+ * errors as KubeApiError. Not undici: its module graph (fetch, WebSocket, caches, the llhttp WebAssembly) added some
+ * 9 MiB to the agent's resting RSS for the few GETs the agent makes, and node:https is loaded already with gRPC's TLS.
+ */
 export class KubeClient {
-  private readonly dispatcher: Dispatcher;
+  private readonly agent: HttpAgent;
+  private readonly send: typeof httpsRequest;
 
   constructor(readonly connection: KubeConnection) {
-    this.dispatcher = new Agent({
-      connect: { ca: connection.ca, cert: connection.cert, key: connection.key },
-      keepAliveTimeout: KUBE_CLIENT_SETTINGS.keepAliveTimeoutMs,
-    });
+    const plain = connection.server.startsWith('http:');
+    const options = {
+      keepAlive: true,
+      // An idle kept-alive connection is closed after this long (Node's agent applies `timeout` to free sockets).
+      timeout: KUBE_CLIENT_SETTINGS.keepAliveTimeoutMs,
+    };
+    this.agent = plain
+      ? new HttpAgent(options)
+      : new HttpsAgent({ ...options, ca: connection.ca, cert: connection.cert, key: connection.key });
+    this.send = plain ? httpRequest : httpsRequest;
   }
 
   async get<T>(path: string): Promise<T> {
@@ -163,17 +176,14 @@ export class KubeClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = contentType;
-    let res: Dispatcher.ResponseData;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+    if (payload) {
+      headers['content-type'] = contentType;
+      headers['content-length'] = String(payload.length);
+    }
+    let res: IncomingMessage;
     try {
-      res = await request(`${this.connection.server}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: this.dispatcher,
-        headersTimeout: KUBE_CLIENT_SETTINGS.headersTimeoutMs,
-        bodyTimeout: KUBE_CLIENT_SETTINGS.bodyTimeoutMs,
-      });
+      res = await this.open(method, path, headers, payload);
     } catch (err) {
       throw new KubeApiError(
         0,
@@ -182,9 +192,10 @@ export class KubeClient {
         { cause: err },
       );
     }
-    const text = await res.body.text();
-    if (res.statusCode >= 400) {
-      let reason = String(res.statusCode);
+    const text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
+    const statusCode = res.statusCode ?? 0;
+    if (statusCode >= 400) {
+      let reason = String(statusCode);
       let message = text.slice(0, 300);
       try {
         const status = JSON.parse(text) as { reason?: string; message?: string };
@@ -193,7 +204,7 @@ export class KubeClient {
       } catch {
         // not a Status object
       }
-      throw new KubeApiError(res.statusCode, reason, `${method} ${path}: ${res.statusCode} ${reason}: ${message}`);
+      throw new KubeApiError(statusCode, reason, `${method} ${path}: ${statusCode} ${reason}: ${message}`);
     }
     return (text ? JSON.parse(text) : {}) as T;
   }
@@ -206,38 +217,107 @@ export class KubeClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await request(`${this.connection.server}${path}`, {
-      method: 'GET',
-      headers,
-      dispatcher: this.dispatcher,
-      signal,
-      headersTimeout: KUBE_CLIENT_SETTINGS.headersTimeoutMs,
-      bodyTimeout: 0,
-    });
-    if (res.statusCode >= 400) {
-      const text = await res.body.text();
-      let reason = String(res.statusCode);
+    const res = await this.open('GET', path, headers, undefined, signal);
+    const statusCode = res.statusCode ?? 0;
+    if (statusCode >= 400) {
+      const text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
+      let reason = String(statusCode);
       try {
         reason = (JSON.parse(text) as { reason?: string }).reason ?? reason;
       } catch {
         // not a Status object
       }
-      throw new KubeApiError(res.statusCode, reason, `GET ${path}: ${res.statusCode} ${reason}`);
+      throw new KubeApiError(statusCode, reason, `GET ${path}: ${statusCode} ${reason}`);
     }
+    // A watch's body has no time limit: the server ends it (timeoutSeconds) or `signal` does.
+    const decoder = new StringDecoder('utf8');
     let buf = '';
-    for await (const chunk of res.body) {
-      buf += (chunk as Buffer).toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) yield line;
+    try {
+      for await (const chunk of res) {
+        buf += decoder.write(chunk as Buffer);
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) yield line;
+        }
       }
+    } catch (err) {
+      // Aborted: the signal's reason (an AbortError), not the "aborted" of the connection it closed.
+      throw signal.aborted ? signal.reason : err;
     }
+    buf += decoder.end();
     if (buf.trim()) yield buf.trim();
   }
 
-  async close(): Promise<void> {
-    await this.dispatcher.close();
+  /**
+   * Sends a request and answers its response once the headers are in; fails when they take longer than
+   * headersTimeoutMs (the request is then destroyed) or `signal` aborts.
+   */
+  private open(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    payload?: Buffer,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = this.send(`${this.connection.server}${path}`, { method, headers, agent: this.agent, signal });
+      const timer = setTimeout(() => {
+        req.destroy(new KubeClientTimeout(`no response headers within ${KUBE_CLIENT_SETTINGS.headersTimeoutMs} ms`));
+      }, KUBE_CLIENT_SETTINGS.headersTimeoutMs);
+      timer.unref();
+      req.once('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      req.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(payload);
+    });
   }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}
+
+/** A request that timed out (its message says which limit). */
+class KubeClientTimeout extends Error {
+  override name = 'KubeClientTimeout';
+}
+
+/**
+ * A response's body as text (UTF-8, decoded once); fails when the server sends nothing for `idleMs` while the body is
+ * not complete (the response is then destroyed).
+ */
+function bodyText(res: IncomingMessage, idleMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const idle = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => res.destroy(new KubeClientTimeout(`no body data within ${idleMs} ms`)), idleMs);
+      timer.unref();
+    };
+    idle();
+    res.on('data', (c: Buffer) => {
+      chunks.push(c);
+      idle();
+    });
+    res.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    res.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    res.once('close', () => {
+      clearTimeout(timer);
+      if (!res.complete) reject(new Error('the API server closed the connection before the end of the body'));
+    });
+  });
 }

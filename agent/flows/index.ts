@@ -188,11 +188,12 @@ export class FlowCapture {
       {
         windowStartUnixMs: w.startMs,
         windowEndUnixMs: w.endMs,
-        records: w.records.map(flowToWire),
+        records: w.records,
         sources,
         droppedRecords: w.dropped,
       },
       this.positions(),
+      flowToWire,
     );
     this.stats.batches += seqs.length;
     this.o.log.debug({ seqs, records: w.records.length }, 'flow window queued');

@@ -164,8 +164,17 @@ class FileFlowSource implements FlowSource {
 
   poll(): void {
     let read: ReturnType<FileFollower['poll']>;
+    let lines = 0;
     try {
-      read = this.follower.poll();
+      // Each line parsed as it is read: a poll's lines are not all held until it ends.
+      read = this.follower.poll(undefined, (line, file, offset) => {
+        lines++;
+        this.counts.lines++;
+        this.ctx.onResult(
+          () => this.parse(line),
+          () => `${file} at byte ${offset}`,
+        );
+      });
     } catch (err) {
       // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
       this.counts.readFailures++;
@@ -176,7 +185,7 @@ class FileFlowSource implements FlowSource {
       );
       return;
     }
-    const { lines, tooLong, events } = read;
+    const { tooLong, events } = read;
     // A rotated file deleted before it was read to its end: lines lost, say it loudly (the follower cannot count them).
     for (const e of events) this.ctx.log[e.startsWith('lost:') ? 'warn' : 'info'](e);
     for (const t of tooLong) {
@@ -186,14 +195,7 @@ class FileFlowSource implements FlowSource {
         () => `${t.file} at byte ${t.offset}`,
       );
     }
-    for (const l of lines) {
-      this.counts.lines++;
-      this.ctx.onResult(
-        () => this.parse(l.line),
-        () => `${l.file} at byte ${l.offset}`,
-      );
-    }
-    if (this.held && lines.length > 0) handOver(this.ctx, this.held.release(), `${this.spec.target} (held connection)`);
+    if (this.held && lines > 0) handOver(this.ctx, this.held.release(), `${this.spec.target} (held connection)`);
   }
 
   position(): FollowPosition | undefined {

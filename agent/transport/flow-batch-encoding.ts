@@ -238,12 +238,13 @@ export class FlowBatchEncoder {
    * One AgentMessage{flow_batch}: the batch's header fields and sources, and `records[from, to)` whose body sizes
    * (recordSize) are given in `sizes`, written into one buffer of exactly its size.
    */
-  encode(
+  encode<R = WireFlowRecord>(
     batch: Omit<WireFlowBatch, 'records'>,
-    records: readonly WireFlowRecord[],
+    records: readonly R[],
     from: number,
     to: number,
     sizes: ArrayLike<number>,
+    toWire: (r: R) => WireFlowRecord = (r) => r as WireFlowRecord,
   ): Buffer {
     let body = this.headerSize(batch);
     for (let i = from; i < to; i++) body += recordEntrySize(sizes[i] as number);
@@ -252,7 +253,7 @@ export class FlowBatchEncoder {
     w.number(1, batch.seq);
     w.number(2, batch.windowStartUnixMs);
     w.number(3, batch.windowEndUnixMs);
-    for (let i = from; i < to; i++) this.writeRecord(w, records[i] as WireFlowRecord, sizes[i] as number);
+    for (let i = from; i < to; i++) this.writeRecord(w, toWire(records[i] as R), sizes[i] as number);
     for (const s of batch.sources ?? []) {
       w.header(5, sourceSize(s));
       w.string(1, s.source);

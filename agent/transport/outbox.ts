@@ -14,11 +14,15 @@ import { AGENT_DEFAULTS } from '../defaults.js';
 export type Outgoing =
   { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
 
-/** A closed flow window, to be cut into FlowBatch messages. */
-export interface FlowWindowOut {
+/**
+ * A closed flow window, to be cut into FlowBatch messages: its records as WireFlowRecords, or as anything with a
+ * conversion given to addFlowWindow (FlowCapture gives its FlowRecords and flowToWire, so a window's records are not
+ * all copied at once: each wire record is made while it is sized or written, and is garbage right after).
+ */
+export interface FlowWindowOut<R = WireFlowRecord> {
   windowStartUnixMs: number;
   windowEndUnixMs: number;
-  records: WireFlowRecord[];
+  records: readonly R[];
   sources: WireFlowSourceCounts[];
   /** Records dropped before this window (a full window); the outbox adds its own drops. */
   droppedRecords: number;
@@ -42,6 +46,7 @@ export interface OutboxOptions {
 const DEFAULT_MAX_MESSAGE_BYTES = AGENT_DEFAULTS.outbox.defaultMaxMessageBytes;
 /** Kept free in every FlowBatch for its header fields and source counts. */
 const BATCH_HEADROOM = AGENT_DEFAULTS.outbox.batchHeadroomBytes;
+const FLOW_BATCH_TARGET_BYTES = AGENT_DEFAULTS.outbox.flowBatchTargetBytes;
 
 export interface OutboxStats {
   /** Messages queued (after cutting). */
@@ -157,9 +162,20 @@ export class Outbox {
    * them. A record too large to send even alone is dropped and counted. Answers
    * the seqs.
    */
-  addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[] {
+  addFlowWindow(w: FlowWindowOut, positions: SourcePositions | undefined): number[];
+  addFlowWindow<R>(
+    w: FlowWindowOut<R>,
+    positions: SourcePositions | undefined,
+    toWire: (r: R) => WireFlowRecord,
+  ): number[];
+  addFlowWindow<R>(
+    w: FlowWindowOut<R>,
+    positions: SourcePositions | undefined,
+    toWire: (r: R) => WireFlowRecord = (r) => r as WireFlowRecord,
+  ): number[] {
     let dropped = w.droppedRecords + this.takeUntold();
-    const messages = this.encodeBatches(w.records, this.maxMessageBytes, (seq, first) => ({
+    const target = Math.min(this.maxMessageBytes, FLOW_BATCH_TARGET_BYTES);
+    const messages = this.encodeBatches(w.records, toWire, this.maxMessageBytes, target, (seq, first) => ({
       seq,
       windowStartUnixMs: w.windowStartUnixMs,
       windowEndUnixMs: w.windowEndUnixMs,
@@ -243,18 +259,21 @@ export class Outbox {
   /**
    * Encode records as FlowBatches of at most `limit` bytes each, straight to bytes and one batch at a time
    * (flow-batch-encoding.ts): each record's encoded size is known before anything is written, so a batch is cut where
-   * the next record would pass `limit` less BATCH_HEADROOM and is encoded once into a buffer of its exact size. A
-   * record that does not fit even alone is dropped and counted. Seqs are taken in order, one per message.
+   * the next record would pass `target` (at most `limit`) less BATCH_HEADROOM and is encoded once into a buffer of its
+   * exact size. A record over `target` goes alone; one that does not fit `limit` even alone is dropped and counted.
+   * Seqs are taken in order, one per message.
    */
-  private encodeBatches(
-    records: readonly WireFlowRecord[],
+  private encodeBatches<R>(
+    records: readonly R[],
+    toWire: (r: R) => WireFlowRecord,
     limit: number,
+    target: number,
     build: (seq: number, first: boolean) => Omit<WireFlowBatch, 'records'>,
   ): Entry[] {
     const enc = this.encoder;
     const sizes = new Float64Array(records.length);
-    for (let i = 0; i < records.length; i++) sizes[i] = enc.recordSize(records[i] as WireFlowRecord);
-    const budget = limit - BATCH_HEADROOM;
+    for (let i = 0; i < records.length; i++) sizes[i] = enc.recordSize(toWire(records[i] as R));
+    const budget = Math.min(target, limit) - BATCH_HEADROOM;
     const pending: [number, number][] = [];
     let from = 0;
     let used = 0;
@@ -277,7 +296,7 @@ export class Outbox {
       for (let i = a; i < b; i++) body += recordEntrySize(sizes[i] as number);
       const size = messageSize(body);
       if (size <= limit) {
-        const bytes = enc.encode(batch, records, a, b, sizes);
+        const bytes = enc.encode(batch, records, a, b, sizes, toWire);
         out.push({ seq, kind: 'flowBatch', records: b - a, bytes, dropped: batch.droppedRecords });
         seq = undefined;
       } else if (b - a > 1) {
@@ -291,7 +310,7 @@ export class Outbox {
     if (out.length === 0) {
       seq ??= this.takeSeq();
       const batch = build(seq, true);
-      const bytes = enc.encode(batch, records, 0, 0, sizes);
+      const bytes = enc.encode(batch, records, 0, 0, sizes, toWire);
       out.push({ seq, kind: 'flowBatch', records: 0, bytes, dropped: batch.droppedRecords });
     }
     return out;
@@ -309,12 +328,18 @@ export class Outbox {
     // What the refused batch told went back to the untold count (see rejected()): the first piece takes it.
     let dropped = 0;
     const { records: refused, ...header } = decoded;
-    const messages = this.encodeBatches(refused, limit, (seq, first) => ({
-      ...header,
-      seq,
-      sources: first ? decoded.sources : [],
-      droppedRecords: first ? (dropped += this.takeUntold()) : 0,
-    }));
+    const messages = this.encodeBatches(
+      refused,
+      (r) => r,
+      limit,
+      limit,
+      (seq, first) => ({
+        ...header,
+        seq,
+        sources: first ? decoded.sources : [],
+        droppedRecords: first ? (dropped += this.takeUntold()) : 0,
+      }),
+    );
     this.stats.recut++;
     this.o.log.warn(
       { seq: e.seq, bytes: e.bytes.length, pieces: messages.length },

@@ -192,3 +192,33 @@ t.test('a torn state slot falls back to the other one', async (t) => {
   const again = Spool.open(dir);
   t.equal(again.bootId, spool.bootId, 'same boot id from the other slot');
 });
+
+t.test(
+  'a window is cut into batches of about 1 MiB even when the aggregator takes 4 MiB; a larger record goes alone',
+  async (t) => {
+    const o = new Outbox({ log: silent, maxBytes: 1e9, maxMessages: 1e6 });
+    o.setMaxMessageBytes(4 * 1024 * 1024);
+    const big = flowToWire(
+      flow({
+        destinationPort: 99_999,
+        source: { labels: Array.from({ length: 1500 }, (_, i) => `label-${i}=${'v'.repeat(1000)}`) },
+      }),
+    );
+    const recs = [...records(6000), big, ...records(6000, 6000)];
+    o.addFlowWindow(window(recs), pos(1));
+    const out = batches(o);
+    const alone = out.filter((b) => b.bytes > 1024 * 1024);
+    t.same(
+      alone.map((b) => b.batch?.records.map((r) => r.destinationPort)),
+      [[99_999]],
+      'only the record over 1 MiB makes a larger batch, alone in it',
+    );
+    t.ok(out.length >= 4, `${out.length} batches`);
+    t.same(
+      out.flatMap((b) => b.batch?.records.map((r) => r.destinationPort) ?? []),
+      recs.map((r) => r.destinationPort),
+      'every record once, in order',
+    );
+    t.equal(o.stats.droppedRecords, 0);
+  },
+);

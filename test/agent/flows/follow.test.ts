@@ -123,3 +123,31 @@ t.test('a flow path that is a link, a FIFO or a directory is refused, never foll
   mkdirSync(join(dir, 'dir.log'));
   t.throws(() => new FileFollower(join(dir, 'dir.log')).poll(), /not a regular file/);
 });
+
+t.test(
+  'with a line reader each line goes to it as read, as the same lines and offsets poll() would return',
+  async (t) => {
+    const dir = tempDir(t);
+    // CRLF, blank lines of ASCII and of Unicode whitespace (left out, as trim() sees them), non-ASCII text, a line
+    // longer than one read of the follower's buffer, and a partial last line.
+    const long = `{"x":"${'é'.repeat(40_000)}"}`;
+    const text = `a\r\n  \t\n\u00a0\u2028\nnaïve\n\n${long}\nb\r\r\nc\npart`;
+    writeFileSync(join(dir, 'one.log'), text);
+    writeFileSync(join(dir, 'two.log'), text);
+    const returned = new FileFollower(join(dir, 'one.log')).poll().lines;
+    const read: { line: string; offset: number }[] = [];
+    const streamed = new FileFollower(join(dir, 'two.log')).poll(undefined, (line, _file, offset) =>
+      read.push({ line, offset }),
+    );
+    t.same(streamed.lines, [], 'not also returned');
+    t.same(
+      returned.map((l) => l.line),
+      ['a', 'naïve', long, 'b\r', 'c'],
+    );
+    t.same(
+      read,
+      returned.map((l) => ({ line: l.line, offset: l.offset })),
+    );
+    t.equal(read[2]?.offset, Buffer.byteLength('a\r\n  \t\n\u00a0\u2028\nnaïve\n\n'), 'offsets are in bytes');
+  },
+);

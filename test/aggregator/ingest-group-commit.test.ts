@@ -10,7 +10,7 @@ import { flowToWire } from '../../proto/convert.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { startAggregatorProcess } from '../fixtures/aggregator-process.js';
 import { testPostgres } from '../fixtures/postgres.js';
-import { flow, T0 } from '../fixtures/flows.js';
+import { deepFrozen, flow, T0 } from '../fixtures/flows.js';
 import { until } from '../fixtures/wait.js';
 
 /** A batch of `rows` bucket rows for `node` (GroupCommit only counts them). */
@@ -106,7 +106,7 @@ t.test('when the store is out, every batch of the group fails at once and none i
   t.same(groups.slice(1), [['n1#1', 'n2#1']]);
 });
 
-t.test('a flow key text gives back the key it was made from', async (t) => {
+t.test('a flow key text stands for its key, and its parts are that key', async (t) => {
   const cases: [string, FlowRecord][] = [
     ['the fixture flow', flow()],
     [
@@ -140,8 +140,38 @@ t.test('a flow key text gives back the key it was made from', async (t) => {
   for (const [name, f] of cases) {
     const { connections, packets, bytes, startMs, endMs, ...key } = f;
     void [connections, packets, bytes, startMs, endMs];
-    t.same(flowKeyParts(flowKeyText(f)), key, name);
+    const text = flowKeyText(f);
+    t.same(flowKeyParts(text, f), key, name);
+    // Another record of the same key (fresh objects, other counts and times), and a frozen copy (the decoder's).
+    const again = structuredClone({ ...f, connections: 7, startMs: f.startMs + 1 });
+    t.equal(flowKeyText(again), text, `${name}: the same key, the same text`);
+    t.equal(flowKeyText(deepFrozen(structuredClone(f))), text, `${name}: frozen, the same text`);
+    t.equal(flowKeyParts(text, again), flowKeyParts(text, f), `${name}: one parts object per key`);
+    // Parts outlive their record: a later change to the record's (unfrozen) objects is not theirs.
+    const before = structuredClone(key);
+    f.source.labels.push('later=1');
+    t.same(flowKeyParts(text, f), before, `${name}: parts unchanged`);
+    f.source.labels.pop();
   }
+  const texts = new Set(cases.map(([, f]) => flowKeyText(f)));
+  t.equal(texts.size, cases.length, 'different keys, different texts');
+  const variants: Partial<FlowRecord>[] = [
+    { protocol: 'udp' },
+    { destinationPort: 81 },
+    { action: 'deny' },
+    { reporter: 'dst' },
+    { unnamedPolicy: true },
+    { policyDecided: false },
+    { stagedPolicies: flow().policies },
+    { policies: [] },
+    { source: flow().destination, destination: flow().source },
+  ];
+  for (const v of variants)
+    t.not(
+      flowKeyText({ ...flow(), ...v }),
+      flowKeyText(flow()),
+      `${JSON.stringify(Object.keys(v))} is part of the key`,
+    );
   t.not(
     flowKeyText(flow({ source: { labels: ['a', 'b'] } })),
     flowKeyText(flow({ source: { labels: ['a'], serviceAccount: 'b' } })),

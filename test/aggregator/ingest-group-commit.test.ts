@@ -45,16 +45,16 @@ t.test(
     const { commit, groups, release } = heldGroups();
     const settled: string[] = [];
     const submit = (b: FlowBatchWrite) => commit.submit(b).then(() => void settled.push(`${b.node}#${b.seq}`));
-    const all = [
-      submit(batchOf('n1')), // an idle store writes at once
+    const all = [submit(batchOf('n1'))]; // an idle store writes it at the next turn of the event loop
+    await until(() => groups.length === 1, 'the first group');
+    t.same(groups, [['n1#1']]);
+    all.push(
       submit(batchOf('n2', 4)),
       submit(batchOf('n3', 4)),
       submit(batchOf('n2', 1, 2)), // n2's next: not in the same group as n2#1
       submit(batchOf('n4', 4)), // 4 + 4 + 4 rows is over maxRows (10)
       submit(batchOf('n5', 30)), // larger than maxRows: a group of its own
-    ];
-    await until(() => groups.length === 1, 'the first group');
-    t.same(groups, [['n1#1']]);
+    );
     t.same(settled, [], 'nothing settles before its group is written');
     release.shift()!();
     await until(() => groups.length === 2, 'the second group');
@@ -67,6 +67,22 @@ t.test(
     release.shift()!();
     await Promise.all(all);
     t.same(groups.slice(2), [['n2#2', 'n4#1'], ['n5#1']]);
+  },
+);
+
+t.test(
+  'an idle store starts a group at the next turn of the event loop, with the batches submitted by then',
+  async (t) => {
+    const { commit, groups, release } = heldGroups();
+    const releaseAll = setInterval(() => release.shift()?.(), 5);
+    t.teardown(() => clearInterval(releaseAll));
+    // Three streams' messages read in one turn (one poll of the sockets): one group, not one each.
+    const turn = ['n1', 'n2', 'n3'].map((n) => commit.submit(batchOf(n)));
+    await Promise.all(turn);
+    // One that comes later, the store idle again: a group of its own.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await commit.submit(batchOf('n1', 1, 2));
+    t.same(groups, [['n1#1', 'n2#1', 'n3#1'], ['n1#2']]);
   },
 );
 

@@ -316,9 +316,12 @@ function readPolicyRun(
   end: number,
   before: PolicyRef[] | undefined,
 ): PolicyRef[] {
-  const lengthsAt: number[] = [];
+  // The run's end and length first (no array of positions: that was one per record, most of the decoder's garbage);
+  // the policies are read, going over the run again, only when the cache does not know its bytes.
+  const first = r.pos;
+  let count = 0;
   for (;;) {
-    lengthsAt.push(r.pos);
+    count++;
     r.pos = r.delimited(end);
     if (r.pos >= end || r.buf[r.pos] !== tag) break;
     r.pos++;
@@ -326,10 +329,11 @@ function readPolicyRun(
   const runEnd = r.pos;
   let list = policyListCache.get(r.buf, tagStart, runEnd);
   if (list === undefined) {
-    if (lengthsAt.length > LIMITS.policiesPerRecord) throw NOT_MINE;
+    if (count > LIMITS.policiesPerRecord) throw NOT_MINE;
     list = [];
-    for (const at of lengthsAt) {
-      r.pos = at;
+    r.pos = first;
+    for (let i = 0; i < count; i++) {
+      if (i > 0) r.pos++; // the next one's tag (one byte, `tag`)
       const stop = r.delimited(end);
       list.push(readPolicy(r, stop));
     }

@@ -1,32 +1,72 @@
 import type { FlowEndpoint, FlowRecord, PolicyRef } from '../../common/flow.js';
 
-// A flow's key as one string, and the key ids the store has seen, kept in memory: a batch's flows find their
+// A flow's key as a short string of ids, and the key ids the store has seen, kept in memory: a batch's flows find their
 // flow_keys ids here without building dictionary JSON or asking the database, and only new keys go to the
 // dictionary tables (flow-buckets.ts resolveKeyIds).
 
 /**
- * Text fields are joined by NUL: no stored text holds one (common/flow.ts textProblem refuses it, and PostgreSQL
- * text cannot), so fields cannot run into each other; lists carry their length. Two flows have the same text exactly
- * when they have the same key (the same endpoint and policy-list JSON, protocol, port, action, reporter and flags,
- * policyUnknown and each endpoint's reserved identity included).
- * The parts go into one reused array and are joined once: one flat string per flow, where concatenating them made a
- * tree of partial strings that hashing then had to flatten (several times slower, profiled).
+ * Ids of the endpoints and policy lists flows name, by their content: the same content has the same id (while it is
+ * remembered), and an id never stands for two contents (ids are not reused). A flow's key is then a few numbers (the
+ * ids, the port, and ids of its short texts), not the ~250 characters of its endpoints' and policies' text: merged by
+ * it and looked up by it in a batch's few thousand rows and in the ids kept, hashed per flow (joining, hashing and
+ * comparing that text were 12% of ingest's CPU, profiled, and each a ~270-byte string for the collector).
+ *
+ * The content is the text of the parts joined by NUL: no stored text holds one (common/flow.ts textProblem refuses
+ * it, and PostgreSQL text cannot), so fields cannot run into each other; lists carry their length. Two endpoints (or
+ * policy lists) have the same text exactly when they have the same JSON in the dictionaries (reserved included, an
+ * empty one as none).
  */
-const parts: (string | number)[] = [];
+class ContentIds {
+  private readonly byText = new Map<string, number>();
+  /** Ids of one kind come from one counter: an id names one content of its kind for the life of the process. */
+  private next: number;
+
+  constructor(
+    private readonly max: number,
+    first = 0,
+  ) {
+    this.next = first;
+  }
+
+  /** Forget every content (its next id will be new). */
+  clear(): void {
+    this.byText.clear();
+  }
+
+  id(text: string): number {
+    let id = this.byText.get(text);
+    if (id === undefined) {
+      // Past the bound the texts start again: a content seen again gets a new id (a new key for a known flow key,
+      // which costs a dictionary lookup, and merges with its twin after it; never a wrong one).
+      if (this.byText.size >= this.max) this.byText.clear();
+      this.byText.set(text, (id = this.next++));
+    }
+    return id;
+  }
+}
+
+/** Distinct contents remembered per kind: some 100 bytes each. */
+const CONTENTS_KEPT = 200_000;
+
+const endpointIds = new ContentIds(CONTENTS_KEPT);
+/** From 1: 0 is the empty list's. */
+const policyListIds = new ContentIds(CONTENTS_KEPT, 1);
+const protocolIds = new ContentIds(CONTENTS_KEPT);
+const actionIds = new ContentIds(CONTENTS_KEPT);
+const reporterIds = new ContentIds(CONTENTS_KEPT);
 
 /**
- * The text of endpoints and policy lists that cannot change: frozen ones, as proto/flow-batch-decode.ts hands out
- * (one object for every record naming the same endpoint, in this batch and the next). Each is joined once, not once
- * per flow (the key text was 14% of ingest's CPU, profiled). The parts joined by NUL are the parts of the whole key,
- * so the key text is the same either way.
+ * The ids of endpoints and policy lists that cannot change: frozen ones, as proto/flow-batch-decode.ts hands out (one
+ * object for every record naming the same endpoint, in this batch and the next). Each is read once, not once per flow.
  */
-const frozenText = new WeakMap<object, string>();
+const frozenIds = new WeakMap<object, number>();
 
-function endpointText(e: FlowEndpoint): string {
-  if (!Object.isFrozen(e)) return endpointTextOnce(e);
-  let text = frozenText.get(e);
-  if (text === undefined) frozenText.set(e, (text = endpointTextOnce(e)));
-  return text;
+function endpointId(e: FlowEndpoint): number {
+  const known = frozenIds.get(e);
+  if (known !== undefined) return known;
+  const id = endpointIds.id(endpointTextOnce(e));
+  if (Object.isFrozen(e) && Object.isFrozen(e.labels)) frozenIds.set(e, id);
+  return id;
 }
 
 function endpointTextOnce(e: FlowEndpoint): string {
@@ -44,12 +84,16 @@ function endpointTextOnce(e: FlowEndpoint): string {
   return p.join('\u0000');
 }
 
-function policiesText(ps: PolicyRef[]): string {
-  if (ps.length === 0) return '0';
-  if (!Object.isFrozen(ps)) return policiesTextOnce(ps);
-  let text = frozenText.get(ps);
-  if (text === undefined) frozenText.set(ps, (text = policiesTextOnce(ps)));
-  return text;
+/** The empty policy list's id (no content to remember; the others count from 1). */
+const NO_POLICIES_ID = 0;
+
+function policiesId(ps: PolicyRef[]): number {
+  if (ps.length === 0) return NO_POLICIES_ID;
+  const known = frozenIds.get(ps);
+  if (known !== undefined) return known;
+  const id = policyListIds.id(policiesTextOnce(ps));
+  if (Object.isFrozen(ps) && ps.every((p) => Object.isFrozen(p))) frozenIds.set(ps, id);
+  return id;
 }
 
 function policiesTextOnce(ps: PolicyRef[]): string {
@@ -58,89 +102,152 @@ function policiesTextOnce(ps: PolicyRef[]): string {
   return p.join('\u0000');
 }
 
-/** The flow's key (what flow_keys holds, endpoints and policy lists included) as one string. */
+/** The last two protocols looked up, and their ids: most flows are TCP or UDP. */
+let protocolA = 'tcp';
+let protocolAId = protocolIds.id(protocolA);
+let protocolB = 'udp';
+let protocolBId = protocolIds.id(protocolB);
+
+function protocolId(p: string): number {
+  if (p === protocolA) return protocolAId;
+  if (p === protocolB) return protocolBId;
+  const id = protocolIds.id(p);
+  protocolB = protocolA;
+  protocolBId = protocolAId;
+  protocolA = p;
+  protocolAId = id;
+  return id;
+}
+
+/** Ids below this take three characters of a compact key text, a byte each. */
+const THREE_BYTES = 2 ** 24;
+
+/**
+ * A flow's key (what flow_keys holds, endpoints and policy lists included) as one short string, the same while its
+ * parts' ids are remembered and never the same for two keys. Compact: the flags (0-7), then the ids and the port a
+ * byte to a character, 20 in all, made flat in one call (a string of joined numbers is a tree of pieces that hashing
+ * flattens again; a character past 255 makes String.fromCharCode build the string twice, profiled). Should an id or
+ * the port not fit, the numbers joined by commas after a '#' instead, which no compact text starts with.
+ */
 export function flowKeyText(f: FlowRecord): string {
-  parts.length = 0;
-  parts.push(
-    endpointText(f.source),
-    endpointText(f.destination),
-    f.protocol,
-    f.destinationPort,
-    f.action,
-    f.reporter,
-    policiesText(f.policies),
-    policiesText(f.stagedPolicies),
-    f.unnamedPolicy ? 1 : 0,
-    f.policyDecided ? 1 : 0,
-    f.policyUnknown ? 1 : 0,
-  );
-  return parts.join('\u0000');
+  const src = endpointId(f.source);
+  const dst = endpointId(f.destination);
+  const pol = policiesId(f.policies);
+  const staged = policiesId(f.stagedPolicies);
+  const port = f.destinationPort;
+  const protocol = protocolId(f.protocol);
+  // The two values each takes (from-wire.ts), without a lookup; anything else (a legacy row's) after them.
+  const action = f.action === 'allow' ? 0 : f.action === 'deny' ? 1 : 2 + actionIds.id(f.action);
+  const reporter = f.reporter === 'src' ? 0 : f.reporter === 'dst' ? 1 : 2 + reporterIds.id(f.reporter);
+  const flags = (f.unnamedPolicy ? 1 : 0) | (f.policyDecided ? 2 : 0) | (f.policyUnknown === true ? 4 : 0);
+  if (
+    src < THREE_BYTES &&
+    dst < THREE_BYTES &&
+    pol < THREE_BYTES &&
+    staged < THREE_BYTES &&
+    protocol < THREE_BYTES &&
+    action < 0x100 &&
+    reporter < 0x100 &&
+    Number.isInteger(port) &&
+    port >= 0 &&
+    port < 0x10000
+  )
+    return String.fromCharCode(
+      flags,
+      action,
+      reporter,
+      port & 0xff,
+      port >>> 8,
+      src & 0xff,
+      (src >>> 8) & 0xff,
+      src >>> 16,
+      dst & 0xff,
+      (dst >>> 8) & 0xff,
+      dst >>> 16,
+      pol & 0xff,
+      (pol >>> 8) & 0xff,
+      pol >>> 16,
+      staged & 0xff,
+      (staged >>> 8) & 0xff,
+      staged >>> 16,
+      protocol & 0xff,
+      (protocol >>> 8) & 0xff,
+      protocol >>> 16,
+    );
+  return `#${[src, dst, pol, staged, protocol, port, action, reporter, flags].join(',')}`;
 }
 
 /** A flow's key parts: a flow record without its counts and times. */
 export type FlowKeyParts = Omit<FlowRecord, 'connections' | 'packets' | 'bytes' | 'startMs' | 'endMs'>;
 
-/**
- * The key parts back from flowKeyText: a new key's dictionary entries are made from these, so a row waiting for its
- * transaction holds its key text only, not the flow record it came from (nor, through it, the decoded batch).
- */
-export function flowKeyParts(key: string): FlowKeyParts {
-  const p = key.split('\u0000');
-  let i = 0;
-  const next = (): string => p[i++]!;
-  const endpoint = (): FlowEndpoint => {
-    const [kind, namespace, name, serviceAccount, internet, reserved] = [
-      next(),
-      next(),
-      next(),
-      next(),
-      next(),
-      next(),
-    ];
-    const labels = p.slice(i + 1, i + 1 + Number(p[i]));
-    i += 1 + labels.length;
-    const e: FlowEndpoint = {
-      kind: kind as FlowEndpoint['kind'],
-      namespace,
-      name,
-      labels,
-      serviceAccount,
-      internet: internet === '1',
-    };
-    if (reserved) e.reserved = reserved;
-    return e;
+/** `e` when it cannot change (the decoder's), else a frozen copy: a key's parts stay what its text says. */
+function fixedEndpoint(e: FlowEndpoint): FlowEndpoint {
+  if (Object.isFrozen(e) && Object.isFrozen(e.labels)) return e;
+  const copy: FlowEndpoint = {
+    kind: e.kind,
+    namespace: e.namespace,
+    name: e.name,
+    labels: Object.freeze([...e.labels]) as string[],
+    serviceAccount: e.serviceAccount,
+    internet: e.internet,
   };
-  const policies = (): PolicyRef[] =>
-    Array.from({ length: Number(next()) }, () => ({
-      tier: next(),
-      namespace: next(),
-      name: next(),
-      action: next(),
-      kind: next(),
-    }));
-  const source = endpoint();
-  const destination = endpoint();
-  const [protocol, port, action, reporter] = [next(), next(), next(), next()];
-  const policyList = policies();
-  const staged = policies();
-  const [unnamed, decided, unknown] = [next(), next(), next()];
-  return {
-    source,
-    destination,
-    protocol,
-    destinationPort: Number(port),
-    action: action as FlowRecord['action'],
-    reporter: reporter as FlowRecord['reporter'],
-    policies: policyList,
-    stagedPolicies: staged,
-    unnamedPolicy: unnamed === '1',
-    policyDecided: decided === '1',
-    // Only when set, as the agent sends it (common/flow.ts).
-    ...(unknown === '1' ? { policyUnknown: true } : {}),
-  };
+  if (e.reserved) copy.reserved = e.reserved;
+  return Object.freeze(copy);
 }
 
-/** Flow key ids kept in memory: some 300 bytes each with their key text, so about 30 MiB at most. */
+function fixedPolicies(ps: PolicyRef[]): PolicyRef[] {
+  if (Object.isFrozen(ps) && ps.every((p) => Object.isFrozen(p))) return ps;
+  return Object.freeze(
+    ps.map((p) =>
+      Object.freeze({ tier: p.tier, namespace: p.namespace, name: p.name, action: p.action, kind: p.kind }),
+    ),
+  ) as PolicyRef[];
+}
+
+/** Key parts by key text: rows of one key, in one batch and from every node, share one object. */
+const partsByKey = new Map<string, FlowKeyParts>();
+
+/** Key parts remembered: some 150 bytes each (their endpoints and lists are shared). */
+const PARTS_KEPT = 100_000;
+
+/**
+ * The key parts of `f`, whose key text is `key`: a new key's dictionary entries are made from these, so a row waiting
+ * for its transaction holds these (shared by every row of its key), not the flow record it came from (nor, through
+ * it, the decoded batch).
+ */
+export function flowKeyParts(key: string, f: FlowKeyParts): FlowKeyParts {
+  let parts = partsByKey.get(key);
+  if (parts === undefined) {
+    if (partsByKey.size >= PARTS_KEPT) partsByKey.clear();
+    parts = {
+      source: fixedEndpoint(f.source),
+      destination: fixedEndpoint(f.destination),
+      protocol: f.protocol,
+      destinationPort: f.destinationPort,
+      action: f.action,
+      reporter: f.reporter,
+      policies: fixedPolicies(f.policies),
+      stagedPolicies: fixedPolicies(f.stagedPolicies),
+      unnamedPolicy: f.unnamedPolicy,
+      policyDecided: f.policyDecided,
+      // Only when set, as the agent sends it (common/flow.ts).
+      ...(f.policyUnknown === true ? { policyUnknown: true } : {}),
+    };
+    partsByKey.set(key, parts);
+  }
+  return parts;
+}
+
+/**
+ * @internal Tests: what reaching the bounds does, at once. The ids of every content seen so far are forgotten (except
+ * those of frozen objects already read), and so are the key parts: a key seen again gets another text.
+ */
+export function forgetKeyTextIds(): void {
+  for (const ids of [endpointIds, policyListIds, protocolIds, actionIds, reporterIds]) ids.clear();
+  partsByKey.clear();
+}
+
+/** Flow key ids kept in memory: some 100 bytes each with their key text, so about 10 MiB at most. */
 export const FLOW_KEY_IDS_KEPT = 100_000;
 
 /**

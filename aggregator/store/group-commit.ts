@@ -34,8 +34,9 @@ interface Waiting {
  * Group commit of flow batches: the batches that arrive from many agent
  * streams while a transaction is being written wait, and then go in one
  * transaction together (the WAL or the server's commit is paid once a group,
- * not once a batch). Nothing is delayed on purpose: an idle store writes a
- * batch at once; under load, groups form from what arrived meanwhile.
+ * not once a batch). Nothing waits for a time: an idle store starts a group
+ * at the next turn of the event loop, with the batches whose messages had
+ * arrived by then; under load, groups form from what arrived meanwhile.
  *
  * Each batch's promise settles only after its group's transaction committed
  * (or failed): a stream acks after that, so an ack still means "stored". A
@@ -48,6 +49,8 @@ interface Waiting {
 export class GroupCommit {
   private readonly waiting: Waiting[] = [];
   private running = 0;
+  /** A pump is due at the next turn of the event loop. */
+  private due = false;
 
   constructor(
     private readonly write: (batches: FlowBatchWrite[]) => Promise<{ duplicate: boolean }[]>,
@@ -57,6 +60,22 @@ export class GroupCommit {
   submit(batch: FlowBatchWrite): Promise<{ duplicate: boolean }> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ batch, resolve, reject });
+      this.pumpSoon();
+    });
+  }
+
+  /**
+   * Start groups at the next turn of the event loop (setImmediate: after the I/O that is ready now has been read).
+   * The messages other streams have already sent are read, decoded and merged in that turn and join the group; a
+   * group started at once would take this batch alone and hold the event loop, the others waiting behind it each for
+   * a group of its own (bench/ingest: two groups in three of one batch, each commit writing about as many pages as a
+   * group of 25 batches, profiled).
+   */
+  private pumpSoon(): void {
+    if (this.due) return;
+    this.due = true;
+    setImmediate(() => {
+      this.due = false;
       this.pump();
     });
   }
@@ -67,7 +86,7 @@ export class GroupCommit {
       this.running++;
       void this.run(group).finally(() => {
         this.running--;
-        this.pump();
+        this.pumpSoon();
       });
     }
   }

@@ -8,6 +8,7 @@ import {
   LegacyConversion,
   lockOrder,
   mergeBucketRows,
+  mergeSameKeyIds,
   resolveKeyIds,
   type BucketRow,
   type FlowDictionary,
@@ -383,7 +384,7 @@ export class PostgresStore extends SqlStore {
       const rows: BucketRow[] = [];
       const nodeOf: number[] = [];
       for (const [n, b] of writing.entries()) {
-        for (const r of await sortInSlices(b.rows, lockOrder, slice)) {
+        for (const r of mergeSameKeyIds(await sortInSlices(b.rows, lockOrder, slice))) {
           rows.push(r);
           nodeOf.push(n);
         }
@@ -682,9 +683,9 @@ async function convertLegacyFlows(c: pg.PoolClient): Promise<void> {
         dict,
         slice,
       );
-      rows.sort(lockOrder);
-      for (let i = 0; i < rows.length; i += FLOW_ROWS_PER_INSERT) {
-        const part = rows.slice(i, i + FLOW_ROWS_PER_INSERT);
+      const merged = mergeSameKeyIds(rows.sort(lockOrder));
+      for (let i = 0; i < merged.length; i += FLOW_ROWS_PER_INSERT) {
+        const part = merged.slice(i, i + FLOW_ROWS_PER_INSERT);
         await upsertBucketRows(c, [node], new Array<number>(part.length).fill(0), part);
       }
     }

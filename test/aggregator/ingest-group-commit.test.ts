@@ -10,7 +10,7 @@ import { flowToWire } from '../../proto/convert.js';
 import { HELLO, rawAgentStream, startTestAggregator } from '../fixtures/aggregator.js';
 import { startAggregatorProcess } from '../fixtures/aggregator-process.js';
 import { testPostgres } from '../fixtures/postgres.js';
-import { flow, T0 } from '../fixtures/flows.js';
+import { deepFrozen, flow, T0 } from '../fixtures/flows.js';
 import { until } from '../fixtures/wait.js';
 
 /** A batch of `rows` bucket rows for `node` (GroupCommit only counts them). */
@@ -45,16 +45,16 @@ t.test(
     const { commit, groups, release } = heldGroups();
     const settled: string[] = [];
     const submit = (b: FlowBatchWrite) => commit.submit(b).then(() => void settled.push(`${b.node}#${b.seq}`));
-    const all = [
-      submit(batchOf('n1')), // an idle store writes at once
+    const all = [submit(batchOf('n1'))]; // an idle store writes it at the next turn of the event loop
+    await until(() => groups.length === 1, 'the first group');
+    t.same(groups, [['n1#1']]);
+    all.push(
       submit(batchOf('n2', 4)),
       submit(batchOf('n3', 4)),
       submit(batchOf('n2', 1, 2)), // n2's next: not in the same group as n2#1
       submit(batchOf('n4', 4)), // 4 + 4 + 4 rows is over maxRows (10)
       submit(batchOf('n5', 30)), // larger than maxRows: a group of its own
-    ];
-    await until(() => groups.length === 1, 'the first group');
-    t.same(groups, [['n1#1']]);
+    );
     t.same(settled, [], 'nothing settles before its group is written');
     release.shift()!();
     await until(() => groups.length === 2, 'the second group');
@@ -67,6 +67,22 @@ t.test(
     release.shift()!();
     await Promise.all(all);
     t.same(groups.slice(2), [['n2#2', 'n4#1'], ['n5#1']]);
+  },
+);
+
+t.test(
+  'an idle store starts a group at the next turn of the event loop, with the batches submitted by then',
+  async (t) => {
+    const { commit, groups, release } = heldGroups();
+    const releaseAll = setInterval(() => release.shift()?.(), 5);
+    t.teardown(() => clearInterval(releaseAll));
+    // Three streams' messages read in one turn (one poll of the sockets): one group, not one each.
+    const turn = ['n1', 'n2', 'n3'].map((n) => commit.submit(batchOf(n)));
+    await Promise.all(turn);
+    // One that comes later, the store idle again: a group of its own.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await commit.submit(batchOf('n1', 1, 2));
+    t.same(groups, [['n1#1', 'n2#1', 'n3#1'], ['n1#2']]);
   },
 );
 
@@ -106,7 +122,7 @@ t.test('when the store is out, every batch of the group fails at once and none i
   t.same(groups.slice(1), [['n1#1', 'n2#1']]);
 });
 
-t.test('a flow key text gives back the key it was made from', async (t) => {
+t.test('a flow key text stands for its key, and its parts are that key', async (t) => {
   const cases: [string, FlowRecord][] = [
     ['the fixture flow', flow()],
     [
@@ -140,8 +156,38 @@ t.test('a flow key text gives back the key it was made from', async (t) => {
   for (const [name, f] of cases) {
     const { connections, packets, bytes, startMs, endMs, ...key } = f;
     void [connections, packets, bytes, startMs, endMs];
-    t.same(flowKeyParts(flowKeyText(f)), key, name);
+    const text = flowKeyText(f);
+    t.same(flowKeyParts(text, f), key, name);
+    // Another record of the same key (fresh objects, other counts and times), and a frozen copy (the decoder's).
+    const again = structuredClone({ ...f, connections: 7, startMs: f.startMs + 1 });
+    t.equal(flowKeyText(again), text, `${name}: the same key, the same text`);
+    t.equal(flowKeyText(deepFrozen(structuredClone(f))), text, `${name}: frozen, the same text`);
+    t.equal(flowKeyParts(text, again), flowKeyParts(text, f), `${name}: one parts object per key`);
+    // Parts outlive their record: a later change to the record's (unfrozen) objects is not theirs.
+    const before = structuredClone(key);
+    f.source.labels.push('later=1');
+    t.same(flowKeyParts(text, f), before, `${name}: parts unchanged`);
+    f.source.labels.pop();
   }
+  const texts = new Set(cases.map(([, f]) => flowKeyText(f)));
+  t.equal(texts.size, cases.length, 'different keys, different texts');
+  const variants: Partial<FlowRecord>[] = [
+    { protocol: 'udp' },
+    { destinationPort: 81 },
+    { action: 'deny' },
+    { reporter: 'dst' },
+    { unnamedPolicy: true },
+    { policyDecided: false },
+    { stagedPolicies: flow().policies },
+    { policies: [] },
+    { source: flow().destination, destination: flow().source },
+  ];
+  for (const v of variants)
+    t.not(
+      flowKeyText({ ...flow(), ...v }),
+      flowKeyText(flow()),
+      `${JSON.stringify(Object.keys(v))} is part of the key`,
+    );
   t.not(
     flowKeyText(flow({ source: { labels: ['a', 'b'] } })),
     flowKeyText(flow({ source: { labels: ['a'], serviceAccount: 'b' } })),

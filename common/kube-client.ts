@@ -182,31 +182,33 @@ export class KubeClient {
       headers['content-length'] = String(payload.length);
     }
     let res: IncomingMessage;
+    let text: string;
     try {
       res = await this.open(method, path, headers, payload);
+      text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
+    } catch (err) {
+      throw this.unreachable(method, path, err);
+    }
+    const statusCode = res.statusCode ?? 0;
+    // Not 2xx: a Status object, or a proxy's or redirect's answer (not followed: the token is not sent elsewhere).
+    if (statusCode < 200 || statusCode >= 300) throw failedAnswer(method, path, res, text);
+    try {
+      return (text ? JSON.parse(text) : {}) as T;
     } catch (err) {
       throw new KubeApiError(
-        0,
-        'Unreachable',
-        `${method} ${path} on ${this.connection.server} (${this.connection.describe}) failed: ${(err as Error).message}`,
+        statusCode,
+        'BadResponse',
+        `${method} ${path}: ${statusCode} answer is not JSON: ${text.slice(0, 300)}`,
         { cause: err },
       );
     }
-    const text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
-    const statusCode = res.statusCode ?? 0;
-    if (statusCode >= 400) {
-      let reason = String(statusCode);
-      let message = text.slice(0, 300);
-      try {
-        const status = JSON.parse(text) as { reason?: string; message?: string };
-        reason = status.reason ?? reason;
-        message = status.message ?? message;
-      } catch {
-        // not a Status object
-      }
-      throw new KubeApiError(statusCode, reason, `${method} ${path}: ${statusCode} ${reason}: ${message}`);
-    }
-    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** A request that got no complete answer: the server was not reached, or the connection failed before the end. */
+  private unreachable(method: string, path: string, err: unknown): KubeApiError {
+    const { server, describe } = this.connection;
+    const detail = `${method} ${path} on ${server} (${describe}) failed: ${(err as Error).message}`;
+    return new KubeApiError(0, 'Unreachable', detail, { cause: err });
   }
 
   /**
@@ -217,17 +219,21 @@ export class KubeClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await this.open('GET', path, headers, undefined, signal);
+    let res: IncomingMessage;
+    try {
+      res = await this.open('GET', path, headers, undefined, signal);
+    } catch (err) {
+      throw signal.aborted ? signal.reason : this.unreachable('GET', path, err);
+    }
     const statusCode = res.statusCode ?? 0;
-    if (statusCode >= 400) {
-      const text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
-      let reason = String(statusCode);
+    if (statusCode < 200 || statusCode >= 300) {
+      let text: string;
       try {
-        reason = (JSON.parse(text) as { reason?: string }).reason ?? reason;
-      } catch {
-        // not a Status object
+        text = await bodyText(res, KUBE_CLIENT_SETTINGS.bodyTimeoutMs);
+      } catch (err) {
+        throw this.unreachable('GET', path, err);
       }
-      throw new KubeApiError(statusCode, reason, `GET ${path}: ${statusCode} ${reason}`);
+      throw failedAnswer('GET', path, res, text);
     }
     // A watch's body has no time limit: the server ends it (timeoutSeconds) or `signal` does.
     const decoder = new StringDecoder('utf8');
@@ -282,6 +288,22 @@ export class KubeClient {
   async close(): Promise<void> {
     this.agent.destroy();
   }
+}
+
+/** A complete answer that is not 2xx: its Status object's reason and message, else its code and its body's start. */
+function failedAnswer(method: string, path: string, res: IncomingMessage, text: string): KubeApiError {
+  const statusCode = res.statusCode ?? 0;
+  let reason = String(statusCode);
+  let message = text.slice(0, 300);
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string };
+    reason = status.reason ?? reason;
+    message = status.message ?? message;
+  } catch {
+    // not a Status object
+  }
+  if (res.headers.location) message = `redirected to ${res.headers.location}${message ? `: ${message}` : ''}`;
+  return new KubeApiError(statusCode, reason, `${method} ${path}: ${statusCode} ${reason}: ${message}`);
 }
 
 /** A request that timed out (its message says which limit). */

@@ -24,6 +24,8 @@ export interface FollowPosition {
   size?: number;
   /** The file's mtime when last read, ms since the epoch: files rotated after it were written after it. */
   mtimeMs?: number;
+  /** The offset is inside a line over MAX_LINE_BYTES, already reported: the rest of it, to its newline, is skipped. */
+  skipping?: boolean;
 }
 
 /** Bytes remembered before the offset: enough to tell one line's end from another's. */
@@ -164,13 +166,17 @@ export class FileFollower {
     /** Start at the end of an existing file (first start, no saved position) instead of its beginning. */
     private readonly startAtEnd = false,
   ) {
-    this.position = saved ? { ...saved } : undefined;
+    const { skipping, ...position } = saved ?? {};
+    this.position = saved ? (position as FollowPosition) : undefined;
+    this.skippingLongLine = skipping === true;
     this.firstFile = saved === undefined;
   }
 
   /** The position after the last line returned by poll(); save it with what the lines became. */
   get saved(): FollowPosition | undefined {
-    return this.position ? { ...this.position } : undefined;
+    if (!this.position) return undefined;
+    // A restart in the middle of a line being skipped must not read the rest of it as a line of its own.
+    return this.skippingLongLine ? { ...this.position, skipping: true } : { ...this.position };
   }
 
   /**

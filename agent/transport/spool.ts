@@ -286,8 +286,10 @@ export class Spool {
     if (carried > 0) {
       this.state.untold = Math.max(0, (this.state.untold ?? 0) - carried);
       this.state.untoldSeq = first;
-      this.saveState();
     }
+    // Also when records were dropped while the window was cut (too large even alone), after its first batch: the
+    // group's lines are taken, so a restart before the next state write would never tell them.
+    if (carried > 0 || (this.state.untold ?? 0) !== this.savedUntold) this.saveState();
   }
 
   /**

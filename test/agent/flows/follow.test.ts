@@ -1,7 +1,7 @@
 import { appendFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FileFollower } from '../../../agent/flows/follow.js';
+import { FileFollower, type FollowPosition } from '../../../agent/flows/follow.js';
 import { tempDir } from '../../fixtures/tmp.js';
 
 const lines = (f: FileFollower) => f.poll().lines.map((l) => l.line);
@@ -151,3 +151,25 @@ t.test(
     t.equal(read[2]?.offset, Buffer.byteLength('a\r\n  \t\n\u00a0\u2028\nnaïve\n\n'), 'offsets are in bytes');
   },
 );
+
+t.test('a restart while a line over the limit is being skipped skips the rest of it, counted once', async (t) => {
+  const file = join(tempDir(t), 'flows.log');
+  writeFileSync(file, `a\n${'x'.repeat(1200 * 1024)}`); // still being written
+  const before = new FileFollower(file);
+  const r1 = before.poll();
+  t.same(
+    r1.lines.map((l) => l.line),
+    ['a'],
+  );
+  t.equal(r1.tooLong.length, 1);
+  appendFileSync(file, `${'y'.repeat(100)}\nb\n`);
+  const after = new FileFollower(file, JSON.parse(JSON.stringify(before.saved)) as FollowPosition);
+  const r2 = after.poll();
+  t.same(
+    r2.lines.map((l) => l.line),
+    ['b'],
+    'not the tail of the long line',
+  );
+  t.same(r2.tooLong, []);
+  t.equal(after.saved?.skipping, undefined);
+});

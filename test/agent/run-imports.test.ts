@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { packageRoot } from '../../common/package-root.js';
 import { buildExampleNodes } from '../../examples/nodes.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { importedModules, importLoggingFlags } from '../fixtures/import-log.js';
 
 t.test('verdict-agent run loads no HTTP client package: its API server calls go through node:https', async (t) => {
   // A module hook in the agent's own process records every module it imports; the built CLI is run as the DaemonSet
@@ -14,19 +15,10 @@ t.test('verdict-agent run loads no HTTP client package: its API server calls go 
   const log = join(dir, 'imports.log');
   const flows = join(dir, 'flows.log');
   writeFileSync(flows, '');
-  const hooks = `
-    import { appendFileSync } from 'node:fs';
-    export async function resolve(specifier, context, next) {
-      const r = await next(specifier, context);
-      appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
-      return r;
-    }`;
-  const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
   const agent = spawn(
     process.execPath,
     [
-      '--import',
-      `data:text/javascript,${encodeURIComponent(register)}`,
+      ...importLoggingFlags(log),
       join(packageRoot(), 'dist', 'agent', 'cli.js'),
       'run',
       '--aggregator',
@@ -53,11 +45,10 @@ t.test('verdict-agent run loads no HTTP client package: its API server calls go 
   });
   agent.kill('SIGKILL');
   await exited;
-  const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  const { urls, packages } = importedModules(log);
   t.ok(
     urls.some((u) => u.endsWith('/common/kube-client.js')),
     'the API server client is loaded (the hook saw the whole graph)',
   );
-  const packages = new Set(urls.map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1]).filter(Boolean));
   t.notOk(packages.has('undici'), `undici is not loaded (packages: ${[...packages].sort().join(', ')})`);
 });

@@ -14,6 +14,7 @@ import {
 import { loadBenchmarks } from '../../../agent/cis/benchmarks.js';
 import { compiledBenchmarkFiles } from '../../../agent/cis/compile-benchmarks.js';
 import { tempDir } from '../../fixtures/tmp.js';
+import { importedModules, importLoggingFlags } from '../../fixtures/import-log.js';
 
 // The YAML in agent/cis/benchmarks/ is the source; a scan reads its compiled form (compiled/index.json and one
 // compiled/<id>.json). These tests hold the two together and keep the scan's start-up to the one benchmark it uses.
@@ -59,19 +60,10 @@ t.test('verdict-agent scan loads neither the schema library, the YAML of benchma
   const dir = tempDir(t);
   const { roots } = buildExampleNodes(dir);
   const log = join(dir, 'imports.log');
-  const hooks = `
-    import { appendFileSync } from 'node:fs';
-    export async function resolve(specifier, context, next) {
-      const r = await next(specifier, context);
-      appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
-      return r;
-    }`;
-  const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
   const r = spawnSync(
     process.execPath,
     [
-      '--import',
-      `data:text/javascript,${encodeURIComponent(register)}`,
+      ...importLoggingFlags(log),
       join(packageRoot(), 'dist', 'agent', 'cli.js'),
       'scan',
       '--host-root',
@@ -82,8 +74,7 @@ t.test('verdict-agent scan loads neither the schema library, the YAML of benchma
     { encoding: 'utf8' },
   );
   t.equal(r.status, 0, r.stderr);
-  const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-  const packages = new Set(urls.map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1]).filter(Boolean));
+  const { urls, packages } = importedModules(log);
   t.same([...packages].sort(), ['yaml'], 'yaml (the kubelet config) is the only package a scan imports');
   t.notOk(
     urls.some((u) => /\/agent\/cis\/(schema|benchmarks|compile-benchmarks)\.js$/.test(u)),

@@ -282,6 +282,8 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
   kube: {
     /** A WATCH request is ended by the API server after this and re-opened. */
     watchTimeoutSeconds: 300,
+    /** A watch silent past its timeout plus this is a dead connection: it is watched again (list if needed). */
+    watchIdleGraceMs: MINUTE_MS,
     /** Failed list/watch retries back off from the first to the second, doubling. */
     watchRetryInitialMs: 1000,
     watchRetryMaxMs: 30_000,

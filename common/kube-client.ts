@@ -213,9 +213,10 @@ export class KubeClient {
 
   /**
    * A watch: the response body as lines of JSON (one watch event each), until
-   * the server ends it or `signal` aborts. HTTP errors throw KubeApiError.
+   * the server ends it or `signal` aborts. HTTP errors throw KubeApiError; with
+   * `idleMs`, so does a watch that sends nothing for that long.
    */
-  async *watchLines(path: string, signal: AbortSignal): AsyncGenerator<string> {
+  async *watchLines(path: string, signal: AbortSignal, idleMs?: number): AsyncGenerator<string> {
     const headers: Record<string, string> = { accept: 'application/json' };
     const token = this.connection.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -235,11 +236,22 @@ export class KubeClient {
       }
       throw failedAnswer('GET', path, res, text);
     }
-    // A watch's body has no time limit: the server ends it (timeoutSeconds) or `signal` does.
+    // A watch's body has no time limit: the server ends it (timeoutSeconds) or `signal` does. With idleMs, a watch
+    // that sends nothing for that long is taken for a dead connection (a peer gone without a FIN or RST, which TCP
+    // alone notices after hours) and fails, so the caller watches again instead of waiting for good.
+    let timer: NodeJS.Timeout | undefined;
+    const idle = () => {
+      if (idleMs === undefined) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => res.destroy(new KubeClientTimeout(`no watch data within ${idleMs} ms`)), idleMs);
+      timer.unref();
+    };
+    idle();
     const decoder = new StringDecoder('utf8');
     let buf = '';
     try {
       for await (const chunk of res) {
+        idle();
         buf += decoder.write(chunk as Buffer);
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -251,6 +263,8 @@ export class KubeClient {
     } catch (err) {
       // Aborted: the signal's reason (an AbortError), not the "aborted" of the connection it closed.
       throw signal.aborted ? signal.reason : err;
+    } finally {
+      clearTimeout(timer);
     }
     buf += decoder.end();
     if (buf.trim()) yield buf.trim();

@@ -38,6 +38,11 @@ export interface ResourceWatchOptions {
   onListed?: (items: KubeObject[]) => void;
   /** The API server ends each WATCH after this, and it is opened again. */
   watchTimeoutSeconds?: number;
+  /**
+   * A watch silent for its timeoutSeconds plus this long is taken for a dead connection and watched again (the
+   * server ends a healthy one at timeoutSeconds; bookmarks come more often). Default kube.watchIdleGraceMs.
+   */
+  watchIdleGraceMs?: number;
 }
 
 export interface KubeObject {
@@ -72,6 +77,7 @@ export class ResourceWatch {
   private readonly onListed?: (items: KubeObject[]) => void;
   private readonly log: Logger;
   private readonly watchTimeoutSeconds: number;
+  private readonly watchIdleGraceMs: number;
 
   constructor(options: ResourceWatchOptions) {
     this.kube = options.kube;
@@ -81,6 +87,7 @@ export class ResourceWatch {
     this.onListed = options.onListed;
     this.log = options.log;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? KUBE.watchTimeoutSeconds;
+    this.watchIdleGraceMs = options.watchIdleGraceMs ?? KUBE.watchIdleGraceMs;
   }
 
   start(): void {
@@ -122,7 +129,8 @@ export class ResourceWatch {
         }
         const sep = this.listPath.includes('?') ? '&' : '?';
         const path = `${this.listPath}${sep}watch=1&allowWatchBookmarks=true&timeoutSeconds=${this.watchTimeoutSeconds}&resourceVersion=${encodeURIComponent(this.resourceVersion)}`;
-        for await (const line of this.kube.watchLines(path, this.abort.signal)) {
+        const idleMs = this.watchTimeoutSeconds * 1000 + this.watchIdleGraceMs;
+        for await (const line of this.kube.watchLines(path, this.abort.signal, idleMs)) {
           const ev = JSON.parse(line) as WatchEvent;
           if (ev.type === 'ERROR') {
             if (ev.object.code === 410) {

@@ -182,3 +182,26 @@ t.test('an abort while the server has not answered ends the request', async (t) 
   setTimeout(() => abort.abort(), 20);
   t.match(await pending, { name: 'AbortError' });
 });
+
+t.test(
+  'a watch that goes silent past its idle limit fails (a dead connection), keeping the events before',
+  async (t) => {
+    // The peer never ends the body and never closes: what a partitioned API server looks like (no FIN, no RST).
+    const server = await serve(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"a","resourceVersion":"5"}}}\n');
+    });
+    const kube = client(t, server);
+    const lines: string[] = [];
+    const bound = new AbortController();
+    const hung = setTimeout(() => bound.abort(new Error('still waiting after 10 s')), 10_000);
+    const err = await failure(
+      (async () => {
+        for await (const line of kube.watchLines('/api/v1/pods?watch=1', bound.signal, 300)) lines.push(line);
+      })(),
+    );
+    clearTimeout(hung);
+    t.equal(lines.length, 1, 'the event sent before the silence');
+    t.match(String(err), /no watch data within 300 ms/, 'then the idle limit, not a wait for good');
+  },
+);

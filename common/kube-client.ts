@@ -173,9 +173,7 @@ export class KubeClient {
     body?: unknown,
     contentType = 'application/json',
   ): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    const token = this.connection.token?.();
-    if (token) headers.authorization = `Bearer ${token}`;
+    const headers = this.headers();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     if (payload) {
       headers['content-type'] = contentType;
@@ -204,6 +202,14 @@ export class KubeClient {
     }
   }
 
+  /** Every request's headers: JSON, and the bearer token when the connection has one (read at each request). */
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const token = this.connection.token?.();
+    if (token) headers.authorization = `Bearer ${token}`;
+    return headers;
+  }
+
   /** A request that got no complete answer: the server was not reached, or the connection failed before the end. */
   private unreachable(method: string, path: string, err: unknown): KubeApiError {
     const { server, describe } = this.connection;
@@ -217,9 +223,7 @@ export class KubeClient {
    * `idleMs`, so does a watch that sends nothing for that long.
    */
   async *watchLines(path: string, signal: AbortSignal, idleMs?: number): AsyncGenerator<string> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    const token = this.connection.token?.();
-    if (token) headers.authorization = `Bearer ${token}`;
+    const headers = this.headers();
     let res: IncomingMessage;
     try {
       res = await this.open('GET', path, headers, undefined, signal);
@@ -239,19 +243,12 @@ export class KubeClient {
     // A watch's body has no time limit: the server ends it (timeoutSeconds) or `signal` does. With idleMs, a watch
     // that sends nothing for that long is taken for a dead connection (a peer gone without a FIN or RST, which TCP
     // alone notices after hours) and fails, so the caller watches again instead of waiting for good.
-    let timer: NodeJS.Timeout | undefined;
-    const idle = () => {
-      if (idleMs === undefined) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => res.destroy(new KubeClientTimeout(`no watch data within ${idleMs} ms`)), idleMs);
-      timer.unref();
-    };
-    idle();
+    const idle = idleMs === undefined ? undefined : idleLimit(res, idleMs, 'watch data');
     const decoder = new StringDecoder('utf8');
     let buf = '';
     try {
       for await (const chunk of res) {
-        idle();
+        idle?.touch();
         buf += decoder.write(chunk as Buffer);
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -264,7 +261,7 @@ export class KubeClient {
       // Aborted: the signal's reason (an AbortError), not the "aborted" of the connection it closed.
       throw signal.aborted ? signal.reason : err;
     } finally {
-      clearTimeout(timer);
+      idle?.stop();
     }
     buf += decoder.end();
     if (buf.trim()) yield buf.trim();
@@ -326,33 +323,42 @@ class KubeClientTimeout extends Error {
 }
 
 /**
+ * Destroys `res` with a KubeClientTimeout ("no <what> within idleMs ms") once it has been idle that long: started at
+ * once, `touch` on each chunk, `stop` at the end.
+ */
+function idleLimit(res: IncomingMessage, idleMs: number, what: string): { touch(): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const touch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => res.destroy(new KubeClientTimeout(`no ${what} within ${idleMs} ms`)), idleMs);
+    timer.unref();
+  };
+  touch();
+  return { touch, stop: () => clearTimeout(timer) };
+}
+
+/**
  * A response's body as text (UTF-8, decoded once); fails when the server sends nothing for `idleMs` while the body is
  * not complete (the response is then destroyed).
  */
 function bodyText(res: IncomingMessage, idleMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    const idle = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => res.destroy(new KubeClientTimeout(`no body data within ${idleMs} ms`)), idleMs);
-      timer.unref();
-    };
-    idle();
+    const idle = idleLimit(res, idleMs, 'body data');
     res.on('data', (c: Buffer) => {
       chunks.push(c);
-      idle();
+      idle.touch();
     });
     res.once('end', () => {
-      clearTimeout(timer);
+      idle.stop();
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     res.once('error', (err) => {
-      clearTimeout(timer);
+      idle.stop();
       reject(err);
     });
     res.once('close', () => {
-      clearTimeout(timer);
+      idle.stop();
       if (!res.complete) reject(new Error('the API server closed the connection before the end of the body'));
     });
   });

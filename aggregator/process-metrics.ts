@@ -116,17 +116,17 @@ export class HandleSampler {
 
 /** prom-client's count: handles grouped by their object's constructor name, those without one left out. */
 function countHandles(): Map<string, number> {
-  const out = new Map<string, number>();
   const active = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
-  for (const h of active) {
-    const type = (h as { constructor?: { name?: string } } | null)?.constructor?.name;
-    if (type !== undefined) out.set(type, (out.get(type) ?? 0) + 1);
-  }
-  return out;
+  return tally(active.map((h) => (h as { constructor?: { name?: string } } | null)?.constructor?.name));
 }
 
 function countResources(): Map<string, number> {
+  return tally(process.getActiveResourcesInfo());
+}
+
+/** How often each defined value occurs. */
+function tally(values: (string | undefined)[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const type of process.getActiveResourcesInfo()) out.set(type, (out.get(type) ?? 0) + 1);
+  for (const v of values) if (v !== undefined) out.set(v, (out.get(v) ?? 0) + 1);
   return out;
 }

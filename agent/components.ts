@@ -89,6 +89,7 @@ export function agentOutbox(config: RunConfig, spool: Spool | undefined, log: Lo
     spool,
     maxBytes: config.maxSpoolBytes,
     maxMessages: AGENT_DEFAULTS.run.outboxMaxMessagesCount,
+    maxInFlightBytes: AGENT_DEFAULTS.outbox.maxInFlightBytes,
   });
 }
 

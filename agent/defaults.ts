@@ -118,9 +118,17 @@ export const AGENT_DEFAULTS = {
      * A flow window is cut into FlowBatches of about this size even when the aggregator takes larger ones (a record
      * larger than this still goes, alone, up to the aggregator's limit): gRPC copies each message once more to frame
      * it, and that copy waits in the stream while the aggregator is busy, so smaller batches keep the agent's peak
-     * lower at each window's close (issue 13).
+     * lower at each window's close (issue 13). 256 KiB with maxInFlightBytes: the fewer bytes in flight, the fewer
+     * outlive the young generation and wait in the old one for a full collection after they are acked.
      */
-    flowBatchTargetBytes: 1024 * 1024,
+    flowBatchTargetBytes: 256 * 1024,
+    /**
+     * Without a spool, a flow window's next batch is encoded only while the unacked bytes in memory are below this:
+     * two or three batches of flowBatchTargetBytes in flight keep the aggregator busy, and the rest of the window waits
+     * as its compact columns (agent/flows/window.ts) instead of as encoded bytes plus gRPC's framed copy of each
+     * (issue 13).
+     */
+    maxInFlightBytes: 512 * 1024,
   },
   spool: {
     /** Seqs reserved per state write: a restart skips at most this many. */

@@ -175,7 +175,7 @@ export class FlowCapture {
     for (const s of this.sources) s.source.drain();
     const w = this.window.close();
     const sources = this.sources.map((s) => ({ source: s.source.spec.raw, malformed: s.malformed, lost: s.lost }));
-    if (w.records.length === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
+    if (w.size === 0 && w.dropped === 0 && sources.every((s) => s.malformed === 0 && s.lost === 0)) {
       // Nothing to send. Lines read but skipped (replies, traces) are not saved as read; after a restart they are read
       // and skipped again.
       return undefined;
@@ -188,15 +188,15 @@ export class FlowCapture {
       {
         windowStartUnixMs: w.startMs,
         windowEndUnixMs: w.endMs,
-        records: w.records,
+        // Made one at a time from the window's columns, as each is sized or encoded.
+        records: { size: w.size, wire: (i) => flowToWire(w.record(i)) },
         sources,
         droppedRecords: w.dropped,
       },
       this.positions(),
-      flowToWire,
     );
     this.stats.batches += seqs.length;
-    this.o.log.debug({ seqs, records: w.records.length }, 'flow window queued');
+    this.o.log.debug({ seqs, records: w.size }, 'flow window queued');
     return seqs;
   }
 

@@ -235,16 +235,15 @@ export class FlowBatchEncoder {
   }
 
   /**
-   * One AgentMessage{flow_batch}: the batch's header fields and sources, and `records[from, to)` whose body sizes
-   * (recordSize) are given in `sizes`, written into one buffer of exactly its size.
+   * One AgentMessage{flow_batch}: the batch's header fields and sources, and records `from` to `to` (exclusive), each
+   * given by `wire(i)`, whose body sizes (recordSize) are in `sizes`, written into one buffer of exactly its size.
    */
-  encode<R = WireFlowRecord>(
+  encode(
     batch: Omit<WireFlowBatch, 'records'>,
-    records: readonly R[],
     from: number,
     to: number,
     sizes: ArrayLike<number>,
-    toWire: (r: R) => WireFlowRecord = (r) => r as WireFlowRecord,
+    wire: (i: number) => WireFlowRecord,
   ): Buffer {
     let body = this.headerSize(batch);
     for (let i = from; i < to; i++) body += recordEntrySize(sizes[i] as number);
@@ -253,7 +252,7 @@ export class FlowBatchEncoder {
     w.number(1, batch.seq);
     w.number(2, batch.windowStartUnixMs);
     w.number(3, batch.windowEndUnixMs);
-    for (let i = from; i < to; i++) this.writeRecord(w, toWire(records[i] as R), sizes[i] as number);
+    for (let i = from; i < to; i++) this.writeRecord(w, wire(i), sizes[i] as number);
     for (const s of batch.sources ?? []) {
       w.header(5, sourceSize(s));
       w.string(1, s.source);

@@ -15,17 +15,23 @@ export type Outgoing =
   { kind: 'benchmarkRun'; benchmarkRun: WireBenchmarkRun } | { kind: 'flowBatch'; flowBatch: WireFlowBatch };
 
 /**
- * A closed flow window, to be cut into FlowBatch messages: its records as WireFlowRecords, or as anything with a
- * conversion given to addFlowWindow (FlowCapture gives its FlowRecords and flowToWire, so a window's records are not
- * all copied at once: each wire record is made while it is sized or written, and is garbage right after).
+ * A closed flow window, to be cut into FlowBatch messages: its records as WireFlowRecords, as anything with a
+ * conversion given to addFlowWindow, or read by index (FlowCapture gives a closed FlowWindow's columns): a window's
+ * records are not all made at once, each wire record is made while it is sized or written and is garbage right after.
  */
 export interface FlowWindowOut<R = WireFlowRecord> {
   windowStartUnixMs: number;
   windowEndUnixMs: number;
-  records: readonly R[];
+  records: readonly R[] | IndexedRecords;
   sources: WireFlowSourceCounts[];
   /** Records dropped before this window (a full window); the outbox adds its own drops. */
   droppedRecords: number;
+}
+
+/** Records read one at a time by index (a closed FlowWindow's columns), each made as a WireFlowRecord when read. */
+export interface IndexedRecords {
+  readonly size: number;
+  wire(i: number): WireFlowRecord;
 }
 
 export interface OutboxOptions {
@@ -40,6 +46,13 @@ export interface OutboxOptions {
   maxMessages: number;
   /** Told when a message leaves the outbox. */
   onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
+  /**
+   * Without a spool: a flow window's next batch is encoded only while the unacked bytes in memory are below this, so
+   * a window's batches are made as the aggregator acks the earlier ones instead of all at its close (issue 13: a
+   * window's ~5 MB of batches, and gRPC's framed copy of each, were the agent's RSS peak). Absent: a window is encoded
+   * whole when it is queued, as it must be with a spool (the spool keeps a window whole before any of it is sent).
+   */
+  maxInFlightBytes?: number;
 }
 
 /** What an aggregator that does not say its limit (older versions) accepts. */
@@ -64,6 +77,28 @@ export interface OutboxStats {
 }
 
 type Entry = SpooledMessage;
+
+/**
+ * A flow window cut into record ranges, encoded one batch at a time (next()): what is left of it waits here, as its
+ * records, until its turn.
+ */
+interface WindowCut {
+  records: IndexedRecords;
+  /** Each record's encoded body size. */
+  sizes: Float64Array;
+  /** Record ranges not yet encoded, in order. */
+  ranges: [number, number][];
+  limit: number;
+  build: (seq: number, first: boolean) => Omit<WireFlowBatch, 'records'>;
+  /** Batches made from it so far. */
+  made: number;
+}
+
+/** A window waiting for room (OutboxOptions.maxInFlightBytes), and the flushed() calls waiting for its end. */
+interface PendingWindow {
+  cut: WindowCut;
+  waiters: { seq: number; resolve: () => void }[];
+}
 
 const serialize = (m: Record<string, unknown>): Buffer =>
   agentServiceDefinition().Connect?.requestSerialize(m) as Buffer;
@@ -99,6 +134,8 @@ export class Outbox {
   private highestSeq = 0;
   /** Told when there is something new to send. */
   onQueued?: () => void;
+  /** A flow window whose batches are made as acks free room (maxInFlightBytes), if one waits. */
+  private pending?: PendingWindow;
   private readonly encoder = new FlowBatchEncoder();
 
   constructor(private readonly o: OutboxOptions) {
@@ -175,7 +212,11 @@ export class Outbox {
   ): number[] {
     let dropped = w.droppedRecords + this.takeUntold();
     const target = Math.min(this.maxMessageBytes, FLOW_BATCH_TARGET_BYTES);
-    const messages = this.encodeBatches(w.records, toWire, this.maxMessageBytes, target, (seq, first) => ({
+    const records = w.records;
+    const indexed: IndexedRecords = Array.isArray(records)
+      ? { size: records.length, wire: (i) => toWire(records[i] as R) }
+      : (records as IndexedRecords);
+    const cut = this.cut(indexed, this.maxMessageBytes, target, (seq, first) => ({
       seq,
       windowStartUnixMs: w.windowStartUnixMs,
       windowEndUnixMs: w.windowEndUnixMs,
@@ -184,8 +225,16 @@ export class Outbox {
       sources: first ? w.sources : [],
       droppedRecords: first ? (dropped += this.takeUntold()) : 0,
     }));
-    this.queue(messages, positions);
-    return messages.map((m) => m.seq);
+    if (this.o.maxInFlightBytes === undefined || this.o.spool) {
+      const messages = this.encodeAll(cut);
+      this.queue(messages, positions);
+      return messages.map((m) => m.seq);
+    }
+    // At most one window waits as records: an older one (the aggregator has not acked it within a window) is
+    // encoded whole now, so the bounds on what is kept (maxBytes, maxMessages) see it.
+    this.finishPending();
+    this.pending = { cut: cut, waiters: [] };
+    return this.fill();
   }
 
   /** Unacked messages above `seq`, in order, for the transport to write. */
@@ -225,9 +274,50 @@ export class Outbox {
 
   /** Resolves once everything queued so far is settled. */
   flushed(): Promise<void> {
+    const pending = this.pending;
+    // A window still waiting to be encoded: its last seq is known once its last batch is made (fill()).
+    if (pending) return new Promise((resolve) => pending.waiters.push({ seq: Infinity, resolve }));
     const last = this.highestSeq;
     if (this.entries.length === 0 || (this.entries[0]?.seq ?? Infinity) > last) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ seq: last, resolve }));
+  }
+
+  /**
+   * Encode the waiting window's next batches while the unacked bytes are under maxInFlightBytes, and queue them.
+   * Answers their seqs.
+   */
+  private fill(): number[] {
+    const p = this.pending;
+    const made: Entry[] = [];
+    while (p && this.pending === p && this.bytes < (this.o.maxInFlightBytes ?? Infinity)) {
+      const e = this.next(p.cut);
+      if (e) {
+        made.push(e);
+        this.push(e);
+      }
+      if (!e || (p.cut.ranges.length === 0 && p.cut.made > 0)) this.endPending();
+    }
+    if (made.length > 0) this.onQueued?.();
+    return made.map((m) => m.seq);
+  }
+
+  /** Encode what is left of the waiting window, all of it, and queue it. */
+  private finishPending(): void {
+    const p = this.pending;
+    if (!p) return;
+    const messages = this.encodeAll(p.cut);
+    for (const m of messages) this.push(m);
+    this.endPending();
+    if (messages.length > 0) this.onQueued?.();
+  }
+
+  /** The waiting window is all encoded: flushed() calls made while it waited now wait for its last seq. */
+  private endPending(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    for (const w of p.waiters) this.waiters.push({ seq: this.highestSeq, resolve: w.resolve });
+    this.wake();
   }
 
   private takeSeq(): number {
@@ -257,62 +347,76 @@ export class Outbox {
   }
 
   /**
-   * Encode records as FlowBatches of at most `limit` bytes each, straight to bytes and one batch at a time
+   * Cut records into FlowBatches of at most `limit` bytes each, to be encoded straight to bytes one batch at a time
    * (flow-batch-encoding.ts): each record's encoded size is known before anything is written, so a batch is cut where
    * the next record would pass `target` (at most `limit`) less BATCH_HEADROOM and is encoded once into a buffer of its
-   * exact size. A record over `target` goes alone; one that does not fit `limit` even alone is dropped and counted.
-   * Seqs are taken in order, one per message.
+   * exact size. A record over `target` goes alone; one that does not fit `limit` even alone is dropped and counted
+   * when its turn comes (next()).
    */
-  private encodeBatches<R>(
-    records: readonly R[],
-    toWire: (r: R) => WireFlowRecord,
+  private cut(
+    records: IndexedRecords,
     limit: number,
     target: number,
     build: (seq: number, first: boolean) => Omit<WireFlowBatch, 'records'>,
-  ): Entry[] {
+  ): WindowCut {
     const enc = this.encoder;
-    const sizes = new Float64Array(records.length);
-    for (let i = 0; i < records.length; i++) sizes[i] = enc.recordSize(toWire(records[i] as R));
+    const n = records.size;
+    const sizes = new Float64Array(n);
+    for (let i = 0; i < n; i++) sizes[i] = enc.recordSize(records.wire(i));
     const budget = Math.min(target, limit) - BATCH_HEADROOM;
-    const pending: [number, number][] = [];
+    const ranges: [number, number][] = [];
     let from = 0;
     let used = 0;
-    for (let i = 0; i < records.length; i++) {
+    for (let i = 0; i < n; i++) {
       const entry = recordEntrySize(sizes[i] as number);
       if (i > from && used + entry > budget) {
-        pending.push([from, i]);
+        ranges.push([from, i]);
         [from, used] = [i, 0];
       }
       used += entry;
     }
-    if (from < records.length || records.length === 0) pending.push([from, records.length]);
-    const out: Entry[] = [];
+    if (from < n) ranges.push([from, n]);
+    return { records, sizes, ranges, limit, build, made: 0 };
+  }
+
+  /**
+   * The cut's next batch, encoded, under a new seq (seqs are taken in order, one per message, as batches are made,
+   * so a message queued meanwhile never sits between two of a window's seqs out of order). When every record was
+   * dropped (or there were none), one batch with the counts alone, so they are told. Undefined when all is made.
+   */
+  private next(c: WindowCut): Entry | undefined {
+    const enc = this.encoder;
     let seq: number | undefined;
-    while (pending.length > 0) {
-      const [a, b] = pending.shift() as [number, number];
+    while (c.ranges.length > 0) {
+      const [a, b] = c.ranges.shift() as [number, number];
       seq ??= this.takeSeq();
-      const batch = build(seq, out.length === 0);
+      const batch = c.build(seq, c.made === 0);
       let body = enc.headerSize(batch);
-      for (let i = a; i < b; i++) body += recordEntrySize(sizes[i] as number);
+      for (let i = a; i < b; i++) body += recordEntrySize(c.sizes[i] as number);
       const size = messageSize(body);
-      if (size <= limit) {
-        const bytes = enc.encode(batch, records, a, b, sizes, toWire);
-        out.push({ seq, kind: 'flowBatch', records: b - a, bytes, dropped: batch.droppedRecords });
-        seq = undefined;
+      if (size <= c.limit) {
+        const bytes = enc.encode(batch, a, b, c.sizes, (i) => c.records.wire(i));
+        c.made++;
+        return { seq, kind: 'flowBatch', records: b - a, bytes, dropped: batch.droppedRecords };
       } else if (b - a > 1) {
         const half = a + Math.ceil((b - a) / 2);
-        pending.unshift([a, half], [half, b]);
+        c.ranges.unshift([a, half], [half, b]);
       } else if (b - a === 1) {
-        this.countDropped(1, `one flow record encodes to ${size} bytes, over the ${limit}-byte message limit`);
+        this.countDropped(1, `one flow record encodes to ${size} bytes, over the ${c.limit}-byte message limit`);
       }
     }
-    // Every record dropped (or none to send): a batch with the counts alone, so they are told.
-    if (out.length === 0) {
-      seq ??= this.takeSeq();
-      const batch = build(seq, true);
-      const bytes = enc.encode(batch, records, 0, 0, sizes, toWire);
-      out.push({ seq, kind: 'flowBatch', records: 0, bytes, dropped: batch.droppedRecords });
-    }
+    if (c.made > 0) return undefined;
+    seq ??= this.takeSeq();
+    const batch = c.build(seq, true);
+    c.made++;
+    const bytes = enc.encode(batch, 0, 0, c.sizes, (i) => c.records.wire(i));
+    return { seq, kind: 'flowBatch', records: 0, bytes, dropped: batch.droppedRecords };
+  }
+
+  /** Every batch of a cut, encoded now. */
+  private encodeAll(c: WindowCut): Entry[] {
+    const out: Entry[] = [];
+    for (let e = this.next(c); e; e = this.next(c)) out.push(e);
     return out;
   }
 
@@ -328,17 +432,13 @@ export class Outbox {
     // What the refused batch told went back to the untold count (see rejected()): the first piece takes it.
     let dropped = 0;
     const { records: refused, ...header } = decoded;
-    const messages = this.encodeBatches(
-      refused,
-      (r) => r,
-      limit,
-      limit,
-      (seq, first) => ({
+    const messages = this.encodeAll(
+      this.cut({ size: refused.length, wire: (i) => refused[i] as WireFlowRecord }, limit, limit, (seq, first) => ({
         ...header,
         seq,
         sources: first ? decoded.sources : [],
         droppedRecords: first ? (dropped += this.takeUntold()) : 0,
-      }),
+      })),
     );
     this.stats.recut++;
     this.o.log.warn(
@@ -452,6 +552,7 @@ export class Outbox {
       this.spoolSettle(done.seq);
     }
     this.wake();
+    if (this.pending) this.fill();
   }
 
   private spoolSettle(seq: number): void {

@@ -164,9 +164,10 @@ export class AgentStream {
       this.welcomed = true;
       this.backoff.reset();
       this.outbox.setMaxMessageBytes(m.welcome.maxMessageBytes ?? 0);
+      // Before the acks: settling them may queue (and pump writes) a waiting window's next batches.
+      this.sentUpTo = m.welcome.lastStoredSeq;
       this.outbox.welcomed(m.welcome.lastStoredSeq);
       this.outbox.acked(m.welcome.lastStoredSeq);
-      this.sentUpTo = m.welcome.lastStoredSeq;
       log.info(
         {
           lastStoredSeq: m.welcome.lastStoredSeq,

@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
+import { AGENT_DEFAULTS } from '../../agent/defaults.js';
 import { Outbox } from '../../agent/transport/outbox.js';
 import { Spool } from '../../agent/transport/spool.js';
 import { flowToWire } from '../../proto/convert.js';
@@ -194,7 +195,7 @@ t.test('a torn state slot falls back to the other one', async (t) => {
 });
 
 t.test(
-  'a window is cut into batches of about 1 MiB even when the aggregator takes 4 MiB; a larger record goes alone',
+  'a window is cut into batches of about flowBatchTargetBytes (256 KiB) even when the aggregator takes 4 MiB; a larger record goes alone',
   async (t) => {
     const o = new Outbox({ log: silent, maxBytes: 1e9, maxMessages: 1e6 });
     o.setMaxMessageBytes(4 * 1024 * 1024);
@@ -207,11 +208,11 @@ t.test(
     const recs = [...records(6000), big, ...records(6000, 6000)];
     o.addFlowWindow(window(recs), pos(1));
     const out = batches(o);
-    const alone = out.filter((b) => b.bytes > 1024 * 1024);
+    const alone = out.filter((b) => b.bytes > AGENT_DEFAULTS.outbox.flowBatchTargetBytes);
     t.same(
       alone.map((b) => b.batch?.records.map((r) => r.destinationPort)),
       [[99_999]],
-      'only the record over 1 MiB makes a larger batch, alone in it',
+      'only the record over the target makes a larger batch, alone in it',
     );
     t.ok(out.length >= 4, `${out.length} batches`);
     t.same(

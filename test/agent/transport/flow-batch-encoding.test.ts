@@ -102,17 +102,17 @@ t.test("a FlowBatch's bytes are protobufjs's, byte for byte", async (t) => {
         const enc = new FlowBatchEncoder();
         const header = { seq, windowStartUnixMs: T0, windowEndUnixMs: T0 + 15_000, sources, droppedRecords };
         const sizes = wire.map((r) => enc.recordSize(r));
-        const mine = enc.encode(header, wire, 0, wire.length, sizes);
+        const mine = enc.encode(header, 0, wire.length, sizes, (i) => wire[i] as WireFlowRecord);
         const theirs = serialize({ flowBatch: { ...header, records: wire } });
         if (!mine.equals(theirs)) throw new Error(`differ: ${mine.toString('hex')} / ${theirs.toString('hex')}`);
         // A refused batch as it decodes (every default filled in) encodes to the same bytes again.
         const decoded = decodeAgentMessage(theirs).flowBatch as WireFlowBatch;
         const again = enc.encode(
           decoded,
-          decoded.records,
           0,
           decoded.records.length,
           decoded.records.map((r) => enc.recordSize(r)),
+          (i) => decoded.records[i] as WireFlowRecord,
         );
         if (!again.equals(theirs)) throw new Error('a decoded batch encodes to other bytes');
       },

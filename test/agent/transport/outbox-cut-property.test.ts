@@ -24,7 +24,7 @@ const record = (port: number, bytes: number): FlowRecord =>
     },
   });
 
-// Small records, records near the 1 MiB target, and records over a 4 MiB or 64 KiB limit.
+// Small records, records near the target (flowBatchTargetBytes), and records over a 4 MiB or 64 KiB limit.
 const sizes = fc.array(fc.constantFrom(10, 10, 10, 2_000, 40_000, 300_000, 1_100_000, 4_300_000), { maxLength: 30 });
 
 t.test(

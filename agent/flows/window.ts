@@ -77,22 +77,34 @@ function grow<A extends Int32Array | Float64Array | Uint8Array>(from: A, to: A):
 
 /**
  * The endpoints, policy lists and protocols one window met, numbered by their JSON: a slot names them by number, and
- * the first object met for a number stands for all (equal JSON, equal object).
+ * the first object met for a number stands for all (equal JSON, equal object). Parsers hand the same object again for
+ * the same endpoint or list, so an object seen before is found by identity, without its JSON.
  */
 class Parts {
   private readonly ids = new Map<string, number>();
+  private readonly byObject = new Map<object, number>();
+  private readonly protocols = new Map<string, number>();
   readonly objects: unknown[] = [];
 
   id(o: object): number {
-    return this.idOf(json(o), o);
+    let id = this.byObject.get(o);
+    if (id === undefined) {
+      const key = json(o);
+      id = this.ids.get(key);
+      if (id === undefined) {
+        id = this.objects.push(o) - 1;
+        this.ids.set(key, id);
+      }
+      this.byObject.set(o, id);
+    }
+    return id;
   }
 
-  idOf(key: string, o: unknown): number {
-    let id = this.ids.get(key);
+  protocol(p: string): number {
+    let id = this.protocols.get(p);
     if (id === undefined) {
-      id = this.objects.length;
-      this.ids.set(key, id);
-      this.objects.push(o);
+      id = this.objects.push(p) - 1;
+      this.protocols.set(p, id);
     }
     return id;
   }
@@ -156,10 +168,14 @@ export class ClosedFlowWindow {
  * distinct keys in one window, new keys are dropped and counted.
  */
 export class FlowWindow {
-  /** Each key's slot. */
-  private keys = new Map<string, number>();
   private slots = new Slots();
   private parts = new Parts();
+  /**
+   * The slots by key, an open-addressing hash table over the slots' own columns (each cell a slot + 1, 0 empty; at
+   * most half full): a flow's key is its numbers, hashed and compared where they are kept, so no key string is built
+   * per flow and none is kept per key.
+   */
+  private table = new Int32Array(2 * FIRST_SLOTS);
   private openedAtMs: number;
   /** Flows not aggregated because the window was full, since the last close(). */
   dropped = 0;
@@ -172,61 +188,122 @@ export class FlowWindow {
   }
 
   get size(): number {
-    return this.keys.size;
+    return this.slots.count;
   }
 
   add(f: FlowRecord): void {
     const s = this.slots;
+    // The aggregation key: everything but the counts and times (what common/flow.ts flowKey() keys on), as the
+    // window's numbers for the endpoints, policy lists and protocol, and the scalar fields.
     const source = this.parts.id(f.source);
     const destination = this.parts.id(f.destination);
     const policies = this.parts.id(f.policies);
     const staged = this.parts.id(f.stagedPolicies);
+    const protocol = this.parts.protocol(f.protocol);
+    const port = f.destinationPort;
     const flags =
       (f.unnamedPolicy ? UNNAMED : 0) |
       (f.policyDecided ? DECIDED : 0) |
       (f.policyUnknown ? UNKNOWN : 0) |
       (f.action === 'deny' ? DENY : 0) |
       (f.reporter === 'dst' ? REPORTER_DST : 0);
-    // The aggregation key: everything but the counts and times (what common/flow.ts flowKey() keys on), as the
-    // window's numbers for the endpoints and policy lists and the scalar fields.
-    const key = `${source} ${destination} ${policies} ${staged} ${flags} ${f.destinationPort} ${f.protocol}`;
-    const hit = this.keys.get(key);
-    if (hit !== undefined) {
-      s.connections[hit] += f.connections;
-      s.packets[hit] += f.packets;
-      s.bytes[hit] += f.bytes;
-      if (f.startMs < (s.startMs[hit] as number)) s.startMs[hit] = f.startMs;
-      if (f.endMs > (s.endMs[hit] as number)) s.endMs[hit] = f.endMs;
-      return;
+    const table = this.table;
+    const mask = table.length - 1;
+    let at = hashKey(source, destination, policies, staged, protocol, flags, port) & mask;
+    for (let cell = table[at] as number; cell !== 0; at = (at + 1) & mask, cell = table[at] as number) {
+      const i = cell - 1;
+      if (
+        s.source[i] === source &&
+        s.destination[i] === destination &&
+        s.policies[i] === policies &&
+        s.staged[i] === staged &&
+        s.protocol[i] === protocol &&
+        s.flags[i] === flags &&
+        Object.is(s.port[i], port)
+      ) {
+        s.connections[i] += f.connections;
+        s.packets[i] += f.packets;
+        s.bytes[i] += f.bytes;
+        if (f.startMs < (s.startMs[i] as number)) s.startMs[i] = f.startMs;
+        if (f.endMs > (s.endMs[i] as number)) s.endMs[i] = f.endMs;
+        return;
+      }
     }
-    if (this.keys.size >= this.maxKeys) {
+    if (s.count >= this.maxKeys) {
       this.dropped++;
       return;
     }
     const i = s.take();
-    this.keys.set(key, i);
+    table[at] = i + 1;
     s.source[i] = source;
     s.destination[i] = destination;
     s.policies[i] = policies;
     s.staged[i] = staged;
-    s.protocol[i] = this.parts.idOf(`"${f.protocol}`, f.protocol);
-    s.port[i] = f.destinationPort;
+    s.protocol[i] = protocol;
+    s.port[i] = port;
     s.flags[i] = flags;
     s.connections[i] = f.connections;
     s.packets[i] = f.packets;
     s.bytes[i] = f.bytes;
     s.startMs[i] = f.startMs;
     s.endMs[i] = f.endMs;
+    if (2 * s.count > table.length) this.rehash();
+  }
+
+  /** The table at twice its size, every slot placed again. */
+  private rehash(): void {
+    const s = this.slots;
+    const table = new Int32Array(this.table.length * 2);
+    const mask = table.length - 1;
+    for (let i = 0; i < s.count; i++) {
+      let at =
+        hashKey(
+          s.source[i] as number,
+          s.destination[i] as number,
+          s.policies[i] as number,
+          s.staged[i] as number,
+          s.protocol[i] as number,
+          s.flags[i] as number,
+          s.port[i] as number,
+        ) & mask;
+      while (table[at] !== 0) at = (at + 1) & mask;
+      table[at] = i + 1;
+    }
+    this.table = table;
   }
 
   close(): ClosedFlowWindow {
     const end = this.now();
     const out = new ClosedFlowWindow(this.openedAtMs, end, this.dropped, this.slots, this.parts);
-    this.keys = new Map();
     this.slots = new Slots();
     this.parts = new Parts();
+    this.table = new Int32Array(2 * FIRST_SLOTS);
     this.dropped = 0;
     this.openedAtMs = end;
     return out;
   }
+}
+
+/** A key's hash: its numbers mixed (MurmurHash3's multiply-xorshift steps); a port not an integer hashes as 0. */
+function hashKey(
+  source: number,
+  destination: number,
+  policies: number,
+  staged: number,
+  protocol: number,
+  flags: number,
+  port: number,
+): number {
+  let h = mix(mix(mix(mix(0x9747b28c, source), destination), policies), staged);
+  h = mix(mix(mix(h, protocol), flags), port | 0);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h >>> 0;
+}
+
+function mix(h: number, k: number): number {
+  h = Math.imul(h ^ k, 0xcc9e2d51);
+  h = (h << 15) | (h >>> 17);
+  return Math.imul(h, 0x1b873593);
 }

@@ -36,7 +36,9 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   const log = join(dir, 'flows.log');
   writeFileSync(log, '');
   const agent = spawn(
-    process.execPath,
+    // The agent's node: this one, or another (BENCH_AGENT_NODE, e.g. the image's Node 24 while the aggregator, whose
+    // better-sqlite3 is built for this one, runs on this one).
+    process.env.BENCH_AGENT_NODE || process.execPath,
     [
       // The node flags the DaemonSet gives the agent (its NODE_OPTIONS), or others to try (BENCH_AGENT_NODE_FLAGS, e.g.
       // "--max-semi-space-size=1"; empty for none), for the agent only.
@@ -54,8 +56,12 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       `calico:${log}`,
       '--log-level',
       'warn',
+      // With a spool as the DaemonSet runs it (BENCH_AGENT_SPOOL=1): each window is also written to disk before it
+      // is sent.
+      ...(process.env.BENCH_AGENT_SPOOL ? ['--spool', join(dir, 'spool')] : []),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // And the DaemonSet's MALLOC_ARENA_MAX (BENCH_AGENT_MALLOC_ARENA_MAX to try another; empty for glibc's default).
+    { stdio: ['ignore', 'ignore', 'pipe'], env: agentEnv() },
   );
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
@@ -186,13 +192,27 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
   }
 }
 
-/** NODE_OPTIONS of the agent container in manifests/base/30-agent.yaml ('' when it sets none). */
-function daemonSetNodeOptions(): string {
+/** The value of `name` in the agent container's env in manifests/base/30-agent.yaml ('' when it sets none). */
+function daemonSetEnv(name: string): string {
   const ds = parseYaml(readFileSync(join(packageRoot(), 'manifests', 'base', '30-agent.yaml'), 'utf8')) as {
     spec?: { template?: { spec?: { containers?: { name?: string; env?: { name?: string; value?: string }[] }[] } } };
   };
   const agent = ds.spec?.template?.spec?.containers?.find((c) => c.name === 'agent');
-  return agent?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  return agent?.env?.find((e) => e.name === name)?.value ?? '';
+}
+
+/** NODE_OPTIONS of the agent container ('' when it sets none). */
+function daemonSetNodeOptions(): string {
+  return daemonSetEnv('NODE_OPTIONS');
+}
+
+/** This process's environment with the agent container's MALLOC_ARENA_MAX (or BENCH_AGENT_MALLOC_ARENA_MAX). */
+function agentEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const arenas = process.env.BENCH_AGENT_MALLOC_ARENA_MAX ?? daemonSetEnv('MALLOC_ARENA_MAX');
+  delete env.MALLOC_ARENA_MAX;
+  if (arenas) env.MALLOC_ARENA_MAX = arenas;
+  return env;
 }
 
 /**

@@ -461,27 +461,22 @@ export class Outbox {
    * only, like one the disk refuses.
    */
   private spoolWrite(spool: Spool, messages: Entry[], positions: SourcePositions | undefined): void {
-    let body: Buffer;
-    try {
-      body = Spool.groupBody(messages, positions);
-    } catch (err) {
-      return this.unspooled(spool, messages, positions, (err as Error).message, 'cannot write to the spool');
-    }
+    const bytes = Spool.groupBytes(messages, positions);
     const room = this.o.maxBytes - Spool.fixedBytes;
-    if (body.length > room)
+    if (bytes > room)
       return this.unspooled(
         spool,
         messages,
         positions,
-        `its spool file needs ${body.length} bytes; --max-spool-bytes leaves ${Math.max(0, room)} beside the state`,
+        `its spool file needs ${bytes} bytes; --max-spool-bytes leaves ${Math.max(0, room)} beside the state`,
         'a flow window is too large for the spool',
       );
-    while (spool.diskBytes + body.length > this.o.maxBytes && this.entries.length > 0)
+    while (spool.diskBytes + bytes > this.o.maxBytes && this.entries.length > 0)
       this.dropOldest('the spool was full (the aggregator has been unreachable or slow)');
-    if (spool.diskBytes + body.length > this.o.maxBytes)
+    if (spool.diskBytes + bytes > this.o.maxBytes)
       return this.unspooled(spool, messages, positions, 'no room left in the spool', 'the spool is full');
     try {
-      spool.write(messages, positions, body);
+      spool.write(messages, positions);
     } catch (err) {
       this.unspooled(spool, messages, positions, (err as Error).message, 'cannot write to the spool');
     }

@@ -246,41 +246,47 @@ export class Spool {
     return out.sort((a, b) => a.seq - b.seq);
   }
 
-  /** A group's file as `write` would write it: its length is what the group takes on disk. */
-  static groupBody(messages: SpooledMessage[], positions: SourcePositions | undefined): Buffer {
-    const body: GroupFile = {
-      v: 2,
-      ...(positions ? { positions } : {}),
-      messages: messages.map((m) => ({
-        seq: m.seq,
-        kind: m.kind,
-        records: m.records,
-        b64: m.bytes.toString('base64'),
-        dropped: m.dropped,
-      })),
-    };
-    return Buffer.from(JSON.stringify(body));
+  /**
+   * Bytes of a group's file as `write` writes it (what the group takes on disk), worked out without building it: a
+   * window's file is several MB of base64 in JSON, which the spool never holds in memory at once.
+   */
+  static groupBytes(messages: SpooledMessage[], positions: SourcePositions | undefined): number {
+    const [head, tail] = groupFrame(positions);
+    let n = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, messages.length - 1);
+    for (const m of messages) {
+      const [before, after] = messageFrame(m);
+      n += Buffer.byteLength(before) + base64Length(m.bytes.length) + Buffer.byteLength(after);
+    }
+    return n;
   }
 
   /**
    * Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is
-   * half-written. The dropped records the messages carry are taken out of `untold`.
+   * half-written. The dropped records the messages carry are taken out of `untold`. The file is the JSON of a
+   * GroupFile, written a message at a time (each message's base64 made only while it is written), to a temporary name
+   * renamed when whole.
    */
-  write(
-    messages: SpooledMessage[],
-    positions: SourcePositions | undefined,
-    body = Spool.groupBody(messages, positions),
-  ): void {
+  write(messages: SpooledMessage[], positions: SourcePositions | undefined): void {
     if (messages.length === 0) return;
     const first = messages[0]?.seq as number;
     const file = join(this.dir, 'batches', `${first}.json`);
-    atomicWrite(file, body);
+    const bytes = atomicWriteParts(file, function* () {
+      const [head, tail] = groupFrame(positions);
+      yield head;
+      for (const [i, m] of messages.entries()) {
+        const [before, after] = messageFrame(m);
+        yield i > 0 ? `,${before}` : before;
+        yield m.bytes.toString('base64');
+        yield after;
+      }
+      yield tail;
+    });
     this.addGroup(
       first,
       file,
       messages.map((m) => m.seq),
       positions,
-      body.length,
+      bytes,
     );
     const carried = messages.reduce((n, m) => n + m.dropped, 0);
     if (carried > 0) {
@@ -486,6 +492,48 @@ function readGroup(file: string): GroupFile | undefined {
     return undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A GroupFile's JSON before and after its messages: `{"v":2,"positions":…,"messages":[` and `]}`. */
+function groupFrame(positions: SourcePositions | undefined): [string, string] {
+  const empty = JSON.stringify({ v: 2, ...(positions ? { positions } : {}), messages: [] } satisfies GroupFile);
+  return [empty.slice(0, -2), ']}'];
+}
+
+/** A spooled message's JSON before and after its base64 (which needs no escaping in a JSON string). */
+function messageFrame(m: SpooledMessage): [string, string] {
+  const json = JSON.stringify({ seq: m.seq, kind: m.kind, records: m.records, b64: '', dropped: m.dropped });
+  const at = json.indexOf('"b64":""') + '"b64":"'.length;
+  return [json.slice(0, at), json.slice(at)];
+}
+
+function base64Length(bytes: number): number {
+  return 4 * Math.ceil(bytes / 3);
+}
+
+/** Write `parts` to `file` through a temporary name renamed when whole; answers the bytes written. */
+function atomicWriteParts(file: string, parts: () => Iterable<string>): number {
+  const tmp = `${file}.tmp-${process.pid}`;
+  let written = 0;
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      for (const part of parts()) {
+        // A regular file takes a short write only when the disk fills: the rest is written again, until the disk
+        // refuses it outright (which throws).
+        const buf = Buffer.from(part);
+        for (let at = 0; at < buf.length;) at += writeSync(fd, buf, at, buf.length - at);
+        written += buf.length;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    return written;
+  } catch (err) {
+    rmSync(tmp, { force: true }); // a full disk must not leave partial temp files behind
+    throw err;
   }
 }
 

@@ -49,6 +49,7 @@ export class AggregatorMetrics {
   readonly auditEventsIgnored: Counter;
   readonly auditEventsRefused: Counter;
   readonly auditEventsTruncated: Counter;
+  readonly httpConnectionsDropped: Counter;
   /** The nodes, their summaries and the cluster scan as the CIS gauges and the CIS summary answer them. */
   readonly cis: CisView;
   private readonly knownNodes = new Set<string>();
@@ -148,6 +149,11 @@ export class AggregatorMetrics {
     this.auditEventsIgnored = audit.auditEventsIgnored;
     this.auditEventsRefused = audit.auditEventsRefused;
     this.auditEventsTruncated = audit.auditEventsTruncated;
+    this.httpConnectionsDropped = new Counter({
+      name: 'verdict_http_connections_dropped_total',
+      help: 'HTTP connections closed as soon as they were accepted because --http-max-connections were already open.',
+      registers,
+    });
     this.benchmarkRunsStored = new NodeCounter(
       this.registry,
       'verdict_benchmark_runs_stored_total',

@@ -148,8 +148,7 @@ t.test(
           const lines: string[] = [];
           for await (const line of kube.watchLines('/api/v1/pods?watch=1', new AbortController().signal))
             lines.push(line);
-          t.same(lines, events);
-          return true;
+          return t.same(lines, events);
         },
       ),
       fuzzParams(30),

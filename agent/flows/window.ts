@@ -22,10 +22,28 @@ function json(o: object): string {
   return j;
 }
 
+/** A record of the window and its key, as the window's numbers for its parts and its scalar fields. */
+interface Keyed {
+  record: FlowRecord;
+  source: number;
+  destination: number;
+  policies: number;
+  staged: number;
+  flags: number;
+  port: number;
+  action: string;
+  reporter: string;
+  protocol: string;
+}
+
 export class FlowWindow {
-  private records = new Map<string, FlowRecord>();
-  /** A small number per distinct endpoint or policy list in this window, so keys stay short. */
+  /** The window's records by a hash of their key, each compared in full; `records` keeps them in order of arrival. */
+  private keyed = new Map<number, Keyed[]>();
+  private records: FlowRecord[] = [];
+  /** A small number per distinct endpoint or policy list in this window, so keys are numbers. */
   private parts = new Map<string, number>();
+  /** The number of each object seen in this window: a shared endpoint costs one lookup, not its JSON's. */
+  private partOf = new WeakMap<object, number>();
   private openedAtMs: number;
   /** Flows not aggregated because the window was full, since the last close(). */
   dropped = 0;
@@ -38,51 +56,89 @@ export class FlowWindow {
   }
 
   get size(): number {
-    return this.records.size;
-  }
-
-  /**
-   * The aggregation key: everything but the counts and times (what common/flow.ts flowKey() keys on), as the window's
-   * numbers for the endpoints and policy lists and the scalar fields.
-   */
-  private key(f: FlowRecord): string {
-    const flags = (f.unnamedPolicy ? 1 : 0) | (f.policyDecided ? 2 : 0) | (f.policyUnknown ? 4 : 0);
-    return `${this.part(f.source)} ${this.part(f.destination)} ${this.part(f.policies)} ${this.part(f.stagedPolicies)} ${flags} ${f.action} ${f.reporter} ${f.destinationPort} ${f.protocol}`;
+    return this.records.length;
   }
 
   private part(o: object): number {
-    const j = json(o);
-    let id = this.parts.get(j);
+    let id = this.partOf.get(o);
     if (id === undefined) {
-      id = this.parts.size;
-      this.parts.set(j, id);
+      const j = json(o);
+      id = this.parts.get(j);
+      if (id === undefined) {
+        id = this.parts.size;
+        this.parts.set(j, id);
+      }
+      this.partOf.set(o, id);
     }
     return id;
   }
 
+  /**
+   * Adds a flow to the record of its key: everything but the counts and times (what common/flow.ts flowKey() keys
+   * on), compared as the window's numbers for the endpoints and policy lists and the scalar fields themselves.
+   */
   add(f: FlowRecord): void {
-    const key = this.key(f);
-    const hit = this.records.get(key);
-    if (hit) {
-      hit.connections += f.connections;
-      hit.packets += f.packets;
-      hit.bytes += f.bytes;
-      hit.startMs = Math.min(hit.startMs, f.startMs);
-      hit.endMs = Math.max(hit.endMs, f.endMs);
-      return;
-    }
-    if (this.records.size >= this.maxKeys) {
+    const source = this.part(f.source);
+    const destination = this.part(f.destination);
+    const policies = this.part(f.policies);
+    const staged = this.part(f.stagedPolicies);
+    const flags = (f.unnamedPolicy ? 1 : 0) | (f.policyDecided ? 2 : 0) | (f.policyUnknown ? 4 : 0);
+    let h = Math.imul(source, 0x9e3779b1) ^ destination;
+    h = Math.imul(h, 0x85ebca6b) ^ policies;
+    h = Math.imul(h, 0xc2b2ae35) ^ staged;
+    h = Math.imul(h, 0x27d4eb2f) ^ (f.destinationPort * 8 + flags);
+    h = Math.imul(h ^ (h >>> 15), 0x165667b1) ^ f.protocol.length;
+    const bucket = this.keyed.get(h);
+    if (bucket)
+      for (const k of bucket)
+        if (
+          k.source === source &&
+          k.destination === destination &&
+          k.policies === policies &&
+          k.staged === staged &&
+          k.flags === flags &&
+          k.port === f.destinationPort &&
+          k.action === f.action &&
+          k.reporter === f.reporter &&
+          k.protocol === f.protocol
+        ) {
+          const hit = k.record;
+          hit.connections += f.connections;
+          hit.packets += f.packets;
+          hit.bytes += f.bytes;
+          hit.startMs = Math.min(hit.startMs, f.startMs);
+          hit.endMs = Math.max(hit.endMs, f.endMs);
+          return;
+        }
+    if (this.records.length >= this.maxKeys) {
       this.dropped++;
       return;
     }
-    this.records.set(key, { ...f });
+    const record = { ...f };
+    this.records.push(record);
+    const k: Keyed = {
+      record,
+      source,
+      destination,
+      policies,
+      staged,
+      flags,
+      port: f.destinationPort,
+      action: f.action,
+      reporter: f.reporter,
+      protocol: f.protocol,
+    };
+    if (bucket) bucket.push(k);
+    else this.keyed.set(h, [k]);
   }
 
   close(): { startMs: number; endMs: number; records: FlowRecord[]; dropped: number } {
     const end = this.now();
-    const out = { startMs: this.openedAtMs, endMs: end, records: [...this.records.values()], dropped: this.dropped };
-    this.records = new Map();
+    const out = { startMs: this.openedAtMs, endMs: end, records: this.records, dropped: this.dropped };
+    this.records = [];
+    this.keyed = new Map();
     this.parts = new Map();
+    this.partOf = new WeakMap();
     this.dropped = 0;
     this.openedAtMs = end;
     return out;

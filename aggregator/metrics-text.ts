@@ -65,7 +65,7 @@ interface NodeEntry extends KeptPiece {
  * after a burst (5,000 agents connecting) finds it built, and a steady stream of changes (flow counters) costs no
  * build but the scrapes' own.
  */
-export const FAMILY_SETTLE_MS = 250;
+export const FAMILY_SETTLE_MS = 50;
 
 /**
  * A family of series grouped by node. `refresh` runs before each read (it may update the family, and says

@@ -87,6 +87,7 @@ export class CisView {
   private gatheringSince = 0;
   private resync: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
+  private changes = 0;
 
   constructor(
     private readonly store: Store,
@@ -96,6 +97,11 @@ export class CisView {
   /** `listener` hears of every node that changes (after the change is applied). */
   onNode(listener: NodeViewListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Counts the changes told to listeners: the same number, the same nodes (what a kept answer is built from). */
+  get version(): number {
+    return this.changes;
   }
 
   /** Every node held, in the order first read. */
@@ -348,10 +354,12 @@ export class CisView {
     if (!this.nodes.delete(name)) return;
     this.ordered = undefined;
     this.totals.set(name, undefined);
+    this.changes++;
     for (const l of this.listeners) l(name, undefined);
   }
 
   private tell(e: Entry): void {
+    this.changes++;
     for (const l of this.listeners) l(e.name, e);
   }
 }

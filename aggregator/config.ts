@@ -10,6 +10,8 @@ import { AGGREGATOR_ERRORS, aggregatorError, configError } from './errors.js';
 export interface AggregatorConfig {
   /** HOST:PORT for HTTP; ":8080" means every interface. */
   httpAddress: string;
+  /** Open HTTP connections at most (readers, scrapers, the audit webhook); past it new ones are closed and counted. */
+  httpMaxConnections: number;
   /** HOST:PORT for the agents' gRPC. */
   grpcAddress: string;
   /** sqlite:FILE or postgres://... */

@@ -64,6 +64,15 @@ export const AGGREGATOR_DEFAULTS_TABLE = {
       config: 'httpAddress',
       description: 'HTTP API and /metrics (":PORT" is every interface; port 0 picks a free one)',
     },
+    'http-max-connections': {
+      kind: 'integer',
+      default: '1000',
+      min: 1,
+      value: 'COUNT',
+      config: 'httpMaxConnections',
+      description: 'open HTTP connections at most; past it a new connection is closed at once and counted',
+      log: true,
+    },
     grpc: {
       kind: 'address',
       default: ':9090',

@@ -204,6 +204,30 @@ function httpComponent(app: App, address: string) {
   return component;
 }
 
+/**
+ * At most `max` open HTTP connections. Each idle connection holds a socket and its buffers until Node's headers
+ * timeout (60 s), so a client opening them in a loop could take the process's memory or file descriptors from the
+ * agents' streams and the store. Past the limit Node closes a new connection as soon as it is accepted (no HTTP answer
+ * is possible); each is counted, and logged at most every 10 s with the count since.
+ */
+function limitConnections(app: App, max: number, metrics: AggregatorMetrics, log: Logger): void {
+  app.server.maxConnections = max;
+  let unlogged = 0;
+  let loggedAt = 0;
+  app.server.on('drop', (data?: { remoteAddress?: string }) => {
+    metrics.httpConnectionsDropped.inc();
+    unlogged++;
+    const now = Date.now();
+    if (now - loggedAt < 10_000) return;
+    log.warn(
+      { dropped: unlogged, max, lastFrom: data?.remoteAddress },
+      'HTTP connections closed: --http-max-connections are open (raise it, or find the client holding them)',
+    );
+    unlogged = 0;
+    loggedAt = now;
+  });
+}
+
 /** What runs the cluster side: watched GlobalReports, policy and pod history, node lifecycle. */
 interface ClusterComponents {
   clusterReports?: ClusterReports;
@@ -459,6 +483,7 @@ export async function startAggregator(
       ...(signer ? { signer } : {}),
       networkAccess,
     });
+    limitConnections(app, config.httpMaxConnections, metrics, log.child({ component: 'http' }));
     const http = await life.add('http', httpComponent(app, config.httpAddress));
     for (const [name, watcher] of cluster.watchers) await life.add(name, watcher);
     for (const [name, timer] of timers(config, deps, cluster.clusterReports, reports.leader))

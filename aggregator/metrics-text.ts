@@ -1,10 +1,12 @@
 import type { Gauge, Registry } from 'prom-client';
+import { buildBody, changedPiece, type KeptPiece } from './kept-bytes.js';
 
 /**
  * Per-node metric families written as exposition text directly (issue 13). With 5,000 nodes the per-node
  * families hold some 55,000 series; prom-client hashes, copies and formats every one of them on every scrape
- * (0.2-0.6 s and a lot of garbage). Here each node's lines are kept as text, rebuilt only when that node's
- * inputs change (a new summary, a connection or last-seen change, a counter increment), and a scrape joins them.
+ * (0.2-0.6 s and a lot of garbage). Here each node's lines are written only when that node's inputs change (a new
+ * summary, a connection or last-seen change, a counter increment), and each family is kept as one body of UTF-8
+ * bytes, built again from the body before when a node changed: a scrape with nothing changed sends the bytes kept.
  *
  * A family is still registered in the prom-client registry (so it is listed with the rest, and `get()` answers
  * as a Gauge's or Counter's does); `exposition()` writes the registry the way `Registry.metrics()` does, taking
@@ -49,15 +51,21 @@ function flat(s: string): string {
   return ` ${s}`.slice(1);
 }
 
-interface NodeEntry {
-  /** What the series were built from; the same key keeps them (and their text). */
+/** A node's series, and their lines as a piece of the family's body (written when they change, then kept as bytes). */
+interface NodeEntry extends KeptPiece {
+  /** What the series were built from; the same key keeps them (and their bytes). */
   key: string | undefined;
   series: Series[];
-  /** The node's lines, built at the first scrape after a change. */
-  text: string | undefined;
   /** The refresh that last saw the node (gauges from the store: a node not seen is forgotten). */
   seen: number;
 }
+
+/**
+ * A family's body is built this long after the last change to it, if no scrape built it first: the first scrape
+ * after a burst (5,000 agents connecting) finds it built, and a steady stream of changes (flow counters) costs no
+ * build but the scrapes' own.
+ */
+export const FAMILY_SETTLE_MS = 50;
 
 /**
  * A family of series grouped by node. `refresh` runs before each read (it may update the family, and says
@@ -67,11 +75,17 @@ interface NodeEntry {
 export class NodeFamily {
   readonly aggregator = 'sum' as const;
   protected readonly nodes = new Map<string, NodeEntry>();
-  private readonly header: string;
-  /** The family's text as last written, while no node's series changed (undefined: write it again). */
-  protected text: string | undefined;
-  /** `text` in UTF-8, for the text it was made of. */
-  private bytes: { of: string; buf: Buffer } | undefined;
+  /** HELP and TYPE, with a line feed (each node's lines follow). */
+  private readonly head: Buffer;
+  /**
+   * The family's body as last built (HELP, TYPE and every node's lines, each ending in a line feed), kept until a
+   * node's series change; undefined before the first build.
+   */
+  private body: Buffer | undefined;
+  /** A node's series changed, came or went since the body was built. */
+  private stale = true;
+  /** Builds the body once changes settle (FAMILY_SETTLE_MS after the last). */
+  private settle: NodeJS.Timeout | undefined;
 
   constructor(
     registry: Registry,
@@ -80,7 +94,7 @@ export class NodeFamily {
     readonly type: 'gauge' | 'counter',
     private readonly refresh: () => Promise<boolean>,
   ) {
-    this.header = `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}`;
+    this.head = Buffer.from(`# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`);
     // prom-client's registry reads name, help, type, aggregator, get() and reset(): this is such a metric.
     registry.registerMetric(this as unknown as Gauge);
   }
@@ -93,15 +107,15 @@ export class NodeFamily {
     const e = this.nodes.get(node);
     if (e === undefined) {
       const series = build();
-      this.nodes.set(node, { key: flat(key), series, text: this.lines(series), seen });
-      this.text = undefined;
+      this.nodes.set(node, { key: flat(key), series, seen, ...changedPiece(undefined, this.lines(series)) });
+      this.changed();
     } else {
       e.seen = seen;
       if (e.key !== key) {
         e.key = flat(key);
         e.series = build();
-        e.text = this.lines(e.series);
-        this.text = undefined;
+        changedPiece(e, this.lines(e.series));
+        this.changed();
       }
     }
   }
@@ -116,7 +130,7 @@ export class NodeFamily {
 
   /** The node has no series in this family any more. */
   drop(node: string): void {
-    if (this.nodes.delete(node)) this.text = undefined;
+    if (this.nodes.delete(node)) this.changed();
   }
 
   /** Forget the nodes the refresh numbered `seen` did not put. */
@@ -124,31 +138,37 @@ export class NodeFamily {
     for (const [node, e] of this.nodes)
       if (e.seen !== seen) {
         this.nodes.delete(node);
-        this.text = undefined;
+        this.changed();
       }
   }
 
-  /** The family in the text format, as prom-client's registry writes one (no final line feed). */
-  async exposition(): Promise<string> {
-    if (!(await this.refresh())) return this.header;
-    if (this.text === undefined) {
-      const texts: string[] = [];
-      for (const e of this.nodes.values()) {
-        e.text ??= this.lines(e.series);
-        texts.push(e.text);
-      }
-      const body = texts.join('');
-      // Each node's lines end in a line feed; the family's last line does not.
-      this.text = body === '' ? this.header : `${this.header}\n${body.slice(0, -1)}`;
-    }
-    return this.text;
-  }
-
-  /** The family as exposition() writes it, in UTF-8: encoded once per change, not at every scrape. */
+  /**
+   * The family in the text format, in UTF-8, as prom-client's registry writes one (no final line feed). Built again
+   * only after a node's series changed, from the body before (see buildBody): the same bytes while nothing changed.
+   */
   async expositionBytes(): Promise<Buffer> {
-    const text = await this.exposition();
-    if (this.bytes?.of !== text) this.bytes = { of: text, buf: Buffer.from(text) };
-    return this.bytes.buf;
+    if (!(await this.refresh())) return this.head.subarray(0, -1);
+    return this.build().subarray(0, -1);
+  }
+
+  /** The body, built again if a node's series changed since. */
+  private build(): Buffer {
+    if (this.stale || this.body === undefined) {
+      this.body = buildBody(this.head, this.nodes, this.body);
+      this.stale = false;
+    }
+    return this.body;
+  }
+
+  /** A node's series changed, came or went: the body is built again at the next scrape, or once changes settle. */
+  protected changed(): void {
+    this.stale = true;
+    if (this.settle !== undefined) this.settle.refresh();
+    else
+      this.settle = setTimeout(() => {
+        this.settle = undefined;
+        this.build();
+      }, FAMILY_SETTLE_MS).unref();
   }
 
   /** As prom-client's Gauge and Counter answer get(). */
@@ -167,7 +187,7 @@ export class NodeFamily {
 
   reset(): void {
     this.nodes.clear();
-    this.text = undefined;
+    this.changed();
   }
 }
 
@@ -186,41 +206,44 @@ export class NodeCounter<L extends string> extends NodeFamily {
   inc(labels: Readonly<Record<L, string>> & { node: string }, value = 1): void {
     if (!Number.isFinite(value) || value < 0) throw new Error(`a counter cannot be increased by ${value}`);
     let e = this.nodes.get(labels.node);
-    if (e === undefined) this.nodes.set(labels.node, (e = { key: undefined, series: [], text: undefined, seen: 0 }));
+    if (e === undefined)
+      this.nodes.set(labels.node, (e = { key: undefined, series: [], seen: 0, ...changedPiece(undefined, '') }));
     const l = labels as Labels;
     const keys = Object.keys(l);
     const s = e.series.find((x) => keys.every((k) => x.labels[k] === l[k]));
     if (s) s.value += value;
     else e.series.push({ labels: { ...l }, value });
-    // Its own node's two or three lines now, so a scrape only joins what is written.
-    e.text = this.lines(e.series);
-    this.text = undefined;
+    // Its own node's two or three lines now, so a scrape only copies what is written.
+    changedPiece(e, this.lines(e.series));
+    this.changed();
   }
 }
 
-const BLANK_LINE = Buffer.from('\n\n');
-const LINE_FEED = Buffer.from('\n');
-
 /**
- * exposition() in UTF-8, in pieces, as /metrics sends it: the per-node families' bytes as kept (some 3.5 MB at 5,000
+ * exposition() in UTF-8, in pieces, as /metrics sends it: the per-node families' bodies as kept (some 3.5 MB at 5,000
  * nodes), so a scrape neither joins 3.5 MB of text and encodes it again nor copies it into one buffer; only the small
- * prom-client families are new.
+ * prom-client families are new, encoded together between the per-node families.
  */
 export async function expositionBytes(registry: Registry): Promise<Buffer[]> {
   const parts = await Promise.all(
-    registry.getMetricsAsArray().map(async (m) => {
+    registry.getMetricsAsArray().map((m) => {
       const own: unknown = m;
-      return own instanceof NodeFamily
-        ? own.expositionBytes()
-        : Buffer.from(await registry.getSingleMetricAsString(m.name));
+      return own instanceof NodeFamily ? own.expositionBytes() : registry.getSingleMetricAsString(m.name);
     }),
   );
+  // Families are separated by a blank line, and the last ends in a line feed, as registry.metrics() writes them.
   const out: Buffer[] = [];
-  for (const p of parts) {
-    if (out.length > 0) out.push(BLANK_LINE);
-    out.push(p);
-  }
-  out.push(LINE_FEED);
+  let text = '';
+  parts.forEach((p, i) => {
+    if (i > 0) text += '\n\n';
+    if (typeof p === 'string') text += p;
+    else {
+      if (text !== '') out.push(Buffer.from(text));
+      text = '';
+      out.push(p);
+    }
+  });
+  out.push(Buffer.from(`${text}\n`));
   return out;
 }
 
@@ -229,11 +252,5 @@ export async function expositionBytes(registry: Registry): Promise<Buffer[]> {
  * as kept. Every family is collected concurrently, as prom-client does, so they share one store snapshot.
  */
 export async function exposition(registry: Registry): Promise<string> {
-  const parts = await Promise.all(
-    registry.getMetricsAsArray().map((m) => {
-      const own: unknown = m;
-      return own instanceof NodeFamily ? own.exposition() : registry.getSingleMetricAsString(m.name);
-    }),
-  );
-  return `${parts.join('\n\n')}\n`;
+  return Buffer.concat(await expositionBytes(registry)).toString();
 }

@@ -2,7 +2,7 @@ import { Cron } from 'croner';
 import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
 import { FLOW_ACTIONS, FLOW_SOURCES } from '../common/flow.js';
 import { CisView, type NodeView } from './cis-view.js';
-import { isConnected } from './compute/cis.js';
+import { connectedUntilMs, isConnected } from './compute/cis.js';
 import { INGEST_REJECT_REASONS } from './ingest/reasons.js';
 import { POLICY_KINDS } from './reports/policy-resources.js';
 import type { Store } from './store/index.js';
@@ -49,6 +49,7 @@ export class AggregatorMetrics {
   readonly auditEventsIgnored: Counter;
   readonly auditEventsRefused: Counter;
   readonly auditEventsTruncated: Counter;
+  readonly httpConnectionsDropped: Counter;
   /** The nodes, their summaries and the cluster scan as the CIS gauges and the CIS summary answer them. */
   readonly cis: CisView;
   private readonly knownNodes = new Set<string>();
@@ -148,6 +149,11 @@ export class AggregatorMetrics {
     this.auditEventsIgnored = audit.auditEventsIgnored;
     this.auditEventsRefused = audit.auditEventsRefused;
     this.auditEventsTruncated = audit.auditEventsTruncated;
+    this.httpConnectionsDropped = new Counter({
+      name: 'verdict_http_connections_dropped_total',
+      help: 'HTTP connections closed as soon as they were accepted because --http-max-connections were already open.',
+      registers,
+    });
     this.benchmarkRunsStored = new NodeCounter(
       this.registry,
       'verdict_benchmark_runs_stored_total',
@@ -317,6 +323,11 @@ class NodeGauges {
   refresh!: Snapshot;
   /** Each node's verdict_agent_connected as last put. */
   private readonly up = new Map<string, number>();
+  /**
+   * No node put connected counts as disconnected before then (the earliest 3 minutes past a connected node's last
+   * contact; earlier than needed once a node is heard from again): until then a scrape checks no node.
+   */
+  private firstLapseMs = -Infinity;
 
   constructor(private readonly view: CisView) {
     view.onNode((name, n) => this.node(name, n));
@@ -325,12 +336,15 @@ class NodeGauges {
   /** Connection is the one per-node gauge that moves with the clock (heard from within 3 minutes): once a scrape. */
   connectedNow(): void {
     const now = Date.now();
+    if (now <= this.firstLapseMs) return;
+    this.firstLapseMs = Infinity;
     for (const n of this.view.all()) this.putConnected(n, now);
   }
 
   private putConnected(n: NodeView, now: number): void {
     const node = n.name;
     const up = isConnected(n, now) ? 1 : 0;
+    if (up === 1) this.firstLapseMs = Math.min(this.firstLapseMs, connectedUntilMs(n));
     if (this.up.get(node) === up) return;
     this.up.set(node, up);
     this.connected.put(node, `${up}`, 0, () => [{ labels: { node }, value: up }]);

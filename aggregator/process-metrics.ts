@@ -8,6 +8,8 @@ export const PROCESS_METRICS_PREFIX = 'verdict_aggregator_';
 const HANDLES_FRESH_MS = 1_000;
 /** A sample older than this is not exported: the scrape takes a new one itself. */
 const HANDLES_STALE_MS = 120_000;
+/** With no scrape asking, a new sample is taken this long after the last, so scrapes never find none fresh enough. */
+export const HANDLES_KEEP_MS = 60_000;
 
 /**
  * Node.js process metrics, prefixed verdict_aggregator_: prom-client's default metrics, with the three that walk every
@@ -86,14 +88,23 @@ export interface HandleCounts {
  * The handle and resource counts, sampled off the scrape's path: a scrape exports the latest sample and, when it is
  * older than HANDLES_FRESH_MS, has a new one taken once the reply is under way (setImmediate), so the cost of
  * walking every socket never lands on a scrape's latency. A scrape sees the counts as they were after the one
- * before it (Prometheus scrapes every 15-60 s); with no sample younger than HANDLES_STALE_MS it samples itself.
+ * before it (Prometheus scrapes every 15-60 s). Without scrapes a sample is taken every HANDLES_KEEP_MS (one at
+ * start): the first scrape after a quiet spell, such as 5,000 agents connecting before anyone scraped, exports one at
+ * most that old instead of walking every socket itself (10-50 ms of the first scrape, issue 13). Only a sample older
+ * than HANDLES_STALE_MS (the timer held up) is taken by the scrape itself.
  */
 export class HandleSampler {
   private sample: HandleCounts | undefined;
   private takenMs = 0;
   private pending = false;
+  private keeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly keepMs = HANDLES_KEEP_MS,
+  ) {
+    this.take();
+  }
 
   counts(): HandleCounts {
     const age = this.now() - this.takenMs;
@@ -111,6 +122,8 @@ export class HandleSampler {
   private take(): void {
     this.sample = { handles: countHandles(), resources: countResources() };
     this.takenMs = this.now();
+    clearTimeout(this.keeper);
+    this.keeper = setTimeout(() => this.take(), this.keepMs).unref();
   }
 }
 

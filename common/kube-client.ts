@@ -245,17 +245,22 @@ export class KubeClient {
     // alone notices after hours) and fails, so the caller watches again instead of waiting for good.
     const idle = idleMs === undefined ? undefined : idleLimit(res, idleMs, 'watch data');
     const decoder = new StringDecoder('utf8');
-    let buf = '';
+    // The pieces of a line not ended yet: only each new chunk is searched for the newline and the pieces are joined
+    // once, so an event of many chunks (a large object) costs its length, not its length times its chunks.
+    const pieces: string[] = [];
     try {
       for await (const chunk of res) {
         idle?.touch();
-        buf += decoder.write(chunk as Buffer);
+        let text = decoder.write(chunk as Buffer);
         let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
+        while ((nl = text.indexOf('\n')) >= 0) {
+          pieces.push(text.slice(0, nl));
+          const line = pieces.join('').trim();
+          pieces.length = 0;
+          text = text.slice(nl + 1);
           if (line) yield line;
         }
+        if (text) pieces.push(text);
       }
     } catch (err) {
       // Aborted: the signal's reason (an AbortError), not the "aborted" of the connection it closed.
@@ -263,8 +268,8 @@ export class KubeClient {
     } finally {
       idle?.stop();
     }
-    buf += decoder.end();
-    if (buf.trim()) yield buf.trim();
+    const rest = (pieces.join('') + decoder.end()).trim();
+    if (rest) yield rest;
   }
 
   /**

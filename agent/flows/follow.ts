@@ -50,6 +50,12 @@ export interface FollowedLine {
  */
 export type LineReader = (line: string, file: string, offset: number) => void;
 
+/**
+ * Takes each line as its bytes, b[start, end) without the newline (nor a \r before it), for a reader that decodes only
+ * what it needs of it. The bytes are the follower's own buffer, read into again after the call: read them during it.
+ */
+export type LineBytesReader = (b: Buffer, start: number, end: number, file: string, offset: number) => void;
+
 /** Bytes read at once into the follower's buffer. */
 const READ_BYTES = 64 * 1024;
 
@@ -88,6 +94,8 @@ interface PollState {
   out: FollowResult;
   /** Given: each line goes to it as it is read (not into `out.lines`). */
   onLine: LineReader | undefined;
+  /** Given: each line goes to it as bytes, as it is read (not to onLine nor into `out.lines`). */
+  onLineBytes: LineBytesReader | undefined;
 }
 
 /** An open file and what fstat said right after opening it. */
@@ -181,9 +189,14 @@ export class FileFollower {
 
   /**
    * Read every complete line written since the last call, up to about `maxBytes`: into the result's `lines`, or with
-   * `onLine` to it as each is read. Also returns lines that were too long (as `tooLong`).
+   * `onLine` to it as each is read (or with `onLineBytes`, as bytes). Also returns lines that were too long (as
+   * `tooLong`).
    */
-  poll(maxBytes: number = AGENT_DEFAULTS.follow.pollMaxBytes, onLine?: LineReader): FollowResult {
+  poll(
+    maxBytes: number = AGENT_DEFAULTS.follow.pollMaxBytes,
+    onLine?: LineReader,
+    onLineBytes?: LineBytesReader,
+  ): FollowResult {
     const out: FollowResult = { lines: [], tooLong: [], events: [] };
     const cur = this.statPath();
     if (!this.position) {
@@ -191,7 +204,7 @@ export class FileFollower {
       this.position = { dev: cur.dev, ino: cur.ino, offset: this.firstFile && this.startAtEnd ? cur.size : 0 };
     }
     this.firstFile = false;
-    const s: PollState = { cur, siblings: undefined, budget: maxBytes, out, onLine };
+    const s: PollState = { cur, siblings: undefined, budget: maxBytes, out, onLine, onLineBytes };
     // Each step either reads and stops or moves to a newer file; the bound only guards against a directory changing
     // under us.
     for (let step = 0; step < (s.siblings?.length ?? 0) + 3; step++) {
@@ -422,10 +435,11 @@ export class FileFollower {
         let from = 0;
         for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = from < n ? chunk.indexOf(0x0a, from) : -1) {
           if (pending) {
-            this.deliver(Buffer.concat([pending, chunk.subarray(0, nl)]), o.file, pendingStart, s);
+            const line = Buffer.concat([pending, chunk.subarray(0, nl)]);
+            this.deliver(line, 0, line.length, o.file, pendingStart, s);
             pending = undefined;
           } else {
-            this.deliver(chunk.subarray(from, nl), o.file, chunkStart + from, s);
+            this.deliver(buf, from, nl, o.file, chunkStart + from, s);
           }
           from = nl + 1;
           consumed = chunkStart + from;
@@ -444,7 +458,7 @@ export class FileFollower {
       }
     } catch (err) {
       // Lines already given to onLine are taken: the position moves past them, so the next poll does not repeat them.
-      if (s.onLine && consumed !== p.offset) {
+      if ((s.onLine || s.onLineBytes) && consumed !== p.offset) {
         p.offset = consumed;
         try {
           remember(o, p, pos);
@@ -455,7 +469,7 @@ export class FileFollower {
       throw err;
     }
     if (atEnd && final && pending) {
-      this.deliver(pending, o.file, pendingStart, s);
+      this.deliver(pending, 0, pending.length, o.file, pendingStart, s);
       consumed = pendingStart + pending.length;
     }
     p.offset = consumed;
@@ -463,28 +477,38 @@ export class FileFollower {
     return atEnd;
   }
 
-  /** One line (without its newline), unless it ends a line being skipped for its length. */
-  private deliver(bytes: Buffer, file: string, offset: number, s: PollState): void {
+  /**
+   * One line, b[start, lineEnd) (without its newline), unless it ends a line being skipped for its length. Handed on
+   * without a view of it made: a line is decoded (or read as bytes) straight from the follower's buffer.
+   */
+  private deliver(b: Buffer, start: number, lineEnd: number, file: string, offset: number, s: PollState): void {
     if (this.skippingLongLine) {
       this.skippingLongLine = false;
-    } else if (bytes.length > MAX_LINE_BYTES) {
+    } else if (lineEnd - start > MAX_LINE_BYTES) {
       s.out.tooLong.push({ file, offset });
     } else {
-      const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
-      const line = bytes.toString('utf8', 0, end);
-      if (blank(bytes, end, line)) return;
+      const end = lineEnd > start && b[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
+      if (s.onLineBytes) {
+        if (!blank(b, start, end)) s.onLineBytes(b, start, end, file, offset);
+        return;
+      }
+      const line = b.toString('utf8', start, end);
+      if (blank(b, start, end, line)) return;
       if (s.onLine) s.onLine(line, file, offset);
       else s.out.lines.push({ line, file, offset });
     }
   }
 }
 
-/** Whether a line holds only whitespace (what trim() removes): from its bytes unless some are not ASCII. */
-function blank(bytes: Buffer, end: number, line: string): boolean {
-  for (let i = 0; i < end; i++) {
-    const b = bytes[i] as number;
-    if (b === 0x20 || (b >= 0x09 && b <= 0x0d)) continue;
-    return b < 0x80 ? false : line.trim().length === 0;
+/**
+ * Whether a line holds only whitespace (what trim() removes): from its bytes unless some are not ASCII (then from its
+ * text, decoded here unless given).
+ */
+function blank(b: Buffer, start: number, end: number, line?: string): boolean {
+  for (let i = start; i < end; i++) {
+    const c = b[i] as number;
+    if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) continue;
+    return c < 0x80 ? false : (line ?? b.toString('utf8', start, end)).trim().length === 0;
   }
   return true;
 }

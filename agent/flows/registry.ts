@@ -3,7 +3,7 @@ import type { FlowRecord } from '../../common/flow.js';
 import { errorDetail, usageError } from '../errors.js';
 import { FileFollower, type FollowPosition } from './follow.js';
 import type { InternalNetworks, ParseResult } from './normalize.js';
-import { parseCalicoLine } from './sources/calico.js';
+import { parseCalicoBytes } from './sources/calico-common.js';
 import { GoldmaneSource, type GoldmaneTlsFiles } from './sources/goldmane.js';
 import { HubbleObserverSource } from './sources/hubble-grpc.js';
 import { HubbleParser, type HubbleHold } from './sources/hubble.js';
@@ -23,7 +23,8 @@ export interface FlowSourceSpec {
 /**
  * One result a source read: a record, a skip, a loss notice or the reason its input is malformed. The source hands over
  * `read`, not its result, so that whatever throws while reading one record (a shape nobody foresaw) makes that record
- * malformed and nothing more; `where` names it in the malformed log.
+ * malformed and nothing more; `where` names it in the malformed log. Call `read` before returning: a file source's
+ * may read the follower's buffer, which the next line is read into.
  */
 export type FlowResultHandler = (read: () => ParseResult<FlowRecord>, where: () => string) => void;
 
@@ -135,6 +136,14 @@ class HeldHubble implements HeldRecords {
   }
 }
 
+/**
+ * How a file source reads a line: from its text, or from its bytes (a parser that decodes only what it needs; it reads
+ * them within the `read` the capture calls at once, before the follower reads over them).
+ */
+type LineParser =
+  | { text: (line: string) => ParseResult<FlowRecord> }
+  | { bytes: (b: Buffer, start: number, end: number) => ParseResult<FlowRecord> };
+
 /** A file the source's CNI writes flow lines to, followed across rotation; each line parsed by `parse`. */
 class FileFlowSource implements FlowSource {
   private readonly counts = { lines: 0, tooLong: 0, readFailures: 0 };
@@ -148,7 +157,7 @@ class FileFlowSource implements FlowSource {
   constructor(
     readonly spec: FlowSourceSpec,
     private readonly ctx: FlowSourceContext,
-    private readonly parse: (line: string) => ParseResult<FlowRecord>,
+    private readonly parse: LineParser,
     private readonly held?: HeldRecords,
   ) {
     this.follower = new FileFollower(spec.target, ctx.saved, ctx.startAtEnd);
@@ -167,14 +176,25 @@ class FileFlowSource implements FlowSource {
     let lines = 0;
     try {
       // Each line parsed as it is read: a poll's lines are not all held until it ends.
-      read = this.follower.poll(undefined, (line, file, offset) => {
-        lines++;
-        this.counts.lines++;
-        this.ctx.onResult(
-          () => this.parse(line),
-          () => `${file} at byte ${offset}`,
-        );
-      });
+      const p = this.parse;
+      read =
+        'bytes' in p
+          ? this.follower.poll(undefined, undefined, (b, start, end, file, offset) => {
+              lines++;
+              this.counts.lines++;
+              this.ctx.onResult(
+                () => p.bytes(b, start, end),
+                () => `${file} at byte ${offset}`,
+              );
+            })
+          : this.follower.poll(undefined, (line, file, offset) => {
+              lines++;
+              this.counts.lines++;
+              this.ctx.onResult(
+                () => p.text(line),
+                () => `${file} at byte ${offset}`,
+              );
+            });
     } catch (err) {
       // An unreadable source (EIO, a directory, permissions) must not stop the agent: count it, say it, go on.
       this.counts.readFailures++;
@@ -243,14 +263,15 @@ export const FLOW_SOURCES: Record<FlowSourceKind, FlowSourceKindDefinition> = {
   calico: {
     form: 'calico:PATH',
     matches: (prefix, target) => prefix === 'calico' && target !== '',
-    create: (spec, ctx) => new FileFlowSource(spec, ctx, (line) => parseCalicoLine(line, ctx.internal)),
+    create: (spec, ctx) =>
+      new FileFlowSource(spec, ctx, { bytes: (b, start, end) => parseCalicoBytes(b, start, end, ctx.internal) }),
   },
   'hubble-file': {
     form: 'hubble:PATH',
     matches: (prefix, target) => prefix === 'hubble' && target !== '' && !target.startsWith('unix://'),
     create: (spec, ctx) => {
       const held = new HeldHubble(ctx);
-      return new FileFlowSource(spec, ctx, (line) => held.parser.line(line), held);
+      return new FileFlowSource(spec, ctx, { text: (line) => held.parser.line(line) }, held);
     },
   },
   'hubble-grpc': {

@@ -25,6 +25,11 @@ const DECIDED = 2;
 const UNKNOWN = 4;
 const DENY = 8;
 const REPORTER_DST = 16;
+/**
+ * Not part of the key: the first record of the slot said `policyUnknown: false` rather than leaving it out (flowKey()
+ * takes both alike), so record(i) gives the field back as the first record had it, as a copy of it did.
+ */
+const UNKNOWN_FALSE = 32;
 
 /**
  * A window's records, one slot per distinct key, stored as columns (issue 13): the endpoints, policy lists and
@@ -152,6 +157,7 @@ export class ClosedFlowWindow {
     };
     // Set only when true, as the parsers set it (common/flow.ts).
     if (flags & UNKNOWN) f.policyUnknown = true;
+    else if (flags & UNKNOWN_FALSE) f.policyUnknown = false;
     return f;
   }
 
@@ -218,7 +224,7 @@ export class FlowWindow {
         s.policies[i] === policies &&
         s.staged[i] === staged &&
         s.protocol[i] === protocol &&
-        s.flags[i] === flags &&
+        ((s.flags[i] as number) & ~UNKNOWN_FALSE) === flags &&
         Object.is(s.port[i], port)
       ) {
         s.connections[i] += f.connections;
@@ -241,7 +247,7 @@ export class FlowWindow {
     s.staged[i] = staged;
     s.protocol[i] = protocol;
     s.port[i] = port;
-    s.flags[i] = flags;
+    s.flags[i] = flags | (f.policyUnknown === false ? UNKNOWN_FALSE : 0);
     s.connections[i] = f.connections;
     s.packets[i] = f.packets;
     s.bytes[i] = f.bytes;
@@ -263,7 +269,7 @@ export class FlowWindow {
           s.policies[i] as number,
           s.staged[i] as number,
           s.protocol[i] as number,
-          s.flags[i] as number,
+          (s.flags[i] as number) & ~UNKNOWN_FALSE,
           s.port[i] as number,
         ) & mask;
       while (table[at] !== 0) at = (at + 1) & mask;

@@ -50,6 +50,11 @@ export function isConnected(n: Pick<NodeRecord, 'connected' | 'lastSeenMs'>, now
   return n.connected && nowMs - n.lastSeenMs <= CONNECTED_WITHIN_MS;
 }
 
+/** The last moment a node with a stream open still counts as connected, unless heard from again. */
+export function connectedUntilMs(n: Pick<NodeRecord, 'lastSeenMs'>): number {
+  return n.lastSeenMs + CONNECTED_WITHIN_MS;
+}
+
 /** What a `/api/v1/nodes` row is made of: a NodeRecord, or a node as the CIS view holds it (its latest summary). */
 export type NodeRowSource = Pick<
   NodeRecord,

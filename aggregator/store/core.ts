@@ -440,10 +440,14 @@ export abstract class SqlStore implements Store {
    */
   async flowTotals(q: Omit<FlowQuery, 'limit'>, opts: { connectionsOnly?: boolean } = {}): Promise<FlowRecord[]> {
     const { where, values } = flowWhere(q);
-    // Key by key (SQLite's flow_buckets is clustered by key, then time): each key's range of the interval, no sort.
+    // SQLite: key by key (its flow_buckets is clustered by key, then time), each key's range of the interval, no sort.
+    // PostgreSQL has no such order: there the same IN, with nothing to filter, is a hash join of every row of the
+    // interval (30 days over 10M rows: 4.1 s against 2.5 s without it); the join below drops a key it does not know.
     const keys =
       where.length === 0
-        ? ' AND b.key_id IN (SELECT id FROM flow_keys)'
+        ? this.kind === 'sqlite'
+          ? ' AND b.key_id IN (SELECT id FROM flow_keys)'
+          : ''
         : ` AND b.key_id IN (SELECT k.id FROM flow_keys k JOIN flow_endpoints s ON s.id = k.src_id JOIN flow_endpoints d ON d.id = k.dst_id
              WHERE ${where.join(' AND ')})`;
     const rows = await this.reader.all<FlowRow>(

@@ -95,3 +95,19 @@ t.test(
     t.equal(sampler.counts().handles.get('Server') ?? 0, first + 5, 'a sample past two minutes is taken again at once');
   },
 );
+
+t.test(
+  'handle counts: with no scrape a sample is taken in the background, and the first scrape exports it without walking',
+  async (t) => {
+    let now = 1_000_000;
+    // A sample at start, then one every 300 ms while nothing asks: the next falls some 180 ms after the check below.
+    const sampler = new HandleSampler(() => now, 300);
+    const atStart = sampler.counts().handles.get('Server') ?? 0;
+    await listening(3);
+    now += 60_000;
+    await new Promise((r) => setTimeout(r, 420));
+    await listening(2);
+    // The two servers opened since the last background sample are not there: this scrape walked no handle.
+    t.equal(sampler.counts().handles.get('Server') ?? 0, atStart + 3, 'the background sample is exported');
+  },
+);

@@ -2,8 +2,10 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { KubeApiError, KubeClient } from '../../common/kube-client.js';
+import { fuzzParams } from '../fixtures/fuzz.js';
 import { makeTestCa } from '../fixtures/pki.js';
 
 /** A stand-in API server over HTTPS that asks for a client certificate, or plain HTTP; `handle` answers. */
@@ -104,6 +106,55 @@ t.test('a watch yields whole lines, a character split between two chunks include
   for await (const line of kube.watchLines('/api/v1/pods?watch=1', new AbortController().signal)) lines.push(line);
   t.same(lines, events);
 });
+
+t.test(
+  'property: a watch yields each event once, whole, however its bytes are cut (large events included)',
+  async (t) => {
+    // Events as the API server writes them, one JSON object a line; some large (an object of many chunks), some with
+    // characters of 2-4 bytes, cut at random byte offsets (inside characters too) and written piece by piece.
+    const event = fc
+      .tuple(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.nat({ max: 3 }))
+      .map(([name, size]) =>
+        JSON.stringify({ type: 'ADDED', object: { name, pad: 'x'.repeat([0, 10, 3000, 200_000][size] as number) } }),
+      );
+    let pieces: Buffer[] = [];
+    const server = await serve(t, (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.flushHeaders();
+      const queue = [...pieces];
+      const next = () => {
+        const p = queue.shift();
+        if (p === undefined) return void res.end();
+        res.write(p);
+        setImmediate(next);
+      };
+      next();
+    });
+    const kube = new KubeClient({ server, describe: 'test' });
+    t.teardown(() => kube.close());
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(event, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        async (events, cuts) => {
+          const bytes = Buffer.from(events.map((e) => `${e}\n`).join(''), 'utf8');
+          const at = [...new Set(cuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+          pieces = [];
+          let from = 0;
+          for (const c of [...at, bytes.length]) {
+            if (c > from) pieces.push(bytes.subarray(from, c));
+            from = c;
+          }
+          const lines: string[] = [];
+          for await (const line of kube.watchLines('/api/v1/pods?watch=1', new AbortController().signal))
+            lines.push(line);
+          return t.same(lines, events);
+        },
+      ),
+      fuzzParams(30),
+    );
+  },
+);
 
 t.test('a watch ends when its signal aborts', async (t) => {
   const server = await serve(t, (_req, res) => {

@@ -15,8 +15,8 @@ import { flowRecordProblem } from '../common/flow.js';
 import { figure, type Figure } from './table.js';
 
 /**
- * bench/agent: a real `verdict-agent run` process (default settings, a weak
- * worker's host root, connected to a real aggregator process) following a
+ * bench/agent: a real `verdict-agent run` process (the DaemonSet's settings: its NODE_OPTIONS, MALLOC_ARENA_MAX and
+ * a --spool directory; a weak worker's host root, connected to a real aggregator process) following a
  * Calico flow log that this process appends to at 1,000 and then 5,000 lines
  * a second. Figures: the agent's CPU over each window as a share of one core
  * (utime+stime from /proc/<pid>/stat) and its RSS high-water mark (VmHWM from
@@ -29,6 +29,8 @@ import { figure, type Figure } from './table.js';
  */
 export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSignal): Promise<void> {
   const seconds = o.quick ? 6 : 20;
+  const spooled = process.env.BENCH_AGENT_SPOOL !== '0';
+  const how = spooled ? 'with --spool as deployed' : 'no spool';
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-agent-'));
   const agg = await startAggregatorChild(['--db', `sqlite:${join(dir, 'v.db')}`], { signal });
   const b = new NodeRootBuilder(join(dir, 'node'));
@@ -56,9 +58,9 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       `calico:${log}`,
       '--log-level',
       'warn',
-      // With a spool as the DaemonSet runs it (BENCH_AGENT_SPOOL=1): each window is also written to disk before it
-      // is sent.
-      ...(process.env.BENCH_AGENT_SPOOL ? ['--spool', join(dir, 'spool')] : []),
+      // With a spool, as the DaemonSet runs it (each window is also written to disk before it is sent);
+      // BENCH_AGENT_SPOOL=0 runs it without one.
+      ...(spooled ? ['--spool', join(dir, 'spool')] : []),
     ],
     // And the DaemonSet's MALLOC_ARENA_MAX (BENCH_AGENT_MALLOC_ARENA_MAX to try another; empty for glibc's default).
     { stdio: ['ignore', 'ignore', 'pipe'], env: agentEnv() },
@@ -143,7 +145,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       out.add(
         figure({
           bench: 'agent',
-          name: `verdict-agent CPU following a Calico log at ${rate} lines/s (${seconds} s)`,
+          name: `verdict-agent CPU following a Calico log at ${rate} lines/s (${seconds} s, ${how})`,
           value: (cpu / wall) * 100,
           unit: '% of a core',
           baseline: idle,
@@ -154,7 +156,7 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       out.add(
         figure({
           bench: 'agent',
-          name: `verdict-agent RSS high-water after ${rate} lines/s`,
+          name: `verdict-agent RSS high-water after ${rate} lines/s (${how})`,
           value: memoryMiB(pid).hwm,
           unit: 'MiB',
           baseline: idleRss,

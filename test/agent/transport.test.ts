@@ -9,6 +9,7 @@ import { AgentStream } from '../../agent/transport/stream.js';
 import { reportToWire } from '../../proto/convert.js';
 import { reportOf } from '../fixtures/reports.js';
 import { tempDir } from '../fixtures/tmp.js';
+import { agentHello } from '../fixtures/agent-hello.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -26,19 +27,7 @@ function agentStream(port: number, opts: Partial<ConstructorParameters<typeof Ag
     address: `127.0.0.1:${port}`,
     credentials: grpc.credentials.createInsecure(),
     metadata: () => new grpc.Metadata(),
-    hello: () => ({
-      nodeName: 'n1',
-      nodeLabels: {},
-      role: 'NODE_ROLE_WORKER',
-      kubeletVersion: '',
-      kubernetesVersion: '',
-      osImage: '',
-      kernelVersion: '',
-      architecture: '',
-      agentVersion: 'test',
-      bootId: 'boot-a',
-      protocolVersion: 1,
-    }),
+    hello: () => agentHello(),
     log: silent,
     maxUnacked: 100,
     minBackoffMs: 50,

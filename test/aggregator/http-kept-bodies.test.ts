@@ -141,13 +141,7 @@ t.test('the kept node list counts a node disconnected once 3 minutes pass withou
     latestRunId: null,
   };
   // A store that tells its changes (none come): the view reads it once, and the body is kept from then on.
-  const store = {
-    kind: 'sqlite',
-    watchNodes: (l: (c: NodeChange) => void) => (listeners.push(l), () => undefined),
-    nodeLiveness: async () => [{ ...node }],
-    cisSummaries: async (): Promise<NodeCisSummary[]> => [],
-    latestClusterScan: async () => undefined,
-  } as unknown as Store;
+  const store = quietStore(node, listeners);
   const view = new CisView(store, 600_000);
   t.teardown(() => view.stop());
   const body = new NodeListBody(view, () => now);
@@ -172,16 +166,21 @@ t.test('verdict_agent_connected turns 0 once 3 minutes pass without contact, wit
     agentVersion: '0.1.0',
     latestRunId: null,
   };
-  const store = {
-    kind: 'sqlite',
-    watchNodes: (l: (c: NodeChange) => void) => (listeners.push(l), () => undefined),
-    nodeLiveness: async () => [{ ...node }],
-    cisSummaries: async (): Promise<NodeCisSummary[]> => [],
-    latestClusterScan: async () => undefined,
-  } as unknown as Store;
+  const store = quietStore(node, listeners);
   const metrics = new AggregatorMetrics(store);
   t.teardown(() => metrics.cis.stop());
   t.match(await metrics.exposition(), 'verdict_agent_connected{node="n1"} 1\n');
   await new Promise((r) => setTimeout(r, 400));
   t.match(await metrics.exposition(), 'verdict_agent_connected{node="n1"} 0\n');
 });
+
+/** A store of one node that tells no change (its watchers are kept in `listeners`): what the view reads, no more. */
+function quietStore(node: NodeLiveness, listeners: ((c: NodeChange) => void)[]): Store {
+  return {
+    kind: 'sqlite',
+    watchNodes: (l: (c: NodeChange) => void) => (listeners.push(l), () => undefined),
+    nodeLiveness: async () => [{ ...node }],
+    cisSummaries: async (): Promise<NodeCisSummary[]> => [],
+    latestClusterScan: async () => undefined,
+  } as unknown as Store;
+}

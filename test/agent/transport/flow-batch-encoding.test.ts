@@ -12,6 +12,7 @@ import { flowToWire } from '../../../proto/convert.js';
 import { agentServiceDefinition, type WireFlowBatch, type WireFlowRecord } from '../../../proto/index.js';
 import { fuzzParams } from '../../fixtures/fuzz.js';
 import { decodeAgentMessage } from '../../fixtures/outbox.js';
+import { agentHello } from '../../fixtures/agent-hello.js';
 
 // Issue 13: a window's FlowBatches are written straight to bytes, one bounded chunk (batch) at a time, instead of
 // building protobufjs objects for the whole window. Held here: the bytes are protobufjs's, byte for byte; every record
@@ -236,19 +237,7 @@ t.test('over a stream that breaks mid-window, every chunk is sent again until st
     address: `127.0.0.1:${agg.port}`,
     credentials: grpc.credentials.createInsecure(),
     metadata: () => new grpc.Metadata(),
-    hello: () => ({
-      nodeName: 'n1',
-      nodeLabels: {},
-      role: 'NODE_ROLE_WORKER',
-      kubeletVersion: '',
-      kubernetesVersion: '',
-      osImage: '',
-      kernelVersion: '',
-      architecture: '',
-      agentVersion: 'test',
-      bootId: 'boot-a',
-      protocolVersion: 1,
-    }),
+    hello: () => agentHello(),
     log: silent,
     maxUnacked: 1000,
     minBackoffMs: 20,

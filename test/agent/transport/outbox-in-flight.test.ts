@@ -9,6 +9,7 @@ import { flowToWire, reportToWire } from '../../../proto/convert.js';
 import { agentServiceDefinition, type WireFlowBatch, type WireFlowRecord } from '../../../proto/index.js';
 import { T0 } from '../../fixtures/flows.js';
 import { reportOf } from '../../fixtures/reports.js';
+import { agentHello } from '../../fixtures/agent-hello.js';
 
 // The outbox's bound on bytes in flight (OutboxOptions.maxInFlightBytes, the agent's default without a spool): a
 // flow window's batches are encoded as the aggregator's acks free room, not all at the window's close. Over real gRPC
@@ -97,19 +98,7 @@ function agentStream(port: number, outbox: Outbox) {
     address: `127.0.0.1:${port}`,
     credentials: grpc.credentials.createInsecure(),
     metadata: () => new grpc.Metadata(),
-    hello: () => ({
-      nodeName: 'n1',
-      nodeLabels: {},
-      role: 'NODE_ROLE_WORKER',
-      kubeletVersion: '',
-      kubernetesVersion: '',
-      osImage: '',
-      kernelVersion: '',
-      architecture: '',
-      agentVersion: 'test',
-      bootId: 'boot-a',
-      protocolVersion: 1,
-    }),
+    hello: () => agentHello(),
     log: silent,
     outbox,
     maxUnacked: 1000,

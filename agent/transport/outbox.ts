@@ -7,7 +7,7 @@ import {
   type WireFlowSourceCounts,
 } from '../../proto/index.js';
 import { FlowBatchEncoder, messageSize, recordEntrySize } from './flow-batch-encoding.js';
-import { Spool, type SourcePositions, type SpooledMessage } from './spool.js';
+import { Spool, type GroupItem, type SourcePositions, type SpoolRef, type SpooledMessage } from './spool.js';
 import { AGENT_DEFAULTS } from '../defaults.js';
 
 /** A message as callers hand it in, before it is encoded. */
@@ -47,10 +47,13 @@ export interface OutboxOptions {
   /** Told when a message leaves the outbox. */
   onSettled?: (seq: number, outcome: 'acked' | 'rejected' | 'dropped') => void;
   /**
-   * Without a spool: a flow window's next batch is encoded only while the unacked bytes in memory are below this, so
-   * a window's batches are made as the aggregator acks the earlier ones instead of all at its close (issue 13: a
-   * window's ~5 MB of batches, and gRPC's framed copy of each, were the agent's RSS peak). Absent: a window is encoded
-   * whole when it is queued, as it must be with a spool (the spool keeps a window whole before any of it is sent).
+   * Bytes sent and not yet acked: the stream is handed no more messages (sendable()) while this many are in flight, so
+   * a window's batches reach gRPC as the aggregator acks the earlier ones instead of all at its close (issue 13: a
+   * window's ~5 MB of batches, and gRPC's framed copy of each, were the agent's RSS peak). Without a spool, a flow
+   * window's next batch is also encoded only while the unacked bytes are below this; with one, a window is encoded
+   * whole at its close (the spool keeps a window whole before any of it is sent) but written to its group file a
+   * batch at a time, and only the batches within this bound stay in memory: the others are read back from the file
+   * when their turn comes. Absent: no bound, every message stays in memory.
    */
   maxInFlightBytes?: number;
 }
@@ -76,7 +79,35 @@ export interface OutboxStats {
   unspooled: number;
 }
 
-type Entry = SpooledMessage;
+/**
+ * A message the outbox keeps until it is settled. Its bytes are in memory, or (a spooled window's batches past the
+ * in-flight bound) only in its group file, read back when the message is to be sent.
+ */
+interface Entry {
+  seq: number;
+  kind: SpooledMessage['kind'];
+  records: number;
+  dropped: number;
+  /** Encoded bytes. */
+  size: number;
+  bytes?: Buffer;
+  /** Where the bytes lie in the spool, when they are not in memory. */
+  ref?: SpoolRef;
+  /** The flow window's bounds, for the batch that tells its records lost if its file cannot be read back. */
+  window?: [number, number];
+}
+
+/** A window's next batch, cut and sized, under its seq, not yet encoded. */
+interface Planned {
+  seq: number;
+  /** Its records, from a to b (exclusive). */
+  a: number;
+  b: number;
+  batch: Omit<WireFlowBatch, 'records'>;
+  size: number;
+}
+
+const entryOf = (m: SpooledMessage): Entry => ({ ...m, size: m.bytes.length });
 
 /**
  * A flow window cut into record ranges, encoded one batch at a time (next()): what is left of it waits here, as its
@@ -125,7 +156,10 @@ export class Outbox {
     unspooled: 0,
   };
   private readonly entries: Entry[] = [];
+  /** Encoded bytes of the unacked messages, in memory or only in the spool. */
   private bytes = 0;
+  /** Of those, the bytes held in memory. */
+  private resident = 0;
   private counter = 1;
   private maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
   /** Dropped records not yet carried by a batch (the spool keeps them too). */
@@ -140,7 +174,7 @@ export class Outbox {
 
   constructor(private readonly o: OutboxOptions) {
     this.untold = o.spool?.untold ?? 0;
-    for (const m of o.spool?.pending() ?? []) this.push(m);
+    for (const m of o.spool?.pending() ?? []) this.push(entryOf(m));
     // A restart with a smaller bound (or a spool of an earlier version, whose files were not counted).
     while (o.spool && o.spool.diskBytes > o.maxBytes && this.entries.length > 0)
       this.dropOldest('the spool is over --max-spool-bytes');
@@ -152,6 +186,11 @@ export class Outbox {
 
   get unackedBytes(): number {
     return this.bytes;
+  }
+
+  /** Encoded bytes of unacked messages held in memory (the rest are only in the spool until their turn). */
+  get residentBytes(): number {
+    return this.resident;
   }
 
   /** The aggregator's limit from Welcome (0: it did not say). */
@@ -225,7 +264,8 @@ export class Outbox {
       sources: first ? w.sources : [],
       droppedRecords: first ? (dropped += this.takeUntold()) : 0,
     }));
-    if (this.o.maxInFlightBytes === undefined || this.o.spool) {
+    if (this.o.spool) return this.addSpooled(this.o.spool, cut, positions, [w.windowStartUnixMs, w.windowEndUnixMs]);
+    if (this.o.maxInFlightBytes === undefined) {
       const messages = this.encodeAll(cut);
       this.queue(messages, positions);
       return messages.map((m) => m.seq);
@@ -237,9 +277,27 @@ export class Outbox {
     return this.fill();
   }
 
-  /** Unacked messages above `seq`, in order, for the transport to write. */
-  *after(seq: number): Generator<Entry> {
-    for (const e of this.entries) if (e.seq > seq) yield e;
+  /** Unacked messages above `seq`, in order, their bytes read back from the spool where they are only there. */
+  *after(seq: number): Generator<SpooledMessage> {
+    for (const e of this.entries) if (e.seq > seq) yield this.load(e);
+  }
+
+  /**
+   * What the transport may write now, having written everything up to `sent`: the messages above it, in order, while
+   * the bytes written and not acked stay under maxInFlightBytes (always one when none are in flight).
+   */
+  *sendable(sent: number): Generator<SpooledMessage> {
+    const bound = this.o.maxInFlightBytes ?? Infinity;
+    let inFlight = 0;
+    for (const e of this.entries) {
+      if (e.seq <= sent) {
+        inFlight += e.size;
+        continue;
+      }
+      if (inFlight > 0 && inFlight >= bound) return;
+      inFlight += e.size;
+      yield this.load(e);
+    }
   }
 
   /** Stored in order: an Ack for `seq` settles everything up to it. */
@@ -253,13 +311,13 @@ export class Outbox {
    * under new seqs (it was not stored, so nothing is counted twice); anything
    * else refused is dropped and counted.
    */
-  rejected(seq: number, code: string): Entry | undefined {
+  rejected(seq: number, code: string): { seq: number; kind: SpooledMessage['kind'] } | undefined {
     const target = seq || this.entries[0]?.seq || 0;
     this.settleThrough(target - 1, 'acked');
     const head = this.entries[0];
     if (!head || head.seq !== target) return undefined;
     this.entries.shift();
-    this.bytes -= head.bytes.length;
+    this.forget(head);
     this.stats.rejected++;
     this.o.onSettled?.(head.seq, 'rejected');
     // Not stored: the drops it told go with a later batch (the first piece, if it is cut again).
@@ -288,12 +346,12 @@ export class Outbox {
    */
   private fill(): number[] {
     const p = this.pending;
-    const made: Entry[] = [];
+    const made: SpooledMessage[] = [];
     while (p && this.pending === p && this.bytes < (this.o.maxInFlightBytes ?? Infinity)) {
       const e = this.next(p.cut);
       if (e) {
         made.push(e);
-        this.push(e);
+        this.push(entryOf(e));
       }
       if (!e || (p.cut.ranges.length === 0 && p.cut.made > 0)) this.endPending();
     }
@@ -306,7 +364,7 @@ export class Outbox {
     const p = this.pending;
     if (!p) return;
     const messages = this.encodeAll(p.cut);
-    for (const m of messages) this.push(m);
+    for (const m of messages) this.push(entryOf(m));
     this.endPending();
     if (messages.length > 0) this.onQueued?.();
   }
@@ -380,11 +438,11 @@ export class Outbox {
   }
 
   /**
-   * The cut's next batch, encoded, under a new seq (seqs are taken in order, one per message, as batches are made,
-   * so a message queued meanwhile never sits between two of a window's seqs out of order). When every record was
-   * dropped (or there were none), one batch with the counts alone, so they are told. Undefined when all is made.
+   * The cut's next batch, cut and sized, under a new seq (seqs are taken in order, one per message, as batches are
+   * planned, so a message queued meanwhile never sits between two of a window's seqs out of order). When every record
+   * was dropped (or there were none), one batch with the counts alone, so they are told. Undefined when all is made.
    */
-  private next(c: WindowCut): Entry | undefined {
+  private plan(c: WindowCut): Planned | undefined {
     const enc = this.encoder;
     let seq: number | undefined;
     while (c.ranges.length > 0) {
@@ -395,9 +453,8 @@ export class Outbox {
       for (let i = a; i < b; i++) body += recordEntrySize(c.sizes[i] as number);
       const size = messageSize(body);
       if (size <= c.limit) {
-        const bytes = enc.encode(batch, a, b, c.sizes, (i) => c.records.wire(i));
         c.made++;
-        return { seq, kind: 'flowBatch', records: b - a, bytes, dropped: batch.droppedRecords };
+        return { seq, a, b, batch, size };
       } else if (b - a > 1) {
         const half = a + Math.ceil((b - a) / 2);
         c.ranges.unshift([a, half], [half, b]);
@@ -409,13 +466,25 @@ export class Outbox {
     seq ??= this.takeSeq();
     const batch = c.build(seq, true);
     c.made++;
-    const bytes = enc.encode(batch, 0, 0, c.sizes, (i) => c.records.wire(i));
-    return { seq, kind: 'flowBatch', records: 0, bytes, dropped: batch.droppedRecords };
+    return { seq, a: 0, b: 0, batch, size: messageSize(enc.headerSize(batch)) };
+  }
+
+  /** A planned batch's bytes. */
+  private encodePlanned(c: WindowCut, p: Planned): Buffer {
+    return this.encoder.encode(p.batch, p.a, p.b, c.sizes, (i) => c.records.wire(i));
+  }
+
+  /** The cut's next batch, encoded (see plan()). */
+  private next(c: WindowCut): SpooledMessage | undefined {
+    const p = this.plan(c);
+    if (!p) return undefined;
+    const { seq, a, b, batch } = p;
+    return { seq, kind: 'flowBatch', records: b - a, bytes: this.encodePlanned(c, p), dropped: batch.droppedRecords };
   }
 
   /** Every batch of a cut, encoded now. */
-  private encodeAll(c: WindowCut): Entry[] {
-    const out: Entry[] = [];
+  private encodeAll(c: WindowCut): SpooledMessage[] {
+    const out: SpooledMessage[] = [];
     for (let e = this.next(c); e; e = this.next(c)) out.push(e);
     return out;
   }
@@ -424,11 +493,11 @@ export class Outbox {
    * A batch the aggregator found too large: cut it in pieces under half its size (or the known limit) and queue them.
    */
   private recut(e: Entry): void {
-    const decoded = deserialize(e.bytes).flowBatch as WireFlowBatch | undefined;
+    const decoded = deserialize(this.load(e).bytes).flowBatch as WireFlowBatch | undefined;
     if (!decoded) return this.countDropped(e.records, 'a refused flow batch could not be decoded again');
     if (e.records < 2)
       return this.countDropped(e.records, 'a flow batch the aggregator found too large cannot be cut smaller');
-    const limit = Math.min(this.maxMessageBytes, Math.floor(e.bytes.length / 2) + BATCH_HEADROOM);
+    const limit = Math.min(this.maxMessageBytes, Math.floor(e.size / 2) + BATCH_HEADROOM);
     // What the refused batch told went back to the untold count (see rejected()): the first piece takes it.
     let dropped = 0;
     const { records: refused, ...header } = decoded;
@@ -442,17 +511,71 @@ export class Outbox {
     );
     this.stats.recut++;
     this.o.log.warn(
-      { seq: e.seq, bytes: e.bytes.length, pieces: messages.length },
+      { seq: e.seq, bytes: e.size, pieces: messages.length },
       'the aggregator found a flow batch too large; sending it again in smaller pieces',
     );
     // Its lines were read long ago: the pieces carry no positions.
     this.queue(messages, undefined);
   }
 
-  private queue(messages: Entry[], positions: SourcePositions | undefined): void {
+  private queue(messages: SpooledMessage[], positions: SourcePositions | undefined): void {
     if (this.o.spool) this.spoolWrite(this.o.spool, messages, positions);
-    for (const m of messages) this.push(m);
+    for (const m of messages) this.push(entryOf(m));
     this.onQueued?.();
+  }
+
+  /**
+   * A window's batches with a spool: all planned (seqs and sizes) at once, then encoded one at a time as its group
+   * file is written; those that fit in memory beside what is held already (maxInFlightBytes) are kept, the others are
+   * read back from the file when the stream can take them (sendable()). When the spool cannot take the window, it is
+   * encoded whole and goes out from memory only, as before.
+   */
+  private addSpooled(
+    spool: Spool,
+    cut: WindowCut,
+    positions: SourcePositions | undefined,
+    window: [number, number],
+  ): number[] {
+    const plans: Planned[] = [];
+    for (let p = this.plan(cut); p; p = this.plan(cut)) plans.push(p);
+    const items: GroupItem[] = plans.map((p) => ({
+      seq: p.seq,
+      kind: 'flowBatch',
+      records: p.b - p.a,
+      dropped: p.batch.droppedRecords,
+      size: p.size,
+    }));
+    const inMemory = (): void => {
+      const messages = plans.map((p, i) => ({ ...(items[i] as GroupItem), bytes: this.encodePlanned(cut, p) }));
+      for (const m of messages) this.push(entryOf(m));
+    };
+    if (!this.makeRoom(spool, items, positions)) {
+      inMemory();
+    } else {
+      const bound = this.o.maxInFlightBytes ?? Infinity;
+      let room = bound - this.resident;
+      const kept: (Buffer | undefined)[] = [];
+      let refs: SpoolRef[];
+      try {
+        refs = spool.writeEach(items, positions, (i) => {
+          const bytes = this.encodePlanned(cut, plans[i] as Planned);
+          if (room > 0) kept[i] = bytes;
+          room -= bytes.length;
+          return bytes;
+        });
+      } catch (err) {
+        this.unspooled(spool, items, positions, (err as Error).message, 'cannot write to the spool');
+        inMemory();
+        this.onQueued?.();
+        return items.map((m) => m.seq);
+      }
+      for (const [i, m] of items.entries()) {
+        const bytes = kept[i];
+        this.push(bytes ? { ...m, bytes } : { ...m, ref: refs[i], window });
+      }
+    }
+    this.onQueued?.();
+    return items.map((m) => m.seq);
   }
 
   /**
@@ -460,26 +583,40 @@ export class Outbox {
    * the state slots never take more than maxBytes on disk. A group that cannot fit even alone goes out from memory
    * only, like one the disk refuses.
    */
-  private spoolWrite(spool: Spool, messages: Entry[], positions: SourcePositions | undefined): void {
-    const bytes = Spool.groupBytes(messages, positions);
+  private spoolWrite(spool: Spool, messages: SpooledMessage[], positions: SourcePositions | undefined): void {
+    const items = messages.map((m) => entryOf(m));
+    if (!this.makeRoom(spool, items, positions)) return;
+    try {
+      spool.write(messages, positions);
+    } catch (err) {
+      this.unspooled(spool, items, positions, (err as Error).message, 'cannot write to the spool');
+    }
+  }
+
+  /**
+   * Room in the spool for a group, the oldest messages dropped (counted) to make it: false (the group noted as going
+   * out from memory only) when it cannot fit even alone or when nothing is left to drop.
+   */
+  private makeRoom(spool: Spool, items: GroupItem[], positions: SourcePositions | undefined): boolean {
+    const bytes = Spool.groupBytes(items, positions);
     const room = this.o.maxBytes - Spool.fixedBytes;
-    if (bytes > room)
-      return this.unspooled(
+    if (bytes > room) {
+      this.unspooled(
         spool,
-        messages,
+        items,
         positions,
         `its spool file needs ${bytes} bytes; --max-spool-bytes leaves ${Math.max(0, room)} beside the state`,
         'a flow window is too large for the spool',
       );
+      return false;
+    }
     while (spool.diskBytes + bytes > this.o.maxBytes && this.entries.length > 0)
       this.dropOldest('the spool was full (the aggregator has been unreachable or slow)');
-    if (spool.diskBytes + bytes > this.o.maxBytes)
-      return this.unspooled(spool, messages, positions, 'no room left in the spool', 'the spool is full');
-    try {
-      spool.write(messages, positions);
-    } catch (err) {
-      this.unspooled(spool, messages, positions, (err as Error).message, 'cannot write to the spool');
+    if (spool.diskBytes + bytes > this.o.maxBytes) {
+      this.unspooled(spool, items, positions, 'no room left in the spool', 'the spool is full');
+      return false;
     }
+    return true;
   }
 
   /**
@@ -489,7 +626,7 @@ export class Outbox {
    */
   private unspooled(
     spool: Spool,
-    messages: Entry[],
+    messages: GroupItem[],
     positions: SourcePositions | undefined,
     err: string,
     what: string,
@@ -516,7 +653,8 @@ export class Outbox {
     this.entries.push(m);
     if (this.entries.length > 1 && (this.entries[this.entries.length - 2] as Entry).seq > m.seq)
       this.entries.sort((a, b) => a.seq - b.seq);
-    this.bytes += m.bytes.length;
+    this.bytes += m.size;
+    if (m.bytes) this.resident += m.bytes.length;
     this.stats.queued++;
     while (this.entries.length > 1 && (this.bytes > this.o.maxBytes || this.entries.length > this.o.maxMessages))
       this.dropOldest('the outbox was full (the aggregator has been unreachable or slow)');
@@ -525,7 +663,7 @@ export class Outbox {
   /** Drop the oldest unacked message: counted, its records and the drops it told carried to the next batch. */
   private dropOldest(why: string): void {
     const lost = this.entries.shift() as Entry;
-    this.bytes -= lost.bytes.length;
+    this.forget(lost);
     this.stats.dropped++;
     this.o.log.warn(
       { seq: lost.seq, kind: lost.kind, unackedBytes: this.bytes, why },
@@ -541,13 +679,49 @@ export class Outbox {
   private settleThrough(seq: number, outcome: 'acked'): void {
     while (this.entries.length > 0 && (this.entries[0] as Entry).seq <= seq) {
       const done = this.entries.shift() as Entry;
-      this.bytes -= done.bytes.length;
+      this.forget(done);
       this.stats.acked++;
       this.o.onSettled?.(done.seq, outcome);
       this.spoolSettle(done.seq);
     }
     this.wake();
     if (this.pending) this.fill();
+  }
+
+  /** A message leaves the outbox: its bytes are no longer counted. */
+  private forget(e: Entry): void {
+    this.bytes -= e.size;
+    if (e.bytes) this.resident -= e.bytes.length;
+  }
+
+  /**
+   * A message with its bytes, read back from its group file when they are only there. Bytes that cannot be read
+   * (the file removed or damaged under the agent) are replaced by a batch of the same seq that carries no records and
+   * tells the aggregator they were dropped: counted, logged, and the seqs stay in order.
+   */
+  private load(e: Entry): SpooledMessage {
+    if (!e.bytes) {
+      try {
+        e.bytes = (this.o.spool as Spool).read(e.ref as SpoolRef);
+      } catch (err) {
+        const [windowStartUnixMs, windowEndUnixMs] = e.window ?? [0, 0];
+        const droppedRecords = e.dropped + e.records;
+        this.stats.droppedRecords += e.records;
+        this.o.log.error(
+          { seq: e.seq, records: e.records, err: (err as Error).message },
+          'a spooled flow batch cannot be read back; it is sent as its count of dropped records',
+        );
+        e.bytes = serialize({
+          flowBatch: { seq: e.seq, windowStartUnixMs, windowEndUnixMs, records: [], sources: [], droppedRecords },
+        });
+        [e.records, e.dropped] = [0, droppedRecords];
+        this.bytes += e.bytes.length - e.size;
+        e.size = e.bytes.length;
+      }
+      e.ref = undefined;
+      this.resident += e.bytes.length;
+    }
+    return e as SpooledMessage;
   }
 
   private spoolSettle(seq: number): void {

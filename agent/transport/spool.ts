@@ -7,6 +7,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -35,6 +36,16 @@ export interface SpooledMessage {
    * in turn, they are told by a later batch instead.
    */
   dropped: number;
+}
+
+/** A message as a group file lists it, before its bytes are made: its encoded size stands for them. */
+export type GroupItem = Omit<SpooledMessage, 'bytes'> & { size: number };
+
+/** Where a spooled message's bytes lie in its group file: `size` bytes, as base64 from `offset`. */
+export interface SpoolRef {
+  file: string;
+  offset: number;
+  size: number;
 }
 
 /**
@@ -247,48 +258,71 @@ export class Spool {
   }
 
   /**
-   * Bytes of a group's file as `write` writes it (what the group takes on disk), worked out without building it: a
-   * window's file is several MB of base64 in JSON, which the spool never holds in memory at once.
+   * Bytes of a group's file as `write` writes it (what the group takes on disk), worked out from the messages' sizes
+   * without building it: a window's file is several MB of base64 in JSON, which the spool never holds in memory whole.
    */
-  static groupBytes(messages: SpooledMessage[], positions: SourcePositions | undefined): number {
+  static groupBytes(items: readonly GroupItem[], positions: SourcePositions | undefined): number {
     const [head, tail] = groupFrame(positions);
-    let n = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, messages.length - 1);
-    for (const m of messages) {
+    let n = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, items.length - 1);
+    for (const m of items) {
       const [before, after] = messageFrame(m);
-      n += Buffer.byteLength(before) + base64Length(m.bytes.length) + Buffer.byteLength(after);
+      n += Buffer.byteLength(before) + base64Length(m.size) + Buffer.byteLength(after);
     }
     return n;
   }
 
+  /** Persist a window's messages, already encoded (one group) before they are sent: see writeEach. */
+  write(messages: readonly SpooledMessage[], positions: SourcePositions | undefined): void {
+    this.writeEach(
+      messages.map((m) => ({ seq: m.seq, kind: m.kind, records: m.records, dropped: m.dropped, size: m.bytes.length })),
+      positions,
+      (i) => (messages[i] as SpooledMessage).bytes,
+    );
+  }
+
   /**
-   * Persist a window's messages (one group) before they are sent. Throws when the disk refuses; nothing is
-   * half-written. The dropped records the messages carry are taken out of `untold`. The file is the JSON of a
-   * GroupFile, written a message at a time (each message's base64 made only while it is written), to a temporary name
-   * renamed when whole.
+   * Persist a window's messages (one group) before they are sent, each encoded only when its turn to be written comes
+   * (`bytesOf(i)`, which must answer `items[i].size` bytes), so the caller need not hold the window's batches at once.
+   * Throws when the disk refuses; nothing is half-written. The dropped records the messages carry are taken out of
+   * `untold`. The file is the JSON of a GroupFile, written a message at a time to a temporary name renamed when whole.
+   * Answers where each message's bytes lie in the file, for `read`.
    */
-  write(messages: SpooledMessage[], positions: SourcePositions | undefined): void {
-    if (messages.length === 0) return;
-    const first = messages[0]?.seq as number;
+  writeEach(
+    items: readonly GroupItem[],
+    positions: SourcePositions | undefined,
+    bytesOf: (i: number) => Buffer,
+  ): SpoolRef[] {
+    if (items.length === 0) return [];
+    const first = items[0]?.seq as number;
     const file = join(this.dir, 'batches', `${first}.json`);
+    const refs: SpoolRef[] = [];
     const bytes = atomicWriteParts(file, function* () {
       const [head, tail] = groupFrame(positions);
-      yield head;
-      for (const [i, m] of messages.entries()) {
+      let offset = 0;
+      const part = (s: string): string => {
+        offset += Buffer.byteLength(s);
+        return s;
+      };
+      yield part(head);
+      for (const [i, m] of items.entries()) {
         const [before, after] = messageFrame(m);
-        yield i > 0 ? `,${before}` : before;
-        yield m.bytes.toString('base64');
-        yield after;
+        yield part(i > 0 ? `,${before}` : before);
+        const body = bytesOf(i);
+        if (body.length !== m.size) throw new Error(`message ${m.seq} encodes to ${body.length} bytes, not ${m.size}`);
+        refs.push({ file, offset, size: m.size });
+        yield part(body.toString('base64'));
+        yield part(after);
       }
       yield tail;
     });
     this.addGroup(
       first,
       file,
-      messages.map((m) => m.seq),
+      items.map((m) => m.seq),
       positions,
       bytes,
     );
-    const carried = messages.reduce((n, m) => n + m.dropped, 0);
+    const carried = items.reduce((n, m) => n + m.dropped, 0);
     if (carried > 0) {
       this.state.untold = Math.max(0, (this.state.untold ?? 0) - carried);
       this.state.untoldSeq = first;
@@ -296,6 +330,26 @@ export class Spool {
     // Also when records were dropped while the window was cut (too large even alone), after its first batch: the
     // group's lines are taken, so a restart before the next state write would never tell them.
     if (carried > 0 || (this.state.untold ?? 0) !== this.savedUntold) this.saveState();
+    return refs;
+  }
+
+  /** A spooled message's bytes read back from its group file (`writeEach`'s answer). Throws when they cannot be. */
+  read(ref: SpoolRef): Buffer {
+    const b64 = Buffer.allocUnsafe(base64Length(ref.size));
+    const fd = openSync(ref.file, 'r');
+    try {
+      for (let got = 0; got < b64.length;) {
+        const n = readSync(fd, b64, got, b64.length - got, ref.offset + got);
+        if (n === 0) throw new Error(`${ref.file} ends before the message at byte ${ref.offset}`);
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const out = Buffer.from(b64.toString('latin1'), 'base64');
+    if (out.length !== ref.size)
+      throw new Error(`${ref.file} holds ${out.length} bytes at ${ref.offset}, not the ${ref.size} written there`);
+    return out;
   }
 
   /**
@@ -502,7 +556,7 @@ function groupFrame(positions: SourcePositions | undefined): [string, string] {
 }
 
 /** A spooled message's JSON before and after its base64 (which needs no escaping in a JSON string). */
-function messageFrame(m: SpooledMessage): [string, string] {
+function messageFrame(m: GroupItem): [string, string] {
   const json = JSON.stringify({ seq: m.seq, kind: m.kind, records: m.records, b64: '', dropped: m.dropped });
   const at = json.indexOf('"b64":""') + '"b64":"'.length;
   return [json.slice(0, at), json.slice(at)];

@@ -56,7 +56,8 @@ type Call = grpc.ClientDuplexStream<Record<string, unknown> | Buffer, WireAggreg
  * the stream connects, says Hello, writes the outbox's messages after the
  * Welcome's seq, and hands Acks and Rejects back. After a reconnect the
  * Welcome says what is already stored and the rest is written again, in
- * order. Writes respect back-pressure (`write()` false → wait for 'drain').
+ * order, no more at once than the outbox lets be in flight (sendable()). Writes respect back-pressure (`write()`
+ * false → wait for 'drain').
  */
 export class AgentStream {
   readonly stats: StreamStats = { sent: 0, acked: 0, duplicates: 0, rejected: 0, dropped: 0, reconnects: 0 };
@@ -182,6 +183,8 @@ export class AgentStream {
       this.stats.acked++;
       if (m.ack.duplicate) this.stats.duplicates++;
       this.outbox.acked(m.ack.seq);
+      // The ack freed room under the outbox's in-flight bound.
+      this.pump();
     } else if (m.kind === 'reject') {
       this.stats.rejected++;
       const refused = this.outbox.rejected(m.reject.seq, m.reject.code);
@@ -200,7 +203,7 @@ export class AgentStream {
   private pump(): void {
     const call = this.call;
     if (!call || !this.welcomed || this.draining) return;
-    for (const entry of this.outbox.after(this.sentUpTo)) {
+    for (const entry of this.outbox.sendable(this.sentUpTo)) {
       this.sentUpTo = entry.seq;
       this.stats.sent++;
       this.lastWriteMs = Date.now();

@@ -1,8 +1,11 @@
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import t from 'tap';
 import { Outbox } from '../../../agent/transport/outbox.js';
+import { Spool } from '../../../agent/transport/spool.js';
 import { AgentStream } from '../../../agent/transport/stream.js';
 import type { FlowEndpoint } from '../../../common/flow.js';
 import { flowToWire, reportToWire } from '../../../proto/convert.js';
@@ -10,13 +13,17 @@ import { agentServiceDefinition, type WireFlowBatch, type WireFlowRecord } from 
 import { T0 } from '../../fixtures/flows.js';
 import { reportOf } from '../../fixtures/reports.js';
 import { agentHello } from '../../fixtures/agent-hello.js';
+import { decodeAgentMessage } from '../../fixtures/outbox.js';
+import { tempDir } from '../../fixtures/tmp.js';
 
 // The outbox's bound on bytes in flight (OutboxOptions.maxInFlightBytes, the agent's default without a spool): a
 // flow window's batches are encoded as the aggregator's acks free room, not all at the window's close. Over real gRPC
 // on loopback, against a stand-in aggregator on the real proto that acks in order after a delay: the aggregator never
 // holds more unacked batches than the bound lets through, every record arrives once and in order, seqs reach it in
 // order even with a benchmark run queued while a window waits, flushed() waits for the whole window, and a stream
-// broken mid-window sends the rest after the reconnect, nothing stored twice.
+// broken mid-window sends the rest after the reconnect, nothing stored twice. With a spool, a window's group file is
+// whole on disk before any of it is sent, and only the batches within the bound stay in memory: the others are read
+// back from the file as acks free room (and a file removed under the agent turns its batches into counted drops).
 
 const silent = pino({ level: 'silent' });
 /** The stand-in's message limit: the outbox cuts batches of about 4 KiB under it (16 KiB is kept as headroom). */
@@ -254,5 +261,144 @@ t.test(
       'every record of both windows once, in order',
     );
     t.equal(agg.s.outOfOrder, 0);
+  },
+);
+
+/** The spool's group files, parsed. */
+const groupFiles = (dir: string) =>
+  readdirSync(join(dir, 'batches'))
+    .filter((n) => /^\d+\.json$/.test(n))
+    .map((n) => JSON.parse(readFileSync(join(dir, 'batches', n), 'utf8')) as { messages: { seq: number }[] });
+
+t.test(
+  'with a spool: the whole window is in its group file before any of it is sent, only the batches within the bound are held in memory, the rest read back as acks free room; every record once, in order',
+  async (t) => {
+    t.setTimeout(30_000);
+    const agg = await standIn(20);
+    t.teardown(() => agg.stop());
+    const dir = tempDir(t);
+    const bound = 10 * 1024;
+    const outbox = new Outbox({
+      log: silent,
+      spool: Spool.open(dir),
+      maxBytes: 1e9,
+      maxMessages: 1e6,
+      maxInFlightBytes: bound,
+    });
+    const stream = agentStream(agg.port, outbox);
+    t.teardown(() => stream.stop());
+    stream.start();
+    await connected(stream);
+    const recs = records(600);
+    const seqs = outbox.addFlowWindow(window(recs), { 'calico:/x': { dev: 1, ino: 2, offset: 600 } });
+    // Nothing has gone out yet (a gRPC write leaves on a later turn): the file already lists every batch.
+    t.same(
+      groupFiles(dir).flatMap((g) => g.messages.map((m) => m.seq)),
+      seqs,
+      `the group file lists all ${seqs.length} batches as addFlowWindow returns`,
+    );
+    t.ok(seqs.length >= 12, `${seqs.length} batches`);
+    t.ok(outbox.residentBytes <= bound + LIMIT, `${outbox.residentBytes} bytes held in memory at the close`);
+    t.ok(
+      outbox.residentBytes < outbox.unackedBytes / 3,
+      `most of the window (${outbox.unackedBytes} bytes) is only in the file`,
+    );
+    let mostResident = outbox.residentBytes;
+    const watch = setInterval(() => (mostResident = Math.max(mostResident, outbox.residentBytes)), 1);
+    t.teardown(() => clearInterval(watch));
+    await stream.flushed();
+    clearInterval(watch);
+    t.same(
+      agg.batches().flatMap((b) => b.records.map((r) => r.destinationPort)),
+      recs.map((r) => r.destinationPort),
+      'every record stored once, in order',
+    );
+    t.same(
+      agg.batches().map((b) => Number(b.seq)),
+      seqs,
+      'the batches as spooled, in seq order',
+    );
+    t.ok(agg.s.mostUnacked <= 3, `the aggregator held at most ${agg.s.mostUnacked} unacked`);
+    t.ok(mostResident <= bound + LIMIT, `at most ${mostResident} bytes held in memory while it went out`);
+    t.equal(agg.s.outOfOrder, 0);
+    t.equal(agg.s.duplicates, 0);
+    t.equal(outbox.residentBytes, 0, 'nothing held once all is acked');
+    t.same(groupFiles(dir), [], 'the group file is removed once the window is settled');
+  },
+);
+
+t.test(
+  'with a spool, a stream broken mid-window: the rest of the window is read back from the file after the reconnect, nothing stored twice',
+  async (t) => {
+    t.setTimeout(30_000);
+    const agg = await standIn(20, 4);
+    t.teardown(() => agg.stop());
+    const outbox = new Outbox({
+      log: silent,
+      spool: Spool.open(tempDir(t)),
+      maxBytes: 1e9,
+      maxMessages: 1e6,
+      maxInFlightBytes: 10 * 1024,
+    });
+    const stream = agentStream(agg.port, outbox);
+    t.teardown(() => stream.stop());
+    stream.start();
+    await connected(stream);
+    const recs = records(600);
+    outbox.addFlowWindow(window(recs), undefined);
+    await stream.flushed();
+    t.ok(agg.s.connections >= 2, 'the stream broke and was opened again');
+    t.equal(agg.s.duplicates, 0);
+    t.equal(agg.s.outOfOrder, 0);
+    t.same(
+      agg.batches().flatMap((b) => b.records.map((r) => r.destinationPort)),
+      recs.map((r) => r.destinationPort),
+      'every record stored once, in order',
+    );
+  },
+);
+
+t.test(
+  'a group file removed under the agent: the batches held only there go out as their count of dropped records, under the same seqs, counted',
+  async (t) => {
+    const dir = tempDir(t);
+    const outbox = new Outbox({
+      log: silent,
+      spool: Spool.open(dir),
+      maxBytes: 1e9,
+      maxMessages: 1e6,
+      maxInFlightBytes: 10 * 1024,
+    });
+    outbox.setMaxMessageBytes(LIMIT);
+    const recs = records(600);
+    const seqs = outbox.addFlowWindow(window(recs), undefined);
+    const held = outbox.residentBytes;
+    for (const n of readdirSync(join(dir, 'batches'))) rmSync(join(dir, 'batches', n));
+    const batches = [...outbox.after(0)].map((e) => decodeAgentMessage(e.bytes).flowBatch as WireFlowBatch);
+    t.same(
+      batches.map((b) => Number(b.seq)),
+      seqs,
+      'every seq still goes, in order',
+    );
+    const sent = batches.flatMap((b) => b.records.map((r) => r.destinationPort));
+    const lost = batches.filter((b) => b.records.length === 0);
+    t.ok(sent.length > 0 && lost.length > 0, `${sent.length} records from memory, ${lost.length} batches lost`);
+    t.same(
+      sent,
+      recs.slice(0, sent.length).map((r) => r.destinationPort),
+      'the batches held in memory go whole, the first of the window',
+    );
+    t.ok(held > 0);
+    t.equal(outbox.stats.droppedRecords, recs.length - sent.length, 'each record of the lost batches counted');
+    t.equal(
+      batches.reduce((n, b) => n + Number(b.droppedRecords), 0),
+      2 + recs.length - sent.length,
+      "the aggregator is told every one (and the window's own 2)",
+    );
+    t.same(
+      lost.map((b) => [Number(b.windowStartUnixMs), Number(b.windowEndUnixMs)]),
+      lost.map(() => [T0, T0 + 15_000]),
+      'under the window they belonged to',
+    );
   },
 );

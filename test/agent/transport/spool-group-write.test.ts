@@ -30,10 +30,14 @@ t.test('a group file: the group as JSON, exactly groupBytes long, read back the 
   ] as const) {
     spool.write([...msgs], positions);
     const file = join(dir, 'batches', `${msgs[0]?.seq}.json`);
-    t.equal(statSync(file).size, Spool.groupBytes(
+    t.equal(
+      statSync(file).size,
+      Spool.groupBytes(
         msgs.map((m) => ({ ...m, size: m.bytes.length })),
         positions,
-      ), 'as long as groupBytes says');
+      ),
+      'as long as groupBytes says',
+    );
     t.same(
       JSON.parse(readFileSync(file, 'utf8')),
       {

@@ -202,7 +202,8 @@ export class HostView {
    */
   private assertInside(real: string): void {
     const actual = realpathSync(real);
-    if (actual !== this.root && !actual.startsWith(`${this.root}/`))
+    // A root of `/` (the agent run on the node itself) holds every path: `${root}/` would be `//`, which none start with.
+    if (this.root !== '/' && actual !== this.root && !actual.startsWith(`${this.root}/`))
       throw new EscapeError(`${real} resolves outside the host root`);
   }
 

@@ -95,3 +95,19 @@ t.test('glob matches the last path component only', async (t) => {
     '/etc/kubernetes/pki/ca.crt',
   ]);
 });
+
+// `verdict-agent scan --host-root /` on the node itself: every path is inside `/`. The check used to ask that a path
+// start with `${root}/`, which for `/` is `//`, so every file read as "resolves outside the host root".
+t.test('a host root of / reads files and lists directories anywhere on this machine', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(`${dir}/kubelet.conf`, 'on the node');
+  const view = new HostView('/');
+  const r = view.readText(`${dir}/kubelet.conf`);
+  t.equal(r.kind, 'found', r.kind === 'error' ? r.reason : '');
+  if (r.kind === 'found') t.equal(r.text, 'on the node');
+  t.same(view.list(dir), ['kubelet.conf']);
+  t.ok(view.list('/proc').includes(String(process.pid)), "this process's /proc entry is listed");
+  const comm = view.readText(`/proc/${process.pid}/comm`);
+  t.equal(comm.kind, 'found', 'a /proc file reads');
+  t.equal(view.readText('/../../etc/../..').kind, 'error', 'and .. above / still goes nowhere but / (a directory)');
+});

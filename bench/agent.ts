@@ -28,7 +28,8 @@ import { figure, type Figure } from './table.js';
  * same lines (a ratio the machine's load moves less than the CPU shares).
  */
 export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSignal): Promise<void> {
-  const seconds = o.quick ? 6 : 20;
+  // Each phase's length (BENCH_AGENT_SECONDS for longer, steadier figures: a 20 s phase at 1% of a core is 20 ticks).
+  const seconds = Number(process.env.BENCH_AGENT_SECONDS) || (o.quick ? 6 : 20);
   const spooled = process.env.BENCH_AGENT_SPOOL !== '0';
   const how = spooled ? 'with --spool as deployed' : 'no spool';
   const dir = mkdtempSync(join(tmpdir(), 'verdict-bench-agent-'));

@@ -202,7 +202,7 @@ export class HostView {
    */
   private assertInside(real: string): void {
     const actual = realpathSync(real);
-    // A root of `/` (the agent run on the node itself) holds every path: `${root}/` would be `//`, which none start with.
+    // A root of `/` (the agent run on the node itself) holds every path: `${root}/` would be `//`, a prefix of none.
     if (this.root !== '/' && actual !== this.root && !actual.startsWith(`${this.root}/`))
       throw new EscapeError(`${real} resolves outside the host root`);
   }

@@ -174,7 +174,7 @@ export class Outbox {
 
   constructor(private readonly o: OutboxOptions) {
     this.untold = o.spool?.untold ?? 0;
-    for (const m of o.spool?.pending() ?? []) this.push(entryOf(m));
+    for (const m of o.spool?.pending() ?? []) this.push(m.bytes ? entryOf(m) : m);
     // A restart with a smaller bound (or a spool of an earlier version, whose files were not counted).
     while (o.spool && o.spool.diskBytes > o.maxBytes && this.entries.length > 0)
       this.dropOldest('the spool is over --max-spool-bytes');

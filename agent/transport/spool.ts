@@ -41,6 +41,9 @@ export interface SpooledMessage {
 /** A message as a group file lists it, before its bytes are made: its encoded size stands for them. */
 export type GroupItem = Omit<SpooledMessage, 'bytes'> & { size: number };
 
+/** A message found in the spool at start: its bytes, or where they lie in its group file. */
+export type PendingMessage = GroupItem & ({ bytes: Buffer; ref?: undefined } | { ref: SpoolRef; bytes?: undefined });
+
 /** Where a spooled message's bytes lie in its group file: `size` bytes, as base64 from `offset`. */
 export interface SpoolRef {
   file: string;
@@ -239,20 +242,35 @@ export class Spool {
     return seq;
   }
 
-  /** Unacked messages, oldest first, to queue again after a restart. */
-  pending(): SpooledMessage[] {
-    const out: SpooledMessage[] = [];
+  /**
+   * Unacked messages, oldest first, to queue again after a restart: each with where its bytes lie in its group file,
+   * read back when it is to be sent (a spool filled during an outage is not held in memory at start), or with its
+   * bytes, from a file whose layout is not the one `writeEach` writes (an earlier version's).
+   */
+  pending(): PendingMessage[] {
+    const out: PendingMessage[] = [];
     for (const g of this.groups.values()) {
-      const parsed = readGroup(g.file);
-      for (const m of parsed?.messages ?? [])
-        if (g.seqs.has(m.seq))
-          out.push({
-            seq: m.seq,
-            kind: m.kind,
-            records: m.records,
-            bytes: Buffer.from(m.b64, 'base64'),
-            dropped: m.dropped ?? carriedIn(m.kind, m.b64),
-          });
+      let raw: Buffer;
+      try {
+        raw = readFileSync(g.file);
+      } catch {
+        continue;
+      }
+      const parsed = parseGroup(raw);
+      const at = parsed?.v === 2 ? locateMessages(raw, parsed.messages) : [];
+      for (const [i, m] of (parsed?.messages ?? []).entries()) {
+        if (!g.seqs.has(m.seq)) continue;
+        const size = Buffer.byteLength(m.b64, 'base64');
+        const offset = at[i];
+        out.push({
+          seq: m.seq,
+          kind: m.kind,
+          records: m.records,
+          dropped: m.dropped ?? carriedIn(m.kind, m.b64),
+          size,
+          ...(offset === undefined ? { bytes: Buffer.from(m.b64, 'base64') } : { ref: { file: g.file, offset, size } }),
+        });
+      }
     }
     return out.sort((a, b) => a.seq - b.seq);
   }
@@ -522,7 +540,32 @@ function carriedIn(kind: SpooledMessage['kind'], b64: string): number {
 
 function readGroup(file: string): GroupFile | undefined {
   try {
-    const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<GroupFile> & { seq?: number; batch?: unknown };
+    return parseGroup(readFileSync(file));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where each message's base64 starts in a group file's bytes, found in order after each `"b64":"` (JSON escapes every
+ * `"` inside a string, so the key cannot occur elsewhere) and checked against what JSON.parse read; undefined for one
+ * that does not match (a file not laid out as `writeEach` writes it), whose bytes are then kept in memory.
+ */
+function locateMessages(raw: Buffer, messages: GroupFile['messages']): (number | undefined)[] {
+  const key = Buffer.from('"b64":"');
+  let from = 0;
+  return messages.map((m) => {
+    const at = raw.indexOf(key, from);
+    if (at < 0) return undefined;
+    const offset = at + key.length;
+    from = offset + m.b64.length;
+    return raw[from] === 0x22 && raw.toString('latin1', offset, from) === m.b64 ? offset : undefined;
+  });
+}
+
+function parseGroup(bytes: Buffer): GroupFile | undefined {
+  try {
+    const raw = JSON.parse(bytes.toString('utf8')) as Partial<GroupFile> & { seq?: number; batch?: unknown };
     if (raw.v === 2 && Array.isArray(raw.messages)) return raw as GroupFile;
     // One batch per file, as earlier versions spooled them: encode it as it would have been sent.
     if (typeof raw.seq === 'number' && raw.batch && typeof raw.batch === 'object') {

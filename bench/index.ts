@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { packageRoot } from '../common/package-root.js';
-import { runAgentBench } from './agent.js';
+import { agentPhaseSeconds, runAgentBench } from './agent.js';
 import { runAuditWebhookBench } from './audit-webhook.js';
 import { runCisBench } from './cis.js';
 import { runFlowBatchBench } from './flow-batch.js';
@@ -44,7 +44,8 @@ const BENCH_LIST: Bench[] = [
   },
   { name: 'scan', boundMs: () => 120_000, run: (o, out) => runScanBench(o, out) },
   { name: 'ingest', boundMs: (o) => (o.quick ? 120_000 : 240_000), run: runIngestBench },
-  { name: 'agent', boundMs: (o) => (o.quick ? 60_000 : 120_000), run: runAgentBench },
+  // Three phases (idle, 1k, 5k lines/s) and the start and stop around them.
+  { name: 'agent', boundMs: (o) => 90_000 + 3_000 * agentPhaseSeconds(o), run: runAgentBench },
   { name: 'scale', boundMs: (o) => (o.quick ? 120_000 : 360_000), run: runScaleBench },
   {
     name: 'network-access',

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../common/package-root.js';
@@ -48,7 +49,8 @@ export const BENCH_USAGE = `Usage: npm run bench -- [--quick] [--only a,b] [--ro
   --rows LIST    flow-bucket rows for network-access (default 1M; --quick 100k; 10M adds ~10 min on 2 cores)
   --agents N     simulated agents for scale (default 5000; --quick 500)
   --db LIST      stores for ingest, scale and network-access (default sqlite,postgres)
-  --out FILE     where the figures go as JSON (default bench/results.json)`;
+  --out FILE     where the figures go as JSON (default bench/results.json; with --quick or --only,
+                 $TMPDIR/verdict-bench-results.json, so a part does not replace the full run's)`;
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
   const get = (flag: string): string | undefined => {
@@ -80,7 +82,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     rows: sizeList(get('--rows') ?? (quick ? '100k' : '1M')),
     agents: Number(get('--agents') ?? (quick ? 500 : 5000)),
     dbs: dbs as ('sqlite' | 'postgres')[],
-    out: get('--out') ?? join(packageRoot(), 'bench', 'results.json'),
+    // A part of the suite (--quick, --only) does not replace the full run's bench/results.json, which README shows.
+    out:
+      get('--out') ??
+      (quick || only ? join(tmpdir(), 'verdict-bench-results.json') : join(packageRoot(), 'bench', 'results.json')),
   };
 }
 
@@ -186,6 +191,13 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
+// A bench stopped by a signal (`kill`, a CI timeout, Ctrl-C) does not reach 'exit' by itself: its aggregators and
+// agents outlived it, each holding a core's share and a temporary database.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.once(signal, () => {
+    console.error(`bench: ${signal}; stopping ${live.size} child process(es)`);
+    process.exit(128 + (constants.signals[signal] as number));
+  });
 
 /** Kill `child` too should the bench exit before it. */
 export function track(child: ChildProcess): void {

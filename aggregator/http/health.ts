@@ -1,5 +1,6 @@
 import Type from 'typebox';
 import type { App, HttpDeps } from './deps.js';
+import { acceptsGzip, gzipParts } from './gzip-parts.js';
 import { ErrorReplies } from './schemas.js';
 
 export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): void {
@@ -39,8 +40,12 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
       // Prometheus text, not JSON: fastify serializes only JSON replies, so the schema only documents it.
       schema: { hide: true, response: { 200: Type.String(), ...ErrorReplies } },
     },
-    async (_req, reply) => {
-      const parts = await metrics.expositionBytes();
+    async (req, reply) => {
+      // Prometheus asks for gzip: 3.5 MB at 5,000 nodes goes as about a tenth of it, the per-node families'
+      // compressed bytes kept with them while they do not change (gzip-parts.ts).
+      const gzip = acceptsGzip(req.headers['accept-encoding']);
+      const plain = await metrics.expositionBytes();
+      const parts = gzip ? await gzipParts(plain) : plain;
       let length = 0;
       for (const p of parts) length += p.length;
       // The pieces as kept (no 3.5 MB copy per scrape), written in one turn of the event loop: Node corks the socket
@@ -49,7 +54,12 @@ export function registerHealthRoutes(app: App, { store, metrics }: HttpDeps): vo
       // each resumption waits its turn behind 5,000 agents' streams on a loaded machine (issue 13). So the reply is
       // written here, past fastify's send (no hooks of this app run after the handler).
       reply.hijack();
-      reply.raw.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': length });
+      reply.raw.writeHead(200, {
+        'content-type': metrics.registry.contentType,
+        'content-length': length,
+        vary: 'accept-encoding',
+        ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+      });
       for (const p of parts) reply.raw.write(p);
       reply.raw.end();
     },

@@ -21,8 +21,9 @@ const NAMES = ['plain', 'we"ird\\node', 'line\u2028sep', 'n\u{1F600}'];
 const HELLO = helloFields({ kubeletVersion: 'v1.32.1', agentVersion: '0.1.0' });
 
 async function get(port: number, path: string, token?: string) {
+  // The bytes as kept: fetch asks for gzip by default (metrics-gzip.test.ts has that reply).
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    headers: { 'accept-encoding': 'identity', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
   });
   return { res, bytes: Buffer.from(await res.arrayBuffer()) };
 }

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -63,6 +63,9 @@ t.test('flags: --quick sizes, --only checked, sizes like 10M', async (t) => {
   );
   const full = parseBenchArgs(['--rows', '1M,2.5M', '--db', 'sqlite']);
   t.same([full.rows, full.agents, full.dbs], [[1_000_000, 2_500_000], 5000, ['sqlite']]);
+  t.equal(full.out, join(packageRoot(), 'bench', 'results.json'), 'a full run writes the table README shows');
+  t.not(q.out, full.out, 'a part of the suite does not replace it');
+  t.equal(parseBenchArgs(['--only', 'agent', '--out', '/x.json']).out, '/x.json');
   t.throws(() => parseBenchArgs(['--only', 'nope']), /no such benchmark/);
   t.throws(() => parseBenchArgs(['--fast']), /unknown flag/);
 });
@@ -83,4 +86,55 @@ t.test('a real `npm run bench -- --quick --only scan`: the table has its row, re
   t.equal(results.figures.length, 1);
   t.equal(results.figures[0]?.bench, 'scan');
   t.ok((results.figures[0]?.ratio ?? 0) > 0);
+});
+
+/** The pids whose parent is `ppid`, from /proc. */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after its last ')'.
+      const [, ppidText] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppidText) === ppid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Whether `pid` still runs (a zombie nobody reaped yet does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+t.test('a bench stopped by SIGTERM takes its aggregator and agent with it', async (t) => {
+  const out = join(tempDir(t), 'results.json');
+  const bench = spawn(
+    process.execPath,
+    [join(packageRoot(), 'dist', 'bench', 'index.js'), '--quick', '--only', 'agent', '--out', out],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  t.teardown(() => bench.kill('SIGKILL'));
+  let stderr = '';
+  bench.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => bench.once('exit', (code) => resolve(code)));
+  let children: number[] = [];
+  for (let i = 0; i < 300 && children.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    children = childrenOf(bench.pid as number);
+  }
+  t.equal(children.length, 2, 'an aggregator and an agent running under the bench');
+  bench.kill('SIGTERM');
+  t.equal(await exited, 128 + 15, 'the bench exits as a SIGTERM asks');
+  for (let i = 0; i < 50 && children.some(running); i++) await new Promise((r) => setTimeout(r, 100));
+  t.same(children.filter(running), [], 'neither outlives it');
+  t.match(stderr, /bench: SIGTERM; stopping 2 child process\(es\)/);
 });

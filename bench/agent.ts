@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -74,10 +74,18 @@ export async function runAgentBench(o: BenchOptions, out: Sink, signal: AbortSig
       ...(spooled ? ['--spool', join(dir, 'spool')] : []),
     ],
     // And the DaemonSet's MALLOC_ARENA_MAX (BENCH_AGENT_MALLOC_ARENA_MAX to try another; empty for glibc's default).
-    { stdio: ['ignore', 'ignore', 'pipe'], env: agentEnv() },
+    // BENCH_AGENT_STDOUT=FILE keeps what the agent's node writes there (e.g. with BENCH_AGENT_NODE_FLAGS=--trace-gc).
+    {
+      stdio: [
+        'ignore',
+        process.env.BENCH_AGENT_STDOUT ? openSync(process.env.BENCH_AGENT_STDOUT, 'w') : 'ignore',
+        'pipe',
+      ],
+      env: agentEnv(),
+    },
   );
   let stderr = '';
-  agent.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+  agent.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
   track(agent);
   const pid = agent.pid as number;
   const exited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));

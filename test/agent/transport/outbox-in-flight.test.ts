@@ -203,37 +203,44 @@ t.test(
   },
 );
 
-t.test(
-  'a stream broken mid-window: the batches not stored and the rest of the window go after the reconnect, nothing stored twice',
-  async (t) => {
-    t.setTimeout(30_000);
-    // The first connection takes four batches: the third stored but not acked, the fourth lost.
-    const agg = await standIn(20, 4);
-    t.teardown(() => agg.stop());
-    const outbox = new Outbox({ log: silent, maxBytes: 1e9, maxMessages: 1e6, maxInFlightBytes: 10 * 1024 });
-    const stream = agentStream(agg.port, outbox);
-    t.teardown(() => stream.stop());
-    stream.start();
-    await connected(stream);
-    const recs = records(600);
-    outbox.addFlowWindow(window(recs), undefined);
-    await stream.flushed();
-    t.ok(agg.s.connections >= 2, 'the stream broke and was opened again');
-    t.equal(agg.s.duplicates, 0, 'the batch stored before the break was not sent again');
-    t.equal(agg.s.outOfOrder, 0, 'seqs only ever went up on each connection');
-    const seqs = [...agg.stored.keys()].sort((a, b) => a - b);
-    t.same(
-      seqs,
-      seqs.map((_, i) => (seqs[0] as number) + i),
-      'consecutive seqs: none skipped',
-    );
-    t.same(
-      agg.batches().flatMap((b) => b.records.map((r) => r.destinationPort)),
-      recs.map((r) => r.destinationPort),
-      'every record stored once, in order',
-    );
-  },
-);
+for (const spooled of [false, true])
+  t.test(
+    `${spooled ? 'with a spool (the rest of the window read back from its file), ' : ''}a stream broken mid-window: the batches not stored and the rest of the window go after the reconnect, nothing stored twice`,
+    async (t) => {
+      t.setTimeout(30_000);
+      // The first connection takes four batches: the third stored but not acked, the fourth lost.
+      const agg = await standIn(20, 4);
+      t.teardown(() => agg.stop());
+      const outbox = new Outbox({
+        log: silent,
+        ...(spooled ? { spool: Spool.open(tempDir(t)) } : {}),
+        maxBytes: 1e9,
+        maxMessages: 1e6,
+        maxInFlightBytes: 10 * 1024,
+      });
+      const stream = agentStream(agg.port, outbox);
+      t.teardown(() => stream.stop());
+      stream.start();
+      await connected(stream);
+      const recs = records(600);
+      outbox.addFlowWindow(window(recs), undefined);
+      await stream.flushed();
+      t.ok(agg.s.connections >= 2, 'the stream broke and was opened again');
+      t.equal(agg.s.duplicates, 0, 'the batch stored before the break was not sent again');
+      t.equal(agg.s.outOfOrder, 0, 'seqs only ever went up on each connection');
+      const seqs = [...agg.stored.keys()].sort((a, b) => a - b);
+      t.same(
+        seqs,
+        seqs.map((_, i) => (seqs[0] as number) + i),
+        'consecutive seqs: none skipped',
+      );
+      t.same(
+        agg.batches().flatMap((b) => b.records.map((r) => r.destinationPort)),
+        recs.map((r) => r.destinationPort),
+        'every record stored once, in order',
+      );
+    },
+  );
 
 t.test(
   'a second window closed while the first still waits: the first is encoded whole, and both arrive in order',
@@ -324,37 +331,6 @@ t.test(
     t.equal(agg.s.duplicates, 0);
     t.equal(outbox.residentBytes, 0, 'nothing held once all is acked');
     t.same(groupFiles(dir), [], 'the group file is removed once the window is settled');
-  },
-);
-
-t.test(
-  'with a spool, a stream broken mid-window: the rest of the window is read back from the file after the reconnect, nothing stored twice',
-  async (t) => {
-    t.setTimeout(30_000);
-    const agg = await standIn(20, 4);
-    t.teardown(() => agg.stop());
-    const outbox = new Outbox({
-      log: silent,
-      spool: Spool.open(tempDir(t)),
-      maxBytes: 1e9,
-      maxMessages: 1e6,
-      maxInFlightBytes: 10 * 1024,
-    });
-    const stream = agentStream(agg.port, outbox);
-    t.teardown(() => stream.stop());
-    stream.start();
-    await connected(stream);
-    const recs = records(600);
-    outbox.addFlowWindow(window(recs), undefined);
-    await stream.flushed();
-    t.ok(agg.s.connections >= 2, 'the stream broke and was opened again');
-    t.equal(agg.s.duplicates, 0);
-    t.equal(agg.s.outOfOrder, 0);
-    t.same(
-      agg.batches().flatMap((b) => b.records.map((r) => r.destinationPort)),
-      recs.map((r) => r.destinationPort),
-      'every record stored once, in order',
-    );
   },
 );
 

@@ -236,7 +236,8 @@ export class FlowBatchEncoder {
 
   /**
    * One AgentMessage{flow_batch}: the batch's header fields and sources, and records `from` to `to` (exclusive), each
-   * given by `wire(i)`, whose body sizes (recordSize) are in `sizes`, written into one buffer of exactly its size.
+   * given by `wire(i)`, whose body sizes (recordSize) are in `sizes`, written into one buffer of exactly its size: a
+   * new one, or the start of `scratch` when it is large enough (the caller uses the bytes before it encodes again).
    */
   encode(
     batch: Omit<WireFlowBatch, 'records'>,
@@ -244,10 +245,12 @@ export class FlowBatchEncoder {
     to: number,
     sizes: ArrayLike<number>,
     wire: (i: number) => WireFlowRecord,
+    scratch?: Buffer,
   ): Buffer {
     let body = this.headerSize(batch);
     for (let i = from; i < to; i++) body += recordEntrySize(sizes[i] as number);
-    const w = new Writer(Buffer.allocUnsafe(lenFieldSize(3, body)));
+    const size = lenFieldSize(3, body);
+    const w = new Writer(scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size));
     w.header(3, body);
     w.number(1, batch.seq);
     w.number(2, batch.windowStartUnixMs);

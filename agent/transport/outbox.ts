@@ -171,6 +171,8 @@ export class Outbox {
   /** A flow window whose batches are made as acks free room (maxInFlightBytes), if one waits. */
   private pending?: PendingWindow;
   private readonly encoder = new FlowBatchEncoder();
+  /** Where a spooled window's batches that are not kept in memory are encoded, one at a time, to be written. */
+  private scratch = Buffer.alloc(0);
 
   constructor(private readonly o: OutboxOptions) {
     this.untold = o.spool?.untold ?? 0;
@@ -469,9 +471,18 @@ export class Outbox {
     return { seq, a: 0, b: 0, batch, size: messageSize(enc.headerSize(batch)) };
   }
 
-  /** A planned batch's bytes. */
-  private encodePlanned(c: WindowCut, p: Planned): Buffer {
-    return this.encoder.encode(p.batch, p.a, p.b, c.sizes, (i) => c.records.wire(i));
+  /** A planned batch's bytes: in a buffer of its own, or in the outbox's scratch buffer, to be used at once. */
+  private encodePlanned(c: WindowCut, p: Planned, inScratch = false): Buffer {
+    if (inScratch && this.scratch.length < p.size)
+      this.scratch = Buffer.allocUnsafe(Math.max(p.size, 2 * this.scratch.length));
+    return this.encoder.encode(
+      p.batch,
+      p.a,
+      p.b,
+      c.sizes,
+      (i) => c.records.wire(i),
+      inScratch ? this.scratch : undefined,
+    );
   }
 
   /** The cut's next batch, encoded (see plan()). */
@@ -558,8 +569,11 @@ export class Outbox {
       let refs: SpoolRef[];
       try {
         refs = spool.writeEach(items, positions, (i) => {
-          const bytes = this.encodePlanned(cut, plans[i] as Planned);
-          if (room > 0) kept[i] = bytes;
+          // A batch not kept is only written to the file: it is encoded in the scratch buffer, which leaves no
+          // garbage outside the JavaScript heap (such buffers are freed only when a full collection finds them).
+          const keep = room > 0;
+          const bytes = this.encodePlanned(cut, plans[i] as Planned, !keep);
+          if (keep) kept[i] = bytes;
           room -= bytes.length;
           return bytes;
         });

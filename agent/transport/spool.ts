@@ -617,11 +617,16 @@ function atomicWriteParts(file: string, parts: () => Iterable<string>): number {
     const fd = openSync(tmp, 'w');
     try {
       for (const part of parts()) {
-        // A regular file takes a short write only when the disk fills: the rest is written again, until the disk
-        // refuses it outright (which throws).
-        const buf = Buffer.from(part);
-        for (let at = 0; at < buf.length;) at += writeSync(fd, buf, at, buf.length - at);
-        written += buf.length;
+        // Written as a string: no Buffer copy of each part (a window's base64 is MB of them, freed outside the
+        // JavaScript heap only when a full collection finds them). A regular file takes a short write only when the
+        // disk fills: the rest is written again from its bytes, until the disk refuses it outright (which throws).
+        const size = Buffer.byteLength(part);
+        const first = writeSync(fd, part);
+        if (first < size) {
+          const buf = Buffer.from(part);
+          for (let at = first; at < buf.length;) at += writeSync(fd, buf, at, buf.length - at);
+        }
+        written += size;
       }
     } finally {
       closeSync(fd);

@@ -109,6 +109,15 @@ interface Planned {
 
 const entryOf = (m: SpooledMessage): Entry => ({ ...m, size: m.bytes.length });
 
+/** A planned batch as its message is listed (and spooled) before it is encoded. */
+const itemOf = (p: Planned): GroupItem => ({
+  seq: p.seq,
+  kind: 'flowBatch',
+  records: p.b - p.a,
+  dropped: p.batch.droppedRecords,
+  size: p.size,
+});
+
 /**
  * A flow window cut into record ranges, encoded one batch at a time (next()): what is left of it waits here, as its
  * records, until its turn.
@@ -176,7 +185,7 @@ export class Outbox {
 
   constructor(private readonly o: OutboxOptions) {
     this.untold = o.spool?.untold ?? 0;
-    for (const m of o.spool?.pending() ?? []) this.push(m.bytes ? entryOf(m) : m);
+    for (const m of o.spool?.pending() ?? []) this.push(m);
     // A restart with a smaller bound (or a spool of an earlier version, whose files were not counted).
     while (o.spool && o.spool.diskBytes > o.maxBytes && this.entries.length > 0)
       this.dropOldest('the spool is over --max-spool-bytes');
@@ -488,9 +497,7 @@ export class Outbox {
   /** The cut's next batch, encoded (see plan()). */
   private next(c: WindowCut): SpooledMessage | undefined {
     const p = this.plan(c);
-    if (!p) return undefined;
-    const { seq, a, b, batch } = p;
-    return { seq, kind: 'flowBatch', records: b - a, bytes: this.encodePlanned(c, p), dropped: batch.droppedRecords };
+    return p && { ...itemOf(p), bytes: this.encodePlanned(c, p) };
   }
 
   /** Every batch of a cut, encoded now. */
@@ -549,28 +556,14 @@ export class Outbox {
   ): number[] {
     const plans: Planned[] = [];
     for (let p = this.plan(cut); p; p = this.plan(cut)) plans.push(p);
-    const items: GroupItem[] = plans.map((p) => ({
-      seq: p.seq,
-      kind: 'flowBatch',
-      records: p.b - p.a,
-      dropped: p.batch.droppedRecords,
-      size: p.size,
-    }));
-    const inMemory = (): void => {
-      const messages = plans.map((p, i) => ({ ...(items[i] as GroupItem), bytes: this.encodePlanned(cut, p) }));
-      for (const m of messages) this.push(entryOf(m));
-    };
-    if (!this.makeRoom(spool, items, positions)) {
-      inMemory();
-    } else {
-      const bound = this.o.maxInFlightBytes ?? Infinity;
-      let room = bound - this.resident;
-      const kept: (Buffer | undefined)[] = [];
-      let refs: SpoolRef[];
+    const items = plans.map(itemOf);
+    let refs: SpoolRef[] | undefined;
+    const kept: (Buffer | undefined)[] = [];
+    if (this.makeRoom(spool, items, positions)) {
+      let room = (this.o.maxInFlightBytes ?? Infinity) - this.resident;
       try {
         refs = spool.writeEach(items, positions, (i) => {
-          // A batch not kept is only written to the file: it is encoded in the scratch buffer, which leaves no
-          // garbage outside the JavaScript heap (such buffers are freed only when a full collection finds them).
+          // A batch not kept is only written to the file: it is encoded in the scratch buffer, not a buffer of its own.
           const keep = room > 0;
           const bytes = this.encodePlanned(cut, plans[i] as Planned, !keep);
           if (keep) kept[i] = bytes;
@@ -579,14 +572,12 @@ export class Outbox {
         });
       } catch (err) {
         this.unspooled(spool, items, positions, (err as Error).message, 'cannot write to the spool');
-        inMemory();
-        this.onQueued?.();
-        return items.map((m) => m.seq);
       }
-      for (const [i, m] of items.entries()) {
-        const bytes = kept[i];
-        this.push(bytes ? { ...m, bytes } : { ...m, ref: refs[i], window });
-      }
+    }
+    for (const [i, m] of items.entries()) {
+      // Without a group file (no room, or the disk refused it), every batch goes from memory only.
+      const bytes = refs ? kept[i] : this.encodePlanned(cut, plans[i] as Planned);
+      this.push(bytes ? { ...m, bytes } : { ...m, ref: refs?.[i], window });
     }
     this.onQueued?.();
     return items.map((m) => m.seq);

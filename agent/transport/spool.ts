@@ -257,7 +257,8 @@ export class Spool {
         continue;
       }
       const parsed = parseGroup(raw);
-      const at = parsed?.v === 2 ? locateMessages(raw, parsed.messages) : [];
+      // An earlier version's one-batch file is converted as it is parsed: nothing in its bytes is found, so kept.
+      const at = parsed ? locateMessages(raw, parsed.messages) : [];
       for (const [i, m] of (parsed?.messages ?? []).entries()) {
         if (!g.seqs.has(m.seq)) continue;
         const size = Buffer.byteLength(m.b64, 'base64');

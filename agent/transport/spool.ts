@@ -564,10 +564,25 @@ function locateMessages(raw: Buffer, messages: GroupFile['messages']): (number |
   });
 }
 
+function wellFormed(m: unknown): boolean {
+  const x = m as Partial<GroupFile['messages'][number]> | null;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    Number.isSafeInteger(x.seq) &&
+    (x.kind === 'flowBatch' || x.kind === 'benchmarkRun') &&
+    Number.isSafeInteger(x.records) &&
+    typeof x.b64 === 'string' &&
+    (x.dropped === undefined || Number.isSafeInteger(x.dropped))
+  );
+}
+
 function parseGroup(bytes: Buffer): GroupFile | undefined {
   try {
     const raw = JSON.parse(bytes.toString('utf8')) as Partial<GroupFile> & { seq?: number; batch?: unknown };
-    if (raw.v === 2 && Array.isArray(raw.messages)) return raw as GroupFile;
+    if (raw.v === 2 && Array.isArray(raw.messages))
+      // A message without its fields (a file damaged where JSON still parses) makes the file unreadable, as a torn one.
+      return raw.messages.every(wellFormed) ? (raw as GroupFile) : undefined;
     // One batch per file, as earlier versions spooled them: encode it as it would have been sent.
     if (typeof raw.seq === 'number' && raw.batch && typeof raw.batch === 'object') {
       const batch: Record<string, unknown> = { ...(raw.batch as Record<string, unknown>), seq: raw.seq };

@@ -123,3 +123,24 @@ t.test(
     t.ok(perNode(r.stdout).length >= 200, `${perNode(r.stdout).length} per-node lines`);
   },
 );
+
+t.test(
+  'property: any Accept-Encoding header is read without throwing, gzip exactly when listed with a q above 0',
+  async (t) => {
+    const coding = fc.constantFrom('gzip', 'GZip', 'x-gzip', 'deflate', 'br', 'identity', '*', 'zstd', '');
+    const q = fc.option(fc.constantFrom('0', '0.0', '0.001', '0.5', '1', '1.000'), { nil: undefined });
+    const item = fc.record({ coding, q, pad: fc.constantFrom('', ' ', '  ') });
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 5 }), fc.string(), (items, noise) => {
+        const header = items.map((i) => `${i.pad}${i.coding}${i.q === undefined ? '' : `;${i.pad}q=${i.q}`}`).join(',');
+        const want = items.some(
+          (i) => ['gzip', 'x-gzip'].includes(i.coding.toLowerCase()) && (i.q === undefined || Number(i.q) > 0),
+        );
+        if (acceptsGzip(header) !== want) throw new Error(`${JSON.stringify(header)}: not ${want}`);
+        if (typeof acceptsGzip(noise) !== 'boolean') throw new Error('not a boolean');
+      }),
+      fuzzParams(500),
+    );
+    t.pass('property held');
+  },
+);
